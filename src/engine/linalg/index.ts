@@ -1,0 +1,5 @@
+export * from './matmul';
+export * from './rng';
+export * from './qr';
+export * from './eig';
+export * from './svd';
