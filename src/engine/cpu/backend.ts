@@ -1,0 +1,647 @@
+/**
+ * CpuBackend: the reference implementation of the Backend contract on typed arrays.
+ *
+ * It is the oracle every other backend is tested against, so clarity of the math wins over speed except in
+ * matmul (benchmarked against PyTorch, see matmul.ts). `dtype: 'f64'` stores Float64Array so finite
+ * differences can check gradients to ~1e-7; `'f32'` is the product path. Arithmetic is always done in JS
+ * doubles; only storage rounds to f32.
+ */
+
+import type {
+  Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
+} from '../backend';
+import { gemmNN, transposeInto } from './matmul';
+import { erf } from './special';
+
+export class CpuStorage implements Storage {
+  constructor(public data: FloatArray) {}
+  get length(): number {
+    return this.data.length;
+  }
+}
+
+/** Synchronous read for CPU-only code (tests, the linalg helpers): the storage's own array, not a copy. */
+export function readSync(s: Storage): FloatArray {
+  if (!(s instanceof CpuStorage)) throw new Error('readSync: storage does not belong to a CpuBackend');
+  return s.data;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_C = 0.044715;
+const INV_SQRT2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+export interface CpuBackendOptions {
+  dtype?: DType;
+}
+
+export class CpuBackend implements Backend {
+  readonly name: string;
+  readonly dtype: DType;
+
+  constructor(opts: CpuBackendOptions = {}) {
+    this.dtype = opts.dtype ?? 'f32';
+    this.name = `cpu-${this.dtype}`;
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  alloc(n: number): FloatArray {
+    return this.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
+  }
+
+  private wrap(a: FloatArray): CpuStorage {
+    return new CpuStorage(a);
+  }
+
+  private d(s: Storage): FloatArray {
+    return readSync(s);
+  }
+
+  zeros(n: number): Storage {
+    return this.wrap(this.alloc(n));
+  }
+
+  fromArray(a: ArrayLike<number>): Storage {
+    const out = this.alloc(a.length);
+    out.set(a);
+    return this.wrap(out);
+  }
+
+  read(s: Storage): Promise<FloatArray> {
+    return Promise.resolve(this.d(s).slice());
+  }
+
+  free(s: Storage): void {
+    // Garbage collection reclaims typed arrays; dropping the reference makes use-after-free loud.
+    if (s instanceof CpuStorage) s.data = this.alloc(0);
+  }
+
+  copy(src: Storage, srcOff: number, dst: Storage, dstOff: number, n: number): void {
+    const s = this.d(src);
+    const t = this.d(dst);
+    if (srcOff < 0 || dstOff < 0 || srcOff + n > s.length || dstOff + n > t.length) {
+      throw new Error(`copy: range out of bounds (src ${s.length}@${srcOff}, dst ${t.length}@${dstOff}, n ${n})`);
+    }
+    t.set(s.subarray(srcOff, srcOff + n), dstOff);
+  }
+
+  sliceCols(x: Storage, rows: number, cols: number, colOff: number, width: number): Storage {
+    const a = this.d(x);
+    checkLen('sliceCols', a, rows * cols);
+    if (colOff < 0 || colOff + width > cols) throw new Error(`sliceCols: columns [${colOff}, ${colOff + width}) outside ${cols}`);
+    const out = this.alloc(rows * width);
+    for (let r = 0; r < rows; r++) out.set(a.subarray(r * cols + colOff, r * cols + colOff + width), r * width);
+    return this.wrap(out);
+  }
+
+  addIntoCols(dst: Storage, src: Storage, rows: number, cols: number, colOff: number, width: number): void {
+    const t = this.d(dst);
+    const s = this.d(src);
+    checkLen('addIntoCols dst', t, rows * cols);
+    checkLen('addIntoCols src', s, rows * width);
+    for (let r = 0; r < rows; r++) {
+      const to = r * cols + colOff;
+      const so = r * width;
+      for (let c = 0; c < width; c++) t[to + c] += s[so + c];
+    }
+  }
+
+  // ---------------------------------------------------------------- elementwise
+
+  private binary(name: string, a: Storage, b: Storage, f: (x: number, y: number) => number): Storage {
+    const x = this.d(a);
+    const y = this.d(b);
+    if (x.length !== y.length) throw new Error(`${name}: lengths differ (${x.length} vs ${y.length})`);
+    const out = this.alloc(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = f(x[i], y[i]);
+    return this.wrap(out);
+  }
+
+  add(a: Storage, b: Storage): Storage {
+    return this.binary('add', a, b, (x, y) => x + y);
+  }
+
+  sub(a: Storage, b: Storage): Storage {
+    return this.binary('sub', a, b, (x, y) => x - y);
+  }
+
+  mul(a: Storage, b: Storage): Storage {
+    return this.binary('mul', a, b, (x, y) => x * y);
+  }
+
+  scale(a: Storage, s: number): Storage {
+    const x = this.d(a);
+    const out = this.alloc(x.length);
+    for (let i = 0; i < x.length; i++) out[i] = x[i] * s;
+    return this.wrap(out);
+  }
+
+  axpy(dst: Storage, src: Storage, alpha: number): void {
+    const t = this.d(dst);
+    const s = this.d(src);
+    if (t.length !== s.length) throw new Error(`axpy: lengths differ (${t.length} vs ${s.length})`);
+    for (let i = 0; i < t.length; i++) t[i] += alpha * s[i];
+  }
+
+  addBias(x: Storage, bias: Storage, rows: number, cols: number): Storage {
+    const a = this.d(x);
+    const b = this.d(bias);
+    checkLen('addBias x', a, rows * cols);
+    checkLen('addBias bias', b, cols);
+    const out = this.alloc(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) out[o + c] = a[o + c] + b[c];
+    }
+    return this.wrap(out);
+  }
+
+  sumRows(x: Storage, rows: number, cols: number): Storage {
+    const a = this.d(x);
+    checkLen('sumRows', a, rows * cols);
+    // Accumulate in doubles so the f32 path does not lose the bias gradient of long sequences.
+    const acc = new Float64Array(cols);
+    for (let r = 0; r < rows; r++) {
+      const o = r * cols;
+      for (let c = 0; c < cols; c++) acc[c] += a[o + c];
+    }
+    return this.fromArray(acc);
+  }
+
+  sumSquares(x: Storage): Storage {
+    const a = this.d(x);
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+    return this.fromArray([s]);
+  }
+
+  activation(x: Storage, kind: Activation): Storage {
+    const a = this.d(x);
+    const out = this.alloc(a.length);
+    switch (kind) {
+      case 'gelu_tanh':
+        for (let i = 0; i < a.length; i++) {
+          const v = a[i];
+          out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v)));
+        }
+        break;
+      case 'gelu_erf':
+        for (let i = 0; i < a.length; i++) out[i] = 0.5 * a[i] * (1 + erf(a[i] * INV_SQRT2));
+        break;
+      case 'relu':
+        for (let i = 0; i < a.length; i++) out[i] = a[i] > 0 ? a[i] : 0;
+        break;
+      case 'silu':
+        for (let i = 0; i < a.length; i++) out[i] = a[i] / (1 + Math.exp(-a[i]));
+        break;
+      default:
+        throw new Error(`activation: unknown kind ${String(kind)}`);
+    }
+    return this.wrap(out);
+  }
+
+  activationBackward(dy: Storage, x: Storage, kind: Activation): Storage {
+    const g = this.d(dy);
+    const a = this.d(x);
+    if (g.length !== a.length) throw new Error(`activationBackward: lengths differ (${g.length} vs ${a.length})`);
+    const out = this.alloc(a.length);
+    switch (kind) {
+      case 'gelu_tanh':
+        for (let i = 0; i < a.length; i++) {
+          const v = a[i];
+          const t = Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
+          const dt = (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * v * v);
+          out[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * dt);
+        }
+        break;
+      case 'gelu_erf':
+        for (let i = 0; i < a.length; i++) {
+          const v = a[i];
+          const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
+          out[i] = g[i] * (cdf + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
+        }
+        break;
+      case 'relu':
+        for (let i = 0; i < a.length; i++) out[i] = a[i] > 0 ? g[i] : 0;
+        break;
+      case 'silu':
+        for (let i = 0; i < a.length; i++) {
+          const s = 1 / (1 + Math.exp(-a[i]));
+          out[i] = g[i] * s * (1 + a[i] * (1 - s));
+        }
+        break;
+      default:
+        throw new Error(`activationBackward: unknown kind ${String(kind)}`);
+    }
+    return this.wrap(out);
+  }
+
+  // ---------------------------------------------------------------- matmul
+
+  matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    const { batch, m, n, k } = p;
+    const transA = p.transA ?? false;
+    const transB = p.transB ?? false;
+    const aBatched = p.aBatched ?? true;
+    const bBatched = p.bBatched ?? true;
+    const A = this.d(a);
+    const B = this.d(b);
+    checkLen('matmul A', A, (aBatched ? batch : 1) * m * k);
+    checkLen('matmul B', B, (bBatched ? batch : 1) * k * n);
+    const C = this.alloc(batch * m * n);
+
+    // A weight shared by a batch of untransposed A's is one tall GEMM: [batch*m, k] x [k, n].
+    if (!bBatched && aBatched && !transA) {
+      const Bn = transB ? transposed(this, B, 0, n, k) : B;
+      gemmNN(A, 0, Bn, 0, C, 0, batch * m, n, k);
+      return this.wrap(C);
+    }
+    const Bshared = !bBatched && transB ? transposed(this, B, 0, n, k) : null;
+    const Ashared = !aBatched && transA ? transposed(this, A, 0, k, m) : null;
+    const aTmp = transA && aBatched ? this.alloc(m * k) : null;
+    const bTmp = transB && bBatched ? this.alloc(k * n) : null;
+    for (let bi = 0; bi < batch; bi++) {
+      let Am: FloatArray;
+      let aOff: number;
+      if (!aBatched) {
+        Am = Ashared ?? A;
+        aOff = 0;
+      } else if (aTmp) {
+        transposeInto(A, bi * m * k, k, m, aTmp, 0);
+        Am = aTmp;
+        aOff = 0;
+      } else {
+        Am = A;
+        aOff = bi * m * k;
+      }
+      let Bm: FloatArray;
+      let bOff: number;
+      if (!bBatched) {
+        Bm = Bshared ?? B;
+        bOff = 0;
+      } else if (bTmp) {
+        transposeInto(B, bi * k * n, n, k, bTmp, 0);
+        Bm = bTmp;
+        bOff = 0;
+      } else {
+        Bm = B;
+        bOff = bi * k * n;
+      }
+      gemmNN(Am, aOff, Bm, bOff, C, bi * m * n, m, n, k);
+    }
+    return this.wrap(C);
+  }
+
+  // ---------------------------------------------------------------- embeddings
+
+  gather(table: Storage, ids: Int32Array, dim: number): Storage {
+    const t = this.d(table);
+    const vocab = t.length / dim;
+    const out = this.alloc(ids.length * dim);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (id < 0 || id >= vocab) throw new Error(`gather: id ${id} at ${i} outside vocabulary of ${vocab}`);
+      out.set(t.subarray(id * dim, id * dim + dim), i * dim);
+    }
+    return this.wrap(out);
+  }
+
+  scatterAdd(dy: Storage, ids: Int32Array, vocab: number, dim: number): Storage {
+    const g = this.d(dy);
+    checkLen('scatterAdd dy', g, ids.length * dim);
+    const out = this.alloc(vocab * dim);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (id < 0 || id >= vocab) throw new Error(`scatterAdd: id ${id} at ${i} outside vocabulary of ${vocab}`);
+      const o = id * dim;
+      const go = i * dim;
+      for (let c = 0; c < dim; c++) out[o + c] += g[go + c];
+    }
+    return this.wrap(out);
+  }
+
+  // ---------------------------------------------------------------- norms
+
+  layerNorm(
+    x: Storage, w: Storage, b: Storage | null, rows: number, dim: number, eps: number,
+  ): { y: Storage; mean: Storage; rstd: Storage } {
+    const X = this.d(x);
+    const W = this.d(w);
+    const Bv = b ? this.d(b) : null;
+    checkLen('layerNorm x', X, rows * dim);
+    checkLen('layerNorm w', W, dim);
+    if (Bv) checkLen('layerNorm b', Bv, dim);
+    const Y = this.alloc(rows * dim);
+    const M = this.alloc(rows);
+    const R = this.alloc(rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      let mu = 0;
+      for (let c = 0; c < dim; c++) mu += X[o + c];
+      mu /= dim;
+      let v = 0;
+      for (let c = 0; c < dim; c++) {
+        const t = X[o + c] - mu;
+        v += t * t;
+      }
+      v /= dim;
+      const rs = 1 / Math.sqrt(v + eps);
+      for (let c = 0; c < dim; c++) Y[o + c] = (X[o + c] - mu) * rs * W[c] + (Bv ? Bv[c] : 0);
+      M[r] = mu;
+      R[r] = rs;
+    }
+    return { y: this.wrap(Y), mean: this.wrap(M), rstd: this.wrap(R) };
+  }
+
+  layerNormBackward(
+    dy: Storage, x: Storage, w: Storage, mean: Storage, rstd: Storage, rows: number, dim: number,
+  ): { dx: Storage; dw: Storage; db: Storage } {
+    const G = this.d(dy);
+    const X = this.d(x);
+    const W = this.d(w);
+    const M = this.d(mean);
+    const R = this.d(rstd);
+    const dX = this.alloc(rows * dim);
+    const dW = new Float64Array(dim);
+    const dB = new Float64Array(dim);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      const mu = M[r];
+      const rs = R[r];
+      let sumG = 0;
+      let sumGX = 0;
+      for (let c = 0; c < dim; c++) {
+        const xh = (X[o + c] - mu) * rs;
+        const gx = G[o + c] * W[c];
+        sumG += gx;
+        sumGX += gx * xh;
+        dW[c] += G[o + c] * xh;
+        dB[c] += G[o + c];
+      }
+      sumG /= dim;
+      sumGX /= dim;
+      for (let c = 0; c < dim; c++) {
+        const xh = (X[o + c] - mu) * rs;
+        dX[o + c] = rs * (G[o + c] * W[c] - sumG - xh * sumGX);
+      }
+    }
+    return { dx: this.wrap(dX), dw: this.fromArray(dW), db: this.fromArray(dB) };
+  }
+
+  rmsNorm(x: Storage, w: Storage, rows: number, dim: number, eps: number): { y: Storage; rstd: Storage } {
+    const X = this.d(x);
+    const W = this.d(w);
+    checkLen('rmsNorm x', X, rows * dim);
+    checkLen('rmsNorm w', W, dim);
+    const Y = this.alloc(rows * dim);
+    const R = this.alloc(rows);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      let ss = 0;
+      for (let c = 0; c < dim; c++) ss += X[o + c] * X[o + c];
+      const rs = 1 / Math.sqrt(ss / dim + eps);
+      for (let c = 0; c < dim; c++) Y[o + c] = X[o + c] * rs * W[c];
+      R[r] = rs;
+    }
+    return { y: this.wrap(Y), rstd: this.wrap(R) };
+  }
+
+  rmsNormBackward(
+    dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number,
+  ): { dx: Storage; dw: Storage } {
+    const G = this.d(dy);
+    const X = this.d(x);
+    const W = this.d(w);
+    const R = this.d(rstd);
+    const dX = this.alloc(rows * dim);
+    const dW = new Float64Array(dim);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      const rs = R[r];
+      let sumGX = 0;
+      for (let c = 0; c < dim; c++) {
+        const xh = X[o + c] * rs;
+        sumGX += G[o + c] * W[c] * xh;
+        dW[c] += G[o + c] * xh;
+      }
+      sumGX /= dim;
+      for (let c = 0; c < dim; c++) dX[o + c] = rs * (G[o + c] * W[c] - X[o + c] * rs * sumGX);
+    }
+    return { dx: this.wrap(dX), dw: this.fromArray(dW) };
+  }
+
+  // ---------------------------------------------------------------- attention
+
+  attention(q: Storage, k: Storage, v: Storage, p: AttentionParams): { out: Storage; lse: Storage } {
+    const { B, T, H, Hkv, D, scale, causal } = p;
+    checkAttn(p);
+    const Q = this.d(q);
+    const K = this.d(k);
+    const V = this.d(v);
+    checkLen('attention q', Q, B * T * H * D);
+    checkLen('attention k', K, B * T * Hkv * D);
+    checkLen('attention v', V, B * T * Hkv * D);
+    const O = this.alloc(B * T * H * D);
+    const L = this.alloc(B * H * T);
+    const rep = H / Hkv;
+    const s = new Float64Array(T);
+    const acc = new Float64Array(D);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const kh = Math.floor(h / rep);
+        for (let i = 0; i < T; i++) {
+          const qo = ((b * T + i) * H + h) * D;
+          const jEnd = causal ? i + 1 : T;
+          let mx = -Infinity;
+          for (let j = 0; j < jEnd; j++) {
+            const ko = ((b * T + j) * Hkv + kh) * D;
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
+            s[j] = dot * scale;
+            if (s[j] > mx) mx = s[j];
+          }
+          let l = 0;
+          acc.fill(0);
+          for (let j = 0; j < jEnd; j++) {
+            const e = Math.exp(s[j] - mx);
+            l += e;
+            const vo = ((b * T + j) * Hkv + kh) * D;
+            for (let d = 0; d < D; d++) acc[d] += e * V[vo + d];
+          }
+          for (let d = 0; d < D; d++) O[qo + d] = acc[d] / l;
+          L[(b * H + h) * T + i] = mx + Math.log(l);
+        }
+      }
+    }
+    return { out: this.wrap(O), lse: this.wrap(L) };
+  }
+
+  attentionBackward(
+    dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, p: AttentionParams,
+  ): { dq: Storage; dk: Storage; dv: Storage } {
+    const { B, T, H, Hkv, D, scale, causal } = p;
+    checkAttn(p);
+    const dO = this.d(dout);
+    const Q = this.d(q);
+    const K = this.d(k);
+    const V = this.d(v);
+    const O = this.d(out);
+    const L = this.d(lse);
+    // Accumulate dk/dv in doubles: several query heads and all later positions add into each row.
+    const dQ = this.alloc(B * T * H * D);
+    const dK = new Float64Array(B * T * Hkv * D);
+    const dV = new Float64Array(B * T * Hkv * D);
+    const rep = H / Hkv;
+    const dq = new Float64Array(D);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const kh = Math.floor(h / rep);
+        for (let i = 0; i < T; i++) {
+          const qo = ((b * T + i) * H + h) * D;
+          const lse_i = L[(b * H + h) * T + i];
+          let Di = 0;
+          for (let d = 0; d < D; d++) Di += dO[qo + d] * O[qo + d];
+          dq.fill(0);
+          const jEnd = causal ? i + 1 : T;
+          for (let j = 0; j < jEnd; j++) {
+            const ko = ((b * T + j) * Hkv + kh) * D;
+            let dot = 0;
+            let dp = 0;
+            for (let d = 0; d < D; d++) {
+              dot += Q[qo + d] * K[ko + d];
+              dp += dO[qo + d] * V[ko + d];
+            }
+            const pij = Math.exp(dot * scale - lse_i);
+            const ds = pij * (dp - Di) * scale;
+            for (let d = 0; d < D; d++) {
+              dV[ko + d] += pij * dO[qo + d];
+              dq[d] += ds * K[ko + d];
+              dK[ko + d] += ds * Q[qo + d];
+            }
+          }
+          for (let d = 0; d < D; d++) dQ[qo + d] = dq[d];
+        }
+      }
+    }
+    return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
+  }
+
+  rope(x: Storage, p: RopeParams, inverse: boolean): Storage {
+    const { B, T, H, D, theta } = p;
+    const off = p.positionOffset ?? 0;
+    if (D % 2 !== 0) throw new Error(`rope: head dim ${D} must be even`);
+    const X = this.d(x);
+    checkLen('rope x', X, B * T * H * D);
+    const half = D / 2;
+    const out = this.alloc(X.length);
+    const invFreq = new Float64Array(half);
+    for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / D);
+    const cos = new Float64Array(half);
+    const sin = new Float64Array(half);
+    const sign = inverse ? -1 : 1;
+    for (let t = 0; t < T; t++) {
+      const pos = t + off;
+      for (let i = 0; i < half; i++) {
+        const ang = pos * invFreq[i];
+        cos[i] = Math.cos(ang);
+        sin[i] = sign * Math.sin(ang);
+      }
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          const o = ((b * T + t) * H + h) * D;
+          for (let i = 0; i < half; i++) {
+            const x1 = X[o + i];
+            const x2 = X[o + i + half];
+            out[o + i] = x1 * cos[i] - x2 * sin[i];
+            out[o + i + half] = x2 * cos[i] + x1 * sin[i];
+          }
+        }
+      }
+    }
+    return this.wrap(out);
+  }
+
+  // ---------------------------------------------------------------- loss
+
+  crossEntropy(logits: Storage, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number): Storage {
+    const X = this.d(logits);
+    checkLen('crossEntropy logits', X, rows * vocab);
+    if (targets.length !== rows) throw new Error(`crossEntropy: ${targets.length} targets for ${rows} rows`);
+    const out = this.alloc(rows);
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r];
+      if (t === ignoreIndex) continue;
+      if (t < 0 || t >= vocab) throw new Error(`crossEntropy: target ${t} at row ${r} outside vocabulary of ${vocab}`);
+      out[r] = rowLse(X, r * vocab, vocab) - X[r * vocab + t];
+    }
+    return this.wrap(out);
+  }
+
+  crossEntropyBackward(
+    logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number,
+  ): Storage {
+    const X = this.d(logits);
+    const G = this.d(dloss);
+    checkLen('crossEntropyBackward logits', X, rows * vocab);
+    checkLen('crossEntropyBackward dloss', G, rows);
+    const out = this.alloc(rows * vocab);
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r];
+      if (t === ignoreIndex) continue;
+      const o = r * vocab;
+      const lse = rowLse(X, o, vocab);
+      const g = G[r];
+      for (let c = 0; c < vocab; c++) out[o + c] = Math.exp(X[o + c] - lse) * g;
+      out[o + t] -= g;
+    }
+    return this.wrap(out);
+  }
+
+  // ---------------------------------------------------------------- optimizer
+
+  adamw(param: Storage, grad: Storage, m: Storage, v: Storage, p: AdamWParams): void {
+    const P = this.d(param);
+    const G = this.d(grad);
+    const M = this.d(m);
+    const Vv = this.d(v);
+    if (G.length !== P.length || M.length !== P.length || Vv.length !== P.length) {
+      throw new Error(`adamw: lengths differ (param ${P.length}, grad ${G.length}, m ${M.length}, v ${Vv.length})`);
+    }
+    const { lr, beta1, beta2, eps, weightDecay, step, gradScale } = p;
+    if (!(step >= 1)) throw new Error(`adamw: step must be >= 1 (got ${step})`);
+    const bc1 = 1 - Math.pow(beta1, step);
+    const bc2 = 1 - Math.pow(beta2, step);
+    const decay = 1 - lr * weightDecay;
+    for (let i = 0; i < P.length; i++) {
+      const g = G[i] * gradScale;
+      const mi = beta1 * M[i] + (1 - beta1) * g;
+      const vi = beta2 * Vv[i] + (1 - beta2) * g * g;
+      M[i] = mi;
+      Vv[i] = vi;
+      P[i] = P[i] * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+    }
+  }
+}
+
+function rowLse(X: FloatArray, o: number, n: number): number {
+  let mx = -Infinity;
+  for (let c = 0; c < n; c++) if (X[o + c] > mx) mx = X[o + c];
+  let s = 0;
+  for (let c = 0; c < n; c++) s += Math.exp(X[o + c] - mx);
+  return mx + Math.log(s);
+}
+
+function checkLen(what: string, a: FloatArray, want: number): void {
+  if (a.length !== want) throw new Error(`${what}: storage has ${a.length} elements, expected ${want}`);
+}
+
+function checkAttn(p: AttentionParams): void {
+  if (p.Hkv <= 0 || p.H % p.Hkv !== 0) throw new Error(`attention: H=${p.H} is not a multiple of Hkv=${p.Hkv}`);
+}
+
+function transposed(be: CpuBackend, x: FloatArray, off: number, rows: number, cols: number): FloatArray {
+  const out = be.alloc(rows * cols);
+  transposeInto(x, off, rows, cols, out, 0);
+  return out;
+}
