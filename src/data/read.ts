@@ -1,0 +1,472 @@
+import Papa from 'papaparse';
+import { DatasetError } from './errors';
+import { renderTemplate, resolveTemplate, TemplateError, type RecordTemplate } from './templates';
+import type {
+  ChoiceRecord,
+  Dataset,
+  DatasetFormat,
+  DatasetKind,
+  PromptRecord,
+  TextRecord,
+} from './types';
+import { decodeUtf8Strict } from './utf8';
+
+/**
+ * Dataset readers: bytes + file name in, typed records out, identical in Node and the browser (no fs, no
+ * DOM). Every failure is a DatasetError naming the file and 1-based line.
+ *
+ * Kinds are detected from the first record (see `detectKind`) and every later record must be of the
+ * same kind; a record of another kind is 'mixed-kinds', not silently dropped.
+ */
+
+/** Source field names for each record field; defaults are the field names themselves. */
+export interface FieldMapping {
+  text?: string;
+  context?: string;
+  /** One field holding a list (or, in CSV, a JSON array in one cell), or one field per choice. */
+  choices?: string | string[];
+  label?: string;
+  prompt?: string;
+  answer?: string;
+}
+
+export interface ReadOptions {
+  /** Overrides the format implied by the file name. */
+  format?: DatasetFormat;
+  /** Require this kind (an error names the mismatch) instead of accepting whatever the first record is. */
+  kind?: DatasetKind;
+  /** Rename fields (JSON Lines keys or CSV header names). Ignored when `template` is given. */
+  fields?: FieldMapping;
+  /** Build records from `{field}` templates over each row; the template fixes the kind. */
+  template?: RecordTemplate;
+  /** CSV field delimiter; default ',' (tab for .tsv). */
+  csvDelimiter?: string;
+  /**
+   * TXT: 'blank-line' (default) makes each blank-line-separated paragraph block a document; 'line' makes
+   * every non-empty line a document.
+   */
+  txtSplit?: 'blank-line' | 'line';
+}
+
+const EXT_FORMAT: Record<string, DatasetFormat> = {
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+  jsonlines: 'jsonl',
+  csv: 'csv',
+  tsv: 'csv',
+  txt: 'txt',
+  text: 'txt',
+  md: 'txt',
+};
+
+/** Format implied by a file name's extension, or null. */
+export function formatFromFileName(file: string): DatasetFormat | null {
+  const m = /\.([a-z0-9]+)$/i.exec(file);
+  return m ? (EXT_FORMAT[(m[1] as string).toLowerCase()] ?? null) : null;
+}
+
+/** Parses a dataset file. */
+export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions = {}): Dataset {
+  const format = opts.format ?? formatFromFileName(file);
+  if (!format) {
+    throw new DatasetError(
+      'unknown-format',
+      file,
+      null,
+      'unknown file type; use .jsonl, .csv, .tsv or .txt, or pass the format explicitly',
+    );
+  }
+  if (bytes.length === 0) throw new DatasetError('empty', file, null, 'file is empty');
+  const text = decodeUtf8Strict(bytes, file);
+  return parseDatasetText(text, file, { ...opts, format });
+}
+
+/** Parses already-decoded text (e.g. from a textarea). */
+export function parseDatasetText(text: string, file: string, opts: ReadOptions = {}): Dataset {
+  const format = opts.format ?? formatFromFileName(file);
+  if (!format) throw new DatasetError('unknown-format', file, null, 'unknown file type');
+  if (text.trim() === '') throw new DatasetError('empty', file, null, 'file is empty');
+  let ds: Dataset;
+  if (format === 'jsonl') ds = readJsonl(text, file, opts);
+  else if (format === 'csv') ds = readCsv(text, file, opts);
+  else ds = readTxt(text, file, opts);
+  if (ds.records.length === 0) throw new DatasetError('empty', file, null, 'no records');
+  return ds;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Record building, shared by JSON Lines and CSV
+
+const KIND_NAME: Record<DatasetKind, string> = {
+  lm: 'language-modelling text ({"text"})',
+  mc: 'multiple choice ({"context","choices","label"})',
+  sft: 'prompt/answer ({"prompt","answer"})',
+};
+
+interface Norm {
+  text?: unknown;
+  context?: unknown;
+  choices?: unknown;
+  label?: unknown;
+  prompt?: unknown;
+  answer?: unknown;
+}
+
+type Row = Readonly<Record<string, unknown>>;
+
+type AnyRecord = TextRecord | ChoiceRecord | PromptRecord;
+
+class RecordBuilder {
+  private kind: DatasetKind | null;
+  private firstLine = 0;
+  readonly records: AnyRecord[] = [];
+  private readonly f: Required<Omit<FieldMapping, 'choices'>> & { choices: string | string[] };
+
+  constructor(
+    private readonly file: string,
+    private readonly opts: ReadOptions,
+    /** CSV cells are all strings, so labels and choice lists arrive as text and are parsed. */
+    private readonly fromText: boolean,
+    fields: FieldMapping,
+  ) {
+    this.kind = opts.template ? opts.template.kind : null;
+    if (opts.template && opts.kind && opts.template.kind !== opts.kind) {
+      throw new DatasetError('mixed-kinds', file, null, `template builds ${opts.template.kind} records but ${opts.kind} was required`);
+    }
+    this.f = {
+      text: fields.text ?? 'text',
+      context: fields.context ?? 'context',
+      choices: fields.choices ?? 'choices',
+      label: fields.label ?? 'label',
+      prompt: fields.prompt ?? 'prompt',
+      answer: fields.answer ?? 'answer',
+    };
+  }
+
+  get datasetKind(): DatasetKind | null {
+    return this.kind;
+  }
+
+  private err(code: ConstructorParameters<typeof DatasetError>[0], line: number, detail: string): DatasetError {
+    return new DatasetError(code, this.file, line, detail);
+  }
+
+  private normalize(row: Row): Norm {
+    const f = this.f;
+    const get = (k: string): unknown => (Object.prototype.hasOwnProperty.call(row, k) ? row[k] : undefined);
+    const choices = Array.isArray(f.choices)
+      ? f.choices.every((c) => get(c) !== undefined)
+        ? f.choices.map(get)
+        : undefined
+      : get(f.choices);
+    return {
+      text: get(f.text),
+      context: get(f.context),
+      choices,
+      label: get(f.label),
+      prompt: get(f.prompt),
+      answer: get(f.answer),
+    };
+  }
+
+  private static detect(n: Norm): DatasetKind | null {
+    const has = (v: unknown) => v !== undefined && v !== null;
+    if (has(n.choices) || (has(n.context) && has(n.label))) return 'mc';
+    if (has(n.prompt) || has(n.answer)) return 'sft';
+    if (has(n.text)) return 'lm';
+    return null;
+  }
+
+  add(row: Row, line: number): void {
+    if (this.opts.template) {
+      this.records.push(this.fromTemplate(this.opts.template, row, line));
+      return;
+    }
+    const n = this.normalize(row);
+    if (this.kind === null) {
+      const k = this.opts.kind ?? RecordBuilder.detect(n);
+      if (!k) {
+        const f = this.f;
+        const found = Object.keys(row).slice(0, 8).map((k2) => JSON.stringify(k2)).join(', ');
+        throw this.err(
+          'unknown-kind',
+          line,
+          `cannot tell the record kind: expected "${f.text}" (text), "${f.prompt}"+"${f.answer}" (prompt/answer) or ` +
+            `"${f.context}"+"${String(f.choices)}"+"${f.label}" (multiple choice); found ${found || 'no fields'}`,
+        );
+      }
+      this.kind = k;
+      this.firstLine = line;
+    }
+    this.records.push(this.build(this.kind, n, line));
+  }
+
+  private missing(field: string, n: Norm, line: number): DatasetError {
+    const other = RecordBuilder.detect(n);
+    if (other && other !== this.kind && this.kind) {
+      const first = this.firstLine ? ` (line ${this.firstLine})` : '';
+      return this.err(
+        'mixed-kinds',
+        line,
+        `record is ${KIND_NAME[other]} but the file's first record${first} is ${KIND_NAME[this.kind]}`,
+      );
+    }
+    return this.err('missing-field', line, `missing field "${field}"`);
+  }
+
+  private str(v: unknown, field: string, n: Norm, line: number): string {
+    if (v === undefined || v === null) throw this.missing(field, n, line);
+    if (typeof v !== 'string') throw this.err('bad-type', line, `field "${field}" must be a string, got ${typeName(v)}`);
+    return v;
+  }
+
+  private build(kind: DatasetKind, n: Norm, line: number): AnyRecord {
+    const f = this.f;
+    if (kind === 'lm') return { text: this.str(n.text, f.text, n, line), line };
+    if (kind === 'sft') {
+      return { prompt: this.str(n.prompt, f.prompt, n, line), answer: this.str(n.answer, f.answer, n, line), line };
+    }
+    const context = this.str(n.context, f.context, n, line);
+    const choicesName = Array.isArray(f.choices) ? f.choices.join('/') : f.choices;
+    const choices = this.choiceList(n.choices, choicesName, n, line);
+    if (n.label === undefined || n.label === null) throw this.missing(f.label, n, line);
+    const label = this.labelIndex(n.label, f.label, choices, line, Array.isArray(f.choices) ? f.choices : null);
+    return { context, choices, label, line };
+  }
+
+  private choiceList(v: unknown, field: string, n: Norm, line: number): string[] {
+    if (v === undefined || v === null) throw this.missing(field, n, line);
+    let list = v;
+    if (typeof v === 'string' && this.fromText) {
+      try {
+        list = JSON.parse(v);
+      } catch {
+        throw this.err('bad-type', line, `field "${field}" must hold a JSON array of strings, e.g. ["yes","no"]`);
+      }
+    }
+    if (!Array.isArray(list)) throw this.err('bad-type', line, `field "${field}" must be an array of strings, got ${typeName(list)}`);
+    const out: string[] = [];
+    list.forEach((c, i) => {
+      if (typeof c !== 'string') throw this.err('bad-type', line, `choice ${i} must be a string, got ${typeName(c)}`);
+      // An empty choice has no tokens to score and zero length for acc_norm.
+      if (c.trim() === '') throw this.err('bad-value', line, `choice ${i} is empty`);
+      out.push(c);
+    });
+    if (out.length < 2) throw this.err('bad-value', line, `multiple choice needs at least 2 choices, got ${out.length}`);
+    return out;
+  }
+
+  /**
+   * Label forms: a JSON integer; from text (CSV cells, templates) also an integer string, a letter A..Z
+   * (or the name of a choice column, for CSVs with A/B/C/D columns), or the exact text of a choice.
+   */
+  private labelIndex(v: unknown, field: string, choices: string[], line: number, choiceColumns: string[] | null): number {
+    let idx: number | null = null;
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) throw this.err('bad-type', line, `field "${field}" must be an integer index, got ${v}`);
+      idx = v;
+    } else if (typeof v === 'string' && (this.fromText || this.opts.template)) {
+      const s = v.trim();
+      if (/^-?\d+$/.test(s)) idx = Number(s);
+      else if (choiceColumns && choiceColumns.includes(s)) idx = choiceColumns.indexOf(s);
+      else if (/^[A-Z]$/.test(s)) idx = s.charCodeAt(0) - 65;
+      else if (choices.includes(v)) idx = choices.indexOf(v);
+      else {
+        throw this.err('bad-type', line, `field "${field}" must be a choice index, a letter A-Z or a choice's text, got ${JSON.stringify(v)}`);
+      }
+    } else {
+      throw this.err('bad-type', line, `field "${field}" must be an integer index, got ${typeName(v)}`);
+    }
+    if (idx < 0 || idx >= choices.length) {
+      throw this.err('label-out-of-range', line, `label ${idx} is out of range for ${choices.length} choices (0..${choices.length - 1})`);
+    }
+    return idx;
+  }
+
+  private fromTemplate(t: RecordTemplate, row: Row, line: number): AnyRecord {
+    try {
+      if (t.kind === 'lm') return { text: renderTemplate(t.text, row), line };
+      if (t.kind === 'sft') return { prompt: renderTemplate(t.prompt, row), answer: renderTemplate(t.answer, row), line };
+      const context = renderTemplate(t.context, row);
+      const choices = Array.isArray(t.choices)
+        ? this.choiceList(t.choices.map((c) => renderTemplate(c, row)), 'choices', {}, line)
+        : this.choiceListFromTemplate(resolveTemplate(t.choices, row), t.choices, line);
+      const label = this.labelIndex(resolveTemplate(t.label, row), t.label, choices, line, null);
+      return { context, choices, label, line };
+    } catch (e) {
+      if (e instanceof TemplateError) {
+        throw this.err(e.kind === 'missing-field' ? 'missing-field' : 'bad-value', line, e.message);
+      }
+      throw e;
+    }
+  }
+
+  private choiceListFromTemplate(v: unknown, tpl: string, line: number): string[] {
+    if (typeof v === 'string') {
+      try {
+        return this.choiceList(JSON.parse(v), tpl, {}, line);
+      } catch (e) {
+        if (e instanceof DatasetError) throw e;
+        throw this.err('bad-type', line, `choices template ${JSON.stringify(tpl)} must give a JSON array of strings`);
+      }
+    }
+    return this.choiceList(v, tpl, {}, line);
+  }
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+function finish(file: string, format: DatasetFormat, b: RecordBuilder, required: DatasetKind | undefined): Dataset {
+  const kind = b.datasetKind;
+  if (!kind) throw new DatasetError('empty', file, null, 'no records');
+  if (required && kind !== required) {
+    throw new DatasetError('mixed-kinds', file, null, `expected ${KIND_NAME[required]} but the file holds ${KIND_NAME[kind]}`);
+  }
+  // The builder only ever produced records of `kind`, so the casts below are sound.
+  if (kind === 'lm') return { file, format, kind, records: b.records as TextRecord[] };
+  if (kind === 'mc') return { file, format, kind, records: b.records as ChoiceRecord[] };
+  return { file, format, kind, records: b.records as PromptRecord[] };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// JSON Lines
+
+function readJsonl(text: string, file: string, opts: ReadOptions): Dataset {
+  const b = new RecordBuilder(file, opts, false, opts.fields ?? {});
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i] as string;
+    if (raw.trim() === '') continue;
+    const line = i + 1;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new DatasetError('bad-json', file, line, `not valid JSON (${why})`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      throw new DatasetError('bad-json', file, line, `expected a JSON object, got ${typeName(v)}`);
+    }
+    b.add(v as Row, line);
+  }
+  return finish(file, 'jsonl', b, opts.kind);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// CSV (RFC 4180 via papaparse; first row is the header)
+
+/** Choice columns recognised without a mapping: choice0.., option_1.., ending0.., or A, B, C, … */
+function detectChoiceColumns(header: string[]): string[] | null {
+  const numbered = header
+    .map((h) => ({ h, m: /^(?:choice|option|ending)[ _-]?(\d+)$/i.exec(h) }))
+    .filter((x) => x.m)
+    .sort((a, b) => Number(a.m?.[1]) - Number(b.m?.[1]))
+    .map((x) => x.h);
+  if (numbered.length >= 2) return numbered;
+  const letters: string[] = [];
+  for (let c = 65; c <= 90 && header.includes(String.fromCharCode(c)); c++) letters.push(String.fromCharCode(c));
+  return letters.length >= 2 ? letters : null;
+}
+
+function readCsv(text: string, file: string, opts: ReadOptions): Dataset {
+  const delimiter = opts.csvDelimiter ?? (/\.tsv$/i.test(file) ? '\t' : ',');
+  const rows: { data: string[]; cursor: number; errors: Papa.ParseError[] }[] = [];
+  Papa.parse<string[]>(text, {
+    delimiter,
+    skipEmptyLines: 'greedy',
+    step: (r) => rows.push({ data: r.data, cursor: r.meta.cursor, errors: r.errors }),
+  });
+
+  // Line numbers: a quoted cell may span lines, so count newlines up to where each row starts.
+  let pos = 0;
+  let line = 1;
+  const advance = (to: number) => {
+    for (; pos < to && pos < text.length; pos++) if (text.charCodeAt(pos) === 10) line++;
+  };
+  const skipBlank = () => {
+    while (pos < text.length && /[\r\n \t]/.test(text[pos] as string)) {
+      if (text.charCodeAt(pos) === 10) line++;
+      pos++;
+    }
+  };
+
+  let header: string[] | null = null;
+  let b: RecordBuilder | null = null;
+  for (const r of rows) {
+    skipBlank();
+    const rowLine = line;
+    if (r.errors.length > 0) {
+      const e = r.errors[0] as Papa.ParseError;
+      let errLine = rowLine;
+      if (typeof e.index === 'number') {
+        errLine = 1;
+        for (let i = 0; i < e.index && i < text.length; i++) if (text.charCodeAt(i) === 10) errLine++;
+      }
+      throw new DatasetError('bad-csv', file, errLine, `CSV: ${e.message}`);
+    }
+    advance(r.cursor);
+    if (!header) {
+      header = r.data.map((h, i) => (i === 0 ? h.replace(/^\uFEFF/, '') : h).trim());
+      const seen = new Set<string>();
+      for (const h of header) {
+        if (h !== '' && seen.has(h)) throw new DatasetError('bad-csv', file, rowLine, `CSV header repeats column "${h}"`);
+        seen.add(h);
+      }
+      const fields: FieldMapping = { ...opts.fields };
+      if (!opts.template && fields.choices === undefined && !header.includes('choices')) {
+        const cols = detectChoiceColumns(header);
+        if (cols) fields.choices = cols;
+      }
+      b = new RecordBuilder(file, opts, true, fields);
+      continue;
+    }
+    if (r.data.length !== header.length) {
+      throw new DatasetError('bad-csv', file, rowLine, `CSV row has ${r.data.length} columns, the header has ${header.length}`);
+    }
+    const obj: Record<string, string> = {};
+    header.forEach((h, i) => {
+      if (h !== '') obj[h] = r.data[i] as string;
+    });
+    (b as RecordBuilder).add(obj, rowLine);
+  }
+  if (!b) throw new DatasetError('empty', file, null, 'file is empty');
+  if (b.records.length === 0) throw new DatasetError('empty', file, null, 'no records (only a header row)');
+  return finish(file, 'csv', b, opts.kind);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Plain text (always language modelling)
+
+function readTxt(text: string, file: string, opts: ReadOptions): Dataset {
+  if (opts.kind && opts.kind !== 'lm') {
+    throw new DatasetError('mixed-kinds', file, null, `a .txt file holds ${KIND_NAME.lm}, not ${KIND_NAME[opts.kind]}`);
+  }
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const records: TextRecord[] = [];
+  if (opts.txtSplit === 'line') {
+    lines.forEach((l, i) => {
+      if (l.trim() !== '') records.push({ text: l, line: i + 1 });
+    });
+  } else {
+    let cur: string[] = [];
+    let start = 0;
+    const flush = () => {
+      if (cur.length) records.push({ text: cur.join('\n'), line: start });
+      cur = [];
+    };
+    lines.forEach((l, i) => {
+      if (l.trim() === '') flush();
+      else {
+        if (!cur.length) start = i + 1;
+        cur.push(l);
+      }
+    });
+    flush();
+  }
+  return { file, format: 'txt', kind: 'lm', records };
+}
