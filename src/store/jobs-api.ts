@@ -1,0 +1,336 @@
+/**
+ * The contract between the studio UI (main thread) and workers/studio.worker.ts (exposed with comlink).
+ *
+ * Why it lives here: both sides import these types, and the UI must never import worker code (it would pull
+ * the numeric core onto the main thread). Everything crossing the boundary is structured-cloneable:
+ * plain objects, typed arrays, Blobs/Files. Progress callbacks are passed wrapped in `Comlink.proxy`.
+ *
+ * Capabilities: the engine, model, data and OT modules land independently. The worker reports which
+ * operations are backed by real code right now (`Capabilities`); the UI disables the rest with the note
+ * given, instead of showing anything made up.
+ */
+
+// ---------------------------------------------------------------- backend badge
+
+export interface BackendInfo {
+  kind: 'webgpu' | 'cpu';
+  /** Adapter description/vendor/architecture as the browser reports it (WebGPU only). */
+  adapterName?: string;
+  vendor?: string;
+  architecture?: string;
+  /** True for software adapters such as SwiftShader. */
+  isFallbackAdapter?: boolean;
+  features?: string[];
+  limits?: Record<string, number>;
+  /** Why WebGPU is not used (missing navigator.gpu, no adapter, requestDevice failed...). */
+  reason?: string;
+  /** Where the info came from: the engine's createWebGpuBackend, or a plain adapter probe. */
+  source: 'engine' | 'probe';
+}
+
+// ---------------------------------------------------------------- capabilities
+
+export type CapabilityKey =
+  | 'inspectModel'
+  | 'compress'
+  | 'exportPackage'
+  | 'openPackage'
+  | 'validateDataset'
+  | 'tune'
+  | 'evaluate'
+  | 'exportAdapters'
+  | 'plugIn'
+  | 'otProtocol';
+
+export interface Capability {
+  available: boolean;
+  /** What backs it (e.g. "src/model/hf.ts"), or what it is waiting on. */
+  note: string;
+}
+
+export type Capabilities = Record<CapabilityKey, Capability>;
+
+// ---------------------------------------------------------------- inputs
+
+/** One file of a model/package/dataset, with its path relative to the folder the user picked. */
+export interface InputFile {
+  path: string;
+  data: Blob;
+}
+
+// ---------------------------------------------------------------- model owner
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  params: number;
+}
+
+export interface LayerSummary {
+  index: number;
+  params: number;
+  tensors: number;
+}
+
+export interface ModelSummary {
+  /** Display name (folder name, "demo", or URL). */
+  name: string;
+  files: { path: string; size: number }[];
+  modelType: string;
+  family: string;
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  vocabSize: number;
+  maxPositions: number;
+  totalParams: number;
+  /** Parameters outside the numbered blocks (embeddings, final norm, head). */
+  otherParams: number;
+  layers: LayerSummary[];
+  tensors: TensorInfo[];
+  dtypes: Record<string, number>;
+  hasTokenizer: boolean;
+  /** Which code produced this summary (the model module, or the worker's header reader). */
+  parsedBy: string;
+  warnings: string[];
+}
+
+export type CompressMethod = 'gradot' | 'svd' | 'prune' | 'drop' | 'none';
+
+export interface CompressOptions {
+  method: CompressMethod;
+  /** Fraction of middle-block parameters kept, in (0, 1]. */
+  keep: number;
+  adapters: { bottom: number; top: number };
+  lambdaAttn: number;
+  lambdaMlp: number;
+  /** Support data for the gradient pass (JSONL/TXT); null = the bundled demo support set if any. */
+  support: InputFile | null;
+  seed: number;
+}
+
+export interface ProgressEvent {
+  jobId: string;
+  /** Short phase name, e.g. "support pass", "scoring attention", "slicing MLP", "packing". */
+  phase: string;
+  /** 0..1 over the whole job, or null when unknown. */
+  fraction: number | null;
+  /** Seconds since the job started (worker clock). */
+  elapsedS: number;
+  /** Estimated seconds left, or null when unknown. */
+  etaS: number | null;
+  message?: string;
+  /** Training only. */
+  step?: number;
+  totalSteps?: number;
+  loss?: number;
+  validLoss?: number;
+  tokensPerS?: number;
+}
+
+export type ProgressFn = (e: ProgressEvent) => void;
+
+export interface PerMatrixResult {
+  layer: number;
+  /** 'q' | 'k' | 'v' | 'o' | 'up' | 'gate' | 'down'. */
+  proj: string;
+  shape: [number, number];
+  /** Kept rank (attention) or kept channels (MLP). */
+  kept: number;
+  /** Full rank or full width. */
+  full: number;
+  /** Singular values (attention; may be truncated to the first N for transfer). */
+  sigma?: number[];
+  /** Per-component or per-channel GCS scores, same order as sigma/channels. */
+  scores?: number[];
+  /** Indices kept (components or channels). */
+  keptIndices?: number[];
+}
+
+export interface CompressResult {
+  jobId: string;
+  method: CompressMethod;
+  keep: number;
+  split: { bottom: number; middle: [number, number]; top: number };
+  paramsBefore: number;
+  paramsAfter: number;
+  /** Middle-block parameters before/after. */
+  middleBefore: number;
+  middleAfter: number;
+  /** Per middle layer: mean GCS / sensitivity, kept fraction. */
+  perLayer: { layer: number; sensitivity: number; gcs: number; keptFraction: number }[];
+  matrices: PerMatrixResult[];
+  /** Which reading of the *inferred* parts was used (DESIGN §3). */
+  reading: string;
+  /** Handle for exportPackage. */
+  packageId: string;
+}
+
+// ---------------------------------------------------------------- data owner
+
+export interface PackageSummary {
+  packageId: string;
+  name: string;
+  manifest: Record<string, unknown>;
+  sourceModel: string;
+  method: string;
+  files: { path: string; size: number }[];
+  tensorCount: number;
+  params: number;
+  warnings: string[];
+}
+
+export interface DatasetIssue {
+  file: string;
+  /** 1-based line (JSONL/TXT) or row (CSV); null when the whole file is bad. */
+  line: number | null;
+  message: string;
+}
+
+export interface DatasetPreview {
+  datasetId: string;
+  file: string;
+  format: 'jsonl' | 'csv' | 'txt';
+  /** 'lm' | 'mc' | 'sft' when known. */
+  kind: string;
+  columns: string[];
+  rows: Record<string, string>[];
+  totalRows: number;
+  issues: DatasetIssue[];
+  /** Which code validated it (src/data, or the worker's syntax-only check). */
+  validatedBy: string;
+}
+
+export interface TuneOptions {
+  packageId: string;
+  datasetId: string;
+  validDatasetId?: string;
+  mode: 'full' | 'lora';
+  lora: { rank: number; alpha: number; targets: string[] };
+  lr: number;
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  seqLen: number;
+  seed: number;
+  /** Continue from the OPFS checkpoint with this run id. */
+  resumeRunId?: string;
+}
+
+export interface TuneResult {
+  jobId: string;
+  runId: string;
+  steps: number;
+  finalLoss: number;
+  status: 'done' | 'cancelled';
+}
+
+export interface CheckpointInfo {
+  runId: string;
+  step: number;
+  totalSteps: number;
+  savedAt: string;
+  packageName: string;
+  datasetName: string;
+}
+
+export interface EvalOptions {
+  target: 'emulator' | 'plugin' | 'full';
+  packageId?: string;
+  runId?: string;
+  datasetId: string;
+}
+
+export interface EvalResult {
+  loss: number;
+  perplexity: number;
+  accuracy: number | null;
+  examples: number;
+}
+
+export interface DownloadFile {
+  name: string;
+  bytes: Uint8Array;
+  mime: string;
+}
+
+// ---------------------------------------------------------------- researcher
+
+export interface OTSetting {
+  method: CompressMethod;
+  keep: number;
+  lambdaAttn: number;
+  lambdaMlp: number;
+  adapters: { bottom: number; top: number };
+}
+
+/** One row of the researcher's table: the five OT numbers (accuracy or -loss, higher is better). */
+export interface OTRun {
+  id: string;
+  createdAt: string;
+  model: string;
+  task: string;
+  setting: OTSetting;
+  fullZS: number | null;
+  emulatorZS: number | null;
+  emulatorFT: number | null;
+  plugIn: number | null;
+  fullFT: number | null;
+  /** Plug-in − Emulator FT. */
+  delta: number | null;
+  /** Emulator params / full params. */
+  compressionRatio: number | null;
+  metric: string;
+  /** Where the row came from: this browser's protocol run or an imported report. */
+  origin: 'browser' | 'import';
+}
+
+// ---------------------------------------------------------------- the facade
+
+export interface StudioApi {
+  capabilities(): Promise<Capabilities>;
+  probeBackend(): Promise<BackendInfo>;
+
+  openModel(name: string, files: InputFile[]): Promise<ModelSummary>;
+  compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult>;
+  exportPackage(packageId: string): Promise<DownloadFile>;
+
+  openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
+  openDataset(file: InputFile): Promise<DatasetPreview>;
+  tune(opts: TuneOptions, onProgress: ProgressFn): Promise<TuneResult>;
+  pause(jobId: string): Promise<void>;
+  resume(jobId: string): Promise<void>;
+  cancel(jobId: string): Promise<void>;
+  checkpoint(): Promise<CheckpointInfo | null>;
+  discardCheckpoint(runId: string): Promise<void>;
+  evaluate(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalResult>;
+  exportAdapters(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]>;
+
+  runProtocol(setting: OTSetting, task: InputFile | null, onProgress: ProgressFn): Promise<OTRun>;
+}
+
+/** Error payloads thrown by the worker carry the file they concern; comlink rethrows them as Error. */
+export interface StudioErrorInfo {
+  file?: string;
+  line?: number;
+  message: string;
+}
+
+/** Prefix used so the UI can recover the file name from an Error thrown across comlink. */
+export function encodeStudioError(e: StudioErrorInfo): string {
+  return JSON.stringify({ studioError: e });
+}
+
+export function decodeStudioError(err: unknown): StudioErrorInfo {
+  const msg = err instanceof Error ? err.message : String(err);
+  try {
+    const parsed = JSON.parse(msg) as { studioError?: StudioErrorInfo };
+    if (parsed && parsed.studioError) return parsed.studioError;
+  } catch {
+    // not one of ours: plain message
+  }
+  return { message: msg };
+}

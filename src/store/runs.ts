@@ -1,0 +1,154 @@
+/**
+ * Researcher runs, kept in this browser's IndexedDB (idb-keyval) so they survive reloads; nothing is sent
+ * anywhere. Falls back to memory when IndexedDB is unavailable (private windows in some browsers).
+ */
+import { create } from 'zustand';
+import { get as idbGet, set as idbSet } from 'idb-keyval';
+import type { CompressMethod, OTRun } from './jobs-api';
+
+const KEY = 'gradot-studio/runs/v1';
+
+export interface GridSettings {
+  methods: CompressMethod[];
+  keeps: number[];
+  lambdas: number[];
+  bottom: number;
+  top: number;
+}
+
+interface RunsState {
+  runs: OTRun[];
+  loaded: boolean;
+  persistent: boolean;
+  grid: GridSettings;
+  setGrid(p: Partial<GridSettings>): void;
+  load(): Promise<void>;
+  add(runs: OTRun[]): Promise<void>;
+  remove(id: string): Promise<void>;
+  clear(): Promise<void>;
+}
+
+async function save(runs: OTRun[]): Promise<boolean> {
+  try {
+    await idbSet(KEY, runs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const useRuns = create<RunsState>((set, get) => ({
+  runs: [],
+  loaded: false,
+  persistent: true,
+  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2 },
+  setGrid: (p) => set((s) => ({ grid: { ...s.grid, ...p } })),
+  async load() {
+    try {
+      const runs = (await idbGet<OTRun[]>(KEY)) ?? [];
+      set({ runs, loaded: true, persistent: true });
+    } catch {
+      set({ loaded: true, persistent: false });
+    }
+  },
+  async add(runs) {
+    const next = [...get().runs.filter((r) => !runs.some((n) => n.id === r.id)), ...runs];
+    set({ runs: next, persistent: await save(next) });
+  },
+  async remove(id) {
+    const next = get().runs.filter((r) => r.id !== id);
+    set({ runs: next, persistent: await save(next) });
+  },
+  async clear() {
+    set({ runs: [], persistent: await save([]) });
+  },
+}));
+
+export const RUN_COLUMNS = [
+  'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
+  'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'compressionRatio', 'metric', 'origin',
+] as const;
+
+function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
+  return {
+    id: r.id,
+    createdAt: r.createdAt,
+    model: r.model,
+    task: r.task,
+    method: r.setting.method,
+    keep: r.setting.keep,
+    lambdaAttn: r.setting.lambdaAttn,
+    lambdaMlp: r.setting.lambdaMlp,
+    adapters: `${r.setting.adapters.bottom}:${r.setting.adapters.top}`,
+    fullZS: r.fullZS,
+    emulatorZS: r.emulatorZS,
+    emulatorFT: r.emulatorFT,
+    plugIn: r.plugIn,
+    fullFT: r.fullFT,
+    delta: r.delta,
+    compressionRatio: r.compressionRatio,
+    metric: r.metric,
+    origin: r.origin,
+  };
+}
+
+function csvCell(v: string | number | null): string {
+  if (v === null) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function runsToCsv(runs: OTRun[]): string {
+  const lines = [RUN_COLUMNS.join(',')];
+  for (const r of runs) {
+    const f = flat(r);
+    lines.push(RUN_COLUMNS.map((c) => csvCell(f[c])).join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function runsToJson(runs: OTRun[]): string {
+  return `${JSON.stringify({ format: 'gradot-studio-runs', version: 1, runs }, null, 2)}\n`;
+}
+
+const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/**
+ * Accepts our own export ({format, runs}) or a bare array of runs; rejects anything else with a reason.
+ * Imported rows are marked origin 'import' so the table says they were not produced in this browser.
+ */
+export function parseRunsJson(text: string): OTRun[] {
+  const data = JSON.parse(text) as unknown;
+  const list = Array.isArray(data) ? data : (data as { runs?: unknown }).runs;
+  if (!Array.isArray(list)) throw new Error('expected an array of runs or {"runs": [...]}');
+  return list.map((raw, i) => {
+    const r = raw as Partial<OTRun> & { setting?: Partial<OTRun['setting']> };
+    if (!r || typeof r !== 'object' || !r.setting || typeof r.setting.method !== 'string') {
+      throw new Error(`run ${i}: missing setting.method`);
+    }
+    const plugIn = numOrNull(r.plugIn);
+    const emulatorFT = numOrNull(r.emulatorFT);
+    return {
+      id: typeof r.id === 'string' ? r.id : `import-${i}-${Date.now().toString(36)}`,
+      createdAt: typeof r.createdAt === 'string' ? r.createdAt : new Date().toISOString(),
+      model: String(r.model ?? '?'),
+      task: String(r.task ?? '?'),
+      setting: {
+        method: r.setting.method as CompressMethod,
+        keep: Number(r.setting.keep ?? 1),
+        lambdaAttn: Number(r.setting.lambdaAttn ?? 0),
+        lambdaMlp: Number(r.setting.lambdaMlp ?? 0),
+        adapters: { bottom: Number(r.setting.adapters?.bottom ?? 2), top: Number(r.setting.adapters?.top ?? 2) },
+      },
+      fullZS: numOrNull(r.fullZS),
+      emulatorZS: numOrNull(r.emulatorZS),
+      emulatorFT,
+      plugIn,
+      fullFT: numOrNull(r.fullFT),
+      delta: numOrNull(r.delta) ?? (plugIn !== null && emulatorFT !== null ? plugIn - emulatorFT : null),
+      compressionRatio: numOrNull(r.compressionRatio),
+      metric: String(r.metric ?? 'acc'),
+      origin: 'import',
+    };
+  });
+}

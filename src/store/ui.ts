@@ -1,0 +1,158 @@
+/**
+ * UI state only (tabs, form settings, toasts, what the worker told us). Models, datasets and tensors live
+ * in the studio worker; here we keep the summaries it returned and ids to refer back to them.
+ */
+import { create } from 'zustand';
+import type {
+  BackendInfo,
+  Capabilities,
+  CheckpointInfo,
+  CompressMethod,
+  CompressResult,
+  DatasetPreview,
+  EvalResult,
+  ModelSummary,
+  PackageSummary,
+  ProgressEvent,
+} from './jobs-api';
+
+export type View = 'model' | 'data' | 'research';
+
+export interface Toast {
+  id: number;
+  level: 'error' | 'info';
+  file?: string;
+  line?: number;
+  message: string;
+}
+
+export interface CompressSettings {
+  method: CompressMethod;
+  keep: number;
+  bottom: number;
+  top: number;
+  lambdaAttn: number;
+  lambdaMlp: number;
+  seed: number;
+}
+
+export interface TuneSettings {
+  mode: 'full' | 'lora';
+  loraRank: number;
+  loraAlpha: number;
+  loraTargets: string[];
+  lr: number;
+  epochs: number;
+  batchSize: number;
+  gradAccum: number;
+  seqLen: number;
+  seed: number;
+}
+
+export interface JobState {
+  jobId: string | null;
+  running: boolean;
+  paused: boolean;
+  progress: ProgressEvent | null;
+  /** [step, loss] pairs received so far (training curves). */
+  lossCurve: { step: number; loss: number; validLoss?: number }[];
+}
+
+const idleJob: JobState = { jobId: null, running: false, paused: false, progress: null, lossCurve: [] };
+
+interface UiState {
+  view: View;
+  setView(v: View): void;
+
+  backend: BackendInfo | null;
+  capabilities: Capabilities | null;
+  setBackend(b: BackendInfo): void;
+  setCapabilities(c: Capabilities): void;
+
+  toasts: Toast[];
+  pushToast(t: Omit<Toast, 'id'>): void;
+  dismissToast(id: number): void;
+
+  model: ModelSummary | null;
+  modelLoading: string | null;
+  setModel(m: ModelSummary | null): void;
+  setModelLoading(what: string | null): void;
+  support: DatasetPreview | null;
+  setSupport(d: DatasetPreview | null): void;
+  compress: CompressSettings;
+  setCompress(p: Partial<CompressSettings>): void;
+  compressJob: JobState;
+  setCompressJob(p: Partial<JobState>): void;
+  compressResult: CompressResult | null;
+  setCompressResult(r: CompressResult | null): void;
+
+  pkg: PackageSummary | null;
+  setPkg(p: PackageSummary | null): void;
+  dataset: DatasetPreview | null;
+  setDataset(d: DatasetPreview | null): void;
+  tune: TuneSettings;
+  setTune(p: Partial<TuneSettings>): void;
+  tuneJob: JobState;
+  setTuneJob(p: Partial<JobState>): void;
+  tuneRunId: string | null;
+  setTuneRunId(id: string | null): void;
+  checkpoint: CheckpointInfo | null;
+  setCheckpoint(c: CheckpointInfo | null): void;
+  evalResult: EvalResult | null;
+  setEvalResult(r: EvalResult | null): void;
+}
+
+let toastId = 1;
+
+export const useUi = create<UiState>((set) => ({
+  view: 'model',
+  setView: (view) => set({ view }),
+
+  backend: null,
+  capabilities: null,
+  setBackend: (backend) => set({ backend }),
+  setCapabilities: (capabilities) => set({ capabilities }),
+
+  toasts: [],
+  pushToast: (t) => set((s) => ({ toasts: [...s.toasts.slice(-4), { ...t, id: toastId++ }] })),
+  dismissToast: (id) => set((s) => ({ toasts: s.toasts.filter((t) => t.id !== id) })),
+
+  model: null,
+  modelLoading: null,
+  setModel: (model) => set({ model, compressResult: null }),
+  setModelLoading: (modelLoading) => set({ modelLoading }),
+  support: null,
+  setSupport: (support) => set({ support }),
+  compress: { method: 'gradot', keep: 0.3, bottom: 2, top: 2, lambdaAttn: 1, lambdaMlp: 1, seed: 0 },
+  setCompress: (p) => set((s) => ({ compress: { ...s.compress, ...p } })),
+  compressJob: idleJob,
+  setCompressJob: (p) => set((s) => ({ compressJob: { ...s.compressJob, ...p } })),
+  compressResult: null,
+  setCompressResult: (compressResult) => set({ compressResult }),
+
+  pkg: null,
+  setPkg: (pkg) => set({ pkg }),
+  dataset: null,
+  setDataset: (dataset) => set({ dataset }),
+  tune: {
+    mode: 'full',
+    loraRank: 8,
+    loraAlpha: 16,
+    loraTargets: ['q', 'v'],
+    lr: 1e-4,
+    epochs: 1,
+    batchSize: 4,
+    gradAccum: 1,
+    seqLen: 128,
+    seed: 0,
+  },
+  setTune: (p) => set((s) => ({ tune: { ...s.tune, ...p } })),
+  tuneJob: idleJob,
+  setTuneJob: (p) => set((s) => ({ tuneJob: { ...s.tuneJob, ...p } })),
+  tuneRunId: null,
+  setTuneRunId: (tuneRunId) => set({ tuneRunId }),
+  checkpoint: null,
+  setCheckpoint: (checkpoint) => set({ checkpoint }),
+  evalResult: null,
+  setEvalResult: (evalResult) => set({ evalResult }),
+}));

@@ -1,0 +1,328 @@
+import { useEffect, useMemo, type ReactNode } from 'react';
+import type { DatasetPreview, TuneOptions } from '../../store/jobs-api';
+import { useUi } from '../../store/ui';
+import { LineChart } from '../charts/LineChart';
+import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
+import { FileDrop } from '../components/FileDrop';
+import { download, formatCount, progressProxy, reportError, studio } from '../studio';
+
+function DatasetTable({ d }: { d: DatasetPreview }) {
+  return (
+    <>
+      <div className="row small muted">
+        {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
+      </div>
+      {d.issues.length ? (
+        <div className="alert error" role="alert" data-testid="dataset-issues">
+          <strong>{d.issues.length} problem{d.issues.length > 1 ? 's' : ''}</strong>
+          <ul>
+            {d.issues.slice(0, 8).map((i, k) => (
+              <li key={k}>
+                <span className="mono">
+                  {i.file}
+                  {i.line ? `:${i.line}` : ''}
+                </span>{' '}
+                {i.message}
+              </li>
+            ))}
+            {d.issues.length > 8 ? <li>… and {d.issues.length - 8} more</li> : null}
+          </ul>
+        </div>
+      ) : null}
+      <div className="table-wrap">
+        <table className="dense preview">
+          <thead>
+            <tr>
+              <th className="num">#</th>
+              {d.columns.map((c) => (
+                <th key={c}>{c}</th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {d.rows.slice(0, 12).map((r, i) => (
+              <tr key={i}>
+                <td className="num muted">{i + 1}</td>
+                {d.columns.map((c) => (
+                  <td key={c} title={r[c]}>
+                    {r[c]}
+                  </td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}
+
+function ResumeBanner() {
+  const ck = useUi((s) => s.checkpoint);
+  const setCk = useUi((s) => s.setCheckpoint);
+  const caps = useUi((s) => s.capabilities);
+  const pkg = useUi((s) => s.pkg);
+  const dataset = useUi((s) => s.dataset);
+  if (!ck) return null;
+  return (
+    <div className="alert info" data-testid="resume-banner">
+      <strong>A previous run was interrupted.</strong> {ck.packageName} on {ck.datasetName}: step {ck.step}/{ck.totalSteps}, saved{' '}
+      {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private storage).
+      <span className="row">
+        <CapButton cap={caps?.tune} disabled={!pkg || !dataset} onClick={() => void startTune(ck.runId)}>
+          Resume
+        </CapButton>
+        {!pkg || !dataset ? <span className="muted small">re-open the same package and dataset to resume</span> : null}
+        <button
+          className="secondary"
+          onClick={async () => {
+            await studio().discardCheckpoint(ck.runId);
+            setCk(null);
+          }}
+        >
+          Discard
+        </button>
+      </span>
+    </div>
+  );
+}
+
+async function startTune(resumeRunId?: string) {
+  const ui = useUi.getState();
+  if (!ui.pkg || !ui.dataset) return;
+  const t = ui.tune;
+  const opts: TuneOptions = {
+    packageId: ui.pkg.packageId,
+    datasetId: ui.dataset.datasetId,
+    mode: t.mode,
+    lora: { rank: t.loraRank, alpha: t.loraAlpha, targets: t.loraTargets },
+    lr: t.lr,
+    epochs: t.epochs,
+    batchSize: t.batchSize,
+    gradAccum: t.gradAccum,
+    seqLen: t.seqLen,
+    seed: t.seed,
+    resumeRunId,
+  };
+  ui.setTuneJob({ running: true, paused: false, progress: null, jobId: null, lossCurve: resumeRunId ? ui.tuneJob.lossCurve : [] });
+  try {
+    const r = await studio().tune(
+      opts,
+      progressProxy((p) => {
+        const s = useUi.getState();
+        const curve = p.step !== undefined && p.loss !== undefined
+          ? [...s.tuneJob.lossCurve, { step: p.step, loss: p.loss, validLoss: p.validLoss }]
+          : s.tuneJob.lossCurve;
+        s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve });
+      }),
+    );
+    ui.setTuneRunId(r.runId);
+    ui.setCheckpoint(null);
+  } catch (e) {
+    reportError(e);
+  } finally {
+    useUi.getState().setTuneJob({ running: false, paused: false });
+    useUi.getState().setCheckpoint(await studio().checkpoint().catch(() => null));
+  }
+}
+
+function TrainingSettings() {
+  const t = useUi((s) => s.tune);
+  const set = useUi((s) => s.setTune);
+  const caps = useUi((s) => s.capabilities);
+  const job = useUi((s) => s.tuneJob);
+  const setJob = useUi((s) => s.setTuneJob);
+  const pkg = useUi((s) => s.pkg);
+  const dataset = useUi((s) => s.dataset);
+  const ready = !!pkg && !!dataset;
+  const targets = ['q', 'k', 'v', 'o', 'up', 'gate', 'down'];
+  return (
+    <Panel title="Training">
+      <div className="methods" role="radiogroup" aria-label="adapter mode">
+        <label className={t.mode === 'full' ? 'chip on' : 'chip'} title="train the adapter blocks' weights directly">
+          <input type="radio" checked={t.mode === 'full'} onChange={() => set({ mode: 'full' })} /> Full adapter blocks
+        </label>
+        <label className={t.mode === 'lora' ? 'chip on' : 'chip'} title="low-rank updates on the adapter blocks">
+          <input type="radio" checked={t.mode === 'lora'} onChange={() => set({ mode: 'lora' })} /> LoRA
+        </label>
+      </div>
+      {t.mode === 'lora' ? (
+        <div className="row wrap">
+          <NumField label="rank" value={t.loraRank} min={1} step={1} onChange={(v) => set({ loraRank: Math.max(1, Math.round(v)) })} width={52} />
+          <NumField label="alpha" value={t.loraAlpha} step={1} onChange={(v) => set({ loraAlpha: v })} width={52} />
+          <span className="field">
+            <span>targets</span>
+            <span className="targets">
+              {targets.map((x) => (
+                <label key={x} className="mini">
+                  <input
+                    type="checkbox"
+                    checked={t.loraTargets.includes(x)}
+                    onChange={(e) => set({ loraTargets: e.target.checked ? [...t.loraTargets, x] : t.loraTargets.filter((y) => y !== x) })}
+                  />
+                  {x}
+                </label>
+              ))}
+            </span>
+          </span>
+        </div>
+      ) : null}
+      <div className="row wrap">
+        <NumField label="lr" value={t.lr} step={1e-5} onChange={(v) => set({ lr: v })} width={80} />
+        <NumField label="epochs" value={t.epochs} min={1} step={1} onChange={(v) => set({ epochs: Math.max(1, Math.round(v)) })} width={52} />
+        <NumField label="batch" value={t.batchSize} min={1} step={1} onChange={(v) => set({ batchSize: Math.max(1, Math.round(v)) })} width={52} />
+        <NumField label="grad accum" value={t.gradAccum} min={1} step={1} onChange={(v) => set({ gradAccum: Math.max(1, Math.round(v)) })} width={52} />
+        <NumField label="seq len" value={t.seqLen} min={8} step={8} onChange={(v) => set({ seqLen: Math.max(8, Math.round(v)) })} width={60} />
+        <NumField label="seed" value={t.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
+      </div>
+      <div className="row">
+        <CapButton cap={caps?.tune} disabled={!ready || job.running} onClick={() => void startTune()}>
+          Start
+        </CapButton>
+        {job.running && job.jobId ? (
+          <>
+            {job.paused ? (
+              <button className="secondary" onClick={async () => { await studio().resume(job.jobId!); setJob({ paused: false }); }}>Resume</button>
+            ) : (
+              <button className="secondary" onClick={async () => { await studio().pause(job.jobId!); setJob({ paused: true }); }}>Pause</button>
+            )}
+            <button className="secondary" onClick={() => void studio().cancel(job.jobId!)}>Cancel</button>
+          </>
+        ) : null}
+        {!ready ? <span className="muted small">open an emulator package and a dataset first</span> : null}
+      </div>
+      <Progress progress={job.progress} running={job.running} paused={job.paused} />
+    </Panel>
+  );
+}
+
+function LossPanel() {
+  const job = useUi((s) => s.tuneJob);
+  const x = useMemo(() => job.lossCurve.map((p) => p.step), [job.lossCurve]);
+  const series = useMemo(() => {
+    const s = [{ label: 'train loss', values: job.lossCurve.map((p) => p.loss) as (number | null)[] }];
+    if (job.lossCurve.some((p) => p.validLoss !== undefined)) {
+      s.push({ label: 'valid loss', values: job.lossCurve.map((p) => p.validLoss ?? null) });
+    }
+    return s;
+  }, [job.lossCurve]);
+  return (
+    <Panel title="Loss">
+      {job.lossCurve.length ? (
+        <LineChart x={x} series={series} xLabel="step" yLabel="loss" height={240} />
+      ) : (
+        <Empty>The live loss curve, tokens/s and ETA appear here while the adapters train.</Empty>
+      )}
+    </Panel>
+  );
+}
+
+function EvalPanel() {
+  const caps = useUi((s) => s.capabilities);
+  const pkg = useUi((s) => s.pkg);
+  const dataset = useUi((s) => s.dataset);
+  const runId = useUi((s) => s.tuneRunId);
+  const result = useUi((s) => s.evalResult);
+  const setResult = useUi((s) => s.setEvalResult);
+  const evaluate = async () => {
+    if (!dataset) return;
+    try {
+      setResult(await studio().evaluate({ target: 'emulator', packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: dataset.datasetId }, progressProxy(() => undefined)));
+    } catch (e) {
+      reportError(e);
+    }
+  };
+  const exportAdapters = async (format: 'safetensors' | 'peft') => {
+    if (!runId) return;
+    try {
+      for (const f of await studio().exportAdapters(runId, format)) download(f.name, f.bytes, f.mime);
+    } catch (e) {
+      reportError(e);
+    }
+  };
+  return (
+    <Panel title="Evaluate and export">
+      <div className="row wrap">
+        <CapButton cap={caps?.evaluate} disabled={!pkg || !dataset} onClick={evaluate}>
+          Evaluate on emulator
+        </CapButton>
+        <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('safetensors')}>
+          Download adapters (.safetensors)
+        </CapButton>
+        <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('peft')}>
+          Download PEFT (LoRA)
+        </CapButton>
+      </div>
+      {result ? (
+        <KV
+          items={[
+            ['loss', result.loss.toFixed(4)],
+            ['perplexity', result.perplexity.toFixed(2)],
+            ['accuracy', result.accuracy === null ? '—' : `${(result.accuracy * 100).toFixed(1)}%`],
+            ['examples', result.examples],
+          ]}
+        />
+      ) : null}
+    </Panel>
+  );
+}
+
+export function DataOwnerView() {
+  const pkg = useUi((s) => s.pkg);
+  const setPkg = useUi((s) => s.setPkg);
+  const dataset = useUi((s) => s.dataset);
+  const setDataset = useUi((s) => s.setDataset);
+  const setCk = useUi((s) => s.setCheckpoint);
+
+  useEffect(() => {
+    studio().checkpoint().then(setCk, () => setCk(null));
+  }, [setCk]);
+
+  return (
+    <div className="view two-col" data-testid="view-data">
+      <div className="col-left">
+        <ResumeBanner />
+        <Panel title="Emulator package">
+          <FileDrop
+            label={pkg ? `${pkg.name}: ${pkg.method} emulator of ${pkg.sourceModel}` : 'Drop the emulator package (.zip or folder) you received'}
+            accept=".zip,.json,.safetensors"
+            folder
+            multiple
+            testId="package-drop"
+            onFiles={async (files) => {
+              const name = files.length === 1 ? files[0]!.path : files[0]!.path.split('/')[0]!;
+              setPkg(await studio().openPackage(name, files));
+            }}
+          />
+          {pkg ? (
+            <KV
+              items={[
+                ['source model', pkg.sourceModel],
+                ['method', pkg.method],
+                ['tensors', `${pkg.tensorCount} (${formatCount(pkg.params)} parameters)`],
+                ['files', pkg.files.map((f) => f.path).join(', ')],
+                ...(pkg.warnings.length ? ([['warnings', <span key="w" className="warn">{pkg.warnings.join('; ')}</span>]] as [string, ReactNode][]) : []),
+              ]}
+            />
+          ) : null}
+        </Panel>
+        <Panel title="Dataset">
+          <FileDrop
+            label="Drop your training data (.jsonl, .csv or .txt) — read locally, never uploaded"
+            accept=".jsonl,.json,.csv,.txt"
+            testId="dataset-drop"
+            onFiles={async (files) => {
+              setDataset(await studio().openDataset(files[0]!));
+            }}
+          />
+          {dataset ? <DatasetTable d={dataset} /> : null}
+        </Panel>
+        <TrainingSettings />
+      </div>
+      <div className="col-right">
+        <LossPanel />
+        <EvalPanel />
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,393 @@
+import { useEffect, useMemo, useState } from 'react';
+import type { CompressMethod, CompressOptions, InputFile, ModelSummary } from '../../store/jobs-api';
+import { useUi } from '../../store/ui';
+import { BarChart } from '../charts/BarChart';
+import { Heatmap } from '../charts/Heatmap';
+import { SpectrumChart } from '../charts/SpectrumChart';
+import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
+import { FileDrop } from '../components/FileDrop';
+import { download, fetchFiles, formatBytes, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
+
+const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
+  { id: 'gradot', label: 'GradOT', hint: 'DRD on attention + SCP on MLP, scored by gradient-change sensitivity' },
+  { id: 'svd', label: 'SVD', hint: 'plain truncated SVD by σ everywhere (baseline)' },
+  { id: 'prune', label: 'Prune', hint: 'magnitude channel pruning of the MLP (baseline)' },
+  { id: 'drop', label: 'Layer drop', hint: 'OT†: keep evenly spaced middle blocks (baseline)' },
+  { id: 'none', label: 'None', hint: 'no compression (sanity check: no privacy)' },
+];
+
+const DEMO_BASE = './models/demo/';
+
+async function openModelFiles(name: string, files: InputFile[]): Promise<ModelSummary> {
+  const ui = useUi.getState();
+  ui.setModelLoading(name);
+  try {
+    const m = await studio().openModel(name, files);
+    ui.setModel(m);
+    for (const w of m.warnings) reportInfo(`${name}: ${w}`);
+    return m;
+  } finally {
+    ui.setModelLoading(null);
+  }
+}
+
+function folderName(files: InputFile[]): string {
+  const first = files[0]?.path ?? 'model';
+  return first.includes('/') ? first.split('/')[0]! : files.length === 1 ? first : 'local files';
+}
+
+function OpenModel() {
+  const loading = useUi((s) => s.modelLoading);
+  const [url, setUrl] = useState('');
+  const [demo, setDemo] = useState<'checking' | 'present' | 'absent'>('checking');
+
+  useEffect(() => {
+    // Same-origin HEAD-like probe so the demo button can say up front whether the demo is bundled.
+    let alive = true;
+    fetch(new URL(`${DEMO_BASE}config.json`, document.baseURI))
+      .then(async (r) => {
+        const ok = r.ok && (r.headers.get('content-type') ?? '').includes('json');
+        if (alive) setDemo(ok ? 'present' : 'absent');
+      })
+      .catch(() => alive && setDemo('absent'));
+    return () => {
+      alive = false;
+    };
+  }, []);
+
+  const openDemo = async () => {
+    try {
+      const files = await fetchFiles(DEMO_BASE, ['config.json', 'model.safetensors'], ['tokenizer.json']);
+      await openModelFiles('demo', files);
+    } catch (e) {
+      reportError(e, 'models/demo');
+    }
+  };
+
+  const openUrl = async () => {
+    const base = url.trim();
+    if (!base) return;
+    try {
+      const files = await fetchFiles(base, ['config.json', 'model.safetensors'], ['tokenizer.json']);
+      await openModelFiles(base, files);
+    } catch (e) {
+      reportError(e, base);
+    }
+  };
+
+  return (
+    <Panel title="Open a model">
+      <div className="row">
+        <button className="primary" onClick={openDemo} disabled={!!loading || demo === 'absent'} data-testid="open-demo">
+          Open bundled demo
+        </button>
+        <span className="muted small">
+          {demo === 'checking' ? 'checking for the demo…' : demo === 'present' ? 'models/demo (config + safetensors + tokenizer)' : 'demo model not bundled in this build yet'}
+        </span>
+      </div>
+      <FileDrop
+        label="Drop a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)"
+        folder
+        multiple
+        testId="model-drop"
+        onFiles={async (files) => {
+          await openModelFiles(folderName(files), files);
+        }}
+      />
+      <div className="row">
+        <input
+          className="grow"
+          type="url"
+          placeholder="https://…/model-folder/ (online; same-origin only under this page's CSP)"
+          value={url}
+          onChange={(e) => setUrl(e.target.value)}
+        />
+        <button className="secondary" onClick={openUrl} disabled={!url.trim() || !!loading}>
+          Open URL
+        </button>
+      </div>
+      {loading ? <div className="muted small">reading {loading}…</div> : null}
+    </Panel>
+  );
+}
+
+function SplitStrip({ model }: { model: ModelSummary }) {
+  const { bottom, top } = useUi((s) => s.compress);
+  const n = model.numLayers;
+  return (
+    <div className="split" aria-label="layer split">
+      {Array.from({ length: n }, (_, i) => {
+        const role = i < bottom ? 'adapter' : i >= n - top ? 'adapter' : 'middle';
+        return (
+          <span key={i} className={`blk ${role}`} title={`block ${i}: ${role === 'adapter' ? (i < bottom ? 'bottom adapter' : 'top adapter') : 'middle (compressed)'}`}>
+            {i}
+          </span>
+        );
+      })}
+    </div>
+  );
+}
+
+function Inspect({ model }: { model: ModelSummary }) {
+  const { bottom, top, keep } = useUi((s) => s.compress);
+  const [showTensors, setShowTensors] = useState(false);
+  const x = useMemo(() => model.layers.map((l) => l.index), [model]);
+  const vals = useMemo(() => model.layers.map((l) => l.params), [model]);
+  const middle = model.layers.filter((l) => l.index >= bottom && l.index < model.numLayers - top);
+  const middleParams = middle.reduce((a, l) => a + l.params, 0);
+  return (
+    <Panel title={`Inspect · ${model.name}`} actions={<span className="muted small">{model.parsedBy}</span>}>
+      <div className="grid2">
+        <KV
+          items={[
+            ['architecture', `${model.modelType} (${model.family})`],
+            ['layers', model.numLayers],
+            ['hidden', model.hiddenSize],
+            ['heads / kv heads', `${model.numHeads} / ${model.numKvHeads}`],
+            ['MLP width', model.intermediateSize],
+            ['vocab', model.vocabSize],
+            ['context', model.maxPositions],
+          ]}
+        />
+        <KV
+          items={[
+            ['parameters', <b key="p">{formatCount(model.totalParams)}</b>],
+            ['in blocks', formatCount(model.totalParams - model.otherParams)],
+            ['embeddings / head / norms', formatCount(model.otherParams)],
+            ['middle blocks', `${formatCount(middleParams)} (${middle.length} blocks)`],
+            ['target middle after keep', `${formatCount(Math.round(middleParams * keep))} (keep ${keep})`],
+            ['dtypes', Object.entries(model.dtypes).map(([d, n]) => `${d} ${formatCount(n)}`).join(', ')],
+            ['files', model.files.map((f) => `${f.path} (${formatBytes(f.size)})`).join(', ')],
+          ]}
+        />
+      </div>
+      <SplitStrip model={model} />
+      <BarChart x={x} bars={{ label: 'parameters', values: vals }} xLabel="block" yLabel="parameters" height={160} />
+      <button className="link" onClick={() => setShowTensors((v) => !v)}>
+        {showTensors ? 'hide' : 'show'} {model.tensors.length} tensors
+      </button>
+      {showTensors ? (
+        <div className="table-wrap tall">
+          <table className="dense">
+            <thead>
+              <tr>
+                <th>name</th>
+                <th>dtype</th>
+                <th>shape</th>
+                <th className="num">params</th>
+              </tr>
+            </thead>
+            <tbody>
+              {model.tensors.map((t) => (
+                <tr key={t.name}>
+                  <td className="mono">{t.name}</td>
+                  <td>{t.dtype}</td>
+                  <td className="mono">[{t.shape.join(', ')}]</td>
+                  <td className="num">{formatCount(t.params)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </Panel>
+  );
+}
+
+function Settings() {
+  const s = useUi((st) => st.compress);
+  const set = useUi((st) => st.setCompress);
+  const model = useUi((st) => st.model);
+  const support = useUi((st) => st.support);
+  const setSupport = useUi((st) => st.setSupport);
+  const caps = useUi((st) => st.capabilities);
+  const job = useUi((st) => st.compressJob);
+  const setJob = useUi((st) => st.setCompressJob);
+  const setResult = useUi((st) => st.setCompressResult);
+  const [supportFile, setSupportFile] = useState<InputFile | null>(null);
+  const n = model?.numLayers ?? 0;
+  const splitBad = !!model && s.bottom + s.top >= n;
+
+  const run = async () => {
+    const opts: CompressOptions = {
+      method: s.method,
+      keep: s.keep,
+      adapters: { bottom: s.bottom, top: s.top },
+      lambdaAttn: s.lambdaAttn,
+      lambdaMlp: s.lambdaMlp,
+      support: supportFile,
+      seed: s.seed,
+    };
+    setJob({ running: true, paused: false, progress: null, jobId: null });
+    try {
+      const r = await studio().compress(
+        opts,
+        progressProxy((p) => setJob({ progress: p, jobId: p.jobId })),
+      );
+      setResult(r);
+    } catch (e) {
+      reportError(e);
+    } finally {
+      setJob({ running: false });
+    }
+  };
+
+  return (
+    <Panel title="Emulator settings">
+      <div className="methods" role="radiogroup" aria-label="method">
+        {METHODS.map((m) => (
+          <label key={m.id} className={s.method === m.id ? 'chip on' : 'chip'} title={m.hint}>
+            <input type="radio" name="method" checked={s.method === m.id} onChange={() => set({ method: m.id })} />
+            {m.label}
+          </label>
+        ))}
+      </div>
+      <label className="field slider">
+        <span>keep</span>
+        <input type="range" min={0.05} max={1} step={0.05} value={s.keep} onChange={(e) => set({ keep: Number(e.target.value) })} disabled={s.method === 'none'} />
+        <span className="mono">{s.method === 'none' ? '1.00' : s.keep.toFixed(2)}</span>
+      </label>
+      <div className="row wrap">
+        <NumField label="adapters bottom" value={s.bottom} min={0} max={Math.max(0, n - 1)} step={1} onChange={(v) => set({ bottom: Math.max(0, Math.round(v)) })} width={52} />
+        <NumField label="top" value={s.top} min={0} step={1} onChange={(v) => set({ top: Math.max(0, Math.round(v)) })} width={52} />
+        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="weight of the first-order loss term in the attention (DRD) score" />
+        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="weight of the first-order loss term in the MLP (SCP) score" />
+        <NumField label="seed" value={s.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
+      </div>
+      {splitBad ? <div className="alert error small">adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model</div> : null}
+      <div className="subhead">Support data (gradient pass)</div>
+      <FileDrop
+        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'Drop a JSONL/TXT support file (default: the demo support set)'}
+        accept=".jsonl,.json,.txt,.csv"
+        testId="support-drop"
+        onFiles={async (files) => {
+          const f = files[0]!;
+          const p = await studio().openDataset(f);
+          setSupport(p);
+          setSupportFile(f);
+          if (p.issues.length) reportError(new Error(`${p.issues.length} problem(s), first: line ${p.issues[0]!.line}: ${p.issues[0]!.message}`), f.path);
+        }}
+      />
+      <div className="row">
+        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad}>
+          {job.running ? 'Running…' : `Build emulator (${s.method})`}
+        </CapButton>
+        {job.running && job.jobId ? (
+          <button className="secondary" onClick={() => job.jobId && studio().cancel(job.jobId)}>
+            Cancel
+          </button>
+        ) : null}
+        {!model ? <span className="muted small">open a model first</span> : null}
+      </div>
+      <Progress progress={job.progress} running={job.running} />
+    </Panel>
+  );
+}
+
+const PROJS = ['q', 'k', 'v', 'o', 'up', 'gate', 'down'];
+
+function Results() {
+  const r = useUi((s) => s.compressResult);
+  const caps = useUi((s) => s.capabilities);
+  const [sel, setSel] = useState(0);
+  const spectra = useMemo(() => (r ? r.matrices.filter((m) => m.sigma && m.sigma.length) : []), [r]);
+  const heat = useMemo(() => {
+    if (!r) return null;
+    const layers = [...new Set(r.matrices.map((m) => m.layer))].sort((a, b) => a - b);
+    const projs = PROJS.filter((p) => r.matrices.some((m) => m.proj === p));
+    const values = layers.map((l) => projs.map((p) => {
+      const m = r.matrices.find((mm) => mm.layer === l && mm.proj === p);
+      return m ? m.kept / m.full : null;
+    }));
+    const labels = layers.map((l) => projs.map((p) => {
+      const m = r.matrices.find((mm) => mm.layer === l && mm.proj === p);
+      return m ? `${m.kept}/${m.full}` : null;
+    }));
+    return { rows: layers.map((l) => `block ${l}`), cols: projs, values, labels };
+  }, [r]);
+
+  if (!r) {
+    return (
+      <Panel title="Results">
+        <Empty>
+          Per-layer sensitivity and GCS, singular-value spectra with kept components, kept/pruned channels and the parameter
+          budget appear here after a compression run.
+        </Empty>
+      </Panel>
+    );
+  }
+  const spec = spectra[Math.min(sel, spectra.length - 1)];
+  const exportPkg = async () => {
+    try {
+      const f = await studio().exportPackage(r.packageId);
+      download(f.name, f.bytes, f.mime);
+    } catch (e) {
+      reportError(e);
+    }
+  };
+  return (
+    <Panel title={`Results · ${r.method} keep ${r.keep}`} actions={<CapButton cap={caps?.exportPackage} onClick={exportPkg}>Download emulator package</CapButton>}>
+      <KV
+        items={[
+          ['parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${((r.paramsAfter / r.paramsBefore) * 100).toFixed(1)}%)`],
+          ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${((r.middleAfter / r.middleBefore) * 100).toFixed(1)}%)`],
+          ['split', `bottom ${r.split.bottom} · middle [${r.split.middle[0]}, ${r.split.middle[1]}) · top ${r.split.top}`],
+          ['reading', r.reading],
+        ]}
+      />
+      <div className="grid2">
+        <BarChart
+          x={r.perLayer.map((l) => l.layer)}
+          bars={{ label: 'sensitivity', values: r.perLayer.map((l) => l.sensitivity) }}
+          overlay={{ label: 'mean GCS', values: r.perLayer.map((l) => l.gcs), unit: 'GCS' }}
+          xLabel="block"
+          yLabel="sensitivity"
+        />
+        <BarChart x={r.perLayer.map((l) => l.layer)} bars={{ label: 'kept fraction', values: r.perLayer.map((l) => l.keptFraction), color: '#16a34a' }} xLabel="block" yLabel="kept fraction" />
+      </div>
+      {heat ? (
+        <>
+          <div className="subhead">Kept rank / channels per matrix</div>
+          <Heatmap rows={heat.rows} cols={heat.cols} values={heat.values} labels={heat.labels} title="kept fraction per matrix" />
+        </>
+      ) : null}
+      {spec ? (
+        <>
+          <div className="subhead row">
+            Spectrum
+            <select value={Math.min(sel, spectra.length - 1)} onChange={(e) => setSel(Number(e.target.value))}>
+              {spectra.map((m, i) => (
+                <option key={`${m.layer}.${m.proj}`} value={i}>
+                  block {m.layer} · {m.proj} [{m.shape.join('×')}] kept {m.kept}/{m.full}
+                </option>
+              ))}
+            </select>
+          </div>
+          <SpectrumChart sigma={spec.sigma!} kept={spec.keptIndices ?? []} scores={spec.scores} title={`singular values of block ${spec.layer} ${spec.proj}`} />
+        </>
+      ) : null}
+    </Panel>
+  );
+}
+
+export function ModelOwnerView() {
+  const model = useUi((s) => s.model);
+  return (
+    <div className="view two-col" data-testid="view-model">
+      <div className="col-left">
+        <OpenModel />
+        <Settings />
+      </div>
+      <div className="col-right">
+        {model ? (
+          <Inspect model={model} />
+        ) : (
+          <Panel title="Inspect">
+            <Empty>Open a model to see its architecture, layers, widths and parameter counts.</Empty>
+          </Panel>
+        )}
+        <Results />
+      </div>
+    </div>
+  );
+}
