@@ -204,11 +204,13 @@ class RecordBuilder {
   private missing(field: string, n: Norm, line: number): DatasetError {
     const other = RecordBuilder.detect(n);
     if (other && other !== this.kind && this.kind) {
-      const first = this.firstLine ? ` (line ${this.firstLine})` : '';
+      if (this.opts.kind) {
+        return this.err('mixed-kinds', line, `record is ${KIND_NAME[other]} but ${KIND_NAME[this.kind]} is required`);
+      }
       return this.err(
         'mixed-kinds',
         line,
-        `record is ${KIND_NAME[other]} but the file's first record${first} is ${KIND_NAME[this.kind]}`,
+        `record is ${KIND_NAME[other]} but the file's first record (line ${this.firstLine}) is ${KIND_NAME[this.kind]}`,
       );
     }
     return this.err('missing-field', line, `missing field "${field}"`);
