@@ -1,0 +1,69 @@
+/**
+ * Matmul throughput of the WebGPU backend (and the CPU backend on small sizes) in GFLOP/s: median over
+ * `reps` timed runs, each synchronised by onSubmittedWorkDone after `inner` back-to-back products.
+ */
+import { CpuBackend } from '../cpu/backend';
+import type { WebGpuBackend } from './backend';
+
+export interface MatmulBenchRow {
+  n: number;
+  gpuGflops: number;
+  gpuMs: number;
+  cpuGflops: number | null;
+  cpuMs: number | null;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+export async function benchMatmul(
+  gpu: WebGpuBackend, sizes: number[], opts: { cpuMax?: number; reps?: number } = {},
+): Promise<MatmulBenchRow[]> {
+  const rows: MatmulBenchRow[] = [];
+  const cpu = new CpuBackend({ dtype: 'f32' });
+  for (const n of sizes) {
+    const flops = 2 * n * n * n;
+    const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+    const A = gpu.fromArray(a);
+    const B = gpu.fromArray(b);
+    const p = { batch: 1, m: n, n, k: n };
+    gpu.free(gpu.matmul(A, B, p)); // compile + warm up
+    await gpu.sync();
+    // Enough products per timed run that one run takes a measurable time even on a fast GPU.
+    const t1 = performance.now();
+    gpu.free(gpu.matmul(A, B, p));
+    await gpu.sync();
+    const one = Math.max(performance.now() - t1, 0.05);
+    const inner = Math.max(1, Math.min(50, Math.floor(200 / one)));
+    const reps = opts.reps ?? (one > 2000 ? 1 : 3);
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t = performance.now();
+      for (let i = 0; i < inner; i++) gpu.free(gpu.matmul(A, B, p));
+      await gpu.sync();
+      times.push((performance.now() - t) / inner);
+    }
+    gpu.free(A);
+    gpu.free(B);
+    const gpuMs = median(times);
+    let cpuMs: number | null = null;
+    if (n <= (opts.cpuMax ?? 512)) {
+      const Ac = cpu.fromArray(a);
+      const Bc = cpu.fromArray(b);
+      const ct: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const t = performance.now();
+        cpu.matmul(Ac, Bc, p);
+        ct.push(performance.now() - t);
+      }
+      cpuMs = median(ct);
+    }
+    rows.push({
+      n, gpuMs, gpuGflops: flops / gpuMs / 1e6, cpuMs, cpuGflops: cpuMs === null ? null : flops / cpuMs / 1e6,
+    });
+  }
+  return rows;
+}

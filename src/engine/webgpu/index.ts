@@ -1,0 +1,5 @@
+export {
+  createWebGpuBackend, WebGpuBackend, GpuStorage, DeviceLostError, WebGpuUnavailableError, GpuLimitError,
+  bucketBytes,
+} from './backend';
+export type { WebGpuBackendOptions, WebGpuInfo } from './backend';

@@ -1,0 +1,74 @@
+/// <reference lib="webworker" />
+/**
+ * Engine worker: the WebGPU backend, its kernel suite, a self-test and the matmul benchmark, exposed with
+ * comlink so the UI thread never blocks on GPU work. WebGPU is available in dedicated workers.
+ */
+import * as Comlink from 'comlink';
+import { CpuBackend } from '../src/engine/cpu/backend';
+import type { Backend, MatmulParams } from '../src/engine/backend';
+import { createWebGpuBackend, type WebGpuBackend, type WebGpuInfo } from '../src/engine/webgpu/backend';
+import { runKernelSuite, type SuiteOptions, type SuiteResult } from '../src/engine/webgpu/suite';
+import { benchMatmul, type MatmulBenchRow } from '../src/engine/webgpu/bench';
+
+let backend: Promise<WebGpuBackend> | null = null;
+let lostMessage: string | null = null;
+
+function gpu(): Promise<WebGpuBackend> {
+  if (!backend) {
+    backend = createWebGpuBackend({
+      onLost: (l) => {
+        lostMessage = `${l.reason}: ${l.message}`;
+        backend = null; // the next call asks for a fresh device
+      },
+    });
+    backend.catch(() => (backend = null));
+  }
+  return backend;
+}
+
+const api = {
+  /** Adapter/device description for the UI badge, or null without WebGPU. */
+  async probe(): Promise<{ info: WebGpuInfo | null; error?: string; lost?: string }> {
+    try {
+      return { info: (await gpu()).info, ...(lostMessage ? { lost: lostMessage } : {}) };
+    } catch (e) {
+      return { info: null, error: e instanceof Error ? e.message : String(e) };
+    }
+  },
+
+  async runKernelSuite(opts: SuiteOptions = {}): Promise<SuiteResult> {
+    return runKernelSuite(await gpu(), opts);
+  },
+
+  /** Quick health check before choosing WebGPU over CPU: a small matmul and a reduction vs the CPU. */
+  async selftest(): Promise<{ ok: boolean; maxAbsErr: number; ms: number }> {
+    const t0 = performance.now();
+    const be = await gpu();
+    const cpu = new CpuBackend({ dtype: 'f32' });
+    const a = Float32Array.from({ length: 33 * 47 }, (_, i) => Math.sin(i * 0.37));
+    const b = Float32Array.from({ length: 47 * 29 }, (_, i) => Math.cos(i * 0.11));
+    const p: MatmulParams = { batch: 1, m: 33, n: 29, k: 47 };
+    const run = async (x: Backend) => x.read(x.sumSquares(x.matmul(x.fromArray(a), x.fromArray(b), p)));
+    const [g, c] = await Promise.all([run(be), run(cpu)]);
+    const maxAbsErr = Math.abs(g[0] - c[0]) / Math.max(1, Math.abs(c[0]));
+    return { ok: maxAbsErr < 1e-4, maxAbsErr, ms: performance.now() - t0 };
+  },
+
+  /** C = A B on the GPU; inputs are transferred in, the result is transferred out (no copies). */
+  async matmul(a: Float32Array, b: Float32Array, p: MatmulParams): Promise<Float32Array> {
+    const be = await gpu();
+    const A = be.fromArray(a);
+    const B = be.fromArray(b);
+    const C = be.matmul(A, B, p);
+    const out = (await be.read(C)) as Float32Array;
+    for (const s of [A, B, C]) be.free(s);
+    return Comlink.transfer(out, [out.buffer]);
+  },
+
+  async benchMatmul(sizes: number[], opts: { cpuMax?: number; reps?: number } = {}): Promise<MatmulBenchRow[]> {
+    return benchMatmul(await gpu(), sizes, opts);
+  },
+};
+
+export type EngineWorkerApi = typeof api;
+Comlink.expose(api);
