@@ -13,8 +13,12 @@
  * emulator packages, a syntax-level dataset check, and the OPFS checkpoint listing.
  */
 import * as Comlink from 'comlink';
+import { readDataset, validateDataset, type Dataset } from '../src/data';
+import { SafetensorsReader } from '../src/model/safetensors';
+import { FileListSource } from '../src/model/source';
+import type { ModelSpec } from '../src/model/spec';
+import { numel } from '../src/model/weights';
 import { unzipSync } from 'fflate';
-import Papa from 'papaparse';
 import {
   encodeStudioError,
   type BackendInfo,
@@ -22,7 +26,6 @@ import {
   type CheckpointInfo,
   type CompressOptions,
   type CompressResult,
-  type DatasetIssue,
   type DatasetPreview,
   type DownloadFile,
   type EvalOptions,
@@ -47,8 +50,6 @@ type Loader = () => Promise<Record<string, unknown>>;
 const modules: Record<string, Loader> = {
   ...(import.meta.glob('../src/engine/webgpu/index.ts') as Record<string, Loader>),
   ...(import.meta.glob('../src/model/hf.ts') as Record<string, Loader>),
-  ...(import.meta.glob('../src/model/safetensors.ts') as Record<string, Loader>),
-  ...(import.meta.glob('../src/data/index.ts') as Record<string, Loader>),
   ...(import.meta.glob('../src/ot/index.ts') as Record<string, Loader>),
 };
 
@@ -69,7 +70,6 @@ async function fn<T>(path: string, name: string): Promise<T | null> {
 }
 
 const OT = '../src/ot/index.ts';
-const DATA = '../src/data/index.ts';
 const WEBGPU = '../src/engine/webgpu/index.ts';
 
 async function capabilities(): Promise<Capabilities> {
@@ -83,7 +83,6 @@ async function capabilities(): Promise<Capabilities> {
     protocol: await has(OT, 'runProtocol'),
     pkg: await has(OT, 'writeEmulatorPackage'),
   };
-  const validate = await has(DATA, 'validateDataset');
   return {
     inspectModel: { available: true, note: 'config.json + safetensors headers, read in the worker' },
     compress: ot.compress
@@ -93,9 +92,7 @@ async function capabilities(): Promise<Capabilities> {
       ? { available: true, note: 'src/ot emulator package' }
       : { available: false, note: waiting('emulator package writer (src/ot)') },
     openPackage: { available: true, note: 'zip/folder read in the worker (manifest + tensor headers)' },
-    validateDataset: validate
-      ? { available: true, note: 'src/data validateDataset' }
-      : { available: false, note: waiting('schema validation (src/data: validateDataset); syntax is checked') },
+    validateDataset: { available: true, note: 'src/data readDataset + validateDataset' },
     tune: ot.tune
       ? { available: true, note: 'src/ot tune' }
       : { available: false, note: waiting('adapter tuning (src/ot: tune, src/engine autograd)') },
@@ -116,7 +113,49 @@ async function capabilities(): Promise<Capabilities> {
 
 // ---------------------------------------------------------------- backend badge
 
+interface EngineInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  features: string[];
+  limits: Record<string, number>;
+}
+type CreateWebGpuBackend = () => Promise<{ info: EngineInfo }>;
+/** The engine's WebGPU backend, created once here and reused by every job in this worker. */
+let gpuBackend: { info: EngineInfo } | null = null;
+
 async function probeBackend(): Promise<BackendInfo> {
+  const create = await fn<CreateWebGpuBackend>(WEBGPU, 'createWebGpuBackend');
+  if (create) {
+    try {
+      gpuBackend ??= await create();
+      const i = gpuBackend.info;
+      const name = [i.description, i.vendor, i.architecture, i.device].filter((x) => x && x.length > 0).join(' · ');
+      return {
+        kind: 'webgpu',
+        source: 'engine',
+        adapterName: name || 'unnamed adapter',
+        vendor: i.vendor,
+        architecture: i.architecture,
+        isFallbackAdapter: i.isFallbackAdapter,
+        features: i.features,
+        limits: { ...i.limits },
+      };
+    } catch (e) {
+      return {
+        kind: 'cpu',
+        source: 'engine',
+        reason: `${(e as Error).message || String(e)}. Everything runs on the CPU backend instead, only slower.`,
+      };
+    }
+  }
+  return probeAdapter();
+}
+
+/** Used only while the engine's WebGPU module is not in the build: asks the browser directly. */
+async function probeAdapter(): Promise<BackendInfo> {
   const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) {
     return {
@@ -161,7 +200,7 @@ async function probeBackend(): Promise<BackendInfo> {
   const name = [info.description, info.vendor, info.architecture].filter((s) => s && s.length > 0).join(' · ');
   return {
     kind: 'webgpu',
-    source: (await load(WEBGPU)) ? 'engine' : 'probe',
+    source: 'probe',
     adapterName: name || 'unnamed adapter',
     vendor: info.vendor,
     architecture: info.architecture,
@@ -179,53 +218,31 @@ function fail(file: string | undefined, message: string, line?: number): never {
 
 // ---------------------------------------------------------------- safetensors header (metadata only)
 
-const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
-};
-
-interface HeaderTensor {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
+/** Strips the folder the user picked so names match the HF layout ("config.json", not "gpt2/config.json"). */
+function stripCommonFolder(files: InputFile[]): InputFile[] {
+  const firsts = new Set(files.map((f) => (f.path.includes('/') ? f.path.split('/')[0] : '')));
+  if (firsts.size !== 1 || firsts.has('')) return files;
+  return files.map((f) => ({ path: f.path.split('/').slice(1).join('/'), data: f.data }));
 }
 
-/** Reads only the JSON header (8-byte length + JSON) and checks every tensor lies inside the file. */
+function sourceOf(files: InputFile[], label: string): FileListSource {
+  return new FileListSource(new Map(files.map((f) => [f.path, f.data])), label);
+}
+
+/** Header-only read through src/model's SafetensorsReader (validates offsets against the file size). */
 async function readSafetensorsHeader(file: InputFile): Promise<TensorInfo[]> {
-  const size = file.data.size;
-  if (size < 8) fail(file.path, `file is ${size} bytes: too short to be safetensors (needs an 8-byte header length)`);
-  const lenBytes = new DataView(await file.data.slice(0, 8).arrayBuffer());
-  const headerLen = Number(lenBytes.getBigUint64(0, true));
-  if (headerLen <= 1 || headerLen > 100 * 1024 * 1024) {
-    fail(file.path, `header length ${headerLen} is not plausible: not a safetensors file`);
-  }
-  if (8 + headerLen > size) {
-    fail(file.path, `truncated: header says ${headerLen} bytes of JSON but the file has only ${size - 8} after the length`);
-  }
-  const text = new TextDecoder().decode(await file.data.slice(8, 8 + headerLen).arrayBuffer());
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(text) as Record<string, unknown>;
-  } catch (e) {
-    fail(file.path, `header is not valid JSON (${(e as Error).message})`);
-  }
-  const dataLen = size - 8 - headerLen;
-  const out: TensorInfo[] = [];
-  for (const [name, raw] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const t = raw as HeaderTensor;
-    if (!t || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) fail(file.path, `tensor ${name}: malformed entry`);
-    const params = t.shape.reduce((a, b) => a * b, 1);
-    const [begin, end] = t.data_offsets;
-    if (end > dataLen) {
-      fail(file.path, `truncated: tensor ${name} ends at byte ${end} of the data section, which has only ${dataLen} bytes`);
-    }
-    const bytes = DTYPE_BYTES[t.dtype];
-    if (bytes !== undefined && end - begin !== params * bytes) {
-      fail(file.path, `tensor ${name}: ${t.dtype}${JSON.stringify(t.shape)} needs ${params * bytes} bytes, offsets give ${end - begin}`);
-    }
-    out.push({ name, dtype: t.dtype, shape: t.shape, params });
-  }
-  return out;
+  const reader = await SafetensorsReader.open(sourceOf([file], file.path), file.path);
+  return [...reader.header.entries].map(([name, e]) => ({ name, dtype: e.dtype, shape: e.shape, params: numel(e.shape) }));
+}
+
+/** Turns the model/data modules' named errors into ones the UI can show with their file (and line). */
+function rethrow(e: unknown, fallbackFile?: string): never {
+  if (e instanceof Error && e.message.startsWith('{"studioError"')) throw e;
+  const err = e as Error & { file?: string; line?: number | null; detail?: string };
+  const file = typeof err.file === 'string' ? err.file : fallbackFile;
+  let message = err.detail ?? err.message ?? String(e);
+  if (file && message.startsWith(`${file}: `)) message = message.slice(file.length + 2);
+  fail(file, message, err.line ?? undefined);
 }
 
 // ---------------------------------------------------------------- model summary
@@ -267,31 +284,20 @@ function familyOf(modelType: string): string {
 }
 
 const openModels = new Map<string, { summary: ModelSummary; files: InputFile[] }>();
+const HF = '../src/model/hf.ts';
 
-async function openModel(name: string, files: InputFile[]): Promise<ModelSummary> {
-  if (files.length === 0) fail(name, 'no files given');
-  const configFile = findFile(files, 'config.json');
-  const weightFiles = files.filter((f) => f.path.endsWith('.safetensors'));
-  const other = files.filter((f) => f !== configFile && !weightFiles.includes(f));
-  if (!configFile && weightFiles.length === 0) {
-    const names = files.map((f) => f.path).join(', ');
-    fail(files[0]?.path, `not a model: expected config.json and *.safetensors, got ${names}`);
-  }
-  if (!configFile) fail(weightFiles[0]?.path, 'config.json is missing next to the weights');
-  if (weightFiles.length === 0) fail(configFile.path, 'no *.safetensors weights next to config.json (pytorch .bin is not read)');
-  const cfg = await readJson(configFile);
-  const tensors: TensorInfo[] = [];
-  for (const w of weightFiles) tensors.push(...(await readSafetensorsHeader(w)));
+interface PlanLike {
+  spec: ModelSpec;
+  config: Record<string, unknown>;
+  tensors: Map<string, { file: string; dtype: string; shape: number[]; bytes: number }>;
+  warnings: string[];
+}
+type PlanHFLoad = (source: FileListSource) => Promise<PlanLike>;
 
-  const modelType = typeof cfg.model_type === 'string' ? cfg.model_type : 'unknown';
-  const numLayers = num(cfg, 'num_hidden_layers', 'n_layer');
-  const hiddenSize = num(cfg, 'hidden_size', 'n_embd');
-  const numHeads = num(cfg, 'num_attention_heads', 'n_head');
-  const numKvHeads = num(cfg, 'num_key_value_heads') || numHeads;
-  const intermediateSize = num(cfg, 'intermediate_size', 'ffn_dim', 'n_inner') || 4 * hiddenSize;
-  const warnings: string[] = [];
-  if (familyOf(modelType) === 'unknown') warnings.push(`model_type "${modelType}" is not one of gpt2, opt, llama/qwen2`);
-
+function summarize(name: string, files: InputFile[], tensors: TensorInfo[], cfg: Record<string, unknown>, spec: ModelSpec | null, parsedBy: string, warnings: string[]): ModelSummary {
+  const modelType = spec?.modelType ?? (typeof cfg.model_type === 'string' ? cfg.model_type : 'unknown');
+  const hiddenSize = spec?.hiddenSize ?? num(cfg, 'hidden_size', 'n_embd');
+  const numHeads = spec?.numHeads ?? num(cfg, 'num_attention_heads', 'n_head');
   const layerMap = new Map<number, LayerSummary>();
   let otherParams = 0;
   const dtypes: Record<string, number> = {};
@@ -310,31 +316,60 @@ async function openModel(name: string, files: InputFile[]): Promise<ModelSummary
     }
   }
   const layers = [...layerMap.values()].sort((a, b) => a.index - b.index);
-  if (numLayers && layers.length !== numLayers) {
-    warnings.push(`config.json says ${numLayers} layers, the weights have ${layers.length}`);
-  }
-  const summary: ModelSummary = {
+  const numLayers = spec?.layers.length ?? (num(cfg, 'num_hidden_layers', 'n_layer') || layers.length);
+  if (layers.length !== numLayers) warnings.push(`config.json says ${numLayers} layers, the weights have ${layers.length}`);
+  const hasTokenizer = files.some((f) => baseName(f.path) === 'tokenizer.json');
+  if (!hasTokenizer) warnings.push('tokenizer.json is missing: tuning and evaluation will need it');
+  return {
     name,
     files: files.map((f) => ({ path: f.path, size: f.data.size })),
     modelType,
-    family: familyOf(modelType),
-    numLayers: numLayers || layers.length,
+    family: spec?.family ?? familyOf(modelType),
+    numLayers,
     hiddenSize,
     numHeads,
-    numKvHeads,
-    intermediateSize,
-    vocabSize: num(cfg, 'vocab_size'),
-    maxPositions: num(cfg, 'max_position_embeddings', 'n_positions'),
+    numKvHeads: spec?.numKvHeads ?? (num(cfg, 'num_key_value_heads') || numHeads),
+    intermediateSize: spec?.intermediateSize ?? (num(cfg, 'intermediate_size', 'ffn_dim', 'n_inner') || 4 * hiddenSize),
+    vocabSize: spec?.vocabSize ?? num(cfg, 'vocab_size'),
+    maxPositions: spec?.maxPositions ?? num(cfg, 'max_position_embeddings', 'n_positions'),
     totalParams: tensors.reduce((a, t) => a + t.params, 0),
     otherParams,
     layers,
     tensors,
     dtypes,
-    hasTokenizer: !!findFile(other, 'tokenizer.json'),
-    parsedBy: 'studio worker: config.json + safetensors headers',
+    hasTokenizer,
+    parsedBy,
     warnings,
   };
-  if (!summary.hasTokenizer) summary.warnings.push('tokenizer.json is missing: tuning and evaluation will need it');
+}
+
+async function openModel(name: string, input: InputFile[]): Promise<ModelSummary> {
+  if (input.length === 0) fail(name, 'no files given');
+  const files = stripCommonFolder(input);
+  const hasConfig = files.some((f) => f.path === 'config.json');
+  const weightFiles = files.filter((f) => f.path.endsWith('.safetensors'));
+  if (!hasConfig && weightFiles.length === 0) {
+    fail(input[0]?.path, `not a model: expected config.json and *.safetensors, got ${input.map((f) => f.path).join(', ')}`);
+  }
+  if (!hasConfig) fail(weightFiles[0]?.path, 'config.json is missing next to the weights');
+  let summary: ModelSummary;
+  const plan = await fn<PlanHFLoad>(HF, 'planHFLoad');
+  try {
+    if (plan) {
+      // src/model validates every tensor against config.json without decoding data.
+      const p = await plan(sourceOf(files, name));
+      const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
+      summary = summarize(name, files, tensors, p.config, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
+    } else {
+      if (weightFiles.length === 0) fail('config.json', 'no *.safetensors weights next to config.json (pytorch .bin is not read)');
+      const cfg = await readJson(files.find((f) => f.path === 'config.json')!);
+      const tensors: TensorInfo[] = [];
+      for (const w of weightFiles) tensors.push(...(await readSafetensorsHeader(w)));
+      summary = summarize(name, files, tensors, cfg, null, 'safetensors headers (src/model/hf.ts not loaded)', []);
+    }
+  } catch (e) {
+    rethrow(e, name);
+  }
   openModels.set('current', { summary, files });
   return summary;
 }
@@ -359,7 +394,7 @@ async function expandZip(file: InputFile): Promise<InputFile[]> {
 }
 
 async function openPackage(name: string, input: InputFile[]): Promise<PackageSummary> {
-  let files = input;
+  let files = stripCommonFolder(input);
   if (input.length === 1 && input[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(input[0]!);
   const manifestFile = findFile(files, 'emulator.json');
   if (!manifestFile) {
@@ -368,7 +403,7 @@ async function openPackage(name: string, input: InputFile[]): Promise<PackageSum
   const manifest = await readJson(manifestFile);
   const weights = findFile(files, 'emulator.safetensors');
   if (!weights) fail(manifestFile.path, 'emulator.safetensors is missing next to emulator.json');
-  const tensors = await readSafetensorsHeader(weights);
+  const tensors = await readSafetensorsHeader(weights).catch((e: unknown) => rethrow(e, weights.path));
   const warnings: string[] = [];
   const source = manifest.source as Record<string, unknown> | undefined;
   const sourceModel = String(source?.id ?? manifest.sourceModel ?? manifest.model ?? 'unknown');
@@ -393,107 +428,80 @@ async function openPackage(name: string, input: InputFile[]): Promise<PackageSum
 
 // ---------------------------------------------------------------- datasets
 
-const openDatasets = new Map<string, { preview: DatasetPreview; file: InputFile }>();
+const openDatasets = new Map<string, { preview: DatasetPreview; file: InputFile; dataset: Dataset }>();
 const PREVIEW_ROWS = 50;
-const MAX_ISSUES = 200;
 
-function kindOf(obj: Record<string, unknown>): string {
-  if ('choices' in obj && 'label' in obj) return 'mc';
-  if ('prompt' in obj && 'answer' in obj) return 'sft';
-  if ('text' in obj) return 'lm';
-  return 'unknown';
+function clip(t: string, n = 400): string {
+  return t.length > n ? `${t.slice(0, n)}…` : t;
 }
 
-function cell(v: unknown): string {
-  if (typeof v === 'string') return v;
-  return JSON.stringify(v) ?? '';
+function previewRows(ds: Dataset): { columns: string[]; rows: Record<string, string>[] } {
+  const head = ds.records.slice(0, PREVIEW_ROWS);
+  if (ds.kind === 'lm') {
+    return { columns: ['line', 'text'], rows: (head as { text: string; line: number | null }[]).map((r) => ({ line: String(r.line ?? ''), text: clip(r.text) })) };
+  }
+  if (ds.kind === 'mc') {
+    return {
+      columns: ['line', 'context', 'choices', 'label'],
+      rows: (head as { context: string; choices: string[]; label: number; line: number | null }[]).map((r) => ({
+        line: String(r.line ?? ''),
+        context: clip(r.context),
+        choices: r.choices.map((c, i) => `${i === r.label ? '✓' : ''}${clip(c, 80)}`).join(' | '),
+        label: String(r.label),
+      })),
+    };
+  }
+  return {
+    columns: ['line', 'prompt', 'answer'],
+    rows: (head as { prompt: string; answer: string; line: number | null }[]).map((r) => ({ line: String(r.line ?? ''), prompt: clip(r.prompt), answer: clip(r.answer) })),
+  };
 }
 
 async function openDataset(file: InputFile): Promise<DatasetPreview> {
+  const bytes = new Uint8Array(await file.data.arrayBuffer());
   const lower = file.path.toLowerCase();
-  const format: DatasetPreview['format'] | null = lower.endsWith('.jsonl') || lower.endsWith('.json')
-    ? 'jsonl'
-    : lower.endsWith('.csv')
-      ? 'csv'
-      : lower.endsWith('.txt')
-        ? 'txt'
-        : null;
-  if (!format) fail(file.path, 'unsupported dataset type: use .jsonl, .csv or .txt');
-  const text = await file.data.text();
-  if (text.trim().length === 0) fail(file.path, 'file is empty');
-  const issues: DatasetIssue[] = [];
-  const rows: Record<string, string>[] = [];
-  const columns = new Set<string>();
-  const kinds = new Map<string, number>();
-  let total = 0;
-  if (format === 'jsonl') {
-    const lines = text.split(/\r?\n/);
-    lines.forEach((line, i) => {
-      if (line.trim() === '') return;
-      total++;
-      try {
-        const obj = JSON.parse(line) as unknown;
-        if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
-          if (issues.length < MAX_ISSUES) issues.push({ file: file.path, line: i + 1, message: 'line is JSON but not an object' });
-          return;
-        }
-        const o = obj as Record<string, unknown>;
-        const k = kindOf(o);
-        kinds.set(k, (kinds.get(k) ?? 0) + 1);
-        if (k === 'unknown' && issues.length < MAX_ISSUES) {
-          issues.push({ file: file.path, line: i + 1, message: `no known fields: expected "text", "prompt"+"answer" or "context"+"choices"+"label" (has ${Object.keys(o).join(', ') || 'none'})` });
-        }
-        if (rows.length < PREVIEW_ROWS) {
-          const r: Record<string, string> = {};
-          for (const [key, v] of Object.entries(o)) {
-            columns.add(key);
-            r[key] = cell(v);
-          }
-          rows.push(r);
-        }
-      } catch (e) {
-        if (issues.length < MAX_ISSUES) issues.push({ file: file.path, line: i + 1, message: `not valid JSON: ${(e as Error).message}` });
-      }
-    });
-    if (total > 0 && issues.length === total) {
-      fail(file.path, `no line is a valid JSON object (first problem, line ${issues[0]!.line}: ${issues[0]!.message})`, issues[0]!.line ?? undefined);
-    }
-  } else if (format === 'csv') {
-    const parsed = Papa.parse<Record<string, string>>(text, { header: true, skipEmptyLines: true });
-    for (const err of parsed.errors.slice(0, MAX_ISSUES)) {
-      // Papa's row is 0-based over data rows; +2 for the header line and 1-based lines.
-      issues.push({ file: file.path, line: err.row !== undefined ? err.row + 2 : null, message: err.message });
-    }
-    for (const f of parsed.meta.fields ?? []) columns.add(f);
-    total = parsed.data.length;
-    for (const r of parsed.data.slice(0, PREVIEW_ROWS)) rows.push(r);
-    if (total > 0) kinds.set(kindOf(parsed.data[0] as Record<string, unknown>), total);
-  } else {
-    const paras = text.split(/\n\s*\n/).filter((p) => p.trim().length > 0);
-    total = paras.length;
-    columns.add('text');
-    for (const p of paras.slice(0, PREVIEW_ROWS)) rows.push({ text: p.length > 400 ? `${p.slice(0, 400)}…` : p });
-    kinds.set('lm', total);
+  const guess: DatasetPreview['format'] = lower.endsWith('.csv') || lower.endsWith('.tsv') ? 'csv' : lower.endsWith('.txt') ? 'txt' : 'jsonl';
+  let ds: Dataset;
+  try {
+    ds = readDataset(bytes, file.path);
+  } catch (e) {
+    const err = e as Error & { file?: string; line?: number | null; detail?: string; code?: string };
+    if (err.name !== 'DatasetError') rethrow(e, file.path);
+    // A bad dataset is shown inline (file + line) and is not usable for training.
+    return {
+      datasetId: '',
+      ok: false,
+      file: file.path,
+      format: guess,
+      kind: 'unknown',
+      columns: [],
+      rows: [],
+      totalRows: 0,
+      issues: [{ file: err.file ?? file.path, line: err.line ?? null, message: err.detail ?? err.message }],
+      warnings: [],
+      validatedBy: 'src/data readDataset',
+    };
   }
-  let validatedBy = 'studio worker: syntax and field names only';
-  const validate = await fn<(...args: unknown[]) => unknown>(DATA, 'validateDataset');
-  if (validate) {
-    // src/data's validator is authoritative when present; its exact signature is wired once it lands.
-    validatedBy = 'src/data validateDataset (present; wiring pending)';
-  }
-  const kind = [...kinds.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'unknown';
+  const summary = validateDataset(ds);
+  const { columns, rows } = previewRows(ds);
   const preview: DatasetPreview = {
     datasetId: newId('ds'),
+    ok: true,
     file: file.path,
-    format,
-    kind,
-    columns: [...columns],
+    format: ds.format,
+    kind: ds.kind,
+    columns,
     rows,
-    totalRows: total,
-    issues,
-    validatedBy,
+    totalRows: ds.records.length,
+    issues: [],
+    warnings: [
+      ...summary.warnings,
+      ...(summary.duplicates ? [`${summary.duplicates} exact duplicate record(s)`] : []),
+      ...(summary.labels && summary.labels.majorityFraction > 0.7 ? [`label imbalance: the most common label is ${(summary.labels.majorityFraction * 100).toFixed(0)}% of records`] : []),
+    ],
+    validatedBy: 'src/data readDataset + validateDataset',
   };
-  openDatasets.set(preview.datasetId, { preview, file });
+  openDatasets.set(preview.datasetId, { preview, file, dataset: ds });
   return preview;
 }
 

@@ -191,7 +191,10 @@ export interface DatasetIssue {
 }
 
 export interface DatasetPreview {
+  /** Empty when !ok (the file cannot be used). */
   datasetId: string;
+  /** False when the reader rejected the file; `issues` says where. */
+  ok: boolean;
   file: string;
   format: 'jsonl' | 'csv' | 'txt';
   /** 'lm' | 'mc' | 'sft' when known. */
@@ -200,6 +203,8 @@ export interface DatasetPreview {
   rows: Record<string, string>[];
   totalRows: number;
   issues: DatasetIssue[];
+  /** Non-fatal findings (duplicates, label imbalance, ...). */
+  warnings: string[];
   /** Which code validated it (src/data, or the worker's syntax-only check). */
   validatedBy: string;
 }

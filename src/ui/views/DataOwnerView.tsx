@@ -10,7 +10,13 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
     <>
       <div className="row small muted">
-        {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
+        {d.ok ? (
+          <>
+            {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
+          </>
+        ) : (
+          <>{d.file}: not usable</>
+        )}
       </div>
       {d.issues.length ? (
         <div className="alert error" role="alert" data-testid="dataset-issues">
@@ -29,6 +35,14 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
           </ul>
         </div>
       ) : null}
+      {d.warnings.length ? (
+        <div className="alert warnbox">
+          {d.warnings.map((w, k) => (
+            <div key={k}>{w}</div>
+          ))}
+        </div>
+      ) : null}
+      {d.rows.length ? (
       <div className="table-wrap">
         <table className="dense preview">
           <thead>
@@ -53,8 +67,15 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
           </tbody>
         </table>
       </div>
+      ) : null}
     </>
   );
+}
+
+export function reportIssue(p: DatasetPreview): void {
+  const i = p.issues[0];
+  if (!i) return;
+  useUi.getState().pushToast({ level: 'error', file: i.file, line: i.line ?? undefined, message: i.message });
 }
 
 function ResumeBanner() {
@@ -134,7 +155,7 @@ function TrainingSettings() {
   const setJob = useUi((s) => s.setTuneJob);
   const pkg = useUi((s) => s.pkg);
   const dataset = useUi((s) => s.dataset);
-  const ready = !!pkg && !!dataset;
+  const ready = !!pkg && !!dataset && dataset.ok;
   const targets = ['q', 'k', 'v', 'o', 'up', 'gate', 'down'];
   return (
     <Panel title="Training">
@@ -312,7 +333,9 @@ export function DataOwnerView() {
             accept=".jsonl,.json,.csv,.txt"
             testId="dataset-drop"
             onFiles={async (files) => {
-              setDataset(await studio().openDataset(files[0]!));
+              const p = await studio().openDataset(files[0]!);
+              setDataset(p);
+              if (!p.ok) reportIssue(p);
             }}
           />
           {dataset ? <DatasetTable d={dataset} /> : null}

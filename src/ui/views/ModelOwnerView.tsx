@@ -6,6 +6,7 @@ import { Heatmap } from '../charts/Heatmap';
 import { SpectrumChart } from '../charts/SpectrumChart';
 import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
+import { reportIssue } from './DataOwnerView';
 import { download, fetchFiles, formatBytes, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
@@ -263,9 +264,12 @@ function Settings() {
         onFiles={async (files) => {
           const f = files[0]!;
           const p = await studio().openDataset(f);
+          if (!p.ok) {
+            reportIssue(p);
+            return;
+          }
           setSupport(p);
           setSupportFile(f);
-          if (p.issues.length) reportError(new Error(`${p.issues.length} problem(s), first: line ${p.issues[0]!.line}: ${p.issues[0]!.message}`), f.path);
         }}
       />
       <div className="row">

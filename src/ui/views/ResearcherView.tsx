@@ -5,6 +5,7 @@ import { useUi } from '../../store/ui';
 import { ScatterChart } from '../charts/ScatterChart';
 import { CapButton, Empty, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
+import { reportIssue } from './DataOwnerView';
 import { download, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
@@ -195,7 +196,10 @@ export function ResearcherView() {
               testId="task-drop"
               onFiles={async (files) => {
                 const p = await studio().openDataset(files[0]!);
-                if (p.issues.length) throw new Error(`line ${p.issues[0]!.line}: ${p.issues[0]!.message}`);
+                if (!p.ok) {
+                  reportIssue(p);
+                  return;
+                }
                 setTask(files[0]!);
               }}
             />
