@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { encodeChoices } from '../data/batch';
+import { makeBatch } from '../data/batch';
+import { mulberry32 } from '../data/random';
+import { charTokenizer } from '../data/test-tokenizer';
+import { IGNORE_INDEX, type ChoiceDataset } from '../data/types';
+import {
+  aggregateMultipleChoice,
+  aggregatePerplexity,
+  argmax,
+  bitsPerByte,
+  choiceLength,
+  exactMatchAccuracy,
+  meanStderr,
+  perplexity,
+  rowScoresFromLogits,
+  scoreChoiceRows,
+  scoreChoices,
+} from './metrics';
+
+describe('multiple-choice acc / acc_norm (lm-eval definitions)', () => {
+  it('hand-computed: acc = 2/3, acc_norm = 1/3, stderr 1/3 each', () => {
+    // ex 1: LL [-2, -5], lengths [1, 10], label 0.
+    //   acc: argmax(-2, -5) = 0 → right.  norm: -2/1 = -2 vs -5/10 = -0.5 → 1 → wrong.
+    // ex 2: LL [-3, -2.5], lengths [4, 2], label 1.
+    //   acc: argmax → 1 → right.          norm: -0.75 vs -1.25 → 0 → wrong.
+    // ex 3: LL [-4, -3], lengths [5, 1], label 0.
+    //   acc: argmax → 1 → wrong.          norm: -0.8 vs -3 → 0 → right.
+    // acc = [1,1,0] → 2/3; acc_norm = [0,0,1] → 1/3. Both have sample variance
+    // ((1/3)² + (1/3)² + (2/3)²) / (3-1) = (6/9)/2 = 1/3, so stderr = sqrt(1/3)/sqrt(3) = 1/3.
+    const r = [
+      scoreChoices([-2, -5], [1, 10], 0),
+      scoreChoices([-3, -2.5], [4, 2], 1),
+      scoreChoices([-4, -3], [5, 1], 0),
+    ];
+    expect(r.map((x) => [x.pred, x.predNorm, x.acc, x.accNorm])).toEqual([
+      [0, 1, 1, 0],
+      [1, 0, 1, 0],
+      [1, 0, 0, 1],
+    ]);
+    const m = aggregateMultipleChoice(r);
+    expect(m.n).toBe(3);
+    expect(m.acc).toBeCloseTo(2 / 3, 12);
+    expect(m.accNorm).toBeCloseTo(1 / 3, 12);
+    expect(m.accStderr).toBeCloseTo(1 / 3, 12);
+    expect(m.accNormStderr).toBeCloseTo(1 / 3, 12);
+  });
+
+  it('ties go to the first choice, like np.argmax', () => {
+    expect(scoreChoices([-1, -1], [1, 1], 1)).toMatchObject({ pred: 0, predNorm: 0, acc: 0 });
+    expect(argmax([NaN, 2, 2])).toBe(1);
+    expect(argmax([])).toBe(-1);
+  });
+
+  it('choice length counts code points (Python len), not UTF-16 units', () => {
+    expect(choiceLength('abc')).toBe(3);
+    expect(choiceLength('😀é')).toBe(2);
+    expect('😀é'.length).toBe(3);
+  });
+
+  it('rejects inconsistent inputs', () => {
+    expect(() => scoreChoices([-1], [1, 2], 0)).toThrow(RangeError);
+    expect(() => scoreChoices([-1, -2], [1, 2], 2)).toThrow(/label 2/);
+    expect(() => scoreChoices([-1, -2], [0, 2], 0)).toThrow(/positive/);
+    expect(() => scoreChoiceRows([{ example: 0, choice: 1, label: 0, chars: 1, logLikelihood: 0 }])).toThrow(/choice 0 missing/);
+  });
+
+  it('meanStderr: n-1 denominator; NaN below two samples', () => {
+    const s = meanStderr([1, 2, 3, 4]);
+    expect(s.mean).toBe(2.5);
+    expect(s.stderr).toBeCloseTo(Math.sqrt(5 / 3) / 2, 12);
+    expect(meanStderr([1]).stderr).toBeNaN();
+  });
+});
+
+describe('perplexity', () => {
+  it('exp of mean NLL, pooled over tokens', () => {
+    expect(perplexity(4 * Math.LN2, 4)).toBeCloseTo(2, 12);
+    const p = aggregatePerplexity([
+      { sumNll: 2 * Math.LN2, tokens: 2 },
+      { sumNll: 3 * Math.LN2, tokens: 1 },
+    ]);
+    expect(p.tokens).toBe(3);
+    expect(p.perplexity).toBeCloseTo(2 ** (5 / 3), 12);
+    expect(bitsPerByte(8 * Math.LN2, 4)).toBeCloseTo(2, 12);
+    expect(() => perplexity(1, 0)).toThrow(RangeError);
+  });
+});
+
+describe('rowScoresFromLogits', () => {
+  it('matches a direct float64 log-softmax on fresh random logits; ignores -100', () => {
+    const rand = mulberry32(99);
+    const B = 3;
+    const T = 4;
+    const V = 7;
+    const logits = Float32Array.from({ length: B * T * V }, () => (rand() - 0.5) * 8);
+    const targets = Int32Array.from({ length: B * T }, () => (rand() < 0.3 ? IGNORE_INDEX : Math.floor(rand() * V)));
+    const got = rowScoresFromLogits(logits, targets, B, T, V);
+    for (let b = 0; b < B; b++) {
+      let s = 0;
+      let n = 0;
+      for (let t = 0; t < T; t++) {
+        const y = targets[b * T + t] as number;
+        if (y === IGNORE_INDEX) continue;
+        const row = Array.from(logits.subarray((b * T + t) * V, (b * T + t + 1) * V));
+        const lse = Math.log(row.reduce((acc, z) => acc + Math.exp(z), 0));
+        s += (row[y] as number) - lse;
+        n++;
+      }
+      expect(got.sumLogProb[b]).toBeCloseTo(s, 10);
+      expect(got.tokens[b]).toBe(n);
+    }
+  });
+
+  it('greedy exact match per row', () => {
+    // V = 3, T = 2. Row 0: argmax 2 at both positions, targets [2, 2] → match.
+    // Row 1: targets [IGNORE, 1] with argmax 2 → no match. Row 2: no targets → false.
+    const logits = [0, 0, 5, 0, 0, 5, 0, 0, 5, 0, 0, 5, 1, 0, 0, 1, 0, 0];
+    const r = rowScoresFromLogits(logits, [2, 2, IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX], 3, 2, 3);
+    expect(r.greedyMatch).toEqual([true, false, false]);
+    expect(Array.from(r.greedyCorrect)).toEqual([2, 0, 0]);
+    expect(exactMatchAccuracy(r.greedyMatch).mean).toBeCloseTo(1 / 3, 12);
+  });
+
+  it('end to end with the data layer: batch targets + a bigram model give each choice its log-likelihood', () => {
+    // A random bigram "model": logits at a position depend only on the input token there.
+    const tok = charTokenizer();
+    const V = 140;
+    const rand = mulberry32(5);
+    const table = Float64Array.from({ length: V * V }, () => (rand() - 0.5) * 6);
+    const logp = (prev: number, next: number) => {
+      const row = table.subarray(prev * V, (prev + 1) * V);
+      const lse = Math.log(row.reduce((acc, z) => acc + Math.exp(z), 0));
+      return (row[next] as number) - lse;
+    };
+    const ds: ChoiceDataset = {
+      file: 't.jsonl',
+      format: 'jsonl',
+      kind: 'mc',
+      records: [
+        { context: 'the sky is', choices: ['blue', 'green', 'a'], label: 0, line: 1 },
+        { context: 'one two', choices: ['three', 'four'], label: 1, line: 2 },
+      ],
+    };
+    const { examples } = encodeChoices(ds, tok, { contextLength: 32 });
+    const batch = makeBatch(examples, examples.map((_, i) => i), { padId: 0 });
+    const { batchSize: B, seqLen: T } = batch;
+    const logits = new Float32Array(B * T * V);
+    for (let i = 0; i < B * T; i++) logits.set(table.subarray((batch.ids[i] as number) * V, ((batch.ids[i] as number) + 1) * V), i * V);
+    const rs = rowScoresFromLogits(logits, batch.targets, B, T, V);
+    const rows = examples.map((e, i) => ({ ...e, logLikelihood: rs.sumLogProb[i] as number }));
+    // Reference: sum of log p(c_k | previous char) over the choice's characters (with the " " delimiter).
+    ds.records.forEach((r, ei) => {
+      r.choices.forEach((ch, ci) => {
+        const s = tok.encode(r.context + ' ' + ch);
+        let ll = 0;
+        for (let k = tok.encode(r.context).length; k < s.length; k++) ll += logp(s[k - 1] as number, s[k] as number);
+        const row = rows.find((x) => x.example === ei && x.choice === ci);
+        expect(row?.logLikelihood).toBeCloseTo(ll, 4);
+        expect(row?.chars).toBe(choiceLength(ch));
+      });
+    });
+    const results = scoreChoiceRows(rows);
+    expect(results).toHaveLength(2);
+    const lls0 = rows.filter((x) => x.example === 0).map((x) => x.logLikelihood);
+    expect(results[0]?.pred).toBe(argmax(lls0));
+  });
+});
