@@ -36,7 +36,7 @@ export function linearName(layer: number, proj: AttnProj | MlpProj): string {
     : `layers.${layer}.mlp.${proj}`;
 }
 
-/** Every block linear of a spec, in forward order. */
+/** Every block linear of a spec, in the order the forward pass calls them (and hooks fire). */
 export function linearNames(spec: ModelSpec): string[] {
   const { attn, mlp } = projsOf(spec);
   const out: string[] = [];
@@ -193,8 +193,9 @@ export class Decoder {
       const h2 = this.norm(x, `${L}.ln2`);
       let m: Tensor;
       if (spec.gatedMlp) {
-        const g = ops.activation(this.linear(`${L}.mlp.gate`, h2, hooks), spec.activation);
-        m = ops.mul(g, this.linear(`${L}.mlp.up`, h2, hooks));
+        // up before gate so hooks fire in linearNames order
+        const u = this.linear(`${L}.mlp.up`, h2, hooks);
+        m = ops.mul(ops.activation(this.linear(`${L}.mlp.gate`, h2, hooks), spec.activation), u);
       } else {
         m = ops.activation(this.linear(`${L}.mlp.up`, h2, hooks), spec.activation);
       }
