@@ -21,7 +21,10 @@ import { numel } from '../src/model/weights';
 import { unzipSync } from 'fflate';
 import {
   encodeStudioError,
+  type AdapterSummary,
   type BackendInfo,
+  type PlugInOptions,
+  type PlugInResult,
   type Capabilities,
   type CheckpointInfo,
   type CompressOptions,
@@ -426,6 +429,51 @@ async function openPackage(name: string, input: InputFile[]): Promise<PackageSum
   return summary;
 }
 
+// ---------------------------------------------------------------- returned adapters
+
+const openAdaptersMap = new Map<string, { summary: AdapterSummary; files: InputFile[] }>();
+
+async function openAdapters(name: string, input: InputFile[]): Promise<AdapterSummary> {
+  let files = stripCommonFolder(input);
+  if (files.length === 1 && files[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(files[0]!);
+  const ours = findFile(files, 'adapter.safetensors');
+  const peft = findFile(files, 'adapter_model.safetensors');
+  const weights = ours ?? peft;
+  if (!weights) {
+    fail(input[0]?.path ?? name, `no adapter.safetensors or adapter_model.safetensors (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
+  }
+  const manifestFile = findFile(files, ours ? 'adapter.json' : 'adapter_config.json');
+  const manifest = manifestFile ? await readJson(manifestFile) : {};
+  const tensors = await readSafetensorsHeader(weights).catch((e: unknown) => rethrow(e, weights.path));
+  const warnings: string[] = [];
+  if (!manifestFile) warnings.push(`${ours ? 'adapter.json' : 'adapter_config.json'} is missing`);
+  const model = openModels.get('current');
+  let unknownTensors: string[] = [];
+  if (!model) {
+    warnings.push('no model is open: names cannot be checked against it');
+  } else if (ours) {
+    // Our adapters use the base model's own tensor names: every one must exist in the open model.
+    const names = new Set(model.summary.tensors.map((t) => t.name));
+    unknownTensors = tensors.map((t) => t.name).filter((n) => !names.has(n));
+    if (unknownTensors.length) {
+      fail(weights.path, `${unknownTensors.length} of ${tensors.length} adapter tensors are not in the open model "${model.summary.name}" (e.g. ${unknownTensors[0]}): adapters of another model?`);
+    }
+  }
+  const summary: AdapterSummary = {
+    adapterId: newId('ad'),
+    name,
+    layout: ours ? 'adapter' : 'peft',
+    manifest,
+    files: files.map((f) => ({ path: f.path, size: f.data.size })),
+    tensorCount: tensors.length,
+    params: tensors.reduce((a, t) => a + t.params, 0),
+    unknownTensors,
+    warnings,
+  };
+  openAdaptersMap.set(summary.adapterId, { summary, files });
+  return summary;
+}
+
 // ---------------------------------------------------------------- datasets
 
 const openDatasets = new Map<string, { preview: DatasetPreview; file: InputFile; dataset: Dataset }>();
@@ -574,6 +622,10 @@ const api: StudioApi = {
     return notYet('Emulator package export');
   },
   openPackage,
+  openAdapters,
+  async plugIn(_opts: PlugInOptions, _onProgress: ProgressFn): Promise<PlugInResult> {
+    return notYet('Plug-in evaluation');
+  },
   openDataset,
   async tune(_opts: TuneOptions, _onProgress: ProgressFn): Promise<TuneResult> {
     return notYet('Adapter tuning');

@@ -262,6 +262,35 @@ export interface DownloadFile {
   mime: string;
 }
 
+// ---------------------------------------------------------------- model owner: plug returned adapters in
+
+export interface AdapterSummary {
+  adapterId: string;
+  name: string;
+  /** 'adapter' (our adapter.json + adapter.safetensors) or 'peft' (adapter_config.json + adapter_model.safetensors). */
+  layout: 'adapter' | 'peft';
+  manifest: Record<string, unknown>;
+  files: { path: string; size: number }[];
+  tensorCount: number;
+  params: number;
+  /** Adapter tensors whose names the open model does not have (non-empty = adapters of another model). */
+  unknownTensors: string[];
+  warnings: string[];
+}
+
+export interface PlugInOptions {
+  adapterId: string;
+  /** Evaluation task (an opened dataset). */
+  datasetId: string;
+}
+
+export interface PlugInResult {
+  metric: string;
+  fullZS: number;
+  plugIn: number;
+  examples: number;
+}
+
 // ---------------------------------------------------------------- researcher
 
 export interface OTSetting {
@@ -302,6 +331,8 @@ export interface StudioApi {
   openModel(name: string, files: InputFile[]): Promise<ModelSummary>;
   compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult>;
   exportPackage(packageId: string): Promise<DownloadFile>;
+  openAdapters(name: string, files: InputFile[]): Promise<AdapterSummary>;
+  plugIn(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult>;
 
   openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
   openDataset(file: InputFile): Promise<DatasetPreview>;

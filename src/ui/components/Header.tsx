@@ -26,22 +26,30 @@ function BackendBadge() {
   return (
     <span className={`badge webgpu ${b.isFallbackAdapter ? 'fallback' : ''}`} data-testid="backend-badge" tabIndex={0}>
       WebGPU · {b.adapterName}
-      {b.isFallbackAdapter ? <em className="flag">software fallback (SwiftShader?) — slow</em> : null}
+      {b.isFallbackAdapter ? <em className="flag">software fallback adapter — slow</em> : null}
       <span className="tip">
-        <strong>Adapter</strong> {b.adapterName} {b.isFallbackAdapter ? '(fallback adapter)' : ''}
-        <br />
-        maxBufferSize {formatBytes(l.maxBufferSize ?? 0)} · maxStorageBufferBindingSize {formatBytes(l.maxStorageBufferBindingSize ?? 0)}
-        <br />
-        invocations/workgroup {l.maxComputeInvocationsPerWorkgroup} · workgroup storage {formatBytes(l.maxComputeWorkgroupStorageSize ?? 0)} ·
-        storage buffers/stage {l.maxStorageBuffersPerShaderStage}
-        <br />
-        features: {(b.features ?? []).join(', ') || 'none'}
-        <br />
-        source: {b.source === 'engine' ? 'engine WebGPU backend' : 'adapter probe (engine backend not loaded yet)'}
+        <strong>{b.adapterName}</strong>
+        {b.isFallbackAdapter ? ' — a fallback (software) adapter such as SwiftShader: correct but slow; keep shapes small.' : ''}
+        <table className="limits">
+          <tbody>
+            <tr><td>maxBufferSize</td><td>{formatBytes(l.maxBufferSize ?? 0)}</td></tr>
+            <tr><td>maxStorageBufferBindingSize</td><td>{formatBytes(l.maxStorageBufferBindingSize ?? 0)}</td></tr>
+            <tr><td>invocations / workgroup</td><td>{l.maxComputeInvocationsPerWorkgroup}</td></tr>
+            <tr><td>workgroup storage</td><td>{formatBytes(l.maxComputeWorkgroupStorageSize ?? 0)}</td></tr>
+            <tr><td>storage buffers / stage</td><td>{l.maxStorageBuffersPerShaderStage}</td></tr>
+            <tr><td>workgroups / dimension</td><td>{l.maxComputeWorkgroupsPerDimension}</td></tr>
+            {KEY_FEATURES.map((f) => (
+              <tr key={f}><td>{f}</td><td>{b.features?.includes(f) ? 'yes' : 'no'}</td></tr>
+            ))}
+          </tbody>
+        </table>
+        <span className="muted">source: {b.source === 'engine' ? 'the engine\'s WebGPU backend (device in use)' : 'adapter probe (engine backend not in this build)'}</span>
       </span>
     </span>
   );
 }
+
+const KEY_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'];
 
 const TABS: { id: View; label: string; hint: string }[] = [
   { id: 'model', label: 'Model owner', hint: 'open a model, build an emulator, ship the package' },
@@ -84,9 +92,10 @@ export function Header() {
 export function PrivacyBar() {
   return (
     <div className="privacy" data-testid="privacy">
-      <span className="lock" aria-hidden>
-        🔒
-      </span>
+      <svg className="lock" width="12" height="14" viewBox="0 0 12 14" aria-hidden>
+        <rect x="1" y="6" width="10" height="7.5" rx="1.5" fill="currentColor" />
+        <path d="M3.2 6V4.2a2.8 2.8 0 0 1 5.6 0V6" fill="none" stroke="currentColor" strokeWidth="1.6" />
+      </svg>
       <span>
         <strong>Nothing leaves this machine.</strong> Files are read locally; only downloads you click create files.
       </span>

@@ -9,7 +9,7 @@ import { download, formatCount, progressProxy, reportError, studio } from '../st
 function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
     <>
-      <div className="row small muted">
+      <div className="meta">
         {d.ok ? (
           <>
             {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
@@ -47,7 +47,6 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
         <table className="dense preview">
           <thead>
             <tr>
-              <th className="num">#</th>
               {d.columns.map((c) => (
                 <th key={c}>{c}</th>
               ))}
@@ -56,9 +55,8 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
           <tbody>
             {d.rows.slice(0, 12).map((r, i) => (
               <tr key={i}>
-                <td className="num muted">{i + 1}</td>
                 {d.columns.map((c) => (
-                  <td key={c} title={r[c]}>
+                  <td key={c} title={r[c]} className={c === 'line' ? 'num muted' : undefined}>
                     {r[c]}
                   </td>
                 ))}
@@ -338,11 +336,18 @@ export function DataOwnerView() {
               if (!p.ok) reportIssue(p);
             }}
           />
-          {dataset ? <DatasetTable d={dataset} /> : null}
+          {dataset ? (
+            <div className="meta">
+              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
+            </div>
+          ) : null}
         </Panel>
         <TrainingSettings />
       </div>
       <div className="col-right">
+        <Panel title="Dataset preview">
+          {dataset ? <DatasetTable d={dataset} /> : <Empty>Rows of your dataset, with any problem named by file and line, appear here. Nothing is uploaded.</Empty>}
+        </Panel>
         <LossPanel />
         <EvalPanel />
       </div>

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import type { CompressMethod, CompressOptions, InputFile, ModelSummary } from '../../store/jobs-api';
+import type { AdapterSummary, CompressMethod, CompressOptions, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent } from '../../store/jobs-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
@@ -374,6 +374,72 @@ function Results() {
   );
 }
 
+function PlugIn() {
+  const model = useUi((s) => s.model);
+  const caps = useUi((s) => s.capabilities);
+  const [adapter, setAdapter] = useState<AdapterSummary | null>(null);
+  const [task, setTask] = useState<DatasetPreview | null>(null);
+  const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
+  const [result, setResult] = useState<PlugInResult | null>(null);
+  const run = async () => {
+    if (!adapter || !task) return;
+    setJob({ running: true, progress: null });
+    try {
+      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId }, progressProxy((p) => setJob({ running: true, progress: p }))));
+    } catch (e) {
+      reportError(e);
+    } finally {
+      setJob((j) => ({ ...j, running: false }));
+    }
+  };
+  return (
+    <Panel title="Plug in returned adapters">
+      <FileDrop
+        label={adapter ? `${adapter.name}: ${adapter.layout} layout, ${adapter.tensorCount} tensors (${formatCount(adapter.params)} parameters)` : 'Drop the adapters a data owner sent back (folder, .zip, or adapter.json + adapter.safetensors)'}
+        folder
+        multiple
+        accept=".zip,.json,.safetensors"
+        testId="adapter-drop"
+        onFiles={async (files) => {
+          if (!model) throw new Error('open the base model first, so the adapter names can be checked against it');
+          const name = files.length === 1 ? files[0]!.path : files[0]!.path.split('/')[0]!;
+          const a = await studio().openAdapters(name, files);
+          setAdapter(a);
+          for (const w of a.warnings) reportInfo(`${name}: ${w}`);
+        }}
+      />
+      <FileDrop
+        label={task ? `task: ${task.file} (${task.totalRows} ${task.kind} records)` : 'Drop an evaluation task (.jsonl)'}
+        accept=".jsonl,.json,.csv,.txt"
+        testId="plugin-task-drop"
+        onFiles={async (files) => {
+          const p = await studio().openDataset(files[0]!);
+          if (!p.ok) {
+            reportIssue(p);
+            return;
+          }
+          setTask(p);
+        }}
+      />
+      <div className="row">
+        <CapButton cap={caps?.plugIn} disabled={!model || !adapter || !task || job.running} onClick={run}>
+          Plug in and evaluate
+        </CapButton>
+      </div>
+      <Progress progress={job.progress} running={job.running} />
+      {result ? (
+        <KV
+          items={[
+            [`Full ZS (${result.metric})`, result.fullZS.toFixed(4)],
+            [`Plug-in (${result.metric})`, result.plugIn.toFixed(4)],
+            ['examples', result.examples],
+          ]}
+        />
+      ) : null}
+    </Panel>
+  );
+}
+
 export function ModelOwnerView() {
   const model = useUi((s) => s.model);
   return (
@@ -391,6 +457,7 @@ export function ModelOwnerView() {
           </Panel>
         )}
         <Results />
+        <PlugIn />
       </div>
     </div>
   );

@@ -24,7 +24,7 @@ function ListField({ label, value, onChange, hint }: { label: string; value: num
       <input
         className={bad ? 'bad' : ''}
         value={text}
-        style={{ width: 140 }}
+        style={{ width: 110 }}
         onChange={(e) => {
           setText(e.target.value);
           const v = parseList(e.target.value);
@@ -184,8 +184,8 @@ export function ResearcherView() {
             <div className="row wrap">
               <ListField label="keep" value={grid.keeps} onChange={(keeps) => setGrid({ keeps })} hint="comma-separated fractions of middle parameters kept" />
               <ListField label="λ (attn = mlp)" value={grid.lambdas} onChange={(lambdas) => setGrid({ lambdas })} hint="GradOT only" />
-              <NumField label="L" value={grid.bottom} min={0} step={1} onChange={(v) => setGrid({ bottom: Math.round(v) })} width={48} />
-              <NumField label="R" value={grid.top} min={0} step={1} onChange={(v) => setGrid({ top: Math.round(v) })} width={48} />
+              <NumField label="L" value={grid.bottom} min={0} step={1} onChange={(v) => setGrid({ bottom: Math.round(v) })} width={44} />
+              <NumField label="R" value={grid.top} min={0} step={1} onChange={(v) => setGrid({ top: Math.round(v) })} width={44} />
             </div>
             <div className="muted small">
               {settings.length} setting{settings.length === 1 ? '' : 's'} · model: {model ? model.name : 'open one in the Model owner view'}

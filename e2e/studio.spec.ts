@@ -1,0 +1,230 @@
+/**
+ * Studio smoke test against the production build, in Debian's Chromium (SwiftShader WebGPU).
+ *
+ * Standalone (`npx tsx e2e/studio.spec.ts`), exits non-zero on failure:
+ * - builds the site into a temp folder and serves it under /studio/ with a tiny static server (the built
+ *   site must work from any sub-path);
+ * - records every request the page and its workers make and fails on any that leaves the origin;
+ * - checks the three views render, the backend badge resolves, the privacy statement is visible;
+ * - drops bad files (truncated safetensors, non-JSON dataset, a zip that is not a package) and checks each
+ *   shows an error naming the file while the app stays usable;
+ * - opens a real (tiny) model folder and a real dataset and checks the inspect panel and preview table.
+ * Screenshots go to e2e/artifacts/ (gitignored).
+ */
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Page } from 'playwright-core';
+import { build } from 'vite';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const artifacts = join(repo, 'e2e', 'artifacts');
+const BASE = '/studio/';
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+function serve(root: string): Promise<{ server: Server; origin: string }> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (!url.pathname.startsWith(BASE)) {
+      res.writeHead(404).end('outside base path');
+      return;
+    }
+    let rel = decodeURIComponent(url.pathname.slice(BASE.length));
+    if (rel === '' || rel.endsWith('/')) rel += 'index.html';
+    const file = normalize(join(root, rel));
+    if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((ok) => {
+    server.listen(0, '127.0.0.1', () => {
+      const addr = server.address();
+      if (!addr || typeof addr === 'string') throw new Error('no address');
+      ok({ server, origin: `http://127.0.0.1:${addr.port}` });
+    });
+  });
+}
+
+const failures: string[] = [];
+function check(cond: unknown, what: string): void {
+  if (cond) console.log(`  ok   ${what}`);
+  else {
+    console.log(`  FAIL ${what}`);
+    failures.push(what);
+  }
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+  console.log(`  shot e2e/artifacts/${name}.png`);
+}
+
+/** Waits for an error toast mentioning `file`, then dismisses all toasts. */
+async function expectErrorToast(page: Page, file: string, what: string): Promise<void> {
+  const toast = page.locator('[data-testid=toast].error', { hasText: file });
+  const seen = await toast.first().waitFor({ state: 'visible', timeout: 15_000 }).then(() => true, () => false);
+  const text = seen ? (await toast.first().innerText()).replace(/\s+/g, ' ') : '';
+  check(seen, `${what}: error toast names ${file}${seen ? ` ("${text.slice(0, 140)}")` : ''}`);
+}
+
+async function dismissToasts(page: Page): Promise<void> {
+  for (const b of await page.locator('[data-testid=toast] button.close').all()) await b.click().catch(() => undefined);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(artifacts, { recursive: true });
+  const out = mkdtempSync(join(tmpdir(), 'gradot-studio-dist-'));
+  console.log('[studio] building into', out);
+  await build({ root: repo, configFile: join(repo, 'vite.config.ts'), logLevel: 'warn', build: { outDir: out, emptyOutDir: true, sourcemap: false } });
+  const { server, origin } = await serve(out);
+  const userDataDir = mkdtempSync(join(tmpdir(), 'gradot-studio-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1440, height: 900 },
+    args: [
+      '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const offOrigin: string[] = [];
+  const pageErrors: string[] = [];
+  const consoleErrors: string[] = [];
+  context.on('request', (r) => {
+    const u = r.url();
+    if (u.startsWith('data:') || u.startsWith('blob:')) return;
+    if (!u.startsWith(`${origin}/`)) offOrigin.push(u);
+  });
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && consoleErrors.push(`[worker] ${m.text()}`)));
+
+    console.log(`[studio] ${origin}${BASE}`);
+    await page.goto(`${origin}${BASE}`, { waitUntil: 'load' });
+    await page.getByText('GradOT Studio', { exact: true }).waitFor({ timeout: 15_000 });
+    check(await page.getByTestId('privacy').isVisible(), 'privacy statement visible');
+    check((await page.getByTestId('privacy').innerText()).includes('Nothing leaves this machine'), 'privacy statement text');
+
+    const badge = page.getByTestId('backend-badge');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=backend-badge]')?.textContent?.includes('detecting'), null, { timeout: 60_000 }).catch(() => undefined);
+    const badgeText = (await badge.innerText()).replace(/\s+/g, ' ');
+    check(/WebGPU ·|CPU fallback/.test(badgeText), `backend badge resolved ("${badgeText.slice(0, 100)}")`);
+
+    // ---- Model owner
+    check(await page.getByTestId('view-model').isVisible(), 'model owner view renders');
+    await page.getByText('Build emulator', { exact: false }).first().waitFor({ timeout: 10_000 });
+    await shot(page, 'studio-model-owner-empty');
+
+    // Bad file 1: a truncated safetensors with its config, picked as a model folder.
+    const cfg = readFileSync(join(repo, 'src/model/__fixtures__/gpt2/config.json'));
+    const full = readFileSync(join(repo, 'src/model/__fixtures__/gpt2/model.safetensors'));
+    await page.getByTestId('model-drop-input').setInputFiles([
+      { name: 'config.json', mimeType: 'application/json', buffer: cfg },
+      { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: full.subarray(0, Math.floor(full.length / 2)) },
+    ]);
+    await expectErrorToast(page, 'model.safetensors', 'truncated safetensors');
+    await shot(page, 'studio-error-truncated-safetensors');
+    await dismissToasts(page);
+
+    // Bad file 2: a real drag-and-drop of a file that is not a model at all.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['hello'], 'notes.txt', { type: 'text/plain' }));
+      document.querySelector('[data-testid=model-drop]')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await expectErrorToast(page, 'notes.txt', 'dropped non-model file');
+    await dismissToasts(page);
+
+    // A real model folder (the tiny GPT-2 test fixture) still opens after the errors.
+    await page.getByTestId('model-drop-input').setInputFiles([
+      { name: 'config.json', mimeType: 'application/json', buffer: cfg },
+      { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: full },
+    ]);
+    const inspect = page.locator('section[aria-label^="Inspect ·"]');
+    const opened = await inspect.waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    check(opened, 'tiny gpt2 folder opens in the inspect panel');
+    if (opened) {
+      const text = await inspect.innerText();
+      check(/gpt2/.test(text) && /parameters/.test(text), 'inspect shows architecture and parameter counts');
+    }
+    await dismissToasts(page);
+    await shot(page, 'studio-model-owner-inspect');
+
+    // ---- Data owner
+    await page.getByTestId('tab-data').click();
+    check(await page.getByTestId('view-data').isVisible(), 'data owner view renders');
+    // Bad file 3: a dataset that is not JSON Lines.
+    await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'bad.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from('{"text": "ok"}\nthis is not json\n') });
+    await expectErrorToast(page, 'bad.jsonl', 'non-JSON dataset');
+    check(await page.getByTestId('dataset-issues').isVisible(), 'dataset error shown inline');
+    await shot(page, 'studio-error-bad-dataset');
+    await dismissToasts(page);
+    // Bad file 4: a zip that is not an emulator package.
+    await page.getByTestId('package-drop-input').setInputFiles({ name: 'other.zip', mimeType: 'application/zip', buffer: Buffer.from('PK\u0003\u0004 definitely not a zip') });
+    await expectErrorToast(page, 'other.zip', 'bogus emulator package');
+    await dismissToasts(page);
+    // A valid dataset previews after the errors (app still usable).
+    const ds = readFileSync(join(repo, 'public/data/imdb-sentiment-mc/valid.jsonl'));
+    await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'valid.jsonl', mimeType: 'application/x-ndjson', buffer: ds });
+    const table = page.locator('table.preview');
+    const previewed = await table.waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    check(previewed, 'valid dataset shows a preview table');
+    if (previewed) check((await table.locator('tbody tr').count()) > 0, 'preview table has rows');
+    await shot(page, 'studio-data-owner');
+
+    // ---- Researcher
+    await page.getByTestId('tab-research').click();
+    check(await page.getByTestId('view-research').isVisible(), 'researcher view renders');
+    await shot(page, 'studio-researcher');
+
+    // Back to the first view: still alive.
+    await page.getByTestId('tab-model').click();
+    check(await page.getByTestId('view-model').isVisible(), 'tabs still switch after the errors');
+
+    // Badge tooltip (hover) for the screenshot.
+    await badge.hover();
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(artifacts, 'studio-badge-tooltip.png'), clip: { x: 700, y: 0, width: 740, height: 240 } });
+
+    check(pageErrors.length === 0, `no uncaught page errors${pageErrors.length ? `: ${pageErrors.join(' | ')}` : ''}`);
+    if (consoleErrors.length) console.log(`  note console errors: ${consoleErrors.slice(0, 5).join(' | ')}`);
+    check(offOrigin.length === 0, `no request left the origin${offOrigin.length ? `: ${offOrigin.slice(0, 5).join(', ')}` : ''}`);
+  } finally {
+    await context.close().catch(() => undefined);
+    server.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+    rmSync(out, { recursive: true, force: true });
+  }
+  if (failures.length) {
+    console.log(`[studio] ${failures.length} check(s) failed`);
+    process.exit(1);
+  }
+  console.log('[studio] all checks passed');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
