@@ -1,0 +1,138 @@
+/**
+ * `gradot inspect MODEL_DIR`: architecture and parameter counts from config.json and the safetensors
+ * headers only (no tensor data is decoded, so it is instant on large checkpoints), with every tensor's
+ * shape validated against the config.
+ */
+import { planHFLoad, isCompressed } from '../../model/hf';
+import { paramCounts } from '../../model/params';
+import { nodeDirSource } from '../../model/source';
+import { parseCommandArgs, formatBytes, formatCount, table } from '../args';
+import type { Command, CommandResult } from '../command';
+
+export interface InspectResult extends Record<string, unknown> {
+  path: string;
+  family: string;
+  modelType: string;
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  intermediate: number;
+  vocab: number;
+  positions: { kind: 'learned' | 'rope'; max: number; offset: number; ropeTheta?: number };
+  norm: string;
+  normEps: number;
+  activation: string;
+  gatedMlp: boolean;
+  bias: { qkv: boolean; o: boolean; mlp: boolean };
+  tied: boolean;
+  compressed: boolean;
+  params: {
+    total: number;
+    embeddings: number;
+    lmHead: number;
+    finalNorm: number;
+    blocks: { index: number; source: number; attention: number; mlp: number; norms: number; total: number; mlpWidth: number; ranks: Record<string, number> }[];
+  };
+  dtypes: string[];
+  files: { name: string; size: number }[];
+  fileBytes: number;
+  tensors: number;
+  tokenizer: boolean;
+  warnings: string[];
+}
+
+export async function inspectModel(dir: string): Promise<InspectResult> {
+  const src = nodeDirSource(dir);
+  const plan = await planHFLoad(src);
+  const s = plan.spec;
+  const p = paramCounts(s);
+  const fileBytes = plan.files.reduce((a, f) => a + f.size, 0);
+  return {
+    path: dir,
+    family: s.family,
+    modelType: s.modelType,
+    layers: s.layers.length,
+    hidden: s.hiddenSize,
+    heads: s.numHeads,
+    kvHeads: s.numKvHeads,
+    headDim: s.headDim,
+    intermediate: s.intermediateSize,
+    vocab: s.vocabSize,
+    positions: s.positions === 'rope'
+      ? { kind: 'rope', max: s.maxPositions, offset: s.positionOffset, ropeTheta: s.ropeTheta }
+      : { kind: 'learned', max: s.maxPositions, offset: s.positionOffset },
+    norm: s.norm,
+    normEps: s.normEps,
+    activation: s.activation,
+    gatedMlp: s.gatedMlp,
+    bias: { qkv: s.qkvBias, o: s.oBias, mlp: s.mlpBias },
+    tied: s.tieWordEmbeddings,
+    compressed: isCompressed(s),
+    params: {
+      total: p.total,
+      embeddings: p.embeddings,
+      lmHead: p.lmHead,
+      finalNorm: p.finalNorm,
+      blocks: p.blocks.map((b) => ({
+        index: b.index, source: b.source, attention: b.attention, mlp: b.mlp, norms: b.norms, total: b.total,
+        mlpWidth: b.mlpWidth, ranks: { ...b.ranks } as Record<string, number>,
+      })),
+    },
+    dtypes: plan.dtypes,
+    files: plan.files,
+    fileBytes,
+    tensors: plan.mappings.length,
+    tokenizer: await src.has('tokenizer.json'),
+    warnings: plan.warnings,
+  };
+}
+
+export function renderInspect(r: InspectResult): string {
+  const kv: [string, string][] = [
+    ['model', `${r.modelType} (family ${r.family})${r.compressed ? ', compressed' : ''}`],
+    ['layers', String(r.layers)],
+    ['hidden', String(r.hidden)],
+    ['heads', r.kvHeads === r.heads ? `${r.heads} (head dim ${r.headDim})` : `${r.heads} q / ${r.kvHeads} kv (head dim ${r.headDim})`],
+    ['intermediate', `${r.intermediate}${r.gatedMlp ? ' (gated)' : ''}, ${r.activation}`],
+    ['vocab', String(r.vocab)],
+    ['positions', r.positions.kind === 'rope' ? `rope, theta ${r.positions.ropeTheta}, max ${r.positions.max}` : `learned, max ${r.positions.max}${r.positions.offset ? `, offset ${r.positions.offset}` : ''}`],
+    ['norm', `${r.norm}, eps ${r.normEps}`],
+    ['bias', `qkv ${r.bias.qkv ? 'yes' : 'no'}, o ${r.bias.o ? 'yes' : 'no'}, mlp ${r.bias.mlp ? 'yes' : 'no'}`],
+    ['tied lm_head', r.tied ? 'yes' : 'no'],
+    ['dtypes', r.dtypes.join(', ')],
+    ['files', `${r.files.map((f) => f.name).join(', ')} (${formatBytes(r.fileBytes)})`],
+    ['tokenizer', r.tokenizer ? 'tokenizer.json' : 'none'],
+    ['parameters', `${formatCount(r.params.total)} (${r.params.total.toLocaleString('en-US')})`],
+    ['  embeddings', formatCount(r.params.embeddings)],
+    ['  lm_head', r.params.lmHead ? formatCount(r.params.lmHead) : 'tied'],
+  ];
+  const w = Math.max(...kv.map(([k]) => k.length));
+  const head = kv.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
+  const showStruct = r.compressed;
+  const rows = r.params.blocks.map((b) => {
+    const row: (string | number)[] = [b.index, formatCount(b.attention), formatCount(b.mlp), formatCount(b.total)];
+    if (showStruct) {
+      const ranks = Object.entries(b.ranks).map(([k, v]) => `${k}:${v}`).join(' ');
+      row.push(b.source, b.mlpWidth, ranks || '-');
+    }
+    return row;
+  });
+  const hdr = ['block', 'attention', 'mlp', 'total', ...(showStruct ? ['source', 'mlp width', 'ranks'] : [])];
+  const warn = r.warnings.length ? '\n\nwarnings:\n' + r.warnings.map((x) => `  ${x}`).join('\n') : '';
+  return `${head}\n\n${table(hdr, rows)}${warn}`;
+}
+
+export const command: Command = {
+  name: 'inspect',
+  summary: 'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors).',
+  usage: 'gradot inspect MODEL_DIR [--json]',
+  async run(argv, ctx): Promise<CommandResult> {
+    const { positionals } = parseCommandArgs(argv, {}, { min: 1, max: 1 });
+    const path = await import('node:path');
+    const r = await inspectModel(path.resolve(ctx.cwd, positionals[0]!));
+    if (ctx.json) for (const w of r.warnings) ctx.err(`warning: ${w}`);
+    return { json: r, text: renderInspect(r) };
+  },
+};

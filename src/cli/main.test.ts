@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from './main';
+import { paramCounts } from '../model/params';
+import { randomModel, smallSpec, writeHFFolder } from '../model/random-model';
+import type { ModelSpec } from '../model/spec';
+
+function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
+}
+
+let dir = '';
+let dense = '';
+let compressed = '';
+const spec = smallSpec('llama', { numLayers: 3 });
+const cspec: ModelSpec = {
+  ...smallSpec('gpt2', { numLayers: 4 }),
+  layers: [
+    { source: 0, ranks: {}, mlpWidth: 128 },
+    { source: 2, ranks: { q: 4, v: 2, up: 8 }, mlpWidth: 64 },
+    { source: 3, ranks: {}, mlpWidth: 128 },
+  ],
+};
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gradot-cli-'));
+  dense = join(dir, 'dense');
+  compressed = join(dir, 'compressed');
+  await writeHFFolder(dense, spec, randomModel(spec, 1), { dtype: 'BF16' });
+  await writeHFFolder(compressed, cspec, randomModel(cspec, 2));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('gradot inspect', () => {
+  it('--json prints one line with architecture and parameter counts', async () => {
+    const c = capture();
+    expect(await main(['inspect', dense, '--json'], c.io)).toBe(0);
+    expect(c.out.length).toBe(1);
+    const r = JSON.parse(c.out[0]!);
+    expect(r).toMatchObject({
+      ok: true, command: 'inspect', family: 'llama', modelType: 'llama', layers: 3, hidden: 32, heads: 4, kvHeads: 2,
+      headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: false,
+      positions: { kind: 'rope', max: 32, offset: 0, ropeTheta: 10000 },
+    });
+    const p = paramCounts(spec);
+    expect(r.params.total).toBe(p.total);
+    expect(r.params.blocks[1].attention).toBe(32 * 32 * 2 + 16 * 32 * 2);
+    expect(r.params.blocks[1].mlp).toBe(3 * 64 * 32);
+    expect(r.params.embeddings).toBe(64 * 32);
+    expect(r.params.lmHead).toBe(64 * 32);
+    expect(r.fileBytes).toBeGreaterThan(2 * p.total);
+    expect(r.files[0].name).toBe('model.safetensors');
+  });
+
+  it('reports ranks, widths and source blocks of a compressed model', async () => {
+    const c = capture();
+    expect(await main(['--json', 'inspect', compressed], c.io)).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.compressed).toBe(true);
+    expect(r.layers).toBe(3);
+    expect(r.params.blocks.map((b: { source: number }) => b.source)).toEqual([0, 2, 3]);
+    expect(r.params.blocks[1]).toMatchObject({ mlpWidth: 64, ranks: { q: 4, v: 2, up: 8 } });
+    expect(r.params.total).toBe(paramCounts(cspec).total);
+  });
+
+  it('human-readable table without --json', async () => {
+    const c = capture();
+    expect(await main(['inspect', compressed], c.io)).toBe(0);
+    const text = c.out.join('\n');
+    expect(text).toMatch(/model\s+gpt2 \(family gpt2\), compressed/);
+    expect(text).toMatch(/block\s+attention\s+mlp\s+total\s+source\s+mlp width\s+ranks/);
+    expect(text).toContain('q:4 v:2 up:8');
+  });
+
+  it('errors: missing folder (exit 1, JSON error), missing argument (exit 2), unknown command', async () => {
+    let c = capture();
+    expect(await main(['inspect', join(dir, 'nope'), '--json'], c.io)).toBe(1);
+    expect(JSON.parse(c.out[0]!)).toMatchObject({ ok: false, error: { name: 'ModelFormatError' } });
+    c = capture();
+    expect(await main(['inspect'], c.io)).toBe(2);
+    expect(c.err.join('\n')).toContain('usage: gradot inspect');
+    c = capture();
+    expect(await main(['frobnicate', '--json'], c.io)).toBe(2);
+    expect(JSON.parse(c.out[0]!).error.message).toContain("unknown command 'frobnicate'");
+    c = capture();
+    expect(await main(['inspect', dense, '--bogus'], c.io)).toBe(2);
+  });
+
+  it('bin/gradot.mjs runs the TypeScript CLI through tsx', () => {
+    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'bin', 'gradot.mjs'), 'inspect', dense, '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0]!).layers).toBe(3);
+  });
+});
