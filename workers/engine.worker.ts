@@ -9,6 +9,8 @@ import type { Backend, MatmulParams } from '../src/engine/backend';
 import { createWebGpuBackend, type WebGpuBackend, type WebGpuInfo } from '../src/engine/webgpu/backend';
 import { runKernelSuite, type SuiteOptions, type SuiteResult } from '../src/engine/webgpu/suite';
 import { benchMatmul, type MatmulBenchRow } from '../src/engine/webgpu/bench';
+import { runTrainStepCheck } from '../src/engine/webgpu/train-check';
+import type { CaseResult } from '../src/engine/webgpu/suite';
 
 let backend: Promise<WebGpuBackend> | null = null;
 let lostMessage: string | null = null;
@@ -38,6 +40,11 @@ const api = {
 
   async runKernelSuite(opts: SuiteOptions = {}): Promise<SuiteResult> {
     return runKernelSuite(await gpu(), opts);
+  },
+
+  /** One training step of small gpt2/llama models on WebGPU vs the CPU backend (loss, grads, AdamW). */
+  async trainStepCheck(): Promise<CaseResult[]> {
+    return runTrainStepCheck(await gpu());
   },
 
   /** Quick health check before choosing WebGPU over CPU: a small matmul and a reduction vs the CPU. */

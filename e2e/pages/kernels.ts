@@ -18,6 +18,13 @@ try {
   const probe = await api.probe();
   if (!probe.info) throw new Error(`no WebGPU in worker: ${probe.error}`);
   const r = await api.runKernelSuite({ filter: params.get('filter') ?? undefined });
+  if (!params.get('filter')) {
+    for (const c of await api.trainStepCheck()) {
+      r.cases.push(c);
+      if (c.ok) r.passed++;
+      else r.failed++;
+    }
+  }
   const st = await api.selftest();
   r.cases.push({
     kernel: 'worker selftest', shape: 'matmul 33x29x47 + sumSquares', ok: st.ok, maxRel: st.maxAbsErr,
