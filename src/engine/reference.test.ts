@@ -220,8 +220,8 @@ describe('norms vs definitions', () => {
 });
 
 describe('matmul vs naive triple loop (f32 kernel, blocking edges)', () => {
-  // Sizes cross the kernel's KC=128 and NC=1024 block edges and leave row remainders (m % 4 != 0).
-  const shapes: [number, number, number][] = [[67, 130, 129], [5, 1030, 3], [1, 1, 1], [9, 257, 300]];
+  // Sizes cross the kernel's KC=256, MC=64 and NC=256 block edges and leave row remainders (m % 4 != 0).
+  const shapes: [number, number, number][] = [[67, 130, 129], [5, 1030, 3], [1, 1, 1], [9, 257, 300], [70, 260, 520]];
   for (const [m, n, k] of shapes) {
     for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       it(`${m}x${n}x${k} transA=${tA} transB=${tB}`, () => {

@@ -10,7 +10,7 @@
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from '../backend';
-import { gemmNN, transposeInto } from './matmul';
+import { gemm } from './matmul';
 import { erf } from './special';
 
 export class CpuStorage implements Storage {
@@ -250,45 +250,22 @@ export class CpuBackend implements Backend {
     checkLen('matmul A', A, (aBatched ? batch : 1) * m * k);
     checkLen('matmul B', B, (bBatched ? batch : 1) * k * n);
     const C = this.alloc(batch * m * n);
-
-    // A weight shared by a batch of untransposed A's is one tall GEMM: [batch*m, k] x [k, n].
+    // Strides of element (i,p) of A and (p,j) of B; the kernel packs through them, so transposes are free.
+    const aRs = transA ? 1 : k;
+    const aCs = transA ? m : 1;
+    const bRs = transB ? 1 : n;
+    const bCs = transB ? k : 1;
     if (!bBatched && aBatched && !transA) {
-      const Bn = transB ? transposed(this, B, 0, n, k) : B;
-      gemmNN(A, 0, Bn, 0, C, 0, batch * m, n, k);
+      // A weight shared by a batch of untransposed A's is one tall GEMM: [batch*m, k] x [k, n].
+      gemm(A, 0, aRs, aCs, B, 0, bRs, bCs, C, 0, batch * m, n, k);
       return this.wrap(C);
     }
-    const Bshared = !bBatched && transB ? transposed(this, B, 0, n, k) : null;
-    const Ashared = !aBatched && transA ? transposed(this, A, 0, k, m) : null;
-    const aTmp = transA && aBatched ? this.alloc(m * k) : null;
-    const bTmp = transB && bBatched ? this.alloc(k * n) : null;
     for (let bi = 0; bi < batch; bi++) {
-      let Am: FloatArray;
-      let aOff: number;
-      if (!aBatched) {
-        Am = Ashared ?? A;
-        aOff = 0;
-      } else if (aTmp) {
-        transposeInto(A, bi * m * k, k, m, aTmp, 0);
-        Am = aTmp;
-        aOff = 0;
-      } else {
-        Am = A;
-        aOff = bi * m * k;
-      }
-      let Bm: FloatArray;
-      let bOff: number;
-      if (!bBatched) {
-        Bm = Bshared ?? B;
-        bOff = 0;
-      } else if (bTmp) {
-        transposeInto(B, bi * k * n, n, k, bTmp, 0);
-        Bm = bTmp;
-        bOff = 0;
-      } else {
-        Bm = B;
-        bOff = bi * k * n;
-      }
-      gemmNN(Am, aOff, Bm, bOff, C, bi * m * n, m, n, k);
+      gemm(
+        A, aBatched ? bi * m * k : 0, aRs, aCs,
+        B, bBatched ? bi * k * n : 0, bRs, bCs,
+        C, bi * m * n, m, n, k,
+      );
     }
     return this.wrap(C);
   }
@@ -638,10 +615,4 @@ function checkLen(what: string, a: FloatArray, want: number): void {
 
 function checkAttn(p: AttentionParams): void {
   if (p.Hkv <= 0 || p.H % p.Hkv !== 0) throw new Error(`attention: H=${p.H} is not a multiple of Hkv=${p.Hkv}`);
-}
-
-function transposed(be: CpuBackend, x: FloatArray, off: number, rows: number, cols: number): FloatArray {
-  const out = be.alloc(rows * cols);
-  transposeInto(x, off, rows, cols, out, 0);
-  return out;
 }

@@ -1,0 +1,142 @@
+/**
+ * Matmul throughput of the CPU backend, and the same measurement from PyTorch for the ratio the `bench`
+ * command prints. Node-only for the torch part (it spawns /usr/bin/python3); benchMatmul itself runs
+ * anywhere.
+ */
+
+import { CpuBackend } from './cpu/backend';
+import { Rng } from './random';
+
+export interface MatmulBenchResult {
+  n: number;
+  /** Median GFLOP/s (2n^3 flops per product). */
+  gflops: number;
+  /** Median seconds per product. */
+  seconds: number;
+  runs: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : 0.5 * (s[h - 1] + s[h]);
+}
+
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}
+
+/** GFLOP/s of CpuBackend f32 square matmuls: warm-up, then the median of `runs` timed runs (each run
+ *  repeats the product until at least `minSeconds` have passed, so small sizes are not timer noise). */
+export function benchMatmul(sizes: number[] = [128, 256, 512], runs = 5, minSeconds = 0.05): MatmulBenchResult[] {
+  const be = new CpuBackend({ dtype: 'f32' });
+  const rng = new Rng(1234);
+  const out: MatmulBenchResult[] = [];
+  for (const n of sizes) {
+    const a = new Float32Array(n * n);
+    const b = new Float32Array(n * n);
+    for (let i = 0; i < a.length; i++) {
+      a[i] = rng.uniform(-1, 1);
+      b[i] = rng.uniform(-1, 1);
+    }
+    const A = be.fromArray(a);
+    const B = be.fromArray(b);
+    const p = { batch: 1, m: n, n, k: n };
+    for (let w = 0; w < 2; w++) be.matmul(A, B, p); // JIT warm-up
+    const times: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      let reps = 0;
+      const t0 = now();
+      let dt = 0;
+      do {
+        be.matmul(A, B, p);
+        reps++;
+        dt = (now() - t0) / 1000;
+      } while (dt < minSeconds);
+      times.push(dt / reps);
+    }
+    const sec = median(times);
+    out.push({ n, gflops: (2 * n * n * n) / sec / 1e9, seconds: sec, runs });
+  }
+  return out;
+}
+
+export interface TorchBenchResult {
+  ok: boolean;
+  /** Why the reference could not run (missing python3 or torch, script error). */
+  note?: string;
+  torchVersion?: string;
+  threads?: number;
+  results?: { n: number; gflops: number; seconds: number }[];
+}
+
+/** Runs tools/bench_matmul_torch.py with /usr/bin/python3; never throws, reports why it skipped. */
+export async function benchMatmulTorch(sizes: number[], python = '/usr/bin/python3', threads?: number): Promise<TorchBenchResult> {
+  let cp: typeof import('node:child_process');
+  let fs: typeof import('node:fs');
+  let path: typeof import('node:path');
+  let url: typeof import('node:url');
+  try {
+    cp = await import('node:child_process');
+    fs = await import('node:fs');
+    path = await import('node:path');
+    url = await import('node:url');
+  } catch {
+    return { ok: false, note: 'not running under Node: the PyTorch reference is skipped' };
+  }
+  if (!fs.existsSync(python)) return { ok: false, note: `${python} not found: the PyTorch reference is skipped` };
+  const here = path.dirname(url.fileURLToPath(import.meta.url));
+  const script = path.resolve(here, '../../tools/bench_matmul_torch.py');
+  if (!fs.existsSync(script)) return { ok: false, note: `${script} not found` };
+  const args = [script, '--sizes', sizes.join(',')];
+  if (threads !== undefined) args.push('--threads', String(threads));
+  return new Promise((resolve) => {
+    cp.execFile(python, args, { timeout: 300_000 }, (err, stdout, stderr) => {
+      if (err) {
+        const msg = `${stderr}`.trim().split('\n').slice(-1)[0] || err.message;
+        resolve({ ok: false, note: `PyTorch reference failed: ${msg}` });
+        return;
+      }
+      try {
+        const j = JSON.parse(stdout.trim().split('\n').slice(-1)[0]) as TorchBenchResult & { error?: string };
+        if (j.error) resolve({ ok: false, note: j.error });
+        else resolve({ ...j, ok: true });
+      } catch {
+        resolve({ ok: false, note: `PyTorch reference printed no JSON: ${stdout.slice(0, 200)}` });
+      }
+    });
+  });
+}
+
+export interface MatmulComparison {
+  n: number;
+  ours: number;
+  torch: number | null;
+  /** ours / torch (null when torch did not run). */
+  ratio: number | null;
+}
+
+/** Ours vs PyTorch at the same sizes (the CLI prints this table). */
+export async function compareMatmulWithTorch(
+  sizes: number[] = [128, 256, 512], threads?: number,
+): Promise<{ rows: MatmulComparison[]; torch: TorchBenchResult }> {
+  const ours = benchMatmul(sizes);
+  const torch = await benchMatmulTorch(sizes, undefined, threads);
+  const rows = ours.map((o) => {
+    const t = torch.ok ? torch.results?.find((r) => r.n === o.n)?.gflops ?? null : null;
+    return { n: o.n, ours: o.gflops, torch: t, ratio: t ? o.gflops / t : null };
+  });
+  return { rows, torch };
+}
+
+export function formatMatmulComparison(c: { rows: MatmulComparison[]; torch: TorchBenchResult }): string {
+  const lines = ['matmul f32 (square)   ours GFLOP/s   torch GFLOP/s   ours/torch'];
+  for (const r of c.rows) {
+    lines.push(
+      `  ${String(r.n).padStart(5)}^3            ${r.ours.toFixed(2).padStart(8)}       ${r.torch === null ? '     n/a' : r.torch.toFixed(2).padStart(8)}       ${r.ratio === null ? 'n/a' : r.ratio.toFixed(3)}`,
+    );
+  }
+  if (!c.torch.ok) lines.push(`  note: ${c.torch.note}`);
+  else lines.push(`  torch ${c.torch.torchVersion} with ${c.torch.threads} thread(s); ours is single-threaded JS`);
+  return lines.join('\n');
+}
