@@ -212,6 +212,18 @@ export class Decoder {
   }
 
   /**
+   * Logits of the last position of each sequence, [B, vocab]: what generation and next-token scoring need,
+   * without paying for the LM head on every position. Differentiable (rows are gathered with an embedding
+   * lookup into the hidden states).
+   */
+  lastLogits(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Tensor {
+    const x = this.hidden(ids, B, T, opts);
+    const last = Int32Array.from({ length: B }, (_, b) => b * T + T - 1);
+    const head = this.spec.tieWordEmbeddings ? this.p('embed.weight') : this.p('lm_head.weight');
+    return ops.linear(ops.embedding(x, last), head);
+  }
+
+  /**
    * Mean cross-entropy over targets != ignoreIndex (default -100), shape [1]. targets are aligned with ids:
    * position t predicts targets[t] (shift HF-style labels left before calling).
    */
