@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CpuBackend, readSync } from './cpu/backend';
 import { AdamW, clipGradNorm, clipScale, globalGradNorm, lrAt } from './optim';
@@ -66,6 +68,36 @@ describe('AdamW', () => {
     // decay made a difference, so the test would notice it being ignored
     expect(Math.abs(gotDecay[0] - gotNo[0])).toBeGreaterThan(1e-4);
     expect(opt.stepCount).toBe(steps);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/python3'))('matches real torch.optim.AdamW (via /usr/bin/python3)', (ctx) => {
+    const rng = new Rng(17);
+    const n = 5;
+    const cfg = {
+      init: Array.from({ length: n }, () => rng.uniform(-1, 1)),
+      grads: Array.from({ length: 4 }, () => Array.from({ length: n }, () => rng.uniform(-1, 1))),
+      lrs: [0.01, 0.02, 0.015, 0.005],
+      beta1: 0.9, beta2: 0.98, eps: 1e-7, wd: 0.05,
+    };
+    let torchOut: number[];
+    try {
+      const out = execFileSync('/usr/bin/python3', ['tools/adamw_torch_reference.py', JSON.stringify(cfg)], { encoding: 'utf8' });
+      torchOut = JSON.parse(out.trim()) as number[];
+    } catch (e) {
+      // python3 exists but torch is not importable: skip visibly rather than pass.
+      ctx.skip(`torch reference unavailable: ${String(e).slice(0, 200)}`);
+      return;
+    }
+    const p = fromArray(be, cfg.init, [n], { requiresGrad: true });
+    const opt = new AdamW([{ name: 'p', tensor: p, decay: true }], {
+      lr: 1, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.wd,
+    });
+    cfg.grads.forEach((g, i) => {
+      setGrad(p, g);
+      opt.step({ lr: cfg.lrs[i] });
+    });
+    const got = readSync(p.storage);
+    for (let i = 0; i < n; i++) expect(got[i]).toBeCloseTo(torchOut[i], 13);
   });
 
   it('skips parameters without a gradient (their step count does not advance)', () => {
