@@ -94,6 +94,17 @@ describe('safetensors round trip', () => {
     }
   });
 
+  it('parses from a pooled Node Buffer (non-zero byteOffset, shared ArrayBuffer)', () => {
+    for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+      const bytes = serializeSafetensors(weights, { dtype });
+      const buf = Buffer.from(bytes);
+      const { tensors } = parseSafetensors(buf);
+      const want = parseSafetensors(new Uint8Array(bytes)).tensors;
+      expect(Array.from(tensors.get('b.weight')!.data)).toEqual(Array.from(want.get('b.weight')!.data));
+      expect(Array.from(tensors.get('a.bias')!.data)).toEqual(Array.from(want.get('a.bias')!.data));
+    }
+  });
+
   it('reads by range through a ModelSource', async () => {
     const bytes = serializeSafetensors(weights, { dtype: 'BF16' });
     const r = await SafetensorsReader.open(new MemorySource({ 'm.safetensors': bytes }), 'm.safetensors');

@@ -53,6 +53,16 @@ function isDecodable(dtype: string): dtype is HostDType {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/**
+ * An aligned private copy. Not `bytes.slice()`: on a Node Buffer that returns a view into Node's shared
+ * pool, whose `.buffer` is the whole pool.
+ */
+function copyBytes(bytes: Uint8Array): ArrayBuffer {
+  const c = new Uint8Array(bytes.byteLength);
+  c.set(bytes);
+  return c.buffer;
+}
+
 function toU8(input: Uint8Array | ArrayBuffer): Uint8Array {
   return input instanceof Uint8Array ? input : new Uint8Array(input);
 }
@@ -217,7 +227,7 @@ export function floatToBF16(x: number): number {
 }
 
 function readU16(bytes: Uint8Array): Uint16Array {
-  if (LITTLE_ENDIAN) return new Uint16Array(bytes.slice().buffer);
+  if (LITTLE_ENDIAN) return new Uint16Array(copyBytes(bytes));
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Uint16Array(bytes.byteLength / 2);
   for (let i = 0; i < out.length; i++) out[i] = dv.getUint16(2 * i, true);
@@ -235,7 +245,7 @@ export function decodeTensor(entry: SafetensorsEntry, bytes: Uint8Array, file: s
   const n = numel(entry.shape);
   let data: Float32Array;
   if (entry.dtype === 'F32') {
-    if (LITTLE_ENDIAN) data = new Float32Array(bytes.slice().buffer);
+    if (LITTLE_ENDIAN) data = new Float32Array(copyBytes(bytes));
     else {
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       data = new Float32Array(n);
