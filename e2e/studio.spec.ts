@@ -199,6 +199,53 @@ async function main(): Promise<void> {
     check(await page.getByTestId('view-research').isVisible(), 'researcher view renders');
     await shot(page, 'studio-researcher');
 
+    // Runs table + Pareto from an imported file. These numbers are a test fixture (origin "import"), not results.
+    const fixtureRuns = {
+      format: 'gradot-studio-runs',
+      version: 1,
+      runs: [0.2, 0.3, 0.5].map((keep, i) => ({
+        id: `fixture-${i}`, model: 'fixture', task: 'fixture', metric: 'acc',
+        setting: { method: 'gradot', keep, lambdaAttn: 1, lambdaMlp: 1, adapters: { bottom: 2, top: 2 } },
+        fullZS: 0.5, emulatorZS: 0.4 + 0.05 * i, emulatorFT: 0.55 + 0.05 * i, plugIn: 0.7 + 0.02 * i, fullFT: 0.8, compressionRatio: 0.4 + 0.2 * i,
+      })),
+    };
+    await page.locator('label.button:has-text("Import JSON") input').setInputFiles({ name: 'runs.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(fixtureRuns)) });
+    const rows = page.locator('[data-testid=runs-table] tbody tr');
+    const imported = await rows.first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
+    check(imported && (await rows.count()) === 3, 'imported runs fill the runs table');
+    check(await page.locator('section[aria-label^="Pareto"] canvas').count() > 0, 'Pareto scatter renders');
+    const dl = page.waitForEvent('download', { timeout: 10_000 }).catch(() => null);
+    await page.getByRole('button', { name: 'Export CSV' }).click();
+    const download = await dl;
+    if (download) {
+      const p = join(artifacts, 'runs.csv');
+      await download.saveAs(p);
+      const csv = readFileSync(p, 'utf8').trim().split('\n');
+      check(csv.length === 4 && csv[0]!.startsWith('id,createdAt,model'), 'CSV export has a header and one line per run');
+    } else check(false, 'CSV export downloads a file');
+    await shot(page, 'studio-researcher-runs');
+    // Bad file 5: an import that is not JSON.
+    await page.locator('label.button:has-text("Import JSON") input').setInputFiles({ name: 'broken-runs.json', mimeType: 'application/json', buffer: Buffer.from('{ nope') });
+    await expectErrorToast(page, 'broken-runs.json', 'broken runs import');
+    await dismissToasts(page);
+
+    // Resume banner: an OPFS checkpoint (the layout src/store/jobs-api.ts documents) is offered after reload.
+    await page.evaluate(async () => {
+      const root = await navigator.storage.getDirectory();
+      const dir = await (await root.getDirectoryHandle('gradot-checkpoints', { create: true })).getDirectoryHandle('run-e2e', { create: true });
+      const w = await (await dir.getFileHandle('meta.json', { create: true })).createWritable();
+      await w.write(JSON.stringify({ runId: 'run-e2e', step: 7, totalSteps: 20, savedAt: new Date().toISOString(), packageName: 'demo-emulator.zip', datasetName: 'train.jsonl' }));
+      await w.close();
+    });
+    await page.reload({ waitUntil: 'load' });
+    await page.getByTestId('tab-data').click();
+    const banner = page.getByTestId('resume-banner');
+    const bannerSeen = await banner.waitFor({ timeout: 10_000 }).then(() => true, () => false);
+    check(bannerSeen && (await banner.innerText()).includes('step 7/20'), 'resume banner offers the OPFS checkpoint after a reload');
+    await shot(page, 'studio-resume-banner');
+    await page.getByRole('button', { name: 'Discard' }).click();
+    check(await banner.waitFor({ state: 'detached', timeout: 5_000 }).then(() => true, () => false), 'discarding the checkpoint hides the banner');
+
     // Back to the first view: still alive.
     await page.getByTestId('tab-model').click();
     check(await page.getByTestId('view-model').isVisible(), 'tabs still switch after the errors');
@@ -207,6 +254,30 @@ async function main(): Promise<void> {
     await badge.hover();
     await page.waitForTimeout(200);
     await page.screenshot({ path: join(artifacts, 'studio-badge-tooltip.png'), clip: { x: 700, y: 0, width: 740, height: 240 } });
+
+    // Without --enable-unsafe-webgpu headless Chromium gives no adapter: the badge must explain the CPU fallback.
+    const noGpu = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      headless: true,
+      args: ['--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const p2 = await noGpu.newPage({ viewport: { width: 1440, height: 900 } });
+      p2.on('request', (r) => {
+        const u = r.url();
+        if (!u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith(`${origin}/`)) offOrigin.push(u);
+      });
+      await p2.goto(`${origin}${BASE}`, { waitUntil: 'load' });
+      const b2 = p2.getByTestId('backend-badge');
+      await p2.waitForFunction(() => !document.querySelector('[data-testid=backend-badge]')?.textContent?.includes('detecting'), null, { timeout: 30_000 }).catch(() => undefined);
+      const t2 = (await b2.innerText()).replace(/\s+/g, ' ');
+      check(/CPU fallback|WebGPU ·/.test(t2), `badge without --enable-unsafe-webgpu: "${t2.slice(0, 80)}"`);
+      await b2.hover();
+      await p2.waitForTimeout(200);
+      await p2.screenshot({ path: join(artifacts, 'studio-badge-cpu-fallback.png'), clip: { x: 700, y: 0, width: 740, height: 200 } });
+    } finally {
+      await noGpu.close();
+    }
 
     check(pageErrors.length === 0, `no uncaught page errors${pageErrors.length ? `: ${pageErrors.join(' | ')}` : ''}`);
     if (consoleErrors.length) console.log(`  note console errors: ${consoleErrors.slice(0, 5).join(' | ')}`);

@@ -20,6 +20,7 @@ import type { ModelSpec } from '../src/model/spec';
 import { numel } from '../src/model/weights';
 import { unzipSync } from 'fflate';
 import {
+  CHECKPOINT_DIR,
   encodeStudioError,
   type AdapterSummary,
   type BackendInfo,
@@ -563,12 +564,11 @@ const jobs = new Map<string, JobControl>();
 
 // ---------------------------------------------------------------- OPFS checkpoints
 
-const CKPT_DIR = 'gradot-checkpoints';
 
 async function checkpointDir(create: boolean): Promise<FileSystemDirectoryHandle | null> {
   try {
     const root = await navigator.storage.getDirectory();
-    return await root.getDirectoryHandle(CKPT_DIR, { create });
+    return await root.getDirectoryHandle(CHECKPOINT_DIR, { create });
   } catch {
     return null;
   }

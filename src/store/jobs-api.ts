@@ -233,6 +233,14 @@ export interface TuneResult {
   status: 'done' | 'cancelled';
 }
 
+/**
+ * OPFS layout of training checkpoints (written by the tuning job, listed by `checkpoint()`):
+ *   <OPFS root>/gradot-checkpoints/<runId>/meta.json   (a CheckpointInfo, written last, atomically enough)
+ *   <OPFS root>/gradot-checkpoints/<runId>/...          (adapter weights, optimizer state: the tuner's choice)
+ * A run directory without meta.json is an interrupted write and is ignored.
+ */
+export const CHECKPOINT_DIR = 'gradot-checkpoints';
+
 export interface CheckpointInfo {
   runId: string;
   step: number;
