@@ -140,3 +140,10 @@ export function formatMatmulComparison(c: { rows: MatmulComparison[]; torch: Tor
   else lines.push(`  torch ${c.torch.torchVersion} with ${c.torch.threads} thread(s); ours is single-threaded JS`);
   return lines.join('\n');
 }
+
+// `npx tsx src/engine/bench.ts [sizes] [threads]`, e.g. `npx tsx src/engine/bench.ts 128,256,512 1`.
+if (typeof process !== 'undefined' && process.argv[1] && /engine[\\/]bench\.ts$/.test(process.argv[1])) {
+  const sizes = (process.argv[2] ?? '128,256,512').split(',').map(Number);
+  const threads = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+  void compareMatmulWithTorch(sizes, threads).then((c) => console.log(formatMatmulComparison(c)));
+}

@@ -265,7 +265,9 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps = 1e-5): T
   const inputs = b ? [x, w, b] : [x, w];
   return record(out(be, x.shape, r.y), inputs, (g) => {
     const { dx, dw, db } = be.layerNormBackward(g, x.storage, w.storage, r.mean, r.rstd, rows, dim);
-    return b ? [dx, dw, db] : [dx, dw];
+    if (b) return [dx, dw, db];
+    be.free(db); // GPU buffers are not garbage collected
+    return [dx, dw];
   }, op);
 }
 
