@@ -56,11 +56,13 @@ const MM_TILE_K = 16;
 
 /**
  * C[b] = op(A[b]) * op(B[b]): 64x64 output tile per workgroup of 16x16 threads, each thread a 4x4 register
- * block; 16-deep K slices staged in workgroup memory. Loads are laid out so consecutive threads read
+ * block (four vec4 accumulators); 16-deep K slices staged in workgroup memory. Loads are laid out so consecutive threads read
  * consecutive addresses for both the plain and the transposed layout (no separate transpose pass).
  * Out-of-range elements load as zero and are never stored, so any M, N, K works.
  */
 export function matmulSrc(transA: boolean, transB: boolean): string {
+  // Staging layout: As[k][m] and Bs[k][n] as vec4 rows, so the inner loop is two vec4 workgroup loads and
+  // four vec4 FMAs per k step (thread (x, y) owns rows 4y..4y+3 and columns 4x..4x+3 of the tile).
   return /* wgsl */ `
 const TRANS_A = ${transA};
 const TRANS_B = ${transB};
@@ -69,8 +71,8 @@ struct U { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> u: U;
-var<workgroup> As: array<f32, ${MM_TILE_K * MM_TILE_M}>;
-var<workgroup> Bs: array<f32, ${MM_TILE_K * MM_TILE_N}>;
+var<workgroup> As: array<vec4<f32>, ${(MM_TILE_K * MM_TILE_M) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(MM_TILE_K * MM_TILE_N) / 4}>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
@@ -80,10 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let cOff = wid.z * u.strideC;
   let row0 = wid.y * ${MM_TILE_M}u;
   let col0 = wid.x * ${MM_TILE_N}u;
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
-  var a: array<f32, 4>;
-  var b: array<f32, 4>;
+  var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   for (var k0 = 0u; k0 < u.K; k0 += ${MM_TILE_K}u) {
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
@@ -94,7 +93,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (gm < u.M && gk < u.K) {
         if (TRANS_A) { v = A[aOff + gk * u.M + gm]; } else { v = A[aOff + gm * u.K + gk]; }
       }
-      As[kk * 64u + mm] = v;
+      As[kk * 16u + mm / 4u][mm % 4u] = v;
     }
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
@@ -105,25 +104,29 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (gn < u.N && gk < u.K) {
         if (TRANS_B) { v = B[bOff + gn * u.K + gk]; } else { v = B[bOff + gk * u.N + gn]; }
       }
-      Bs[kk * 64u + nn] = v;
+      Bs[kk * 16u + nn / 4u][nn % 4u] = v;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < 16u; kk++) {
-      for (var i = 0u; i < 4u; i++) { a[i] = As[kk * 64u + lid.y * 4u + i]; }
-      for (var j = 0u; j < 4u; j++) { b[j] = Bs[kk * 64u + lid.x * 4u + j]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]); }
-      }
+      let a = As[kk * 16u + lid.y];
+      let b = Bs[kk * 16u + lid.x];
+      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
     }
     workgroupBarrier();
   }
+  let c0 = col0 + lid.x * 4u;
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + lid.y * 4u + i;
     if (r < u.M) {
-      for (var j = 0u; j < 4u; j++) {
-        let c = col0 + lid.x * 4u + j;
-        if (c < u.N) { C[cOff + r * u.N + c] = acc[i * 4u + j]; }
-      }
+      let o = cOff + r * u.N + c0;
+      let v = acc[i];
+      if (c0 < u.N) { C[o] = v.x; }
+      if (c0 + 1u < u.N) { C[o + 1u] = v.y; }
+      if (c0 + 2u < u.N) { C[o + 2u] = v.z; }
+      if (c0 + 3u < u.N) { C[o + 3u] = v.w; }
     }
   }
 }
