@@ -1,0 +1,172 @@
+/**
+ * Training-step benchmark: tokens/s of forward + backward + AdamW for a random LLaMA-family model on the CPU
+ * backend (f32), and the same model config trained by PyTorch (tools/torch_ref/bench_train.py, Debian's
+ * python3-torch) so the CLI can print ours beside torch's with the ratio.
+ *
+ * Both sides: untied LM head, RMSNorm, RoPE, SwiGLU, cross-entropy over every position, AdamW (no decay),
+ * warm-up steps excluded from the timing.
+ */
+
+import { CpuBackend } from '../engine/cpu/backend';
+import { AdamW } from '../engine/optim';
+import { Rng } from '../engine/random';
+import { backward } from '../engine/tensor';
+import type { Backend } from '../engine/backend';
+import { decoderFromWeights } from './decoder';
+import { randomModel, smallSpec } from './random-model';
+import type { ModelSpec } from './spec';
+
+export interface BenchTrainConfig {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+  vocab: number;
+  batch: number;
+  seq: number;
+  /** Timed steps. */
+  steps: number;
+  /** Untimed steps first (allocation, JIT). */
+  warmup: number;
+}
+
+export const DEFAULT_BENCH_TRAIN: BenchTrainConfig = {
+  layers: 6, hidden: 256, heads: 4, kvHeads: 4, intermediate: 688, vocab: 512, batch: 4, seq: 128, steps: 3, warmup: 1,
+};
+
+export interface BenchTrainResult {
+  impl: string;
+  params: number;
+  tokensPerStep: number;
+  steps: number;
+  secondsPerStep: number;
+  tokensPerSecond: number;
+  /** Loss after the last step (sanity: finite, near ln(vocab)). */
+  loss: number;
+}
+
+export function benchSpec(c: BenchTrainConfig): ModelSpec {
+  return smallSpec('llama', {
+    numLayers: c.layers, hiddenSize: c.hidden, numHeads: c.heads, numKvHeads: c.kvHeads,
+    intermediateSize: c.intermediate, vocabSize: c.vocab, maxPositions: c.seq, tieWordEmbeddings: false,
+  });
+}
+
+function nowSeconds(): number {
+  return performance.now() / 1000;
+}
+
+/** Our side: forward + backward + AdamW on `backend` (default CpuBackend f32). */
+export async function benchTrainStep(cfg: Partial<BenchTrainConfig> = {}, backend?: Backend): Promise<BenchTrainResult> {
+  const c = { ...DEFAULT_BENCH_TRAIN, ...cfg };
+  const be = backend ?? new CpuBackend({ dtype: 'f32' });
+  const spec = benchSpec(c);
+  const dec = decoderFromWeights(be, spec, randomModel(spec, 0), { requiresGrad: true });
+  const opt = new AdamW(dec.namedParams(), { lr: 1e-3, weightDecay: 0 });
+  const rng = new Rng(0);
+  const n = c.batch * c.seq;
+  const ids = Int32Array.from({ length: n }, () => rng.int(c.vocab));
+  const targets = Int32Array.from({ length: n }, () => rng.int(c.vocab));
+  let loss = NaN;
+  const step = async (): Promise<void> => {
+    dec.zeroGrad();
+    const l = dec.loss(ids, targets, c.batch, c.seq);
+    backward(l);
+    opt.step();
+    // Reading the loss forces a GPU backend to finish the step, so the timing covers real work.
+    loss = await l.item();
+  };
+  for (let i = 0; i < c.warmup; i++) await step();
+  const t0 = nowSeconds();
+  for (let i = 0; i < c.steps; i++) await step();
+  const dt = nowSeconds() - t0;
+  const params = dec.numParams();
+  dec.free();
+  return {
+    impl: `gradot ${be.name}`, params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps,
+    tokensPerSecond: (n * c.steps) / dt, loss,
+  };
+}
+
+export interface TorchBenchResult extends BenchTrainResult {
+  torchVersion: string;
+  threads: number;
+}
+
+export type TorchBenchOutcome = { ok: true; result: TorchBenchResult } | { ok: false; skipped: string };
+
+/** Torch side: spawns tools/torch_ref/bench_train.py with the same config. Node only. */
+export async function benchTorchTrainStep(
+  cfg: Partial<BenchTrainConfig> = {}, python = '/usr/bin/python3', repoRoot?: string,
+): Promise<TorchBenchOutcome> {
+  const c = { ...DEFAULT_BENCH_TRAIN, ...cfg };
+  // Specifiers in variables so bundlers never try to resolve node builtins for the browser build.
+  const cpName = 'node:child_process';
+  const fsName = 'node:fs';
+  const pathName = 'node:path';
+  const urlName = 'node:url';
+  const cp = (await import(/* @vite-ignore */ cpName)) as typeof import('node:child_process');
+  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs');
+  const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
+  const url = (await import(/* @vite-ignore */ urlName)) as typeof import('node:url');
+  const root = repoRoot ?? path.resolve(path.dirname(url.fileURLToPath(import.meta.url)), '..', '..');
+  const script = path.join(root, 'tools', 'torch_ref', 'bench_train.py');
+  if (!fs.existsSync(python)) return { ok: false, skipped: `${python} not found (install Debian's python3-torch)` };
+  if (!fs.existsSync(script)) return { ok: false, skipped: `${script} not found` };
+  const probe = cp.spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { ok: false, skipped: `${python} has no torch (apt-get install python3-torch)` };
+  const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = cp.spawn(python, [script, JSON.stringify(c)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('error', (e) => resolve({ code: -1, stdout, stderr: String(e) }));
+  });
+  if (res.code !== 0) return { ok: false, skipped: `torch bench failed (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+  const line = res.stdout.trim().split('\n').pop() ?? '';
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { ok: false, skipped: `torch bench printed no JSON: ${line.slice(0, 200)}` };
+  }
+  return {
+    ok: true,
+    result: {
+      impl: `torch ${String(j.torch)} cpu f32`, torchVersion: String(j.torch), threads: Number(j.threads),
+      params: Number(j.params), tokensPerStep: Number(j.tokensPerStep), steps: Number(j.steps),
+      secondsPerStep: Number(j.secondsPerStep), tokensPerSecond: Number(j.tokensPerSecond), loss: Number(j.loss),
+    },
+  };
+}
+
+export interface TrainBenchComparison {
+  config: BenchTrainConfig;
+  ours: BenchTrainResult;
+  torch: TorchBenchOutcome;
+  /** ours / torch tokens/s (> 1: we are faster); null when torch was skipped. */
+  ratio: number | null;
+}
+
+/** Both sides on the same config, one after the other (never concurrently: they share the cores). */
+export async function compareTrainStep(cfg: Partial<BenchTrainConfig> = {}, backend?: Backend): Promise<TrainBenchComparison> {
+  const config = { ...DEFAULT_BENCH_TRAIN, ...cfg };
+  const ours = await benchTrainStep(config, backend);
+  const torch = await benchTorchTrainStep(config);
+  return { config, ours, torch, ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null };
+}
+
+/** Human-readable lines for the CLI. */
+export function formatTrainBench(c: TrainBenchComparison): string {
+  const cfg = c.config;
+  const head = `train step: llama-family ${cfg.layers}x${cfg.hidden} (heads ${cfg.heads}/${cfg.kvHeads}, mlp ${cfg.intermediate}, vocab ${cfg.vocab}), B*T = ${cfg.batch}x${cfg.seq}`;
+  const ours = `  ${c.ours.impl}: ${c.ours.tokensPerSecond.toFixed(1)} tokens/s (${c.ours.secondsPerStep.toFixed(2)} s/step, ${(c.ours.params / 1e6).toFixed(2)}M params)`;
+  const torch = c.torch.ok
+    ? `  ${c.torch.result.impl} (${c.torch.result.threads} thread${c.torch.result.threads === 1 ? '' : 's'}): ${c.torch.result.tokensPerSecond.toFixed(1)} tokens/s (${c.torch.result.secondsPerStep.toFixed(2)} s/step)`
+    : `  torch: skipped (${c.torch.skipped})`;
+  const ratio = c.ratio === null ? '' : `\n  ratio ours/torch: ${c.ratio.toFixed(2)}x`;
+  return `${head}\n${ours}\n${torch}${ratio}`;
+}
