@@ -46,7 +46,7 @@ describe('gradot inspect', () => {
     const r = JSON.parse(c.out[0]!);
     expect(r).toMatchObject({
       ok: true, command: 'inspect', family: 'llama', modelType: 'llama', layers: 3, hidden: 32, heads: 4, kvHeads: 2,
-      headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: false,
+      headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: null,
       positions: { kind: 'rope', max: 32, offset: 0, ropeTheta: 10000 },
     });
     const p = paramCounts(spec);
@@ -77,6 +77,20 @@ describe('gradot inspect', () => {
     expect(text).toMatch(/model\s+gpt2 \(family gpt2\), compressed/);
     expect(text).toMatch(/block\s+attention\s+mlp\s+total\s+source\s+mlp width\s+ranks/);
     expect(text).toContain('q:4 v:2 up:8');
+  });
+
+  it('reports the tokenizer and warns when its ids exceed the model vocab', async () => {
+    const words = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`w${i}`, i]));
+    const tj = { version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: words, unk_token: 'w0' } };
+    const d = join(dir, 'tok');
+    const s = smallSpec('opt');
+    await writeHFFolder(d, s, randomModel(s, 3), { extraFiles: { 'tokenizer.json': JSON.stringify(tj), 'tokenizer_config.json': JSON.stringify({ eos_token: 'w2' }) } });
+    const c = capture();
+    expect(await main(['inspect', d, '--json'], c.io)).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.tokenizer).toEqual({ files: 'tokenizer.json', vocabSize: 70, bosId: null, eosId: 2 });
+    expect(r.warnings).toEqual(["tokenizer has 70 ids but the model's vocab_size is 64"]);
+    expect(c.err).toEqual(["warning: tokenizer has 70 ids but the model's vocab_size is 64"]);
   });
 
   it('errors: missing folder (exit 1, JSON error), missing argument (exit 2), unknown command', async () => {

@@ -6,6 +6,7 @@
 import { planHFLoad, isCompressed } from '../../model/hf';
 import { paramCounts } from '../../model/params';
 import { nodeDirSource } from '../../model/source';
+import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import { parseCommandArgs, formatBytes, formatCount, table } from '../args';
 import type { Command, CommandResult } from '../command';
 
@@ -39,7 +40,7 @@ export interface InspectResult extends Record<string, unknown> {
   files: { name: string; size: number }[];
   fileBytes: number;
   tensors: number;
-  tokenizer: boolean;
+  tokenizer: { files: string; vocabSize: number; bosId: number | null; eosId: number | null } | null;
   warnings: string[];
 }
 
@@ -49,6 +50,18 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
   const s = plan.spec;
   const p = paramCounts(s);
   const fileBytes = plan.files.reduce((a, f) => a + f.size, 0);
+  const warnings = [...plan.warnings];
+  let tokenizer: InspectResult['tokenizer'] = null;
+  const tf = await tokenizerFiles(src);
+  if (tf) {
+    try {
+      const t = await loadTokenizer(src);
+      tokenizer = { files: tf, vocabSize: t.vocabSize, bosId: t.bosId, eosId: t.eosId };
+      if (t.vocabSize > s.vocabSize) warnings.push(`tokenizer has ${t.vocabSize} ids but the model's vocab_size is ${s.vocabSize}`);
+    } catch (e) {
+      warnings.push(`tokenizer could not be loaded: ${(e as Error).message}`);
+    }
+  }
   return {
     path: dir,
     family: s.family,
@@ -84,8 +97,8 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
     files: plan.files,
     fileBytes,
     tensors: plan.mappings.length,
-    tokenizer: await src.has('tokenizer.json'),
-    warnings: plan.warnings,
+    tokenizer,
+    warnings,
   };
 }
 
@@ -103,7 +116,7 @@ export function renderInspect(r: InspectResult): string {
     ['tied lm_head', r.tied ? 'yes' : 'no'],
     ['dtypes', r.dtypes.join(', ')],
     ['files', `${r.files.map((f) => f.name).join(', ')} (${formatBytes(r.fileBytes)})`],
-    ['tokenizer', r.tokenizer ? 'tokenizer.json' : 'none'],
+    ['tokenizer', r.tokenizer ? `${r.tokenizer.files}, ${r.tokenizer.vocabSize} ids, bos ${r.tokenizer.bosId ?? '-'}, eos ${r.tokenizer.eosId ?? '-'}` : 'none'],
     ['parameters', `${formatCount(r.params.total)} (${r.params.total.toLocaleString('en-US')})`],
     ['  embeddings', formatCount(r.params.embeddings)],
     ['  lm_head', r.params.lmHead ? formatCount(r.params.lmHead) : 'tied'],
