@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import uPlot from 'uplot';
-import { AXIS_STYLE, PALETTE, UPlotChart } from './UPlotChart';
+import { AXIS_STYLE, PALETTE, UPlotChart, X_AXIS_STYLE, fromZero } from './UPlotChart';
 
 export interface BarChartProps {
   /** Category positions (e.g. layer indices). */
@@ -20,9 +20,9 @@ const barsPath = uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 60] }) : unde
 export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label }: BarChartProps) {
   const options = useMemo<Omit<uPlot.Options, 'width' | 'height'>>(() => {
     const o: Omit<uPlot.Options, 'width' | 'height'> = {
-      scales: { x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] } },
+      scales: { x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] }, y: { range: fromZero } },
       axes: [
-        { ...AXIS_STYLE, label: xLabel, incrs: [1, 2, 5, 10, 20, 50] },
+        { ...X_AXIS_STYLE, label: xLabel, incrs: [1, 2, 5, 10, 20, 50] },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
       ],
       legend: { live: true },
@@ -38,7 +38,7 @@ export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label
       ],
     };
     if (overlay) {
-      o.scales!.y2 = {};
+      o.scales!.y2 = { range: fromZero };
       o.axes!.push({ ...AXIS_STYLE, scale: 'y2', side: 1, label: overlay.unit, size: 50, grid: { show: false } });
       o.series.push({ label: overlay.label, scale: 'y2', stroke: overlay.color ?? PALETTE[1], width: 1.5, points: { show: true, size: 5 } });
     }

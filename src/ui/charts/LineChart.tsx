@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import type uPlot from 'uplot';
-import { AXIS_STYLE, PALETTE, UPlotChart } from './UPlotChart';
+import { AXIS_STYLE, PALETTE, UPlotChart, X_AXIS_STYLE } from './UPlotChart';
 
 export interface LineSeries {
   label: string;
@@ -26,7 +26,7 @@ export function LineChart({ x, series, xLabel, yLabel, height = 220, logY = fals
     () => ({
       scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
       axes: [
-        { ...AXIS_STYLE, label: xLabel },
+        { ...X_AXIS_STYLE, label: xLabel },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
       ],
       legend: { live: true },

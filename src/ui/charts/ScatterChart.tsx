@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import type uPlot from 'uplot';
-import { AXIS_STYLE, PALETTE, UPlotChart } from './UPlotChart';
+import { AXIS_STYLE, PALETTE, UPlotChart, X_AXIS_STYLE } from './UPlotChart';
 
 export interface ScatterPoint {
   x: number;
@@ -8,7 +8,7 @@ export interface ScatterPoint {
 }
 
 export interface ScatterChartProps {
-  groups: { label: string; points: ScatterPoint[]; color?: string }[];
+  groups: { label: string; points: ScatterPoint[]; color?: string; hollow?: boolean }[];
   xLabel: string;
   yLabel: string;
   height?: number;
@@ -20,12 +20,12 @@ export interface ScatterChartProps {
  * data wants one sorted x column, so groups are merged on x and padded with nulls.
  */
 export function ScatterChart({ groups, xLabel, yLabel, height = 260, label }: ScatterChartProps) {
-  const key = groups.map((g) => `${g.label}|${g.color ?? ''}`).join(';');
+  const key = groups.map((g) => `${g.label}|${g.color ?? ''}|${g.hollow ? 1 : 0}`).join(';');
   const options = useMemo<Omit<uPlot.Options, 'width' | 'height'>>(
     () => ({
       scales: { x: { time: false, range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] } },
       axes: [
-        { ...AXIS_STYLE, label: xLabel },
+        { ...X_AXIS_STYLE, label: xLabel },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
       ],
       legend: { live: true },
@@ -36,7 +36,7 @@ export function ScatterChart({ groups, xLabel, yLabel, height = 260, label }: Sc
           label: g.label,
           stroke: g.color ?? PALETTE[i % PALETTE.length],
           paths: () => null,
-          points: { show: true, size: 8, fill: g.color ?? PALETTE[i % PALETTE.length] },
+          points: { show: true, size: 8, width: 1.5, fill: g.hollow ? '#ffffff' : g.color ?? PALETTE[i % PALETTE.length] },
         })),
       ],
     }),

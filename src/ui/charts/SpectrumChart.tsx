@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import type uPlot from 'uplot';
-import { AXIS_STYLE, UPlotChart } from './UPlotChart';
+import { AXIS_STYLE, UPlotChart, X_AXIS_STYLE } from './UPlotChart';
 
 export interface SpectrumChartProps {
   sigma: number[];
@@ -18,7 +18,7 @@ export function SpectrumChart({ sigma, kept, scores, height = 180, title }: Spec
     const o: Omit<uPlot.Options, 'width' | 'height'> = {
       scales: { x: { time: false }, y: { distr: 3 } },
       axes: [
-        { ...AXIS_STYLE, label: 'component (by σ)' },
+        { ...X_AXIS_STYLE, label: 'component (by σ)' },
         { ...AXIS_STYLE, label: 'σ', size: 56 },
       ],
       legend: { live: true },

@@ -55,3 +55,9 @@ export const AXIS_STYLE: Partial<uPlot.Axis> = {
   font: '11px system-ui, sans-serif',
   labelFont: '11px system-ui, sans-serif',
 };
+
+/** x axes: tighter than uPlot's default so the legend sits close to the plot. */
+export const X_AXIS_STYLE: Partial<uPlot.Axis> = { ...AXIS_STYLE, size: 28, labelSize: 16, labelGap: 0 };
+
+/** Bars and counts read wrong unless the value axis includes zero. */
+export const fromZero: uPlot.Range.Function = (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1];

@@ -9,6 +9,7 @@ import { reportIssue } from './DataOwnerView';
 import { download, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
+const METHOD_COLOR: Record<CompressMethod, string> = { gradot: '#2563eb', svd: '#d97706', prune: '#7c3aed', drop: '#dc2626', none: '#4b5563' };
 
 function parseList(text: string): number[] | null {
   const parts = text.split(/[,\s]+/).filter(Boolean).map(Number);
@@ -155,13 +156,15 @@ export function ResearcherView() {
   };
 
   const pareto = useMemo(() => {
+    // Colour = method; filled = Plug-in (utility, want high), hollow = Emulator FT (privacy, want low).
     const withRatio = runs.filter((r) => r.compressionRatio !== null);
-    const pick = (f: (r: OTRun) => number | null) => withRatio.filter((r) => f(r) !== null).map((r) => ({ x: r.compressionRatio!, y: f(r)! }));
-    return [
-      { label: 'Plug-in', points: pick((r) => r.plugIn), color: '#2563eb' },
-      { label: 'Emulator FT', points: pick((r) => r.emulatorFT), color: '#dc2626' },
-      { label: 'Full ZS', points: pick((r) => r.fullZS), color: '#94a3b8' },
-    ];
+    const methods = ALL_METHODS.filter((m) => withRatio.some((r) => r.setting.method === m));
+    const pick = (m: CompressMethod, f: (r: OTRun) => number | null) =>
+      withRatio.filter((r) => r.setting.method === m && f(r) !== null).map((r) => ({ x: r.compressionRatio!, y: f(r)! }));
+    return methods.flatMap((m) => [
+      { label: `${m} Plug-in`, points: pick(m, (r) => r.plugIn), color: METHOD_COLOR[m] },
+      { label: `${m} Emu FT`, points: pick(m, (r) => r.emulatorFT), color: METHOD_COLOR[m], hollow: true },
+    ]);
   }, [runs]);
 
   return (
