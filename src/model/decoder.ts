@@ -86,6 +86,17 @@ function isNormParam(name: string): boolean {
   return /(^|\.)(ln1|ln2|norm)\.(weight|bias)$/.test(name);
 }
 
+/**
+ * HF-style causal LM labels (unshifted: labels[t] is the token at t, -100 to ignore) to the aligned targets
+ * `Decoder.loss` takes (targets[t] = labels[t+1]; the last position of each sequence predicts nothing).
+ */
+export function shiftLabels(labels: Int32Array, B: number, T: number, ignoreIndex = -100): Int32Array {
+  if (labels.length !== B * T) throw new RangeError(`shiftLabels: ${labels.length} labels for B=${B}, T=${T}`);
+  const out = new Int32Array(B * T).fill(ignoreIndex);
+  for (let b = 0; b < B; b++) for (let t = 0; t + 1 < T; t++) out[b * T + t] = labels[b * T + t + 1]!;
+  return out;
+}
+
 /** Whether AdamW's weight decay should apply: matrices (and factors) yes; biases, norms, embeddings no. */
 export function decays(name: string): boolean {
   if (isNormParam(name) || name.endsWith('.bias')) return false;
