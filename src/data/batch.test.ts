@@ -103,7 +103,7 @@ describe('encodePair', () => {
 
 describe('multiple choice', () => {
   it('one example per choice; only the choice tokens are targets; span and chars', () => {
-    const { examples } = encodeChoices(mc([['Sky', ['blue', 'é'], 1]]), tok, { contextLength: 32 });
+    const { examples } = encodeChoices(mc([['Sky', ['blue', 'é'], 1]]), tok, { contextLength: 32, choiceDelimiter: ' ' });
     expect(examples).toHaveLength(2);
     const [e0, e1] = examples as [(typeof examples)[0], (typeof examples)[0]];
     // "Sky" + " blue": input S k y ␠ b l u, targets on ␠ b l u e (the choice with lm-eval's " " delimiter).
@@ -117,12 +117,18 @@ describe('multiple choice', () => {
     }
   });
 
+  it('by default choices are appended verbatim (files carry the space); acc_norm length skips it', () => {
+    const { examples } = encodeChoices(mc([['Sentiment:', [' negative', ' good'], 0]]), tok, { contextLength: 32 });
+    expect(examples[1]?.targets.filter((t) => t !== X)).toEqual(ids(' good'));
+    expect(examples.map((ex) => ex.chars)).toEqual([8, 4]);
+  });
+
   it('left-truncates the context, keeps the choice; too-long names the choice', () => {
     const r = encodeChoices(mc([['abcdef', ['xy', 'x'], 0]]), tok, { contextLength: 4, choiceDelimiter: '' });
     // C = 4 → 5 tokens fit: choice x y + the last 3 context tokens d e f.
     expect(r.examples[0]?.ids).toEqual([...ids('def'), x]);
     expect(r.examples[0]?.targets).toEqual([X, X, x, y]);
-    expect(() => encodeChoices(mc([['c', ['xyzzy', 'x'], 0]]), tok, { contextLength: 4 })).toThrow(/task\.jsonl line 1: choice 0 is 6 tokens/);
+    expect(() => encodeChoices(mc([['c', ['xyzzy', 'x'], 0]]), tok, { contextLength: 4 })).toThrow(/task\.jsonl line 1: choice 0 is 5 tokens/);
   });
 
   it('empty context starts from EOS like lm-eval', () => {

@@ -31,7 +31,11 @@ export interface EncodeOptions {
   contextLength: number;
   /** Put the tokenizer's BOS token first (LLaMA-style models); default false (GPT-2, OPT encode without). */
   addBos?: boolean;
-  /** Inserted between context and each choice, like lm-eval's target_delimiter; default ' '. */
+  /**
+   * Inserted between context and each choice (lm-eval's target_delimiter). Default '': our task files
+   * carry their own spacing (`"choices": [" negative", " positive"]`, as public/data does), consistent
+   * with prompt/answer records. Use ' ' for files whose choices are written lm-eval style, without it.
+   */
   choiceDelimiter?: string;
   /** Inserted between prompt and answer; default '' (templates carry their own spacing). */
   answerDelimiter?: string;
@@ -66,7 +70,7 @@ export interface ChoiceExample extends Example {
   label: number;
   /** Target positions [start, end) that hold the choice's tokens; every other target is IGNORE_INDEX. */
   span: [number, number];
-  /** Choice length in Unicode code points (Python `len`), which lm-eval's acc_norm divides by. */
+  /** Length acc_norm divides by: code points without leading whitespace (see `choiceChars`). */
   chars: number;
 }
 
@@ -110,9 +114,15 @@ export function encodePair(tok: TextTokenizer, context: string, continuation: st
   return { ctx, cont: tok.encode(cont) };
 }
 
-function codePoints(s: string): number {
+/**
+ * The acc_norm length of a choice: code points (Python `len`) without leading whitespace. lm-eval divides
+ * by len(choice) of choices written WITHOUT the delimiter space it inserts; our files write that space
+ * into the choice, so stripping it gives the same number for the same task. Never zero: the reader
+ * rejects blank choices.
+ */
+export function choiceChars(choice: string): number {
   let n = 0;
-  for (const _ of s) n++;
+  for (const _ of choice.replace(/^\s+/u, '')) n++;
   return n;
 }
 
@@ -205,7 +215,7 @@ export function encodeChoices(ds: ChoiceDataset, tok: TextTokenizer, opts: Encod
   const C = opts.contextLength;
   checkContext(C);
   const bos = opts.addBos ? requireBos(tok) : null;
-  const delim = opts.choiceDelimiter ?? ' ';
+  const delim = opts.choiceDelimiter ?? '';
   const examples: ChoiceExample[] = [];
   let truncated = 0;
   let droppedTokens = 0;
@@ -223,7 +233,7 @@ export function encodeChoices(ds: ChoiceDataset, tok: TextTokenizer, opts: Encod
         choice: ci,
         label: r.label,
         span: [s.start, s.ids.length],
-        chars: codePoints(choice),
+        chars: choiceChars(choice),
       });
     });
   });

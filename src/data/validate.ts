@@ -170,7 +170,7 @@ function tokenSummary(ds: Dataset, tok: TextTokenizer, opts: ValidateOptions, wa
       let len = 0;
       let bad = false;
       for (const c of r.choices) {
-        const { ctx, cont } = encodePair(tok, r.context, (enc.choiceDelimiter ?? ' ') + c);
+        const { ctx, cont } = encodePair(tok, r.context, (enc.choiceDelimiter ?? '') + c);
         len = Math.max(len, Math.max(1, bos + ctx.length) + cont.length);
         if (C !== null && cont.length > C) bad = true;
       }

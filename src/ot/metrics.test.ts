@@ -142,7 +142,7 @@ describe('rowScoresFromLogits', () => {
         { context: 'one two', choices: ['three', 'four'], label: 1, line: 2 },
       ],
     };
-    const { examples } = encodeChoices(ds, tok, { contextLength: 32 });
+    const { examples } = encodeChoices(ds, tok, { contextLength: 32, choiceDelimiter: ' ' });
     const batch = makeBatch(examples, examples.map((_, i) => i), { padId: 0 });
     const { batchSize: B, seqLen: T } = batch;
     const logits = new Float32Array(B * T * V);

@@ -10,7 +10,10 @@ import { IGNORE_INDEX } from '../data/types';
  * where lm-eval computes `completion_len = np.array([float(len(i)) for i in choices])` over the choice
  * strings WITHOUT the delimiter. `len` of a Python str counts Unicode code points, so although lm-eval's
  * docs call acc_norm "byte-length normalised", the divisor is code points; we use code points too
- * (`choiceLength`), so the two agree on non-ASCII choices. np.argmax breaks ties to the first index; so do we.
+ * (`choiceLength`), so the two agree on non-ASCII choices. Our task files write the delimiter space into
+ * the choice (" positive"), so the data layer strips leading whitespace before counting
+ * (data/batch `choiceChars`), giving lm-eval's number for the same task. np.argmax breaks ties to the
+ * first index; so do we.
  * Aggregation is the mean over examples, with standard error sample_stddev (n-1 denominator) / sqrt(n),
  * as lm-eval's `mean_stderr`.
  *
