@@ -67,6 +67,9 @@ export interface WebGpuBackendOptions {
   onLost?: (info: { reason: string; message: string }) => void;
   /** Submit after this many dispatches even without a read (bounds memory held by pending frees). */
   batchDispatches?: number;
+  /** Test hook: pretend bindings above this many bytes must be split where an op supports splitting
+   *  (gather), so the split path runs on devices whose real limit is large (SwiftShader: 1 GiB). */
+  splitBindingBytes?: number;
 }
 
 export class GpuStorage implements Storage {
@@ -169,12 +172,14 @@ export class WebGpuBackend implements Backend {
   private encoder: GPUCommandEncoder | null = null;
   private dispatches = 0;
   private readonly batchDispatches: number;
+  private readonly splitBindingBytes: number | undefined;
   private readonly ropeTables = new Map<string, GpuStorage>();
   /** Counters for tests and the UI badge. */
   readonly stats = { buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0 };
 
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
     this.batchDispatches = opts.batchDispatches ?? 128;
+    this.splitBindingBytes = opts.splitBindingBytes;
     void device.lost.then((l) => {
       this.lostInfo = { reason: l.reason, message: l.message };
       opts.onLost?.(this.lostInfo);
@@ -597,7 +602,7 @@ export class WebGpuBackend implements Backend {
     const idb = this.uploadInts(ids, 'gather ids');
     // A table larger than one binding (e.g. a big vocabulary on a device with small bindings) is bound in
     // row chunks whose offsets respect minStorageBufferOffsetAlignment.
-    const lim = this.device.limits.maxStorageBufferBindingSize;
+    const lim = Math.min(this.device.limits.maxStorageBufferBindingSize, this.splitBindingBytes ?? Infinity);
     const align = this.device.limits.minStorageBufferOffsetAlignment;
     const rowBytes = dim * 4;
     if (t.length * 4 <= lim) {
@@ -606,7 +611,12 @@ export class WebGpuBackend implements Backend {
       const rowAlign = align / gcd(rowBytes, align);
       let chunkRows = Math.floor(lim / rowBytes);
       chunkRows -= chunkRows % rowAlign;
-      if (chunkRows <= 0) throw new GpuLimitError(`gather: one row of ${rowBytes} bytes exceeds the binding limit ${lim}`);
+      if (chunkRows <= 0) {
+        throw new GpuLimitError(
+          `gather: table of ${t.length} f32 needs chunks of ${rowAlign} rows (${rowAlign * rowBytes} bytes, for ` +
+            `${align}-byte offset alignment), above the binding limit of ${lim} bytes`,
+        );
+      }
       for (let r0 = 0; r0 < vocab; r0 += chunkRows) {
         const rowsHere = Math.min(chunkRows, vocab - r0);
         const slice = { buffer: t.buffer, offset: r0 * rowBytes, size: rowsHere * rowBytes };

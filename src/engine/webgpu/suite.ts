@@ -388,6 +388,24 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     }
     return 'no error';
   });
+  await check('gather split', 'table over the binding limit is gathered in aligned row chunks', async () => {
+    // 333 rows x 37 cols (148-byte rows, not a divisor of the 256-byte offset alignment) with 16 KiB chunks: chunks are
+    // whole multiples of 64 rows so every binding offset is 256-byte aligned, giving 6 chunks.
+    const be = await createWebGpuBackend({ splitBindingBytes: 16384 });
+    const cpu = new CpuBackend({ dtype: 'f32' });
+    const rng = new Rng(5);
+    const table = rand(rng, 333 * 37);
+    const ids = ints(rng, 500, 333);
+    ids[0] = 332;
+    ids[1] = 0;
+    const before = be.stats.dispatches;
+    const got = await be.read(be.gather(be.fromArray(table), ids, 37));
+    if (be.stats.dispatches - before !== 6) return `expected 6 chunk dispatches, got ${be.stats.dispatches - before}`;
+    const want = await cpu.read(cpu.gather(cpu.fromArray(table), ids, 37));
+    const e = relErrors(got, want);
+    be.destroy();
+    return e.maxRel === 0 ? null : `mismatch: maxRel ${e.maxRel}`;
+  });
   await check('device.lost', 'onLost fires and later ops throw DeviceLostError', async () => {
     let lostReason = '';
     const be = await createWebGpuBackend({ onLost: (l) => (lostReason = l.reason) });
