@@ -5,6 +5,7 @@
  */
 
 import { CpuBackend } from './cpu/backend';
+import { setSimdEnabled, simdActive } from './cpu/matmul';
 import { Rng } from './random';
 
 export interface MatmulBenchResult {
@@ -14,6 +15,8 @@ export interface MatmulBenchResult {
   /** Median seconds per product. */
   seconds: number;
   runs: number;
+  /** Which f32 kernel ran: WebAssembly SIMD or plain JS. */
+  kernel: 'wasm-simd' | 'js';
 }
 
 function median(xs: number[]): number {
@@ -27,8 +30,21 @@ function now(): number {
 }
 
 /** GFLOP/s of CpuBackend f32 square matmuls: warm-up, then the median of `runs` timed runs (each run
- *  repeats the product until at least `minSeconds` have passed, so small sizes are not timer noise). */
-export function benchMatmul(sizes: number[] = [128, 256, 512], runs = 5, minSeconds = 0.05): MatmulBenchResult[] {
+ *  repeats the product until at least `minSeconds` have passed, so small sizes are not timer noise).
+ *  `simd: false` measures the plain-JS kernel (the fallback where WebAssembly SIMD is unavailable). */
+export function benchMatmul(
+  sizes: number[] = [128, 256, 512], runs = 5, minSeconds = 0.05, simd = true,
+): MatmulBenchResult[] {
+  const prev = setSimdEnabled(simd);
+  try {
+    return benchMatmulInner(sizes, runs, minSeconds);
+  } finally {
+    setSimdEnabled(prev);
+  }
+}
+
+function benchMatmulInner(sizes: number[], runs: number, minSeconds: number): MatmulBenchResult[] {
+  const kernel = simdActive() ? 'wasm-simd' : 'js';
   const be = new CpuBackend({ dtype: 'f32' });
   const rng = new Rng(1234);
   const out: MatmulBenchResult[] = [];
@@ -56,7 +72,7 @@ export function benchMatmul(sizes: number[] = [128, 256, 512], runs = 5, minSeco
       times.push(dt / reps);
     }
     const sec = median(times);
-    out.push({ n, gflops: (2 * n * n * n) / sec / 1e9, seconds: sec, runs });
+    out.push({ n, gflops: (2 * n * n * n) / sec / 1e9, seconds: sec, runs, kernel });
   }
   return out;
 }
@@ -110,7 +126,11 @@ export async function benchMatmulTorch(sizes: number[], python = '/usr/bin/pytho
 
 export interface MatmulComparison {
   n: number;
+  /** Our f32 GFLOP/s with the default kernel (WebAssembly SIMD where available). */
   ours: number;
+  oursKernel: 'wasm-simd' | 'js';
+  /** Our plain-JS kernel, for reference. */
+  oursJs: number;
   torch: number | null;
   /** ours / torch (null when torch did not run). */
   ratio: number | null;
@@ -121,23 +141,25 @@ export async function compareMatmulWithTorch(
   sizes: number[] = [128, 256, 512], threads?: number,
 ): Promise<{ rows: MatmulComparison[]; torch: TorchBenchResult }> {
   const ours = benchMatmul(sizes);
+  const js = benchMatmul(sizes, 5, 0.05, false);
   const torch = await benchMatmulTorch(sizes, undefined, threads);
-  const rows = ours.map((o) => {
+  const rows = ours.map((o, i) => {
     const t = torch.ok ? torch.results?.find((r) => r.n === o.n)?.gflops ?? null : null;
-    return { n: o.n, ours: o.gflops, torch: t, ratio: t ? o.gflops / t : null };
+    return { n: o.n, ours: o.gflops, oursKernel: o.kernel, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null };
   });
   return { rows, torch };
 }
 
 export function formatMatmulComparison(c: { rows: MatmulComparison[]; torch: TorchBenchResult }): string {
-  const lines = ['matmul f32 (square)   ours GFLOP/s   torch GFLOP/s   ours/torch'];
+  const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2)).padStart(10);
+  const kernel = c.rows[0]?.oursKernel ?? 'js';
+  const lines = [`matmul f32 (square)  ours(${kernel})  ours(js)     torch   ours/torch`];
   for (const r of c.rows) {
-    lines.push(
-      `  ${String(r.n).padStart(5)}^3            ${r.ours.toFixed(2).padStart(8)}       ${r.torch === null ? '     n/a' : r.torch.toFixed(2).padStart(8)}       ${r.ratio === null ? 'n/a' : r.ratio.toFixed(3)}`,
-    );
+    lines.push(`  ${String(r.n).padStart(5)}^3        ${f(r.ours)}${f(r.oursJs)}${f(r.torch)}   ${r.ratio === null ? 'n/a' : r.ratio.toFixed(2)}`);
   }
+  lines.push('  (GFLOP/s, median of 5; ours is single-threaded)');
   if (!c.torch.ok) lines.push(`  note: ${c.torch.note}`);
-  else lines.push(`  torch ${c.torch.torchVersion} with ${c.torch.threads} thread(s); ours is single-threaded JS`);
+  else lines.push(`  torch ${c.torch.torchVersion} with ${c.torch.threads} thread(s)`);
   return lines.join('\n');
 }
 

@@ -2,8 +2,9 @@
  * Forward results against independent, direct formulas (written here from the definitions, sharing no code
  * with the backend), plus autograd-engine behaviour.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuBackend, readSync } from './cpu/backend';
+import { setSimdEnabled, simdActive } from './cpu/matmul';
 import { erf } from './cpu/special';
 import * as ops from './ops';
 import { Rng } from './random';
@@ -219,12 +220,28 @@ describe('norms vs definitions', () => {
   });
 });
 
-describe('matmul vs naive triple loop (f32 kernel, blocking edges)', () => {
-  // Sizes cross the kernel's KC=256, MC=64 and NC=256 block edges and leave row remainders (m % 4 != 0).
+describe.each([
+  ['WebAssembly SIMD', true],
+  ['JS', false],
+])('matmul vs naive triple loop (f32 %s kernel, blocking edges)', (_label, simd) => {
+  beforeAll(() => {
+    setSimdEnabled(simd);
+  });
+  afterAll(() => {
+    setSimdEnabled(true);
+  });
+  if (simd) {
+    it('the SIMD kernel is available under Node', () => {
+      expect(simdActive()).toBe(true);
+    });
+  }
+  // Sizes cross the kernels' KC=256, MC=64 and NC=256 block edges and leave row/column remainders
+  // (m % 4 != 0, n % 8 != 0).
   const shapes: [number, number, number][] = [[67, 130, 129], [5, 1030, 3], [1, 1, 1], [9, 257, 300], [70, 260, 520]];
   for (const [m, n, k] of shapes) {
     for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       it(`${m}x${n}x${k} transA=${tA} transB=${tB}`, () => {
+        expect(simdActive()).toBe(simd);
         const rng = new Rng(m + n + k);
         const A = randomInput({ shape: [m * k] }, rng);
         const Bm = randomInput({ shape: [k * n] }, rng);

@@ -15,6 +15,7 @@
  */
 
 import type { FloatArray } from '../backend';
+import { simdKernel } from './simd';
 
 const KC = 256;
 const MC = 64;
@@ -35,6 +36,13 @@ export function gemm(
 ): void {
   C.fill(0, cOff, cOff + m * n);
   if (m === 0 || n === 0 || k === 0) return;
+  if (simdEnabled && C instanceof Float32Array) {
+    const ker = simdKernel(MC, KC, NC);
+    if (ker) {
+      gemmSimd(ker, A, aOff, aRs, aCs, B, bOff, bRs, bCs, C, cOff, m, n, k);
+      return;
+    }
+  }
   const Bp = bPack;
   const Ap = aPack;
   for (let j0 = 0; j0 < n; j0 += NC) {
@@ -119,4 +127,75 @@ export function gemmNN(
   m: number, n: number, k: number,
 ): void {
   gemm(A, aOff, k, 1, B, bOff, n, 1, C, cOff, m, n, k);
+}
+
+let simdEnabled = true;
+
+/** Turns the WebAssembly SIMD path for f32 outputs on or off (bench comparisons); returns the old value. */
+export function setSimdEnabled(on: boolean): boolean {
+  const prev = simdEnabled;
+  simdEnabled = on;
+  return prev;
+}
+
+/** Whether f32 GEMMs currently run on the WebAssembly SIMD kernel. */
+export function simdActive(): boolean {
+  return simdEnabled && simdKernel(MC, KC, NC) !== null;
+}
+
+const SR = 4; // SIMD micro-tile rows
+const SC = 8; // SIMD micro-tile columns (two f32x4)
+
+/** Same contract as gemm, f32 accumulation in the WebAssembly kernel (C already zeroed). Packing pads the
+ *  edges with zeros so the kernel only ever sees whole 4x8 tiles; the padded result is clipped on the way
+ *  back into C. */
+function gemmSimd(
+  ker: NonNullable<ReturnType<typeof simdKernel>>,
+  A: FloatArray, aOff: number, aRs: number, aCs: number,
+  B: FloatArray, bOff: number, bRs: number, bCs: number,
+  C: Float32Array, cOff: number, m: number, n: number, k: number,
+): void {
+  const mem = ker.mem;
+  const AP = ker.aOff;
+  const BP = ker.bOff;
+  const CP = ker.cOff;
+  for (let j0 = 0; j0 < n; j0 += NC) {
+    const nc = Math.min(NC, n - j0);
+    const ncPad = Math.ceil(nc / SC) * SC;
+    for (let p0 = 0; p0 < k; p0 += KC) {
+      const kc = Math.min(KC, k - p0);
+      for (let jp = 0; jp < ncPad; jp += SC) {
+        const base = BP + jp * kc;
+        for (let c = 0; c < SC; c++) {
+          if (jp + c < nc) {
+            let src = bOff + p0 * bRs + (j0 + jp + c) * bCs;
+            for (let p = 0; p < kc; p++, src += bRs) mem[base + p * SC + c] = B[src];
+          } else {
+            for (let p = 0; p < kc; p++) mem[base + p * SC + c] = 0;
+          }
+        }
+      }
+      for (let i0 = 0; i0 < m; i0 += MC) {
+        const mc = Math.min(MC, m - i0);
+        const mcPad = Math.ceil(mc / SR) * SR;
+        for (let ip = 0; ip < mcPad; ip += SR) {
+          const base = AP + ip * kc;
+          for (let r = 0; r < SR; r++) {
+            if (ip + r < mc) {
+              let src = aOff + (i0 + ip + r) * aRs + p0 * aCs;
+              for (let p = 0; p < kc; p++, src += aCs) mem[base + p * SR + r] = A[src];
+            } else {
+              for (let p = 0; p < kc; p++) mem[base + p * SR + r] = 0;
+            }
+          }
+        }
+        ker.run(mcPad, ncPad, kc);
+        for (let r = 0; r < mc; r++) {
+          const co = cOff + (i0 + r) * n + j0;
+          const bo = CP + r * ncPad;
+          for (let c = 0; c < nc; c++) C[co + c] += mem[bo + c];
+        }
+      }
+    }
+  }
 }
