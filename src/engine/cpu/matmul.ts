@@ -2,16 +2,22 @@
  * CPU GEMM on typed arrays: C[m,n] = op(A)·op(B), the one hot loop of the CPU backend (benchmarked against
  * PyTorch in bench.ts).
  *
- * Structure (BLIS-style, adapted to what V8 compiles well):
- * - Cache blocking: a KC x NC panel of B and an MC x KC block of A are packed into contiguous Float64Array
- *   scratch, so the micro-kernel streams unit-stride memory that stays in L1/L2, and the f32->f64
- *   conversion happens once per packed element instead of once per multiply.
+ * Two kernels behind one entry point, `gemm`:
+ * - f32 outputs run on a WebAssembly SIMD macro-kernel (simd.ts: 4x8 tile of f32x4 accumulators), which is
+ *   what makes the product path fast; f32 accumulation, like PyTorch's.
+ * - f64 outputs (the gradient-check oracle), and f32 where WebAssembly SIMD is unavailable, run the JS
+ *   kernel below, accumulating in doubles.
+ *
+ * Both are BLIS-style:
+ * - Cache blocking: a KC x NC panel of B and an MC x KC block of A are packed into contiguous scratch, so the
+ *   micro-kernel streams unit-stride memory that stays in L1/L2 (and, in JS, the f32->f64 conversion happens
+ *   once per packed element instead of once per multiply).
  * - Transposed operands cost nothing extra: packing reads A(i,p) / B(p,j) through row/column strides, so
  *   every transA/transB combination runs the same micro-kernel (no strided inner loops, no transposed copy).
- * - Micro-kernel: a 4x4 tile of C in 16 local doubles, updated by a rank-1 product per p (8 loads, 16
- *   multiply-adds, no stores). Measured at 512^3 on this machine (medians, noisy shared 2-core box):
- *   4-row i-k-j on typed arrays ~1.3 GFLOP/s, 4x2 tile ~4.5, 2x4 ~4.6, 4x4 ~4.9; f64 packing beat f32
- *   packing by ~25%. Blocking KC=256, MC=64, NC=256 was best or within noise of the best.
+ * - JS micro-kernel: a 4x4 tile of C in 16 local doubles, updated by a rank-1 product per p (8 loads, 16
+ *   multiply-adds, no stores). Measured at 512^3 on this (noisy, shared 2-core) machine: 4-row i-k-j on
+ *   typed arrays ~1.3 GFLOP/s, 4x2 tile ~4.5, 2x4 ~4.6, 4x4 ~4.9; packing into f64 beat f32 by ~25%;
+ *   KC=256, MC=64, NC=256 was best or within noise. The SIMD kernel reached 9-18 GFLOP/s on the same box.
  */
 
 import type { FloatArray } from '../backend';
