@@ -57,10 +57,52 @@ function nowSeconds(): number {
   return performance.now() / 1000;
 }
 
-/** Our side: forward + backward + AdamW on `backend` (default CpuBackend f32). */
-export async function benchTrainStep(cfg: Partial<BenchTrainConfig> = {}, backend?: Backend): Promise<BenchTrainResult> {
+export interface KernelProfile {
+  /** Seconds spent inside each Backend method (summed over calls), largest first. */
+  byKernel: { kernel: string; seconds: number; calls: number }[];
+}
+
+/**
+ * Wraps a backend so every kernel call is timed (host wall clock). On the CPU backend that is the kernel's
+ * cost; on an asynchronous backend it would only be the encoding cost, so use it with CPU.
+ */
+export function profiledBackend(inner: Backend): { backend: Backend; report: () => KernelProfile; reset: () => void } {
+  const stats = new Map<string, { seconds: number; calls: number }>();
+  const backend = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || typeof prop !== 'string') return v;
+      const fn = v as (...a: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        const t0 = performance.now();
+        try {
+          return fn.apply(target, args);
+        } finally {
+          const s = stats.get(prop) ?? { seconds: 0, calls: 0 };
+          s.seconds += (performance.now() - t0) / 1000;
+          s.calls++;
+          stats.set(prop, s);
+        }
+      };
+    },
+  });
+  return {
+    backend,
+    report: () => ({
+      byKernel: [...stats].map(([kernel, s]) => ({ kernel, ...s })).sort((a, b) => b.seconds - a.seconds),
+    }),
+    reset: () => stats.clear(),
+  };
+}
+
+/** Our side: forward + backward + AdamW on `backend` (default CpuBackend f32). With `profile`, the timed
+ *  steps also record seconds per Backend kernel (`result.profile`). */
+export async function benchTrainStep(
+  cfg: Partial<BenchTrainConfig> = {}, backend?: Backend, opts: { profile?: boolean } = {},
+): Promise<BenchTrainResult & { profile?: KernelProfile }> {
   const c = { ...DEFAULT_BENCH_TRAIN, ...cfg };
-  const be = backend ?? new CpuBackend({ dtype: 'f32' });
+  const prof = opts.profile ? profiledBackend(backend ?? new CpuBackend({ dtype: 'f32' })) : null;
+  const be = prof ? prof.backend : backend ?? new CpuBackend({ dtype: 'f32' });
   const spec = benchSpec(c);
   const dec = decoderFromWeights(be, spec, randomModel(spec, 0), { requiresGrad: true });
   const opt = new AdamW(dec.namedParams(), { lr: 1e-3, weightDecay: 0 });
@@ -78,6 +120,7 @@ export async function benchTrainStep(cfg: Partial<BenchTrainConfig> = {}, backen
     loss = await l.item();
   };
   for (let i = 0; i < c.warmup; i++) await step();
+  prof?.reset();
   const t0 = nowSeconds();
   for (let i = 0; i < c.steps; i++) await step();
   const dt = nowSeconds() - t0;
@@ -85,7 +128,7 @@ export async function benchTrainStep(cfg: Partial<BenchTrainConfig> = {}, backen
   dec.free();
   return {
     impl: `gradot ${be.name}`, params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps,
-    tokensPerSecond: (n * c.steps) / dt, loss,
+    tokensPerSecond: (n * c.steps) / dt, loss, ...(prof ? { profile: prof.report() } : {}),
   };
 }
 
