@@ -207,3 +207,24 @@ describe('batching', () => {
     expect(bs1).toEqual(bs2);
   });
 });
+
+describe('evaluation order', () => {
+  it('sortByLength puts the longest first, stably, and keeps indices', () => {
+    const ex = encodePromptAnswer(
+      sft([
+        ['a', 'x'],
+        ['abc', 'x'],
+        ['ab', 'x'],
+        ['cba', 'x'],
+      ]),
+      tok,
+      { contextLength: 16 },
+    ).examples;
+    const bs = makeBatches(ex, { batchSize: 2, sortByLength: true });
+    expect(bs.map((bt) => bt.indices)).toEqual([
+      [1, 3],
+      [2, 0],
+    ]);
+    expect(bs.map((bt) => bt.seqLen)).toEqual([4, 3]);
+  });
+});

@@ -322,6 +322,11 @@ export interface BatchOptions {
   rand?: () => number;
   /** Drop a final batch smaller than batchSize (default false). */
   dropLast?: boolean;
+  /**
+   * Without shuffle: order examples longest first (stable), so each batch pads little, as lm-eval does
+   * for evaluation. Results are per example (`Batch.indices`), so order does not change any metric.
+   */
+  sortByLength?: boolean;
   /** Round seqLen up to a multiple of this (fewer distinct shapes for GPU pipelines). */
   padToMultipleOf?: number;
   /** Pad every batch to exactly this length (static shapes); must be >= the longest example. */
@@ -352,8 +357,16 @@ export function makeBatch(examples: readonly Example[], indices: number[], opts:
 }
 
 /** The example order for one epoch. */
-export function batchOrder(n: number, opts: Pick<BatchOptions, 'shuffle' | 'seed' | 'epoch' | 'rand'>): number[] {
-  if (!opts.shuffle) return Array.from({ length: n }, (_, i) => i);
+export function batchOrder(
+  n: number,
+  opts: Pick<BatchOptions, 'shuffle' | 'seed' | 'epoch' | 'rand' | 'sortByLength'>,
+  lengths?: readonly number[],
+): number[] {
+  if (!opts.shuffle) {
+    const order = Array.from({ length: n }, (_, i) => i);
+    if (opts.sortByLength && lengths) order.sort((p, q) => (lengths[q] as number) - (lengths[p] as number) || p - q);
+    return order;
+  }
   if (opts.rand) return shuffleInPlace(Array.from({ length: n }, (_, i) => i), opts.rand);
   return epochOrderFrom(n, mulberry32(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0)));
 }
@@ -362,7 +375,7 @@ export function batchOrder(n: number, opts: Pick<BatchOptions, 'shuffle' | 'seed
 export function makeBatches(examples: readonly Example[], opts: BatchOptions): Batch[] {
   const bs = opts.batchSize;
   if (!Number.isInteger(bs) || bs < 1) throw new RangeError(`batchSize must be a positive integer, got ${bs}`);
-  const order = batchOrder(examples.length, opts);
+  const order = batchOrder(examples.length, opts, opts.sortByLength ? examples.map((e) => e.ids.length) : undefined);
   const out: Batch[] = [];
   for (let i = 0; i < order.length; i += bs) {
     const idx = order.slice(i, i + bs);

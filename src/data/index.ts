@@ -6,3 +6,4 @@ export * from './templates';
 export * from './read';
 export * from './batch';
 export * from './validate';
+export * from './split';

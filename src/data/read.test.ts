@@ -226,3 +226,11 @@ describe('formats', () => {
     expect(parseDatasetText('{"text":"a"}', 'pasted.jsonl').records).toHaveLength(1);
   });
 });
+
+describe('Blob input', () => {
+  it('reads a Blob (browser File) like bytes', async () => {
+    const { readDatasetBlob } = await import('./read');
+    const ds = await readDatasetBlob(new Blob(['{"text":"hi"}\n']), 'f.jsonl');
+    expect(ds.records).toEqual([{ text: 'hi', line: 1 }]);
+  });
+});

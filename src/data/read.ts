@@ -81,6 +81,11 @@ export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions =
   return parseDatasetText(text, file, { ...opts, format });
 }
 
+/** Reads a browser File (or any Blob with a name) the same way; the bytes never leave the page. */
+export async function readDatasetBlob(blob: Blob, file: string, opts: ReadOptions = {}): Promise<Dataset> {
+  return readDataset(new Uint8Array(await blob.arrayBuffer()), file, opts);
+}
+
 /** Parses already-decoded text (e.g. from a textarea). */
 export function parseDatasetText(text: string, file: string, opts: ReadOptions = {}): Dataset {
   const format = opts.format ?? formatFromFileName(file);
