@@ -172,6 +172,20 @@ describe('round trips of random models', () => {
     expect(m.files.length).toBe(shards.length);
   });
 
+  it('reports progress and honours an abort signal', async () => {
+    const spec = smallSpec('gpt2');
+    const files = saveHFModel(spec, randomModel(spec, 1));
+    const seen: number[] = [];
+    let total = 0;
+    await loadHFModel(new MemorySource(files), { onProgress: (d, t) => (seen.push(d), (total = t)) });
+    expect(seen.length).toBeGreaterThan(10);
+    expect(seen.at(-1)).toBe(total);
+    expect(seen.every((v, i) => i === 0 || v > seen[i - 1]!)).toBe(true);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(loadHFModel(new MemorySource(files), { signal: ac.signal })).rejects.toThrow();
+  });
+
   it('writeHFFolder + nodeDirSource', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gradot-hf-'));
     try {

@@ -703,14 +703,25 @@ export async function planHFLoad(source: ModelSource): Promise<HFLoadPlan & { re
   return { spec, config, tensors, mappings, warnings, files, dtypes: [...dtypes].sort(), readers };
 }
 
+export interface LoadHFOptions {
+  /** Called after each HF tensor is decoded, with bytes read so far and in total. */
+  onProgress?: (doneBytes: number, totalBytes: number, tensor: string) => void;
+  signal?: AbortSignal;
+}
+
 /** Loads an HF folder into canonical weights, validating every tensor against config.json. */
-export async function loadHFModel(source: ModelSource): Promise<LoadedHFModel> {
+export async function loadHFModel(source: ModelSource, opts: LoadHFOptions = {}): Promise<LoadedHFModel> {
   const plan = await planHFLoad(source);
   const weights: WeightMap = new Map();
+  const total = plan.mappings.reduce((s, m) => s + plan.tensors.get(m.hf)!.bytes, 0);
+  let done = 0;
   for (const m of plan.mappings) {
+    opts.signal?.throwIfAborted();
     const info = plan.tensors.get(m.hf)!;
     const t = await plan.readers.get(info.file)!.read(m.hf);
     for (const [c, x] of fromHFTensor(plan.spec, m, t)) weights.set(c, x);
+    done += info.bytes;
+    opts.onProgress?.(done, total, m.hf);
   }
   // Keep canonical order for deterministic iteration downstream.
   const ordered: WeightMap = new Map();

@@ -192,7 +192,11 @@ const cvtU32 = new Uint32Array(cvtF32.buffer);
 /** number -> IEEE binary16 bits, round to nearest even; overflow -> ±inf; NaN stays NaN. */
 export function floatToHalf(x: number): number {
   cvtF32[0] = x;
-  const u = cvtU32[0]!;
+  return f32BitsToHalf(cvtU32[0]!);
+}
+
+/** f32 bit pattern -> binary16 bits (round to nearest even). */
+export function f32BitsToHalf(u: number): number {
   const sign = (u >>> 16) & 0x8000;
   const exp = (u >>> 23) & 0xff;
   let mant = u & 0x7fffff;
@@ -221,7 +225,10 @@ export function floatToHalf(x: number): number {
 /** number -> bfloat16 bits, round to nearest even; NaN stays NaN. */
 export function floatToBF16(x: number): number {
   cvtF32[0] = x;
-  const u = cvtU32[0]!;
+  return f32BitsToBF16(cvtU32[0]!);
+}
+
+export function f32BitsToBF16(u: number): number {
   if ((u & 0x7f800000) === 0x7f800000 && u & 0x7fffff) return ((u >>> 16) | 0x40) & 0xffff;
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
@@ -344,9 +351,15 @@ function encode(t: HostTensor, dtype: WriteDType): Uint8Array {
     return out;
   }
   const out = new Uint8Array(2 * n);
-  const dv = new DataView(out.buffer);
-  const cvt = dtype === 'F16' ? floatToHalf : floatToBF16;
-  for (let i = 0; i < n; i++) dv.setUint16(2 * i, cvt(t.data[i]!), true);
+  const cvt = dtype === 'F16' ? f32BitsToHalf : f32BitsToBF16;
+  const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, n);
+  if (LITTLE_ENDIAN) {
+    const o16 = new Uint16Array(out.buffer);
+    for (let i = 0; i < n; i++) o16[i] = cvt(bits[i]!);
+  } else {
+    const dv = new DataView(out.buffer);
+    for (let i = 0; i < n; i++) dv.setUint16(2 * i, cvt(bits[i]!), true);
+  }
   return out;
 }
 
