@@ -160,6 +160,11 @@ describe('language modelling', () => {
     ]);
   });
 
+  it('text with no tokens to predict is an empty-dataset error', () => {
+    expect(() => encodeText(text(['a']), tok, { contextLength: 4, packing: 'document' })).not.toThrow();
+    expect(() => encodeText(text(['']), tok, { contextLength: 4 })).toThrow(/corpus\.txt: the text encodes to no tokens/);
+  });
+
   it('encodeDataset dispatches on kind', () => {
     expect(encodeDataset(text(['ab']), tok, { contextLength: 4 }).examples[0]?.targets).toEqual([b, EOS]);
   });

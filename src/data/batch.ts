@@ -278,6 +278,7 @@ export function encodeText(ds: TextDataset, tok: TextTokenizer, opts: EncodeOpti
       examples.push({ ids: stream.slice(i, end - 1), targets: stream.slice(i + 1, end), line: starts[d]?.line ?? null });
     }
   }
+  if (examples.length === 0) throw new DatasetError('empty', ds.file, null, 'the text encodes to no tokens to predict');
   return { examples, stats: { examples: examples.length, truncated: 0, droppedTokens: 0, targetTokens: countTargets(examples) } };
 }
 

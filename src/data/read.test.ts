@@ -56,7 +56,11 @@ describe('JSON Lines', () => {
       /^train\.jsonl line 3: not valid JSON/,
       3,
     );
-    fails(() => readDataset(jsonl('[1,2]'), 'train.jsonl'), 'bad-json', 'train.jsonl line 1: expected a JSON object, got array');
+    fails(() => readDataset(jsonl('[1,2]'), 'train.jsonl'), 'bad-json', /^train\.jsonl line 1: expected a JSON object, got array \(JSON Lines needs/);
+    fails(() => readDataset(jsonl('{"text":"a"}', '"str"'), 'train.jsonl'), 'bad-json', 'train.jsonl line 2: expected a JSON object, got string');
+    const long = `{"text": ${'x'.repeat(5000)}}`;
+    const e = fails(() => readDataset(jsonl(long), 'train.jsonl'), 'bad-json', /not valid JSON/);
+    expect(e.message.length).toBeLessThan(250);
   });
 
   it('a record missing a field', () => {

@@ -353,11 +353,14 @@ function readJsonl(text: string, file: string, opts: ReadOptions): Dataset {
     try {
       v = JSON.parse(raw);
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
+      // V8's message quotes the whole line; a long review would flood the UI, so cap it.
+      let why = e instanceof Error ? e.message : String(e);
+      if (why.length > 160) why = why.slice(0, 157) + '...';
       throw new DatasetError('bad-json', file, line, `not valid JSON (${why})`);
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      throw new DatasetError('bad-json', file, line, `expected a JSON object, got ${typeName(v)}`);
+      const hint = Array.isArray(v) && i === 0 ? ' (JSON Lines needs one object per line, not one array)' : '';
+      throw new DatasetError('bad-json', file, line, `expected a JSON object, got ${typeName(v)}${hint}`);
     }
     b.add(v as Row, line);
   }
