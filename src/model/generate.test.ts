@@ -6,7 +6,7 @@ import { decoderFromWeights } from './decoder';
 import { argmax, generate, sampleProbs, sampleToken, topKIds } from './generate';
 import { randomModel, smallSpec } from './random-model';
 
-function model(family: 'llama' | 'gpt2' = 'llama') {
+function model(family: 'llama' | 'gpt2' | 'opt' = 'llama') {
   const spec = smallSpec(family, { maxPositions: 16 });
   return decoderFromWeights(new CpuBackend({ dtype: 'f32' }), spec, randomModel(spec, 5, { std: 0.3 }));
 }
@@ -24,7 +24,7 @@ describe('generate', () => {
   });
 
   it('greedy decoding is the argmax of a full forward at every step, and crops to the position window', async () => {
-    for (const fam of ['llama', 'gpt2'] as const) {
+    for (const fam of ['llama', 'gpt2', 'opt'] as const) {
       const dec = model(fam);
       const prompt = [1, 2, 3, 4, 5];
       const r = await generate(dec, prompt, { maxNewTokens: 14 }); // runs past maxPositions = 16
