@@ -243,6 +243,10 @@ describe('parameters', () => {
     expect(np.find((p) => p.name === 'layers.1.attn.q.weight')!.decay).toBe(true);
     expect(np.find((p) => p.name === 'layers.1.attn.q.bias')!.decay).toBe(false);
     expect(np.find((p) => p.name === 'layers.1.ln1.weight')!.decay).toBe(false);
+    const all = dec.namedParams(false);
+    expect(all.length).toBe(weights.size);
+    expect(all.find((p) => p.name === 'embed.weight')!.decay).toBe(true);
+    expect(all.find((p) => p.name === 'norm.bias')!.decay).toBe(false);
     expect(dec.numParams()).toBe([...weights.values()].reduce((a, t) => a + t.data.length, 0));
 
     const missing = new Map(weights);

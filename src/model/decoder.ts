@@ -97,11 +97,10 @@ export function shiftLabels(labels: Int32Array, B: number, T: number, ignoreInde
   return out;
 }
 
-/** Whether AdamW's weight decay should apply: matrices (and factors) yes; biases, norms, embeddings no. */
+/** Whether AdamW's weight decay should apply. Hugging Face Trainer's rule (so our fine-tunes compare with
+ *  HF ones): every parameter except biases and norm weights, embeddings included. */
 export function decays(name: string): boolean {
-  if (isNormParam(name) || name.endsWith('.bias')) return false;
-  if (name === 'embed.weight' || name === 'pos.weight') return false;
-  return true;
+  return !(isNormParam(name) || name.endsWith('.bias'));
 }
 
 export class Decoder {
