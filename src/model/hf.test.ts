@@ -13,6 +13,7 @@ import {
   saveHFModel,
   specFromHFConfig,
   toHFWeights,
+  fromHFWeights,
 } from './hf';
 import { randomModel, randomTestModel, smallSpec, writeHFFolder, type SmallFamily } from './random-model';
 import { parseSafetensors, serializeSafetensors } from './safetensors';
@@ -243,6 +244,22 @@ describe('name mapping', () => {
     const hf = toHFWeights(spec, adapter, { layerIndex: (i) => i + 10 });
     expect([...hf.keys()].every((k) => k.startsWith('transformer.h.13.'))).toBe(true);
     expect(hf.get('transformer.h.13.attn.c_attn.weight')!.shape).toEqual([32, 96]);
+  });
+});
+
+describe('fromHFWeights', () => {
+  it('inverts toHFWeights for partial maps with a layer index shift, and checks shapes', () => {
+    const base = smallSpec('gpt2', { numLayers: 4 });
+    const spec: ModelSpec = { ...base, layers: base.layers.map((l, i) => (i === 1 ? { ...l, ranks: { k: 3 } } : l)) };
+    const w = randomModel(spec, 2);
+    const part: WeightMap = new Map([...w].filter(([k]) => /^layers\.[01]\./.test(k)));
+    const hf = toHFWeights(spec, part, { layerIndex: (i) => i + 2 });
+    hf.set('something.else', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
+    const back = fromHFWeights(spec, hf, { layerIndex: (i) => i - 2 });
+    expect(back.ignored).toEqual(['something.else']);
+    expectSameWeights(part, back.weights);
+    const bad: WeightMap = new Map([['transformer.h.0.mlp.c_fc.weight', { dtype: 'F32', shape: [128, 32], data: new Float32Array(128 * 32) }]]);
+    expect(() => fromHFWeights(spec, bad, { file: 'adapter.safetensors' })).toThrow(/adapter\.safetensors \[transformer\.h\.0\.mlp\.c_fc\.weight\].*expected \[32, 128\], got \[128, 32\]/);
   });
 });
 

@@ -580,6 +580,37 @@ export function fromHFTensor(spec: ModelSpec, m: HFMapping, t: HostTensor): [str
   return m.canonical.map((c, i) => [c, parts[i]!]);
 }
 
+/**
+ * HF-named tensors (e.g. an adapter file written by toHFWeights) -> canonical, each shape checked against
+ * `spec`. Names that are not model tensors are returned in `ignored`.
+ */
+export function fromHFWeights(
+  spec: ModelSpec,
+  hf: WeightMap,
+  opts: { layerIndex?: (hfI: number) => number; file?: string } = {},
+): { weights: WeightMap; ignored: string[] } {
+  const file = opts.file ?? '(weights)';
+  const expected = canonicalShapes(spec);
+  const weights: WeightMap = new Map();
+  const ignored: string[] = [];
+  for (const [name, t] of hf) {
+    const m = hfToCanonical(spec.family, name, opts.layerIndex);
+    if (!m) {
+      ignored.push(name);
+      continue;
+    }
+    const shapes = m.canonical.map((c) => {
+      const s = expected.get(c);
+      if (!s) throw new ModelFormatError(`maps to '${c}', which this model does not have`, file, name);
+      return s;
+    });
+    const want = hfShapeOf(shapes, m.transpose);
+    if (!sameShape(want, t.shape)) throw new ShapeMismatchError(file, name, want, t.shape, `canonical ${m.canonical.join(' | ')}`);
+    for (const [c, x] of fromHFTensor(spec, m, t)) weights.set(c, x);
+  }
+  return { weights, ignored };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // loading
 
