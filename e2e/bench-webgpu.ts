@@ -9,6 +9,9 @@ import type { BenchResult } from './pages/bench';
 
 const argSizes = process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length);
 const sizes = argSizes ?? (process.argv.includes('--large') ? '256,512,1024,2048' : '256,512');
+// `--train-layers=N` (default 6; 0 skips) and `--train-t=T` (default 64) for the training-step timing.
+const trainLayers = process.argv.find((a) => a.startsWith('--train-layers='))?.split('=')[1] ?? '6';
+const trainT = process.argv.find((a) => a.startsWith('--train-t='))?.split('=')[1] ?? '64';
 
 async function main(): Promise<number> {
   const server = await startServer();
@@ -22,7 +25,7 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}`));
+    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}`));
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {
@@ -41,6 +44,17 @@ async function main(): Promise<number> {
           `${f(x.ortMs, 1).padStart(10)}${x.ortError ? `  ort error: ${x.ortError}` : ''}` +
           `${x.ortCheck !== undefined && x.ortCheck > 1e-3 ? `  ORT OUTPUT MISMATCH ${x.ortCheck}` : ''}`,
       );
+    }
+    if (r.train && 'error' in r.train) console.log(`[bench] training step failed: ${r.train.error}`);
+    else if (r.train) {
+      const [g, c] = r.train;
+      for (const x of r.train) {
+        console.log(
+          `[bench] train step ${x.backend}: ${x.layers} layers, ${(x.params / 1e6).toFixed(2)}M params, ` +
+            `${x.tokens} tokens: ${x.msPerStep.toFixed(0)} ms/step, ${x.tokensPerSec.toFixed(1)} tokens/s (loss ${x.loss.toFixed(3)})`,
+        );
+      }
+      if (g && c) console.log(`[bench] train step webgpu/cpu speed ratio: ${(c.msPerStep / g.msPerStep).toFixed(2)}`);
     }
     if (offOrigin.length) console.error(`[bench] requests left the origin: ${offOrigin.join(', ')}`);
     const dir = join(repoRoot, 'e2e', 'artifacts');

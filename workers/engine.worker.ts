@@ -8,7 +8,10 @@ import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend, MatmulParams } from '../src/engine/backend';
 import { createWebGpuBackend, type WebGpuBackend, type WebGpuInfo } from '../src/engine/webgpu/backend';
 import { runKernelSuite, type SuiteOptions, type SuiteResult } from '../src/engine/webgpu/suite';
-import { benchMatmul, type MatmulBenchRow } from '../src/engine/webgpu/bench';
+import { benchMatmul, benchTrainStep, type MatmulBenchRow, type TrainBenchRow } from '../src/engine/webgpu/bench';
+import { specFromHFConfig, type HFConfig } from '../src/model/hf';
+import { smallSpec } from '../src/model/random-model';
+import { denseLayers } from '../src/model/spec';
 import { runTrainStepCheck } from '../src/engine/webgpu/train-check';
 import type { CaseResult } from '../src/engine/webgpu/suite';
 
@@ -74,6 +77,27 @@ const api = {
 
   async benchMatmul(sizes: number[], opts: { cpuMax?: number; reps?: number } = {}): Promise<MatmulBenchRow[]> {
     return benchMatmul(await gpu(), sizes, opts);
+  },
+
+  /**
+   * Training-step speed (forward + backward + AdamW) on WebGPU and, if asked, the CPU backend. The model
+   * takes its widths from `config` (an HF config.json, e.g. the demo model's) with `layers` blocks; without
+   * a config a LLaMA-style d=256 model.
+   */
+  async benchTrainStep(opts: {
+    config?: HFConfig; layers?: number; B?: number; T?: number; steps?: number; cpu?: boolean;
+  } = {}): Promise<TrainBenchRow[]> {
+    const layers = opts.layers ?? 6;
+    const spec = opts.config
+      ? specFromHFConfig(opts.config)
+      : smallSpec('llama', { hiddenSize: 256, numHeads: 4, intermediateSize: 688, vocabSize: 4096, maxPositions: 256 });
+    spec.layers = denseLayers(layers, spec.intermediateSize);
+    const B = opts.B ?? 1;
+    const T = opts.T ?? 64;
+    const steps = opts.steps ?? 2;
+    const rows = [await benchTrainStep(await gpu(), spec, B, T, steps)];
+    if (opts.cpu !== false) rows.push(await benchTrainStep(new CpuBackend({ dtype: 'f32' }), spec, B, T, steps));
+    return rows;
   },
 };
 

@@ -5,12 +5,13 @@
 import * as Comlink from 'comlink';
 import * as ort from 'onnxruntime-web/webgpu';
 import type { EngineWorkerApi } from '../../workers/engine.worker';
-import type { MatmulBenchRow } from '../../src/engine/webgpu/bench';
+import type { MatmulBenchRow, TrainBenchRow } from '../../src/engine/webgpu/bench';
 import { matmulModel } from './onnx-matmul';
 
 export interface BenchResult {
   info: unknown;
   rows: (MatmulBenchRow & { ortGflops: number | null; ortMs: number | null; ortError?: string; ortCheck?: number })[];
+  train: TrainBenchRow[] | { error: string } | null;
 }
 
 declare global {
@@ -92,7 +93,20 @@ try {
       rows.push({ ...r, ortMs: null, ortGflops: null, ortError: e instanceof Error ? e.message : String(e) });
     }
   }
-  window.__bench = { info: probe.info, rows };
+  let train: BenchResult['train'] = null;
+  const layers = Number(params.get('trainLayers') ?? 6);
+  if (layers > 0) {
+    try {
+      // Widths of the bundled demo model (served from public/), with `layers` blocks.
+      const res = await fetch(new URL('/models/demo/config.json', location.href));
+      const config = res.ok ? await res.json() : undefined;
+      log(`training step, ${layers} layers${config ? ' (demo model widths)' : ''}...`);
+      train = await api.benchTrainStep({ config, layers, T: Number(params.get('trainT') ?? 64) });
+    } catch (e) {
+      train = { error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+  window.__bench = { info: probe.info, rows, train };
 } catch (e) {
   window.__bench = { fatal: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
 }

@@ -1,8 +1,15 @@
 /**
- * Matmul throughput of the WebGPU backend (and the CPU backend on small sizes) in GFLOP/s: median over
+ * Benchmarks run inside the engine worker. Matmul throughput of the WebGPU backend (and the CPU backend on small sizes) in GFLOP/s: median over
  * `reps` timed runs, each synchronised by onSubmittedWorkDone after `inner` back-to-back products.
  */
+import type { Backend } from '../backend';
 import { CpuBackend } from '../cpu/backend';
+import { AdamW } from '../optim';
+import { Rng } from '../random';
+import { backward } from '../tensor';
+import { decoderFromWeights } from '../../model/decoder';
+import { randomModel } from '../../model/random-model';
+import type { ModelSpec } from '../../model/spec';
 import type { WebGpuBackend } from './backend';
 
 export interface MatmulBenchRow {
@@ -66,4 +73,51 @@ export async function benchMatmul(
     });
   }
   return rows;
+}
+
+export interface TrainBenchRow {
+  backend: string;
+  layers: number;
+  params: number;
+  tokens: number;
+  msPerStep: number;
+  tokensPerSec: number;
+  loss: number;
+}
+
+/**
+ * One optimizer step (forward, loss, backward, AdamW) of a decoder on `be`, timed after one warm-up step;
+ * each step ends with a read of the loss, so the GPU is synchronised. Weights are random (speed only).
+ */
+export async function benchTrainStep(
+  be: Backend, spec: ModelSpec, B: number, T: number, steps: number,
+): Promise<TrainBenchRow> {
+  const dec = decoderFromWeights(be, spec, randomModel(spec, 3), { requiresGrad: true });
+  const rng = new Rng(1);
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(spec.vocabSize));
+  const targets = Int32Array.from({ length: B * T }, () => rng.int(spec.vocabSize));
+  const opt = new AdamW(dec.namedParams(), { lr: 1e-4 });
+  let loss = NaN;
+  const one = async () => {
+    dec.zeroGrad();
+    const l = dec.loss(ids, targets, B, T);
+    backward(l);
+    opt.step();
+    loss = (await l.read())[0];
+    l.free();
+  };
+  await one();
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t = performance.now();
+    await one();
+    times.push(performance.now() - t);
+  }
+  const ms = median(times);
+  const row = {
+    backend: be.name, layers: spec.layers.length, params: dec.numParams(), tokens: B * T, msPerStep: ms,
+    tokensPerSec: (B * T * 1000) / ms, loss,
+  };
+  dec.free();
+  return row;
 }
