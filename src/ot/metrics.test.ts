@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { encodeChoices } from '../data/batch';
-import { makeBatch } from '../data/batch';
+import { encodeChoices, encodeText, makeBatch } from '../data/batch';
 import { mulberry32 } from '../data/random';
-import { charTokenizer } from '../data/test-tokenizer';
-import { IGNORE_INDEX, type ChoiceDataset } from '../data/types';
+import { EOS, charTokenizer } from '../data/test-tokenizer';
+import { IGNORE_INDEX, type ChoiceDataset, type TextDataset } from '../data/types';
 import {
   aggregateMultipleChoice,
   aggregatePerplexity,
   argmax,
   bitsPerByte,
   choiceLength,
+  evaluateMultipleChoice,
+  evaluatePerplexity,
   exactMatchAccuracy,
   meanStderr,
   perplexity,
@@ -164,5 +165,69 @@ describe('rowScoresFromLogits', () => {
     expect(results).toHaveLength(2);
     const lls0 = rows.filter((x) => x.example === 0).map((x) => x.logLikelihood);
     expect(results[0]?.pred).toBe(argmax(lls0));
+  });
+});
+
+describe('batched evaluation drivers', () => {
+  const tok = charTokenizer();
+  const V = 140;
+  const rand = mulberry32(17);
+  const table = Float32Array.from({ length: V * V }, () => (rand() - 0.5) * 6);
+  // Bigram scorer: logits at each position depend only on the input token there.
+  const scorer = (batch: import('../data/batch').Batch) => {
+    const { batchSize: B, seqLen: T } = batch;
+    const logits = new Float32Array(B * T * V);
+    for (let i = 0; i < B * T; i++) logits.set(table.subarray((batch.ids[i] as number) * V, ((batch.ids[i] as number) + 1) * V), i * V);
+    return rowScoresFromLogits(logits, batch.targets, B, T, V);
+  };
+
+  it('multiple choice: batched result equals scoring every choice alone, for any batch size', async () => {
+    const ds: ChoiceDataset = {
+      file: 't.jsonl',
+      format: 'jsonl',
+      kind: 'mc',
+      records: Array.from({ length: 7 }, (_, i) => ({
+        context: `q${i} is`,
+        choices: [' yes', ' no', ' maybe'.slice(0, 2 + (i % 5))],
+        label: i % 3,
+        line: i + 1,
+      })),
+    };
+    const { examples } = encodeChoices(ds, tok, { contextLength: 32 });
+    const alone = await evaluateMultipleChoice(examples, scorer, { batchSize: 1 });
+    let progress = 0;
+    const batched = await evaluateMultipleChoice(examples, scorer, { batchSize: 4, onProgress: (d) => (progress = d) });
+    expect(progress).toBe(Math.ceil(examples.length / 4));
+    expect(batched.results).toEqual(alone.results);
+    expect(batched.acc).toBe(alone.acc);
+    expect(batched.n).toBe(7);
+    // and equal to the per-example definition applied by hand
+    const byHand = ds.records.map((r, ei) =>
+      scoreChoices(
+        r.choices.map((_, ci) => {
+          const ex = examples.find((x) => x.example === ei && x.choice === ci) as (typeof examples)[number];
+          return scorer(makeBatch([ex], [0])).sumLogProb[0] as number;
+        }),
+        r.choices.map((c) => choiceLength(c.trimStart())),
+        r.label,
+      ),
+    );
+    expect(batched.results).toEqual(byHand);
+  });
+
+  it('perplexity: pooled over batches equals one pass over the whole stream', async () => {
+    const ds: TextDataset = { file: 'c.txt', format: 'txt', kind: 'lm', records: [{ text: 'hello world, a small corpus', line: 1 }, { text: 'second doc', line: 3 }] };
+    const { examples } = encodeText(ds, tok, { contextLength: 5 });
+    const r = await evaluatePerplexity(examples, scorer, { batchSize: 3 });
+    // reference: every next-token log-prob of the EOS-joined stream
+    const stream = [...tok.encode('hello world, a small corpus'), EOS, ...tok.encode('second doc'), EOS];
+    let nll = 0;
+    for (let k = 1; k < stream.length; k++) {
+      const row = Array.from(table.subarray((stream[k - 1] as number) * V, ((stream[k - 1] as number) + 1) * V));
+      nll -= (row[stream[k] as number] as number) - Math.log(row.reduce((a2, z) => a2 + Math.exp(z), 0));
+    }
+    expect(r.tokens).toBe(stream.length - 1);
+    expect(r.perplexity).toBeCloseTo(Math.exp(nll / (stream.length - 1)), 4);
+    expect(r.exactMatch?.n).toBe(examples.length);
   });
 });

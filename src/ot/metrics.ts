@@ -1,3 +1,4 @@
+import { makeBatches, type Batch, type ChoiceExample, type Example } from '../data/batch';
 import { IGNORE_INDEX } from '../data/types';
 
 /**
@@ -216,4 +217,73 @@ export function rowScoresFromLogits(
 /** Prompt/answer accuracy by exact greedy match: the share of examples whose whole answer is argmax. */
 export function exactMatchAccuracy(matches: readonly boolean[]): MeanStderr {
   return meanStderr(matches.map((m) => (m ? 1 : 0)));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Batched evaluation drivers (model-agnostic: the caller supplies per-row scores for a batch)
+
+/** Per-row read-out of a model on one batch, e.g. `rowScoresFromLogits` or a GPU reduction. */
+export interface BatchRowScores {
+  sumLogProb: ArrayLike<number>;
+  tokens: ArrayLike<number>;
+  greedyMatch?: readonly boolean[];
+}
+
+export type ScoreBatch = (batch: Batch) => Promise<BatchRowScores> | BatchRowScores;
+
+export interface EvalBatchOptions {
+  batchSize: number;
+  padId?: number;
+  /** Called after each batch with (batches done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function checkRows(batch: Batch, s: BatchRowScores): void {
+  if (s.sumLogProb.length !== batch.batchSize || s.tokens.length !== batch.batchSize) {
+    throw new RangeError(`scorer returned ${s.sumLogProb.length} rows for a batch of ${batch.batchSize}`);
+  }
+}
+
+/** Multiple-choice accuracy (acc, acc_norm) over encoded choice examples, longest batches first. */
+export async function evaluateMultipleChoice(
+  examples: readonly ChoiceExample[],
+  score: ScoreBatch,
+  opts: EvalBatchOptions,
+): Promise<MultipleChoiceMetrics & { results: ChoiceResult[] }> {
+  const batches = makeBatches(examples, { batchSize: opts.batchSize, padId: opts.padId, sortByLength: true });
+  const rows: ChoiceRow[] = [];
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i] as Batch;
+    const s = await score(b);
+    checkRows(b, s);
+    b.indices.forEach((ex, r) => {
+      const e = examples[ex] as ChoiceExample;
+      rows.push({ example: e.example, choice: e.choice, label: e.label, chars: e.chars, logLikelihood: s.sumLogProb[r] as number });
+    });
+    opts.onProgress?.(i + 1, batches.length);
+  }
+  const results = scoreChoiceRows(rows);
+  return { ...aggregateMultipleChoice(results), results };
+}
+
+/** Token-level perplexity over encoded text (or any examples), plus greedy exact match per example. */
+export async function evaluatePerplexity(
+  examples: readonly Example[],
+  score: ScoreBatch,
+  opts: EvalBatchOptions,
+): Promise<PerplexityMetrics & { exactMatch: MeanStderr | null }> {
+  const batches = makeBatches(examples, { batchSize: opts.batchSize, padId: opts.padId, sortByLength: true });
+  const parts: { sumNll: number; tokens: number }[] = [];
+  const matches: boolean[] = [];
+  let haveMatch = true;
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i] as Batch;
+    const s = await score(b);
+    checkRows(b, s);
+    for (let r = 0; r < b.batchSize; r++) parts.push({ sumNll: -(s.sumLogProb[r] as number), tokens: s.tokens[r] as number });
+    if (s.greedyMatch) matches.push(...s.greedyMatch);
+    else haveMatch = false;
+    opts.onProgress?.(i + 1, batches.length);
+  }
+  return { ...aggregatePerplexity(parts), exactMatch: haveMatch ? exactMatchAccuracy(matches) : null };
 }
