@@ -410,6 +410,12 @@ export class CpuBackend implements Backend {
 
   // ---------------------------------------------------------------- attention
 
+  /**
+   * Per (batch, head): S = scale·Q Kᵀ, row softmax with the causal mask, O = P V, saving lse = log Σ exp(S).
+   * The two products run on the GEMM kernel (reading q/k/v in place through strides); only the T x T
+   * softmax is a plain loop. Causal attention computes the full S and masks it: twice the flops of the
+   * triangle, still far faster than scalar dot products.
+   */
   attention(q: Storage, k: Storage, v: Storage, p: AttentionParams): { out: Storage; lse: Storage } {
     const { B, T, H, Hkv, D, scale, causal } = p;
     checkAttn(p);
@@ -422,38 +428,47 @@ export class CpuBackend implements Backend {
     const O = this.alloc(B * T * H * D);
     const L = this.alloc(B * H * T);
     const rep = H / Hkv;
-    const s = new Float64Array(T);
-    const acc = new Float64Array(D);
+    const qs = H * D; // row stride of q (and out) for one head
+    const ks = Hkv * D; // row stride of k and v
+    const S = this.alloc(T * T);
+    const Ot = this.alloc(T * D);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         const kh = Math.floor(h / rep);
+        const qo = b * T * qs + h * D;
+        const ko = b * T * ks + kh * D;
+        // S[i, j] = q_i · k_j: A(i, d) = Q[qo + i*qs + d], B(d, j) = K[ko + j*ks + d].
+        gemm(Q, qo, qs, 1, K, ko, 1, ks, S, 0, T, T, D);
         for (let i = 0; i < T; i++) {
-          const qo = ((b * T + i) * H + h) * D;
+          const row = i * T;
           const jEnd = causal ? i + 1 : T;
           let mx = -Infinity;
           for (let j = 0; j < jEnd; j++) {
-            const ko = ((b * T + j) * Hkv + kh) * D;
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
-            s[j] = dot * scale;
-            if (s[j] > mx) mx = s[j];
+            const sv = S[row + j] * scale;
+            if (sv > mx) mx = sv;
           }
           let l = 0;
-          acc.fill(0);
-          for (let j = 0; j < jEnd; j++) {
-            const e = Math.exp(s[j] - mx);
-            l += e;
-            const vo = ((b * T + j) * Hkv + kh) * D;
-            for (let d = 0; d < D; d++) acc[d] += e * V[vo + d];
-          }
-          for (let d = 0; d < D; d++) O[qo + d] = acc[d] / l;
-          L[(b * H + h) * T + i] = mx + Math.log(l);
+          for (let j = 0; j < jEnd; j++) l += Math.exp(S[row + j] * scale - mx);
+          const lse = mx + Math.log(l);
+          for (let j = 0; j < jEnd; j++) S[row + j] = Math.exp(S[row + j] * scale - lse);
+          for (let j = jEnd; j < T; j++) S[row + j] = 0;
+          L[(b * H + h) * T + i] = lse;
+        }
+        // O = P V: B(j, d) = V[ko + j*ks + d].
+        gemm(S, 0, T, 1, V, ko, ks, 1, Ot, 0, T, D, T);
+        for (let i = 0; i < T; i++) {
+          const o = qo + i * qs;
+          for (let d = 0; d < D; d++) O[o + d] = Ot[i * D + d];
         }
       }
     }
     return { out: this.wrap(O), lse: this.wrap(L) };
   }
 
+  /**
+   * Flash-attention backward math, recomputing P from the saved lse per (batch, head):
+   * dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) · scale, dQ = dS K, dK += dSᵀ Q.
+   */
   attentionBackward(
     dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, p: AttentionParams,
   ): { dq: Storage; dk: Storage; dv: Storage } {
@@ -465,40 +480,55 @@ export class CpuBackend implements Backend {
     const V = this.d(v);
     const O = this.d(out);
     const L = this.d(lse);
-    // Accumulate dk/dv in doubles: several query heads and all later positions add into each row.
+    checkLen('attentionBackward dout', dO, B * T * H * D);
     const dQ = this.alloc(B * T * H * D);
+    // dk/dv collect from every query head of the group: accumulate in doubles.
     const dK = new Float64Array(B * T * Hkv * D);
     const dV = new Float64Array(B * T * Hkv * D);
     const rep = H / Hkv;
-    const dq = new Float64Array(D);
+    const qs = H * D;
+    const ks = Hkv * D;
+    const P = this.alloc(T * T);
+    const dS = this.alloc(T * T);
+    const tmp = this.alloc(T * D);
+    const Di = new Float64Array(T);
     for (let b = 0; b < B; b++) {
       for (let h = 0; h < H; h++) {
         const kh = Math.floor(h / rep);
+        const qo = b * T * qs + h * D;
+        const ko = b * T * ks + kh * D;
+        const lo = (b * H + h) * T;
+        gemm(Q, qo, qs, 1, K, ko, 1, ks, P, 0, T, T, D);
         for (let i = 0; i < T; i++) {
-          const qo = ((b * T + i) * H + h) * D;
-          const lse_i = L[(b * H + h) * T + i];
-          let Di = 0;
-          for (let d = 0; d < D; d++) Di += dO[qo + d] * O[qo + d];
-          dq.fill(0);
+          const row = i * T;
           const jEnd = causal ? i + 1 : T;
-          for (let j = 0; j < jEnd; j++) {
-            const ko = ((b * T + j) * Hkv + kh) * D;
-            let dot = 0;
-            let dp = 0;
-            for (let d = 0; d < D; d++) {
-              dot += Q[qo + d] * K[ko + d];
-              dp += dO[qo + d] * V[ko + d];
-            }
-            const pij = Math.exp(dot * scale - lse_i);
-            const ds = pij * (dp - Di) * scale;
-            for (let d = 0; d < D; d++) {
-              dV[ko + d] += pij * dO[qo + d];
-              dq[d] += ds * K[ko + d];
-              dK[ko + d] += ds * Q[qo + d];
-            }
-          }
-          for (let d = 0; d < D; d++) dQ[qo + d] = dq[d];
+          const l = L[lo + i];
+          for (let j = 0; j < jEnd; j++) P[row + j] = Math.exp(P[row + j] * scale - l);
+          for (let j = jEnd; j < T; j++) P[row + j] = 0;
+          let di = 0;
+          const o = qo + i * qs;
+          for (let d = 0; d < D; d++) di += dO[o + d] * O[o + d];
+          Di[i] = di;
         }
+        // dV_kh += Pᵀ dO: A(j, i) = P[i*T + j], B(i, d) = dO[qo + i*qs + d].
+        gemm(P, 0, 1, T, dO, qo, qs, 1, tmp, 0, T, D, T);
+        addRows(dV, ko, ks, tmp, T, D);
+        // dP = dO Vᵀ: A(i, d) = dO[qo + i*qs + d], B(d, j) = V[ko + j*ks + d].
+        gemm(dO, qo, qs, 1, V, ko, 1, ks, dS, 0, T, T, D);
+        for (let i = 0; i < T; i++) {
+          const row = i * T;
+          const di = Di[i];
+          for (let j = 0; j < T; j++) dS[row + j] = P[row + j] * (dS[row + j] - di) * scale;
+        }
+        // dQ = dS K: B(j, d) = K[ko + j*ks + d].
+        gemm(dS, 0, T, 1, K, ko, ks, 1, tmp, 0, T, D, T);
+        for (let i = 0; i < T; i++) {
+          const o = qo + i * qs;
+          for (let d = 0; d < D; d++) dQ[o + d] = tmp[i * D + d];
+        }
+        // dK_kh += dSᵀ Q: A(j, i) = dS[i*T + j], B(i, d) = Q[qo + i*qs + d].
+        gemm(dS, 0, 1, T, Q, qo, qs, 1, tmp, 0, T, D, T);
+        addRows(dK, ko, ks, tmp, T, D);
       }
     }
     return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
@@ -598,6 +628,15 @@ export class CpuBackend implements Backend {
       Vv[i] = vi;
       P[i] = P[i] * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
     }
+  }
+}
+
+/** dst[off + r*stride + c] += src[r*cols + c] for a [rows, cols] block. */
+function addRows(dst: FloatArray, off: number, stride: number, src: FloatArray, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = off + r * stride;
+    const so = r * cols;
+    for (let c = 0; c < cols; c++) dst[o + c] += src[so + c];
   }
 }
 
