@@ -122,8 +122,11 @@ export function smallSpec(family: SmallFamily, overrides: SmallSpecOverrides = {
 
 /** Writes an HF folder (config.json + model.safetensors, HF names) for `spec`/`weights`. Node only. */
 export async function writeHFFolder(dir: string, spec: ModelSpec, weights: WeightMap, opts: SaveHFOptions & { extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<string[]> {
-  const fs = await import('node:fs/promises');
-  const path = await import('node:path');
+  // Specifiers in variables: this module is also bundled for browser workers, which must not resolve `fs`.
+  const fsName = 'node:fs/promises';
+  const pathName = 'node:path';
+  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs/promises');
+  const path = (await import(/* @vite-ignore */ pathName)) as typeof import('node:path');
   await fs.mkdir(dir, { recursive: true });
   const files = saveHFModel(spec, weights, opts);
   for (const [k, v] of Object.entries(opts.extraFiles ?? {})) files.set(k, typeof v === 'string' ? new TextEncoder().encode(v) : v);
