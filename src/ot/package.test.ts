@@ -5,7 +5,7 @@ import { paramCounts } from '../model/params';
 import { randomTestModel, smallSpec } from '../model/random-model';
 import { compressModel } from './compress';
 import {
-  emulatorMeta, readEmulatorPackage, stableStringify, unzipEmulatorPackage, weightsSha256, writeEmulatorPackage,
+  buildEmulator, emulatorMeta, readEmulatorPackage, stableStringify, unzipEmulatorPackage, weightsSha256, writeEmulatorPackage,
   zipEmulatorPackage,
 } from './package';
 import { supportPass } from './support';
@@ -48,5 +48,29 @@ describe('emulator package', () => {
   it('stableStringify sorts keys at every level and drops undefined', () => {
     expect(stableStringify({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } }, 0)).toBe('{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');
     expect(() => stableStringify({ a: Infinity })).toThrow(/non-finite/);
+  });
+
+  it('buildEmulator runs support pass, compression, evaluation and packaging, and reports each', async () => {
+    const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 32, numHeads: 4 });
+    const weights = randomTestModel(spec, 9);
+    const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 3) % spec.vocabSize);
+    const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]));
+    const support = [{ ids, targets, B: 2, T: 8 }];
+    const phases: string[] = [];
+    const out = await buildEmulator(spec, weights, {
+      modelId: 'test/llama-tiny', backend: new CpuBackend({ dtype: 'f32' }), support,
+      method: 'gradot', keep: 0.6, split: { bottom: 1, top: 1 }, onProgress: (p) => phases.push(p),
+    });
+    expect(phases).toEqual(['support', 'compress', 'evaluate', 'package']);
+    const r = out.report;
+    expect(r.params.after).toBeLessThan(r.params.before);
+    expect(r.params.middleAfter).toBeLessThanOrEqual(r.params.middleTarget);
+    expect(r.layers.map((l) => l.role)).toEqual(['bottom', 'middle', 'middle', 'top']);
+    expect(Number.isFinite(r.supportLoss.full) && Number.isFinite(r.supportLoss.emulator)).toBe(true);
+    expect(r.supportLoss.emulator).not.toBe(r.supportLoss.full);
+    for (const v of Object.values(r.seconds)) expect(v).toBeGreaterThanOrEqual(0);
+    const back = readEmulatorPackage(out.files);
+    expect(back.meta.source.modelId).toBe('test/llama-tiny');
+    expect(back.meta.support?.tokens).toBe(14);
   });
 });

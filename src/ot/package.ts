@@ -9,13 +9,18 @@
  * byte-identical to write(p).
  */
 import { unzipSync, zipSync } from 'fflate';
+import type { Backend } from '../engine/backend';
+import { countTargets } from '../engine/ops';
+import { noGrad } from '../engine/tensor';
+import { decoderFromWeights, type Decoder } from '../model/decoder';
 import { validateWeights } from '../model/hf';
+import { paramCounts } from '../model/params';
 import { parseSafetensors, serializeSafetensors } from '../model/safetensors';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
-import type { CompressionMethod, Split } from './budget';
-import type { CompressResult, LayerRecord } from './compress';
-import type { SupportPassResult } from './support';
+import { middleIndices, type CompressionMethod, type Split } from './budget';
+import { compressModel, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
 export const EMULATOR_FORMAT = 'gradot-emulator';
 export const EMULATOR_VERSION = 1;
@@ -136,4 +141,91 @@ export function zipEmulatorPackage(files: Map<string, Uint8Array>): Uint8Array {
 export function unzipEmulatorPackage(zip: Uint8Array): Map<string, Uint8Array> {
   const out = unzipSync(zip);
   return new Map(Object.entries(out));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One call for the CLI / worker: support pass -> compression -> package -> report.
+
+export interface BuildEmulatorOptions extends CompressOptions {
+  modelId: string;
+  /** Backend for the support pass and the loss evaluation (CPU or WebGPU). */
+  backend: Backend;
+  /** Support batches (consumed twice: the pass, then the full-vs-emulator support loss). */
+  support: SupportBatch[];
+  onProgress?: (phase: 'support' | 'compress' | 'evaluate' | 'package', detail?: string) => void;
+}
+
+export interface EmulatorReport {
+  modelId: string;
+  method: CompressionMethod;
+  keep: number;
+  lambdaAttn: number;
+  lambdaMlp: number;
+  params: { before: number; after: number; middleBefore: number; middleAfter: number; middleTarget: number; middleKept: number };
+  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number }[];
+  supportLoss: { full: number; emulator: number };
+  seconds: { support: number; svd: number; scoring: number; compress: number; evaluate: number; package: number; total: number };
+  readings: Record<string, string>;
+}
+
+async function meanLoss(dec: Decoder, batches: SupportBatch[]): Promise<number> {
+  let s = 0, n = 0;
+  for (const b of batches) {
+    const N = countTargets(b.targets);
+    if (N === 0) continue;
+    const l = noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T));
+    s += (await l.item()) * N;
+    l.free();
+    n += N;
+  }
+  return n === 0 ? NaN : s / n;
+}
+
+export async function buildEmulator(
+  spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
+): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
+  const t0 = performance.now();
+  const full = decoderFromWeights(o.backend, spec, weights);
+  let sp: SupportPassResult | null = null;
+  try {
+    if (o.method === 'gradot') {
+      o.onProgress?.('support');
+      sp = await supportPass(full, o.support, middleIndices(spec, o.split));
+    }
+    o.onProgress?.('compress');
+    const tc = performance.now();
+    const result = compressModel(spec, weights, o, sp?.stats);
+    const compressSeconds = (performance.now() - tc) / 1000;
+    o.onProgress?.('evaluate');
+    const te = performance.now();
+    const emu = decoderFromWeights(o.backend, result.spec, result.weights);
+    const lossFull = sp ? sp.meanLoss : await meanLoss(full, o.support);
+    const lossEmu = await meanLoss(emu, o.support);
+    emu.free();
+    const evaluateSeconds = (performance.now() - te) / 1000;
+    o.onProgress?.('package');
+    const tp = performance.now();
+    const before = paramCounts(spec).total;
+    const meta = emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length);
+    const files = writeEmulatorPackage({ meta, weights: result.weights });
+    const packageSeconds = (performance.now() - tp) / 1000;
+    const report: EmulatorReport = {
+      modelId: o.modelId, method: o.method, keep: o.keep, lambdaAttn: result.lambdaAttn, lambdaMlp: result.lambdaMlp,
+      params: {
+        before, after: paramCounts(result.spec).total,
+        middleBefore: result.plan.paramsBefore, middleAfter: result.plan.paramsAfter, middleTarget: result.plan.paramsTarget,
+        middleKept: result.plan.paramsAfter / result.plan.paramsBefore,
+      },
+      layers: result.layers.map((l) => ({ index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth })),
+      supportLoss: { full: lossFull, emulator: lossEmu },
+      seconds: {
+        support: sp?.seconds ?? 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
+        evaluate: evaluateSeconds, package: packageSeconds, total: (performance.now() - t0) / 1000,
+      },
+      readings: result.readings,
+    };
+    return { files, meta, report, result };
+  } finally {
+    full.free();
+  }
 }
