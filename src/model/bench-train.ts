@@ -44,6 +44,9 @@ export interface BenchTrainResult {
   tokensPerSecond: number;
   /** Loss after the last step (sanity: finite, near ln(vocab)). */
   loss: number;
+  /** Process CPU seconds per step (Node/Python only; null in a browser): on a shared machine this is the
+   *  fairer comparison, since wall time also counts time the scheduler gave to other processes. */
+  cpuSecondsPerStep: number | null;
 }
 
 export function benchSpec(c: BenchTrainConfig): ModelSpec {
@@ -55,6 +58,13 @@ export function benchSpec(c: BenchTrainConfig): ModelSpec {
 
 function nowSeconds(): number {
   return performance.now() / 1000;
+}
+
+function cpuSeconds(): number | null {
+  const p = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process;
+  if (!p?.cpuUsage) return null;
+  const u = p.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 export interface KernelProfile {
@@ -122,13 +132,16 @@ export async function benchTrainStep(
   for (let i = 0; i < c.warmup; i++) await step();
   prof?.reset();
   const t0 = nowSeconds();
+  const c0 = cpuSeconds();
   for (let i = 0; i < c.steps; i++) await step();
   const dt = nowSeconds() - t0;
+  const c1 = cpuSeconds();
   const params = dec.numParams();
   dec.free();
   return {
     impl: `gradot ${be.name}`, params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps,
-    tokensPerSecond: (n * c.steps) / dt, loss, ...(prof ? { profile: prof.report() } : {}),
+    tokensPerSecond: (n * c.steps) / dt, loss,
+    cpuSecondsPerStep: c0 === null || c1 === null ? null : (c1 - c0) / c.steps, ...(prof ? { profile: prof.report() } : {}),
   };
 }
 
@@ -182,6 +195,7 @@ export async function benchTorchTrainStep(
       impl: `torch ${String(j.torch)} cpu f32`, torchVersion: String(j.torch), threads: Number(j.threads),
       params: Number(j.params), tokensPerStep: Number(j.tokensPerStep), steps: Number(j.steps),
       secondsPerStep: Number(j.secondsPerStep), tokensPerSecond: Number(j.tokensPerSecond), loss: Number(j.loss),
+      cpuSecondsPerStep: typeof j.cpuSecondsPerStep === 'number' ? j.cpuSecondsPerStep : null,
     },
   };
 }
@@ -192,6 +206,8 @@ export interface TrainBenchComparison {
   torch: TorchBenchOutcome;
   /** ours / torch tokens/s (> 1: we are faster); null when torch was skipped. */
   ratio: number | null;
+  /** The same ratio from CPU seconds per step (torch runs with its default threads; see `threads`). */
+  cpuRatio: number | null;
 }
 
 /** Both sides on the same config, one after the other (never concurrently: they share the cores). */
@@ -199,17 +215,24 @@ export async function compareTrainStep(cfg: Partial<BenchTrainConfig> = {}, back
   const config = { ...DEFAULT_BENCH_TRAIN, ...cfg };
   const ours = await benchTrainStep(config, backend);
   const torch = await benchTorchTrainStep(config);
-  return { config, ours, torch, ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null };
+  const oc = ours.cpuSecondsPerStep;
+  const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
+  return {
+    config, ours, torch,
+    ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
+    cpuRatio: oc !== null && tc !== null && oc > 0 ? tc / oc : null,
+  };
 }
 
 /** Human-readable lines for the CLI. */
 export function formatTrainBench(c: TrainBenchComparison): string {
   const cfg = c.config;
   const head = `train step: llama-family ${cfg.layers}x${cfg.hidden} (heads ${cfg.heads}/${cfg.kvHeads}, mlp ${cfg.intermediate}, vocab ${cfg.vocab}), B*T = ${cfg.batch}x${cfg.seq}`;
-  const ours = `  ${c.ours.impl}: ${c.ours.tokensPerSecond.toFixed(1)} tokens/s (${c.ours.secondsPerStep.toFixed(2)} s/step, ${(c.ours.params / 1e6).toFixed(2)}M params)`;
+  const cpu = (r: BenchTrainResult) => (r.cpuSecondsPerStep === null ? '' : `, ${r.cpuSecondsPerStep.toFixed(2)} CPU-s/step`);
+  const ours = `  ${c.ours.impl}: ${c.ours.tokensPerSecond.toFixed(1)} tokens/s (${c.ours.secondsPerStep.toFixed(2)} s/step${cpu(c.ours)}, ${(c.ours.params / 1e6).toFixed(2)}M params)`;
   const torch = c.torch.ok
-    ? `  ${c.torch.result.impl} (${c.torch.result.threads} thread${c.torch.result.threads === 1 ? '' : 's'}): ${c.torch.result.tokensPerSecond.toFixed(1)} tokens/s (${c.torch.result.secondsPerStep.toFixed(2)} s/step)`
+    ? `  ${c.torch.result.impl} (${c.torch.result.threads} thread${c.torch.result.threads === 1 ? '' : 's'}): ${c.torch.result.tokensPerSecond.toFixed(1)} tokens/s (${c.torch.result.secondsPerStep.toFixed(2)} s/step${cpu(c.torch.result)})`
     : `  torch: skipped (${c.torch.skipped})`;
-  const ratio = c.ratio === null ? '' : `\n  ratio ours/torch: ${c.ratio.toFixed(2)}x`;
+  const ratio = c.ratio === null ? '' : `\n  ratio ours/torch: ${c.ratio.toFixed(2)}x wall${c.cpuRatio === null ? '' : `, ${c.cpuRatio.toFixed(2)}x by CPU time`}`;
   return `${head}\n${ours}\n${torch}${ratio}`;
 }

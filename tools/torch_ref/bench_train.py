@@ -65,15 +65,19 @@ def main():
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     loss = 0.0
     for _ in range(steps):
         loss = step()
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     n_params = sum(p.numel() for p in w.values())
     print(json.dumps({
         'torch': torch.__version__, 'threads': torch.get_num_threads(), 'params': n_params,
         'tokensPerStep': B * T, 'steps': steps, 'secondsPerStep': dt / steps,
         'tokensPerSecond': B * T * steps / dt, 'loss': loss,
+        # CPU seconds of this process (all its threads): robust to other processes sharing the cores
+        'cpuSecondsPerStep': cpu / steps,
     }))
 
 
