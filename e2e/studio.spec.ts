@@ -172,6 +172,32 @@ async function main(): Promise<void> {
     await dismissToasts(page);
     await shot(page, 'studio-model-owner-inspect');
 
+    // Compress it for real (svd baseline: no tokenizer needed; the fixture has 2 blocks, so adapters 0:1).
+    await page.getByText('SVD', { exact: true }).click();
+    const numIn = (label: string) => page.locator('label.field', { hasText: label }).locator('input').first();
+    await numIn('adapters bottom').fill('0');
+    await numIn('top').fill('1');
+    await page.getByRole('button', { name: /Build emulator/ }).click();
+    const results = page.locator('section[aria-label^="Results ·"]');
+    const compressed = await results.waitFor({ timeout: 60_000 }).then(() => true, () => false);
+    check(compressed, 'svd compression of the fixture produces a results panel');
+    let pkgPath: string | null = null;
+    if (compressed) {
+      const text = await results.innerText();
+      check(/middle blocks/.test(text) && /reading: /.test(text), 'results show the budget and the readings used');
+      await page.locator('.subhead', { hasText: 'Singular values' }).waitFor({ timeout: 20_000 }).catch(() => undefined);
+      await page.waitForTimeout(500);
+      await shot(page, 'studio-model-owner-results');
+      const dlp = page.waitForEvent('download', { timeout: 20_000 }).catch(() => null);
+      await results.getByRole('button', { name: /Download emulator package/ }).click();
+      const d = await dlp;
+      if (d) {
+        pkgPath = join(artifacts, d.suggestedFilename());
+        await d.saveAs(pkgPath);
+        check(statSync(pkgPath).size > 1000 && d.suggestedFilename().endsWith('.zip'), `emulator package downloaded (${d.suggestedFilename()})`);
+      } else check(false, 'emulator package downloads');
+    }
+
     // ---- Data owner
     await page.getByTestId('tab-data').click();
     check(await page.getByTestId('view-data').isVisible(), 'data owner view renders');
@@ -185,6 +211,12 @@ async function main(): Promise<void> {
     await page.getByTestId('package-drop-input').setInputFiles({ name: 'other.zip', mimeType: 'application/zip', buffer: Buffer.from('PK\u0003\u0004 definitely not a zip') });
     await expectErrorToast(page, 'other.zip', 'bogus emulator package');
     await dismissToasts(page);
+    // The package the model owner downloaded opens here.
+    if (pkgPath) {
+      await page.getByTestId('package-drop-input').setInputFiles(pkgPath);
+      const ok = await page.locator('section[aria-label="Emulator package"] dl').waitFor({ timeout: 15_000 }).then(() => true, () => false);
+      check(ok, 'the downloaded emulator package opens in the data owner view');
+    }
     // A valid dataset previews after the errors (app still usable).
     const ds = readFileSync(join(repo, 'public/data/imdb-sentiment-mc/valid.jsonl'));
     await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'valid.jsonl', mimeType: 'application/x-ndjson', buffer: ds });

@@ -13,7 +13,17 @@
  * emulator packages, a syntax-level dataset check, and the OPFS checkpoint listing.
  */
 import * as Comlink from 'comlink';
-import { readDataset, validateDataset, type Dataset } from '../src/data';
+import { encodeDataset, makeBatch, readDataset, validateDataset, type Dataset } from '../src/data';
+import { CpuBackend } from '../src/engine/cpu/backend';
+import type { Backend } from '../src/engine/backend';
+import { exactSvd } from '../src/engine/linalg/svd';
+import { decoderFromWeights } from '../src/model/decoder';
+import { linearDims, loadHFModel, planHFLoad } from '../src/model/hf';
+import { loadTokenizer } from '../src/model/tokenizer';
+import { blockParamCount, middleIndices } from '../src/ot/budget';
+import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
+import { emulatorMeta, weightsSha256, writeEmulatorPackage, zipEmulatorPackage } from '../src/ot/package';
+import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
 import { SafetensorsReader } from '../src/model/safetensors';
 import { FileListSource } from '../src/model/source';
 import type { ModelSpec } from '../src/model/spec';
@@ -30,6 +40,8 @@ import {
   type CheckpointInfo,
   type CompressOptions,
   type CompressResult,
+  type CompressLayerResult,
+  type PerMatrixResult,
   type DatasetPreview,
   type DownloadFile,
   type EvalOptions,
@@ -40,7 +52,9 @@ import {
   type OTRun,
   type OTSetting,
   type PackageSummary,
+  type ProgressEvent,
   type ProgressFn,
+  type Spectrum,
   type StudioApi,
   type TensorInfo,
   type TuneOptions,
@@ -53,7 +67,6 @@ type Loader = () => Promise<Record<string, unknown>>;
 // Literal globs (Vite needs them static). Each resolves to {} until the file exists.
 const modules: Record<string, Loader> = {
   ...(import.meta.glob('../src/engine/webgpu/index.ts') as Record<string, Loader>),
-  ...(import.meta.glob('../src/model/hf.ts') as Record<string, Loader>),
   ...(import.meta.glob('../src/ot/index.ts') as Record<string, Loader>),
 };
 
@@ -80,21 +93,15 @@ async function capabilities(): Promise<Capabilities> {
   const has = async (path: string, name: string) => (await fn<unknown>(path, name)) !== null;
   const waiting = (what: string) => `not available yet: waiting on ${what}`;
   const ot = {
-    compress: await has(OT, 'compress'),
     tune: await has(OT, 'tune'),
     evaluate: await has(OT, 'evaluate'),
     plug: await has(OT, 'plugIn'),
     protocol: await has(OT, 'runProtocol'),
-    pkg: await has(OT, 'writeEmulatorPackage'),
   };
   return {
-    inspectModel: { available: true, note: 'config.json + safetensors headers, read in the worker' },
-    compress: ot.compress
-      ? { available: true, note: 'src/ot compress' }
-      : { available: false, note: waiting('GradOT compression (src/ot: compress)') },
-    exportPackage: ot.pkg
-      ? { available: true, note: 'src/ot emulator package' }
-      : { available: false, note: waiting('emulator package writer (src/ot)') },
+    inspectModel: { available: true, note: 'src/model planHFLoad: config.json + safetensors headers' },
+    compress: { available: true, note: 'src/ot compressModel (+ supportPass for gradot), in the studio worker' },
+    exportPackage: { available: true, note: 'src/ot writeEmulatorPackage + zip' },
     openPackage: { available: true, note: 'zip/folder read in the worker (manifest + tensor headers)' },
     validateDataset: { available: true, note: 'src/data readDataset + validateDataset' },
     tune: ot.tune
@@ -126,9 +133,9 @@ interface EngineInfo {
   features: string[];
   limits: Record<string, number>;
 }
-type CreateWebGpuBackend = () => Promise<{ info: EngineInfo }>;
+type CreateWebGpuBackend = () => Promise<Backend & { info: EngineInfo }>;
 /** The engine's WebGPU backend, created once here and reused by every job in this worker. */
-let gpuBackend: { info: EngineInfo } | null = null;
+let gpuBackend: (Backend & { info: EngineInfo }) | null = null;
 
 async function probeBackend(): Promise<BackendInfo> {
   const create = await fn<CreateWebGpuBackend>(WEBGPU, 'createWebGpuBackend');
@@ -288,7 +295,6 @@ function familyOf(modelType: string): string {
 }
 
 const openModels = new Map<string, { summary: ModelSummary; files: InputFile[] }>();
-const HF = '../src/model/hf.ts';
 
 interface PlanLike {
   spec: ModelSpec;
@@ -357,7 +363,7 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
   }
   if (!hasConfig) fail(weightFiles[0]?.path, 'config.json is missing next to the weights');
   let summary: ModelSummary;
-  const plan = await fn<PlanHFLoad>(HF, 'planHFLoad');
+  const plan: PlanHFLoad | null = planHFLoad;
   try {
     if (plan) {
       // src/model validates every tensor against config.json without decoding data.
@@ -604,6 +610,209 @@ async function discardCheckpoint(runId: string): Promise<void> {
   if (dir) await dir.removeEntry(runId, { recursive: true }).catch(() => undefined);
 }
 
+// ---------------------------------------------------------------- compression (src/ot compressModel)
+
+class Cancelled extends Error {
+  constructor() {
+    super(encodeStudioError({ message: 'cancelled' }));
+  }
+}
+
+function startJob(onProgress: ProgressFn): { jobId: string; ctl: JobControl; report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => void; check: () => Promise<void> } {
+  const jobId = newId('job');
+  const ctl: JobControl = { paused: false, cancelled: false };
+  jobs.set(jobId, ctl);
+  const t0 = performance.now();
+  const report = (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => {
+    const elapsedS = (performance.now() - t0) / 1000;
+    const etaS = p.etaS !== undefined ? p.etaS : p.fraction && p.fraction > 0.02 ? (elapsedS * (1 - p.fraction)) / p.fraction : null;
+    onProgress({ ...p, jobId, elapsedS, etaS });
+  };
+  // Lets pause/cancel messages in: comlink calls are delivered between macrotasks.
+  const check = async () => {
+    await new Promise((r) => setTimeout(r, 0));
+    while (ctl.paused && !ctl.cancelled) await new Promise((r) => setTimeout(r, 100));
+    if (ctl.cancelled) throw new Cancelled();
+  };
+  return { jobId, ctl, report, check };
+}
+
+interface BuiltPackage {
+  zip: Uint8Array;
+  name: string;
+  result: OtCompressResult;
+  /** Source weights, kept so spectra can be computed on demand. */
+  sourceWeights: Map<string, { shape: number[]; data: Float32Array }>;
+}
+const builtPackages = new Map<string, BuiltPackage>();
+
+async function pickBackend(pref: 'auto' | 'cpu'): Promise<Backend> {
+  if (pref === 'auto') {
+    const info = await probeBackend();
+    if (info.kind === 'webgpu' && gpuBackend) return gpuBackend;
+  }
+  return new CpuBackend({ dtype: 'f32' });
+}
+
+async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult> {
+  const cur = openModels.get('current');
+  if (!cur) fail(undefined, 'open a model first');
+  const { jobId, report, check } = startJob(onProgress);
+  try {
+    report({ phase: 'loading weights', fraction: 0.01 });
+    const source = sourceOf(cur.files, cur.summary.name);
+    const loaded = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const spec = loaded.spec;
+    const split = { bottom: opts.adapters.bottom, top: opts.adapters.top };
+    let middle: number[];
+    try {
+      middle = middleIndices(spec, split);
+    } catch (e) {
+      fail(undefined, (e as Error).message);
+    }
+    await check();
+    let support: SupportPassResult | null = null;
+    let backendName = 'cpu (host)';
+    if (opts.method === 'gradot') {
+      if (!opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
+      report({ phase: 'tokenizer', fraction: 0.03 });
+      const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+      const bytes = new Uint8Array(await opts.support.data.arrayBuffer());
+      let ds: Dataset;
+      try {
+        ds = readDataset(bytes, opts.support.path);
+      } catch (e) {
+        rethrow(e, opts.support.path);
+      }
+      const C = Math.max(8, Math.min(opts.supportSeqLen, spec.maxPositions));
+      let encoded;
+      try {
+        encoded = encodeDataset(ds, tok, { contextLength: C, addBos: spec.family === 'llama' });
+      } catch (e) {
+        rethrow(e, opts.support.path);
+      }
+      const examples = encoded.examples.slice(0, Math.max(1, opts.supportExamples));
+      const B = Math.max(1, opts.supportBatch);
+      const batches: SupportBatch[] = [];
+      for (let i = 0; i < examples.length; i += B) {
+        const idx = Array.from({ length: Math.min(B, examples.length - i) }, (_, k) => i + k);
+        const b = makeBatch(examples, idx, { padId: tok.padId ?? tok.eosId ?? 0 });
+        batches.push({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen });
+      }
+      const be = await pickBackend(opts.backend);
+      backendName = be.name;
+      report({ phase: `support pass on ${be.name}`, fraction: 0.05, message: `${examples.length} examples, ${batches.length} batches, context ${C}` });
+      const dec = decoderFromWeights(be, spec, loaded.weights);
+      const t0 = performance.now();
+      // supportPass consumes an iterable; an async generator lets pause/cancel and progress in between batches.
+      async function* feed(): AsyncGenerator<SupportBatch> {
+        for (let i = 0; i < batches.length; i++) {
+          await check();
+          yield batches[i]!;
+        }
+      }
+      support = await supportPass(dec, feed(), middle, {
+        onBatch: (i, loss) => {
+          const done = (i + 1) / batches.length;
+          const el = (performance.now() - t0) / 1000;
+          report({ phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: i + 1, totalSteps: batches.length, loss, etaS: (el / done) * (1 - done) });
+        },
+      });
+      await check();
+    }
+    report({ phase: opts.method === 'gradot' ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: opts.method === 'gradot' ? 0.82 : 0.2 });
+    await check();
+    let r: OtCompressResult;
+    try {
+      r = compressModel(spec, loaded.weights, {
+        method: opts.method, keep: opts.keep, split, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp, seed: opts.seed,
+      }, support?.stats);
+    } catch (e) {
+      fail(undefined, `compression failed: ${(e as Error).message}`);
+    }
+    await check();
+    report({ phase: 'packing emulator', fraction: 0.95 });
+    const params = [...loaded.weights.values()].reduce((a, t) => a + t.data.length, 0);
+    const sha256 = await weightsSha256(loaded.weights);
+    const meta = emulatorMeta(r, { modelId: cur.summary.name, sha256, params }, support, spec.layers.length);
+    const zip = zipEmulatorPackage(writeEmulatorPackage({ meta, weights: r.weights }));
+    const packageId = newId('emu');
+    const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [n, t] of loaded.weights) if (/\.attn\.[qkvo]\.weight$/.test(n)) sourceWeights.set(n, { shape: t.shape, data: t.data });
+    builtPackages.set(packageId, { zip, name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`, result: r, sourceWeights });
+
+    // What the UI shows: per block and per matrix, from the compressor's own record.
+    const bySource = new Map(r.layers.map((l) => [l.source, l]));
+    const layers: CompressLayerResult[] = spec.layers.map((l, i) => {
+      const rec = bySource.get(i);
+      const role = !rec ? 'dropped' : rec.role;
+      const sc = rec?.scores ? Object.values(rec.scores) : [];
+      return {
+        layer: i,
+        role,
+        paramsBefore: blockParamCount(spec, l),
+        paramsAfter: rec ? blockParamCount(r.spec, r.spec.layers[rec.index]!) : 0,
+        removedGradShift: sc.length ? sc.reduce((a, x) => a + (x?.removedGradShift ?? 0), 0) : null,
+        removedLossIncrease: sc.length ? sc.reduce((a, x) => a + (x?.removedLossIncrease ?? 0), 0) : null,
+      };
+    });
+    const matrices: PerMatrixResult[] = [];
+    for (const i of middle) {
+      const rec = bySource.get(i);
+      for (const p of ['q', 'k', 'v', 'o'] as const) {
+        const d = linearDims(spec, i, p);
+        const full = Math.min(d.out, d.in);
+        const sc = rec?.scores?.[p];
+        matrices.push({ layer: i, proj: p, shape: [d.out, d.in], kept: rec ? rec.ranks[p] ?? full : 0, full, removedGradShift: sc?.removedGradShift, removedLossIncrease: sc?.removedLossIncrease });
+      }
+      const sc = rec?.scores?.mlp;
+      matrices.push({ layer: i, proj: 'mlp', shape: [spec.intermediateSize, spec.hiddenSize], kept: rec ? rec.mlpWidth : 0, full: spec.intermediateSize, removedGradShift: sc?.removedGradShift, removedLossIncrease: sc?.removedLossIncrease });
+    }
+    const paramsAfter = [...r.weights.values()].reduce((a, t) => a + t.data.length, 0);
+    report({ phase: 'done', fraction: 1 });
+    return {
+      jobId,
+      method: opts.method,
+      keep: opts.keep,
+      split,
+      paramsBefore: params,
+      paramsAfter,
+      middleBefore: r.plan.paramsBefore,
+      middleTarget: r.plan.paramsTarget,
+      middleAfter: r.plan.paramsAfter,
+      layers,
+      matrices,
+      readings: r.readings,
+      notes: r.plan.notes,
+      support: support ? { tokens: support.tokens, batches: support.batches, meanLoss: support.meanLoss, digest: support.digest } : null,
+      timings: { ...r.timings, ...(support ? { supportSeconds: support.seconds } : {}) },
+      backend: backendName,
+      packageId,
+      packageBytes: zip.byteLength,
+    };
+  } finally {
+    jobs.delete(jobId);
+  }
+}
+
+async function exportPackage(packageId: string): Promise<DownloadFile> {
+  const p = builtPackages.get(packageId);
+  if (!p) fail(undefined, 'this emulator is no longer in memory (the page was reloaded?): build it again');
+  return { name: p.name, bytes: p.zip.slice(), mime: 'application/zip' };
+}
+
+async function spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum> {
+  const p = builtPackages.get(packageId);
+  if (!p) fail(undefined, 'this emulator is no longer in memory: build it again');
+  const w = p.sourceWeights.get(`layers.${layer}.attn.${proj}.weight`);
+  if (!w) fail(undefined, `no attention matrix ${proj} in block ${layer}`);
+  const [o, i] = w.shape as [number, number];
+  const f = exactSvd(w.data, o, i);
+  const rec = p.result.layers.find((l) => l.source === layer);
+  const kept = rec?.keptComponents?.[proj as 'q'] ?? (rec && rec.ranks[proj as 'q'] === undefined ? Array.from({ length: f.S.length }, (_, k) => k) : []);
+  return { layer, proj, sigma: Array.from(f.S), kept };
+}
+
 // ---------------------------------------------------------------- operations waiting on src/ot
 
 function notYet(what: string): never {
@@ -614,13 +823,9 @@ const api: StudioApi = {
   capabilities,
   probeBackend,
   openModel,
-  async compress(_opts: CompressOptions, _onProgress: ProgressFn): Promise<CompressResult> {
-    if (!openModels.get('current')) fail(undefined, 'open a model first');
-    return notYet('Compression');
-  },
-  async exportPackage(_packageId: string): Promise<DownloadFile> {
-    return notYet('Emulator package export');
-  },
+  compress,
+  exportPackage,
+  spectrum,
   openPackage,
   openAdapters,
   async plugIn(_opts: PlugInOptions, _onProgress: ProgressFn): Promise<PlugInResult> {

@@ -107,8 +107,15 @@ export interface CompressOptions {
   adapters: { bottom: number; top: number };
   lambdaAttn: number;
   lambdaMlp: number;
-  /** Support data for the gradient pass (JSONL/TXT); null = the bundled demo support set if any. */
+  /** Support data for the gradient pass (gradot only; JSONL/CSV/TXT). */
   support: InputFile | null;
+  /** Support examples used (the first N after encoding) and their context length: the pass is a full
+   *  forward+backward, so these bound its cost on slow (software) adapters. */
+  supportExamples: number;
+  supportSeqLen: number;
+  supportBatch: number;
+  /** 'auto' = the engine's WebGPU backend when the badge shows one, else CPU. */
+  backend: 'auto' | 'cpu';
   seed: number;
 }
 
@@ -134,39 +141,63 @@ export interface ProgressEvent {
 export type ProgressFn = (e: ProgressEvent) => void;
 
 export interface PerMatrixResult {
+  /** Source block index. */
   layer: number;
-  /** 'q' | 'k' | 'v' | 'o' | 'up' | 'gate' | 'down'. */
+  /** 'q' | 'k' | 'v' | 'o' (rank) or 'mlp' (channels). */
   proj: string;
+  /** [out, in] of the source matrix (MLP: [intermediate, hidden]). */
   shape: [number, number];
-  /** Kept rank (attention) or kept channels (MLP). */
+  /** Kept rank (attention) or kept channels (MLP); 0 when the block was dropped. */
   kept: number;
-  /** Full rank or full width. */
+  /** Full rank min(out, in) or full width. */
   full: number;
-  /** Singular values (attention; may be truncated to the first N for transfer). */
-  sigma?: number[];
-  /** Per-component or per-channel GCS scores, same order as sigma/channels. */
-  scores?: number[];
-  /** Indices kept (components or channels). */
-  keptIndices?: number[];
+  /** Removed candidates' summed gradient shift ‖GδA‖₁ and first-order loss increase ⟨g, δ⟩ (gradot only). */
+  removedGradShift?: number;
+  removedLossIncrease?: number;
+}
+
+export interface CompressLayerResult {
+  /** Source block index. */
+  layer: number;
+  role: 'bottom' | 'middle' | 'top' | 'dropped';
+  paramsBefore: number;
+  paramsAfter: number;
+  /** Sums over the block's scored matrices (gradot only; null otherwise). */
+  removedGradShift: number | null;
+  removedLossIncrease: number | null;
 }
 
 export interface CompressResult {
   jobId: string;
   method: CompressMethod;
   keep: number;
-  split: { bottom: number; middle: [number, number]; top: number };
+  split: { bottom: number; top: number };
+  /** Whole model parameters before/after. */
   paramsBefore: number;
   paramsAfter: number;
-  /** Middle-block parameters before/after. */
+  /** Middle blocks: before, budget target, after. */
   middleBefore: number;
+  middleTarget: number;
   middleAfter: number;
-  /** Per middle layer: mean GCS / sensitivity, kept fraction. */
-  perLayer: { layer: number; sensitivity: number; gcs: number; keptFraction: number }[];
+  layers: CompressLayerResult[];
   matrices: PerMatrixResult[];
-  /** Which reading of the *inferred* parts was used (DESIGN §3). */
-  reading: string;
-  /** Handle for exportPackage. */
+  /** Which reading of each *inferred* part was used (DESIGN §3). */
+  readings: Record<string, string>;
+  notes: string[];
+  support: { tokens: number; batches: number; meanLoss: number; digest: string } | null;
+  timings: Record<string, number>;
+  backend: string;
+  /** Handle for exportPackage / spectrum. */
   packageId: string;
+  packageBytes: number;
+}
+
+/** Singular values of one source matrix with the components the emulator kept (σ descending). */
+export interface Spectrum {
+  layer: number;
+  proj: string;
+  sigma: number[];
+  kept: number[];
 }
 
 // ---------------------------------------------------------------- data owner
@@ -339,6 +370,7 @@ export interface StudioApi {
   openModel(name: string, files: InputFile[]): Promise<ModelSummary>;
   compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult>;
   exportPackage(packageId: string): Promise<DownloadFile>;
+  spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum>;
   openAdapters(name: string, files: InputFile[]): Promise<AdapterSummary>;
   plugIn(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult>;
 

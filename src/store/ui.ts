@@ -34,6 +34,10 @@ export interface CompressSettings {
   lambdaAttn: number;
   lambdaMlp: number;
   seed: number;
+  supportExamples: number;
+  supportSeqLen: number;
+  supportBatch: number;
+  backend: 'auto' | 'cpu';
 }
 
 export interface TuneSettings {
@@ -123,7 +127,7 @@ export const useUi = create<UiState>((set) => ({
   setModelLoading: (modelLoading) => set({ modelLoading }),
   support: null,
   setSupport: (support) => set({ support }),
-  compress: { method: 'gradot', keep: 0.3, bottom: 2, top: 2, lambdaAttn: 1, lambdaMlp: 1, seed: 0 },
+  compress: { method: 'gradot', keep: 0.3, bottom: 2, top: 2, lambdaAttn: 1, lambdaMlp: 1, seed: 0, supportExamples: 32, supportSeqLen: 64, supportBatch: 4, backend: 'auto' },
   setCompress: (p) => set((s) => ({ compress: { ...s.compress, ...p } })),
   compressJob: idleJob,
   setCompressJob: (p) => set((s) => ({ compressJob: { ...s.compressJob, ...p } })),

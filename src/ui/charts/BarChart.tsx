@@ -7,7 +7,7 @@ export interface BarChartProps {
   x: number[];
   bars: { label: string; values: (number | null)[]; color?: string };
   /** Optional extra series drawn as lines over the bars (on their own right-hand axis). */
-  overlay?: { label: string; values: (number | null)[]; color?: string; unit: string };
+  overlay?: { label: string; values: (number | null)[]; color?: string; unit: string; sameScale?: boolean };
   xLabel: string;
   yLabel: string;
   height?: number;
@@ -37,13 +37,15 @@ export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label
         },
       ],
     };
-    if (overlay) {
+    if (overlay && overlay.sameScale) {
+      o.series.push({ label: overlay.label, stroke: overlay.color ?? PALETTE[1], width: 1.5, points: { show: true, size: 5 } });
+    } else if (overlay) {
       o.scales!.y2 = { range: fromZero };
       o.axes!.push({ ...AXIS_STYLE, scale: 'y2', side: 1, label: overlay.unit, size: 50, grid: { show: false } });
       o.series.push({ label: overlay.label, scale: 'y2', stroke: overlay.color ?? PALETTE[1], width: 1.5, points: { show: true, size: 5 } });
     }
     return o;
-  }, [xLabel, yLabel, bars.label, bars.color, overlay?.label, overlay?.color, overlay?.unit]);
+  }, [xLabel, yLabel, bars.label, bars.color, overlay?.label, overlay?.color, overlay?.unit, overlay?.sameScale]);
   const data = useMemo(
     () => (overlay ? [x, bars.values, overlay.values] : [x, bars.values]) as uPlot.AlignedData,
     [x, bars.values, overlay?.values],

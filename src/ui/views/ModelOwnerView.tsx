@@ -1,5 +1,5 @@
-import { useEffect, useMemo, useState } from 'react';
-import type { AdapterSummary, CompressMethod, CompressOptions, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent } from '../../store/jobs-api';
+import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../store/jobs-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
@@ -217,6 +217,10 @@ function Settings() {
       lambdaAttn: s.lambdaAttn,
       lambdaMlp: s.lambdaMlp,
       support: supportFile,
+      supportExamples: s.supportExamples,
+      supportSeqLen: s.supportSeqLen,
+      supportBatch: s.supportBatch,
+      backend: s.backend,
       seed: s.seed,
     };
     setJob({ running: true, paused: false, progress: null, jobId: null });
@@ -256,9 +260,11 @@ function Settings() {
         <NumField label="seed" value={s.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
       </div>
       {splitBad ? <div className="alert error small">adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model</div> : null}
+      {s.method === 'gradot' ? (
+      <>
       <div className="subhead">Support data (gradient pass)</div>
       <FileDrop
-        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'Drop a JSONL/TXT support file (default: the demo support set)'}
+        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'Drop a JSONL/CSV/TXT support file (e.g. data/…/train.jsonl); read locally'}
         accept=".jsonl,.json,.txt,.csv"
         testId="support-drop"
         onFiles={async (files) => {
@@ -272,8 +278,24 @@ function Settings() {
           setSupportFile(f);
         }}
       />
+      </>
+      ) : null}
+      {s.method === 'gradot' ? (
+        <div className="row wrap">
+          <NumField label="support examples" value={s.supportExamples} min={1} step={1} onChange={(v) => set({ supportExamples: Math.max(1, Math.round(v)) })} width={60} hint="the first N encoded examples; the pass is forward+backward over them" />
+          <NumField label="context" value={s.supportSeqLen} min={8} step={8} onChange={(v) => set({ supportSeqLen: Math.max(8, Math.round(v)) })} width={56} />
+          <NumField label="batch" value={s.supportBatch} min={1} step={1} onChange={(v) => set({ supportBatch: Math.max(1, Math.round(v)) })} width={48} />
+          <label className="field">
+            <span>backend</span>
+            <select value={s.backend} onChange={(e) => set({ backend: e.target.value as 'auto' | 'cpu' })}>
+              <option value="auto">auto (WebGPU if present)</option>
+              <option value="cpu">CPU</option>
+            </select>
+          </label>
+        </div>
+      ) : null}
       <div className="row">
-        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad}>
+        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || (s.method === 'gradot' && !supportFile)}>
           {job.running ? 'Running…' : `Build emulator (${s.method})`}
         </CapButton>
         {job.running && job.jobId ? (
@@ -281,32 +303,58 @@ function Settings() {
             Cancel
           </button>
         ) : null}
-        {!model ? <span className="muted small">open a model first</span> : null}
+        {!model ? <span className="muted small">open a model first</span> : s.method === 'gradot' && !supportFile ? <span className="muted small">GradOT needs support data</span> : null}
       </div>
       <Progress progress={job.progress} running={job.running} />
     </Panel>
   );
 }
 
-const PROJS = ['q', 'k', 'v', 'o', 'up', 'gate', 'down'];
+const PROJS = ['q', 'k', 'v', 'o', 'mlp'];
+
+function SpectrumPanel({ r }: { r: CompressResult }) {
+  const options = useMemo(() => r.matrices.filter((m) => m.proj !== 'mlp' && m.kept > 0), [r]);
+  const [sel, setSel] = useState(0);
+  const [spec, setSpec] = useState<Spectrum | null>(null);
+  const m = options[Math.min(sel, options.length - 1)];
+  useEffect(() => {
+    if (!m) return;
+    let alive = true;
+    setSpec(null);
+    // σ is computed in the worker on demand (one exact SVD of the source matrix).
+    studio().spectrum(r.packageId, m.layer, m.proj).then((s) => alive && setSpec(s), (e) => reportError(e));
+    return () => {
+      alive = false;
+    };
+  }, [r.packageId, m?.layer, m?.proj]);
+  if (!m) return null;
+  return (
+    <>
+      <div className="subhead row">
+        Singular values, kept components filled
+        <select value={Math.min(sel, options.length - 1)} onChange={(e) => setSel(Number(e.target.value))}>
+          {options.map((o, i) => (
+            <option key={`${o.layer}.${o.proj}`} value={i}>
+              block {o.layer} · {o.proj} [{o.shape.join('×')}] kept {o.kept}/{o.full}
+            </option>
+          ))}
+        </select>
+      </div>
+      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
+    </>
+  );
+}
 
 function Results() {
   const r = useUi((s) => s.compressResult);
   const caps = useUi((s) => s.capabilities);
-  const [sel, setSel] = useState(0);
-  const spectra = useMemo(() => (r ? r.matrices.filter((m) => m.sigma && m.sigma.length) : []), [r]);
   const heat = useMemo(() => {
     if (!r) return null;
     const layers = [...new Set(r.matrices.map((m) => m.layer))].sort((a, b) => a - b);
     const projs = PROJS.filter((p) => r.matrices.some((m) => m.proj === p));
-    const values = layers.map((l) => projs.map((p) => {
-      const m = r.matrices.find((mm) => mm.layer === l && mm.proj === p);
-      return m ? m.kept / m.full : null;
-    }));
-    const labels = layers.map((l) => projs.map((p) => {
-      const m = r.matrices.find((mm) => mm.layer === l && mm.proj === p);
-      return m ? `${m.kept}/${m.full}` : null;
-    }));
+    const find = (l: number, p: string) => r.matrices.find((mm) => mm.layer === l && mm.proj === p);
+    const values = layers.map((l) => projs.map((p) => { const m = find(l, p); return m ? m.kept / m.full : null; }));
+    const labels = layers.map((l) => projs.map((p) => { const m = find(l, p); return m ? `${m.kept}/${m.full}` : null; }));
     return { rows: layers.map((l) => `block ${l}`), cols: projs, values, labels };
   }, [r]);
 
@@ -314,13 +362,12 @@ function Results() {
     return (
       <Panel title="Results">
         <Empty>
-          Per-layer sensitivity and GCS, singular-value spectra with kept components, kept/pruned channels and the parameter
+          Per-block parameters and GCS terms, singular-value spectra with kept components, kept ranks/channels and the parameter
           budget appear here after a compression run.
         </Empty>
       </Panel>
     );
   }
-  const spec = spectra[Math.min(sel, spectra.length - 1)];
   const exportPkg = async () => {
     try {
       const f = await studio().exportPackage(r.packageId);
@@ -329,47 +376,58 @@ function Results() {
       reportError(e);
     }
   };
+  const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(1)}%` : '—');
+  const x = r.layers.map((l) => l.layer);
+  const scored = r.layers.some((l) => l.removedGradShift !== null);
   return (
-    <Panel title={`Results · ${r.method} keep ${r.keep}`} actions={<CapButton cap={caps?.exportPackage} onClick={exportPkg}>Download emulator package</CapButton>}>
-      <KV
-        items={[
-          ['parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${((r.paramsAfter / r.paramsBefore) * 100).toFixed(1)}%)`],
-          ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${((r.middleAfter / r.middleBefore) * 100).toFixed(1)}%)`],
-          ['split', `bottom ${r.split.bottom} · middle [${r.split.middle[0]}, ${r.split.middle[1]}) · top ${r.split.top}`],
-          ['reading', r.reading],
-        ]}
-      />
+    <Panel
+      title={`Results · ${r.method} keep ${r.keep}`}
+      actions={
+        <CapButton cap={caps?.exportPackage} onClick={exportPkg}>
+          Download emulator package ({formatBytes(r.packageBytes)})
+        </CapButton>
+      }
+    >
+      <div className="grid2">
+        <KV
+          items={[
+            ['model parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${pct(r.paramsAfter, r.paramsBefore)})`],
+            ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`],
+            ['split', `adapters ${r.split.bottom}:${r.split.top}`],
+            ['support pass', r.support ? `${r.support.tokens} tokens, ${r.support.batches} batches, loss ${r.support.meanLoss.toFixed(3)} on ${r.backend}` : '—'],
+            ['time', Object.entries(r.timings).map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`).join(' · ')],
+          ]}
+        />
+        <KV items={Object.entries(r.readings).map(([k, v]) => [`reading: ${k}`, <span key={k} className="mono">{v}</span>] as [string, ReactNode])} />
+      </div>
+      {r.notes.length ? <div className="alert warnbox small">{r.notes.map((n, i) => <div key={i}>{n}</div>)}</div> : null}
       <div className="grid2">
         <BarChart
-          x={r.perLayer.map((l) => l.layer)}
-          bars={{ label: 'sensitivity', values: r.perLayer.map((l) => l.sensitivity) }}
-          overlay={{ label: 'mean GCS', values: r.perLayer.map((l) => l.gcs), unit: 'GCS' }}
+          x={x}
+          bars={{ label: 'params after', values: r.layers.map((l) => l.paramsAfter), color: '#16a34a' }}
+          overlay={{ label: 'params before', values: r.layers.map((l) => l.paramsBefore), color: '#475569', unit: 'before', sameScale: true }}
           xLabel="block"
-          yLabel="sensitivity"
+          yLabel="parameters"
         />
-        <BarChart x={r.perLayer.map((l) => l.layer)} bars={{ label: 'kept fraction', values: r.perLayer.map((l) => l.keptFraction), color: '#16a34a' }} xLabel="block" yLabel="kept fraction" />
+        {scored ? (
+          <BarChart
+            x={x}
+            bars={{ label: 'removed ‖GδA‖₁', values: r.layers.map((l) => l.removedGradShift) }}
+            overlay={{ label: 'removed ⟨g,δ⟩', values: r.layers.map((l) => l.removedLossIncrease), unit: '⟨g,δ⟩' }}
+            xLabel="block"
+            yLabel="gradient shift"
+          />
+        ) : (
+          <Empty>GCS terms per block are recorded by GradOT runs only (this was {r.method}).</Empty>
+        )}
       </div>
       {heat ? (
         <>
-          <div className="subhead">Kept rank / channels per matrix</div>
+          <div className="subhead">Kept rank (q k v o) and MLP channels per middle block</div>
           <Heatmap rows={heat.rows} cols={heat.cols} values={heat.values} labels={heat.labels} title="kept fraction per matrix" />
         </>
       ) : null}
-      {spec ? (
-        <>
-          <div className="subhead row">
-            Spectrum
-            <select value={Math.min(sel, spectra.length - 1)} onChange={(e) => setSel(Number(e.target.value))}>
-              {spectra.map((m, i) => (
-                <option key={`${m.layer}.${m.proj}`} value={i}>
-                  block {m.layer} · {m.proj} [{m.shape.join('×')}] kept {m.kept}/{m.full}
-                </option>
-              ))}
-            </select>
-          </div>
-          <SpectrumChart sigma={spec.sigma!} kept={spec.keptIndices ?? []} scores={spec.scores} title={`singular values of block ${spec.layer} ${spec.proj}`} />
-        </>
-      ) : null}
+      <SpectrumPanel r={r} />
     </Panel>
   );
 }
