@@ -1,5 +1,6 @@
 import { DatasetError } from './errors';
 import { deriveSeed, epochOrderFrom, mulberry32, shuffleInPlace } from './random';
+import { assertPlainTokenizer } from './tokenizer';
 import {
   IGNORE_INDEX,
   type ChoiceDataset,
@@ -189,6 +190,7 @@ function buildPair(
 export function encodePromptAnswer(ds: PromptDataset, tok: TextTokenizer, opts: EncodeOptions): Encoded {
   const C = opts.contextLength;
   checkContext(C);
+  assertPlainTokenizer(tok);
   const eos = (opts.appendEos ?? true) ? tok.eosId : null;
   const bos = opts.addBos ? requireBos(tok) : null;
   const delim = opts.answerDelimiter ?? '';
@@ -214,6 +216,7 @@ export function encodePromptAnswer(ds: PromptDataset, tok: TextTokenizer, opts: 
 export function encodeChoices(ds: ChoiceDataset, tok: TextTokenizer, opts: EncodeOptions): Encoded<ChoiceExample> {
   const C = opts.contextLength;
   checkContext(C);
+  assertPlainTokenizer(tok);
   const bos = opts.addBos ? requireBos(tok) : null;
   const delim = opts.choiceDelimiter ?? '';
   const examples: ChoiceExample[] = [];
@@ -244,6 +247,7 @@ export function encodeChoices(ds: ChoiceDataset, tok: TextTokenizer, opts: Encod
 export function encodeText(ds: TextDataset, tok: TextTokenizer, opts: EncodeOptions): Encoded {
   const C = opts.contextLength;
   checkContext(C);
+  assertPlainTokenizer(tok);
   const bos = opts.addBos ? requireBos(tok) : null;
   const examples: Example[] = [];
   if ((opts.packing ?? 'concat') === 'document') {

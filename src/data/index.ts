@@ -7,3 +7,4 @@ export * from './read';
 export * from './batch';
 export * from './validate';
 export * from './split';
+export * from './tokenizer';

@@ -3,7 +3,12 @@
  * batcher run (and test) on their own; the real tokenizer satisfies `TextTokenizer` structurally.
  */
 
-/** The minimal tokenizer surface the data layer needs. */
+/**
+ * The minimal tokenizer surface the data layer needs. `encode` must return the text's tokens only, with
+ * NO special tokens (no BOS/EOS added by a post-processor): the data layer places BOS/EOS itself, and a
+ * BOS inside an encoded answer would be trained on. Wrap a tokenizer whose encode adds them by default
+ * (src/model's, for LLaMA-family models) with `withoutSpecialTokens` from ./tokenizer.
+ */
 export interface TextTokenizer {
   encode(text: string): number[];
   decode(ids: number[]): string;

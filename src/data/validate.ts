@@ -1,4 +1,5 @@
 import { encodePair, type EncodeOptions } from './batch';
+import { assertPlainTokenizer } from './tokenizer';
 import type { Dataset, DatasetFormat, DatasetKind, TextTokenizer } from './types';
 
 /** Summary of a dataset for the UI preview and the CLI, computed without a model. */
@@ -139,6 +140,7 @@ export function validateDataset(ds: Dataset, opts: ValidateOptions = {}): Datase
 }
 
 function tokenSummary(ds: Dataset, tok: TextTokenizer, opts: ValidateOptions, warnings: string[]): TokenSummary {
+  assertPlainTokenizer(tok);
   const C = opts.contextLength ?? null;
   const limit = Math.min(ds.records.length, opts.maxTokenized ?? 2000);
   const enc = opts.encode ?? {};
