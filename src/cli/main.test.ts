@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { zipSync } from 'fflate';
+import { serializeSafetensors } from '../model/safetensors';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +49,7 @@ describe('gradot inspect', () => {
     const r = JSON.parse(c.out[0]!);
     expect(r).toMatchObject({
       ok: true, command: 'inspect', family: 'llama', modelType: 'llama', layers: 3, hidden: 32, heads: 4, kvHeads: 2,
-      headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: null,
+      kind: 'hf', headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: null,
       positions: { kind: 'rope', max: 32, offset: 0, ropeTheta: 10000 },
     });
     const p = paramCounts(spec);
@@ -91,6 +94,41 @@ describe('gradot inspect', () => {
     expect(r.tokenizer).toEqual({ files: 'tokenizer.json', vocabSize: 70, bosId: null, eosId: 2 });
     expect(r.warnings).toEqual(["tokenizer has 70 ids but the model's vocab_size is 64"]);
     expect(c.err).toEqual(["warning: tokenizer has 70 ids but the model's vocab_size is 64"]);
+  });
+
+  it('inspects a GradOT emulator package folder and .zip', async () => {
+    const meta = {
+      format: 'gradot-emulator', version: 1,
+      source: { modelId: 'tiny-gpt2', sha256: 'x', numLayers: 4, params: 99999 },
+      split: { bottom: 1, top: 1 }, method: 'gradot', keep: 0.5, lambdaAttn: 1, lambdaMlp: 2, readings: {},
+      budget: { paramsBefore: 1000, paramsTarget: 500, paramsAfter: 490, granularity: 1, kappa: null, keptBlocks: [2] },
+      layers: [], support: null, spec: cspec, timings: {},
+    };
+    const files = {
+      'emulator.json': new TextEncoder().encode(JSON.stringify(meta)),
+      'emulator.safetensors': serializeSafetensors(randomModel(cspec, 7)),
+    };
+    const d = join(dir, 'emu');
+    await mkdir(d);
+    for (const [k, v] of Object.entries(files)) await writeFile(join(d, k), v);
+    await writeFile(join(dir, 'emu.zip'), zipSync(files));
+    for (const p of [d, join(dir, 'emu.zip')]) {
+      const c = capture();
+      expect(await main(['inspect', p, '--json'], c.io)).toBe(0);
+      const r = JSON.parse(c.out[0]!);
+      expect(r).toMatchObject({ kind: 'emulator', layers: 3, compressed: true, dtypes: ['F32'], emulator: { modelId: 'tiny-gpt2', method: 'gradot', keptBlocks: [2], split: { bottom: 1, top: 1 } } });
+      expect(r.params.total).toBe(paramCounts(cspec).total);
+    }
+    const c = capture();
+    expect(await main(['inspect', d], c.io)).toBe(0);
+    expect(c.out.join('\n')).toMatch(/method\s+gradot, keep 0.5, adapters 1:1/);
+    // a package whose weights do not match its spec is rejected with the tensor named
+    const bad = randomModel(cspec, 7);
+    bad.delete('layers.1.attn.q.weight_a');
+    await writeFile(join(d, 'emulator.safetensors'), serializeSafetensors(bad));
+    const e = capture();
+    expect(await main(['inspect', d, '--json'], e.io)).toBe(1);
+    expect(JSON.parse(e.out[0]!).error).toMatchObject({ name: 'ModelFormatError', tensor: 'layers.1.attn.q.weight_a' });
   });
 
   it('errors: missing folder (exit 1, JSON error), missing argument (exit 2), unknown command', async () => {

@@ -775,6 +775,27 @@ export function validateWeights(spec: ModelSpec, weights: WeightMap, label = '(w
   }
 }
 
+/**
+ * Checks a canonical-named safetensors header (e.g. an emulator package's weights) against a spec without
+ * decoding data: every expected tensor present with the right shape; extras become warnings.
+ */
+export function checkCanonicalHeader(
+  spec: ModelSpec,
+  entries: Map<string, { dtype: string; shape: number[] }>,
+  file: string,
+): { dtypes: string[]; warnings: string[] } {
+  const dtypes = new Set<string>();
+  const expected = canonicalShapes(spec);
+  for (const [name, shape] of expected) {
+    const e = entries.get(name);
+    if (!e) throw new ModelFormatError(`missing tensor (shape [${shape.join(', ')}])`, file, name);
+    if (!sameShape(shape, e.shape)) throw new ShapeMismatchError(file, name, shape, e.shape);
+    dtypes.add(e.dtype);
+  }
+  const warnings = [...entries.keys()].filter((k) => !expected.has(k)).map((k) => `${file}: unexpected tensor '${k}' ignored`);
+  return { dtypes: [...dtypes].sort(), warnings };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // saving
 

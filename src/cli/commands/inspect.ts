@@ -1,17 +1,36 @@
 /**
- * `gradot inspect MODEL_DIR`: architecture and parameter counts from config.json and the safetensors
- * headers only (no tensor data is decoded, so it is instant on large checkpoints), with every tensor's
- * shape validated against the config.
+ * `gradot inspect MODEL_DIR | EMULATOR_DIR | EMULATOR.zip`: architecture and parameter counts from
+ * config.json (or emulator.json) and the safetensors headers only (no tensor data is decoded, so it is
+ * instant on large checkpoints), with every tensor's shape validated against the spec.
  */
-import { planHFLoad, isCompressed } from '../../model/hf';
+import { unzipSync } from 'fflate';
+import { checkCanonicalHeader, planHFLoad, isCompressed } from '../../model/hf';
+import { SafetensorsReader } from '../../model/safetensors';
+import type { ModelSpec } from '../../model/spec';
+import type { EmulatorMeta } from '../../ot/package';
 import { paramCounts } from '../../model/params';
-import { nodeDirSource } from '../../model/source';
+import { MemorySource, nodeDirSource, type ModelSource } from '../../model/source';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import { parseCommandArgs, formatBytes, formatCount, table } from '../args';
 import type { Command, CommandResult } from '../command';
 
 export interface InspectResult extends Record<string, unknown> {
   path: string;
+  /** 'hf': a Hugging Face folder; 'emulator': a GradOT emulator package (folder or .zip). */
+  kind: 'hf' | 'emulator';
+  emulator?: {
+    modelId: string;
+    method: string;
+    keep: number;
+    split: { bottom: number; top: number };
+    lambdaAttn: number;
+    lambdaMlp: number;
+    sourceLayers: number;
+    sourceParams: number;
+    keptBlocks: number[];
+    middleParamsBefore: number;
+    middleParamsAfter: number;
+  };
   family: string;
   modelType: string;
   layers: number;
@@ -44,13 +63,58 @@ export interface InspectResult extends Record<string, unknown> {
   warnings: string[];
 }
 
+async function openSource(p: string): Promise<ModelSource> {
+  if (p.toLowerCase().endsWith('.zip')) {
+    const fs = await import('node:fs/promises');
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await fs.readFile(p));
+    } catch (e) {
+      throw new Error(`cannot read ${p} (${(e as Error).message})`);
+    }
+    return new MemorySource(new Map(Object.entries(unzipSync(bytes))), p);
+  }
+  return nodeDirSource(p);
+}
+
 export async function inspectModel(dir: string): Promise<InspectResult> {
-  const src = nodeDirSource(dir);
-  const plan = await planHFLoad(src);
-  const s = plan.spec;
+  const src = await openSource(dir);
+  let spec: ModelSpec;
+  let files: { name: string; size: number }[];
+  let dtypes: string[];
+  let tensors: number;
+  let warnings: string[];
+  let emulator: InspectResult['emulator'];
+  if (await src.has('emulator.json')) {
+    const meta = JSON.parse(await src.readText('emulator.json')) as EmulatorMeta;
+    if (meta.format !== 'gradot-emulator' || !meta.spec) throw new Error('emulator.json: not a GradOT emulator package');
+    spec = meta.spec;
+    const r = await SafetensorsReader.open(src, 'emulator.safetensors');
+    const chk = checkCanonicalHeader(spec, r.header.entries, 'emulator.safetensors');
+    files = [
+      { name: 'emulator.json', size: await src.size('emulator.json') },
+      { name: 'emulator.safetensors', size: r.header.fileSize },
+    ];
+    dtypes = chk.dtypes;
+    tensors = r.header.entries.size;
+    warnings = chk.warnings;
+    emulator = {
+      modelId: meta.source.modelId, method: meta.method, keep: meta.keep, split: meta.split,
+      lambdaAttn: meta.lambdaAttn, lambdaMlp: meta.lambdaMlp, sourceLayers: meta.source.numLayers,
+      sourceParams: meta.source.params, keptBlocks: meta.budget.keptBlocks,
+      middleParamsBefore: meta.budget.paramsBefore, middleParamsAfter: meta.budget.paramsAfter,
+    };
+  } else {
+    const plan = await planHFLoad(src);
+    spec = plan.spec;
+    files = plan.files;
+    dtypes = plan.dtypes;
+    tensors = plan.mappings.length;
+    warnings = [...plan.warnings];
+  }
+  const s = spec;
   const p = paramCounts(s);
-  const fileBytes = plan.files.reduce((a, f) => a + f.size, 0);
-  const warnings = [...plan.warnings];
+  const fileBytes = files.reduce((a, f) => a + f.size, 0);
   let tokenizer: InspectResult['tokenizer'] = null;
   const tf = await tokenizerFiles(src);
   if (tf) {
@@ -64,6 +128,8 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
   }
   return {
     path: dir,
+    kind: emulator ? 'emulator' : 'hf',
+    ...(emulator ? { emulator } : {}),
     family: s.family,
     modelType: s.modelType,
     layers: s.layers.length,
@@ -93,18 +159,26 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
         mlpWidth: b.mlpWidth, ranks: { ...b.ranks } as Record<string, number>,
       })),
     },
-    dtypes: plan.dtypes,
-    files: plan.files,
+    dtypes,
+    files,
     fileBytes,
-    tensors: plan.mappings.length,
+    tensors,
     tokenizer,
     warnings,
   };
 }
 
 export function renderInspect(r: InspectResult): string {
+  const e = r.emulator;
   const kv: [string, string][] = [
-    ['model', `${r.modelType} (family ${r.family})${r.compressed ? ', compressed' : ''}`],
+    ['model', `${r.modelType} (family ${r.family})${r.compressed ? ', compressed' : ''}${e ? ', GradOT emulator package' : ''}`],
+    ...(e
+      ? ([
+          ['source model', `${e.modelId} (${e.sourceLayers} blocks, ${formatCount(e.sourceParams)} params)`],
+          ['method', `${e.method}, keep ${e.keep}, adapters ${e.split.bottom}:${e.split.top}, λ attn ${e.lambdaAttn} / mlp ${e.lambdaMlp}`],
+          ['middle', `${formatCount(e.middleParamsAfter)} of ${formatCount(e.middleParamsBefore)} params kept; source blocks ${e.keptBlocks.join(', ') || '-'}`],
+        ] as [string, string][])
+      : []),
     ['layers', String(r.layers)],
     ['hidden', String(r.hidden)],
     ['heads', r.kvHeads === r.heads ? `${r.heads} (head dim ${r.headDim})` : `${r.heads} q / ${r.kvHeads} kv (head dim ${r.headDim})`],
@@ -139,8 +213,8 @@ export function renderInspect(r: InspectResult): string {
 
 export const command: Command = {
   name: 'inspect',
-  summary: 'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors).',
-  usage: 'gradot inspect MODEL_DIR [--json]',
+  summary: 'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors) or a GradOT emulator package.',
+  usage: 'gradot inspect MODEL_DIR|EMULATOR_DIR|EMULATOR.zip [--json]',
   async run(argv, ctx): Promise<CommandResult> {
     const { positionals } = parseCommandArgs(argv, {}, { min: 1, max: 1 });
     const path = await import('node:path');
