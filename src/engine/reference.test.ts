@@ -306,6 +306,21 @@ describe('autograd engine', () => {
     backward(x);
     expect(arr(x0.grad!)[0]).toBeCloseTo(Math.pow(1.0001, 20000), 6);
   });
+  it('backward on a leaf sets its gradient to the seed', () => {
+    const x = fromArray(be, [2, 3], [2], { requiresGrad: true });
+    backward(x, { grad: be.fromArray([0.5, -1]) });
+    expect(Array.from(arr(x.grad!))).toEqual([0.5, -1]);
+  });
+  it('a pass-through gradient shared by two inputs is not aliased', () => {
+    // add returns the same storage for both inputs; later accumulation into one must not leak into the other.
+    const a = fromArray(be, [1, 2], [2], { requiresGrad: true });
+    const b = fromArray(be, [3, 4], [2], { requiresGrad: true });
+    const y = ops.sum(ops.add(ops.add(a, b), ops.scale(a, 2)));
+    backward(y);
+    expect(Array.from(arr(a.grad!))).toEqual([3, 3]);
+    expect(Array.from(arr(b.grad!))).toEqual([1, 1]);
+    expect(a.grad!.storage).not.toBe(b.grad!.storage);
+  });
   it('reshape is a view sharing storage', () => {
     const x = randn(be, [2, 6], new Rng(4));
     expect(ops.reshape(x, [3, 4]).storage).toBe(x.storage);

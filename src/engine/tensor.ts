@@ -152,6 +152,7 @@ export interface BackwardOptions {
 /** Runs reverse-mode differentiation from `loss`, accumulating into `.grad` of leaves that require grad. */
 export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
   const be = loss.backend;
+  if (!loss.requiresGrad) throw new Error('backward: loss does not require grad (no parameter reached it, or noGrad)');
   let seed = opts.grad;
   if (!seed) {
     if (loss.size !== 1) {
@@ -165,7 +166,6 @@ export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
     be.copy(seed, 0, own, 0, seed.length);
     seed = own;
   }
-  if (!loss.requiresGrad) throw new Error('backward: loss does not require grad (no parameter reached it, or noGrad)');
 
   // Iterative DFS post-order: deep graphs (many layers) must not overflow the call stack.
   const order: Tensor[] = [];
@@ -214,6 +214,12 @@ export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
     }
   };
 
+  if (loss.node === null) {
+    // The loss is itself a leaf: its gradient is the seed.
+    pending.delete(loss);
+    accumulate(loss, seed);
+    return;
+  }
   for (let i = order.length - 1; i >= 0; i--) {
     const t = order[i];
     const node = t.node;
@@ -235,10 +241,13 @@ export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
     if (grads.length !== node.inputs.length) {
       throw new Error(`backward: ${node.op} returned ${grads.length} gradients for ${node.inputs.length} inputs`);
     }
+    // Decide ownership before accumulating anything: accumulation may free a storage (axpy into an existing
+    // gradient), so a storage returned for several inputs is copied up front, one copy per extra owner.
     const handed = new Set<Storage>();
     const unused = new Set<Storage>();
+    const plan: [Tensor, Storage][] = [];
     for (let j = 0; j < grads.length; j++) {
-      let gj = grads[j];
+      const gj = grads[j];
       const inp = node.inputs[j];
       if (!gj) continue;
       if (!inp.requiresGrad) {
@@ -248,13 +257,15 @@ export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
       if (handed.has(gj)) {
         const c = be.zeros(gj.length);
         be.copy(gj, 0, c, 0, gj.length);
-        gj = c;
+        plan.push([inp, c]);
+      } else {
+        handed.add(gj);
+        plan.push([inp, gj]);
       }
-      handed.add(gj);
-      accumulate(inp, gj);
     }
     unused.add(g);
     for (const u of unused) if (!handed.has(u)) be.free(u);
+    for (const [inp, gj] of plan) accumulate(inp, gj);
     if (!opts.retainGraph) t.node = null;
   }
   for (const g of pending.values()) be.free(g);
