@@ -10,6 +10,7 @@ import {
   MemoryBlobStore,
   NodeBlobStore,
   TEMP_MARKER,
+  autoCheckpointStore,
   crc32,
   type BlobStore,
 } from './checkpoint-store';
@@ -263,5 +264,15 @@ for (let step = 1; ; step++) {
     } finally {
       await rm(script, { force: true });
     }
+  });
+});
+
+describe('autoCheckpointStore', () => {
+  it('uses the file system in Node', async () => {
+    const d = await tempDir();
+    const s = autoCheckpointStore(d);
+    expect(s.blobs).toBeInstanceOf(NodeBlobStore);
+    await s.commit('a', { w: rand(3, 1) });
+    expect((await readFile(join(d, MANIFEST_NAME), 'utf8')).length).toBeGreaterThan(0);
   });
 });

@@ -621,3 +621,13 @@ export function nodeCheckpointStore(dir: string): ManifestCheckpointStore {
 export function opfsCheckpointStore(dir: string): ManifestCheckpointStore {
   return new ManifestCheckpointStore(new OpfsBlobStore(dir));
 }
+
+/**
+ * OPFS where the page or worker has it, else the file system (Node): `location` is an OPFS folder path
+ * or a directory path respectively.
+ */
+export function autoCheckpointStore(location: string): ManifestCheckpointStore {
+  const nav = (globalThis as { navigator?: { storage?: { getDirectory?: unknown } } }).navigator;
+  if (typeof nav?.storage?.getDirectory === 'function') return opfsCheckpointStore(location);
+  return nodeCheckpointStore(location);
+}
