@@ -12,6 +12,8 @@ const sizes = argSizes ?? (process.argv.includes('--large') ? '256,512,1024,2048
 // `--train-layers=N` (default 6; 0 skips) and `--train-t=T` (default 64) for the training-step timing.
 const trainLayers = process.argv.find((a) => a.startsWith('--train-layers='))?.split('=')[1] ?? '6';
 const trainT = process.argv.find((a) => a.startsWith('--train-t='))?.split('=')[1] ?? '64';
+// `--profile`: GPU time per kernel over one training step (timestamp queries).
+const profile = process.argv.includes('--profile') ? '&profile=1' : '';
 
 async function main(): Promise<number> {
   const server = await startServer();
@@ -25,7 +27,7 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}`));
+    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}`));
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {
@@ -55,6 +57,13 @@ async function main(): Promise<number> {
         );
       }
       if (g && c) console.log(`[bench] train step webgpu/cpu speed ratio: ${(c.msPerStep / g.msPerStep).toFixed(2)}`);
+    }
+    if (r.profile) {
+      const total = r.profile.reduce((a, x) => a + x.ms, 0);
+      console.log(`[bench] GPU time per kernel over one training step (total ${total.toFixed(0)} ms):`);
+      for (const x of r.profile.slice(0, 25)) {
+        console.log(`  ${x.label.padEnd(36)} ${x.ms.toFixed(1).padStart(9)} ms  x${x.count}  ${((100 * x.ms) / total).toFixed(1)}%`);
+      }
     }
     if (offOrigin.length) console.error(`[bench] requests left the origin: ${offOrigin.join(', ')}`);
     const dir = join(repoRoot, 'e2e', 'artifacts');

@@ -84,22 +84,38 @@ const api = {
    * takes its widths from `config` (an HF config.json, e.g. the demo model's) with `layers` blocks; without
    * a config a LLaMA-style d=256 model.
    */
-  async benchTrainStep(opts: {
-    config?: HFConfig; layers?: number; B?: number; T?: number; steps?: number; cpu?: boolean;
-  } = {}): Promise<TrainBenchRow[]> {
-    const layers = opts.layers ?? 6;
-    const spec = opts.config
-      ? specFromHFConfig(opts.config)
-      : smallSpec('llama', { hiddenSize: 256, numHeads: 4, intermediateSize: 688, vocabSize: 4096, maxPositions: 256 });
-    spec.layers = denseLayers(layers, spec.intermediateSize);
-    const B = opts.B ?? 1;
-    const T = opts.T ?? 64;
-    const steps = opts.steps ?? 2;
+  async benchTrainStep(opts: TrainOpts = {}): Promise<TrainBenchRow[]> {
+    const { spec, B, T, steps } = trainSetup(opts);
     const rows = [await benchTrainStep(await gpu(), spec, B, T, steps)];
     if (opts.cpu !== false) rows.push(await benchTrainStep(new CpuBackend({ dtype: 'f32' }), spec, B, T, steps));
     return rows;
   },
+
+  /** GPU time per kernel over one training step (timestamp queries; empty without 'timestamp-query'). */
+  async profileTrainStep(opts: TrainOpts = {}): Promise<{ label: string; ms: number; count: number }[]> {
+    const { spec, B, T } = trainSetup(opts);
+    const be = await createWebGpuBackend({ profile: true });
+    try {
+      await benchTrainStep(be, spec, B, T, 0);
+      await be.profileReport(true); // drop the warm-up step (pipeline compilation)
+      await benchTrainStep(be, spec, B, T, 0);
+      return await be.profileReport();
+    } finally {
+      be.destroy();
+    }
+  },
 };
+
+type TrainOpts = { config?: HFConfig; layers?: number; B?: number; T?: number; steps?: number; cpu?: boolean };
+
+function trainSetup(opts: TrainOpts) {
+  const layers = opts.layers ?? 6;
+  const spec = opts.config
+    ? specFromHFConfig(opts.config)
+    : smallSpec('llama', { hiddenSize: 256, numHeads: 4, intermediateSize: 688, vocabSize: 4096, maxPositions: 256 });
+  spec.layers = denseLayers(layers, spec.intermediateSize);
+  return { spec, B: opts.B ?? 1, T: opts.T ?? 64, steps: opts.steps ?? 2 };
+}
 
 export type EngineWorkerApi = typeof api;
 Comlink.expose(api);

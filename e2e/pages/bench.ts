@@ -12,6 +12,7 @@ export interface BenchResult {
   info: unknown;
   rows: (MatmulBenchRow & { ortGflops: number | null; ortMs: number | null; ortError?: string; ortCheck?: number })[];
   train: TrainBenchRow[] | { error: string } | null;
+  profile?: { label: string; ms: number; count: number }[];
 }
 
 declare global {
@@ -94,6 +95,7 @@ try {
     }
   }
   let train: BenchResult['train'] = null;
+  let profile: BenchResult['profile'];
   const layers = Number(params.get('trainLayers') ?? 6);
   if (layers > 0) {
     try {
@@ -101,12 +103,17 @@ try {
       const res = await fetch(new URL('/models/demo/config.json', location.href));
       const config = res.ok ? await res.json() : undefined;
       log(`training step, ${layers} layers${config ? ' (demo model widths)' : ''}...`);
-      train = await api.benchTrainStep({ config, layers, T: Number(params.get('trainT') ?? 64) });
+      const T = Number(params.get('trainT') ?? 64);
+      if (params.get('profile')) {
+        log('profiling one training step...');
+        profile = await api.profileTrainStep({ config, layers, T });
+      }
+      train = await api.benchTrainStep({ config, layers, T });
     } catch (e) {
       train = { error: e instanceof Error ? e.message : String(e) };
     }
   }
-  window.__bench = { info: probe.info, rows, train };
+  window.__bench = { info: probe.info, rows, train, profile };
 } catch (e) {
   window.__bench = { fatal: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
 }

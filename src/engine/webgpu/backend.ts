@@ -70,6 +70,8 @@ export interface WebGpuBackendOptions {
   /** Test hook: pretend bindings above this many bytes must be split where an op supports splitting
    *  (gather), so the split path runs on devices whose real limit is large (SwiftShader: 1 GiB). */
   splitBindingBytes?: number;
+  /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
+  profile?: boolean;
 }
 
 export class GpuStorage implements Storage {
@@ -114,6 +116,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
   if (!adapter) throw new WebGpuUnavailableError('navigator.gpu.requestAdapter() returned no adapter');
   const wanted: GPUFeatureName[] = [];
   for (const f of ['shader-f16', 'subgroups'] as GPUFeatureName[]) if (adapter.features.has(f)) wanted.push(f);
+  if (opts.profile && adapter.features.has('timestamp-query')) wanted.push('timestamp-query');
   const requiredLimits: Record<string, number> = {};
   // The limits object exposes its fields as prototype getters; copy every numeric one.
   for (const key in adapter.limits) {
@@ -174,12 +177,21 @@ export class WebGpuBackend implements Backend {
   private readonly batchDispatches: number;
   private readonly splitBindingBytes: number | undefined;
   private readonly ropeTables = new Map<string, GpuStorage>();
+  private readonly prof: {
+    qs: GPUQuerySet; labels: string[]; totals: Map<string, { ns: number; count: number }>; pending: Promise<void>[];
+  } | null = null;
   /** Counters for tests and the UI badge. */
   readonly stats = { buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0 };
 
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
     this.batchDispatches = opts.batchDispatches ?? 128;
     this.splitBindingBytes = opts.splitBindingBytes;
+    if (opts.profile && device.features.has('timestamp-query')) {
+      this.prof = {
+        qs: device.createQuerySet({ type: 'timestamp', count: 2 * this.batchDispatches }),
+        labels: [], totals: new Map(), pending: [],
+      };
+    }
     void device.lost.then((l) => {
       this.lostInfo = { reason: l.reason, message: l.message };
       opts.onLost?.(this.lostInfo);
@@ -265,7 +277,35 @@ export class WebGpuBackend implements Backend {
   /** Submits pending work; freed buffers become reusable afterwards. */
   flush(): void {
     if (!this.encoder) return;
+    const prof = this.prof;
+    let profRead: { buf: GPUBuffer; labels: string[] } | null = null;
+    if (prof && prof.labels.length > 0) {
+      const n = prof.labels.length * 2;
+      const U = globalThis.GPUBufferUsage;
+      const resolve = this.device.createBuffer({ size: n * 8, usage: U.QUERY_RESOLVE | U.COPY_SRC });
+      const buf = this.device.createBuffer({ size: n * 8, usage: U.MAP_READ | U.COPY_DST });
+      this.encoder.resolveQuerySet(prof.qs, 0, n, resolve, 0);
+      this.encoder.copyBufferToBuffer(resolve, 0, buf, 0, n * 8);
+      profRead = { buf, labels: prof.labels };
+      prof.labels = [];
+      void this.device.queue.onSubmittedWorkDone().then(() => resolve.destroy());
+    }
     this.device.queue.submit([this.encoder.finish()]);
+    if (prof && profRead) {
+      const { buf, labels } = profRead;
+      prof.pending.push(
+        buf.mapAsync(GPUMapMode.READ).then(() => {
+          const t = new BigUint64Array(buf.getMappedRange());
+          labels.forEach((l, i) => {
+            const e = prof.totals.get(l) ?? { ns: 0, count: 0 };
+            e.ns += Number(t[2 * i + 1] - t[2 * i]);
+            e.count++;
+            prof.totals.set(l, e);
+          });
+          buf.destroy();
+        }),
+      );
+    }
     this.encoder = null;
     this.dispatches = 0;
     this.stats.submits++;
@@ -277,6 +317,17 @@ export class WebGpuBackend implements Backend {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+  }
+
+  /** GPU time per kernel label since the last reset (profile mode only), largest first. */
+  async profileReport(reset = true): Promise<{ label: string; ms: number; count: number }[]> {
+    if (!this.prof) return [];
+    this.flush();
+    await Promise.all(this.prof.pending);
+    this.prof.pending = [];
+    const rows = [...this.prof.totals].map(([label, e]) => ({ label, ms: e.ns / 1e6, count: e.count }));
+    if (reset) this.prof.totals.clear();
+    return rows.sort((a, b) => b.ms - a.ms);
   }
 
   /** Destroys pooled (unused) buffers, e.g. after a large one-off job. */
@@ -361,7 +412,18 @@ export class WebGpuBackend implements Backend {
     const entries = bindings.map((b, i) => this.entry(b, i, label));
     entries.push({ binding: bindings.length, resource: { buffer: uni.buf } });
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
-    const pass = this.enc().beginComputePass();
+    const prof = this.prof;
+    const pass = this.enc().beginComputePass(
+      prof
+        ? {
+            timestampWrites: {
+              querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
+              endOfPassWriteIndex: 2 * prof.labels.length + 1,
+            },
+          }
+        : undefined,
+    );
+    prof?.labels.push(label);
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
@@ -578,12 +640,14 @@ export class WebGpuBackend implements Backend {
     if (!bBatched && aBatched && !transA && batch > 1) {
       const u = this.uniform([batch * m, n, k, 0, 0, 0]);
       this.run(K.matmulSrc(false, transB), [A, B, C], u,
-        [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1], 'matmul');
+        [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1],
+        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}`);
       return C;
     }
     const u = this.uniform([m, n, k, aBatched ? m * k : 0, bBatched ? k * n : 0, m * n]);
     this.run(K.matmulSrc(transA, transB), [A, B, C], u,
-      [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), batch], 'matmul');
+      [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), batch],
+      `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
     return C;
   }
 
