@@ -9,7 +9,7 @@ import { erf } from './cpu/special';
 import * as ops from './ops';
 import { Rng } from './random';
 import { Tensor, backward, fromArray, noGrad, randn } from './tensor';
-import { compareArrays, randomInput } from './testing';
+import { compareArrays, gradCheck, randomInput } from './testing';
 
 const be = new CpuBackend({ dtype: 'f64' });
 const be32 = new CpuBackend({ dtype: 'f32' });
@@ -320,6 +320,35 @@ describe('autograd engine', () => {
     expect(Array.from(arr(a.grad!))).toEqual([3, 3]);
     expect(Array.from(arr(b.grad!))).toEqual([1, 1]);
     expect(a.grad!.storage).not.toBe(b.grad!.storage);
+  });
+  it('random DAGs with shared subexpressions match finite differences', () => {
+    // Stress for gradient ownership: pass-through ops (add, reshape, addBias) and reuse of nodes in many
+    // places, on leaves that are also used directly.
+    const f64be = new CpuBackend({ dtype: 'f64' });
+    for (let trial = 0; trial < 12; trial++) {
+      const plan = new Rng(500 + trial);
+      const steps = Array.from({ length: 14 }, () => ({ op: plan.int(6), a: plan.next(), b: plan.next() }));
+      const fn = (xs: Tensor[]): Tensor => {
+        const pool: Tensor[] = [...xs];
+        const pick = (u: number) => pool[Math.floor(u * pool.length)];
+        for (const st of steps) {
+          const a = pick(st.a);
+          const b = pick(st.b);
+          switch (st.op) {
+            case 0: pool.push(ops.add(a, b)); break;
+            case 1: pool.push(ops.mul(a, b)); break;
+            case 2: pool.push(ops.sub(a, b)); break;
+            case 3: pool.push(ops.scale(a, 0.7)); break;
+            case 4: pool.push(ops.reshape(ops.reshape(a, [12]), [3, 4])); break;
+            default: pool.push(ops.activation(a, 'silu')); break;
+          }
+        }
+        // Output several nodes (including a leaf) so gradients arrive from many directions.
+        return ops.add(ops.add(pool[pool.length - 1], pool[pool.length - 3]), ops.mul(pool[1], pool[pool.length - 2]));
+      };
+      const r = gradCheck(f64be, fn, [{ shape: [3, 4] }, { shape: [3, 4] }, { shape: [3, 4] }], 900 + trial);
+      if (r.maxRelErr > 1e-6) throw new Error(`trial ${trial}: ${r.maxRelErr} at ${JSON.stringify(r.worst)}`);
+    }
   });
   it('reshape is a view sharing storage', () => {
     const x = randn(be, [2, 6], new Rng(4));

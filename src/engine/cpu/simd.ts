@@ -62,14 +62,15 @@ const F32X4_ADD = [0xfd, ...uleb(0xe4)];
 const F32X4_MUL = [0xfd, ...uleb(0xe6)];
 const V128_ZERO = [0xfd, 0x0c, ...new Array(16).fill(0)];
 
-function buildModule(pages: number): Uint8Array<ArrayBuffer> {
+export function buildModule(pages: number, MR = 4, NV = 2): Uint8Array<ArrayBuffer> {
   // Params 0..5: ap, bp, cp, mc, nc, kc. Locals (i32): 6 i, 7 j, 8 p, 9 a, 10 b, 11 c, 12 ncBytes.
-  // Locals (v128): 13..20 acc0..acc7, 21 b0, 22 b1, 23 x.
+  // Locals (v128): MR*NV accumulators, then NV B vectors, then one broadcast A value.
   const [AP, BP, CP, MC, NC, KC, Li, Lj, Lp, La, Lb, Lc, LNCB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const NACC = MR * NV;
   const ACC = (t: number) => 13 + t;
-  const B0 = 21;
-  const B1 = 22;
-  const X = 23;
+  const BV = (v: number) => 13 + NACC + v;
+  const X = 13 + NACC + NV;
+  const NR = 4 * NV;
   const code: number[] = [];
   const emit = (...xs: (number | number[])[]) => {
     for (const x of xs) {
@@ -79,15 +80,15 @@ function buildModule(pages: number): Uint8Array<ArrayBuffer> {
   };
   // ncBytes = nc * 4
   emit(get(NC), i32c(4), I32_MUL, set(LNCB));
-  // for (j = 0; j < nc; j += 8)
+  // for (j = 0; j < nc; j += NR)
   emit(i32c(0), set(Lj));
   emit(0x02, 0x40, 0x03, 0x40); // block loop
   emit(get(Lj), get(NC), I32_LT_U, 0x45, 0x0d, 1); // if !(j < nc) break
-  //   for (i = 0; i < mc; i += 4)
+  //   for (i = 0; i < mc; i += MR)
   emit(i32c(0), set(Li));
   emit(0x02, 0x40, 0x03, 0x40);
   emit(get(Li), get(MC), I32_LT_U, 0x45, 0x0d, 1);
-  for (let t = 0; t < 8; t++) emit(V128_ZERO, set(ACC(t)));
+  for (let t = 0; t < NACC; t++) emit(V128_ZERO, set(ACC(t)));
   // a = ap + i*kc*4 ; b = bp + j*kc*4
   emit(get(AP), get(Li), get(KC), I32_MUL, i32c(4), I32_MUL, I32_ADD, set(La));
   emit(get(BP), get(Lj), get(KC), I32_MUL, i32c(4), I32_MUL, I32_ADD, set(Lb));
@@ -95,31 +96,30 @@ function buildModule(pages: number): Uint8Array<ArrayBuffer> {
   emit(i32c(0), set(Lp));
   emit(0x02, 0x40, 0x03, 0x40);
   emit(get(Lp), get(KC), I32_LT_U, 0x45, 0x0d, 1);
-  emit(get(Lb), v128load(0), set(B0));
-  emit(get(Lb), v128load(16), set(B1));
-  for (let r = 0; r < 4; r++) {
+  for (let v = 0; v < NV; v++) emit(get(Lb), v128load(16 * v), set(BV(v)));
+  for (let r = 0; r < MR; r++) {
     emit(get(La), load32splat(4 * r), set(X));
-    emit(get(ACC(2 * r)), get(X), get(B0), F32X4_MUL, F32X4_ADD, set(ACC(2 * r)));
-    emit(get(ACC(2 * r + 1)), get(X), get(B1), F32X4_MUL, F32X4_ADD, set(ACC(2 * r + 1)));
+    for (let v = 0; v < NV; v++) {
+      emit(get(ACC(r * NV + v)), get(X), get(BV(v)), F32X4_MUL, F32X4_ADD, set(ACC(r * NV + v)));
+    }
   }
-  emit(get(La), i32c(16), I32_ADD, set(La));
-  emit(get(Lb), i32c(32), I32_ADD, set(Lb));
+  emit(get(La), i32c(4 * MR), I32_ADD, set(La));
+  emit(get(Lb), i32c(4 * NR), I32_ADD, set(Lb));
   emit(get(Lp), i32c(1), I32_ADD, set(Lp));
   emit(0x0c, 0, 0x0b, 0x0b); // br loop; end loop; end block
-  //     c = cp + (i*nc + j)*4; store the 4x8 tile
+  //     c = cp + (i*nc + j)*4; store the MR x NR tile
   emit(get(CP), get(Li), get(NC), I32_MUL, get(Lj), I32_ADD, i32c(4), I32_MUL, I32_ADD, set(Lc));
-  for (let r = 0; r < 4; r++) {
-    emit(get(Lc), get(ACC(2 * r)), v128store(0));
-    emit(get(Lc), get(ACC(2 * r + 1)), v128store(16));
-    if (r < 3) emit(get(Lc), get(LNCB), I32_ADD, set(Lc));
+  for (let r = 0; r < MR; r++) {
+    for (let v = 0; v < NV; v++) emit(get(Lc), get(ACC(r * NV + v)), v128store(16 * v));
+    if (r < MR - 1) emit(get(Lc), get(LNCB), I32_ADD, set(Lc));
   }
-  emit(get(Li), i32c(4), I32_ADD, set(Li));
+  emit(get(Li), i32c(MR), I32_ADD, set(Li));
   emit(0x0c, 0, 0x0b, 0x0b);
-  emit(get(Lj), i32c(8), I32_ADD, set(Lj));
+  emit(get(Lj), i32c(NR), I32_ADD, set(Lj));
   emit(0x0c, 0, 0x0b, 0x0b);
   emit(0x0b); // end function
 
-  const locals = [2, ...uleb(7), I32, ...uleb(11), V128];
+  const locals = [2, ...uleb(7), I32, ...uleb(NACC + NV + 1), V128];
   const body = [...locals, ...code];
   const funcBody = [...uleb(body.length), ...body];
   const bytes = [
