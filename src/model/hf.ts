@@ -151,7 +151,7 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
     return {
       family: 'gpt2', modelType: 'gpt2',
       vocabSize: getInt(config, 'vocab_size'), hiddenSize: d, numHeads: h, numKvHeads: h, headDim: d / h,
-      intermediateSize: inter, maxPositions: getInt(config, 'n_positions', getInt(config, 'n_ctx', 1024)),
+      intermediateSize: inter, maxPositions: config.n_positions != null ? getInt(config, 'n_positions') : getInt(config, 'n_ctx', 1024),
       norm: 'layernorm', normEps: getNum(config, 'layer_norm_epsilon', 1e-5),
       activation: activationFromHF(config.activation_function ?? 'gelu_new', 'activation_function'),
       gatedMlp: false, positions: 'learned', positionOffset: 0, ropeTheta: 0,

@@ -3,13 +3,11 @@
  * config.json (or emulator.json) and the safetensors headers only (no tensor data is decoded, so it is
  * instant on large checkpoints), with every tensor's shape validated against the spec.
  */
-import { unzipSync } from 'fflate';
 import { checkCanonicalHeader, planHFLoad, isCompressed } from '../../model/hf';
 import { SafetensorsReader } from '../../model/safetensors';
 import type { ModelSpec } from '../../model/spec';
-import type { EmulatorMeta } from '../../ot/package';
+import { openSource, readEmulatorMeta } from '../open';
 import { paramCounts } from '../../model/params';
-import { MemorySource, nodeDirSource, type ModelSource } from '../../model/source';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import { parseCommandArgs, formatBytes, formatCount, table } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -63,20 +61,6 @@ export interface InspectResult extends Record<string, unknown> {
   warnings: string[];
 }
 
-async function openSource(p: string): Promise<ModelSource> {
-  if (p.toLowerCase().endsWith('.zip')) {
-    const fs = await import('node:fs/promises');
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await fs.readFile(p));
-    } catch (e) {
-      throw new Error(`cannot read ${p} (${(e as Error).message})`);
-    }
-    return new MemorySource(new Map(Object.entries(unzipSync(bytes))), p);
-  }
-  return nodeDirSource(p);
-}
-
 export async function inspectModel(dir: string): Promise<InspectResult> {
   const src = await openSource(dir);
   let spec: ModelSpec;
@@ -86,8 +70,7 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
   let warnings: string[];
   let emulator: InspectResult['emulator'];
   if (await src.has('emulator.json')) {
-    const meta = JSON.parse(await src.readText('emulator.json')) as EmulatorMeta;
-    if (meta.format !== 'gradot-emulator' || !meta.spec) throw new Error('emulator.json: not a GradOT emulator package');
+    const meta = await readEmulatorMeta(src);
     spec = meta.spec;
     const r = await SafetensorsReader.open(src, 'emulator.safetensors');
     const chk = checkCanonicalHeader(spec, r.header.entries, 'emulator.safetensors');
