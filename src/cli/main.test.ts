@@ -131,6 +131,18 @@ describe('gradot inspect', () => {
     expect(JSON.parse(e.out[0]!).error).toMatchObject({ name: 'ModelFormatError', tensor: 'layers.1.attn.q.weight_a' });
   });
 
+  it('--tensors lists HF names with their canonical targets', async () => {
+    const c = capture();
+    expect(await main(['inspect', compressed, '--tensors', '--json'], c.io)).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    const fused = r.tensorList.find((t: { name: string }) => t.name === 'transformer.h.0.attn.c_attn.weight');
+    expect(fused).toEqual({ name: 'transformer.h.0.attn.c_attn.weight', canonical: ['layers.0.attn.q.weight', 'layers.0.attn.k.weight', 'layers.0.attn.v.weight'], dtype: 'F32', shape: [32, 96], file: 'model.safetensors' });
+    expect(r.tensorList.length).toBe(r.tensors);
+    const t = capture();
+    expect(await main(['inspect', compressed, '--tensors'], t.io)).toBe(0);
+    expect(t.out.join('\n')).toMatch(/transformer\.h\.1\.attn\.c_attn\.q\.weight_a\s+layers\.1\.attn\.q\.weight_a\s+F32\s+\[32, 4\]/);
+  });
+
   it('errors: missing folder (exit 1, JSON error), missing argument (exit 2), unknown command', async () => {
     let c = capture();
     expect(await main(['inspect', join(dir, 'nope'), '--json'], c.io)).toBe(1);

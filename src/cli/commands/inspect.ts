@@ -57,11 +57,13 @@ export interface InspectResult extends Record<string, unknown> {
   files: { name: string; size: number }[];
   fileBytes: number;
   tensors: number;
+  /** With --tensors: every model tensor as stored (file name, dtype, shape) and its canonical name(s). */
+  tensorList?: { name: string; canonical: string[]; dtype: string; shape: number[]; file: string }[];
   tokenizer: { files: string; vocabSize: number; bosId: number | null; eosId: number | null } | null;
   warnings: string[];
 }
 
-export async function inspectModel(dir: string): Promise<InspectResult> {
+export async function inspectModel(dir: string, opts: { tensors?: boolean } = {}): Promise<InspectResult> {
   const src = await openSource(dir);
   let spec: ModelSpec;
   let files: { name: string; size: number }[];
@@ -69,6 +71,7 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
   let tensors: number;
   let warnings: string[];
   let emulator: InspectResult['emulator'];
+  let tensorList: InspectResult['tensorList'];
   if (await src.has('emulator.json')) {
     const meta = await readEmulatorMeta(src);
     spec = meta.spec;
@@ -80,6 +83,9 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
     ];
     dtypes = chk.dtypes;
     tensors = r.header.entries.size;
+    if (opts.tensors) {
+      tensorList = [...r.header.entries].map(([name, e]) => ({ name, canonical: [name], dtype: e.dtype, shape: e.shape, file: 'emulator.safetensors' }));
+    }
     warnings = chk.warnings;
     emulator = {
       modelId: meta.source.modelId, method: meta.method, keep: meta.keep, split: meta.split,
@@ -93,6 +99,12 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
     files = plan.files;
     dtypes = plan.dtypes;
     tensors = plan.mappings.length;
+    if (opts.tensors) {
+      tensorList = plan.mappings.map((m) => {
+        const t = plan.tensors.get(m.hf)!;
+        return { name: m.hf, canonical: m.canonical, dtype: t.dtype, shape: t.shape, file: t.file };
+      });
+    }
     warnings = [...plan.warnings];
   }
   const s = spec;
@@ -146,6 +158,7 @@ export async function inspectModel(dir: string): Promise<InspectResult> {
     files,
     fileBytes,
     tensors,
+    ...(tensorList ? { tensorList } : {}),
     tokenizer,
     warnings,
   };
@@ -190,18 +203,21 @@ export function renderInspect(r: InspectResult): string {
     return row;
   });
   const hdr = ['block', 'attention', 'mlp', 'total', ...(showStruct ? ['source', 'mlp width', 'ranks'] : [])];
+  const tl = r.tensorList
+    ? '\n\n' + table(['tensor', 'canonical', 'dtype', 'shape', 'file'], r.tensorList.map((t) => [t.name, t.canonical.join(' | '), t.dtype, `[${t.shape.join(', ')}]`, t.file]))
+    : '';
   const warn = r.warnings.length ? '\n\nwarnings:\n' + r.warnings.map((x) => `  ${x}`).join('\n') : '';
-  return `${head}\n\n${table(hdr, rows)}${warn}`;
+  return `${head}\n\n${table(hdr, rows)}${tl}${warn}`;
 }
 
 export const command: Command = {
   name: 'inspect',
   summary: 'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors) or a GradOT emulator package.',
-  usage: 'gradot inspect MODEL_DIR|EMULATOR_DIR|EMULATOR.zip [--json]',
+  usage: 'gradot inspect MODEL_DIR|EMULATOR_DIR|EMULATOR.zip [--tensors] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
-    const { positionals } = parseCommandArgs(argv, {}, { min: 1, max: 1 });
+    const { positionals, options } = parseCommandArgs(argv, { tensors: { type: 'boolean' } }, { min: 1, max: 1 });
     const path = await import('node:path');
-    const r = await inspectModel(path.resolve(ctx.cwd, positionals[0]!));
+    const r = await inspectModel(path.resolve(ctx.cwd, positionals[0]!), { tensors: options.tensors === true });
     if (ctx.json) for (const w of r.warnings) ctx.err(`warning: ${w}`);
     return { json: r, text: renderInspect(r) };
   },
