@@ -18,6 +18,7 @@ import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { strToU8, zipSync } from 'fflate';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = join(repo, 'e2e', 'artifacts');
@@ -211,6 +212,11 @@ async function main(): Promise<void> {
     await page.getByTestId('package-drop-input').setInputFiles({ name: 'other.zip', mimeType: 'application/zip', buffer: Buffer.from('PK\u0003\u0004 definitely not a zip') });
     await expectErrorToast(page, 'other.zip', 'bogus emulator package');
     await dismissToasts(page);
+    // Bad file 5: a zip that looks like a package but is not a GradOT emulator.
+    const fake = zipSync({ 'emulator.json': strToU8(JSON.stringify({ format: 'some-other-tool', version: 1 })), 'emulator.safetensors': new Uint8Array(full) });
+    await page.getByTestId('package-drop-input').setInputFiles({ name: 'foreign-package.zip', mimeType: 'application/zip', buffer: Buffer.from(fake) });
+    await expectErrorToast(page, 'foreign-package.zip', 'package from another tool');
+    await dismissToasts(page);
     // The package the model owner downloaded opens here.
     if (pkgPath) {
       await page.getByTestId('package-drop-input').setInputFiles(pkgPath);
@@ -256,17 +262,23 @@ async function main(): Promise<void> {
       check(csv.length === 4 && csv[0]!.startsWith('id,createdAt,model'), 'CSV export has a header and one line per run');
     } else check(false, 'CSV export downloads a file');
     await shot(page, 'studio-researcher-runs');
-    // Bad file 5: an import that is not JSON.
+    // Bad file 6: an import that is not JSON.
     await page.locator('label.button:has-text("Import JSON") input').setInputFiles({ name: 'broken-runs.json', mimeType: 'application/json', buffer: Buffer.from('{ nope') });
     await expectErrorToast(page, 'broken-runs.json', 'broken runs import');
     await dismissToasts(page);
 
-    // Resume banner: an OPFS checkpoint (the layout src/store/jobs-api.ts documents) is offered after reload.
+    // Resume banner: a run checkpointed in OPFS (src/ot checkpoint-store manifest under gradot-runs/<runId>,
+    // the layout src/store/jobs-api.ts documents) is offered after a reload.
     await page.evaluate(async () => {
       const root = await navigator.storage.getDirectory();
-      const dir = await (await root.getDirectoryHandle('gradot-checkpoints', { create: true })).getDirectoryHandle('run-e2e', { create: true });
-      const w = await (await dir.getFileHandle('meta.json', { create: true })).createWritable();
-      await w.write(JSON.stringify({ runId: 'run-e2e', step: 7, totalSteps: 20, savedAt: new Date().toISOString(), packageName: 'demo-emulator.zip', datasetName: 'train.jsonl' }));
+      const dir = await (await root.getDirectoryHandle('gradot-runs', { create: true })).getDirectoryHandle('run-e2e', { create: true });
+      const manifest = {
+        format: 'gradot-checkpoints', version: 1, nextSeq: 2, latest: 'step-7',
+        checkpoints: [{ id: 'step-7', seq: 1, dir: 'checkpoints/1-step-7', files: [], committedAt: new Date().toISOString(),
+          meta: { runId: 'run-e2e', step: 7, totalSteps: 20, packageName: 'demo-emulator.zip', datasetName: 'train.jsonl' } }],
+      };
+      const w = await (await dir.getFileHandle('manifest.json', { create: true })).createWritable();
+      await w.write(JSON.stringify(manifest));
       await w.close();
     });
     await page.reload({ waitUntil: 'load' });

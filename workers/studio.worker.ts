@@ -13,7 +13,7 @@
  * emulator packages, a syntax-level dataset check, and the OPFS checkpoint listing.
  */
 import * as Comlink from 'comlink';
-import { encodeDataset, makeBatch, readDataset, validateDataset, type Dataset } from '../src/data';
+import { encodeDataset, makeBatch, readDataset, validateDataset, withoutSpecialTokens, type Dataset } from '../src/data';
 import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
@@ -22,7 +22,8 @@ import { linearDims, loadHFModel, planHFLoad } from '../src/model/hf';
 import { loadTokenizer } from '../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
-import { emulatorMeta, weightsSha256, writeEmulatorPackage, zipEmulatorPackage } from '../src/ot/package';
+import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
+import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
 import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
 import { SafetensorsReader } from '../src/model/safetensors';
 import { FileListSource } from '../src/model/source';
@@ -30,7 +31,7 @@ import type { ModelSpec } from '../src/model/spec';
 import { numel } from '../src/model/weights';
 import { unzipSync } from 'fflate';
 import {
-  CHECKPOINT_DIR,
+  RUNS_DIR,
   encodeStudioError,
   type AdapterSummary,
   type BackendInfo,
@@ -38,6 +39,7 @@ import {
   type PlugInResult,
   type Capabilities,
   type CheckpointInfo,
+  type TuneCheckpointMeta,
   type CompressOptions,
   type CompressResult,
   type CompressLayerResult,
@@ -386,7 +388,7 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
 
 // ---------------------------------------------------------------- emulator package
 
-const openPackages = new Map<string, { summary: PackageSummary; files: InputFile[] }>();
+const openPackages = new Map<string, { summary: PackageSummary; files: InputFile[]; pkg: EmulatorPackage }>();
 let nextId = 1;
 const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${nextId++}`;
 
@@ -405,34 +407,41 @@ async function expandZip(file: InputFile): Promise<InputFile[]> {
 
 async function openPackage(name: string, input: InputFile[]): Promise<PackageSummary> {
   let files = stripCommonFolder(input);
-  if (input.length === 1 && input[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(input[0]!);
-  const manifestFile = findFile(files, 'emulator.json');
+  if (files.length === 1 && files[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(files[0]!);
+  const label = input.length === 1 ? input[0]!.path : name;
+  const manifestFile = findFile(files, EMULATOR_JSON);
   if (!manifestFile) {
-    fail(input[0]?.path ?? name, `not an emulator package: no emulator.json (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
+    fail(label, `not an emulator package: no ${EMULATOR_JSON} (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
   }
-  const manifest = await readJson(manifestFile);
-  const weights = findFile(files, 'emulator.safetensors');
-  if (!weights) fail(manifestFile.path, 'emulator.safetensors is missing next to emulator.json');
-  const tensors = await readSafetensorsHeader(weights).catch((e: unknown) => rethrow(e, weights.path));
+  const weightsFile = findFile(files, EMULATOR_WEIGHTS);
+  if (!weightsFile) fail(label, `${EMULATOR_WEIGHTS} is missing next to ${EMULATOR_JSON}`);
+  const map = new Map<string, Uint8Array>();
+  for (const f of [manifestFile, weightsFile]) map.set(baseName(f.path), new Uint8Array(await f.data.arrayBuffer()));
+  let pkg: EmulatorPackage;
+  try {
+    // src/ot checks format, version, and every tensor against the emulator's spec.
+    pkg = readEmulatorPackage(map);
+  } catch (e) {
+    rethrow(e, label);
+  }
+  const m = pkg.meta;
   const warnings: string[] = [];
-  const source = manifest.source as Record<string, unknown> | undefined;
-  const sourceModel = String(source?.id ?? manifest.sourceModel ?? manifest.model ?? 'unknown');
+  const current = openModels.get('current');
+  if (current && current.summary.name !== m.source.modelId) {
+    warnings.push(`built from "${m.source.modelId}", while the model open in the Model owner view is "${current.summary.name}"`);
+  }
   const summary: PackageSummary = {
     packageId: newId('pkg'),
     name,
-    manifest,
-    sourceModel,
-    method: String(manifest.method ?? 'unknown'),
+    manifest: { split: m.split, keep: m.keep, lambdaAttn: m.lambdaAttn, lambdaMlp: m.lambdaMlp, readings: m.readings, budget: m.budget, support: m.support, source: m.source },
+    sourceModel: `${m.source.modelId} (sha256 ${m.source.sha256.slice(0, 12)}…, ${m.source.numLayers} blocks)`,
+    method: `${m.method}, keep ${m.keep}, adapters ${m.split.bottom}:${m.split.top}`,
     files: files.map((f) => ({ path: f.path, size: f.data.size })),
-    tensorCount: tensors.length,
-    params: tensors.reduce((a, t) => a + t.params, 0),
+    tensorCount: pkg.weights.size,
+    params: [...pkg.weights.values()].reduce((a, t) => a + t.data.length, 0),
     warnings,
   };
-  const current = openModels.get('current');
-  if (current && sourceModel !== 'unknown' && !sourceModel.includes(current.summary.name) && current.summary.name !== 'demo') {
-    warnings.push(`package was built from "${sourceModel}", the open model is "${current.summary.name}"`);
-  }
-  openPackages.set(summary.packageId, { summary, files });
+  openPackages.set(summary.packageId, { summary, files, pkg });
   return summary;
 }
 
@@ -571,42 +580,44 @@ const jobs = new Map<string, JobControl>();
 // ---------------------------------------------------------------- OPFS checkpoints
 
 
-async function checkpointDir(create: boolean): Promise<FileSystemDirectoryHandle | null> {
+async function runsDir(): Promise<FileSystemDirectoryHandle | null> {
   try {
     const root = await navigator.storage.getDirectory();
-    return await root.getDirectoryHandle(CHECKPOINT_DIR, { create });
+    return await root.getDirectoryHandle(RUNS_DIR, { create: false });
   } catch {
     return null;
   }
 }
 
 async function checkpoint(): Promise<CheckpointInfo | null> {
-  const dir = await checkpointDir(false);
+  const dir = await runsDir();
   if (!dir) return null;
   let best: CheckpointInfo | null = null;
   for await (const [name, handle] of (dir as unknown as AsyncIterable<[string, FileSystemHandle]>)) {
     if (handle.kind !== 'directory') continue;
     try {
-      const metaHandle = await (handle as FileSystemDirectoryHandle).getFileHandle('meta.json');
-      const meta = JSON.parse(await (await metaHandle.getFile()).text()) as Partial<CheckpointInfo>;
+      const entry = await opfsCheckpointStore(`${RUNS_DIR}/${name}`).latest();
+      if (!entry) continue;
+      const meta = (entry.meta ?? {}) as Partial<TuneCheckpointMeta>;
       const info: CheckpointInfo = {
         runId: meta.runId ?? name,
+        checkpointId: entry.id,
         step: meta.step ?? 0,
         totalSteps: meta.totalSteps ?? 0,
-        savedAt: meta.savedAt ?? '',
+        savedAt: entry.committedAt,
         packageName: meta.packageName ?? '?',
         datasetName: meta.datasetName ?? '?',
       };
       if (!best || info.savedAt > best.savedAt) best = info;
     } catch {
-      // a directory without meta.json is an interrupted write: ignore it
+      // a run whose manifest is unreadable cannot be resumed: not offered
     }
   }
   return best;
 }
 
 async function discardCheckpoint(runId: string): Promise<void> {
-  const dir = await checkpointDir(false);
+  const dir = await runsDir();
   if (dir) await dir.removeEntry(runId, { recursive: true }).catch(() => undefined);
 }
 
@@ -687,7 +698,7 @@ async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<
       const C = Math.max(8, Math.min(opts.supportSeqLen, spec.maxPositions));
       let encoded;
       try {
-        encoded = encodeDataset(ds, tok, { contextLength: C, addBos: spec.family === 'llama' });
+        encoded = encodeDataset(ds, withoutSpecialTokens(tok), { contextLength: C, addBos: spec.family === 'llama' });
       } catch (e) {
         rethrow(e, opts.support.path);
       }

@@ -265,15 +265,25 @@ export interface TuneResult {
 }
 
 /**
- * OPFS layout of training checkpoints (written by the tuning job, listed by `checkpoint()`):
- *   <OPFS root>/gradot-checkpoints/<runId>/meta.json   (a CheckpointInfo, written last, atomically enough)
- *   <OPFS root>/gradot-checkpoints/<runId>/...          (adapter weights, optimizer state: the tuner's choice)
- * A run directory without meta.json is an interrupted write and is ignored.
+ * Where training runs checkpoint (OPFS): each run is one src/ot checkpoint store at
+ *   opfsCheckpointStore(`${RUNS_DIR}/${runId}`)
+ * and every commit's `meta` is a `TuneCheckpointMeta`. `checkpoint()` lists the runs, reads each store's
+ * latest() entry (manifest only, cheap) and offers the newest one for resuming.
  */
-export const CHECKPOINT_DIR = 'gradot-checkpoints';
+export const RUNS_DIR = 'gradot-runs';
+
+export interface TuneCheckpointMeta {
+  runId: string;
+  step: number;
+  totalSteps: number;
+  packageName: string;
+  datasetName: string;
+}
 
 export interface CheckpointInfo {
   runId: string;
+  /** The checkpoint's id in the run's store. */
+  checkpointId: string;
   step: number;
   totalSteps: number;
   savedAt: string;
