@@ -2,6 +2,7 @@ export type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from './backend';
 export { CpuBackend, CpuStorage, readSync } from './cpu/backend';
+export { setSimdEnabled, simdActive } from './cpu/matmul';
 export {
   Tensor, backward, fromArray, full, isGradEnabled, noGrad, numel, ones, rand, randn, record, setGradEnabled,
   shapeStr, zeros,
