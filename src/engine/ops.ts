@@ -86,7 +86,7 @@ export function activation(x: Tensor, kind: Activation): Tensor {
 
 // ---------------------------------------------------------------- shape ops
 
-/** A view with the same storage; one dim may be -1. */
+/** A view with the same storage (freeing either frees both); one dim may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const sh = [...shape];
   const neg = sh.indexOf(-1);
