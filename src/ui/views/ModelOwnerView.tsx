@@ -45,9 +45,10 @@ function OpenModel() {
   useEffect(() => {
     // Same-origin HEAD-like probe so the demo button can say up front whether the demo is bundled.
     let alive = true;
+    // Only config.json is fetched here; SPA-style servers answer 200 with index.html, hence the JSON parse.
     fetch(new URL(`${DEMO_BASE}config.json`, document.baseURI))
       .then(async (r) => {
-        const ok = r.ok && (r.headers.get('content-type') ?? '').includes('json');
+        const ok = r.ok && (await r.text().then((t) => { try { JSON.parse(t); return true; } catch { return false; } }));
         if (alive) setDemo(ok ? 'present' : 'absent');
       })
       .catch(() => alive && setDemo('absent'));
