@@ -15,7 +15,7 @@ import type { AttnProj, LayerSpec, MlpProj, ModelSpec } from '../model/spec';
 import type { HostTensor, WeightMap } from '../model/weights';
 import { magnitudeChannelScores, PRUNE_READING, svdTruncate } from './baselines';
 import { BUDGET_READING, planBudget, type BudgetPlan, type CompressionMethod, type Split } from './budget';
-import { drdScores, GCS_READINGS, scpScores, type ScoreParts } from './gcs';
+import { drdScores, GCS_READINGS, LAMBDA_READINGS, rescore, scpScores, type LambdaMode, type ScoreParts } from './gcs';
 import type { LinearStats } from './kfac';
 import { lowRankFactors, selectChannels, selectComponents, SELECT_READING, sliceMlp, type MlpTensors } from './select';
 
@@ -32,6 +32,8 @@ export interface CompressOptions {
    *  the exact SVD: DRD scores every component, so it needs the full spectrum. */
   svdMethod?: SvdMethod;
   seed?: number;
+  /** How λ is scaled (gcs.ts LambdaMode). Default 'raw' (the formula as written). */
+  lambdaMode?: LambdaMode;
 }
 
 /** Summary of one scored matrix (or MLP) for the record: what was removed and what it cost. */
@@ -44,6 +46,8 @@ export interface ScoreSummary {
   removedLossIncrease: number;
   keptScoreMin: number;
   removedScoreMax: number;
+  /** λ actually applied (differs from the option under lambdaMode 'balanced'). */
+  lambda: number;
 }
 
 export type Role = 'bottom' | 'middle' | 'top';
@@ -70,6 +74,7 @@ export interface CompressResult {
   layers: LayerRecord[];
   lambdaAttn: number;
   lambdaMlp: number;
+  lambdaMode: LambdaMode;
   readings: Record<string, string>;
   timings: { svdSeconds: number; scoreSeconds: number; totalSeconds: number };
 }
@@ -106,6 +111,7 @@ function summarize(parts: ScoreParts, kept: number[]): ScoreSummary {
     // JSON has no Infinity: a side with no members reports 0.
     keptScoreMin: Number.isFinite(keptScoreMin) ? keptScoreMin : 0,
     removedScoreMax: Number.isFinite(removedScoreMax) ? removedScoreMax : 0,
+    lambda: parts.lambda,
   };
 }
 
@@ -118,6 +124,7 @@ export function compressModel(
   const plan = planBudget(spec, { method: opts.method, keep: opts.keep, split: opts.split });
   const lambdaAttn = opts.lambdaAttn ?? 1;
   const lambdaMlp = opts.lambdaMlp ?? 1;
+  const lambdaMode: LambdaMode = opts.lambdaMode ?? 'raw';
   const L = spec.layers.length;
   const { bottom, top } = opts.split;
   const dense = (i: number): LayerSpec => ({ source: spec.layers[i].source, ranks: {}, mlpWidth: spec.intermediateSize });
@@ -161,7 +168,7 @@ export function compressModel(
         const f = exactSvd(W.data, o, i);
         svdMs += performance.now() - t;
         t = performance.now();
-        const parts = drdScores(f, needStats(stats, `${sp}${base}`), lambdaAttn);
+        const parts = rescore(drdScores(f, needStats(stats, `${sp}${base}`), lambdaAttn), lambdaAttn, lambdaMode);
         const kept = selectComponents(f.S, parts.score, rank);
         scoreMs += performance.now() - t;
         factors = lowRankFactors(f, o, i, kept);
@@ -197,14 +204,14 @@ export function compressModel(
       const t = performance.now();
       let kept: number[];
       if (opts.method === 'gradot') {
-        const parts = scpScores(
+        const parts = rescore(scpScores(
           { d, dff, upW: tensors.upW, upB: tensors.upB, gateW: tensors.gateW, gateB: tensors.gateB, downW: tensors.downW },
           {
             up: needStats(stats, `${sp}mlp.up`), down: needStats(stats, `${sp}mlp.down`),
             gate: tensors.gateW ? needStats(stats, `${sp}mlp.gate`) : undefined,
           },
           lambdaMlp,
-        );
+        ), lambdaMlp, lambdaMode);
         kept = selectChannels(parts.score, layer.mlpWidth);
         (rec.scores ??= {}).mlp = summarize(parts, kept);
       } else if (opts.method === 'prune') {
@@ -244,9 +251,10 @@ export function compressModel(
   }
   validateWeights(emuSpec, ordered, 'emulator');
   return {
-    spec: emuSpec, weights: ordered, plan, layers: records, lambdaAttn, lambdaMlp,
+    spec: emuSpec, weights: ordered, plan, layers: records, lambdaAttn, lambdaMlp, lambdaMode,
     readings: {
       drd: GCS_READINGS.drd, scp: GCS_READINGS.scp, select: SELECT_READING, budget: BUDGET_READING, prune: PRUNE_READING,
+      lambda: LAMBDA_READINGS[lambdaMode],
     },
     timings: { svdSeconds: svdMs / 1000, scoreSeconds: scoreMs / 1000, totalSeconds: (performance.now() - t0) / 1000 },
   };

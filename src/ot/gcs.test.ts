@@ -119,3 +119,19 @@ describe('SCP closed form', () => {
     expect(() => scpScores({ ...w, gateW: w.upW }, st, 1)).toThrow(/gate/);
   });
 });
+
+describe('λ modes', () => {
+  it("'raw' keeps the scores; 'balanced' makes λ=1 weigh both terms' totals equally", async () => {
+    const { effectiveLambda, rescore } = await import('./gcs');
+    const W = gaussianArray(6 * 4, 1);
+    const parts = drdScores(exactSvd(W, 6, 4), randomStats(4, 6, 2), 0.3);
+    expect(Array.from(rescore(parts, 0.3, 'raw').score)).toEqual(Array.from(parts.score));
+    const lam = effectiveLambda(parts, 1, 'balanced');
+    let gs = 0, li = 0;
+    for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]; li += Math.abs(parts.lossIncrease[i]); }
+    expect(lam * li).toBeCloseTo(gs, 10);
+    const b = rescore(parts, 1, 'balanced');
+    expect(b.lambda).toBeCloseTo(lam, 12);
+    for (let i = 0; i < b.score.length; i++) expect(b.score[i]).toBeCloseTo(parts.gradShift[i] - lam * parts.lossIncrease[i], 10);
+  });
+});

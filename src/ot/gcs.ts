@@ -212,3 +212,35 @@ export function bruteForceTerms(
   for (let i = 0; i < delta.length; i++) dot += g[i] * delta[i];
   return { gradShift: l1, lossIncrease: dot };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// λ scaling readings.
+
+/**
+ * How λ is applied. 'raw' is the formula as written (λ carries the units of ‖GδA‖₁ / ⟨g,δ⟩, which depend
+ * on the model, the layer and the loss scale, so a good λ varies wildly between matrices). 'balanced'
+ * makes λ dimensionless per scored matrix (or MLP): λ_eff = λ · Σ gradShift / Σ |lossIncrease| over that
+ * matrix's candidates, so λ = 1 weighs the two terms equally in total. Recorded in reports.
+ */
+export type LambdaMode = 'raw' | 'balanced';
+
+export const LAMBDA_READINGS: Record<LambdaMode, string> = {
+  raw: 'lambda/raw/v1',
+  balanced: 'lambda/balanced-per-matrix-sum-ratio/v1',
+};
+
+/** Effective λ for one scored set under `mode`. */
+export function effectiveLambda(parts: Pick<ScoreParts, 'gradShift' | 'lossIncrease'>, lambda: number, mode: LambdaMode): number {
+  if (mode === 'raw') return lambda;
+  let gs = 0, li = 0;
+  for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]; li += Math.abs(parts.lossIncrease[i]); }
+  return li === 0 ? lambda : (lambda * gs) / li;
+}
+
+/** Scores again with another λ (terms unchanged); `lambda` in the result is the effective one. */
+export function rescore(parts: ScoreParts, lambda: number, mode: LambdaMode): ScoreParts {
+  const eff = effectiveLambda(parts, lambda, mode);
+  const score = new Float64Array(parts.score.length);
+  for (let i = 0; i < score.length; i++) score[i] = gcsFromTerms(parts.gradShift[i], parts.lossIncrease[i], eff);
+  return { ...parts, score, lambda: eff };
+}

@@ -20,6 +20,7 @@ import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
 import { compressModel, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import type { LambdaMode } from './gcs';
 import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
 export const EMULATOR_FORMAT = 'gradot-emulator';
@@ -36,6 +37,7 @@ export interface EmulatorMeta {
   keep: number;
   lambdaAttn: number;
   lambdaMlp: number;
+  lambdaMode: LambdaMode;
   readings: Record<string, string>;
   budget: {
     paramsBefore: number;
@@ -70,7 +72,7 @@ export function emulatorMeta(r: CompressResult, source: SourceInfo, support: Sup
     format: EMULATOR_FORMAT, version: EMULATOR_VERSION,
     source: { modelId: source.modelId, sha256: source.sha256, numLayers: sourceNumLayers, params: source.params },
     split: { bottom: r.plan.middle[0] ?? 0, top: sourceNumLayers - (r.plan.middle[r.plan.middle.length - 1] ?? -1) - 1 },
-    method: r.plan.method, keep: r.plan.keep, lambdaAttn: r.lambdaAttn, lambdaMlp: r.lambdaMlp, readings: r.readings,
+    method: r.plan.method, keep: r.plan.keep, lambdaAttn: r.lambdaAttn, lambdaMlp: r.lambdaMlp, lambdaMode: r.lambdaMode, readings: r.readings,
     budget: {
       paramsBefore: r.plan.paramsBefore, paramsTarget: r.plan.paramsTarget, paramsAfter: r.plan.paramsAfter,
       granularity: r.plan.granularity, kappa: r.plan.kappa ?? null, keptBlocks: r.plan.keptBlocks,

