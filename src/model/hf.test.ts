@@ -107,7 +107,7 @@ describe('round trips of random models', () => {
       const m = await loadHFModel(new MemorySource(files));
       expect(m.spec).toEqual(spec);
       expectSameWeights(w, m.weights);
-      const h = await loadHFModel(new MemorySource(saveHFModel(spec, w, { dtype: 'F16' })));
+      const h = await loadHFModel(new MemorySource(saveHFModel(spec, w, 'F16')));
       expect(h.dtypes).toEqual(['F16']);
       for (const [k, t] of w) {
         const g = h.weights.get(k)!;

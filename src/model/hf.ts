@@ -809,8 +809,12 @@ export interface SaveHFOptions {
 
 const TORCH_DTYPE: Record<WriteDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
-/** An HF folder as files: config.json + model.safetensors (or shards + index), HF tensor names. */
-export function saveHFModel(spec: ModelSpec, weights: WeightMap, opts: SaveHFOptions = {}): Map<string, Uint8Array> {
+/**
+ * An HF folder as files: config.json + model.safetensors (or shards + index), HF tensor names. The third
+ * argument is the options or just the dtype.
+ */
+export function saveHFModel(spec: ModelSpec, weights: WeightMap, optsOrDtype: SaveHFOptions | WriteDType = {}): Map<string, Uint8Array> {
+  const opts: SaveHFOptions = typeof optsOrDtype === 'string' ? { dtype: optsOrDtype } : optsOrDtype;
   validateWeights(spec, weights);
   const dtype = opts.dtype ?? 'F32';
   const config = hfConfigFromSpec(spec, opts.baseConfig);
