@@ -173,7 +173,7 @@ describe('round trips of random models', () => {
     expect(m.files.length).toBe(shards.length);
   });
 
-  it('reports progress and honours an abort signal', async () => {
+  it('reports progress, streams tensors, honours an abort signal', async () => {
     const spec = smallSpec('gpt2');
     const files = saveHFModel(spec, randomModel(spec, 1));
     const seen: number[] = [];
@@ -182,6 +182,10 @@ describe('round trips of random models', () => {
     expect(seen.length).toBeGreaterThan(10);
     expect(seen.at(-1)).toBe(total);
     expect(seen.every((v, i) => i === 0 || v > seen[i - 1]!)).toBe(true);
+    const streamed: WeightMap = new Map();
+    const lean = await loadHFModel(new MemorySource(files), { onTensor: (n, x) => void streamed.set(n, x), keepWeights: false });
+    expect(lean.weights.size).toBe(0);
+    expectSameWeights(randomModel(spec, 1), streamed);
     const ac = new AbortController();
     ac.abort();
     await expect(loadHFModel(new MemorySource(files), { signal: ac.signal })).rejects.toThrow();

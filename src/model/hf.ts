@@ -738,6 +738,12 @@ export interface LoadHFOptions {
   /** Called after each HF tensor is decoded, with bytes read so far and in total. */
   onProgress?: (doneBytes: number, totalBytes: number, tensor: string) => void;
   signal?: AbortSignal;
+  /**
+   * Receives each canonical tensor as soon as it is decoded (e.g. to upload it to the GPU). With
+   * `keepWeights: false` the result's `weights` stays empty, so the host never holds the whole model.
+   */
+  onTensor?: (name: string, t: HostTensor) => void | Promise<void>;
+  keepWeights?: boolean;
 }
 
 /** Loads an HF folder into canonical weights, validating every tensor against config.json. */
@@ -750,13 +756,16 @@ export async function loadHFModel(source: ModelSource, opts: LoadHFOptions = {})
     opts.signal?.throwIfAborted();
     const info = plan.tensors.get(m.hf)!;
     const t = await plan.readers.get(info.file)!.read(m.hf);
-    for (const [c, x] of fromHFTensor(plan.spec, m, t)) weights.set(c, x);
+    for (const [c, x] of fromHFTensor(plan.spec, m, t)) {
+      if (opts.onTensor) await opts.onTensor(c, x);
+      if (opts.keepWeights !== false) weights.set(c, x);
+    }
     done += info.bytes;
     opts.onProgress?.(done, total, m.hf);
   }
   // Keep canonical order for deterministic iteration downstream.
   const ordered: WeightMap = new Map();
-  for (const k of canonicalShapes(plan.spec).keys()) ordered.set(k, weights.get(k)!);
+  if (opts.keepWeights !== false) for (const k of canonicalShapes(plan.spec).keys()) ordered.set(k, weights.get(k)!);
   const { spec, config, tensors, warnings, files, dtypes } = plan;
   return { spec, config, tensors, warnings, files, dtypes, weights: ordered };
 }
