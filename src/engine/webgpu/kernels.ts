@@ -34,6 +34,18 @@ fn wgSum(v: f32, li: u32) -> f32 {
   workgroupBarrier();
   return r;
 }
+var<workgroup> red2: array<vec2<f32>, ${n}>;
+fn wgSum2(v: vec2<f32>, li: u32) -> vec2<f32> {
+  red2[li] = v;
+  workgroupBarrier();
+  for (var s = ${n / 2}u; s > 0u; s = s >> 1u) {
+    if (li < s) { red2[li] = red2[li] + red2[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red2[0];
+  workgroupBarrier();
+  return r;
+}
 fn wgMax(v: f32, li: u32) -> f32 {
   red[li] = v;
   workgroupBarrier();
@@ -453,6 +465,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 const rowHeader = (n: number) => `${flatFn}
 ${reduceFns(n)}`;
 
+/** Threads per row for the norm kernels: rows are usually <= a few thousand wide, and a 64-wide tree
+ *  needs 6 barriers instead of 8 (barriers dominate on SwiftShader, the CI adapter). */
+const NORM_WG = 64;
+
 /** LayerNorm / RMSNorm forward, one workgroup per row; variance by the two-pass formula (stable). */
 export function normFwdSrc(rms: boolean, hasBias: boolean): string {
   const b = rms
@@ -470,17 +486,17 @@ export function normFwdSrc(rms: boolean, hasBias: boolean): string {
 @group(0) @binding(6) var<uniform> u: U;`;
   const body = rms
     ? `var ss = 0.0;
-  for (var c = li; c < u.dim; c += 256u) { let v = X[off + c]; ss = fma(v, v, ss); }
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) { let v = X[off + c]; ss = fma(v, v, ss); }
   let rstd = inverseSqrt(wgSum(ss, li) / f32(u.dim) + u.eps);
-  for (var c = li; c < u.dim; c += 256u) { Y[off + c] = X[off + c] * rstd * W[c]; }
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) { Y[off + c] = X[off + c] * rstd * W[c]; }
   if (li == 0u) { Rstd[row] = rstd; }`
     : `var s = 0.0;
-  for (var c = li; c < u.dim; c += 256u) { s += X[off + c]; }
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) { s += X[off + c]; }
   let mean = wgSum(s, li) / f32(u.dim);
   var ss = 0.0;
-  for (var c = li; c < u.dim; c += 256u) { let d = X[off + c] - mean; ss = fma(d, d, ss); }
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) { let d = X[off + c] - mean; ss = fma(d, d, ss); }
   let rstd = inverseSqrt(wgSum(ss, li) / f32(u.dim) + u.eps);
-  for (var c = li; c < u.dim; c += 256u) {
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) {
     var y = (X[off + c] - mean) * rstd * W[c];
     if (HAS_BIAS) { y += Bb[c]; }
     Y[off + c] = y;
@@ -490,8 +506,8 @@ export function normFwdSrc(rms: boolean, hasBias: boolean): string {
 const HAS_BIAS = ${hasBias};
 struct U { rows: u32, dim: u32, _p: u32, eps: f32 }
 ${b}
-${rowHeader(256)}
-@compute @workgroup_size(256)
+${rowHeader(NORM_WG)}
+@compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = rowOf(wid, nwg);
   if (row >= u.rows) { return; }
@@ -523,8 +539,8 @@ export function normBwdSrc(rms: boolean): string {
 const RMS = ${rms};
 struct U { rows: u32, dim: u32, _p0: u32, _p1: u32 }
 ${b}
-${rowHeader(256)}
-@compute @workgroup_size(256)
+${rowHeader(NORM_WG)}
+@compute @workgroup_size(${NORM_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = rowOf(wid, nwg);
   if (row >= u.rows) { return; }
@@ -532,14 +548,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   let mean = ${mean};
   let rstd = Rstd[row];
   var sg = 0.0; var sgx = 0.0;
-  for (var c = li; c < u.dim; c += 256u) {
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) {
     let g = DY[off + c] * W[c];
     let xh = (X[off + c] - mean) * rstd;
     sg += g; sgx = fma(g, xh, sgx);
   }
-  let mg = wgSum(sg, li) / f32(u.dim);
-  let mgx = wgSum(sgx, li) / f32(u.dim);
-  for (var c = li; c < u.dim; c += 256u) {
+  let sums = wgSum2(vec2<f32>(sg, sgx), li) / f32(u.dim);
+  let mg = sums.x;
+  let mgx = sums.y;
+  for (var c = li; c < u.dim; c += ${NORM_WG}u) {
     let g = DY[off + c] * W[c];
     let xh = (X[off + c] - mean) * rstd;
     if (RMS) { DX[off + c] = rstd * (g - xh * mgx); } else { DX[off + c] = rstd * (g - mg - xh * mgx); }
