@@ -109,25 +109,31 @@ export class CpuBackend implements Backend {
 
   // ---------------------------------------------------------------- elementwise
 
-  private binary(name: string, a: Storage, b: Storage, f: (x: number, y: number) => number): Storage {
+  // add/sub/mul are written out rather than sharing a loop with a callback: a callback shared by three ops is
+  // polymorphic and V8 stops inlining it, which made these ~10x slower than the loop itself.
+  private pair(name: string, a: Storage, b: Storage): [FloatArray, FloatArray, FloatArray] {
     const x = this.d(a);
     const y = this.d(b);
     if (x.length !== y.length) throw new Error(`${name}: lengths differ (${x.length} vs ${y.length})`);
-    const out = this.alloc(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = f(x[i], y[i]);
-    return this.wrap(out);
+    return [x, y, this.alloc(x.length)];
   }
 
   add(a: Storage, b: Storage): Storage {
-    return this.binary('add', a, b, (x, y) => x + y);
+    const [x, y, out] = this.pair('add', a, b);
+    for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
+    return this.wrap(out);
   }
 
   sub(a: Storage, b: Storage): Storage {
-    return this.binary('sub', a, b, (x, y) => x - y);
+    const [x, y, out] = this.pair('sub', a, b);
+    for (let i = 0; i < out.length; i++) out[i] = x[i] - y[i];
+    return this.wrap(out);
   }
 
   mul(a: Storage, b: Storage): Storage {
-    return this.binary('mul', a, b, (x, y) => x * y);
+    const [x, y, out] = this.pair('mul', a, b);
+    for (let i = 0; i < out.length; i++) out[i] = x[i] * y[i];
+    return this.wrap(out);
   }
 
   scale(a: Storage, s: number): Storage {
