@@ -17,12 +17,22 @@ export interface MatmulBenchResult {
   runs: number;
   /** Which f32 kernel ran: WebAssembly SIMD or plain JS. */
   kernel: 'wasm-simd' | 'js';
+  /** GFLOP/s by process CPU time (Node only, else null): on a shared machine wall time also counts time
+   *  the scheduler gave to other processes, CPU time does not. */
+  cpuGflops: number | null;
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
   return s.length % 2 ? s[h] : 0.5 * (s[h - 1] + s[h]);
+}
+
+function cpuNow(): number | null {
+  const p = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process;
+  if (!p?.cpuUsage) return null;
+  const u = p.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function now(): number {
@@ -60,19 +70,25 @@ function benchMatmulInner(sizes: number[], runs: number, minSeconds: number): Ma
     const p = { batch: 1, m: n, n, k: n };
     for (let w = 0; w < 2; w++) be.matmul(A, B, p); // JIT warm-up
     const times: number[] = [];
+    const cpuTimes: number[] = [];
     for (let r = 0; r < runs; r++) {
       let reps = 0;
       const t0 = now();
+      const c0 = cpuNow();
       let dt = 0;
       do {
         be.matmul(A, B, p);
         reps++;
         dt = (now() - t0) / 1000;
       } while (dt < minSeconds);
+      const c1 = cpuNow();
       times.push(dt / reps);
+      if (c0 !== null && c1 !== null) cpuTimes.push((c1 - c0) / reps);
     }
     const sec = median(times);
-    out.push({ n, gflops: (2 * n * n * n) / sec / 1e9, seconds: sec, runs, kernel });
+    const cpuSec = cpuTimes.length ? median(cpuTimes) : 0;
+    const flop = 2 * n * n * n;
+    out.push({ n, gflops: flop / sec / 1e9, seconds: sec, runs, kernel, cpuGflops: cpuSec > 0 ? flop / cpuSec / 1e9 : null });
   }
   return out;
 }
@@ -83,7 +99,7 @@ export interface TorchBenchResult {
   note?: string;
   torchVersion?: string;
   threads?: number;
-  results?: { n: number; gflops: number; seconds: number }[];
+  results?: { n: number; gflops: number; seconds: number; cpuGflops?: number }[];
 }
 
 /** Runs tools/bench_matmul_torch.py with /usr/bin/python3; never throws, reports why it skipped. */
@@ -131,6 +147,10 @@ export interface MatmulComparison {
   oursKernel: 'wasm-simd' | 'js';
   /** Our plain-JS kernel, for reference. */
   oursJs: number;
+  /** By process CPU time (see MatmulBenchResult.cpuGflops). */
+  oursCpu: number | null;
+  torchCpu: number | null;
+  ratioCpu: number | null;
   torch: number | null;
   /** ours / torch (null when torch did not run). */
   ratio: number | null;
@@ -144,8 +164,13 @@ export async function compareMatmulWithTorch(
   const js = benchMatmul(sizes, 5, 0.05, false);
   const torch = await benchMatmulTorch(sizes, undefined, threads);
   const rows = ours.map((o, i) => {
-    const t = torch.ok ? torch.results?.find((r) => r.n === o.n)?.gflops ?? null : null;
-    return { n: o.n, ours: o.gflops, oursKernel: o.kernel, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null };
+    const tr = torch.ok ? torch.results?.find((r) => r.n === o.n) : undefined;
+    const t = tr?.gflops ?? null;
+    const tc = tr?.cpuGflops ?? null;
+    return {
+      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null,
+      oursCpu: o.cpuGflops, torchCpu: tc, ratioCpu: tc && o.cpuGflops ? o.cpuGflops / tc : null,
+    };
   });
   return { rows, torch };
 }
@@ -153,9 +178,12 @@ export async function compareMatmulWithTorch(
 export function formatMatmulComparison(c: { rows: MatmulComparison[]; torch: TorchBenchResult }): string {
   const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2)).padStart(10);
   const kernel = c.rows[0]?.oursKernel ?? 'js';
-  const lines = [`matmul f32 (square)  ours(${kernel})  ours(js)     torch   ours/torch`];
+  const g = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2)).padStart(8);
+  const lines = [`matmul f32 (square)  ours(${kernel})  ours(js)     torch   ours/torch | by CPU time: ours   torch   ratio`];
   for (const r of c.rows) {
-    lines.push(`  ${String(r.n).padStart(5)}^3        ${f(r.ours)}${f(r.oursJs)}${f(r.torch)}   ${r.ratio === null ? 'n/a' : r.ratio.toFixed(2)}`);
+    lines.push(
+      `  ${String(r.n).padStart(5)}^3        ${f(r.ours)}${f(r.oursJs)}${f(r.torch)}${g(r.ratio)}    |           ${g(r.oursCpu)}${g(r.torchCpu)}${g(r.ratioCpu)}`,
+    );
   }
   lines.push('  (GFLOP/s, median of 5; ours is single-threaded)');
   if (!c.torch.ok) lines.push(`  note: ${c.torch.note}`);
