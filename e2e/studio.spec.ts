@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { strToU8, zipSync } from 'fflate';
+import { saveHFModel, specFromHFConfig } from '../src/model/hf';
+import { randomModel } from '../src/model/random-model';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = join(repo, 'e2e', 'artifacts');
@@ -140,6 +142,7 @@ async function main(): Promise<void> {
 
     // Bad file 1: a truncated safetensors with its config, picked as a model folder.
     const cfg = readFileSync(join(repo, 'src/model/__fixtures__/gpt2/config.json'));
+    const ds0 = readFileSync(join(repo, 'public/data/imdb-sentiment-mc/valid.jsonl'));
     const full = readFileSync(join(repo, 'src/model/__fixtures__/gpt2/model.safetensors'));
     await page.getByTestId('model-drop-input').setInputFiles([
       { name: 'config.json', mimeType: 'application/json', buffer: cfg },
@@ -199,6 +202,39 @@ async function main(): Promise<void> {
       } else check(false, 'emulator package downloads');
     }
 
+    // GradOT end to end on a small random LLaMA with the demo's tokenizer (random weights: this checks the
+    // pipeline — tokenizer, support pass, scoring, packaging — not quality).
+    const demoCfg = JSON.parse(readFileSync(join(repo, 'public/models/demo/config.json'), 'utf8')) as Record<string, unknown>;
+    const smallCfg = { ...demoCfg, hidden_size: 64, head_dim: 16, intermediate_size: 96, num_hidden_layers: 5, max_position_embeddings: 64 };
+    const spec = specFromHFConfig(smallCfg);
+    const files = saveHFModel(spec, randomModel(spec, 7), { baseConfig: smallCfg });
+    const modelFiles = [...files].map(([name, bytes]) => ({ name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) }));
+    for (const extra of ['tokenizer.json', 'tokenizer_config.json']) {
+      modelFiles.push({ name: extra, mimeType: 'application/json', buffer: readFileSync(join(repo, 'public/models/demo', extra)) });
+    }
+    await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
+    await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+    await page.getByText('GradOT', { exact: true }).click();
+    await numIn('adapters bottom').fill('1');
+    await numIn('top').fill('1');
+    await numIn('support examples').fill('8');
+    await numIn('context').fill('32');
+    await page.getByTestId('support-drop-input').setInputFiles({ name: 'support.jsonl', mimeType: 'application/x-ndjson', buffer: ds0 });
+    await page.locator('.drop-label', { hasText: 'support.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+    const t0 = Date.now();
+    await page.getByRole('button', { name: /Build emulator \(gradot\)/ }).click();
+    const gradotDone = await page.locator('section[aria-label^="Results · gradot"]').waitFor({ timeout: 240_000 }).then(() => true, () => false);
+    check(gradotDone, `gradot compression with a support pass finishes (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    if (gradotDone) {
+      const text = await page.locator('section[aria-label^="Results · gradot"]').innerText();
+      check(/support pass\s+\d+ loss tokens/.test(text), 'results report the support pass');
+      await page.waitForTimeout(800);
+      await shot(page, 'studio-model-owner-gradot');
+    } else {
+      await shot(page, 'studio-model-owner-gradot-failed');
+    }
+    await dismissToasts(page);
+
     // ---- Data owner
     await page.getByTestId('tab-data').click();
     check(await page.getByTestId('view-data').isVisible(), 'data owner view renders');
@@ -224,7 +260,7 @@ async function main(): Promise<void> {
       check(ok, 'the downloaded emulator package opens in the data owner view');
     }
     // A valid dataset previews after the errors (app still usable).
-    const ds = readFileSync(join(repo, 'public/data/imdb-sentiment-mc/valid.jsonl'));
+    const ds = ds0;
     await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'valid.jsonl', mimeType: 'application/x-ndjson', buffer: ds });
     const table = page.locator('table.preview');
     const previewed = await table.waitFor({ timeout: 15_000 }).then(() => true, () => false);

@@ -395,7 +395,7 @@ function Results() {
             ['model parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${pct(r.paramsAfter, r.paramsBefore)})`],
             ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`],
             ['split', `adapters ${r.split.bottom}:${r.split.top}`],
-            ['support pass', r.support ? `${r.support.tokens} tokens, ${r.support.batches} batches, loss ${r.support.meanLoss.toFixed(3)} on ${r.backend}` : '—'],
+            ['support pass', r.support ? `${r.support.tokens} loss tokens, ${r.support.batches} batches, mean loss ${r.support.meanLoss.toFixed(3)} on ${r.backend}` : '—'],
             ['time', Object.entries(r.timings).map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`).join(' · ')],
           ]}
         />
