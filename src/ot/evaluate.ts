@@ -1,0 +1,139 @@
+/**
+ * Evaluation of a decoder on a task, batched, through src/ot/metrics.ts's drivers:
+ * - multiple choice: acc and acc_norm (lm-eval: summed log-likelihood of each choice; normalised by the
+ *   choice's length in characters), with standard errors;
+ * - prompt/answer: answer-token loss and perplexity, plus greedy exact match of the whole answer;
+ * - text: token-level perplexity (documents windowed on their own).
+ *
+ * Per-position negative log-likelihoods come from the backend's cross-entropy (a [B·T] read per batch);
+ * logits are read back only when exact match needs the argmax, so large vocabularies stay on the device.
+ */
+import * as ops from '../engine/ops';
+import { noGrad, type Tensor } from '../engine/tensor';
+import type { Decoder } from '../model/decoder';
+import {
+  encodeDataset, type Batch, type ChoiceExample, type EncodeOptions, type Example,
+} from '../data/batch';
+import type { Dataset, DatasetKind, TextTokenizer } from '../data/types';
+import { IGNORE_INDEX } from '../data/types';
+import { evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
+import type { LoraAdapter } from './lora';
+
+export interface EncodedTask {
+  kind: DatasetKind;
+  file: string;
+  examples: Example[] | ChoiceExample[];
+}
+
+export interface EvalOptions {
+  batchSize?: number;
+  padId?: number;
+  /** LoRA attached for every forward (else the decoder as is). */
+  lora?: LoraAdapter | null;
+  /** Prompt/answer: also compute greedy exact match (reads logits back). Default true. */
+  exactMatch?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EvalMetrics {
+  kind: DatasetKind;
+  file: string;
+  /** Records (mc) or examples (sft, lm windows) scored. */
+  n: number;
+  /** Token-mean NLL over scored targets (prompt/answer and text). */
+  loss?: number;
+  perplexity?: number;
+  tokens?: number;
+  acc?: number;
+  accStderr?: number;
+  accNorm?: number;
+  accNormStderr?: number;
+  exactMatch?: number;
+  seconds: number;
+}
+
+/** Encodes a dataset for evaluation (text windowed per document, like lm-eval's rolling loglikelihood). */
+export function encodeTask(ds: Dataset, tok: TextTokenizer, opts: EncodeOptions): EncodedTask {
+  const enc = encodeDataset(ds, tok, ds.kind === 'lm' ? { ...opts, packing: 'document' } : opts);
+  return { kind: ds.kind, file: ds.file, examples: enc.examples as Example[] | ChoiceExample[] };
+}
+
+/** Per-row summed log-likelihood of a batch on the device; logits read only for greedy match. */
+export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'> & { greedy?: boolean }): ScoreBatch {
+  return async (b: Batch): Promise<BatchRowScores> => {
+    o.signal?.throwIfAborted();
+    const { batchSize: B, seqLen: T } = b;
+    let logits: Tensor | null = null;
+    const nll = noGrad(() => {
+      const run = (): Tensor => {
+        logits = dec.forward(b.ids, B, T);
+        return ops.crossEntropyRows(logits, b.targets, IGNORE_INDEX);
+      };
+      return o.lora ? o.lora.with(dec, run) : run();
+    });
+    const rows = await nll.read();
+    nll.free();
+    const sumLogProb = new Float64Array(B);
+    const tokens = new Int32Array(B);
+    for (let r = 0; r < B; r++) {
+      for (let t = 0; t < T; t++) {
+        if (b.targets[r * T + t] === IGNORE_INDEX) continue;
+        sumLogProb[r] -= rows[r * T + t]!;
+        tokens[r]++;
+      }
+    }
+    let greedyMatch: boolean[] | undefined;
+    const lg = logits as Tensor | null;
+    if (o.greedy && lg) {
+      const V = dec.spec.vocabSize;
+      const L = await lg.read();
+      greedyMatch = [];
+      for (let r = 0; r < B; r++) {
+        let ok = tokens[r]! > 0;
+        for (let t = 0; t < T && ok; t++) {
+          const y = b.targets[r * T + t]!;
+          if (y === IGNORE_INDEX) continue;
+          const off = (r * T + t) * V;
+          let am = 0;
+          for (let v = 1; v < V; v++) if (L[off + v]! > L[off + am]!) am = v;
+          if (am !== y) ok = false;
+        }
+        greedyMatch.push(ok);
+      }
+    }
+    lg?.free();
+    return greedyMatch ? { sumLogProb, tokens, greedyMatch } : { sumLogProb, tokens };
+  };
+}
+
+/** Evaluates `dec` on an encoded task. */
+export async function evaluate(dec: Decoder, task: EncodedTask, opts: EvalOptions = {}): Promise<EvalMetrics> {
+  const t0 = performance.now();
+  const batchSize = opts.batchSize ?? 8;
+  if (task.examples.length === 0) throw new Error(`${task.file}: nothing to evaluate`);
+  if (task.kind === 'mc') {
+    const ex = task.examples as ChoiceExample[];
+    const score = batchScorer(dec, { lora: opts.lora, signal: opts.signal });
+    const m = await evaluateMultipleChoice(ex, score, { batchSize, padId: opts.padId, onProgress: opts.onProgress });
+    return {
+      kind: 'mc', file: task.file, n: m.n, acc: m.acc, accStderr: m.accStderr, accNorm: m.accNorm, accNormStderr: m.accNormStderr,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  }
+  const greedy = task.kind === 'sft' && (opts.exactMatch ?? true);
+  const score = batchScorer(dec, { lora: opts.lora, signal: opts.signal, greedy });
+  const m = await evaluatePerplexity(task.examples, score, { batchSize, padId: opts.padId, onProgress: opts.onProgress });
+  return {
+    kind: task.kind, file: task.file, n: task.examples.length, loss: m.nll, perplexity: m.perplexity, tokens: m.tokens,
+    ...(m.exactMatch ? { exactMatch: m.exactMatch.mean } : {}),
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** The headline number of a result and whether higher is better (acc for mc, loss for the others). */
+export function headline(m: EvalMetrics): { metric: 'acc' | 'loss'; value: number; higherIsBetter: boolean } {
+  return m.kind === 'mc'
+    ? { metric: 'acc', value: m.acc!, higherIsBetter: true }
+    : { metric: 'loss', value: m.loss!, higherIsBetter: false };
+}
