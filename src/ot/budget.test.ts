@@ -141,3 +141,27 @@ describe('planBudget', () => {
     expect(() => planBudget(comp, { method: 'svd', keep: 0.5, split: { bottom: 2, top: 2 } })).toThrow(/already compressed/);
   });
 });
+
+describe('planBudget attnKeep (gradot)', () => {
+  const spec = gpt2Like(8, 64, 256);
+  const split = { bottom: 2, top: 2 };
+  for (const attnKeep of [1, 0.8, 0.3]) {
+    it(`attnKeep=${attnKeep}: attention at its own fraction, MLP absorbs the rest, count within one unit`, () => {
+      const plan = planBudget(spec, { method: 'gradot', keep: 0.6, split, attnKeep });
+      expect(plan.paramsAfter).toBe(countByHand(spec, [], plan.layers));
+      expect(plan.paramsAfter).toBeLessThanOrEqual(plan.paramsTarget);
+      expect(plan.paramsTarget - plan.paramsAfter).toBeLessThan(plan.granularity);
+      const l = plan.layers[0];
+      if (attnKeep === 1) expect(l.ranks).toEqual({});
+      else {
+        const kept = attnLinears(spec).reduce((s, lin) => s + (l.ranks[lin.proj] as number) * (lin.out + lin.in), 0);
+        const all = attnLinears(spec).reduce((s, lin) => s + lin.out * lin.in, 0);
+        expect(Math.abs(kept / all - attnKeep)).toBeLessThan(0.05);
+      }
+    });
+  }
+  it('rejects attnKeep the MLP cannot absorb, or on other methods', () => {
+    expect(() => planBudget(spec, { method: 'gradot', keep: 0.2, split, attnKeep: 1 })).toThrow(/MLP would have to keep/);
+    expect(() => planBudget(spec, { method: 'svd', keep: 0.5, split, attnKeep: 0.5 })).toThrow(/gradot only/);
+  });
+});

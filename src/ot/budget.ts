@@ -175,6 +175,12 @@ export interface BudgetOptions {
   method: CompressionMethod;
   keep: number;
   split: Split;
+  /**
+   * gradot only: fraction of the attention weights kept (as factor parameters), overriding the default
+   * "same κ for attention and MLP"; the MLP width then absorbs the rest of the budget. 1 = attention stays
+   * dense (only SCP runs). Throws when the MLP cannot absorb the remainder.
+   */
+  attnKeep?: number;
 }
 
 export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
@@ -223,6 +229,41 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   let compressiblePerBlock: number;
   const rankLinears: LinearShape[] = [];
   let prunes = false;
+  const attnKeep = opts.attnKeep;
+  if (attnKeep !== undefined && (method !== 'gradot' || !(attnKeep > 0 && attnKeep <= 1))) {
+    throw new Error(`attnKeep applies to gradot only and must be in (0, 1], got ${attnKeep} for ${method}`);
+  }
+  if (method === 'gradot' && attnKeep !== undefined) {
+    // Attention at its own fraction: dense (fixed) at 1, else ranks sized to attnKeep; the MLP takes the rest.
+    const downBias = spec.mlpBias ? d : 0;
+    const attnDense = attnKeep === 1;
+    fixedPerBlock = norms + sumB(attn) + downBias + (attnDense ? sumW(attn) : 0);
+    const attnShare = attnDense ? 0 : attnKeep * sumW(attn);
+    const variable = paramsTarget - nb * fixedPerBlock;
+    const mlpKappa = (variable - nb * attnShare) / (nb * dff * channelUnit);
+    if (!(mlpKappa > 0 && mlpKappa <= 1)) {
+      throw new Error(
+        `gradot keep=${keep} with attnKeep=${attnKeep}: the MLP would have to keep ${(mlpKappa * 100).toFixed(1)}% of its ` +
+        'channels; choose attnKeep so that it lands in (0, 100%]',
+      );
+    }
+    const slots: Slot[] = [];
+    for (let b = 0; b < nb; b++) {
+      if (!attnDense) {
+        for (const l of attn) {
+          slots.push({ layer: b, proj: l.proj, unit: l.out + l.in, max: maxUsefulRank(l.out, l.in), share: attnKeep * l.out * l.in, count: 0 });
+        }
+      }
+      slots.push({ layer: b, proj: 'width', unit: channelUnit, max: dff, share: mlpKappa * dff * channelUnit, count: 0 });
+    }
+    allocate(slots, variable, `gradot keep=${keep} attnKeep=${attnKeep}`);
+    const layers: LayerSpec[] = dense.map((l) => ({ source: l.source, ranks: {}, mlpWidth: dff }));
+    for (const s of slots) {
+      if (s.proj === 'width') layers[s.layer].mlpWidth = s.count;
+      else layers[s.layer].ranks[s.proj] = s.count;
+    }
+    return finish(layers, middle, Math.max(...slots.map((s) => s.unit)), [`attnKeep=${attnKeep}, mlp kappa=${mlpKappa.toFixed(4)}`], mlpKappa);
+  }
   if (method === 'gradot') {
     const downBias = spec.mlpBias ? d : 0;
     fixedPerBlock = norms + sumB(attn) + downBias;

