@@ -3,3 +3,4 @@ export {
   bucketBytes,
 } from './backend';
 export type { WebGpuBackendOptions, WebGpuInfo } from './backend';
+export { chooseBackend, type BackendChoice } from './select';

@@ -17,6 +17,7 @@ import type { Backend, Storage } from '../backend';
 import { CpuBackend } from '../cpu/backend';
 import { Rng } from '../random';
 import { DeviceLostError, GpuLimitError, createWebGpuBackend, type WebGpuBackend } from './backend';
+import { chooseBackend } from './select';
 
 export interface CaseResult {
   kernel: string;
@@ -417,6 +418,15 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     const e = relErrors(got, want);
     be.destroy();
     return e.maxRel === 0 ? null : `mismatch: maxRel ${e.maxRel}`;
+  });
+  await check('chooseBackend', 'fallback adapter -> CPU unless allowed; real adapter -> WebGPU', async () => {
+    const d = await chooseBackend();
+    const want = gpu.info.isFallbackAdapter ? 'cpu' : 'webgpu';
+    if (d.kind !== want) return `default choice ${d.kind}, expected ${want} (${d.reason})`;
+    const a = await chooseBackend({ allowFallbackAdapter: true });
+    if (a.kind !== 'webgpu') return `with allowFallbackAdapter got ${a.kind} (${a.reason})`;
+    for (const c of [d, a]) if (c.kind === 'webgpu') (c.backend as WebGpuBackend).destroy();
+    return null;
   });
   await check('device.lost', 'onLost fires and later ops throw DeviceLostError', async () => {
     let lostReason = '';

@@ -1,0 +1,27 @@
+// Node-side checks of the WebGPU backend's pure helpers (the kernels themselves run in Chromium: e2e/).
+import { describe, expect, it } from 'vitest';
+import { bucketBytes } from './backend';
+import { matmulSrc, normFwdSrc } from './kernels';
+
+describe('bucketBytes (buffer pool size classes)', () => {
+  it('covers the request, is 256-byte aligned and wastes at most 25% above 1 KiB', () => {
+    for (let b = 1; b < 5_000_000; b = Math.ceil(b * 1.37) + 1) {
+      const c = bucketBytes(b);
+      expect(c).toBeGreaterThanOrEqual(b);
+      expect(c % 256).toBe(0);
+      if (b > 1024) expect(c / b).toBeLessThanOrEqual(1.25);
+    }
+  });
+  it('maps nearby sizes to the same class so freed buffers are reused', () => {
+    expect(bucketBytes(4000)).toBe(bucketBytes(4090));
+    expect(bucketBytes(1)).toBe(256);
+  });
+});
+
+describe('kernel sources', () => {
+  it('bake compile-time variants into distinct sources (pipeline cache keys)', () => {
+    const variants = new Set([matmulSrc(false, false), matmulSrc(true, false), matmulSrc(false, true), matmulSrc(true, true)]);
+    expect(variants.size).toBe(4);
+    expect(normFwdSrc(false, true)).not.toBe(normFwdSrc(false, false));
+  });
+});

@@ -1,0 +1,41 @@
+/**
+ * Run-time backend choice (DESIGN.md §2): WebGPU when an adapter exists, else the CPU backend.
+ *
+ * A *fallback* adapter (SwiftShader: WebGPU emulated on the CPU) is refused by default: measured here it
+ * runs a 6-layer training step ~10x slower than the CPU backend (`npm run bench:webgpu`), so it is only
+ * worth using to test the WebGPU path itself.
+ */
+import type { Backend } from '../backend';
+import { CpuBackend } from '../cpu/backend';
+import { createWebGpuBackend, type WebGpuBackendOptions, type WebGpuInfo } from './backend';
+
+export interface BackendChoice {
+  backend: Backend;
+  kind: 'webgpu' | 'cpu';
+  /** Why this backend was chosen (for the UI badge / logs). */
+  reason: string;
+  info: WebGpuInfo | null;
+}
+
+export async function chooseBackend(
+  opts: WebGpuBackendOptions & { allowFallbackAdapter?: boolean; forceCpu?: boolean } = {},
+): Promise<BackendChoice> {
+  const cpu = (reason: string, info: WebGpuInfo | null = null): BackendChoice => ({
+    backend: new CpuBackend({ dtype: 'f32' }), kind: 'cpu', reason, info,
+  });
+  if (opts.forceCpu) return cpu('CPU requested');
+  let gpu;
+  try {
+    gpu = await createWebGpuBackend(opts);
+  } catch (e) {
+    return cpu(`WebGPU unavailable: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (gpu.info.isFallbackAdapter && !opts.allowFallbackAdapter) {
+    gpu.destroy();
+    return cpu(`only a software WebGPU adapter (${gpu.info.architecture || gpu.info.vendor}); the CPU backend is faster`, gpu.info);
+  }
+  return {
+    backend: gpu, kind: 'webgpu', info: gpu.info,
+    reason: `WebGPU on ${[gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ')}`,
+  };
+}
