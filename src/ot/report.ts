@@ -1,0 +1,52 @@
+/**
+ * The five-number OT report as Markdown: one table row per run (method/keep), so runs of `gradot`, `drop`,
+ * `svd` and `prune` at one --keep read side by side, as in the OT/GradOT papers' tables.
+ */
+import type { OTReport } from './protocol';
+
+function fmt(v: number | null, metric: 'acc' | 'loss'): string {
+  if (v === null || !Number.isFinite(v)) return '—';
+  return metric === 'acc' ? (100 * v).toFixed(1) : v.toFixed(4);
+}
+
+function fmtDelta(v: number, metric: 'acc' | 'loss'): string {
+  const s = metric === 'acc' ? (100 * v).toFixed(1) : v.toFixed(4);
+  return v > 0 ? `+${s}` : s;
+}
+
+/** Markdown table of one or more reports (same task expected; the header says which metric). */
+export function markdownTable(reports: readonly OTReport[]): string {
+  if (reports.length === 0) return '';
+  const r0 = reports[0]!;
+  const unit = r0.metric === 'acc' ? 'acc, %' : 'answer-token loss, lower is better';
+  const head = `| method | keep | ratio | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |`;
+  const sep = `|---|---:|---:|---:|---:|---:|---:|---:|---:|`;
+  const rows = reports.map((r) =>
+    `| ${r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric)} |`);
+  return [
+    `**${r0.model}** on **${r0.task}** (${unit}; adapters ${r0.split.bottom}:${r0.split.top}; Δ = ${r0.deltaDefinition})`,
+    '',
+    head,
+    sep,
+    ...rows,
+  ].join('\n');
+}
+
+/** A fuller Markdown record of one run (table + tuning and timing details). */
+export function markdownReport(r: OTReport): string {
+  const lines = [markdownTable([r]), ''];
+  if (r.metric === 'acc') {
+    const an = (k: keyof OTReport['details']): string => {
+      const m = r.details[k];
+      return m?.accNorm !== undefined ? (100 * m.accNorm).toFixed(1) : '—';
+    };
+    lines.push(`acc_norm: Full ZS ${an('fullZS')}, Emulator ZS ${an('emulatorZS')}, Emulator FT ${an('emulatorFT')}, Plug-in ${an('plugIn')}, Full FT ${an('fullFT')}`, '');
+  }
+  lines.push(
+    `- parameters: full ${r.params.full}, emulator ${r.params.emulator} (middle ${r.params.middleFull} → ${r.params.middleEmulator}), trainable adapter ${r.params.adapters}`,
+    `- tuning: ${r.tune.method}, ${r.tune.steps} steps (${r.tune.epochs.toFixed(2)} epochs), best step ${r.tune.bestStep ?? '—'} (val loss ${r.tune.bestValLoss?.toFixed(4) ?? '—'}), weights from ${r.tune.weightsFrom}, ${r.tune.tokensPerSec.toFixed(0)} tokens/s on ${r.backend}`,
+    `- seconds: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`,
+    `- checks: Plug-in beats Full ZS: ${r.checks.plugInBeatsFullZS ? 'yes' : 'no'}; Δ > 0: ${r.checks.deltaPositive ? 'yes' : 'no'}`,
+  );
+  return lines.join('\n') + '\n';
+}
