@@ -18,6 +18,8 @@ export const COMMANDS: { name: string; summary: string }[] = [
   { name: 'plug', summary: 'plug tuned adapters back into the full model' },
   { name: 'ot', summary: 'the whole offsite-tuning protocol and the five-number report' },
   { name: 'bench', summary: 'kernel and end-to-end throughput against in-process references' },
+  { name: 'export-onnx', summary: 'export a model, emulator or plug-in model to ONNX (transformers.js layout)' },
+  { name: 'ort-eval', summary: 'evaluate a model state through its ONNX export in onnxruntime' },
 ];
 
 export async function loadCommand(name: string): Promise<Command | null> {
