@@ -1,0 +1,74 @@
+/**
+ * `gradot ort-eval MODEL --task FILE [--adapter DIR] [--batch-size N] [--context N] [--compare]`: evaluates a
+ * model state through its ONNX export in onnxruntime-node (what a deployment with onnxruntime-web or
+ * transformers.js computes), with the same task encoding and metric drivers as our engine's evaluation
+ * (src/ot/task-data prepareEval + src/ot/metrics). `--compare` also runs our engine and reports both.
+ * Stands in for `gradot eval --runtime ort` until an eval command exists.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseCommandArgs } from '../args';
+import { UsageError, type Command, type CommandResult } from '../command';
+import { openModelState } from './export-onnx';
+import type { ChoiceExample } from '../../data/batch';
+
+export const command: Command = {
+  name: 'ort-eval',
+  summary: 'evaluate a model / emulator / plug-in through its ONNX export in onnxruntime (acc, loss, perplexity)',
+  usage: 'gradot ort-eval MODEL --task FILE [--adapter DIR] [--batch-size 8] [--context 256] [--ort-threads N] [--compare] [--json]',
+  async run(argv, ctx): Promise<CommandResult> {
+    const { positionals, options } = parseCommandArgs(argv, {
+      task: { type: 'string' },
+      adapter: { type: 'string' },
+      'batch-size': { type: 'number', default: 8 },
+      context: { type: 'number' },
+      'ort-threads': { type: 'number' },
+      compare: { type: 'boolean', default: false },
+    }, { min: 1, max: 1 });
+    if (!options.task) throw new UsageError('--task FILE is required');
+    const modelPath = resolve(ctx.cwd, positionals[0]!);
+    const taskPath = resolve(ctx.cwd, String(options.task));
+    const batchSize = Number(options['batch-size']);
+    const m = await openModelState(modelPath, options.adapter ? resolve(ctx.cwd, String(options.adapter)) : undefined);
+    if (!m.opened.tokenizer) throw new Error(`no tokenizer files in ${modelPath}`);
+    const { withoutSpecialTokens } = await import('../../data/tokenizer');
+    const { prepareEval } = await import('../../ot/task-data');
+    const { evaluateMultipleChoice, evaluatePerplexity } = await import('../../ot/metrics');
+    const { exportOnnx } = await import('../../onnx/export');
+    const { loadOrt, OrtDecoder, ortInfoFromSpec } = await import('../../onnx/runtime');
+    const contextLength = Math.min(options.context !== undefined ? Number(options.context) : m.spec.maxPositions, m.spec.maxPositions);
+    const task = prepareEval({ name: taskPath, bytes: new Uint8Array(await readFile(taskPath)) }, withoutSpecialTokens(m.opened.tokenizer), { contextLength });
+    const padId = m.opened.tokenizer.padId ?? m.opened.tokenizer.eosId ?? 0;
+
+    const t0 = performance.now();
+    const threads = options['ort-threads'] !== undefined ? { intraOpNumThreads: Number(options['ort-threads']) } : {};
+    const dec = await OrtDecoder.create(await loadOrt('node'), exportOnnx(m.spec, m.weights), ortInfoFromSpec(m.spec), threads);
+    const score = dec.scorer();
+    const onProgress = (d: number, n: number): void => ctx.err(`ort-eval: batch ${d}/${n}`);
+    let metrics: Record<string, number | string>;
+    if (task.kind === 'mc') {
+      const r = await evaluateMultipleChoice(task.examples as ChoiceExample[], score, { batchSize, padId, onProgress });
+      metrics = { n: r.n, acc: r.acc, accStderr: r.accStderr, accNorm: r.accNorm, accNormStderr: r.accNormStderr };
+    } else {
+      const r = await evaluatePerplexity(task.examples, score, { batchSize, padId, onProgress });
+      metrics = { n: task.examples.length, loss: r.nll, perplexity: r.perplexity, tokens: r.tokens, ...(task.kind === 'sft' && r.exactMatch ? { exactMatch: r.exactMatch.mean } : {}) };
+    }
+    await dec.release();
+    const seconds = (performance.now() - t0) / 1000;
+    const json: Record<string, unknown> = { runtime: 'onnxruntime-node', state: m.state, task: taskPath, kind: task.kind, ...metrics, seconds };
+    const fmt = (o: Record<string, unknown>): string =>
+      Object.entries(o).filter(([k]) => !['task', 'kind', 'runtime', 'state'].includes(k)).map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`).join(', ');
+    let text = `ort-eval (${m.state}, onnxruntime-node) on ${taskPath} [${task.kind}]: ${fmt(json)}`;
+    if (options.compare) {
+      const { CpuBackend } = await import('../../engine/cpu/backend');
+      const { decoderFromWeights } = await import('../../model/decoder');
+      const { evaluate } = await import('../../ot/evaluate');
+      const engine = decoderFromWeights(new CpuBackend({ dtype: 'f32' }), m.spec, m.weights);
+      const e = await evaluate(engine, task, { batchSize, padId });
+      engine.free();
+      json.engine = e;
+      text += `\nengine (cpu-f32): ${fmt(e as unknown as Record<string, unknown>)}`;
+    }
+    return { json, text };
+  },
+};
