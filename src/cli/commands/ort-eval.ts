@@ -10,7 +10,6 @@ import { resolve } from 'node:path';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command, type CommandResult } from '../command';
 import { openModelState } from './export-onnx';
-import type { ChoiceExample } from '../../data/batch';
 
 export const command: Command = {
   name: 'ort-eval',
@@ -33,29 +32,16 @@ export const command: Command = {
     if (!m.opened.tokenizer) throw new Error(`no tokenizer files in ${modelPath}`);
     const { withoutSpecialTokens } = await import('../../data/tokenizer');
     const { prepareEval } = await import('../../ot/task-data');
-    const { evaluateMultipleChoice, evaluatePerplexity } = await import('../../ot/metrics');
-    const { exportOnnx } = await import('../../onnx/export');
-    const { loadOrt, OrtDecoder, ortInfoFromSpec } = await import('../../onnx/runtime');
+    const { evaluateWithOrt } = await import('../../onnx/evaluate');
     const contextLength = Math.min(options.context !== undefined ? Number(options.context) : m.spec.maxPositions, m.spec.maxPositions);
     const task = prepareEval({ name: taskPath, bytes: new Uint8Array(await readFile(taskPath)) }, withoutSpecialTokens(m.opened.tokenizer), { contextLength });
     const padId = m.opened.tokenizer.padId ?? m.opened.tokenizer.eosId ?? 0;
-
-    const t0 = performance.now();
     const threads = options['ort-threads'] !== undefined ? { intraOpNumThreads: Number(options['ort-threads']) } : {};
-    const dec = await OrtDecoder.create(await loadOrt('node'), exportOnnx(m.spec, m.weights), ortInfoFromSpec(m.spec), threads);
-    const score = dec.scorer();
-    const onProgress = (d: number, n: number): void => ctx.err(`ort-eval: batch ${d}/${n}`);
-    let metrics: Record<string, number | string>;
-    if (task.kind === 'mc') {
-      const r = await evaluateMultipleChoice(task.examples as ChoiceExample[], score, { batchSize, padId, onProgress });
-      metrics = { n: r.n, acc: r.acc, accStderr: r.accStderr, accNorm: r.accNorm, accNormStderr: r.accNormStderr };
-    } else {
-      const r = await evaluatePerplexity(task.examples, score, { batchSize, padId, onProgress });
-      metrics = { n: task.examples.length, loss: r.nll, perplexity: r.perplexity, tokens: r.tokens, ...(task.kind === 'sft' && r.exactMatch ? { exactMatch: r.exactMatch.mean } : {}) };
-    }
-    await dec.release();
-    const seconds = (performance.now() - t0) / 1000;
-    const json: Record<string, unknown> = { runtime: 'onnxruntime-node', state: m.state, task: taskPath, kind: task.kind, ...metrics, seconds };
+    const r = await evaluateWithOrt(m.spec, m.weights, task, {
+      batchSize, padId, sessionOptions: threads, onProgress: (d, n) => ctx.err(`ort-eval: batch ${d}/${n}`),
+    });
+    const { kind: _kind, file: _file, ...metrics } = r;
+    const json: Record<string, unknown> = { runtime: 'onnxruntime-node', state: m.state, task: taskPath, kind: task.kind, ...metrics };
     const fmt = (o: Record<string, unknown>): string =>
       Object.entries(o).filter(([k]) => !['task', 'kind', 'runtime', 'state'].includes(k)).map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`).join(', ');
     let text = `ort-eval (${m.state}, onnxruntime-node) on ${taskPath} [${task.kind}]: ${fmt(json)}`;
