@@ -135,3 +135,27 @@ describe('λ modes', () => {
     for (let i = 0; i < b.score.length; i++) expect(b.score[i]).toBeCloseTo(parts.gradShift[i] - lam * parts.lossIncrease[i], 10);
   });
 });
+
+describe('GCS sign conventions', () => {
+  it('a component whose removal raises the loss scores lower (is removed first) as λ grows', async () => {
+    const { selectComponents } = await import('./select');
+    const out = 6, inn = 5;
+    const W = gaussianArray(out * inn, 77);
+    const f = exactSvd(W, out, inn);
+    const st = randomStats(inn, out, 78);
+    // g = +c·u_2 v_2ᵀ: removing component 2 (δ = −σ u vᵀ) changes the loss by ⟨g, δ⟩ = −cσ < 0 for c > 0,
+    // so take c < 0 to make removal RAISE the loss.
+    const c = -5;
+    st.g = new Float64Array(out * inn);
+    for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) st.g[i * inn + j] = c * f.U[i * f.rank + 2] * f.Vt[2 * inn + j];
+    const p0 = drdScores(f, st, 0);
+    const p = drdScores(f, st, 1e6);
+    expect(p.lossIncrease[2]).toBeGreaterThan(0);
+    for (const k of [0, 1, 3, 4]) expect(Math.abs(p.lossIncrease[k])).toBeLessThan(1e-9);
+    expect(p.score[2]).toBeLessThan(Math.min(...Array.from(p.score).filter((_, k) => k !== 2)));
+    // Keep 4 of 5 (top-1 protected): with a huge λ component 2 is the one removed.
+    expect(selectComponents(f.S, p.score, 4)).toEqual([0, 1, 3, 4]);
+    // With λ = 0 the choice is by gradient shift alone and component 2 is no longer singled out by g.
+    expect(p0.score[2]).toBeCloseTo(p0.gradShift[2], 12);
+  });
+});
