@@ -14,6 +14,8 @@ export const CHROMIUM_ARGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  // Lets tests trigger garbage collection (the WebGPU pool reclaims buffers of collected storage handles).
+  '--js-flags=--expose-gc',
 ];
 
 export interface LaunchedBrowser {

@@ -70,6 +70,8 @@ export interface WebGpuBackendOptions {
   /** Test hook: pretend bindings above this many bytes must be split where an op supports splitting
    *  (gather), so the split path runs on devices whose real limit is large (SwiftShader: 1 GiB). */
   splitBindingBytes?: number;
+  /** Debugging aid: remember where every live storage was allocated (see `liveStorages()`). */
+  trackLive?: boolean;
   /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
   profile?: boolean;
 }
@@ -176,16 +178,31 @@ export class WebGpuBackend implements Backend {
   private dispatches = 0;
   private readonly batchDispatches: number;
   private readonly splitBindingBytes: number | undefined;
+  private readonly liveSet: Map<GpuStorage, string> | null;
+  /**
+   * Backstop for storages dropped without free(): the autograd tape leaves forward activations to the
+   * garbage collector, which would otherwise strand their GPU buffers outside the pool (fresh createBuffer
+   * every step). When a GpuStorage handle is collected, its buffer goes back to the pool (via the pending
+   * list, so commands still queued in the open encoder keep a valid buffer).
+   */
+  private readonly reclaim = new FinalizationRegistry<{ key: string; buf: GPUBuffer }>((h) => {
+    if (this.lostInfo) return;
+    this.stats.reclaimedByGc++;
+    this.release(h.key, h.buf);
+  });
   private readonly ropeTables = new Map<string, GpuStorage>();
   private readonly prof: {
     qs: GPUQuerySet; labels: string[]; totals: Map<string, { ns: number; count: number }>; pending: Promise<void>[];
   } | null = null;
   /** Counters for tests and the UI badge. */
-  readonly stats = { buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0 };
+  readonly stats = {
+    buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0, reclaimedByGc: 0,
+  };
 
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
     this.batchDispatches = opts.batchDispatches ?? 128;
     this.splitBindingBytes = opts.splitBindingBytes;
+    this.liveSet = opts.trackLive ? new Map() : null;
     if (opts.profile && device.features.has('timestamp-query')) {
       this.prof = {
         qs: device.createQuerySet({ type: 'timestamp', count: 2 * this.batchDispatches }),
@@ -266,7 +283,13 @@ export class WebGpuBackend implements Backend {
   private alloc(n: number, label = 'tensor'): GpuStorage {
     this.live();
     const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, n * 4), label);
-    return new GpuStorage(n, buf, cap);
+    const s = new GpuStorage(n, buf, cap);
+    this.reclaim.register(s, { key: `${STORAGE_USAGE()}:${cap}`, buf }, s);
+    if (this.liveSet) {
+      const frames = (new Error().stack ?? '').split('\n').slice(2, 6).map((f) => f.trim().replace(/\(.*\/(.*?)\?[^:]*(:\d+):\d+\)/, '($1$2)'));
+      this.liveSet.set(s, frames.join(' < '));
+    }
+    return s;
   }
 
   private enc(): GPUCommandEncoder {
@@ -328,6 +351,13 @@ export class WebGpuBackend implements Backend {
     const rows = [...this.prof.totals].map(([label, e]) => ({ label, ms: e.ns / 1e6, count: e.count }));
     if (reset) this.prof.totals.clear();
     return rows.sort((a, b) => b.ms - a.ms);
+  }
+
+  /** With `trackLive`: live storages grouped by allocation site, most frequent first. */
+  liveStorages(): { site: string; count: number }[] {
+    const m = new Map<string, number>();
+    for (const site of this.liveSet?.values() ?? []) m.set(site, (m.get(site) ?? 0) + 1);
+    return [...m].map(([site, count]) => ({ site, count })).sort((a, b) => b.count - a.count);
   }
 
   /** Destroys pooled (unused) buffers, e.g. after a large one-off job. */
@@ -482,6 +512,8 @@ export class WebGpuBackend implements Backend {
   free(x: Storage): void {
     const s = this.s(x, 'free');
     s.freed = true;
+    this.reclaim.unregister(s);
+    this.liveSet?.delete(s);
     if (this.lostInfo) return;
     this.release(`${STORAGE_USAGE()}:${s.capacity}`, s.buffer);
   }

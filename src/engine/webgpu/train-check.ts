@@ -13,7 +13,7 @@ import { decoderFromWeights } from '../../model/decoder';
 import { randomModel, smallSpec, type SmallFamily } from '../../model/random-model';
 import type { Backend } from '../backend';
 import { relErrors, type CaseResult } from './suite';
-import type { WebGpuBackend } from './backend';
+import { createWebGpuBackend, type WebGpuBackend } from './backend';
 
 interface StepOut {
   loss: number;
@@ -45,8 +45,55 @@ async function step(be: Backend, family: SmallFamily, B: number, T: number): Pro
   return { loss, loss2, grads, params };
 }
 
+/**
+ * Steady-state training on the GPU must not allocate: after the first steps every buffer comes from the
+ * pool and every pipeline from the cache. Forward activations are left to the garbage collector by the
+ * autograd tape; the backend's FinalizationRegistry returns their buffers to the pool, so the check runs
+ * a GC between steps when the browser exposes one (the e2e launcher passes --expose-gc).
+ */
+async function allocationChurn(): Promise<CaseResult> {
+  const t0 = performance.now();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const gpu = await createWebGpuBackend();
+  const spec = smallSpec('llama', { maxPositions: 16 });
+  const dec = decoderFromWeights(gpu, spec, randomModel(spec, 9), { requiresGrad: true });
+  const rng = new Rng(2);
+  const ids = Int32Array.from({ length: 32 }, () => rng.int(spec.vocabSize));
+  const targets = Int32Array.from({ length: 32 }, () => rng.int(spec.vocabSize));
+  const opt = new AdamW(dec.namedParams(), { lr: 1e-3 });
+  const counts: [number, number][] = [];
+  const steps = 6;
+  for (let i = 0; i < steps; i++) {
+    dec.zeroGrad();
+    const l = dec.loss(ids, targets, 2, 16);
+    backward(l);
+    opt.step();
+    await l.read();
+    l.free();
+    if (gc) {
+      gc();
+      // Finalization callbacks run as separate tasks after the collection.
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    counts.push([gpu.stats.buffersCreated, gpu.stats.pipelinesCompiled]);
+  }
+  dec.free();
+  const reclaimed = gpu.stats.reclaimedByGc;
+  gpu.destroy();
+  const newBuffers = counts[steps - 1][0] - counts[steps - 3][0];
+  const newPipelines = counts[steps - 1][1] - counts[steps - 3][1];
+  const ok = newPipelines === 0 && (newBuffers === 0 || !gc);
+  const detail = `buffers created after each step ${counts.map((c) => c[0]).join(',')}; ${reclaimed} reclaimed from GC'd handles`;
+  return {
+    kernel: 'train step llama: no allocation churn', shape: `last 2 of ${steps} steps${gc ? '' : ' (no gc(): buffers unchecked)'}`,
+    ok, maxRel: 0, normRel: 0,
+    ...(ok ? {} : { error: `${newBuffers} new buffers, ${newPipelines} new pipelines in steady state; ${detail}` }),
+    ms: performance.now() - t0,
+  };
+}
+
 export async function runTrainStepCheck(gpu: WebGpuBackend, tol = 1e-4): Promise<CaseResult[]> {
-  const out: CaseResult[] = [];
+  const out: CaseResult[] = [await allocationChurn()];
   for (const family of ['gpt2', 'llama'] as const) {
     const t0 = performance.now();
     const B = 2;
