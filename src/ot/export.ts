@@ -46,11 +46,14 @@ export interface AdapterMeta {
 }
 
 export interface BaseModelInfo {
+  /** The full model, or an emulator of it (its adapter blocks are the full model's; names use sources). */
   spec: ModelSpec;
-  /** Canonical weights of the base (full) model: needed to merge LoRA. */
+  /** Canonical weights of that model: LoRA merges into its adapter-block linears. */
   weights: WeightMap;
   modelId: string;
   sha256?: string | null;
+  /** Block count of the full model (default spec's). */
+  numLayers?: number;
 }
 
 const enc = (o: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(o, null, 2) + '\n');
@@ -148,12 +151,15 @@ export async function exportAdapter(
 ): Promise<Map<string, Uint8Array>> {
   const dense = await denseAdapterWeights(adapter, base.spec, base.weights, o.backend);
   const files = new Map<string, Uint8Array>();
-  files.set(ADAPTER_WEIGHTS, serializeSafetensors(toHFWeights(base.spec, dense), { dtype: 'F32', metadata: { format: 'pt' } }));
+  // HF layer indices are the base model's: the source block of each of `base.spec`'s blocks (identity for
+  // the full model; the original indices when exporting against the emulator, as a data owner does).
+  const hf = toHFWeights(base.spec, dense, { layerIndex: (i) => base.spec.layers[i]!.source });
+  files.set(ADAPTER_WEIGHTS, serializeSafetensors(hf, { dtype: 'F32', metadata: { format: 'pt' } }));
   if (adapter.method === 'lora') for (const [k, v] of peftFiles(adapter, base)) files.set(k, v);
   const meta: AdapterMeta = {
     format: ADAPTER_FORMAT, version: 1, method: adapter.method, split: { ...adapter.split },
     baseModel: {
-      modelId: base.modelId, sha256: base.sha256 ?? null, numLayers: base.spec.layers.length, family: base.spec.family, modelType: base.spec.modelType,
+      modelId: base.modelId, sha256: base.sha256 ?? null, numLayers: base.numLayers ?? base.spec.layers.length, family: base.spec.family, modelType: base.spec.modelType,
     },
     blocks: [...adapter.blockSources],
     ...(adapter.lora ? { lora: adapter.lora } : {}),

@@ -89,6 +89,9 @@ export interface ProtocolOptions {
   backend?: Backend;
   evalBatchSize?: number;
   padId?: number;
+  /** Results that do not depend on the emulator, from an earlier run on the same model, task and recipe
+   *  (several methods side by side need Full ZS and Full FT once). */
+  reuse?: { fullZS?: EvalMetrics; fullFT?: { metrics: EvalMetrics; tune: TuneSummary } };
   /** Checkpoints of the emulator tuning run (resumable). */
   store?: CheckpointStore;
   signal?: AbortSignal;
@@ -176,8 +179,11 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
   try {
     // 1. Full ZS
     o.onProgress?.({ phase: 'full-zs' });
-    const fullDec = mk(model.spec, model.weights);
-    const fullZS = await ev('full-zs', fullDec);
+    let fullZS: EvalMetrics;
+    if (o.reuse?.fullZS) {
+      fullZS = o.reuse.fullZS;
+      o.onProgress?.({ phase: 'full-zs', result: fullZS });
+    } else fullZS = await ev('full-zs', mk(model.spec, model.weights));
 
     // 2. Compress (model owner)
     o.onProgress?.({ phase: 'compress' });
@@ -201,15 +207,20 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
 
     // 5. Full FT (optional): every block trainable, same recipe.
     let fullFT: EvalMetrics | null = null;
-    let fullTune: TuneResult | null = null;
-    if (o.fullFT) {
+    let fullTune: TuneSummary | null = null;
+    if (o.fullFT && o.reuse?.fullFT) {
+      fullFT = o.reuse.fullFT.metrics;
+      fullTune = o.reuse.fullFT.tune;
+      o.onProgress?.({ phase: 'full-ft', result: fullFT });
+    } else if (o.fullFT) {
       o.onProgress?.({ phase: 'full-ft-tune' });
       const ftDec = mk(model.spec, model.weights);
       const L = model.spec.layers.length;
-      fullTune = await timed('full-ft-tune', () => tune(ftDec, { train: o.task.train, valid: o.task.valid }, {
+      const ft = await timed('full-ft-tune', () => tune(ftDec, { train: o.task.train, valid: o.task.valid }, {
         ...o.tune, split: { bottom: L, top: 0 }, signal: o.signal, onProgress: (p) => o.onProgress?.({ phase: 'full-ft-tune', tune: p }),
       }));
-      if (fullTune.method === 'lora') await applyAdapter(ftDec, fullTune.adapter);
+      if (ft.method === 'lora') await applyAdapter(ftDec, ft.adapter);
+      fullTune = summary(ft);
       fullFT = await ev('full-ft', ftDec);
     }
 
@@ -232,7 +243,7 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
       compressionRatio: midEmu > 0 ? midFull / midEmu : Infinity,
       params: { full: fullCounts, emulator: emuCounts, middleFull: midFull, middleEmulator: midEmu, adapters: tuned.trainableParams },
       details: { fullZS, emulatorZS, emulatorFT, plugIn: plugInM, fullFT },
-      tune: summary(tuned), fullTune: fullTune ? summary(fullTune) : null,
+      tune: summary(tuned), fullTune,
       tuneOptions: { ...tuneRest, ...(lora ? { lora } : {}) },
       ...(emu.record ? { compressRecord: emu.record } : {}),
       backend: be.name, seconds,

@@ -1,0 +1,68 @@
+/**
+ * `gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME`: accuracy (acc, acc_norm) for
+ * multiple-choice files, answer-token loss / perplexity / exact match for prompt/answer files, perplexity
+ * for text. A task NAME under public/data evaluates its test.jsonl. An adapter folder (from `gradot tune`)
+ * is applied to the adapter blocks first; on an emulator its blocks are found by their source index.
+ */
+import { resolve } from 'node:path';
+import { CpuBackend } from '../../engine/cpu/backend';
+import { decoderFromWeights } from '../../model/decoder';
+import { nodeDirSource } from '../../model/source';
+import { evaluate } from '../../ot/evaluate';
+import { loadAdapter } from '../../ot/export';
+import { applyAdapter } from '../../ot/plugin';
+import { prepareEval } from '../../ot/task-data';
+import { parseCommandArgs } from '../args';
+import { UsageError, type Command } from '../command';
+import { openModel } from '../open';
+import { bosFromOptions, cliTokenizer, contextLength, readTaskFile, resolveTaskFolder, throttled } from './ot-shared';
+import { existsSync } from 'node:fs';
+
+export const command: Command = {
+  name: 'eval',
+  summary: 'loss, perplexity, accuracy of a model or emulator (+ adapter) on a task',
+  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos]',
+  async run(argv, ctx) {
+    const { positionals, options: o } = parseCommandArgs(argv, {
+      adapter: { type: 'string' }, task: { type: 'string' }, batch: { type: 'number' }, context: { type: 'number' },
+      limit: { type: 'number' }, tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+    }, { min: 1, max: 1 });
+    if (!o.task) throw new UsageError('--task FILE|NAME is required');
+    let taskPath = o.task as string;
+    if (!existsSync(resolve(ctx.cwd, taskPath))) {
+      const folder = resolveTaskFolder(taskPath, ctx.cwd);
+      if (!folder?.test) throw new UsageError(`--task ${taskPath}: no such file, and no task folder with test.jsonl under public/data`);
+      taskPath = folder.test;
+    } else {
+      const folder = resolveTaskFolder(taskPath, ctx.cwd);
+      if (folder?.test) taskPath = folder.test;
+    }
+    const model = await openModel(resolve(ctx.cwd, positionals[0]!));
+    const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
+    const task = prepareEval(await readTaskFile(taskPath, ctx.cwd), tok, {
+      contextLength: contextLength(model.spec, o.context as number | undefined), addBos: bosFromOptions(o, model.spec, tok),
+    });
+    const limit = o.limit as number | undefined;
+    if (limit !== undefined) {
+      if (task.kind === 'mc') task.examples = (task.examples as { example: number }[]).filter((e) => e.example < limit) as typeof task.examples;
+      else task.examples = task.examples.slice(0, limit);
+    }
+    const dec = decoderFromWeights(new CpuBackend(), model.spec, model.weights);
+    let adapterInfo: Record<string, unknown> | null = null;
+    try {
+      if (o.adapter) {
+        const { meta, adapter } = await loadAdapter(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
+        await applyAdapter(dec, adapter);
+        adapterInfo = { path: o.adapter, method: meta.method, split: meta.split, blocks: meta.blocks, baseModel: meta.baseModel.modelId };
+      }
+      const line = throttled(ctx.err);
+      const m = await evaluate(dec, task, { batchSize: (o.batch as number | undefined) ?? 8, padId: tok.eosId ?? 0, onProgress: (d, t) => line(`eval batch ${d}/${t}`) });
+      const text = m.kind === 'mc'
+        ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
+        : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;
+      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, ...m }, text };
+    } finally {
+      dec.free();
+    }
+  },
+};

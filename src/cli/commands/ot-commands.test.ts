@@ -1,0 +1,117 @@
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../main';
+import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-model';
+import { REPO_ROOT } from './ot-shared';
+
+function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
+}
+
+let dir = '';
+let model = '';
+let task = '';
+const jsonl = (rows: unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
+const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast'];
+const mcRows = (n: number, off: number): unknown[] => Array.from({ length: n }, (_, i) => {
+  const k = (i + off) % words.length;
+  return { context: `Word: ${words[k]}\nSame:`, choices: [` ${words[k]}`, ` ${words[(k + 3) % words.length]}`], label: (i + off) % 2 === 0 ? 0 : 1 };
+});
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gradot-ot-'));
+  model = join(dir, 'model');
+  const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 64 });
+  await writeHFFolder(model, spec, randomTestModel(spec, 3));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(REPO_ROOT, 'public/models/demo', f), join(model, f));
+  task = join(dir, 'task');
+  await mkdir(task);
+  await writeFile(join(task, 'train.jsonl'), jsonl(mcRows(12, 0)));
+  await writeFile(join(task, 'valid.jsonl'), jsonl(mcRows(4, 5)));
+  await writeFile(join(task, 'test.jsonl'), jsonl(mcRows(6, 1)));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('gradot ot', () => {
+  it('runs the protocol for two methods and writes JSON + a Markdown table', async () => {
+    const c = capture();
+    const out = join(dir, 'ot-out');
+    const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
+      '--batch', '4', '--lr', '1e-3', '--full-ft', '--out', out, '--json'], c.io, dir);
+    expect(c.out.length).toBe(1);
+    const r = JSON.parse(c.out[0]!);
+    expect(code, c.out[0]).toBe(0);
+    expect(r.runs.map((x: { method: string }) => x.method)).toEqual(['none', 'drop']);
+    expect(r.runs[0].delta).toBe(0);
+    expect(r.runs[0].fullZS).toBe(r.runs[1].fullZS);
+    expect(r.runs[1].compressionRatio).toBe(2);
+    expect(r.runs[0].fullFT).not.toBeNull();
+    const md = await readFile(join(out, 'report.md'), 'utf8');
+    expect(md).toContain('| none | 0.5 |');
+    expect(md).toContain('| drop | 0.5 | 2.00× |');
+    expect(existsSync(join(out, 'report-drop-0.5.json'))).toBe(true);
+  });
+});
+
+describe('gradot tune / eval / plug', () => {
+  it('tunes into a folder, evaluates with the adapter, plugs it into the model', async () => {
+    const out = join(dir, 'adapter');
+    let c = capture();
+    expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
+      '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
+    const t = JSON.parse(c.out[0]!);
+    expect(t).toMatchObject({ ok: true, method: 'lora', steps: 3 });
+    for (const f of ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    // Re-running the finished command does not train again.
+    c = capture();
+    expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
+      '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
+    expect(JSON.parse(c.out[0]!).resumedFrom).toBe('done');
+
+    c = capture();
+    expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--json'], c.io, dir)).toBe(0);
+    const withAdapter = JSON.parse(c.out[0]!);
+    expect(withAdapter.kind).toBe('mc');
+    const plugged = join(dir, 'plugged');
+    c = capture();
+    expect(await main(['plug', model, '--adapter', out, '--out', plugged, '--json'], c.io, dir)).toBe(0);
+    expect(existsSync(join(plugged, 'config.json')) && existsSync(join(plugged, 'tokenizer.json'))).toBe(true);
+    c = capture();
+    expect(await main(['eval', plugged, '--task', task, '--json'], c.io, dir)).toBe(0);
+    const p = JSON.parse(c.out[0]!);
+    expect(p.acc).toBe(withAdapter.acc);
+    expect(p.accNorm).toBe(withAdapter.accNorm);
+  });
+
+  const bad: [string, string | Uint8Array, RegExp][] = [
+    ['empty.jsonl', '', /empty\.jsonl: file is empty/],
+    ['notjson.jsonl', '{"prompt": "a", "answer": " b"}\n{not json}\n', /notjson\.jsonl line 2/],
+    ['missing.jsonl', '{"prompt": "a", "answer": " b"}\n{"prompt": "c"}\n', /missing\.jsonl line 2: missing field "answer"/],
+    ['latin1.jsonl', new Uint8Array([...new TextEncoder().encode('{"prompt": "a", "answer": " b"}\n{"prompt": "caf'), 0xe9, ...new TextEncoder().encode('", "answer": " x"}\n')]), /latin1\.jsonl line 2/],
+    ['long.jsonl', `{"prompt": "a", "answer": " b"}\n{"prompt": "q", "answer": "${' word'.repeat(200)}"}\n`, /long\.jsonl line 2: .*more than the context/],
+  ];
+  for (const [name, content, msg] of bad) {
+    it(`bad data (${name}): clear error with file and line, nothing written`, async () => {
+      const f = join(dir, name);
+      await writeFile(f, content);
+      const out = join(dir, `out-${name}`);
+      const c = capture();
+      expect(await main(['tune', model, '--train', f, '--adapters', '1:1', '--steps', '1', '--out', out, '--json'], c.io, dir)).toBe(1);
+      const r = JSON.parse(c.out[0]!);
+      expect(r.ok).toBe(false);
+      expect(r.error.name).toBe('DatasetError');
+      expect(r.error.message).toMatch(msg);
+      expect(existsSync(out)).toBe(false);
+      const e = capture();
+      expect(await main(['eval', model, '--task', f, '--json'], e.io, dir)).toBe(1);
+      expect(JSON.parse(e.out[0]!).error.message).toMatch(msg);
+    });
+  }
+});

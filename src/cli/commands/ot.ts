@@ -1,0 +1,159 @@
+/**
+ * `gradot ot MODEL --method M[,M…] --keep F --task T`: the whole offsite-tuning protocol and its
+ * five-number report (Full ZS, Emulator ZS, Emulator FT, Plug-in, optional Full FT; Δ; compression ratio).
+ * Several methods (`--method gradot,drop,svd,prune`) run one after another on the same task and recipe,
+ * sharing Full ZS / Full FT, and their rows land in one Markdown table (--out DIR/report.md + report.json,
+ * and one report-<method>-<keep>.{json,md} per run).
+ *
+ * T is a task name under public/data (or a folder) with train.jsonl and test.jsonl (valid.jsonl optional):
+ * multiple-choice tasks are scored by acc (acc_norm alongside), prompt/answer tasks by answer-token loss.
+ * Support data for gradot's gradient pass: --support FILE, else the task's train file (as text), which
+ * is the single-machine research setting; the record says which.
+ */
+import { resolve, join } from 'node:path';
+import { CpuBackend } from '../../engine/cpu/backend';
+import { encodeText, makeBatches, type ChoiceExample } from '../../data/batch';
+import type { Dataset, TextDataset } from '../../data/types';
+import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/budget';
+import type { EvalMetrics } from '../../ot/evaluate';
+import { defaultCompress, runProtocol, type OTReport, type TuneSummary } from '../../ot/protocol';
+import { markdownReport, markdownTable } from '../../ot/report';
+import { parseAdapters } from '../../ot/split';
+import type { SupportBatch } from '../../ot/support';
+import { prepareEval, prepareTraining, readTaskFile as parseTask } from '../../ot/task-data';
+import { parseCommandArgs } from '../args';
+import { UsageError, type Command } from '../command';
+import { openModel } from '../open';
+import {
+  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, resolveTaskFolder, throttled, tuneFromOptions,
+  writeFiles,
+} from './ot-shared';
+import type { TextTokenizer } from '../../data/types';
+
+/** Any dataset as plain text documents (support data is language-modelling text). */
+function asText(ds: Dataset): TextDataset {
+  if (ds.kind === 'lm') return ds;
+  const records = ds.kind === 'sft'
+    ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
+    : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
+  return { kind: 'lm', file: ds.file, format: ds.format, records };
+}
+
+function supportBatches(ds: Dataset, tok: TextTokenizer, o: { seqLen: number; examples: number; batch: number; addBos: boolean }): SupportBatch[] {
+  const enc = encodeText(asText(ds), tok, { contextLength: o.seqLen, addBos: o.addBos, dropRemainder: true });
+  const ex = enc.examples.slice(0, Math.max(1, o.examples));
+  return makeBatches(ex, { batchSize: o.batch, padId: tok.eosId ?? 0 }).map((b) => ({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen }));
+}
+
+const r4 = (x: number | null): number | null => (x === null || !Number.isFinite(x) ? null : Math.round(x * 1e4) / 1e4);
+
+export const command: Command = {
+  name: 'ot',
+  summary: 'the whole offsite-tuning protocol and the five-number report',
+  usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR] ' +
+    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--limit-train N] [--limit-test N] ' + TUNE_USAGE,
+  async run(argv, ctx) {
+    const { positionals, options: o } = parseCommandArgs(argv, {
+      ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
+      'full-ft': { type: 'boolean' }, out: { type: 'string' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
+      'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' },
+      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' },
+    }, { min: 1, max: 1 });
+    if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
+    const methods = (o.method as string).split(',').map((m) => m.trim()) as CompressionMethod[];
+    for (const m of methods) if (!COMPRESSION_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (${COMPRESSION_METHODS.join(', ')})`);
+    const keep = o.keep as number | undefined;
+    if (keep === undefined || !(keep > 0 && keep <= 1)) throw new UsageError('--keep F in (0, 1] is required');
+    if (!o.task) throw new UsageError('--task NAME|DIR is required');
+    const folder = resolveTaskFolder(o.task as string, ctx.cwd);
+    if (!folder || !folder.train || !folder.test) throw new UsageError(`--task ${o.task}: need a folder (or a name under public/data) with train.jsonl and test.jsonl`);
+    const split = parseAdapters((o.adapters as string | undefined) ?? '2:2');
+
+    const model = await openModel(resolve(ctx.cwd, positionals[0]!));
+    if (model.kind !== 'hf') throw new UsageError('ot needs the full model (an HF folder)');
+    const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
+    const C = contextLength(model.spec, o.context as number | undefined);
+    const addBos = bosFromOptions(o, model.spec, tok);
+    const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 });
+
+    // All data read and checked before any compute.
+    const trainFile = await readTaskFile(folder.train, ctx.cwd);
+    const data = prepareTraining(trainFile, folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null, tok, {
+      contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed,
+    });
+    const test = prepareEval(await readTaskFile(folder.test, ctx.cwd), tok, { contextLength: C, addBos });
+    const limTrain = o['limit-train'] as number | undefined;
+    if (limTrain !== undefined) data.train = data.train.slice(0, limTrain);
+    const limTest = o['limit-test'] as number | undefined;
+    if (limTest !== undefined) {
+      test.examples = test.kind === 'mc'
+        ? (test.examples as ChoiceExample[]).filter((e) => e.example < limTest)
+        : test.examples.slice(0, limTest);
+      if (data.valid.length > limTest) data.valid = data.valid.slice(0, limTest);
+    }
+    let support: SupportBatch[] = [];
+    let supportFrom = 'none (not needed)';
+    if (methods.includes('gradot')) {
+      const sf = o.support ? await readTaskFile(o.support as string, ctx.cwd) : trainFile;
+      supportFrom = o.support ? (o.support as string) : `${folder.name}/train.jsonl (default)`;
+      support = supportBatches(parseTask(sf), tok, {
+        seqLen: Math.min(C, (o['support-len'] as number | undefined) ?? 128), examples: (o['support-examples'] as number | undefined) ?? 64, batch: 8, addBos,
+      });
+    }
+
+    const be = new CpuBackend();
+    const modelId = positionals[0]!.replace(/\/+$/, '');
+    const compress = defaultCompress(support, {
+      ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
+      ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
+    });
+    const out = o.out ? resolve(ctx.cwd, o.out as string) : null;
+    const reports: OTReport[] = [];
+    let reuse: { fullZS?: EvalMetrics; fullFT?: { metrics: EvalMetrics; tune: TuneSummary } } = {};
+    const line = throttled(ctx.err);
+    for (const method of methods) {
+      const r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
+        method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
+        evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
+        task: { name: folder.name, train: data.train, valid: data.valid, test },
+        tune: { ...recipe, padId: tok.eosId ?? 0 },
+        onProgress: (p) => {
+          if (p.tune) {
+            const t = p.tune;
+            line(`[${method}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
+          } else if (p.result) {
+            const m = p.result;
+            line(`[${method}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
+          } else line(`[${method}] ${p.phase}…`, true);
+        },
+      });
+      (r as OTReport & { support?: string }).support = supportFrom;
+      reports.push(r);
+      reuse = { fullZS: r.details.fullZS, ...(r.fullTune && r.details.fullFT ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : {}) };
+      if (out) {
+        const base = `report-${method}-${keep}`;
+        await writeFiles(out, new Map([
+          [`${base}.json`, new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n')],
+          [`${base}.md`, new TextEncoder().encode(markdownReport(r))],
+        ]));
+      }
+    }
+    const table = markdownTable(reports);
+    if (out) {
+      await writeFiles(out, new Map([
+        ['report.json', new TextEncoder().encode(JSON.stringify(reports, null, 2) + '\n')],
+        ['report.md', new TextEncoder().encode(table + '\n')],
+      ]));
+    }
+    const runs = reports.map((r) => ({
+      method: r.method, keep: r.keep, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
+      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
+    }));
+    const json: Record<string, unknown> = {
+      model: modelId, task: folder.name, split, support: supportFrom, out: out ? join(out, 'report.md') : null, runs,
+      ...(runs.length === 1 ? runs[0] : {}),
+    };
+    return { json, text: table };
+  },
+};
