@@ -186,6 +186,7 @@ async function main(): Promise<void> {
     const compressed = await results.waitFor({ timeout: 60_000 }).then(() => true, () => false);
     check(compressed, 'svd compression of the fixture produces a results panel');
     let pkgPath: string | null = null;
+    let gradotPkgPath: string | null = null;
     if (compressed) {
       const text = await results.innerText();
       check(/middle blocks/.test(text) && /reading: /.test(text), 'results show the budget and the readings used');
@@ -230,6 +231,14 @@ async function main(): Promise<void> {
       check(/support pass\s+\d+ loss tokens/.test(text), 'results report the support pass');
       await page.waitForTimeout(800);
       await shot(page, 'studio-model-owner-gradot');
+      const dlg = page.waitForEvent('download', { timeout: 20_000 }).catch(() => null);
+      await page.locator('section[aria-label^="Results · gradot"]').getByRole('button', { name: /Download emulator package/ }).click();
+      const dg = await dlg;
+      if (dg) {
+        gradotPkgPath = join(artifacts, dg.suggestedFilename());
+        await dg.saveAs(gradotPkgPath);
+      }
+      check(gradotPkgPath !== null, 'gradot emulator package downloaded');
     } else {
       await shot(page, 'studio-model-owner-gradot-failed');
     }
@@ -267,6 +276,44 @@ async function main(): Promise<void> {
     check(previewed, 'valid dataset shows a preview table');
     if (previewed) check((await table.locator('tbody tr').count()) > 0, 'preview table has rows');
     await shot(page, 'studio-data-owner');
+
+    // Offsite tuning on the gradot emulator (it carries the tokenizer), interrupted by a reload and resumed
+    // from its OPFS checkpoint.
+    if (gradotPkgPath) {
+      await page.getByTestId('package-drop-input').setInputFiles(gradotPkgPath);
+      await page.locator('section[aria-label="Emulator package"] dl', { hasText: 'gradot' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+      const qa = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/valid.jsonl'), 'utf8').split('\n').slice(0, 44).join('\n');
+      await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(qa) });
+      await page.locator('.meta', { hasText: 'train.jsonl' }).first().waitFor({ timeout: 15_000 }).catch(() => undefined);
+      const tnum = (label: string) => page.locator('section[aria-label="Training"] label.field', { hasText: label }).locator('input').first();
+      await tnum('lr').fill('0.001');
+      await tnum('epochs').fill('3');
+      await tnum('batch').fill('4');
+      await tnum('seq len').fill('32');
+      await tnum('checkpoint every').fill('2');
+      await tnum('validate: every k-th').fill('10');
+      await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Start' }).click();
+      const midway = await page.waitForFunction(() => {
+        const m = /step (\d+)\/(\d+)/.exec(document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '');
+        return m !== null && Number(m[1]) >= 5 && Number(m[1]) < Number(m[2]);
+      }, null, { timeout: 180_000, polling: 100 }).then(() => true, () => false);
+      check(midway, 'training reports steps (live progress)');
+      await shot(page, 'studio-data-owner-training');
+      await page.reload({ waitUntil: 'load' });
+      await page.getByTestId('tab-data').click();
+      const rb = page.getByTestId('resume-banner');
+      const offered = await rb.waitFor({ timeout: 15_000 }).then(() => true, () => false);
+      check(offered, `reload mid-training offers resume (${offered ? (await rb.innerText()).replace(/\s+/g, ' ').slice(0, 90) : 'no banner'})`);
+      if (offered) {
+        await shot(page, 'studio-resume-after-reload');
+        await rb.getByRole('button', { name: 'Resume' }).click();
+        const fin = page.locator('section[aria-label="Loss"] dl', { hasText: 'resumed from' });
+        const resumed = await fin.waitFor({ timeout: 240_000 }).then(() => true, () => false);
+        check(resumed, 'the resumed run finishes and says which step it continued from');
+        if (resumed) console.log(`  info ${(await fin.innerText()).replace(/\s+/g, ' ').slice(0, 200)}`);
+        await shot(page, 'studio-data-owner-tuned');
+      }
+    }
 
     // ---- Researcher
     await page.getByTestId('tab-research').click();

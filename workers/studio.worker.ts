@@ -24,12 +24,14 @@ import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
 import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
+import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/ot/tune';
+import type { LoraTarget } from '../src/ot/lora';
 import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
 import { SafetensorsReader } from '../src/model/safetensors';
 import { FileListSource } from '../src/model/source';
 import type { ModelSpec } from '../src/model/spec';
 import { numel } from '../src/model/weights';
-import { unzipSync } from 'fflate';
+import { unzipSync, zipSync } from 'fflate';
 import {
   RUNS_DIR,
   encodeStudioError,
@@ -39,7 +41,7 @@ import {
   type PlugInResult,
   type Capabilities,
   type CheckpointInfo,
-  type TuneCheckpointMeta,
+  type RunRecord,
   type CompressOptions,
   type CompressResult,
   type CompressLayerResult,
@@ -112,7 +114,6 @@ async function capabilities(): Promise<Capabilities> {
   const pending = async (name: string, what: string) =>
     (await has(OT, name)) ? `src/ot ${name} has landed; studio wiring pending` : `not available yet: waiting on ${what}`;
   const ot = {
-    tune: await pending('tune', 'adapter tuning (issue 5, src/ot)'),
     evaluate: await pending('evaluate', 'evaluation (issue 5, src/ot)'),
     plug: await pending('plugIn', 'plug-in (issue 5, src/ot)'),
     protocol: await pending('runProtocol', 'the OT protocol runner (issue 5, src/ot)'),
@@ -123,9 +124,9 @@ async function capabilities(): Promise<Capabilities> {
     exportPackage: { available: true, note: 'src/ot writeEmulatorPackage + zip' },
     openPackage: { available: true, note: 'zip/folder read in the worker (manifest + tensor headers)' },
     validateDataset: { available: true, note: 'src/data readDataset + validateDataset' },
-    tune: { available: false, note: ot.tune },
+    tune: { available: true, note: 'src/ot tune (adapter blocks or LoRA), OPFS checkpoints' },
     evaluate: { available: false, note: ot.evaluate },
-    exportAdapters: { available: false, note: ot.tune.replace('adapter tuning', 'adapter export') },
+    exportAdapters: { available: false, note: await pending('exportAdapters', 'adapter export (issue 5, src/ot)') },
     plugIn: { available: false, note: ot.plug },
     otProtocol: { available: false, note: ot.protocol },
   };
@@ -584,6 +585,8 @@ interface JobControl {
   cancelled: boolean;
 }
 const jobs = new Map<string, JobControl>();
+/** Tuning jobs pause and cancel through src/ot's own controls. */
+const jobControls = new Map<string, { abort: AbortController; pauser: PauseController }>();
 
 // ---------------------------------------------------------------- OPFS checkpoints
 
@@ -597,24 +600,34 @@ async function runsDir(): Promise<FileSystemDirectoryHandle | null> {
   }
 }
 
+async function readRunRecord(dir: FileSystemDirectoryHandle): Promise<RunRecord | null> {
+  try {
+    return JSON.parse(await (await (await dir.getFileHandle('run.json')).getFile()).text()) as RunRecord;
+  } catch {
+    return null;
+  }
+}
+
 async function checkpoint(): Promise<CheckpointInfo | null> {
   const dir = await runsDir();
   if (!dir) return null;
   let best: CheckpointInfo | null = null;
   for await (const [name, handle] of (dir as unknown as AsyncIterable<[string, FileSystemHandle]>)) {
-    if (handle.kind !== 'directory') continue;
+    if (handle.kind !== 'directory' || activeRuns.has(name)) continue;
     try {
       const entry = await opfsCheckpointStore(`${RUNS_DIR}/${name}`).latest();
-      if (!entry) continue;
-      const meta = (entry.meta ?? {}) as Partial<TuneCheckpointMeta>;
+      // 'done' is a finished run; only a run with a 'last' (or 'best') checkpoint and no 'done' resumes.
+      if (!entry || entry.id === 'done') continue;
+      const meta = (entry.meta ?? {}) as { step?: number; totalSteps?: number };
+      const rec = await readRunRecord(handle as FileSystemDirectoryHandle);
       const info: CheckpointInfo = {
-        runId: meta.runId ?? name,
+        runId: name,
         checkpointId: entry.id,
         step: meta.step ?? 0,
         totalSteps: meta.totalSteps ?? 0,
         savedAt: entry.committedAt,
-        packageName: meta.packageName ?? '?',
-        datasetName: meta.datasetName ?? '?',
+        packageName: rec?.packageName ?? '?',
+        datasetName: rec?.datasetName ?? '?',
       };
       if (!best || info.savedAt > best.savedAt) best = info;
     } catch {
@@ -754,7 +767,12 @@ async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<
     const params = [...loaded.weights.values()].reduce((a, t) => a + t.data.length, 0);
     const sha256 = await weightsSha256(loaded.weights);
     const meta = emulatorMeta(r, { modelId: cur.summary.name, sha256, params }, support, spec.layers.length);
-    const zip = zipEmulatorPackage(writeEmulatorPackage({ meta, weights: r.weights }));
+    const pkgFiles = writeEmulatorPackage({ meta, weights: r.weights });
+    // The data owner tokenizes their data with the model's tokenizer, so it travels with the package.
+    for (const f of cur.files) {
+      if (['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'].includes(f.path)) pkgFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+    }
+    const zip = zipEmulatorPackage(pkgFiles);
     const packageId = newId('emu');
     const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [n, t] of loaded.weights) if (/\.attn\.[qkvo]\.weight$/.test(n)) sourceWeights.set(n, { shape: t.shape, data: t.data });
@@ -832,6 +850,168 @@ async function spectrum(packageId: string, layer: number, proj: string): Promise
   return { layer, proj, sigma: Array.from(f.S), kept };
 }
 
+// ---------------------------------------------------------------- adapter tuning (src/ot tune)
+
+/** Runs whose tuning is in progress in this worker (not offered for resume). */
+const activeRuns = new Set<string>();
+interface TunedRun {
+  result: OtTuneResult;
+  meta: EmulatorPackage['meta'];
+  packageName: string;
+  datasetName: string;
+}
+const tunedRuns = new Map<string, TunedRun>();
+
+async function writeOpfs(dir: FileSystemDirectoryHandle, name: string, data: Blob | string): Promise<void> {
+  const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+  await w.write(data);
+  await w.close();
+}
+
+function toZip(files: InputFile[]): Promise<Blob> {
+  return Promise.all(files.map(async (f) => [f.path, new Uint8Array(await f.data.arrayBuffer())] as const)).then((list) => {
+    const entries: Record<string, Uint8Array> = {};
+    for (const [p, b] of list) entries[p] = b;
+    return new Blob([zipSync(entries, { level: 0 }) as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
+  });
+}
+
+async function runTune(
+  runId: string,
+  pkgFiles: InputFile[],
+  pkg: EmulatorPackage,
+  packageName: string,
+  datasetFile: InputFile,
+  options: RunRecord['options'],
+  onProgress: ProgressFn,
+): Promise<TuneResult> {
+  const { jobId, ctl, report } = startJob(onProgress);
+  activeRuns.add(runId);
+  const abort = new AbortController();
+  const pauser = new PauseController();
+  jobControls.set(jobId, { abort, pauser });
+  try {
+    report({ phase: 'tokenizer', fraction: null });
+    const tok = await loadTokenizer(sourceOf(pkgFiles, packageName)).catch((e: unknown) =>
+      rethrow(new Error(`the package has no usable tokenizer (${(e as Error).message}); packages built by the studio include tokenizer.json`), packageName),
+    );
+    let ds: Dataset;
+    try {
+      ds = readDataset(new Uint8Array(await datasetFile.data.arrayBuffer()), datasetFile.path);
+    } catch (e) {
+      rethrow(e, datasetFile.path);
+    }
+    const spec = pkg.meta.spec;
+    const C = Math.max(8, Math.min(options.seqLen, spec.maxPositions));
+    let encoded;
+    try {
+      encoded = encodeDataset(ds, withoutSpecialTokens(tok), { contextLength: C, addBos: spec.family === 'llama' });
+    } catch (e) {
+      rethrow(e, datasetFile.path);
+    }
+    const all = encoded.examples;
+    const k = options.validEvery;
+    const valid = k > 1 && all.length >= 2 * k ? all.filter((_, i) => i % k === k - 1) : [];
+    const train = valid.length ? all.filter((_, i) => i % k !== k - 1) : all;
+    if (train.length === 0) fail(datasetFile.path, 'no training examples after encoding');
+    const be = await pickBackend('auto');
+    report({ phase: `loading emulator on ${be.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
+    const dec = decoderFromWeights(be, spec, pkg.weights);
+    const store = opfsCheckpointStore(`${RUNS_DIR}/${runId}`);
+    const t0 = performance.now();
+    let result: OtTuneResult;
+    try {
+      result = await tune(dec, { train, valid: valid.length ? valid : null }, {
+        split: pkg.meta.split,
+        method: options.mode === 'lora' ? 'lora' : 'adapter',
+        lora: options.mode === 'lora' ? { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } : undefined,
+        lr: options.lr,
+        epochs: options.epochs,
+        batchSize: options.batchSize,
+        gradAccum: options.gradAccum,
+        seed: options.seed,
+        padId: tok.padId ?? tok.eosId ?? 0,
+        evalEvery: valid.length ? options.checkpointEvery : undefined,
+        checkpointEvery: options.checkpointEvery,
+        store,
+        signal: abort.signal,
+        pause: pauser,
+        onProgress: (p) => {
+          const el = (performance.now() - t0) / 1000;
+          report({
+            phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${be.name}`,
+            fraction: p.totalSteps ? p.step / p.totalSteps : null,
+            step: p.step,
+            totalSteps: p.totalSteps,
+            loss: p.loss,
+            validLoss: p.valLoss,
+            tokensPerS: p.tokensPerSec,
+            etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
+            message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+          });
+        },
+      });
+    } catch (e) {
+      if (abort.signal.aborted || ctl.cancelled) {
+        return {
+          jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
+          trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: be.name,
+          packageName, datasetName: datasetFile.path,
+        };
+      }
+      rethrow(e, datasetFile.path);
+    }
+    tunedRuns.set(runId, { result, meta: pkg.meta, packageName, datasetName: datasetFile.path });
+    return {
+      jobId, runId, status: 'done', steps: result.steps, totalSteps: result.totalSteps, trainLoss: result.trainLoss,
+      bestValLoss: result.bestValLoss, bestStep: result.bestStep, weightsFrom: result.weightsFrom, trainableParams: result.trainableParams,
+      tokens: result.tokens, seconds: result.seconds, tokensPerSec: result.tokensPerSec, resumedFrom: result.resumedFrom, backend: be.name,
+      packageName, datasetName: datasetFile.path,
+    };
+  } finally {
+    activeRuns.delete(runId);
+    jobControls.delete(jobId);
+    jobs.delete(jobId);
+  }
+}
+
+async function startTune(opts: TuneOptions, onProgress: ProgressFn): Promise<TuneResult> {
+  const p = openPackages.get(opts.packageId);
+  if (!p) fail(undefined, 'open an emulator package first');
+  const d = openDatasets.get(opts.datasetId);
+  if (!d) fail(undefined, 'open a dataset first');
+  const runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const { packageId: _p, datasetId: _d, ...options } = opts;
+  // Save what a resume needs next to the checkpoints: only in this browser's private storage.
+  const root = await navigator.storage.getDirectory();
+  const dir = await (await root.getDirectoryHandle(RUNS_DIR, { create: true })).getDirectoryHandle(runId, { create: true });
+  const datasetFile = `dataset${d.file.path.slice(d.file.path.lastIndexOf('.'))}`;
+  await writeOpfs(dir, 'package.zip', await toZip(p.files));
+  await writeOpfs(dir, datasetFile, d.file.data);
+  const rec: RunRecord = { runId, createdAt: new Date().toISOString(), packageName: p.summary.name, datasetName: d.file.path, datasetFile, options };
+  await writeOpfs(dir, 'run.json', JSON.stringify(rec, null, 1));
+  return runTune(runId, p.files, p.pkg, p.summary.name, d.file, options, onProgress);
+}
+
+async function resumeRun(runId: string, onProgress: ProgressFn): Promise<TuneResult> {
+  const root = await navigator.storage.getDirectory();
+  let dir: FileSystemDirectoryHandle;
+  try {
+    dir = await (await root.getDirectoryHandle(RUNS_DIR)).getDirectoryHandle(runId);
+  } catch {
+    fail(undefined, `run ${runId} is no longer in this browser's storage`);
+  }
+  const rec = await readRunRecord(dir);
+  if (!rec) fail(undefined, `run ${runId}: run.json is missing, cannot resume`);
+  const zip = await (await dir.getFileHandle('package.zip')).getFile();
+  const files = await expandZip({ path: 'package.zip', data: zip });
+  const map = new Map<string, Uint8Array>();
+  for (const f of files) if (f.path === EMULATOR_JSON || f.path === EMULATOR_WEIGHTS) map.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+  const pkg = readEmulatorPackage(map);
+  const data = await (await dir.getFileHandle(rec.datasetFile)).getFile();
+  return runTune(runId, files, pkg, rec.packageName, { path: rec.datasetName, data }, rec.options, onProgress);
+}
+
 // ---------------------------------------------------------------- operations waiting on src/ot
 
 function notYet(what: string): never {
@@ -851,20 +1031,26 @@ const api: StudioApi = {
     return notYet('Plug-in evaluation');
   },
   openDataset,
-  async tune(_opts: TuneOptions, _onProgress: ProgressFn): Promise<TuneResult> {
-    return notYet('Adapter tuning');
-  },
+  tune: startTune,
+  resumeRun,
   async pause(jobId: string) {
     const j = jobs.get(jobId);
     if (j) j.paused = true;
+    jobControls.get(jobId)?.pauser.pause();
   },
   async resume(jobId: string) {
     const j = jobs.get(jobId);
     if (j) j.paused = false;
+    jobControls.get(jobId)?.pauser.resume();
   },
   async cancel(jobId: string) {
     const j = jobs.get(jobId);
     if (j) j.cancelled = true;
+    const c = jobControls.get(jobId);
+    if (c) {
+      c.pauser.resume();
+      c.abort.abort();
+    }
   },
   checkpoint,
   discardCheckpoint,

@@ -243,7 +243,6 @@ export interface DatasetPreview {
 export interface TuneOptions {
   packageId: string;
   datasetId: string;
-  validDatasetId?: string;
   mode: 'full' | 'lora';
   lora: { rank: number; alpha: number; targets: string[] };
   lr: number;
@@ -252,16 +251,31 @@ export interface TuneOptions {
   gradAccum: number;
   seqLen: number;
   seed: number;
-  /** Continue from the OPFS checkpoint with this run id. */
-  resumeRunId?: string;
+  /** Commit a resumable checkpoint (OPFS) every this many optimizer steps. */
+  checkpointEvery: number;
+  /** Hold out every k-th example for validation (0 = no validation). */
+  validEvery: number;
 }
 
 export interface TuneResult {
   jobId: string;
   runId: string;
-  steps: number;
-  finalLoss: number;
   status: 'done' | 'cancelled';
+  steps: number;
+  totalSteps: number;
+  trainLoss: number;
+  bestValLoss: number | null;
+  bestStep: number | null;
+  weightsFrom: 'best' | 'final' | null;
+  trainableParams: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSec: number;
+  /** Step the run continued from (0 = fresh). */
+  resumedFrom: number | 'done';
+  backend: string;
+  packageName: string;
+  datasetName: string;
 }
 
 /**
@@ -272,12 +286,16 @@ export interface TuneResult {
  */
 export const RUNS_DIR = 'gradot-runs';
 
-export interface TuneCheckpointMeta {
+/** `${RUNS_DIR}/${runId}/run.json`: what a resume needs besides the store (package.zip and the dataset
+ *  file are saved next to it, in this browser's private storage only). */
+export interface RunRecord {
   runId: string;
-  step: number;
-  totalSteps: number;
+  createdAt: string;
   packageName: string;
   datasetName: string;
+  /** File name of the saved dataset inside the run folder. */
+  datasetFile: string;
+  options: Omit<TuneOptions, 'packageId' | 'datasetId'>;
 }
 
 export interface CheckpointInfo {
@@ -387,6 +405,8 @@ export interface StudioApi {
   openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
   openDataset(file: InputFile): Promise<DatasetPreview>;
   tune(opts: TuneOptions, onProgress: ProgressFn): Promise<TuneResult>;
+  /** Continues an interrupted run from its last OPFS checkpoint (package and data are read from OPFS). */
+  resumeRun(runId: string, onProgress: ProgressFn): Promise<TuneResult>;
   pause(jobId: string): Promise<void>;
   resume(jobId: string): Promise<void>;
   cancel(jobId: string): Promise<void>;

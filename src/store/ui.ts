@@ -14,6 +14,7 @@ import type {
   ModelSummary,
   PackageSummary,
   ProgressEvent,
+  TuneResult,
 } from './jobs-api';
 
 export type View = 'model' | 'data' | 'research';
@@ -51,6 +52,8 @@ export interface TuneSettings {
   gradAccum: number;
   seqLen: number;
   seed: number;
+  checkpointEvery: number;
+  validEvery: number;
 }
 
 export interface JobState {
@@ -100,6 +103,8 @@ interface UiState {
   setTuneJob(p: Partial<JobState>): void;
   tuneRunId: string | null;
   setTuneRunId(id: string | null): void;
+  tuneResult: TuneResult | null;
+  setTuneResult(r: TuneResult | null): void;
   checkpoint: CheckpointInfo | null;
   setCheckpoint(c: CheckpointInfo | null): void;
   evalResult: EvalResult | null;
@@ -149,12 +154,16 @@ export const useUi = create<UiState>((set) => ({
     gradAccum: 1,
     seqLen: 128,
     seed: 0,
+    checkpointEvery: 10,
+    validEvery: 10,
   },
   setTune: (p) => set((s) => ({ tune: { ...s.tune, ...p } })),
   tuneJob: idleJob,
   setTuneJob: (p) => set((s) => ({ tuneJob: { ...s.tuneJob, ...p } })),
   tuneRunId: null,
   setTuneRunId: (tuneRunId) => set({ tuneRunId }),
+  tuneResult: null,
+  setTuneResult: (tuneResult) => set({ tuneResult }),
   checkpoint: null,
   setCheckpoint: (checkpoint) => set({ checkpoint }),
   evalResult: null,

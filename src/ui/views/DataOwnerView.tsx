@@ -1,10 +1,10 @@
 import { useEffect, useMemo, type ReactNode } from 'react';
-import type { DatasetPreview, TuneOptions } from '../../store/jobs-api';
+import type { DatasetPreview } from '../../store/jobs-api';
 import { useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
 import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
-import { download, formatCount, progressProxy, reportError, studio } from '../studio';
+import { download, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
@@ -80,18 +80,16 @@ function ResumeBanner() {
   const ck = useUi((s) => s.checkpoint);
   const setCk = useUi((s) => s.setCheckpoint);
   const caps = useUi((s) => s.capabilities);
-  const pkg = useUi((s) => s.pkg);
-  const dataset = useUi((s) => s.dataset);
-  if (!ck) return null;
+  const running = useUi((s) => s.tuneJob.running);
+  if (!ck || running) return null;
   return (
     <div className="alert info" data-testid="resume-banner">
       <strong>A previous run was interrupted.</strong> {ck.packageName} on {ck.datasetName}: step {ck.step}/{ck.totalSteps}, saved{' '}
       {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private storage).
       <span className="row">
-        <CapButton cap={caps?.tune} disabled={!pkg || !dataset} onClick={() => void startTune(ck.runId)}>
+        <CapButton cap={caps?.tune} disabled={running} onClick={() => void startTune(ck.runId)}>
           Resume
         </CapButton>
-        {!pkg || !dataset ? <span className="muted small">re-open the same package and dataset to resume</span> : null}
         <button
           className="secondary"
           onClick={async () => {
@@ -108,35 +106,43 @@ function ResumeBanner() {
 
 async function startTune(resumeRunId?: string) {
   const ui = useUi.getState();
-  if (!ui.pkg || !ui.dataset) return;
   const t = ui.tune;
-  const opts: TuneOptions = {
-    packageId: ui.pkg.packageId,
-    datasetId: ui.dataset.datasetId,
-    mode: t.mode,
-    lora: { rank: t.loraRank, alpha: t.loraAlpha, targets: t.loraTargets },
-    lr: t.lr,
-    epochs: t.epochs,
-    batchSize: t.batchSize,
-    gradAccum: t.gradAccum,
-    seqLen: t.seqLen,
-    seed: t.seed,
-    resumeRunId,
-  };
-  ui.setTuneJob({ running: true, paused: false, progress: null, jobId: null, lossCurve: resumeRunId ? ui.tuneJob.lossCurve : [] });
+  if (!resumeRunId && (!ui.pkg || !ui.dataset)) return;
+  ui.setTuneJob({ running: true, paused: false, progress: null, jobId: null, lossCurve: [] });
+  ui.setTuneResult(null);
+  const onProgress = progressProxy((p) => {
+    const s = useUi.getState();
+    const curve = p.step !== undefined && p.loss !== undefined && p.phase !== 'done'
+      ? [...s.tuneJob.lossCurve.filter((c) => c.step !== p.step), { step: p.step, loss: p.loss, validLoss: p.validLoss }]
+      : s.tuneJob.lossCurve;
+    s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve });
+  });
   try {
-    const r = await studio().tune(
-      opts,
-      progressProxy((p) => {
-        const s = useUi.getState();
-        const curve = p.step !== undefined && p.loss !== undefined
-          ? [...s.tuneJob.lossCurve, { step: p.step, loss: p.loss, validLoss: p.validLoss }]
-          : s.tuneJob.lossCurve;
-        s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve });
-      }),
-    );
-    ui.setTuneRunId(r.runId);
-    ui.setCheckpoint(null);
+    const r = resumeRunId
+      ? await studio().resumeRun(resumeRunId, onProgress)
+      : await studio().tune(
+          {
+            packageId: ui.pkg!.packageId,
+            datasetId: ui.dataset!.datasetId,
+            mode: t.mode,
+            lora: { rank: t.loraRank, alpha: t.loraAlpha, targets: t.loraTargets },
+            lr: t.lr,
+            epochs: t.epochs,
+            batchSize: t.batchSize,
+            gradAccum: t.gradAccum,
+            seqLen: t.seqLen,
+            seed: t.seed,
+            checkpointEvery: t.checkpointEvery,
+            validEvery: t.validEvery,
+          },
+          onProgress,
+        );
+    if (r.status === 'cancelled') {
+      reportInfo('training cancelled; its last checkpoint stays in this browser and can be resumed');
+    } else {
+      ui.setTuneRunId(r.runId);
+      useUi.getState().setTuneResult(r);
+    }
   } catch (e) {
     reportError(e);
   } finally {
@@ -193,6 +199,8 @@ function TrainingSettings() {
         <NumField label="grad accum" value={t.gradAccum} min={1} step={1} onChange={(v) => set({ gradAccum: Math.max(1, Math.round(v)) })} width={52} />
         <NumField label="seq len" value={t.seqLen} min={8} step={8} onChange={(v) => set({ seqLen: Math.max(8, Math.round(v)) })} width={60} />
         <NumField label="seed" value={t.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
+        <NumField label="checkpoint every" value={t.checkpointEvery} min={1} step={1} onChange={(v) => set({ checkpointEvery: Math.max(1, Math.round(v)) })} width={52} hint="optimizer steps between resumable checkpoints (saved in this browser only)" />
+        <NumField label="validate: every k-th" value={t.validEvery} min={0} step={1} onChange={(v) => set({ validEvery: Math.max(0, Math.round(v)) })} width={52} hint="hold out every k-th example for validation (0 = none); the best-validation weights are kept" />
       </div>
       <div className="row">
         <CapButton cap={caps?.tune} disabled={!ready || job.running} onClick={() => void startTune()}>
@@ -217,6 +225,7 @@ function TrainingSettings() {
 
 function LossPanel() {
   const job = useUi((s) => s.tuneJob);
+  const r = useUi((s) => s.tuneResult);
   const x = useMemo(() => job.lossCurve.map((p) => p.step), [job.lossCurve]);
   const series = useMemo(() => {
     const s = [{ label: 'train loss', values: job.lossCurve.map((p) => p.loss) as (number | null)[] }];
@@ -232,6 +241,19 @@ function LossPanel() {
       ) : (
         <Empty>The live loss curve, tokens/s and ETA appear here while the adapters train.</Empty>
       )}
+      {r ? (
+        <KV
+          items={[
+            ['run', `${r.runId} (${r.packageName} on ${r.datasetName})`],
+            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}`],
+            ['train loss (last step)', r.trainLoss.toFixed(4)],
+            ['best valid loss', r.bestValLoss === null ? '—' : `${r.bestValLoss.toFixed(4)} at step ${r.bestStep}`],
+            ['weights kept', r.weightsFrom ?? '—'],
+            ['trainable parameters', formatCount(r.trainableParams)],
+            ['throughput', `${r.tokensPerSec.toFixed(0)} tokens/s on ${r.backend}, ${r.seconds.toFixed(1)}s`],
+          ]}
+        />
+      ) : null}
     </Panel>
   );
 }
