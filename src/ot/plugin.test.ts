@@ -99,6 +99,21 @@ describe('export', () => {
     expect(onEmu.adapter.blocks).toEqual(adapterBlocks(emu.spec, split));
   });
 
+  it('exporting against the emulator (data owner) gives the same files as against the full model', async () => {
+    for (const method of ['adapter', 'lora'] as const) {
+      const full = tinyModel('gpt2', 5);
+      const emu = compressModel(full.spec, full.weights, { method: 'drop', keep: 0.34, split });
+      const dec = decoderFromWeights(new CpuBackend(), emu.spec, emu.weights);
+      const r = await tune(dec, { train: synthExamples(8, 1) }, {
+        split, lr: 1e-2, batchSize: 4, maxSteps: 2, method, lora: { r: 2, alpha: 4, targets: ['q', 'k', 'v', 'up'] },
+      });
+      const a = await exportAdapter(r.adapter, { spec: full.spec, weights: full.weights, modelId: 'm' });
+      const b = await exportAdapter(r.adapter, { spec: emu.spec, weights: emu.weights, modelId: 'm', numLayers: 5 });
+      expect([...a.keys()]).toEqual([...b.keys()]);
+      for (const [k, v] of a) expect(Buffer.from(v).equals(Buffer.from(b.get(k)!)), `${method} ${k}`).toBe(true);
+    }
+  });
+
   for (const fam of ['llama', 'gpt2', 'opt'] as const) {
     it(`LoRA PEFT export (${fam}) has exactly the keys and shapes PEFT builds for its config`, async () => {
       const full = tinyModel(fam, 4);

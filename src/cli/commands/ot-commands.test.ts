@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../main';
 import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-model';
 import { REPO_ROOT } from './ot-shared';
+import { buildEmulator } from '../../ot/package';
+import { CpuBackend } from '../../engine/cpu/backend';
 
 function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
   const out: string[] = [];
@@ -88,6 +90,26 @@ describe('gradot tune / eval / plug', () => {
     const p = JSON.parse(c.out[0]!);
     expect(p.acc).toBe(withAdapter.acc);
     expect(p.accNorm).toBe(withAdapter.accNorm);
+  });
+
+  it('tunes on an emulator package (tokenizer from the base model) and the adapter plugs into the full model', async () => {
+    const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 64 });
+    const { files } = await buildEmulator(spec, randomTestModel(spec, 3), {
+      method: 'drop', keep: 0.5, split: { bottom: 1, top: 1 }, backend: new CpuBackend(), support: [], modelId: 'tiny',
+    });
+    const pkg = join(dir, 'pkg');
+    await mkdir(pkg, { recursive: true });
+    for (const [k, v] of files) await writeFile(join(pkg, k), v);
+    const out = join(dir, 'adapter-emu');
+    let c = capture();
+    expect(await main(['tune', pkg, '--tokenizer', model, '--train', join(task, 'train.jsonl'), '--steps', '2', '--batch', '4', '--lr', '1e-2', '--out', out, '--json'], c.io, dir), c.out[0]).toBe(0);
+    const meta = JSON.parse(await readFile(join(out, 'adapter.json'), 'utf8'));
+    expect(meta).toMatchObject({ method: 'adapter', split: { bottom: 1, top: 1 }, blocks: [0, 3], baseModel: { modelId: 'tiny', numLayers: 4 } });
+    c = capture();
+    expect(await main(['eval', pkg, '--tokenizer', model, '--adapter', out, '--task', task, '--json'], c.io, dir)).toBe(0);
+    c = capture();
+    expect(await main(['plug', model, '--adapter', out, '--out', join(dir, 'plugged-emu'), '--json'], c.io, dir)).toBe(0);
+    expect(JSON.parse(c.out[0]!).blocks).toEqual([0, 3]);
   });
 
   const bad: [string, string | Uint8Array, RegExp][] = [
