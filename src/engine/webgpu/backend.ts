@@ -70,6 +70,8 @@ export interface WebGpuBackendOptions {
   /** Test hook: pretend bindings above this many bytes must be split where an op supports splitting
    *  (gather), so the split path runs on devices whose real limit is large (SwiftShader: 1 GiB). */
   splitBindingBytes?: number;
+  /** Test hook: split batched matmuls at this many entries per dispatch instead of the device limit. */
+  splitDispatchZ?: number;
   /** Debugging aid: remember where every live storage was allocated (see `liveStorages()`). */
   trackLive?: boolean;
   /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
@@ -178,6 +180,7 @@ export class WebGpuBackend implements Backend {
   private dispatches = 0;
   private readonly batchDispatches: number;
   private readonly splitBindingBytes: number | undefined;
+  private readonly splitDispatchZ: number | undefined;
   private readonly liveSet: Map<GpuStorage, string> | null;
   /**
    * Backstop for storages dropped without free(): the autograd tape leaves forward activations to the
@@ -202,6 +205,7 @@ export class WebGpuBackend implements Backend {
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
     this.batchDispatches = opts.batchDispatches ?? 128;
     this.splitBindingBytes = opts.splitBindingBytes;
+    this.splitDispatchZ = opts.splitDispatchZ;
     this.liveSet = opts.trackLive ? new Map() : null;
     if (opts.profile && device.features.has('timestamp-query')) {
       this.prof = {
@@ -676,10 +680,14 @@ export class WebGpuBackend implements Backend {
         `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}`);
       return C;
     }
-    const u = this.uniform([m, n, k, aBatched ? m * k : 0, bBatched ? k * n : 0, m * n]);
-    this.run(K.matmulSrc(transA, transB), [A, B, C], u,
-      [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), batch],
-      `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
+    // More batch entries than one grid dimension allows go in several dispatches (z0 = first entry).
+    const maxZ = Math.min(this.device.limits.maxComputeWorkgroupsPerDimension, this.splitDispatchZ ?? Infinity);
+    for (let z0 = 0; z0 < batch; z0 += maxZ) {
+      const u = this.uniform([m, n, k, aBatched ? m * k : 0, bBatched ? k * n : 0, m * n, z0]);
+      this.run(K.matmulSrc(transA, transB), [A, B, C], u,
+        [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), Math.min(maxZ, batch - z0)],
+        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
+    }
     return C;
   }
 

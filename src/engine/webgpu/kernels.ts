@@ -78,7 +78,7 @@ export function matmulSrc(transA: boolean, transB: boolean): string {
   return /* wgsl */ `
 const TRANS_A = ${transA};
 const TRANS_B = ${transB};
-struct U { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, _p0: u32, _p1: u32 }
+struct U { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, z0: u32, _p1: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -89,9 +89,10 @@ var<workgroup> Bs: array<vec4<f32>, ${(MM_TILE_K * MM_TILE_N) / 4}>;
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
-  let aOff = wid.z * u.strideA;
-  let bOff = wid.z * u.strideB;
-  let cOff = wid.z * u.strideC;
+  let z = u.z0 + wid.z;
+  let aOff = z * u.strideA;
+  let bOff = z * u.strideB;
+  let cOff = z * u.strideC;
   let row0 = wid.y * ${MM_TILE_M}u;
   let col0 = wid.x * ${MM_TILE_N}u;
   var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));

@@ -419,6 +419,22 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     be.destroy();
     return e.maxRel === 0 ? null : `mismatch: maxRel ${e.maxRel}`;
   });
+  await check('matmul batch split', 'batch over the per-dimension dispatch limit runs as several dispatches', async () => {
+    // The real limit (65535) takes minutes on SwiftShader; the test hook lowers it to 2.
+    const be = await createWebGpuBackend({ splitDispatchZ: 2 });
+    const cpu = new CpuBackend({ dtype: 'f32' });
+    const rng = new Rng(6);
+    const a = rand(rng, 5 * 17 * 9);
+    const b = rand(rng, 5 * 9 * 70);
+    const p = { batch: 5, m: 17, n: 70, k: 9, transA: true };
+    const before = be.stats.dispatches;
+    const got = await be.read(be.matmul(be.fromArray(a), be.fromArray(b), p));
+    const nd = be.stats.dispatches - before;
+    const e = relErrors(got, await cpu.read(cpu.matmul(cpu.fromArray(a), cpu.fromArray(b), p)));
+    be.destroy();
+    if (nd !== 3) return `expected 3 dispatches, got ${nd}`;
+    return e.normRel < 1e-4 ? null : `mismatch: normRel ${e.normRel}`;
+  });
   await check('chooseBackend', 'fallback adapter -> CPU unless allowed; real adapter -> WebGPU', async () => {
     const d = await chooseBackend();
     const want = gpu.info.isFallbackAdapter ? 'cpu' : 'webgpu';
