@@ -853,7 +853,12 @@ export class WebGpuBackend implements Backend {
     const u = this.attnUniform(p, rows);
     const out = this.alloc(B * T * H * D);
     const lse = this.alloc(rows);
-    this.run(K.attentionFwdSrc, [Q, Kk, V, out, lse], u, this.grid(rows), 'attention');
+    if (D <= K.ATTN_TILED_MAX_D) {
+      const blocks = B * H * Math.ceil(T / K.ATTN_QB);
+      this.run(K.attentionFwdTiledSrc, [Q, Kk, V, out, lse], u, this.grid(blocks), 'attention');
+    } else {
+      this.run(K.attentionFwdSrc, [Q, Kk, V, out, lse], u, this.grid(rows), 'attention (row kernel, D > 128)');
+    }
     return { out, lse };
   }
 

@@ -641,6 +641,106 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 `;
 
+/** Head dims up to this use the tiled forward; larger ones (rare) the row kernel above. */
+export const ATTN_TILED_MAX_D = 128;
+/** Query rows per workgroup in the tiled forward. */
+export const ATTN_QB = 16;
+
+/**
+ * Tiled attention forward: a workgroup owns 16 query rows of one (b, h) and walks the keys in tiles of 16
+ * staged in workgroup memory, so each K/V row is read from global memory once per 16 queries instead of
+ * once per query. 64 threads: thread = (row r = li / 4, quarter sub = li % 4); a thread scores 4 keys of its
+ * row per tile and owns output dims sub, sub+4, ... (up to 32 accumulators); the 4 threads of a row all
+ * read the row's 16 scores back to run the same online-softmax update. Strides of 129 floats keep
+ * threads reading different key rows off the same memory bank.
+ */
+export const attentionFwdTiledSrc = /* wgsl */ `
+${attnHeader}
+@group(0) @binding(0) var<storage, read> Q: array<f32>;
+@group(0) @binding(1) var<storage, read> K: array<f32>;
+@group(0) @binding(2) var<storage, read> V: array<f32>;
+@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Lse: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+${flatFn}
+const QB = ${ATTN_QB}u;
+const KB = 16u;
+const S = 129u;
+var<workgroup> qs: array<f32, ${ATTN_QB * 129}>;
+var<workgroup> ks: array<f32, ${16 * 129}>;
+var<workgroup> vs: array<f32, ${16 * 129}>;
+var<workgroup> ps: array<f32, ${ATTN_QB * 16}>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let blk = rowOf(wid, nwg);
+  let nqb = (u.T + QB - 1u) / QB;
+  if (blk >= u.B * u.H * nqb) { return; }
+  let qb = blk % nqb; let h = (blk / nqb) % u.H; let b = blk / (nqb * u.H);
+  let kvh = h / (u.H / u.Hkv);
+  let q0 = qb * QB;
+  for (var e = li; e < QB * u.D; e += 64u) {
+    let rr = e / u.D; let d = e % u.D; let tt = q0 + rr;
+    var v = 0.0;
+    if (tt < u.T) { v = Q[qIdx(b, tt, h) + d]; }
+    qs[rr * S + d] = v;
+  }
+  let r = li / 4u; let sub = li % 4u;
+  let t = q0 + r;
+  var m = -1e30; var l = 0.0;
+  var acc: array<f32, 32>;
+  for (var j = 0u; j < 32u; j++) { acc[j] = 0.0; }
+  var kEnd = u.T;
+  if (u.causal != 0u) { kEnd = min(u.T, q0 + QB); }
+  for (var j0 = 0u; j0 < kEnd; j0 += KB) {
+    workgroupBarrier();
+    for (var e = li; e < KB * u.D; e += 64u) {
+      let jj = e / u.D; let d = e % u.D; let j = j0 + jj;
+      var kv = 0.0; var vv = 0.0;
+      if (j < u.T) { let o = kIdx(b, j, kvh) + d; kv = K[o]; vv = V[o]; }
+      ks[jj * S + d] = kv; vs[jj * S + d] = vv;
+    }
+    workgroupBarrier();
+    for (var c = 0u; c < 4u; c++) {
+      let jj = sub * 4u + c; let j = j0 + jj;
+      var sc = -1e30;
+      if (j < u.T && (u.causal == 0u || j <= t)) {
+        var dot = 0.0;
+        for (var d = 0u; d < u.D; d++) { dot = fma(qs[r * S + d], ks[jj * S + d], dot); }
+        sc = dot * u.scale;
+      }
+      ps[r * KB + jj] = sc;
+    }
+    workgroupBarrier();
+    var mx = m;
+    for (var jj = 0u; jj < KB; jj++) { mx = max(mx, ps[r * KB + jj]); }
+    let alpha = exp(m - mx);
+    for (var j = 0u; j < 32u; j++) { acc[j] = acc[j] * alpha; }
+    var psum = 0.0;
+    for (var jj = 0u; jj < KB; jj++) {
+      let sc = ps[r * KB + jj];
+      if (sc > -1e29) {
+        let p = exp(sc - mx);
+        psum += p;
+        for (var j = 0u; j < 32u; j++) {
+          let d = sub + 4u * j;
+          if (d < u.D) { acc[j] = fma(p, vs[jj * S + d], acc[j]); }
+        }
+      }
+    }
+    l = l * alpha + psum;
+    m = mx;
+  }
+  if (t < u.T) {
+    let o = qIdx(b, t, h);
+    for (var j = 0u; j < 32u; j++) {
+      let d = sub + 4u * j;
+      if (d < u.D) { O[o + d] = acc[j] / l; }
+    }
+    if (sub == 0u) { Lse[(b * u.H + h) * u.T + t] = m + log(l); }
+  }
+}
+`;
+
 /** Dq[b,h,t] = sum_d dout*out (the softmax-backward row term), one thread per query row. */
 export const attentionDeltaSrc = /* wgsl */ `
 ${attnHeader}

@@ -247,6 +247,7 @@ function buildCases(rng: Rng): Case[] {
     [1, 70, 2, 2, 8, false],
     [1, 67, 4, 1, 64, true],
     [1, 9, 3, 3, 130, false],
+    [1, 33, 8, 2, 128, false],
   ];
   for (const [B, T, H, Hkv, D, causal] of att) {
     const p = { B, T, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
