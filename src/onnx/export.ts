@@ -30,7 +30,10 @@ import { canonicalShapes, hfConfigFromSpec, projsOf, type HFConfig } from '../mo
 import type { ActivationKind, ModelSpec } from '../model/spec';
 import type { HostTensor, WeightMap } from '../model/weights';
 import { sameShape } from '../model/weights';
+import { cacheNames } from './names';
 import { AT, DT, onnx, type OnnxNamespace } from './proto';
+
+export { cacheNames };
 
 export const ONNX_OPSET = 17;
 /** IR version 8 goes with opset 17 (ONNX 1.12). */
@@ -156,17 +159,6 @@ function checkWeights(spec: ModelSpec, weights: WeightMap): void {
     if (!t) throw new Error(`exportOnnx: missing tensor '${name}' [${shape.join(', ')}]`);
     if (!sameShape(shape, t.shape)) throw new Error(`exportOnnx: '${name}' has shape [${t.shape.join(', ')}], spec wants [${shape.join(', ')}]`);
   }
-}
-
-/** Names of the graph's KV-cache inputs/outputs, layer by layer. */
-export function cacheNames(numLayers: number): { past: string[]; present: string[] } {
-  const past: string[] = [];
-  const present: string[] = [];
-  for (let i = 0; i < numLayers; i++) {
-    past.push(`past_key_values.${i}.key`, `past_key_values.${i}.value`);
-    present.push(`present.${i}.key`, `present.${i}.value`);
-  }
-  return { past, present };
 }
 
 /**

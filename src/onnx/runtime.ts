@@ -11,7 +11,7 @@ import type { InferenceSession, Tensor as OrtTensorType } from 'onnxruntime-comm
 import type { Batch } from '../data/batch';
 import type { ModelSpec } from '../model/spec';
 import { rowScoresFromLogits, type BatchRowScores } from '../ot/metrics';
-import { cacheNames } from './export';
+import { cacheNames } from './names';
 
 /** The part of an onnxruntime module (node or web) we use. */
 export interface OrtModule {
