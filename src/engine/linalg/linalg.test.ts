@@ -3,7 +3,8 @@ import { gaussianArray } from './rng';
 import { hostMatmul, transpose } from './matmul';
 import { qr } from './qr';
 import { symmetricEigen } from './eig';
-import { chooseSvdMethod, exactSvd, randomizedSvd, randomizedSvdAsync, svd, type SvdResult } from './svd';
+import { _exactTallVariant, chooseSvdMethod, exactSvd, randomizedSvd, randomizedSvdAsync, svd, type SvdResult } from './svd';
+import { symmetricEigenQL } from './tridiag';
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
@@ -234,4 +235,34 @@ describe('randomized SVD', () => {
     expect(() => svd(W, m, n, { method: 'randomized' })).toThrow(/rank/);
     expect(svd(W, m, n, { rank: 4 }).method).toBe('exact');
   });
+});
+
+describe('tridiagonal QL eigen and the seeded Jacobi SVD', () => {
+  for (const n of [1, 2, 5, 40]) {
+    it(`symmetricEigenQL diagonalizes a random symmetric ${n}x${n}`, () => {
+      const X = gaussianArray(n * n, 300 + n);
+      const A = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j] + X[j * n + i];
+      const { values, vectorsT } = symmetricEigenQL(A, n);
+      expect(orthoError(transpose(vectorsT, n, n), n, n)).toBeLessThan(1e-12);
+      const AV = hostMatmul(vectorsT, A, { m: n, n, k: n });
+      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) expect(Math.abs(AV[j * n + k] - values[j] * vectorsT[j * n + k])).toBeLessThan(1e-11);
+      const ref = symmetricEigen(A, n).values;
+      const sorted = Array.from(values).sort((a, b) => b - a);
+      for (let i = 0; i < n; i++) expect(Math.abs(sorted[i] - ref[i])).toBeLessThan(1e-11);
+    });
+  }
+
+  for (const [m, n, label] of [[30, 30, 'square'], [45, 20, 'tall'], [24, 24, 'rank-deficient']] as const) {
+    it(`seeded and plain Jacobi agree (${label})`, () => {
+      let A = gaussianArray(m * n, m + n);
+      if (label === 'rank-deficient') A = knownSpectrum(m, n, Float64Array.from([5, 4, 1, 1e-3]), 8);
+      const a = _exactTallVariant(A, m, n, 'seeded');
+      const b = _exactTallVariant(A, m, n, 'qr');
+      for (let i = 0; i < n; i++) expect(Math.abs(a.S[i] - b.S[i])).toBeLessThan(1e-12);
+      expect(orthoError(a.U, m, n)).toBeLessThan(1e-10);
+      expect(orthoError(transpose(a.Vt, n, n), n, n)).toBeLessThan(1e-10);
+      expect(maxAbsDiff(reconstruct({ ...a, m, n, rank: n, method: 'exact' }), A)).toBeLessThan(1e-12);
+    });
+  }
 });

@@ -16,6 +16,7 @@
 import { gaussianArray } from './rng';
 import { hostMatmul, transpose, type AsyncMatmulFn, type MatmulFn, type MatmulShape } from './matmul';
 import { qr } from './qr';
+import { symmetricEigenQL } from './tridiag';
 
 export interface SvdResult {
   U: Float64Array;
@@ -61,9 +62,9 @@ export interface AsyncSvdOptions extends SvdOptions {
  * i.e. the transpose). Orthogonalizes the columns in place and returns the accumulated right rotations
  * as `vt` (n rows of length n: row j is column j of V).
  */
-function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80): Float64Array {
-  const vt = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) vt[j * n + j] = 1;
+function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80, vtInit?: Float64Array): Float64Array {
+  const vt = vtInit ?? new Float64Array(n * n);
+  if (!vtInit) for (let j = 0; j < n; j++) vt[j * n + j] = 1;
   const norms = new Float64Array(n);
   const tol = 1e-15;
   for (let sweep = 0; sweep < maxSweeps; sweep++) {
@@ -144,23 +145,43 @@ function completeOrthonormal(uCols: Float64Array, m: number, k: number, missing:
   }
 }
 
-/** Jacobi SVD of a tall-or-square [m, n] matrix (m >= n), all n components. */
-function exactTall(a: Float64Array, m: number, n: number): { U: Float64Array; S: Float64Array; Vt: Float64Array } {
-  // Reduce to the square triangular factor first: Jacobi then costs O(n³) per sweep instead of O(mn²),
-  // and R is better conditioned for convergence.
+/**
+ * Jacobi SVD of a tall-or-square [m, n] matrix (m >= n), all n components.
+ *
+ * A tall matrix is first reduced to its square R factor (QR), so everything after costs O(n³).
+ * 'seeded' (default): V₀ from the eigenvectors of RᵀR (tridiagonal QL, cheap), then one-sided Jacobi on
+ * X = R·V₀, whose columns are already nearly orthogonal, so only a few polishing sweeps run; the result
+ * has Jacobi's accuracy (it is the Jacobi SVD of X, and V₀ is orthogonal to working precision).
+ * 'qr': Jacobi from the identity (the reference path, and the fallback if QL fails to converge).
+ */
+function exactTall(a: Float64Array, m: number, n: number, variant: 'seeded' | 'qr' = 'seeded'): { U: Float64Array; S: Float64Array; Vt: Float64Array } {
   let Q: Float64Array | null = null;
-  let work: Float64Array;
+  let work = a;
   let rows = m;
   if (m > n) {
     const f = qr(a, m, n);
     Q = f.Q;
     work = f.R;
     rows = n;
-  } else {
-    work = a;
   }
-  const cols = transpose(work, rows, n);
-  const vt = jacobiColumns(cols, rows, n);
+  let seed: Float64Array | null = null;
+  if (variant === 'seeded') {
+    try {
+      seed = symmetricEigenQL(hostMatmul(work, work, { m: n, n, k: rows, transA: true }), n).vectorsT;
+    } catch {
+      seed = null;
+    }
+  }
+  let cols: Float64Array;
+  let vt: Float64Array;
+  if (seed) {
+    // cols[j] = work·v_j (rows of V₀ᵀ·workᵀ).
+    cols = hostMatmul(seed, work, { m: n, n: rows, k: n, transB: true });
+    vt = jacobiColumns(cols, rows, n, 80, seed);
+  } else {
+    cols = transpose(work, rows, n);
+    vt = jacobiColumns(cols, rows, n);
+  }
   const sig = new Float64Array(n);
   for (let j = 0; j < n; j++) {
     let s = 0;
@@ -306,4 +327,9 @@ export async function svdAsync(a: ArrayLike<number>, m: number, n: number, opts:
   return chooseSvdMethod(m, n, opts) === 'exact'
     ? exactSvd(W, m, n, opts.rank)
     : randomizedSvdAsync(W, m, n, opts.rank as number, opts);
+}
+
+/** @internal both Jacobi variants, for the equivalence test and the benchmark. */
+export function _exactTallVariant(a: Float64Array, m: number, n: number, variant: 'seeded' | 'qr') {
+  return exactTall(a, m, n, variant);
 }
