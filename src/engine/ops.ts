@@ -6,16 +6,21 @@
  * Conventions: activations are [..., features] (leading dims flatten to rows); linear weights are Hugging
  * Face's [out, in]; attention takes q [B,T,H,D] and k/v [B,T,Hkv,D] (or the same memory shaped
  * [B,T,H*D] / [B*T, H*D], which is what a linear projection produces; only the element count is checked).
+ *
+ * Every op checks its inputs are not freed before touching storage (a freed CPU storage would otherwise read
+ * as garbage), and hands statistics its backward needs to `record` as saved storages, so they are freed
+ * with the node (or at once under noGrad) instead of leaking on a GPU.
  */
 
 import type { Activation, Backend, MatmulParams, Storage } from './backend';
-import { Tensor, numel, record, shapeStr } from './tensor';
+import { Tensor, assertLive, numel, record, shapeStr } from './tensor';
 
 function fail(op: string, msg: string): never {
   throw new Error(`${op}: ${msg}`);
 }
 
 function sameBackend(op: string, ...ts: Tensor[]): Backend {
+  assertLive(op, ...ts);
   const be = ts[0].backend;
   for (const t of ts) if (t.backend !== be) fail(op, 'tensors live on different backends');
   return be;
@@ -60,6 +65,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 }
 
 export function scale(a: Tensor, s: number): Tensor {
+  assertLive('scale', a);
   const be = a.backend;
   return record(out(be, a.shape, be.scale(a.storage, s)), [a], (g) => [be.scale(g, s)], 'scale');
 }
@@ -79,6 +85,7 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
 }
 
 export function activation(x: Tensor, kind: Activation): Tensor {
+  assertLive('activation', x);
   const be = x.backend;
   return record(out(be, x.shape, be.activation(x.storage, kind)), [x],
     (g) => [be.activationBackward(g, x.storage, kind)], `activation(${kind})`);
@@ -88,6 +95,7 @@ export function activation(x: Tensor, kind: Activation): Tensor {
 
 /** A view with the same storage (freeing either frees both); one dim may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  assertLive('reshape', x);
   const sh = [...shape];
   const neg = sh.indexOf(-1);
   if (neg >= 0) {
@@ -101,6 +109,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 
 /** Columns [colOff, colOff + width) of the last dim (splitting fused projections such as GPT-2's c_attn). */
 export function sliceCols(x: Tensor, colOff: number, width: number): Tensor {
+  assertLive('sliceCols', x);
   const be = x.backend;
   const cols = lastDim(x);
   if (colOff < 0 || width < 0 || colOff + width > cols) {
@@ -117,6 +126,7 @@ export function sliceCols(x: Tensor, colOff: number, width: number): Tensor {
 
 /** Sum of all elements, shape [1]. */
 export function sum(x: Tensor): Tensor {
+  assertLive('sum', x);
   const be = x.backend;
   const n = x.size;
   return record(out(be, [1], be.sumRows(x.storage, n, 1)), [x], (g) => {
@@ -247,6 +257,7 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape?: readonly nu
   const [V, d] = table.shape;
   const sh = idsShape ?? [ids.length];
   if (numel(sh) !== ids.length) fail(op, `${ids.length} ids for shape ${shapeStr(sh)}`);
+  assertLive(op, table);
   const be = table.backend;
   return record(out(be, [...sh, d], be.gather(table.storage, ids, d)), [table],
     (g) => [be.scatterAdd(g, ids, V, d)], op);
@@ -256,7 +267,7 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape?: readonly nu
 
 export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps = 1e-5): Tensor {
   const op = 'layerNorm';
-  const be = sameBackend(op, x, w);
+  const be = sameBackend(op, ...(b ? [x, w, b] : [x, w]));
   const dim = lastDim(x);
   if (w.size !== dim) fail(op, `weight ${shapeStr(w.shape)} does not match the last dim of ${shapeStr(x.shape)}`);
   if (b && b.size !== dim) fail(op, `bias ${shapeStr(b.shape)} does not match the last dim of ${shapeStr(x.shape)}`);
@@ -268,7 +279,7 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps = 1e-5): T
     if (b) return [dx, dw, db];
     be.free(db); // GPU buffers are not garbage collected
     return [dx, dw];
-  }, op);
+  }, op, [r.mean, r.rstd]);
 }
 
 export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
@@ -281,7 +292,7 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   return record(out(be, x.shape, r.y), [x, w], (g) => {
     const { dx, dw } = be.rmsNormBackward(g, x.storage, w.storage, r.rstd, rows, dim);
     return [dx, dw];
-  }, op);
+  }, op, [r.rstd]);
 }
 
 // ---------------------------------------------------------------- attention, rope
@@ -314,7 +325,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   return record(out(be, q.shape, r.out), [q, k, v], (g) => {
     const { dq, dk, dv } = be.attentionBackward(g, q.storage, k.storage, v.storage, r.out, r.lse, p);
     return [dq, dk, dv];
-  }, op);
+  }, op, [r.lse]);
 }
 
 export interface RopeOptions {
@@ -329,6 +340,7 @@ export interface RopeOptions {
 /** Rotary embedding (LLaMA rotate_half convention) on x [B,T,H,D]; `inverse` undoes it. */
 export function rope(x: Tensor, o: RopeOptions, inverse = false): Tensor {
   const op = 'rope';
+  assertLive(op, x);
   const be = x.backend;
   const n = o.B * o.T * o.H * o.D;
   if (x.size !== n) fail(op, `x ${shapeStr(x.shape)} has ${x.size} elements, expected B*T*H*D = ${n}`);
@@ -348,6 +360,7 @@ function ceCheck(op: string, logits: Tensor, targets: Int32Array): { rows: numbe
 /** Per-row cross-entropy, shape [rows]; ignored rows give 0 (log-likelihood scoring uses this). */
 export function crossEntropyRows(logits: Tensor, targets: Int32Array, ignoreIndex = -100): Tensor {
   const op = 'crossEntropy';
+  assertLive(op, logits);
   const { rows, vocab } = ceCheck(op, logits, targets);
   const be = logits.backend;
   return record(out(be, [rows], be.crossEntropy(logits.storage, targets, rows, vocab, ignoreIndex)), [logits],
