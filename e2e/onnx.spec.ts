@@ -136,6 +136,8 @@ async function main(): Promise<number> {
       failed++;
       console.log(`  FAIL requests left the origin: ${foreign.slice(0, 5).join(', ')}`);
     }
+    const epWarnings = logs.filter((l) => /fall ?back|not supported|webgpu/i.test(l));
+    if (epWarnings.length) console.log(`[onnx] EP-related console messages: ${epWarnings.slice(0, 5).join(' | ').slice(0, 800)}`);
     if (failed) logs.slice(0, 10).forEach((l) => console.error(`[onnx] console: ${l.slice(0, 300)}`));
   } finally {
     await browser.close();

@@ -1,7 +1,7 @@
 // Runs exported ONNX graphs in onnxruntime-web (WebGPU EP on SwiftShader, or the WASM EP) and
 // transformers.js generation from in-memory exported files, for e2e/onnx.spec.ts. The spec passes models
 // and inputs (base64) and compares the results with our engine's, computed in Node.
-import { hasWebGpu, webOrt, webSessionOptions, generateInBrowser, type WebExecutionProvider } from '../../src/onnx/browser';
+import { hasWebGpu, webOrt, generateInBrowser, type WebExecutionProvider } from '../../src/onnx/browser';
 import { OrtDecoder, type OrtModelInfo } from '../../src/onnx/runtime';
 
 export interface LogitsJob {
@@ -46,7 +46,8 @@ function b64(s: string): Uint8Array {
 
 window.__runLogits = async (job) => {
   const t0 = performance.now();
-  const dec = await OrtDecoder.create(webOrt(), b64(job.model), job.info, webSessionOptions(job.ep));
+  // Only the requested EP (no WASM EP fallback listed), so a WebGPU failure cannot pass silently as WASM.
+  const dec = await OrtDecoder.create(webOrt(), b64(job.model), job.info, { executionProviders: [job.ep] });
   const { B, T, ids, prefill } = job;
   const V = job.info.vocabSize;
   const full = await dec.logits(ids, B, T);
