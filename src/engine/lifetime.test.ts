@@ -216,6 +216,23 @@ describe('tidy and scopes', () => {
     expect(rel.live).toBe(5);
   });
 
+  it('a keep()-marked graph output also keeps its graph', () => {
+    const tr = tracked();
+    const be = tr.backend;
+    const rng = new Rng(20);
+    const w = randn(be, [3, 3], rng, 1, 0, { requiresGrad: true });
+    const x = randn(be, [2, 3], rng);
+    let l: Tensor | null = null;
+    tidy(() => {
+      l = keep(ops.sum(ops.activation(ops.linear(x, w), 'gelu_erf')));
+      return null;
+    });
+    backward(l!, { release: true });
+    l!.free();
+    expect(w.grad!.freed).toBe(false);
+    expect(tr.live()).toBe(3); // w, x, w.grad
+  });
+
   it('gradients made by a backward inside tidy survive it', () => {
     const tr = tracked();
     const be = tr.backend;

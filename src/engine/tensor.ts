@@ -80,8 +80,8 @@ export function shapeStr(shape: readonly number[]): string {
 //    recorded, after it has run in a backward (unless retainGraph), or with its tensor.
 // 2. tidy(fn) / beginScope+endScope: every storage first wrapped by a Tensor inside the scope is freed at the
 //    end, except storages of (a) tensors reachable from the result (Tensor, arrays, Maps, Sets, plain
-//    objects), (b) the recorded graph behind those (so `backward` can still run on a returned loss), (c)
-//    tensors marked with keep(), (d) parameter-like leaves (requiresGrad and never produced by an op).
+//    objects), (b) tensors marked with keep(), (c) the recorded graph behind (a) and (b) (so `backward` can
+//    still run on a returned loss), (d) parameter-like leaves (requiresGrad and never produced by an op).
 //    Kept tensors of kinds (a) and (b) move to the enclosing scope. Views (reshape, detach) of a storage
 //    born outside the scope never free it. Tensors that escape by side effect (assigned to an outer
 //    variable, not returned) are freed: return them or keep() them.
@@ -211,8 +211,9 @@ export function endScope(sc: Scope, result?: unknown): void {
 
   const keep = new Set<Tensor>();
   collectTensors(result, keep, new Set());
-  // The graph behind a returned tensor stays intact so backward can run on it later.
+  // The graph behind a returned (or keep()-marked) tensor stays intact so backward can run on it later.
   const stack = [...keep];
+  for (const e of sc.entries) if (e.t.kept && e.t.node) stack.push(e.t);
   while (stack.length) {
     const t = stack.pop()!;
     if (t.node) {

@@ -124,10 +124,12 @@ export async function benchTrainStep(
   const step = async (): Promise<void> => {
     dec.zeroGrad();
     const l = dec.loss(ids, targets, c.batch, c.seq);
-    backward(l);
+    // release: activations go back to the pool during backward (no per-step allocation churn on WebGPU).
+    backward(l, { release: true });
     opt.step();
     // Reading the loss forces a GPU backend to finish the step, so the timing covers real work.
     loss = await l.item();
+    l.free();
   };
   for (let i = 0; i < c.warmup; i++) await step();
   prof?.reset();

@@ -8,7 +8,7 @@
  */
 
 import { Rng } from '../engine/random';
-import { noGrad } from '../engine/tensor';
+import { noGrad, tidy } from '../engine/tensor';
 import type { Decoder } from './decoder';
 
 export interface SampleOptions {
@@ -95,7 +95,8 @@ export async function generate(dec: Decoder, prompt: ArrayLike<number>, opts: Ge
   for (let step = 0; step < opts.maxNewTokens; step++) {
     // Keep the most recent tokens that fit the model's positions.
     const ctx = Int32Array.from(seq.length > window ? seq.slice(seq.length - window) : seq);
-    const logits = noGrad(() => dec.lastLogits(ctx, 1, ctx.length));
+    // tidy: the forward's intermediates are GPU buffers, freed here rather than left to GC.
+    const logits = tidy(() => noGrad(() => dec.lastLogits(ctx, 1, ctx.length)));
     const row = await logits.read();
     logits.free();
     const id = sampleToken(row, opts, rng);

@@ -12,6 +12,7 @@ import { AdamW, clipGradNorm } from '../engine/optim';
 import { Rng } from '../engine/random';
 import { backward, liveTensorCount, noGrad, tidy } from '../engine/tensor';
 import { decoderFromWeights, type Decoder } from './decoder';
+import { generate } from './generate';
 import { randomModel, smallSpec, type SmallFamily } from './random-model';
 
 const B = 2;
@@ -148,6 +149,16 @@ describe('evaluation steps do not grow live storage', () => {
       }, false));
     });
   }
+});
+
+describe('generation', () => {
+  it('generate() leaves only the model behind (one tidy per token)', async () => {
+    const { tr, dec } = setup('llama', 5);
+    const before = tr.live();
+    const r = await generate(dec, [1, 2, 3], { maxNewTokens: 5, temperature: 0.8, topK: 10, seed: 1 });
+    expect(r.tokens.length).toBe(5);
+    expect(tr.live()).toBe(before);
+  });
 });
 
 describe('release does not change the numbers', () => {
