@@ -66,7 +66,8 @@ function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80,
   const vt = vtInit ?? new Float64Array(n * n);
   if (!vtInit) for (let j = 0; j < n; j++) vt[j * n + j] = 1;
   const norms = new Float64Array(n);
-  const tol = 1e-15;
+  // LAPACK-style threshold: columns count as orthogonal once their cosine is below m·eps.
+  const tol = Math.max(1e-15, m * 2.220446049250313e-16);
   for (let sweep = 0; sweep < maxSweeps; sweep++) {
     // Exact norms at the start of each sweep; the cheap updates below drift otherwise.
     for (let j = 0; j < n; j++) {
@@ -108,10 +109,16 @@ function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80,
         norms[q] = beta + t * gamma;
       }
     }
-    if (!rotated) break;
+    if (!rotated) {
+      lastJacobiSweeps = sweep + 1;
+      break;
+    }
   }
   return vt;
 }
+
+/** @internal sweeps the last Jacobi run needed (diagnostics for the benchmark). */
+export let lastJacobiSweeps = 0;
 
 /**
  * Fills columns of `uCols` (k rows of length m, row j = column j of U) whose index is in `missing` with
