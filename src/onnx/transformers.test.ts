@@ -9,7 +9,7 @@ import { CpuBackend } from '../engine/cpu/backend';
 import { decoderFromWeights } from '../model/decoder';
 import { generate } from '../model/generate';
 import { tokenizerFromJSON } from '../model/tokenizer';
-import { randomModel } from '../model/random-model';
+import { randomModel, smallSpec, type SmallFamily } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { exportTransformersJsFolder } from './export';
@@ -107,4 +107,15 @@ describe('transformers.js generation from exported folders', () => {
       expect(again.tokens).toEqual(want.slice(0, 5));
     }
   });
+
+  for (const fam of ['gpt2', 'opt', 'qwen2', 'mistral'] as SmallFamily[]) {
+    it(`${fam}: transformers.js picks the family's class and decodes the same tokens`, async () => {
+      const sp = smallSpec(fam, { numLayers: 2, vocabSize: 4096, hiddenSize: 64, maxPositions: 64 });
+      const w = randomModel(sp, 7, { std: 0.25, normJitter: 0.2 });
+      const files = exportTransformersJsFolder(sp, w, { baseConfig: { bos_token_id: EOS, eos_token_id: EOS }, extraFiles: tokenizerFiles });
+      const r = await generateWithTransformersJs(files, PROMPT, { maxNewTokens: N, device: 'cpu' });
+      expect(r.tokens).toEqual(await engineGreedy(sp, w, r.promptTokens));
+      expect(new Set(r.tokens).size).toBeGreaterThan(3);
+    });
+  }
 });
