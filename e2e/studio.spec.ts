@@ -187,6 +187,7 @@ async function main(): Promise<void> {
     check(compressed, 'svd compression of the fixture produces a results panel');
     let pkgPath: string | null = null;
     let gradotPkgPath: string | null = null;
+    let adapterPath: string | null = null;
     if (compressed) {
       const text = await results.innerText();
       check(/middle blocks/.test(text) && /reading: /.test(text), 'results show the budget and the readings used');
@@ -291,7 +292,7 @@ async function main(): Promise<void> {
       await tnum('batch').fill('4');
       await tnum('seq len').fill('32');
       await tnum('checkpoint every').fill('2');
-      await tnum('validate: every k-th').fill('10');
+      await tnum('valid fraction').fill('0.1');
       await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Start' }).click();
       const midway = await page.waitForFunction(() => {
         const m = /step (\d+)\/(\d+)/.exec(document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '');
@@ -312,7 +313,52 @@ async function main(): Promise<void> {
         check(resumed, 'the resumed run finishes and says which step it continued from');
         if (resumed) console.log(`  info ${(await fin.innerText()).replace(/\s+/g, ' ').slice(0, 200)}`);
         await shot(page, 'studio-data-owner-tuned');
+
+        // Evaluate Emulator ZS and FT on held-out records, then export the adapters.
+        const testQa = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n');
+        await page.getByTestId('eval-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(testQa) });
+        await page.locator('.drop-label', { hasText: 'evaluation file: test.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+        await page.getByRole('button', { name: /Evaluate emulator/ }).click();
+        const metrics = page.locator('section[aria-label="Evaluate and export"] table.metrics');
+        const evaluated = await metrics.waitFor({ timeout: 120_000 }).then(() => true, () => false);
+        check(evaluated && !(await metrics.innerText()).includes('not run'), 'Emulator ZS and Emulator FT evaluated');
+        if (evaluated) console.log(`  info ${(await metrics.innerText()).replace(/\s+/g, ' ').slice(0, 220)}`);
+        const dla = page.waitForEvent('download', { timeout: 30_000 }).catch(() => null);
+        await page.getByRole('button', { name: 'Download adapters (.safetensors)' }).click();
+        const ad = await dla;
+        if (ad) {
+          adapterPath = join(artifacts, ad.suggestedFilename());
+          await ad.saveAs(adapterPath);
+        }
+        check(adapterPath !== null, 'adapters download as a zip');
+        await shot(page, 'studio-data-owner-evaluated');
       }
+    }
+
+    // ---- Model owner again: plug the returned adapters into the full model (reopened after the reload).
+    if (adapterPath) {
+      await page.getByTestId('tab-model').click();
+      await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
+      await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+      await page.getByTestId('adapter-drop-input').setInputFiles(adapterPath);
+      const testQa = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n');
+      await page.getByTestId('plugin-task-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(testQa) });
+      await page.locator('.drop-label', { hasText: 'task: test.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+      await page.getByRole('button', { name: 'Plug in and evaluate' }).click();
+      const pm = page.locator('section[aria-label="Plug in returned adapters"] table.metrics');
+      const plugged = await pm.waitFor({ timeout: 120_000 }).then(() => true, () => false);
+      check(plugged, 'returned adapters plug into the full model: Full ZS and Plug-in evaluated');
+      if (plugged) console.log(`  info ${(await pm.innerText()).replace(/\s+/g, ' ').slice(0, 220)}`);
+      await shot(page, 'studio-model-owner-plugin');
+      // Bad file 7: those adapters dropped on a different model (the gpt2 fixture) are refused by name.
+      await page.getByTestId('model-drop-input').setInputFiles([
+        { name: 'config.json', mimeType: 'application/json', buffer: cfg },
+        { name: 'model.safetensors', mimeType: 'application/octet-stream', buffer: full },
+      ]);
+      await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'gpt2' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+      await page.getByTestId('adapter-drop-input').setInputFiles(adapterPath);
+      await expectErrorToast(page, 'adapter.safetensors', 'adapters of another model');
+      await dismissToasts(page);
     }
 
     // ---- Researcher

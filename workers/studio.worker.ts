@@ -17,13 +17,17 @@ import { encodeDataset, makeBatch, readDataset, validateDataset, withoutSpecialT
 import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
-import { decoderFromWeights } from '../src/model/decoder';
+import { decoderFromWeights, type Decoder } from '../src/model/decoder';
 import { linearDims, loadHFModel, planHFLoad } from '../src/model/hf';
-import { loadTokenizer } from '../src/model/tokenizer';
+import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
 import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
+import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/export';
+import { evaluate, headline, type EvalMetrics } from '../src/ot/evaluate';
+import { applyAdapter, plugIn } from '../src/ot/plugin';
+import { prepareEval, prepareTraining, type PreparedTraining } from '../src/ot/task-data';
 import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/ot/tune';
 import type { LoraTarget } from '../src/ot/lora';
 import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
@@ -49,6 +53,7 @@ import {
   type DatasetPreview,
   type DownloadFile,
   type EvalOptions,
+  type EvalReport,
   type EvalResult,
   type InputFile,
   type LayerSummary,
@@ -114,8 +119,6 @@ async function capabilities(): Promise<Capabilities> {
   const pending = async (name: string, what: string) =>
     (await has(OT, name)) ? `src/ot ${name} has landed; studio wiring pending` : `not available yet: waiting on ${what}`;
   const ot = {
-    evaluate: await pending('evaluate', 'evaluation (issue 5, src/ot)'),
-    plug: await pending('plugIn', 'plug-in (issue 5, src/ot)'),
     protocol: await pending('runProtocol', 'the OT protocol runner (issue 5, src/ot)'),
   };
   return {
@@ -125,9 +128,9 @@ async function capabilities(): Promise<Capabilities> {
     openPackage: { available: true, note: 'zip/folder read in the worker (manifest + tensor headers)' },
     validateDataset: { available: true, note: 'src/data readDataset + validateDataset' },
     tune: { available: true, note: 'src/ot tune (adapter blocks or LoRA), OPFS checkpoints' },
-    evaluate: { available: false, note: ot.evaluate },
-    exportAdapters: { available: false, note: await pending('exportAdapters', 'adapter export (issue 5, src/ot)') },
-    plugIn: { available: false, note: ot.plug },
+    evaluate: { available: true, note: 'src/ot evaluate (acc/acc_norm or loss/perplexity)' },
+    exportAdapters: { available: true, note: 'src/ot exportAdapter' },
+    plugIn: { available: true, note: 'src/ot loadAdapter + plugIn + evaluate' },
     otProtocol: { available: false, note: ot.protocol },
   };
 }
@@ -856,7 +859,8 @@ async function spectrum(packageId: string, layer: number, proj: string): Promise
 const activeRuns = new Set<string>();
 interface TunedRun {
   result: OtTuneResult;
-  meta: EmulatorPackage['meta'];
+  pkg: EmulatorPackage;
+  pkgFiles: InputFile[];
   packageName: string;
   datasetName: string;
 }
@@ -895,24 +899,19 @@ async function runTune(
     const tok = await loadTokenizer(sourceOf(pkgFiles, packageName)).catch((e: unknown) =>
       rethrow(new Error(`the package has no usable tokenizer (${(e as Error).message}); packages built by the studio include tokenizer.json`), packageName),
     );
-    let ds: Dataset;
-    try {
-      ds = readDataset(new Uint8Array(await datasetFile.data.arrayBuffer()), datasetFile.path);
-    } catch (e) {
-      rethrow(e, datasetFile.path);
-    }
     const spec = pkg.meta.spec;
     const C = Math.max(8, Math.min(options.seqLen, spec.maxPositions));
-    let encoded;
+    let prepared: PreparedTraining;
     try {
-      encoded = encodeDataset(ds, withoutSpecialTokens(tok), { contextLength: C, addBos: spec.family === 'llama' });
+      // Multiple choice trains on the correct choice as an answer (src/ot task-data), like the CLI.
+      prepared = prepareTraining(
+        { name: datasetFile.path, bytes: new Uint8Array(await datasetFile.data.arrayBuffer()) }, null, withoutSpecialTokens(tok),
+        { contextLength: C, addBos: spec.family === 'llama', validFraction: options.validFraction, seed: options.seed },
+      );
     } catch (e) {
       rethrow(e, datasetFile.path);
     }
-    const all = encoded.examples;
-    const k = options.validEvery;
-    const valid = k > 1 && all.length >= 2 * k ? all.filter((_, i) => i % k === k - 1) : [];
-    const train = valid.length ? all.filter((_, i) => i % k !== k - 1) : all;
+    const { train, valid } = prepared;
     if (train.length === 0) fail(datasetFile.path, 'no training examples after encoding');
     const be = await pickBackend('auto');
     report({ phase: `loading emulator on ${be.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
@@ -961,7 +960,7 @@ async function runTune(
       }
       rethrow(e, datasetFile.path);
     }
-    tunedRuns.set(runId, { result, meta: pkg.meta, packageName, datasetName: datasetFile.path });
+    tunedRuns.set(runId, { result, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
     return {
       jobId, runId, status: 'done', steps: result.steps, totalSteps: result.totalSteps, trainLoss: result.trainLoss,
       bestValLoss: result.bestValLoss, bestStep: result.bestStep, weightsFrom: result.weightsFrom, trainableParams: result.trainableParams,
@@ -1012,6 +1011,116 @@ async function resumeRun(runId: string, onProgress: ProgressFn): Promise<TuneRes
   return runTune(runId, files, pkg, rec.packageName, { path: rec.datasetName, data }, rec.options, onProgress);
 }
 
+// ---------------------------------------------------------------- evaluation, export, plug-in (src/ot)
+
+function toEvalResult(m: EvalMetrics): EvalResult {
+  const h = headline(m);
+  return {
+    metric: h.metric, value: h.value, higherIsBetter: h.higherIsBetter, n: m.n, loss: m.loss, perplexity: m.perplexity,
+    acc: m.acc, accNorm: m.accNorm, exactMatch: m.exactMatch, seconds: m.seconds,
+  };
+}
+
+async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal): Promise<EvalMetrics> {
+  let task;
+  try {
+    task = prepareEval({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, withoutSpecialTokens(tok), {
+      contextLength: spec.maxPositions, addBos: spec.family === 'llama',
+    });
+  } catch (e) {
+    rethrow(e, file.path);
+  }
+  return evaluate(dec, task, {
+    padId: tok.padId ?? tok.eosId ?? 0, signal,
+    onProgress: (done, total) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
+  });
+}
+
+async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
+  const run = opts.runId ? tunedRuns.get(opts.runId) : undefined;
+  const opened = opts.packageId ? openPackages.get(opts.packageId) : undefined;
+  const pkg = run?.pkg ?? opened?.pkg;
+  const pkgFiles = run?.pkgFiles ?? opened?.files;
+  if (!pkg || !pkgFiles) fail(undefined, 'open an emulator package (or finish a tuning run) first');
+  const d = openDatasets.get(opts.datasetId);
+  if (!d) fail(undefined, 'open an evaluation file first');
+  const { jobId, report } = startJob(onProgress);
+  const abort = new AbortController();
+  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  try {
+    const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
+    const be = await pickBackend('auto');
+    const spec = pkg.meta.spec;
+    const zsDec = decoderFromWeights(be, spec, pkg.weights);
+    const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal);
+    let ft: EvalMetrics | null = null;
+    if (run) {
+      await applyAdapter(zsDec, run.result.adapter);
+      ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal);
+    }
+    return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
+  } finally {
+    jobControls.delete(jobId);
+    jobs.delete(jobId);
+  }
+}
+
+async function exportAdaptersJob(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]> {
+  const run = tunedRuns.get(runId);
+  if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it, then export');
+  const m = run.pkg.meta;
+  const files = await exportAdapter(run.result.adapter, {
+    spec: m.spec, weights: run.pkg.weights, modelId: m.source.modelId, sha256: m.source.sha256, numLayers: m.source.numLayers,
+  }, { info: { emulator: { method: m.method, keep: m.keep }, run: runId, steps: run.result.steps, trainLoss: run.result.trainLoss, bestValLoss: run.result.bestValLoss } });
+  const keep = format === 'peft' ? [PEFT_CONFIG, PEFT_WEIGHTS] : [ADAPTER_JSON, ADAPTER_WEIGHTS];
+  const entries: Record<string, Uint8Array> = {};
+  for (const k of keep) {
+    const b = files.get(k);
+    if (!b) fail(undefined, format === 'peft' ? 'PEFT layout exists for LoRA runs only; this run trained full adapter blocks' : `export is missing ${k}`);
+    entries[k] = b;
+  }
+  const base = `${run.packageName.replace(/\.zip$/, '').replace(/[^\w.-]+/g, '_')}-${runId}`;
+  return [{ name: `${base}-${format === 'peft' ? 'peft' : 'adapter'}.zip`, bytes: zipSync(entries, { level: 0 }), mime: 'application/zip' }];
+}
+
+async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult> {
+  const cur = openModels.get('current');
+  if (!cur) fail(undefined, 'open the full model first');
+  const a = openAdaptersMap.get(opts.adapterId);
+  if (!a) fail(undefined, 'drop the returned adapters first');
+  const d = openDatasets.get(opts.datasetId);
+  if (!d) fail(undefined, 'drop an evaluation task first');
+  const { jobId, report } = startJob(onProgress);
+  const abort = new AbortController();
+  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  try {
+    report({ phase: 'loading the full model', fraction: null });
+    const source = sourceOf(cur.files, cur.summary.name);
+    const full = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    let adapter;
+    try {
+      const aSource = sourceOf(a.files, a.summary.name);
+      adapter = a.summary.layout === 'adapter'
+        ? (await loadAdapter(aSource, full.spec)).adapter
+        : fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
+    } catch (e) {
+      rethrow(e, a.summary.name);
+    }
+    const be = await pickBackend('auto');
+    const fullDec = decoderFromWeights(be, full.spec, full.weights);
+    const zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal);
+    report({ phase: 'plugging the adapter in', fraction: null });
+    const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
+    const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
+    const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal);
+    return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
+  } finally {
+    jobControls.delete(jobId);
+    jobs.delete(jobId);
+  }
+}
+
 // ---------------------------------------------------------------- operations waiting on src/ot
 
 function notYet(what: string): never {
@@ -1027,9 +1136,7 @@ const api: StudioApi = {
   spectrum,
   openPackage,
   openAdapters,
-  async plugIn(_opts: PlugInOptions, _onProgress: ProgressFn): Promise<PlugInResult> {
-    return notYet('Plug-in evaluation');
-  },
+  plugIn: plugInJob,
   openDataset,
   tune: startTune,
   resumeRun,
@@ -1054,12 +1161,8 @@ const api: StudioApi = {
   },
   checkpoint,
   discardCheckpoint,
-  async evaluate(_opts: EvalOptions, _onProgress: ProgressFn): Promise<EvalResult> {
-    return notYet('Evaluation');
-  },
-  async exportAdapters(_runId: string, _format: 'safetensors' | 'peft'): Promise<DownloadFile[]> {
-    return notYet('Adapter export');
-  },
+  evaluate: evaluateJob,
+  exportAdapters: exportAdaptersJob,
   async runProtocol(_setting: OTSetting, _task: InputFile | null, _onProgress: ProgressFn): Promise<OTRun> {
     return notYet('The OT protocol');
   },

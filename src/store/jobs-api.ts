@@ -253,8 +253,8 @@ export interface TuneOptions {
   seed: number;
   /** Commit a resumable checkpoint (OPFS) every this many optimizer steps. */
   checkpointEvery: number;
-  /** Hold out every k-th example for validation (0 = no validation). */
-  validEvery: number;
+  /** Held-out share of the records for validation (0 = none); src/ot prepareTraining's split. */
+  validFraction: number;
 }
 
 export interface TuneResult {
@@ -310,17 +310,33 @@ export interface CheckpointInfo {
 }
 
 export interface EvalOptions {
-  target: 'emulator' | 'plugin' | 'full';
+  /** The emulator: an opened package, or the package a finished run was trained on. */
   packageId?: string;
+  /** A finished tuning run: adds Emulator FT (its adapter applied to the emulator). */
   runId?: string;
+  /** The evaluation file (an opened dataset). */
   datasetId: string;
 }
 
 export interface EvalResult {
-  loss: number;
-  perplexity: number;
-  accuracy: number | null;
-  examples: number;
+  /** Headline metric: accuracy for multiple choice, token-mean loss otherwise. */
+  metric: 'acc' | 'loss';
+  value: number;
+  higherIsBetter: boolean;
+  n: number;
+  loss?: number;
+  perplexity?: number;
+  acc?: number;
+  accNorm?: number;
+  exactMatch?: number;
+  seconds: number;
+}
+
+export interface EvalReport {
+  file: string;
+  emulatorZS: EvalResult;
+  emulatorFT: EvalResult | null;
+  backend: string;
 }
 
 export interface DownloadFile {
@@ -352,10 +368,12 @@ export interface PlugInOptions {
 }
 
 export interface PlugInResult {
-  metric: string;
-  fullZS: number;
-  plugIn: number;
-  examples: number;
+  file: string;
+  fullZS: EvalResult;
+  plugIn: EvalResult;
+  /** Canonical tensors the adapter replaced in the full model. */
+  replaced: number;
+  backend: string;
 }
 
 // ---------------------------------------------------------------- researcher
@@ -412,7 +430,7 @@ export interface StudioApi {
   cancel(jobId: string): Promise<void>;
   checkpoint(): Promise<CheckpointInfo | null>;
   discardCheckpoint(runId: string): Promise<void>;
-  evaluate(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalResult>;
+  evaluate(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport>;
   exportAdapters(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]>;
 
   runProtocol(setting: OTSetting, task: InputFile | null, onProgress: ProgressFn): Promise<OTRun>;

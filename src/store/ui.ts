@@ -10,7 +10,7 @@ import type {
   CompressMethod,
   CompressResult,
   DatasetPreview,
-  EvalResult,
+  EvalReport,
   ModelSummary,
   PackageSummary,
   ProgressEvent,
@@ -53,7 +53,7 @@ export interface TuneSettings {
   seqLen: number;
   seed: number;
   checkpointEvery: number;
-  validEvery: number;
+  validFraction: number;
 }
 
 export interface JobState {
@@ -107,8 +107,8 @@ interface UiState {
   setTuneResult(r: TuneResult | null): void;
   checkpoint: CheckpointInfo | null;
   setCheckpoint(c: CheckpointInfo | null): void;
-  evalResult: EvalResult | null;
-  setEvalResult(r: EvalResult | null): void;
+  evalResult: EvalReport | null;
+  setEvalResult(r: EvalReport | null): void;
 }
 
 let toastId = 1;
@@ -155,7 +155,7 @@ export const useUi = create<UiState>((set) => ({
     seqLen: 128,
     seed: 0,
     checkpointEvery: 10,
-    validEvery: 10,
+    validFraction: 0.1,
   },
   setTune: (p) => set((s) => ({ tune: { ...s.tune, ...p } })),
   tuneJob: idleJob,

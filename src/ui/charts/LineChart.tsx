@@ -26,7 +26,7 @@ export function LineChart({ x, series, xLabel, yLabel, height = 220, logY = fals
     () => ({
       scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
       axes: [
-        { ...X_AXIS_STYLE, label: xLabel },
+        { ...X_AXIS_STYLE, label: xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
       ],
       legend: { live: true },

@@ -1,5 +1,5 @@
 import { Component, useEffect, useState, type ErrorInfo, type ReactNode } from 'react';
-import type { Capability, ProgressEvent } from '../../store/jobs-api';
+import type { Capability, EvalResult, ProgressEvent } from '../../store/jobs-api';
 import { formatDuration } from '../studio';
 
 export function Panel({ title, children, actions, className }: { title: string; children: ReactNode; actions?: ReactNode; className?: string }) {
@@ -125,4 +125,45 @@ export class ViewBoundary extends Component<{ name: string; children: ReactNode 
     }
     return this.props.children;
   }
+}
+
+/** Evaluation results side by side (e.g. Emulator ZS vs Emulator FT, Full ZS vs Plug-in). */
+export function MetricsTable({ rows }: { rows: [string, EvalResult | null][] }) {
+  const f = (v: number | undefined, pct = false) => (v === undefined || !Number.isFinite(v) ? '—' : pct ? `${(v * 100).toFixed(1)}%` : v.toFixed(4));
+  return (
+    <table className="dense metrics">
+      <thead>
+        <tr>
+          <th />
+          <th className="num">acc</th>
+          <th className="num">acc_norm</th>
+          <th className="num">loss</th>
+          <th className="num">ppl</th>
+          <th className="num">exact match</th>
+          <th className="num">n</th>
+          <th className="num">time</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map(([name, r]) => (
+          <tr key={name}>
+            <td>{name}</td>
+            {r ? (
+              <>
+                <td className="num">{f(r.acc, true)}</td>
+                <td className="num">{f(r.accNorm, true)}</td>
+                <td className="num">{f(r.loss)}</td>
+                <td className="num">{r.perplexity === undefined ? '—' : r.perplexity.toFixed(2)}</td>
+                <td className="num">{f(r.exactMatch, true)}</td>
+                <td className="num">{r.n}</td>
+                <td className="num">{r.seconds.toFixed(1)}s</td>
+              </>
+            ) : (
+              <td colSpan={7} className="muted">not run</td>
+            )}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
 }

@@ -1,8 +1,8 @@
-import { useEffect, useMemo, type ReactNode } from 'react';
-import type { DatasetPreview } from '../../store/jobs-api';
+import { useEffect, useMemo, useState, type ReactNode } from 'react';
+import type { DatasetPreview, ProgressEvent } from '../../store/jobs-api';
 import { useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
-import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
+import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { download, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
 
@@ -133,7 +133,7 @@ async function startTune(resumeRunId?: string) {
             seqLen: t.seqLen,
             seed: t.seed,
             checkpointEvery: t.checkpointEvery,
-            validEvery: t.validEvery,
+            validFraction: t.validFraction,
           },
           onProgress,
         );
@@ -200,7 +200,7 @@ function TrainingSettings() {
         <NumField label="seq len" value={t.seqLen} min={8} step={8} onChange={(v) => set({ seqLen: Math.max(8, Math.round(v)) })} width={60} />
         <NumField label="seed" value={t.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
         <NumField label="checkpoint every" value={t.checkpointEvery} min={1} step={1} onChange={(v) => set({ checkpointEvery: Math.max(1, Math.round(v)) })} width={52} hint="optimizer steps between resumable checkpoints (saved in this browser only)" />
-        <NumField label="validate: every k-th" value={t.validEvery} min={0} step={1} onChange={(v) => set({ validEvery: Math.max(0, Math.round(v)) })} width={52} hint="hold out every k-th example for validation (0 = none); the best-validation weights are kept" />
+        <NumField label="valid fraction" value={t.validFraction} min={0} max={0.5} step={0.05} onChange={(v) => set({ validFraction: Math.min(0.5, Math.max(0, v)) })} width={56} hint="share of records held out for validation (0 = none); the best-validation weights are kept" />
       </div>
       <div className="row">
         <CapButton cap={caps?.tune} disabled={!ready || job.running} onClick={() => void startTune()}>
@@ -261,16 +261,23 @@ function LossPanel() {
 function EvalPanel() {
   const caps = useUi((s) => s.capabilities);
   const pkg = useUi((s) => s.pkg);
-  const dataset = useUi((s) => s.dataset);
   const runId = useUi((s) => s.tuneRunId);
   const result = useUi((s) => s.evalResult);
   const setResult = useUi((s) => s.setEvalResult);
+  const [evalSet, setEvalSet] = useState<DatasetPreview | null>(null);
+  const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
   const evaluate = async () => {
-    if (!dataset) return;
+    if (!evalSet) return;
+    setJob({ running: true, progress: null });
     try {
-      setResult(await studio().evaluate({ target: 'emulator', packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: dataset.datasetId }, progressProxy(() => undefined)));
+      setResult(await studio().evaluate(
+        { packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: evalSet.datasetId },
+        progressProxy((p) => setJob({ running: true, progress: p })),
+      ));
     } catch (e) {
       reportError(e);
+    } finally {
+      setJob((j) => ({ ...j, running: false }));
     }
   };
   const exportAdapters = async (format: 'safetensors' | 'peft') => {
@@ -283,26 +290,38 @@ function EvalPanel() {
   };
   return (
     <Panel title="Evaluate and export">
+      <FileDrop
+        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
+        accept=".jsonl,.json,.csv,.txt"
+        testId="eval-drop"
+        onFiles={async (files) => {
+          const p = await studio().openDataset(files[0]!);
+          if (!p.ok) {
+            reportIssue(p);
+            return;
+          }
+          setEvalSet(p);
+        }}
+      />
       <div className="row wrap">
-        <CapButton cap={caps?.evaluate} disabled={!pkg || !dataset} onClick={evaluate}>
-          Evaluate on emulator
+        <CapButton cap={caps?.evaluate} disabled={(!pkg && !runId) || !evalSet || job.running} onClick={evaluate}>
+          {runId ? 'Evaluate emulator: zero-shot and fine-tuned' : 'Evaluate emulator (zero-shot)'}
         </CapButton>
         <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('safetensors')}>
           Download adapters (.safetensors)
         </CapButton>
         <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('peft')}>
-          Download PEFT (LoRA)
+          Download PEFT (LoRA runs)
         </CapButton>
       </div>
+      <Progress progress={job.progress} running={job.running} />
       {result ? (
-        <KV
-          items={[
-            ['loss', result.loss.toFixed(4)],
-            ['perplexity', result.perplexity.toFixed(2)],
-            ['accuracy', result.accuracy === null ? '—' : `${(result.accuracy * 100).toFixed(1)}%`],
-            ['examples', result.examples],
-          ]}
-        />
+        <>
+          <div className="meta">
+            {result.file} · on {result.backend}
+          </div>
+          <MetricsTable rows={[['Emulator ZS', result.emulatorZS], ['Emulator FT', result.emulatorFT]]} />
+        </>
       ) : null}
     </Panel>
   );

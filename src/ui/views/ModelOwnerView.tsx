@@ -4,7 +4,7 @@ import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
 import { SpectrumChart } from '../charts/SpectrumChart';
-import { CapButton, Empty, KV, NumField, Panel, Progress } from '../components/common';
+import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { reportIssue } from './DataOwnerView';
 import { download, fetchFiles, formatBytes, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
@@ -487,13 +487,12 @@ function PlugIn() {
       </div>
       <Progress progress={job.progress} running={job.running} />
       {result ? (
-        <KV
-          items={[
-            [`Full ZS (${result.metric})`, result.fullZS.toFixed(4)],
-            [`Plug-in (${result.metric})`, result.plugIn.toFixed(4)],
-            ['examples', result.examples],
-          ]}
-        />
+        <>
+          <div className="meta">
+            {result.file} · {result.replaced} tensors replaced · on {result.backend}
+          </div>
+          <MetricsTable rows={[['Full ZS', result.fullZS], ['Plug-in', result.plugIn]]} />
+        </>
       ) : null}
     </Panel>
   );
