@@ -18,6 +18,7 @@ import type { Dataset, DatasetKind, TextTokenizer } from '../data/types';
 import { IGNORE_INDEX } from '../data/types';
 import { evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
 import type { LoraAdapter } from './lora';
+import { targetLogits, type TargetLogits } from './target-logits';
 
 export interface EncodedTask {
   kind: DatasetKind;
@@ -64,45 +65,43 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
   return async (b: Batch): Promise<BatchRowScores> => {
     o.signal?.throwIfAborted();
     const { batchSize: B, seqLen: T } = b;
-    let logits: Tensor | null = null;
+    let tl: TargetLogits | null = null;
     const nll = noGrad(() => {
       const run = (): Tensor => {
-        logits = dec.forward(b.ids, B, T);
-        return ops.crossEntropyRows(logits, b.targets, IGNORE_INDEX);
+        tl = targetLogits(dec, b.ids, b.targets, B, T);
+        return ops.crossEntropyRows(tl.logits, tl.targets, IGNORE_INDEX);
       };
       return o.lora ? o.lora.with(dec, run) : run();
     });
+    const got = tl as TargetLogits | null;
+    if (!got) throw new Error('evaluate: no logits');
     const rows = await nll.read();
     nll.free();
     const sumLogProb = new Float64Array(B);
     const tokens = new Int32Array(B);
-    for (let r = 0; r < B; r++) {
-      for (let t = 0; t < T; t++) {
-        if (b.targets[r * T + t] === IGNORE_INDEX) continue;
-        sumLogProb[r] -= rows[r * T + t]!;
-        tokens[r]++;
-      }
+    const n = got.targets.length;
+    for (let k = 0; k < n; k++) {
+      if (got.targets[k] === IGNORE_INDEX) continue;
+      const r = Math.floor(got.positions[k]! / T);
+      sumLogProb[r] -= rows[k]!;
+      tokens[r]++;
     }
     let greedyMatch: boolean[] | undefined;
-    const lg = logits as Tensor | null;
-    if (o.greedy && lg) {
+    if (o.greedy) {
       const V = dec.spec.vocabSize;
-      const L = await lg.read();
-      greedyMatch = [];
-      for (let r = 0; r < B; r++) {
-        let ok = tokens[r]! > 0;
-        for (let t = 0; t < T && ok; t++) {
-          const y = b.targets[r * T + t]!;
-          if (y === IGNORE_INDEX) continue;
-          const off = (r * T + t) * V;
-          let am = 0;
-          for (let v = 1; v < V; v++) if (L[off + v]! > L[off + am]!) am = v;
-          if (am !== y) ok = false;
-        }
-        greedyMatch.push(ok);
+      const L = await got.logits.read();
+      const ok = Array.from({ length: B }, (_, r) => tokens[r]! > 0);
+      for (let k = 0; k < n; k++) {
+        const y = got.targets[k]!;
+        if (y === IGNORE_INDEX) continue;
+        const off = k * V;
+        let am = 0;
+        for (let v = 1; v < V; v++) if (L[off + v]! > L[off + am]!) am = v;
+        if (am !== y) ok[Math.floor(got.positions[k]! / T)] = false;
       }
+      greedyMatch = ok;
     }
-    lg?.free();
+    got.logits.free();
     return greedyMatch ? { sumLogProb, tokens, greedyMatch } : { sumLogProb, tokens };
   };
 }

@@ -27,6 +27,7 @@ import type { WeightMap } from '../model/weights';
 import { makeBatches, type Batch, type Example } from '../data/batch';
 import type { CheckpointStore, JsonValue } from './checkpoint-store';
 import { LoraAdapter, type LoraConfig, checkLoraConfig } from './lora';
+import { targetLogits } from './target-logits';
 import { adapterBlocks, inBlocks, type Split } from './split';
 import { packTensors, unpackTensors, type PackedTensor } from './tensor-pack';
 
@@ -224,7 +225,10 @@ export async function meanLoss(
   for (const b of batches) {
     if (b.targetTokens === 0) continue;
     const l = noGrad(() => {
-      const run = (): Tensor => ops.crossEntropySum(dec.forward(b.ids, b.batchSize, b.seqLen), b.targets);
+      const run = (): Tensor => {
+        const tl = targetLogits(dec, b.ids, b.targets, b.batchSize, b.seqLen);
+        return ops.crossEntropySum(tl.logits, tl.targets);
+      };
       return o.lora ? o.lora.with(dec, run) : run();
     });
     s += await l.item();
@@ -425,7 +429,8 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
         if (b.targetTokens === 0) continue;
         const restore = lora ? lora.attach(model) : null;
         try {
-          const l = ops.scale(ops.crossEntropySum(model.forward(b.ids, b.batchSize, b.seqLen), b.targets), 1 / groupTokens);
+          const tl = targetLogits(model, b.ids, b.targets, b.batchSize, b.seqLen);
+          const l = ops.scale(ops.crossEntropySum(tl.logits, tl.targets), 1 / groupTokens);
           backward(l);
           lossSum += await l.item();
           l.free();
