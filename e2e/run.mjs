@@ -16,7 +16,7 @@ if (specs.length === 0) {
   console.log('0 passed, 0 failed');
   process.exit(0);
 }
-const perSpecMs = Number(process.env.E2E_SPEC_TIMEOUT_MS ?? 300_000);
+const perSpecMs = Number(process.env.E2E_SPEC_TIMEOUT_MS ?? 600_000);
 let failed = 0;
 for (const spec of specs) {
   const t0 = Date.now();
