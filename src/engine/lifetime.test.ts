@@ -311,6 +311,23 @@ describe('backward release', () => {
     expect(g.x.freed).toBe(false);
   });
 
+  it('frees op outputs made without grad that feed the graph, but never inputs or views of them', () => {
+    const tr = tracked();
+    const be = tr.backend;
+    const rng = new Rng(21);
+    const input = randn(be, [2, 6], rng);
+    const w = randn(be, [4, 3], rng, 1, 0, { requiresGrad: true });
+    const frozen = randn(be, [3, 3], rng);
+    const view = ops.reshape(input, [4, 3]); // a view of the caller's input: protected with it
+    const feats = ops.linear(view, frozen); // frozen-layer activation: no node, made by an op
+    const mine = noGrad(() => ops.scale(view, 2)); // computed by the caller, still needed: listed in keep
+    const l = ops.sum(ops.add(ops.linear(feats, w, null), ops.linear(mine, w)));
+    backward(l, { release: true, keep: [mine] });
+    expect(feats.freed).toBe(true);
+    expect(input.freed || view.freed || mine.freed || frozen.freed).toBe(false);
+    expect(tr.live()).toBe(7 - 1 + 1 - 1); // input, w, frozen, mine, l, w.grad (feats and the linear outputs gone)
+  });
+
   it('using a released intermediate throws; release with retainGraph is refused', () => {
     const tr = tracked();
     const g = graph(tr.backend, new Rng(16));

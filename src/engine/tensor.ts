@@ -87,9 +87,14 @@ export function shapeStr(shape: readonly number[]): string {
 //    variable, not returned) are freed: return them or keep() them.
 // 3. backward(loss, { release: true }) frees each intermediate tensor of the graph (produced by an op and
 //    reached from the loss) right after the last backward closure that can read it has run, except the
-//    loss itself, graph leaves (parameters, inputs), tensors marked keep(), tensors with retainGrad(), and
-//    anything in opts.keep; protection is per storage, so a view protects what it shares. Using another
-//    intermediate afterwards throws. Without release, backward frees only gradients and saved storages.
+//    loss itself, graph leaves (parameters, inputs: tensors not made by an op, or that require grad),
+//    tensors marked keep(), tensors with retainGrad(), and anything in opts.keep; protection is per
+//    storage, so a view protects what it shares. Op outputs computed without grad that feed the graph (the
+//    activations of frozen layers below the first trainable one) count as intermediates and are freed too:
+//    pass such a tensor in opts.keep if you computed it yourself and still need it. Tensors the graph never
+//    touches (activations inside frozen layers, consumed only by other frozen ops) are invisible to
+//    backward: a scope frees those. Using a freed intermediate afterwards throws. Without release,
+//    backward frees only gradients and saved storages.
 // 4. Gradients (`.grad`) are never freed by scopes or release; zeroGrad / free do that.
 // A storage is freed once: Tensor.free(), scopes and release are idempotent with each other and with a
 // GPU backend's own freed flag.
@@ -319,6 +324,10 @@ export class Tensor {
   kept = false;
   /** @internal an op recorded a node for this tensor at some point (so it is not a parameter). */
   derived = false;
+  /** @internal the storage was new when this tensor was made (it is not a view of another tensor's). */
+  readonly fresh: boolean;
+  /** @internal fresh output of an op, with or without a recorded node (an activation, not an input). */
+  opOutput = false;
   private _storage: Storage;
 
   constructor(backend: Backend, shape: readonly number[], storage: Storage, requiresGrad = false) {
@@ -332,6 +341,7 @@ export class Tensor {
     this._storage = storage;
     this.requiresGrad = requiresGrad;
     const owns = born(storage);
+    this.fresh = owns;
     trackingScope()?.entries.push({ t: this, owns });
   }
 
@@ -419,6 +429,7 @@ export class Tensor {
  */
 export function record(out: Tensor, inputs: Tensor[], backward: BackwardFn, op: string, saved?: Storage[]): Tensor {
   assertLive(op, ...inputs);
+  if (out.fresh) out.opOutput = true;
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.derived = true;
@@ -436,8 +447,9 @@ export interface BackwardOptions {
   retainGraph?: boolean;
   /**
    * Free the graph's intermediate tensors as soon as no remaining backward closure can read them (rule 3
-   * above): the loss, leaves, keep()/retainGrad() tensors and `keep` survive, every other tensor produced
-   * by an op on the way to the loss is freed. Not with retainGraph.
+   * above): the loss, parameters and inputs, keep()/retainGrad() tensors and `keep` survive; every other
+   * tensor an op produced on the way to the loss (frozen-layer activations included) is freed. Not with
+   * retainGraph.
    */
   release?: boolean;
   /** With release: tensors the caller still reads afterwards (e.g. logits). Views protect what they share. */
@@ -606,8 +618,10 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
 function releasePlan(loss: Tensor, order: readonly Tensor[], keepList: readonly Tensor[]): Map<number, Storage[]> {
   const prot = new Set<Storage>([loss.storage]);
   for (const t of keepList) prot.add(t.storage);
+  // Leaves are protected unless an op made them without grad (activations of frozen layers below the first
+  // trainable one): those are intermediates like any other.
   const guard = (t: Tensor): void => {
-    if (t.node === null || t.kept || t.retainsGrad) prot.add(t.storage);
+    if ((t.node === null && (t.requiresGrad || !t.opOutput)) || t.kept || t.retainsGrad) prot.add(t.storage);
   };
   for (const t of order) {
     guard(t);
