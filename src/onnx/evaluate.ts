@@ -9,7 +9,7 @@ import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import type { EncodedTask, EvalMetrics } from '../ot/evaluate';
 import { evaluateMultipleChoice, evaluatePerplexity } from '../ot/metrics';
-import { exportOnnx } from './export';
+import { exportOnnxFiles } from './export';
 import { loadOrt, OrtDecoder, ortInfoFromSpec, type OrtModule } from './runtime';
 import type { InferenceSession } from 'onnxruntime-common';
 
@@ -28,7 +28,9 @@ export async function evaluateWithOrt(spec: ModelSpec, weights: WeightMap, task:
   if (task.examples.length === 0) throw new Error(`${task.file}: nothing to evaluate`);
   const batchSize = opts.batchSize ?? 8;
   const ort = opts.ort ?? (await loadOrt('node'));
-  const dec = await OrtDecoder.create(ort, exportOnnx(spec, weights), ortInfoFromSpec(spec), opts.sessionOptions);
+  const files = exportOnnxFiles(spec, weights);
+  const externalData = files.data.map((d) => ({ path: d.name, data: d.bytes }));
+  const dec = await OrtDecoder.create(ort, files.model, ortInfoFromSpec(spec), { ...opts.sessionOptions, ...(externalData.length ? { externalData } : {}) });
   try {
     const score = dec.scorer();
     const bo = { batchSize, padId: opts.padId, onProgress: opts.onProgress };

@@ -146,3 +146,36 @@ describe('ONNX export vs engine (onnxruntime-node)', () => {
     expect(JSON.parse(new TextDecoder().decode(files.get('generation_config.json')))).toEqual({ bos_token_id: 2, eos_token_id: 3 });
   });
 });
+
+describe('ONNX external data', () => {
+  it('weights in chunked external data files: same logits, and transformers.js loads the folder', async () => {
+    const { exportOnnxFiles } = await import('./export');
+    const spec = smallSpec('llama', { numLayers: 2, vocabSize: 4096, hiddenSize: 64, maxPositions: 48 });
+    const w = randomTestModel(spec, 61);
+    const f = exportOnnxFiles(spec, w, { externalData: true, externalChunkBytes: 600_000 });
+    expect(f.data.map((d) => d.name)).toEqual(['model.onnx_data', 'model.onnx_data_1', 'model.onnx_data_2']);
+    expect(f.model.byteLength).toBeLessThan(200_000);
+    const m = decodeOnnxModel(f.model);
+    const ext = (m.graph as OnnxNamespace.GraphProto).initializer.filter((t) => t.dataLocation === 1);
+    expect(ext.length).toBeGreaterThan(10);
+    const dec = await OrtDecoder.create(await ort(), f.model, ortInfoFromSpec(spec), {
+      externalData: f.data.map((d) => ({ path: d.name, data: d.bytes })),
+    });
+    const ids = randomIds(2 * 7, spec.vocabSize, 62);
+    const err = maxRelErr(await dec.logits(ids, 2, 7), await engineLogits(spec, w, ids, 2, 7));
+    await dec.release();
+    maxErrors['llama external data'] = err;
+    expect(err).toBeLessThan(TOL);
+
+    const files = exportTransformersJsFolder(spec, w, { externalData: true, externalChunkBytes: 600_000, extraFiles: {
+      'tokenizer.json': (await import('node:fs')).readFileSync(new URL('../../public/models/demo/tokenizer.json', import.meta.url)),
+    } });
+    expect(JSON.parse(new TextDecoder().decode(files.get('config.json')))['transformers.js_config'].use_external_data_format).toBe(3);
+    const { generateWithTransformersJs } = await import('./transformers');
+    const r = await generateWithTransformersJs(files, [1, 2, 3, 4], { maxNewTokens: 4, device: 'cpu' });
+    const d2 = await OrtDecoder.create(await ort(), f.model, ortInfoFromSpec(spec), { externalData: f.data.map((d) => ({ path: d.name, data: d.bytes })) });
+    const want = await d2.generateGreedy([1, 2, 3, 4], 4);
+    await d2.release();
+    expect(r.tokens).toEqual(want);
+  });
+});

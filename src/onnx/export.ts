@@ -140,6 +140,13 @@ export interface OnnxExportOptions {
   docString?: string;
   /** Extra metadata_props entries. */
   metadata?: Record<string, string>;
+  /**
+   * Weights in external data files beside the graph (ONNX external data, transformers.js's
+   * `use_external_data_format`): true, false, or 'auto' (default: only past protobuf's 2 GiB limit).
+   */
+  externalData?: boolean | 'auto';
+  /** Largest external data file (default 1.5 GiB; transformers.js names them model.onnx_data, _1, _2, ...). */
+  externalChunkBytes?: number;
 }
 
 function transposeHost(t: HostTensor): Float32Array {
@@ -354,14 +361,81 @@ export function encodeOnnxModel(model: OnnxNamespace.IModelProto): Uint8Array {
   let bytes = 0;
   for (const t of model.graph?.initializer ?? []) bytes += t.rawData?.length ?? 0;
   if (bytes > MAX_PROTO_BYTES) {
-    throw new Error(`exportOnnx: ${(bytes / 2 ** 30).toFixed(2)} GiB of weights exceeds protobuf's 2 GiB limit (external data is not implemented)`);
+    throw new Error(`exportOnnx: ${(bytes / 2 ** 30).toFixed(2)} GiB of weights exceeds protobuf's 2 GiB limit: export with externalData`);
   }
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
 }
 
-/** The model as ONNX bytes (model.onnx). */
+/** External data file names as transformers.js expects them for `model.onnx`. */
+export function externalDataNames(modelFile: string, chunks: number): string[] {
+  return Array.from({ length: chunks }, (_, i) => `${modelFile}_data${i === 0 ? '' : `_${i}`}`);
+}
+
+const EXTERNAL_ALIGN = 4096; // onnx.save's alignment for external tensors (page-aligned for mmap)
+const EXTERNAL_MIN_BYTES = 1024; // small tensors (norms, constants) stay in the graph, as onnx.save does
+
+/**
+ * Moves float initializers into external data chunks (in place): each gets data_location EXTERNAL and
+ * location/offset/length entries. Returns the chunk contents, named for `modelFile`.
+ */
+export function moveToExternalData(model: OnnxNamespace.IModelProto, modelFile: string, chunkBytes = 1.5 * 2 ** 30): { name: string; bytes: Uint8Array }[] {
+  const inits = (model.graph?.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && (t.rawData?.length ?? 0) >= EXTERNAL_MIN_BYTES);
+  const chunks: { tensors: ITensor[]; size: number }[] = [];
+  for (const t of inits) {
+    const n = t.rawData!.length;
+    let cur = chunks[chunks.length - 1];
+    const at = cur ? Math.ceil(cur.size / EXTERNAL_ALIGN) * EXTERNAL_ALIGN : 0;
+    if (!cur || (cur.size > 0 && at + n > chunkBytes)) {
+      cur = { tensors: [], size: 0 };
+      chunks.push(cur);
+    }
+    const offset = Math.ceil(cur.size / EXTERNAL_ALIGN) * EXTERNAL_ALIGN;
+    cur.tensors.push(t);
+    (t as { _offset?: number })._offset = offset;
+    cur.size = offset + n;
+  }
+  const names = externalDataNames(modelFile, chunks.length);
+  return chunks.map((c, i) => {
+    const bytes = new Uint8Array(c.size);
+    for (const t of c.tensors) {
+      const off = (t as { _offset?: number })._offset!;
+      delete (t as { _offset?: number })._offset;
+      bytes.set(t.rawData!, off);
+      t.externalData = [
+        { key: 'location', value: names[i]! },
+        { key: 'offset', value: String(off) },
+        { key: 'length', value: String(t.rawData!.length) },
+      ];
+      t.dataLocation = 1; // TensorProto.DataLocation.EXTERNAL
+      t.rawData = null;
+    }
+    return { name: names[i]!, bytes };
+  });
+}
+
+export interface OnnxFiles {
+  /** The graph (model.onnx). */
+  model: Uint8Array;
+  /** External data files, in order (empty when the weights are inside the graph). */
+  data: { name: string; bytes: Uint8Array }[];
+}
+
+/** The model as ONNX files: the graph and, when `externalData` asks for it, its external data chunks. */
+export function exportOnnxFiles(spec: ModelSpec, weights: WeightMap, opts: OnnxExportOptions = {}, modelFile = 'model.onnx'): OnnxFiles {
+  const model = buildOnnxModel(spec, weights, opts);
+  let total = 0;
+  for (const t of model.graph?.initializer ?? []) total += t.rawData?.length ?? 0;
+  const mode = opts.externalData ?? 'auto';
+  const external = mode === true || (mode === 'auto' && total > MAX_PROTO_BYTES - 64 * 2 ** 20);
+  const data = external ? moveToExternalData(model, modelFile, opts.externalChunkBytes) : [];
+  return { model: encodeOnnxModel(model), data };
+}
+
+/** The model as ONNX bytes (model.onnx), weights inside the graph. */
 export function exportOnnx(spec: ModelSpec, weights: WeightMap, opts: OnnxExportOptions = {}): Uint8Array {
-  return encodeOnnxModel(buildOnnxModel(spec, weights, opts));
+  const f = exportOnnxFiles(spec, weights, opts);
+  if (f.data.length) throw new Error('exportOnnx: this model has external data (past 2 GiB, or asked for); use exportOnnxFiles');
+  return f.model;
 }
 
 /** Parses ONNX bytes back into a ModelProto (for inspection and tests). */
@@ -400,7 +474,8 @@ export function exportTransformersJsFolder(spec: ModelSpec, weights: WeightMap, 
   const config = hfConfigFromSpec(spec, base);
   config.torch_dtype = 'float32';
   config.use_cache = true;
-  config['transformers.js_config'] = { dtype: 'fp32', use_external_data_format: false };
+  const onnxFiles = exportOnnxFiles(spec, weights, opts);
+  config['transformers.js_config'] = { dtype: 'fp32', use_external_data_format: onnxFiles.data.length === 0 ? false : onnxFiles.data.length };
   const files = new Map<string, Uint8Array>();
   files.set('config.json', enc.encode(JSON.stringify(config, null, 2) + '\n'));
   const gen: Record<string, unknown> = {};
@@ -409,6 +484,7 @@ export function exportTransformersJsFolder(spec: ModelSpec, weights: WeightMap, 
   files.set('generation_config.json', enc.encode(JSON.stringify(gen, null, 2) + '\n'));
   const extra = opts.extraFiles instanceof Map ? [...opts.extraFiles] : Object.entries(opts.extraFiles ?? {});
   for (const [k, v] of extra) files.set(k, typeof v === 'string' ? enc.encode(v) : v);
-  files.set('onnx/model.onnx', exportOnnx(spec, weights, opts));
+  files.set('onnx/model.onnx', onnxFiles.model);
+  for (const d of onnxFiles.data) files.set(`onnx/${d.name}`, d.bytes);
   return files;
 }

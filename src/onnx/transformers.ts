@@ -69,6 +69,8 @@ export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: Tj
   const p = (async () => {
     for (const f of ['config.json', 'onnx/model.onnx']) if (!files.has(f)) throw new Error(`generateWithTransformersJs: missing ${f} in the exported files`);
     if (!files.has('tokenizer.json')) throw new Error('generateWithTransformersJs: missing tokenizer.json in the exported files');
+    // transformers.js requires tokenizer_config.json; an empty one means "everything from tokenizer.json".
+    const served = files.has('tokenizer_config.json') ? files : new Map([...files, ['tokenizer_config.json', new TextEncoder().encode('{}')]]);
     const tf = await import('@huggingface/transformers');
     const env = tf.env as unknown as Record<string, unknown>;
     const keys = ['allowRemoteModels', 'allowLocalModels', 'useCustomCache', 'customCache', 'useBrowserCache', 'useFSCache', 'useFS', 'fetch', 'useWasmCache'];
@@ -78,7 +80,7 @@ export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: Tj
       allowRemoteModels: false,
       allowLocalModels: true,
       useCustomCache: true,
-      customCache: memoryCache(id, files),
+      customCache: memoryCache(id, served),
       useBrowserCache: false,
       useFSCache: false,
       useFS: false,

@@ -2,6 +2,7 @@
  * `gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify]`: any model state we hold (an HF folder,
  * an emulator package folder/.zip, or either with a tuned adapter plugged in) as a transformers.js folder:
  * config.json, generation_config.json, tokenizer files, onnx/model.onnx (decoder with KV cache).
+ * Weights go to onnx/model.onnx_data* when past protobuf's 2 GiB limit (or with --external-data).
  * `--verify` runs the graph in onnxruntime-node on a random batch and reports the max relative logit
  * difference from our engine.
  */
@@ -46,12 +47,13 @@ export async function openModelState(modelPath: string, adapterPath?: string): P
 export const command: Command = {
   name: 'export-onnx',
   summary: 'export a model, emulator or plug-in model to ONNX in the transformers.js folder layout',
-  usage: 'gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify] [--json]',
+  usage: 'gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify] [--external-data] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
     const { positionals, options } = parseCommandArgs(argv, {
       out: { type: 'string' },
       adapter: { type: 'string' },
       verify: { type: 'boolean', default: false },
+      'external-data': { type: 'boolean', default: false },
     }, { min: 1, max: 1 });
     if (!options.out) throw new UsageError('--out DIR is required');
     const modelPath = resolve(ctx.cwd, positionals[0]!);
@@ -65,6 +67,7 @@ export const command: Command = {
       extraFiles: m.tokenizerFiles,
       docString: `gradot ${m.state} model exported from ${modelPath}`,
       metadata: { 'gradot.state': m.state },
+      externalData: options['external-data'] ? true : 'auto',
     });
     let bytes = 0;
     for (const [name, b] of files) {
@@ -83,7 +86,8 @@ export const command: Command = {
       const B = 2;
       const T = Math.min(16, m.spec.maxPositions);
       const ids = randomIds(B * T, m.spec.vocabSize, 1);
-      const dec = await OrtDecoder.create(await loadOrt('node'), files.get('onnx/model.onnx')!, ortInfoFromSpec(m.spec));
+      const externalData = [...files].filter(([k]) => k.startsWith('onnx/model.onnx_data')).map(([k, data]) => ({ path: k.slice('onnx/'.length), data }));
+      const dec = await OrtDecoder.create(await loadOrt('node'), files.get('onnx/model.onnx')!, ortInfoFromSpec(m.spec), { externalData });
       const err = maxRelErr(await dec.logits(ids, B, T), await engineLogits(m.spec, m.weights, ids, B, T));
       await dec.release();
       json.verify = { batch: B, seq: T, maxRelErr: err, ok: err < 1e-4 };
