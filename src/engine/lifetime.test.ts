@@ -160,6 +160,12 @@ describe('tidy and scopes', () => {
       throw new Error('boom');
     })).toThrow('boom');
     expect(tr.live()).toBe(1);
+    expect(() => tidy(() => {
+      beginScope(); // never ended: the throw skips past it
+      ops.scale(x, 3);
+      throw new Error('inner');
+    })).toThrow('inner');
+    expect(tr.live()).toBe(1);
     expect(() => tidy(async () => ops.scale(x, 2))).toThrow(/tidy: fn returned a Promise/);
     expect(tr.live()).toBe(1);
   });

@@ -267,7 +267,13 @@ export function tidy<T>(fn: () => T): T {
   try {
     result = fn();
   } catch (e) {
-    endScope(sc);
+    // Inner scopes a throw skipped past are ended too, so the original error is the one reported.
+    while (scopes.includes(sc) && scopes[scopes.length - 1] !== sc) {
+      const top = scopes[scopes.length - 1]!;
+      if (top.track) endScope(top);
+      else scopes.pop();
+    }
+    if (!sc.ended) endScope(sc);
     throw e;
   }
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
