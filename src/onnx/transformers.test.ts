@@ -87,6 +87,11 @@ describe('transformers.js generation from exported folders', () => {
     expect(got.length).toBe(N);
     expect(new Set(got).size).toBeGreaterThan(3);
     await model.dispose();
+    // the high-level pipeline API on the same folder gives the same continuation
+    const pipe = await tf.pipeline('text-generation', 'exported', { local_files_only: true, dtype: 'fp32', device: 'cpu' });
+    const res = (await pipe(PROMPT, { max_new_tokens: N, do_sample: false, return_full_text: false } as never)) as { generated_text: string }[];
+    expect(res[0]!.generated_text).toBe(tokenizer.decode(got, { skip_special_tokens: true }));
+    await pipe.dispose();
   });
 
   it('emulator and plug-in through generateWithTransformersJs (in-memory files): same tokens as our engine', async () => {
