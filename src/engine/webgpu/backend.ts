@@ -878,11 +878,22 @@ export class WebGpuBackend implements Backend {
     const delta = this.alloc(rows);
     this.run(K.attentionDeltaSrc, [dO, O, delta], this.attnUniform(p, rows), this.grid1(rows), 'attention delta');
     const dq = this.alloc(B * T * H * D);
-    this.run(K.attentionDqSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(rows), 'attention dq');
+    const tiled = D <= K.ATTN_TILED_BWD_MAX_D;
+    const tiles = Math.ceil(T / 16);
+    if (tiled) {
+      this.run(K.attentionDqTiledSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(B * H * tiles), 'attention dq');
+    } else {
+      this.run(K.attentionDqSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(rows), 'attention dq (row kernel)');
+    }
     const dk = this.alloc(B * T * Hkv * D);
     const dv = this.alloc(B * T * Hkv * D);
-    this.run(K.attentionDkvSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
-      this.grid(B * Hkv * T), 'attention dkv');
+    if (tiled) {
+      this.run(K.attentionDkvTiledSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+        this.grid(B * Hkv * tiles), 'attention dkv');
+    } else {
+      this.run(K.attentionDkvSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+        this.grid(B * Hkv * T), 'attention dkv (row kernel)');
+    }
     this.free(delta);
     return { dq, dk, dv };
   }

@@ -889,6 +889,187 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 }
 `;
 
+/** Head dims up to this use the tiled backward kernels (four 16-row tiles of stride 65 fit in 32 KiB). */
+export const ATTN_TILED_BWD_MAX_D = 64;
+
+const tiledBwdCommon = /* wgsl */ `
+${attnHeader}
+@group(0) @binding(0) var<storage, read> DO: array<f32>;
+@group(0) @binding(1) var<storage, read> Q: array<f32>;
+@group(0) @binding(2) var<storage, read> K: array<f32>;
+@group(0) @binding(3) var<storage, read> V: array<f32>;
+@group(0) @binding(4) var<storage, read> Lse: array<f32>;
+@group(0) @binding(5) var<storage, read> Delta: array<f32>;
+${flatFn}
+const TB = 16u;
+const S = 65u;
+var<workgroup> qs: array<f32, ${16 * 65}>;
+var<workgroup> dos: array<f32, ${16 * 65}>;
+var<workgroup> ks: array<f32, ${16 * 65}>;
+var<workgroup> vs: array<f32, ${16 * 65}>;
+`;
+
+/**
+ * Tiled dq: 16 query rows of one (b, h) per workgroup, keys in tiles of 16 staged with their V rows;
+ * thread (row r = li / 4, quarter sub) computes dS for 4 keys of its row, then accumulates dS K over the
+ * dims it owns (sub, sub+4, ...).
+ */
+export const attentionDqTiledSrc = /* wgsl */ `
+${tiledBwdCommon}
+@group(0) @binding(6) var<storage, read_write> DQ: array<f32>;
+@group(0) @binding(7) var<uniform> u: U;
+var<workgroup> dsm: array<f32, 256>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let blk = rowOf(wid, nwg);
+  let nqb = (u.T + TB - 1u) / TB;
+  if (blk >= u.B * u.H * nqb) { return; }
+  let qb = blk % nqb; let h = (blk / nqb) % u.H; let b = blk / (nqb * u.H);
+  let kvh = h / (u.H / u.Hkv);
+  let q0 = qb * TB;
+  for (var e = li; e < TB * u.D; e += 64u) {
+    let rr = e / u.D; let d = e % u.D; let tt = q0 + rr;
+    var qv = 0.0; var dv = 0.0;
+    if (tt < u.T) { let o = qIdx(b, tt, h) + d; qv = Q[o]; dv = DO[o]; }
+    qs[rr * S + d] = qv; dos[rr * S + d] = dv;
+  }
+  let r = li / 4u; let sub = li % 4u;
+  let t = q0 + r;
+  var lse = 0.0; var delta = 0.0;
+  if (t < u.T) { let row = (b * u.H + h) * u.T + t; lse = Lse[row]; delta = Delta[row]; }
+  var acc: array<f32, 16>;
+  for (var j = 0u; j < 16u; j++) { acc[j] = 0.0; }
+  var kEnd = u.T;
+  if (u.causal != 0u) { kEnd = min(u.T, q0 + TB); }
+  for (var j0 = 0u; j0 < kEnd; j0 += TB) {
+    workgroupBarrier();
+    for (var e = li; e < TB * u.D; e += 64u) {
+      let jj = e / u.D; let d = e % u.D; let j = j0 + jj;
+      var kv = 0.0; var vv = 0.0;
+      if (j < u.T) { let o = kIdx(b, j, kvh) + d; kv = K[o]; vv = V[o]; }
+      ks[jj * S + d] = kv; vs[jj * S + d] = vv;
+    }
+    workgroupBarrier();
+    for (var c = 0u; c < 4u; c++) {
+      let jj = sub * 4u + c; let j = j0 + jj;
+      var g = 0.0;
+      if (t < u.T && j < u.T && (u.causal == 0u || j <= t)) {
+        var qk = 0.0; var dp = 0.0;
+        for (var d = 0u; d < u.D; d++) {
+          qk = fma(qs[r * S + d], ks[jj * S + d], qk);
+          dp = fma(dos[r * S + d], vs[jj * S + d], dp);
+        }
+        g = exp(qk * u.scale - lse) * (dp - delta);
+      }
+      dsm[r * TB + jj] = g;
+    }
+    workgroupBarrier();
+    for (var jj = 0u; jj < TB; jj++) {
+      let g = dsm[r * TB + jj];
+      for (var j = 0u; j < 16u; j++) {
+        let d = sub + 4u * j;
+        if (d < u.D) { acc[j] = fma(g, ks[jj * S + d], acc[j]); }
+      }
+    }
+  }
+  if (t < u.T) {
+    let o = qIdx(b, t, h);
+    for (var j = 0u; j < 16u; j++) {
+      let d = sub + 4u * j;
+      if (d < u.D) { DQ[o + d] = acc[j] * u.scale; }
+    }
+  }
+}
+`;
+
+/**
+ * Tiled dk/dv: 16 key rows of one (b, kv head) per workgroup; loops over the query heads of the group and
+ * the query tiles that can see these keys, staging Q and dO tiles; thread (key row r, quarter sub).
+ */
+export const attentionDkvTiledSrc = /* wgsl */ `
+${tiledBwdCommon}
+@group(0) @binding(6) var<storage, read_write> DK: array<f32>;
+@group(0) @binding(7) var<storage, read_write> DV: array<f32>;
+@group(0) @binding(8) var<uniform> u: U;
+var<workgroup> pm: array<f32, 256>;
+var<workgroup> dm: array<f32, 256>;
+var<workgroup> lsm: array<f32, 16>;
+var<workgroup> dlm: array<f32, 16>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let blk = rowOf(wid, nwg);
+  let nkb = (u.T + TB - 1u) / TB;
+  if (blk >= u.B * u.Hkv * nkb) { return; }
+  let kb = blk % nkb; let kvh = (blk / nkb) % u.Hkv; let b = blk / (nkb * u.Hkv);
+  let j0 = kb * TB;
+  for (var e = li; e < TB * u.D; e += 64u) {
+    let jj = e / u.D; let d = e % u.D; let j = j0 + jj;
+    var kv = 0.0; var vv = 0.0;
+    if (j < u.T) { let o = kIdx(b, j, kvh) + d; kv = K[o]; vv = V[o]; }
+    ks[jj * S + d] = kv; vs[jj * S + d] = vv;
+  }
+  let r = li / 4u; let sub = li % 4u;
+  let j = j0 + r;
+  var accK: array<f32, 16>;
+  var accV: array<f32, 16>;
+  for (var x = 0u; x < 16u; x++) { accK[x] = 0.0; accV[x] = 0.0; }
+  let group = u.H / u.Hkv;
+  var iStart = 0u;
+  if (u.causal != 0u) { iStart = j0; }
+  for (var g = 0u; g < group; g++) {
+    let h = kvh * group + g;
+    for (var i0 = iStart; i0 < u.T; i0 += TB) {
+      workgroupBarrier();
+      for (var e = li; e < TB * u.D; e += 64u) {
+        let ii = e / u.D; let d = e % u.D; let i = i0 + ii;
+        var qv = 0.0; var dv = 0.0;
+        if (i < u.T) { let o = qIdx(b, i, h) + d; qv = Q[o]; dv = DO[o]; }
+        qs[ii * S + d] = qv; dos[ii * S + d] = dv;
+      }
+      if (li < TB) {
+        let i = i0 + li;
+        var a = 0.0; var c = 0.0;
+        if (i < u.T) { let row = (b * u.H + h) * u.T + i; a = Lse[row]; c = Delta[row]; }
+        lsm[li] = a; dlm[li] = c;
+      }
+      workgroupBarrier();
+      for (var c = 0u; c < 4u; c++) {
+        let ii = sub * 4u + c; let i = i0 + ii;
+        var p = 0.0; var ds = 0.0;
+        if (i < u.T && j < u.T && (u.causal == 0u || j <= i)) {
+          var qk = 0.0; var dp = 0.0;
+          for (var d = 0u; d < u.D; d++) {
+            qk = fma(qs[ii * S + d], ks[r * S + d], qk);
+            dp = fma(dos[ii * S + d], vs[r * S + d], dp);
+          }
+          p = exp(qk * u.scale - lsm[ii]);
+          ds = p * (dp - dlm[ii]);
+        }
+        pm[r * TB + ii] = p; dm[r * TB + ii] = ds;
+      }
+      workgroupBarrier();
+      for (var ii = 0u; ii < TB; ii++) {
+        let p = pm[r * TB + ii]; let ds = dm[r * TB + ii];
+        for (var x = 0u; x < 16u; x++) {
+          let d = sub + 4u * x;
+          if (d < u.D) {
+            accV[x] = fma(p, dos[ii * S + d], accV[x]);
+            accK[x] = fma(ds, qs[ii * S + d], accK[x]);
+          }
+        }
+      }
+    }
+  }
+  if (j < u.T) {
+    let o = kIdx(b, j, kvh);
+    for (var x = 0u; x < 16u; x++) {
+      let d = sub + 4u * x;
+      if (d < u.D) { DK[o + d] = accK[x] * u.scale; DV[o + d] = accV[x]; }
+    }
+  }
+}
+`;
+
 /** Rotary embedding (rotate_half) from a host-computed cos/sin table [T, D/2, 2] (computed in f64 on the
  *  host, so angles for long positions stay accurate). SIGN = -1 applies the inverse rotation. */
 export const ropeSrc = /* wgsl */ `
