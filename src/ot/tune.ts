@@ -347,7 +347,9 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       finish();
       const { fingerprint: _f, ...rest } = saved;
       void _f;
-      return { ...rest, resumedFrom: 'done', adapter: await hostAdapter() };
+      const adapter = await hostAdapter();
+      lora?.free();
+      return { ...rest, resumedFrom: 'done', adapter };
     }
     if (ids.has('last')) {
       const last = await store.load('last');
