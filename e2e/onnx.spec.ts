@@ -7,7 +7,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchChromium } from './lib/browser';
-import { repoRoot, startServer } from './lib/server';
+import { createServer } from 'vite';
+import { repoRoot } from './lib/server';
 import type { GenerateJob, LogitsJob, LogitsResult } from './pages/onnx';
 import { exportOnnx, exportTransformersJsFolder } from '../src/onnx/export';
 import { ortInfoFromSpec } from '../src/onnx/runtime';
@@ -47,6 +48,21 @@ function cases(): Case[] {
 const DEMO = join(repoRoot, 'public/models/demo');
 const PROMPT = 'Once upon a time, the model';
 const N = 20;
+
+/** e2e/lib/server's Vite dev server, plus onnx-proto pre-bundled: it is CommonJS, and the page exports
+ *  ONNX in the browser (Vite's normal dev server and builds handle it without this). */
+async function startServer(): Promise<{ url(path: string): string; close(): Promise<void> }> {
+  const server = await createServer({
+    root: repoRoot, configFile: false, logLevel: 'warn', clearScreen: false,
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false, watch: null },
+    optimizeDeps: { noDiscovery: true, include: ['onnx-proto'] },
+    worker: { format: 'es' },
+  });
+  await server.listen();
+  const addr = server.httpServer?.address();
+  if (!addr || typeof addr === 'string') throw new Error('vite server has no TCP address');
+  return { url: (p: string) => `http://127.0.0.1:${addr.port}/${p.replace(/^\//, '')}`, close: () => server.close() };
+}
 
 async function main(): Promise<number> {
   const t0 = Date.now();
@@ -103,6 +119,20 @@ async function main(): Promise<number> {
         failed++;
         results.push({ label: c.label, ep: c.ep, error: String(e) });
         console.log(`  FAIL ${c.ep} ${c.label}: ${String(e).slice(0, 500)}`);
+      }
+    }
+
+    for (const ep of ['webgpu', 'wasm'] as const) {
+      try {
+        const r = (await page.evaluate((e) => window.__runInPage!(e), ep)) as { maxRelErr: number; ms: number };
+        const ok = r.maxRelErr < TOL;
+        if (!ok) failed++;
+        results.push({ label: 'in-page export (emulator)', ep, maxRelErr: r.maxRelErr, ms: r.ms, ok });
+        console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${ep.padEnd(6)} in-page export + engine  ${r.maxRelErr.toExponential(2)}  ${r.ms.toFixed(0)} ms`);
+      } catch (e) {
+        failed++;
+        results.push({ label: 'in-page export (emulator)', ep, error: String(e) });
+        console.log(`  FAIL ${ep} in-page export: ${String(e).slice(0, 500)}`);
       }
     }
 

@@ -2,7 +2,10 @@
 // transformers.js generation from in-memory exported files, for e2e/onnx.spec.ts. The spec passes models
 // and inputs (base64) and compares the results with our engine's, computed in Node.
 import { hasWebGpu, webOrt, generateInBrowser, type WebExecutionProvider } from '../../src/onnx/browser';
-import { OrtDecoder, type OrtModelInfo } from '../../src/onnx/runtime';
+import { OrtDecoder, ortInfoFromSpec, type OrtModelInfo } from '../../src/onnx/runtime';
+import { exportOnnx } from '../../src/onnx/export';
+import { buildTestEmulator, engineLogits, maxRelErr, randomIds } from '../../src/onnx/testing';
+import { randomTestModel, smallSpec } from '../../src/model/random-model';
 
 export interface LogitsJob {
   model: string;
@@ -33,6 +36,7 @@ declare global {
   interface Window {
     __onnxReady?: { webgpu: boolean } | { fatal: string };
     __runLogits?: (job: LogitsJob) => Promise<LogitsResult>;
+    __runInPage?: (ep: WebExecutionProvider) => Promise<{ maxRelErr: number; ms: number }>;
     __runGenerate?: (job: GenerateJob) => Promise<{ tokens: number[]; promptTokens: number[]; text: string; streamed: number[]; ms: number }>;
   }
 }
@@ -68,6 +72,22 @@ window.__runLogits = async (job) => {
   }
   await dec.release();
   return { full: Array.from(full), cached: Array.from(cached), ms: performance.now() - t0 };
+};
+
+// The studio's path end to end inside the browser: build an emulator, export it to ONNX here, run it
+// in onnxruntime-web and compare with our CPU engine's logits computed on this page.
+window.__runInPage = async (ep) => {
+  const t0 = performance.now();
+  const spec = smallSpec('llama', { numLayers: 4, maxPositions: 32 });
+  const emu = buildTestEmulator(spec, randomTestModel(spec, 9), { rank: 4, mlpWidth: 40 });
+  const B = 2;
+  const T = 6;
+  const ids = randomIds(B * T, spec.vocabSize, 10);
+  const dec = await OrtDecoder.create(webOrt(), exportOnnx(emu.spec, emu.weights), ortInfoFromSpec(emu.spec), { executionProviders: [ep] });
+  const got = await dec.logits(ids, B, T);
+  await dec.release();
+  const want = await engineLogits(emu.spec, emu.weights, ids, B, T);
+  return { maxRelErr: maxRelErr(got, want), ms: performance.now() - t0 };
 };
 
 window.__runGenerate = async (job) => {
