@@ -62,6 +62,17 @@ describe('gradot ot', () => {
   });
 });
 
+describe('gradot ot --method gradot', () => {
+  it('builds the emulator with a support pass (task train text by default) and reports it', async () => {
+    const c = capture();
+    expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '1',
+      '--batch', '4', '--support-len', '16', '--json'], c.io, dir), c.out[0]).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r).toMatchObject({ method: 'gradot', keep: 0.5, support: 'task/train.jsonl (default)' });
+    expect(r.compressionRatio).toBeGreaterThan(1.5);
+  });
+});
+
 describe('gradot tune / eval / plug', () => {
   it('tunes into a folder, evaluates with the adapter, plugs it into the model', async () => {
     const out = join(dir, 'adapter');
