@@ -42,6 +42,8 @@ export interface LoadedTjsModel {
 }
 
 let counter = 0;
+/** Loads run one at a time: each swaps transformers.js's global env for its duration. */
+let loadChain: Promise<unknown> = Promise.resolve();
 const loaded = new WeakMap<Map<string, Uint8Array>, Promise<LoadedTjsModel>>();
 
 function memoryCache(id: string, files: Map<string, Uint8Array>): { match(k: string): Promise<Response | undefined>; put(): Promise<void> } {
@@ -66,7 +68,7 @@ function memoryCache(id: string, files: Map<string, Uint8Array>): { match(k: str
 export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: TjsLoadOptions = {}): Promise<LoadedTjsModel> {
   const hit = loaded.get(files);
   if (hit) return hit;
-  const p = (async () => {
+  const load = async (): Promise<LoadedTjsModel> => {
     for (const f of ['config.json', 'onnx/model.onnx']) if (!files.has(f)) throw new Error(`generateWithTransformersJs: missing ${f} in the exported files`);
     if (!files.has('tokenizer.json')) throw new Error('generateWithTransformersJs: missing tokenizer.json in the exported files');
     // transformers.js requires tokenizer_config.json; an empty one means "everything from tokenizer.json".
@@ -98,7 +100,9 @@ export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: Tj
     } finally {
       Object.assign(env, saved);
     }
-  })();
+  };
+  const p = loadChain.then(load, load);
+  loadChain = p.catch(() => undefined);
   loaded.set(files, p);
   p.catch(() => loaded.delete(files));
   return p;
