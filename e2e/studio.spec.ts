@@ -178,7 +178,7 @@ async function main(): Promise<void> {
 
     // Compress it for real (svd baseline: no tokenizer needed; the fixture has 2 blocks, so adapters 0:1).
     await page.getByText('SVD', { exact: true }).click();
-    const numIn = (label: string) => page.locator('label.field', { hasText: label }).locator('input').first();
+    const numIn = (label: string) => page.locator('label.field').filter({ has: page.getByText(label, { exact: true }) }).locator('input').first();
     await numIn('adapters bottom').fill('0');
     await numIn('top').fill('1');
     await page.getByRole('button', { name: /Build emulator/ }).click();
@@ -366,6 +366,39 @@ async function main(): Promise<void> {
     check(await page.getByTestId('view-research').isVisible(), 'researcher view renders');
     await shot(page, 'studio-researcher');
 
+    // The whole protocol for two settings side by side (gradot and drop at keep 0.3) on the small random
+    // LLaMA: five numbers per run, Δ, compression ratio, Pareto points.
+    await page.getByTestId('tab-model').click();
+    await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
+    await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+    await page.getByTestId('tab-research').click();
+    const grid = page.locator('section[aria-label="Settings grid"]');
+    await grid.locator('label.chip', { hasText: 'svd' }).click();
+    const gnum = (label: string) => grid.locator('label.field').filter({ has: page.getByText(label, { exact: true }) }).locator('input').first();
+    await gnum('keep').fill('0.3');
+    await gnum('L').fill('1');
+    await gnum('R').fill('1');
+    await gnum('lr').fill('0.001');
+    await gnum('seq len').fill('32');
+    await gnum('support ex.').fill('8');
+    const qaLines = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/valid.jsonl'), 'utf8').split('\n');
+    await page.getByTestId('task-drop-input').setInputFiles([
+      { name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(qaLines.slice(0, 20).join('\n')) },
+      { name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(qaLines.slice(100, 108).join('\n')) },
+    ]);
+    await grid.locator('.drop-label', { hasText: 'task: train.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+    const runBtn = grid.getByRole('button', { name: /Run 2 settings/ });
+    check(await runBtn.isEnabled(), 'protocol grid of 2 settings is ready to run');
+    const tp = Date.now();
+    await runBtn.click();
+    const browserRows = page.locator('[data-testid=runs-table] tbody tr', { hasText: 'browser' });
+    const ran = await page.waitForFunction(() => document.querySelectorAll('[data-testid=runs-table] tbody tr').length >= 2 &&
+      [...document.querySelectorAll('[data-testid=runs-table] tbody tr')].filter((r) => r.textContent?.includes('browser')).length >= 2,
+      null, { timeout: 480_000, polling: 500 }).then(() => true, () => false);
+    check(ran, `the OT protocol ran for gradot and drop (${((Date.now() - tp) / 1000).toFixed(0)}s)`);
+    if (ran) for (const r of await browserRows.all()) console.log(`  info ${(await r.innerText()).replace(/\s+/g, ' ')}`);
+    await shot(page, 'studio-researcher-protocol');
+
     // Runs table + Pareto from an imported file. These numbers are a test fixture (origin "import"), not results.
     const fixtureRuns = {
       format: 'gradot-studio-runs',
@@ -377,9 +410,10 @@ async function main(): Promise<void> {
       })),
     };
     await page.locator('label.button:has-text("Import JSON") input').setInputFiles({ name: 'runs.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(fixtureRuns)) });
-    const rows = page.locator('[data-testid=runs-table] tbody tr');
+    const rows = page.locator('[data-testid=runs-table] tbody tr', { hasText: 'import' });
     const imported = await rows.first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
-    check(imported && (await rows.count()) === 3, 'imported runs fill the runs table');
+    check(imported && (await rows.count()) === 3, 'imported runs join the runs table');
+    const totalRuns = await page.locator('[data-testid=runs-table] tbody tr').count();
     check(await page.locator('section[aria-label^="Pareto"] canvas').count() > 0, 'Pareto scatter renders');
     const dl = page.waitForEvent('download', { timeout: 10_000 }).catch(() => null);
     await page.getByRole('button', { name: 'Export CSV' }).click();
@@ -388,7 +422,7 @@ async function main(): Promise<void> {
       const p = join(artifacts, 'runs.csv');
       await download.saveAs(p);
       const csv = readFileSync(p, 'utf8').trim().split('\n');
-      check(csv.length === 4 && csv[0]!.startsWith('id,createdAt,model'), 'CSV export has a header and one line per run');
+      check(csv.length === totalRuns + 1 && csv[0]!.startsWith('id,createdAt,model'), 'CSV export has a header and one line per run');
     } else check(false, 'CSV export downloads a file');
     await shot(page, 'studio-researcher-runs');
     // Bad file 6: an import that is not JSON.

@@ -2,17 +2,14 @@
 /**
  * The studio's one worker: the comlink facade the UI talks to (API in src/store/jobs-api.ts).
  *
- * Heavy state (opened models, packages, datasets, trained adapters) lives here, keyed by ids the UI holds.
- * The numeric modules (src/engine, src/model, src/data, src/ot) are being written in parallel, so this
- * file finds them with `import.meta.glob`: a module that is not in the tree yet simply yields no entry,
- * the build still passes, and `capabilities()` tells the UI what is waiting on what. When a module lands,
- * wiring it is a change to one `bind*` function below, not to the UI.
- *
- * What is real here already (no numerics, only metadata): the WebGPU adapter probe for the badge, reading
- * config.json and safetensors headers (shapes, dtypes, parameter counts) with truncation checks, unzipping
- * emulator packages, a syntax-level dataset check, and the OPFS checkpoint listing.
+ * Heavy state (opened models, packages, datasets, built emulators, tuned adapters) lives here, keyed by ids
+ * the UI holds; the UI thread never runs numerics. Each operation is a thin composition of the numeric
+ * modules: src/model (headers, loading, tokenizer, decoder), src/data (reading, validation, encoding),
+ * src/ot (support pass, compression, packages, tuning with OPFS checkpoints, evaluation, export, plug-in,
+ * the protocol) on the engine's WebGPU backend when the badge shows one, else the CPU backend.
  */
 import * as Comlink from 'comlink';
+import { createWebGpuBackend } from '../src/engine/webgpu/backend';
 import { encodeDataset, makeBatch, readDataset, validateDataset, withoutSpecialTokens, type Dataset } from '../src/data';
 import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
@@ -27,6 +24,7 @@ import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
 import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/export';
 import { evaluate, headline, type EvalMetrics } from '../src/ot/evaluate';
 import { applyAdapter, plugIn } from '../src/ot/plugin';
+import { defaultCompress, runProtocol, type TuneSummary } from '../src/ot/protocol';
 import { prepareEval, prepareTraining, type PreparedTraining } from '../src/ot/task-data';
 import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/ot/tune';
 import type { LoraTarget } from '../src/ot/lora';
@@ -59,7 +57,7 @@ import {
   type LayerSummary,
   type ModelSummary,
   type OTRun,
-  type OTSetting,
+  type ProtocolRequest,
   type PackageSummary,
   type ProgressEvent,
   type ProgressFn,
@@ -70,57 +68,10 @@ import {
   type TuneResult,
 } from '../src/store/jobs-api';
 
-// ---------------------------------------------------------------- module discovery
+// ---------------------------------------------------------------- capabilities
 
-type Loader = () => Promise<Record<string, unknown>>;
-// Literal globs (Vite needs them static). Each resolves to {} until the file exists.
-const modules: Record<string, Loader> = {
-  ...(import.meta.glob('../src/engine/webgpu/index.ts') as Record<string, Loader>),
-};
-// Issue 5's entry points may land in any src/ot module: search them all (tests excluded).
-const otModules = import.meta.glob(['../src/ot/*.ts', '!../src/ot/*.test.ts']) as Record<string, Loader>;
-
-async function load(path: string): Promise<Record<string, unknown> | null> {
-  const loader = modules[path];
-  if (!loader) return null;
-  try {
-    return await loader();
-  } catch {
-    return null;
-  }
-}
-
-async function fn<T>(path: string, name: string): Promise<T | null> {
-  const m = await load(path);
-  const f = m?.[name];
-  return typeof f === 'function' ? (f as T) : null;
-}
-
-const OT = 'src/ot';
-const WEBGPU = '../src/engine/webgpu/index.ts';
-
-/** The first src/ot module exporting a function `name`, or null. */
-async function otExport(name: string): Promise<{ module: string; fn: unknown } | null> {
-  for (const [path, loader] of Object.entries(otModules)) {
-    try {
-      const m = await loader();
-      if (typeof m[name] === 'function') return { module: path.replace('../', ''), fn: m[name] };
-    } catch {
-      // a module that fails to load (e.g. mid-edit) offers nothing
-    }
-  }
-  return null;
-}
-
+/** Everything is backed by real code now; the struct stays so a build without a part can switch it off. */
 async function capabilities(): Promise<Capabilities> {
-  const has = async (_path: string, name: string) => (await otExport(name)) !== null;
-  // Tuning, evaluation and plug-in are issue 5's (src/ot); until the worker calls them they stay off, and the
-  // note says whether the function has landed (wiring pending) or not.
-  const pending = async (name: string, what: string) =>
-    (await has(OT, name)) ? `src/ot ${name} has landed; studio wiring pending` : `not available yet: waiting on ${what}`;
-  const ot = {
-    protocol: await pending('runProtocol', 'the OT protocol runner (issue 5, src/ot)'),
-  };
   return {
     inspectModel: { available: true, note: 'src/model planHFLoad: config.json + safetensors headers' },
     compress: { available: true, note: 'src/ot compressModel (+ supportPass for gradot), in the studio worker' },
@@ -131,7 +82,7 @@ async function capabilities(): Promise<Capabilities> {
     evaluate: { available: true, note: 'src/ot evaluate (acc/acc_norm or loss/perplexity)' },
     exportAdapters: { available: true, note: 'src/ot exportAdapter' },
     plugIn: { available: true, note: 'src/ot loadAdapter + plugIn + evaluate' },
-    otProtocol: { available: false, note: ot.protocol },
+    otProtocol: { available: true, note: 'src/ot runProtocol (compress, tune, evaluate, plug-in)' },
   };
 }
 
@@ -151,87 +102,27 @@ type CreateWebGpuBackend = () => Promise<Backend & { info: EngineInfo }>;
 let gpuBackend: (Backend & { info: EngineInfo }) | null = null;
 
 async function probeBackend(): Promise<BackendInfo> {
-  const create = await fn<CreateWebGpuBackend>(WEBGPU, 'createWebGpuBackend');
-  if (create) {
-    try {
-      gpuBackend ??= await create();
-      const i = gpuBackend.info;
-      const name = [i.description, i.vendor, i.architecture, i.device].filter((x) => x && x.length > 0).join(' · ');
-      return {
-        kind: 'webgpu',
-        source: 'engine',
-        adapterName: name || 'unnamed adapter',
-        vendor: i.vendor,
-        architecture: i.architecture,
-        isFallbackAdapter: i.isFallbackAdapter,
-        features: i.features,
-        limits: { ...i.limits },
-      };
-    } catch (e) {
-      return {
-        kind: 'cpu',
-        source: 'engine',
-        reason: `${(e as Error).message || String(e)}. Everything runs on the CPU backend instead, only slower.`,
-      };
-    }
-  }
-  return probeAdapter();
-}
-
-/** Used only while the engine's WebGPU module is not in the build: asks the browser directly. */
-async function probeAdapter(): Promise<BackendInfo> {
-  const gpu = (self.navigator as Navigator & { gpu?: GPU }).gpu;
-  if (!gpu) {
-    return {
-      kind: 'cpu',
-      source: 'probe',
-      reason:
-        'navigator.gpu is missing: this browser (or this worker context) has no WebGPU. ' +
-        'Everything still runs on the CPU backend, only slower.',
-    };
-  }
-  let adapter: GPUAdapter | null = null;
   try {
-    adapter = await gpu.requestAdapter();
+    gpuBackend ??= await (createWebGpuBackend as unknown as CreateWebGpuBackend)();
+    const i = gpuBackend.info;
+    const name = [i.description, i.vendor, i.architecture, i.device].filter((x) => x && x.length > 0).join(' · ');
+    return {
+      kind: 'webgpu',
+      source: 'engine',
+      adapterName: name || 'unnamed adapter',
+      vendor: i.vendor,
+      architecture: i.architecture,
+      isFallbackAdapter: i.isFallbackAdapter,
+      features: i.features,
+      limits: { ...i.limits },
+    };
   } catch (e) {
-    return { kind: 'cpu', source: 'probe', reason: `requestAdapter failed: ${String(e)}` };
-  }
-  if (!adapter) {
     return {
       kind: 'cpu',
-      source: 'probe',
-      reason:
-        'WebGPU is present but no adapter was returned (GPU blocklisted, disabled, or headless without ' +
-        '--enable-unsafe-webgpu). Using the CPU backend.',
+      source: 'engine',
+      reason: `${(e as Error).message || String(e)}. Everything runs on the CPU backend instead, only slower.`,
     };
   }
-  const info = adapter.info;
-  const limitKeys = [
-    'maxBufferSize',
-    'maxStorageBufferBindingSize',
-    'maxComputeInvocationsPerWorkgroup',
-    'maxComputeWorkgroupStorageSize',
-    'maxComputeWorkgroupSizeX',
-    'maxStorageBuffersPerShaderStage',
-    'maxComputeWorkgroupsPerDimension',
-  ] as const;
-  const limits: Record<string, number> = {};
-  for (const k of limitKeys) limits[k] = Number(adapter.limits[k]);
-  const fallback =
-    (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
-    (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter ??
-    false;
-  const name = [info.description, info.vendor, info.architecture].filter((s) => s && s.length > 0).join(' · ');
-  return {
-    kind: 'webgpu',
-    source: 'probe',
-    adapterName: name || 'unnamed adapter',
-    vendor: info.vendor,
-    architecture: info.architecture,
-    isFallbackAdapter: fallback,
-    features: [...adapter.features].map(String).sort(),
-    limits,
-  };
 }
 
 // ---------------------------------------------------------------- errors
@@ -1121,10 +1012,86 @@ async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<P
   }
 }
 
-// ---------------------------------------------------------------- operations waiting on src/ot
+// ---------------------------------------------------------------- the OT protocol (src/ot runProtocol)
 
-function notYet(what: string): never {
-  fail(undefined, `${what} is not available yet in this build (waiting on src/ot).`);
+/** Full ZS / Full FT per (model, task, recipe): several methods side by side compute them once. */
+const protocolReuse = new Map<string, { fullZS?: EvalMetrics; fullFT?: { metrics: EvalMetrics; tune: TuneSummary } }>();
+
+function pickTaskFile(files: InputFile[], word: string): InputFile | undefined {
+  return files.find((f) => baseName(f.path).toLowerCase().includes(word));
+}
+
+async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[], onProgress: ProgressFn): Promise<OTRun> {
+  const cur = openModels.get('current');
+  if (!cur) fail(undefined, 'open a model in the Model owner view first');
+  const trainF = pickTaskFile(taskFiles, 'train');
+  const testF = pickTaskFile(taskFiles, 'test');
+  if (!trainF || !testF) {
+    fail(taskFiles[0]?.path, `the protocol needs a *train* and a *test* file (got ${taskFiles.map((f) => f.path).join(', ') || 'none'})`);
+  }
+  const validF = pickTaskFile(taskFiles, 'valid');
+  const { jobId, report } = startJob(onProgress);
+  const abort = new AbortController();
+  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  try {
+    report({ phase: 'loading model and task', fraction: null });
+    const source = sourceOf(cur.files, cur.summary.name);
+    const model = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const spec = model.spec;
+    const C = Math.max(8, Math.min(req.tune.seqLen, spec.maxPositions));
+    const tt = withoutSpecialTokens(tok);
+    const bytes = async (f: InputFile) => ({ name: f.path, bytes: new Uint8Array(await f.data.arrayBuffer()) });
+    let prepared: PreparedTraining;
+    let test;
+    try {
+      prepared = prepareTraining(await bytes(trainF), validF ? await bytes(validF) : null, tt, { contextLength: C, addBos: spec.family === 'llama', seed: req.tune.seed });
+      test = prepareEval(await bytes(testF), tt, { contextLength: spec.maxPositions, addBos: spec.family === 'llama' });
+    } catch (e) {
+      rethrow(e, trainF.path);
+    }
+    const padId = tok.padId ?? tok.eosId ?? 0;
+    const sup = prepared.train.slice(0, Math.max(1, req.supportExamples));
+    const support: SupportBatch[] = [];
+    for (let i = 0; i < sup.length; i += 4) {
+      const b = makeBatch(sup, Array.from({ length: Math.min(4, sup.length - i) }, (_, k) => i + k), { padId });
+      support.push({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen });
+    }
+    const be = await pickBackend('auto');
+    const t = req.tune;
+    const recipe = { lr: t.lr, epochs: t.epochs, batchSize: t.batchSize, gradAccum: t.gradAccum, seed: t.seed, padId,
+      method: t.mode === 'lora' ? ('lora' as const) : ('adapter' as const),
+      lora: t.mode === 'lora' ? { r: t.lora.rank, alpha: t.lora.alpha, dropout: 0, targets: t.lora.targets as LoraTarget[] } : undefined };
+    const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters]);
+    const reuse = protocolReuse.get(key) ?? {};
+    const phases: Record<string, number> = { 'full-zs': 0.05, compress: 0.15, 'emulator-zs': 0.25, tune: 0.3, 'emulator-ft': 0.8, 'plug-in': 0.88, 'full-ft-tune': 0.9, 'full-ft': 0.98 };
+    const r = await runProtocol({ spec, weights: model.weights, modelId: cur.summary.name }, {
+      method: req.setting.method, keep: req.setting.keep, split: req.setting.adapters,
+      compress: defaultCompress(support, { lambdaAttn: req.setting.lambdaAttn, lambdaMlp: req.setting.lambdaMlp }),
+      task: { name: baseName(testF.path), train: prepared.train, valid: prepared.valid, test },
+      tune: recipe, fullFT: req.fullFT, backend: be, padId, reuse, signal: abort.signal,
+      onProgress: (p) => {
+        const base = phases[p.phase] ?? null;
+        const frac = p.phase === 'tune' && p.tune && p.tune.totalSteps ? 0.3 + 0.5 * (p.tune.step / p.tune.totalSteps) : base;
+        report({
+          phase: `${req.setting.method} keep ${req.setting.keep}: ${p.phase}${p.result ? ' ✓' : ''}`, fraction: frac,
+          step: p.tune?.step, totalSteps: p.tune?.totalSteps, loss: p.tune?.loss, tokensPerS: p.tune?.tokensPerSec,
+        });
+      },
+    }).catch((e: unknown) => rethrow(e, cur.summary.name));
+    protocolReuse.set(key, {
+      fullZS: r.details.fullZS,
+      ...(r.details.fullFT && r.fullTune ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : reuse.fullFT ? { fullFT: reuse.fullFT } : {}),
+    });
+    return {
+      id: newId('ot'), createdAt: new Date().toISOString(), model: r.model, task: r.task, setting: req.setting,
+      fullZS: r.fullZS, emulatorZS: r.emulatorZS, emulatorFT: r.emulatorFT, plugIn: r.plugIn, fullFT: r.fullFT,
+      delta: r.delta, compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
+    };
+  } finally {
+    jobControls.delete(jobId);
+    jobs.delete(jobId);
+  }
 }
 
 const api: StudioApi = {
@@ -1163,9 +1130,7 @@ const api: StudioApi = {
   discardCheckpoint,
   evaluate: evaluateJob,
   exportAdapters: exportAdaptersJob,
-  async runProtocol(_setting: OTSetting, _task: InputFile | null, _onProgress: ProgressFn): Promise<OTRun> {
-    return notYet('The OT protocol');
-  },
+  runProtocol: runProtocolJob,
 };
 
 Comlink.expose(api);

@@ -386,6 +386,13 @@ export interface OTSetting {
   adapters: { bottom: number; top: number };
 }
 
+export interface ProtocolRequest {
+  setting: OTSetting;
+  tune: { lr: number; epochs: number; batchSize: number; gradAccum: number; seqLen: number; seed: number; mode: 'full' | 'lora'; lora: { rank: number; alpha: number; targets: string[] } };
+  supportExamples: number;
+  fullFT: boolean;
+}
+
 /** One row of the researcher's table: the five OT numbers (accuracy or -loss, higher is better). */
 export interface OTRun {
   id: string;
@@ -398,13 +405,15 @@ export interface OTRun {
   emulatorFT: number | null;
   plugIn: number | null;
   fullFT: number | null;
-  /** Plug-in − Emulator FT. */
+  /** Plug-in − Emulator FT for accuracy, Emulator FT loss − Plug-in loss for loss: larger is better. */
   delta: number | null;
-  /** Emulator params / full params. */
+  /** Middle-block parameters of the full model / of the emulator (src/ot's definition; > 1). */
   compressionRatio: number | null;
   metric: string;
   /** Where the row came from: this browser's protocol run or an imported report. */
   origin: 'browser' | 'import';
+  /** The full report (src/ot OTReport) for browser runs. */
+  report?: unknown;
 }
 
 // ---------------------------------------------------------------- the facade
@@ -433,7 +442,9 @@ export interface StudioApi {
   evaluate(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport>;
   exportAdapters(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]>;
 
-  runProtocol(setting: OTSetting, task: InputFile | null, onProgress: ProgressFn): Promise<OTRun>;
+  /** The whole OT protocol for one setting on the open model; task files are matched by name
+   *  (*train*, optional *valid*, *test*). Full ZS/Full FT are reused across settings of one task. */
+  runProtocol(req: ProtocolRequest, taskFiles: InputFile[], onProgress: ProgressFn): Promise<OTRun>;
 }
 
 /** Error payloads thrown by the worker carry the file they concern; comlink rethrows them as Error. */

@@ -14,6 +14,13 @@ export interface GridSettings {
   lambdas: number[];
   bottom: number;
   top: number;
+  /** Tuning recipe shared by every setting (and Full FT). */
+  lr: number;
+  epochs: number;
+  batchSize: number;
+  seqLen: number;
+  supportExamples: number;
+  fullFT: boolean;
 }
 
 interface RunsState {
@@ -41,7 +48,7 @@ export const useRuns = create<RunsState>((set, get) => ({
   runs: [],
   loaded: false,
   persistent: true,
-  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2 },
+  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2, lr: 1e-4, epochs: 1, batchSize: 4, seqLen: 128, supportExamples: 32, fullFT: false },
   setGrid: (p) => set((s) => ({ grid: { ...s.grid, ...p } })),
   async load() {
     try {

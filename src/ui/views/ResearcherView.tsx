@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import type { CompressMethod, InputFile, OTRun, OTSetting } from '../../store/jobs-api';
+import type { CompressMethod, InputFile, OTRun, OTSetting, ProtocolRequest } from '../../store/jobs-api';
 import { parseRunsJson, runsToCsv, runsToJson, useRuns } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { ScatterChart } from '../charts/ScatterChart';
@@ -129,7 +129,7 @@ export function ResearcherView() {
   const { runs, loaded, persistent, grid, setGrid, load, add, clear } = useRuns();
   const caps = useUi((s) => s.capabilities);
   const model = useUi((s) => s.model);
-  const [task, setTask] = useState<InputFile | null>(null);
+  const [task, setTask] = useState<InputFile[]>([]);
   const [job, setJob] = useState<{ running: boolean; index: number; total: number; progress: import('../../store/jobs-api').ProgressEvent | null }>({
     running: false, index: 0, total: 0, progress: null,
   });
@@ -145,7 +145,13 @@ export function ResearcherView() {
     try {
       for (let i = 0; i < settings.length; i++) {
         setJob((j) => ({ ...j, index: i }));
-        const run = await studio().runProtocol(settings[i]!, task, progressProxy((p) => setJob((j) => ({ ...j, progress: p }))));
+        const req: ProtocolRequest = {
+          setting: settings[i]!,
+          tune: { lr: grid.lr, epochs: grid.epochs, batchSize: grid.batchSize, gradAccum: 1, seqLen: grid.seqLen, seed: 0, mode: 'full', lora: { rank: 8, alpha: 16, targets: ['q', 'v'] } },
+          supportExamples: grid.supportExamples,
+          fullFT: grid.fullFT,
+        };
+        const run = await studio().runProtocol(req, task, progressProxy((p) => setJob((j) => ({ ...j, progress: p }))));
         await add([run]);
       }
     } catch (e) {
@@ -193,21 +199,39 @@ export function ResearcherView() {
             <div className="muted small">
               {settings.length} setting{settings.length === 1 ? '' : 's'} · model: {model ? model.name : 'open one in the Model owner view'}
             </div>
+            <div className="row wrap">
+              <NumField label="lr" value={grid.lr} step={1e-5} onChange={(v) => setGrid({ lr: v })} width={76} />
+              <NumField label="epochs" value={grid.epochs} min={1} step={1} onChange={(v) => setGrid({ epochs: Math.max(1, Math.round(v)) })} width={48} />
+              <NumField label="batch" value={grid.batchSize} min={1} step={1} onChange={(v) => setGrid({ batchSize: Math.max(1, Math.round(v)) })} width={48} />
+              <NumField label="seq len" value={grid.seqLen} min={8} step={8} onChange={(v) => setGrid({ seqLen: Math.max(8, Math.round(v)) })} width={56} />
+              <NumField label="support ex." value={grid.supportExamples} min={1} step={1} onChange={(v) => setGrid({ supportExamples: Math.max(1, Math.round(v)) })} width={56} />
+              <label className="mini" title="also fine-tune the full model's adapter blocks (the fifth number; once per task)">
+                <input type="checkbox" checked={grid.fullFT} onChange={(e) => setGrid({ fullFT: e.target.checked })} /> Full FT
+              </label>
+            </div>
             <FileDrop
-              label={task ? `task: ${task.path}` : 'Drop a task file (JSONL) or leave empty for the demo task'}
-              accept=".jsonl,.json"
+              label={task.length ? `task: ${task.map((f) => f.path).join(', ')}` : 'Drop the task files: *train*.jsonl and *test*.jsonl (+ optional *valid*)'}
+              accept=".jsonl,.json,.csv,.txt"
+              multiple
+              folder
               testId="task-drop"
               onFiles={async (files) => {
-                const p = await studio().openDataset(files[0]!);
-                if (!p.ok) {
-                  reportIssue(p);
-                  return;
+                for (const f of files) {
+                  const p = await studio().openDataset(f);
+                  if (!p.ok) {
+                    reportIssue(p);
+                    return;
+                  }
                 }
-                setTask(files[0]!);
+                const names = files.map((f) => f.path.toLowerCase());
+                if (!names.some((n) => n.includes('train')) || !names.some((n) => n.includes('test'))) {
+                  throw new Error('need a file named *train* and one named *test*');
+                }
+                setTask(files);
               }}
             />
             <div className="row">
-              <CapButton cap={caps?.otProtocol} disabled={!model || job.running || settings.length === 0} onClick={runGrid}>
+              <CapButton cap={caps?.otProtocol} disabled={!model || !task.length || job.running || settings.length === 0} onClick={runGrid}>
                 {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${settings.length} setting${settings.length === 1 ? '' : 's'}`}
               </CapButton>
             </div>
@@ -217,9 +241,9 @@ export function ResearcherView() {
         <div className="col-right">
           <Panel title="Pareto: compression vs utility and privacy">
             {runs.some((r) => r.compressionRatio !== null) ? (
-              <ScatterChart groups={pareto} xLabel="emulator / full parameters" yLabel="score" />
+              <ScatterChart groups={pareto} xLabel="compression (middle params, full / emulator)" yLabel={`score (${runs.find((r) => r.compressionRatio !== null)?.metric ?? 'acc'})`} />
             ) : (
-              <Empty>Each run adds a Plug-in point (utility, want high) and an Emulator FT point (privacy, want low) at its compression ratio.</Empty>
+              <Empty>Each run adds a Plug-in point (utility) and an Emulator FT point (privacy: the gap to Plug-in is Δ) at its compression ratio.</Empty>
             )}
           </Panel>
         </div>
