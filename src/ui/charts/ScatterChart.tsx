@@ -23,7 +23,20 @@ export function ScatterChart({ groups, xLabel, yLabel, height = 260, label }: Sc
   const key = groups.map((g) => `${g.label}|${g.color ?? ''}|${g.hollow ? 1 : 0}`).join(';');
   const options = useMemo<Omit<uPlot.Options, 'width' | 'height'>>(
     () => ({
-      scales: { x: { time: false, range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] } },
+      scales: {
+        x: { time: false, range: (_u, min, max) => [Math.min(0, min), Math.max(1, max) * 1.04] },
+        // uPlot derives y from the x-visible index window, which misses points sharing the last x; scan all.
+        y: {
+          range: (u) => {
+            let mn = Infinity;
+            let mx = -Infinity;
+            for (const col of u.data.slice(1)) for (const v of col) if (v !== null && v !== undefined && Number.isFinite(v)) { mn = Math.min(mn, v); mx = Math.max(mx, v); }
+            if (!Number.isFinite(mn)) return [0, 1];
+            const pad = (mx - mn) * 0.08 || Math.abs(mx) * 0.05 || 1;
+            return [mn - pad, mx + pad];
+          },
+        },
+      },
       axes: [
         { ...X_AXIS_STYLE, label: xLabel },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
