@@ -299,6 +299,19 @@ async function main(): Promise<void> {
         return m !== null && Number(m[1]) >= 5 && Number(m[1]) < Number(m[2]);
       }, null, { timeout: 180_000, polling: 100 }).then(() => true, () => false);
       check(midway, 'training reports steps (live progress)');
+      // Pause holds the step counter; Resume continues.
+      const stepNow = async () => Number(/step (\d+)\//.exec((await page.locator('section[aria-label="Training"] .progress-line').innerText()))?.[1] ?? -1);
+      await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Pause' }).click();
+      await page.waitForTimeout(1500);
+      const held = await stepNow();
+      await page.waitForTimeout(2500);
+      check(held >= 0 && (await stepNow()) === held, `pause holds training at step ${held}`);
+      await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Resume' }).click();
+      const moved = await page.waitForFunction((h) => {
+        const m = /step (\d+)\//.exec(document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '');
+        return m !== null && Number(m[1]) > h;
+      }, held, { timeout: 60_000, polling: 100 }).then(() => true, () => false);
+      check(moved, 'resume continues training');
       await shot(page, 'studio-data-owner-training');
       await page.reload({ waitUntil: 'load' });
       await page.getByTestId('tab-data').click();
