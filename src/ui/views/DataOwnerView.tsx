@@ -314,7 +314,7 @@ function EvalPanel() {
           Download PEFT (LoRA runs)
         </CapButton>
       </div>
-      <Progress progress={job.progress} running={job.running} />
+      <Progress progress={job.running ? job.progress : null} running={job.running} />
       {result ? (
         <>
           <div className="meta">

@@ -485,7 +485,7 @@ function PlugIn() {
           Plug in and evaluate
         </CapButton>
       </div>
-      <Progress progress={job.progress} running={job.running} />
+      <Progress progress={job.running ? job.progress : null} running={job.running} />
       {result ? (
         <>
           <div className="meta">

@@ -235,7 +235,7 @@ export function ResearcherView() {
                 {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${settings.length} setting${settings.length === 1 ? '' : 's'}`}
               </CapButton>
             </div>
-            <Progress progress={job.progress} running={job.running} />
+            <Progress progress={job.running ? job.progress : null} running={job.running} />
           </Panel>
         </div>
         <div className="col-right">
