@@ -41,8 +41,11 @@ export function App() {
 
   return (
     <div className="app">
-      <Header />
-      <PrivacyBar />
+      {/* Header and privacy statement stay in view while scrolling: the statement must always be visible. */}
+      <div className="app-top">
+        <Header />
+        <PrivacyBar />
+      </div>
       <main className="main">
         {/* Views stay mounted (hidden) so switching tabs keeps charts and form state. */}
         <div hidden={view !== 'model'}>
