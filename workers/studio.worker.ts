@@ -285,6 +285,10 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
   } catch (e) {
     rethrow(e, name);
   }
+  if (name === 'local files') {
+    // Picked as loose files: name it from the config so packages and reports say what it was.
+    summary.name = `${summary.modelType}-${summary.numLayers}L-${summary.hiddenSize}d`;
+  }
   openModels.set('current', { summary, files });
   return summary;
 }

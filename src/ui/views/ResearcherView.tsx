@@ -6,7 +6,10 @@ import { ScatterChart } from '../charts/ScatterChart';
 import { CapButton, Empty, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { reportIssue } from './DataOwnerView';
-import { download, progressProxy, reportError, reportInfo, studio } from '../studio';
+import { download, fetchFiles, progressProxy, reportError, reportInfo, studio } from '../studio';
+
+/** Task folders shipped under public/data (train/valid/test JSONL each). */
+const BUNDLED_TASKS = ['imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
 const METHOD_COLOR: Record<CompressMethod, string> = { gradot: '#2563eb', svd: '#d97706', prune: '#7c3aed', drop: '#dc2626', none: '#4b5563' };
@@ -208,6 +211,24 @@ export function ResearcherView() {
               <label className="mini" title="also fine-tune the full model's adapter blocks (the fifth number; once per task)">
                 <input type="checkbox" checked={grid.fullFT} onChange={(e) => setGrid({ fullFT: e.target.checked })} /> Full FT
               </label>
+            </div>
+            <div className="row wrap">
+              <span className="muted small">bundled task:</span>
+              {BUNDLED_TASKS.map((t) => (
+                <button
+                  key={t}
+                  className="secondary"
+                  onClick={async () => {
+                    try {
+                      setTask(await fetchFiles(`./data/${t}/`, ['train.jsonl', 'test.jsonl'], ['valid.jsonl']));
+                    } catch (e) {
+                      reportError(e, `data/${t}`);
+                    }
+                  }}
+                >
+                  {t}
+                </button>
+              ))}
             </div>
             <FileDrop
               label={task.length ? `task: ${task.map((f) => f.path).join(', ')}` : 'Drop the task files: *train*.jsonl and *test*.jsonl (+ optional *valid*)'}
