@@ -411,6 +411,10 @@ async function main(): Promise<void> {
     check(ran, `the OT protocol ran for gradot and drop (${((Date.now() - tp) / 1000).toFixed(0)}s)`);
     if (ran) for (const r of await browserRows.all()) console.log(`  info ${(await r.innerText()).replace(/\s+/g, ' ')}`);
     await shot(page, 'studio-researcher-protocol');
+    // A bundled task folder loads from the site itself (same origin).
+    await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
+    const bundled = await grid.locator('.drop-label', { hasText: 'task: train.jsonl, test.jsonl, valid.jsonl' }).waitFor({ timeout: 15_000 }).then(() => true, () => false);
+    check(bundled, 'bundled task (data/imdb-sentiment-mc) loads train/test/valid');
 
     // Runs table + Pareto from an imported file. These numbers are a test fixture (origin "import"), not results.
     const fixtureRuns = {
