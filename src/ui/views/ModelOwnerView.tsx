@@ -48,7 +48,10 @@ function OpenModel() {
     // Only config.json is fetched here; SPA-style servers answer 200 with index.html, hence the JSON parse.
     fetch(new URL(`${DEMO_BASE}config.json`, document.baseURI))
       .then(async (r) => {
-        const ok = r.ok && (await r.text().then((t) => { try { JSON.parse(t); return true; } catch { return false; } }));
+        const cfgOk = r.ok && (await r.text().then((t) => { try { JSON.parse(t); return true; } catch { return false; } }));
+        // HEAD only: the weights are downloaded when the user clicks.
+        const w = cfgOk ? await fetch(new URL(`${DEMO_BASE}model.safetensors`, document.baseURI), { method: 'HEAD' }).catch(() => null) : null;
+        const ok = cfgOk && !!w && w.ok && !(w.headers.get('content-type') ?? '').includes('text/html');
         if (alive) setDemo(ok ? 'present' : 'absent');
       })
       .catch(() => alive && setDemo('absent'));
@@ -84,7 +87,7 @@ function OpenModel() {
           Open bundled demo
         </button>
         <span className="muted small">
-          {demo === 'checking' ? 'checking for the demo…' : demo === 'present' ? 'models/demo (config + safetensors + tokenizer)' : 'demo model not bundled in this build yet'}
+          {demo === 'checking' ? 'checking for the demo…' : demo === 'present' ? 'models/demo (config + safetensors + tokenizer)' : 'demo model weights not bundled in this build yet'}
         </span>
       </div>
       <FileDrop
