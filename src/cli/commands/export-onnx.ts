@@ -16,7 +16,8 @@ import type { ModelSource } from '../../model/source';
 import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt'];
+/** Copied verbatim from the source folder (generation_config.json replaces the one built from config.json). */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
 
 export async function tokenizerFilesOf(src: ModelSource): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
