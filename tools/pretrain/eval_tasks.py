@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--train-limit", type=int, default=0, help="use only the first N train rows (0 = all)")
     ap.add_argument("--eval-limit", type=int, default=0, help="score only the first N test/valid rows (smoke runs)")
+    ap.add_argument("--with-valid", action="store_true", help="also score the valid split")
     ap.add_argument("--no-finetune", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "tools/pretrain/runs/demo/eval_tasks.json"))
@@ -136,13 +137,19 @@ def main():
     for task in a.tasks:
         test, valid = read(task, "test", a.eval_limit), read(task, "valid", a.eval_limit)
         chance = sum(1 / len(r["choices"]) for r in test) / len(test)
-        r = {"chance": chance, "zero_shot": {"test": score_mc(base, tok, test), "valid": score_mc(base, tok, valid)}}
+        def scores(m):
+            out = {"test": score_mc(m, tok, test)}
+            if a.with_valid:
+                out["valid"] = score_mc(m, tok, valid)
+            return out
+
+        r = {"chance": chance, "zero_shot": scores(base)}
         print(task, "zero-shot", r["zero_shot"], flush=True)
         if not a.no_finetune:
             model = copy.deepcopy(base)
             r["finetune"] = finetune(model, tok, read(task, "train", a.train_limit), a.epochs, a.lr, a.batch,
                                      log=lambda m: print(m, flush=True))
-            r["fine_tuned"] = {"test": score_mc(model, tok, test), "valid": score_mc(model, tok, valid)}
+            r["fine_tuned"] = scores(model)
             print(task, "fine-tuned", r["fine_tuned"], flush=True)
         results[task] = r
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
