@@ -4,7 +4,10 @@
 // including prefill + single steps through the KV cache; transformers.js must generate from in-memory
 // exported files (the studio's "try it" path) the same greedy tokens as our engine. Every request must stay
 // on the page's origin (ORT's wasm is served locally). Writes e2e/artifacts/onnx.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadHFModel } from '../src/model/hf';
+import { nodeDirSource } from '../src/model/source';
+import { tokenizerFilesOf } from '../src/cli/commands/export-onnx';
 import { join } from 'node:path';
 import { launchChromium } from './lib/browser';
 import { createServer } from 'vite';
@@ -146,7 +149,17 @@ async function main(): Promise<number> {
       baseConfig: { bos_token_id: 4095, eos_token_id: 4095 },
       extraFiles: { 'tokenizer.json': readFileSync(join(DEMO, 'tokenizer.json')), 'tokenizer_config.json': readFileSync(join(DEMO, 'tokenizer_config.json')) },
     });
-    for (const device of ['webgpu', 'wasm'] as const) {
+    const runs: { label: string; spec: ModelSpec; w: WeightMap; files: Map<string, Uint8Array>; devices: ('webgpu' | 'wasm')[] }[] = [
+      { label: 'random llama', spec, w, files, devices: ['webgpu', 'wasm'] },
+    ];
+    if (existsSync(join(DEMO, 'model.safetensors'))) {
+      // the real demo model, when its checkpoint is there: what the studio's "try it" box runs
+      const m = await loadHFModel(nodeDirSource(DEMO));
+      const demoFiles = exportTransformersJsFolder(m.spec, m.weights, { baseConfig: m.config, extraFiles: await tokenizerFilesOf(nodeDirSource(DEMO)) });
+      runs.push({ label: 'demo model', spec: m.spec, w: m.weights, files: demoFiles, devices: ['webgpu'] });
+    }
+    for (const run of runs) for (const device of run.devices) {
+      const { spec, w, files } = run;
       const job: GenerateJob = { files: Object.fromEntries([...files].map(([k, v]) => [k, b64(v)])), prompt: PROMPT, maxNewTokens: N, device };
       try {
         const r = (await page.evaluate((j) => window.__runGenerate!(j), job)) as { tokens: number[]; promptTokens: number[]; text: string; streamed: number[]; ms: number };
@@ -154,11 +167,11 @@ async function main(): Promise<number> {
         const want = Array.from((await generate(dec, r.promptTokens, { maxNewTokens: N, eosTokenId: 4095 })).tokens);
         const ok = JSON.stringify(r.tokens) === JSON.stringify(want) && JSON.stringify(r.streamed) === JSON.stringify(want) && r.tokens.length === N;
         if (!ok) failed++;
-        results.push({ label: 'transformers.js greedy', device, tokens: r.tokens, engine: want, text: r.text, ms: r.ms, ok });
-        console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${device.padEnd(6)} transformers.js greedy ${N} tokens ${ok ? 'equal to engine' : `DIFFER: ${JSON.stringify(r.tokens)} vs ${JSON.stringify(want)}`} (${r.ms.toFixed(0)} ms) "${r.text}"`);
+        results.push({ label: `transformers.js greedy (${run.label})`, device, tokens: r.tokens, engine: want, text: r.text, ms: r.ms, ok });
+        console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${device.padEnd(6)} transformers.js greedy ${N} tokens (${run.label}) ${ok ? 'equal to engine' : `DIFFER: ${JSON.stringify(r.tokens)} vs ${JSON.stringify(want)}`} (${r.ms.toFixed(0)} ms) "${r.text}"`);
       } catch (e) {
         failed++;
-        results.push({ label: 'transformers.js greedy', device, error: String(e) });
+        results.push({ label: `transformers.js greedy (${run.label})`, device, error: String(e) });
         console.log(`  FAIL ${device} transformers.js: ${String(e).slice(0, 500)}`);
       }
     }
