@@ -7,9 +7,10 @@
 Scoring is lm-eval's: the sequence is <|endoftext|> + tokens(context) + tokens(choice) (context and
 choice encoded separately); a choice's score is the summed log-likelihood of its tokens.
 acc takes the argmax of that sum; acc_norm divides it by the choice's length in characters.
-Fine-tuning: full fine-tune (all weights, AdamW, linear decay) on the train split as supervised
-prompt/answer pairs (context -> correct choice), loss on the answer tokens only; then the test
-split is scored again. Results go to <out> as JSON and are copied into the datasheets by hand.
+Fine-tuning: full fine-tune (all weights, AdamW, linear decay) on the train split, then the test
+split is scored again. --objective sft (default) trains on prompt/answer pairs (context -> correct
+choice) with loss on the answer tokens only, i.e. the {"prompt","answer"} format; --objective mc
+minimises the cross-entropy of the softmax over the choices' summed log-likelihoods. Results go to <out> as JSON and are copied into the datasheets by hand.
 """
 import argparse
 import copy
@@ -71,6 +72,63 @@ def score_mc(model, tok, rows, bs=16):
     return {"acc": acc / len(rows), "acc_norm": acc_norm / len(rows), "n": len(rows)}
 
 
+def choice_logliks(model, seqs, n_ans, pad):
+    """Summed log-likelihood of the last n_ans[i] tokens of each sequence (differentiable)."""
+    L = max(len(q) for q in seqs)
+    x = torch.tensor([q + [pad] * (L - len(q)) for q in seqs])
+    logp = torch.log_softmax(model(x), -1)
+    out = []
+    for j, (q, na) in enumerate(zip(seqs, n_ans)):
+        n = len(q)
+        tgt = torch.tensor(q[n - na:])
+        out.append(logp[j, n - na - 1:n - 1].gather(-1, tgt[:, None]).sum())
+    return torch.stack(out)
+
+
+def finetune_mc(model, tok, rows, epochs, lr, bs, seed=0, log=print):
+    """Discriminative fine-tune: softmax over the choices' summed log-likelihoods, cross-entropy
+    with the label (the quantity `acc` takes the argmax of)."""
+    eot = tok.vocab["<|endoftext|>"]
+    ctx_max = model.cfg.max_position_embeddings
+    data = []
+    for r in rows:
+        c = [eot] + tok.encode(r["context"])
+        seqs, nas = [], []
+        for ch in r["choices"]:
+            a = tok.encode(ch)
+            seqs.append((c + a)[-ctx_max:])
+            nas.append(len(a))
+        data.append((seqs, nas, r["label"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+    steps = epochs * math.ceil(len(data) / bs)
+    rng = random.Random(seed)
+    step = 0
+    model.train()
+    t0 = time.time()
+    for ep in range(epochs):
+        rng.shuffle(data)
+        for s in range(0, len(data), bs):
+            batch = data[s:s + bs]
+            seqs = [q for b in batch for q in b[0]]
+            nas = [na for b in batch for na in b[1]]
+            ll = choice_logliks(model, seqs, nas, eot)
+            k = len(batch[0][0])
+            logits = ll.view(len(batch), k)
+            loss = torch.nn.functional.cross_entropy(logits, torch.tensor([b[2] for b in batch]))
+            for g in opt.param_groups:
+                g["lr"] = lr * (1 - step / steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            if step % 20 == 0 or step == steps:
+                log(f"    ft(mc) step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
+    model.eval()
+    return {"objective": "mc", "epochs": epochs, "lr": lr, "batch": bs, "steps": steps, "examples": len(data),
+            "seconds": round(time.time() - t0, 1)}
+
+
 def finetune(model, tok, rows, epochs, lr, bs, seed=0, log=print):
     eot = tok.vocab["<|endoftext|>"]
     ctx_max = model.cfg.max_position_embeddings
@@ -110,7 +168,7 @@ def finetune(model, tok, rows, epochs, lr, bs, seed=0, log=print):
             if step % 20 == 0 or step == steps:
                 log(f"    ft step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
     model.eval()
-    return {"epochs": epochs, "lr": lr, "batch": bs, "steps": steps, "examples": len(data),
+    return {"objective": "sft", "epochs": epochs, "lr": lr, "batch": bs, "steps": steps, "examples": len(data),
             "seconds": round(time.time() - t0, 1)}
 
 
@@ -124,6 +182,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--train-limit", type=int, default=0, help="use only the first N train rows (0 = all)")
     ap.add_argument("--eval-limit", type=int, default=0, help="score only the first N test/valid rows (smoke runs)")
+    ap.add_argument("--objective", choices=["sft", "mc"], default="sft",
+                    help="sft: loss on the correct answer's tokens (prompt/answer tuning); mc: cross-entropy "
+                         "over the choices' summed log-likelihoods")
     ap.add_argument("--with-valid", action="store_true", help="also score the valid split")
     ap.add_argument("--no-finetune", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
@@ -147,7 +208,8 @@ def main():
         print(task, "zero-shot", r["zero_shot"], flush=True)
         if not a.no_finetune:
             model = copy.deepcopy(base)
-            r["finetune"] = finetune(model, tok, read(task, "train", a.train_limit), a.epochs, a.lr, a.batch,
+            ft = finetune_mc if a.objective == "mc" else finetune
+            r["finetune"] = ft(model, tok, read(task, "train", a.train_limit), a.epochs, a.lr, a.batch,
                                      log=lambda m: print(m, flush=True))
             r["fine_tuned"] = scores(model)
             print(task, "fine-tuned", r["fine_tuned"], flush=True)
