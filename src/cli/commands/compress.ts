@@ -1,0 +1,240 @@
+/**
+ * `gradot compress MODEL --method M --keep F --support FILE --out DIR`: builds an emulator package
+ * (src/ot/package.ts buildEmulator: support pass -> compression -> package) and prints its report.
+ *
+ * Data: the support file is read by src/data (text, prompt/answer or multiple choice) and used as
+ * language-modelling text (prompt+answer, context+correct choice), packed into --seq-token chunks.
+ * Held-out batches for the utility figure (adapter-gradient shift, emulator vs full model, and both losses)
+ * come from --heldout FILE; without it, the LAST examples of the support file's encoding are set aside as a
+ * held-out slice (--heldout-batches × --batch examples, at most half of them) and are never part of the
+ * support pass, so the figure is not measured on the data that chose the compression. `--heldout none`
+ * skips it.
+ *
+ * The package folder gets the model's tokenizer.json / tokenizer_config.json too, so the data owner's
+ * side (studio, `gradot tune`) can encode its data without the base model; --zip writes one .zip instead.
+ */
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { CpuBackend } from '../../engine/cpu/backend';
+import { encodeText, makeBatches, type Example } from '../../data/batch';
+import type { Dataset, TextDataset, TextTokenizer } from '../../data/types';
+import { decoderFromWeights } from '../../model/decoder';
+import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/budget';
+import type { LambdaMode } from '../../ot/gcs';
+import { adapterGradientShift, type GradShiftResult } from '../../ot/gradshift';
+import { buildEmulator, zipEmulatorPackage, type EmulatorReport } from '../../ot/package';
+import { parseAdapters } from '../../ot/split';
+import type { SupportBatch } from '../../ot/support';
+import { readTaskFile as parseTask } from '../../ot/task-data';
+import { parseCommandArgs, formatCount, table } from '../args';
+import { UsageError, type Command } from '../command';
+import { openModel } from '../open';
+import { bosFromOptions, cliTokenizer, readTaskFile, writeFiles } from './ot-shared';
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
+
+/** Any dataset as language-modelling text (prompt+answer, context+correct choice). */
+export function datasetText(ds: Dataset): TextDataset {
+  if (ds.kind === 'lm') return ds;
+  const records = ds.kind === 'sft'
+    ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
+    : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
+  return { kind: 'lm', file: ds.file, format: ds.format, records };
+}
+
+function encode(ds: Dataset, tok: TextTokenizer, seq: number, addBos: boolean): Example[] {
+  return encodeText(datasetText(ds), tok, { contextLength: seq, addBos, dropRemainder: true }).examples;
+}
+
+function batches(ex: Example[], batch: number, padId: number): SupportBatch[] {
+  return makeBatches(ex, { batchSize: batch, padId }).map((b) => ({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen }));
+}
+
+const r4 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
+const r6 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e6) / 1e6 : null);
+
+function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): number {
+  const v = o[k] === undefined ? d : (o[k] as number);
+  if (!(Number.isInteger(v) && v >= min)) throw new UsageError(`--${k} expects an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+export const command: Command = {
+  name: 'compress',
+  summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
+  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
+    '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--support-batches N] [--batch B] [--seq T] ' +
+    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+  async run(argv, ctx) {
+    const { positionals, options: o } = parseCommandArgs(argv, {
+      method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
+      out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
+      'attn-keep': { type: 'number' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
+      heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
+      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+    }, { min: 1, max: 1 });
+    // Every argument checked before anything is loaded.
+    const method = o.method as CompressionMethod | undefined;
+    if (!method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
+    if (!COMPRESSION_METHODS.includes(method)) throw new UsageError(`unknown method '${method}' (${COMPRESSION_METHODS.join(', ')})`);
+    const keep = o.keep as number | undefined;
+    if (keep === undefined) throw new UsageError('--keep F is required (fraction of middle-block parameters kept, in (0, 1])');
+    if (!(keep > 0 && keep <= 1)) throw new UsageError(`--keep must be in (0, 1], got ${keep}`);
+    let split;
+    try {
+      split = parseAdapters((o.adapters as string | undefined) ?? '2:2');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (!o.support) throw new UsageError('--support FILE is required (support text for the gradient pass and the support loss)');
+    if (!o.out) throw new UsageError('--out DIR (or --out FILE.zip with --zip) is required');
+    const lambdaMode = o['lambda-mode'] as LambdaMode | undefined;
+    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced') throw new UsageError(`--lambda-mode must be raw or balanced`);
+    const attnKeep = o['attn-keep'] as number | undefined;
+    if (attnKeep !== undefined && (method !== 'gradot' || !(attnKeep > 0 && attnKeep <= 1))) {
+      throw new UsageError('--attn-keep applies to --method gradot and must be in (0, 1]');
+    }
+    const supportBatches = intOpt(o, 'support-batches', 8);
+    const batch = intOpt(o, 'batch', 4);
+    const heldoutBatches = intOpt(o, 'heldout-batches', 4);
+    const seed = o.seed === undefined ? 0 : intOpt(o, 'seed', 0, 0);
+    const supportPath = resolve(ctx.cwd, o.support as string);
+    if (!existsSync(supportPath)) throw new UsageError(`--support ${o.support}: no such file`);
+    const heldoutArg = o.heldout as string | undefined;
+    const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolve(ctx.cwd, heldoutArg) : null;
+    if (heldoutPath && !existsSync(heldoutPath)) throw new UsageError(`--heldout ${heldoutArg}: no such file`);
+    let out = resolve(ctx.cwd, o.out as string);
+    if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
+
+    const modelPath = resolve(ctx.cwd, positionals[0]!);
+    const model = await openModel(modelPath);
+    if (model.kind !== 'hf') throw new UsageError('compress needs the full model (a Hugging Face folder), not an emulator package');
+    const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
+    const addBos = bosFromOptions(o, model.spec, tok);
+    const seq = Math.min(model.spec.maxPositions, intOpt(o, 'seq', Math.min(128, model.spec.maxPositions), 2));
+    const padId = tok.eosId ?? 0;
+
+    // Data: support examples, and held-out ones from --heldout or from the end of the support file.
+    const supportEx = encode(parseTask(await readTaskFile(o.support as string, ctx.cwd)), tok, seq, addBos);
+    let heldEx: Example[] = [];
+    let heldoutFrom: string;
+    let sup = supportEx;
+    if (heldoutPath) {
+      heldEx = encode(parseTask(await readTaskFile(heldoutArg!, ctx.cwd)), tok, seq, addBos).slice(0, heldoutBatches * batch);
+      heldoutFrom = heldoutArg!;
+    } else if (heldoutArg === 'none') {
+      heldoutFrom = 'none';
+    } else if (supportEx.length >= 2) {
+      const n = Math.max(1, Math.min(heldoutBatches * batch, Math.floor(supportEx.length / 2)));
+      heldEx = supportEx.slice(supportEx.length - n);
+      sup = supportEx.slice(0, supportEx.length - n);
+      heldoutFrom = `${o.support as string} (last ${n} of ${supportEx.length} chunks, held out of the support pass)`;
+    } else {
+      heldoutFrom = 'none (the support file has one chunk; pass --heldout FILE)';
+      ctx.err('compress: support file too short to hold a slice out; no gradient-shift figure');
+    }
+    const support = batches(sup.slice(0, supportBatches * batch), batch, padId);
+    const heldout = heldEx.length > 0 ? batches(heldEx, batch, padId) : [];
+
+    const be = new CpuBackend();
+    const modelId = basename(modelPath.replace(/\/+$/, ''));
+    const lambdaAttn = o['lambda-attn'] as number | undefined;
+    const lambdaMlp = o['lambda-mlp'] as number | undefined;
+    const t0 = performance.now();
+    const built = await buildEmulator(model.spec, model.weights, {
+      method, keep, split, backend: be, support, modelId, seed,
+      ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
+      ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
+      onProgress: (phase) => ctx.err(`compress: ${phase}… (${((performance.now() - t0) / 1000).toFixed(1)}s)`),
+    });
+    const report: EmulatorReport = built.report;
+
+    let heldoutResult: GradShiftResult | null = null;
+    let heldoutSeconds = 0;
+    if (heldout.length > 0) {
+      ctx.err(`compress: held-out gradient shift over ${heldout.length} batch(es)…`);
+      const th = performance.now();
+      const full = decoderFromWeights(be, model.spec, model.weights);
+      const emu = decoderFromWeights(be, built.result.spec, built.result.weights);
+      try {
+        heldoutResult = await adapterGradientShift(full, emu, heldout, split);
+      } finally {
+        full.free();
+        emu.free();
+      }
+      heldoutSeconds = (performance.now() - th) / 1000;
+    }
+
+    // Package (+ the tokenizer files, when the model folder has them).
+    const files = new Map(built.files);
+    const copied: string[] = [];
+    for (const f of TOKENIZER_FILES) {
+      const p = join(modelPath, f);
+      if (existsSync(p)) copied.push(f);
+    }
+    let written: string[];
+    if (o.zip) {
+      for (const f of copied) files.set(f, new Uint8Array(await readFile(join(modelPath, f))));
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, zipEmulatorPackage(files));
+      written = [...files.keys()].sort();
+    } else {
+      written = await writeFiles(out, files);
+      for (const f of copied) await copyFile(join(modelPath, f), join(out, f));
+      written.push(...copied);
+    }
+
+    const p = report.params;
+    const middleEnd = model.spec.layers.length - split.top;
+    const json: Record<string, unknown> = {
+      model: modelId, method, keep, split, out, files: written,
+      lambdaAttn: report.lambdaAttn, lambdaMlp: report.lambdaMlp, lambdaMode: built.result.lambdaMode,
+      ...(attnKeep !== undefined ? { attnKeep } : {}),
+      params: {
+        before: p.before, after: p.after, keptFraction: r6(p.after / p.before),
+        middleBefore: p.middleBefore, middleTarget: p.middleTarget, middleAfter: p.middleAfter, middleKept: r6(p.middleKept),
+      },
+      layers: report.layers,
+      keptBlocks: built.result.plan.keptBlocks,
+      support: {
+        file: o.support, batches: support.length, batch, seq, tokens: built.meta.support?.tokens ?? null,
+        digest: built.meta.support?.digest ?? null,
+      },
+      supportLoss: { full: r6(report.supportLoss.full), emulator: r6(report.supportLoss.emulator) },
+      heldout: heldoutResult
+        ? {
+          from: heldoutFrom, batches: heldout.length, tokens: heldoutResult.tokens, adapterParams: heldoutResult.adapterParams,
+          gradShift: r6(heldoutResult.cosineDistance), perBatch: heldoutResult.perBatch.map((x) => r6(x)),
+          fullLoss: r6(heldoutResult.fullLoss), emulatorLoss: r6(heldoutResult.emulatorLoss),
+        }
+        : { from: heldoutFrom },
+      seconds: { ...Object.fromEntries(Object.entries(report.seconds).map(([k, v]) => [k, r4(v)])), heldout: r4(heldoutSeconds) },
+      readings: report.readings,
+      notes: built.result.plan.notes,
+    };
+
+    const lines: string[] = [];
+    lines.push(`emulator of ${modelId}: ${method} keep=${keep} adapters ${split.bottom}:${split.top} -> ${out}`);
+    lines.push(`parameters: ${formatCount(p.before)} -> ${formatCount(p.after)} (${(100 * p.after / p.before).toFixed(1)}%); ` +
+      `middle (blocks ${split.bottom}..${middleEnd - 1}) ${formatCount(p.middleBefore)} -> ${formatCount(p.middleAfter)} ` +
+      `(${(100 * p.middleKept).toFixed(2)}%, target ${formatCount(p.middleTarget)})`);
+    lines.push('');
+    const projs = [...new Set(report.layers.flatMap((l) => Object.keys(l.ranks)))];
+    lines.push(table(['block', 'source', 'role', ...projs.map((x) => `rank ${x}`), 'mlp width'],
+      report.layers.map((l) => [l.index, l.source, l.role, ...projs.map((x) => String((l.ranks as Record<string, number>)[x] ?? 'dense')), l.mlpWidth])));
+    lines.push('');
+    lines.push(`support loss (${support.length} batches): full ${report.supportLoss.full.toFixed(4)}, emulator ${report.supportLoss.emulator.toFixed(4)}`);
+    if (heldoutResult) {
+      lines.push(`held-out (${heldoutFrom}): adapter-gradient shift ${heldoutResult.cosineDistance.toFixed(5)} (cosine distance, lower = better utility); ` +
+        `loss full ${heldoutResult.fullLoss.toFixed(4)}, emulator ${heldoutResult.emulatorLoss.toFixed(4)} (higher = more privacy)`);
+    } else lines.push(`held-out: ${heldoutFrom}`);
+    const s = report.seconds;
+    lines.push(`seconds: support ${s.support.toFixed(2)}, svd ${s.svd.toFixed(2)}, scoring ${s.scoring.toFixed(2)}, compress ${s.compress.toFixed(2)}, ` +
+      `evaluate ${s.evaluate.toFixed(2)}, package ${s.package.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total.toFixed(2)}`);
+    lines.push('readings:');
+    for (const [k, v] of Object.entries(report.readings)) lines.push(`  ${k}: ${v}`);
+    for (const n of built.result.plan.notes) lines.push(`note: ${n}`);
+    return { json, text: lines.join('\n') };
+  },
+};
