@@ -308,3 +308,51 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   const granularity = Math.max(...slots.map((s) => s.unit));
   return finish(layers, middle, granularity, [], kappa);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Global ("dynamic") rank allocation: a reading beside the uniform κ above, not replacing it.
+
+export const GLOBAL_RANK_READING = 'budget/global-rank-gcs-per-param/protect-top5pct/greedy-fill/v1';
+
+/** One factored matrix of the middle, with its components' scores (any order) and σ. */
+export interface RankCandidate {
+  key: string;
+  out: number;
+  in: number;
+  /** GCS of every component (higher = keep). */
+  score: ArrayLike<number>;
+  /** Components that are always kept (the select.ts top-5% by σ), by index. */
+  protect: number[];
+}
+
+/**
+ * Redistributes a pool of factor parameters over several matrices: every matrix keeps its protected
+ * components, then components of all matrices compete by score per parameter (score / (out + in)), best
+ * first, each taken while it fits the pool and its matrix stays under maxUsefulRank (where two factors
+ * stop being smaller than the dense matrix). Ties: the earlier candidate, then the lower index.
+ * Result: kept component indices per key (ascending); Σ rank·(out+in) ≤ pool, and every component left out
+ * either did not fit the remaining pool or its matrix was at its cap.
+ */
+export function allocateRanksGlobally(cands: RankCandidate[], pool: number): { kept: Map<string, number[]>; used: number } {
+  const kept = new Map<string, number[]>();
+  let used = 0;
+  const items: { c: number; k: number; v: number }[] = [];
+  cands.forEach((c, ci) => {
+    const prot = new Set(c.protect);
+    kept.set(c.key, [...prot]);
+    used += prot.size * (c.out + c.in);
+    for (let k = 0; k < c.score.length; k++) if (!prot.has(k)) items.push({ c: ci, k, v: c.score[k] / (c.out + c.in) });
+  });
+  if (used > pool) throw new Error(`global rank allocation: the protected components alone need ${used} params, pool is ${pool}`);
+  items.sort((a, b) => b.v - a.v || a.c - b.c || a.k - b.k);
+  for (const it of items) {
+    const c = cands[it.c];
+    const unit = c.out + c.in;
+    const list = kept.get(c.key)!;
+    if (used + unit > pool || list.length >= maxUsefulRank(c.out, c.in)) continue;
+    list.push(it.k);
+    used += unit;
+  }
+  for (const l of kept.values()) l.sort((a, b) => a - b);
+  return { kept, used };
+}

@@ -14,10 +14,14 @@ import { canonicalShapes, projsOf, validateWeights } from '../model/hf';
 import type { AttnProj, LayerSpec, MlpProj, ModelSpec } from '../model/spec';
 import type { HostTensor, WeightMap } from '../model/weights';
 import { magnitudeChannelScores, PRUNE_READING, svdTruncate } from './baselines';
-import { BUDGET_READING, planBudget, type BudgetPlan, type CompressionMethod, type Split } from './budget';
+import {
+  allocateRanksGlobally, BUDGET_READING, GLOBAL_RANK_READING, planBudget, sumBlockParams, type BudgetPlan, type CompressionMethod,
+  type RankCandidate, type Split,
+} from './budget';
 import { drdScores, GCS_READINGS, LAMBDA_READINGS, rescore, scpScores, type LambdaMode, type ScoreParts } from './gcs';
 import type { LinearStats } from './kfac';
-import { lowRankFactors, selectChannels, selectComponents, SELECT_READING, sliceMlp, type MlpTensors } from './select';
+import { alwaysKeepCount, lowRankFactors, selectChannels, selectComponents, SELECT_READING, sliceMlp, type MlpTensors } from './select';
+import type { SvdFactors } from './gcs';
 
 export interface CompressOptions {
   method: CompressionMethod;
@@ -36,7 +40,24 @@ export interface CompressOptions {
   attnKeep?: number;
   /** How λ is scaled (gcs.ts LambdaMode). Default 'raw' (the formula as written). */
   lambdaMode?: LambdaMode;
+  /**
+   * gradot: how the MLP is compressed (MLP_READINGS). 'scp' (default, the paper): channel pruning by SCP.
+   * 'drd': every MLP linear is factored like attention (DRD scores, same selection), on the `svd`
+   * baseline's layout (one κ for all linears), so gradot and svd differ only in which components are kept.
+   */
+  mlp?: 'scp' | 'drd';
+  /**
+   * gradot: 'uniform' (default, BUDGET_READING): each factored matrix keeps its planned rank. 'global'
+   * (GLOBAL_RANK_READING): the planned ranks' parameters (+ the plan's leftover) are pooled over every
+   * factored matrix of the middle and components compete across matrices and blocks by GCS per parameter.
+   */
+  rankAllocation?: 'uniform' | 'global';
 }
+
+export const MLP_READINGS = {
+  scp: 'gradot-mlp/scp-channels/v1',
+  drd: 'gradot-mlp/drd-lowrank-on-svd-layout/v1',
+} as const;
 
 /** Summary of one scored matrix (or MLP) for the record: what was removed and what it cost. */
 export interface ScoreSummary {
@@ -66,7 +87,7 @@ export interface LayerRecord {
   keptComponents?: Partial<Record<AttnProj | MlpProj, number[]>>;
   /** Source channel ids kept (ascending), for pruned MLPs. */
   keptChannels?: number[];
-  scores?: Partial<Record<AttnProj | 'mlp', ScoreSummary>>;
+  scores?: Partial<Record<AttnProj | MlpProj | 'mlp', ScoreSummary>>;
 }
 
 export interface CompressResult {
@@ -123,10 +144,63 @@ export function compressModel(
   const t0 = performance.now();
   let svdMs = 0, scoreMs = 0;
   validateWeights(spec, weights, 'source model');
-  const plan = planBudget(spec, { method: opts.method, keep: opts.keep, split: opts.split, attnKeep: opts.attnKeep });
+  const mlpMode = opts.mlp ?? 'scp';
+  const allocation = opts.rankAllocation ?? 'uniform';
+  const gradot = opts.method === 'gradot';
+  if (!gradot && (mlpMode !== 'scp' || allocation !== 'uniform')) throw new Error(`compress: mlp/rankAllocation options apply to gradot only`);
+  if (mlpMode === 'drd' && opts.attnKeep !== undefined) throw new Error('compress: attnKeep needs mlp = scp (with drd every linear shares one κ)');
+  const mlpDrd = gradot && mlpMode === 'drd';
+  let plan = planBudget(spec, { method: mlpDrd ? 'svd' : opts.method, keep: opts.keep, split: opts.split, attnKeep: opts.attnKeep });
+  if (mlpDrd) plan = { ...plan, method: 'gradot', notes: [...plan.notes, 'MLP factored by DRD on the svd layout'] };
+  plan = { ...plan, layers: plan.layers.map((l) => ({ ...l, ranks: { ...l.ranks } })) };
   const lambdaAttn = opts.lambdaAttn ?? 1;
   const lambdaMlp = opts.lambdaMlp ?? 1;
   const lambdaMode: LambdaMode = opts.lambdaMode ?? 'raw';
+  const isMlp = (p: string) => p === 'up' || p === 'gate' || p === 'down';
+
+  // gradot: SVD + DRD scores per factored matrix, computed once (the global allocation needs them all first).
+  const scored = new Map<string, { f: SvdFactors; parts: ScoreParts; kept?: number[] }>();
+  const scoreMatrix = (src: number, group: 'attn' | 'mlp', proj: AttnProj | MlpProj) => {
+    const key = `layers.${src}.${group}.${proj}`;
+    let e = scored.get(key);
+    if (!e) {
+      const W = need(weights, `${key}.weight`);
+      let t = performance.now();
+      const f = exactSvd(W.data, W.shape[0], W.shape[1]);
+      svdMs += performance.now() - t;
+      t = performance.now();
+      const lam = group === 'attn' ? lambdaAttn : lambdaMlp;
+      const parts = rescore(drdScores(f, needStats(stats, key), lam), lam, lambdaMode);
+      scoreMs += performance.now() - t;
+      e = { f, parts };
+      scored.set(key, e);
+    }
+    return e;
+  };
+  if (gradot && allocation === 'global' && plan.kappa !== 1) {
+    const cands: RankCandidate[] = [];
+    let pool = plan.paramsTarget - plan.paramsAfter;
+    for (const l of plan.layers) {
+      for (const [proj, r] of Object.entries(l.ranks) as [AttnProj | MlpProj, number][]) {
+        const e = scoreMatrix(l.source, isMlp(proj) ? 'mlp' : 'attn', proj);
+        const o = e.f.U.length / e.f.rank, i = e.f.Vt.length / e.f.rank;
+        pool += r * (o + i);
+        const bySigma = Array.from({ length: e.f.rank }, (_, k) => k).sort((a, b) => e.f.S[b] - e.f.S[a] || a - b);
+        cands.push({ key: `${l.source}.${proj}`, out: o, in: i, score: e.parts.score, protect: bySigma.slice(0, alwaysKeepCount(e.f.rank)) });
+      }
+    }
+    const t = performance.now();
+    const { kept } = allocateRanksGlobally(cands, pool);
+    scoreMs += performance.now() - t;
+    for (const l of plan.layers) {
+      for (const proj of Object.keys(l.ranks) as (AttnProj | MlpProj)[]) {
+        const k = kept.get(`${l.source}.${proj}`)!;
+        l.ranks[proj] = k.length;
+        scored.get(`layers.${l.source}.${isMlp(proj) ? 'mlp' : 'attn'}.${proj}`)!.kept = k;
+      }
+    }
+    plan = { ...plan, paramsAfter: sumBlockParams(spec, plan.layers), reading: GLOBAL_RANK_READING, notes: [...plan.notes, `global rank pool ${pool}`] };
+  }
   const L = spec.layers.length;
   const { bottom, top } = opts.split;
   const dense = (i: number): LayerSpec => ({ source: spec.layers[i].source, ranks: {}, mlpWidth: spec.intermediateSize });
@@ -166,16 +240,13 @@ export function compressModel(
       const [o, i] = W.shape;
       let factors;
       if (opts.method === 'gradot') {
-        let t = performance.now();
-        const f = exactSvd(W.data, o, i);
-        svdMs += performance.now() - t;
-        t = performance.now();
-        const parts = rescore(drdScores(f, needStats(stats, `${sp}${base}`), lambdaAttn), lambdaAttn, lambdaMode);
-        const kept = selectComponents(f.S, parts.score, rank);
+        const { f, parts, kept: globalKept } = scoreMatrix(src, group, proj);
+        const t = performance.now();
+        const kept = globalKept ?? selectComponents(f.S, parts.score, rank);
         scoreMs += performance.now() - t;
         factors = lowRankFactors(f, o, i, kept);
         (rec.keptComponents ??= {})[proj] = kept;
-        (rec.scores ??= {})[proj as AttnProj] = summarize(parts, kept);
+        (rec.scores ??= {})[proj] = summarize(parts, kept);
       } else {
         const t = performance.now();
         factors = svdTruncate(W.data, o, i, rank, { method: opts.svdMethod, seed: opts.seed });
@@ -257,6 +328,8 @@ export function compressModel(
     readings: {
       drd: GCS_READINGS.drd, scp: GCS_READINGS.scp, select: SELECT_READING, budget: BUDGET_READING, prune: PRUNE_READING,
       lambda: LAMBDA_READINGS[lambdaMode],
+      ...(gradot ? { mlp: MLP_READINGS[mlpMode] } : {}),
+      ...(gradot && allocation === 'global' ? { rankAllocation: GLOBAL_RANK_READING } : {}),
     },
     timings: { svdSeconds: svdMs / 1000, scoreSeconds: scoreMs / 1000, totalSeconds: (performance.now() - t0) / 1000 },
   };
