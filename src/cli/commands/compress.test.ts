@@ -102,6 +102,20 @@ describe('gradot compress', () => {
     expect(n.supportLoss.emulator).toBeCloseTo(n.supportLoss.full, 5);
   });
 
+  it('gradot --mlp drd --rank-allocation global: recorded readings, budget met', async () => {
+    const c = capture();
+    const out = join(dir, 'emu-drd');
+    expect(await main(['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', support, '--out', out,
+      '--mlp', 'drd', '--rank-allocation', 'global', '--lambda-attn', '0', '--lambda-mlp', '0', '--seq', '16', '--batch', '2',
+      '--support-batches', '2', '--heldout-batches', '1', '--json'], c.io, dir), c.out[0]).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.readings.mlp).toMatch(/drd/);
+    expect(r.readings.rankAllocation).toMatch(/global/);
+    expect(r.layers[1].ranks.up).toBeGreaterThan(0);
+    expect(r.params.middleAfter).toBeLessThanOrEqual(r.params.middleTarget);
+    expect(readEmulatorPackage(await readFolder(out)).meta.budget.paramsAfter).toBe(r.params.middleAfter);
+  });
+
   it('prints a human report without --json', async () => {
     const c = capture();
     expect(await main(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', support,
@@ -120,6 +134,7 @@ describe('gradot compress', () => {
       [['--method', 'gradot', '--keep', '0.5', '--support', join(dir, 'nope.jsonl'), '--out', 'x'], /--support .*nope\.jsonl: no such file/],
       [['--method', 'gradot', '--keep', '0.5', '--out', 'x'], /--support FILE is required/],
       [['--method', 'magic', '--keep', '0.5', '--support', support, '--out', 'x'], /unknown method 'magic'/],
+      [['--method', 'svd', '--keep', '0.5', '--support', support, '--out', 'x', '--mlp', 'drd'], /--mlp scp\|drd applies to --method gradot/],
     ];
     for (const [args, re] of cases) {
       const c = capture();

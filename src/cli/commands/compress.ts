@@ -64,13 +64,13 @@ export const command: Command = {
   name: 'compress',
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
-    '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--support-batches N] [--batch B] [--seq T] ' +
+    '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
     '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
       out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
-      'attn-keep': { type: 'number' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
+      'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
       heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
       tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
     }, { min: 1, max: 1 });
@@ -95,6 +95,13 @@ export const command: Command = {
     if (attnKeep !== undefined && (method !== 'gradot' || !(attnKeep > 0 && attnKeep <= 1))) {
       throw new UsageError('--attn-keep applies to --method gradot and must be in (0, 1]');
     }
+    const mlp = o.mlp as 'scp' | 'drd' | undefined;
+    if (mlp !== undefined && (method !== 'gradot' || (mlp !== 'scp' && mlp !== 'drd'))) throw new UsageError('--mlp scp|drd applies to --method gradot');
+    const rankAllocation = o['rank-allocation'] as 'uniform' | 'global' | undefined;
+    if (rankAllocation !== undefined && (method !== 'gradot' || (rankAllocation !== 'uniform' && rankAllocation !== 'global'))) {
+      throw new UsageError('--rank-allocation uniform|global applies to --method gradot');
+    }
+    if (mlp === 'drd' && attnKeep !== undefined) throw new UsageError('--attn-keep needs --mlp scp (with drd every linear shares one κ)');
     const supportBatches = intOpt(o, 'support-batches', 8);
     const batch = intOpt(o, 'batch', 4);
     const heldoutBatches = intOpt(o, 'heldout-batches', 4);
@@ -146,6 +153,7 @@ export const command: Command = {
       method, keep, split, backend: be, support, modelId, seed,
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
+      ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
       onProgress: (phase) => ctx.err(`compress: ${phase}… (${((performance.now() - t0) / 1000).toFixed(1)}s)`),
     });
     const report: EmulatorReport = built.report;
@@ -190,7 +198,7 @@ export const command: Command = {
     const json: Record<string, unknown> = {
       model: modelId, method, keep, split, out, files: written,
       lambdaAttn: report.lambdaAttn, lambdaMlp: report.lambdaMlp, lambdaMode: built.result.lambdaMode,
-      ...(attnKeep !== undefined ? { attnKeep } : {}),
+      ...(attnKeep !== undefined ? { attnKeep } : {}), ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
       params: {
         before: p.before, after: p.after, keptFraction: r6(p.after / p.before),
         middleBefore: p.middleBefore, middleTarget: p.middleTarget, middleAfter: p.middleAfter, middleKept: r6(p.middleKept),
