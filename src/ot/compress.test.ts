@@ -37,7 +37,9 @@ describe('compressModel', () => {
       const sp = await supportPass(dec, data, [1, 2, 3]);
       for (const method of ['gradot', 'svd', 'prune', 'drop', 'none'] as const) {
         const keep = method === 'prune' ? 0.75 : 0.5;
-        const r = compressModel(spec, weights, { method, keep, split }, sp.stats);
+        // gradot here in the paper's layout (SCP MLP, uniform κ); the default readings: global-rank.test.ts.
+        const paper = method === 'gradot' ? { mlp: 'scp' as const, rankAllocation: 'uniform' as const } : {};
+        const r = compressModel(spec, weights, { method, keep, split, ...paper }, sp.stats);
         const counts = splitParamCounts(r.spec, 1, 1);
         // model/params.ts counts from the tensor list; budget.ts from its own formulas: they must agree.
         expect(counts.middle).toBe(r.plan.paramsAfter);

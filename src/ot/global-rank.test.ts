@@ -4,7 +4,7 @@ import { decoderFromWeights } from '../model/decoder';
 import { splitParamCounts } from '../model/params';
 import { mulberry32, randomTestModel, smallSpec } from '../model/random-model';
 import { allocateRanksGlobally, GLOBAL_RANK_READING, maxUsefulRank, type RankCandidate } from './budget';
-import { compressModel, MLP_READINGS } from './compress';
+import { compressModel, GRADOT_DEFAULTS, MLP_READINGS } from './compress';
 import { supportPass, type SupportBatch } from './support';
 
 describe('allocateRanksGlobally', () => {
@@ -88,9 +88,17 @@ describe('gradot readings: mlp drd, global rank allocation', () => {
       }
     }
     // The global reading actually moves ranks between matrices.
-    const u = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd' }, sp.stats);
+    const u = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'uniform' }, sp.stats);
     const g = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'global' }, sp.stats);
     expect(JSON.stringify(g.spec.layers.map((l) => l.ranks))).not.toBe(JSON.stringify(u.spec.layers.map((l) => l.ranks)));
     expect(() => compressModel(spec, weights, { method: 'svd', keep: 0.5, split, mlp: 'drd' })).toThrow(/gradot only/);
+    // Defaults: mlp = drd with global ranks; attnKeep implies the SCP layout.
+    const d = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0 }, sp.stats);
+    expect(d.readings.mlp).toBe(MLP_READINGS[GRADOT_DEFAULTS.mlp]);
+    expect(d.readings.rankAllocation).toBe(GLOBAL_RANK_READING);
+    expect(JSON.stringify(d.spec.layers)).toBe(JSON.stringify(g.spec.layers));
+    const a = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, attnKeep: 0.5 }, sp.stats);
+    expect(a.readings.mlp).toBe(MLP_READINGS.scp);
+    expect(a.spec.layers[2]!.mlpWidth).toBeLessThan(spec.intermediateSize);
   });
 });

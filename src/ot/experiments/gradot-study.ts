@@ -57,6 +57,7 @@ const configs: Cfg[] = [
   { name: 'gradot λ=0 global ranks', ...g0, rankAllocation: 'global' },
   { name: 'gradot λ=0 mlp=drd', ...g0, mlp: 'drd' },
   { name: 'gradot λ=0 mlp=drd global ranks', ...g0, mlp: 'drd', rankAllocation: 'global' },
+  { name: 'gradot λ=1 raw mlp=drd global ranks', method: 'gradot', lambdaAttn: 1, lambdaMlp: 1, mlp: 'drd', rankAllocation: 'global' },
   { name: 'gradot λ=0.1 balanced mlp=drd', method: 'gradot', lambdaAttn: 0.1, lambdaMlp: 0.1, lambdaMode: 'balanced', mlp: 'drd' },
   { name: 'svd', method: 'svd', seed: 0 },
   { name: 'prune', method: 'prune' },
