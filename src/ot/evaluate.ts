@@ -8,8 +8,9 @@
  * Per-position negative log-likelihoods come from the backend's cross-entropy (a [B·T] read per batch);
  * logits are read back only when exact match needs the argmax, so large vocabularies stay on the device.
  */
+import type { FloatArray } from '../engine/backend';
 import * as ops from '../engine/ops';
-import { noGrad, type Tensor } from '../engine/tensor';
+import { noGrad, tidy, type Tensor } from '../engine/tensor';
 import type { Decoder } from '../model/decoder';
 import {
   encodeDataset, type Batch, type ChoiceExample, type EncodeOptions, type Example,
@@ -65,18 +66,25 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
   return async (b: Batch): Promise<BatchRowScores> => {
     o.signal?.throwIfAborted();
     const { batchSize: B, seqLen: T } = b;
-    let tl: TargetLogits | null = null;
-    const nll = noGrad(() => {
-      const run = (): Tensor => {
-        tl = targetLogits(dec, b.ids, b.targets, B, T);
-        return ops.crossEntropyRows(tl.logits, tl.targets, IGNORE_INDEX);
+    // Everything the forward made is freed with the scope except what is read below, which must be
+    // returned (not assigned to an outer variable): the per-row losses, and the logits when greedy needs them.
+    const { nll, got } = tidy(() => noGrad(() => {
+      const run = (): { nll: Tensor; got: Omit<TargetLogits, 'logits'> & { logits: Tensor | null } } => {
+        const tl = targetLogits(dec, b.ids, b.targets, B, T);
+        const nll = ops.crossEntropyRows(tl.logits, tl.targets, IGNORE_INDEX);
+        return { nll, got: { ...tl, logits: o.greedy ? tl.logits : null } };
       };
       return o.lora ? o.lora.with(dec, run) : run();
-    });
-    const got = tl as TargetLogits | null;
-    if (!got) throw new Error('evaluate: no logits');
-    const rows = await nll.read();
-    nll.free();
+    }));
+    let rows: FloatArray;
+    try {
+      rows = await nll.read();
+    } catch (e) {
+      got.logits?.free();
+      throw e;
+    } finally {
+      nll.free();
+    }
     const sumLogProb = new Float64Array(B);
     const tokens = new Int32Array(B);
     const n = got.targets.length;
@@ -87,9 +95,14 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
       tokens[r]++;
     }
     let greedyMatch: boolean[] | undefined;
-    if (o.greedy) {
+    if (got.logits) {
       const V = dec.spec.vocabSize;
-      const L = await got.logits.read();
+      let L: FloatArray;
+      try {
+        L = await got.logits.read();
+      } finally {
+        got.logits.free();
+      }
       const ok = Array.from({ length: B }, (_, r) => tokens[r]! > 0);
       for (let k = 0; k < n; k++) {
         const y = got.targets[k]!;
@@ -101,7 +114,6 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
       }
       greedyMatch = ok;
     }
-    got.logits.free();
     return greedyMatch ? { sumLogProb, tokens, greedyMatch } : { sumLogProb, tokens };
   };
 }

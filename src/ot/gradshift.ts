@@ -8,7 +8,7 @@
  * cosine distance 1 − cos(g_full, g_emu) of the concatenated adapter gradients, and report the mean over
  * batches.
  */
-import { backward } from '../engine/tensor';
+import { backward, tidy } from '../engine/tensor';
 import { countTargets } from '../engine/ops';
 import type { Decoder } from '../model/decoder';
 import type { Split } from './budget';
@@ -52,8 +52,12 @@ async function gradsAndLoss(dec: Decoder, names: string[], b: SupportBatch): Pro
   const set = new Set(names);
   dec.setTrainable((n) => set.has(n));
   dec.zeroGrad();
-  const loss = dec.loss(b.ids, b.targets, b.B, b.T);
-  backward(loss);
+  // Only the adapters' .grad outlives the step: activations go with release and the scope.
+  const loss = tidy(() => {
+    const l = dec.loss(b.ids, b.targets, b.B, b.T);
+    backward(l, { release: true });
+    return l;
+  });
   const lv = await loss.item();
   loss.free();
   let n = 0;

@@ -19,7 +19,7 @@ import type { Backend } from '../engine/backend';
 import * as ops from '../engine/ops';
 import type { NamedParam } from '../engine/optim';
 import { Rng } from '../engine/random';
-import { Tensor, noGrad } from '../engine/tensor';
+import { Tensor, noGrad, tidy } from '../engine/tensor';
 import { linearName, type Decoder } from '../model/decoder';
 import { linearDims, projsOf } from '../model/hf';
 import type { AttnProj, MlpProj, ModelSpec } from '../model/spec';
@@ -196,7 +196,8 @@ export class LoraAdapter {
 
   /**
    * Puts effective weights into `dec` and returns a function restoring the originals. Call per forward
-   * (the weights carry this forward's graph); the restore frees the effective weights' storage.
+   * (the weights carry this forward's graph); the restore frees the effective weights' storage. The
+   * B·A products behind them are left to the caller's tidy scope (or to backward's release).
    */
   attach(dec: Decoder): () => void {
     const saved: [string, Tensor][] = [];
@@ -214,8 +215,10 @@ export class LoraAdapter {
     }
     return () => {
       for (const [k, W] of saved) dec.params.set(k, W);
-      // Free the effective weights only (the graph closures reference A, B and W, which stay alive).
-      for (const t of made) dec.backend.free(t.storage);
+      // Free the effective weights only (the graph closures reference A, B and W, which stay alive), through
+      // the engine: backward's release or a scope may have freed them already, and a second backend free
+      // would corrupt a GPU pool.
+      for (const t of made) t.free();
     };
   }
 
@@ -237,7 +240,7 @@ export class LoraAdapter {
         const key = `${m.linears[i]}.weight`;
         const W = base.get(key);
         if (!W) throw new Error(`LoRA merge: no dense ${key}`);
-        const Weff = noGrad(() => this.effectiveWeight(W, m, i));
+        const Weff = tidy(() => noGrad(() => this.effectiveWeight(W, m, i)));
         const data = await Weff.read();
         Weff.free();
         out.set(key, { dtype: 'F32', shape: [...W.shape], data: data instanceof Float32Array ? data.slice() : Float32Array.from(data) });

@@ -11,7 +11,7 @@
 import { unzipSync, zipSync } from 'fflate';
 import type { Backend } from '../engine/backend';
 import { countTargets } from '../engine/ops';
-import { noGrad } from '../engine/tensor';
+import { noGrad, tidy } from '../engine/tensor';
 import { decoderFromWeights, type Decoder } from '../model/decoder';
 import { validateWeights } from '../model/hf';
 import { paramCounts } from '../model/params';
@@ -175,7 +175,7 @@ async function meanLoss(dec: Decoder, batches: SupportBatch[]): Promise<number> 
   for (const b of batches) {
     const N = countTargets(b.targets);
     if (N === 0) continue;
-    const l = noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T));
+    const l = tidy(() => noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T)));
     s += (await l.item()) * N;
     l.free();
     n += N;

@@ -10,7 +10,7 @@
  * to the host, once, at the end.
  */
 import type { Backend, Storage } from '../engine/backend';
-import { backward } from '../engine/tensor';
+import { backward, tidy } from '../engine/tensor';
 import { countTargets } from '../engine/ops';
 import type { Decoder } from '../model/decoder';
 import { linearName } from '../model/decoder';
@@ -147,8 +147,13 @@ export async function supportPass(
       lossTokens = countTargets(b.targets, ignore);
       digestChunks.push(new Uint8Array(b.ids.slice().buffer), new Uint8Array(b.targets.slice().buffer));
       if (lossTokens === 0) continue;
-      const loss = dec.loss(b.ids, b.targets, b.B, b.T, { hooks, ignoreIndex: ignore });
-      backward(loss);
+      // Forward activations are freed by release (graph) and the scope (frozen-layer internals): a GPU
+      // backend only reclaims buffers on an explicit free. The hooks work on raw storages they free.
+      const loss = tidy(() => {
+        const l = dec.loss(b.ids, b.targets, b.B, b.T, { hooks, ignoreIndex: ignore });
+        backward(l, { release: true });
+        return l;
+      });
       const lv = await loss.item();
       loss.free();
       for (const [name, a] of accs) {

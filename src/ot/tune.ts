@@ -21,7 +21,7 @@
 import type { Backend, FloatArray } from '../engine/backend';
 import * as ops from '../engine/ops';
 import { AdamW, clipScale, globalGradNorm, lrAt, type AdamWState, type NamedParam, type ScheduleKind } from '../engine/optim';
-import { Tensor, backward, noGrad } from '../engine/tensor';
+import { Tensor, backward, noGrad, tidy } from '../engine/tensor';
 import type { Decoder } from '../model/decoder';
 import type { WeightMap } from '../model/weights';
 import { makeBatches, type Batch, type Example } from '../data/batch';
@@ -224,13 +224,14 @@ export async function meanLoss(
   let n = 0;
   for (const b of batches) {
     if (b.targetTokens === 0) continue;
-    const l = noGrad(() => {
+    // The scope frees the forward's activations (and LoRA's B·A products): only the loss outlives it.
+    const l = tidy(() => noGrad(() => {
       const run = (): Tensor => {
         const tl = targetLogits(dec, b.ids, b.targets, b.batchSize, b.seqLen);
         return ops.crossEntropySum(tl.logits, tl.targets);
       };
       return o.lora ? o.lora.with(dec, run) : run();
-    });
+    }));
     s += await l.item();
     l.free();
     n += b.targetTokens;
@@ -429,16 +430,22 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       let lossSum = 0;
       for (const b of group) {
         if (b.targetTokens === 0) continue;
-        const restore = lora ? lora.attach(model) : null;
-        try {
-          const tl = targetLogits(model, b.ids, b.targets, b.batchSize, b.seqLen);
-          const l = ops.scale(ops.crossEntropySum(tl.logits, tl.targets), 1 / groupTokens);
-          backward(l);
-          lossSum += await l.item();
-          l.free();
-        } finally {
-          restore?.();
-        }
+        // Release frees the graph's activations as backward passes them (LoRA's effective weights
+        // included: restore frees them through the engine, so a second free is a no-op); the scope frees
+        // what the graph never touches (frozen bottom layers' internals). Only the loss outlives it.
+        const l = tidy(() => {
+          const restore = lora ? lora.attach(model) : null;
+          try {
+            const tl = targetLogits(model, b.ids, b.targets, b.batchSize, b.seqLen);
+            const loss = ops.scale(ops.crossEntropySum(tl.logits, tl.targets), 1 / groupTokens);
+            backward(loss, { release: true });
+            return loss;
+          } finally {
+            restore?.();
+          }
+        });
+        lossSum += await l.item();
+        l.free();
         const n = realTokens(b, data.train);
         tokens += n;
         sessionTokens += n;
