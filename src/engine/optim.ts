@@ -36,6 +36,7 @@ interface ParamState {
   v: Storage;
   /** Per-parameter step count, as torch keeps it: a parameter without a gradient is not stepped. */
   step: number;
+  freed: boolean;
 }
 
 export interface AdamWState {
@@ -62,7 +63,7 @@ export class AdamW {
       if (names.has(p.name)) throw new Error(`AdamW: parameter ${p.name} listed twice`);
       names.add(p.name);
       const be = p.tensor.backend;
-      return { p, m: be.zeros(p.tensor.size), v: be.zeros(p.tensor.size), step: 0 };
+      return { p, m: be.zeros(p.tensor.size), v: be.zeros(p.tensor.size), step: 0, freed: false };
     });
   }
 
@@ -80,6 +81,7 @@ export class AdamW {
     const gradScale = o.gradScale ?? 1;
     for (const s of this.states) {
       const t = s.p.tensor;
+      if (s.freed) throw new Error(`AdamW.step: optimizer state of ${s.p.name} was freed`);
       if (!t.grad) continue;
       s.step++;
       t.backend.adamw(t.storage, t.grad.storage, s.m, s.v, {
@@ -91,6 +93,18 @@ export class AdamW {
 
   zeroGrad(): void {
     for (const s of this.states) s.p.tensor.zeroGrad();
+  }
+
+  /** Releases the moment buffers (GPU memory is only reclaimed by explicit frees). Idempotent; the
+   *  optimizer must not step afterwards. */
+  free(): void {
+    for (const s of this.states) {
+      if (s.freed) continue;
+      const be = s.p.tensor.backend;
+      be.free(s.m);
+      be.free(s.v);
+      s.freed = true;
+    }
   }
 
   /** Moments and step counts, for checkpoints (one read per tensor). */

@@ -49,7 +49,7 @@ function supportBatches(vocab: number, n: number, seed: number): SupportBatch[] 
 
 describe('OT loops keep live storage flat', () => {
   for (const method of ['adapter', 'lora'] as const) {
-    it(`tune (${method}, validation every step): flat after the first step, nothing left but the optimizer state`, async () => {
+    it(`tune (${method}, validation every step): flat after the first step, nothing left afterwards`, async () => {
       const { tr, dec } = tracked();
       const before = counts(tr);
       const perStep: [number, number][] = [];
@@ -60,10 +60,9 @@ describe('OT loops keep live storage flat', () => {
       expect(r.steps).toBe(5);
       expect(perStep.length).toBe(5);
       for (const c of perStep) expect(c).toEqual(perStep[0]);
-      // What the run leaves on the backend is AdamW's m and v (two per trainable tensor; the optimizer has no
-      // free) — the LoRA tensors themselves are freed by tune.
-      const nTrainable = r.adapter.weights.size;
-      expect(tr.live() - before[0]).toBe(2 * nTrainable);
+      // tune frees AdamW's m and v and the LoRA tensors when it ends.
+      expect(r.adapter.weights.size).toBeGreaterThan(0);
+      expect(tr.live() - before[0]).toBe(0);
     });
   }
 

@@ -509,6 +509,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     return { ...resultCore, resumedFrom, adapter };
   } finally {
     opt.zeroGrad();
+    opt.free();
     lora?.free();
     finish();
   }
