@@ -8,7 +8,13 @@
  * - checks the three views render, the backend badge resolves, the privacy statement is visible;
  * - drops bad files (truncated safetensors, non-JSON dataset, a zip that is not a package) and checks each
  *   shows an error naming the file while the app stays usable;
- * - opens a real (tiny) model folder and a real dataset and checks the inspect panel and preview table.
+ * - opens a real (tiny) model folder and a real dataset and checks the inspect panel and preview table;
+ * - the OT protocol on the bundled demo model (public/models/demo, fetched by "Open bundled demo"): GradOT
+ *   compression with a support pass, package download, data owner opens it, tunes a few steps (pause,
+ *   reload mid-training, resume from the OPFS checkpoint), evaluates Emulator ZS/FT on the first N test
+ *   examples, downloads adapters; the model owner plugs them in (Full ZS / Plug-in) and both "Try it" boxes
+ *   generate a few tokens through the ONNX export + transformers.js (onnxruntime-web wasm from this origin);
+ * - the researcher grid runs the whole protocol (five numbers) for two settings on a small random LLaMA.
  * Screenshots go to e2e/artifacts/ (gitignored).
  */
 import { createServer, type Server } from 'node:http';
@@ -76,6 +82,8 @@ function check(cond: unknown, what: string): void {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
+  // The header is sticky: scrolled, a full-page capture would paint it mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
   console.log(`  shot e2e/artifacts/${name}.png`);
 }
@@ -204,8 +212,8 @@ async function main(): Promise<void> {
       } else check(false, 'emulator package downloads');
     }
 
-    // GradOT end to end on a small random LLaMA with the demo's tokenizer (random weights: this checks the
-    // pipeline — tokenizer, support pass, scoring, packaging — not quality).
+    // A small random LLaMA with the demo's tokenizer, for the researcher grid below (two whole protocols in
+    // the browser; random weights check the pipeline, not quality). The main flow uses the real demo model.
     const demoCfg = JSON.parse(readFileSync(join(repo, 'public/models/demo/config.json'), 'utf8')) as Record<string, unknown>;
     const smallCfg = { ...demoCfg, hidden_size: 64, head_dim: 16, intermediate_size: 96, num_hidden_layers: 5, max_position_embeddings: 64 };
     const spec = specFromHFConfig(smallCfg);
@@ -214,8 +222,44 @@ async function main(): Promise<void> {
     for (const extra of ['tokenizer.json', 'tokenizer_config.json']) {
       modelFiles.push({ name: extra, mimeType: 'application/json', buffer: readFileSync(join(repo, 'public/models/demo', extra)) });
     }
-    await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
-    await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+
+    const EVAL_N = 4;
+    const testQaAll = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'));
+    /** Every row of a metrics table reports n = EVAL_N. */
+    const nColumn = async (table: ReturnType<Page['locator']>): Promise<boolean> => {
+      const ns = await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.querySelectorAll('td')[6]?.textContent ?? ''));
+      return ns.length > 0 && ns.every((n) => n === String(EVAL_N));
+    };
+    /** The "Try it" box: a few greedy tokens through the ONNX export + transformers.js (local wasm). */
+    const tryIt = async (testId: string, what: string): Promise<void> => {
+      const box = page.getByTestId(testId);
+      await box.scrollIntoViewIfNeeded();
+      await box.locator('label.field', { hasText: 'max new tokens' }).locator('input').fill('8');
+      const tg = Date.now();
+      await box.getByRole('button', { name: 'Generate' }).click();
+      const done = await page.getByTestId(`${testId}-meta`).waitFor({ timeout: 120_000 }).then(() => true, () => false);
+      const out = done ? await page.getByTestId(`${testId}-output`).innerText() : '';
+      const prompt = await page.getByTestId(`${testId}-prompt`).inputValue();
+      const generated = out.startsWith(prompt) ? out.slice(prompt.length) : '';
+      check(done && generated.trim().length > 0, `try it (${what}) generates text: "${prompt}" → ${JSON.stringify(generated.slice(0, 80))} (${((Date.now() - tg) / 1000).toFixed(1)}s)`);
+      if (done) console.log(`  info ${(await page.getByTestId(`${testId}-meta`).innerText()).replace(/\s+/g, ' ')}`);
+    };
+
+    // GradOT end to end on the bundled demo model (public/models/demo, fetched from the site under /studio/).
+    const demoInspect = page.locator('section[aria-label^="Inspect · demo"]');
+    const openDemo = async (): Promise<boolean> => {
+      await page.getByTestId('open-demo').waitFor({ timeout: 10_000 });
+      await page.waitForFunction(() => !(document.querySelector('[data-testid=open-demo]') as HTMLButtonElement | null)?.disabled, null, { timeout: 15_000 }).catch(() => undefined);
+      await page.getByTestId('open-demo').click();
+      return demoInspect.filter({ hasText: 'llama' }).waitFor({ timeout: 60_000 }).then(() => true, () => false);
+    };
+    const demoOpened = await openDemo();
+    check(demoOpened, 'the bundled demo model opens from the site (Open bundled demo)');
+    if (demoOpened) {
+      const text = (await demoInspect.innerText()).replace(/\s+/g, ' ');
+      check(/layers 8 hidden 256/.test(text) && /F16/.test(text), `inspect shows the demo: 8 layers, d=256, F16 (${text.slice(0, 140)})`);
+    }
+    await dismissToasts(page);
     await page.getByText('GradOT', { exact: true }).click();
     await numIn('adapters bottom').fill('1');
     await numIn('top').fill('1');
@@ -225,7 +269,9 @@ async function main(): Promise<void> {
     await page.locator('.drop-label', { hasText: 'support.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
     const t0 = Date.now();
     await page.getByRole('button', { name: /Build emulator \(gradot\)/ }).click();
-    const gradotDone = await page.locator('section[aria-label^="Results · gradot"]').waitFor({ timeout: 240_000 }).then(() => true, () => false);
+    // Either the results or an error toast (fail fast instead of waiting out the timeout).
+    await page.locator('section[aria-label^="Results · gradot"], [data-testid=toast].error').first().waitFor({ timeout: 240_000 }).catch(() => undefined);
+    const gradotDone = await page.locator('section[aria-label^="Results · gradot"]').isVisible();
     check(gradotDone, `gradot compression with a support pass finishes (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
     if (gradotDone) {
       const text = await page.locator('section[aria-label^="Results · gradot"]').innerText();
@@ -288,7 +334,7 @@ async function main(): Promise<void> {
       await page.locator('.meta', { hasText: 'train.jsonl' }).first().waitFor({ timeout: 15_000 }).catch(() => undefined);
       const tnum = (label: string) => page.locator('section[aria-label="Training"] label.field', { hasText: label }).locator('input').first();
       await tnum('lr').fill('0.001');
-      await tnum('epochs').fill('3');
+      await tnum('epochs').fill('2');
       await tnum('batch').fill('4');
       await tnum('seq len').fill('32');
       await tnum('checkpoint every').fill('2');
@@ -328,13 +374,15 @@ async function main(): Promise<void> {
         await shot(page, 'studio-data-owner-tuned');
 
         // Evaluate Emulator ZS and FT on held-out records, then export the adapters.
-        const testQa = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n');
-        await page.getByTestId('eval-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(testQa) });
+        // The whole test file, evaluated on its first EVAL_N examples (the UI's examples field).
+        await page.getByTestId('eval-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: testQaAll });
         await page.locator('.drop-label', { hasText: 'evaluation file: test.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+        await page.locator('section[aria-label="Evaluate and export"] label.field', { hasText: 'examples' }).locator('input').fill(String(EVAL_N));
         await page.getByRole('button', { name: /Evaluate emulator/ }).click();
         const metrics = page.locator('section[aria-label="Evaluate and export"] table.metrics');
         const evaluated = await metrics.waitFor({ timeout: 120_000 }).then(() => true, () => false);
         check(evaluated && !(await metrics.innerText()).includes('not run'), 'Emulator ZS and Emulator FT evaluated');
+        if (evaluated) check(await nColumn(metrics), `evaluation used the first ${EVAL_N} test examples (examples field)`);
         if (evaluated) console.log(`  info ${(await metrics.innerText()).replace(/\s+/g, ' ').slice(0, 220)}`);
         const dla = page.waitForEvent('download', { timeout: 30_000 }).catch(() => null);
         await page.getByRole('button', { name: 'Download adapters (.safetensors)' }).click();
@@ -345,24 +393,31 @@ async function main(): Promise<void> {
         }
         check(adapterPath !== null, 'adapters download as a zip');
         await shot(page, 'studio-data-owner-evaluated');
+        await tryIt('try-data', 'data owner: emulator + tuned adapters');
+        await shot(page, 'studio-data-owner-try-it');
       }
     }
 
     // ---- Model owner again: plug the returned adapters into the full model (reopened after the reload).
     if (adapterPath) {
       await page.getByTestId('tab-model').click();
-      await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
-      await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+      check(await openDemo(), 'the demo model reopens after the reload');
       await page.getByTestId('adapter-drop-input').setInputFiles(adapterPath);
-      const testQa = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'), 'utf8').split('\n').slice(0, 12).join('\n');
-      await page.getByTestId('plugin-task-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(testQa) });
+      await page.locator('.drop-label', { hasText: 'adapter layout' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+      await page.getByTestId('plugin-task-drop-input').setInputFiles({ name: 'test.jsonl', mimeType: 'application/x-ndjson', buffer: testQaAll });
       await page.locator('.drop-label', { hasText: 'task: test.jsonl' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
+      await page.locator('section[aria-label="Plug in returned adapters"] label.field', { hasText: 'examples' }).locator('input').fill(String(EVAL_N));
       await page.getByRole('button', { name: 'Plug in and evaluate' }).click();
       const pm = page.locator('section[aria-label="Plug in returned adapters"] table.metrics');
       const plugged = await pm.waitFor({ timeout: 120_000 }).then(() => true, () => false);
-      check(plugged, 'returned adapters plug into the full model: Full ZS and Plug-in evaluated');
-      if (plugged) console.log(`  info ${(await pm.innerText()).replace(/\s+/g, ' ').slice(0, 220)}`);
+      check(plugged, 'returned adapters plug into the demo model: Full ZS and Plug-in evaluated');
+      if (plugged) {
+        console.log(`  info ${(await pm.innerText()).replace(/\s+/g, ' ').slice(0, 220)}`);
+        check(await nColumn(pm), `plug-in evaluation used the first ${EVAL_N} test examples`);
+      }
       await shot(page, 'studio-model-owner-plugin');
+      await tryIt('try-model', 'model owner: plug-in model');
+      await shot(page, 'studio-model-owner-try-it');
       // Bad file 7: those adapters dropped on a different model (the gpt2 fixture) are refused by name.
       await page.getByTestId('model-drop-input').setInputFiles([
         { name: 'config.json', mimeType: 'application/json', buffer: cfg },

@@ -15,14 +15,14 @@ import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
 import { decoderFromWeights, type Decoder } from '../src/model/decoder';
-import { linearDims, loadHFModel, planHFLoad } from '../src/model/hf';
+import { linearDims, loadHFModel, planHFLoad, type HFConfig } from '../src/model/hf';
 import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
 import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
 import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/export';
-import { evaluate, headline, type EvalMetrics } from '../src/ot/evaluate';
+import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../src/ot/evaluate';
 import { applyAdapter, plugIn } from '../src/ot/plugin';
 import { defaultCompress, runProtocol, type TuneSummary } from '../src/ot/protocol';
 import { prepareEval, prepareTraining, type PreparedTraining } from '../src/ot/task-data';
@@ -30,9 +30,10 @@ import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/o
 import type { LoraTarget } from '../src/ot/lora';
 import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
 import { SafetensorsReader } from '../src/model/safetensors';
+import { exportTransformersJsFolder } from '../src/onnx/export';
 import { FileListSource } from '../src/model/source';
 import type { ModelSpec } from '../src/model/spec';
-import { numel } from '../src/model/weights';
+import { numel, type WeightMap } from '../src/model/weights';
 import { unzipSync, zipSync } from 'fflate';
 import {
   RUNS_DIR,
@@ -53,6 +54,8 @@ import {
   type EvalOptions,
   type EvalReport,
   type EvalResult,
+  type GenerateOptions,
+  type GenerateResult,
   type InputFile,
   type LayerSummary,
   type ModelSummary,
@@ -290,6 +293,7 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
     summary.name = `${summary.modelType}-${summary.numLayers}L-${summary.hiddenSize}d`;
   }
   openModels.set('current', { summary, files });
+  tryExports.clear();
   return summary;
 }
 
@@ -579,7 +583,8 @@ const builtPackages = new Map<string, BuiltPackage>();
 async function pickBackend(pref: 'auto' | 'cpu'): Promise<Backend> {
   if (pref === 'auto') {
     const info = await probeBackend();
-    if (info.kind === 'webgpu' && gpuBackend) return gpuBackend;
+    // A software adapter (SwiftShader) is ~30x slower than the CPU backend for training (ARCHITECTURE.md).
+    if (info.kind === 'webgpu' && gpuBackend && !info.isFallbackAdapter) return gpuBackend;
   }
   return new CpuBackend({ dtype: 'f32' });
 }
@@ -916,8 +921,8 @@ function toEvalResult(m: EvalMetrics): EvalResult {
   };
 }
 
-async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal): Promise<EvalMetrics> {
-  let task;
+async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal, limit?: number): Promise<EvalMetrics> {
+  let task: EncodedTask;
   try {
     task = prepareEval({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, withoutSpecialTokens(tok), {
       contextLength: spec.maxPositions, addBos: spec.family === 'llama',
@@ -925,6 +930,8 @@ async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: Model
   } catch (e) {
     rethrow(e, file.path);
   }
+  // The first N examples in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
+  if (limit && limit > 0 && task.examples.length > limit) task = { ...task, examples: task.examples.slice(0, limit) as EncodedTask['examples'] };
   return evaluate(dec, task, {
     padId: tok.padId ?? tok.eosId ?? 0, signal,
     onProgress: (done, total) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
@@ -947,11 +954,11 @@ async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<E
     const be = await pickBackend('auto');
     const spec = pkg.meta.spec;
     const zsDec = decoderFromWeights(be, spec, pkg.weights);
-    const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal);
+    const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
     let ft: EvalMetrics | null = null;
     if (run) {
       await applyAdapter(zsDec, run.result.adapter);
-      ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal);
+      ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
     }
     return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
   } finally {
@@ -1004,16 +1011,119 @@ async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<P
     }
     const be = await pickBackend('auto');
     const fullDec = decoderFromWeights(be, full.spec, full.weights);
-    const zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal);
+    const zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
     report({ phase: 'plugging the adapter in', fraction: null });
     const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
     const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
-    const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal);
+    const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
     return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
   } finally {
     jobControls.delete(jobId);
     jobs.delete(jobId);
   }
+}
+
+// ---------------------------------------------------------------- "try it" (src/onnx export + transformers.js)
+
+interface TryExport {
+  files: Map<string, Uint8Array>;
+  tok: Tokenizer;
+  addBos: boolean;
+  what: string;
+}
+/** One export per model state: transformers.js keeps its session per files Map, so a second Generate on
+ *  the same state reuses both the export and the ORT session. */
+const tryExports = new Map<string, TryExport>();
+
+async function buildTryExport(target: GenerateOptions['target']): Promise<TryExport> {
+  let spec: ModelSpec;
+  let weights: WeightMap;
+  let files: InputFile[];
+  let label: string;
+  let what: string;
+  const be = new CpuBackend({ dtype: 'f32' });
+  if (target.kind === 'run') {
+    const run = tunedRuns.get(target.runId);
+    if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it first');
+    const m = run.pkg.meta;
+    const tuned = await plugIn({ spec: m.spec, weights: run.pkg.weights }, run.result.adapter, be);
+    spec = m.spec;
+    weights = tuned.weights;
+    files = run.pkgFiles;
+    label = run.packageName;
+    what = `emulator + adapters (${run.packageName}, ${run.result.steps} steps)`;
+  } else {
+    const cur = openModels.get('current');
+    if (!cur) fail(undefined, 'open a model first');
+    const source = sourceOf(cur.files, cur.summary.name);
+    const full = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    spec = full.spec;
+    weights = full.weights;
+    files = cur.files;
+    label = cur.summary.name;
+    what = `full model (${cur.summary.name})`;
+    if (target.adapterId) {
+      const a = openAdaptersMap.get(target.adapterId);
+      if (!a) fail(undefined, 'drop the returned adapters first');
+      if (a.summary.layout !== 'adapter') fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
+      const adapter = (await loadAdapter(sourceOf(a.files, a.summary.name), full.spec).catch((e: unknown) => rethrow(e, a.summary.name))).adapter;
+      weights = (await plugIn({ spec: full.spec, weights: full.weights }, adapter, be)).weights;
+      what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
+    }
+  }
+  const source = sourceOf(files, label);
+  const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(new Error(`no usable tokenizer (${(e as Error).message})`), label));
+  const extra = new Map<string, Uint8Array>();
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) if (await source.has(f)) extra.set(f, await source.readBytes(f));
+  let baseConfig: HFConfig = {};
+  if (await source.has('config.json')) baseConfig = JSON.parse(await source.readText('config.json')) as HFConfig;
+  // Emulator packages carry no config.json: the tokenizer's ids let generation stop at end-of-text.
+  if (baseConfig.eos_token_id === undefined && tok.eosId !== null) baseConfig.eos_token_id = tok.eosId;
+  if (baseConfig.bos_token_id === undefined && tok.bosId !== null) baseConfig.bos_token_id = tok.bosId;
+  const folder = exportTransformersJsFolder(spec, weights, { baseConfig, extraFiles: extra });
+  return { files: folder, tok, addBos: spec.family === 'llama', what };
+}
+
+async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
+  const key = JSON.stringify(opts.target);
+  let exportSeconds = 0;
+  let ex = tryExports.get(key);
+  if (!ex) {
+    const t0 = performance.now();
+    ex = await buildTryExport(opts.target);
+    exportSeconds = (performance.now() - t0) / 1000;
+    // Keep one export: each holds a copy of the weights and an ORT session.
+    tryExports.clear();
+    tryExports.set(key, ex);
+  }
+  const { tok } = ex;
+  const ids = tok.encode(opts.prompt, { addSpecialTokens: false });
+  // Like training and evaluation: LLaMA-family prompts start with the beginning-of-text token.
+  const bos = tok.bosId ?? tok.eosId;
+  if (ex.addBos && bos !== null && ids[0] !== bos) ids.unshift(bos);
+  if (ids.length === 0) fail(undefined, 'type a prompt first');
+  const info = await probeBackend();
+  // Same rule as the engine's backend choice: a software adapter (SwiftShader) is slower than ORT's wasm.
+  const device = info.kind === 'webgpu' && !info.isFallbackAdapter ? 'webgpu' : 'wasm';
+  const out: number[] = [];
+  const t1 = performance.now();
+  // Loaded on first use: onnxruntime-web and transformers.js stay out of the worker's startup.
+  const { generateInBrowser } = await import('../src/onnx/browser');
+  const r = await generateInBrowser(ex.files, ids, {
+    maxNewTokens: Math.max(1, Math.min(512, Math.floor(opts.maxNewTokens))),
+    doSample: opts.sample,
+    ...(opts.sample ? { temperature: opts.temperature, topK: opts.topK } : {}),
+    device,
+    onToken: (id) => {
+      out.push(id);
+      void onText(tok.decode(out, { skipSpecialTokens: true }));
+    },
+  }).catch((e: unknown) => rethrow(e, 'transformers.js'));
+  const text = tok.decode(r.tokens, { skipSpecialTokens: true });
+  return {
+    text, promptTokens: r.promptTokens.length, newTokens: r.tokens.length, exportSeconds,
+    generateSeconds: (performance.now() - t1) / 1000, device, model: ex.what,
+  };
 }
 
 // ---------------------------------------------------------------- the OT protocol (src/ot runProtocol)
@@ -1108,6 +1218,7 @@ const api: StudioApi = {
   openPackage,
   openAdapters,
   plugIn: plugInJob,
+  generate: generateJob,
   openDataset,
   tune: startTune,
   resumeRun,

@@ -316,6 +316,8 @@ export interface EvalOptions {
   runId?: string;
   /** The evaluation file (an opened dataset). */
   datasetId: string;
+  /** Evaluate on the first N examples only (0 or absent = all): bounds the cost on slow backends. */
+  limit?: number;
 }
 
 export interface EvalResult {
@@ -365,6 +367,37 @@ export interface PlugInOptions {
   adapterId: string;
   /** Evaluation task (an opened dataset). */
   datasetId: string;
+  /** Evaluate on the first N examples only (0 or absent = all). */
+  limit?: number;
+}
+
+// ---------------------------------------------------------------- "try it": generation with transformers.js
+
+/** Which model state to export and run: the open full model (with opened adapters plugged in, when given),
+ *  or a finished tuning run's emulator with its adapters applied. */
+export type GenerateTarget = { kind: 'plugin'; adapterId?: string } | { kind: 'run'; runId: string };
+
+export interface GenerateOptions {
+  target: GenerateTarget;
+  prompt: string;
+  maxNewTokens: number;
+  /** Greedy unless true. */
+  sample: boolean;
+  temperature: number;
+  topK: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  promptTokens: number;
+  newTokens: number;
+  /** ONNX export of the model state (0 when the export was reused). */
+  exportSeconds: number;
+  generateSeconds: number;
+  /** transformers.js device: 'webgpu' or 'wasm' (onnxruntime-web served from this origin). */
+  device: string;
+  /** What was exported, e.g. "plug-in model (demo + adapter.zip)". */
+  model: string;
 }
 
 export interface PlugInResult {
@@ -428,6 +461,9 @@ export interface StudioApi {
   spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum>;
   openAdapters(name: string, files: InputFile[]): Promise<AdapterSummary>;
   plugIn(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult>;
+  /** Exports the target to ONNX (transformers.js layout, in the worker) and generates with transformers.js;
+   *  `onText` receives the decoded continuation so far after each new token. */
+  generate(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult>;
 
   openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
   openDataset(file: InputFile): Promise<DatasetPreview>;

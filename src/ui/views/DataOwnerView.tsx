@@ -3,6 +3,7 @@ import type { DatasetPreview, ProgressEvent } from '../../store/jobs-api';
 import { useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
 import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
+import { TryIt } from '../components/TryIt';
 import { FileDrop } from '../components/FileDrop';
 import { download, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
 
@@ -265,13 +266,14 @@ function EvalPanel() {
   const result = useUi((s) => s.evalResult);
   const setResult = useUi((s) => s.setEvalResult);
   const [evalSet, setEvalSet] = useState<DatasetPreview | null>(null);
+  const [limit, setLimit] = useState(0);
   const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
   const evaluate = async () => {
     if (!evalSet) return;
     setJob({ running: true, progress: null });
     try {
       setResult(await studio().evaluate(
-        { packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: evalSet.datasetId },
+        { packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: evalSet.datasetId, limit },
         progressProxy((p) => setJob({ running: true, progress: p })),
       ));
     } catch (e) {
@@ -304,6 +306,7 @@ function EvalPanel() {
         }}
       />
       <div className="row wrap">
+        <NumField label="examples (0 = all)" value={limit} min={0} step={1} onChange={(v) => setLimit(Math.max(0, Math.round(v)))} width={70} hint="evaluate on the first N examples of the file only (faster on slow backends)" />
         <CapButton cap={caps?.evaluate} disabled={(!pkg && !runId) || !evalSet || job.running} onClick={evaluate}>
           {runId ? 'Evaluate emulator: zero-shot and fine-tuned' : 'Evaluate emulator (zero-shot)'}
         </CapButton>
@@ -325,6 +328,13 @@ function EvalPanel() {
       ) : null}
     </Panel>
   );
+}
+
+/** Generation from what was tuned: the emulator with this run's adapters applied. */
+function TunedTryIt() {
+  const r = useUi((s) => s.tuneResult);
+  const target = r && r.status === 'done' ? ({ kind: 'run', runId: r.runId } as const) : null;
+  return <TryIt target={target} hint="Finish (or resume) a tuning run to try the emulator with your adapters." testId="try-data" />;
 }
 
 export function DataOwnerView() {
@@ -391,6 +401,7 @@ export function DataOwnerView() {
         </Panel>
         <LossPanel />
         <EvalPanel />
+        <TunedTryIt />
       </div>
     </div>
   );

@@ -6,6 +6,7 @@ import { Heatmap } from '../charts/Heatmap';
 import { SpectrumChart } from '../charts/SpectrumChart';
 import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
+import { TryIt } from '../components/TryIt';
 import { reportIssue } from './DataOwnerView';
 import { download, fetchFiles, formatBytes, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
 
@@ -18,6 +19,9 @@ const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
 ];
 
 const DEMO_BASE = './models/demo/';
+/** tokenizer_config.json names the BOS token (LLaMA-family prompts start with it); generation_config.json
+ *  carries the stop ids the "try it" export copies. */
+const OPTIONAL_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 
 async function openModelFiles(name: string, files: InputFile[]): Promise<ModelSummary> {
   const ui = useUi.getState();
@@ -62,7 +66,7 @@ function OpenModel() {
 
   const openDemo = async () => {
     try {
-      const files = await fetchFiles(DEMO_BASE, ['config.json', 'model.safetensors'], ['tokenizer.json']);
+      const files = await fetchFiles(DEMO_BASE, ['config.json', 'model.safetensors'], OPTIONAL_FILES);
       await openModelFiles('demo', files);
     } catch (e) {
       reportError(e, 'models/demo');
@@ -73,7 +77,7 @@ function OpenModel() {
     const base = url.trim();
     if (!base) return;
     try {
-      const files = await fetchFiles(base, ['config.json', 'model.safetensors'], ['tokenizer.json']);
+      const files = await fetchFiles(base, ['config.json', 'model.safetensors'], OPTIONAL_FILES);
       await openModelFiles(base, files);
     } catch (e) {
       reportError(e, base);
@@ -441,20 +445,25 @@ function PlugIn() {
   const caps = useUi((s) => s.capabilities);
   const [adapter, setAdapter] = useState<AdapterSummary | null>(null);
   const [task, setTask] = useState<DatasetPreview | null>(null);
+  const [limit, setLimit] = useState(0);
   const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
   const [result, setResult] = useState<PlugInResult | null>(null);
   const run = async () => {
     if (!adapter || !task) return;
     setJob({ running: true, progress: null });
     try {
-      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId }, progressProxy((p) => setJob({ running: true, progress: p }))));
+      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId, limit }, progressProxy((p) => setJob({ running: true, progress: p }))));
     } catch (e) {
       reportError(e);
     } finally {
       setJob((j) => ({ ...j, running: false }));
     }
   };
+  // A model opened after the adapters were dropped makes them stale (they were checked against the old one).
+  const [adapterModel, setAdapterModel] = useState<ModelSummary | null>(null);
+  const plugTarget = model ? ({ kind: 'plugin', ...(adapter && adapterModel === model ? { adapterId: adapter.adapterId } : {}) } as const) : null;
   return (
+    <>
     <Panel title="Plug in returned adapters">
       <FileDrop
         label={adapter ? `${adapter.name}: ${adapter.layout} layout, ${adapter.tensorCount} tensors (${formatCount(adapter.params)} parameters)` : 'Drop the adapters a data owner sent back (folder, .zip, or adapter.json + adapter.safetensors)'}
@@ -467,6 +476,7 @@ function PlugIn() {
           const name = files.length === 1 ? files[0]!.path : files[0]!.path.split('/')[0]!;
           const a = await studio().openAdapters(name, files);
           setAdapter(a);
+          setAdapterModel(model);
           for (const w of a.warnings) reportInfo(`${name}: ${w}`);
         }}
       />
@@ -484,6 +494,7 @@ function PlugIn() {
         }}
       />
       <div className="row">
+        <NumField label="examples (0 = all)" value={limit} min={0} step={1} onChange={(v) => setLimit(Math.max(0, Math.round(v)))} width={70} hint="evaluate on the first N examples of the task only" />
         <CapButton cap={caps?.plugIn} disabled={!model || !adapter || !task || job.running} onClick={run}>
           Plug in and evaluate
         </CapButton>
@@ -498,6 +509,8 @@ function PlugIn() {
         </>
       ) : null}
     </Panel>
+    <TryIt target={plugTarget} hint="Open a model (and drop returned adapters to try the plug-in model)." testId="try-model" />
+    </>
   );
 }
 

@@ -1,0 +1,80 @@
+import { useState } from 'react';
+import * as Comlink from 'comlink';
+import type { GenerateResult, GenerateTarget } from '../../store/jobs-api';
+import { reportError, studio } from '../studio';
+import { NumField, Panel } from './common';
+
+/**
+ * "Try it": the worker exports the given model state to ONNX (transformers.js layout) and generates with
+ * transformers.js on onnxruntime-web served from this origin; tokens stream into the output box.
+ * `target` null = nothing to run yet (`hint` says what is missing).
+ */
+export function TryIt({ target, hint, testId }: { target: GenerateTarget | null; hint: string; testId: string }) {
+  const [prompt, setPrompt] = useState('Once upon a time');
+  const [maxNew, setMaxNew] = useState(20);
+  const [sample, setSample] = useState(false);
+  const [temperature, setTemperature] = useState(0.8);
+  const [topK, setTopK] = useState(40);
+  const [running, setRunning] = useState(false);
+  const [text, setText] = useState('');
+  const [result, setResult] = useState<GenerateResult | null>(null);
+
+  const run = async () => {
+    if (!target) return;
+    setRunning(true);
+    setText('');
+    setResult(null);
+    try {
+      const r = await studio().generate(
+        { target, prompt, maxNewTokens: maxNew, sample, temperature, topK },
+        Comlink.proxy((t: string) => setText(t)),
+      );
+      setText(r.text);
+      setResult(r);
+    } catch (e) {
+      reportError(e);
+    } finally {
+      setRunning(false);
+    }
+  };
+
+  return (
+    <Panel title="Try it" className="try-it">
+      <div data-testid={testId}>
+        <label className="field wide">
+          <span>prompt</span>
+          <textarea rows={2} value={prompt} onChange={(e) => setPrompt(e.target.value)} data-testid={`${testId}-prompt`} />
+        </label>
+        <div className="row wrap">
+          <NumField label="max new tokens" value={maxNew} onChange={setMaxNew} min={1} max={512} step={1} />
+          <label className="field">
+            <span>decoding</span>
+            <select value={sample ? 'sample' : 'greedy'} onChange={(e) => setSample(e.target.value === 'sample')}>
+              <option value="greedy">greedy</option>
+              <option value="sample">sampling</option>
+            </select>
+          </label>
+          {sample ? (
+            <>
+              <NumField label="temperature" value={temperature} onChange={setTemperature} min={0.05} max={5} step={0.05} />
+              <NumField label="top-k" value={topK} onChange={setTopK} min={1} step={1} />
+            </>
+          ) : null}
+          <button className="primary" disabled={!target || running || !prompt.trim()} onClick={run} title={target ? undefined : hint}>
+            {running ? 'Generating…' : 'Generate'}
+          </button>
+        </div>
+        {!target ? <div className="meta">{hint}</div> : null}
+        <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">
+          {text ? <><span className="muted">{prompt}</span>{text}</> : running ? <span className="muted">exporting to ONNX and loading transformers.js…</span> : null}
+        </pre>
+        {result ? (
+          <div className="meta" data-testid={`${testId}-meta`}>
+            {result.model} · {result.promptTokens} prompt + {result.newTokens} new tokens · transformers.js on {result.device}
+            {result.exportSeconds ? ` · export ${result.exportSeconds.toFixed(1)}s` : ' · export reused'} · generate {result.generateSeconds.toFixed(1)}s
+          </div>
+        ) : null}
+      </div>
+    </Panel>
+  );
+}
