@@ -14,7 +14,8 @@
  *   reload mid-training, resume from the OPFS checkpoint), evaluates Emulator ZS/FT on the first N test
  *   examples, downloads adapters; the model owner plugs them in (Full ZS / Plug-in) and both "Try it" boxes
  *   generate a few tokens through the ONNX export + transformers.js (onnxruntime-web wasm from this origin);
- * - the researcher grid runs the whole protocol (five numbers) for two settings on a small random LLaMA.
+ * - the researcher grid runs the whole protocol (the five numbers, Full FT included) for two settings on the
+ *   demo model.
  * Screenshots go to e2e/artifacts/ (gitignored).
  */
 import { createServer, type Server } from 'node:http';
@@ -25,8 +26,6 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { strToU8, zipSync } from 'fflate';
-import { saveHFModel, specFromHFConfig } from '../src/model/hf';
-import { randomModel } from '../src/model/random-model';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const artifacts = join(repo, 'e2e', 'artifacts');
@@ -212,18 +211,7 @@ async function main(): Promise<void> {
       } else check(false, 'emulator package downloads');
     }
 
-    // A small random LLaMA with the demo's tokenizer, for the researcher grid below (two whole protocols in
-    // the browser; random weights check the pipeline, not quality). The main flow uses the real demo model.
-    const demoCfg = JSON.parse(readFileSync(join(repo, 'public/models/demo/config.json'), 'utf8')) as Record<string, unknown>;
-    const smallCfg = { ...demoCfg, hidden_size: 64, head_dim: 16, intermediate_size: 96, num_hidden_layers: 5, max_position_embeddings: 64 };
-    const spec = specFromHFConfig(smallCfg);
-    const files = saveHFModel(spec, randomModel(spec, 7), { baseConfig: smallCfg });
-    const modelFiles = [...files].map(([name, bytes]) => ({ name, mimeType: 'application/octet-stream', buffer: Buffer.from(bytes) }));
-    for (const extra of ['tokenizer.json', 'tokenizer_config.json']) {
-      modelFiles.push({ name: extra, mimeType: 'application/json', buffer: readFileSync(join(repo, 'public/models/demo', extra)) });
-    }
-
-    const EVAL_N = 4;
+    const EVAL_N = 16;
     const testQaAll = readFileSync(join(repo, 'public/data/imdb-sentiment-qa/test.jsonl'));
     /** Every row of a metrics table reports n = EVAL_N. */
     const nColumn = async (table: ReturnType<Page['locator']>): Promise<boolean> => {
@@ -434,13 +422,14 @@ async function main(): Promise<void> {
     check(await page.getByTestId('view-research').isVisible(), 'researcher view renders');
     await shot(page, 'studio-researcher');
 
-    // The whole protocol for two settings side by side (gradot and drop at keep 0.3) on the small random
-    // LLaMA: five numbers per run, Δ, compression ratio, Pareto points.
+    // The whole protocol for two settings side by side (gradot and drop at keep 0.3) on the demo model, Full FT
+    // included: the five numbers per run, Δ, compression ratio, Pareto points.
     await page.getByTestId('tab-model').click();
-    await page.getByTestId('model-drop-input').setInputFiles(modelFiles);
-    await page.locator('section[aria-label^="Inspect ·"]', { hasText: 'llama' }).waitFor({ timeout: 15_000 }).catch(() => undefined);
+    check(await openDemo(), 'the demo model opens for the researcher grid');
     await page.getByTestId('tab-research').click();
     const grid = page.locator('section[aria-label="Settings grid"]');
+    const fullFtBox = grid.locator('label', { hasText: 'Full FT' }).locator('input[type=checkbox]');
+    if (!(await fullFtBox.isChecked())) await fullFtBox.check();
     await grid.locator('label.chip', { hasText: 'svd' }).click();
     const gnum = (label: string) => grid.locator('label.field').filter({ has: page.getByText(label, { exact: true }) }).locator('input').first();
     await gnum('keep').fill('0.3');
@@ -463,8 +452,15 @@ async function main(): Promise<void> {
     const ran = await page.waitForFunction(() => document.querySelectorAll('[data-testid=runs-table] tbody tr').length >= 2 &&
       [...document.querySelectorAll('[data-testid=runs-table] tbody tr')].filter((r) => r.textContent?.includes('browser')).length >= 2,
       null, { timeout: 480_000, polling: 500 }).then(() => true, () => false);
-    check(ran, `the OT protocol ran for gradot and drop (${((Date.now() - tp) / 1000).toFixed(0)}s)`);
-    if (ran) for (const r of await browserRows.all()) console.log(`  info ${(await r.innerText()).replace(/\s+/g, ' ')}`);
+    check(ran, `the OT protocol ran for gradot and drop on the demo model (${((Date.now() - tp) / 1000).toFixed(0)}s)`);
+    if (ran) {
+      for (const r of await browserRows.all()) console.log(`  info ${(await r.innerText()).replace(/\s+/g, ' ')}`);
+      // Five numbers (Full ZS, Emulator ZS, Emulator FT, Plug-in, Full FT) in every browser row.
+      const cells = await browserRows.first().locator('td.num').allInnerTexts();
+      // td.num cells: keep, λ, then Full ZS, Emulator ZS, Emulator FT, Plug-in, Full FT, Δ, ratio.
+      const five = cells.slice(2, 7).map((c) => c.trim());
+      check(five.length === 5 && five.every((c) => /^-?\d+(\.\d+)?$/.test(c)) && (await browserRows.first().innerText()).includes('demo'), `a demo run row shows the five numbers (${five.join(' ')})`);
+    }
     await shot(page, 'studio-researcher-protocol');
     // A bundled task folder loads from the site itself (same origin).
     await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
