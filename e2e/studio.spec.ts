@@ -96,7 +96,9 @@ async function expectErrorToast(page: Page, file: string, what: string): Promise
 }
 
 async function dismissToasts(page: Page): Promise<void> {
-  for (const b of await page.locator('[data-testid=toast] button.close').all()) await b.click().catch(() => undefined);
+  // Always the first: closing one re-renders the list, so nth locators taken before would miss.
+  const close = page.locator('[data-testid=toast] button.close');
+  for (let i = 0; i < 10 && (await close.count()) > 0; i++) await close.first().click({ timeout: 2_000 }).catch(() => undefined);
 }
 
 async function main(): Promise<void> {
@@ -418,6 +420,7 @@ async function main(): Promise<void> {
     }
 
     // ---- Researcher
+    await dismissToasts(page);
     await page.getByTestId('tab-research').click();
     check(await page.getByTestId('view-research').isVisible(), 'researcher view renders');
     await shot(page, 'studio-researcher');
@@ -461,6 +464,7 @@ async function main(): Promise<void> {
       const five = cells.slice(2, 7).map((c) => c.trim());
       check(five.length === 5 && five.every((c) => /^-?\d+(\.\d+)?$/.test(c)) && (await browserRows.first().innerText()).includes('demo'), `a demo run row shows the five numbers (${five.join(' ')})`);
     }
+    await dismissToasts(page);
     await shot(page, 'studio-researcher-protocol');
     // A bundled task folder loads from the site itself (same origin).
     await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
