@@ -293,7 +293,7 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
     summary.name = `${summary.modelType}-${summary.numLayers}L-${summary.hiddenSize}d`;
   }
   openModels.set('current', { summary, files });
-  tryExports.clear();
+  dropTryExports();
   return summary;
 }
 
@@ -1030,10 +1030,24 @@ interface TryExport {
   tok: Tokenizer;
   addBos: boolean;
   what: string;
+  /** transformers.js has a session for `files` (generate ran at least once). */
+  loaded: boolean;
 }
 /** One export per model state: transformers.js keeps its session per files Map, so a second Generate on
  *  the same state reuses both the export and the ORT session. */
 const tryExports = new Map<string, TryExport>();
+
+/** Forgets the exports and releases their ORT sessions (wasm memory is not garbage-collected). */
+function dropTryExports(): void {
+  for (const ex of tryExports.values()) {
+    if (!ex.loaded) continue;
+    void import('../src/onnx/transformers')
+      .then(({ loadTransformersJsModel }) => loadTransformersJsModel(ex.files))
+      .then((m) => m.model.dispose())
+      .catch(() => undefined);
+  }
+  tryExports.clear();
+}
 
 async function buildTryExport(target: GenerateOptions['target']): Promise<TryExport> {
   let spec: ModelSpec;
@@ -1081,7 +1095,7 @@ async function buildTryExport(target: GenerateOptions['target']): Promise<TryExp
   if (baseConfig.eos_token_id === undefined && tok.eosId !== null) baseConfig.eos_token_id = tok.eosId;
   if (baseConfig.bos_token_id === undefined && tok.bosId !== null) baseConfig.bos_token_id = tok.bosId;
   const folder = exportTransformersJsFolder(spec, weights, { baseConfig, extraFiles: extra });
-  return { files: folder, tok, addBos: spec.family === 'llama', what };
+  return { files: folder, tok, addBos: spec.family === 'llama', what, loaded: false };
 }
 
 async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
@@ -1093,7 +1107,7 @@ async function generateJob(opts: GenerateOptions, onText: (text: string) => void
     ex = await buildTryExport(opts.target);
     exportSeconds = (performance.now() - t0) / 1000;
     // Keep one export: each holds a copy of the weights and an ORT session.
-    tryExports.clear();
+    dropTryExports();
     tryExports.set(key, ex);
   }
   const { tok } = ex;
@@ -1119,6 +1133,7 @@ async function generateJob(opts: GenerateOptions, onText: (text: string) => void
       void onText(tok.decode(out, { skipSpecialTokens: true }));
     },
   }).catch((e: unknown) => rethrow(e, 'transformers.js'));
+  ex.loaded = true;
   const text = tok.decode(r.tokens, { skipSpecialTokens: true });
   return {
     text, promptTokens: r.promptTokens.length, newTokens: r.tokens.length, exportSeconds,
