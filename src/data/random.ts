@@ -3,17 +3,9 @@
  * must see the same batch order as an uninterrupted one, so the order of epoch e depends only on (seed, e).
  */
 
-/** mulberry32: 32-bit state, full period 2^32, good enough for shuffling (not for cryptography). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../engine/random';
+
+export { mulberry32 };
 
 /** Mixes a seed with a stream index (e.g. the epoch) so neighbouring epochs get unrelated orders. */
 export function deriveSeed(seed: number, stream: number): number {

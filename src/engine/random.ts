@@ -6,6 +6,19 @@
  * small, fast and statistically fine for ML initialisation (not for cryptography).
  */
 
+/** mulberry32 as a bare uniform [0, 1) stream from a raw seed (no splitmix seeding, unlike `Rng`): the
+ *  one copy shared by data shuffles, SVD sketches and test-model init, whose committed orders depend on it. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export class Rng {
   private state: number;
   private spare: number | null = null;

@@ -3,22 +3,14 @@
  * output projections scaled by 1/sqrt(2L), norms at 1/0, biases 0) from a seeded PRNG, so every test that
  * needs "a model" gets the same one on every machine.
  */
+
+import { mulberry32 } from '../engine/random';
 import { canonicalShapes, saveHFModel, type SaveHFOptions } from './hf';
 import { denseLayers, type ModelSpec } from './spec';
 import type { HostTensor, WeightMap } from './weights';
 import { numel } from './weights';
 
-/** mulberry32: tiny, fast, good enough for weight init; identical in every JS engine. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Standard normal sampler (Box-Muller) over a seeded uniform source. */
 export function gaussian(seed: number): () => number {

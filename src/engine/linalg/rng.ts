@@ -3,17 +3,9 @@
  * compression run reproducible bit-for-bit, which the emulator package records.
  */
 
-/** mulberry32: tiny, fast, good enough for sketch matrices (not for cryptography). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../random';
+
+export { mulberry32 };
 
 /** Standard normal samples (Box-Muller on mulberry32). */
 export function gaussianArray(n: number, seed: number): Float64Array {
