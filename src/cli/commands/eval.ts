@@ -6,7 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { decoderFromWeights } from '../../model/decoder';
+import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { nodeDirSource } from '../../model/source';
 import { evaluate } from '../../ot/evaluate';
 import { loadAdapter } from '../../ot/export';
@@ -21,13 +21,15 @@ import { existsSync } from 'node:fs';
 export const command: Command = {
   name: 'eval',
   summary: 'loss, perplexity, accuracy of a model or emulator (+ adapter) on a task',
-  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos]',
+  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--runtime engine|ort] [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       adapter: { type: 'string' }, task: { type: 'string' }, batch: { type: 'number' }, context: { type: 'number' },
-      limit: { type: 'number' }, tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+      limit: { type: 'number' }, runtime: { type: 'string', default: 'engine' }, tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
     }, { min: 1, max: 1 });
     if (!o.task) throw new UsageError('--task FILE|NAME is required');
+    const runtime = o.runtime as string;
+    if (runtime !== 'engine' && runtime !== 'ort') throw new UsageError(`--runtime must be engine or ort, got '${runtime}'`);
     let taskPath = o.task as string;
     if (!existsSync(resolve(ctx.cwd, taskPath))) {
       const folder = resolveTaskFolder(taskPath, ctx.cwd);
@@ -56,11 +58,16 @@ export const command: Command = {
         adapterInfo = { path: o.adapter, method: meta.method, split: meta.split, blocks: meta.blocks, baseModel: meta.baseModel.modelId };
       }
       const line = throttled(ctx.err);
-      const m = await evaluate(dec, task, { batchSize: (o.batch as number | undefined) ?? 8, padId: tok.eosId ?? 0, onProgress: (d, t) => line(`eval batch ${d}/${t}`) });
+      const evalOpts = { batchSize: (o.batch as number | undefined) ?? 8, padId: tok.eosId ?? 0, onProgress: (d: number, t: number) => line(`eval batch ${d}/${t}`) };
+      // --runtime ort exports the (adapter-applied) weights to ONNX and scores through onnxruntime-node,
+      // the path a deployment uses; the metrics code is shared, so the two runtimes are directly comparable.
+      const m = runtime === 'ort'
+        ? await (await import('../../onnx/evaluate')).evaluateWithOrt(model.spec, await weightsFromParams(dec.params), task, evalOpts)
+        : await evaluate(dec, task, evalOpts);
       const text = m.kind === 'mc'
         ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
         : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;
-      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, ...m }, text };
+      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, runtime, ...m }, text: `${text} [${runtime}]` };
     } finally {
       dec.free();
     }

@@ -101,6 +101,17 @@ describe('gradot tune / eval / plug', () => {
     const p = JSON.parse(c.out[0]!);
     expect(p.acc).toBe(withAdapter.acc);
     expect(p.accNorm).toBe(withAdapter.accNorm);
+
+    // The same evaluation through onnxruntime (the adapter applied, then exported to ONNX) scores the same.
+    c = capture();
+    expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--runtime', 'ort', '--json'], c.io, dir)).toBe(0);
+    const viaOrt = JSON.parse(c.out[0]!);
+    expect(viaOrt.runtime).toBe('ort');
+    expect(viaOrt.n).toBe(withAdapter.n);
+    expect(viaOrt.acc).toBe(withAdapter.acc);
+    expect(viaOrt.accNorm).toBe(withAdapter.accNorm);
+    c = capture();
+    expect(await main(['eval', model, '--task', join(task, 'test.jsonl'), '--runtime', 'tpu', '--json'], c.io, dir)).toBe(2);
   });
 
   it('tunes on an emulator package (tokenizer from the base model) and the adapter plugs into the full model', async () => {
