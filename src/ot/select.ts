@@ -13,7 +13,7 @@
  * - SCP: keep the `width` channels with the highest GCS (remove the lowest), ids sorted ascending so the
  *   sliced matrices keep the original channel order.
  */
-import type { SvdFactors } from './gcs';
+import type { MlpWeights, SvdFactors } from './gcs';
 
 export const SELECT_READING = 'select/always-top-5pct-sigma-in-budget/remove-lowest-gcs/A=US,B=Vt/v1';
 export const ALWAYS_KEEP_FRACTION = 0.05;
@@ -70,16 +70,8 @@ export function selectChannels(scores: ArrayLike<number>, width: number): number
   return order.slice(0, width).sort((a, b) => a - b);
 }
 
-export interface MlpTensors {
-  d: number;
-  dff: number;
-  /** [dff, d] */
-  upW: ArrayLike<number>;
-  upB?: ArrayLike<number>;
-  gateW?: ArrayLike<number>;
-  gateB?: ArrayLike<number>;
-  /** [d, dff] */
-  downW: ArrayLike<number>;
+/** An MLP's matrices as the GCS scorer sees them, plus the down-projection bias slicing carries through. */
+export interface MlpTensors extends MlpWeights {
   /** [d]: not sliced, carried through. */
   downB?: ArrayLike<number>;
 }
