@@ -60,6 +60,22 @@ describe('gradot ot', () => {
     expect(md).toContain('| drop | 0.5 | 2.00× |');
     expect(existsSync(join(out, 'report-drop-0.5.json'))).toBe(true);
   });
+
+  it('a method that cannot reach --keep fails the command but keeps the other methods\' finished reports', async () => {
+    const c = capture();
+    const out = join(dir, 'ot-fail');
+    // prune leaves attention dense, so 5% of the middle is below its floor; drop still runs.
+    const code = await main(['ot', model, '--method', 'prune,drop', '--keep', '0.05', '--task', task, '--adapters', '1:1', '--steps', '1',
+      '--batch', '4', '--out', out, '--json'], c.io, dir);
+    expect(code).not.toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.ok).toBe(false);
+    expect(r.error.message).toMatch(/1 of 2 methods failed — prune: prune cannot reach keep=0\.05.*finished: drop/);
+    expect(existsSync(join(out, 'report-drop-0.05.json'))).toBe(true);
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/\| drop \| 0\.05 \|[\s\S]*Not run: prune at keep 0\.05: prune cannot reach/);
+    const failed = JSON.parse(await readFile(join(out, 'failed.json'), 'utf8'));
+    expect(failed).toEqual([expect.objectContaining({ method: 'prune', keep: 0.05 })]);
+  });
 });
 
 describe('gradot ot --method gradot', () => {

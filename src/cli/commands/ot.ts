@@ -111,8 +111,13 @@ export const command: Command = {
     const reports: OTReport[] = [];
     let reuse: { fullZS?: EvalMetrics; fullFT?: { metrics: EvalMetrics; tune: TuneSummary } } = {};
     const line = throttled(ctx.err);
+    // One method that cannot run (e.g. prune below its floor) must not throw away the others' hours of work:
+    // record it, go on, and fail the command at the end with every finished report already on disk.
+    const failed: { method: string; error: string }[] = [];
     for (const method of methods) {
-      const r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
+      let r: OTReport;
+      try {
+        r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
         method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
         evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
         task: { name: folder.name, train: data.train, valid: data.valid, test },
@@ -127,6 +132,12 @@ export const command: Command = {
           } else line(`[${method}] ${p.phase}…`, true);
         },
       });
+      } catch (e) {
+        const error = e instanceof Error ? e.message : String(e);
+        failed.push({ method, error });
+        line(`[${method}] failed: ${error}`, true);
+        continue;
+      }
       (r as OTReport & { support?: string }).support = supportFrom;
       reports.push(r);
       reuse = { fullZS: r.details.fullZS, ...(r.fullTune && r.details.fullFT ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : {}) };
@@ -138,10 +149,11 @@ export const command: Command = {
         ]));
       }
     }
-    const table = markdownTable(reports);
-    if (out) {
+    const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method} at keep ${keep}: ${f.error}`).join('');
+    if (out && reports.length > 0) {
       await writeFiles(out, new Map([
         ['report.json', new TextEncoder().encode(JSON.stringify(reports, null, 2) + '\n')],
+        ...(failed.length ? [['failed.json', new TextEncoder().encode(JSON.stringify(failed.map((f) => ({ keep, ...f })), null, 2) + '\n')] as [string, Uint8Array]] : []),
         ['report.md', new TextEncoder().encode(table + '\n')],
       ]));
     }
@@ -150,6 +162,10 @@ export const command: Command = {
       plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), compressionRatio: r4(r.compressionRatio), checks: r.checks,
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
+    if (failed.length > 0) {
+      const done = reports.length ? `; finished: ${reports.map((r) => r.method).join(', ')}${out ? ` (reports in ${out})` : ''}` : '';
+      throw new Error(`gradot ot: ${failed.length} of ${methods.length} methods failed — ${failed.map((f) => `${f.method}: ${f.error}`).join('; ')}${done}`);
+    }
     const json: Record<string, unknown> = {
       model: modelId, task: folder.name, split, support: supportFrom, out: out ? join(out, 'report.md') : null, runs,
       ...(runs.length === 1 ? runs[0] : {}),
