@@ -9,7 +9,7 @@ import { reportIssue } from './DataOwnerView';
 import { download, fetchFiles, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 /** Task folders shipped under public/data (train/valid/test JSONL each). */
-const BUNDLED_TASKS = ['genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];
+const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
 const METHOD_COLOR: Record<CompressMethod, string> = { gradot: '#2563eb', svd: '#d97706', prune: '#7c3aed', drop: '#dc2626', none: '#4b5563' };
