@@ -17,7 +17,7 @@ import {
 } from '../data/batch';
 import type { Dataset, DatasetKind, TextTokenizer } from '../data/types';
 import { IGNORE_INDEX } from '../data/types';
-import { evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
+import { correctString, evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
 import type { LoraAdapter } from './lora';
 import { targetLogits, type TargetLogits } from './target-logits';
 
@@ -51,6 +51,9 @@ export interface EvalMetrics {
   accStderr?: number;
   accNorm?: number;
   accNormStderr?: number;
+  /** Multiple choice: per-item acc / acc_norm as '0'/'1' strings in test-file order, so Δ can be paired. */
+  correct?: string;
+  correctNorm?: string;
   exactMatch?: number;
   seconds: number;
 }
@@ -129,6 +132,7 @@ export async function evaluate(dec: Decoder, task: EncodedTask, opts: EvalOption
     const m = await evaluateMultipleChoice(ex, score, { batchSize, padId: opts.padId, onProgress: opts.onProgress });
     return {
       kind: 'mc', file: task.file, n: m.n, acc: m.acc, accStderr: m.accStderr, accNorm: m.accNorm, accNormStderr: m.accNormStderr,
+      correct: correctString(m.results, 'acc'), correctNorm: correctString(m.results, 'accNorm'),
       seconds: (performance.now() - t0) / 1000,
     };
   }

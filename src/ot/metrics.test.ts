@@ -13,6 +13,7 @@ import {
   evaluatePerplexity,
   exactMatchAccuracy,
   meanStderr,
+  pairedDifference,
   perplexity,
   rowScoresFromLogits,
   scoreChoiceRows,
@@ -71,6 +72,24 @@ describe('multiple-choice acc / acc_norm (lm-eval definitions)', () => {
     expect(s.mean).toBe(2.5);
     expect(s.stderr).toBeCloseTo(Math.sqrt(5 / 3) / 2, 12);
     expect(meanStderr([1]).stderr).toBeNaN();
+  });
+});
+
+describe('pairedDifference (Δ between two evaluations of the same items)', () => {
+  it('is the mean and standard error of per-item differences, by hand', () => {
+    // d = b − a = [0, −1, +1, 0]: mean 0, sample sd sqrt(2/3), stderr sqrt(2/3)/2.
+    const r = pairedDifference('1100', '1010');
+    expect(r.mean).toBe(0);
+    expect(r.stderr).toBeCloseTo(Math.sqrt(2 / 3) / 2, 12);
+    // Two models that agree everywhere but one item: Δ 1/5, far tighter than two independent 5-item errors.
+    const t = pairedDifference('10111', '11111');
+    expect(t.mean).toBeCloseTo(0.2, 12);
+    expect(t.stderr).toBeCloseTo(Math.sqrt((4 * 0.04 + 0.64) / 4) / Math.sqrt(5), 12);
+    expect(pairedDifference('0000', '1111')).toEqual({ n: 4, mean: 1, stderr: 0 });
+  });
+  it('refuses unpaired or malformed inputs', () => {
+    expect(() => pairedDifference('101', '10')).toThrow(/differ in length \(3 vs 2/);
+    expect(() => pairedDifference('1x1', '101')).toThrow(/item 1/);
   });
 });
 

@@ -82,6 +82,28 @@ export function meanStderr(xs: readonly number[]): MeanStderr {
   return { n, mean, stderr: Math.sqrt(ss / (n - 1)) / Math.sqrt(n) };
 }
 
+/**
+ * Mean and standard error of per-item differences b_i − a_i between two evaluations of the same items,
+ * each given as a '0'/'1' string in item order (EvalMetrics.correct). Pairing is what makes a Δ between
+ * two models on one test set meaningful: two 95% accuracies that disagree on 5 items have a Δ error
+ * near 0.4 points, not the 1.4 of two independent samples.
+ */
+export function pairedDifference(a: string, b: string): MeanStderr {
+  if (a.length !== b.length) throw new RangeError(`paired evaluations differ in length (${a.length} vs ${b.length} items)`);
+  const d: number[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i) - 48, y = b.charCodeAt(i) - 48;
+    if ((x !== 0 && x !== 1) || (y !== 0 && y !== 1)) throw new RangeError(`item ${i}: per-item results must be '0' or '1'`);
+    d.push(y - x);
+  }
+  return meanStderr(d);
+}
+
+/** Per-item correctness as a compact '0'/'1' string (item order), for pairing evaluations later. */
+export function correctString(results: readonly ChoiceResult[], key: 'acc' | 'accNorm'): string {
+  return results.map((r) => (r[key] ? '1' : '0')).join('');
+}
+
 export interface MultipleChoiceMetrics {
   n: number;
   acc: number;

@@ -182,6 +182,10 @@ describe('evaluate', () => {
     expect(m.n).toBe(2);
     expect(m.acc).toBe(acc);
     expect(m.accNorm).toBe(accNorm);
+    // Per-item results in example order, the material for a paired Δ.
+    const item = (ok: boolean): string => (ok ? '1' : '0');
+    expect(m.correct).toBe(item(argmax([ll[0]!, ll[1]!]) === 1) + item(argmax([ll[2]!, ll[3]!, ll[4]!]) === 0));
+    expect(m.correctNorm).toBe(item(argmax([ll[0]! / 1, ll[1]! / 9]) === 1) + item(argmax([ll[2]! / 2, ll[3]! / 5, ll[4]! / 3]) === 0));
   });
 
   it('prompt/answer loss and perplexity equal the token-mean NLL, batched or not', async () => {

@@ -31,6 +31,7 @@ import { applyAdapter, plugIn } from './plugin';
 import type { Split } from './split';
 import type { SupportBatch } from './support';
 import { tune, type TrainedAdapter, type TuneOptions, type TuneProgress, type TuneResult } from './tune';
+import { pairedDifference } from './metrics';
 
 export interface ProtocolModel {
   spec: ModelSpec;
@@ -129,6 +130,8 @@ export interface OTReport {
   plugIn: number;
   fullFT: number | null;
   delta: number;
+  /** Paired standard error of Δ over the test items (multiple choice; null for loss metrics or old reports). */
+  deltaStderr?: number | null;
   deltaDefinition: string;
   compressionRatio: number;
   params: { full: number; emulator: number; middleFull: number; middleEmulator: number; adapters: number };
@@ -227,6 +230,8 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
     const h = (m: EvalMetrics): number => headline(m).value;
     const { metric, higherIsBetter } = headline(fullZS);
     const delta = higherIsBetter ? h(plugInM) - h(emulatorFT) : h(emulatorFT) - h(plugInM);
+    const deltaStderr = emulatorFT.correct !== undefined && plugInM.correct !== undefined
+      ? pairedDifference(emulatorFT.correct, plugInM.correct).stderr : null;
     const fullCounts = paramCounts(model.spec).total;
     const emuCounts = paramCounts(emu.spec).total;
     const midFull = splitParamCounts(model.spec, o.split.bottom, o.split.top).middle;
@@ -238,7 +243,7 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
       format: 'gradot-ot-report', version: 1, model: model.modelId, task: o.task.name, taskKind: o.task.test.kind,
       method: o.method, keep: o.keep, split: o.split, metric, higherIsBetter,
       fullZS: h(fullZS), emulatorZS: h(emulatorZS), emulatorFT: h(emulatorFT), plugIn: h(plugInM), fullFT: fullFT ? h(fullFT) : null,
-      delta,
+      delta, deltaStderr,
       deltaDefinition: higherIsBetter ? 'Plug-in − Emulator FT (acc)' : 'Emulator FT loss − Plug-in loss (lower loss is better)',
       compressionRatio: midEmu > 0 ? midFull / midEmu : Infinity,
       params: { full: fullCounts, emulator: emuCounts, middleFull: midFull, middleEmulator: midEmu, adapters: tuned.trainableParams },

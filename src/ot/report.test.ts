@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { EvalMetrics } from './evaluate';
 import type { OTReport } from './protocol';
+import { pairedDifference } from './metrics';
 import { markdownTable } from './report';
 
 function mc(n: number, correct: number, correctNorm: number): EvalMetrics {
   const p = correct / n, q = correctNorm / n;
+  // Items 0..correct-1 right: two evaluations with nested right-sets differ on exactly |c1 − c2| items.
+  const items = (k: number): string => '1'.repeat(k) + '0'.repeat(n - k);
   return {
     kind: 'mc', file: 'test.jsonl', n, acc: p, accStderr: Math.sqrt(p * (1 - p) / (n - 1)),
-    accNorm: q, accNormStderr: Math.sqrt(q * (1 - q) / (n - 1)), seconds: 1,
+    accNorm: q, accNormStderr: Math.sqrt(q * (1 - q) / (n - 1)), correct: items(correct), correctNorm: items(correctNorm), seconds: 1,
   } as EvalMetrics;
 }
 
@@ -17,19 +20,23 @@ function report(method: OTReport['method'], fe: [number, number], pi: [number, n
     format: 'gradot-ot-report', version: 1, model: 'm', task: 't', taskKind: 'mc', method, keep: 0.3,
     split: { bottom: 1, top: 1 }, metric: 'acc', higherIsBetter: true,
     fullZS: d.fullZS.acc!, emulatorZS: d.emulatorZS.acc!, emulatorFT: d.emulatorFT.acc!, plugIn: d.plugIn.acc!, fullFT: null,
-    delta: d.plugIn.acc! - d.emulatorFT.acc!, deltaDefinition: 'Plug-in − Emulator FT (acc)', compressionRatio: 3,
+    delta: d.plugIn.acc! - d.emulatorFT.acc!, deltaStderr: pairedDifference(d.emulatorFT.correct!, d.plugIn.correct!).stderr, deltaDefinition: 'Plug-in − Emulator FT (acc)', compressionRatio: 3,
     details: d,
   } as unknown as OTReport;
 }
 
 describe('markdownTable', () => {
-  it('puts acc and acc_norm of several methods side by side, with signed Δ and the worst standard error', () => {
+  it('puts acc and acc_norm of several methods side by side, with signed, paired Δ ± and the worst standard error', () => {
     const md = markdownTable([report('gradot', [190, 191], [192, 193]), report('drop', [180, 181], [170, 171])]);
-    expect(md).toContain('| gradot | 0.3 | 3.00× | 50.0 | 49.0 | 95.0 | 96.0 | — | +1.0 |');
-    expect(md).toContain('| drop | 0.3 | 3.00× | 50.0 | 49.0 | 90.0 | 85.0 | — | -5.0 |');
-    // acc_norm rows: Full ZS 90.0, Emulator ZS 85.0, then the FT/plug-in acc_norm and their difference.
-    expect(md).toContain('| gradot | 0.3 | 90.0 | 85.0 | 95.5 | 96.5 | — | +1.0 |');
-    expect(md).toContain('| drop | 0.3 | 90.0 | 85.0 | 90.5 | 85.5 | — | -5.0 |');
+    // 2 of 200 items differ (both gained): d has mean 0.01, sd sqrt((2·0.99² + 198·0.01²)/199) → stderr 0.70 points.
+    const se2 = (100 * Math.sqrt((2 * 0.99 ** 2 + 198 * 0.01 ** 2) / 199) / Math.sqrt(200)).toFixed(1);
+    expect(se2).toBe('0.7');
+    expect(md).toContain(`| gradot | 0.3 | 3.00× | 50.0 | 49.0 | 95.0 | 96.0 | — | +1.0 ± ${se2} |`);
+    expect(md).toContain('| drop | 0.3 | 3.00× | 50.0 | 49.0 | 90.0 | 85.0 | — | -5.0 ± 1.5 |');
+    // acc_norm rows: Full ZS 90.0, Emulator ZS 85.0, then the FT/plug-in acc_norm and their paired difference.
+    expect(md).toContain(`| gradot | 0.3 | 90.0 | 85.0 | 95.5 | 96.5 | — | +1.0 ± ${se2} |`);
+    expect(md).toContain('| drop | 0.3 | 90.0 | 85.0 | 90.5 | 85.5 | — | -5.0 ± 1.5 |');
+    expect(md).toContain('paired standard error');
     // Largest binomial error is the 50% accuracy: sqrt(.25/199) = 3.54 points.
     expect(md).toContain('n = 200 test items');
     expect(md).toContain('at most 3.5 points');

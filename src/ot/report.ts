@@ -2,6 +2,7 @@
  * The five-number OT report as Markdown: one table row per run (method/keep), so runs of `gradot`, `drop`,
  * `svd` and `prune` at one --keep read side by side, as in the OT/GradOT papers' tables.
  */
+import { pairedDifference } from './metrics';
 import type { OTReport } from './protocol';
 
 function fmt(v: number | null, metric: 'acc' | 'loss'): string {
@@ -9,9 +10,10 @@ function fmt(v: number | null, metric: 'acc' | 'loss'): string {
   return metric === 'acc' ? (100 * v).toFixed(1) : v.toFixed(4);
 }
 
-function fmtDelta(v: number, metric: 'acc' | 'loss'): string {
+function fmtDelta(v: number, metric: 'acc' | 'loss', stderr?: number | null): string {
   const s = metric === 'acc' ? (100 * v).toFixed(1) : v.toFixed(4);
-  return v > 0 ? `+${s}` : s;
+  const pm = stderr !== undefined && stderr !== null && Number.isFinite(stderr) ? ` ± ${(metric === 'acc' ? 100 * stderr : stderr).toFixed(1)}` : '';
+  return (v > 0 ? `+${s}` : s) + pm;
 }
 
 /** Markdown table of one or more reports (same task expected; the header says which metric). */
@@ -22,7 +24,7 @@ export function markdownTable(reports: readonly OTReport[]): string {
   const head = `| method | keep | ratio | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |`;
   const sep = `|---|---:|---:|---:|---:|---:|---:|---:|---:|`;
   const rows = reports.map((r) =>
-    `| ${r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric)} |`);
+    `| ${r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric, r.deltaStderr)} |`);
   const out = [
     `**${r0.model}** on **${r0.task}** (${unit}; adapters ${r0.split.bottom}:${r0.split.top}; Δ = ${r0.deltaDefinition})`,
     '',
@@ -42,7 +44,9 @@ function accNormTable(reports: readonly OTReport[]): string[] {
   const an = (r: OTReport, k: Phase): number | null => r.details[k]?.accNorm ?? null;
   const rows = reports.map((r) => {
     const fe = an(r, 'emulatorFT'), pi = an(r, 'plugIn');
-    const d = fe !== null && pi !== null ? fmtDelta(pi - fe, 'acc') : '—';
+    const a = r.details.emulatorFT?.correctNorm, b = r.details.plugIn?.correctNorm;
+    const se = a !== undefined && b !== undefined ? pairedDifference(a, b).stderr : null;
+    const d = fe !== null && pi !== null ? fmtDelta(pi - fe, 'acc', se) : '—';
     return `| ${r.method} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
   });
   return ['acc_norm, %:', '', '| method | keep | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |',
@@ -58,7 +62,9 @@ function uncertaintyNote(reports: readonly OTReport[]): string {
     n = Math.max(n, m.n);
     if (m.accStderr !== undefined) se = Math.max(se, m.accStderr);
   }
-  return `n = ${n} test items per evaluation; one accuracy's binomial standard error is at most ${(100 * se).toFixed(1)} points (Δ pairs two models on the same items; its error is of the same order).`;
+  const paired = reports.some((r) => r.deltaStderr !== undefined && r.deltaStderr !== null);
+  return `n = ${n} test items per evaluation; one accuracy's binomial standard error is at most ${(100 * se).toFixed(1)} points.` +
+    (paired ? ' Δ ± is the paired standard error over the same items (per-item Plug-in − Emulator FT), which is what Δ should be read against.' : '');
 }
 
 /** A fuller Markdown record of one run (table + tuning and timing details). */
