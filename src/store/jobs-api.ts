@@ -440,6 +440,8 @@ export interface OTRun {
   fullFT: number | null;
   /** Plug-in − Emulator FT for accuracy, Emulator FT loss − Plug-in loss for loss: larger is better. */
   delta: number | null;
+  /** Paired standard error of Δ over the test items (multiple-choice runs; absent for older or loss runs). */
+  deltaStderr?: number | null;
   /** Middle-block parameters of the full model / of the emulator (src/ot's definition; > 1). */
   compressionRatio: number | null;
   metric: string;

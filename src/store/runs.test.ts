@@ -28,6 +28,14 @@ describe('runs export/import', () => {
     expect({ ...back[0]!, origin: 'browser' }).toEqual(run());
   });
 
+  it('keeps the paired standard error of Δ through CSV and JSON', () => {
+    const r = run({ deltaStderr: 0.007, task: 'genre-short-mc' }); // no comma in any cell, so split(',') finds columns
+    const csv = runsToCsv([r]).trim().split('\n');
+    const col = RUN_COLUMNS.indexOf('deltaStderr');
+    expect(csv[1]!.split(',')[col]).toBe('0.007');
+    expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
+  });
+
   it('importer derives Δ when absent and rejects runs without a method', () => {
     const [r] = parseRunsJson(JSON.stringify([{ setting: { method: 'svd', keep: 0.5 }, plugIn: 0.8, emulatorFT: 0.5 }]));
     expect(r!.delta).toBeCloseTo(0.3, 12);

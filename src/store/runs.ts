@@ -73,7 +73,7 @@ export const useRuns = create<RunsState>((set, get) => ({
 
 export const RUN_COLUMNS = [
   'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
-  'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'compressionRatio', 'metric', 'origin',
+  'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
 ] as const;
 
 function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
@@ -93,6 +93,7 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     plugIn: r.plugIn,
     fullFT: r.fullFT,
     delta: r.delta,
+    deltaStderr: r.deltaStderr ?? null,
     compressionRatio: r.compressionRatio,
     metric: r.metric,
     origin: r.origin,
@@ -153,6 +154,7 @@ export function parseRunsJson(text: string): OTRun[] {
       plugIn,
       fullFT: numOrNull(r.fullFT),
       delta: numOrNull(r.delta) ?? (plugIn !== null && emulatorFT !== null ? plugIn - emulatorFT : null),
+      ...(numOrNull(r.deltaStderr) !== null ? { deltaStderr: numOrNull(r.deltaStderr) } : {}),
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
       origin: 'import',

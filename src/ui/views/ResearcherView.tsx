@@ -112,7 +112,13 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.emulatorFT)}</td>
               <td className="num">{fmt(r.plugIn)}</td>
               <td className="num">{fmt(r.fullFT)}</td>
-              <td className={`num ${r.delta !== null && r.delta > 0 ? 'good' : 'bad-val'}`}>{fmt(r.delta)}</td>
+              <td
+                className={`num ${r.delta !== null && r.delta > 0 ? 'good' : 'bad-val'}`}
+                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items' : undefined}
+              >
+                {fmt(r.delta)}
+                {r.deltaStderr != null && <span className="muted small"> ± {fmt(r.deltaStderr)}</span>}
+              </td>
               <td className="num">{fmt(r.compressionRatio, 2)}</td>
               <td className="muted small">{r.origin}</td>
               <td>
