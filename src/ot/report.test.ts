@@ -14,14 +14,14 @@ function mc(n: number, correct: number, correctNorm: number): EvalMetrics {
   } as EvalMetrics;
 }
 
-function report(method: OTReport['method'], fe: [number, number], pi: [number, number]): OTReport {
+function report(method: OTReport['method'], fe: [number, number], pi: [number, number], seed = 0): OTReport {
   const d = { fullZS: mc(200, 100, 180), emulatorZS: mc(200, 98, 170), emulatorFT: mc(200, ...fe), plugIn: mc(200, ...pi), fullFT: null };
   return {
     format: 'gradot-ot-report', version: 1, model: 'm', task: 't', taskKind: 'mc', method, keep: 0.3,
     split: { bottom: 1, top: 1 }, metric: 'acc', higherIsBetter: true,
     fullZS: d.fullZS.acc!, emulatorZS: d.emulatorZS.acc!, emulatorFT: d.emulatorFT.acc!, plugIn: d.plugIn.acc!, fullFT: null,
     delta: d.plugIn.acc! - d.emulatorFT.acc!, deltaStderr: pairedDifference(d.emulatorFT.correct!, d.plugIn.correct!).stderr, deltaDefinition: 'Plug-in − Emulator FT (acc)', compressionRatio: 3,
-    details: d,
+    details: d, tuneOptions: { seed },
   } as unknown as OTReport;
 }
 
@@ -40,5 +40,17 @@ describe('markdownTable', () => {
     // Largest binomial error is the 50% accuracy: sqrt(.25/199) = 3.54 points.
     expect(md).toContain('n = 200 test items');
     expect(md).toContain('at most 3.5 points');
+  });
+
+  it('labels rows by seed and summarises each method over its seeds (mean ± sample sd, Δ > 0 count)', () => {
+    // gradot Plug-in 96/95/94 over Emulator FT 95/95/95 → Δ +1, 0, −1 (mean 0, sd 1); drop one seed.
+    const md = markdownTable([
+      report('gradot', [190, 190], [192, 192], 0), report('gradot', [190, 190], [190, 190], 1),
+      report('gradot', [190, 190], [188, 188], 2), report('drop', [180, 180], [170, 170], 0),
+    ]);
+    expect(md).toContain('| gradot s1 | 0.3 | 3.00× | 50.0 | 49.0 | 95.0 | 95.0 | — | 0.0 ± 0.0 |');
+    expect(md).toContain('| gradot | 0, 1, 2 | 95.0 ± 0.0 | 95.0 ± 1.0 | 0.0 ± 1.0 | 1 of 3 |');
+    expect(md).toContain('| drop | 0 | 90.0 | 85.0 | -5.0 | 0 of 1 |');
+    expect(md).toContain('| drop s0 | 0.3 | 90.0 | 85.0 |');
   });
 });

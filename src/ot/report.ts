@@ -23,8 +23,9 @@ export function markdownTable(reports: readonly OTReport[]): string {
   const unit = r0.metric === 'acc' ? 'acc, %' : 'answer-token loss, lower is better';
   const head = `| method | keep | ratio | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |`;
   const sep = `|---|---:|---:|---:|---:|---:|---:|---:|---:|`;
+  const manySeeds = new Set(reports.map(seedOf)).size > 1;
   const rows = reports.map((r) =>
-    `| ${r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric, r.deltaStderr)} |`);
+    `| ${manySeeds ? `${r.method} s${seedOf(r)}` : r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric, r.deltaStderr)} |`);
   const out = [
     `**${r0.model}** on **${r0.task}** (${unit}; adapters ${r0.split.bottom}:${r0.split.top}; Δ = ${r0.deltaDefinition})`,
     '',
@@ -32,8 +33,35 @@ export function markdownTable(reports: readonly OTReport[]): string {
     sep,
     ...rows,
   ];
+  if (manySeeds) out.push('', ...seedSummary(reports));
   if (r0.metric === 'acc') out.push('', ...accNormTable(reports), '', uncertaintyNote(reports));
   return out.join('\n');
+}
+
+const seedOf = (r: OTReport): number => Number(r.tuneOptions?.seed ?? 0);
+
+function meanSd(xs: readonly number[]): { mean: number; sd: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) : NaN;
+  return { mean, sd };
+}
+
+/**
+ * Per method over its seeds: mean ± sample sd of Emulator FT, Plug-in and Δ, and in how many seeds Δ > 0 —
+ * training randomness, which the per-run paired ± (test-sample noise) does not cover.
+ */
+export function seedSummary(reports: readonly OTReport[]): string[] {
+  const byMethod = new Map<string, OTReport[]>();
+  for (const r of reports) byMethod.set(r.method, [...(byMethod.get(r.method) ?? []), r]);
+  const metric = reports[0]!.metric;
+  const cell = (xs: number[], signed = false): string => {
+    const { mean, sd } = meanSd(xs);
+    const m = signed ? fmtDelta(mean, metric) : fmt(mean, metric);
+    return Number.isFinite(sd) ? `${m} ± ${fmt(sd, metric)}` : m;
+  };
+  const rows = [...byMethod].map(([method, rs]) =>
+    `| ${method} | ${rs.map(seedOf).join(', ')} | ${cell(rs.map((r) => r.emulatorFT))} | ${cell(rs.map((r) => r.plugIn))} | ${cell(rs.map((r) => r.delta), true)} | ${rs.filter((r) => r.delta > 0).length} of ${rs.length} |`);
+  return ['Over seeds (mean ± sample sd):', '', '| method | seeds | Emulator FT | Plug-in | Δ | Δ > 0 |', '|---|---|---:|---:|---:|---:|', ...rows];
 }
 
 type Phase = keyof OTReport['details'];
@@ -47,7 +75,7 @@ function accNormTable(reports: readonly OTReport[]): string[] {
     const a = r.details.emulatorFT?.correctNorm, b = r.details.plugIn?.correctNorm;
     const se = a !== undefined && b !== undefined ? pairedDifference(a, b).stderr : null;
     const d = fe !== null && pi !== null ? fmtDelta(pi - fe, 'acc', se) : '—';
-    return `| ${r.method} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
+    return `| ${new Set(reports.map(seedOf)).size > 1 ? `${r.method} s${seedOf(r)}` : r.method} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
   });
   return ['acc_norm, %:', '', '| method | keep | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |',
     '|---|---:|---:|---:|---:|---:|---:|---:|', ...rows];

@@ -61,6 +61,26 @@ describe('gradot ot', () => {
     expect(existsSync(join(out, 'report-drop-0.5.json'))).toBe(true);
   });
 
+  it('--seeds repeats each method per seed: one report per run, rows labelled, a summary over seeds', async () => {
+    const c = capture();
+    const out = join(dir, 'ot-seeds');
+    const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
+      '--batch', '4', '--lr', '1e-2', '--seeds', '3,4', '--out', out, '--json'], c.io, dir);
+    expect(code, c.out[0]).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.runs.map((x: { method: string; seed: number }) => `${x.method}/${x.seed}`)).toEqual(['none/3', 'none/4', 'drop/3', 'drop/4']);
+    // Different seeds shuffle the training data differently, so the tuning runs differ.
+    const rep = JSON.parse(await readFile(join(out, 'report-drop-0.5-seed4.json'), 'utf8'));
+    const rep3 = JSON.parse(await readFile(join(out, 'report-drop-0.5-seed3.json'), 'utf8'));
+    expect([rep3.tuneOptions.seed, rep.tuneOptions.seed]).toEqual([3, 4]);
+    expect(rep.tune.trainLoss).not.toBe(rep3.tune.trainLoss);
+    const md = await readFile(join(out, 'report.md'), 'utf8');
+    expect(md).toContain('| drop s3 | 0.5 |');
+    expect(md).toMatch(/\| drop \| 3, 4 \| [^|]+ \| [^|]+ \| [^|]+ \| \d of 2 \|/);
+    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1,x'], capture().io, dir)).not.toBe(0);
+    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1', '--seed', '2'], capture().io, dir)).not.toBe(0);
+  });
+
   it('a method that cannot reach --keep fails the command but keeps the other methods\' finished reports', async () => {
     const c = capture();
     const out = join(dir, 'ot-fail');
@@ -70,7 +90,7 @@ describe('gradot ot', () => {
     expect(code).not.toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.ok).toBe(false);
-    expect(r.error.message).toMatch(/1 of 2 methods failed — prune: prune cannot reach keep=0\.05.*finished: drop/);
+    expect(r.error.message).toMatch(/1 of 2 runs failed — prune: prune cannot reach keep=0\.05.*finished: drop/);
     expect(existsSync(join(out, 'report-drop-0.05.json'))).toBe(true);
     expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/\| drop \| 0\.05 \|[\s\S]*Not run: prune at keep 0\.05: prune cannot reach/);
     const failed = JSON.parse(await readFile(join(out, 'failed.json'), 'utf8'));

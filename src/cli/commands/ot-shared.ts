@@ -116,7 +116,7 @@ export const TUNE_OPTIONS: Record<string, OptionSpec> = {
 
 export const TUNE_USAGE =
   '[--lr X] [--epochs N | --steps N] [--batch B] [--accum K] [--schedule linear|cosine|constant] [--warmup N | --warmup-ratio F] ' +
-  `[--weight-decay W] [--clip C] [--seed S] [--eval-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
+  `[--weight-decay W] [--clip C] [--seed S | --seeds S1,S2,… (ot)] [--eval-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
   '[--context C] [--valid-fraction F] [--tokenizer DIR] [--bos | --no-bos]';
 
 const num = (o: ParsedOptions, k: string): number | undefined => (o[k] === undefined ? undefined : (o[k] as number));

@@ -57,7 +57,7 @@ export const command: Command = {
       ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
       'full-ft': { type: 'boolean' }, out: { type: 'string' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
       'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' },
-      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' },
+      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' },
     }, { min: 1, max: 1 });
     if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
     const methods = (o.method as string).split(',').map((m) => m.trim()) as CompressionMethod[];
@@ -75,6 +75,15 @@ export const command: Command = {
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
     const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 });
+    // --seeds repeats every method's tuning with each seed (same data, same emulator), so a table shows how
+    // much of a difference is training randomness; the data split keeps the first seed.
+    if (o.seeds !== undefined && o.seed !== undefined) throw new UsageError('--seed and --seeds are exclusive');
+    const rawSeeds = o.seeds === undefined ? null : (o.seeds as string).split(',').map((x) => x.trim());
+    const seeds = rawSeeds === null ? [recipe.seed ?? 0] : rawSeeds.map(Number);
+    if ((rawSeeds && rawSeeds.some((x) => !/^\d+$/.test(x))) || new Set(seeds).size !== seeds.length) {
+      throw new UsageError(`--seeds ${o.seeds}: a comma-separated list of distinct non-negative integers`);
+    }
+    if (o.seeds !== undefined) recipe.seed = seeds[0]!;
 
     // All data read and checked before any compute.
     const trainFile = await readTaskFile(folder.train, ctx.cwd);
@@ -113,43 +122,44 @@ export const command: Command = {
     const line = throttled(ctx.err);
     // One method that cannot run (e.g. prune below its floor) must not throw away the others' hours of work:
     // record it, go on, and fail the command at the end with every finished report already on disk.
-    const failed: { method: string; error: string }[] = [];
-    for (const method of methods) {
+    const failed: { method: string; seed: number; error: string }[] = [];
+    for (const method of methods) for (const seed of seeds) {
+      const label = seeds.length > 1 ? `${method} s${seed}` : method;
       let r: OTReport;
       try {
         r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
         method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
         evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
         task: { name: folder.name, train: data.train, valid: data.valid, test },
-        tune: { ...recipe, padId: tok.eosId ?? 0 },
+        tune: { ...recipe, seed, padId: tok.eosId ?? 0 },
         onProgress: (p) => {
           if (p.tune) {
             const t = p.tune;
-            line(`[${method}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
+            line(`[${label}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
           } else if (p.result) {
             const m = p.result;
-            line(`[${method}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
-          } else line(`[${method}] ${p.phase}…`, true);
+            line(`[${label}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
+          } else line(`[${label}] ${p.phase}…`, true);
         },
       });
       } catch (e) {
         const error = e instanceof Error ? e.message : String(e);
-        failed.push({ method, error });
-        line(`[${method}] failed: ${error}`, true);
+        failed.push({ method, seed, error });
+        line(`[${label}] failed: ${error}`, true);
         continue;
       }
       (r as OTReport & { support?: string }).support = supportFrom;
       reports.push(r);
       reuse = { fullZS: r.details.fullZS, ...(r.fullTune && r.details.fullFT ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : {}) };
       if (out) {
-        const base = `report-${method}-${keep}`;
+        const base = `report-${method}-${keep}${seeds.length > 1 ? `-seed${seed}` : ''}`;
         await writeFiles(out, new Map([
           [`${base}.json`, new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n')],
           [`${base}.md`, new TextEncoder().encode(markdownReport(r))],
         ]));
       }
     }
-    const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method} at keep ${keep}: ${f.error}`).join('');
+    const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''} at keep ${keep}: ${f.error}`).join('');
     if (out && reports.length > 0) {
       await writeFiles(out, new Map([
         ['report.json', new TextEncoder().encode(JSON.stringify(reports, null, 2) + '\n')],
@@ -158,13 +168,13 @@ export const command: Command = {
       ]));
     }
     const runs = reports.map((r) => ({
-      method: r.method, keep: r.keep, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
+      method: r.method, keep: r.keep, seed: r.tuneOptions.seed, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
       plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {
       const done = reports.length ? `; finished: ${reports.map((r) => r.method).join(', ')}${out ? ` (reports in ${out})` : ''}` : '';
-      throw new Error(`gradot ot: ${failed.length} of ${methods.length} methods failed — ${failed.map((f) => `${f.method}: ${f.error}`).join('; ')}${done}`);
+      throw new Error(`gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`);
     }
     const json: Record<string, unknown> = {
       model: modelId, task: folder.name, split, support: supportFrom, out: out ? join(out, 'report.md') : null, runs,
