@@ -25,7 +25,7 @@ export function markdownTable(reports: readonly OTReport[]): string {
   const sep = `|---|---:|---:|---:|---:|---:|---:|---:|---:|`;
   const manySeeds = new Set(reports.map(seedOf)).size > 1;
   const rows = reports.map((r) =>
-    `| ${manySeeds ? `${r.method} s${seedOf(r)}` : r.method} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric, r.deltaStderr)} |`);
+    `| ${rowLabel(r, manySeeds)} | ${r.keep} | ${Number.isFinite(r.compressionRatio) ? r.compressionRatio.toFixed(2) + '×' : '—'} | ${fmt(r.fullZS, r.metric)} | ${fmt(r.emulatorZS, r.metric)} | ${fmt(r.emulatorFT, r.metric)} | ${fmt(r.plugIn, r.metric)} | ${fmt(r.fullFT, r.metric)} | ${fmtDelta(r.delta, r.metric, r.deltaStderr)} |`);
   const out = [
     `**${r0.model}** on **${r0.task}** (${unit}; adapters ${r0.split.bottom}:${r0.split.top}; Δ = ${r0.deltaDefinition})`,
     '',
@@ -39,6 +39,8 @@ export function markdownTable(reports: readonly OTReport[]): string {
 }
 
 const seedOf = (r: OTReport): number => Number(r.tuneOptions?.seed ?? 0);
+/** A table row's name: the method, plus the seed when the table holds several seeds. */
+const rowLabel = (r: OTReport, manySeeds: boolean): string => (manySeeds ? `${r.method} s${seedOf(r)}` : r.method);
 
 function meanSd(xs: readonly number[]): { mean: number; sd: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -69,13 +71,14 @@ const PHASES: readonly Phase[] = ['fullZS', 'emulatorZS', 'emulatorFT', 'plugIn'
 
 /** The same runs by acc_norm: a small model's plain acc can sit on a constant-label prior while acc_norm moves. */
 function accNormTable(reports: readonly OTReport[]): string[] {
+  const manySeeds = new Set(reports.map(seedOf)).size > 1;
   const an = (r: OTReport, k: Phase): number | null => r.details[k]?.accNorm ?? null;
   const rows = reports.map((r) => {
     const fe = an(r, 'emulatorFT'), pi = an(r, 'plugIn');
     const a = r.details.emulatorFT?.correctNorm, b = r.details.plugIn?.correctNorm;
     const se = a !== undefined && b !== undefined ? pairedDifference(a, b).stderr : null;
     const d = fe !== null && pi !== null ? fmtDelta(pi - fe, 'acc', se) : '—';
-    return `| ${new Set(reports.map(seedOf)).size > 1 ? `${r.method} s${seedOf(r)}` : r.method} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
+    return `| ${rowLabel(r, manySeeds)} | ${r.keep} | ${PHASES.map((k) => fmt(an(r, k), 'acc')).join(' | ')} | ${d} |`;
   });
   return ['acc_norm, %:', '', '| method | keep | Full ZS | Emulator ZS | Emulator FT | Plug-in | Full FT | Δ |',
     '|---|---:|---:|---:|---:|---:|---:|---:|', ...rows];

@@ -3,7 +3,8 @@
  * five-number report (Full ZS, Emulator ZS, Emulator FT, Plug-in, optional Full FT; Δ; compression ratio).
  * Several methods (`--method gradot,drop,svd,prune`) run one after another on the same task and recipe,
  * sharing Full ZS / Full FT, and their rows land in one Markdown table (--out DIR/report.md + report.json,
- * and one report-<method>-<keep>.{json,md} per run).
+ * and one report-<method>-<keep>.{json,md} per run). `--seeds 0,1,2` repeats each method's tuning per seed
+ * (the emulator is rebuilt each time; compression is deterministic) and adds a mean ± sd summary.
  *
  * T is a task name under public/data (or a folder) with train.jsonl and test.jsonl (valid.jsonl optional):
  * multiple-choice tasks are scored by acc (acc_norm alongside), prompt/answer tasks by answer-token loss.
@@ -128,20 +129,20 @@ export const command: Command = {
       let r: OTReport;
       try {
         r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
-        method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
-        evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
-        task: { name: folder.name, train: data.train, valid: data.valid, test },
-        tune: { ...recipe, seed, padId: tok.eosId ?? 0 },
-        onProgress: (p) => {
-          if (p.tune) {
-            const t = p.tune;
-            line(`[${label}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
-          } else if (p.result) {
-            const m = p.result;
-            line(`[${label}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
-          } else line(`[${label}] ${p.phase}…`, true);
-        },
-      });
+          method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
+          evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
+          task: { name: folder.name, train: data.train, valid: data.valid, test },
+          tune: { ...recipe, seed, padId: tok.eosId ?? 0 },
+          onProgress: (p) => {
+            if (p.tune) {
+              const t = p.tune;
+              line(`[${label}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
+            } else if (p.result) {
+              const m = p.result;
+              line(`[${label}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
+            } else line(`[${label}] ${p.phase}…`, true);
+          },
+        });
       } catch (e) {
         const error = e instanceof Error ? e.message : String(e);
         failed.push({ method, seed, error });
@@ -173,7 +174,7 @@ export const command: Command = {
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {
-      const done = reports.length ? `; finished: ${reports.map((r) => r.method).join(', ')}${out ? ` (reports in ${out})` : ''}` : '';
+      const done = reports.length ? `; finished: ${reports.map((r) => (seeds.length > 1 ? `${r.method} s${r.tuneOptions.seed}` : r.method)).join(', ')}${out ? ` (reports in ${out})` : ''}` : '';
       throw new Error(`gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`);
     }
     const json: Record<string, unknown> = {
