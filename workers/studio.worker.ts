@@ -571,6 +571,31 @@ function startJob(onProgress: ProgressFn): { jobId: string; ctl: JobControl; rep
   return { jobId, ctl, report, check };
 }
 
+/**
+ * A job the UI can pause, resume and cancel mid-loop (tuning, evaluation, plug-in, protocol): startJob plus
+ * the abort signal and pauser the loops read, registered under the job id; `end()` (in a finally)
+ * unregisters both.
+ */
+function startControlledJob(onProgress: ProgressFn) {
+  const job = startJob(onProgress);
+  const abort = new AbortController();
+  const pauser = new PauseController();
+  jobControls.set(job.jobId, { abort, pauser });
+  const end = (): void => {
+    jobControls.delete(job.jobId);
+    jobs.delete(job.jobId);
+  };
+  return { ...job, abort, pauser, end };
+}
+
+/** The model open in the Model owner view, loaded with its tokenizer; errors name the model. */
+async function loadOpenModel(cur: { files: InputFile[]; summary: { name: string } }) {
+  const source = sourceOf(cur.files, cur.summary.name);
+  const model = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+  const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+  return { model, tok };
+}
+
 interface BuiltPackage {
   zip: Uint8Array;
   name: string;
@@ -789,11 +814,8 @@ async function runTune(
   options: RunRecord['options'],
   onProgress: ProgressFn,
 ): Promise<TuneResult> {
-  const { jobId, ctl, report } = startJob(onProgress);
+  const { jobId, ctl, report, abort, pauser, end } = startControlledJob(onProgress);
   activeRuns.add(runId);
-  const abort = new AbortController();
-  const pauser = new PauseController();
-  jobControls.set(jobId, { abort, pauser });
   try {
     report({ phase: 'tokenizer', fraction: null });
     const tok = await loadTokenizer(sourceOf(pkgFiles, packageName)).catch((e: unknown) =>
@@ -869,8 +891,7 @@ async function runTune(
     };
   } finally {
     activeRuns.delete(runId);
-    jobControls.delete(jobId);
-    jobs.delete(jobId);
+    end();
   }
 }
 
@@ -946,9 +967,7 @@ async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<E
   if (!pkg || !pkgFiles) fail(undefined, 'open an emulator package (or finish a tuning run) first');
   const d = openDatasets.get(opts.datasetId);
   if (!d) fail(undefined, 'open an evaluation file first');
-  const { jobId, report } = startJob(onProgress);
-  const abort = new AbortController();
-  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  const { report, abort, end } = startControlledJob(onProgress);
   try {
     const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
     const be = await pickBackend('auto');
@@ -962,8 +981,7 @@ async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<E
     }
     return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
   } finally {
-    jobControls.delete(jobId);
-    jobs.delete(jobId);
+    end();
   }
 }
 
@@ -992,14 +1010,10 @@ async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<P
   if (!a) fail(undefined, 'drop the returned adapters first');
   const d = openDatasets.get(opts.datasetId);
   if (!d) fail(undefined, 'drop an evaluation task first');
-  const { jobId, report } = startJob(onProgress);
-  const abort = new AbortController();
-  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  const { report, abort, end } = startControlledJob(onProgress);
   try {
     report({ phase: 'loading the full model', fraction: null });
-    const source = sourceOf(cur.files, cur.summary.name);
-    const full = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
-    const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const { model: full, tok } = await loadOpenModel(cur);
     let adapter;
     try {
       const aSource = sourceOf(a.files, a.summary.name);
@@ -1018,8 +1032,7 @@ async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<P
     const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
     return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
   } finally {
-    jobControls.delete(jobId);
-    jobs.delete(jobId);
+    end();
   }
 }
 
@@ -1159,14 +1172,10 @@ async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[], onPr
     fail(taskFiles[0]?.path, `the protocol needs a *train* and a *test* file (got ${taskFiles.map((f) => f.path).join(', ') || 'none'})`);
   }
   const validF = pickTaskFile(taskFiles, 'valid');
-  const { jobId, report } = startJob(onProgress);
-  const abort = new AbortController();
-  jobControls.set(jobId, { abort, pauser: new PauseController() });
+  const { report, abort, end } = startControlledJob(onProgress);
   try {
     report({ phase: 'loading model and task', fraction: null });
-    const source = sourceOf(cur.files, cur.summary.name);
-    const model = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
-    const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const { model, tok } = await loadOpenModel(cur);
     const spec = model.spec;
     const C = Math.max(8, Math.min(req.tune.seqLen, spec.maxPositions));
     const tt = withoutSpecialTokens(tok);
@@ -1218,8 +1227,7 @@ async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[], onPr
       delta: r.delta, deltaStderr: r.deltaStderr ?? null, compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
     };
   } finally {
-    jobControls.delete(jobId);
-    jobs.delete(jobId);
+    end();
   }
 }
 

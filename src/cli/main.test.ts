@@ -10,12 +10,7 @@ import { main } from './main';
 import { paramCounts } from '../model/params';
 import { randomModel, smallSpec, writeHFFolder } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
-
-function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
-}
+import { captureIO } from './test-io';
 
 let dir = '';
 let dense = '';
@@ -43,7 +38,7 @@ afterAll(async () => {
 
 describe('gradot inspect', () => {
   it('--json prints one line with architecture and parameter counts', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['inspect', dense, '--json'], c.io)).toBe(0);
     expect(c.out.length).toBe(1);
     const r = JSON.parse(c.out[0]!);
@@ -63,7 +58,7 @@ describe('gradot inspect', () => {
   });
 
   it('reports ranks, widths and source blocks of a compressed model', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['--json', 'inspect', compressed], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.compressed).toBe(true);
@@ -74,7 +69,7 @@ describe('gradot inspect', () => {
   });
 
   it('human-readable table without --json', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['inspect', compressed], c.io)).toBe(0);
     const text = c.out.join('\n');
     expect(text).toMatch(/model\s+gpt2 \(family gpt2\), compressed/);
@@ -88,7 +83,7 @@ describe('gradot inspect', () => {
     const d = join(dir, 'tok');
     const s = smallSpec('opt');
     await writeHFFolder(d, s, randomModel(s, 3), { extraFiles: { 'tokenizer.json': JSON.stringify(tj), 'tokenizer_config.json': JSON.stringify({ eos_token: 'w2' }) } });
-    const c = capture();
+    const c = captureIO();
     expect(await main(['inspect', d, '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.tokenizer).toEqual({ files: 'tokenizer.json', vocabSize: 70, bosId: null, eosId: 2 });
@@ -113,47 +108,47 @@ describe('gradot inspect', () => {
     for (const [k, v] of Object.entries(files)) await writeFile(join(d, k), v);
     await writeFile(join(dir, 'emu.zip'), zipSync(files));
     for (const p of [d, join(dir, 'emu.zip')]) {
-      const c = capture();
+      const c = captureIO();
       expect(await main(['inspect', p, '--json'], c.io)).toBe(0);
       const r = JSON.parse(c.out[0]!);
       expect(r).toMatchObject({ kind: 'emulator', layers: 3, compressed: true, dtypes: ['F32'], emulator: { modelId: 'tiny-gpt2', method: 'gradot', keptBlocks: [2], split: { bottom: 1, top: 1 } } });
       expect(r.params.total).toBe(paramCounts(cspec).total);
     }
-    const c = capture();
+    const c = captureIO();
     expect(await main(['inspect', d], c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/method\s+gradot, keep 0.5, adapters 1:1/);
     // a package whose weights do not match its spec is rejected with the tensor named
     const bad = randomModel(cspec, 7);
     bad.delete('layers.1.attn.q.weight_a');
     await writeFile(join(d, 'emulator.safetensors'), serializeSafetensors(bad));
-    const e = capture();
+    const e = captureIO();
     expect(await main(['inspect', d, '--json'], e.io)).toBe(1);
     expect(JSON.parse(e.out[0]!).error).toMatchObject({ name: 'ModelFormatError', tensor: 'layers.1.attn.q.weight_a' });
   });
 
   it('--tensors lists HF names with their canonical targets', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['inspect', compressed, '--tensors', '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     const fused = r.tensorList.find((t: { name: string }) => t.name === 'transformer.h.0.attn.c_attn.weight');
     expect(fused).toEqual({ name: 'transformer.h.0.attn.c_attn.weight', canonical: ['layers.0.attn.q.weight', 'layers.0.attn.k.weight', 'layers.0.attn.v.weight'], dtype: 'F32', shape: [32, 96], file: 'model.safetensors' });
     expect(r.tensorList.length).toBe(r.tensors);
-    const t = capture();
+    const t = captureIO();
     expect(await main(['inspect', compressed, '--tensors'], t.io)).toBe(0);
     expect(t.out.join('\n')).toMatch(/transformer\.h\.1\.attn\.c_attn\.q\.weight_a\s+layers\.1\.attn\.q\.weight_a\s+F32\s+\[32, 4\]/);
   });
 
   it('errors: missing folder (exit 1, JSON error), missing argument (exit 2), unknown command', async () => {
-    let c = capture();
+    let c = captureIO();
     expect(await main(['inspect', join(dir, 'nope'), '--json'], c.io)).toBe(1);
     expect(JSON.parse(c.out[0]!)).toMatchObject({ ok: false, error: { name: 'ModelFormatError' } });
-    c = capture();
+    c = captureIO();
     expect(await main(['inspect'], c.io)).toBe(2);
     expect(c.err.join('\n')).toContain('usage: gradot inspect');
-    c = capture();
+    c = captureIO();
     expect(await main(['frobnicate', '--json'], c.io)).toBe(2);
     expect(JSON.parse(c.out[0]!).error.message).toContain("unknown command 'frobnicate'");
-    c = capture();
+    c = captureIO();
     expect(await main(['inspect', dense, '--bogus'], c.io)).toBe(2);
   });
 

@@ -8,14 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../cli/main';
 import { randomModel, smallSpec, writeHFFolder } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
+import { captureIO } from '../cli/test-io';
 
 const DEMO = join(__dirname, '../../public/models/demo');
 let dir = '';
-
-function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[] } {
-  const out: string[] = [];
-  return { io: { out: (l) => out.push(l), err: () => undefined }, out };
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gradot-onnx-cli-'));
@@ -46,7 +42,7 @@ afterAll(async () => {
 
 describe('gradot export-onnx / ort-eval', () => {
   it('exports a dense model with its tokenizer and verifies it', async () => {
-    const c = capture();
+    const c = captureIO();
     const code = await main(['export-onnx', join(dir, 'llama'), '--out', join(dir, 'out-llama'), '--verify', '--json'], c.io);
     expect(code).toBe(0);
     const r = JSON.parse(c.out[0]!);
@@ -58,7 +54,7 @@ describe('gradot export-onnx / ort-eval', () => {
   });
 
   it('exports a compressed model (factored linears, pruned MLP, dropped block) and verifies it', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['export-onnx', join(dir, 'compressed'), '--out', join(dir, 'out-c'), '--verify', '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.state).toBe('emulator');
@@ -67,7 +63,7 @@ describe('gradot export-onnx / ort-eval', () => {
   });
 
   it('ort-eval gives the engine its multiple-choice numbers', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['ort-eval', join(dir, 'llama'), '--task', join(dir, 'mc.jsonl'), '--compare', '--batch-size', '4', '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.kind).toBe('mc');

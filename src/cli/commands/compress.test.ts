@@ -8,12 +8,7 @@ import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-mo
 import { REPO_ROOT } from './ot-shared';
 import { readEmulatorPackage, unzipEmulatorPackage } from '../../ot/package';
 import { paramCounts } from '../../model/params';
-
-function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
-}
+import { captureIO } from '../test-io';
 
 let dir = '';
 let model = '';
@@ -51,7 +46,7 @@ async function readFolder(p: string): Promise<Map<string, Uint8Array>> {
 
 describe('gradot compress', () => {
   it('builds a gradot package, reports params / losses / held-out shift as one JSON line, package readable', async () => {
-    const c = capture();
+    const c = captureIO();
     const out = join(dir, 'emu-gradot');
     const code = await main(['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', support,
       '--out', out, '--seq', '16', '--batch', '2', '--support-batches', '3', '--heldout-batches', '2', '--lambda-mode', 'balanced', '--json'], c.io, dir);
@@ -79,13 +74,13 @@ describe('gradot compress', () => {
     expect(paramCounts(pkg.meta.spec).total).toBe(r.params.after);
     expect(existsSync(join(out, 'tokenizer.json')) && existsSync(join(out, 'tokenizer_config.json'))).toBe(true);
     // The package opens as a model for the other commands (tokenizer included).
-    const c2 = capture();
+    const c2 = captureIO();
     expect(await main(['inspect', out, '--json'], c2.io, dir)).toBe(0);
     expect(JSON.parse(c2.out[0]!).kind).toBe('emulator');
   });
 
   it('svd with --heldout FILE (multiple choice, its text) and --zip; none gives zero shift', async () => {
-    const c = capture();
+    const c = captureIO();
     const zip = join(dir, 'emu-svd.zip');
     expect(await main(['compress', model, '--method', 'svd', '--keep', '0.6', '--adapters', '1:1', '--support', support, '--out', zip, '--zip',
       '--seq', '16', '--batch', '2', '--support-batches', '2', '--heldout', join(dir, 'data', 'heldout.jsonl'), '--json'], c.io, dir), c.out[0]).toBe(0);
@@ -94,7 +89,7 @@ describe('gradot compress', () => {
     expect(r.files).toEqual(expect.arrayContaining(['emulator.json', 'emulator.safetensors', 'tokenizer.json']));
     const pkg = readEmulatorPackage(unzipEmulatorPackage(new Uint8Array(await readFile(zip))));
     expect(pkg.meta.method).toBe('svd');
-    const c2 = capture();
+    const c2 = captureIO();
     expect(await main(['compress', model, '--method', 'none', '--keep', '1', '--adapters', '1:1', '--support', support, '--out', join(dir, 'emu-none'),
       '--seq', '16', '--batch', '2', '--support-batches', '2', '--json'], c2.io, dir), c2.out[0]).toBe(0);
     const n = JSON.parse(c2.out[0]!);
@@ -103,7 +98,7 @@ describe('gradot compress', () => {
   });
 
   it('gradot --mlp drd --rank-allocation global: recorded readings, budget met', async () => {
-    const c = capture();
+    const c = captureIO();
     const out = join(dir, 'emu-drd');
     expect(await main(['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', support, '--out', out,
       '--mlp', 'drd', '--rank-allocation', 'global', '--lambda-attn', '0', '--lambda-mlp', '0', '--seq', '16', '--batch', '2',
@@ -117,7 +112,7 @@ describe('gradot compress', () => {
   });
 
   it('prints a human report without --json', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', support,
       '--out', join(dir, 'emu-drop'), '--seq', '16', '--batch', '2', '--support-batches', '1', '--heldout', 'none'], c.io, dir)).toBe(0);
     const text = c.out.join('\n');
@@ -137,7 +132,7 @@ describe('gradot compress', () => {
       [['--method', 'svd', '--keep', '0.5', '--support', support, '--out', 'x', '--mlp', 'drd'], /--mlp scp\|drd applies to --method gradot/],
     ];
     for (const [args, re] of cases) {
-      const c = capture();
+      const c = captureIO();
       expect(await main(['compress', model, ...args, '--json'], c.io, dir)).toBe(2);
       const r = JSON.parse(c.out[0]!);
       expect(r.ok).toBe(false);

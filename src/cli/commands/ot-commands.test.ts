@@ -8,12 +8,7 @@ import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-mo
 import { REPO_ROOT } from './ot-shared';
 import { buildEmulator } from '../../ot/package';
 import { CpuBackend } from '../../engine/cpu/backend';
-
-function capture(): { io: { out(l: string): void; err(l: string): void }; out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { io: { out: (l) => out.push(l), err: (l) => err.push(l) }, out, err };
-}
+import { captureIO } from '../test-io';
 
 let dir = '';
 let model = '';
@@ -43,7 +38,7 @@ afterAll(async () => {
 
 describe('gradot ot', () => {
   it('runs the protocol for two methods and writes JSON + a Markdown table', async () => {
-    const c = capture();
+    const c = captureIO();
     const out = join(dir, 'ot-out');
     const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
       '--batch', '4', '--lr', '1e-3', '--full-ft', '--out', out, '--json'], c.io, dir);
@@ -62,7 +57,7 @@ describe('gradot ot', () => {
   });
 
   it('--seeds repeats each method per seed: one report per run, rows labelled, a summary over seeds', async () => {
-    const c = capture();
+    const c = captureIO();
     const out = join(dir, 'ot-seeds');
     const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
       '--batch', '4', '--lr', '1e-2', '--seeds', '3,4', '--out', out, '--json'], c.io, dir);
@@ -77,12 +72,12 @@ describe('gradot ot', () => {
     const md = await readFile(join(out, 'report.md'), 'utf8');
     expect(md).toContain('| drop s3 | 0.5 |');
     expect(md).toMatch(/\| drop \| 3, 4 \| [^|]+ \| [^|]+ \| [^|]+ \| \d of 2 \|/);
-    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1,x'], capture().io, dir)).not.toBe(0);
-    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1', '--seed', '2'], capture().io, dir)).not.toBe(0);
+    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1,x'], captureIO().io, dir)).not.toBe(0);
+    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1', '--seed', '2'], captureIO().io, dir)).not.toBe(0);
   });
 
   it('a method that cannot reach --keep fails the command but keeps the other methods\' finished reports', async () => {
-    const c = capture();
+    const c = captureIO();
     const out = join(dir, 'ot-fail');
     // prune leaves attention dense, so 5% of the middle is below its floor; drop still runs.
     const code = await main(['ot', model, '--method', 'prune,drop', '--keep', '0.05', '--task', task, '--adapters', '1:1', '--steps', '1',
@@ -100,7 +95,7 @@ describe('gradot ot', () => {
 
 describe('gradot ot --method gradot', () => {
   it('builds the emulator with a support pass (task train text by default) and reports it', async () => {
-    const c = capture();
+    const c = captureIO();
     expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '1',
       '--batch', '4', '--support-len', '16', '--json'], c.io, dir), c.out[0]).toBe(0);
     const r = JSON.parse(c.out[0]!);
@@ -112,41 +107,41 @@ describe('gradot ot --method gradot', () => {
 describe('gradot tune / eval / plug', () => {
   it('tunes into a folder, evaluates with the adapter, plugs it into the model', async () => {
     const out = join(dir, 'adapter');
-    let c = capture();
+    let c = captureIO();
     expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
       '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
     const t = JSON.parse(c.out[0]!);
     expect(t).toMatchObject({ ok: true, method: 'lora', steps: 3 });
     for (const f of ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json']) expect(existsSync(join(out, f)), f).toBe(true);
     // Re-running the finished command does not train again.
-    c = capture();
+    c = captureIO();
     expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
       '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
     expect(JSON.parse(c.out[0]!).resumedFrom).toBe('done');
 
-    c = capture();
+    c = captureIO();
     expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--json'], c.io, dir)).toBe(0);
     const withAdapter = JSON.parse(c.out[0]!);
     expect(withAdapter.kind).toBe('mc');
     const plugged = join(dir, 'plugged');
-    c = capture();
+    c = captureIO();
     expect(await main(['plug', model, '--adapter', out, '--out', plugged, '--json'], c.io, dir)).toBe(0);
     expect(existsSync(join(plugged, 'config.json')) && existsSync(join(plugged, 'tokenizer.json'))).toBe(true);
-    c = capture();
+    c = captureIO();
     expect(await main(['eval', plugged, '--task', task, '--json'], c.io, dir)).toBe(0);
     const p = JSON.parse(c.out[0]!);
     expect(p.acc).toBe(withAdapter.acc);
     expect(p.accNorm).toBe(withAdapter.accNorm);
 
     // The same evaluation through onnxruntime (the adapter applied, then exported to ONNX) scores the same.
-    c = capture();
+    c = captureIO();
     expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--runtime', 'ort', '--json'], c.io, dir)).toBe(0);
     const viaOrt = JSON.parse(c.out[0]!);
     expect(viaOrt.runtime).toBe('ort');
     expect(viaOrt.n).toBe(withAdapter.n);
     expect(viaOrt.acc).toBe(withAdapter.acc);
     expect(viaOrt.accNorm).toBe(withAdapter.accNorm);
-    c = capture();
+    c = captureIO();
     expect(await main(['eval', model, '--task', join(task, 'test.jsonl'), '--runtime', 'tpu', '--json'], c.io, dir)).toBe(2);
   });
 
@@ -159,13 +154,13 @@ describe('gradot tune / eval / plug', () => {
     await mkdir(pkg, { recursive: true });
     for (const [k, v] of files) await writeFile(join(pkg, k), v);
     const out = join(dir, 'adapter-emu');
-    let c = capture();
+    let c = captureIO();
     expect(await main(['tune', pkg, '--tokenizer', model, '--train', join(task, 'train.jsonl'), '--steps', '2', '--batch', '4', '--lr', '1e-2', '--out', out, '--json'], c.io, dir), c.out[0]).toBe(0);
     const meta = JSON.parse(await readFile(join(out, 'adapter.json'), 'utf8'));
     expect(meta).toMatchObject({ method: 'adapter', split: { bottom: 1, top: 1 }, blocks: [0, 3], baseModel: { modelId: 'tiny', numLayers: 4 } });
-    c = capture();
+    c = captureIO();
     expect(await main(['eval', pkg, '--tokenizer', model, '--adapter', out, '--task', task, '--json'], c.io, dir)).toBe(0);
-    c = capture();
+    c = captureIO();
     expect(await main(['plug', model, '--adapter', out, '--out', join(dir, 'plugged-emu'), '--json'], c.io, dir)).toBe(0);
     expect(JSON.parse(c.out[0]!).blocks).toEqual([0, 3]);
   });
@@ -182,14 +177,14 @@ describe('gradot tune / eval / plug', () => {
       const f = join(dir, name);
       await writeFile(f, content);
       const out = join(dir, `out-${name}`);
-      const c = capture();
+      const c = captureIO();
       expect(await main(['tune', model, '--train', f, '--adapters', '1:1', '--steps', '1', '--out', out, '--json'], c.io, dir)).toBe(1);
       const r = JSON.parse(c.out[0]!);
       expect(r.ok).toBe(false);
       expect(r.error.name).toBe('DatasetError');
       expect(r.error.message).toMatch(msg);
       expect(existsSync(out)).toBe(false);
-      const e = capture();
+      const e = captureIO();
       expect(await main(['eval', model, '--task', f, '--json'], e.io, dir)).toBe(1);
       expect(JSON.parse(e.out[0]!).error.message).toMatch(msg);
     });
