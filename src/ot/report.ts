@@ -12,7 +12,7 @@ function fmt(v: number | null, metric: 'acc' | 'loss'): string {
 
 function fmtDelta(v: number, metric: 'acc' | 'loss', stderr?: number | null): string {
   const s = metric === 'acc' ? (100 * v).toFixed(1) : v.toFixed(4);
-  const pm = stderr !== undefined && stderr !== null && Number.isFinite(stderr) ? ` ± ${(metric === 'acc' ? 100 * stderr : stderr).toFixed(1)}` : '';
+  const pm = stderr !== undefined && stderr !== null && Number.isFinite(stderr) ? ` ± ${metric === 'acc' ? (100 * stderr).toFixed(1) : stderr.toFixed(4)}` : '';
   return (v > 0 ? `+${s}` : s) + pm;
 }
 
