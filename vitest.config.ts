@@ -6,5 +6,7 @@ export default defineConfig({
     environment: 'node',
     testTimeout: 120_000,
     pool: 'forks',
+    // The CPU backend's thread pool is on in every test file (GRADOT_THREADS=1 for one thread).
+    setupFiles: ['src/engine/cpu/threads.setup.ts'],
   },
 });

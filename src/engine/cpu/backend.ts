@@ -10,7 +10,7 @@
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from '../backend';
-import { gemm } from './matmul';
+import { gemm, gemmBatch, gemmMany } from './matmul';
 import { erf } from './special';
 
 export class CpuStorage implements Storage {
@@ -266,13 +266,8 @@ export class CpuBackend implements Backend {
       gemm(A, 0, aRs, aCs, B, 0, bRs, bCs, C, 0, batch * m, n, k);
       return this.wrap(C);
     }
-    for (let bi = 0; bi < batch; bi++) {
-      gemm(
-        A, aBatched ? bi * m * k : 0, aRs, aCs,
-        B, bBatched ? bi * k * n : 0, bRs, bCs,
-        C, bi * m * n, m, n, k,
-      );
-    }
+    // One call for the whole batch: on the threaded runtime the entries are shared out between threads.
+    gemmBatch(A, 0, aRs, aCs, aBatched ? m * k : 0, B, 0, bRs, bCs, bBatched ? k * n : 0, C, 0, n, m * n, m, n, k, batch);
     return this.wrap(C);
   }
 
@@ -418,7 +413,8 @@ export class CpuBackend implements Backend {
 
   /**
    * Per (batch, head): S = scale·Q Kᵀ, row softmax with the causal mask, O = P V, saving lse = log Σ exp(S).
-   * The two products run on the GEMM kernel (reading q/k/v in place through strides); only the T x T
+   * The two products run on the GEMM kernel for a group of heads at once (reading q/k/v in place through
+   * strides, writing O straight into [B, T, H, D]), so the thread pool shares the heads out; only the T x T
    * softmax is a plain loop. Causal attention computes the full S and masks it: twice the flops of the
    * triangle, still far faster than scalar dot products.
    */
@@ -433,20 +429,16 @@ export class CpuBackend implements Backend {
     checkLen('attention v', V, B * T * Hkv * D);
     const O = this.alloc(B * T * H * D);
     const L = this.alloc(B * H * T);
-    const rep = H / Hkv;
     const qs = H * D; // row stride of q (and out) for one head
     const ks = Hkv * D; // row stride of k and v
-    const S = this.alloc(T * T);
-    const Ot = this.alloc(T * D);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / rep);
-        const qo = b * T * qs + h * D;
-        const ko = b * T * ks + kh * D;
-        // S[i, j] = q_i · k_j: A(i, d) = Q[qo + i*qs + d], B(d, j) = K[ko + j*ks + d].
-        gemm(Q, qo, qs, 1, K, ko, 1, ks, S, 0, T, T, D);
+    for (const g of headGroups(p)) {
+      const S = this.alloc(g.count * T * T);
+      // S[z][i, j] = q_i · k_j: A(i, d) = Q[qo + i*qs + d], B(d, j) = K[ko + j*ks + d].
+      gemmMany(Q, g.qo, qs, 1, K, g.ko, 1, ks, S, g.so, T, T, T, D);
+      for (let z = 0; z < g.count; z++) {
+        const lo = g.lo[z];
         for (let i = 0; i < T; i++) {
-          const row = i * T;
+          const row = g.so[z] + i * T;
           const jEnd = causal ? i + 1 : T;
           let mx = -Infinity;
           for (let j = 0; j < jEnd; j++) {
@@ -458,21 +450,17 @@ export class CpuBackend implements Backend {
           const lse = mx + Math.log(l);
           for (let j = 0; j < jEnd; j++) S[row + j] = Math.exp(S[row + j] * scale - lse);
           for (let j = jEnd; j < T; j++) S[row + j] = 0;
-          L[(b * H + h) * T + i] = lse;
-        }
-        // O = P V: B(j, d) = V[ko + j*ks + d].
-        gemm(S, 0, T, 1, V, ko, ks, 1, Ot, 0, T, D, T);
-        for (let i = 0; i < T; i++) {
-          const o = qo + i * qs;
-          for (let d = 0; d < D; d++) O[o + d] = Ot[i * D + d];
+          L[lo + i] = lse;
         }
       }
+      // O = P V: B(j, d) = V[ko + j*ks + d], written into out's head block (row stride qs).
+      gemmMany(S, g.so, T, 1, V, g.ko, ks, 1, O, g.qo, qs, T, D, T);
     }
     return { out: this.wrap(O), lse: this.wrap(L) };
   }
 
   /**
-   * Flash-attention backward math, recomputing P from the saved lse per (batch, head):
+   * Flash-attention backward math, recomputing P from the saved lse, per group of heads:
    * dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) · scale, dQ = dS K, dK += dSᵀ Q.
    */
   attentionBackward(
@@ -491,51 +479,49 @@ export class CpuBackend implements Backend {
     // dk/dv collect from every query head of the group: accumulate in doubles.
     const dK = new Float64Array(B * T * Hkv * D);
     const dV = new Float64Array(B * T * Hkv * D);
-    const rep = H / Hkv;
     const qs = H * D;
     const ks = Hkv * D;
-    const P = this.alloc(T * T);
-    const dS = this.alloc(T * T);
-    const tmp = this.alloc(T * D);
     const Di = new Float64Array(T);
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / rep);
-        const qo = b * T * qs + h * D;
-        const ko = b * T * ks + kh * D;
-        const lo = (b * H + h) * T;
-        gemm(Q, qo, qs, 1, K, ko, 1, ks, P, 0, T, T, D);
+    for (const g of headGroups(p)) {
+      const P = this.alloc(g.count * T * T);
+      const dS = this.alloc(g.count * T * T);
+      const tmp = this.alloc(g.count * T * D);
+      const to = Int32Array.from({ length: g.count }, (_, z) => z * T * D);
+      gemmMany(Q, g.qo, qs, 1, K, g.ko, 1, ks, P, g.so, T, T, T, D);
+      for (let z = 0; z < g.count; z++) {
+        const lo = g.lo[z];
         for (let i = 0; i < T; i++) {
-          const row = i * T;
+          const row = g.so[z] + i * T;
           const jEnd = causal ? i + 1 : T;
           const l = L[lo + i];
           for (let j = 0; j < jEnd; j++) P[row + j] = Math.exp(P[row + j] * scale - l);
           for (let j = jEnd; j < T; j++) P[row + j] = 0;
+        }
+      }
+      // dV_kh += Pᵀ dO: A(j, i) = P[i*T + j], B(i, d) = dO[qo + i*qs + d].
+      gemmMany(P, g.so, 1, T, dO, g.qo, qs, 1, tmp, to, D, T, D, T);
+      for (let z = 0; z < g.count; z++) addRows(dV, g.ko[z], ks, tmp, to[z], T, D);
+      // dP = dO Vᵀ: A(i, d) = dO[qo + i*qs + d], B(d, j) = V[ko + j*ks + d].
+      gemmMany(dO, g.qo, qs, 1, V, g.ko, 1, ks, dS, g.so, T, T, T, D);
+      for (let z = 0; z < g.count; z++) {
+        const qo = g.qo[z];
+        for (let i = 0; i < T; i++) {
           let di = 0;
           const o = qo + i * qs;
           for (let d = 0; d < D; d++) di += dO[o + d] * O[o + d];
           Di[i] = di;
         }
-        // dV_kh += Pᵀ dO: A(j, i) = P[i*T + j], B(i, d) = dO[qo + i*qs + d].
-        gemm(P, 0, 1, T, dO, qo, qs, 1, tmp, 0, T, D, T);
-        addRows(dV, ko, ks, tmp, T, D);
-        // dP = dO Vᵀ: A(i, d) = dO[qo + i*qs + d], B(d, j) = V[ko + j*ks + d].
-        gemm(dO, qo, qs, 1, V, ko, 1, ks, dS, 0, T, T, D);
         for (let i = 0; i < T; i++) {
-          const row = i * T;
+          const row = g.so[z] + i * T;
           const di = Di[i];
           for (let j = 0; j < T; j++) dS[row + j] = P[row + j] * (dS[row + j] - di) * scale;
         }
-        // dQ = dS K: B(j, d) = K[ko + j*ks + d].
-        gemm(dS, 0, T, 1, K, ko, ks, 1, tmp, 0, T, D, T);
-        for (let i = 0; i < T; i++) {
-          const o = qo + i * qs;
-          for (let d = 0; d < D; d++) dQ[o + d] = tmp[i * D + d];
-        }
-        // dK_kh += dSᵀ Q: A(j, i) = dS[i*T + j], B(i, d) = Q[qo + i*qs + d].
-        gemm(dS, 0, 1, T, Q, qo, qs, 1, tmp, 0, T, D, T);
-        addRows(dK, ko, ks, tmp, T, D);
       }
+      // dQ = dS K: B(j, d) = K[ko + j*ks + d], written into dq's head block.
+      gemmMany(dS, g.so, T, 1, K, g.ko, ks, 1, dQ, g.qo, qs, T, D, T);
+      // dK_kh += dSᵀ Q: A(j, i) = dS[i*T + j], B(i, d) = Q[qo + i*qs + d].
+      gemmMany(dS, g.so, 1, T, Q, g.qo, qs, 1, tmp, to, D, T, D, T);
+      for (let z = 0; z < g.count; z++) addRows(dK, g.ko[z], ks, tmp, to[z], T, D);
     }
     return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
   }
@@ -637,11 +623,11 @@ export class CpuBackend implements Backend {
   }
 }
 
-/** dst[off + r*stride + c] += src[r*cols + c] for a [rows, cols] block. */
-function addRows(dst: FloatArray, off: number, stride: number, src: FloatArray, rows: number, cols: number): void {
+/** dst[off + r*stride + c] += src[srcOff + r*cols + c] for a [rows, cols] block. */
+function addRows(dst: FloatArray, off: number, stride: number, src: FloatArray, srcOff: number, rows: number, cols: number): void {
   for (let r = 0; r < rows; r++) {
     const o = off + r * stride;
-    const so = r * cols;
+    const so = srcOff + r * cols;
     for (let c = 0; c < cols; c++) dst[o + c] += src[so + c];
   }
 }
@@ -656,6 +642,27 @@ function rowLse(X: FloatArray, o: number, n: number): number {
 
 function checkLen(what: string, a: FloatArray, want: number): void {
   if (a.length !== want) throw new Error(`${what}: storage has ${a.length} elements, expected ${want}`);
+}
+
+/** Attention's (batch, head) pairs in groups whose T x T score blocks together stay under ~16 MiB: per pair
+ *  the offsets of its q/out head (qo), k/v head (ko), lse row (lo) and score block (so). */
+function* headGroups(p: AttentionParams): Generator<{ count: number; qo: Int32Array; ko: Int32Array; lo: Int32Array; so: Int32Array }> {
+  const { B, T, H, Hkv, D } = p;
+  const rep = H / Hkv;
+  const per = Math.max(1, Math.min(B * H, Math.floor((4 << 20) / (T * T))));
+  for (let z0 = 0; z0 < B * H; z0 += per) {
+    const count = Math.min(per, B * H - z0);
+    const g = { count, qo: new Int32Array(count), ko: new Int32Array(count), lo: new Int32Array(count), so: new Int32Array(count) };
+    for (let z = 0; z < count; z++) {
+      const b = Math.floor((z0 + z) / H);
+      const h = (z0 + z) % H;
+      g.qo[z] = b * T * H * D + h * D;
+      g.ko[z] = b * T * Hkv * D + Math.floor(h / rep) * D;
+      g.lo[z] = (b * H + h) * T;
+      g.so[z] = z * T * T;
+    }
+    yield g;
+  }
 }
 
 function checkAttn(p: AttentionParams): void {

@@ -21,7 +21,8 @@
  */
 
 import type { FloatArray } from '../backend';
-import { simdKernel } from './simd';
+import { cpuKernel, dispatch, MAX_UNITS, setCpuKernel, threadsFor, withHeap, writeDesc } from './pool';
+import { MR as SMR, NR as SNR } from './simd';
 
 const KC = 256;
 const MC = 64;
@@ -40,15 +41,19 @@ export function gemm(
   B: FloatArray, bOff: number, bRs: number, bCs: number,
   C: FloatArray, cOff: number, m: number, n: number, k: number,
 ): void {
+  if (gemmWasm(A, [aOff], aRs, aCs, B, [bOff], bRs, bCs, C, [cOff], n, m, n, k)) return;
+  gemmJs(A, aOff, aRs, aCs, B, bOff, bRs, bCs, C, cOff, m, n, k);
+}
+
+/** The JS kernel (f64 accumulation): the f64 backend's GEMM and the reference the wasm kernels are tested
+ *  against. Same contract as gemm. */
+export function gemmJs(
+  A: FloatArray, aOff: number, aRs: number, aCs: number,
+  B: FloatArray, bOff: number, bRs: number, bCs: number,
+  C: FloatArray, cOff: number, m: number, n: number, k: number,
+): void {
   C.fill(0, cOff, cOff + m * n);
   if (m === 0 || n === 0 || k === 0) return;
-  if (simdEnabled && C instanceof Float32Array) {
-    const ker = simdKernel(MC, KC, NC);
-    if (ker) {
-      gemmSimd(ker, A, aOff, aRs, aCs, B, bOff, bRs, bCs, C, cOff, m, n, k);
-      return;
-    }
-  }
   const Bp = bPack;
   const Ap = aPack;
   for (let j0 = 0; j0 < n; j0 += NC) {
@@ -135,73 +140,139 @@ export function gemmNN(
   gemm(A, aOff, k, 1, B, bOff, n, 1, C, cOff, m, n, k);
 }
 
-let simdEnabled = true;
+/**
+ * `batch` products in one call: product b reads A from aOff + b*aBs, B from bOff + b*bBs and overwrites the
+ * m x n block of C at cOff + b*cBs with row stride ldc. A stride of 0 shares an operand across the batch.
+ */
+export function gemmBatch(
+  A: FloatArray, aOff: number, aRs: number, aCs: number, aBs: number,
+  B: FloatArray, bOff: number, bRs: number, bCs: number, bBs: number,
+  C: FloatArray, cOff: number, ldc: number, cBs: number,
+  m: number, n: number, k: number, batch: number,
+): void {
+  const offs = (o: number, s: number) => Int32Array.from({ length: batch }, (_, b) => o + b * s);
+  gemmMany(A, offs(aOff, aBs), aRs, aCs, B, offs(bOff, bBs), bRs, bCs, C, offs(cOff, cBs), ldc, m, n, k);
+}
 
-/** Turns the WebAssembly SIMD path for f32 outputs on or off (bench comparisons); returns the old value. */
+/**
+ * Products with the same shape and strides at arbitrary offsets: C[cOffs[b] + i*ldc + j] = Σ_p A(i,p) B(p,j)
+ * with A(i,p) = A[aOffs[b] + i*aRs + p*aCs] and B(p,j) = B[bOffs[b] + p*bRs + j*bCs] (attention's heads,
+ * grouped-query heads sharing K/V included). f32 runs on the WebAssembly kernels, threaded when the pool is
+ * started (pool.ts); otherwise product by product on the JS kernel. C blocks must not overlap.
+ */
+export function gemmMany(
+  A: FloatArray, aOffs: ArrayLike<number>, aRs: number, aCs: number,
+  B: FloatArray, bOffs: ArrayLike<number>, bRs: number, bCs: number,
+  C: FloatArray, cOffs: ArrayLike<number>, ldc: number,
+  m: number, n: number, k: number,
+): void {
+  if (gemmWasm(A, aOffs, aRs, aCs, B, bOffs, bRs, bCs, C, cOffs, ldc, m, n, k)) return;
+  const tmp = ldc === n ? null : new (C instanceof Float32Array ? Float32Array : Float64Array)(m * n);
+  for (let b = 0; b < cOffs.length; b++) {
+    if (tmp) {
+      gemmJs(A, aOffs[b], aRs, aCs, B, bOffs[b], bRs, bCs, tmp, 0, m, n, k);
+      for (let i = 0; i < m; i++) C.set(tmp.subarray(i * n, i * n + n), cOffs[b] + i * ldc);
+    } else {
+      gemmJs(A, aOffs[b], aRs, aCs, B, bOffs[b], bRs, bCs, C, cOffs[b], m, n, k);
+    }
+  }
+}
+
+/** Turns the WebAssembly path for f32 outputs on or off (bench comparisons); returns the old value. */
 export function setSimdEnabled(on: boolean): boolean {
-  const prev = simdEnabled;
-  simdEnabled = on;
+  const prev = simdActive();
+  setCpuKernel(on ? 'auto' : 'js');
   return prev;
 }
 
-/** Whether f32 GEMMs currently run on the WebAssembly SIMD kernel. */
+/** Whether f32 GEMMs currently run on a WebAssembly SIMD kernel. */
 export function simdActive(): boolean {
-  return simdEnabled && simdKernel(MC, KC, NC) !== null;
+  return cpuKernel() !== 'js';
 }
 
-const SR = 4; // SIMD micro-tile rows
-const SC = 8; // SIMD micro-tile columns (two f32x4)
+function range(offs: ArrayLike<number>, rows: number, rs: number, cols: number, cs: number): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let b = 0; b < offs.length; b++) {
+    if (offs[b] < lo) lo = offs[b];
+    if (offs[b] > hi) hi = offs[b];
+  }
+  return [lo, hi + (rows - 1) * rs + (cols - 1) * cs];
+}
 
-/** Same contract as gemm, f32 accumulation in the WebAssembly kernel (C already zeroed). Packing pads the
- *  edges with zeros so the kernel only ever sees whole 4x8 tiles; the padded result is clipped on the way
- *  back into C. */
-function gemmSimd(
-  ker: NonNullable<ReturnType<typeof simdKernel>>,
-  A: FloatArray, aOff: number, aRs: number, aCs: number,
-  B: FloatArray, bOff: number, bRs: number, bCs: number,
-  C: Float32Array, cOff: number, m: number, n: number, k: number,
-): void {
-  const mem = ker.mem;
-  const AP = ker.aOff;
-  const BP = ker.bOff;
-  const CP = ker.cOff;
-  for (let j0 = 0; j0 < n; j0 += NC) {
-    const nc = Math.min(NC, n - j0);
-    const ncPad = Math.ceil(nc / SC) * SC;
-    for (let p0 = 0; p0 < k; p0 += KC) {
-      const kc = Math.min(KC, k - p0);
-      for (let jp = 0; jp < ncPad; jp += SC) {
-        const base = BP + jp * kc;
-        for (let c = 0; c < SC; c++) {
-          if (jp + c < nc) {
-            let src = bOff + p0 * bRs + (j0 + jp + c) * bCs;
-            for (let p = 0; p < kc; p++, src += bRs) mem[base + p * SC + c] = B[src];
-          } else {
-            for (let p = 0; p < kc; p++) mem[base + p * SC + c] = 0;
-          }
+/** The f32 path on the WebAssembly runtime (pool.ts); false when it does not apply (f64, JS kernel chosen,
+ *  no WebAssembly SIMD). Operands are staged into the runtime's memory, products are cut into descriptors
+ *  covering whole rows (or columns) of C, and the result is copied back. */
+function gemmWasm(
+  A: FloatArray, aOffs: ArrayLike<number>, aRs: number, aCs: number,
+  B: FloatArray, bOffs: ArrayLike<number>, bRs: number, bCs: number,
+  C: FloatArray, cOffs: ArrayLike<number>, ldc: number,
+  m: number, n: number, k: number,
+): boolean {
+  if (!(A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array)) return false;
+  if (cpuKernel() === 'js') return false;
+  const batch = cOffs.length;
+  if (batch === 0 || m === 0 || n === 0) return true;
+  if (k === 0) {
+    for (let b = 0; b < batch; b++) for (let i = 0; i < m; i++) C.fill(0, cOffs[b] + i * ldc, cOffs[b] + i * ldc + n);
+    return true;
+  }
+  const [aLo, aHi] = range(aOffs, m, aRs, k, aCs);
+  const [bLo, bHi] = range(bOffs, k, bRs, n, bCs);
+  const [cLo, cHi] = range(cOffs, m, ldc, n, 1);
+  if (aHi >= A.length || bHi >= B.length || cHi >= C.length || aLo < 0 || bLo < 0 || cLo < 0) {
+    throw new Error(`gemm: operand range out of bounds (A ${A.length}, last ${aHi}; B ${B.length}, last ${bHi}; C ${C.length}, last ${cHi})`);
+  }
+  const aLen = aHi - aLo + 1;
+  const bLen = bHi - bLo + 1;
+  const cLen = cHi - cLo + 1;
+  // Unless the blocks tile C's range exactly, keep the elements between them: stage C too.
+  const cDense = cLen === batch * m * n && ldc === n;
+  const T = threadsFor(2 * m * n * k * batch);
+  const perEntry = T === 1 || batch % T === 0 || batch >= 4 * T ? 1 : T;
+  const splitRows = m >= n;
+  return withHeap(4 * (aLen + bLen + cLen) + 48, (h) => {
+    const ha = h.alloc(4 * aLen);
+    const hb = h.alloc(4 * bLen);
+    const hc = h.alloc(4 * cLen);
+    h.f32.set(A.subarray(aLo, aLo + aLen), ha >> 2);
+    h.f32.set(B.subarray(bLo, bLo + bLen), hb >> 2);
+    if (!cDense) h.f32.set(C.subarray(cLo, cLo + cLen), hc >> 2);
+    const desc = new Array<number>(11);
+    let u = 0;
+    const flush = () => {
+      if (u > 0) dispatch(u, T);
+      u = 0;
+    };
+    for (let b = 0; b < batch; b++) {
+      for (let s = 0; s < perEntry; s++) {
+        // Part s of perEntry: rows [r0, r1) or columns [c0, c1), cut at tile multiples.
+        let r0 = 0, r1 = m, c0 = 0, c1 = n;
+        if (perEntry > 1) {
+          const unit = splitRows ? SMR : SNR;
+          const len = splitRows ? m : n;
+          const lo = Math.min(len, Math.round((s * len) / perEntry / unit) * unit);
+          const hi = s === perEntry - 1 ? len : Math.min(len, Math.round(((s + 1) * len) / perEntry / unit) * unit);
+          if (hi <= lo) continue;
+          if (splitRows) [r0, r1] = [lo, hi];
+          else [c0, c1] = [lo, hi];
         }
-      }
-      for (let i0 = 0; i0 < m; i0 += MC) {
-        const mc = Math.min(MC, m - i0);
-        const mcPad = Math.ceil(mc / SR) * SR;
-        for (let ip = 0; ip < mcPad; ip += SR) {
-          const base = AP + ip * kc;
-          for (let r = 0; r < SR; r++) {
-            if (ip + r < mc) {
-              let src = aOff + (i0 + ip + r) * aRs + p0 * aCs;
-              for (let p = 0; p < kc; p++, src += aCs) mem[base + p * SR + r] = A[src];
-            } else {
-              for (let p = 0; p < kc; p++) mem[base + p * SR + r] = 0;
-            }
-          }
-        }
-        ker.run(mcPad, ncPad, kc);
-        for (let r = 0; r < mc; r++) {
-          const co = cOff + (i0 + r) * n + j0;
-          const bo = CP + r * ncPad;
-          for (let c = 0; c < nc; c++) C[co + c] += mem[bo + c];
-        }
+        desc[0] = ha + 4 * (aOffs[b] - aLo + r0 * aRs);
+        desc[1] = aRs;
+        desc[2] = aCs;
+        desc[3] = hb + 4 * (bOffs[b] - bLo + c0 * bCs);
+        desc[4] = bRs;
+        desc[5] = bCs;
+        desc[6] = hc + 4 * (cOffs[b] - cLo + r0 * ldc + c0);
+        desc[7] = ldc;
+        desc[8] = r1 - r0;
+        desc[9] = c1 - c0;
+        desc[10] = k;
+        writeDesc(u++, desc);
+        if (u === MAX_UNITS) flush();
       }
     }
-  }
+    flush();
+    C.set(h.f32.subarray(hc >> 2, (hc >> 2) + cLen), cLo);
+  });
 }

@@ -1,0 +1,382 @@
+/**
+ * The CPU backend's f32 GEMM runtime: one WebAssembly memory holding per-thread packing scratch and the
+ * operands of the current product, the GEMM module (simd.ts) instantiated against it, and, where the platform
+ * allows, a pool of workers (worker_threads in Node, Web Workers in a browser) that instantiate the same
+ * module against the same memory (`shared: true`).
+ *
+ * Why this shape: the engine's ops are synchronous, so a product cannot await workers. The calling thread
+ * writes job descriptors into the shared memory, bumps a sequence word (Atomics.notify), computes its own
+ * share, then Atomics.wait()s for the others. Atomics.wait is allowed in Node's main thread and in Web Workers
+ * (where the studio's engine runs), not on a page's main thread; there the pool stays at one thread and says
+ * why.
+ *
+ * Determinism: every job descriptor covers whole output elements (rows or columns of C), and the module's
+ * summation order per element does not depend on the split, so results are bitwise identical for any thread
+ * count (tested in threads.test.ts).
+ */
+
+import { DESC_WORDS, SCRATCH_BYTES, buildGemmModule, enableRelaxedSimdInNode, relaxedSimdSupported, simdSupported } from './simd';
+
+/** Control words at the start of the memory (Int32 indices). */
+const SEQ = 0; // bumped once per job
+const DONE = 1; // workers that finished the current job
+const NUNITS = 2;
+const NTHREADS = 3;
+const STOP = 4;
+const KERNEL = 5; // 1: relaxed-SIMD instance, 0: plain SIMD
+const ERROR = 6; // set by a worker whose share threw
+const READY0 = 16; // READY0 + id: worker id has instantiated the module
+const MAX_THREADS = 32;
+const DESC_BASE = 4 * (READY0 + MAX_THREADS + 1);
+const DESC_BYTES = 4 * DESC_WORDS;
+/** Job descriptors per dispatch (one 64 KiB page holds the control block and these). */
+export const MAX_UNITS = Math.floor((65536 - DESC_BASE) / DESC_BYTES);
+const SCRATCH_BASE = 65536;
+const PAGE = 65536;
+/** 2 GiB: byte addresses stay below 2^31 (the module compares them as i32). */
+const MAX_PAGES = 32768;
+
+export type CpuKernel = 'wasm-relaxed-simd' | 'wasm-simd' | 'js';
+
+export interface CpuThreadsInfo {
+  /** Threads an f32 product runs on now (1 = the calling thread only). */
+  threads: number;
+  /** Threads asked for (setting / --threads / default). */
+  requested: number;
+  /** Why threads < requested (no SharedArrayBuffer, not cross-origin isolated, Atomics.wait not allowed,
+   *  workers unavailable), else null. */
+  reason: string | null;
+  /** Which f32 kernel runs. */
+  kernel: CpuKernel;
+  /** Whether this runtime has Relaxed SIMD (FMA) at all. */
+  relaxedAvailable: boolean;
+}
+
+type GemmFn = (desc: number, scratch: number) => void;
+
+interface WorkerLike {
+  terminate(): unknown;
+}
+
+interface Runtime {
+  memory: WebAssembly.Memory;
+  shared: boolean;
+  gemm: { relaxed: GemmFn | null; simd: GemmFn };
+  ctrl: Int32Array;
+  workers: WorkerLike[];
+  /** Threads whose scratch exists (1 + workers). */
+  slots: number;
+  heapBase: number;
+  f32: Float32Array;
+  i32: Int32Array;
+}
+
+let rt: Runtime | null | undefined;
+let requested = 1;
+let active = 1;
+let reason: string | null = null;
+let kernelChoice: 'auto' | 'simd' | 'js' = 'auto';
+
+// Worker body: plain JS so that the same text runs as a Node eval worker and as a Blob-URL Web Worker, with
+// no bundler or TypeScript loader involved. All numeric work is in the WebAssembly module it is handed.
+const WORKER_SOURCE = `
+'use strict';
+function run(d) {
+  const env = { env: { mem: d.memory } };
+  const simd = new WebAssembly.Instance(d.simd, env).exports.gemm;
+  const relaxed = d.relaxed ? new WebAssembly.Instance(d.relaxed, env).exports.gemm : null;
+  const ctrl = new Int32Array(d.memory.buffer, 0, ${READY0 + MAX_THREADS + 1});
+  const id = d.id;
+  let seen = Atomics.load(ctrl, ${SEQ});
+  Atomics.store(ctrl, ${READY0} + id, 1);
+  for (;;) {
+    let s = Atomics.load(ctrl, ${SEQ});
+    for (let i = 0; s === seen && i < 20000; i++) s = Atomics.load(ctrl, ${SEQ});
+    if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
+    seen = s;
+    if (Atomics.load(ctrl, ${STOP})) return;
+    const T = Atomics.load(ctrl, ${NTHREADS});
+    if (id >= T) continue;
+    const U = Atomics.load(ctrl, ${NUNITS});
+    const g = Atomics.load(ctrl, ${KERNEL}) && relaxed ? relaxed : simd;
+    try {
+      const hi = Math.floor(((id + 1) * U) / T);
+      for (let u = Math.floor((id * U) / T); u < hi; u++) g(${DESC_BASE} + u * ${DESC_BYTES}, d.scratch);
+    } catch (e) {
+      Atomics.store(ctrl, ${ERROR}, 1);
+    } finally {
+      Atomics.add(ctrl, ${DONE}, 1);
+      Atomics.notify(ctrl, ${DONE});
+    }
+  }
+}
+if (typeof require === 'function') run(require('node:worker_threads').workerData);
+else self.onmessage = (e) => run(e.data);
+`;
+
+function isNode(): boolean {
+  return typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+}
+
+/** Why this context cannot block on Atomics.wait / share memory, or null when it can. */
+function threadBlocker(): string | null {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    return 'SharedArrayBuffer is unavailable (the page is not cross-origin isolated: COOP/COEP headers missing)';
+  }
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  if (!isNode() && g.crossOriginIsolated === false) return 'the page is not cross-origin isolated (COOP/COEP headers missing)';
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+  } catch {
+    return "Atomics.wait is not allowed on a page's main thread (the engine runs multi-threaded inside a worker)";
+  }
+  if (!isNode() && typeof Worker === 'undefined') return 'Web Workers are unavailable here';
+  return null;
+}
+
+function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
+  if (!simdSupported()) return null;
+  const relaxedOk = relaxedSimdSupported();
+  const heapBase = SCRATCH_BASE + slots * SCRATCH_BYTES;
+  const initialPages = Math.ceil((heapBase + (4 << 20)) / PAGE);
+  let memory: WebAssembly.Memory | null = null;
+  let shared = false;
+  if (wantShared) {
+    try {
+      memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
+      shared = true;
+    } catch {
+      memory = null;
+    }
+  }
+  memory ??= new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES });
+  const mod = (relaxed: boolean) =>
+    new WebAssembly.Module(buildGemmModule({ shared, initialPages, maxPages: MAX_PAGES, relaxed }));
+  const simdMod = mod(false);
+  const relaxedMod = relaxedOk ? mod(true) : null;
+  const inst = (m: WebAssembly.Module) => new WebAssembly.Instance(m, { env: { mem: memory } }).exports.gemm as GemmFn;
+  const r: Runtime = {
+    memory, shared,
+    gemm: { simd: inst(simdMod), relaxed: relaxedMod ? inst(relaxedMod) : null },
+    ctrl: new Int32Array(memory.buffer, 0, READY0 + MAX_THREADS + 1),
+    workers: [], slots, heapBase,
+    f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer),
+  };
+  (r as Runtime & { modules?: unknown }).modules = { simd: simdMod, relaxed: relaxedMod };
+  return r;
+}
+
+function runtime(): Runtime | null {
+  if (rt === undefined) {
+    // Lazily, single-threaded: a plain memory unless threads are initialised (initCpuThreads).
+    rt = makeRuntime(1, false);
+  }
+  return rt;
+}
+
+function stopWorkers(r: Runtime): void {
+  Atomics.store(r.ctrl, STOP, 1);
+  Atomics.add(r.ctrl, SEQ, 1);
+  Atomics.notify(r.ctrl, SEQ);
+  for (const w of r.workers) void w.terminate();
+  r.workers = [];
+}
+
+/** A sensible default: the machine's cores (os.availableParallelism / navigator.hardwareConcurrency), capped
+ *  at 8 (beyond that the small products of a training step stop scaling), at least 1. */
+export async function defaultCpuThreads(): Promise<number> {
+  let n = 1;
+  if (isNode()) {
+    try {
+      const name = 'node:os';
+      const os = (await import(/* @vite-ignore */ name)) as typeof import('node:os');
+      n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+    } catch {
+      n = 1;
+    }
+  } else {
+    n = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  }
+  return Math.max(1, Math.min(8, n));
+}
+
+/**
+ * Starts (or restarts) the pool with `threads` threads in all (the caller included; default
+ * defaultCpuThreads()). Resolves once every worker has instantiated the module, or falls back to one thread
+ * with `reason` set when the platform cannot share memory / block / spawn workers. Also switches on Relaxed
+ * SIMD in Node 20 (a V8 flag) so the FMA kernel can run.
+ */
+export async function initCpuThreads(opts: { threads?: number } = {}): Promise<CpuThreadsInfo> {
+  const want = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads ?? (await defaultCpuThreads()))));
+  if (!Number.isFinite(want)) throw new Error(`threads: expected a positive integer, got ${opts.threads}`);
+  await enableRelaxedSimdInNode();
+  if (rt) stopWorkers(rt);
+  requested = want;
+  reason = null;
+  const blocker = want > 1 ? threadBlocker() : null;
+  const r = makeRuntime(want, want > 1 && blocker === null);
+  rt = r;
+  active = 1;
+  if (!r) {
+    reason = 'WebAssembly SIMD is unavailable: the JS kernel runs on one thread';
+    return cpuThreadsInfo();
+  }
+  if (want === 1) return cpuThreadsInfo();
+  if (blocker || !r.shared) {
+    reason = blocker ?? 'shared WebAssembly memory is unavailable';
+    return cpuThreadsInfo();
+  }
+  const mods = (r as Runtime & { modules: { simd: WebAssembly.Module; relaxed: WebAssembly.Module | null } }).modules;
+  try {
+    for (let id = 1; id < want; id++) {
+      const data = { memory: r.memory, simd: mods.simd, relaxed: mods.relaxed, id, scratch: SCRATCH_BASE + id * SCRATCH_BYTES };
+      if (isNode()) {
+        const name = 'node:worker_threads';
+        const wt = (await import(/* @vite-ignore */ name)) as typeof import('node:worker_threads');
+        const w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: data });
+        w.unref(); // an idle pool must not keep the process alive
+        r.workers.push(w);
+      } else {
+        const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
+        const w = new Worker(url);
+        w.postMessage(data);
+        r.workers.push(w);
+      }
+    }
+  } catch (e) {
+    stopWorkers(r);
+    reason = `workers could not start (${(e as Error).message})`;
+    return cpuThreadsInfo();
+  }
+  // Wait (without blocking: a browser worker starts only when its creator yields) until all are ready.
+  const t0 = Date.now();
+  while (readyWorkers(r) < want - 1) {
+    if (Date.now() - t0 > 20_000) {
+      stopWorkers(r);
+      reason = 'workers did not start within 20 s';
+      return cpuThreadsInfo();
+    }
+    await new Promise((res) => setTimeout(res, 2));
+  }
+  active = want;
+  return cpuThreadsInfo();
+}
+
+function readyWorkers(r: Runtime): number {
+  let n = 0;
+  while (n < r.workers.length && Atomics.load(r.ctrl, READY0 + n + 1) === 1) n++;
+  return n;
+}
+
+/** Uses `n` of the started threads (1..started) for the following products, without respawning workers
+ *  (benchmarks compare thread counts in one run). */
+export function setCpuThreads(n: number): void {
+  const r = runtime();
+  const max = r ? 1 + r.workers.length : 1;
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`threads: expected a positive integer, got ${n}`);
+  if (n > max) throw new Error(`threads: ${n} requested but only ${max} started (initCpuThreads({ threads: ${n} }) first)`);
+  active = n;
+}
+
+/** 'auto' = relaxed SIMD where available, else SIMD; 'simd' forces the plain SIMD kernel; 'js' the JS kernel
+ *  (benchmarks and tests of each version). */
+export function setCpuKernel(k: 'auto' | 'simd' | 'js'): void {
+  kernelChoice = k;
+}
+
+export function cpuKernel(): CpuKernel {
+  const r = runtime();
+  if (!r || kernelChoice === 'js') return 'js';
+  return kernelChoice === 'auto' && r.gemm.relaxed ? 'wasm-relaxed-simd' : 'wasm-simd';
+}
+
+export function cpuThreadsInfo(): CpuThreadsInfo {
+  const r = runtime();
+  return { threads: active, requested, reason, kernel: cpuKernel(), relaxedAvailable: !!r?.gemm.relaxed };
+}
+
+/** One line for logs and the CLI: "2 threads, wasm-relaxed-simd" or "1 thread (why), wasm-simd". */
+export function describeCpuThreads(i: CpuThreadsInfo = cpuThreadsInfo()): string {
+  const t = `${i.threads} thread${i.threads === 1 ? '' : 's'}`;
+  return `${t}${i.reason ? ` (${i.reason})` : ''}, ${i.kernel}`;
+}
+
+/** Staging area for one dispatch: operands are copied into the memory at byte offsets from alloc(). */
+export interface Heap {
+  f32: Float32Array;
+  i32: Int32Array;
+  /** Byte offset of `bytes` fresh bytes (16-aligned) in this dispatch's region. */
+  alloc(bytes: number): number;
+}
+
+/** Runs `fill` to stage operands, then the `units` descriptors it wrote (via writeDesc) on the pool.
+ *  Returns false when no wasm runtime exists (the caller runs the JS kernel). */
+export function withHeap(bytesNeeded: number, fill: (h: Heap) => void): boolean {
+  const r = runtime();
+  if (!r) return false;
+  const need = r.heapBase + bytesNeeded + 64 * 16;
+  if (need > r.memory.buffer.byteLength) {
+    const pages = Math.ceil((need - r.memory.buffer.byteLength) / PAGE);
+    if (r.memory.buffer.byteLength / PAGE + pages > MAX_PAGES) {
+      throw new Error(`matmul: operands need ${(need / 2 ** 30).toFixed(2)} GiB of WebAssembly memory (limit 2 GiB); split the product`);
+    }
+    r.memory.grow(pages);
+  }
+  if (r.f32.buffer !== r.memory.buffer || r.f32.length * 4 !== r.memory.buffer.byteLength) {
+    r.f32 = new Float32Array(r.memory.buffer);
+    r.i32 = new Int32Array(r.memory.buffer);
+  }
+  let top = r.heapBase;
+  fill({
+    f32: r.f32, i32: r.i32,
+    alloc: (bytes) => {
+      const at = top;
+      top += Math.ceil(bytes / 16) * 16;
+      return at;
+    },
+  });
+  return true;
+}
+
+/** Thread count a product of `flops` should use: tiny products stay on the caller (a dispatch costs a few
+ *  microseconds of wake-up, more than a 32^3 product). */
+export function threadsFor(flops: number): number {
+  return flops < 2 * 48 * 48 * 48 ? 1 : active;
+}
+
+/** Writes descriptor `u` (see simd.ts: 11 words) into the control page. */
+export function writeDesc(u: number, d: ArrayLike<number>): void {
+  const r = runtime()!;
+  if (u >= MAX_UNITS) throw new Error(`gemm: descriptor ${u} beyond ${MAX_UNITS}`);
+  const base = (DESC_BASE >> 2) + u * DESC_WORDS;
+  for (let t = 0; t < DESC_WORDS; t++) r.i32[base + t] = d[t];
+}
+
+/** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first). */
+export function dispatch(units: number, threads: number): void {
+  const r = runtime()!;
+  const useRelaxed = cpuKernel() === 'wasm-relaxed-simd';
+  const g = useRelaxed ? r.gemm.relaxed! : r.gemm.simd;
+  const T = Math.max(1, Math.min(threads, units, 1 + r.workers.length));
+  if (T === 1) {
+    for (let u = 0; u < units; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+    return;
+  }
+  const c = r.ctrl;
+  Atomics.store(c, NUNITS, units);
+  Atomics.store(c, NTHREADS, T);
+  Atomics.store(c, KERNEL, useRelaxed ? 1 : 0);
+  Atomics.store(c, DONE, 0);
+  Atomics.store(c, ERROR, 0);
+  Atomics.add(c, SEQ, 1);
+  Atomics.notify(c, SEQ);
+  const hi = Math.floor(units / T);
+  for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+  let d = Atomics.load(c, DONE);
+  for (let i = 0; d < T - 1 && i < 20000; i++) d = Atomics.load(c, DONE);
+  while (d < T - 1) {
+    Atomics.wait(c, DONE, d, 1000);
+    d = Atomics.load(c, DONE);
+  }
+  if (Atomics.load(c, ERROR)) throw new Error('gemm: a worker thread failed on its share of the product');
+}
