@@ -5,6 +5,7 @@
 import { pathToFileURL } from 'node:url';
 import { UsageError, type CliIO, type Command } from './command';
 import { takeJsonFlag } from './args';
+import { startThreads, takeThreadsFlag } from './threads';
 
 /**
  * Every command of DESIGN.md §5. A command is available once `./commands/<name>.ts` exists and exports
@@ -39,7 +40,7 @@ export async function loadCommand(name: string): Promise<Command | null> {
 function helpText(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
-    'usage: gradot <command> [args] [--json]',
+    'usage: gradot <command> [args] [--json] [--threads N]',
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
@@ -62,7 +63,16 @@ function errorJson(e: unknown): Record<string, unknown> {
 
 /** Runs one invocation; returns the exit code (0 ok, 1 failure, 2 usage). */
 export async function main(argv: string[], io: CliIO = defaultIO, cwd = process.cwd()): Promise<number> {
-  const { json, rest } = takeJsonFlag(argv);
+  const { json, rest: afterJson } = takeJsonFlag(argv);
+  let threads: number | undefined;
+  let rest = afterJson;
+  try {
+    ({ threads, rest } = takeThreadsFlag(afterJson));
+  } catch (e) {
+    if (json) io.out(JSON.stringify({ ok: false, command: null, error: errorJson(e) }));
+    else io.err(`gradot: ${(e as Error).message}`);
+    return 2;
+  }
   const [name, ...args] = rest;
   const fail = (e: unknown, code: number, usage?: string): number => {
     if (json) io.out(JSON.stringify({ ok: false, command: name ?? null, error: errorJson(e) }));
@@ -93,6 +103,9 @@ export async function main(argv: string[], io: CliIO = defaultIO, cwd = process.
     return 0;
   }
   try {
+    // The CPU backend's thread pool (a no-op when already started at this count).
+    const { warning } = await startThreads(threads);
+    if (warning) io.err(warning);
     const r = await cmd.run(args, { ...io, json, cwd });
     if (json) io.out(JSON.stringify({ ok: true, command: cmd.name, ...r.json }));
     else io.out(r.text);

@@ -5,7 +5,8 @@
  */
 
 import { CpuBackend } from './cpu/backend';
-import { setSimdEnabled, simdActive } from './cpu/matmul';
+import { setSimdEnabled } from './cpu/matmul';
+import { cpuKernel, cpuThreadsInfo, setCpuKernel, setCpuThreads, type CpuKernel } from './cpu/pool';
 import { Rng } from './random';
 
 export interface MatmulBenchResult {
@@ -15,8 +16,10 @@ export interface MatmulBenchResult {
   /** Median seconds per product. */
   seconds: number;
   runs: number;
-  /** Which f32 kernel ran: WebAssembly SIMD or plain JS. */
-  kernel: 'wasm-simd' | 'js';
+  /** Which f32 kernel ran: relaxed-SIMD FMA, plain WebAssembly SIMD, or JS. */
+  kernel: CpuKernel;
+  /** Threads the product ran on. */
+  threads: number;
   /** GFLOP/s by process CPU time (Node only, else null): on a shared machine wall time also counts time
    *  the scheduler gave to other processes, CPU time does not. */
   cpuGflops: number | null;
@@ -44,17 +47,23 @@ function now(): number {
  *  `simd: false` measures the plain-JS kernel (the fallback where WebAssembly SIMD is unavailable). */
 export function benchMatmul(
   sizes: number[] = [128, 256, 512], runs = 5, minSeconds = 0.05, simd = true,
+  opts: { kernel?: 'auto' | 'simd' | 'js'; threads?: number } = {},
 ): MatmulBenchResult[] {
   const prev = setSimdEnabled(simd);
+  const prevThreads = cpuThreadsInfo().threads;
+  if (simd && opts.kernel) setCpuKernel(opts.kernel);
+  if (opts.threads !== undefined) setCpuThreads(opts.threads);
   try {
     return benchMatmulInner(sizes, runs, minSeconds);
   } finally {
     setSimdEnabled(prev);
+    setCpuThreads(prevThreads);
   }
 }
 
 function benchMatmulInner(sizes: number[], runs: number, minSeconds: number): MatmulBenchResult[] {
-  const kernel = simdActive() ? 'wasm-simd' : 'js';
+  const kernel = cpuKernel();
+  const threads = kernel === 'js' ? 1 : cpuThreadsInfo().threads;
   const be = new CpuBackend({ dtype: 'f32' });
   const rng = new Rng(1234);
   const out: MatmulBenchResult[] = [];
@@ -88,7 +97,7 @@ function benchMatmulInner(sizes: number[], runs: number, minSeconds: number): Ma
     const sec = median(times);
     const cpuSec = cpuTimes.length ? median(cpuTimes) : 0;
     const flop = 2 * n * n * n;
-    out.push({ n, gflops: flop / sec / 1e9, seconds: sec, runs, kernel, cpuGflops: cpuSec > 0 ? flop / cpuSec / 1e9 : null });
+    out.push({ n, gflops: flop / sec / 1e9, seconds: sec, runs, kernel, threads, cpuGflops: cpuSec > 0 ? flop / cpuSec / 1e9 : null });
   }
   return out;
 }
@@ -103,7 +112,9 @@ export interface TorchBenchResult {
 }
 
 /** Runs tools/bench_matmul_torch.py with /usr/bin/python3; never throws, reports why it skipped. */
-export async function benchMatmulTorch(sizes: number[], python = '/usr/bin/python3', threads?: number): Promise<TorchBenchResult> {
+export async function benchMatmulTorch(
+  sizes: number[], python = '/usr/bin/python3', threads?: number, launcher: string[] = [],
+): Promise<TorchBenchResult> {
   let cp: typeof import('node:child_process');
   let fs: typeof import('node:fs');
   let path: typeof import('node:path');
@@ -122,8 +133,10 @@ export async function benchMatmulTorch(sizes: number[], python = '/usr/bin/pytho
   if (!fs.existsSync(script)) return { ok: false, note: `${script} not found` };
   const args = [script, '--sizes', sizes.join(',')];
   if (threads !== undefined) args.push('--threads', String(threads));
+  // A launcher (e.g. tools/pretrain/with_openblas.sh) runs torch on another BLAS.
+  const [cmd, ...pre] = [...launcher, python];
   return new Promise((resolve) => {
-    cp.execFile(python, args, { timeout: 300_000 }, (err, stdout, stderr) => {
+    cp.execFile(cmd, [...pre, ...args], { timeout: 300_000 }, (err, stdout, stderr) => {
       if (err) {
         const msg = `${stderr}`.trim().split('\n').slice(-1)[0] || err.message;
         resolve({ ok: false, note: `PyTorch reference failed: ${msg}` });
@@ -144,7 +157,8 @@ export interface MatmulComparison {
   n: number;
   /** Our f32 GFLOP/s with the default kernel (WebAssembly SIMD where available). */
   ours: number;
-  oursKernel: 'wasm-simd' | 'js';
+  oursKernel: CpuKernel;
+  oursThreads: number;
   /** Our plain-JS kernel, for reference. */
   oursJs: number;
   /** By process CPU time (see MatmulBenchResult.cpuGflops). */
@@ -168,7 +182,7 @@ export async function compareMatmulWithTorch(
     const t = tr?.gflops ?? null;
     const tc = tr?.cpuGflops ?? null;
     return {
-      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null,
+      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursThreads: o.threads, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null,
       oursCpu: o.cpuGflops, torchCpu: tc, ratioCpu: tc && o.cpuGflops ? o.cpuGflops / tc : null,
     };
   });
@@ -185,7 +199,8 @@ export function formatMatmulComparison(c: { rows: MatmulComparison[]; torch: Tor
       `  ${String(r.n).padStart(5)}^3        ${f(r.ours)}${f(r.oursJs)}${f(r.torch)}${g(r.ratio)}    |           ${g(r.oursCpu)}${g(r.torchCpu)}${g(r.ratioCpu)}`,
     );
   }
-  lines.push('  (GFLOP/s, median of 5; ours is single-threaded)');
+  const t = c.rows[0]?.oursThreads ?? 1;
+  lines.push(`  (GFLOP/s, median of 5; ours on ${t} thread${t === 1 ? '' : 's'}, ours(js) on 1)`);
   if (!c.torch.ok) lines.push(`  note: ${c.torch.note}`);
   else lines.push(`  torch ${c.torch.torchVersion} with ${c.torch.threads} thread(s)`);
   return lines.join('\n');

@@ -157,8 +157,9 @@ export type TorchBenchOutcome = { ok: true; result: TorchBenchResult } | { ok: f
 /** Torch side: spawns tools/torch_ref/bench_train.py with the same config. Node only. */
 export async function benchTorchTrainStep(
   cfg: Partial<BenchTrainConfig> = {}, python = '/usr/bin/python3', repoRoot?: string,
+  opts: { threads?: number; launcher?: string[] } = {},
 ): Promise<TorchBenchOutcome> {
-  const c = { ...DEFAULT_BENCH_TRAIN, ...cfg };
+  const c = { ...DEFAULT_BENCH_TRAIN, ...cfg, ...(opts.threads ? { threads: opts.threads } : {}) };
   // Specifiers in variables so bundlers never try to resolve node builtins for the browser build.
   const cpName = 'node:child_process';
   const fsName = 'node:fs';
@@ -175,7 +176,9 @@ export async function benchTorchTrainStep(
   const probe = cp.spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { ok: false, skipped: `${python} has no torch (apt-get install python3-torch)` };
   const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = cp.spawn(python, [script, JSON.stringify(c)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A launcher (e.g. tools/pretrain/with_openblas.sh) runs torch on another BLAS.
+    const [cmd, ...pre] = [...(opts.launcher ?? []), python];
+    const child = cp.spawn(cmd, [...pre, script, JSON.stringify(c)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -32,6 +32,8 @@ def main():
     steps = cfg.get('steps', 5)
     warmup = cfg.get('warmup', 1)
     hd = d // H
+    if cfg.get('threads'):
+        torch.set_num_threads(int(cfg['threads']))
     torch.manual_seed(0)
     config = {'model_type': 'llama', 'hidden_size': d, 'num_attention_heads': H, 'num_key_value_heads': Hkv,
               'intermediate_size': ff, 'num_hidden_layers': L, 'vocab_size': V, 'rms_norm_eps': 1e-6,

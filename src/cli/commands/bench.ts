@@ -7,6 +7,8 @@
  *   train     forward+backward+AdamW tokens/s of a 6-layer d=256 LLaMA-family model vs the same in PyTorch
  *   compress  time of each GradOT phase (support pass, SVDs, scoring/selection, packaging) on that model
  *   ort       evaluation tokens/s of our engine vs onnxruntime on the same model (when src/onnx is built)
+ *   cpu       every CPU-backend ratio at 1 and N threads (--threads): matmul and train step vs torch on
+ *             OpenBLAS at the same thread count, thread scaling, the TensorFlow.js wasm peer (not in the default set)
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -16,7 +18,9 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
 
-const SECTIONS = ['matmul', 'train', 'compress', 'ort'] as const;
+const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu'] as const;
+/** Run when no --only is given ('cpu' repeats matmul/train at several thread counts: asked for by name). */
+const DEFAULT_SECTIONS: readonly Section[] = ['matmul', 'train', 'compress', 'ort'];
 type Section = (typeof SECTIONS)[number];
 
 async function benchCompress(): Promise<{ json: Record<string, unknown>; text: string }> {
@@ -63,13 +67,13 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort] [--sizes 128,256,512] [--json]',
+  usage: 'gradot bench [--only matmul,train,compress,ort,cpu] [--sizes 128,256,512] [--threads N] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
     });
-    const only = options.only ? String(options.only).split(',') : [...SECTIONS];
+    const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
     for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
     const want = (s: Section) => only.includes(s);
     const json: Record<string, unknown> = {};
@@ -99,6 +103,12 @@ export const command: Command = {
         json.ort = { skipped: 'src/onnx/bench is not built yet' };
         text.push('ort: skipped (src/onnx/bench is not built yet)');
       }
+    }
+    if (want('cpu')) {
+      const { benchCpu, formatCpuBench } = await import('../../engine/cpu/bench-cpu');
+      const c = await benchCpu(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {});
+      json.cpu = c;
+      text.push(formatCpuBench(c));
     }
     return { json, text: text.join('\n\n') };
   },

@@ -76,6 +76,7 @@ let requested = 1;
 let active = 1;
 let reason: string | null = null;
 let kernelChoice: 'auto' | 'simd' | 'js' = 'auto';
+let initialised = false;
 
 // Worker body: plain JS so that the same text runs as a Node eval worker and as a Blob-URL Web Worker, with
 // no bundler or TypeScript loader involved. All numeric work is in the WebAssembly module it is handed.
@@ -209,6 +210,12 @@ export async function defaultCpuThreads(): Promise<number> {
 export async function initCpuThreads(opts: { threads?: number } = {}): Promise<CpuThreadsInfo> {
   const want = Math.max(1, Math.min(MAX_THREADS, Math.floor(opts.threads ?? (await defaultCpuThreads()))));
   if (!Number.isFinite(want)) throw new Error(`threads: expected a positive integer, got ${opts.threads}`);
+  // Already running at this count: keep the pool (the CLI starts it once per invocation, tests per file).
+  if (rt && initialised && requested === want && (rt.workers.length + 1 === want || reason !== null)) {
+    if (reason === null) active = want;
+    return cpuThreadsInfo();
+  }
+  initialised = true;
   await enableRelaxedSimdInNode();
   if (rt) stopWorkers(rt);
   requested = want;

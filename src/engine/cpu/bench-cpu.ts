@@ -1,0 +1,148 @@
+/**
+ * `gradot bench --only cpu`: every CPU-backend ratio in one run, each beside its reference measured in the
+ * same run, at 1 thread and at the pool's thread count:
+ *   - f32 matmul (512^3, 1024^3): relaxed-SIMD FMA and plain SIMD kernels vs torch on OpenBLAS
+ *     (tools/pretrain/with_openblas.sh; torch.set_num_threads(k) for the same k);
+ *   - training step of the 6-layer bench model (src/model/bench-train.ts) vs the same in torch on OpenBLAS;
+ *   - scaling: k threads over 1 thread, for both;
+ *   - the TensorFlow.js wasm peer (same decoder, same steps), when its packages are installed.
+ * The machine's load average is printed first: on a shared machine wall-clock ratios move with it, so the
+ * CPU-time ratios (process CPU seconds) are printed too.
+ */
+
+import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
+import { benchTorchTrainStep, benchTrainStep, type BenchTrainResult, type TorchBenchOutcome } from '../../model/bench-train';
+import { cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
+
+export interface CpuBenchOptions {
+  sizes?: number[];
+  /** Thread counts to compare (default 1 and the pool's count). */
+  threads?: number[];
+  /** Timed training steps per side. */
+  steps?: number;
+  /** Skip the training-step rows (matmul only). */
+  noTrain?: boolean;
+  /** Launcher for torch (default: tools/pretrain/with_openblas.sh when it exists). */
+  torchLauncher?: string[];
+}
+
+export interface CpuBenchReport {
+  load: number[] | null;
+  pool: string;
+  matmul: {
+    threads: number;
+    n: number;
+    relaxed: MatmulBenchResult | null;
+    simd: MatmulBenchResult;
+    torch: { gflops: number; cpuGflops: number | null } | null;
+    ratio: number | null;
+    cpuRatio: number | null;
+  }[];
+  torchNote: string | null;
+  train: {
+    threads: number;
+    ours: BenchTrainResult;
+    torch: TorchBenchOutcome;
+    ratio: number | null;
+    cpuRatio: number | null;
+  }[];
+  scaling: { what: string; threads: number; speedup: number }[];
+}
+
+async function nodeModules(): Promise<{
+  os: typeof import('node:os'); fs: typeof import('node:fs'); path: typeof import('node:path'); url: typeof import('node:url');
+} | null> {
+  try {
+    const [os, fs, path, url] = await Promise.all(['node:os', 'node:fs', 'node:path', 'node:url'].map((n) => import(/* @vite-ignore */ n)));
+    return { os, fs, path, url } as never;
+  } catch {
+    return null;
+  }
+}
+
+export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport> {
+  const node = await nodeModules();
+  const sizes = o.sizes ?? [512, 1024];
+  const started = cpuThreadsInfo();
+  const maxT = started.threads;
+  const threadList = o.threads ?? (maxT > 1 ? [1, maxT] : [1]);
+  let launcher = o.torchLauncher;
+  if (!launcher && node) {
+    const root = node.path.resolve(node.path.dirname(node.url.fileURLToPath(import.meta.url)), '..', '..', '..');
+    const sh = node.path.join(root, 'tools', 'pretrain', 'with_openblas.sh');
+    launcher = node.fs.existsSync(sh) ? ['sh', sh] : [];
+  }
+  const report: CpuBenchReport = {
+    load: node ? node.os.loadavg() : null, pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [],
+  };
+  for (const t of threadList) {
+    const relaxed = started.relaxedAvailable ? benchMatmul(sizes, 5, 0.1, true, { kernel: 'auto', threads: t }) : null;
+    const simd = benchMatmul(sizes, 5, 0.1, true, { kernel: 'simd', threads: t });
+    const torch: TorchBenchResult = await benchMatmulTorch(sizes, undefined, t, launcher ?? []);
+    if (!torch.ok) report.torchNote = torch.note ?? 'torch did not run';
+    sizes.forEach((n, i) => {
+      const tr = torch.ok ? torch.results?.find((r) => r.n === n) ?? null : null;
+      const best = relaxed ? relaxed[i] : simd[i];
+      report.matmul.push({
+        threads: t, n, relaxed: relaxed ? relaxed[i] : null, simd: simd[i],
+        torch: tr ? { gflops: tr.gflops, cpuGflops: tr.cpuGflops ?? null } : null,
+        ratio: tr ? best.gflops / tr.gflops : null,
+        cpuRatio: tr?.cpuGflops && best.cpuGflops ? best.cpuGflops / tr.cpuGflops : null,
+      });
+    });
+  }
+  setCpuKernel('auto');
+  if (!o.noTrain) {
+    for (const t of threadList) {
+      setCpuThreads(t);
+      const ours = await benchTrainStep({ steps: o.steps ?? 3, warmup: 1 });
+      const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
+      const oc = ours.cpuSecondsPerStep;
+      const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
+      report.train.push({
+        threads: t, ours, torch,
+        ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
+        cpuRatio: oc && tc ? tc / oc : null,
+      });
+    }
+    setCpuThreads(maxT);
+  }
+  const one = threadList[0];
+  for (const t of threadList.slice(1)) {
+    for (const n of sizes) {
+      const a = report.matmul.find((r) => r.threads === one && r.n === n);
+      const b = report.matmul.find((r) => r.threads === t && r.n === n);
+      if (a && b) report.scaling.push({ what: `matmul ${n}^3`, threads: t, speedup: (b.relaxed ?? b.simd).gflops / (a.relaxed ?? a.simd).gflops });
+    }
+    const a = report.train.find((r) => r.threads === one);
+    const b = report.train.find((r) => r.threads === t);
+    if (a && b) report.scaling.push({ what: 'train step', threads: t, speedup: b.ours.tokensPerSecond / a.ours.tokensPerSecond });
+  }
+  return report;
+}
+
+const f = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
+
+export function formatCpuBench(r: CpuBenchReport): string {
+  const lines: string[] = [];
+  lines.push(`cpu backend: ${r.pool}; load average ${r.load ? r.load.map((x) => x.toFixed(2)).join(' ') : 'n/a'} (wall ratios move with load; CPU-time ratios less so)`);
+  lines.push('matmul f32 (square), GFLOP/s wall [by CPU time]   torch = torch on OpenBLAS, same thread count');
+  lines.push('  threads      n   relaxed-simd        simd              torch            ours/torch');
+  for (const m of r.matmul) {
+    lines.push(
+      `  ${String(m.threads).padStart(7)} ${String(m.n).padStart(6)}   ${`${f(m.relaxed?.gflops)} [${f(m.relaxed?.cpuGflops)}]`.padEnd(18)}` +
+        `${`${f(m.simd.gflops)} [${f(m.simd.cpuGflops)}]`.padEnd(18)}${`${f(m.torch?.gflops)} [${f(m.torch?.cpuGflops)}]`.padEnd(18)}` +
+        `${f(m.ratio, 2)}x [${f(m.cpuRatio, 2)}x]`,
+    );
+  }
+  if (r.torchNote) lines.push(`  torch: ${r.torchNote}`);
+  if (r.train.length) {
+    lines.push('train step (6x256 llama-family, B*T 4x128, fwd+bwd+AdamW), tokens/s wall [CPU-s/step]');
+    for (const t of r.train) {
+      const torch = t.torch.ok ? `${f(t.torch.result.tokensPerSecond)} [${f(t.torch.result.cpuSecondsPerStep, 2)}]` : `skipped (${t.torch.skipped})`;
+      lines.push(`  ${String(t.threads).padStart(2)} thread(s): ours ${f(t.ours.tokensPerSecond)} [${f(t.ours.cpuSecondsPerStep, 2)}]  torch ${torch}  ours/torch ${f(t.ratio, 2)}x [by CPU time ${f(t.cpuRatio, 2)}x]`);
+    }
+  }
+  for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
+  return lines.join('\n');
+}
