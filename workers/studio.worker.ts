@@ -12,6 +12,7 @@ import * as Comlink from 'comlink';
 import { createWebGpuBackend } from '../src/engine/webgpu/backend';
 import { encodeDataset, makeBatch, readDataset, validateDataset, withoutSpecialTokens, type Dataset } from '../src/data';
 import { CpuBackend } from '../src/engine/cpu/backend';
+import { cpuThreadsInfo, initCpuThreads } from '../src/engine/cpu/pool';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
 import { decoderFromWeights, type Decoder } from '../src/model/decoder';
@@ -105,6 +106,9 @@ type CreateWebGpuBackend = () => Promise<Backend & { info: EngineInfo }>;
 let gpuBackend: (Backend & { info: EngineInfo }) | null = null;
 
 async function probeBackend(): Promise<BackendInfo> {
+  // The CPU backend's worker pool (falls back to one thread, with the reason, without cross-origin isolation).
+  const cpu = await initCpuThreads().catch(() => cpuThreadsInfo());
+  const cpuInfo = { threads: cpu.threads, requested: cpu.requested, reason: cpu.reason, kernel: cpu.kernel };
   try {
     gpuBackend ??= await (createWebGpuBackend as unknown as CreateWebGpuBackend)();
     const i = gpuBackend.info;
@@ -118,11 +122,13 @@ async function probeBackend(): Promise<BackendInfo> {
       isFallbackAdapter: i.isFallbackAdapter,
       features: i.features,
       limits: { ...i.limits },
+      cpu: cpuInfo,
     };
   } catch (e) {
     return {
       kind: 'cpu',
       source: 'engine',
+      cpu: cpuInfo,
       reason: `${(e as Error).message || String(e)}. Everything runs on the CPU backend instead, only slower.`,
     };
   }

@@ -26,6 +26,9 @@ export interface BackendInfo {
   reason?: string;
   /** Where the info came from: the engine's createWebGpuBackend, or a plain adapter probe. */
   source: 'engine' | 'probe';
+  /** The CPU backend's threads and f32 kernel (and why fewer threads than asked, e.g. no cross-origin
+   *  isolation). */
+  cpu?: { threads: number; requested: number; reason: string | null; kernel: string };
 }
 
 // ---------------------------------------------------------------- capabilities

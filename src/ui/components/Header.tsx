@@ -1,6 +1,12 @@
 import { useUi, type View } from '../../store/ui';
 import { formatBytes } from '../studio';
 
+/** "CPU backend: 4 threads, wasm-relaxed-simd" or "CPU backend: 1 thread (why), wasm-simd". */
+function cpuLine(c: NonNullable<ReturnType<typeof useUi.getState>['backend']>['cpu']): string {
+  if (!c) return '';
+  return `CPU backend: ${c.threads} thread${c.threads === 1 ? '' : 's'}${c.reason ? ` (${c.reason})` : ''}, ${c.kernel}`;
+}
+
 function BackendBadge() {
   const b = useUi((s) => s.backend);
   if (!b) {
@@ -17,6 +23,7 @@ function BackendBadge() {
         <span className="tip">
           <strong>Why:</strong> {b.reason}
           <br />
+          {b.cpu ? <>{cpuLine(b.cpu)}<br /></> : null}
           Enable WebGPU (Chrome/Edge 113+, or chrome://flags/#enable-unsafe-webgpu on Linux) for GPU speed.
         </span>
       </span>
@@ -30,6 +37,7 @@ function BackendBadge() {
       <span className="tip">
         <strong>{b.adapterName}</strong>
         {b.isFallbackAdapter ? ' — a fallback (software) adapter such as SwiftShader: correct but slow; keep shapes small.' : ''}
+        {b.cpu ? <><br />{cpuLine(b.cpu)}</> : null}
         <table className="limits">
           <tbody>
             <tr><td>maxBufferSize</td><td>{formatBytes(l.maxBufferSize ?? 0)}</td></tr>
