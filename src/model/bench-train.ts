@@ -44,6 +44,8 @@ export interface BenchTrainResult {
   tokensPerSecond: number;
   /** Loss after the last step (sanity: finite, near ln(vocab)). */
   loss: number;
+  /** Loss of the first (warm-up) step: the same weights and tokens give the same number in every peer. */
+  firstLoss?: number;
   /** Process CPU seconds per step (Node/Python only; null in a browser): on a shared machine this is the
    *  fairer comparison, since wall time also counts time the scheduler gave to other processes. */
   cpuSecondsPerStep: number | null;
@@ -131,7 +133,11 @@ export async function benchTrainStep(
     loss = await l.item();
     l.free();
   };
-  for (let i = 0; i < c.warmup; i++) await step();
+  let firstLoss = NaN;
+  for (let i = 0; i < c.warmup; i++) {
+    await step();
+    if (i === 0) firstLoss = loss;
+  }
   prof?.reset();
   const t0 = nowSeconds();
   const c0 = cpuSeconds();
@@ -142,7 +148,7 @@ export async function benchTrainStep(
   dec.free();
   return {
     impl: `gradot ${be.name}`, params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps,
-    tokensPerSecond: (n * c.steps) / dt, loss,
+    tokensPerSecond: (n * c.steps) / dt, loss, firstLoss,
     cpuSecondsPerStep: c0 === null || c1 === null ? null : (c1 - c0) / c.steps, ...(prof ? { profile: prof.report() } : {}),
   };
 }

@@ -12,6 +12,7 @@
 
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
 import { benchTorchTrainStep, benchTrainStep, type BenchTrainResult, type TorchBenchOutcome } from '../../model/bench-train';
+import type { TfjsBenchOutcome } from '../../model/bench-tfjs';
 import { cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
 
 export interface CpuBenchOptions {
@@ -22,6 +23,8 @@ export interface CpuBenchOptions {
   steps?: number;
   /** Skip the training-step rows (matmul only). */
   noTrain?: boolean;
+  /** Skip the TensorFlow.js peer (slow: ~10x our step time). */
+  noTfjs?: boolean;
   /** Launcher for torch (default: tools/pretrain/with_openblas.sh when it exists). */
   torchLauncher?: string[];
 }
@@ -47,6 +50,9 @@ export interface CpuBenchReport {
     cpuRatio: number | null;
   }[];
   scaling: { what: string; threads: number; speedup: number }[];
+  /** The TensorFlow.js wasm peer: same decoder, weights, tokens and steps. `ratios` compare our tokens/s at
+   *  each thread count with it (TF.js's own thread count is in its result). */
+  tfjs: { outcome: TfjsBenchOutcome; ratios: { threads: number; ratio: number; cpuRatio: number | null }[] } | null;
 }
 
 async function nodeModules(): Promise<{
@@ -73,7 +79,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     launcher = node.fs.existsSync(sh) ? ['sh', sh] : [];
   }
   const report: CpuBenchReport = {
-    load: node ? node.os.loadavg() : null, pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [],
+    load: node ? node.os.loadavg() : null, pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [], tfjs: null,
   };
   for (const t of threadList) {
     const relaxed = started.relaxedAvailable ? benchMatmul(sizes, 5, 0.1, true, { kernel: 'auto', threads: t }) : null;
@@ -106,6 +112,18 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       });
     }
     setCpuThreads(maxT);
+    if (!o.noTfjs) {
+      const { benchTfjsTrainStep } = await import('../../model/bench-tfjs');
+      const outcome = await benchTfjsTrainStep({ steps: o.steps ?? 3, warmup: 1 }, maxT);
+      const ratios = outcome.ok
+        ? report.train.map((t) => ({
+          threads: t.threads,
+          ratio: t.ours.tokensPerSecond / outcome.result.tokensPerSecond,
+          cpuRatio: t.ours.cpuSecondsPerStep && outcome.result.cpuSecondsPerStep ? outcome.result.cpuSecondsPerStep / t.ours.cpuSecondsPerStep : null,
+        }))
+        : [];
+      report.tfjs = { outcome, ratios };
+    }
   }
   const one = threadList[0];
   for (const t of threadList.slice(1)) {
@@ -141,6 +159,15 @@ export function formatCpuBench(r: CpuBenchReport): string {
     for (const t of r.train) {
       const torch = t.torch.ok ? `${f(t.torch.result.tokensPerSecond)} [${f(t.torch.result.cpuSecondsPerStep, 2)}]` : `skipped (${t.torch.skipped})`;
       lines.push(`  ${String(t.threads).padStart(2)} thread(s): ours ${f(t.ours.tokensPerSecond)} [${f(t.ours.cpuSecondsPerStep, 2)}]  torch ${torch}  ours/torch ${f(t.ratio, 2)}x [by CPU time ${f(t.cpuRatio, 2)}x]`);
+    }
+  }
+  if (r.tfjs) {
+    const o = r.tfjs.outcome;
+    if (!o.ok) lines.push(`TensorFlow.js peer: skipped (${o.skipped})`);
+    else {
+      const ours1 = r.train[0]?.ours.firstLoss;
+      lines.push(`TensorFlow.js peer (${o.result.impl}, ${o.result.threads} thread${o.result.threads === 1 ? '' : 's'}): ${f(o.result.tokensPerSecond)} tokens/s [${f(o.result.cpuSecondsPerStep, 2)} CPU-s/step]; first-step loss ${o.result.firstLoss.toFixed(5)} (ours ${ours1 === undefined ? 'n/a' : ours1.toFixed(5)})`);
+      for (const x of r.tfjs.ratios) lines.push(`  ours at ${x.threads} thread(s) / TF.js wasm: ${f(x.ratio, 2)}x wall [by CPU time ${f(x.cpuRatio, 2)}x]`);
     }
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
