@@ -431,6 +431,7 @@ export class CpuBackend implements Backend {
     const L = this.alloc(B * H * T);
     const qs = H * D; // row stride of q (and out) for one head
     const ks = Hkv * D; // row stride of k and v
+    const erow = new Float64Array(T);
     for (const g of headGroups(p)) {
       const S = this.alloc(g.count * T * T);
       // S[z][i, j] = q_i · k_j: A(i, d) = Q[qo + i*qs + d], B(d, j) = K[ko + j*ks + d].
@@ -445,12 +446,17 @@ export class CpuBackend implements Backend {
             const sv = S[row + j] * scale;
             if (sv > mx) mx = sv;
           }
+          // One exp per score: keep exp(s - max) in a double row, then normalise.
           let l = 0;
-          for (let j = 0; j < jEnd; j++) l += Math.exp(S[row + j] * scale - mx);
-          const lse = mx + Math.log(l);
-          for (let j = 0; j < jEnd; j++) S[row + j] = Math.exp(S[row + j] * scale - lse);
+          for (let j = 0; j < jEnd; j++) {
+            const e = Math.exp(S[row + j] * scale - mx);
+            erow[j] = e;
+            l += e;
+          }
+          const inv = 1 / l;
+          for (let j = 0; j < jEnd; j++) S[row + j] = erow[j] * inv;
           for (let j = jEnd; j < T; j++) S[row + j] = 0;
-          L[lo + i] = lse;
+          L[lo + i] = mx + Math.log(l);
         }
       }
       // O = P V: B(j, d) = V[ko + j*ks + d], written into out's head block (row stride qs).
@@ -514,7 +520,10 @@ export class CpuBackend implements Backend {
         for (let i = 0; i < T; i++) {
           const row = g.so[z] + i * T;
           const di = Di[i];
-          for (let j = 0; j < T; j++) dS[row + j] = P[row + j] * (dS[row + j] - di) * scale;
+          // Masked entries have P = 0, hence dS = 0: only the first jEnd columns need the formula.
+          const jEnd = causal ? i + 1 : T;
+          for (let j = 0; j < jEnd; j++) dS[row + j] = P[row + j] * (dS[row + j] - di) * scale;
+          for (let j = jEnd; j < T; j++) dS[row + j] = 0;
         }
       }
       // dQ = dS K: B(j, d) = K[ko + j*ks + d], written into dq's head block.

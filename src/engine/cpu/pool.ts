@@ -92,7 +92,7 @@ function run(d) {
   Atomics.store(ctrl, ${READY0} + id, 1);
   for (;;) {
     let s = Atomics.load(ctrl, ${SEQ});
-    for (let i = 0; s === seen && i < 20000; i++) s = Atomics.load(ctrl, ${SEQ});
+    for (let i = 0; s === seen && i < 4000; i++) s = Atomics.load(ctrl, ${SEQ});
     if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
     seen = s;
     if (Atomics.load(ctrl, ${STOP})) return;
@@ -380,7 +380,7 @@ export function dispatch(units: number, threads: number): void {
   const hi = Math.floor(units / T);
   for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
   let d = Atomics.load(c, DONE);
-  for (let i = 0; d < T - 1 && i < 20000; i++) d = Atomics.load(c, DONE);
+  for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
   while (d < T - 1) {
     Atomics.wait(c, DONE, d, 1000);
     d = Atomics.load(c, DONE);
