@@ -21,7 +21,7 @@
  */
 
 import type { FloatArray } from '../backend';
-import { cpuKernel, dispatch, MAX_UNITS, setCpuKernel, threadsFor, withHeap, writeDesc } from './pool';
+import { cpuKernel, dispatch, maxStagedBytes, MAX_UNITS, setCpuKernel, threadsFor, withHeap, writeDesc } from './pool';
 import { MR as SMR, NR as SNR } from './simd';
 
 const KC = 256;
@@ -226,6 +226,21 @@ function gemmWasm(
   const aLen = aHi - aLo + 1;
   const bLen = bHi - bLo + 1;
   const cLen = cHi - cLo + 1;
+  if (4 * (aLen + bLen + cLen) > maxStagedBytes() && (batch > 1 || m > 1)) {
+    // Too big to stage at once (a long sequence through a big LM head): halve the batch, else the rows.
+    // Each output element is still computed whole, in the same order.
+    if (batch > 1) {
+      const h = batch >> 1;
+      const sl = (o: ArrayLike<number>, a: number, b: number) => Array.from({ length: b - a }, (_, t) => o[a + t]);
+      gemmWasm(A, sl(aOffs, 0, h), aRs, aCs, B, sl(bOffs, 0, h), bRs, bCs, C, sl(cOffs, 0, h), ldc, m, n, k);
+      gemmWasm(A, sl(aOffs, h, batch), aRs, aCs, B, sl(bOffs, h, batch), bRs, bCs, C, sl(cOffs, h, batch), ldc, m, n, k);
+    } else {
+      const h = m >> 1;
+      gemmWasm(A, [aOffs[0]], aRs, aCs, B, [bOffs[0]], bRs, bCs, C, [cOffs[0]], ldc, h, n, k);
+      gemmWasm(A, [aOffs[0] + h * aRs], aRs, aCs, B, [bOffs[0]], bRs, bCs, C, [cOffs[0] + h * ldc], ldc, m - h, n, k);
+    }
+    return true;
+  }
   // Unless the blocks tile C's range exactly, keep the elements between them: stage C too.
   const cDense = cLen === batch * m * n && ldc === n;
   const T = threadsFor(2 * m * n * k * batch);

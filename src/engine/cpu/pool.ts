@@ -35,6 +35,19 @@ const SCRATCH_BASE = 65536;
 const PAGE = 65536;
 /** 2 GiB: byte addresses stay below 2^31 (the module compares them as i32). */
 const MAX_PAGES = 32768;
+let stagedLimit = 1 << 30;
+
+/** Operands staged per dispatch at most (bytes); matmul.ts splits bigger products (rows or batch entries). */
+export function maxStagedBytes(): number {
+  return stagedLimit;
+}
+
+/** Tests: a small limit exercises the split path; returns the previous limit. */
+export function setMaxStagedBytes(n: number): number {
+  const prev = stagedLimit;
+  stagedLimit = n;
+  return prev;
+}
 
 export type CpuKernel = 'wasm-relaxed-simd' | 'wasm-simd' | 'js';
 

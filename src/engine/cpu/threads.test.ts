@@ -8,7 +8,7 @@ import { Rng } from '../random';
 import { compareArrays } from '../testing';
 import { CpuBackend, readSync } from './backend';
 import { gemm, gemmJs, gemmMany } from './matmul';
-import { cpuKernel, cpuThreadsInfo, describeCpuThreads, initCpuThreads, setCpuKernel, setCpuThreads } from './pool';
+import { cpuKernel, cpuThreadsInfo, describeCpuThreads, initCpuThreads, setCpuKernel, setCpuThreads, setMaxStagedBytes } from './pool';
 
 const THREADS = 3;
 
@@ -144,6 +144,25 @@ describe('results are bitwise identical for every thread count', () => {
     });
     for (let t = 1; t < outs.length; t++) {
       for (let i = 0; i < outs[0].length; i++) expect(bits(outs[t][i])).toEqual(bits(outs[0][i]));
+    }
+  });
+});
+
+describe('products too big to stage at once', () => {
+  it('are split by batch entries, then rows, with the same bits', () => {
+    const be = new CpuBackend({ dtype: 'f32' });
+    const rng = new Rng(80);
+    const [batch, m, n, k] = [3, 41, 37, 300];
+    const A = be.fromArray(rand(batch * m * k, rng));
+    const B = be.fromArray(rand(batch * k * n, rng));
+    setCpuThreads(THREADS);
+    const whole = readSync(be.matmul(A, B, { batch, m, n, k })) as Float32Array;
+    const prev = setMaxStagedBytes(4 * (m * k + k * n + m * n) / 3); // smaller than one entry: rows split too
+    try {
+      const split = readSync(be.matmul(A, B, { batch, m, n, k })) as Float32Array;
+      expect(bits(split)).toEqual(bits(whole));
+    } finally {
+      setMaxStagedBytes(prev);
     }
   });
 });
