@@ -8,7 +8,8 @@
  *   compress  time of each GradOT phase (support pass, SVDs, scoring/selection, packaging) on that model
  *   ort       evaluation tokens/s of our engine vs onnxruntime on the same model (when src/onnx is built)
  *   cpu       every CPU-backend ratio at 1 and N threads (--threads): matmul and train step vs torch on
- *             OpenBLAS at the same thread count, thread scaling, the TensorFlow.js wasm peer (not in the default set)
+ *             OpenBLAS at the same thread count, thread scaling, the TensorFlow.js wasm peer (not in the default set;
+ *             --repeat R keeps the best of R interleaved rounds, for a shared machine)
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -67,11 +68,12 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort,cpu] [--sizes 128,256,512] [--threads N] [--json]',
+  usage: 'gradot bench [--only matmul,train,compress,ort,cpu] [--sizes 128,256,512] [--threads N] [--repeat R] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
+      repeat: { type: 'string', default: '1' },
     });
     const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
     for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
@@ -106,7 +108,9 @@ export const command: Command = {
     }
     if (want('cpu')) {
       const { benchCpu, formatCpuBench } = await import('../../engine/cpu/bench-cpu');
-      const c = await benchCpu(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {});
+      const repeat = Number(options.repeat);
+      if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat expects a positive integer (got '${String(options.repeat)}')`);
+      const c = await benchCpu({ repeat, ...(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {}) });
       json.cpu = c;
       text.push(formatCpuBench(c));
     }

@@ -23,6 +23,9 @@ export interface CpuBenchOptions {
   steps?: number;
   /** Skip the training-step rows (matmul only). */
   noTrain?: boolean;
+  /** Rounds of every measurement, interleaved (1 thread, N threads, torch, ...); the best round of each
+   *  is kept: on a shared machine the best round is the one least disturbed by other processes. */
+  repeat?: number;
   /** Skip the TensorFlow.js peer (slow: ~10x our step time). */
   noTfjs?: boolean;
   /** Launcher for torch (default: tools/pretrain/with_openblas.sh when it exists). */
@@ -31,6 +34,7 @@ export interface CpuBenchOptions {
 
 export interface CpuBenchReport {
   load: number[] | null;
+  rounds: number;
   pool: string;
   matmul: {
     threads: number;
@@ -79,30 +83,57 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     launcher = node.fs.existsSync(sh) ? ['sh', sh] : [];
   }
   const report: CpuBenchReport = {
-    load: node ? node.os.loadavg() : null, pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [], tfjs: null,
+    load: node ? node.os.loadavg() : null, rounds: Math.max(1, Math.floor(o.repeat ?? 1)), pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [], tfjs: null,
   };
-  for (const t of threadList) {
-    const relaxed = started.relaxedAvailable ? benchMatmul(sizes, 5, 0.1, true, { kernel: 'auto', threads: t }) : null;
-    const simd = benchMatmul(sizes, 5, 0.1, true, { kernel: 'simd', threads: t });
-    const torch: TorchBenchResult = await benchMatmulTorch(sizes, undefined, t, launcher ?? []);
-    if (!torch.ok) report.torchNote = torch.note ?? 'torch did not run';
-    sizes.forEach((n, i) => {
-      const tr = torch.ok ? torch.results?.find((r) => r.n === n) ?? null : null;
-      const best = relaxed ? relaxed[i] : simd[i];
-      report.matmul.push({
-        threads: t, n, relaxed: relaxed ? relaxed[i] : null, simd: simd[i],
-        torch: tr ? { gflops: tr.gflops, cpuGflops: tr.cpuGflops ?? null } : null,
-        ratio: tr ? best.gflops / tr.gflops : null,
-        cpuRatio: tr?.cpuGflops && best.cpuGflops ? best.cpuGflops / tr.cpuGflops : null,
+  const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
+  const better = <T extends { gflops: number }>(a: T | null, b: T | null): T | null => (!a ? b : !b ? a : b.gflops > a.gflops ? b : a);
+  const best = new Map<string, { relaxed: MatmulBenchResult | null; simd: MatmulBenchResult | null; torch: { gflops: number; cpuGflops: number | null } | null }>();
+  for (let round = 0; round < rounds; round++) {
+    for (const t of threadList) {
+      const relaxed = started.relaxedAvailable ? benchMatmul(sizes, 5, 0.1, true, { kernel: 'auto', threads: t }) : null;
+      const simd = benchMatmul(sizes, 5, 0.1, true, { kernel: 'simd', threads: t });
+      const torch: TorchBenchResult = await benchMatmulTorch(sizes, undefined, t, launcher ?? []);
+      if (!torch.ok) report.torchNote = torch.note ?? 'torch did not run';
+      sizes.forEach((n, i) => {
+        const key = `${t}/${n}`;
+        const tr = torch.ok ? torch.results?.find((r) => r.n === n) ?? null : null;
+        const prev = best.get(key) ?? { relaxed: null, simd: null, torch: null };
+        best.set(key, {
+          relaxed: better(prev.relaxed, relaxed ? relaxed[i] : null),
+          simd: better(prev.simd, simd[i]),
+          torch: better(prev.torch, tr ? { gflops: tr.gflops, cpuGflops: tr.cpuGflops ?? null } : null),
+        });
       });
-    });
+    }
+  }
+  for (const t of threadList) {
+    for (const n of sizes) {
+      const b = best.get(`${t}/${n}`)!;
+      const ours = b.relaxed ?? b.simd!;
+      report.matmul.push({
+        threads: t, n, relaxed: b.relaxed, simd: b.simd!, torch: b.torch,
+        ratio: b.torch ? ours.gflops / b.torch.gflops : null,
+        cpuRatio: b.torch?.cpuGflops && ours.cpuGflops ? ours.cpuGflops / b.torch.cpuGflops : null,
+      });
+    }
   }
   setCpuKernel('auto');
   if (!o.noTrain) {
+    const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome }>();
+    for (let round = 0; round < rounds; round++) {
+      for (const t of threadList) {
+        setCpuThreads(t);
+        const ours = await benchTrainStep({ steps: o.steps ?? 3, warmup: 1 });
+        const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
+        const prev = bestTrain.get(t);
+        bestTrain.set(t, {
+          ours: !prev || ours.tokensPerSecond > prev.ours.tokensPerSecond ? ours : prev.ours,
+          torch: !prev || !prev.torch.ok || (torch.ok && torch.result.tokensPerSecond > prev.torch.result.tokensPerSecond) ? torch : prev.torch,
+        });
+      }
+    }
     for (const t of threadList) {
-      setCpuThreads(t);
-      const ours = await benchTrainStep({ steps: o.steps ?? 3, warmup: 1 });
-      const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
+      const { ours, torch } = bestTrain.get(t)!;
       const oc = ours.cpuSecondsPerStep;
       const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
       report.train.push({
@@ -143,7 +174,7 @@ const f = (x: number | null | undefined, d = 1) => (x === null || x === undefine
 
 export function formatCpuBench(r: CpuBenchReport): string {
   const lines: string[] = [];
-  lines.push(`cpu backend: ${r.pool}; load average ${r.load ? r.load.map((x) => x.toFixed(2)).join(' ') : 'n/a'} (wall ratios move with load; CPU-time ratios less so)`);
+  lines.push(`cpu backend: ${r.pool}; best of ${r.rounds} round${r.rounds === 1 ? '' : 's'}; load average ${r.load ? r.load.map((x) => x.toFixed(2)).join(' ') : 'n/a'} (wall ratios move with load; CPU-time ratios less so)`);
   lines.push('matmul f32 (square), GFLOP/s wall [by CPU time]   torch = torch on OpenBLAS, same thread count');
   lines.push('  threads      n   relaxed-simd        simd              torch            ours/torch');
   for (const m of r.matmul) {
