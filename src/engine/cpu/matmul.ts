@@ -1,12 +1,15 @@
 /**
  * CPU GEMM on typed arrays: C[m,n] = op(A)·op(B), the one hot loop of the CPU backend (benchmarked against
- * PyTorch in bench.ts).
+ * PyTorch by `gradot bench --only cpu`).
  *
- * Two kernels behind one entry point, `gemm`:
- * - f32 outputs run on a WebAssembly SIMD macro-kernel (simd.ts: 4x8 tile of f32x4 accumulators), which is
- *   what makes the product path fast; f32 accumulation, like PyTorch's.
- * - f64 outputs (the gradient-check oracle), and f32 where WebAssembly SIMD is unavailable, run the JS
- *   kernel below, accumulating in doubles.
+ * Entry points: `gemm` (one product), `gemmBatch` (strided batch), `gemmMany` (same shape at arbitrary
+ * offsets: attention heads). Behind them:
+ * - f32 outputs run on the WebAssembly GEMM (simd.ts: packing, blocking and a 4x8 tile of f32x4 accumulators,
+ *   relaxed-SIMD FMA or plain SIMD), staged into the runtime's memory and shared out between the threads of
+ *   the pool (pool.ts); f32 accumulation, like PyTorch's.
+ * - f64 outputs (the gradient-check oracle), and f32 where WebAssembly SIMD is unavailable or the JS kernel
+ *   is chosen (setSimdEnabled(false)), run the JS kernel below, accumulating in doubles. It is also the
+ *   reference the WebAssembly kernels are tested against (threads.test.ts).
  *
  * Both are BLIS-style:
  * - Cache blocking: a KC x NC panel of B and an MC x KC block of A are packed into contiguous scratch, so the
@@ -17,7 +20,8 @@
  * - JS micro-kernel: a 4x4 tile of C in 16 local doubles, updated by a rank-1 product per p (8 loads, 16
  *   multiply-adds, no stores). Measured at 512^3 on this (noisy, shared 2-core) machine: 4-row i-k-j on
  *   typed arrays ~1.3 GFLOP/s, 4x2 tile ~4.5, 2x4 ~4.6, 4x4 ~4.9; packing into f64 beat f32 by ~25%;
- *   KC=256, MC=64, NC=256 was best or within noise. The SIMD kernel reached 9-18 GFLOP/s on the same box.
+ *   KC=256, MC=64, NC=256 was best or within noise. The WebAssembly kernel reaches ~35-43 GFLOP/s per core
+ *   by CPU time on the same box.
  */
 
 import type { FloatArray } from '../backend';
