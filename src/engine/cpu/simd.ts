@@ -29,7 +29,7 @@ const V128 = 0x7b;
 
 /** Cache blocking (elements): a KC x NC panel of B and an MC x KC block of A are packed per step. */
 export const KC = 256;
-export const NC = 256;
+export const NC = 512;
 /** Micro-tile: MR rows x (4*NV) columns of C held in MR*NV v128 accumulators. */
 export const MR = 4;
 export const NV = 2;

@@ -48,7 +48,8 @@ describe('thread pool', () => {
   });
 });
 
-const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [67, 130, 129], [9, 257, 300], [130, 70, 520], [200, 200, 64]];
+// Edges of every block: KC=256 (k 257, 300, 520), NC=512 (n 530), MC=64 (m 67, 130), tile rows 4 / columns 8.
+const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [67, 130, 129], [9, 257, 300], [130, 70, 520], [200, 200, 64], [21, 530, 40]];
 
 describe.each([
   ['relaxed-SIMD FMA', 'auto' as const],
