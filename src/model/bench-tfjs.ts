@@ -25,21 +25,23 @@ type TfWasm = typeof import('@tensorflow/tfjs-backend-wasm');
 async function loadTf(threads: number): Promise<{ tf: Tf; threads: number; simd: boolean }> {
   let tf: Tf;
   let wasm: TfWasm;
-  const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
-  if (isNode) {
-    // Node: tfjs-core's ES build uses extension-less imports Node's ESM loader rejects, and its CommonJS
-    // bundle has no gradients; require() (tsx transpiles the ES files) reaches both. Registries are global,
-    // so the gradients land in the same engine.
+  try {
+    // Bundlers (Vite in the page, Vitest with the package inlined) resolve tfjs-core's ES build.
+    tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-core/dist/register_all_gradients');
+    wasm = await import('@tensorflow/tfjs-backend-wasm');
+  } catch (e) {
+    const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+    if (!isNode) throw e;
+    // Plain Node (the CLI under tsx): tfjs-core's ES build uses extension-less imports Node's ESM loader
+    // rejects, and its CommonJS bundle has no gradients; require() (tsx transpiles the ES files) reaches
+    // both. Registries are global, so the gradients land in the same engine.
     const name = 'node:module';
     const { createRequire } = (await import(/* @vite-ignore */ name)) as typeof import('node:module');
     const req = createRequire(import.meta.url);
     tf = req('@tensorflow/tfjs-core') as Tf;
     req('@tensorflow/tfjs-core/dist/register_all_gradients.js');
     wasm = req('@tensorflow/tfjs-backend-wasm') as TfWasm;
-  } else {
-    tf = await import('@tensorflow/tfjs-core');
-    await import('@tensorflow/tfjs-core/dist/register_all_gradients');
-    wasm = await import('@tensorflow/tfjs-backend-wasm');
   }
   wasm.setThreadsCount(threads);
   if (!(await tf.setBackend('wasm'))) throw new Error('the TF.js wasm backend did not initialise');
@@ -121,8 +123,12 @@ export async function benchTfjsTrainStep(cfg: Partial<BenchTrainConfig> = {}, th
       k = tf.transpose(rope(k), [0, 2, 1, 3]);
       v = tf.transpose(v, [0, 2, 1, 3]);
       if (Hkv !== H) {
-        k = tf.reshape(tf.tile(tf.expandDims(k, 2), [1, 1, H / Hkv, 1, 1]), [B, H, T, D]);
-        v = tf.reshape(tf.tile(tf.expandDims(v, 2), [1, 1, H / Hkv, 1, 1]), [B, H, T, D]);
+        // Grouped-query heads: kv head h serves query heads h*rep .. h*rep+rep-1 (split/concat have
+        // gradients on every backend; rank-5 tile does not).
+        const rep = H / Hkv;
+        const repeat = (t: import('@tensorflow/tfjs-core').Tensor) => tf.concat(tf.split(t, Hkv, 1).flatMap((p) => new Array(rep).fill(p)), 1);
+        k = repeat(k);
+        v = repeat(v);
       }
       const s = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D)), mask);
       const o = tf.reshape(tf.transpose(tf.matMul(tf.softmax(s), v), [0, 2, 1, 3]), [B * T, d]);
