@@ -17,18 +17,18 @@ import { exactSvd } from '../src/engine/linalg/svd';
 import { decoderFromWeights, type Decoder } from '../src/model/decoder';
 import { linearDims, loadHFModel, planHFLoad, type HFConfig } from '../src/model/hf';
 import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer';
-import { blockParamCount, middleIndices } from '../src/ot/budget';
-import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
-import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
-import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
-import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/export';
-import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../src/ot/evaluate';
-import { applyAdapter, plugIn } from '../src/ot/plugin';
-import { defaultCompress, runProtocol, type TuneSummary } from '../src/ot/protocol';
-import { prepareEval, prepareTraining, type PreparedTraining } from '../src/ot/task-data';
-import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/ot/tune';
-import type { LoraTarget } from '../src/ot/lora';
-import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/support';
+import { blockParamCount, middleIndices } from '../src/ot/emulator/budget';
+import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/emulator/compress';
+import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/emulator/package';
+import { opfsCheckpointStore } from '../src/storage/checkpoint-store';
+import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/offsite/export';
+import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../src/ot/offsite/evaluate';
+import { applyAdapter, plugIn } from '../src/ot/offsite/plugin';
+import { defaultCompress, runProtocol, type TuneSummary } from '../src/ot/offsite/protocol';
+import { prepareEval, prepareTraining, type PreparedTraining } from '../src/ot/offsite/task-data';
+import { PauseController, tune, type TuneResult as OtTuneResult } from '../src/ot/offsite/tune';
+import type { LoraTarget } from '../src/ot/offsite/lora';
+import { supportPass, type SupportBatch, type SupportPassResult } from '../src/ot/emulator/support';
 import { SafetensorsReader } from '../src/model/safetensors';
 import { exportTransformersJsFolder } from '../src/onnx/export';
 import { FileListSource } from '../src/model/source';
@@ -69,7 +69,7 @@ import {
   type TensorInfo,
   type TuneOptions,
   type TuneResult,
-} from '../src/store/jobs-api';
+} from '../src/jobs/studio-api';
 
 // ---------------------------------------------------------------- capabilities
 

@@ -8,13 +8,13 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { saveHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
-import { loadAdapter } from '../../ot/export';
-import { plugIn } from '../../ot/plugin';
+import { loadAdapter } from '../../ot/offsite/export';
+import { plugIn } from '../../ot/offsite/plugin';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { writeFiles } from './ot-shared';
-import { weightsSha256 } from '../../ot/package';
+import { weightsSha256 } from '../../ot/emulator/package';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
 

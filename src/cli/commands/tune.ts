@@ -10,11 +10,11 @@
 import { join, resolve } from 'node:path';
 import { decoderFromWeights } from '../../model/decoder';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { nodeCheckpointStore } from '../../ot/checkpoint-store';
-import { exportAdapter } from '../../ot/export';
-import { parseAdapters, type Split } from '../../ot/split';
-import { prepareTraining } from '../../ot/task-data';
-import { tune, type TuneResult } from '../../ot/tune';
+import { nodeCheckpointStore } from '../../storage/checkpoint-store';
+import { exportAdapter } from '../../ot/offsite/export';
+import { parseAdapters, type Split } from '../../ot/emulator/split';
+import { prepareTraining } from '../../ot/offsite/task-data';
+import { tune, type TuneResult } from '../../ot/offsite/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';

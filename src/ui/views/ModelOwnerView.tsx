@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../store/jobs-api';
+import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../jobs/studio-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
