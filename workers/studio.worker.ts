@@ -20,7 +20,7 @@ import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../src/ot/emulator/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/emulator/compress';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/emulator/package';
-import { opfsCheckpointStore } from '../src/storage/checkpoint-store';
+import { opfsCheckpointStore } from '../src/storage';
 import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/offsite/export';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../src/ot/offsite/evaluate';
 import { applyAdapter, plugIn } from '../src/ot/offsite/plugin';

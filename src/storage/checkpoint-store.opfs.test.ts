@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * The OPFS store can only run in a browser: this drives Debian's Chromium (as the e2e suite does) on a
- * blank page served by Vite's dev server, imports checkpoint-store.ts there, and runs the same commit /
+ * blank page served by Vite's dev server, imports src/storage there, and runs the same commit /
  * crash / reload checks against the origin private file system. Skipped where Chromium is absent.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -43,7 +43,7 @@ describe.skipIf(!existsSync(CHROMIUM))('OpfsBlobStore in Chromium', () => {
       page.on('pageerror', (e) => errors.push(String(e)));
       await page.route('**/__opfs_blank.html', (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>opfs</title>' }));
       const blank = server.url('__opfs_blank.html');
-      const modUrl = '/src/ot/checkpoint-store.ts';
+      const modUrl = '/src/storage/index.ts';
 
       await page.goto(blank);
       const first = (await page.evaluate(browserCode(modUrl, `

@@ -13,7 +13,7 @@ import {
   autoCheckpointStore,
   crc32,
   type BlobStore,
-} from './checkpoint-store';
+} from './index';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
@@ -226,7 +226,7 @@ describe('crash mid-commit', () => {
   it('node: SIGKILL of a process committing in a loop never leaves a bad latest checkpoint', async () => {
     const d = await tempDir();
     const script = join(d, '..', `ckpt-writer-${process.pid}-${Date.now()}.mts`);
-    const storeModule = new URL('./checkpoint-store.ts', import.meta.url).pathname;
+    const storeModule = new URL('./node.ts', import.meta.url).pathname;
     // The writer commits checkpoints whose contents are a function of their step, 2 MB each so a kill
     // is likely to land mid-write.
     await writeFile(

@@ -10,7 +10,7 @@
 import { join, resolve } from 'node:path';
 import { decoderFromWeights } from '../../model/decoder';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { nodeCheckpointStore } from '../../storage/checkpoint-store';
+import { nodeCheckpointStore } from '../../storage';
 import { exportAdapter } from '../../ot/offsite/export';
 import { parseAdapters, type Split } from '../../ot/emulator/split';
 import { prepareTraining } from '../../ot/offsite/task-data';

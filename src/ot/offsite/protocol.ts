@@ -25,7 +25,7 @@ import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import type { Example } from '../../data/batch';
 import type { CompressionMethod } from '../emulator/budget';
-import type { CheckpointStore } from '../../storage/checkpoint-store';
+import type { CheckpointStore } from '../../storage';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from './evaluate';
 import { applyAdapter, plugIn } from './plugin';
 import type { Split } from '../emulator/split';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { memoryCheckpointStore } from '../../storage/checkpoint-store';
+import { memoryCheckpointStore } from '../../storage';
 import { LoraAdapter } from './lora';
 import { adapterBlocks } from '../emulator/split';
 import { PauseController, meanLoss, tune, type TuneOptions } from './tune';

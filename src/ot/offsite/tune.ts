@@ -25,7 +25,7 @@ import { Tensor, backward, noGrad, tidy } from '../../engine/tensor';
 import type { Decoder } from '../../model/decoder';
 import type { WeightMap } from '../../model/weights';
 import { makeBatches, type Batch, type Example } from '../../data/batch';
-import type { CheckpointStore, JsonValue } from '../../storage/checkpoint-store';
+import type { CheckpointStore, JsonValue } from '../../storage';
 import { LoraAdapter, type LoraConfig, checkLoraConfig } from './lora';
 import { targetLogits } from './target-logits';
 import { adapterBlocks, inBlocks, type Split } from '../emulator/split';
