@@ -52,7 +52,9 @@ export interface EmulatorMeta {
   support: { digest: string; tokens: number; batches: number; meanLoss: number } | null;
   /** The emulator's spec (what the decoder needs to run `emulator.safetensors`). */
   spec: ModelSpec;
-  timings: Record<string, number>;
+  /** Written by older builds only: emulator.json is a function of its inputs (the same build gives the same
+   *  bytes, in the CLI and in the studio), so wall-clock times live in the build report instead. */
+  timings?: Record<string, number>;
 }
 
 export interface EmulatorPackage {
@@ -80,7 +82,6 @@ export function emulatorMeta(r: CompressResult, source: SourceInfo, support: Sup
     layers: r.layers,
     support: support ? { digest: support.digest, tokens: support.tokens, batches: support.batches, meanLoss: support.meanLoss } : null,
     spec: r.spec,
-    timings: { ...r.timings, ...(support ? { supportSeconds: support.seconds } : {}) },
   };
 }
 
@@ -155,6 +156,12 @@ export interface BuildEmulatorOptions extends CompressOptions {
   /** Support batches (consumed twice: the pass, then the full-vs-emulator support loss). */
   support: SupportBatch[];
   onProgress?: (phase: 'support' | 'compress' | 'evaluate' | 'package', detail?: string) => void;
+  /** Per support batch (index, loss), for progress bars. */
+  onSupportBatch?: (index: number, loss: number) => void;
+  /** Checked between support batches: an abort stops the build with the signal's reason. */
+  signal?: AbortSignal;
+  /** Paused between support batches while paused. */
+  pause?: { readonly paused: boolean; wait(): Promise<void> };
 }
 
 export interface EmulatorReport {
@@ -183,6 +190,15 @@ async function meanLoss(dec: Decoder, batches: SupportBatch[]): Promise<number> 
   return n === 0 ? NaN : s / n;
 }
 
+/** The batches, with pause and abort honoured between them. */
+async function* controlled(batches: SupportBatch[], o: Pick<BuildEmulatorOptions, 'signal' | 'pause'>): AsyncGenerator<SupportBatch> {
+  for (const b of batches) {
+    if (o.pause?.paused) await o.pause.wait();
+    o.signal?.throwIfAborted();
+    yield b;
+  }
+}
+
 export async function buildEmulator(
   spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
@@ -192,10 +208,11 @@ export async function buildEmulator(
   try {
     if (o.method === 'gradot') {
       o.onProgress?.('support');
-      sp = await supportPass(full, o.support, middleIndices(spec, o.split));
+      sp = await supportPass(full, controlled(o.support, o), middleIndices(spec, o.split), o.onSupportBatch ? { onBatch: o.onSupportBatch } : {});
     }
     o.onProgress?.('compress');
     const tc = performance.now();
+    o.signal?.throwIfAborted();
     const result = compressModel(spec, weights, o, sp?.stats);
     const compressSeconds = (performance.now() - tc) / 1000;
     o.onProgress?.('evaluate');
