@@ -1,0 +1,103 @@
+import { withoutSpecialTokens } from '../../src/data';
+import { decoderFromWeights, type Decoder } from '../../src/model/decoder';
+import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
+import { loadAdapter } from '../../src/ot/offsite/export';
+import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../../src/ot/offsite/evaluate';
+import { applyAdapter, plugIn } from '../../src/ot/offsite/plugin';
+import { prepareEval } from '../../src/ot/offsite/task-data';
+import type { ModelSpec } from '../../src/model/spec';
+import {
+  type PlugInOptions, type PlugInResult, type EvalOptions, type EvalReport, type EvalResult, type InputFile, type ProgressEvent,
+  type ProgressFn,
+} from '../../src/jobs/studio-api';
+import { pickBackend } from './backend';
+import { fail, sourceOf, rethrow } from './files';
+import { openModels, openPackages, openAdaptersMap, openDatasets, tunedRuns } from './state';
+import { startControlledJob, loadOpenModel } from './jobs';
+
+// ---------------------------------------------------------------- evaluation, export, plug-in (src/ot)
+
+export function toEvalResult(m: EvalMetrics): EvalResult {
+  const h = headline(m);
+  return {
+    metric: h.metric, value: h.value, higherIsBetter: h.higherIsBetter, n: m.n, loss: m.loss, perplexity: m.perplexity,
+    acc: m.acc, accNorm: m.accNorm, exactMatch: m.exactMatch, seconds: m.seconds,
+  };
+}
+
+export async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal, limit?: number): Promise<EvalMetrics> {
+  let task: EncodedTask;
+  try {
+    task = prepareEval({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, withoutSpecialTokens(tok), {
+      contextLength: spec.maxPositions, addBos: spec.family === 'llama',
+    });
+  } catch (e) {
+    rethrow(e, file.path);
+  }
+  // The first N examples in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
+  if (limit && limit > 0 && task.examples.length > limit) task = { ...task, examples: task.examples.slice(0, limit) as EncodedTask['examples'] };
+  return evaluate(dec, task, {
+    padId: tok.padId ?? tok.eosId ?? 0, signal,
+    onProgress: (done, total) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
+  });
+}
+
+export async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
+  const run = opts.runId ? tunedRuns.get(opts.runId) : undefined;
+  const opened = opts.packageId ? openPackages.get(opts.packageId) : undefined;
+  const pkg = run?.pkg ?? opened?.pkg;
+  const pkgFiles = run?.pkgFiles ?? opened?.files;
+  if (!pkg || !pkgFiles) fail(undefined, 'open an emulator package (or finish a tuning run) first');
+  const d = openDatasets.get(opts.datasetId);
+  if (!d) fail(undefined, 'open an evaluation file first');
+  const { report, abort, end } = startControlledJob(onProgress);
+  try {
+    const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
+    const be = await pickBackend('auto');
+    const spec = pkg.meta.spec;
+    const zsDec = decoderFromWeights(be, spec, pkg.weights);
+    const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
+    let ft: EvalMetrics | null = null;
+    if (run) {
+      await applyAdapter(zsDec, run.result.adapter);
+      ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
+    }
+    return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
+  } finally {
+    end();
+  }
+}
+
+
+export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult> {
+  const cur = openModels.get('current');
+  if (!cur) fail(undefined, 'open the full model first');
+  const a = openAdaptersMap.get(opts.adapterId);
+  if (!a) fail(undefined, 'drop the returned adapters first');
+  const d = openDatasets.get(opts.datasetId);
+  if (!d) fail(undefined, 'drop an evaluation task first');
+  const { report, abort, end } = startControlledJob(onProgress);
+  try {
+    report({ phase: 'loading the full model', fraction: null });
+    const { model: full, tok } = await loadOpenModel(cur);
+    let adapter;
+    try {
+      const aSource = sourceOf(a.files, a.summary.name);
+      adapter = a.summary.layout === 'adapter'
+        ? (await loadAdapter(aSource, full.spec)).adapter
+        : fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
+    } catch (e) {
+      rethrow(e, a.summary.name);
+    }
+    const be = await pickBackend('auto');
+    const fullDec = decoderFromWeights(be, full.spec, full.weights);
+    const zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
+    report({ phase: 'plugging the adapter in', fraction: null });
+    const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
+    const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
+    const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
+    return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
+  } finally {
+    end();
+  }
+}
