@@ -10,7 +10,6 @@
  */
 import { encodeText, makeBatches, type Example } from '../data/batch';
 import type { Dataset, TextDataset, TextTokenizer } from '../data/types';
-import type { ModelSpec } from '../model/spec';
 import type { SupportBatch } from '../ot/emulator/support';
 import { readTaskFile, type TaskFile } from '../ot/offsite/task-data';
 
@@ -20,7 +19,7 @@ export type { TaskFile } from '../ot/offsite/task-data';
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'];
 
 /** BOS first for LLaMA-family models whose tokenizer has one. */
-export function defaultAddBos(spec: Pick<ModelSpec, 'family'>, tok: Pick<TextTokenizer, 'bosId'>): boolean {
+export function defaultAddBos(spec: { family: string }, tok: Pick<TextTokenizer, 'bosId'>): boolean {
   return spec.family === 'llama' && tok.bosId !== null;
 }
 

@@ -1,25 +1,28 @@
-import { encodeDataset, makeBatch, readDataset, withoutSpecialTokens, type Dataset } from '../../src/data';
+import { withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
-import { decoderFromWeights } from '../../src/model/decoder';
+import { CpuBackend } from '../../src/engine/cpu/backend';
 import { linearDims, loadHFModel } from '../../src/model/hf';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../../src/ot/emulator/budget';
-import { compressModel, type CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
-import { emulatorMeta, weightsSha256, writeEmulatorPackage, zipEmulatorPackage } from '../../src/ot/emulator/package';
-import { supportPass, type SupportBatch, type SupportPassResult } from '../../src/ot/emulator/support';
-import {
-  type CompressOptions, type CompressResult, type CompressLayerResult, type PerMatrixResult, type DownloadFile, type ProgressFn,
-  type Spectrum,
+import { zipEmulatorPackage } from '../../src/ot/emulator/package';
+import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
+import { TOKENIZER_FILES } from '../../src/jobs/data';
+import type {
+  CompressOptions, CompressResult, CompressLayerResult, PerMatrixResult, DownloadFile, ProgressFn, Spectrum,
 } from '../../src/jobs/studio-api';
 import { pickBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
-import { openModels, newId, jobs, builtPackages } from './state';
-import { startJob } from './jobs';
+import { openModels, newId, builtPackages } from './state';
+import { Cancelled, startControlledJob } from './jobs';
 
+/**
+ * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
+ * download, and shapes the per-block / per-matrix tables the Model owner view shows.
+ */
 export async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult> {
   const cur = openModels.get('current');
   if (!cur) fail(undefined, 'open a model first');
-  const { jobId, report, check } = startJob(onProgress);
+  const { jobId, report, abort, pauser, end } = startControlledJob(onProgress);
   try {
     report({ phase: 'loading weights', fraction: 0.01 });
     const source = sourceOf(cur.files, cur.summary.name);
@@ -32,81 +35,56 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     } catch (e) {
       fail(undefined, (e as Error).message);
     }
-    await check();
-    let support: SupportPassResult | null = null;
-    let backendName = 'cpu (host)';
-    if (opts.method === 'gradot') {
-      if (!opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
+    // Support data feeds GradOT's gradient pass; the other methods need none in the studio.
+    const gradot = opts.method === 'gradot';
+    if (gradot && !opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
+    let tok = null;
+    if (gradot) {
       report({ phase: 'tokenizer', fraction: 0.03 });
-      const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
-      const bytes = new Uint8Array(await opts.support.data.arrayBuffer());
-      let ds: Dataset;
-      try {
-        ds = readDataset(bytes, opts.support.path);
-      } catch (e) {
-        rethrow(e, opts.support.path);
-      }
-      const C = Math.max(8, Math.min(opts.supportSeqLen, spec.maxPositions));
-      let encoded;
-      try {
-        encoded = encodeDataset(ds, withoutSpecialTokens(tok), { contextLength: C, addBos: spec.family === 'llama' });
-      } catch (e) {
-        rethrow(e, opts.support.path);
-      }
-      const examples = encoded.examples.slice(0, Math.max(1, opts.supportExamples));
-      const B = Math.max(1, opts.supportBatch);
-      const batches: SupportBatch[] = [];
-      for (let i = 0; i < examples.length; i += B) {
-        const idx = Array.from({ length: Math.min(B, examples.length - i) }, (_, k) => i + k);
-        const b = makeBatch(examples, idx, { padId: tok.padId ?? tok.eosId ?? 0 });
-        batches.push({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen });
-      }
-      const be = await pickBackend(opts.backend);
-      backendName = be.name;
-      report({ phase: `support pass on ${be.name}`, fraction: 0.05, message: `${examples.length} examples, ${batches.length} batches, context ${C}` });
-      const dec = decoderFromWeights(be, spec, loaded.weights);
-      const t0 = performance.now();
-      // supportPass consumes an iterable; an async generator lets pause/cancel and progress in between batches.
-      async function* feed(): AsyncGenerator<SupportBatch> {
-        for (let i = 0; i < batches.length; i++) {
-          await check();
-          yield batches[i]!;
-        }
-      }
-      support = await supportPass(dec, feed(), middle, {
-        onBatch: (i, loss) => {
-          const done = (i + 1) / batches.length;
-          const el = (performance.now() - t0) / 1000;
-          report({ phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: i + 1, totalSteps: batches.length, loss, etaS: (el / done) * (1 - done) });
+      tok = withoutSpecialTokens(await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name)));
+    }
+    // The data owner tokenizes their data with the model's tokenizer, so it travels with the package.
+    const extraFiles = new Map<string, Uint8Array>();
+    for (const f of cur.files) if (TOKENIZER_FILES.includes(f.path)) extraFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+    const be = gradot ? await pickBackend(opts.backend) : new CpuBackend({ dtype: 'f32' });
+    const backendName = gradot ? be.name : 'cpu (host)';
+    const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(await opts.support!.data.arrayBuffer()) } : null;
+    let built: BuildEmulatorOutput;
+    try {
+      built = await buildEmulatorJob({
+        spec, weights: loaded.weights, modelId: cur.summary.name, tokenizer: tok, support: supportFile, heldout: 'none', extraFiles,
+      }, {
+        method: opts.method, keep: opts.keep, split, seed: opts.seed, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp,
+        seqLen: opts.supportSeqLen, supportExamples: opts.supportExamples, batch: Math.max(1, opts.supportBatch), backend: be,
+      }, {
+        signal: abort.signal, pause: pauser,
+        onProgress: (p) => {
+          if (p.phase === 'support') {
+            const done = p.total ? (p.done ?? 0) / p.total : 0;
+            report({
+              phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: p.done, totalSteps: p.total, loss: p.loss,
+              ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
+            });
+          } else if (p.phase === 'compress') {
+            report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
+          } else if (p.phase === 'evaluate') {
+            report({ phase: 'support loss of both models', fraction: 0.9 });
+          } else {
+            report({ phase: 'packing emulator', fraction: 0.95 });
+          }
         },
       });
-      await check();
-    }
-    report({ phase: opts.method === 'gradot' ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: opts.method === 'gradot' ? 0.82 : 0.2 });
-    await check();
-    let r: OtCompressResult;
-    try {
-      r = compressModel(spec, loaded.weights, {
-        method: opts.method, keep: opts.keep, split, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp, seed: opts.seed,
-      }, support?.stats);
     } catch (e) {
-      fail(undefined, `compression failed: ${(e as Error).message}`);
+      if (abort.signal.aborted) throw new Cancelled();
+      rethrow(e, supportFile?.name);
     }
-    await check();
-    report({ phase: 'packing emulator', fraction: 0.95 });
-    const params = [...loaded.weights.values()].reduce((a, t) => a + t.data.length, 0);
-    const sha256 = await weightsSha256(loaded.weights);
-    const meta = emulatorMeta(r, { modelId: cur.summary.name, sha256, params }, support, spec.layers.length);
-    const pkgFiles = writeEmulatorPackage({ meta, weights: r.weights });
-    // The data owner tokenizes their data with the model's tokenizer, so it travels with the package.
-    for (const f of cur.files) {
-      if (['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'].includes(f.path)) pkgFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
-    }
-    const zip = zipEmulatorPackage(pkgFiles);
+    const r = built.result;
+    const zip = zipEmulatorPackage(built.files);
     const packageId = newId('emu');
     const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
     for (const [n, t] of loaded.weights) if (/\.attn\.[qkvo]\.weight$/.test(n)) sourceWeights.set(n, { shape: t.shape, data: t.data });
     builtPackages.set(packageId, { zip, name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`, result: r, sourceWeights });
+    const support = built.meta.support;
 
     // What the UI shows: per block and per matrix, from the compressor's own record.
     const bySource = new Map(r.layers.map((l) => [l.source, l]));
@@ -135,15 +113,14 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
       const sc = rec?.scores?.mlp;
       matrices.push({ layer: i, proj: 'mlp', shape: [spec.intermediateSize, spec.hiddenSize], kept: rec ? rec.mlpWidth : 0, full: spec.intermediateSize, removedGradShift: sc?.removedGradShift, removedLossIncrease: sc?.removedLossIncrease });
     }
-    const paramsAfter = [...r.weights.values()].reduce((a, t) => a + t.data.length, 0);
     report({ phase: 'done', fraction: 1 });
     return {
       jobId,
       method: opts.method,
       keep: opts.keep,
       split,
-      paramsBefore: params,
-      paramsAfter,
+      paramsBefore: built.report.params.before,
+      paramsAfter: built.report.params.after,
       middleBefore: r.plan.paramsBefore,
       middleTarget: r.plan.paramsTarget,
       middleAfter: r.plan.paramsAfter,
@@ -152,13 +129,13 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
       readings: r.readings,
       notes: r.plan.notes,
       support: support ? { tokens: support.tokens, batches: support.batches, meanLoss: support.meanLoss, digest: support.digest } : null,
-      timings: { ...r.timings, ...(support ? { supportSeconds: support.seconds } : {}) },
+      timings: { ...r.timings, ...(support ? { supportSeconds: built.report.seconds.support ?? 0 } : {}) },
       backend: backendName,
       packageId,
       packageBytes: zip.byteLength,
     };
   } finally {
-    jobs.delete(jobId);
+    end();
   }
 }
 
