@@ -19,9 +19,9 @@ import {
   defaultCompress, runProtocol, type OTReport, type ProtocolModel, type ProtocolProgress, type TuneSummary,
 } from '../ot/offsite/protocol';
 import { prepareEval, prepareTraining, type PreparedTraining } from '../ot/offsite/task-data';
-import type { TuneOptions } from '../ot/offsite/tune';
 import type { CheckpointStore } from '../storage';
 import { defaultAddBos, padIdOf, supportBatches, supportChunks, type TaskFile } from './data';
+import { withRecipeDefaults, type TuneRecipe } from './tune';
 import type { JobControl } from './types';
 
 export interface ProtocolTaskFiles {
@@ -94,7 +94,7 @@ export interface ProtocolJobOptions {
   lambdaAttn?: number;
   lambdaMlp?: number;
   /** The tuning recipe (split, padding, store and controls come from the job). */
-  tune: Omit<TuneOptions, 'split' | 'store' | 'signal' | 'pause' | 'onProgress' | 'padId'>;
+  tune: TuneRecipe;
   fullFT?: boolean;
   /** Evaluation batch size (default 16). */
   evalBatchSize?: number;
@@ -116,7 +116,7 @@ export async function runProtocolJob(
   });
   const r = await runProtocol(model, {
     method: o.method, keep: o.keep, split: o.split, compress, backend: o.backend, fullFT: Boolean(o.fullFT), padId: data.padId,
-    evalBatchSize: o.evalBatchSize ?? 16, task: data.task, tune: { ...o.tune, padId: data.padId },
+    evalBatchSize: o.evalBatchSize ?? 16, task: data.task, tune: { ...withRecipeDefaults(o.tune), padId: data.padId },
     ...(o.reuse ? { reuse: o.reuse } : {}), ...(o.store ? { store: o.store } : {}),
     ...(ctl.signal ? { signal: ctl.signal } : {}), ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
   });

@@ -1,6 +1,7 @@
 import { withoutSpecialTokens } from '../../src/data';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';
+import { withRecipeDefaults } from '../../src/jobs/tune';
 import type { InputFile, OTRun, ProtocolRequest, ProgressFn } from '../../src/jobs/studio-api';
 import { pickBackend } from './backend';
 import { fail, rethrow, baseName } from './files';
@@ -44,11 +45,11 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     }
     const be = await pickBackend('auto');
     const t = req.tune;
-    const recipe: ProtocolJobOptions['tune'] = {
+    const recipe: ProtocolJobOptions['tune'] = withRecipeDefaults({
       lr: t.lr, epochs: t.epochs, batchSize: t.batchSize, gradAccum: t.gradAccum, seed: t.seed,
       method: t.mode === 'lora' ? 'lora' : 'adapter',
       ...(t.mode === 'lora' ? { lora: { r: t.lora.rank, alpha: t.lora.alpha, dropout: 0, targets: t.lora.targets as LoraTarget[] } } : {}),
-    };
+    });
     const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters]);
     const reuse = protocolReuse.get(key) ?? {};
     const phases: Record<string, number> = { 'full-zs': 0.05, compress: 0.15, 'emulator-zs': 0.25, tune: 0.3, 'emulator-ft': 0.8, 'plug-in': 0.88, 'full-ft-tune': 0.9, 'full-ft': 0.98 };

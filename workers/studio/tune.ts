@@ -1,11 +1,11 @@
 import { withoutSpecialTokens } from '../../src/data';
-import { decoderFromWeights } from '../../src/model/decoder';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import { opfsCheckpointStore } from '../../src/storage';
 import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter } from '../../src/ot/offsite/export';
-import { prepareTraining, type PreparedTraining } from '../../src/ot/offsite/task-data';
-import { tune, type TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
+import type { PreparedTraining } from '../../src/ot/offsite/task-data';
+import { prepareTuneData, tuneJob, withRecipeDefaults, type TuneRecipe } from '../../src/jobs/tune';
+import type { TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { zipSync } from 'fflate';
 import {
@@ -105,13 +105,12 @@ export async function runTune(
     );
     const spec = pkg.meta.spec;
     const C = Math.max(8, Math.min(options.seqLen, spec.maxPositions));
+    const textTok = withoutSpecialTokens(tok);
     let prepared: PreparedTraining;
     try {
       // Multiple choice trains on the correct choice as an answer (src/ot task-data), like the CLI.
-      prepared = prepareTraining(
-        { name: datasetFile.path, bytes: new Uint8Array(await datasetFile.data.arrayBuffer()) }, null, withoutSpecialTokens(tok),
-        { contextLength: C, addBos: spec.family === 'llama', validFraction: options.validFraction, seed: options.seed },
-      );
+      prepared = prepareTuneData({ train: { name: datasetFile.path, bytes: new Uint8Array(await datasetFile.data.arrayBuffer()) }, valid: null },
+        textTok, spec, { contextLength: C, validFraction: options.validFraction, seed: options.seed });
     } catch (e) {
       rethrow(e, datasetFile.path);
     }
@@ -119,24 +118,18 @@ export async function runTune(
     if (train.length === 0) fail(datasetFile.path, 'no training examples after encoding');
     const be = await pickBackend('auto');
     report({ phase: `loading emulator on ${be.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
-    const dec = decoderFromWeights(be, spec, pkg.weights);
     const store = opfsCheckpointStore(`${RUNS_DIR}/${runId}`);
     const t0 = performance.now();
     let result: OtTuneResult;
     try {
-      result = await tune(dec, { train, valid: valid.length ? valid : null }, {
-        split: pkg.meta.split,
+      const recipe: TuneRecipe = withRecipeDefaults({
         method: options.mode === 'lora' ? 'lora' : 'adapter',
-        lora: options.mode === 'lora' ? { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } : undefined,
-        lr: options.lr,
-        epochs: options.epochs,
-        batchSize: options.batchSize,
-        gradAccum: options.gradAccum,
-        seed: options.seed,
-        padId: tok.padId ?? tok.eosId ?? 0,
-        evalEvery: valid.length ? options.checkpointEvery : undefined,
+        ...(options.mode === 'lora' ? { lora: { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } } : {}),
+        lr: options.lr, epochs: options.epochs, batchSize: options.batchSize, gradAccum: options.gradAccum, seed: options.seed,
+        ...(valid.length ? { evalEvery: options.checkpointEvery } : {}),
         checkpointEvery: options.checkpointEvery,
-        store,
+      });
+      result = await tuneJob({ spec, weights: pkg.weights }, prepared, { split: pkg.meta.split, recipe, backend: be, tokenizer: textTok, store }, {
         signal: abort.signal,
         pause: pauser,
         onProgress: (p) => {
