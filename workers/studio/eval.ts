@@ -1,10 +1,10 @@
 import { withoutSpecialTokens } from '../../src/data';
 import { decoderFromWeights, type Decoder } from '../../src/model/decoder';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
-import { loadAdapter } from '../../src/ot/offsite/export';
-import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../../src/ot/offsite/evaluate';
+import { loadAdapterFor } from '../../src/jobs/plug-in';
+import { headline, type EncodedTask, type EvalMetrics } from '../../src/ot/offsite/evaluate';
+import { evaluateJob, prepareEvalTask } from '../../src/jobs/evaluate';
 import { applyAdapter, plugIn } from '../../src/ot/offsite/plugin';
-import { prepareEval } from '../../src/ot/offsite/task-data';
 import type { ModelSpec } from '../../src/model/spec';
 import {
   type PlugInOptions, type PlugInResult, type EvalOptions, type EvalReport, type EvalResult, type InputFile, type ProgressEvent,
@@ -25,24 +25,23 @@ export function toEvalResult(m: EvalMetrics): EvalResult {
   };
 }
 
+/** One evaluation by src/jobs/evaluate.ts (the rules `gradot eval` uses): the first N records, whole context. */
 export async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal, limit?: number): Promise<EvalMetrics> {
+  const textTok = withoutSpecialTokens(tok);
   let task: EncodedTask;
   try {
-    task = prepareEval({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, withoutSpecialTokens(tok), {
-      contextLength: spec.maxPositions, addBos: spec.family === 'llama',
-    });
+    // The first N records in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
+    task = prepareEvalTask({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, textTok, spec, { ...(limit ? { limit } : {}) });
   } catch (e) {
     rethrow(e, file.path);
   }
-  // The first N examples in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
-  if (limit && limit > 0 && task.examples.length > limit) task = { ...task, examples: task.examples.slice(0, limit) as EncodedTask['examples'] };
-  return evaluate(dec, task, {
-    padId: tok.padId ?? tok.eosId ?? 0, signal,
-    onProgress: (done, total) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
+  return evaluateJob(dec, task, { tokenizer: textTok }, {
+    signal,
+    onProgress: ({ done, total }) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
   });
 }
 
-export async function evaluateJob(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
+export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
   const run = opts.runId ? tunedRuns.get(opts.runId) : undefined;
   const opened = opts.packageId ? openPackages.get(opts.packageId) : undefined;
   const pkg = run?.pkg ?? opened?.pkg;
@@ -84,7 +83,7 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
     try {
       const aSource = sourceOf(a.files, a.summary.name);
       adapter = a.summary.layout === 'adapter'
-        ? (await loadAdapter(aSource, full.spec)).adapter
+        ? (await loadAdapterFor(full, aSource)).adapter
         : fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
     } catch (e) {
       rethrow(e, a.summary.name);

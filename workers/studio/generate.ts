@@ -1,7 +1,8 @@
 import { CpuBackend } from '../../src/engine/cpu/backend';
 import { loadHFModel, type HFConfig } from '../../src/model/hf';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
-import { loadAdapter } from '../../src/ot/offsite/export';
+import { plugInJob } from '../../src/jobs/plug-in';
+import { defaultAddBos } from '../../src/jobs/data';
 import { plugIn } from '../../src/ot/offsite/plugin';
 import { exportTransformersJsFolder } from '../../src/onnx/export';
 import type { ModelSpec } from '../../src/model/spec';
@@ -68,8 +69,7 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
       const a = openAdaptersMap.get(target.adapterId);
       if (!a) fail(undefined, 'drop the returned adapters first');
       if (a.summary.layout !== 'adapter') fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
-      const adapter = (await loadAdapter(sourceOf(a.files, a.summary.name), full.spec).catch((e: unknown) => rethrow(e, a.summary.name))).adapter;
-      weights = (await plugIn({ spec: full.spec, weights: full.weights }, adapter, be)).weights;
+      weights = (await plugInJob(full, sourceOf(a.files, a.summary.name), { backend: be }).catch((e: unknown) => rethrow(e, a.summary.name))).weights;
       what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
     }
   }
@@ -83,7 +83,7 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
   if (baseConfig.eos_token_id === undefined && tok.eosId !== null) baseConfig.eos_token_id = tok.eosId;
   if (baseConfig.bos_token_id === undefined && tok.bosId !== null) baseConfig.bos_token_id = tok.bosId;
   const folder = exportTransformersJsFolder(spec, weights, { baseConfig, extraFiles: extra });
-  return { files: folder, tok, addBos: spec.family === 'llama', what, loaded: false };
+  return { files: folder, tok, addBos: defaultAddBos(spec, tok), what, loaded: false };
 }
 
 export async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
@@ -101,7 +101,7 @@ export async function generateJob(opts: GenerateOptions, onText: (text: string) 
   const { tok } = ex;
   const ids = tok.encode(opts.prompt, { addSpecialTokens: false });
   // Like training and evaluation: LLaMA-family prompts start with the beginning-of-text token.
-  const bos = tok.bosId ?? tok.eosId;
+  const bos = tok.bosId;
   if (ex.addBos && bos !== null && ids[0] !== bos) ids.unshift(bos);
   if (ids.length === 0) fail(undefined, 'type a prompt first');
   const info = await probeBackend();

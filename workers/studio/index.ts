@@ -7,7 +7,7 @@
 import type { Capabilities, StudioApi } from '../../src/jobs/studio-api';
 import { probeBackend } from './backend';
 import { compress, exportPackage, spectrum } from './compress';
-import { evaluateJob, plugInJob } from './eval';
+import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
 import { openAdapters, openDataset, openModel, openPackage } from './models';
 import { runProtocolJob } from './protocol';
@@ -67,7 +67,7 @@ export const api: StudioApi = {
   },
   checkpoint,
   discardCheckpoint,
-  evaluate: evaluateJob,
+  evaluate: evaluateRun,
   exportAdapters: exportAdaptersJob,
   runProtocol: runProtocolJob,
 };

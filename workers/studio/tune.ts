@@ -2,8 +2,9 @@ import { withoutSpecialTokens } from '../../src/data';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import { opfsCheckpointStore } from '../../src/storage';
-import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter } from '../../src/ot/offsite/export';
+import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS } from '../../src/ot/offsite/export';
 import type { PreparedTraining } from '../../src/ot/offsite/task-data';
+import { exportJob } from '../../src/jobs/export';
 import { prepareTuneData, tuneJob, withRecipeDefaults, type TuneRecipe } from '../../src/jobs/tune';
 import type { TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
@@ -212,9 +213,9 @@ export async function exportAdaptersJob(runId: string, format: 'safetensors' | '
   const run = tunedRuns.get(runId);
   if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it, then export');
   const m = run.pkg.meta;
-  const files = await exportAdapter(run.result.adapter, {
-    spec: m.spec, weights: run.pkg.weights, modelId: m.source.modelId, sha256: m.source.sha256, numLayers: m.source.numLayers,
-  }, { info: { emulator: { method: m.method, keep: m.keep }, run: runId, steps: run.result.steps, trainLoss: run.result.trainLoss, bestValLoss: run.result.bestValLoss } });
+  const files = await exportJob(run.result.adapter, { spec: m.spec, weights: run.pkg.weights, meta: m, modelId: m.source.modelId }, {
+    run: runId, steps: run.result.steps, trainLoss: run.result.trainLoss, bestValLoss: run.result.bestValLoss,
+  });
   const keep = format === 'peft' ? [PEFT_CONFIG, PEFT_WEIGHTS] : [ADAPTER_JSON, ADAPTER_WEIGHTS];
   const entries: Record<string, Uint8Array> = {};
   for (const k of keep) {

@@ -10,7 +10,7 @@
 import { join, resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { nodeCheckpointStore } from '../../storage';
-import { exportAdapter } from '../../ot/offsite/export';
+import { exportJob } from '../../jobs/export';
 import { parseAdapters, type Split } from '../../ot/emulator/split';
 import type { TuneResult } from '../../ot/offsite/tune';
 import { prepareTuneData, tuneJob } from '../../jobs/tune';
@@ -64,12 +64,8 @@ export const command: Command = {
     } finally {
       process.off('SIGINT', onSig);
     }
-    const modelId = model.meta?.source.modelId ?? positionals[0]!;
     const { adapter, history, ...summary } = r;
-    const files = await exportAdapter(adapter, {
-      spec: model.spec, weights: model.weights, modelId, sha256: model.meta?.source.sha256 ?? null,
-      numLayers: model.meta?.source.numLayers ?? model.spec.layers.length,
-    }, { info: { emulator: model.meta ? { method: model.meta.method, keep: model.meta.keep } : null, tune: summary } });
+    const files = await exportJob(adapter, { spec: model.spec, weights: model.weights, meta: model.meta ?? null, modelId: positionals[0]! }, { tune: summary });
     const ordered = new Map<string, Uint8Array>();
     for (const [k, v] of files) if (k !== 'adapter.json') ordered.set(k, v);
     ordered.set('tune.json', new TextEncoder().encode(JSON.stringify({ ...summary, history, data: data.stats }, null, 2) + '\n'));
