@@ -143,14 +143,15 @@ export type ProgressFn = (e: ProgressEvent) => void;
 export interface PerMatrixResult {
   /** Source block index. */
   layer: number;
-  /** 'q' | 'k' | 'v' | 'o' (rank) or 'mlp' (channels). */
+  /** 'q' | 'k' | 'v' | 'o' | 'up' | 'gate' | 'down' (gate for gated MLPs only). */
   proj: string;
-  /** [out, in] of the source matrix (MLP: [intermediate, hidden]). */
+  /** [out, in] of the source matrix. */
   shape: [number, number];
-  /** Kept rank (attention) or kept channels (MLP); 0 when the block was dropped. */
+  /** Kept rank, or kept channels for an MLP sliced by channels (`unit`); 0 when the block was dropped. */
   kept: number;
-  /** Full rank min(out, in) or full width. */
+  /** Full rank min(out, in), or the source MLP width for channels. */
   full: number;
+  unit: 'rank' | 'channels';
   /** Removed candidates' summed gradient shift ‖GδA‖₁ and first-order loss increase ⟨g, δ⟩ (gradot only). */
   removedGradShift?: number;
   removedLossIncrease?: number;

@@ -1,10 +1,13 @@
 import { withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
 import { CpuBackend } from '../../src/engine/cpu/backend';
-import { linearDims, loadHFModel } from '../../src/model/hf';
+import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
+import { linearName } from '../../src/model/decoder';
+import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../../src/ot/emulator/budget';
 import { zipEmulatorPackage } from '../../src/ot/emulator/package';
+import type { CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
 import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
 import { TOKENIZER_FILES } from '../../src/jobs/data';
 import type {
@@ -81,8 +84,16 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     const r = built.result;
     const zip = zipEmulatorPackage(built.files);
     const packageId = newId('emu');
+    // Source matrices of the middle blocks, for the spectra (σ of any compressed matrix, on demand).
     const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [n, t] of loaded.weights) if (/\.attn\.[qkvo]\.weight$/.test(n)) sourceWeights.set(n, { shape: t.shape, data: t.data });
+    const { attn, mlp } = projsOf(spec);
+    for (const i of middle) {
+      for (const p of [...attn, ...mlp]) {
+        const name = `${linearName(i, p)}.weight`;
+        const t = loaded.weights.get(name);
+        if (t) sourceWeights.set(name, { shape: t.shape, data: t.data });
+      }
+    }
     builtPackages.set(packageId, { zip, name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`, result: r, sourceWeights });
     const support = built.meta.support;
 
@@ -101,18 +112,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
         removedLossIncrease: sc.length ? sc.reduce((a, x) => a + (x?.removedLossIncrease ?? 0), 0) : null,
       };
     });
-    const matrices: PerMatrixResult[] = [];
-    for (const i of middle) {
-      const rec = bySource.get(i);
-      for (const p of ['q', 'k', 'v', 'o'] as const) {
-        const d = linearDims(spec, i, p);
-        const full = Math.min(d.out, d.in);
-        const sc = rec?.scores?.[p];
-        matrices.push({ layer: i, proj: p, shape: [d.out, d.in], kept: rec ? rec.ranks[p] ?? full : 0, full, removedGradShift: sc?.removedGradShift, removedLossIncrease: sc?.removedLossIncrease });
-      }
-      const sc = rec?.scores?.mlp;
-      matrices.push({ layer: i, proj: 'mlp', shape: [spec.intermediateSize, spec.hiddenSize], kept: rec ? rec.mlpWidth : 0, full: spec.intermediateSize, removedGradShift: sc?.removedGradShift, removedLossIncrease: sc?.removedLossIncrease });
-    }
+    const matrices = perMatrix(spec, r, middle);
     report({ phase: 'done', fraction: 1 });
     return {
       jobId,
@@ -139,6 +139,34 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
   }
 }
 
+/**
+ * Every matrix of every middle block (q, k, v, o, up, gate, down) with what the emulator kept: the rank of a
+ * low-rank factorization (of min(out, in)), or for an MLP sliced by channels the channels kept (of the
+ * source width); a dense matrix keeps its full rank, a dropped block keeps nothing.
+ */
+export function perMatrix(spec: ModelSpec, r: OtCompressResult, middle: number[]): PerMatrixResult[] {
+  const bySource = new Map(r.layers.map((l) => [l.source, l]));
+  const { attn, mlp } = projsOf(spec);
+  const out: PerMatrixResult[] = [];
+  for (const i of middle) {
+    const rec = bySource.get(i);
+    for (const p of [...attn, ...mlp]) {
+      const d = linearDims(spec, i, p);
+      const isMlp = (mlp as string[]).includes(p);
+      const rank = rec?.ranks[p];
+      const sc = rec?.scores?.[p] ?? (isMlp ? rec?.scores?.mlp : undefined);
+      const sliced = isMlp && rank === undefined && rec !== undefined && rec.mlpWidth < spec.layers[i]!.mlpWidth;
+      const full = sliced ? spec.layers[i]!.mlpWidth : Math.min(d.out, d.in);
+      const kept = !rec ? 0 : rank !== undefined ? rank : sliced ? rec.mlpWidth : full;
+      out.push({
+        layer: i, proj: p, shape: [d.out, d.in], kept, full, unit: sliced ? 'channels' : 'rank',
+        ...(sc ? { removedGradShift: sc.removedGradShift, removedLossIncrease: sc.removedLossIncrease } : {}),
+      });
+    }
+  }
+  return out;
+}
+
 export async function exportPackage(packageId: string): Promise<DownloadFile> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory (the page was reloaded?): build it again');
@@ -148,11 +176,16 @@ export async function exportPackage(packageId: string): Promise<DownloadFile> {
 export async function spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory: build it again');
-  const w = p.sourceWeights.get(`layers.${layer}.attn.${proj}.weight`);
-  if (!w) fail(undefined, `no attention matrix ${proj} in block ${layer}`);
+  const w = p.sourceWeights.get(`${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
+  if (!w) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
   const [o, i] = w.shape as [number, number];
   const f = exactSvd(w.data, o, i);
   const rec = p.result.layers.find((l) => l.source === layer);
-  const kept = rec?.keptComponents?.[proj as 'q'] ?? (rec && rec.ranks[proj as 'q'] === undefined ? Array.from({ length: f.S.length }, (_, k) => k) : []);
+  const key = proj as AttnProj | MlpProj;
+  const sourceWidth = key === 'down' ? i : o;
+  const sliced = (key === 'up' || key === 'gate' || key === 'down') && rec !== undefined && rec.ranks[key] === undefined && rec.mlpWidth < sourceWidth;
+  // Kept components: recorded for a factorization; a dense matrix keeps them all; an MLP sliced by channels
+  // keeps no singular components as such (none marked); a dropped block keeps nothing.
+  const kept = rec?.keptComponents?.[key] ?? (rec && rec.ranks[key] === undefined && !sliced ? Array.from({ length: f.S.length }, (_, k) => k) : []);
   return { layer, proj, sigma: Array.from(f.S), kept };
 }
