@@ -182,7 +182,7 @@ export interface CompressResult {
   middleAfter: number;
   layers: CompressLayerResult[];
   matrices: PerMatrixResult[];
-  /** Which reading of each *inferred* part was used (DESIGN §3). */
+  /** Which reading of each *inferred* part was used (docs/ot-compression.md). */
   readings: Record<string, string>;
   notes: string[];
   support: { tokens: number; batches: number; meanLoss: number; digest: string } | null;

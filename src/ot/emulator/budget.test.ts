@@ -118,7 +118,7 @@ describe('planBudget', () => {
   });
 
   it('drop uses OT\'s indices and counts whole blocks', () => {
-    // OPT-1.3B 2-8-2: middle-relative 0,3,5,8,11,14,16,19 (research/gradot.md §3.1).
+    // OPT-1.3B 2-8-2: middle-relative 0,3,5,8,11,14,16,19 (the paper's §3.1 layout).
     expect(uniformChooseBlocks(20, 8)).toEqual([0, 3, 5, 8, 11, 14, 16, 19]);
     // Half-to-even: n=4, k=3 -> 0, 1.5 -> 2, 3.
     expect(uniformChooseBlocks(4, 3)).toEqual([0, 2, 3]);

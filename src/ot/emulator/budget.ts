@@ -6,7 +6,7 @@
  * (+ its bias), a pruned MLP counts its sliced sizes. Embeddings, adapters, final norm and head are not
  * middle parameters.
  *
- * Budget reading (id BUDGET_READING, recorded in reports; research/gradot.md §7.2 says the paper's
+ * Budget reading (id BUDGET_READING, recorded in reports; the paper's
  * allocation is unknown):
  * - The target is T = round(keep · P_middle). Parameters that no method shrinks (norms, biases that stay)
  *   are "fixed"; the rest is split with ONE factor κ = (T − fixed) / compressible, applied to every part

@@ -3,7 +3,7 @@
  * rank-1 deletions that DRD and SCP consider. Lower GCS = cheaper to remove (small gradient shift, large
  * first-order loss increase ⟨g, δ⟩), so selection REMOVES the lowest scores (see select.ts).
  *
- * These closed forms are OUR READING of the paper (research/gradot.md §2.3-§2.5, marked inferred): every
+ * These closed forms are OUR READING of the paper (its §2.3-§2.5 leave them implicit): every
  * reading lives in one small function below and has an id in GCS_READINGS that a compression report records.
  *
  * The identity everything rests on: for a rank-1 δ = −c·u vᵀ, G δ A = −c (G u)(A v)ᵀ, and the entrywise
@@ -14,7 +14,7 @@
  * removes a bias entry too (SCP's up/gate row j + b[j]), the layer is treated as [W | b] acting on
  * x̃ = [x; 1], with Ã = E[x̃ x̃ᵀ] (kfac.augmentedA) and δ̃ = −e_j [w_j; b_j]ᵀ, so the bias is "the
  * corresponding term with x = 1" inside one rank-1 deletion. Deletions that leave the bias alone (a DRD
- * component, a down-projection column) use the plain weight-only A, which is the formula in DESIGN.md §3.
+ * component, a down-projection column) use the plain weight-only A, which is the paper's formula.
  */
 import { hostMatmul } from '../../engine/linalg/matmul';
 import type { LinearStats } from './kfac';

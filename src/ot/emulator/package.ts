@@ -1,5 +1,5 @@
 /**
- * The emulator package (DESIGN.md §4): `emulator.json` (what was done and why: source model id and hash,
+ * The emulator package: `emulator.json` (what was done and why: source model id and hash,
  * split, method, λs, budget, per-layer ranks / kept components / kept channels / score summaries, support
  * data digest, the readings used, and the emulator's ModelSpec) + `emulator.safetensors` (adapters,
  * compressed middle, frozen embeddings and head, under the engine's canonical names, F32: low-rank factors

@@ -1,5 +1,5 @@
 /**
- * Adapter export (DESIGN.md §4) and loading.
+ * Adapter export and loading.
  *
  * Every adapter: `adapter.safetensors` — the dense tensors the adapter changes, under the BASE model's own
  * Hugging Face names and layer indices (the source blocks; e.g. `model.layers.7.self_attn.q_proj.weight`),

@@ -1,5 +1,5 @@
 /**
- * The whole offsite-tuning protocol on one machine (research/gradot.md §4), for one model, one compression
+ * The whole offsite-tuning protocol on one machine, for one model, one compression
  * setting and one task:
  *
  *   Full ZS      full model, zero-shot
