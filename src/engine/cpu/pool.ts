@@ -73,6 +73,8 @@ interface WorkerLike {
 
 interface Runtime {
   memory: WebAssembly.Memory;
+  /** Compiled once, handed to every worker (a Module is shareable between threads). */
+  modules: { simd: WebAssembly.Module; relaxed: WebAssembly.Module | null };
   shared: boolean;
   gemm: { relaxed: GemmFn | null; simd: GemmFn };
   ctrl: Int32Array;
@@ -170,13 +172,12 @@ function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
   const relaxedMod = relaxedOk ? mod(true) : null;
   const inst = (m: WebAssembly.Module) => new WebAssembly.Instance(m, { env: { mem: memory } }).exports.gemm as GemmFn;
   const r: Runtime = {
-    memory, shared,
+    memory, shared, modules: { simd: simdMod, relaxed: relaxedMod },
     gemm: { simd: inst(simdMod), relaxed: relaxedMod ? inst(relaxedMod) : null },
     ctrl: new Int32Array(memory.buffer, 0, READY0 + MAX_THREADS + 1),
     workers: [], slots, heapBase,
     f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer),
   };
-  (r as Runtime & { modules?: unknown }).modules = { simd: simdMod, relaxed: relaxedMod };
   return r;
 }
 
@@ -246,7 +247,7 @@ export async function initCpuThreads(opts: { threads?: number } = {}): Promise<C
     reason = blocker ?? 'shared WebAssembly memory is unavailable';
     return cpuThreadsInfo();
   }
-  const mods = (r as Runtime & { modules: { simd: WebAssembly.Module; relaxed: WebAssembly.Module | null } }).modules;
+  const mods = r.modules;
   try {
     for (let id = 1; id < want; id++) {
       const data = { memory: r.memory, simd: mods.simd, relaxed: mods.relaxed, id, scratch: SCRATCH_BASE + id * SCRATCH_BYTES };
