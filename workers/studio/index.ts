@@ -5,7 +5,7 @@
  * Importable without a worker (tests call it in Node on the CPU backend); studio.worker.ts exposes it.
  */
 import type { Capabilities, StudioApi } from '../../src/jobs/studio-api';
-import { loseDevice, probeBackend, watchBackend } from './backend';
+import { probeBackend, watchBackend } from './backend';
 import { compress, exportPackage, spectrum } from './compress';
 import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
@@ -38,7 +38,6 @@ export const api: StudioApi = {
   async watchBackend(onChange) {
     watchBackend(onChange);
   },
-  loseDevice,
   openModel,
   compress,
   exportPackage,
