@@ -14,7 +14,6 @@ import { runProtocolJob } from './protocol';
 import { jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
-// ---------------------------------------------------------------- capabilities
 
 /** Everything is backed by real code now; the struct stays so a build without a part can switch it off. */
 export async function capabilities(): Promise<Capabilities> {

@@ -1,3 +1,7 @@
+/**
+ * What the user opens: a model (config + headers checked, nothing decoded), an emulator package, returned
+ * adapters, a dataset (read, validated, previewed).
+ */
 import { readDataset, validateDataset, type Dataset } from '../../src/data';
 import { planHFLoad } from '../../src/model/hf';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
@@ -11,7 +15,6 @@ import { fail, stripCommonFolder, sourceOf, readSafetensorsHeader, rethrow, base
 import { openModels, openPackages, newId, openAdaptersMap, openDatasets } from './state';
 import { dropTryExports } from './generate';
 
-// ---------------------------------------------------------------- model summary
 
 export function num(cfg: Record<string, unknown>, ...keys: string[]): number {
   for (const k of keys) {
@@ -107,7 +110,6 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
 }
 
 
-// ---------------------------------------------------------------- emulator package
 
 
 export async function openPackage(name: string, input: InputFile[]): Promise<PackageSummary> {
@@ -150,7 +152,6 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
   return summary;
 }
 
-// ---------------------------------------------------------------- returned adapters
 
 
 export async function openAdapters(name: string, input: InputFile[]): Promise<AdapterSummary> {
@@ -194,7 +195,6 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
   return summary;
 }
 
-// ---------------------------------------------------------------- datasets
 
 
 export const PREVIEW_ROWS = 50;
