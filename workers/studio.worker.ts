@@ -10,5 +10,9 @@
  */
 import * as Comlink from 'comlink';
 import { api } from './studio';
+import { loseDevice } from './studio/backend';
 
 Comlink.expose(api);
+// End-to-end tests force a device loss mid-job through this (e2e/device-loss.spec.ts); it does what a
+// driver reset does, so it is harmless to leave in.
+Object.assign(self, { gradotLoseDevice: loseDevice });

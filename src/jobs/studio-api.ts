@@ -465,8 +465,6 @@ export interface StudioApi {
   probeBackend(opts?: { allowSoftwareAdapter?: boolean }): Promise<BackendInfo>;
   /** `onChange` receives the badge's new data when the backend changes (the GPU device was lost). */
   watchBackend(onChange: (b: BackendInfo) => void): Promise<void>;
-  /** Test hook: destroys the GPU device as a driver reset would; false when no GPU device is in use. */
-  loseDevice(): Promise<boolean>;
 
   openModel(name: string, files: InputFile[]): Promise<ModelSummary>;
   compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult>;

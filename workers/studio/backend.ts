@@ -11,6 +11,7 @@ import type { Backend } from '../../src/engine/backend';
 import { chooseBackend, type BackendChoice } from '../../src/engine/webgpu/select';
 import type { WebGpuBackend } from '../../src/engine/webgpu/backend';
 import type { BackendInfo } from '../../src/jobs/studio-api';
+import { withCpuFallback } from '../../src/jobs/device-loss';
 
 let choice: Promise<BackendChoice> | null = null;
 /** Use a software adapter (SwiftShader) too: slower than the CPU backend, but it exercises the GPU path. */
@@ -85,25 +86,21 @@ function isLostGpu(be: Backend): boolean {
   return be.name === 'webgpu' && (lost !== null || (be as WebGpuBackend).lost);
 }
 
-/**
- * Runs `job` on the chosen backend; if the GPU device is lost while it runs, runs it again on the CPU
- * backend (`onFallback` first, e.g. to tell the user). A job that checkpoints resumes from its checkpoint.
- */
+/** Runs `job` on the chosen backend, again on the CPU backend if the GPU device is lost meanwhile. */
 export async function onBackend<T>(
   pref: 'auto' | 'cpu', job: (be: Backend) => Promise<T>, o: { signal?: AbortSignal; onFallback?: (message: string) => void } = {},
 ): Promise<T> {
   const be = await pickBackend(pref);
-  try {
-    return await job(be);
-  } catch (e) {
-    if (be.name !== 'webgpu' || o.signal?.aborted) throw e;
-    // A read on a destroyed device can fail before `device.lost` has resolved: give it a moment.
-    for (let i = 0; i < 20 && !isLostGpu(be); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!isLostGpu(be)) throw e;
-    lost ??= { reason: 'unknown', message: (e as Error).message };
-    o.onFallback?.('WebGPU device lost: continuing on the CPU backend from the last checkpoint');
-    return job(new CpuBackend({ dtype: 'f32' }));
-  }
+  if (be.name !== 'webgpu') return job(be);
+  return withCpuFallback(be, job, {
+    ...o,
+    isLost: isLostGpu,
+    cpu: () => {
+      // The device may have been lost without its callback having run yet: every later job uses the CPU too.
+      lost ??= { reason: 'unknown', message: 'the device stopped answering' };
+      return new CpuBackend({ dtype: 'f32' });
+    },
+  });
 }
 
 /** For end-to-end tests: destroys the GPU device as a driver reset would (no-op on the CPU backend). */

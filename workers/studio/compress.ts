@@ -1,3 +1,7 @@
+/**
+ * The Model owner's compression: builds the emulator with the job `gradot compress` runs and shapes the
+ * per-block and per-matrix tables and the spectra the view shows.
+ */
 import { withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
 import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';

@@ -1,3 +1,7 @@
+/**
+ * Evaluation (Emulator ZS / FT on the data owner's side) and plug-in (Full ZS / Plug-in on the model
+ * owner's side) over src/jobs evaluate and plug-in.
+ */
 import { withoutSpecialTokens } from '../../src/data';
 import { decoderFromWeights, type Decoder } from '../../src/model/decoder';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
@@ -15,7 +19,6 @@ import { fail, sourceOf, rethrow } from './files';
 import { openModels, openPackages, openAdaptersMap, openDatasets, tunedRuns } from './state';
 import { startControlledJob, loadOpenModel } from './jobs';
 
-// ---------------------------------------------------------------- evaluation, export, plug-in (src/ot)
 
 /** Frees a decoder's storages; on a lost device there is nothing left to free, and that must not hide why. */
 function freeQuietly(dec: Decoder): void {

@@ -1,3 +1,7 @@
+/**
+ * Dropped files: folder prefixes, zips, JSON and safetensors headers, and errors the UI shows with their
+ * file (and line).
+ */
 import { SafetensorsReader } from '../../src/model/safetensors';
 import { FileListSource } from '../../src/model/source';
 import { numel } from '../../src/model/weights';
@@ -5,13 +9,11 @@ import { unzipSync } from 'fflate';
 import { encodeStudioError, type InputFile, type TensorInfo } from '../../src/jobs/studio-api';
 
 
-// ---------------------------------------------------------------- errors
 
 export function fail(file: string | undefined, message: string, line?: number): never {
   throw new Error(encodeStudioError({ file, message, line }));
 }
 
-// ---------------------------------------------------------------- safetensors header (metadata only)
 
 /** Strips the folder the user picked so names match the HF layout ("config.json", not "gpt2/config.json"). */
 export function stripCommonFolder(files: InputFile[]): InputFile[] {

@@ -1,3 +1,7 @@
+/**
+ * "Try it": the model (or emulator + adapters) exported to ONNX in transformers.js layout and generated with
+ * transformers.js, loaded on first use.
+ */
 import { CpuBackend } from '../../src/engine/cpu/backend';
 import { loadHFModel, type HFConfig } from '../../src/model/hf';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
@@ -12,7 +16,6 @@ import { probeBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, openAdaptersMap, tunedRuns } from './state';
 
-// ---------------------------------------------------------------- "try it" (src/onnx export + transformers.js)
 
 export interface TryExport {
   files: Map<string, Uint8Array>;

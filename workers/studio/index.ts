@@ -5,7 +5,7 @@
  * Importable without a worker (tests call it in Node on the CPU backend); studio.worker.ts exposes it.
  */
 import type { Capabilities, StudioApi } from '../../src/jobs/studio-api';
-import { loseDevice, probeBackend, watchBackend } from './backend';
+import { probeBackend, watchBackend } from './backend';
 import { compress, exportPackage, spectrum } from './compress';
 import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
@@ -14,7 +14,6 @@ import { runProtocolJob } from './protocol';
 import { jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
-// ---------------------------------------------------------------- capabilities
 
 /** Everything is backed by real code now; the struct stays so a build without a part can switch it off. */
 export async function capabilities(): Promise<Capabilities> {
@@ -38,7 +37,6 @@ export const api: StudioApi = {
   async watchBackend(onChange) {
     watchBackend(onChange);
   },
-  loseDevice,
   openModel,
   compress,
   exportPackage,

@@ -1,3 +1,7 @@
+/**
+ * Job control: ids, progress with elapsed time and ETA, pause / resume / cancel (an abort signal and a
+ * pauser the loops read), and loading the open model with its tokenizer.
+ */
 import { loadHFModel } from '../../src/model/hf';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { PauseController } from '../../src/ot/offsite/tune';
@@ -5,7 +9,6 @@ import { encodeStudioError, type InputFile, type ProgressEvent, type ProgressFn 
 import { sourceOf, rethrow } from './files';
 import { newId, JobControl, jobs, jobControls } from './state';
 
-// ---------------------------------------------------------------- compression (src/ot compressModel)
 
 export class Cancelled extends Error {
   constructor() {

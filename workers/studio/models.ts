@@ -1,7 +1,10 @@
+/**
+ * What the user opens: a model (config + headers checked, nothing decoded), an emulator package, returned
+ * adapters, a dataset (read, validated, previewed).
+ */
 import { readDataset, validateDataset, type Dataset } from '../../src/data';
 import { planHFLoad } from '../../src/model/hf';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
-import { FileListSource } from '../../src/model/source';
 import type { ModelSpec } from '../../src/model/spec';
 import { numel } from '../../src/model/weights';
 import {
@@ -12,7 +15,6 @@ import { fail, stripCommonFolder, sourceOf, readSafetensorsHeader, rethrow, base
 import { openModels, openPackages, newId, openAdaptersMap, openDatasets } from './state';
 import { dropTryExports } from './generate';
 
-// ---------------------------------------------------------------- model summary
 
 export function num(cfg: Record<string, unknown>, ...keys: string[]): number {
   for (const k of keys) {
@@ -30,13 +32,6 @@ export function familyOf(modelType: string): string {
 }
 
 
-export interface PlanLike {
-  spec: ModelSpec;
-  config: Record<string, unknown>;
-  tensors: Map<string, { file: string; dtype: string; shape: number[]; bytes: number }>;
-  warnings: string[];
-}
-export type PlanHFLoad = (source: FileListSource) => Promise<PlanLike>;
 
 export function summarize(name: string, files: InputFile[], tensors: TensorInfo[], cfg: Record<string, unknown>, spec: ModelSpec | null, parsedBy: string, warnings: string[]): ModelSummary {
   const modelType = spec?.modelType ?? (typeof cfg.model_type === 'string' ? cfg.model_type : 'unknown');
@@ -97,20 +92,11 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
   }
   if (!hasConfig) fail(weightFiles[0]?.path, 'config.json is missing next to the weights');
   let summary: ModelSummary;
-  const plan: PlanHFLoad | null = planHFLoad;
   try {
-    if (plan) {
-      // src/model validates every tensor against config.json without decoding data.
-      const p = await plan(sourceOf(files, name));
-      const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
-      summary = summarize(name, files, tensors, p.config, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
-    } else {
-      if (weightFiles.length === 0) fail('config.json', 'no *.safetensors weights next to config.json (pytorch .bin is not read)');
-      const cfg = await readJson(files.find((f) => f.path === 'config.json')!);
-      const tensors: TensorInfo[] = [];
-      for (const w of weightFiles) tensors.push(...(await readSafetensorsHeader(w)));
-      summary = summarize(name, files, tensors, cfg, null, 'safetensors headers (src/model/hf.ts not loaded)', []);
-    }
+    // src/model validates every tensor against config.json without decoding data.
+    const p = await planHFLoad(sourceOf(files, name));
+    const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
+    summary = summarize(name, files, tensors, p.config as Record<string, unknown>, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
   } catch (e) {
     rethrow(e, name);
   }
@@ -124,7 +110,6 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
 }
 
 
-// ---------------------------------------------------------------- emulator package
 
 
 export async function openPackage(name: string, input: InputFile[]): Promise<PackageSummary> {
@@ -167,7 +152,6 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
   return summary;
 }
 
-// ---------------------------------------------------------------- returned adapters
 
 
 export async function openAdapters(name: string, input: InputFile[]): Promise<AdapterSummary> {
@@ -211,7 +195,6 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
   return summary;
 }
 
-// ---------------------------------------------------------------- datasets
 
 
 export const PREVIEW_ROWS = 50;

@@ -1,3 +1,7 @@
+/**
+ * The researcher's grid: one protocol setting per call over src/jobs protocol, with Full ZS / Full FT reused
+ * across settings of one model, task and recipe.
+ */
 import { withoutSpecialTokens } from '../../src/data';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';

@@ -1,3 +1,7 @@
+/**
+ * What is open in this worker (models, packages, adapters, datasets, built emulators, tuned runs), keyed by
+ * the ids the UI holds.
+ */
 import { type Dataset } from '../../src/data';
 import { type CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
 import { type EmulatorPackage } from '../../src/ot/emulator/package';
@@ -34,7 +38,6 @@ export interface BuiltPackage {
 }
 export const builtPackages = new Map<string, BuiltPackage>();
 
-// ---------------------------------------------------------------- adapter tuning (src/ot tune)
 
 /** Runs whose tuning is in progress in this worker (not offered for resume). */
 export const activeRuns = new Set<string>();

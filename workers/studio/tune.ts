@@ -1,3 +1,7 @@
+/**
+ * The data owner's tuning runs: a run's package, data and options saved in OPFS next to its checkpoints, so a
+ * reload (or a lost GPU device) resumes it; adapter export.
+ */
 import { withoutSpecialTokens } from '../../src/data';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
@@ -22,7 +26,6 @@ import { startControlledJob } from './jobs';
 /** The backend a run ended on (the CPU one after a lost GPU device). */
 const backendName = (be: Backend | null): string => be?.name ?? 'none';
 
-// ---------------------------------------------------------------- OPFS checkpoints
 
 
 export async function runsDir(): Promise<FileSystemDirectoryHandle | null> {

@@ -31,11 +31,14 @@ export const command: Command = {
     const m = await openModelState(modelPath, options.adapter ? resolve(ctx.cwd, String(options.adapter)) : undefined);
     if (!m.opened.tokenizer) throw new Error(`no tokenizer files in ${modelPath}`);
     const { withoutSpecialTokens } = await import('../../data/tokenizer');
-    const { prepareEval } = await import('../../ot/offsite/task-data');
+    const { prepareEvalTask } = await import('../../jobs/evaluate');
+    const { padIdOf } = await import('../../jobs/data');
     const { evaluateWithOrt } = await import('../../onnx/evaluate');
     const contextLength = Math.min(options.context !== undefined ? Number(options.context) : m.spec.maxPositions, m.spec.maxPositions);
-    const task = prepareEval({ name: taskPath, bytes: new Uint8Array(await readFile(taskPath)) }, withoutSpecialTokens(m.opened.tokenizer), { contextLength });
-    const padId = m.opened.tokenizer.padId ?? m.opened.tokenizer.eosId ?? 0;
+    // The same encoding as `gradot eval` (BOS policy included), so the two runtimes score the same tokens.
+    const tok = withoutSpecialTokens(m.opened.tokenizer);
+    const task = prepareEvalTask({ name: taskPath, bytes: new Uint8Array(await readFile(taskPath)) }, tok, m.spec, { contextLength });
+    const padId = padIdOf(tok);
     const threads = options['ort-threads'] !== undefined ? { intraOpNumThreads: Number(options['ort-threads']) } : {};
     const r = await evaluateWithOrt(m.spec, m.weights, task, {
       batchSize, padId, sessionOptions: threads, onProgress: (d, n) => ctx.err(`ort-eval: batch ${d}/${n}`),

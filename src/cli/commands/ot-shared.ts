@@ -16,6 +16,7 @@ import { LORA_TARGETS, parseLoraTargets, type LoraConfig } from '../../ot/offsit
 import type { TuneOptions } from '../../ot/offsite/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
+import { defaultAddBos } from '../../jobs/data';
 import { openSource, type OpenedModel } from '../open';
 import type { OptionSpec, ParsedOptions } from '../args';
 
@@ -62,10 +63,8 @@ export async function cliTokenizer(model: OpenedModel, tokDir: string | undefine
   throw new UsageError(`${model.path} has no tokenizer files; pass --tokenizer DIR (e.g. the base model's folder)`);
 }
 
-/** BOS first for LLaMA-family models whose tokenizer has one (like the demo model's pretraining/eval). */
-export function defaultAddBos(spec: ModelSpec, tok: TextTokenizer): boolean {
-  return spec.family === 'llama' && tok.bosId !== null;
-}
+/** The shared BOS policy (src/jobs/data.ts), re-exported for the commands. */
+export { defaultAddBos } from '../../jobs/data';
 
 export function contextLength(spec: ModelSpec, requested: number | undefined): number {
   const max = spec.maxPositions;
