@@ -7,6 +7,7 @@
  *   train     forward+backward+AdamW tokens/s of a 6-layer d=256 LLaMA-family model vs the same in PyTorch
  *   compress  time of each GradOT phase (support pass, SVDs, scoring/selection, packaging) on that model
  *   ort       evaluation tokens/s of our engine vs onnxruntime on the same model (when src/onnx is built)
+ *   svd       exact SVD vs torch.linalg.svd (and our Jacobi reference) at 768x3072, 896x4864, 2048x5632
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -16,7 +17,7 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
 
-const SECTIONS = ['matmul', 'train', 'compress', 'ort'] as const;
+const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'svd'] as const;
 type Section = (typeof SECTIONS)[number];
 
 async function benchCompress(): Promise<{ json: Record<string, unknown>; text: string }> {
@@ -63,7 +64,7 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort] [--sizes 128,256,512] [--json]',
+  usage: 'gradot bench [--only matmul,train,compress,ort,svd] [--sizes 128,256,512] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
@@ -99,6 +100,12 @@ export const command: Command = {
         json.ort = { skipped: 'src/onnx/bench is not built yet' };
         text.push('ort: skipped (src/onnx/bench is not built yet)');
       }
+    }
+    if (want('svd')) {
+      const { benchSvd, formatSvdBench } = await import('../../engine/linalg/svd.bench');
+      const c = await benchSvd();
+      json.svd = c;
+      text.push(formatSvdBench(c));
     }
     return { json, text: text.join('\n\n') };
   },

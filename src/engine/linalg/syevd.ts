@@ -15,6 +15,7 @@
  * n-vectors, memory-bound and 3-4x slower than this at n = 768 (docs/svd.md).
  */
 import { dense, gemm64 } from './gemm64';
+import { rowKernels } from './rowops';
 
 export interface SymEigen {
   /** Eigenvalues, ascending. */
@@ -38,12 +39,23 @@ interface Tridiag {
 
 /** Householder reduction of a symmetric [n, n] (only the lower triangle is read). Does not modify `input`. */
 export function tridiagonalize(input: Float64Array, n: number): Tridiag {
-  const A = Float64Array.from(input);
+  // With the WebAssembly row kernels, A, v and y live in the module memory (A at 0, v at n², y at n² + n).
+  const ker = n >= 16 ? rowKernels(n * n + 2 * n) : null;
+  let A: Float64Array, v: Float64Array, y: Float64Array;
+  if (ker) {
+    A = ker.mem.subarray(0, n * n);
+    A.set(input);
+    v = ker.mem.subarray(n * n, n * n + n);
+    y = ker.mem.subarray(n * n + n, n * n + 2 * n);
+  } else {
+    A = Float64Array.from(input);
+    v = new Float64Array(n);
+    y = new Float64Array(n);
+  }
+  const vB = n * n * 8, yB = (n * n + n) * 8;
   const d = new Float64Array(n);
   const e = new Float64Array(Math.max(n - 1, 0));
   const tau = new Float64Array(Math.max(n - 1, 0));
-  const v = new Float64Array(n);
-  const y = new Float64Array(n);
   for (let i = 0; i < n - 2; i++) {
     const s = i + 1; // first index of the trailing block
     // x = A[s.., i] (column i below the diagonal, stored in rows s.. of the lower triangle).
@@ -75,7 +87,13 @@ export function tridiagonalize(input: Float64Array, n: number): Tridiag {
       const ro = r * n;
       const vr = v[r];
       let acc = 0;
-      for (let c = s; c < r; c++) {
+      let c = s;
+      if (ker) {
+        const pairs = (r - s) >> 1;
+        acc = ker.symv((ro + s) * 8, vB + s * 8, yB + s * 8, pairs, vr);
+        c = s + 2 * pairs;
+      }
+      for (; c < r; c++) {
         const a = A[ro + c];
         acc += a * v[c];
         y[c] += a * vr;
@@ -94,7 +112,13 @@ export function tridiagonalize(input: Float64Array, n: number): Tridiag {
       const ro = r * n;
       const vr = v[r];
       const wr = y[r];
-      for (let c = s; c <= r; c++) A[ro + c] -= vr * y[c] + wr * v[c];
+      let c = s;
+      if (ker) {
+        const pairs = (r - s + 1) >> 1;
+        ker.syr2((ro + s) * 8, vB + s * 8, yB + s * 8, pairs, vr, wr);
+        c = s + 2 * pairs;
+      }
+      for (; c <= r; c++) A[ro + c] -= vr * y[c] + wr * v[c];
     }
   }
   if (n >= 2) {
@@ -103,7 +127,8 @@ export function tridiagonalize(input: Float64Array, n: number): Tridiag {
     tau[n - 2] = 0;
   }
   if (n >= 1) d[n - 1] = A[(n - 1) * n + n - 1];
-  return { d, e, refl: A, tau };
+  // The reflectors are read later by applyQ: copy them out of the shared kernel memory.
+  return { d, e, refl: ker ? Float64Array.from(A) : A, tau };
 }
 
 /**
@@ -462,11 +487,18 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
     gemm64(dense(Qk, K), dense(S, K), QS, 0, K, n, K, K);
     for (let i = 0; i < K; i++) pairs.push({ value: Dk[origin[i]] + tau[i], src: 's', idx: i });
     pairs.sort((a, b2) => a.value - b2.value);
+    // Scatter row by row (column-by-column writes would miss the cache on every element).
+    const fromQ = new Uint8Array(n);
+    const idx = new Int32Array(n);
     pairs.forEach((p, dst) => {
       values[dst] = p.value;
-      if (p.src === 'q') for (let r = 0; r < n; r++) outCols[r * n + dst] = Q[r * n + p.idx];
-      else for (let r = 0; r < n; r++) outCols[r * n + dst] = QS[r * K + p.idx];
+      fromQ[dst] = p.src === 'q' ? 1 : 0;
+      idx[dst] = p.idx;
     });
+    for (let r = 0; r < n; r++) {
+      const ro = r * n, rk = r * K;
+      for (let dst = 0; dst < n; dst++) outCols[ro + dst] = fromQ[dst] ? Q[ro + idx[dst]] : QS[rk + idx[dst]];
+    }
     return { values, vectors: outCols };
   }
   return finish(D0, Q, n, Array.from({ length: n }, (_, i) => i), null);
@@ -478,8 +510,8 @@ function finish(D: Float64Array, Q: Float64Array, n: number, cols: number[], _un
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
     values[dst] = D[src];
-    for (let r = 0; r < n; r++) vectors[r * n + dst] = Q[r * n + src];
   });
+  for (let r = 0; r < n; r++) for (let dst = 0; dst < n; dst++) vectors[r * n + dst] = Q[r * n + order[dst]];
   return { values, vectors };
 }
 
