@@ -8,6 +8,8 @@
  * Exports (byte offsets; `pairs` = number of f64 pairs, the caller handles an odd last element):
  *   symv(a, v, y, pairs, vr) -> f64:  y[c] += a[c]·vr, returns Σ a[c]·v[c]
  *   syr2(a, v, y, pairs, vr, wr):     a[c] -= vr·y[c] + wr·v[c]
+ *   fused(a, v, w, vn, yn, pairs, vr, wr, vnr) -> f64: the syr2 update of one step and, on the updated
+ *     values, the symv of the next (one pass over the matrix instead of two)
  */
 
 const I32 = 0x7f;
@@ -86,13 +88,36 @@ export function buildRowModule(pages: number): Uint8Array<ArrayBuffer> {
       ...SUB, ...STORE,
     ]),
   ]);
-  const fns = [symv, syr2];
+  // fused(a, v, w, vn, yn, pairs, vr, wr, vnr) -> f64: a[c] -= vr·w[c] + wr·v[c]; then with the updated
+  // value, yn[c] += a[c]·vnr and the result accumulates Σ a[c]·vn[c]. Locals: 9 acc, 10 vrv, 11 wrv,
+  // 12 vnrv, 13 av (v128).
+  const adv = (i: number) => [...get(i), ...i32c(16), I32_ADD, ...set(i)];
+  const fused = func([I32, I32, I32, I32, I32, I32, F64, F64, F64], [F64], [[5, V128]], [
+    ...ZERO, ...set(9),
+    ...get(6), ...SPLAT, ...set(10),
+    ...get(7), ...SPLAT, ...set(11),
+    ...get(8), ...SPLAT, ...set(12),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(5), I32_EQZ, 0x0d, 1,
+    ...get(0), ...LOAD,
+    ...get(10), ...get(2), ...LOAD, ...MUL,
+    ...get(11), ...get(1), ...LOAD, ...MUL, ...ADD,
+    ...SUB, ...set(13),
+    ...get(0), ...get(13), ...STORE,
+    ...get(9), ...get(13), ...get(3), ...LOAD, ...MUL, ...ADD, ...set(9),
+    ...get(4), ...get(4), ...LOAD, ...get(13), ...get(12), ...MUL, ...ADD, ...STORE,
+    ...adv(0), ...adv(1), ...adv(2), ...adv(3), ...adv(4),
+    ...get(5), ...i32c(1), I32_SUB, ...set(5),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(9), ...LANE(0), ...get(9), ...LANE(1), F64_ADD,
+  ]);
+  const fns = [symv, syr2, fused];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [fns.length, ...fns.flatMap((f) => f.type)]),
-    ...section(3, [fns.length, 0, 1]),
+    ...section(3, [fns.length, 0, 1, 2]),
     ...section(5, [1, 0x00, ...uleb(pages)]),
-    ...section(7, [3, ...str('mem'), 0x02, 0, ...str('symv'), 0x00, 0, ...str('syr2'), 0x00, 1]),
+    ...section(7, [4, ...str('mem'), 0x02, 0, ...str('symv'), 0x00, 0, ...str('syr2'), 0x00, 1, ...str('fused'), 0x00, 2]),
     ...section(10, [fns.length, ...fns.flatMap((f) => f.body)]),
   ]);
 }
@@ -102,9 +127,10 @@ export interface RowKernels {
   mem: Float64Array;
   symv(a: number, v: number, y: number, pairs: number, vr: number): number;
   syr2(a: number, v: number, y: number, pairs: number, vr: number, wr: number): void;
+  fused(a: number, v: number, w: number, vn: number, yn: number, pairs: number, vr: number, wr: number, vnr: number): number;
 }
 
-let inst: { memory: WebAssembly.Memory; symv: RowKernels['symv']; syr2: RowKernels['syr2'] } | null | undefined;
+let inst: { memory: WebAssembly.Memory; symv: RowKernels['symv']; syr2: RowKernels['syr2']; fused: RowKernels['fused'] } | null | undefined;
 let enabled = true;
 
 /** Turns the kernels on or off (tests of the JS path, benchmark comparisons); returns the old value. */
@@ -126,6 +152,7 @@ export function rowKernels(len: number): RowKernels | null {
           memory: i.exports.mem as WebAssembly.Memory,
           symv: i.exports.symv as RowKernels['symv'],
           syr2: i.exports.syr2 as RowKernels['syr2'],
+          fused: i.exports.fused as RowKernels['fused'],
         };
       }
     } catch {
@@ -142,5 +169,5 @@ export function rowKernels(len: number): RowKernels | null {
       return null;
     }
   }
-  return { mem: new Float64Array(inst.memory.buffer, 0, len), symv: inst.symv, syr2: inst.syr2 };
+  return { mem: new Float64Array(inst.memory.buffer, 0, len), symv: inst.symv, syr2: inst.syr2, fused: inst.fused };
 }

@@ -8,7 +8,7 @@
  *    close poles) keeps clustered and rank-deficient spectra cheap and exact; the Gu-Eisenstat recomputed
  *    weights keep the eigenvectors orthogonal without reorthogonalization. The merge's eigenvector product
  *    is one f64 GEMM (gemm64), which is where most of the O(n³) goes. Blocks of <= 32 use implicit QL.
- * 3. Back-transform Z <- Q Z with the reflectors grouped in blocks of 32 (compact WY, dlarft/dlarfb), so
+ * 3. Back-transform Z <- Q Z with the reflectors grouped in blocks of 64 (compact WY, dlarft/dlarfb), so
  *    that too runs on the GEMM.
  *
  * Why not QL on the whole matrix (tridiag.ts): its eigenvector accumulation applies ~n² plane rotations to
@@ -39,103 +39,187 @@ interface Tridiag {
 
 /** Householder reduction of a symmetric [n, n] (only the lower triangle is read). Does not modify `input`. */
 export function tridiagonalize(input: Float64Array, n: number): Tridiag {
-  // With the WebAssembly row kernels, A, v and y live in the module memory (A at 0, v at n², y at n² + n).
-  const ker = n >= 16 ? rowKernels(n * n + 2 * n) : null;
-  let A: Float64Array, v: Float64Array, y: Float64Array;
-  if (ker) {
-    A = ker.mem.subarray(0, n * n);
-    A.set(input);
-    v = ker.mem.subarray(n * n, n * n + n);
-    y = ker.mem.subarray(n * n + n, n * n + 2 * n);
-  } else {
-    A = Float64Array.from(input);
-    v = new Float64Array(n);
-    y = new Float64Array(n);
+  const ker = n >= 16 ? rowKernels(n * n + 4 * n) : null;
+  return ker ? tridiagonalizeFused(input, n, ker) : tridiagonalizeJs(input, n);
+}
+
+/**
+ * Householder vector of step i from column i (rows i+1..n-1) of A: stores it in v (v[i+1] = 1) and below
+ * the diagonal of column i, sets d[i], e[i], tau[i]; returns tau[i] (0: nothing to reflect, v is zero).
+ */
+function reflector(A: Float64Array, n: number, i: number, v: Float64Array, d: Float64Array, e: Float64Array, tau: Float64Array): number {
+  const s = i + 1;
+  const alpha = A[s * n + i];
+  let xnorm2 = 0;
+  for (let r = s + 1; r < n; r++) xnorm2 += A[r * n + i] * A[r * n + i];
+  d[i] = A[i * n + i];
+  if (xnorm2 === 0) {
+    tau[i] = 0;
+    e[i] = alpha;
+    for (let r = s + 1; r < n; r++) A[r * n + i] = 0;
+    v.fill(0, s, n);
+    return 0;
   }
-  const vB = n * n * 8, yB = (n * n + n) * 8;
+  const beta = -(alpha >= 0 ? 1 : -1) * Math.sqrt(alpha * alpha + xnorm2);
+  const t = (beta - alpha) / beta;
+  const scale = 1 / (alpha - beta);
+  v[s] = 1;
+  for (let r = s + 1; r < n; r++) {
+    const vr = A[r * n + i] * scale;
+    v[r] = vr;
+    A[r * n + i] = vr; // keep the reflector where the column was
+  }
+  tau[i] = t;
+  e[i] = beta;
+  return t;
+}
+
+/** y <- t·y, then y <- y - (t/2)(yᵀv) v over s..n-1 (y becomes the w of the rank-2 update). */
+function finishW(y: Float64Array, v: Float64Array, t: number, s: number, n: number): void {
+  let yv = 0;
+  for (let r = s; r < n; r++) {
+    y[r] *= t;
+    yv += y[r] * v[r];
+  }
+  const half = -0.5 * t * yv;
+  for (let r = s; r < n; r++) y[r] += half * v[r];
+}
+
+/** Plain JS: per step one symmetric matrix-vector product and one rank-2 update over the lower triangle. */
+function tridiagonalizeJs(input: Float64Array, n: number): Tridiag {
+  const A = Float64Array.from(input);
+  const v = new Float64Array(n);
+  const y = new Float64Array(n);
   const d = new Float64Array(n);
   const e = new Float64Array(Math.max(n - 1, 0));
   const tau = new Float64Array(Math.max(n - 1, 0));
   for (let i = 0; i < n - 2; i++) {
-    const s = i + 1; // first index of the trailing block
-    // x = A[s.., i] (column i below the diagonal, stored in rows s.. of the lower triangle).
-    const alpha = A[s * n + i];
-    let xnorm2 = 0;
-    for (let r = s + 1; r < n; r++) xnorm2 += A[r * n + i] * A[r * n + i];
-    if (xnorm2 === 0) {
-      tau[i] = 0;
-      e[i] = alpha;
-      for (let r = s + 1; r < n; r++) A[r * n + i] = 0;
-      d[i] = A[i * n + i];
-      continue;
-    }
-    const beta = -(alpha >= 0 ? 1 : -1) * Math.sqrt(alpha * alpha + xnorm2);
-    const t = (beta - alpha) / beta;
-    const scale = 1 / (alpha - beta);
-    v[s] = 1;
-    for (let r = s + 1; r < n; r++) {
-      const vr = A[r * n + i] * scale;
-      v[r] = vr;
-      A[r * n + i] = vr; // keep the reflector where the column was
-    }
-    tau[i] = t;
-    e[i] = beta;
-    d[i] = A[i * n + i];
+    const s = i + 1;
+    const t = reflector(A, n, i, v, d, e, tau);
+    if (t === 0) continue;
     // y = t·A22·v over the lower triangle: row r contributes A[r, c]·v[c] to y[r] and A[r, c]·v[r] to y[c].
     y.fill(0, s, n);
     for (let r = s; r < n; r++) {
       const ro = r * n;
       const vr = v[r];
       let acc = 0;
-      let c = s;
-      if (ker) {
-        const pairs = (r - s) >> 1;
-        acc = ker.symv((ro + s) * 8, vB + s * 8, yB + s * 8, pairs, vr);
-        c = s + 2 * pairs;
-      }
-      for (; c < r; c++) {
+      for (let c = s; c < r; c++) {
         const a = A[ro + c];
         acc += a * v[c];
         y[c] += a * vr;
       }
       y[r] += acc + A[ro + r] * vr;
     }
-    let yv = 0;
-    for (let r = s; r < n; r++) {
-      y[r] *= t;
-      yv += y[r] * v[r];
-    }
-    // w = y - (t/2)(yᵀv) v; A22 -= v wᵀ + w vᵀ (lower triangle).
-    const half = -0.5 * t * yv;
-    for (let r = s; r < n; r++) y[r] += half * v[r];
+    finishW(y, v, t, s, n);
+    // A22 -= v wᵀ + w vᵀ (lower triangle).
     for (let r = s; r < n; r++) {
       const ro = r * n;
       const vr = v[r];
       const wr = y[r];
-      let c = s;
-      if (ker) {
-        const pairs = (r - s + 1) >> 1;
-        ker.syr2((ro + s) * 8, vB + s * 8, yB + s * 8, pairs, vr, wr);
-        c = s + 2 * pairs;
-      }
-      for (; c <= r; c++) A[ro + c] -= vr * y[c] + wr * v[c];
+      for (let c = s; c <= r; c++) A[ro + c] -= vr * y[c] + wr * v[c];
     }
   }
+  return finishTridiag(A, n, d, e, tau, A);
+}
+
+function finishTridiag(A: Float64Array, n: number, d: Float64Array, e: Float64Array, tau: Float64Array, refl: Float64Array): Tridiag {
   if (n >= 2) {
     d[n - 2] = A[(n - 2) * n + n - 2];
     e[n - 2] = A[(n - 1) * n + n - 2];
     tau[n - 2] = 0;
   }
   if (n >= 1) d[n - 1] = A[(n - 1) * n + n - 1];
+  return { d, e, refl, tau };
+}
+
+/**
+ * WebAssembly path. A (lower triangle) and the step vectors live in the kernel memory; the rank-2 update
+ * of step i and the symmetric product of step i+1 share one pass over the trailing matrix (`fused`): the
+ * column that defines reflector i+1 is updated first, so its vector is known before the pass. This reads
+ * and writes the trailing matrix once per step instead of reading it twice and writing it once, which
+ * matters because the reduction is memory-bound once the matrix outgrows the caches (n >= ~700).
+ */
+function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<ReturnType<typeof rowKernels>>): Tridiag {
+  const nn = n * n;
+  const A = ker.mem.subarray(0, nn);
+  A.set(input);
+  // Two (v, y) pairs, swapped every step: the current step's and the next one's.
+  const bufs = [0, 1, 2, 3].map((q) => ker.mem.subarray(nn + q * n, nn + (q + 1) * n));
+  const byteOf = (q: number) => (nn + q * n) * 8;
+  let cur = 0; // bufs[cur] = v, bufs[cur + 1] = y (then w)
+  const d = new Float64Array(n);
+  const e = new Float64Array(Math.max(n - 1, 0));
+  const tau = new Float64Array(Math.max(n - 1, 0));
+  if (n > 2) {
+    // Step 0's product runs alone.
+    const v = bufs[0], y = bufs[1];
+    const t = reflector(A, n, 0, v, d, e, tau);
+    y.fill(0);
+    if (t !== 0) {
+      for (let r = 1; r < n; r++) {
+        const ro = r * n;
+        const pairs = (r - 1) >> 1;
+        let acc = ker.symv((ro + 1) * 8, byteOf(0) + 8, byteOf(1) + 8, pairs, v[r]);
+        for (let c = 1 + 2 * pairs; c < r; c++) {
+          acc += A[ro + c] * v[c];
+          y[c] += A[ro + c] * v[r];
+        }
+        y[r] += acc + A[ro + r] * v[r];
+      }
+      finishW(y, v, t, 1, n);
+    }
+  }
+  for (let i = 0; i < n - 2; i++) {
+    const s = i + 1;
+    const v = bufs[cur], w = bufs[cur + 1];
+    const active = tau[i] !== 0; // else v = w = 0: nothing to update
+    const nxt = cur ^ 2;
+    const vn = bufs[nxt], yn = bufs[nxt + 1];
+    if (i + 1 < n - 2) {
+      // (a) column s of the trailing block (rows s..n-1), then (b) reflector s from it.
+      if (active) {
+        const ws = w[s], vs = v[s];
+        for (let r = s; r < n; r++) A[r * n + s] -= v[r] * ws + w[r] * vs;
+      }
+      const tn = reflector(A, n, s, vn, d, e, tau);
+      // (c) rows s+1..n-1, columns s+1..r: update with (v, w), product with vn on the updated values.
+      const s1 = s + 1;
+      yn.fill(0);
+      for (let r = s1; r < n; r++) {
+        const ro = r * n;
+        const vr = v[r], wr = w[r], vnr = vn[r];
+        const pairs = (r - s1) >> 1;
+        let acc = ker.fused((ro + s1) * 8, byteOf(cur) + s1 * 8, byteOf(cur + 1) + s1 * 8, byteOf(nxt) + s1 * 8, byteOf(nxt + 1) + s1 * 8, pairs, vr, wr, vnr);
+        for (let c = s1 + 2 * pairs; c < r; c++) {
+          const a = (A[ro + c] -= vr * w[c] + wr * v[c]);
+          acc += a * vn[c];
+          yn[c] += a * vnr;
+        }
+        const diag = (A[ro + r] -= 2 * vr * wr);
+        yn[r] += acc + diag * vnr;
+      }
+      if (tn !== 0) finishW(yn, vn, tn, s1, n);
+      cur = nxt;
+    } else if (active) {
+      // Last step: the update alone.
+      for (let r = s; r < n; r++) {
+        const ro = r * n;
+        const vr = v[r], wr = w[r];
+        const pairs = (r - s + 1) >> 1;
+        ker.syr2((ro + s) * 8, byteOf(cur) + s * 8, byteOf(cur + 1) + s * 8, pairs, vr, wr);
+        for (let c = s + 2 * pairs; c <= r; c++) A[ro + c] -= vr * w[c] + wr * v[c];
+      }
+    }
+  }
   // The reflectors are read later by applyQ: copy them out of the shared kernel memory.
-  return { d, e, refl: ker ? Float64Array.from(A) : A, tau };
+  return finishTridiag(A, n, d, e, tau, Float64Array.from(A));
 }
 
 /**
  * Z <- Q Z for Q = H_0 H_1 ... H_{n-2} from `tridiagonalize`, Z [n, n] row-major, in place. Reflectors are
  * applied in blocks of `nb` as I - V T Vᵀ (T upper triangular, forward columnwise), last block first.
  */
-export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 32): void {
+export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 64): void {
   const { refl, tau } = tri;
   const nr = n - 1; // reflectors 0..n-2 (the last ones may be identities)
   for (let b0 = Math.floor((nr - 1) / nb) * nb; b0 >= 0; b0 -= nb) {
@@ -152,15 +236,13 @@ export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 32): void 
     // T (dlarft forward columnwise): T[j][j] = tau_j, T[0:j, j] = -tau_j T[0:j, 0:j] (V[:, 0:j]ᵀ v_j).
     const T = new Float64Array(kb * kb);
     const tmp = new Float64Array(kb);
+    const VtV = new Float64Array(kb * kb);
+    gemm64(dense(V, kb, true), dense(V, kb), VtV, 0, kb, kb, kb, rows);
     for (let j = 0; j < kb; j++) {
       const tj = tau[b0 + j];
       T[j * kb + j] = tj;
       if (tj === 0) continue;
-      for (let i = 0; i < j; i++) {
-        let s = 0;
-        for (let r = 0; r < rows; r++) s += V[r * kb + i] * V[r * kb + j];
-        tmp[i] = -tj * s;
-      }
+      for (let i = 0; i < j; i++) tmp[i] = -tj * VtV[i * kb + j];
       for (let i = 0; i < j; i++) {
         let s = 0;
         for (let l = i; l < j; l++) s += T[i * kb + l] * tmp[l];
@@ -170,16 +252,9 @@ export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 32): void 
     // Y = Vᵀ Z[r0.., :]  [kb, n];  Y <- -T Y;  Z[r0.., :] += V Y.
     const Y = new Float64Array(kb * n);
     gemm64(dense(V, kb, true), dense(Z, n, false, r0 * n), Y, 0, n, kb, n, rows);
+    for (let i = 0; i < T.length; i++) T[i] = -T[i];
     const TY = new Float64Array(kb * n);
-    for (let i = 0; i < kb; i++) {
-      const o = i * n;
-      for (let l = i; l < kb; l++) {
-        const t = -T[i * kb + l];
-        if (t === 0) continue;
-        const yo = l * n;
-        for (let c = 0; c < n; c++) TY[o + c] += t * Y[yo + c];
-      }
-    }
+    gemm64(dense(T, kb), dense(Y, n), TY, 0, n, kb, n, kb);
     gemm64(dense(V, kb), dense(TY, n), Z, r0 * n, n, rows, n, kb, { accumulate: true });
   }
 }
@@ -397,6 +472,10 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   let dmax = 0;
   for (let k = 0; k < n; k++) dmax = Math.max(dmax, Math.abs(D[k]));
   const tol = 8 * EPS * Math.max(dmax, rho);
+  // Which rows each Q column can be nonzero in: 1 = top half only, 2 = bottom only, 3 = both (a deflation
+  // rotation mixed a top and a bottom column). The merge's product then skips the zero blocks (dlaed3).
+  const colType = new Uint8Array(n);
+  for (let c = 0; c < n; c++) colType[c] = c < n1 ? 1 : 2;
   const keep: number[] = []; // sorted positions that stay in the secular problem
   const deflated: number[] = [];
   let prev = -1;
@@ -415,6 +494,7 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
         z[k] = tau;
         z[prev] = 0;
         const cp = perm[prev], ck = perm[k];
+        colType[cp] = colType[ck] = colType[cp] | colType[ck];
         for (let r = 0; r < n; r++) {
           const x = Q[r * n + cp], yv = Q[r * n + ck];
           Q[r * n + cp] = c * x + s * yv;
@@ -480,11 +560,23 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
       nrm = 1 / Math.sqrt(nrm);
       for (let j = 0; j < K; j++) S[j * K + i] *= nrm;
     }
-    // Q[:, keep] · S  ->  [n, K]
-    const Qk = new Float64Array(n * K);
-    for (let r = 0; r < n; r++) for (let i = 0; i < K; i++) Qk[r * K + i] = Q[r * n + perm[keep[i]]];
+    // Q[:, keep] · S -> [n, K], as two products: top rows use only columns that live there, bottom likewise.
     const QS = new Float64Array(n * K);
-    gemm64(dense(Qk, K), dense(S, K), QS, 0, K, n, K, K);
+    for (const [bit, r0, r1] of [[1, 0, n1], [2, n1, n]] as const) {
+      const idx: number[] = [];
+      for (let i = 0; i < K; i++) if (colType[perm[keep[i]]] & bit) idx.push(i);
+      const w = idx.length;
+      if (w === 0) continue;
+      const rows = r1 - r0;
+      const Qb = new Float64Array(rows * w);
+      for (let r = 0; r < rows; r++) {
+        const qo = (r0 + r) * n, bo = r * w;
+        for (let a = 0; a < w; a++) Qb[bo + a] = Q[qo + perm[keep[idx[a]]]];
+      }
+      const Sb = new Float64Array(w * K);
+      for (let a = 0; a < w; a++) Sb.set(S.subarray(idx[a] * K, idx[a] * K + K), a * K);
+      gemm64(dense(Qb, w), dense(Sb, K), QS, r0 * K, K, rows, K, w);
+    }
     for (let i = 0; i < K; i++) pairs.push({ value: Dk[origin[i]] + tau[i], src: 's', idx: i });
     pairs.sort((a, b2) => a.value - b2.value);
     // Scatter row by row (column-by-column writes would miss the cache on every element).
