@@ -228,8 +228,21 @@ function exactTall(a: Float64Array, m: number, n: number, variant: 'seeded' | 'q
  */
 export function exactSvd(a: ArrayLike<number>, m: number, n: number, rank?: number): SvdResult {
   checkShape(a, m, n);
+  if (referenceMode) return jacobiSvd(a, m, n, rank);
   const { U, S, Vt } = gramSvd(a, m, n);
   return truncate({ U, S, Vt, m, n, rank: Math.min(m, n), method: 'exact' }, rank ?? Math.min(m, n));
+}
+
+let referenceMode = false;
+
+/**
+ * Makes `exactSvd` run the Jacobi reference instead (tests that compare whole pipelines, e.g. GradOT kept
+ * sets, old vs new); returns the previous setting.
+ */
+export function setExactSvdReference(on: boolean): boolean {
+  const prev = referenceMode;
+  referenceMode = on;
+  return prev;
 }
 
 /** The reference exact SVD: one-sided Jacobi (all min(m, n) components, or the top `rank`). */
