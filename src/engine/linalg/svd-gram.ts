@@ -16,9 +16,10 @@
  */
 import { dense, gemm64, type Strided } from './gemm64';
 import { symmetricEigenDC } from './syevd';
+import { symmetricEigenQL } from './tridiag';
 
 /** Rows of R with σ_j < POLISH·σ₁ are re-orthogonalized (their Gram-derived directions drift). */
-const POLISH = 1e-2;
+const POLISH = 1e-3;
 
 export interface GramSvdParts {
   U: Float64Array;
@@ -29,7 +30,11 @@ export interface GramSvdParts {
 /** Timings of the last run's phases (ms), for the benchmark. */
 export const gramSvdTimes = { gram: 0, eig: 0, project: 0, polish: 0 };
 
-export function gramSvd(W: ArrayLike<number>, m: number, n: number): GramSvdParts {
+/**
+ * `eig` picks the symmetric eigensolver: 'dc' (default, syevd.ts) or 'ql' (tridiag.ts: tred2 + implicit QL
+ * with the vectors accumulated by plane rotations; kept for the benchmark's side-by-side, docs/svd.md).
+ */
+export function gramSvd(W: ArrayLike<number>, m: number, n: number, eig: 'dc' | 'ql' = 'dc'): GramSvdParts {
   const wide = m <= n;
   const k = wide ? m : n;
   const l = wide ? n : m;
@@ -41,7 +46,7 @@ export function gramSvd(W: ArrayLike<number>, m: number, n: number): GramSvdPart
   for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) G[i * k + j] = G[j * k + i];
   gramSvdTimes.gram = performance.now() - t;
   t = performance.now();
-  const { vectors: E } = symmetricEigenDC(G, k); // ascending
+  const E = eig === 'dc' ? symmetricEigenDC(G, k).vectors : qlVectors(G, k); // columns, ascending
   gramSvdTimes.eig = performance.now() - t;
   t = performance.now();
   const Y = new Float64Array(k * l);
@@ -82,39 +87,60 @@ export function gramSvd(W: ArrayLike<number>, m: number, n: number): GramSvdPart
 
 /**
  * Makes rows j0..k-1 of R [k, l] orthonormal and orthogonal to rows 0..j0-1, keeping each row's direction
- * as far as possible: blocks of 32 rows are projected off all earlier rows by two GEMM passes (block
- * classical Gram-Schmidt, twice), then orthonormalized inside the block (modified Gram-Schmidt, twice).
- * A row that vanishes (numerically zero singular value) is replaced by a unit vector orthogonal to the rows
+ * as far as possible. Those rows come out of the Gram route only slightly non-orthogonal (by
+ * ~eps·σ₁²/(σ_i σ_j)), so one classical Gram-Schmidt pass is exact enough for them: the whole tail is
+ * projected off the head with two large GEMMs, then each block of 32 off the earlier tail blocks (GEMM) and
+ * inside itself (modified Gram-Schmidt). A block in which some row lost over half its length (a
+ * numerically rank-deficient tail, where the rows are mostly rounding noise) gets a second full pass
+ * ("twice is enough"), and a row that still vanishes is replaced by a unit vector orthogonal to the rows
  * before it.
  */
 function polishTail(R: Float64Array, k: number, l: number, j0: number): void {
   const BS = 32;
+  const t = k - j0;
+  const before = new Float64Array(k);
+  for (let a = j0; a < k; a++) {
+    let s = 0;
+    for (let c = 0; c < l; c++) s += R[a * l + c] * R[a * l + c];
+    before[a] = Math.sqrt(s);
+  }
+  /** rows [r0, r1) -= (rows [r0, r1) · rows [p0, p1)ᵀ) · rows [p0, p1) */
+  const project = (r0: number, r1: number, p0: number, p1: number) => {
+    const rows = r1 - r0, w = p1 - p0;
+    if (rows === 0 || w === 0) return;
+    const P = new Float64Array(rows * w);
+    gemm64(dense(R, l, false, r0 * l), dense(R, l, true, p0 * l), P, 0, w, rows, w, l);
+    for (let i = 0; i < P.length; i++) P[i] = -P[i];
+    gemm64(dense(P, w), dense(R, l, false, p0 * l), R, r0 * l, l, rows, l, w, { accumulate: true });
+  };
+  /** MGS inside [a0, a1) and normalization; returns the smallest norm ratio (after / `ref`). */
+  const inBlock = (a0: number, a1: number, ref: Float64Array | null) => {
+    let worst = Infinity;
+    for (let a = a0; a < a1; a++) {
+      const ao = a * l;
+      for (let b = a0; b < a; b++) {
+        const bo = b * l;
+        let d = 0;
+        for (let c = 0; c < l; c++) d += R[ao + c] * R[bo + c];
+        for (let c = 0; c < l; c++) R[ao + c] -= d * R[bo + c];
+      }
+      let nrm = 0;
+      for (let c = 0; c < l; c++) nrm += R[ao + c] * R[ao + c];
+      nrm = Math.sqrt(nrm);
+      const ratio = ref ? (ref[a] > 0 ? nrm / ref[a] : 0) : nrm;
+      worst = Math.min(worst, ratio);
+      if (ratio < 0.5 && !ref) completeRow(R, l, a);
+      else if (nrm > 0) for (let c = 0; c < l; c++) R[ao + c] /= nrm;
+    }
+    return worst;
+  };
+  if (t > 0) project(j0, k, 0, j0);
   for (let a0 = j0; a0 < k; a0 += BS) {
     const a1 = Math.min(k, a0 + BS);
-    const bs = a1 - a0;
-    for (let pass = 0; pass < 2; pass++) {
-      if (a0 > 0) {
-        // P = R_blk R_prevᵀ [bs, a0];  R_blk -= P R_prev.
-        const P = new Float64Array(bs * a0);
-        gemm64(dense(R, l, false, a0 * l), dense(R, l, true), P, 0, a0, bs, a0, l);
-        for (let i = 0; i < P.length; i++) P[i] = -P[i];
-        gemm64(dense(P, a0), dense(R, l), R, a0 * l, l, bs, l, a0, { accumulate: true });
-      }
-      for (let a = a0; a < a1; a++) {
-        const ao = a * l;
-        for (let b = a0; b < a; b++) {
-          const bo = b * l;
-          let d = 0;
-          for (let c = 0; c < l; c++) d += R[ao + c] * R[bo + c];
-          for (let c = 0; c < l; c++) R[ao + c] -= d * R[bo + c];
-        }
-        let nrm = 0;
-        for (let c = 0; c < l; c++) nrm += R[ao + c] * R[ao + c];
-        nrm = Math.sqrt(nrm);
-        // A row that lost over half its length to the projections was (numerically) in their span.
-        if (pass === 1 && nrm < 0.5) completeRow(R, l, a);
-        else if (nrm > 0) for (let c = 0; c < l; c++) R[ao + c] /= nrm;
-      }
+    project(a0, a1, j0, a0);
+    if (inBlock(a0, a1, before) < 0.5) {
+      project(a0, a1, 0, a0);
+      inBlock(a0, a1, null);
     }
   }
 }
@@ -142,4 +168,13 @@ function completeRow(R: Float64Array, l: number, a: number): void {
       return;
     }
   }
+}
+
+/** Eigenvectors of G by tred2 + QL, as columns of a row-major [k, k] in ascending eigenvalue order. */
+function qlVectors(G: Float64Array, k: number): Float64Array {
+  const { values, vectorsT } = symmetricEigenQL(G, k);
+  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => values[a] - values[b] || a - b);
+  const E = new Float64Array(k * k);
+  for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) E[r * k + c] = vectorsT[order[c] * k + r];
+  return E;
 }

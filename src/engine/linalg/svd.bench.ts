@@ -15,15 +15,31 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { gaussianArray } from './rng';
 import { exactSvd, jacobiSvd } from './svd';
-import { gramSvdTimes } from './svd-gram';
+import { gramSvd, gramSvdTimes } from './svd-gram';
 import { eigTimes } from './syevd';
 import { gemm64SimdActive } from './gemm64';
 
-export const SVD_BENCH_SHAPES: [number, number][] = [[768, 3072], [896, 4864], [2048, 5632]];
+/** Random N(0, 1/n) matrices at the three shapes, plus a graded one (rows scaled over 4 decades). */
+export const SVD_BENCH_CASES: BenchCase[] = [
+  { m: 768, n: 3072, kind: 'random' },
+  { m: 896, n: 4864, kind: 'random' },
+  { m: 2048, n: 5632, kind: 'random' },
+  { m: 768, n: 3072, kind: 'graded' },
+];
+
+export interface BenchCase {
+  m: number;
+  n: number;
+  /** 'graded': row i scaled by 10^(-4i/m), a decaying spectrum with σ₁/σ_min around 1e4. */
+  kind: 'random' | 'graded';
+}
 
 export interface SvdBenchRow {
   m: number;
   n: number;
+  kind: BenchCase['kind'];
+  /** Gram + tred2/QL (the eigensolver we replaced), when timed. */
+  gramQl?: { cpu: number; wall: number; maxRelS: number };
   ours: { cpu: number; wall: number; phases: Record<string, number> };
   jacobi?: { cpu: number; wall: number; maxRelS: number };
   torch?: Record<string, { cpu: number; wall: number }>;
@@ -56,11 +72,13 @@ function timed<T>(f: () => T): { value: T; cpu: number; wall: number } {
 }
 
 /** A float32 matrix with N(0, 1/n) entries (what a freshly initialized linear layer looks like). */
-function benchMatrix(m: number, n: number, seed: number): Float32Array {
+function benchMatrix(m: number, n: number, seed: number, kind: BenchCase['kind'] = 'random'): Float32Array {
   const g = gaussianArray(m * n, seed);
   const out = new Float32Array(m * n);
-  const s = 1 / Math.sqrt(n);
-  for (let i = 0; i < out.length; i++) out[i] = g[i] * s;
+  for (let i = 0; i < m; i++) {
+    const s = (kind === 'graded' ? Math.pow(10, (-4 * i) / m) : 1) / Math.sqrt(n);
+    for (let j = 0; j < n; j++) out[i * n + j] = g[i * n + j] * s;
+  }
   return out;
 }
 
@@ -113,39 +131,47 @@ function runTorch(
 }
 
 export interface SvdBenchOptions {
-  shapes?: [number, number][];
+  cases?: BenchCase[];
   python?: string;
   /** Run torch on OpenBLAS (tools/pretrain/with_openblas.sh) rather than the system BLAS. Default true. */
   openblas?: boolean;
-  /** Also time the one-sided Jacobi reference on shapes with min(m, n) <= this. Default 768. */
+  /** Also time the one-sided Jacobi reference on random cases with min(m, n) <= this. Default 768. */
   jacobiUpTo?: number;
+  /** Also time Gram + tred2/QL on random cases with min(m, n) <= this. Default 1024. */
+  qlUpTo?: number;
 }
 
 export async function benchSvd(opts: SvdBenchOptions = {}): Promise<SvdBenchResult> {
-  const shapes = opts.shapes ?? SVD_BENCH_SHAPES;
+  const cases = opts.cases ?? SVD_BENCH_CASES;
   const threads = os.cpus().length;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gradot-svd-bench-'));
   const rows: SvdBenchRow[] = [];
-  const mats: Float32Array[] = [];
   try {
     // Warm-up (JIT, WebAssembly compilation) on a small matrix, as torch's first call also pays its setup.
-    exactSvd(benchMatrix(128, 512, 1), 128, 512);
-    for (const [i, [m, n]] of shapes.entries()) {
-      const W = benchMatrix(m, n, 100 + i);
-      mats.push(W);
+    // (graded as well, so the polish path is compiled too).
+    for (const kind of ['random', 'graded'] as const) exactSvd(benchMatrix(256, 1024, 1, kind), 256, 1024);
+    for (const [i, { m, n, kind }] of cases.entries()) {
+      const W = benchMatrix(m, n, 100 + i, kind);
       fs.writeFileSync(path.join(dir, `w${i}.f32`), new Uint8Array(W.buffer, W.byteOffset, W.byteLength));
       const r = timed(() => exactSvd(W, m, n));
-      const row: SvdBenchRow = { m, n, ours: { cpu: r.cpu, wall: r.wall, phases: { ...gramSvdTimes, ...eigTimes } } };
-      if (Math.min(m, n) <= (opts.jacobiUpTo ?? 768)) {
-        const j = timed(() => jacobiSvd(W, m, n));
+      const row: SvdBenchRow = { m, n, kind, ours: { cpu: r.cpu, wall: r.wall, phases: { ...gramSvdTimes, ...eigTimes } } };
+      const relDiff = (a: Float64Array, b: Float64Array) => {
         let d = 0;
-        for (let q = 0; q < j.value.S.length; q++) d = Math.max(d, Math.abs(r.value.S[q] - j.value.S[q]) / j.value.S[q]);
-        row.jacobi = { cpu: j.cpu, wall: j.wall, maxRelS: d };
+        for (let q = 0; q < b.length; q++) d = Math.max(d, Math.abs(a[q] - b[q]) / b[q]);
+        return d;
+      };
+      if (kind === 'random' && Math.min(m, n) <= (opts.qlUpTo ?? 1024)) {
+        const q = timed(() => gramSvd(W, m, n, 'ql'));
+        row.gramQl = { cpu: q.cpu, wall: q.wall, maxRelS: relDiff(q.value.S, r.value.S) };
+      }
+      if (kind === 'random' && Math.min(m, n) <= (opts.jacobiUpTo ?? 768)) {
+        const j = timed(() => jacobiSvd(W, m, n));
+        row.jacobi = { cpu: j.cpu, wall: j.wall, maxRelS: relDiff(r.value.S, j.value.S) };
       }
       (row as SvdBenchRow & { _s?: Float64Array })._s = r.value.S;
       rows.push(row);
     }
-    const jobs = shapes.map(([m, n], i) => ({ m, n, file: path.join(dir, `w${i}.f32`) }));
+    const jobs = cases.map(({ m, n }, i) => ({ m, n, file: path.join(dir, `w${i}.f32`) }));
     const tList = threads > 1 ? [1, threads] : [1];
     const t = await runTorch(jobs, tList, opts.python ?? '/usr/bin/python3', opts.openblas ?? true);
     let torchNote = '';
@@ -156,6 +182,7 @@ export async function benchSvd(opts: SvdBenchOptions = {}): Promise<SvdBenchResu
       t.out.rows.forEach((tr, i) => {
         const row = rows[i] as SvdBenchRow & { _s?: Float64Array };
         const s = tr.s as number[];
+        if (!row._s) return;
         let all = 0, top = 0;
         for (let q = 0; q < s.length; q++) {
           const e = Math.abs(row._s![q] - s[q]) / s[q];
@@ -184,17 +211,19 @@ export function formatSvdBench(r: SvdBenchResult): string {
   const f = (x: number | undefined, d = 2) => (x === undefined ? '-' : x.toFixed(d));
   const lines = [
     `svd: exact SVD (Gram + divide and conquer, f64, ${r.kernel} GEMM, 1 thread) vs torch.linalg.svd (${r.torchNote}; BLAS: ${r.blas}); CPU seconds (wall)`,
-    `  ${'shape'.padEnd(10)} ${'ours'.padEnd(13)} ${'torch f32 1t'.padEnd(13)} ${'torch f64 1t'.padEnd(13)} ${`torch f32 ${r.threads}t`.padEnd(13)} ${'ours/f32'.padEnd(9)} ${'ours/f64'.padEnd(9)} ${'max rel dσ'.padEnd(10)} jacobi ref`,
+    `  max rel dσ: all singular values against torch's float64 SVD of the same float32 matrix`,
+    `  ${'case'.padEnd(17)} ${'ours'.padEnd(13)} ${'torch f32 1t'.padEnd(13)} ${'torch f64 1t'.padEnd(13)} ${`torch f32 ${r.threads}t`.padEnd(13)} ${'ours/f32'.padEnd(9)} ${'ours/f64'.padEnd(9)} ${'max rel dσ'.padEnd(10)} jacobi ref`,
   ];
   for (const row of r.rows) {
     const t = row.torch;
     const cell = (x?: { cpu: number; wall: number }) => (x ? `${f(x.cpu)} (${f(x.wall)})` : '-');
     lines.push(
-      `  ${`${row.m}x${row.n}`.padEnd(10)} ${cell(row.ours).padEnd(13)} ${cell(t?.f32_t1).padEnd(13)} ${cell(t?.f64_t1).padEnd(13)} ` +
+      `  ${`${row.m}x${row.n} ${row.kind}`.padEnd(17)} ${cell(row.ours).padEnd(13)} ${cell(t?.f32_t1).padEnd(13)} ${cell(t?.f64_t1).padEnd(13)} ` +
         `${cell(t?.[`f32_t${r.threads}`]).padEnd(13)} ${(row.ratioF32 === undefined ? '-' : `${f(row.ratioF32)}x`).padEnd(9)} ` +
         `${(row.ratioF64 === undefined ? '-' : `${f(row.ratioF64)}x`).padEnd(9)} ${(row.maxRelS === undefined ? '-' : row.maxRelS.toExponential(1)).padEnd(10)} ` +
-        (row.jacobi ? `${f(row.jacobi.cpu)} s CPU (${f(row.jacobi.cpu / row.ours.cpu, 1)}x ours), max rel dσ ${row.jacobi.maxRelS.toExponential(1)}` : '-'),
+        (row.jacobi ? `${f(row.jacobi.cpu)} s CPU (${f(row.jacobi.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.jacobi.maxRelS.toExponential(1)}` : '-'),
     );
+    if (row.gramQl) lines.push(`    Gram + tred2/QL eigensolver (replaced): ${f(row.gramQl.cpu)} s CPU (${f(row.gramQl.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.gramQl.maxRelS.toExponential(1)}`);
     const p = row.ours.phases;
     lines.push(`    phases (wall ms): gram ${p.gram.toFixed(0)} | tridiag ${p.tridiag.toFixed(0)} | d&c ${p.dc.toFixed(0)} | back-transform ${p.backTransform.toFixed(0)} | project ${p.project.toFixed(0)} | polish ${p.polish.toFixed(0)}`);
   }
