@@ -216,6 +216,27 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
     expect(orthoError(transpose(z.Vt, 6, 9), 9, 6)).toBeLessThan(1e-14);
   });
 
+  it('without WebAssembly kernels (JS GEMM and tridiagonalization) gives the same factors', () => {
+    const m = 50, n = 120;
+    const W = gaussianArray(m * n, 51);
+    const a = exactSvd(W, m, n);
+    setGemm64Simd(false);
+    setRowKernels(false);
+    const b = exactSvd(W, m, n);
+    for (let i = 0; i < m; i++) expect(Math.abs(a.S[i] - b.S[i]) / a.S[i]).toBeLessThan(1e-12);
+    for (let j = 0; j < m; j++) {
+      let dot = 0;
+      for (let i = 0; i < n; i++) dot += a.Vt[j * n + i] * b.Vt[j * n + i];
+      expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-9);
+    }
+  });
+
+  it('names a non-finite input value and where it is', () => {
+    const W = gaussianArray(4 * 6, 61);
+    W[9] = NaN;
+    expect(() => exactSvd(W, 4, 6)).toThrow(/non-finite value NaN at row 1, column 3 of the 4x6 input/);
+  });
+
   it('setExactSvdReference switches exactSvd to the Jacobi reference', () => {
     const W = gaussianArray(20 * 30, 41);
     setExactSvdReference(true);

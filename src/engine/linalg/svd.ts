@@ -229,6 +229,10 @@ function exactTall(a: Float64Array, m: number, n: number, variant: 'seeded' | 'q
 export function exactSvd(a: ArrayLike<number>, m: number, n: number, rank?: number): SvdResult {
   checkShape(a, m, n);
   if (referenceMode) return jacobiSvd(a, m, n, rank);
+  // A NaN or infinity would surface later as a convergence failure (or NaN factors) far from its cause.
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) throw new Error(`svd: non-finite value ${a[i]} at row ${Math.floor(i / n)}, column ${i % n} of the ${m}x${n} input`);
+  }
   const { U, S, Vt } = gramSvd(a, m, n);
   return truncate({ U, S, Vt, m, n, rank: Math.min(m, n), method: 'exact' }, rank ?? Math.min(m, n));
 }
