@@ -10,6 +10,7 @@
  *   cpu       every CPU-backend ratio at 1 and N threads (--threads): matmul and train step vs torch on
  *             OpenBLAS at the same thread count, thread scaling, the TensorFlow.js wasm peer (not in the default set;
  *             --repeat R keeps the best of R interleaved rounds, for a shared machine)
+ *   svd       exact SVD vs torch.linalg.svd (and our Jacobi reference) at 768x3072, 896x4864, 2048x5632
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -19,8 +20,8 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
 
-const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu'] as const;
-/** Run when no --only is given ('cpu' repeats matmul/train at several thread counts: asked for by name). */
+const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu', 'svd'] as const;
+/** Run when no --only is given ('cpu' repeats matmul/train at several thread counts and 'svd' takes minutes: asked for by name). */
 const DEFAULT_SECTIONS: readonly Section[] = ['matmul', 'train', 'compress', 'ort'];
 type Section = (typeof SECTIONS)[number];
 
@@ -68,7 +69,7 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort,cpu] [--sizes 128,256,512] [--threads N] [--repeat R] [--json]',
+  usage: 'gradot bench [--only matmul,train,compress,ort,cpu,svd] [--sizes 128,256,512] [--threads N] [--repeat R] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
@@ -113,6 +114,12 @@ export const command: Command = {
       const c = await benchCpu({ repeat, ...(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {}) });
       json.cpu = c;
       text.push(formatCpuBench(c));
+    }
+    if (want('svd')) {
+      const { benchSvd, formatSvdBench } = await import('../../engine/linalg/svd.bench');
+      const c = await benchSvd();
+      json.svd = c;
+      text.push(formatSvdBench(c));
     }
     return { json, text: text.join('\n\n') };
   },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { hostMatmul } from '../../engine/linalg/matmul';
-import { exactSvd } from '../../engine/linalg/svd';
+import { exactSvd, setExactSvdReference } from '../../engine/linalg/svd';
 import { decoderFromWeights } from '../../model/decoder';
 import { paramCounts, splitParamCounts } from '../../model/params';
 import { randomTestModel, smallSpec } from '../../model/random-model';
@@ -67,6 +67,24 @@ describe('compressModel', () => {
           const a = await logits(spec, weights, data[0]);
           for (let i = 0; i < a.length; i++) expect(lg[i]).toBe(a[i]);
         }
+      }
+    });
+
+    it(`${family}: GradOT keeps the same components and channels with the Gram SVD as with the Jacobi reference`, async () => {
+      const dec = decoderFromWeights(new CpuBackend({ dtype: 'f64' }), spec, weights);
+      const sp = await supportPass(dec, data, [1, 2, 3]);
+      for (const layout of [{}, { mlp: 'scp' as const, rankAllocation: 'uniform' as const }]) {
+        const opts = { method: 'gradot' as const, keep: 0.5, split, ...layout };
+        const ours = compressModel(spec, weights, opts, sp.stats);
+        const prev = setExactSvdReference(true);
+        let ref: ReturnType<typeof compressModel>;
+        try {
+          ref = compressModel(spec, weights, opts, sp.stats);
+        } finally {
+          setExactSvdReference(prev);
+        }
+        expect(ours.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels])).toEqual(ref.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels]));
+        expect(ours.layers.some((l) => l.keptComponents && Object.keys(l.keptComponents).length > 0)).toBe(true);
       }
     });
 
