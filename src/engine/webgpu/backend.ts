@@ -14,7 +14,8 @@
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from '../backend';
-import * as K from './kernels';
+import * as K from './kernels/index';
+import type { Kernel } from './kernels/define';
 
 export class DeviceLostError extends Error {
   constructor(public readonly reason: string, message: string) {
@@ -381,18 +382,9 @@ export class WebGpuBackend implements Backend {
     return p;
   }
 
-  /** Uniform block from 32-bit words; `f` marks the indices holding floats (i32 for `i`). */
-  private uniform(words: number[], floats: number[] = [], ints: number[] = []): { key: string; buf: GPUBuffer } {
-    const n = Math.ceil(words.length / 4) * 4;
-    const ab = new ArrayBuffer(n * 4);
-    const u32 = new Uint32Array(ab);
-    const f32 = new Float32Array(ab);
-    const i32 = new Int32Array(ab);
-    words.forEach((w, i) => {
-      if (floats.includes(i)) f32[i] = w;
-      else if (ints.includes(i)) i32[i] = w;
-      else u32[i] = w;
-    });
+  /** Packs a kernel's uniforms by name into a pooled uniform buffer (released with the batch). */
+  private uniform<U extends string>(k: Kernel<string, U>, values: Record<U, number>): { key: string; buf: GPUBuffer } {
+    const ab = k.pack(values);
     const { key, buf } = this.acquire(UNIFORM_USAGE(), ab.byteLength, 'uniform');
     this.device.queue.writeBuffer(buf, 0, ab);
     return { key, buf };
@@ -429,11 +421,12 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes one dispatch; the uniform buffer (last binding) is released with the batch. */
-  private run(
-    src: string, bindings: Binding[], uni: { key: string; buf: GPUBuffer }, groups: [number, number, number],
-    label: string,
+  private run<B extends string, U extends string>(
+    k: Kernel<B, U>, bind: Record<B, Binding>, uniforms: Record<U, number>, groups: [number, number, number],
+    label: string = k.name,
   ): void {
     this.live();
+    const uni = this.uniform(k, uniforms);
     const maxG = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (groups[0] > maxG || groups[1] > maxG || groups[2] > maxG) {
       throw new GpuLimitError(`${label}: dispatch ${groups.join('x')} exceeds maxComputeWorkgroupsPerDimension ${maxG}`);
@@ -442,9 +435,9 @@ export class WebGpuBackend implements Backend {
       this.release(uni.key, uni.buf);
       return;
     }
-    const pipe = this.pipeline(src);
-    const entries = bindings.map((b, i) => this.entry(b, i, label));
-    entries.push({ binding: bindings.length, resource: { buffer: uni.buf } });
+    const pipe = this.pipeline(k.src);
+    const entries = k.bindings.map((name, i) => this.entry(bind[name], i, `${label} ${name}`));
+    entries.push({ binding: k.bindings.length, resource: { buffer: uni.buf } });
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
     const prof = this.prof;
     const pass = this.enc().beginComputePass(
@@ -547,7 +540,7 @@ export class WebGpuBackend implements Backend {
     if (colOff < 0 || colOff + width > cols) throw new Error(`sliceCols: columns [${colOff}, ${colOff + width}) outside ${cols}`);
     const out = this.alloc(rows * width);
     const n = rows * width;
-    this.run(K.colsSrc(false), [a, out], this.uniform([n, cols, colOff, width]), this.grid1(n), 'sliceCols');
+    this.run(K.colsKernel(false), { S: a, D: out }, { n, cols, colOff, width }, this.grid1(n), 'sliceCols');
     return out;
   }
 
@@ -557,7 +550,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('addIntoCols dst', d, rows * cols);
     this.checkLen('addIntoCols src', a, rows * width);
     const n = rows * width;
-    this.run(K.colsSrc(true), [a, d], this.uniform([n, cols, colOff, width]), this.grid1(n), 'addIntoCols');
+    this.run(K.colsKernel(true), { S: a, D: d }, { n, cols, colOff, width }, this.grid1(n), 'addIntoCols');
   }
 
   // ---------------------------------------------------------------- elementwise
@@ -567,7 +560,7 @@ export class WebGpuBackend implements Backend {
     const y = this.s(b, op);
     if (x.length !== y.length) throw new Error(`${op}: lengths differ (${x.length} vs ${y.length})`);
     const out = this.alloc(x.length);
-    this.run(K.binarySrc(op), [x, y, out], this.uniform([x.length]), this.grid1(x.length), op);
+    this.run(K.binaryKernel(op), { A: x, B: y, O: out }, { n: x.length }, this.grid1(x.length), op);
     return out;
   }
 
@@ -586,7 +579,7 @@ export class WebGpuBackend implements Backend {
   scale(a: Storage, s: number): Storage {
     const x = this.s(a, 'scale');
     const out = this.alloc(x.length);
-    this.run(K.scaleSrc, [x, out], this.uniform([x.length, 0, 0, s], [3]), this.grid1(x.length), 'scale');
+    this.run(K.scaleKernel, { A: x, O: out }, { n: x.length, s }, this.grid1(x.length), 'scale');
     return out;
   }
 
@@ -601,7 +594,7 @@ export class WebGpuBackend implements Backend {
       this.free(tmp);
       return;
     }
-    this.run(K.axpySrc, [x, d], this.uniform([d.length, 0, 0, alpha], [3]), this.grid1(d.length), 'axpy');
+    this.run(K.axpyKernel, { S: x, D: d }, { n: d.length, alpha }, this.grid1(d.length), 'axpy');
   }
 
   addBias(x: Storage, bias: Storage, rows: number, cols: number): Storage {
@@ -620,7 +613,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('addBias bias', b, cols);
     const n = rows * cols;
     const out = this.alloc(n);
-    this.run(K.addBiasSrc(kind), [a, b, out], this.uniform([n, cols]), this.grid1(n), 'addBias');
+    this.run(K.addBiasKernel(kind), { X: a, Bias: b, O: out }, { n, cols }, this.grid1(n), 'addBias');
     return out;
   }
 
@@ -628,21 +621,21 @@ export class WebGpuBackend implements Backend {
     const a = this.s(x, 'sumRows');
     this.checkLen('sumRows', a, rows * cols);
     const out = this.alloc(cols);
-    this.run(K.colReduceSrc(0), [a, out], this.uniform([rows, cols]), [Math.ceil(cols / 16), 1, 1], 'sumRows');
+    this.run(K.sumRowsKernel, { X: a, O: out }, { rows, cols }, [Math.ceil(cols / 16), 1, 1], 'sumRows');
     return out;
   }
 
   sumSquares(x: Storage): Storage {
     const a = this.s(x, 'sumSquares');
     const out = this.alloc(1);
-    this.run(K.sumSquaresSrc, [a, out], this.uniform([a.length]), [1, 1, 1], 'sumSquares');
+    this.run(K.sumSquaresKernel, { X: a, O: out }, { n: a.length }, [1, 1, 1], 'sumSquares');
     return out;
   }
 
   activation(x: Storage, kind: Activation): Storage {
     const a = this.s(x, 'activation');
     const out = this.alloc(a.length);
-    this.run(K.activationSrc(kind), [a, out], this.uniform([a.length]), this.grid1(a.length), 'activation');
+    this.run(K.activationKernel(kind), { X: a, O: out }, { n: a.length }, this.grid1(a.length), 'activation');
     return out;
   }
 
@@ -651,7 +644,8 @@ export class WebGpuBackend implements Backend {
     const a = this.s(x, 'activationBackward x');
     if (g.length !== a.length) throw new Error(`activationBackward: lengths differ (${g.length} vs ${a.length})`);
     const out = this.alloc(a.length);
-    this.run(K.activationBackwardSrc(kind), [g, a, out], this.uniform([a.length]), this.grid1(a.length), 'activationBackward');
+    this.run(K.activationBackwardKernel(kind), { DY: g, X: a, O: out }, { n: a.length }, this.grid1(a.length),
+      'activationBackward');
     return out;
   }
 
@@ -674,8 +668,8 @@ export class WebGpuBackend implements Backend {
     }
     // A shared weight times untransposed activations is one tall product: fewer, fuller workgroups.
     if (!bBatched && aBatched && !transA && batch > 1) {
-      const u = this.uniform([batch * m, n, k, 0, 0, 0]);
-      this.run(K.matmulSrc(false, transB), [A, B, C], u,
+      const u = { M: batch * m, N: n, K: k, strideA: 0, strideB: 0, strideC: 0, z0: 0 };
+      this.run(K.matmulKernel(false, transB), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1],
         `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}`);
       return C;
@@ -683,8 +677,8 @@ export class WebGpuBackend implements Backend {
     // More batch entries than one grid dimension allows go in several dispatches (z0 = first entry).
     const maxZ = Math.min(this.device.limits.maxComputeWorkgroupsPerDimension, this.splitDispatchZ ?? Infinity);
     for (let z0 = 0; z0 < batch; z0 += maxZ) {
-      const u = this.uniform([m, n, k, aBatched ? m * k : 0, bBatched ? k * n : 0, m * n, z0]);
-      this.run(K.matmulSrc(transA, transB), [A, B, C], u,
+      const u = { M: m, N: n, K: k, strideA: aBatched ? m * k : 0, strideB: bBatched ? k * n : 0, strideC: m * n, z0 };
+      this.run(K.matmulKernel(transA, transB), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), Math.min(maxZ, batch - z0)],
         `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
     }
@@ -710,7 +704,7 @@ export class WebGpuBackend implements Backend {
     const align = this.device.limits.minStorageBufferOffsetAlignment;
     const rowBytes = dim * 4;
     if (t.length * 4 <= lim) {
-      this.run(K.gatherSrc, [t, idb.buf, out], this.uniform([n, dim, 0, vocab]), this.grid1(n), 'gather');
+      this.run(K.gatherKernel, { T: t, Ids: idb.buf, O: out }, { n, dim, rowBase: 0, rowsBound: vocab }, this.grid1(n), 'gather');
     } else {
       const rowAlign = align / gcd(rowBytes, align);
       let chunkRows = Math.floor(lim / rowBytes);
@@ -724,7 +718,8 @@ export class WebGpuBackend implements Backend {
       for (let r0 = 0; r0 < vocab; r0 += chunkRows) {
         const rowsHere = Math.min(chunkRows, vocab - r0);
         const slice = { buffer: t.buffer, offset: r0 * rowBytes, size: rowsHere * rowBytes };
-        this.run(K.gatherSrc, [slice, idb.buf, out], this.uniform([n, dim, r0, rowsHere]), this.grid1(n), 'gather chunk');
+        this.run(K.gatherKernel, { T: slice, Ids: idb.buf, O: out }, { n, dim, rowBase: r0, rowsBound: rowsHere },
+          this.grid1(n), 'gather chunk');
       }
     }
     this.release(idb.key, idb.buf);
@@ -761,7 +756,8 @@ export class WebGpuBackend implements Backend {
       const rb = this.uploadInts(rows, 'scatterAdd rows');
       const sb = this.uploadInts(starts, 'scatterAdd starts');
       const pb = this.uploadInts(pos, 'scatterAdd positions');
-      this.run(K.scatterAddSrc, [g, rb.buf, sb.buf, pb.buf, out], this.uniform([n, dim]), this.grid1(n), 'scatterAdd');
+      this.run(K.scatterAddKernel, { DY: g, Rows: rb.buf, Starts: sb.buf, Pos: pb.buf, O: out }, { n, dim }, this.grid1(n),
+        'scatterAdd');
       for (const x of [rb, sb, pb]) this.release(x.key, x.buf);
     }
     return out;
@@ -782,8 +778,8 @@ export class WebGpuBackend implements Backend {
     const mean = this.alloc(rows);
     const rstd = this.alloc(rows);
     // Without a bias the weight is bound again in its place (read-only aliasing is allowed).
-    this.run(K.normFwdSrc(false, Bv !== null), [X, W, Bv ?? W, y, mean, rstd],
-      this.uniform([rows, dim, 0, eps], [3]), this.grid(rows), 'layerNorm');
+    this.run(K.layerNormKernel(Bv !== null), { X, W, Bb: Bv ?? W, Y: y, Mean: mean, Rstd: rstd }, { rows, dim, eps },
+      this.grid(rows), 'layerNorm');
     return { y, mean, rstd };
   }
 
@@ -800,8 +796,9 @@ export class WebGpuBackend implements Backend {
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
     const db = this.alloc(dim);
-    this.run(K.normBwdSrc(false), [G, X, W, M, R, dx], this.uniform([rows, dim]), this.grid(rows), 'layerNormBackward');
-    this.run(K.colReduceSrc(1), [G, X, M, R, dw, db], this.uniform([rows, dim]), [Math.ceil(dim / 16), 1, 1],
+    this.run(K.layerNormBackwardKernel, { DY: G, X, W, Mean: M, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows),
+      'layerNormBackward');
+    this.run(K.layerNormDwKernel, { DY: G, X, Mean: M, Rstd: R, O: dw, O2: db }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
       'layerNormBackward dw');
     return { dx, dw, db };
   }
@@ -813,7 +810,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('rmsNorm w', W, dim);
     const y = this.alloc(rows * dim);
     const rstd = this.alloc(rows);
-    this.run(K.normFwdSrc(true, false), [X, W, y, rstd], this.uniform([rows, dim, 0, eps], [3]), this.grid(rows), 'rmsNorm');
+    this.run(K.rmsNormKernel, { X, W, Y: y, Rstd: rstd }, { rows, dim, eps }, this.grid(rows), 'rmsNorm');
     return { y, rstd };
   }
 
@@ -828,8 +825,9 @@ export class WebGpuBackend implements Backend {
     this.checkLen('rmsNormBackward x', X, rows * dim);
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
-    this.run(K.normBwdSrc(true), [G, X, W, R, dx], this.uniform([rows, dim]), this.grid(rows), 'rmsNormBackward');
-    this.run(K.colReduceSrc(2), [G, X, R, dw], this.uniform([rows, dim]), [Math.ceil(dim / 16), 1, 1], 'rmsNormBackward dw');
+    this.run(K.rmsNormBackwardKernel, { DY: G, X, W, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows), 'rmsNormBackward');
+    this.run(K.rmsNormDwKernel, { DY: G, X, Rstd: R, O: dw }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
+      'rmsNormBackward dw');
     return { dx, dw };
   }
 
@@ -838,7 +836,7 @@ export class WebGpuBackend implements Backend {
   private attnUniform(p: AttentionParams, rows: number) {
     if (p.Hkv <= 0 || p.H % p.Hkv !== 0) throw new Error(`attention: H=${p.H} is not a multiple of Hkv=${p.Hkv}`);
     if (p.D > K.ATTN_MAX_D) throw new Error(`attention: head dim ${p.D} exceeds the kernel's maximum ${K.ATTN_MAX_D}`);
-    return this.uniform([p.B, p.T, p.H, p.Hkv, p.D, p.causal ? 1 : 0, rows, p.scale], [7]);
+    return { B: p.B, T: p.T, H: p.H, Hkv: p.Hkv, D: p.D, causal: p.causal ? 1 : 0, rows, scale: p.scale };
   }
 
   attention(q: Storage, k: Storage, v: Storage, p: AttentionParams): { out: Storage; lse: Storage } {
@@ -855,9 +853,9 @@ export class WebGpuBackend implements Backend {
     const lse = this.alloc(rows);
     if (D <= K.ATTN_TILED_MAX_D) {
       const blocks = B * H * Math.ceil(T / K.ATTN_QB);
-      this.run(K.attentionFwdTiledSrc, [Q, Kk, V, out, lse], u, this.grid(blocks), 'attention');
+      this.run(K.attentionFwdTiledKernel, { Q, K: Kk, V, O: out, Lse: lse }, u, this.grid(blocks), 'attention');
     } else {
-      this.run(K.attentionFwdSrc, [Q, Kk, V, out, lse], u, this.grid(rows), 'attention (row kernel, D > 128)');
+      this.run(K.attentionFwdKernel, { Q, K: Kk, V, O: out, Lse: lse }, u, this.grid(rows), 'attention (row kernel, D > 128)');
     }
     return { out, lse };
   }
@@ -876,22 +874,24 @@ export class WebGpuBackend implements Backend {
     this.checkLen('attentionBackward lse', L, B * H * T);
     const rows = B * H * T;
     const delta = this.alloc(rows);
-    this.run(K.attentionDeltaSrc, [dO, O, delta], this.attnUniform(p, rows), this.grid1(rows), 'attention delta');
+    const u = this.attnUniform(p, rows);
+    this.run(K.attentionDeltaKernel, { DO: dO, O, Delta: delta }, u, this.grid1(rows), 'attention delta');
+    const io = { DO: dO, Q, K: Kk, V, Lse: L, Delta: delta };
     const dq = this.alloc(B * T * H * D);
     const tiled = D <= K.ATTN_TILED_BWD_MAX_D;
     const tiles = Math.ceil(T / 16);
     if (tiled) {
-      this.run(K.attentionDqTiledSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(B * H * tiles), 'attention dq');
+      this.run(K.attentionDqTiledKernel, { ...io, DQ: dq }, u, this.grid(B * H * tiles), 'attention dq');
     } else {
-      this.run(K.attentionDqSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(rows), 'attention dq (row kernel)');
+      this.run(K.attentionDqKernel, { ...io, DQ: dq }, u, this.grid(rows), 'attention dq (row kernel)');
     }
     const dk = this.alloc(B * T * Hkv * D);
     const dv = this.alloc(B * T * Hkv * D);
     if (tiled) {
-      this.run(K.attentionDkvTiledSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+      this.run(K.attentionDkvTiledKernel, { ...io, DK: dk, DV: dv }, u,
         this.grid(B * Hkv * tiles), 'attention dkv');
     } else {
-      this.run(K.attentionDkvSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+      this.run(K.attentionDkvKernel, { ...io, DK: dk, DV: dv }, u,
         this.grid(B * Hkv * T), 'attention dkv (row kernel)');
     }
     this.free(delta);
@@ -926,7 +926,7 @@ export class WebGpuBackend implements Backend {
     }
     const n = (B * T * H * D) / 2;
     const out = this.alloc(B * T * H * D);
-    this.run(K.ropeSrc, [X, table, out], this.uniform([n, T, H, D, inverse ? -1 : 1], [4]), this.grid1(n), 'rope');
+    this.run(K.ropeKernel, { X, CS: table, Y: out }, { n, T, H, D, sign: inverse ? -1 : 1 }, this.grid1(n), 'rope');
     return out;
   }
 
@@ -948,7 +948,7 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropy');
     const tb = this.uploadInts(targets, 'crossEntropy targets');
     const out = this.alloc(rows);
-    this.run(K.crossEntropySrc(false), [L, tb.buf, out], this.uniform([rows, vocab, ignoreIndex], [], [2]),
+    this.run(K.crossEntropyKernel, { L, Tg: tb.buf, O: out }, { rows, vocab, ignore: ignoreIndex },
       this.grid(rows), 'crossEntropy');
     this.release(tb.key, tb.buf);
     return out;
@@ -964,7 +964,7 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropyBackward');
     const tb = this.uploadInts(targets, 'crossEntropyBackward targets');
     const out = this.alloc(rows * vocab);
-    this.run(K.crossEntropySrc(true), [L, tb.buf, G, out], this.uniform([rows, vocab, ignoreIndex], [], [2]),
+    this.run(K.crossEntropyBackwardKernel, { L, Tg: tb.buf, DL: G, O: out }, { rows, vocab, ignore: ignoreIndex },
       this.grid(rows), 'crossEntropyBackward');
     this.release(tb.key, tb.buf);
     return out;
@@ -983,11 +983,10 @@ export class WebGpuBackend implements Backend {
     if (!(p.step >= 1)) throw new Error(`adamw: step must be >= 1 (got ${p.step})`);
     const bc1 = 1 - Math.pow(p.beta1, p.step);
     const bc2 = 1 - Math.pow(p.beta2, p.step);
-    const u = this.uniform(
-      [P.length, 0, 0, 0, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, bc1, bc2, p.gradScale],
-      [4, 5, 6, 7, 8, 9, 10, 11],
-    );
-    this.run(K.adamwSrc, [G, P, M, V], u, this.grid1(P.length), 'adamw');
+    const u = {
+      n: P.length, lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, wd: p.weightDecay, bc1, bc2, gradScale: p.gradScale,
+    };
+    this.run(K.adamwKernel, { G, P, M, Vv: V }, u, this.grid1(P.length), 'adamw');
   }
 }
 

@@ -1,7 +1,7 @@
 // Node-side checks of the WebGPU backend's pure helpers (the kernels themselves run in Chromium: e2e/).
 import { describe, expect, it } from 'vitest';
 import { bucketBytes } from './backend';
-import { matmulSrc, normFwdSrc } from './kernels';
+import { layerNormKernel, matmulKernel } from './kernels/index';
 
 describe('bucketBytes (buffer pool size classes)', () => {
   it('covers the request, is 256-byte aligned and wastes at most 25% above 1 KiB', () => {
@@ -20,8 +20,12 @@ describe('bucketBytes (buffer pool size classes)', () => {
 
 describe('kernel sources', () => {
   it('bake compile-time variants into distinct sources (pipeline cache keys)', () => {
-    const variants = new Set([matmulSrc(false, false), matmulSrc(true, false), matmulSrc(false, true), matmulSrc(true, true)]);
+    const variants = new Set([
+      matmulKernel(false, false).src, matmulKernel(true, false).src, matmulKernel(false, true).src, matmulKernel(true, true).src,
+    ]);
     expect(variants.size).toBe(4);
-    expect(normFwdSrc(false, true)).not.toBe(normFwdSrc(false, false));
+    expect(layerNormKernel(false).src).not.toBe(layerNormKernel(true).src);
+    // Memoised: the same variant is the same object, so its source string is built once.
+    expect(matmulKernel(true, false)).toBe(matmulKernel(true, false));
   });
 });

@@ -1,0 +1,76 @@
+/**
+ * Elementwise family: binary ops, scale, axpy, activations (+ backward), fused bias(+activation), column
+ * slices. References: CpuBackend's methods of the same names (src/engine/cpu/backend.ts); tests: the
+ * matching cases of ../suite.ts.
+ */
+import type { Activation } from '../../backend';
+import { actCode, actFns, perElement } from './common';
+import { defineKernel, ro, rw, variants } from './define';
+
+export type BinaryOp = 'add' | 'sub' | 'mul';
+const binExpr: Record<BinaryOp, string> = { add: 'x + y', sub: 'x - y', mul: 'x * y' };
+
+export const binaryKernel = variants((op: BinaryOp) =>
+  defineKernel({
+    name: op,
+    bindings: { A: ro(), B: ro(), O: rw() },
+    uniforms: { n: 'u32' },
+    body: perElement(`let x = A[i]; let y = B[i];\n  O[i] = ${binExpr[op]};`),
+  }),
+);
+
+export const scaleKernel = defineKernel({
+  name: 'scale',
+  bindings: { A: ro(), O: rw() },
+  uniforms: { n: 'u32', s: 'f32' },
+  body: perElement('O[i] = A[i] * u.s;'),
+});
+
+export const axpyKernel = defineKernel({
+  name: 'axpy',
+  bindings: { S: ro(), D: rw() },
+  uniforms: { n: 'u32', alpha: 'f32' },
+  body: perElement('D[i] = fma(u.alpha, S[i], D[i]);'),
+});
+
+export const activationKernel = variants((kind: Activation) =>
+  defineKernel({
+    name: `activation ${kind}`,
+    bindings: { X: ro(), O: rw() },
+    uniforms: { n: 'u32' },
+    body: `const ACT: u32 = ${actCode[kind]}u;\n${actFns}\n${perElement('O[i] = act(X[i]);')}`,
+  }),
+);
+
+export const activationBackwardKernel = variants((kind: Activation) =>
+  defineKernel({
+    name: `activationBackward ${kind}`,
+    bindings: { DY: ro(), X: ro(), O: rw() },
+    uniforms: { n: 'u32' },
+    body: `const ACT: u32 = ${actCode[kind]}u;\n${actFns}\n${perElement('O[i] = DY[i] * actGrad(X[i]);')}`,
+  }),
+);
+
+/** y = x + bias[c], optionally followed by an activation (ACT = 255 means none): one pass instead of two
+ *  for every MLP up-projection. */
+export const addBiasKernel = variants((kind: Activation | null) =>
+  defineKernel({
+    name: kind === null ? 'addBias' : `addBias+${kind}`,
+    bindings: { X: ro(), Bias: ro(), O: rw() },
+    uniforms: { n: 'u32', cols: 'u32' },
+    body: `const ACT: u32 = ${kind === null ? 255 : actCode[kind]}u;\n${actFns}\n${perElement(`
+  let v = X[i] + Bias[i % u.cols];
+  if (ACT == 255u) { O[i] = v; } else { O[i] = act(v); }`)}`,
+  }),
+);
+
+/** out[r, c] = x[r, colOff + c] (add=false) or dst[r, colOff + c] += src[r, c] (add=true). */
+export const colsKernel = variants((add: boolean) =>
+  defineKernel({
+    name: add ? 'addIntoCols' : 'sliceCols',
+    bindings: { S: ro(), D: rw() },
+    uniforms: { n: 'u32', cols: 'u32', colOff: 'u32', width: 'u32' },
+    body: perElement(`let r = i / u.width; let c = i % u.width;
+  ${add ? 'D[r * u.cols + u.colOff + c] += S[i];' : 'D[i] = S[r * u.cols + u.colOff + c];'}`),
+  }),
+);
