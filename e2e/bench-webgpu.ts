@@ -14,6 +14,8 @@ const trainLayers = process.argv.find((a) => a.startsWith('--train-layers='))?.s
 const trainT = process.argv.find((a) => a.startsWith('--train-t='))?.split('=')[1] ?? '64';
 // `--profile`: GPU time per kernel over one training step (timestamp queries).
 const profile = process.argv.includes('--profile') ? '&profile=1' : '';
+// `--census`: dispatches per kernel over one training step.
+const census = process.argv.includes('--census') ? '&census=1' : '';
 
 async function main(): Promise<number> {
   const server = await startServer();
@@ -27,7 +29,7 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}`));
+    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}`));
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {
@@ -53,10 +55,16 @@ async function main(): Promise<number> {
       for (const x of r.train) {
         console.log(
           `[bench] train step ${x.backend}: ${x.layers} layers, ${(x.params / 1e6).toFixed(2)}M params, ` +
-            `${x.tokens} tokens: ${x.msPerStep.toFixed(0)} ms/step, ${x.tokensPerSec.toFixed(1)} tokens/s (loss ${x.loss.toFixed(3)})`,
+            `${x.tokens} tokens: ${x.msPerStep.toFixed(0)} ms/step, ${x.tokensPerSec.toFixed(1)} tokens/s (loss ${x.loss.toFixed(3)})` +
+            (x.dispatchesPerStep !== undefined ? `; ${x.dispatchesPerStep} dispatches, ${x.submitsPerStep} submits per step` : ''),
         );
       }
       if (g && c) console.log(`[bench] train step webgpu/cpu speed ratio: ${(c.msPerStep / g.msPerStep).toFixed(2)}`);
+    }
+    if (r.census) {
+      const total = r.census.reduce((a, x) => a + x.count, 0);
+      console.log(`[bench] dispatches per kernel over one training step (total ${total}):`);
+      for (const x of r.census) console.log(`  ${x.kernel.padEnd(36)} ${String(x.count).padStart(5)}`);
     }
     if (r.profile) {
       const total = r.profile.reduce((a, x) => a + x.ms, 0);

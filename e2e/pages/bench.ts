@@ -13,6 +13,7 @@ export interface BenchResult {
   rows: (MatmulBenchRow & { ortGflops: number | null; ortMs: number | null; ortError?: string; ortCheck?: number })[];
   train: TrainBenchRow[] | { error: string } | null;
   profile?: { label: string; ms: number; count: number }[];
+  census?: { kernel: string; count: number }[];
 }
 
 declare global {
@@ -96,6 +97,7 @@ try {
   }
   let train: BenchResult['train'] = null;
   let profile: BenchResult['profile'];
+  let census: BenchResult['census'];
   const layers = Number(params.get('trainLayers') ?? 6);
   if (layers > 0) {
     try {
@@ -108,12 +110,13 @@ try {
         log('profiling one training step...');
         profile = await api.profileTrainStep({ config, layers, T });
       }
+      if (params.get('census')) census = await api.dispatchCensus({ config, layers, T });
       train = await api.benchTrainStep({ config, layers, T });
     } catch (e) {
       train = { error: e instanceof Error ? e.message : String(e) };
     }
   }
-  window.__bench = { info: probe.info, rows, train, profile };
+  window.__bench = { info: probe.info, rows, train, profile, census };
 } catch (e) {
   window.__bench = { fatal: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
 }

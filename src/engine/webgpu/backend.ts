@@ -3,13 +3,15 @@
  * WebGpuBackend: the Backend contract on WebGPU compute shaders (f32).
  *
  * Execution model: every op encodes one or more dispatches into a shared command encoder and returns at
- * once; the encoder is submitted when `read()` needs data or after `BATCH_DISPATCHES` dispatches, so a
- * whole forward+backward is recorded without a GPU->CPU round trip.
+ * once; consecutive dispatches share one compute pass. The encoder is submitted when `read()` needs data
+ * or after `batchDispatches` (default 2048) dispatches, so a whole training step (forward, backward,
+ * optimizer) is one command buffer and one submit, without a GPU->CPU round trip.
  *
  * Memory: storage comes from a size-bucketed pool. A freed buffer may still be referenced by commands in
- * the not-yet-submitted encoder, while uploads (`queue.writeBuffer`) execute *before* that encoder, so
- * freed buffers go to a pending list and only return to the pool after the encoder is submitted; every
- * later upload or dispatch is then ordered after the work that used them.
+ * the not-yet-submitted encoder. Commands of one encoder run in order (WebGPU synchronises storage between
+ * dispatches), so such a buffer may be reused at once as the *output* of a later command in the same
+ * encoder; but uploads (`queue.writeBuffer`) execute *before* that encoder, so a buffer freed in the open
+ * encoder only becomes available for uploads after the encoder is submitted.
  */
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
@@ -75,6 +77,8 @@ export interface WebGpuBackendOptions {
   splitDispatchZ?: number;
   /** Debugging aid: remember where every live storage was allocated (see `liveStorages()`). */
   trackLive?: boolean;
+  /** Count dispatches per kernel name (see `takeDispatchCounts()`). */
+  countDispatches?: boolean;
   /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
   profile?: boolean;
 }
@@ -175,7 +179,9 @@ export class WebGpuBackend implements Backend {
   readonly dtype: DType = 'f32';
   private lostInfo: { reason: string; message: string } | null = null;
   private readonly pool = new Map<string, GPUBuffer[]>();
-  private pendingRelease: { key: string; buf: GPUBuffer }[] = [];
+  /** Freed while the encoder is open: reusable as outputs of later commands in it, not for uploads. */
+  private pendingRelease = new Map<string, GPUBuffer[]>();
+  private pass: GPUComputePassEncoder | null = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
   private dispatches = 0;
@@ -198,16 +204,19 @@ export class WebGpuBackend implements Backend {
   private readonly prof: {
     qs: GPUQuerySet; labels: string[]; totals: Map<string, { ns: number; count: number }>; pending: Promise<void>[];
   } | null = null;
+  /** With `countDispatches`: dispatches per kernel name since the last `takeDispatchCounts()`. */
+  private dispatchLabels: Map<string, number> | null = null;
   /** Counters for tests and the UI badge. */
   readonly stats = {
     buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0, reclaimedByGc: 0,
   };
 
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
-    this.batchDispatches = opts.batchDispatches ?? 128;
+    this.batchDispatches = opts.batchDispatches ?? (opts.profile ? 1024 : 2048);
     this.splitBindingBytes = opts.splitBindingBytes;
     this.splitDispatchZ = opts.splitDispatchZ;
     this.liveSet = opts.trackLive ? new Map() : null;
+    if (opts.countDispatches) this.dispatchLabels = new Map();
     if (opts.profile && device.features.has('timestamp-query')) {
       this.prof = {
         qs: device.createQuerySet({ type: 'timestamp', count: 2 * this.batchDispatches }),
@@ -245,7 +254,9 @@ export class WebGpuBackend implements Backend {
     if (x.length !== want) throw new Error(`${what}: storage has ${x.length} elements, expected ${want}`);
   }
 
-  private acquire(usage: number, bytes: number, label: string): { key: string; buf: GPUBuffer; cap: number } {
+  /** `gpuWritten`: the buffer's first use is as the output of a command in the open encoder, so a buffer
+   *  freed earlier in that encoder may be reused (see the file comment). */
+  private acquire(usage: number, bytes: number, label: string, gpuWritten = false): { key: string; buf: GPUBuffer; cap: number } {
     const cap = bucketBytes(bytes);
     if (cap > this.device.limits.maxBufferSize && bytes <= this.device.limits.maxBufferSize) {
       return this.acquireExact(usage, bytes, label);
@@ -257,8 +268,7 @@ export class WebGpuBackend implements Backend {
       );
     }
     const key = `${usage}:${cap}`;
-    const list = this.pool.get(key);
-    const hit = list?.pop();
+    const hit = (gpuWritten ? this.pendingRelease.get(key)?.pop() : undefined) ?? this.pool.get(key)?.pop();
     if (hit) {
       this.stats.poolHits++;
       return { key, buf: hit, cap };
@@ -275,8 +285,10 @@ export class WebGpuBackend implements Backend {
 
   /** Returns a buffer to the pool once the commands that may use it have been submitted. */
   private release(key: string, buf: GPUBuffer): void {
-    if (this.encoder) this.pendingRelease.push({ key, buf });
-    else this.toPool(key, buf);
+    if (!this.encoder) return this.toPool(key, buf);
+    let list = this.pendingRelease.get(key);
+    if (!list) this.pendingRelease.set(key, (list = []));
+    list.push(buf);
   }
 
   private toPool(key: string, buf: GPUBuffer): void {
@@ -285,9 +297,11 @@ export class WebGpuBackend implements Backend {
     list.push(buf);
   }
 
-  private alloc(n: number, label = 'tensor'): GpuStorage {
+  /** Storage for n f32. `upload`: it will be filled by `queue.writeBuffer`, so it must not be a buffer
+   *  that commands in the open encoder still use. */
+  private alloc(n: number, label = 'tensor', upload = false): GpuStorage {
     this.live();
-    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, n * 4), label);
+    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, n * 4), label, !upload);
     const s = new GpuStorage(n, buf, cap);
     this.reclaim.register(s, { key: `${STORAGE_USAGE()}:${cap}`, buf }, s);
     if (this.liveSet) {
@@ -297,14 +311,24 @@ export class WebGpuBackend implements Backend {
     return s;
   }
 
+  /** The open encoder, for commands outside compute passes (copies, clears): ends an open pass first. */
   private enc(): GPUCommandEncoder {
+    this.endPass();
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /** Submits pending work; freed buffers become reusable afterwards. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     const prof = this.prof;
     let profRead: { buf: GPUBuffer; labels: string[] } | null = null;
     if (prof && prof.labels.length > 0) {
@@ -337,8 +361,8 @@ export class WebGpuBackend implements Backend {
     this.encoder = null;
     this.dispatches = 0;
     this.stats.submits++;
-    for (const { key, buf } of this.pendingRelease) this.toPool(key, buf);
-    this.pendingRelease = [];
+    for (const [key, list] of this.pendingRelease) for (const buf of list) this.toPool(key, buf);
+    this.pendingRelease.clear();
   }
 
   /** Resolves when everything submitted so far has finished on the GPU. */
@@ -356,6 +380,13 @@ export class WebGpuBackend implements Backend {
     const rows = [...this.prof.totals].map(([label, e]) => ({ label, ms: e.ns / 1e6, count: e.count }));
     if (reset) this.prof.totals.clear();
     return rows.sort((a, b) => b.ms - a.ms);
+  }
+
+  /** With `countDispatches`: dispatches per kernel name since the last call, most frequent first. */
+  takeDispatchCounts(): { kernel: string; count: number }[] {
+    const rows = [...(this.dispatchLabels ?? [])].map(([kernel, count]) => ({ kernel, count }));
+    this.dispatchLabels?.clear();
+    return rows.sort((a, b) => b.count - a.count);
   }
 
   /** With `trackLive`: live storages grouped by allocation site, most frequent first. */
@@ -440,23 +471,26 @@ export class WebGpuBackend implements Backend {
     entries.push({ binding: k.bindings.length, resource: { buffer: uni.buf } });
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
     const prof = this.prof;
-    const pass = this.enc().beginComputePass(
-      prof
-        ? {
-            timestampWrites: {
-              querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
-              endOfPassWriteIndex: 2 * prof.labels.length + 1,
-            },
-          }
-        : undefined,
-    );
-    prof?.labels.push(label);
+    let pass = this.pass;
+    if (prof) {
+      // Timestamps are per pass: one pass per dispatch while profiling.
+      pass = this.enc().beginComputePass({
+        timestampWrites: {
+          querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
+          endOfPassWriteIndex: 2 * prof.labels.length + 1,
+        },
+      });
+      prof.labels.push(label);
+    } else if (!pass) {
+      pass = this.pass = this.enc().beginComputePass();
+    }
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
-    pass.end();
+    if (prof) pass.end();
     this.release(uni.key, uni.buf);
     this.stats.dispatches++;
+    this.dispatchLabels?.set(k.name, (this.dispatchLabels.get(k.name) ?? 0) + 1);
     if (++this.dispatches >= this.batchDispatches) this.flush();
   }
 
@@ -480,7 +514,7 @@ export class WebGpuBackend implements Backend {
   }
 
   fromArray(a: ArrayLike<number>): Storage {
-    const s = this.alloc(a.length);
+    const s = this.alloc(a.length, 'fromArray', true);
     const f = a instanceof Float32Array ? a : Float32Array.from(a);
     if (f.length > 0) this.device.queue.writeBuffer(s.buffer, 0, f.buffer, f.byteOffset, f.byteLength);
     return s;
