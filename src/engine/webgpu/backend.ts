@@ -16,6 +16,7 @@
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from '../backend';
+import { floatToHalf, halfToFloat } from '../../model/safetensors';
 import * as K from './kernels/index';
 import type { Kernel } from './kernels/define';
 
@@ -51,6 +52,16 @@ export interface WebGpuInfo {
   /** Features we enabled on the device and may use (f32 kernels never need them). */
   shaderF16: boolean;
   subgroups: boolean;
+  /** Subgroup sizes the adapter reports (0 when unknown). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  /** What the backend actually uses them for (the badge shows this). */
+  uses: {
+    /** Matmul shares operands through subgroup shuffles. */
+    subgroupMatmul: boolean;
+    /** How f16 matmul operands are read: native `f16` (shader-f16) or packed words (`unpack2x16float`). */
+    f16Operands: 'native' | 'packed';
+  };
   limits: {
     maxBufferSize: number;
     maxStorageBufferBindingSize: number;
@@ -77,20 +88,35 @@ export interface WebGpuBackendOptions {
   splitDispatchZ?: number;
   /** Debugging aid: remember where every live storage was allocated (see `liveStorages()`). */
   trackLive?: boolean;
+  /** Use the subgroup matmul when the device has `subgroups` (default true). */
+  subgroupMatmul?: boolean;
+  /** Read f16 operands as native `array<f16>` when the device has `shader-f16` (default true); otherwise,
+   *  or when false, as packed words unpacked with `unpack2x16float` (core WGSL). */
+  nativeF16?: boolean;
   /** Count dispatches per kernel name (see `takeDispatchCounts()`). */
   countDispatches?: boolean;
   /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
   profile?: boolean;
 }
 
+/** Element type of a GPU storage: f32 everywhere, or IEEE half (two per 32-bit word, element 2j in the
+ *  low half) for matmul operands (`toF16`, `fromArrayF16`). */
+export type GpuDType = 'f32' | 'f16';
+
 export class GpuStorage implements Storage {
   freed = false;
   constructor(
     readonly length: number,
     readonly buffer: GPUBuffer,
-    /** Bytes actually allocated (the pool bucket), >= 4 * length. */
+    /** Bytes actually allocated (the pool bucket), >= `bytes`. */
     readonly capacity: number,
+    readonly dtype: GpuDType = 'f32',
   ) {}
+
+  /** Bytes the elements occupy (f16 rounded up to whole 32-bit words). */
+  get bytes(): number {
+    return this.dtype === 'f32' ? this.length * 4 : Math.ceil(this.length / 2) * 4;
+  }
 }
 
 const STORAGE_USAGE = GPUBufferUsageFlagsValue('storage');
@@ -159,6 +185,12 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     features: [...adapter.features].map(String).sort(),
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
+    subgroupMinSize: Number((ai as { subgroupMinSize?: number }).subgroupMinSize ?? 0),
+    subgroupMaxSize: Number((ai as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0),
+    uses: {
+      subgroupMatmul: device.features.has('subgroups') && opts.subgroupMatmul !== false,
+      f16Operands: device.features.has('shader-f16') && opts.nativeF16 !== false ? 'native' : 'packed',
+    },
     limits: {
       maxBufferSize: device.limits.maxBufferSize,
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
@@ -209,6 +241,8 @@ export class WebGpuBackend implements Backend {
   /** Counters for tests and the UI badge. */
   readonly stats = {
     buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0, reclaimedByGc: 0,
+    /** Largest single buffer ever created (bytes). */
+    largestBufferBytes: 0,
   };
 
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
@@ -244,9 +278,10 @@ export class WebGpuBackend implements Backend {
     if (this.lostInfo) throw new DeviceLostError(this.lostInfo.reason, this.lostInfo.message);
   }
 
-  private s(x: Storage, what: string): GpuStorage {
+  private s(x: Storage, what: string, allowF16 = false): GpuStorage {
     if (!(x instanceof GpuStorage)) throw new Error(`${what}: storage does not belong to a WebGpuBackend`);
     if (x.freed) throw new Error(`${what}: storage used after free()`);
+    if (x.dtype !== 'f32' && !allowF16) throw new Error(`${what}: ${x.dtype} storage is only accepted as a matmul operand`);
     return x;
   }
 
@@ -274,12 +309,14 @@ export class WebGpuBackend implements Backend {
       return { key, buf: hit, cap };
     }
     this.stats.buffersCreated++;
+    this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, cap);
     return { key, buf: this.device.createBuffer({ size: cap, usage }), cap };
   }
 
   private acquireExact(usage: number, bytes: number, _label: string): { key: string; buf: GPUBuffer; cap: number } {
     const cap = Math.ceil(bytes / 4) * 4;
     this.stats.buffersCreated++;
+    this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, cap);
     return { key: `${usage}:${cap}`, buf: this.device.createBuffer({ size: cap, usage }), cap };
   }
 
@@ -299,10 +336,11 @@ export class WebGpuBackend implements Backend {
 
   /** Storage for n f32. `upload`: it will be filled by `queue.writeBuffer`, so it must not be a buffer
    *  that commands in the open encoder still use. */
-  private alloc(n: number, label = 'tensor', upload = false): GpuStorage {
+  private alloc(n: number, label = 'tensor', upload = false, dtype: GpuDType = 'f32'): GpuStorage {
     this.live();
-    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, n * 4), label, !upload);
-    const s = new GpuStorage(n, buf, cap);
+    const bytes = dtype === 'f32' ? n * 4 : Math.ceil(n / 2) * 4;
+    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, bytes), label, !upload);
+    const s = new GpuStorage(n, buf, cap, dtype);
     this.reclaim.register(s, { key: `${STORAGE_USAGE()}:${cap}`, buf }, s);
     if (this.liveSet) {
       const frames = (new Error().stack ?? '').split('\n').slice(2, 6).map((f) => f.trim().replace(/\(.*\/(.*?)\?[^:]*(:\d+):\d+\)/, '($1$2)'));
@@ -443,7 +481,7 @@ export class WebGpuBackend implements Backend {
 
   private entry(b: Binding, i: number, label: string): GPUBindGroupEntry {
     if (b instanceof GpuStorage) {
-      const size = Math.max(4, b.length * 4);
+      const size = Math.max(4, b.bytes);
       this.checkBinding(size, label);
       return { binding: i, resource: { buffer: b.buffer, offset: 0, size } };
     }
@@ -521,9 +559,9 @@ export class WebGpuBackend implements Backend {
   }
 
   async read(x: Storage): Promise<FloatArray> {
-    const s = this.s(x, 'read');
+    const s = this.s(x, 'read', true);
     this.live();
-    const bytes = s.length * 4;
+    const bytes = s.bytes;
     if (bytes === 0) return new Float32Array(0);
     const { key, buf } = this.acquire(READ_USAGE(), bytes, 'read staging');
     this.enc().copyBufferToBuffer(s.buffer, 0, buf, 0, bytes);
@@ -534,14 +572,18 @@ export class WebGpuBackend implements Backend {
       this.live();
       throw e;
     }
-    const out = new Float32Array(buf.getMappedRange(0, bytes).slice(0));
+    const raw = buf.getMappedRange(0, bytes).slice(0);
     buf.unmap();
     this.toPool(key, buf);
+    if (s.dtype === 'f32') return new Float32Array(raw);
+    const h = new Uint16Array(raw);
+    const out = new Float32Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = halfToFloat(h[i]!);
     return out;
   }
 
   free(x: Storage): void {
-    const s = this.s(x, 'free');
+    const s = this.s(x, 'free', true);
     s.freed = true;
     this.reclaim.unregister(s);
     this.liveSet?.delete(s);
@@ -686,13 +728,22 @@ export class WebGpuBackend implements Backend {
   // ---------------------------------------------------------------- matmul
 
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    return this.matmulWith(a, b, p, { subgroups: this.info.uses.subgroupMatmul });
+  }
+
+  /**
+   * matmul with an explicit kernel choice (tests and benchmarks compare the paths). A and B may be f16
+   * storages (`toF16`, `fromArrayF16`); products accumulate in f32 and C is f32.
+   */
+  matmulWith(a: Storage, b: Storage, p: MatmulParams, v: { subgroups: boolean }): Storage {
     const { batch, m, n, k } = p;
     const transA = p.transA ?? false;
     const transB = p.transB ?? false;
     const aBatched = p.aBatched ?? true;
     const bBatched = p.bBatched ?? true;
-    const A = this.s(a, 'matmul A');
-    const B = this.s(b, 'matmul B');
+    const A = this.s(a, 'matmul A', true);
+    const B = this.s(b, 'matmul B', true);
+    if (v.subgroups && !this.info.subgroups) throw new Error('matmul: the subgroup kernel needs the device feature subgroups');
     this.checkLen('matmul A', A, (aBatched ? batch : 1) * m * k);
     this.checkLen('matmul B', B, (bBatched ? batch : 1) * k * n);
     const C = this.alloc(batch * m * n, 'matmul C');
@@ -700,23 +751,46 @@ export class WebGpuBackend implements Backend {
       this.enc().clearBuffer(C.buffer, 0, C.capacity);
       return C;
     }
+    const f16 = this.info.uses.f16Operands === 'native' ? 'f16' : 'f16p';
+    const opts = { a: A.dtype === 'f16' ? f16 : 'f32', b: B.dtype === 'f16' ? f16 : 'f32', subgroups: v.subgroups } as const;
+    const tag = `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}`;
     // A shared weight times untransposed activations is one tall product: fewer, fuller workgroups.
     if (!bBatched && aBatched && !transA && batch > 1) {
       const u = { M: batch * m, N: n, K: k, strideA: 0, strideB: 0, strideC: 0, z0: 0 };
-      this.run(K.matmulKernel(false, transB), { A, B, C }, u,
+      this.run(K.matmulKernel(false, transB, opts), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1],
-        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}`);
+        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}${tag}`);
       return C;
     }
     // More batch entries than one grid dimension allows go in several dispatches (z0 = first entry).
     const maxZ = Math.min(this.device.limits.maxComputeWorkgroupsPerDimension, this.splitDispatchZ ?? Infinity);
     for (let z0 = 0; z0 < batch; z0 += maxZ) {
       const u = { M: m, N: n, K: k, strideA: aBatched ? m * k : 0, strideB: bBatched ? k * n : 0, strideC: m * n, z0 };
-      this.run(K.matmulKernel(transA, transB), { A, B, C }, u,
+      this.run(K.matmulKernel(transA, transB, opts), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), Math.min(maxZ, batch - z0)],
-        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
+        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${tag}`);
     }
     return C;
+  }
+
+  // ---------------------------------------------------------------- f16 storage
+
+  /** An f16 copy of an f32 storage (round to nearest even on the GPU; 2 bytes per element). */
+  toF16(x: Storage): Storage {
+    const X = this.s(x, 'toF16');
+    const out = this.alloc(X.length, 'toF16', false, 'f16');
+    const words = Math.ceil(X.length / 2);
+    this.run(K.packF16Kernel, { X, O: out }, { n: words, len: X.length }, this.grid1(words), 'toF16');
+    return out;
+  }
+
+  /** Uploads host data as f16 (rounded to nearest even on the host). */
+  fromArrayF16(a: ArrayLike<number>): Storage {
+    const s = this.alloc(a.length, 'fromArrayF16', true, 'f16');
+    const h = new Uint16Array(Math.ceil(a.length / 2) * 2);
+    for (let i = 0; i < a.length; i++) h[i] = floatToHalf(a[i]!);
+    if (a.length > 0) this.device.queue.writeBuffer(s.buffer, 0, h.buffer, 0, h.byteLength);
+    return s;
   }
 
   // ---------------------------------------------------------------- embeddings

@@ -16,7 +16,8 @@
 import type { Backend, Storage } from '../backend';
 import { CpuBackend } from '../cpu/backend';
 import { Rng } from '../random';
-import { DeviceLostError, GpuLimitError, createWebGpuBackend, type WebGpuBackend } from './backend';
+import { halfToFloat, floatToHalf } from '../../model/safetensors';
+import { DeviceLostError, GpuLimitError, createWebGpuBackend, type WebGpuBackend, type WebGpuInfo } from './backend';
 import { chooseBackend } from './select';
 
 export interface CaseResult {
@@ -52,6 +53,8 @@ interface Case {
   /** Runs the op on a backend; returns the tensors to compare (including ones mutated in place). */
   run: (be: Backend, x: Handles) => Handles;
   tol?: number;
+  /** Elementwise guard for this case (default: the suite's `elemTol`). */
+  elemTol?: number;
   /** Outputs that are exactly zero in exact arithmetic (both backends hold rounding noise, so a relative
    *  error is meaningless): checked as max |gpu| < 1e-5 instead. */
   zeroOutputs?: string[];
@@ -88,7 +91,12 @@ function ints(rng: Rng, n: number, hi: number): Int32Array {
   return a;
 }
 
-function buildCases(rng: Rng): Case[] {
+/** Host rounding to f16 and back (round to nearest even), the reference for the f16 storage path. */
+function roundF16(a: Float32Array): Float32Array {
+  return Float32Array.from(a, (v) => halfToFloat(floatToHalf(v)));
+}
+
+function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
   const cases: Case[] = [];
   const add = (c: Case) => cases.push(c);
 
@@ -115,6 +123,68 @@ function buildCases(rng: Rng): Case[] {
       kernel: 'matmul', shape: tag,
       inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
       run: (be, x) => ({ c: be.matmul(x.a, x.b, { batch, m, n, k, transA, transB, aBatched, bBatched }) }),
+    });
+    // Both kernels explicitly (`matmul` above runs the backend's default: subgroup when available).
+    for (const subgroups of info.subgroups ? [false, true] : [false]) {
+      add({
+        kernel: subgroups ? 'matmul (subgroup)' : 'matmul (tiled)',
+        shape: subgroups ? `${tag} [subgroup size ${info.subgroupMinSize || '?'}-${info.subgroupMaxSize || '?'}]` : tag,
+        inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
+        run: (be, x) => {
+          const p = { batch, m, n, k, transA, transB, aBatched, bBatched };
+          return { c: isWebGpu(be) ? be.matmulWith(x.a, x.b, p, { subgroups }) : be.matmul(x.a, x.b, p) };
+        },
+      });
+    }
+  }
+
+  // ---- f16 storage: the GPU rounds to f16 (toF16) or reads f16 operands; the reference is the CPU on
+  // host-rounded (nearest even) copies, so these check the f16 path's indexing, packing and f32
+  // accumulation at f32 tolerance. `f16 error` measures the expected precision loss against unrounded data.
+  for (const n of [1, 1001, 70001]) {
+    const x = rand(rng, n, -4, 4);
+    if (n > 10) x.set([6e-5, -3e-7, 65504, 1 / 3], 3);
+    add({
+      kernel: 'toF16', shape: `${n}`, inputs: { x, xr: roundF16(x) },
+      run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x) } : { y: h.xr }),
+    });
+  }
+  const mm16: [number, number, number, number, boolean, boolean, boolean, 'a' | 'b' | 'ab'][] = [
+    [1, 17, 33, 65, false, false, true, 'ab'],
+    [1, 130, 70, 90, true, false, true, 'a'],
+    [1, 33, 17, 129, true, true, true, 'b'],
+    [3, 17, 33, 65, false, true, true, 'ab'],
+    [4, 9, 70, 33, false, true, false, 'b'],
+  ];
+  for (const [batch, m, n, k, transA, transB, bBatched, which] of mm16) {
+    const p = { batch, m, n, k, transA, transB, bBatched };
+    const a = rand(rng, batch * m * k);
+    const b = rand(rng, (bBatched ? batch : 1) * k * n);
+    const ha = which !== 'b';
+    const hb = which !== 'a';
+    const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bBatched ? '' : ' sharedB'} f16:${which}`;
+    for (const subgroups of info.subgroups ? [false, true] : [false]) {
+      add({
+        kernel: `matmul f16${subgroups ? ' (subgroup)' : ''}`, shape: tag,
+        inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
+        run: (be, x) => {
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups }) };
+        },
+      });
+    }
+    add({
+      kernel: 'matmul f16 error vs f32', shape: tag, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
+      run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p) : be.matmul(x.a, x.b, p) }),
+    });
+  }
+  {
+    const a = rand(rng, 300 * 64);
+    const b = rand(rng, 64 * 257);
+    const p = { batch: 1, m: 300, n: 257, k: 64 };
+    add({
+      kernel: 'fromArrayF16', shape: '300x257x64, B uploaded as f16', inputs: { a, br: roundF16(b) },
+      run: (be, x) => ({ c: be.matmul(x.a, isWebGpu(be) ? be.fromArrayF16(b) : x.br, p) }),
     });
   }
 
@@ -239,8 +309,12 @@ function buildCases(rng: Rng): Case[] {
     });
   }
 
-  // ---- attention: [B, T, H, Hkv, D, causal]
+  // ---- attention: [B, T, H, Hkv, D, causal]; T around and between the 16-row tiles
   const att: [number, number, number, number, number, boolean][] = [
+    [1, 16, 4, 2, 32, true],
+    [2, 31, 6, 2, 64, true],
+    [1, 48, 2, 2, 16, false],
+    [1, 100, 4, 1, 64, true],
     [1, 1, 1, 1, 1, true],
     [1, 5, 2, 1, 3, true],
     [2, 17, 4, 2, 16, true],
@@ -358,7 +432,7 @@ async function runCase(gpu: WebGpuBackend, cpu: CpuBackend, c: Case, tol: number
       if (!seen.has(s)) gpu.free(s);
       seen.add(s);
     }
-    return { kernel: c.kernel, shape: c.shape, ok: normRel < (c.tol ?? tol) && maxRel < elemTol, maxRel, normRel, worst, ms: performance.now() - t0 };
+    return { kernel: c.kernel, shape: c.shape, ok: normRel < (c.tol ?? tol) && maxRel < (c.elemTol ?? elemTol), maxRel, normRel, worst, ms: performance.now() - t0 };
   } catch (e) {
     return {
       kernel: c.kernel, shape: c.shape, ok: false, maxRel: Infinity, normRel: Infinity,
@@ -436,6 +510,22 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     if (nd !== 3) return `expected 3 dispatches, got ${nd}`;
     return e.normRel < 1e-4 ? null : `mismatch: normRel ${e.normRel}`;
   });
+  await check('attention memory', 'T=1024 forward + backward allocate no T x T buffer', async () => {
+    const be = await createWebGpuBackend();
+    const rng = new Rng(8);
+    const p = { B: 1, T: 1024, H: 2, Hkv: 1, D: 8, scale: 0.35, causal: true };
+    const q = be.fromArray(rand(rng, 1024 * 2 * 8));
+    const k = be.fromArray(rand(rng, 1024 * 8));
+    const v = be.fromArray(rand(rng, 1024 * 8));
+    const f = be.attention(q, k, v, p);
+    const g = be.attentionBackward(be.fromArray(rand(rng, 1024 * 2 * 8)), q, k, v, f.out, f.lse, p);
+    const dq = await be.read(g.dq);
+    const largest = be.stats.largestBufferBytes;
+    be.destroy();
+    if (!dq.every(Number.isFinite)) return 'non-finite dq';
+    // One head's score matrix alone would be T * T * 4 = 4 MiB; the biggest tensor here is 64 KiB.
+    return largest < 1024 * 1024 ? null : `a ${largest}-byte buffer was created (T x T scores materialised?)`;
+  });
   await check('chooseBackend', 'fallback adapter -> CPU unless allowed; real adapter -> WebGPU', async () => {
     const d = await chooseBackend();
     const want = gpu.info.isFallbackAdapter ? 'cpu' : 'webgpu';
@@ -480,7 +570,7 @@ export async function runKernelSuite(gpu: WebGpuBackend, opts: SuiteOptions = {}
   const elemTol = opts.elemTol ?? 1e-2;
   const cpu = new CpuBackend({ dtype: 'f32' });
   const rng = new Rng(opts.seed ?? 20260425);
-  const cases = buildCases(rng).filter((c) => !opts.filter || c.kernel.includes(opts.filter));
+  const cases = buildCases(rng, gpu.info).filter((c) => !opts.filter || c.kernel.includes(opts.filter));
   const results: CaseResult[] = [];
   for (const c of cases) results.push(await runCase(gpu, cpu, c, tol, elemTol));
   if (opts.behaviour !== false && !opts.filter) results.push(...(await runBehaviour(gpu)));

@@ -74,3 +74,17 @@ export const colsKernel = variants((add: boolean) =>
   ${add ? 'D[r * u.cols + u.colOff + c] += S[i];' : 'D[i] = S[r * u.cols + u.colOff + c];'}`),
   }),
 );
+
+/**
+ * f32 -> f16 storage: word i of O holds elements 2i (low half) and 2i+1 (high half), converted by
+ * `pack2x16float` (core WGSL, so f16 storage needs no device feature); an odd tail pads with zero.
+ */
+export const packF16Kernel = defineKernel({
+  name: 'toF16',
+  bindings: { X: ro(), O: rw('u32') },
+  uniforms: { n: 'u32', len: 'u32' },
+  body: perElement(`let j = 2u * i;
+  var hi = 0.0;
+  if (j + 1u < u.len) { hi = X[j + 1u]; }
+  O[i] = pack2x16float(vec2<f32>(X[j], hi));`),
+});
