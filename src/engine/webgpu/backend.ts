@@ -201,7 +201,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
       minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
     },
   };
-  return new WebGpuBackend(device, info, opts);
+  return new WebGpuBackend(device, info, { ...opts, gpu });
 }
 
 type Binding = GpuStorage | GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
@@ -245,7 +245,12 @@ export class WebGpuBackend implements Backend {
     largestBufferBytes: 0,
   };
 
+  /** The WebGPU entry point this device came from (navigator.gpu, or Dawn's in Node): lets tests and
+   *  benchmarks open further devices the same way. */
+  readonly gpuApi: GPU | undefined;
+
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
+    this.gpuApi = opts.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
     this.batchDispatches = opts.batchDispatches ?? (opts.profile ? 1024 : 2048);
     this.splitBindingBytes = opts.splitBindingBytes;
     this.splitDispatchZ = opts.splitDispatchZ;

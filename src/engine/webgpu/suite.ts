@@ -479,7 +479,7 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
   await check('gather split', 'table over the binding limit is gathered in aligned row chunks', async () => {
     // 333 rows x 37 cols (148-byte rows, not a divisor of the 256-byte offset alignment) with 16 KiB chunks: chunks are
     // whole multiples of 64 rows so every binding offset is 256-byte aligned, giving 6 chunks.
-    const be = await createWebGpuBackend({ splitBindingBytes: 16384 });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, splitBindingBytes: 16384 });
     const cpu = new CpuBackend({ dtype: 'f32' });
     const rng = new Rng(5);
     const table = rand(rng, 333 * 37);
@@ -496,7 +496,7 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
   });
   await check('matmul batch split', 'batch over the per-dimension dispatch limit runs as several dispatches', async () => {
     // The real limit (65535) takes minutes on SwiftShader; the test hook lowers it to 2.
-    const be = await createWebGpuBackend({ splitDispatchZ: 2 });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, splitDispatchZ: 2 });
     const cpu = new CpuBackend({ dtype: 'f32' });
     const rng = new Rng(6);
     const a = rand(rng, 5 * 17 * 9);
@@ -511,7 +511,7 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     return e.normRel < 1e-4 ? null : `mismatch: normRel ${e.normRel}`;
   });
   await check('attention memory', 'T=1024 forward + backward allocate no T x T buffer', async () => {
-    const be = await createWebGpuBackend();
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi });
     const rng = new Rng(8);
     const p = { B: 1, T: 1024, H: 2, Hkv: 1, D: 8, scale: 0.35, causal: true };
     const q = be.fromArray(rand(rng, 1024 * 2 * 8));
@@ -527,17 +527,17 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     return largest < 1024 * 1024 ? null : `a ${largest}-byte buffer was created (T x T scores materialised?)`;
   });
   await check('chooseBackend', 'fallback adapter -> CPU unless allowed; real adapter -> WebGPU', async () => {
-    const d = await chooseBackend();
+    const d = await chooseBackend({ gpu: gpu.gpuApi });
     const want = gpu.info.isFallbackAdapter ? 'cpu' : 'webgpu';
     if (d.kind !== want) return `default choice ${d.kind}, expected ${want} (${d.reason})`;
-    const a = await chooseBackend({ allowFallbackAdapter: true });
+    const a = await chooseBackend({ gpu: gpu.gpuApi, allowFallbackAdapter: true });
     if (a.kind !== 'webgpu') return `with allowFallbackAdapter got ${a.kind} (${a.reason})`;
     for (const c of [d, a]) if (c.kind === 'webgpu') (c.backend as WebGpuBackend).destroy();
     return null;
   });
   await check('device.lost', 'onLost fires and later ops throw DeviceLostError', async () => {
     let lostReason = '';
-    const be = await createWebGpuBackend({ onLost: (l) => (lostReason = l.reason) });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, onLost: (l) => (lostReason = l.reason) });
     const a = be.fromArray([1, 2, 3]);
     await be.read(a);
     be.destroy();
