@@ -127,8 +127,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     // Both kernels explicitly (`matmul` above runs the backend's default: subgroup when available).
     for (const subgroups of info.subgroups ? [false, true] : [false]) {
       add({
-        kernel: subgroups ? 'matmul (subgroup)' : 'matmul (tiled)',
-        shape: subgroups ? `${tag} [subgroup size ${info.subgroupMinSize || '?'}-${info.subgroupMaxSize || '?'}]` : tag,
+        kernel: 'matmul',
+        shape: `${tag} ${subgroups ? `[subgroup kernel, size ${info.subgroupMinSize || '?'}-${info.subgroupMaxSize || '?'}]` : '[tiled kernel]'}`,
         inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
         run: (be, x) => {
           const p = { batch, m, n, k, transA, transB, aBatched, bBatched };
@@ -145,7 +145,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const x = rand(rng, n, -4, 4);
     if (n > 10) x.set([6e-5, -3e-7, 65504, 1 / 3], 3);
     add({
-      kernel: 'toF16', shape: `${n}`, inputs: { x, xr: roundF16(x) },
+      kernel: 'copy', shape: `toF16 (f32 -> f16) ${n}`, inputs: { x, xr: roundF16(x) },
       run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x) } : { y: h.xr }),
     });
   }
@@ -162,10 +162,10 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const b = rand(rng, (bBatched ? batch : 1) * k * n);
     const ha = which !== 'b';
     const hb = which !== 'a';
-    const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bBatched ? '' : ' sharedB'} f16:${which}`;
+    const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bBatched ? '' : ' sharedB'} f16 ${which}`;
     for (const subgroups of info.subgroups ? [false, true] : [false]) {
       add({
-        kernel: `matmul f16${subgroups ? ' (subgroup)' : ''}`, shape: tag,
+        kernel: 'matmul', shape: `${tag} ${subgroups ? '[subgroup kernel]' : '[tiled kernel]'}`,
         inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
         run: (be, x) => {
           if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
@@ -174,7 +174,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       });
     }
     add({
-      kernel: 'matmul f16 error vs f32', shape: tag, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
+      kernel: 'matmul', shape: `${tag}: f16 error vs f32 data`, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
       run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p) : be.matmul(x.a, x.b, p) }),
     });
   }
@@ -183,7 +183,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const b = rand(rng, 64 * 257);
     const p = { batch: 1, m: 300, n: 257, k: 64 };
     add({
-      kernel: 'fromArrayF16', shape: '300x257x64, B uploaded as f16', inputs: { a, br: roundF16(b) },
+      kernel: 'matmul', shape: '300x257x64, B uploaded by fromArrayF16', inputs: { a, br: roundF16(b) },
       run: (be, x) => ({ c: be.matmul(x.a, isWebGpu(be) ? be.fromArrayF16(b) : x.br, p) }),
     });
   }
