@@ -19,7 +19,8 @@ const census = process.argv.includes('--census') ? '&census=1' : '';
 
 async function main(): Promise<number> {
   const server = await startServer();
-  const browser = await launchChromium();
+  // GRADOT_CHROMIUM_ARGS: extra switches, e.g. the Vulkan ones tools/gpu/bench.sh passes on a GPU machine.
+  const browser = await launchChromium((process.env.GRADOT_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean));
   try {
     const page = await browser.context.newPage();
     page.on('console', (m) => {
@@ -60,6 +61,15 @@ async function main(): Promise<number> {
         );
       }
       if (g && c) console.log(`[bench] train step webgpu/cpu speed ratio: ${(c.msPerStep / g.msPerStep).toFixed(2)}`);
+      if (r.tfjs && 'error' in r.tfjs) console.log(`[bench] TF.js training step failed: ${r.tfjs.error}`);
+      else if (r.tfjs && g) {
+        const t = r.tfjs;
+        console.log(
+          `[bench] train step ${t.backend}: ${(t.params / 1e6).toFixed(2)}M params, ${t.tokens} tokens: ` +
+            `${t.msPerStep.toFixed(0)} ms/step, ${t.tokensPerSec.toFixed(1)} tokens/s (loss ${t.loss.toFixed(3)})`,
+        );
+        console.log(`[bench] train step ours/TF.js webgpu speed ratio: ${(t.msPerStep / g.msPerStep).toFixed(2)} (target >= 2 on a real GPU)`);
+      }
     }
     if (r.census) {
       const total = r.census.reduce((a, x) => a + x.count, 0);

@@ -6,12 +6,17 @@ import * as Comlink from 'comlink';
 import * as ort from 'onnxruntime-web/webgpu';
 import type { EngineWorkerApi } from '../../workers/engine.worker';
 import type { MatmulBenchRow, TrainBenchRow } from '../../src/engine/webgpu/bench';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-webgpu';
 import { matmulModel } from './onnx-matmul';
+import { benchTfjsTrainStep, tfSpecFromConfig } from './tfjs-decoder';
 
 export interface BenchResult {
   info: unknown;
   rows: (MatmulBenchRow & { ortGflops: number | null; ortMs: number | null; ortError?: string; ortCheck?: number })[];
   train: TrainBenchRow[] | { error: string } | null;
+  /** The same model's training step on TF.js's WebGPU backend (this page's thread). */
+  tfjs?: TrainBenchRow | { error: string };
   profile?: { label: string; ms: number; count: number }[];
   census?: { kernel: string; count: number }[];
 }
@@ -98,6 +103,7 @@ try {
   let train: BenchResult['train'] = null;
   let profile: BenchResult['profile'];
   let census: BenchResult['census'];
+  let tfjs: BenchResult['tfjs'];
   const layers = Number(params.get('trainLayers') ?? 6);
   if (layers > 0) {
     try {
@@ -112,11 +118,22 @@ try {
       }
       if (params.get('census')) census = await api.dispatchCensus({ config, layers, T });
       train = await api.benchTrainStep({ config, layers, T });
+      if (params.get('tfjs') !== '0') {
+        try {
+          if (!config) throw new Error('the demo config.json is needed for the TF.js model widths');
+          log('TF.js webgpu training step...');
+          if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its webgpu backend');
+          await tf.ready();
+          tfjs = await benchTfjsTrainStep(tfSpecFromConfig(config, layers), 1, T, 2);
+        } catch (e) {
+          tfjs = { error: e instanceof Error ? e.message : String(e) };
+        }
+      }
     } catch (e) {
       train = { error: e instanceof Error ? e.message : String(e) };
     }
   }
-  window.__bench = { info: probe.info, rows, train, profile, census };
+  window.__bench = { info: probe.info, rows, train, profile, census, tfjs };
 } catch (e) {
   window.__bench = { fatal: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
 }
