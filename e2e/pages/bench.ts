@@ -6,10 +6,8 @@ import * as Comlink from 'comlink';
 import * as ort from 'onnxruntime-web/webgpu';
 import type { EngineWorkerApi } from '../../workers/engine.worker';
 import type { MatmulBenchRow, TrainBenchRow } from '../../src/engine/webgpu/bench';
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-webgpu';
 import { matmulModel } from './onnx-matmul';
-import { benchTfjsTrainStep, tfSpecFromConfig } from './tfjs-decoder';
+import { benchTfjsTrainStep, loadTfjs, tfSpecFromConfig } from './tfjs-decoder';
 
 export interface BenchResult {
   info: unknown;
@@ -122,9 +120,10 @@ try {
         try {
           if (!config) throw new Error('the demo config.json is needed for the TF.js model widths');
           log('TF.js webgpu training step...');
+          const tf = await loadTfjs();
           if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its webgpu backend');
           await tf.ready();
-          tfjs = await benchTfjsTrainStep(tfSpecFromConfig(config, layers), 1, T, 2);
+          tfjs = await benchTfjsTrainStep(tf, tfSpecFromConfig(config, layers), 1, T, 2);
         } catch (e) {
           tfjs = { error: e instanceof Error ? e.message : String(e) };
         }
