@@ -2,5 +2,5 @@ export {
   createWebGpuBackend, WebGpuBackend, GpuStorage, DeviceLostError, WebGpuUnavailableError, GpuLimitError,
   bucketBytes,
 } from './backend';
-export type { WebGpuBackendOptions, WebGpuInfo } from './backend';
-export { chooseBackend, type BackendChoice } from './select';
+export type { GpuDType, WebGpuBackendOptions, WebGpuInfo } from './backend';
+export { chooseBackend, describeWebGpuFeatures, type BackendChoice } from './select';
