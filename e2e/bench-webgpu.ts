@@ -16,6 +16,8 @@ const trainT = process.argv.find((a) => a.startsWith('--train-t='))?.split('=')[
 const profile = process.argv.includes('--profile') ? '&profile=1' : '';
 // `--census`: dispatches per kernel over one training step.
 const census = process.argv.includes('--census') ? '&census=1' : '';
+// `--no-tfjs`: skip the TF.js webgpu training-step peer.
+const tfjs = process.argv.includes('--no-tfjs') ? '&tfjs=0' : '';
 
 async function main(): Promise<number> {
   const server = await startServer();
@@ -30,7 +32,7 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}`));
+    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}${tfjs}`));
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {

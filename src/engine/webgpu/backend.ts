@@ -730,6 +730,29 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
+  gatedActivation(gate: Storage, up: Storage, kind: Activation): Storage {
+    const g = this.s(gate, 'gatedActivation gate');
+    const u = this.s(up, 'gatedActivation up');
+    if (g.length !== u.length) throw new Error(`gatedActivation: lengths differ (${g.length} vs ${u.length})`);
+    const out = this.alloc(g.length);
+    this.run(K.gatedActivationKernel(kind), { G: g, Up: u, O: out }, { n: g.length }, this.grid1(g.length));
+    return out;
+  }
+
+  gatedActivationBackward(dy: Storage, gate: Storage, up: Storage, kind: Activation): { dgate: Storage; dup: Storage } {
+    const d = this.s(dy, 'gatedActivationBackward dy');
+    const g = this.s(gate, 'gatedActivationBackward gate');
+    const u = this.s(up, 'gatedActivationBackward up');
+    if (d.length !== g.length || u.length !== g.length) {
+      throw new Error(`gatedActivationBackward: lengths differ (dy ${d.length}, gate ${g.length}, up ${u.length})`);
+    }
+    const dgate = this.alloc(g.length);
+    const dup = this.alloc(g.length);
+    this.run(K.gatedActivationBackwardKernel(kind), { DY: d, G: g, Up: u, DG: dgate, DU: dup }, { n: g.length },
+      this.grid1(g.length));
+    return { dgate, dup };
+  }
+
   // ---------------------------------------------------------------- matmul
 
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage {

@@ -212,6 +212,30 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       });
     }
   }
+  // Fused gated MLP product vs the CPU's composition activation -> mul (and its backward).
+  for (const kind of ['silu', 'gelu_tanh'] as const) {
+    for (const n of [7, 5000]) {
+      const inputs = { g: rand(rng, n, -6, 6), u: rand(rng, n, -2, 2), dy: rand(rng, n) };
+      add({
+        kernel: `activation ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        run: (be, x) => ({
+          y: isWebGpu(be) ? be.gatedActivation(x.g, x.u, kind) : be.mul(be.activation(x.g, kind), x.u),
+        }),
+      });
+      add({
+        kernel: `activationBackward ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        run: (be, x) => {
+          if (isWebGpu(be)) {
+            const r = be.gatedActivationBackward(x.dy, x.g, x.u, kind);
+            return { dgate: r.dgate, dup: r.dup };
+          }
+          return {
+            dgate: be.activationBackward(be.mul(x.dy, x.u), x.g, kind), dup: be.mul(x.dy, be.activation(x.g, kind)),
+          };
+        },
+      });
+    }
+  }
   for (const [rows, cols] of [[1, 1], [7, 33], [130, 70]]) {
     const inputs = { x: rand(rng, rows * cols, -3, 3), b: rand(rng, cols) };
     add({ kernel: 'addBias', shape: `${rows}x${cols}`, inputs, run: (be, x) => ({ y: be.addBias(x.x, x.b, rows, cols) }) });

@@ -88,3 +88,26 @@ export const packF16Kernel = defineKernel({
   if (j + 1u < u.len) { hi = X[j + 1u]; }
   O[i] = pack2x16float(vec2<f32>(X[j], hi));`),
 });
+
+/** y = act(gate) * up: the gated MLP's product in one pass (the composition rounds act(gate) to f32 first,
+ *  as this does, so both give the same numbers). */
+export const gatedActivationKernel = variants((kind: Activation) =>
+  defineKernel({
+    name: `gatedActivation ${kind}`,
+    bindings: { G: ro(), Up: ro(), O: rw() },
+    uniforms: { n: 'u32' },
+    body: `const ACT: u32 = ${actCode[kind]}u;\n${actFns}\n${perElement('O[i] = act(G[i]) * Up[i];')}`,
+  }),
+);
+
+/** dgate = (dy * up) * act'(gate), dup = dy * act(gate), in the composition's operation order. */
+export const gatedActivationBackwardKernel = variants((kind: Activation) =>
+  defineKernel({
+    name: `gatedActivationBackward ${kind}`,
+    bindings: { DY: ro(), G: ro(), Up: ro(), DG: rw(), DU: rw() },
+    uniforms: { n: 'u32' },
+    body: `const ACT: u32 = ${actCode[kind]}u;\n${actFns}\n${perElement(`let dy = DY[i]; let g = G[i];
+  DG[i] = (dy * Up[i]) * actGrad(g);
+  DU[i] = dy * act(g);`)}`,
+  }),
+);
