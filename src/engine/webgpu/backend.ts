@@ -327,7 +327,10 @@ export class WebGpuBackend implements Backend {
 
   /** Returns a buffer to the pool once the commands that may use it have been submitted. */
   private release(key: string, buf: GPUBuffer): void {
-    if (!this.encoder) return this.toPool(key, buf);
+    if (!this.encoder) {
+      this.toPool(key, buf);
+      return;
+    }
     let list = this.pendingRelease.get(key);
     if (!list) this.pendingRelease.set(key, (list = []));
     list.push(buf);
