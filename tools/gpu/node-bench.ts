@@ -46,22 +46,22 @@ function median(a: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function timeMatmul(be: WebGpuBackend, n: number, f16: boolean, subgroups: boolean): Promise<number> {
+async function timeMatmul(be: WebGpuBackend, n: number, f16: boolean, subgroups: boolean, math: 'f32' | 'f16' = 'f32'): Promise<number> {
   const host = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const A = f16 ? be.fromArrayF16(host) : be.fromArray(host);
   const B = f16 ? be.fromArrayF16(host) : be.fromArray(host);
   const p = { batch: 1, m: n, n, k: n };
-  be.free(be.matmulWith(A, B, p, { subgroups }));
+  be.free(be.matmulWith(A, B, p, { subgroups, math }));
   await be.sync();
   const t1 = performance.now();
-  be.free(be.matmulWith(A, B, p, { subgroups }));
+  be.free(be.matmulWith(A, B, p, { subgroups, math }));
   await be.sync();
   const one = Math.max(performance.now() - t1, 0.05);
   const inner = Math.max(1, Math.min(100, Math.floor(300 / one)));
   const times: number[] = [];
   for (let r = 0; r < 3; r++) {
     const t = performance.now();
-    for (let i = 0; i < inner; i++) be.free(be.matmulWith(A, B, p, { subgroups }));
+    for (let i = 0; i < inner; i++) be.free(be.matmulWith(A, B, p, { subgroups, math }));
     await be.sync();
     times.push((performance.now() - t) / inner);
   }
@@ -94,6 +94,13 @@ for (const n of sizes) {
           `${gflops.toFixed(1).padStart(9)}  ${pct(peaks.fp32).padStart(11)}  ${pct(peaks.fp16).padStart(11)}`,
       );
     }
+  }
+  if (i.shaderF16) {
+    const ms = await timeMatmul(be, n, true, false, 'f16');
+    const gflops = (2 * n ** 3) / ms / 1e6;
+    rows.push({ n, kernel: 'tiled, f16 math', operands: 'f16 (native)', ms, gflops });
+    const pct16 = peaks.fp16 ? ((100 * gflops) / (peaks.fp16 * 1000)).toFixed(1) : '-';
+    console.log(`${String(n).padStart(6)}  ${'tiled, f16 math'.padEnd(24)}${gflops.toFixed(1).padStart(9)}  ${'-'.padStart(11)}  ${pct16.padStart(11)}`);
   }
 }
 

@@ -766,7 +766,7 @@ export class WebGpuBackend implements Backend {
    * matmul with an explicit kernel choice (tests and benchmarks compare the paths). A and B may be f16
    * storages (`toF16`, `fromArrayF16`); products accumulate in f32 and C is f32.
    */
-  matmulWith(a: Storage, b: Storage, p: MatmulParams, v: { subgroups: boolean }): Storage {
+  matmulWith(a: Storage, b: Storage, p: MatmulParams, v: { subgroups: boolean; math?: 'f32' | 'f16' | 'f16-emulated' }): Storage {
     const { batch, m, n, k } = p;
     const transA = p.transA ?? false;
     const transB = p.transB ?? false;
@@ -775,6 +775,7 @@ export class WebGpuBackend implements Backend {
     const A = this.s(a, 'matmul A', true);
     const B = this.s(b, 'matmul B', true);
     if (v.subgroups && !this.info.subgroups) throw new Error('matmul: the subgroup kernel needs the device feature subgroups');
+    if (v.math === 'f16' && !this.info.shaderF16) throw new Error('matmul: f16 math needs the device feature shader-f16');
     this.checkLen('matmul A', A, (aBatched ? batch : 1) * m * k);
     this.checkLen('matmul B', B, (bBatched ? batch : 1) * k * n);
     const C = this.alloc(batch * m * n, 'matmul C');
@@ -783,8 +784,11 @@ export class WebGpuBackend implements Backend {
       return C;
     }
     const f16 = this.info.uses.f16Operands === 'native' ? 'f16' : 'f16p';
-    const opts = { a: A.dtype === 'f16' ? f16 : 'f32', b: B.dtype === 'f16' ? f16 : 'f32', subgroups: v.subgroups } as const;
-    const tag = `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}`;
+    const opts = {
+      a: A.dtype === 'f16' ? f16 : 'f32', b: B.dtype === 'f16' ? f16 : 'f32', subgroups: v.subgroups, math: v.math ?? 'f32',
+    } as const;
+    const tag = `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}` +
+      `${opts.math === 'f32' ? '' : ` math:${opts.math}`}`;
     // A shared weight times untransposed activations is one tall product: fewer, fuller workgroups.
     if (!bBatched && aBatched && !transA && batch > 1) {
       const u = { M: batch * m, N: n, K: k, strideA: 0, strideB: 0, strideC: 0, z0: 0 };

@@ -173,6 +173,20 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
         },
       });
     }
+    // Half-precision products within each 16-deep K slice: the same WGSL with an f32 half type everywhere
+    // (its indexing and slice accumulation, at f32 tolerance), and the real f16 one where shader-f16 exists
+    // (tolerance of 16-term f16 partial sums).
+    for (const math of info.shaderF16 ? (['f16-emulated', 'f16'] as const) : (['f16-emulated'] as const)) {
+      add({
+        kernel: 'matmul', shape: `${tag} [f16 math${math === 'f16' ? '' : ', emulated in f32'}]`,
+        inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
+        ...(math === 'f16' ? { tol: 5e-3, elemTol: Infinity } : {}),
+        run: (be, x) => {
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups: false, math }) };
+        },
+      });
+    }
     add({
       kernel: 'matmul', shape: `${tag}: f16 error vs f32 data`, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
       run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p) : be.matmul(x.a, x.b, p) }),

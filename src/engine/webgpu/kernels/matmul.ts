@@ -23,6 +23,9 @@ export interface MatmulVariant {
   b?: MatmulOperand;
   /** Share the A operand through subgroup shuffles instead of workgroup memory (device feature `subgroups`). */
   subgroups?: boolean;
+  /** Multiply in half precision within each 16-deep K slice (tiled kernel only): `f16` needs shader-f16;
+   *  `f16-emulated` is the same kernel with an f32 half type (tests). */
+  math?: 'f32' | 'f16' | 'f16-emulated';
 }
 
 const operandElem: Record<MatmulOperand, Elem> = { f32: 'f32', f16: 'f16', f16p: 'u32' };
@@ -192,6 +195,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 `;
 
 /**
+ * Half-precision math variant of the tiled kernel: tiles staged as `H` in workgroup memory and each 16-deep
+ * K slice multiplied-and-added in `H` (vec4 FMAs at twice the f32 rate on most GPUs), the slice's partial
+ * sums then added to f32 accumulators, so the error grows with 16 terms, not with K. `H` is f16 on devices
+ * with shader-f16; the same WGSL with H = f32 is how the kernel's indexing is checked everywhere else.
+ */
+function halfMathMain(h: 'f16' | 'f32'): string {
+  const z = `vec4<${h}>(0.0)`;
+  return tiledMain
+    .replace(/array<vec4<f32>, (\d+)>;/g, `array<vec4<${h}>, $1>;`)
+    .replace('As[kk * 16u + mm / 4u][mm % 4u] = v;', `As[kk * 16u + mm / 4u][mm % 4u] = ${h}(v);`)
+    .replace('Bs[kk * 16u + nn / 4u][nn % 4u] = v;', `Bs[kk * 16u + nn / 4u][nn % 4u] = ${h}(v);`)
+    .replace('    for (var kk = 0u; kk < 16u; kk++) {', `    var part = array<vec4<${h}>, 4>(${z}, ${z}, ${z}, ${z});\n    for (var kk = 0u; kk < 16u; kk++) {`)
+    .replace(/acc\[(\d)\] = fma\(vec4<f32>\(a\.(\w)\), b, acc\[\d\]\);/g, `part[$1] = fma(vec4<${h}>(a.$2), b, part[$1]);`)
+    .replace('    workgroupBarrier();\n  }\n  let c0', '    for (var i = 0u; i < 4u; i++) { acc[i] += vec4<f32>(part[i]); }\n    workgroupBarrier();\n  }\n  let c0');
+}
+
+/**
  * C[b] = op(A[b]) * op(B[b]) (C is f32): 64x64 output tile per workgroup of 256 threads, each thread a 4x4
  * register block (four vec4 accumulators); 16-deep K slices staged in workgroup memory. Out-of-range
  * elements load as zero and are never stored, so any M, N, K works. Compile-time variants (transposes,
@@ -200,11 +220,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 export const matmulKernel = variants((transA: boolean, transB: boolean, opts: Omit<MatmulVariant, 'transA' | 'transB'> = {}) => {
   const a = opts.a ?? 'f32';
   const b = opts.b ?? 'f32';
+  const math = opts.math ?? 'f32';
+  if (math !== 'f32' && opts.subgroups) throw new Error('matmul: half-precision math is a variant of the tiled kernel');
   const enable: string[] = [];
-  if (a === 'f16' || b === 'f16') enable.push('f16');
+  if (a === 'f16' || b === 'f16' || math === 'f16') enable.push('f16');
   if (opts.subgroups) enable.push('subgroups');
   const tag = [transA ? 'tA' : '', transB ? 'tB' : '', a !== 'f32' ? `A:${a}` : '', b !== 'f32' ? `B:${b}` : '',
-    opts.subgroups ? 'subgroup' : ''].filter(Boolean).join(' ');
+    opts.subgroups ? 'subgroup' : '', math !== 'f32' ? `math:${math}` : ''].filter(Boolean).join(' ');
   return defineKernel({
     name: `matmul${tag ? ` ${tag}` : ''}`,
     enable,
@@ -215,6 +237,6 @@ const TRANS_A = ${transA};
 const TRANS_B = ${transB};
 ${loadFn('A', a)}
 ${loadFn('B', b)}
-${opts.subgroups ? subgroupMain() : tiledMain}`,
+${opts.subgroups ? subgroupMain() : math === 'f32' ? tiledMain : halfMathMain(math === 'f16' ? 'f16' : 'f32')}`,
   });
 });
