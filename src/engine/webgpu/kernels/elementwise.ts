@@ -51,18 +51,13 @@ export const activationBackwardKernel = variants((kind: Activation) =>
   }),
 );
 
-/** y = x + bias[c], optionally followed by an activation (ACT = 255 means none): one pass instead of two
- *  for every MLP up-projection. */
-export const addBiasKernel = variants((kind: Activation | null) =>
-  defineKernel({
-    name: kind === null ? 'addBias' : `addBias+${kind}`,
-    bindings: { X: ro(), Bias: ro(), O: rw() },
-    uniforms: { n: 'u32', cols: 'u32' },
-    body: `const ACT: u32 = ${kind === null ? 255 : actCode[kind]}u;\n${actFns}\n${perElement(`
-  let v = X[i] + Bias[i % u.cols];
-  if (ACT == 255u) { O[i] = v; } else { O[i] = act(v); }`)}`,
-  }),
-);
+/** y = x + bias[c] (bias broadcast over rows). */
+export const addBiasKernel = defineKernel({
+  name: 'addBias',
+  bindings: { X: ro(), Bias: ro(), O: rw() },
+  uniforms: { n: 'u32', cols: 'u32' },
+  body: perElement('O[i] = X[i] + Bias[i % u.cols];'),
+});
 
 /** out[r, c] = x[r, colOff + c] (add=false) or dst[r, colOff + c] += src[r, c] (add=true). */
 export const colsKernel = variants((add: boolean) =>
