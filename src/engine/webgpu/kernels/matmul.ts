@@ -36,8 +36,8 @@ function loadFn(name: 'A' | 'B', kind: MatmulOperand): string {
   return `fn load${name}(i: u32) -> f32 { return ${ret}; }`;
 }
 
-/** Cooperative load of one 64 x 16 tile of A (as vec4 rows As[k][m]) and one 16 x 64 tile of B (Bs[k][n]):
- *  laid out so consecutive threads read consecutive addresses for the plain and the transposed layout. */
+/** Cooperative load of one 16 x 64 tile of B into Bs[k][n] (vec4 rows), laid out so consecutive threads read
+ *  consecutive addresses for the plain and the transposed layout (the subgroup kernel's B staging). */
 const stageB = /* wgsl */ `
     for (var i = 0u; i < 4u; i++) {
       let e = li + i * 256u;
