@@ -14,10 +14,15 @@ const trainLayers = process.argv.find((a) => a.startsWith('--train-layers='))?.s
 const trainT = process.argv.find((a) => a.startsWith('--train-t='))?.split('=')[1] ?? '64';
 // `--profile`: GPU time per kernel over one training step (timestamp queries).
 const profile = process.argv.includes('--profile') ? '&profile=1' : '';
+// `--census`: dispatches per kernel over one training step.
+const census = process.argv.includes('--census') ? '&census=1' : '';
+// `--no-tfjs`: skip the TF.js webgpu training-step peer.
+const tfjs = process.argv.includes('--no-tfjs') ? '&tfjs=0' : '';
 
 async function main(): Promise<number> {
   const server = await startServer();
-  const browser = await launchChromium();
+  // GRADOT_CHROMIUM_ARGS: extra switches, e.g. the Vulkan ones tools/gpu/bench.sh passes on a GPU machine.
+  const browser = await launchChromium((process.env.GRADOT_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean));
   try {
     const page = await browser.context.newPage();
     page.on('console', (m) => {
@@ -27,7 +32,7 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}`));
+    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}${tfjs}`));
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {
@@ -53,10 +58,25 @@ async function main(): Promise<number> {
       for (const x of r.train) {
         console.log(
           `[bench] train step ${x.backend}: ${x.layers} layers, ${(x.params / 1e6).toFixed(2)}M params, ` +
-            `${x.tokens} tokens: ${x.msPerStep.toFixed(0)} ms/step, ${x.tokensPerSec.toFixed(1)} tokens/s (loss ${x.loss.toFixed(3)})`,
+            `${x.tokens} tokens: ${x.msPerStep.toFixed(0)} ms/step, ${x.tokensPerSec.toFixed(1)} tokens/s (loss ${x.loss.toFixed(3)})` +
+            (x.dispatchesPerStep !== undefined ? `; ${x.dispatchesPerStep} dispatches, ${x.submitsPerStep} submits per step` : ''),
         );
       }
       if (g && c) console.log(`[bench] train step webgpu/cpu speed ratio: ${(c.msPerStep / g.msPerStep).toFixed(2)}`);
+      if (r.tfjs && 'error' in r.tfjs) console.log(`[bench] TF.js training step failed: ${r.tfjs.error}`);
+      else if (r.tfjs && g) {
+        const t = r.tfjs;
+        console.log(
+          `[bench] train step ${t.backend}: ${(t.params / 1e6).toFixed(2)}M params, ${t.tokens} tokens: ` +
+            `${t.msPerStep.toFixed(0)} ms/step, ${t.tokensPerSec.toFixed(1)} tokens/s (loss ${t.loss.toFixed(3)})`,
+        );
+        console.log(`[bench] train step ours/TF.js webgpu speed ratio: ${(t.msPerStep / g.msPerStep).toFixed(2)} (target >= 2 on a real GPU)`);
+      }
+    }
+    if (r.census) {
+      const total = r.census.reduce((a, x) => a + x.count, 0);
+      console.log(`[bench] dispatches per kernel over one training step (total ${total}):`);
+      for (const x of r.census) console.log(`  ${x.kernel.padEnd(36)} ${String(x.count).padStart(5)}`);
     }
     if (r.profile) {
       const total = r.profile.reduce((a, x) => a + x.ms, 0);

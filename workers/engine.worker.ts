@@ -91,6 +91,20 @@ const api = {
     return rows;
   },
 
+  /** Dispatches per kernel over one training step (after a warm-up step). */
+  async dispatchCensus(opts: TrainOpts = {}): Promise<{ kernel: string; count: number }[]> {
+    const { spec, B, T } = trainSetup(opts);
+    const be = await createWebGpuBackend({ countDispatches: true });
+    try {
+      await benchTrainStep(be, spec, B, T, 0);
+      be.takeDispatchCounts();
+      await benchTrainStep(be, spec, B, T, 0);
+      return be.takeDispatchCounts();
+    } finally {
+      be.destroy();
+    }
+  },
+
   /** GPU time per kernel over one training step (timestamp queries; empty without 'timestamp-query'). */
   async profileTrainStep(opts: TrainOpts = {}): Promise<{ label: string; ms: number; count: number }[]> {
     const { spec, B, T } = trainSetup(opts);

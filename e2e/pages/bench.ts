@@ -7,12 +7,16 @@ import * as ort from 'onnxruntime-web/webgpu';
 import type { EngineWorkerApi } from '../../workers/engine.worker';
 import type { MatmulBenchRow, TrainBenchRow } from '../../src/engine/webgpu/bench';
 import { matmulModel } from './onnx-matmul';
+import { benchTfjsTrainStep, loadTfjs, tfSpecFromConfig } from './tfjs-decoder';
 
 export interface BenchResult {
   info: unknown;
   rows: (MatmulBenchRow & { ortGflops: number | null; ortMs: number | null; ortError?: string; ortCheck?: number })[];
   train: TrainBenchRow[] | { error: string } | null;
+  /** The same model's training step on TF.js's WebGPU backend (this page's thread). */
+  tfjs?: TrainBenchRow | { error: string };
   profile?: { label: string; ms: number; count: number }[];
+  census?: { kernel: string; count: number }[];
 }
 
 declare global {
@@ -96,6 +100,8 @@ try {
   }
   let train: BenchResult['train'] = null;
   let profile: BenchResult['profile'];
+  let census: BenchResult['census'];
+  let tfjs: BenchResult['tfjs'];
   const layers = Number(params.get('trainLayers') ?? 6);
   if (layers > 0) {
     try {
@@ -108,12 +114,25 @@ try {
         log('profiling one training step...');
         profile = await api.profileTrainStep({ config, layers, T });
       }
+      if (params.get('census')) census = await api.dispatchCensus({ config, layers, T });
       train = await api.benchTrainStep({ config, layers, T });
+      if (params.get('tfjs') !== '0') {
+        try {
+          if (!config) throw new Error('the demo config.json is needed for the TF.js model widths');
+          log('TF.js webgpu training step...');
+          const tf = await loadTfjs();
+          if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its webgpu backend');
+          await tf.ready();
+          tfjs = await benchTfjsTrainStep(tf, tfSpecFromConfig(config, layers), 1, T, 2);
+        } catch (e) {
+          tfjs = { error: e instanceof Error ? e.message : String(e) };
+        }
+      }
     } catch (e) {
       train = { error: e instanceof Error ? e.message : String(e) };
     }
   }
-  window.__bench = { info: probe.info, rows, train, profile };
+  window.__bench = { info: probe.info, rows, train, profile, census, tfjs };
 } catch (e) {
   window.__bench = { fatal: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) };
 }

@@ -113,6 +113,11 @@ export interface Backend {
 
   activation(x: Storage, kind: Activation): Storage;
   activationBackward(dy: Storage, x: Storage, kind: Activation): Storage;
+  /** Optional fusion of act(gate) * up (gated MLPs); without it ops.gatedActivation composes
+   *  activation and mul. Must equal that composition. */
+  gatedActivation?(gate: Storage, up: Storage, kind: Activation): Storage;
+  /** Backward of gatedActivation: dgate = dy * up * act'(gate), dup = dy * act(gate). */
+  gatedActivationBackward?(dy: Storage, gate: Storage, up: Storage, kind: Activation): { dgate: Storage; dup: Storage };
 
   // ---- matmul ----
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage;

@@ -205,7 +205,7 @@ export class Decoder {
       if (spec.gatedMlp) {
         // up before gate so hooks fire in linearNames order
         const u = this.linear(`${L}.mlp.up`, h2, hooks);
-        m = ops.mul(ops.activation(this.linear(`${L}.mlp.gate`, h2, hooks), spec.activation), u);
+        m = ops.gatedActivation(this.linear(`${L}.mlp.gate`, h2, hooks), u, spec.activation);
       } else {
         m = ops.activation(this.linear(`${L}.mlp.up`, h2, hooks), spec.activation);
       }

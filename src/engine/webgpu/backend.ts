@@ -3,18 +3,22 @@
  * WebGpuBackend: the Backend contract on WebGPU compute shaders (f32).
  *
  * Execution model: every op encodes one or more dispatches into a shared command encoder and returns at
- * once; the encoder is submitted when `read()` needs data or after `BATCH_DISPATCHES` dispatches, so a
- * whole forward+backward is recorded without a GPU->CPU round trip.
+ * once; consecutive dispatches share one compute pass. The encoder is submitted when `read()` needs data
+ * or after `batchDispatches` (default 2048) dispatches, so a whole training step (forward, backward,
+ * optimizer) is one command buffer and one submit, without a GPU->CPU round trip.
  *
  * Memory: storage comes from a size-bucketed pool. A freed buffer may still be referenced by commands in
- * the not-yet-submitted encoder, while uploads (`queue.writeBuffer`) execute *before* that encoder, so
- * freed buffers go to a pending list and only return to the pool after the encoder is submitted; every
- * later upload or dispatch is then ordered after the work that used them.
+ * the not-yet-submitted encoder. Commands of one encoder run in order (WebGPU synchronises storage between
+ * dispatches), so such a buffer may be reused at once as the *output* of a later command in the same
+ * encoder; but uploads (`queue.writeBuffer`) execute *before* that encoder, so a buffer freed in the open
+ * encoder only becomes available for uploads after the encoder is submitted.
  */
 import type {
   Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
 } from '../backend';
-import * as K from './kernels';
+import { floatToHalf, halfToFloat } from '../../model/safetensors';
+import * as K from './kernels/index';
+import type { Kernel } from './kernels/define';
 
 export class DeviceLostError extends Error {
   constructor(public readonly reason: string, message: string) {
@@ -48,6 +52,16 @@ export interface WebGpuInfo {
   /** Features we enabled on the device and may use (f32 kernels never need them). */
   shaderF16: boolean;
   subgroups: boolean;
+  /** Subgroup sizes the adapter reports (0 when unknown). */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  /** What the backend actually uses them for (the badge shows this). */
+  uses: {
+    /** Matmul shares operands through subgroup shuffles. */
+    subgroupMatmul: boolean;
+    /** How f16 matmul operands are read: native `f16` (shader-f16) or packed words (`unpack2x16float`). */
+    f16Operands: 'native' | 'packed';
+  };
   limits: {
     maxBufferSize: number;
     maxStorageBufferBindingSize: number;
@@ -74,18 +88,35 @@ export interface WebGpuBackendOptions {
   splitDispatchZ?: number;
   /** Debugging aid: remember where every live storage was allocated (see `liveStorages()`). */
   trackLive?: boolean;
+  /** Use the subgroup matmul when the device has `subgroups` (default true). */
+  subgroupMatmul?: boolean;
+  /** Read f16 operands as native `array<f16>` when the device has `shader-f16` (default true); otherwise,
+   *  or when false, as packed words unpacked with `unpack2x16float` (core WGSL). */
+  nativeF16?: boolean;
+  /** Count dispatches per kernel name (see `takeDispatchCounts()`). */
+  countDispatches?: boolean;
   /** Record GPU time per kernel label with timestamp queries (when the adapter offers 'timestamp-query'). */
   profile?: boolean;
 }
+
+/** Element type of a GPU storage: f32 everywhere, or IEEE half (two per 32-bit word, element 2j in the
+ *  low half) for matmul operands (`toF16`, `fromArrayF16`). */
+export type GpuDType = 'f32' | 'f16';
 
 export class GpuStorage implements Storage {
   freed = false;
   constructor(
     readonly length: number,
     readonly buffer: GPUBuffer,
-    /** Bytes actually allocated (the pool bucket), >= 4 * length. */
+    /** Bytes actually allocated (the pool bucket), >= `bytes`. */
     readonly capacity: number,
+    readonly dtype: GpuDType = 'f32',
   ) {}
+
+  /** Bytes the elements occupy (f16 rounded up to whole 32-bit words). */
+  get bytes(): number {
+    return this.dtype === 'f32' ? this.length * 4 : Math.ceil(this.length / 2) * 4;
+  }
 }
 
 const STORAGE_USAGE = GPUBufferUsageFlagsValue('storage');
@@ -154,6 +185,12 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     features: [...adapter.features].map(String).sort(),
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
+    subgroupMinSize: Number((ai as { subgroupMinSize?: number }).subgroupMinSize ?? 0),
+    subgroupMaxSize: Number((ai as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0),
+    uses: {
+      subgroupMatmul: device.features.has('subgroups') && opts.subgroupMatmul !== false,
+      f16Operands: device.features.has('shader-f16') && opts.nativeF16 !== false ? 'native' : 'packed',
+    },
     limits: {
       maxBufferSize: device.limits.maxBufferSize,
       maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
@@ -164,7 +201,7 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
       minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
     },
   };
-  return new WebGpuBackend(device, info, opts);
+  return new WebGpuBackend(device, info, { ...opts, gpu });
 }
 
 type Binding = GpuStorage | GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
@@ -174,7 +211,9 @@ export class WebGpuBackend implements Backend {
   readonly dtype: DType = 'f32';
   private lostInfo: { reason: string; message: string } | null = null;
   private readonly pool = new Map<string, GPUBuffer[]>();
-  private pendingRelease: { key: string; buf: GPUBuffer }[] = [];
+  /** Freed while the encoder is open: reusable as outputs of later commands in it, not for uploads. */
+  private pendingRelease = new Map<string, GPUBuffer[]>();
+  private pass: GPUComputePassEncoder | null = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
   private dispatches = 0;
@@ -197,16 +236,26 @@ export class WebGpuBackend implements Backend {
   private readonly prof: {
     qs: GPUQuerySet; labels: string[]; totals: Map<string, { ns: number; count: number }>; pending: Promise<void>[];
   } | null = null;
+  /** With `countDispatches`: dispatches per kernel name since the last `takeDispatchCounts()`. */
+  private dispatchLabels: Map<string, number> | null = null;
   /** Counters for tests and the UI badge. */
   readonly stats = {
     buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0, reclaimedByGc: 0,
+    /** Largest single buffer ever created (bytes). */
+    largestBufferBytes: 0,
   };
 
+  /** The WebGPU entry point this device came from (navigator.gpu, or Dawn's in Node): lets tests and
+   *  benchmarks open further devices the same way. */
+  readonly gpuApi: GPU | undefined;
+
   constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
-    this.batchDispatches = opts.batchDispatches ?? 128;
+    this.gpuApi = opts.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
+    this.batchDispatches = opts.batchDispatches ?? (opts.profile ? 1024 : 2048);
     this.splitBindingBytes = opts.splitBindingBytes;
     this.splitDispatchZ = opts.splitDispatchZ;
     this.liveSet = opts.trackLive ? new Map() : null;
+    if (opts.countDispatches) this.dispatchLabels = new Map();
     if (opts.profile && device.features.has('timestamp-query')) {
       this.prof = {
         qs: device.createQuerySet({ type: 'timestamp', count: 2 * this.batchDispatches }),
@@ -234,9 +283,10 @@ export class WebGpuBackend implements Backend {
     if (this.lostInfo) throw new DeviceLostError(this.lostInfo.reason, this.lostInfo.message);
   }
 
-  private s(x: Storage, what: string): GpuStorage {
+  private s(x: Storage, what: string, allowF16 = false): GpuStorage {
     if (!(x instanceof GpuStorage)) throw new Error(`${what}: storage does not belong to a WebGpuBackend`);
     if (x.freed) throw new Error(`${what}: storage used after free()`);
+    if (x.dtype !== 'f32' && !allowF16) throw new Error(`${what}: ${x.dtype} storage is only accepted as a matmul operand`);
     return x;
   }
 
@@ -244,7 +294,9 @@ export class WebGpuBackend implements Backend {
     if (x.length !== want) throw new Error(`${what}: storage has ${x.length} elements, expected ${want}`);
   }
 
-  private acquire(usage: number, bytes: number, label: string): { key: string; buf: GPUBuffer; cap: number } {
+  /** `gpuWritten`: the buffer's first use is as the output of a command in the open encoder, so a buffer
+   *  freed earlier in that encoder may be reused (see the file comment). */
+  private acquire(usage: number, bytes: number, label: string, gpuWritten = false): { key: string; buf: GPUBuffer; cap: number } {
     const cap = bucketBytes(bytes);
     if (cap > this.device.limits.maxBufferSize && bytes <= this.device.limits.maxBufferSize) {
       return this.acquireExact(usage, bytes, label);
@@ -256,26 +308,32 @@ export class WebGpuBackend implements Backend {
       );
     }
     const key = `${usage}:${cap}`;
-    const list = this.pool.get(key);
-    const hit = list?.pop();
+    const hit = (gpuWritten ? this.pendingRelease.get(key)?.pop() : undefined) ?? this.pool.get(key)?.pop();
     if (hit) {
       this.stats.poolHits++;
       return { key, buf: hit, cap };
     }
     this.stats.buffersCreated++;
+    this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, cap);
     return { key, buf: this.device.createBuffer({ size: cap, usage }), cap };
   }
 
   private acquireExact(usage: number, bytes: number, _label: string): { key: string; buf: GPUBuffer; cap: number } {
     const cap = Math.ceil(bytes / 4) * 4;
     this.stats.buffersCreated++;
+    this.stats.largestBufferBytes = Math.max(this.stats.largestBufferBytes, cap);
     return { key: `${usage}:${cap}`, buf: this.device.createBuffer({ size: cap, usage }), cap };
   }
 
   /** Returns a buffer to the pool once the commands that may use it have been submitted. */
   private release(key: string, buf: GPUBuffer): void {
-    if (this.encoder) this.pendingRelease.push({ key, buf });
-    else this.toPool(key, buf);
+    if (!this.encoder) {
+      this.toPool(key, buf);
+      return;
+    }
+    let list = this.pendingRelease.get(key);
+    if (!list) this.pendingRelease.set(key, (list = []));
+    list.push(buf);
   }
 
   private toPool(key: string, buf: GPUBuffer): void {
@@ -284,10 +342,13 @@ export class WebGpuBackend implements Backend {
     list.push(buf);
   }
 
-  private alloc(n: number, label = 'tensor'): GpuStorage {
+  /** Storage for n f32. `upload`: it will be filled by `queue.writeBuffer`, so it must not be a buffer
+   *  that commands in the open encoder still use. */
+  private alloc(n: number, label = 'tensor', upload = false, dtype: GpuDType = 'f32'): GpuStorage {
     this.live();
-    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, n * 4), label);
-    const s = new GpuStorage(n, buf, cap);
+    const bytes = dtype === 'f32' ? n * 4 : Math.ceil(n / 2) * 4;
+    const { buf, cap } = this.acquire(STORAGE_USAGE(), Math.max(4, bytes), label, !upload);
+    const s = new GpuStorage(n, buf, cap, dtype);
     this.reclaim.register(s, { key: `${STORAGE_USAGE()}:${cap}`, buf }, s);
     if (this.liveSet) {
       const frames = (new Error().stack ?? '').split('\n').slice(2, 6).map((f) => f.trim().replace(/\(.*\/(.*?)\?[^:]*(:\d+):\d+\)/, '($1$2)'));
@@ -296,14 +357,24 @@ export class WebGpuBackend implements Backend {
     return s;
   }
 
+  /** The open encoder, for commands outside compute passes (copies, clears): ends an open pass first. */
   private enc(): GPUCommandEncoder {
+    this.endPass();
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
     return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
   }
 
   /** Submits pending work; freed buffers become reusable afterwards. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     const prof = this.prof;
     let profRead: { buf: GPUBuffer; labels: string[] } | null = null;
     if (prof && prof.labels.length > 0) {
@@ -336,8 +407,8 @@ export class WebGpuBackend implements Backend {
     this.encoder = null;
     this.dispatches = 0;
     this.stats.submits++;
-    for (const { key, buf } of this.pendingRelease) this.toPool(key, buf);
-    this.pendingRelease = [];
+    for (const [key, list] of this.pendingRelease) for (const buf of list) this.toPool(key, buf);
+    this.pendingRelease.clear();
   }
 
   /** Resolves when everything submitted so far has finished on the GPU. */
@@ -355,6 +426,13 @@ export class WebGpuBackend implements Backend {
     const rows = [...this.prof.totals].map(([label, e]) => ({ label, ms: e.ns / 1e6, count: e.count }));
     if (reset) this.prof.totals.clear();
     return rows.sort((a, b) => b.ms - a.ms);
+  }
+
+  /** With `countDispatches`: dispatches per kernel name since the last call, most frequent first. */
+  takeDispatchCounts(): { kernel: string; count: number }[] {
+    const rows = [...(this.dispatchLabels ?? [])].map(([kernel, count]) => ({ kernel, count }));
+    this.dispatchLabels?.clear();
+    return rows.sort((a, b) => b.count - a.count);
   }
 
   /** With `trackLive`: live storages grouped by allocation site, most frequent first. */
@@ -381,18 +459,9 @@ export class WebGpuBackend implements Backend {
     return p;
   }
 
-  /** Uniform block from 32-bit words; `f` marks the indices holding floats (i32 for `i`). */
-  private uniform(words: number[], floats: number[] = [], ints: number[] = []): { key: string; buf: GPUBuffer } {
-    const n = Math.ceil(words.length / 4) * 4;
-    const ab = new ArrayBuffer(n * 4);
-    const u32 = new Uint32Array(ab);
-    const f32 = new Float32Array(ab);
-    const i32 = new Int32Array(ab);
-    words.forEach((w, i) => {
-      if (floats.includes(i)) f32[i] = w;
-      else if (ints.includes(i)) i32[i] = w;
-      else u32[i] = w;
-    });
+  /** Packs a kernel's uniforms by name into a pooled uniform buffer (released with the batch). */
+  private uniform<U extends string>(k: Kernel<string, U>, values: Record<U, number>): { key: string; buf: GPUBuffer } {
+    const ab = k.pack(values);
     const { key, buf } = this.acquire(UNIFORM_USAGE(), ab.byteLength, 'uniform');
     this.device.queue.writeBuffer(buf, 0, ab);
     return { key, buf };
@@ -420,7 +489,7 @@ export class WebGpuBackend implements Backend {
 
   private entry(b: Binding, i: number, label: string): GPUBindGroupEntry {
     if (b instanceof GpuStorage) {
-      const size = Math.max(4, b.length * 4);
+      const size = Math.max(4, b.bytes);
       this.checkBinding(size, label);
       return { binding: i, resource: { buffer: b.buffer, offset: 0, size } };
     }
@@ -429,11 +498,12 @@ export class WebGpuBackend implements Backend {
   }
 
   /** Encodes one dispatch; the uniform buffer (last binding) is released with the batch. */
-  private run(
-    src: string, bindings: Binding[], uni: { key: string; buf: GPUBuffer }, groups: [number, number, number],
-    label: string,
+  private run<B extends string, U extends string>(
+    k: Kernel<B, U>, bind: Record<B, Binding>, uniforms: Record<U, number>, groups: [number, number, number],
+    label: string = k.name,
   ): void {
     this.live();
+    const uni = this.uniform(k, uniforms);
     const maxG = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (groups[0] > maxG || groups[1] > maxG || groups[2] > maxG) {
       throw new GpuLimitError(`${label}: dispatch ${groups.join('x')} exceeds maxComputeWorkgroupsPerDimension ${maxG}`);
@@ -442,28 +512,31 @@ export class WebGpuBackend implements Backend {
       this.release(uni.key, uni.buf);
       return;
     }
-    const pipe = this.pipeline(src);
-    const entries = bindings.map((b, i) => this.entry(b, i, label));
-    entries.push({ binding: bindings.length, resource: { buffer: uni.buf } });
+    const pipe = this.pipeline(k.src);
+    const entries = k.bindings.map((name, i) => this.entry(bind[name], i, `${label} ${name}`));
+    entries.push({ binding: k.bindings.length, resource: { buffer: uni.buf } });
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
     const prof = this.prof;
-    const pass = this.enc().beginComputePass(
-      prof
-        ? {
-            timestampWrites: {
-              querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
-              endOfPassWriteIndex: 2 * prof.labels.length + 1,
-            },
-          }
-        : undefined,
-    );
-    prof?.labels.push(label);
+    let pass = this.pass;
+    if (prof) {
+      // Timestamps are per pass: one pass per dispatch while profiling.
+      pass = this.enc().beginComputePass({
+        timestampWrites: {
+          querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
+          endOfPassWriteIndex: 2 * prof.labels.length + 1,
+        },
+      });
+      prof.labels.push(label);
+    } else if (!pass) {
+      pass = this.pass = this.enc().beginComputePass();
+    }
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
-    pass.end();
+    if (prof) pass.end();
     this.release(uni.key, uni.buf);
     this.stats.dispatches++;
+    this.dispatchLabels?.set(k.name, (this.dispatchLabels.get(k.name) ?? 0) + 1);
     if (++this.dispatches >= this.batchDispatches) this.flush();
   }
 
@@ -487,16 +560,16 @@ export class WebGpuBackend implements Backend {
   }
 
   fromArray(a: ArrayLike<number>): Storage {
-    const s = this.alloc(a.length);
+    const s = this.alloc(a.length, 'fromArray', true);
     const f = a instanceof Float32Array ? a : Float32Array.from(a);
     if (f.length > 0) this.device.queue.writeBuffer(s.buffer, 0, f.buffer, f.byteOffset, f.byteLength);
     return s;
   }
 
   async read(x: Storage): Promise<FloatArray> {
-    const s = this.s(x, 'read');
+    const s = this.s(x, 'read', true);
     this.live();
-    const bytes = s.length * 4;
+    const bytes = s.bytes;
     if (bytes === 0) return new Float32Array(0);
     const { key, buf } = this.acquire(READ_USAGE(), bytes, 'read staging');
     this.enc().copyBufferToBuffer(s.buffer, 0, buf, 0, bytes);
@@ -507,14 +580,18 @@ export class WebGpuBackend implements Backend {
       this.live();
       throw e;
     }
-    const out = new Float32Array(buf.getMappedRange(0, bytes).slice(0));
+    const raw = buf.getMappedRange(0, bytes).slice(0);
     buf.unmap();
     this.toPool(key, buf);
+    if (s.dtype === 'f32') return new Float32Array(raw);
+    const h = new Uint16Array(raw);
+    const out = new Float32Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = halfToFloat(h[i]!);
     return out;
   }
 
   free(x: Storage): void {
-    const s = this.s(x, 'free');
+    const s = this.s(x, 'free', true);
     s.freed = true;
     this.reclaim.unregister(s);
     this.liveSet?.delete(s);
@@ -547,7 +624,7 @@ export class WebGpuBackend implements Backend {
     if (colOff < 0 || colOff + width > cols) throw new Error(`sliceCols: columns [${colOff}, ${colOff + width}) outside ${cols}`);
     const out = this.alloc(rows * width);
     const n = rows * width;
-    this.run(K.colsSrc(false), [a, out], this.uniform([n, cols, colOff, width]), this.grid1(n), 'sliceCols');
+    this.run(K.colsKernel(false), { S: a, D: out }, { n, cols, colOff, width }, this.grid1(n), 'sliceCols');
     return out;
   }
 
@@ -557,7 +634,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('addIntoCols dst', d, rows * cols);
     this.checkLen('addIntoCols src', a, rows * width);
     const n = rows * width;
-    this.run(K.colsSrc(true), [a, d], this.uniform([n, cols, colOff, width]), this.grid1(n), 'addIntoCols');
+    this.run(K.colsKernel(true), { S: a, D: d }, { n, cols, colOff, width }, this.grid1(n), 'addIntoCols');
   }
 
   // ---------------------------------------------------------------- elementwise
@@ -567,7 +644,7 @@ export class WebGpuBackend implements Backend {
     const y = this.s(b, op);
     if (x.length !== y.length) throw new Error(`${op}: lengths differ (${x.length} vs ${y.length})`);
     const out = this.alloc(x.length);
-    this.run(K.binarySrc(op), [x, y, out], this.uniform([x.length]), this.grid1(x.length), op);
+    this.run(K.binaryKernel(op), { A: x, B: y, O: out }, { n: x.length }, this.grid1(x.length), op);
     return out;
   }
 
@@ -586,7 +663,7 @@ export class WebGpuBackend implements Backend {
   scale(a: Storage, s: number): Storage {
     const x = this.s(a, 'scale');
     const out = this.alloc(x.length);
-    this.run(K.scaleSrc, [x, out], this.uniform([x.length, 0, 0, s], [3]), this.grid1(x.length), 'scale');
+    this.run(K.scaleKernel, { A: x, O: out }, { n: x.length, s }, this.grid1(x.length), 'scale');
     return out;
   }
 
@@ -601,7 +678,7 @@ export class WebGpuBackend implements Backend {
       this.free(tmp);
       return;
     }
-    this.run(K.axpySrc, [x, d], this.uniform([d.length, 0, 0, alpha], [3]), this.grid1(d.length), 'axpy');
+    this.run(K.axpyKernel, { S: x, D: d }, { n: d.length, alpha }, this.grid1(d.length), 'axpy');
   }
 
   addBias(x: Storage, bias: Storage, rows: number, cols: number): Storage {
@@ -611,7 +688,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('addBias bias', b, cols);
     const n = rows * cols;
     const out = this.alloc(n);
-    this.run(K.addBiasSrc(null), [a, b, out], this.uniform([n, cols]), this.grid1(n), 'addBias');
+    this.run(K.addBiasKernel, { X: a, Bias: b, O: out }, { n, cols }, this.grid1(n), 'addBias');
     return out;
   }
 
@@ -619,21 +696,21 @@ export class WebGpuBackend implements Backend {
     const a = this.s(x, 'sumRows');
     this.checkLen('sumRows', a, rows * cols);
     const out = this.alloc(cols);
-    this.run(K.colReduceSrc(0), [a, out], this.uniform([rows, cols]), [Math.ceil(cols / 16), 1, 1], 'sumRows');
+    this.run(K.sumRowsKernel, { X: a, O: out }, { rows, cols }, [Math.ceil(cols / 16), 1, 1], 'sumRows');
     return out;
   }
 
   sumSquares(x: Storage): Storage {
     const a = this.s(x, 'sumSquares');
     const out = this.alloc(1);
-    this.run(K.sumSquaresSrc, [a, out], this.uniform([a.length]), [1, 1, 1], 'sumSquares');
+    this.run(K.sumSquaresKernel, { X: a, O: out }, { n: a.length }, [1, 1, 1], 'sumSquares');
     return out;
   }
 
   activation(x: Storage, kind: Activation): Storage {
     const a = this.s(x, 'activation');
     const out = this.alloc(a.length);
-    this.run(K.activationSrc(kind), [a, out], this.uniform([a.length]), this.grid1(a.length), 'activation');
+    this.run(K.activationKernel(kind), { X: a, O: out }, { n: a.length }, this.grid1(a.length), 'activation');
     return out;
   }
 
@@ -642,20 +719,54 @@ export class WebGpuBackend implements Backend {
     const a = this.s(x, 'activationBackward x');
     if (g.length !== a.length) throw new Error(`activationBackward: lengths differ (${g.length} vs ${a.length})`);
     const out = this.alloc(a.length);
-    this.run(K.activationBackwardSrc(kind), [g, a, out], this.uniform([a.length]), this.grid1(a.length), 'activationBackward');
+    this.run(K.activationBackwardKernel(kind), { DY: g, X: a, O: out }, { n: a.length }, this.grid1(a.length),
+      'activationBackward');
     return out;
+  }
+
+  gatedActivation(gate: Storage, up: Storage, kind: Activation): Storage {
+    const g = this.s(gate, 'gatedActivation gate');
+    const u = this.s(up, 'gatedActivation up');
+    if (g.length !== u.length) throw new Error(`gatedActivation: lengths differ (${g.length} vs ${u.length})`);
+    const out = this.alloc(g.length);
+    this.run(K.gatedActivationKernel(kind), { G: g, Up: u, O: out }, { n: g.length }, this.grid1(g.length));
+    return out;
+  }
+
+  gatedActivationBackward(dy: Storage, gate: Storage, up: Storage, kind: Activation): { dgate: Storage; dup: Storage } {
+    const d = this.s(dy, 'gatedActivationBackward dy');
+    const g = this.s(gate, 'gatedActivationBackward gate');
+    const u = this.s(up, 'gatedActivationBackward up');
+    if (d.length !== g.length || u.length !== g.length) {
+      throw new Error(`gatedActivationBackward: lengths differ (dy ${d.length}, gate ${g.length}, up ${u.length})`);
+    }
+    const dgate = this.alloc(g.length);
+    const dup = this.alloc(g.length);
+    this.run(K.gatedActivationBackwardKernel(kind), { DY: d, G: g, Up: u, DG: dgate, DU: dup }, { n: g.length },
+      this.grid1(g.length));
+    return { dgate, dup };
   }
 
   // ---------------------------------------------------------------- matmul
 
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage {
+    return this.matmulWith(a, b, p, { subgroups: this.info.uses.subgroupMatmul });
+  }
+
+  /**
+   * matmul with an explicit kernel choice (tests and benchmarks compare the paths). A and B may be f16
+   * storages (`toF16`, `fromArrayF16`); products accumulate in f32 and C is f32.
+   */
+  matmulWith(a: Storage, b: Storage, p: MatmulParams, v: { subgroups: boolean; math?: 'f32' | 'f16' | 'f16-emulated' }): Storage {
     const { batch, m, n, k } = p;
     const transA = p.transA ?? false;
     const transB = p.transB ?? false;
     const aBatched = p.aBatched ?? true;
     const bBatched = p.bBatched ?? true;
-    const A = this.s(a, 'matmul A');
-    const B = this.s(b, 'matmul B');
+    const A = this.s(a, 'matmul A', true);
+    const B = this.s(b, 'matmul B', true);
+    if (v.subgroups && !this.info.subgroups) throw new Error('matmul: the subgroup kernel needs the device feature subgroups');
+    if (v.math === 'f16' && !this.info.shaderF16) throw new Error('matmul: f16 math needs the device feature shader-f16');
     this.checkLen('matmul A', A, (aBatched ? batch : 1) * m * k);
     this.checkLen('matmul B', B, (bBatched ? batch : 1) * k * n);
     const C = this.alloc(batch * m * n, 'matmul C');
@@ -663,23 +774,49 @@ export class WebGpuBackend implements Backend {
       this.enc().clearBuffer(C.buffer, 0, C.capacity);
       return C;
     }
+    const f16 = this.info.uses.f16Operands === 'native' ? 'f16' : 'f16p';
+    const opts = {
+      a: A.dtype === 'f16' ? f16 : 'f32', b: B.dtype === 'f16' ? f16 : 'f32', subgroups: v.subgroups, math: v.math ?? 'f32',
+    } as const;
+    const tag = `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}` +
+      `${opts.math === 'f32' ? '' : ` math:${opts.math}`}`;
     // A shared weight times untransposed activations is one tall product: fewer, fuller workgroups.
     if (!bBatched && aBatched && !transA && batch > 1) {
-      const u = this.uniform([batch * m, n, k, 0, 0, 0]);
-      this.run(K.matmulSrc(false, transB), [A, B, C], u,
+      const u = { M: batch * m, N: n, K: k, strideA: 0, strideB: 0, strideC: 0, z0: 0 };
+      this.run(K.matmulKernel(false, transB, opts), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1],
-        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}`);
+        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}${tag}`);
       return C;
     }
     // More batch entries than one grid dimension allows go in several dispatches (z0 = first entry).
     const maxZ = Math.min(this.device.limits.maxComputeWorkgroupsPerDimension, this.splitDispatchZ ?? Infinity);
     for (let z0 = 0; z0 < batch; z0 += maxZ) {
-      const u = this.uniform([m, n, k, aBatched ? m * k : 0, bBatched ? k * n : 0, m * n, z0]);
-      this.run(K.matmulSrc(transA, transB), [A, B, C], u,
+      const u = { M: m, N: n, K: k, strideA: aBatched ? m * k : 0, strideB: bBatched ? k * n : 0, strideC: m * n, z0 };
+      this.run(K.matmulKernel(transA, transB, opts), { A, B, C }, u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), Math.min(maxZ, batch - z0)],
-        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}`);
+        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${tag}`);
     }
     return C;
+  }
+
+  // ---------------------------------------------------------------- f16 storage
+
+  /** An f16 copy of an f32 storage (round to nearest even on the GPU; 2 bytes per element). */
+  toF16(x: Storage): Storage {
+    const X = this.s(x, 'toF16');
+    const out = this.alloc(X.length, 'toF16', false, 'f16');
+    const words = Math.ceil(X.length / 2);
+    this.run(K.packF16Kernel, { X, O: out }, { n: words, len: X.length }, this.grid1(words), 'toF16');
+    return out;
+  }
+
+  /** Uploads host data as f16 (rounded to nearest even on the host). */
+  fromArrayF16(a: ArrayLike<number>): Storage {
+    const s = this.alloc(a.length, 'fromArrayF16', true, 'f16');
+    const h = new Uint16Array(Math.ceil(a.length / 2) * 2);
+    for (let i = 0; i < a.length; i++) h[i] = floatToHalf(a[i]!);
+    if (a.length > 0) this.device.queue.writeBuffer(s.buffer, 0, h.buffer, 0, h.byteLength);
+    return s;
   }
 
   // ---------------------------------------------------------------- embeddings
@@ -701,7 +838,7 @@ export class WebGpuBackend implements Backend {
     const align = this.device.limits.minStorageBufferOffsetAlignment;
     const rowBytes = dim * 4;
     if (t.length * 4 <= lim) {
-      this.run(K.gatherSrc, [t, idb.buf, out], this.uniform([n, dim, 0, vocab]), this.grid1(n), 'gather');
+      this.run(K.gatherKernel, { T: t, Ids: idb.buf, O: out }, { n, dim, rowBase: 0, rowsBound: vocab }, this.grid1(n), 'gather');
     } else {
       const rowAlign = align / gcd(rowBytes, align);
       let chunkRows = Math.floor(lim / rowBytes);
@@ -715,7 +852,8 @@ export class WebGpuBackend implements Backend {
       for (let r0 = 0; r0 < vocab; r0 += chunkRows) {
         const rowsHere = Math.min(chunkRows, vocab - r0);
         const slice = { buffer: t.buffer, offset: r0 * rowBytes, size: rowsHere * rowBytes };
-        this.run(K.gatherSrc, [slice, idb.buf, out], this.uniform([n, dim, r0, rowsHere]), this.grid1(n), 'gather chunk');
+        this.run(K.gatherKernel, { T: slice, Ids: idb.buf, O: out }, { n, dim, rowBase: r0, rowsBound: rowsHere },
+          this.grid1(n), 'gather chunk');
       }
     }
     this.release(idb.key, idb.buf);
@@ -752,7 +890,8 @@ export class WebGpuBackend implements Backend {
       const rb = this.uploadInts(rows, 'scatterAdd rows');
       const sb = this.uploadInts(starts, 'scatterAdd starts');
       const pb = this.uploadInts(pos, 'scatterAdd positions');
-      this.run(K.scatterAddSrc, [g, rb.buf, sb.buf, pb.buf, out], this.uniform([n, dim]), this.grid1(n), 'scatterAdd');
+      this.run(K.scatterAddKernel, { DY: g, Rows: rb.buf, Starts: sb.buf, Pos: pb.buf, O: out }, { n, dim }, this.grid1(n),
+        'scatterAdd');
       for (const x of [rb, sb, pb]) this.release(x.key, x.buf);
     }
     return out;
@@ -773,8 +912,8 @@ export class WebGpuBackend implements Backend {
     const mean = this.alloc(rows);
     const rstd = this.alloc(rows);
     // Without a bias the weight is bound again in its place (read-only aliasing is allowed).
-    this.run(K.normFwdSrc(false, Bv !== null), [X, W, Bv ?? W, y, mean, rstd],
-      this.uniform([rows, dim, 0, eps], [3]), this.grid(rows), 'layerNorm');
+    this.run(K.layerNormKernel(Bv !== null), { X, W, Bb: Bv ?? W, Y: y, Mean: mean, Rstd: rstd }, { rows, dim, eps },
+      this.grid(rows), 'layerNorm');
     return { y, mean, rstd };
   }
 
@@ -791,8 +930,9 @@ export class WebGpuBackend implements Backend {
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
     const db = this.alloc(dim);
-    this.run(K.normBwdSrc(false), [G, X, W, M, R, dx], this.uniform([rows, dim]), this.grid(rows), 'layerNormBackward');
-    this.run(K.colReduceSrc(1), [G, X, M, R, dw, db], this.uniform([rows, dim]), [Math.ceil(dim / 16), 1, 1],
+    this.run(K.layerNormBackwardKernel, { DY: G, X, W, Mean: M, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows),
+      'layerNormBackward');
+    this.run(K.layerNormDwKernel, { DY: G, X, Mean: M, Rstd: R, O: dw, O2: db }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
       'layerNormBackward dw');
     return { dx, dw, db };
   }
@@ -804,7 +944,7 @@ export class WebGpuBackend implements Backend {
     this.checkLen('rmsNorm w', W, dim);
     const y = this.alloc(rows * dim);
     const rstd = this.alloc(rows);
-    this.run(K.normFwdSrc(true, false), [X, W, y, rstd], this.uniform([rows, dim, 0, eps], [3]), this.grid(rows), 'rmsNorm');
+    this.run(K.rmsNormKernel, { X, W, Y: y, Rstd: rstd }, { rows, dim, eps }, this.grid(rows), 'rmsNorm');
     return { y, rstd };
   }
 
@@ -819,8 +959,9 @@ export class WebGpuBackend implements Backend {
     this.checkLen('rmsNormBackward x', X, rows * dim);
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
-    this.run(K.normBwdSrc(true), [G, X, W, R, dx], this.uniform([rows, dim]), this.grid(rows), 'rmsNormBackward');
-    this.run(K.colReduceSrc(2), [G, X, R, dw], this.uniform([rows, dim]), [Math.ceil(dim / 16), 1, 1], 'rmsNormBackward dw');
+    this.run(K.rmsNormBackwardKernel, { DY: G, X, W, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows), 'rmsNormBackward');
+    this.run(K.rmsNormDwKernel, { DY: G, X, Rstd: R, O: dw }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
+      'rmsNormBackward dw');
     return { dx, dw };
   }
 
@@ -829,7 +970,7 @@ export class WebGpuBackend implements Backend {
   private attnUniform(p: AttentionParams, rows: number) {
     if (p.Hkv <= 0 || p.H % p.Hkv !== 0) throw new Error(`attention: H=${p.H} is not a multiple of Hkv=${p.Hkv}`);
     if (p.D > K.ATTN_MAX_D) throw new Error(`attention: head dim ${p.D} exceeds the kernel's maximum ${K.ATTN_MAX_D}`);
-    return this.uniform([p.B, p.T, p.H, p.Hkv, p.D, p.causal ? 1 : 0, rows, p.scale], [7]);
+    return { B: p.B, T: p.T, H: p.H, Hkv: p.Hkv, D: p.D, causal: p.causal ? 1 : 0, rows, scale: p.scale };
   }
 
   attention(q: Storage, k: Storage, v: Storage, p: AttentionParams): { out: Storage; lse: Storage } {
@@ -846,9 +987,9 @@ export class WebGpuBackend implements Backend {
     const lse = this.alloc(rows);
     if (D <= K.ATTN_TILED_MAX_D) {
       const blocks = B * H * Math.ceil(T / K.ATTN_QB);
-      this.run(K.attentionFwdTiledSrc, [Q, Kk, V, out, lse], u, this.grid(blocks), 'attention');
+      this.run(K.attentionFwdTiledKernel, { Q, K: Kk, V, O: out, Lse: lse }, u, this.grid(blocks), 'attention');
     } else {
-      this.run(K.attentionFwdSrc, [Q, Kk, V, out, lse], u, this.grid(rows), 'attention (row kernel, D > 128)');
+      this.run(K.attentionFwdKernel, { Q, K: Kk, V, O: out, Lse: lse }, u, this.grid(rows), 'attention (row kernel, D > 128)');
     }
     return { out, lse };
   }
@@ -867,22 +1008,24 @@ export class WebGpuBackend implements Backend {
     this.checkLen('attentionBackward lse', L, B * H * T);
     const rows = B * H * T;
     const delta = this.alloc(rows);
-    this.run(K.attentionDeltaSrc, [dO, O, delta], this.attnUniform(p, rows), this.grid1(rows), 'attention delta');
+    const u = this.attnUniform(p, rows);
+    this.run(K.attentionDeltaKernel, { DO: dO, O, Delta: delta }, u, this.grid1(rows), 'attention delta');
+    const io = { DO: dO, Q, K: Kk, V, Lse: L, Delta: delta };
     const dq = this.alloc(B * T * H * D);
     const tiled = D <= K.ATTN_TILED_BWD_MAX_D;
     const tiles = Math.ceil(T / 16);
     if (tiled) {
-      this.run(K.attentionDqTiledSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(B * H * tiles), 'attention dq');
+      this.run(K.attentionDqTiledKernel, { ...io, DQ: dq }, u, this.grid(B * H * tiles), 'attention dq');
     } else {
-      this.run(K.attentionDqSrc, [dO, Q, Kk, V, L, delta, dq], this.attnUniform(p, rows), this.grid(rows), 'attention dq (row kernel)');
+      this.run(K.attentionDqKernel, { ...io, DQ: dq }, u, this.grid(rows), 'attention dq (row kernel)');
     }
     const dk = this.alloc(B * T * Hkv * D);
     const dv = this.alloc(B * T * Hkv * D);
     if (tiled) {
-      this.run(K.attentionDkvTiledSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+      this.run(K.attentionDkvTiledKernel, { ...io, DK: dk, DV: dv }, u,
         this.grid(B * Hkv * tiles), 'attention dkv');
     } else {
-      this.run(K.attentionDkvSrc, [dO, Q, Kk, V, L, delta, dk, dv], this.attnUniform(p, rows),
+      this.run(K.attentionDkvKernel, { ...io, DK: dk, DV: dv }, u,
         this.grid(B * Hkv * T), 'attention dkv (row kernel)');
     }
     this.free(delta);
@@ -917,7 +1060,7 @@ export class WebGpuBackend implements Backend {
     }
     const n = (B * T * H * D) / 2;
     const out = this.alloc(B * T * H * D);
-    this.run(K.ropeSrc, [X, table, out], this.uniform([n, T, H, D, inverse ? -1 : 1], [4]), this.grid1(n), 'rope');
+    this.run(K.ropeKernel, { X, CS: table, Y: out }, { n, T, H, D, sign: inverse ? -1 : 1 }, this.grid1(n), 'rope');
     return out;
   }
 
@@ -939,7 +1082,7 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropy');
     const tb = this.uploadInts(targets, 'crossEntropy targets');
     const out = this.alloc(rows);
-    this.run(K.crossEntropySrc(false), [L, tb.buf, out], this.uniform([rows, vocab, ignoreIndex], [], [2]),
+    this.run(K.crossEntropyKernel, { L, Tg: tb.buf, O: out }, { rows, vocab, ignore: ignoreIndex },
       this.grid(rows), 'crossEntropy');
     this.release(tb.key, tb.buf);
     return out;
@@ -955,7 +1098,7 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropyBackward');
     const tb = this.uploadInts(targets, 'crossEntropyBackward targets');
     const out = this.alloc(rows * vocab);
-    this.run(K.crossEntropySrc(true), [L, tb.buf, G, out], this.uniform([rows, vocab, ignoreIndex], [], [2]),
+    this.run(K.crossEntropyBackwardKernel, { L, Tg: tb.buf, DL: G, O: out }, { rows, vocab, ignore: ignoreIndex },
       this.grid(rows), 'crossEntropyBackward');
     this.release(tb.key, tb.buf);
     return out;
@@ -974,11 +1117,10 @@ export class WebGpuBackend implements Backend {
     if (!(p.step >= 1)) throw new Error(`adamw: step must be >= 1 (got ${p.step})`);
     const bc1 = 1 - Math.pow(p.beta1, p.step);
     const bc2 = 1 - Math.pow(p.beta2, p.step);
-    const u = this.uniform(
-      [P.length, 0, 0, 0, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, bc1, bc2, p.gradScale],
-      [4, 5, 6, 7, 8, 9, 10, 11],
-    );
-    this.run(K.adamwSrc, [G, P, M, V], u, this.grid1(P.length), 'adamw');
+    const u = {
+      n: P.length, lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, wd: p.weightDecay, bc1, bc2, gradScale: p.gradScale,
+    };
+    this.run(K.adamwKernel, { G, P, M, Vv: V }, u, this.grid1(P.length), 'adamw');
   }
 }
 

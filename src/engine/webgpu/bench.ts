@@ -83,6 +83,9 @@ export interface TrainBenchRow {
   msPerStep: number;
   tokensPerSec: number;
   loss: number;
+  /** WebGPU only: compute dispatches and queue submits in one timed step. */
+  dispatchesPerStep?: number;
+  submitsPerStep?: number;
 }
 
 /**
@@ -107,6 +110,8 @@ export async function benchTrainStep(
     l.free();
   };
   await one();
+  const gpuStats = be.name === 'webgpu' ? (be as WebGpuBackend).stats : null;
+  const d0 = gpuStats ? [gpuStats.dispatches, gpuStats.submits] : [0, 0];
   const times: number[] = [];
   for (let s = 0; s < steps; s++) {
     const t = performance.now();
@@ -114,10 +119,14 @@ export async function benchTrainStep(
     times.push(performance.now() - t);
   }
   const ms = median(times);
-  const row = {
+  const row: TrainBenchRow = {
     backend: be.name, layers: spec.layers.length, params: dec.numParams(), tokens: B * T, msPerStep: ms,
     tokensPerSec: (B * T * 1000) / ms, loss,
   };
+  if (gpuStats && steps > 0) {
+    row.dispatchesPerStep = (gpuStats.dispatches - d0[0]!) / steps;
+    row.submitsPerStep = (gpuStats.submits - d0[1]!) / steps;
+  }
   dec.free();
   return row;
 }

@@ -36,6 +36,24 @@ export async function chooseBackend(
   }
   return {
     backend: gpu, kind: 'webgpu', info: gpu.info,
-    reason: `WebGPU on ${[gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ')}`,
+    reason: `WebGPU on ${[gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ')}` +
+      ` (${describeWebGpuFeatures(gpu.info)})`,
   };
+}
+
+/**
+ * What the device offers and what the engine does with it, for the backend badge, e.g.
+ * "subgroups: used (matmul, size 32-32); shader-f16: available, f16 matmul operands read natively".
+ */
+export function describeWebGpuFeatures(info: WebGpuInfo): string {
+  const sizes = info.subgroupMinSize ? `, size ${info.subgroupMinSize}-${info.subgroupMaxSize}` : '';
+  const sg = !info.subgroups
+    ? 'subgroups: not available'
+    : info.uses.subgroupMatmul
+      ? `subgroups: used (matmul${sizes})`
+      : `subgroups: available, not used${sizes}`;
+  const f16 = info.shaderF16
+    ? `shader-f16: available, f16 matmul operands read ${info.uses.f16Operands === 'native' ? 'natively' : 'as packed words'}`
+    : 'shader-f16: not available (f16 matmul operands read as packed words)';
+  return `${sg}; ${f16}`;
 }

@@ -16,7 +16,8 @@
 import type { Backend, Storage } from '../backend';
 import { CpuBackend } from '../cpu/backend';
 import { Rng } from '../random';
-import { DeviceLostError, GpuLimitError, createWebGpuBackend, type WebGpuBackend } from './backend';
+import { halfToFloat, floatToHalf } from '../../model/safetensors';
+import { DeviceLostError, GpuLimitError, createWebGpuBackend, type WebGpuBackend, type WebGpuInfo } from './backend';
 import { chooseBackend } from './select';
 
 export interface CaseResult {
@@ -52,6 +53,8 @@ interface Case {
   /** Runs the op on a backend; returns the tensors to compare (including ones mutated in place). */
   run: (be: Backend, x: Handles) => Handles;
   tol?: number;
+  /** Elementwise guard for this case (default: the suite's `elemTol`). */
+  elemTol?: number;
   /** Outputs that are exactly zero in exact arithmetic (both backends hold rounding noise, so a relative
    *  error is meaningless): checked as max |gpu| < 1e-5 instead. */
   zeroOutputs?: string[];
@@ -88,7 +91,12 @@ function ints(rng: Rng, n: number, hi: number): Int32Array {
   return a;
 }
 
-function buildCases(rng: Rng): Case[] {
+/** Host rounding to f16 and back (round to nearest even), the reference for the f16 storage path. */
+function roundF16(a: Float32Array): Float32Array {
+  return Float32Array.from(a, (v) => halfToFloat(floatToHalf(v)));
+}
+
+function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
   const cases: Case[] = [];
   const add = (c: Case) => cases.push(c);
 
@@ -116,6 +124,82 @@ function buildCases(rng: Rng): Case[] {
       inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
       run: (be, x) => ({ c: be.matmul(x.a, x.b, { batch, m, n, k, transA, transB, aBatched, bBatched }) }),
     });
+    // Both kernels explicitly (`matmul` above runs the backend's default: subgroup when available).
+    for (const subgroups of info.subgroups ? [false, true] : [false]) {
+      add({
+        kernel: 'matmul',
+        shape: `${tag} ${subgroups ? `[subgroup kernel, size ${info.subgroupMinSize || '?'}-${info.subgroupMaxSize || '?'}]` : '[tiled kernel]'}`,
+        inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
+        run: (be, x) => {
+          const p = { batch, m, n, k, transA, transB, aBatched, bBatched };
+          return { c: isWebGpu(be) ? be.matmulWith(x.a, x.b, p, { subgroups }) : be.matmul(x.a, x.b, p) };
+        },
+      });
+    }
+  }
+
+  // ---- f16 storage: the GPU rounds to f16 (toF16) or reads f16 operands; the reference is the CPU on
+  // host-rounded (nearest even) copies, so these check the f16 path's indexing, packing and f32
+  // accumulation at f32 tolerance. `f16 error` measures the expected precision loss against unrounded data.
+  for (const n of [1, 1001, 70001]) {
+    const x = rand(rng, n, -4, 4);
+    if (n > 10) x.set([6e-5, -3e-7, 65504, 1 / 3], 3);
+    add({
+      kernel: 'copy', shape: `toF16 (f32 -> f16) ${n}`, inputs: { x, xr: roundF16(x) },
+      run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x) } : { y: h.xr }),
+    });
+  }
+  const mm16: [number, number, number, number, boolean, boolean, boolean, 'a' | 'b' | 'ab'][] = [
+    [1, 17, 33, 65, false, false, true, 'ab'],
+    [1, 130, 70, 90, true, false, true, 'a'],
+    [1, 33, 17, 129, true, true, true, 'b'],
+    [3, 17, 33, 65, false, true, true, 'ab'],
+    [4, 9, 70, 33, false, true, false, 'b'],
+  ];
+  for (const [batch, m, n, k, transA, transB, bBatched, which] of mm16) {
+    const p = { batch, m, n, k, transA, transB, bBatched };
+    const a = rand(rng, batch * m * k);
+    const b = rand(rng, (bBatched ? batch : 1) * k * n);
+    const ha = which !== 'b';
+    const hb = which !== 'a';
+    const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bBatched ? '' : ' sharedB'} f16 ${which}`;
+    for (const subgroups of info.subgroups ? [false, true] : [false]) {
+      add({
+        kernel: 'matmul', shape: `${tag} ${subgroups ? '[subgroup kernel]' : '[tiled kernel]'}`,
+        inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
+        run: (be, x) => {
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups }) };
+        },
+      });
+    }
+    // Half-precision products within each 16-deep K slice: the same WGSL with an f32 half type everywhere
+    // (its indexing and slice accumulation, at f32 tolerance), and the real f16 one where shader-f16 exists
+    // (tolerance of 16-term f16 partial sums).
+    for (const math of info.shaderF16 ? (['f16-emulated', 'f16'] as const) : (['f16-emulated'] as const)) {
+      add({
+        kernel: 'matmul', shape: `${tag} [f16 math${math === 'f16' ? '' : ', emulated in f32'}]`,
+        inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
+        ...(math === 'f16' ? { tol: 5e-3, elemTol: Infinity } : {}),
+        run: (be, x) => {
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups: false, math }) };
+        },
+      });
+    }
+    add({
+      kernel: 'matmul', shape: `${tag}: f16 error vs f32 data`, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
+      run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p) : be.matmul(x.a, x.b, p) }),
+    });
+  }
+  {
+    const a = rand(rng, 300 * 64);
+    const b = rand(rng, 64 * 257);
+    const p = { batch: 1, m: 300, n: 257, k: 64 };
+    add({
+      kernel: 'matmul', shape: '300x257x64, B uploaded by fromArrayF16', inputs: { a, br: roundF16(b) },
+      run: (be, x) => ({ c: be.matmul(x.a, isWebGpu(be) ? be.fromArrayF16(b) : x.br, p) }),
+    });
   }
 
   // ---- elementwise
@@ -139,6 +223,30 @@ function buildCases(rng: Rng): Case[] {
       add({
         kernel: `activationBackward ${kind}`, shape: `${n}`, inputs,
         run: (be, x) => ({ dx: be.activationBackward(x.dy, x.x, kind) }),
+      });
+    }
+  }
+  // Fused gated MLP product vs the CPU's composition activation -> mul (and its backward).
+  for (const kind of ['silu', 'gelu_tanh'] as const) {
+    for (const n of [7, 5000]) {
+      const inputs = { g: rand(rng, n, -6, 6), u: rand(rng, n, -2, 2), dy: rand(rng, n) };
+      add({
+        kernel: `activation ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        run: (be, x) => ({
+          y: isWebGpu(be) ? be.gatedActivation(x.g, x.u, kind) : be.mul(be.activation(x.g, kind), x.u),
+        }),
+      });
+      add({
+        kernel: `activationBackward ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        run: (be, x) => {
+          if (isWebGpu(be)) {
+            const r = be.gatedActivationBackward(x.dy, x.g, x.u, kind);
+            return { dgate: r.dgate, dup: r.dup };
+          }
+          return {
+            dgate: be.activationBackward(be.mul(x.dy, x.u), x.g, kind), dup: be.mul(x.dy, be.activation(x.g, kind)),
+          };
+        },
       });
     }
   }
@@ -232,8 +340,12 @@ function buildCases(rng: Rng): Case[] {
     });
   }
 
-  // ---- attention: [B, T, H, Hkv, D, causal]
+  // ---- attention: [B, T, H, Hkv, D, causal]; T around and between the 16-row tiles
   const att: [number, number, number, number, number, boolean][] = [
+    [1, 16, 4, 2, 32, true],
+    [2, 31, 6, 2, 64, true],
+    [1, 48, 2, 2, 16, false],
+    [1, 100, 4, 1, 64, true],
     [1, 1, 1, 1, 1, true],
     [1, 5, 2, 1, 3, true],
     [2, 17, 4, 2, 16, true],
@@ -310,6 +422,10 @@ function buildCases(rng: Rng): Case[] {
   return cases;
 }
 
+function isWebGpu(be: Backend): be is WebGpuBackend {
+  return be.name === 'webgpu';
+}
+
 function upload(be: Backend, inputs: Inputs): Handles {
   const h: Handles = {};
   for (const [k, v] of Object.entries(inputs)) h[k] = be.fromArray(v);
@@ -347,7 +463,7 @@ async function runCase(gpu: WebGpuBackend, cpu: CpuBackend, c: Case, tol: number
       if (!seen.has(s)) gpu.free(s);
       seen.add(s);
     }
-    return { kernel: c.kernel, shape: c.shape, ok: normRel < (c.tol ?? tol) && maxRel < elemTol, maxRel, normRel, worst, ms: performance.now() - t0 };
+    return { kernel: c.kernel, shape: c.shape, ok: normRel < (c.tol ?? tol) && maxRel < (c.elemTol ?? elemTol), maxRel, normRel, worst, ms: performance.now() - t0 };
   } catch (e) {
     return {
       kernel: c.kernel, shape: c.shape, ok: false, maxRel: Infinity, normRel: Infinity,
@@ -394,7 +510,7 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
   await check('gather split', 'table over the binding limit is gathered in aligned row chunks', async () => {
     // 333 rows x 37 cols (148-byte rows, not a divisor of the 256-byte offset alignment) with 16 KiB chunks: chunks are
     // whole multiples of 64 rows so every binding offset is 256-byte aligned, giving 6 chunks.
-    const be = await createWebGpuBackend({ splitBindingBytes: 16384 });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, splitBindingBytes: 16384 });
     const cpu = new CpuBackend({ dtype: 'f32' });
     const rng = new Rng(5);
     const table = rand(rng, 333 * 37);
@@ -411,7 +527,7 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
   });
   await check('matmul batch split', 'batch over the per-dimension dispatch limit runs as several dispatches', async () => {
     // The real limit (65535) takes minutes on SwiftShader; the test hook lowers it to 2.
-    const be = await createWebGpuBackend({ splitDispatchZ: 2 });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, splitDispatchZ: 2 });
     const cpu = new CpuBackend({ dtype: 'f32' });
     const rng = new Rng(6);
     const a = rand(rng, 5 * 17 * 9);
@@ -425,18 +541,34 @@ async function runBehaviour(gpu: WebGpuBackend): Promise<CaseResult[]> {
     if (nd !== 3) return `expected 3 dispatches, got ${nd}`;
     return e.normRel < 1e-4 ? null : `mismatch: normRel ${e.normRel}`;
   });
+  await check('attention memory', 'T=1024 forward + backward allocate no T x T buffer', async () => {
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi });
+    const rng = new Rng(8);
+    const p = { B: 1, T: 1024, H: 2, Hkv: 1, D: 8, scale: 0.35, causal: true };
+    const q = be.fromArray(rand(rng, 1024 * 2 * 8));
+    const k = be.fromArray(rand(rng, 1024 * 8));
+    const v = be.fromArray(rand(rng, 1024 * 8));
+    const f = be.attention(q, k, v, p);
+    const g = be.attentionBackward(be.fromArray(rand(rng, 1024 * 2 * 8)), q, k, v, f.out, f.lse, p);
+    const dq = await be.read(g.dq);
+    const largest = be.stats.largestBufferBytes;
+    be.destroy();
+    if (!dq.every(Number.isFinite)) return 'non-finite dq';
+    // One head's score matrix alone would be T * T * 4 = 4 MiB; the biggest tensor here is 64 KiB.
+    return largest < 1024 * 1024 ? null : `a ${largest}-byte buffer was created (T x T scores materialised?)`;
+  });
   await check('chooseBackend', 'fallback adapter -> CPU unless allowed; real adapter -> WebGPU', async () => {
-    const d = await chooseBackend();
+    const d = await chooseBackend({ gpu: gpu.gpuApi });
     const want = gpu.info.isFallbackAdapter ? 'cpu' : 'webgpu';
     if (d.kind !== want) return `default choice ${d.kind}, expected ${want} (${d.reason})`;
-    const a = await chooseBackend({ allowFallbackAdapter: true });
+    const a = await chooseBackend({ gpu: gpu.gpuApi, allowFallbackAdapter: true });
     if (a.kind !== 'webgpu') return `with allowFallbackAdapter got ${a.kind} (${a.reason})`;
     for (const c of [d, a]) if (c.kind === 'webgpu') (c.backend as WebGpuBackend).destroy();
     return null;
   });
   await check('device.lost', 'onLost fires and later ops throw DeviceLostError', async () => {
     let lostReason = '';
-    const be = await createWebGpuBackend({ onLost: (l) => (lostReason = l.reason) });
+    const be = await createWebGpuBackend({ gpu: gpu.gpuApi, onLost: (l) => (lostReason = l.reason) });
     const a = be.fromArray([1, 2, 3]);
     await be.read(a);
     be.destroy();
@@ -469,7 +601,7 @@ export async function runKernelSuite(gpu: WebGpuBackend, opts: SuiteOptions = {}
   const elemTol = opts.elemTol ?? 1e-2;
   const cpu = new CpuBackend({ dtype: 'f32' });
   const rng = new Rng(opts.seed ?? 20260425);
-  const cases = buildCases(rng).filter((c) => !opts.filter || c.kernel.includes(opts.filter));
+  const cases = buildCases(rng, gpu.info).filter((c) => !opts.filter || c.kernel.includes(opts.filter));
   const results: CaseResult[] = [];
   for (const c of cases) results.push(await runCase(gpu, cpu, c, tol, elemTol));
   if (opts.behaviour !== false && !opts.filter) results.push(...(await runBehaviour(gpu)));

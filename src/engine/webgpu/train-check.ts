@@ -51,10 +51,10 @@ async function step(be: Backend, family: SmallFamily, B: number, T: number): Pro
  * autograd tape; the backend's FinalizationRegistry returns their buffers to the pool, so the check runs
  * a GC between steps when the browser exposes one (the e2e launcher passes --expose-gc).
  */
-async function allocationChurn(): Promise<CaseResult> {
+async function allocationChurn(gpuApi: GPU | undefined): Promise<CaseResult> {
   const t0 = performance.now();
   const gc = (globalThis as { gc?: () => void }).gc;
-  const gpu = await createWebGpuBackend();
+  const gpu = await createWebGpuBackend({ gpu: gpuApi });
   const spec = smallSpec('llama', { maxPositions: 16 });
   const dec = decoderFromWeights(gpu, spec, randomModel(spec, 9), { requiresGrad: true });
   const rng = new Rng(2);
@@ -93,7 +93,7 @@ async function allocationChurn(): Promise<CaseResult> {
 }
 
 export async function runTrainStepCheck(gpu: WebGpuBackend, tol = 1e-4): Promise<CaseResult[]> {
-  const out: CaseResult[] = [await allocationChurn()];
+  const out: CaseResult[] = [await allocationChurn(gpu.gpuApi)];
   for (const family of ['gpt2', 'llama'] as const) {
     const t0 = performance.now();
     const B = 2;
