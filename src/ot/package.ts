@@ -12,14 +12,16 @@ import { unzipSync, zipSync } from 'fflate';
 import type { Backend } from '../engine/backend';
 import { countTargets } from '../engine/ops';
 import { noGrad, tidy } from '../engine/tensor';
-import { decoderFromWeights, type Decoder } from '../model/decoder';
-import { validateWeights } from '../model/hf';
+import { CpuBackend, CpuStorage } from '../engine/cpu/backend';
+import { Tensor } from '../engine/tensor';
+import { Decoder, decoderFromWeights } from '../model/decoder';
+import { canonicalShapes, validateWeights } from '../model/hf';
 import { paramCounts } from '../model/params';
 import { parseSafetensors, serializeSafetensors } from '../model/safetensors';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
-import { compressModel, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import { compressModel, GradotScorer, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
 import type { LambdaMode } from './gcs';
 import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
@@ -154,7 +156,39 @@ export interface BuildEmulatorOptions extends CompressOptions {
   backend: Backend;
   /** Support batches (consumed twice: the pass, then the full-vs-emulator support loss). */
   support: SupportBatch[];
+  /** Called once when each phase starts. */
   onProgress?: (phase: 'support' | 'compress' | 'evaluate' | 'package', detail?: string) => void;
+  /** Work done / total within a phase (support: batch × block-group units), for progress bars and ETAs. */
+  onWork?: (phase: 'support' | 'compress' | 'evaluate' | 'package', done: number, total: number) => void;
+  /**
+   * Bytes gradot may use beyond the model's own weights (default DEFAULT_MEMORY_BUDGET): a quarter bounds
+   * one group of support statistics (supportPass memoryBudget), half bounds the SVD factors kept between
+   * scoring and building (beyond it they are recomputed). Peak memory then does not grow with the number
+   * of blocks.
+   */
+  memoryBudget?: number;
+}
+
+/** Default working-memory budget of buildEmulator (beyond the model weights). */
+export const DEFAULT_MEMORY_BUDGET = 1.5 * 2 ** 30;
+
+/**
+ * A decoder over `weights`: on the f32 CPU backend its parameters share the host arrays instead of copying
+ * them (the support pass and evaluation never write to parameters), so the model is in memory once.
+ */
+export function sharedDecoder(be: Backend, spec: ModelSpec, weights: WeightMap): Decoder {
+  if (!(be instanceof CpuBackend) || be.dtype !== 'f32' || ![...weights.values()].every((t) => t.data instanceof Float32Array)) {
+    return decoderFromWeights(be, spec, weights);
+  }
+  const params = new Map<string, Tensor>();
+  for (const [name, shape] of canonicalShapes(spec)) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`sharedDecoder: missing tensor ${name}`);
+    const t = new Tensor(be, shape, new CpuStorage(w.data as Float32Array), false);
+    t.name = name;
+    params.set(name, t);
+  }
+  return new Decoder(spec, params);
 }
 
 export interface EmulatorReport {
@@ -187,20 +221,28 @@ export async function buildEmulator(
   spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
   const t0 = performance.now();
-  const full = decoderFromWeights(o.backend, spec, weights);
+  const full = sharedDecoder(o.backend, spec, weights);
   let sp: SupportPassResult | null = null;
+  const budget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   try {
-    if (o.method === 'gradot') {
+    // gradot: statistics are scored group by group as the support pass produces them, then dropped.
+    const scorer = o.method === 'gradot' ? new GradotScorer(spec, weights, o, budget / 2) : undefined;
+    if (scorer) {
       o.onProgress?.('support');
-      sp = await supportPass(full, o.support, middleIndices(spec, o.split));
+      const needed = scorer.needed;
+      sp = await supportPass(full, o.support, middleIndices(spec, o.split), {
+        linears: needed, memoryBudget: budget / 4,
+        onStats: (name, s) => scorer.consume(name, s),
+        onProgress: (done, total) => o.onWork?.('support', done, total),
+      });
     }
     o.onProgress?.('compress');
     const tc = performance.now();
-    const result = compressModel(spec, weights, o, sp?.stats);
+    const result = compressModel(spec, weights, o, undefined, scorer);
     const compressSeconds = (performance.now() - tc) / 1000;
     o.onProgress?.('evaluate');
     const te = performance.now();
-    const emu = decoderFromWeights(o.backend, result.spec, result.weights);
+    const emu = sharedDecoder(o.backend, result.spec, result.weights);
     const lossFull = sp ? sp.meanLoss : await meanLoss(full, o.support);
     const lossEmu = await meanLoss(emu, o.support);
     emu.free();
@@ -221,7 +263,8 @@ export async function buildEmulator(
       layers: result.layers.map((l) => ({ index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth })),
       supportLoss: { full: lossFull, emulator: lossEmu },
       seconds: {
-        support: sp?.seconds ?? 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
+        // Scoring ran inside the support pass: report the pass without it, so the phases add up.
+      support: sp ? Math.max(0, sp.seconds - (scorer ? (scorer.svdMs + scorer.scoreMs) / 1000 : 0)) : 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
         evaluate: evaluateSeconds, package: packageSeconds, total: (performance.now() - t0) / 1000,
       },
       readings: result.readings,

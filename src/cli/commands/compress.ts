@@ -51,6 +51,38 @@ function batches(ex: Example[], batch: number, padId: number): SupportBatch[] {
   return makeBatches(ex, { batchSize: batch, padId }).map((b) => ({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen }));
 }
 
+/** "2GB", "1.5 GiB", "512MB", "800000000" -> bytes (GB/MB are binary here, like the budgets they set). */
+export function parseBytes(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
+  if (!m) throw new Error(`expected a size like 2GB or 512MB, got '${s}'`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const mult = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 }[unit as 'b' | 'k' | 'm' | 'g'];
+  const v = Number(m[1]) * mult;
+  if (!(v >= 64 * 2 ** 20)) throw new Error(`at least 64MB, got '${s}'`);
+  return v;
+}
+
+/** Progress lines on stderr: one per phase, then within a phase at most one every 5 s, with an ETA. */
+function progressLines(ctx: { err: (l: string) => void }, t0: number) {
+  let phaseStart = t0;
+  let last = 0;
+  const el = (now: number) => ((now - t0) / 1000).toFixed(1);
+  return {
+    onProgress: (p: string) => {
+      phaseStart = last = performance.now();
+      ctx.err(`compress: ${p}… (${el(phaseStart)}s)`);
+    },
+    onWork: (p: string, done: number, total: number) => {
+      const now = performance.now();
+      if (now - last < 5000) return;
+      last = now;
+      const s = (now - phaseStart) / 1000;
+      const eta = done > 0 ? (s * (total - done)) / done : NaN;
+      ctx.err(`compress: ${p} ${done}/${total} (${el(now)}s, phase ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'})`);
+    },
+  };
+}
+
 const r4 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
 const r6 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e6) / 1e6 : null);
 
@@ -65,14 +97,14 @@ export const command: Command = {
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
       out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
       'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
       heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
-      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' },
     }, { min: 1, max: 1 });
     // Every argument checked before anything is loaded.
     const method = o.method as CompressionMethod | undefined;
@@ -102,6 +134,14 @@ export const command: Command = {
       throw new UsageError('--rank-allocation uniform|global applies to --method gradot');
     }
     if (mlp === 'drd' && attnKeep !== undefined) throw new UsageError('--attn-keep needs --mlp scp (with drd every linear shares one κ)');
+    let memoryBudget: number | undefined;
+    if (o['memory-budget'] !== undefined) {
+      try {
+        memoryBudget = parseBytes(o['memory-budget'] as string);
+      } catch (e) {
+        throw new UsageError(`--memory-budget: ${(e as Error).message}`);
+      }
+    }
     const supportBatches = intOpt(o, 'support-batches', 8);
     const batch = intOpt(o, 'batch', 4);
     const heldoutBatches = intOpt(o, 'heldout-batches', 4);
@@ -154,7 +194,8 @@ export const command: Command = {
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-      onProgress: (phase) => ctx.err(`compress: ${phase}… (${((performance.now() - t0) / 1000).toFixed(1)}s)`),
+      ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+      ...progressLines(ctx, t0),
     });
     const report: EmulatorReport = built.report;
 
