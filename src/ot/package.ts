@@ -17,7 +17,7 @@ import { Tensor } from '../engine/tensor';
 import { Decoder, decoderFromWeights } from '../model/decoder';
 import { canonicalShapes, validateWeights } from '../model/hf';
 import { paramCounts } from '../model/params';
-import { parseSafetensors, serializeSafetensors } from '../model/safetensors';
+import { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensors, serializeSafetensors, type WriteDType } from '../model/safetensors';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
@@ -55,6 +55,8 @@ export interface EmulatorMeta {
   /** The emulator's spec (what the decoder needs to run `emulator.safetensors`). */
   spec: ModelSpec;
   timings: Record<string, number>;
+  /** dtype of emulator.safetensors (the source model's own by default; absent in packages from before it = F32). */
+  dtype?: WriteDType;
 }
 
 export interface EmulatorPackage {
@@ -113,12 +115,37 @@ export async function weightsSha256(weights: WeightMap): Promise<string> {
   return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** The dtype most of a model's tensors were stored in (what its emulator package is written in). */
+export function sourceDtype(weights: WeightMap): WriteDType {
+  const n: Record<string, number> = {};
+  for (const t of weights.values()) n[t.dtype] = (n[t.dtype] ?? 0) + t.data.length;
+  const best = Object.entries(n).sort((a, b) => b[1] - a[1])[0]?.[0];
+  return best === 'F16' || best === 'BF16' ? best : 'F32';
+}
+
+/**
+ * Rounds every tensor to `dtype` in place (values stay Float32Array), so what is evaluated is exactly what
+ * the package stores. Tensors already in that dtype (copied from the source) are unchanged.
+ */
+export function roundWeightsTo(weights: WeightMap, dtype: WriteDType): void {
+  if (dtype === 'F32') return;
+  const cvt = dtype === 'F16' ? f32BitsToHalf : f32BitsToBF16;
+  for (const t of weights.values()) {
+    if (t.dtype === dtype) continue;
+    const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    if (dtype === 'BF16') for (let i = 0; i < u.length; i++) u[i] = cvt(u[i]!) << 16;
+    else for (let i = 0; i < t.data.length; i++) t.data[i] = halfToFloat(cvt(u[i]!));
+    t.dtype = dtype;
+  }
+}
+
+/** Writes emulator.json + emulator.safetensors, the weights in `pkg.meta.dtype` (default F32). */
 export function writeEmulatorPackage(pkg: EmulatorPackage): Map<string, Uint8Array> {
   validateWeights(pkg.meta.spec, pkg.weights, EMULATOR_WEIGHTS);
   const files = new Map<string, Uint8Array>();
   files.set(EMULATOR_JSON, new TextEncoder().encode(stableStringify(pkg.meta) + '\n'));
   files.set(EMULATOR_WEIGHTS, serializeSafetensors(pkg.weights, {
-    dtype: 'F32', metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
+    dtype: pkg.meta.dtype ?? 'F32', metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
   }));
   return files;
 }
@@ -167,6 +194,8 @@ export interface BuildEmulatorOptions extends CompressOptions {
    * of blocks.
    */
   memoryBudget?: number;
+  /** dtype of emulator.safetensors; default the source model's own (F16/BF16 stay F16/BF16). */
+  dtype?: WriteDType;
 }
 
 /** Default working-memory budget of buildEmulator (beyond the model weights). */
@@ -239,6 +268,8 @@ export async function buildEmulator(
     o.onProgress?.('compress');
     const tc = performance.now();
     const result = compressModel(spec, weights, o, undefined, scorer);
+    const dtype = o.dtype ?? sourceDtype(weights);
+    roundWeightsTo(result.weights, dtype);
     const compressSeconds = (performance.now() - tc) / 1000;
     o.onProgress?.('evaluate');
     const te = performance.now();
@@ -250,7 +281,7 @@ export async function buildEmulator(
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
-    const meta = emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length);
+    const meta: EmulatorMeta = { ...emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length), dtype };
     const files = writeEmulatorPackage({ meta, weights: result.weights });
     const packageSeconds = (performance.now() - tp) / 1000;
     const report: EmulatorReport = {

@@ -97,14 +97,14 @@ export const command: Command = {
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
       out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
       'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
       heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
-      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' },
+      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' }, f32: { type: 'boolean' },
     }, { min: 1, max: 1 });
     // Every argument checked before anything is loaded.
     const method = o.method as CompressionMethod | undefined;
@@ -194,7 +194,7 @@ export const command: Command = {
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-      ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+      ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
       ...progressLines(ctx, t0),
     });
     const report: EmulatorReport = built.report;
