@@ -15,7 +15,7 @@ import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
 import { decoderFromWeights, type Decoder } from '../src/model/decoder';
-import { linearDims, loadHFModel, planHFLoad, type HFConfig } from '../src/model/hf';
+import { checkTokenizerVocab, isKnownBuffer, linearDims, loadHFModel, planHFLoad, tokenizerJsonIdCount, type HFConfig } from '../src/model/hf';
 import { loadTokenizer, type Tokenizer } from '../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
@@ -221,6 +221,8 @@ function summarize(name: string, files: InputFile[], tensors: TensorInfo[], cfg:
   const dtypes: Record<string, number> = {};
   const layerRe = /(?:^|\.)(?:h|layers)\.(\d+)\./;
   for (const t of tensors) {
+    // Buffers (GPT-2's causal masks, rotary inv_freq) are in the file but are not parameters.
+    if (spec && isKnownBuffer(spec.family, t.name)) continue;
     dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + t.params;
     const m = layerRe.exec(t.name);
     if (m) {
@@ -250,7 +252,7 @@ function summarize(name: string, files: InputFile[], tensors: TensorInfo[], cfg:
     intermediateSize: spec?.intermediateSize ?? (num(cfg, 'intermediate_size', 'ffn_dim', 'n_inner') || 4 * hiddenSize),
     vocabSize: spec?.vocabSize ?? num(cfg, 'vocab_size'),
     maxPositions: spec?.maxPositions ?? num(cfg, 'max_position_embeddings', 'n_positions'),
-    totalParams: tensors.reduce((a, t) => a + t.params, 0),
+    totalParams: tensors.reduce((a, t) => a + (spec && isKnownBuffer(spec.family, t.name) ? 0 : t.params), 0),
     otherParams,
     layers,
     tensors,
@@ -278,6 +280,11 @@ async function openModel(name: string, input: InputFile[]): Promise<ModelSummary
       const p = await plan(sourceOf(files, name));
       const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
       summary = summarize(name, files, tensors, p.config, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
+      // The tokenizer against the embedding rows, before any job: more ids than rows is refused here.
+      const tf = files.find((f) => f.path === 'tokenizer.json');
+      const ids = tf ? tokenizerJsonIdCount(await readJson(tf)) : null;
+      const tw = ids !== null ? checkTokenizerVocab(ids, p.spec) : null;
+      if (tw) summary.warnings.push(tw);
     } else {
       if (weightFiles.length === 0) fail('config.json', 'no *.safetensors weights next to config.json (pytorch .bin is not read)');
       const cfg = await readJson(files.find((f) => f.path === 'config.json')!);

@@ -4,7 +4,7 @@
  * command accepts the same inputs and reports the same errors.
  */
 import { unzipSync } from 'fflate';
-import { canonicalShapes, checkCanonicalHeader, loadHFModel, type HFConfig } from '../model/hf';
+import { canonicalShapes, checkCanonicalHeader, checkTokenizerVocab, loadHFModel, type HFConfig } from '../model/hf';
 import { SafetensorsReader } from '../model/safetensors';
 import { MemorySource, nodeDirSource, type ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
@@ -78,5 +78,7 @@ export async function openModel(p: string, opts: { tokenizer?: boolean } = {}): 
     return { kind: 'emulator', path: p, spec: meta.spec, weights, meta, tokenizer, warnings };
   }
   const m = await loadHFModel(src);
-  return { kind: 'hf', path: p, spec: m.spec, weights: m.weights, config: m.config, tokenizer, warnings: m.warnings };
+  // A tokenizer with more ids than embedding rows is refused here, before any job starts.
+  const tw = tokenizer ? checkTokenizerVocab(tokenizer.vocabSize, m.spec, `${p}/tokenizer.json`) : null;
+  return { kind: 'hf', path: p, spec: m.spec, weights: m.weights, config: m.config, tokenizer, warnings: tw ? [...m.warnings, tw] : m.warnings };
 }

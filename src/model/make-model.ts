@@ -99,7 +99,10 @@ export async function makeHubModel(family: HubFamily, dir: string, opts: MakeMod
   const { spec, config, tensors } = hubTensors(family, opts.overrides);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  const tok = syntheticBpeTokenizer(spec.vocabSize, def.specials);
+  // A shrunk vocab_size (tests) moves the specials to the last ids.
+  const V = spec.vocabSize;
+  const specials = def.specials.every((s) => s.id < V) ? def.specials : def.specials.map((s, k) => ({ ...s, id: V - def.specials.length + k }));
+  const tok = syntheticBpeTokenizer(V, specials);
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok) + '\n');
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(def.tokenizerConfig, null, 2) + '\n');
   const { header, dataBytes } = safetensorsHeader(tensors, { format: 'pt' });

@@ -157,6 +157,7 @@ export const command: Command = {
     const modelPath = resolve(ctx.cwd, positionals[0]!);
     const model = await openModel(modelPath);
     if (model.kind !== 'hf') throw new UsageError('compress needs the full model (a Hugging Face folder), not an emulator package');
+    for (const w of model.warnings) ctx.err(`warning: ${w}`);
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const addBos = bosFromOptions(o, model.spec, tok);
     const seq = Math.min(model.spec.maxPositions, intOpt(o, 'seq', Math.min(128, model.spec.maxPositions), 2));

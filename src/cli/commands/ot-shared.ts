@@ -11,6 +11,7 @@ import type { TextTokenizer } from '../../data/types';
 import { DatasetError } from '../../data/errors';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import type { ModelSpec } from '../../model/spec';
+import { checkTokenizerVocab } from '../../model/hf';
 import type { TaskFile } from '../../ot/task-data';
 import { LORA_TARGETS, defaultLoraTargets, parseLoraTargets, type LoraConfig } from '../../ot/lora';
 import type { TuneOptions } from '../../ot/tune';
@@ -56,9 +57,15 @@ export async function cliTokenizer(model: OpenedModel, tokDir: string | undefine
   if (tokDir) {
     const src = await openSource(resolve(cwd, tokDir));
     if (!(await tokenizerFiles(src))) throw new UsageError(`no tokenizer.json (or vocab.json + merges.txt) in ${tokDir}`);
-    return withoutSpecialTokens(await loadTokenizer(src));
+    const tok = await loadTokenizer(src);
+    const w = checkTokenizerVocab(tok.vocabSize, model.spec, `${tokDir}/tokenizer.json`);
+    if (w) process.stderr.write(`warning: ${w}\n`);
+    return withoutSpecialTokens(tok);
   }
-  if (model.tokenizer) return withoutSpecialTokens(model.tokenizer);
+  if (model.tokenizer) {
+    // openModel already warned about (or refused) a mismatched tokenizer of the model's own folder.
+    return withoutSpecialTokens(model.tokenizer);
+  }
   throw new UsageError(`${model.path} has no tokenizer files; pass --tokenizer DIR (e.g. the base model's folder)`);
 }
 
