@@ -114,3 +114,14 @@ describe('emulator package dtype', () => {
     }
   });
 });
+
+describe('weightsSha256', () => {
+  it('hashes tensor by tensor in Node to the same digest as hashing the serialized file', async () => {
+    const { serializeSafetensors } = await import('../model/safetensors');
+    const spec = smallSpec('gpt2', { numLayers: 2, hiddenSize: 16, numHeads: 2 });
+    const w = randomTestModel(spec, 4);
+    const bytes = serializeSafetensors(w, { dtype: 'F32' });
+    const ref = Array.from(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), (b) => b.toString(16).padStart(2, '0')).join('');
+    expect(await weightsSha256(w)).toBe(ref);
+  });
+});
