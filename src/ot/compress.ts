@@ -219,6 +219,14 @@ export class GradotScorer {
     }
   }
 
+  /** Scored so far / to score (DRD matrices + SCP MLPs), for progress. */
+  get done(): number {
+    return this.drd.size + this.scp.size;
+  }
+  get total(): number {
+    return this.drdKeys.size + this.scpBlocks.size;
+  }
+
   /** Linears whose statistics this scorer uses (the support pass can observe only these). */
   get needed(): string[] {
     const { attn, mlp } = projsOf(this.spec);

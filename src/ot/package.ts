@@ -228,8 +228,12 @@ export interface BuildEmulatorOptions extends CompressOptions {
   support: SupportBatch[];
   /** Called once when each phase starts. */
   onProgress?: (phase: 'support' | 'compress' | 'evaluate' | 'package', detail?: string) => void;
-  /** Work done / total within a phase (support: batch × block-group units), for progress bars and ETAs. */
-  onWork?: (phase: 'support' | 'compress' | 'evaluate' | 'package', done: number, total: number) => void;
+  /**
+   * Work done / total within a phase, for progress bars and ETAs: support = batch × block-group units;
+   * scoring = matrices (SVD + GCS) and MLPs scored, which runs between the support pass's groups;
+   * evaluate = support batches.
+   */
+  onWork?: (phase: 'support' | 'scoring' | 'evaluate', done: number, total: number) => void;
   /**
    * Bytes gradot may use beyond the model's own weights (default DEFAULT_MEMORY_BUDGET): a quarter bounds
    * one group of support statistics (supportPass memoryBudget), half bounds the SVD factors kept between
@@ -276,9 +280,10 @@ export interface EmulatorReport {
   readings: Record<string, string>;
 }
 
-async function meanLoss(dec: Decoder, batches: SupportBatch[]): Promise<number> {
-  let s = 0, n = 0;
+async function meanLoss(dec: Decoder, batches: SupportBatch[], onBatch?: (done: number, total: number) => void): Promise<number> {
+  let s = 0, n = 0, k = 0;
   for (const b of batches) {
+    onBatch?.(k++, batches.length);
     const N = countTargets(b.targets);
     if (N === 0) continue;
     const l = tidy(() => noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T)));
@@ -304,7 +309,10 @@ export async function buildEmulator(
       const needed = scorer.needed;
       sp = await supportPass(full, o.support, middleIndices(spec, o.split), {
         linears: needed, memoryBudget: budget / 4,
-        onStats: (name, s) => scorer.consume(name, s),
+        onStats: (name, s) => {
+          scorer.consume(name, s);
+          o.onWork?.('scoring', scorer.done, scorer.total);
+        },
         onProgress: (done, total) => o.onWork?.('support', done, total),
       });
     }
@@ -318,7 +326,7 @@ export async function buildEmulator(
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);
     const lossFull = sp ? sp.meanLoss : await meanLoss(full, o.support);
-    const lossEmu = await meanLoss(emu, o.support);
+    const lossEmu = await meanLoss(emu, o.support, (d, t) => o.onWork?.('evaluate', d, t));
     emu.free();
     const evaluateSeconds = (performance.now() - te) / 1000;
     o.onProgress?.('package');

@@ -62,23 +62,27 @@ export function parseBytes(s: string): number {
   return v;
 }
 
-/** Progress lines on stderr: one per phase, then within a phase at most one every 5 s, with an ETA. */
+/**
+ * Progress lines on stderr: one per phase, then per unit of work (support batches, matrices scored,
+ * evaluation batches) at most one every 5 s, with an ETA from that unit's own rate.
+ */
 function progressLines(ctx: { err: (l: string) => void }, t0: number) {
-  let phaseStart = t0;
+  const started = new Map<string, number>();
   let last = 0;
   const el = (now: number) => ((now - t0) / 1000).toFixed(1);
   return {
     onProgress: (p: string) => {
-      phaseStart = last = performance.now();
-      ctx.err(`compress: ${p}… (${el(phaseStart)}s)`);
+      last = performance.now();
+      ctx.err(`compress: ${p}… (${el(last)}s)`);
     },
     onWork: (p: string, done: number, total: number) => {
       const now = performance.now();
-      if (now - last < 5000) return;
+      if (!started.has(p)) started.set(p, now);
+      if (now - last < 5000 && done < total) return;
       last = now;
-      const s = (now - phaseStart) / 1000;
+      const s = (now - started.get(p)!) / 1000;
       const eta = done > 0 ? (s * (total - done)) / done : NaN;
-      ctx.err(`compress: ${p} ${done}/${total} (${el(now)}s, phase ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'})`);
+      ctx.err(`compress: ${p} ${done}/${total} (${el(now)}s${done < total ? `, ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'}` : ''})`);
     },
   };
 }
@@ -155,7 +159,18 @@ export const command: Command = {
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
     const modelPath = resolve(ctx.cwd, positionals[0]!);
-    const model = await openModel(modelPath);
+    const cpu0 = process.cpuUsage();
+    const tl = performance.now();
+    let lastLoad = tl;
+    const model = await openModel(modelPath, {
+      onProgress: (done, total) => {
+        const now = performance.now();
+        if (now - lastLoad < 5000) return;
+        lastLoad = now;
+        const s = (now - tl) / 1000;
+        ctx.err(`compress: loading ${(done / 2 ** 20).toFixed(0)}/${(total / 2 ** 20).toFixed(0)} MiB (${s.toFixed(1)}s, ETA ${((s * (total - done)) / Math.max(done, 1)).toFixed(0)}s)`);
+      },
+    });
     if (model.kind !== 'hf') throw new UsageError('compress needs the full model (a Hugging Face folder), not an emulator package');
     for (const w of model.warnings) ctx.err(`warning: ${w}`);
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
@@ -262,6 +277,9 @@ export const command: Command = {
       seconds: { ...Object.fromEntries(Object.entries(report.seconds).map(([k, v]) => [k, r4(v)])), heldout: r4(heldoutSeconds) },
       readings: report.readings,
       notes: built.result.plan.notes,
+      // CPU time of this process (a shared machine's wall clock says little), and its peak memory so far.
+      cpuSeconds: r4((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6),
+      maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     };
 
     const lines: string[] = [];
