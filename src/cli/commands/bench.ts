@@ -7,6 +7,8 @@
  *   train     forward+backward+AdamW tokens/s of a 6-layer d=256 LLaMA-family model vs the same in PyTorch
  *   compress  time of each GradOT phase (support pass, SVDs, scoring/selection, packaging) on that model
  *   ort       evaluation tokens/s of our engine vs onnxruntime on the same model (when src/onnx is built)
+ *   scale     (only with --only scale: minutes per model) gradot compress on hub-shaped gpt2 / opt-125m / ...
+ *             with time and peak memory per phase, beside torch forward+backward and SVD (src/cli/bench-scale.ts)
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -16,7 +18,9 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
 
-const SECTIONS = ['matmul', 'train', 'compress', 'ort'] as const;
+const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'scale'] as const;
+/** What runs without --only (scale takes minutes per model). */
+const DEFAULT_SECTIONS: Section[] = ['matmul', 'train', 'compress', 'ort'];
 type Section = (typeof SECTIONS)[number];
 
 async function benchCompress(): Promise<{ json: Record<string, unknown>; text: string }> {
@@ -63,13 +67,14 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort] [--sizes 128,256,512] [--json]',
+  usage: 'gradot bench [--only matmul,train,compress,ort,scale] [--sizes 128,256,512] [--models gpt2,opt-125m] [--keep 0.5] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
+      models: { type: 'string' }, keep: { type: 'number' },
     });
-    const only = options.only ? String(options.only).split(',') : [...SECTIONS];
+    const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
     for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
     const want = (s: Section) => only.includes(s);
     const json: Record<string, unknown> = {};
@@ -99,6 +104,15 @@ export const command: Command = {
         json.ort = { skipped: 'src/onnx/bench is not built yet' };
         text.push('ort: skipped (src/onnx/bench is not built yet)');
       }
+    }
+    if (want('scale')) {
+      const { benchScale } = await import('../bench-scale');
+      const c = await benchScale({
+        ...(options.models ? { models: String(options.models).split(',') } : {}),
+        ...(options.keep !== undefined ? { keep: options.keep as number } : {}),
+      });
+      json.scale = c.json;
+      text.push(c.text);
     }
     return { json, text: text.join('\n\n') };
   },

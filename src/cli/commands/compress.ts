@@ -62,16 +62,23 @@ export function parseBytes(s: string): number {
   return v;
 }
 
+/** Peak RSS (MB) reached by the end of each phase: recorded when the next phase starts. */
+function notePhase(rss: { phase: string; byPhase: Record<string, number> }, next: string): void {
+  rss.byPhase[rss.phase] = Math.round(process.resourceUsage().maxRSS / 1024);
+  rss.phase = next;
+}
+
 /**
  * Progress lines on stderr: one per phase, then per unit of work (support batches, matrices scored,
  * evaluation batches) at most one every 5 s, with an ETA from that unit's own rate.
  */
-function progressLines(ctx: { err: (l: string) => void }, t0: number) {
+function progressLines(ctx: { err: (l: string) => void }, t0: number, rss: { phase: string; byPhase: Record<string, number> }) {
   const started = new Map<string, number>();
   let last = 0;
   const el = (now: number) => ((now - t0) / 1000).toFixed(1);
   return {
     onProgress: (p: string) => {
+      notePhase(rss, p);
       last = performance.now();
       ctx.err(`compress: ${p}… (${el(last)}s)`);
     },
@@ -160,6 +167,7 @@ export const command: Command = {
 
     const modelPath = resolve(ctx.cwd, positionals[0]!);
     const cpu0 = process.cpuUsage();
+    const rss = { phase: 'loading', byPhase: {} as Record<string, number> };
     const tl = performance.now();
     let lastLoad = tl;
     const model = await openModel(modelPath, {
@@ -211,13 +219,14 @@ export const command: Command = {
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
       ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
-      ...progressLines(ctx, t0),
+      ...progressLines(ctx, t0, rss),
     });
     const report: EmulatorReport = built.report;
 
     let heldoutResult: GradShiftResult | null = null;
     let heldoutSeconds = 0;
     if (heldout.length > 0) {
+      notePhase(rss, 'heldout');
       ctx.err(`compress: held-out gradient shift over ${heldout.length} batch(es)…`);
       const th = performance.now();
       const full = decoderFromWeights(be, model.spec, model.weights);
@@ -231,6 +240,7 @@ export const command: Command = {
       heldoutSeconds = (performance.now() - th) / 1000;
     }
 
+    notePhase(rss, 'write');
     // Package (+ the tokenizer files, when the model folder has them).
     const files = new Map(built.files);
     const copied: string[] = [];
@@ -278,6 +288,8 @@ export const command: Command = {
       readings: report.readings,
       notes: built.result.plan.notes,
       // CPU time of this process (a shared machine's wall clock says little), and its peak memory so far.
+      packageBytes: [...files.values()].reduce((a, b) => a + b.length, 0),
+      phaseMaxRssMB: (notePhase(rss, 'done'), rss.byPhase),
       cpuSeconds: r4((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6),
       maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     };
