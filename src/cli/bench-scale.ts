@@ -5,8 +5,8 @@
  * - `gradot compress --method gradot` with default settings, as a child process under `/usr/bin/time -v`:
  *   wall, CPU seconds, peak RSS, and the seconds and peak RSS reached by each phase (from its JSON);
  * - our engine's forward + backward of one support batch and exact SVD of the model's largest block matrix,
- *   beside the same in PyTorch (Debian's /usr/bin/python3, tools/torch_ref/bench_scale.py), one thread and
- *   torch's default threads — the reference the phases are read against;
+ *   beside the same in PyTorch on OpenBLAS (Debian's /usr/bin/python3 via tools/pretrain/with_openblas.sh,
+ *   tools/torch_ref/bench_scale.py), one thread — the reference the phases are read against;
  * - the machine's load average before and after, since a shared machine's wall clock says little.
  *
  * Slow (minutes per model): never part of `npm test` nor of `gradot bench` without `--only scale`.
@@ -147,13 +147,14 @@ export async function benchScale(o: ScaleBenchOptions = {}): Promise<{ json: Rec
     const ours = await engineSide(dir, B, T);
     let torch: Record<string, unknown> | null = null;
     if (havePy) {
-      const py = await run('/usr/bin/python3', [join(REPO, 'tools', 'torch_ref', 'bench_scale.py'), JSON.stringify({ dir, batch: B, seq: T, svd: ours.svdShape, reps: 1 })], 3600e3);
+      // On OpenBLAS (Debian's torch links the ~40x slower reference BLAS; the wrapper fetches OpenBLAS once).
+      const py = await run(join(REPO, 'tools', 'pretrain', 'with_openblas.sh'), ['/usr/bin/python3', join(REPO, 'tools', 'torch_ref', 'bench_scale.py'), JSON.stringify({ dir, batch: B, seq: T, svd: ours.svdShape, reps: 1 })], 3600e3);
       torch = py.code === 0 ? (JSON.parse(py.stdout.trim().split('\n').pop()!) as Record<string, unknown>) : { error: py.stderr.slice(-500) };
     }
     const params = paramCounts((await import('../model/hf')).specFromHFConfig(HUB_MODELS[family].config)).total;
     const row = { model: HUB_MODELS[family].repo, family, params, dtype: HUB_MODELS[family].dtype, load: { before: load0, after: load1 }, compress, engine: ours, torch };
     rows.push(row);
-    const t1 = (torch?.threads1 ?? null) as { forwardBackwardS: number; svdS: number } | null;
+    const t1 = (torch?.threads1 ?? null) as { forwardBackwardS: number; forwardBackwardCpuS: number; svdS: number } | null;
     const pr = (compress.process ?? null) as { maxRssMB: number; cpuS: number; wallS: number } | null;
     const sec = (compress.seconds ?? {}) as Record<string, number>;
     lines.push(`${HUB_MODELS[family].repo} (${(params / 1e6).toFixed(2)} M params, ${HUB_MODELS[family].dtype}), load ${load0.toFixed(1)} -> ${load1.toFixed(1)} on ${(await import('node:os')).cpus().length} cores`);
@@ -162,9 +163,10 @@ export async function benchScale(o: ScaleBenchOptions = {}): Promise<{ json: Rec
     if (Object.keys(sec).length) lines.push(`  phases (wall s): ${Object.entries(sec).map(([k, v]) => `${k} ${Number(v).toFixed(1)}`).join(', ')}`);
     if (compress.phaseMaxRssMB) lines.push(`  peak RSS by the end of each phase (MB): ${Object.entries(compress.phaseMaxRssMB as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     lines.push(`  forward+backward ${B}x${T}: ours ${ours.forwardBackwardS.toFixed(2)} s (${ours.forwardBackwardCpuS.toFixed(2)} CPU s)` +
-      (t1 ? `, torch 1 thread ${t1.forwardBackwardS.toFixed(2)} s (${(ours.forwardBackwardS / t1.forwardBackwardS).toFixed(1)}x)` : ''));
+      (t1 ? `, torch (OpenBLAS) 1 thread ${t1.forwardBackwardS.toFixed(2)} s (${t1.forwardBackwardCpuS.toFixed(2)} CPU s): ` +
+        `${(ours.forwardBackwardCpuS / t1.forwardBackwardCpuS).toFixed(1)}x by CPU time` : ''));
     lines.push(`  exact SVD ${ours.svdShape.join('x')} f64: ours ${ours.svdS.toFixed(2)} s` +
-      (t1 ? `, torch.linalg.svd 1 thread ${t1.svdS.toFixed(2)} s (${(ours.svdS / t1.svdS).toFixed(1)}x)` : ''));
+      (t1 ? `, torch.linalg.svd (OpenBLAS) 1 thread ${t1.svdS.toFixed(2)} s (${(ours.svdS / t1.svdS).toFixed(1)}x)` : ''));
   }
   return { json: { models: rows }, text: lines.join('\n') };
 }

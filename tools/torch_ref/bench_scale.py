@@ -1,7 +1,7 @@
 """Torch side of `gradot bench --only scale` (src/cli/bench-scale.ts): for a hub-shaped model folder, the
-seconds of one forward + backward (float32, all weights requiring grad, mean next-token loss) on a B x T
+seconds (wall and CPU) of one forward + backward (float32, all weights requiring grad, mean next-token loss) on a B x T
 batch of random ids, and of torch.linalg.svd (float64) on a random matrix of the model's largest block
-shape, both single-threaded (like our engine) and with torch's default thread count. Prints one JSON line.
+shape, single-threaded like our engine (and with torch's default thread count with "allThreads": true). Prints one JSON line.
 
     /usr/bin/python3 tools/torch_ref/bench_scale.py '{"dir": "/tmp/gpt2", "batch": 4, "seq": 128,
         "svd": [3072, 768], "reps": 2}'
@@ -19,19 +19,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ref  # noqa: E402
 
 
-def timed(fn, reps):
+def timed(fn, reps, label=''):
+    t0 = time.perf_counter()
     fn()  # warm-up
-    best = float('inf')
+    print(f'bench_scale: {label} warm-up {time.perf_counter() - t0:.2f} s', file=sys.stderr, flush=True)
+    best, best_cpu = float('inf'), float('inf')
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+        best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
+    return best, best_cpu
 
 
 def main():
     cfg = json.loads(sys.argv[1])
+    t0 = time.perf_counter()
     config, w = ref.load_hf_folder(cfg['dir'])
+    print(f'bench_scale: loaded in {time.perf_counter() - t0:.1f} s', file=sys.stderr, flush=True)
     # Hub spellings the reference forward does not use directly.
     w = {('model.' + k if k.startswith('decoder.') else k): v.float() for k, v in w.items()}
     if 'lm_head.weight' not in w:
@@ -60,14 +64,13 @@ def main():
     m, n = cfg.get('svd', [768, 768])
     a = torch.randn(m, n, generator=g, dtype=torch.float64)
     default_threads = torch.get_num_threads()
-    for threads in (1, default_threads):
+    for threads in (1, default_threads) if cfg.get('allThreads') else (1,):
         torch.set_num_threads(threads)
         key = f'threads{threads}'
-        out[key] = {
-            'forwardS': timed(fwd, reps),
-            'forwardBackwardS': timed(fwd_bwd, reps),
-            'svdS': timed(lambda: torch.linalg.svd(a, full_matrices=False), reps),
-        }
+        r = {}
+        for name, fn in (('forward', fwd), ('forwardBackward', fwd_bwd), ('svd', lambda: torch.linalg.svd(a, full_matrices=False))):
+            r[name + 'S'], r[name + 'CpuS'] = timed(fn, reps, f'{name}, {threads} thread(s)')
+        out[key] = r
         if threads == default_threads:
             break
     out['defaultThreads'] = default_threads
