@@ -19,11 +19,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { encodeText, makeBatches, type Example } from '../../data/batch';
 import type { Dataset, TextDataset, TextTokenizer } from '../../data/types';
-import { decoderFromWeights } from '../../model/decoder';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/budget';
 import type { LambdaMode } from '../../ot/gcs';
 import { adapterGradientShift, type GradShiftResult } from '../../ot/gradshift';
-import { buildEmulator, zipEmulatorPackage, type EmulatorReport } from '../../ot/package';
+import { buildEmulator, sharedDecoder, zipEmulatorPackage, type EmulatorReport } from '../../ot/package';
 import { parseAdapters } from '../../ot/split';
 import type { SupportBatch } from '../../ot/support';
 import { readTaskFile as parseTask } from '../../ot/task-data';
@@ -229,8 +228,9 @@ export const command: Command = {
       notePhase(rss, 'heldout');
       ctx.err(`compress: held-out gradient shift over ${heldout.length} batch(es)…`);
       const th = performance.now();
-      const full = decoderFromWeights(be, model.spec, model.weights);
-      const emu = decoderFromWeights(be, built.result.spec, built.result.weights);
+      // Parameters share the host arrays (no second copy of the model).
+      const full = sharedDecoder(be, model.spec, model.weights);
+      const emu = sharedDecoder(be, built.result.spec, built.result.weights);
       try {
         heldoutResult = await adapterGradientShift(full, emu, heldout, split);
       } finally {
