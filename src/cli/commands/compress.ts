@@ -222,6 +222,30 @@ export const command: Command = {
     });
     const report: EmulatorReport = built.report;
 
+    notePhase(rss, 'write');
+    // Package (+ the tokenizer files, when the model folder has them), written before the held-out figure
+    // so a failure there loses nothing and the package bytes are not held during it.
+    let files = new Map(built.files);
+    built.files.clear();
+    const copied: string[] = [];
+    for (const f of TOKENIZER_FILES) {
+      const p = join(modelPath, f);
+      if (existsSync(p)) copied.push(f);
+    }
+    let written: string[];
+    if (o.zip) {
+      for (const f of copied) files.set(f, new Uint8Array(await readFile(join(modelPath, f))));
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, zipEmulatorPackage(files));
+      written = [...files.keys()].sort();
+    } else {
+      written = await writeFiles(out, files);
+      for (const f of copied) await copyFile(join(modelPath, f), join(out, f));
+      written.push(...copied);
+    }
+    const packageBytes = [...files.values()].reduce((a, b) => a + b.length, 0);
+    files = new Map();
+
     let heldoutResult: GradShiftResult | null = null;
     let heldoutSeconds = 0;
     if (heldout.length > 0) {
@@ -240,25 +264,6 @@ export const command: Command = {
       heldoutSeconds = (performance.now() - th) / 1000;
     }
 
-    notePhase(rss, 'write');
-    // Package (+ the tokenizer files, when the model folder has them).
-    const files = new Map(built.files);
-    const copied: string[] = [];
-    for (const f of TOKENIZER_FILES) {
-      const p = join(modelPath, f);
-      if (existsSync(p)) copied.push(f);
-    }
-    let written: string[];
-    if (o.zip) {
-      for (const f of copied) files.set(f, new Uint8Array(await readFile(join(modelPath, f))));
-      await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, zipEmulatorPackage(files));
-      written = [...files.keys()].sort();
-    } else {
-      written = await writeFiles(out, files);
-      for (const f of copied) await copyFile(join(modelPath, f), join(out, f));
-      written.push(...copied);
-    }
 
     const p = report.params;
     const middleEnd = model.spec.layers.length - split.top;
@@ -288,7 +293,7 @@ export const command: Command = {
       readings: report.readings,
       notes: built.result.plan.notes,
       // CPU time of this process (a shared machine's wall clock says little), and its peak memory so far.
-      packageBytes: [...files.values()].reduce((a, b) => a + b.length, 0),
+      packageBytes,
       phaseMaxRssMB: (notePhase(rss, 'done'), rss.byPhase),
       cpuSeconds: r4((process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6),
       maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
