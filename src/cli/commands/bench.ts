@@ -24,7 +24,7 @@ const DEFAULT_SECTIONS: Section[] = ['matmul', 'train', 'compress', 'ort'];
 type Section = (typeof SECTIONS)[number];
 
 async function benchCompress(): Promise<{ json: Record<string, unknown>; text: string }> {
-  const { buildEmulator } = await import('../../ot/package');
+  const { buildEmulator } = await import('../../ot/emulator/package');
   const cfg = DEFAULT_BENCH_TRAIN;
   const spec = benchSpec(cfg);
   const weights = randomModel(spec, 7);
