@@ -21,6 +21,7 @@ export const COMMANDS: { name: string; summary: string }[] = [
   { name: 'bench', summary: 'kernel and end-to-end throughput against in-process references' },
   { name: 'export-onnx', summary: 'export a model, emulator or plug-in model to ONNX (transformers.js layout)' },
   { name: 'ort-eval', summary: 'evaluate a model state through its ONNX export in onnxruntime' },
+  { name: 'make-model', summary: 'write a hub-shaped random checkpoint (gpt2, opt-125m, qwen2.5-0.5b, ...) for tests and benchmarks' },
 ];
 
 export async function loadCommand(name: string): Promise<Command | null> {

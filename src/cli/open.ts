@@ -4,7 +4,7 @@
  * command accepts the same inputs and reports the same errors.
  */
 import { unzipSync } from 'fflate';
-import { canonicalShapes, checkCanonicalHeader, loadHFModel, type HFConfig } from '../model/hf';
+import { canonicalShapes, checkCanonicalHeader, checkTokenizerVocab, loadHFModel, type HFConfig } from '../model/hf';
 import { SafetensorsReader } from '../model/safetensors';
 import { MemorySource, nodeDirSource, type ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
@@ -65,7 +65,7 @@ export interface OpenedModel {
 }
 
 /** Loads an HF folder or an emulator package with all weights decoded. */
-export async function openModel(p: string, opts: { tokenizer?: boolean } = {}): Promise<OpenedModel> {
+export async function openModel(p: string, opts: { tokenizer?: boolean; onProgress?: (doneBytes: number, totalBytes: number) => void } = {}): Promise<OpenedModel> {
   const src = await openSource(p);
   const wantTok = opts.tokenizer ?? true;
   const tokenizer = wantTok && (await tokenizerFiles(src)) ? await loadTokenizer(src) : null;
@@ -77,6 +77,8 @@ export async function openModel(p: string, opts: { tokenizer?: boolean } = {}): 
     for (const name of canonicalShapes(meta.spec).keys()) weights.set(name, await r.read(name));
     return { kind: 'emulator', path: p, spec: meta.spec, weights, meta, tokenizer, warnings };
   }
-  const m = await loadHFModel(src);
-  return { kind: 'hf', path: p, spec: m.spec, weights: m.weights, config: m.config, tokenizer, warnings: m.warnings };
+  const m = await loadHFModel(src, opts.onProgress ? { onProgress: opts.onProgress } : {});
+  // A tokenizer with more ids than embedding rows is refused here, before any job starts.
+  const tw = tokenizer ? checkTokenizerVocab(tokenizer.vocabSize, m.spec, `${p}/tokenizer.json`) : null;
+  return { kind: 'hf', path: p, spec: m.spec, weights: m.weights, config: m.config, tokenizer, warnings: tw ? [...m.warnings, tw] : m.warnings };
 }

@@ -10,14 +10,14 @@
 import type { Backend } from '../engine/backend';
 import type { TextTokenizer } from '../data/types';
 import type { Example } from '../data/batch';
-import { decoderFromWeights } from '../model/decoder';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import type { CompressionMethod } from '../ot/emulator/budget';
 import type { CompressResult } from '../ot/emulator/compress';
 import type { LambdaMode } from '../ot/emulator/gcs';
 import { adapterGradientShift, type GradShiftResult } from '../ot/emulator/gradshift';
-import { buildEmulator, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
+import { buildEmulator, sharedDecoder, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
+import type { WriteDType } from '../model/safetensors';
 import type { Split } from '../ot/emulator/split';
 import { defaultAddBos, padIdOf, supportBatches, supportChunks, type TaskFile } from './data';
 import { round, type JobControl } from './types';
@@ -59,6 +59,10 @@ export interface BuildEmulatorOptions {
   /** Default: the BOS policy of src/jobs/data.ts. */
   addBos?: boolean;
   backend: Backend;
+  /** gradot's working-memory budget in bytes beyond the model (package.ts DEFAULT_MEMORY_BUDGET). */
+  memoryBudget?: number;
+  /** dtype of emulator.safetensors (default: the model's own). */
+  dtype?: WriteDType;
 }
 
 export type BuildEmulatorPhase = 'support' | 'compress' | 'evaluate' | 'package' | 'heldout';
@@ -71,6 +75,9 @@ export interface BuildEmulatorProgress {
   loss?: number;
   /** Seconds since the job started. */
   seconds: number;
+  /** gradot: matrices (and MLPs) scored so far / to score — SVD + GCS run between the support pass's block groups. */
+  scored?: number;
+  toScore?: number;
 }
 
 /** The build as plain data (the CLI prints it as JSON; the studio shapes its tables from it). */
@@ -152,14 +159,25 @@ export async function buildEmulatorJob(
   const support = supportBatches(sup.slice(0, Math.max(1, o.supportExamples)), o.batch, padId);
   const heldout = heldEx.length > 0 ? supportBatches(heldEx, o.batch, padId) : [];
 
+  let lastLoss: number | undefined;
+  let supportUnits: { done?: number; total?: number } = {};
+  let scoring: { scored?: number; toScore?: number } = {};
   const built = await buildEmulator(spec, input.weights, {
     method: o.method, keep: o.keep, split: o.split, backend: o.backend, support, modelId: input.modelId, seed: o.seed ?? 0,
     ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}), ...(o.lambdaMlp !== undefined ? { lambdaMlp: o.lambdaMlp } : {}),
     ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}), ...(o.attnKeep !== undefined ? { attnKeep: o.attnKeep } : {}),
     ...(o.mlp ? { mlp: o.mlp } : {}), ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
     ...(ctl.signal ? { signal: ctl.signal } : {}), ...(ctl.pause ? { pause: ctl.pause } : {}),
+    ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}), ...(o.dtype ? { dtype: o.dtype } : {}),
     onProgress: (phase) => ctl.onProgress?.({ phase, ...(phase === 'support' ? { done: 0, total: support.length } : {}), seconds: at() }),
-    onSupportBatch: (i, loss) => ctl.onProgress?.({ phase: 'support', done: i + 1, total: support.length, loss, seconds: at() }),
+    // Support progress counts batches through the first sweep and each block group (supportPass units).
+    onSupportBatch: (_i, loss) => { lastLoss = loss; },
+    onWork: (phase, done, total) => {
+      if (phase === 'support') supportUnits = { done, total };
+      if (phase === 'scoring') scoring = { scored: done, toScore: total };
+      if (phase === 'evaluate') ctl.onProgress?.({ phase, done, total, seconds: at() });
+      else ctl.onProgress?.({ phase: 'support', ...supportUnits, ...(lastLoss !== undefined ? { loss: lastLoss } : {}), ...scoring, seconds: at() });
+    },
   });
 
   let held: GradShiftResult | null = null;
@@ -168,8 +186,9 @@ export async function buildEmulatorJob(
     ctl.signal?.throwIfAborted();
     ctl.onProgress?.({ phase: 'heldout', done: 0, total: heldout.length, seconds: at() });
     const th = performance.now();
-    const full = decoderFromWeights(o.backend, spec, input.weights);
-    const emu = decoderFromWeights(o.backend, built.result.spec, built.result.weights);
+    // On the CPU backend the decoders share the host weights (no second copy of the model).
+    const full = sharedDecoder(o.backend, spec, input.weights);
+    const emu = sharedDecoder(o.backend, built.result.spec, built.result.weights);
     try {
       held = await adapterGradientShift(full, emu, heldout, o.split);
     } finally {

@@ -163,8 +163,8 @@ export class Decoder {
     return y;
   }
 
-  /** Final hidden states after the last norm, [B*T, hidden]. */
-  hidden(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Tensor {
+  /** Token (+ learned position) embeddings, [B*T, hidden]: the residual stream entering block 0. */
+  embed(ids: Int32Array, B: number, T: number): Tensor {
     const { spec } = this;
     if (ids.length !== B * T) throw new RangeError(`Decoder: ${ids.length} ids for B=${B}, T=${T}`);
     for (let i = 0; i < ids.length; i++) {
@@ -174,43 +174,60 @@ export class Decoder {
     if (spec.positions === 'learned' && T > spec.maxPositions) {
       throw new RangeError(`Decoder: sequence length ${T} exceeds the model's ${spec.maxPositions} learned positions`);
     }
-    const hooks = opts.hooks;
-    const H = spec.numHeads;
-    const Hkv = spec.numKvHeads;
-    const D = spec.headDim;
-
     let x = ops.embedding(this.p('embed.weight'), ids);
     if (spec.positions === 'learned') {
       const pos = new Int32Array(B * T);
       for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t + spec.positionOffset;
       x = ops.add(x, ops.embedding(this.p('pos.weight'), pos));
     }
+    return x;
+  }
 
-    for (let i = 0; i < spec.layers.length; i++) {
-      const L = `layers.${i}`;
-      // attention
-      const h = this.norm(x, `${L}.ln1`);
-      let q = this.linear(`${L}.attn.q`, h, hooks);
-      let k = this.linear(`${L}.attn.k`, h, hooks);
-      const v = this.linear(`${L}.attn.v`, h, hooks);
-      if (spec.positions === 'rope') {
-        q = ops.rope(q, { B, T, H, D, theta: spec.ropeTheta });
-        k = ops.rope(k, { B, T, H: Hkv, D, theta: spec.ropeTheta });
-      }
-      const a = ops.attention(q, k, v, { B, T, H, Hkv, D, scale: 1 / Math.sqrt(D), causal: true });
-      x = ops.add(x, this.linear(`${L}.attn.o`, a, hooks));
-      // MLP
-      const h2 = this.norm(x, `${L}.ln2`);
-      let m: Tensor;
-      if (spec.gatedMlp) {
-        // up before gate so hooks fire in linearNames order
-        const u = this.linear(`${L}.mlp.up`, h2, hooks);
-        m = ops.gatedActivation(this.linear(`${L}.mlp.gate`, h2, hooks), u, spec.activation);
-      } else {
-        m = ops.activation(this.linear(`${L}.mlp.up`, h2, hooks), spec.activation);
-      }
-      x = ops.add(x, this.linear(`${L}.mlp.down`, m, hooks));
+  /**
+   * Block i on the residual stream x [B*T, hidden] -> the stream after it. Public so a pass can run a few
+   * blocks at a time from a saved stream (the support pass's block groups).
+   */
+  block(i: number, x: Tensor, B: number, T: number, hooks?: LinearHooks): Tensor {
+    const { spec } = this;
+    const H = spec.numHeads;
+    const Hkv = spec.numKvHeads;
+    const D = spec.headDim;
+    const L = `layers.${i}`;
+    // attention
+    const h = this.norm(x, `${L}.ln1`);
+    let q = this.linear(`${L}.attn.q`, h, hooks);
+    let k = this.linear(`${L}.attn.k`, h, hooks);
+    const v = this.linear(`${L}.attn.v`, h, hooks);
+    if (spec.positions === 'rope') {
+      q = ops.rope(q, { B, T, H, D, theta: spec.ropeTheta });
+      k = ops.rope(k, { B, T, H: Hkv, D, theta: spec.ropeTheta });
     }
+    const a = ops.attention(q, k, v, { B, T, H, Hkv, D, scale: 1 / Math.sqrt(D), causal: true });
+    x = ops.add(x, this.linear(`${L}.attn.o`, a, hooks));
+    // MLP
+    const h2 = this.norm(x, `${L}.ln2`);
+    let m: Tensor;
+    if (spec.gatedMlp) {
+      // up before gate so hooks fire in linearNames order
+      const u = this.linear(`${L}.mlp.up`, h2, hooks);
+      m = ops.gatedActivation(this.linear(`${L}.mlp.gate`, h2, hooks), u, spec.activation);
+    } else {
+      m = ops.activation(this.linear(`${L}.mlp.up`, h2, hooks), spec.activation);
+    }
+    return ops.add(x, this.linear(`${L}.mlp.down`, m, hooks));
+  }
+
+  /** Logits [B*T, vocab] from the residual stream after the last block (final norm + LM head). */
+  head(x: Tensor): Tensor {
+    const w = this.spec.tieWordEmbeddings ? this.p('embed.weight') : this.p('lm_head.weight');
+    return ops.linear(this.norm(x, 'norm'), w);
+  }
+
+  /** Final hidden states after the last norm, [B*T, hidden]. */
+  hidden(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Tensor {
+    const { spec } = this;
+    let x = this.embed(ids, B, T);
+    for (let i = 0; i < spec.layers.length; i++) x = this.block(i, x, B, T, opts.hooks);
     return this.norm(x, 'norm');
   }
 

@@ -502,11 +502,49 @@ export function hfToCanonical(family: Family, hfName: string, layerIndex?: (hfI:
   return { hf: hfName, canonical: [`layers.${i}.${c}.${suffix}`], transpose: family === 'gpt2' && suffix === 'weight' && !c.startsWith('ln') };
 }
 
-/** Buffers that HF checkpoints may contain and that are not parameters (ignored silently on load). */
-function isKnownBuffer(family: Family, hfName: string): boolean {
+/**
+ * Buffers that HF checkpoints may contain and that are not parameters (ignored silently on load, never
+ * counted as parameters): GPT-2's causal-mask `attn.bias` / `attn.masked_bias`, LLaMA's rotary `inv_freq`.
+ */
+export function isKnownBuffer(family: Family, hfName: string): boolean {
   if (family === 'gpt2') return /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/.test(hfName);
   if (family === 'llama') return /rotary_emb\.inv_freq$/.test(hfName);
   return false;
+}
+
+/** Size of a tokenizer.json's id space (largest id + 1 over model.vocab and added_tokens), without building it. */
+export function tokenizerJsonIdCount(json: unknown): number | null {
+  const j = json as { model?: { vocab?: unknown }; added_tokens?: unknown } | null;
+  let max = -1;
+  const v = j?.model?.vocab;
+  if (v && typeof v === 'object' && !Array.isArray(v)) for (const id of Object.values(v as Record<string, unknown>)) if (typeof id === 'number' && id > max) max = id;
+  // Unigram vocabularies are [piece, score] lists: ids are positions.
+  if (Array.isArray(v)) max = Math.max(max, v.length - 1);
+  if (Array.isArray(j?.added_tokens)) for (const t of j.added_tokens as { id?: unknown }[]) if (typeof t?.id === 'number' && t.id > max) max = t.id;
+  return max >= 0 ? max + 1 : null;
+}
+
+/**
+ * A tokenizer's id space against the model's embedding rows. More ids than rows: a named error (ids past
+ * the table would stop every forward). Far fewer (more than 2% of the rows unused): a warning saying what
+ * breaks — it is almost certainly another model's tokenizer, so text is cut into tokens this model never
+ * saw. A few spare rows are normal (hub models pad vocab_size to a multiple of 64 or 128). Returns the
+ * warning or null.
+ */
+export function checkTokenizerVocab(tokenizerIds: number, spec: ModelSpec, file = 'tokenizer.json'): string | null {
+  const rows = spec.vocabSize;
+  if (tokenizerIds > rows) {
+    throw new ModelFormatError(
+      `the tokenizer has ${tokenizerIds} token ids but the model's embedding has ${rows} rows (config.json vocab_size): ` +
+        `ids ${rows}..${tokenizerIds - 1} have no embedding; this is not this model's tokenizer`,
+      file,
+    );
+  }
+  if (rows - tokenizerIds > 0.02 * rows) {
+    return `${file}: the tokenizer has ${tokenizerIds} token ids but the model has ${rows} embedding rows: ` +
+      `probably another model's tokenizer — text will be split into tokens this model was not trained on (garbage losses and outputs)`;
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * adapters, a dataset (read, validated, previewed).
  */
 import { readDataset, validateDataset, type Dataset } from '../../src/data';
-import { planHFLoad } from '../../src/model/hf';
+import { checkTokenizerVocab, isKnownBuffer, planHFLoad, tokenizerJsonIdCount } from '../../src/model/hf';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import type { ModelSpec } from '../../src/model/spec';
 import { numel } from '../../src/model/weights';
@@ -42,6 +42,8 @@ export function summarize(name: string, files: InputFile[], tensors: TensorInfo[
   const dtypes: Record<string, number> = {};
   const layerRe = /(?:^|\.)(?:h|layers)\.(\d+)\./;
   for (const t of tensors) {
+    // Buffers (GPT-2's causal masks, rotary inv_freq) are in the file but are not parameters.
+    if (spec && isKnownBuffer(spec.family, t.name)) continue;
     dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + t.params;
     const m = layerRe.exec(t.name);
     if (m) {
@@ -71,7 +73,7 @@ export function summarize(name: string, files: InputFile[], tensors: TensorInfo[
     intermediateSize: spec?.intermediateSize ?? (num(cfg, 'intermediate_size', 'ffn_dim', 'n_inner') || 4 * hiddenSize),
     vocabSize: spec?.vocabSize ?? num(cfg, 'vocab_size'),
     maxPositions: spec?.maxPositions ?? num(cfg, 'max_position_embeddings', 'n_positions'),
-    totalParams: tensors.reduce((a, t) => a + t.params, 0),
+    totalParams: tensors.reduce((a, t) => a + (spec && isKnownBuffer(spec.family, t.name) ? 0 : t.params), 0),
     otherParams,
     layers,
     tensors,
@@ -97,6 +99,11 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
     const p = await planHFLoad(sourceOf(files, name));
     const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
     summary = summarize(name, files, tensors, p.config as Record<string, unknown>, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
+    // The tokenizer against the embedding rows, before any job: more ids than rows is refused here.
+    const tf = files.find((f) => f.path === 'tokenizer.json');
+    const ids = tf ? tokenizerJsonIdCount(await readJson(tf)) : null;
+    const tw = ids !== null ? checkTokenizerVocab(ids, p.spec) : null;
+    if (tw) summary.warnings.push(tw);
   } catch (e) {
     rethrow(e, name);
   }

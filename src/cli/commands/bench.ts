@@ -11,6 +11,8 @@
  *             OpenBLAS at the same thread count, thread scaling, the TensorFlow.js wasm peer (not in the default set;
  *             --repeat R keeps the best of R interleaved rounds, for a shared machine)
  *   svd       exact SVD vs torch.linalg.svd (and our Jacobi reference) at 768x3072, 896x4864, 2048x5632
+ *   scale     (only with --only scale: minutes per model) gradot compress on hub-shaped gpt2 / opt-125m / ...
+ *             with time and peak memory per phase, beside torch forward+backward and SVD (src/cli/bench-scale.ts)
  */
 import { parseCommandArgs } from '../args';
 import type { Command, CommandResult } from '../command';
@@ -20,8 +22,8 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
 
-const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu', 'svd'] as const;
-/** Run when no --only is given ('cpu' repeats matmul/train at several thread counts and 'svd' takes minutes: asked for by name). */
+const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu', 'svd', 'scale'] as const;
+/** Run when no --only is given ('cpu' repeats matmul/train at several thread counts, 'svd' and 'scale' take minutes: asked for by name). */
 const DEFAULT_SECTIONS: readonly Section[] = ['matmul', 'train', 'compress', 'ort'];
 type Section = (typeof SECTIONS)[number];
 
@@ -69,12 +71,14 @@ async function benchOrt(): Promise<{ json: Record<string, unknown>; text: string
 export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
-  usage: 'gradot bench [--only matmul,train,compress,ort,cpu,svd] [--sizes 128,256,512] [--threads N] [--repeat R] [--json]',
+  usage:
+    'gradot bench [--only matmul,train,compress,ort,cpu,svd,scale] [--sizes 128,256,512] [--threads N] [--repeat R] [--models gpt2,opt-125m] [--keep 0.5] [--json]',
   async run(argv): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
       repeat: { type: 'string', default: '1' },
+      models: { type: 'string' }, keep: { type: 'number' },
     });
     const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
     for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
@@ -120,6 +124,15 @@ export const command: Command = {
       const c = await benchSvd();
       json.svd = c;
       text.push(formatSvdBench(c));
+    }
+    if (want('scale')) {
+      const { benchScale } = await import('../bench-scale');
+      const c = await benchScale({
+        ...(options.models ? { models: String(options.models).split(',') } : {}),
+        ...(options.keep !== undefined ? { keep: options.keep as number } : {}),
+      });
+      json.scale = c.json;
+      text.push(c.text);
     }
     return { json, text: text.join('\n\n') };
   },

@@ -21,12 +21,57 @@ import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/b
 import type { LambdaMode } from '../../ot/emulator/gcs';
 import { zipEmulatorPackage } from '../../ot/emulator/package';
 import { parseAdapters } from '../../ot/emulator/split';
-import { buildEmulatorJob } from '../../jobs/build-emulator';
+import { buildEmulatorJob, type BuildEmulatorProgress } from '../../jobs/build-emulator';
 import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { bosFromOptions, cliTokenizer, readTaskFile, writeFiles } from './ot-shared';
+
+/** "2GB", "1.5 GiB", "512MB", "800000000" -> bytes (GB/MB are binary here, like the budgets they set). */
+export function parseBytes(s: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$/i.exec(s);
+  if (!m) throw new Error(`expected a size like 2GB or 512MB, got '${s}'`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const mult = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 }[unit as 'b' | 'k' | 'm' | 'g'];
+  const v = Number(m[1]) * mult;
+  if (!(v >= 64 * 2 ** 20)) throw new Error(`at least 64MB, got '${s}'`);
+  return v;
+}
+
+/** Peak RSS (MB) reached by the end of each phase: recorded when the next phase starts. */
+function notePhase(rss: { phase: string; byPhase: Record<string, number> }, next: string): void {
+  if (rss.phase === next) return;
+  rss.byPhase[rss.phase] = Math.round(process.resourceUsage().maxRSS / 1024);
+  rss.phase = next;
+}
+
+/**
+ * Progress lines on stderr: one per phase, then at most one every 5 s with an ETA from the phase's own
+ * rate (support: batch × block-group units, with the matrices scored so far; held-out: batches).
+ */
+function progressLines(ctx: { err: (l: string) => void }, rss: { phase: string; byPhase: Record<string, number> }) {
+  let phase = '';
+  let phaseStart = 0;
+  let last = 0;
+  return (p: BuildEmulatorProgress): void => {
+    if (p.phase !== phase) {
+      phase = p.phase;
+      phaseStart = last = p.seconds;
+      notePhase(rss, p.phase);
+      ctx.err(p.phase === 'heldout'
+        ? `compress: held-out gradient shift over ${p.total} batch(es)…`
+        : `compress: ${p.phase}… (${p.seconds.toFixed(1)}s)`);
+      return;
+    }
+    if (p.done === undefined || !p.total || p.seconds - last < 5) return;
+    last = p.seconds;
+    const el = p.seconds - phaseStart;
+    const eta = p.done > 0 ? (el * (p.total - p.done)) / p.done : NaN;
+    const scored = p.toScore ? `, scored ${p.scored}/${p.toScore} matrices` : '';
+    ctx.err(`compress: ${p.phase} ${p.done}/${p.total}${scored} (${p.seconds.toFixed(1)}s, ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'})`);
+  };
+}
 
 function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): number {
   const v = o[k] === undefined ? d : (o[k] as number);
@@ -39,14 +84,14 @@ export const command: Command = {
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
       out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
       'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
       heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
-      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' }, f32: { type: 'boolean' },
     }, { min: 1, max: 1 });
     // Every argument checked before anything is loaded.
     const method = o.method as CompressionMethod | undefined;
@@ -76,6 +121,14 @@ export const command: Command = {
       throw new UsageError('--rank-allocation uniform|global applies to --method gradot');
     }
     if (mlp === 'drd' && attnKeep !== undefined) throw new UsageError('--attn-keep needs --mlp scp (with drd every linear shares one κ)');
+    let memoryBudget: number | undefined;
+    if (o['memory-budget'] !== undefined) {
+      try {
+        memoryBudget = parseBytes(o['memory-budget'] as string);
+      } catch (e) {
+        throw new UsageError(`--memory-budget: ${(e as Error).message}`);
+      }
+    }
     const supportBatches = intOpt(o, 'support-batches', 8);
     const batch = intOpt(o, 'batch', 4);
     const heldoutBatches = intOpt(o, 'heldout-batches', 4);
@@ -89,8 +142,21 @@ export const command: Command = {
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
     const modelPath = resolve(ctx.cwd, positionals[0]!);
-    const model = await openModel(modelPath);
+    const cpu0 = process.cpuUsage();
+    const rss = { phase: 'loading', byPhase: {} as Record<string, number> };
+    const tl = performance.now();
+    let lastLoad = tl;
+    const model = await openModel(modelPath, {
+      onProgress: (done, total) => {
+        const now = performance.now();
+        if (now - lastLoad < 5000) return;
+        lastLoad = now;
+        const s = (now - tl) / 1000;
+        ctx.err(`compress: loading ${(done / 2 ** 20).toFixed(0)}/${(total / 2 ** 20).toFixed(0)} MiB (${s.toFixed(1)}s, ETA ${((s * (total - done)) / Math.max(done, 1)).toFixed(0)}s)`);
+      },
+    });
     if (model.kind !== 'hf') throw new UsageError('compress needs the full model (a Hugging Face folder), not an emulator package');
+    for (const w of model.warnings) ctx.err(`warning: ${w}`);
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const addBos = bosFromOptions(o, model.spec, tok);
     const seq = Math.min(model.spec.maxPositions, intOpt(o, 'seq', Math.min(128, model.spec.maxPositions), 2));
@@ -100,7 +166,7 @@ export const command: Command = {
     const modelId = basename(modelPath.replace(/\/+$/, ''));
     const lambdaAttn = o['lambda-attn'] as number | undefined;
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
-    let lastPhase = '';
+    const progress = progressLines(ctx, rss);
     const built = await buildEmulatorJob({
       spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
       support: await readTaskFile(o.support as string, ctx.cwd),
@@ -110,20 +176,14 @@ export const command: Command = {
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-    }, {
-      onProgress: (p) => {
-        if (p.phase === lastPhase) return;
-        lastPhase = p.phase;
-        ctx.err(p.phase === 'heldout'
-          ? `compress: held-out gradient shift over ${p.total} batch(es)…`
-          : `compress: ${p.phase}… (${p.seconds.toFixed(1)}s)`);
-      },
-    });
+      ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
+    }, { onProgress: progress });
     for (const w of built.warnings) ctx.err(`compress: ${w}`);
     const report = built.report;
     const heldoutResult = built.heldout;
     const heldoutFrom = report.heldout.from;
 
+    notePhase(rss, 'write');
     let written: string[];
     if (o.zip) {
       await mkdir(dirname(out), { recursive: true });
@@ -135,7 +195,16 @@ export const command: Command = {
 
     const p = report.params;
     const middleEnd = model.spec.layers.length - split.top;
-    const json: Record<string, unknown> = { ...report, model: modelId, method, keep, split, out, files: written, support: { ...report.support, file: o.support } };
+    notePhase(rss, 'done');
+    const cpu = process.cpuUsage(cpu0);
+    const json: Record<string, unknown> = {
+      ...report, model: modelId, method, keep, split, out, files: written, support: { ...report.support, file: o.support },
+      packageBytes: [...built.files.values()].reduce((a, b) => a + b.length, 0),
+      // CPU time of this process (a shared machine's wall clock says little), and peak RSS by the end of each phase.
+      cpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+      maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      phaseMaxRssMB: rss.byPhase,
+    };
     const support = { length: report.support.batches };
     const s = report.seconds as Record<string, number>;
     const heldoutSeconds = s.heldout ?? 0;

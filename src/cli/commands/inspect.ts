@@ -3,7 +3,7 @@
  * config.json (or emulator.json) and the safetensors headers only (no tensor data is decoded, so it is
  * instant on large checkpoints), with every tensor's shape validated against the spec.
  */
-import { checkCanonicalHeader, planHFLoad, isCompressed } from '../../model/hf';
+import { checkCanonicalHeader, checkTokenizerVocab, planHFLoad, isCompressed } from '../../model/hf';
 import { SafetensorsReader } from '../../model/safetensors';
 import type { ModelSpec } from '../../model/spec';
 import { openSource, readEmulatorMeta } from '../open';
@@ -120,6 +120,9 @@ export async function inspectModel(dir: string, opts: { tensors?: boolean } = {}
     } catch (e) {
       warnings.push(`tokenizer could not be loaded: ${(e as Error).message}`);
     }
+    // inspect reports rather than refuses; far fewer ids than rows is flagged too (another model's tokenizer).
+    const w = tokenizer && tokenizer.vocabSize <= s.vocabSize ? checkTokenizerVocab(tokenizer.vocabSize, s) : null;
+    if (w) warnings.push(w);
   }
   return {
     path: dir,

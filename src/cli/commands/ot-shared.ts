@@ -11,8 +11,9 @@ import type { TextTokenizer } from '../../data/types';
 import { DatasetError } from '../../data/errors';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import type { ModelSpec } from '../../model/spec';
+import { checkTokenizerVocab } from '../../model/hf';
 import type { TaskFile } from '../../ot/offsite/task-data';
-import { LORA_TARGETS, parseLoraTargets, type LoraConfig } from '../../ot/offsite/lora';
+import { LORA_TARGETS, defaultLoraTargets, parseLoraTargets, type LoraConfig } from '../../ot/offsite/lora';
 import type { TuneOptions } from '../../ot/offsite/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
@@ -57,9 +58,15 @@ export async function cliTokenizer(model: OpenedModel, tokDir: string | undefine
   if (tokDir) {
     const src = await openSource(resolve(cwd, tokDir));
     if (!(await tokenizerFiles(src))) throw new UsageError(`no tokenizer.json (or vocab.json + merges.txt) in ${tokDir}`);
-    return withoutSpecialTokens(await loadTokenizer(src));
+    const tok = await loadTokenizer(src);
+    const w = checkTokenizerVocab(tok.vocabSize, model.spec, `${tokDir}/tokenizer.json`);
+    if (w) process.stderr.write(`warning: ${w}\n`);
+    return withoutSpecialTokens(tok);
   }
-  if (model.tokenizer) return withoutSpecialTokens(model.tokenizer);
+  if (model.tokenizer) {
+    // openModel already warned about (or refused) a mismatched tokenizer of the model's own folder.
+    return withoutSpecialTokens(model.tokenizer);
+  }
   throw new UsageError(`${model.path} has no tokenizer files; pass --tokenizer DIR (e.g. the base model's folder)`);
 }
 
@@ -120,24 +127,25 @@ export const TUNE_USAGE =
 
 const num = (o: ParsedOptions, k: string): number | undefined => (o[k] === undefined ? undefined : (o[k] as number));
 
-export function loraFromOptions(o: ParsedOptions): LoraConfig | undefined {
+/** `family` picks the default targets (GPT-2: c_attn) when --lora-targets is not given. */
+export function loraFromOptions(o: ParsedOptions, family?: ModelSpec['family']): LoraConfig | undefined {
   const r = num(o, 'lora');
   if (r === undefined) {
     if (o['lora-alpha'] !== undefined || o['lora-targets'] !== undefined) throw new UsageError('--lora-alpha / --lora-targets need --lora R');
     return undefined;
   }
   if (!(Number.isInteger(r) && r >= 1)) throw new UsageError('--lora expects a positive integer rank');
-  const targets = o['lora-targets'] !== undefined ? parseLoraTargets(o['lora-targets'] as string) : ['q', 'v'];
+  const targets = o['lora-targets'] !== undefined ? parseLoraTargets(o['lora-targets'] as string) : defaultLoraTargets(family ?? 'llama');
   return { r, alpha: num(o, 'lora-alpha') ?? 2 * r, dropout: 0, targets: targets as LoraConfig['targets'] };
 }
 
-export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs?: number; batch: number }): Omit<TuneOptions, 'split'> {
+export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs?: number; batch: number }, family?: ModelSpec['family']): Omit<TuneOptions, 'split'> {
   const schedule = (o.schedule as string | undefined) ?? 'linear';
   if (!['linear', 'cosine', 'constant'].includes(schedule)) throw new UsageError(`--schedule must be linear, cosine or constant`);
   const steps = num(o, 'steps');
   const epochs = num(o, 'epochs');
   if (steps !== undefined && epochs !== undefined) throw new UsageError('give --steps or --epochs, not both');
-  const lora = loraFromOptions(o);
+  const lora = loraFromOptions(o, family);
   const clip = num(o, 'clip');
   return {
     method: lora ? 'lora' : 'adapter',

@@ -54,7 +54,7 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
-    const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 });
+    const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 }, model.spec.family);
     // --seeds repeats every method's tuning with each seed (same data, same emulator), so a table shows how
     // much of a difference is training randomness; the data split keeps the first seed.
     if (o.seeds !== undefined && o.seed !== undefined) throw new UsageError('--seed and --seeds are exclusive');

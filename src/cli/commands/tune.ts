@@ -43,7 +43,7 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
-    const recipe = tuneFromOptions(o, { lr: 5e-5, epochs: 1, batch: 8 });
+    const recipe = tuneFromOptions(o, { lr: 5e-5, epochs: 1, batch: 8 }, model.spec.family);
     // Data first: a bad file fails here, before any checkpoint or output exists.
     const data = prepareTuneData({
       train: await readTaskFile(o.train as string, ctx.cwd), valid: o.valid ? await readTaskFile(o.valid as string, ctx.cwd) : null,

@@ -149,12 +149,18 @@ function summarize(parts: ScoreParts, kept: number[]): ScoreSummary {
   };
 }
 
-export function compressModel(
-  spec: ModelSpec, weights: WeightMap, opts: CompressOptions, stats?: Map<string, LinearStats>,
-): CompressResult {
-  const t0 = performance.now();
-  let svdMs = 0, scoreMs = 0;
-  validateWeights(spec, weights, 'source model');
+/** What compressModel decides before looking at any weight: the budget plan and gradot's layout readings. */
+export interface CompressionLayout {
+  plan: BudgetPlan;
+  gradot: boolean;
+  mlpMode: 'scp' | 'drd';
+  allocation: 'uniform' | 'global';
+  lambdaAttn: number;
+  lambdaMlp: number;
+  lambdaMode: LambdaMode;
+}
+
+export function compressionLayout(spec: ModelSpec, opts: CompressOptions): CompressionLayout {
   const gradot = opts.method === 'gradot';
   // gradot defaults (GRADOT_DEFAULTS); attnKeep is an option of the SCP layout, so it implies mlp = scp.
   const mlpMode = opts.mlp ?? (gradot && opts.attnKeep === undefined ? GRADOT_DEFAULTS.mlp : 'scp');
@@ -165,29 +171,140 @@ export function compressModel(
   let plan = planBudget(spec, { method: mlpDrd ? 'svd' : opts.method, keep: opts.keep, split: opts.split, attnKeep: opts.attnKeep });
   if (mlpDrd) plan = { ...plan, method: 'gradot', notes: [...plan.notes, 'MLP factored by DRD on the svd layout'] };
   plan = { ...plan, layers: plan.layers.map((l) => ({ ...l, ranks: { ...l.ranks } })) };
-  const lambdaAttn = opts.lambdaAttn ?? 1;
-  const lambdaMlp = opts.lambdaMlp ?? 1;
-  const lambdaMode: LambdaMode = opts.lambdaMode ?? 'raw';
-  const isMlp = (p: string) => p === 'up' || p === 'gate' || p === 'down';
+  return {
+    plan, gradot, mlpMode, allocation,
+    lambdaAttn: opts.lambdaAttn ?? 1, lambdaMlp: opts.lambdaMlp ?? 1, lambdaMode: opts.lambdaMode ?? 'raw',
+  };
+}
+
+const isMlpProj = (p: string): boolean => p === 'up' || p === 'gate' || p === 'down';
+
+/** One DRD-scored matrix: its SVD (null once dropped to save memory: recomputed, identically, when built). */
+export interface ScoredMatrix {
+  f: SvdFactors | null;
+  S: Float64Array;
+  rank: number;
+  parts: ScoreParts;
+  kept?: number[];
+}
+
+/**
+ * gradot's scores, computed as support statistics arrive (so the statistics of one group of blocks can be
+ * dropped before the next group's exist): SVD + DRD scores of every matrix the plan factors, SCP channel
+ * scores of every MLP the plan prunes. SVD factors are kept while they fit `factorBudget` bytes; beyond
+ * it only σ and the scores are kept and compressModel recomputes that matrix's SVD (deterministic, so the
+ * result is the same). Numerics are exactly compressModel's own.
+ */
+export class GradotScorer {
+  readonly drd = new Map<string, ScoredMatrix>();
+  readonly scp = new Map<number, ScoreParts>();
+  svdMs = 0;
+  scoreMs = 0;
+  private factorBytes = 0;
+  private readonly drdKeys = new Set<string>();
+  private readonly scpBlocks = new Set<number>();
+  private readonly pendingMlp = new Map<number, Map<string, LinearStats>>();
+  readonly layout: CompressionLayout;
+
+  constructor(
+    private readonly spec: ModelSpec, private readonly weights: WeightMap, opts: CompressOptions,
+    private readonly factorBudget = Infinity,
+  ) {
+    this.layout = compressionLayout(spec, opts);
+    if (!this.layout.gradot) return;
+    const dff = spec.intermediateSize;
+    for (const l of this.layout.plan.layers) {
+      for (const proj of Object.keys(l.ranks)) this.drdKeys.add(`layers.${l.source}.${isMlpProj(proj) ? 'mlp' : 'attn'}.${proj}`);
+      if (l.mlpWidth !== dff) this.scpBlocks.add(l.source);
+    }
+  }
+
+  /** Scored so far / to score (DRD matrices + SCP MLPs), for progress. */
+  get done(): number {
+    return this.drd.size + this.scp.size;
+  }
+  get total(): number {
+    return this.drdKeys.size + this.scpBlocks.size;
+  }
+
+  /** Linears whose statistics this scorer uses (the support pass can observe only these). */
+  get needed(): string[] {
+    const { attn, mlp } = projsOf(this.spec);
+    const out = new Set(this.drdKeys);
+    for (const b of this.scpBlocks) for (const p of mlp) out.add(`layers.${b}.mlp.${p}`);
+    const order = this.spec.layers.flatMap((_, i) => [...attn.map((p) => `layers.${i}.attn.${p}`), ...mlp.map((p) => `layers.${i}.mlp.${p}`)]);
+    return order.filter((n) => out.has(n));
+  }
+
+  /** DRD scores of one matrix (SVD + scores), exactly as compressModel computes them. */
+  scoreDrd(key: string, stats: LinearStats): ScoredMatrix {
+    const W = need(this.weights, `${key}.weight`);
+    let t = performance.now();
+    const f = exactSvd(W.data, W.shape[0]!, W.shape[1]!);
+    this.svdMs += performance.now() - t;
+    t = performance.now();
+    const lam = key.includes('.attn.') ? this.layout.lambdaAttn : this.layout.lambdaMlp;
+    const parts = rescore(drdScores(f, stats, lam), lam, this.layout.lambdaMode);
+    this.scoreMs += performance.now() - t;
+    const bytes = 8 * (f.U.length + f.Vt.length);
+    const keep = this.factorBytes + bytes <= this.factorBudget;
+    if (keep) this.factorBytes += bytes;
+    const e: ScoredMatrix = { f: keep ? f : null, S: f.S, rank: f.rank, parts };
+    this.drd.set(key, e);
+    return e;
+  }
+
+  /** Feeds one linear's statistics (names as supportPass reports them); what the plan does not use is ignored. */
+  consume(name: string, stats: LinearStats): void {
+    if (this.drdKeys.has(name) && !this.drd.has(name)) this.scoreDrd(name, stats);
+    const m = /^layers\.(\d+)\.mlp\.(\w+)$/.exec(name);
+    if (!m || !this.scpBlocks.has(Number(m[1]))) return;
+    const src = Number(m[1]);
+    let p = this.pendingMlp.get(src);
+    if (!p) this.pendingMlp.set(src, (p = new Map()));
+    p.set(m[2]!, stats);
+    if (!p.has('up') || !p.has('down') || (this.spec.gatedMlp && !p.has('gate'))) return;
+    this.pendingMlp.delete(src);
+    const t = performance.now();
+    this.scp.set(src, scpPartsFor(this.spec, this.weights, src, { up: p.get('up')!, down: p.get('down')!, gate: p.get('gate') }, this.layout));
+    this.scoreMs += performance.now() - t;
+  }
+}
+
+function scpPartsFor(spec: ModelSpec, weights: WeightMap, src: number, st: { up: LinearStats; down: LinearStats; gate?: LinearStats }, layout: CompressionLayout): ScoreParts {
+  const sp = `layers.${src}.mlp.`;
+  const gateW = weights.get(`${sp}gate.weight`)?.data;
+  return rescore(scpScores(
+    {
+      d: spec.hiddenSize, dff: spec.intermediateSize, upW: need(weights, `${sp}up.weight`).data, upB: weights.get(`${sp}up.bias`)?.data,
+      gateW, gateB: weights.get(`${sp}gate.bias`)?.data, downW: need(weights, `${sp}down.weight`).data,
+    },
+    { up: st.up, down: st.down, gate: gateW ? st.gate : undefined },
+    layout.lambdaMlp,
+  ), layout.lambdaMlp, layout.lambdaMode);
+}
+
+/**
+ * Builds the emulator. gradot's scores come from `scorer` (filled during a streamed support pass) or are
+ * computed here from `stats` (every statistic in memory at once).
+ */
+export function compressModel(
+  spec: ModelSpec, weights: WeightMap, opts: CompressOptions, stats?: Map<string, LinearStats>, scorer?: GradotScorer,
+): CompressResult {
+  const t0 = performance.now();
+  let svdMs = 0, scoreMs = 0;
+  validateWeights(spec, weights, 'source model');
+  const layout = scorer?.layout ?? compressionLayout(spec, opts);
+  const { gradot, mlpMode, allocation, lambdaAttn, lambdaMlp, lambdaMode } = layout;
+  let plan = layout.plan;
+  plan = { ...plan, layers: plan.layers.map((l) => ({ ...l, ranks: { ...l.ranks } })) };
+  const isMlp = isMlpProj;
+  const local = scorer ?? new GradotScorer(spec, weights, opts);
 
   // gradot: SVD + DRD scores per factored matrix, computed once (the global allocation needs them all first).
-  const scored = new Map<string, { f: SvdFactors; parts: ScoreParts; kept?: number[] }>();
-  const scoreMatrix = (src: number, group: 'attn' | 'mlp', proj: AttnProj | MlpProj) => {
+  const scoreMatrix = (src: number, group: 'attn' | 'mlp', proj: AttnProj | MlpProj): ScoredMatrix => {
     const key = `layers.${src}.${group}.${proj}`;
-    let e = scored.get(key);
-    if (!e) {
-      const W = need(weights, `${key}.weight`);
-      let t = performance.now();
-      const f = exactSvd(W.data, W.shape[0], W.shape[1]);
-      svdMs += performance.now() - t;
-      t = performance.now();
-      const lam = group === 'attn' ? lambdaAttn : lambdaMlp;
-      const parts = rescore(drdScores(f, needStats(stats, key), lam), lam, lambdaMode);
-      scoreMs += performance.now() - t;
-      e = { f, parts };
-      scored.set(key, e);
-    }
-    return e;
+    return local.drd.get(key) ?? local.scoreDrd(key, needStats(stats, key));
   };
   if (gradot && allocation === 'global' && plan.kappa !== 1) {
     const cands: RankCandidate[] = [];
@@ -195,10 +312,11 @@ export function compressModel(
     for (const l of plan.layers) {
       for (const [proj, r] of Object.entries(l.ranks) as [AttnProj | MlpProj, number][]) {
         const e = scoreMatrix(l.source, isMlp(proj) ? 'mlp' : 'attn', proj);
-        const o = e.f.U.length / e.f.rank, i = e.f.Vt.length / e.f.rank;
+        const W = need(weights, `layers.${l.source}.${isMlp(proj) ? 'mlp' : 'attn'}.${proj}.weight`);
+        const o = W.shape[0]!, i = W.shape[1]!;
         pool += r * (o + i);
-        const bySigma = Array.from({ length: e.f.rank }, (_, k) => k).sort((a, b) => e.f.S[b] - e.f.S[a] || a - b);
-        cands.push({ key: `${l.source}.${proj}`, out: o, in: i, score: e.parts.score, protect: bySigma.slice(0, alwaysKeepCount(e.f.rank)) });
+        const bySigma = Array.from({ length: e.rank }, (_, k) => k).sort((a, b) => e.S[b] - e.S[a] || a - b);
+        cands.push({ key: `${l.source}.${proj}`, out: o, in: i, score: e.parts.score, protect: bySigma.slice(0, alwaysKeepCount(e.rank)) });
       }
     }
     const t = performance.now();
@@ -208,7 +326,7 @@ export function compressModel(
       for (const proj of Object.keys(l.ranks) as (AttnProj | MlpProj)[]) {
         const k = kept.get(`${l.source}.${proj}`)!;
         l.ranks[proj] = k.length;
-        scored.get(`layers.${l.source}.${isMlp(proj) ? 'mlp' : 'attn'}.${proj}`)!.kept = k;
+        scoreMatrix(l.source, isMlp(proj) ? 'mlp' : 'attn', proj).kept = k;
       }
     }
     plan = { ...plan, paramsAfter: sumBlockParams(spec, plan.layers), reading: GLOBAL_RANK_READING, notes: [...plan.notes, `global rank pool ${pool}`] };
@@ -252,11 +370,19 @@ export function compressModel(
       const [o, i] = W.shape;
       let factors;
       if (opts.method === 'gradot') {
-        const { f, parts, kept: globalKept } = scoreMatrix(src, group, proj);
+        const e = scoreMatrix(src, group, proj);
         const t = performance.now();
-        const kept = globalKept ?? selectComponents(f.S, parts.score, rank);
+        const kept = e.kept ?? selectComponents(e.S, e.parts.score, rank);
         scoreMs += performance.now() - t;
+        let f = e.f;
+        if (!f) {
+          // Dropped under the scorer's factor budget: the same SVD again (deterministic, same factors).
+          const ts = performance.now();
+          f = exactSvd(W.data, o, i);
+          svdMs += performance.now() - ts;
+        }
         factors = lowRankFactors(f, o, i, kept);
+        const parts = e.parts;
         (rec.keptComponents ??= {})[proj] = kept;
         (rec.scores ??= {})[proj] = summarize(parts, kept);
       } else {
@@ -289,14 +415,10 @@ export function compressModel(
       const t = performance.now();
       let kept: number[];
       if (opts.method === 'gradot') {
-        const parts = rescore(scpScores(
-          { d, dff, upW: tensors.upW, upB: tensors.upB, gateW: tensors.gateW, gateB: tensors.gateB, downW: tensors.downW },
-          {
-            up: needStats(stats, `${sp}mlp.up`), down: needStats(stats, `${sp}mlp.down`),
-            gate: tensors.gateW ? needStats(stats, `${sp}mlp.gate`) : undefined,
-          },
-          lambdaMlp,
-        ), lambdaMlp, lambdaMode);
+        const parts = local.scp.get(src) ?? scpPartsFor(spec, weights, src, {
+          up: needStats(stats, `${sp}mlp.up`), down: needStats(stats, `${sp}mlp.down`),
+          gate: tensors.gateW ? needStats(stats, `${sp}mlp.gate`) : undefined,
+        }, layout);
         kept = selectChannels(parts.score, layer.mlpWidth);
         (rec.scores ??= {}).mlp = summarize(parts, kept);
       } else if (opts.method === 'prune') {
@@ -343,6 +465,10 @@ export function compressModel(
       ...(gradot ? { mlp: MLP_READINGS[mlpMode] } : {}),
       ...(gradot && allocation === 'global' ? { rankAllocation: GLOBAL_RANK_READING } : {}),
     },
-    timings: { svdSeconds: svdMs / 1000, scoreSeconds: scoreMs / 1000, totalSeconds: (performance.now() - t0) / 1000 },
+    timings: {
+      // With a scorer, its SVD and scoring time (spent during the support pass) is counted here too.
+      svdSeconds: (svdMs + local.svdMs) / 1000, scoreSeconds: (scoreMs + local.scoreMs) / 1000,
+      totalSeconds: (performance.now() - t0) / 1000,
+    },
   };
 }

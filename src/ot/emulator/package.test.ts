@@ -74,3 +74,54 @@ describe('emulator package', () => {
     expect(back.meta.support?.tokens).toBe(14);
   });
 });
+
+describe('emulator package dtype', () => {
+  it('is written in the source model dtype (F16/BF16), smaller than the model, and round-trips; F32 on request', async () => {
+    const { sourceDtype } = await import('./package');
+    const { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensorsHeader, serializeSafetensors } = await import('../../model/safetensors');
+    for (const dtype of ['F16', 'BF16'] as const) {
+      const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 32, numHeads: 4 });
+      const weights = randomTestModel(spec, 21);
+      // As loaded from an F16/BF16 checkpoint: values representable in the dtype, dtype recorded.
+      for (const t of weights.values()) {
+        const u = new Uint32Array(t.data.buffer);
+        for (let i = 0; i < u.length; i++) {
+          if (dtype === 'BF16') u[i] = f32BitsToBF16(u[i]!) << 16;
+          else t.data[i] = halfToFloat(f32BitsToHalf(u[i]!));
+        }
+        t.dtype = dtype;
+      }
+      expect(sourceDtype(weights)).toBe(dtype);
+      const modelBytes = serializeSafetensors(weights, { dtype }).length;
+      const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % spec.vocabSize);
+      const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]));
+      const base = { modelId: 'test/half', backend: new CpuBackend({ dtype: 'f32' }), support: [{ ids, targets, B: 2, T: 8 }], split: { bottom: 1, top: 1 } };
+      for (const keep of [0.3, 0.9]) {
+        const out = await buildEmulator(spec, weights, { ...base, method: 'gradot', keep });
+        const st = out.files.get('emulator.safetensors')!;
+        const header = parseSafetensorsHeader(st);
+        expect(new Set([...header.entries.values()].map((e) => e.dtype))).toEqual(new Set([dtype]));
+        expect(out.meta.dtype).toBe(dtype);
+        expect(st.length).toBeLessThan(modelBytes);
+        const back = readEmulatorPackage(out.files);
+        // The evaluated emulator is exactly what the package holds.
+        for (const [n, t] of out.result.weights) expect(Array.from(back.weights.get(n)!.data)).toEqual(Array.from(t.data));
+        const again = writeEmulatorPackage(back);
+        for (const name of out.files.keys()) expect(Buffer.compare(Buffer.from(again.get(name)!), Buffer.from(out.files.get(name)!))).toBe(0);
+      }
+      const f32 = await buildEmulator(spec, weights, { ...base, method: 'svd', keep: 0.5, dtype: 'F32' });
+      expect([...parseSafetensorsHeader(f32.files.get('emulator.safetensors')!).entries.values()][0]!.dtype).toBe('F32');
+    }
+  });
+});
+
+describe('weightsSha256', () => {
+  it('hashes tensor by tensor in Node to the same digest as hashing the serialized file', async () => {
+    const { serializeSafetensors } = await import('../../model/safetensors');
+    const spec = smallSpec('gpt2', { numLayers: 2, hiddenSize: 16, numHeads: 2 });
+    const w = randomTestModel(spec, 4);
+    const bytes = serializeSafetensors(w, { dtype: 'F32' });
+    const ref = Array.from(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), (b) => b.toString(16).padStart(2, '0')).join('');
+    expect(await weightsSha256(w)).toBe(ref);
+  });
+});

@@ -12,14 +12,16 @@ import { unzipSync, zipSync } from 'fflate';
 import type { Backend } from '../../engine/backend';
 import { countTargets } from '../../engine/ops';
 import { noGrad, tidy } from '../../engine/tensor';
-import { decoderFromWeights, type Decoder } from '../../model/decoder';
-import { validateWeights } from '../../model/hf';
+import { CpuBackend, CpuStorage } from '../../engine/cpu/backend';
+import { Tensor } from '../../engine/tensor';
+import { Decoder, decoderFromWeights } from '../../model/decoder';
+import { canonicalShapes, validateWeights } from '../../model/hf';
 import { paramCounts } from '../../model/params';
-import { parseSafetensors, serializeSafetensors } from '../../model/safetensors';
+import { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensors, serializeSafetensors, type WriteDType } from '../../model/safetensors';
 import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
-import { compressModel, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import { compressModel, GradotScorer, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
 import type { LambdaMode } from './gcs';
 import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
@@ -55,6 +57,8 @@ export interface EmulatorMeta {
   /** Written by older builds only: emulator.json is a function of its inputs (the same build gives the same
    *  bytes, in the CLI and in the studio), so wall-clock times live in the build report instead. */
   timings?: Record<string, number>;
+  /** dtype of emulator.safetensors (the source model's own by default; absent in packages from before it = F32). */
+  dtype?: WriteDType;
 }
 
 export interface EmulatorPackage {
@@ -107,17 +111,85 @@ export function stableStringify(v: unknown, indent = 2): string {
 
 /** SHA-256 (hex) of the weights serialized canonically (F32 safetensors, names sorted, no metadata). */
 export async function weightsSha256(weights: WeightMap): Promise<string> {
+  // In Node, hash the same bytes tensor by tensor: serializing a 0.5 B-parameter model first would hold
+  // another 2 GB just to hash it.
+  const nodeCrypto = await nodeCryptoModule();
+  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  if (nodeCrypto && little) {
+    const h = nodeCrypto.createHash('sha256');
+    const list = [...weights].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, t] of list) {
+      const bytes = t.data.length * 4;
+      header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+    let json = new TextEncoder().encode(JSON.stringify(header));
+    const pad = (8 - (json.length % 8)) % 8;
+    if (pad) {
+      const padded = new Uint8Array(json.length + pad).fill(0x20);
+      padded.set(json);
+      json = padded;
+    }
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
+    h.update(len);
+    h.update(json);
+    for (const [, t] of list) {
+      const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+      h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
+    }
+    return h.digest('hex');
+  }
   const bytes = serializeSafetensors(weights, { dtype: 'F32' });
   const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+type NodeCrypto = { createHash(alg: string): { update(b: Uint8Array): unknown; digest(enc: 'hex'): string } };
+async function nodeCryptoModule(): Promise<NodeCrypto | null> {
+  if (typeof process === 'undefined' || !process.versions?.node) return null;
+  // A specifier in a variable: this module is also bundled for browser workers, which must not resolve it.
+  const name = 'node:crypto';
+  try {
+    return (await import(/* @vite-ignore */ name)) as NodeCrypto;
+  } catch {
+    return null;
+  }
+}
+
+/** The dtype most of a model's tensors were stored in (what its emulator package is written in). */
+export function sourceDtype(weights: WeightMap): WriteDType {
+  const n: Record<string, number> = {};
+  for (const t of weights.values()) n[t.dtype] = (n[t.dtype] ?? 0) + t.data.length;
+  const best = Object.entries(n).sort((a, b) => b[1] - a[1])[0]?.[0];
+  return best === 'F16' || best === 'BF16' ? best : 'F32';
+}
+
+/**
+ * Rounds every tensor to `dtype` in place (values stay Float32Array), so what is evaluated is exactly what
+ * the package stores. Tensors already in that dtype (copied from the source) are unchanged.
+ */
+export function roundWeightsTo(weights: WeightMap, dtype: WriteDType): void {
+  if (dtype === 'F32') return;
+  const cvt = dtype === 'F16' ? f32BitsToHalf : f32BitsToBF16;
+  for (const t of weights.values()) {
+    if (t.dtype === dtype) continue;
+    const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    if (dtype === 'BF16') for (let i = 0; i < u.length; i++) u[i] = cvt(u[i]!) << 16;
+    else for (let i = 0; i < t.data.length; i++) t.data[i] = halfToFloat(cvt(u[i]!));
+    t.dtype = dtype;
+  }
+}
+
+/** Writes emulator.json + emulator.safetensors, the weights in `pkg.meta.dtype` (default F32). */
 export function writeEmulatorPackage(pkg: EmulatorPackage): Map<string, Uint8Array> {
   validateWeights(pkg.meta.spec, pkg.weights, EMULATOR_WEIGHTS);
   const files = new Map<string, Uint8Array>();
   files.set(EMULATOR_JSON, new TextEncoder().encode(stableStringify(pkg.meta) + '\n'));
   files.set(EMULATOR_WEIGHTS, serializeSafetensors(pkg.weights, {
-    dtype: 'F32', metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
+    dtype: pkg.meta.dtype ?? 'F32', metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
   }));
   return files;
 }
@@ -155,6 +227,7 @@ export interface BuildEmulatorOptions extends CompressOptions {
   backend: Backend;
   /** Support batches (consumed twice: the pass, then the full-vs-emulator support loss). */
   support: SupportBatch[];
+  /** Called once when each phase starts. */
   onProgress?: (phase: 'support' | 'compress' | 'evaluate' | 'package', detail?: string) => void;
   /** Per support batch (index, loss), for progress bars. */
   onSupportBatch?: (index: number, loss: number) => void;
@@ -162,6 +235,43 @@ export interface BuildEmulatorOptions extends CompressOptions {
   signal?: AbortSignal;
   /** Paused between support batches while paused. */
   pause?: { readonly paused: boolean; wait(): Promise<void> };
+  /**
+   * Work done / total within a phase, for progress bars and ETAs: support = batch × block-group units;
+   * scoring = matrices (SVD + GCS) and MLPs scored, which runs between the support pass's groups;
+   * evaluate = support batches.
+   */
+  onWork?: (phase: 'support' | 'scoring' | 'evaluate', done: number, total: number) => void;
+  /**
+   * Bytes gradot may use beyond the model's own weights (default DEFAULT_MEMORY_BUDGET): a quarter bounds
+   * one group of support statistics (supportPass memoryBudget), half bounds the SVD factors kept between
+   * scoring and building (beyond it they are recomputed). Peak memory then does not grow with the number
+   * of blocks.
+   */
+  memoryBudget?: number;
+  /** dtype of emulator.safetensors; default the source model's own (F16/BF16 stay F16/BF16). */
+  dtype?: WriteDType;
+}
+
+/** Default working-memory budget of buildEmulator (beyond the model weights). */
+export const DEFAULT_MEMORY_BUDGET = 1.5 * 2 ** 30;
+
+/**
+ * A decoder over `weights`: on the f32 CPU backend its parameters share the host arrays instead of copying
+ * them (the support pass and evaluation never write to parameters), so the model is in memory once.
+ */
+export function sharedDecoder(be: Backend, spec: ModelSpec, weights: WeightMap): Decoder {
+  if (!(be instanceof CpuBackend) || be.dtype !== 'f32' || ![...weights.values()].every((t) => t.data instanceof Float32Array)) {
+    return decoderFromWeights(be, spec, weights);
+  }
+  const params = new Map<string, Tensor>();
+  for (const [name, shape] of canonicalShapes(spec)) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`sharedDecoder: missing tensor ${name}`);
+    const t = new Tensor(be, shape, new CpuStorage(w.data as Float32Array), false);
+    t.name = name;
+    params.set(name, t);
+  }
+  return new Decoder(spec, params);
 }
 
 export interface EmulatorReport {
@@ -177,9 +287,10 @@ export interface EmulatorReport {
   readings: Record<string, string>;
 }
 
-async function meanLoss(dec: Decoder, batches: SupportBatch[]): Promise<number> {
-  let s = 0, n = 0;
+async function meanLoss(dec: Decoder, batches: SupportBatch[], onBatch?: (done: number, total: number) => void): Promise<number> {
+  let s = 0, n = 0, k = 0;
   for (const b of batches) {
+    onBatch?.(k++, batches.length);
     const N = countTargets(b.targets);
     if (N === 0) continue;
     const l = tidy(() => noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T)));
@@ -203,29 +314,47 @@ export async function buildEmulator(
   spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
   const t0 = performance.now();
-  const full = decoderFromWeights(o.backend, spec, weights);
+  const full = sharedDecoder(o.backend, spec, weights);
   let sp: SupportPassResult | null = null;
+  const budget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   try {
-    if (o.method === 'gradot') {
+    // gradot: statistics are scored group by group as the support pass produces them, then dropped.
+    const scorer = o.method === 'gradot' ? new GradotScorer(spec, weights, o, budget / 2) : undefined;
+    if (scorer) {
       o.onProgress?.('support');
-      sp = await supportPass(full, controlled(o.support, o), middleIndices(spec, o.split), o.onSupportBatch ? { onBatch: o.onSupportBatch } : {});
+      const needed = scorer.needed;
+      sp = await supportPass(full, controlled(o.support, o), middleIndices(spec, o.split), {
+        linears: needed, memoryBudget: budget / 4, count: o.support.length,
+        ...(o.onSupportBatch ? { onBatch: o.onSupportBatch } : {}),
+        between: async () => {
+          if (o.pause?.paused) await o.pause.wait();
+          o.signal?.throwIfAborted();
+        },
+        onStats: (name, s) => {
+          scorer.consume(name, s);
+          o.onWork?.('scoring', scorer.done, scorer.total);
+        },
+        onProgress: (done, total) => o.onWork?.('support', done, total),
+      });
     }
     o.onProgress?.('compress');
     const tc = performance.now();
     o.signal?.throwIfAborted();
-    const result = compressModel(spec, weights, o, sp?.stats);
+    const result = compressModel(spec, weights, o, undefined, scorer);
+    const dtype = o.dtype ?? sourceDtype(weights);
+    roundWeightsTo(result.weights, dtype);
     const compressSeconds = (performance.now() - tc) / 1000;
     o.onProgress?.('evaluate');
     const te = performance.now();
-    const emu = decoderFromWeights(o.backend, result.spec, result.weights);
+    const emu = sharedDecoder(o.backend, result.spec, result.weights);
     const lossFull = sp ? sp.meanLoss : await meanLoss(full, o.support);
-    const lossEmu = await meanLoss(emu, o.support);
+    const lossEmu = await meanLoss(emu, o.support, (d, t) => o.onWork?.('evaluate', d, t));
     emu.free();
     const evaluateSeconds = (performance.now() - te) / 1000;
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
-    const meta = emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length);
+    const meta: EmulatorMeta = { ...emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length), dtype };
     const files = writeEmulatorPackage({ meta, weights: result.weights });
     const packageSeconds = (performance.now() - tp) / 1000;
     const report: EmulatorReport = {
@@ -238,7 +367,8 @@ export async function buildEmulator(
       layers: result.layers.map((l) => ({ index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth })),
       supportLoss: { full: lossFull, emulator: lossEmu },
       seconds: {
-        support: sp?.seconds ?? 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
+        // Scoring ran inside the support pass: report the pass without it, so the phases add up.
+      support: sp ? Math.max(0, sp.seconds - (scorer ? (scorer.svdMs + scorer.scoreMs) / 1000 : 0)) : 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
         evaluate: evaluateSeconds, package: packageSeconds, total: (performance.now() - t0) / 1000,
       },
       readings: result.readings,

@@ -5,7 +5,8 @@ import { countTargets } from '../../engine/ops';
 import { decoderFromWeights } from '../../model/decoder';
 import { randomTestModel, smallSpec } from '../../model/random-model';
 import { KfacAccumulator } from './kfac';
-import { blockLinearNames, supportPass, type SupportBatch } from './support';
+import { blockLinearNames, planSupportGroups, supportPass, type SupportBatch } from './support';
+import { compressModel, GradotScorer } from './compress';
 
 function makeBatches(vocab: number, seed: number, n: number, B: number, T: number): SupportBatch[] {
   let s = seed;
@@ -111,5 +112,56 @@ describe('supportPass', () => {
     const dec = decoderFromWeights(be, spec, randomTestModel(spec, 1));
     const b = { ids: new Int32Array(4), targets: new Int32Array(4).fill(-100), B: 1, T: 4 };
     await expect(supportPass(dec, [b], [1])).rejects.toThrow(/no loss tokens/);
+  });
+});
+
+describe('supportPass block groups (memory budget)', () => {
+  for (const family of ['gpt2', 'qwen2'] as const) {
+    it(`${family}: one block per group gives bit-identical statistics and kept sets to all blocks at once`, async () => {
+      const be = new CpuBackend({ dtype: 'f32' });
+      const spec = smallSpec(family, { numLayers: 6, hiddenSize: 32, numHeads: 4 });
+      const weights = randomTestModel(spec, 11);
+      const dec = decoderFromWeights(be, spec, weights);
+      const batches = makeBatches(spec.vocabSize, 5, 3, 2, 8);
+      const middle = [1, 2, 3, 4];
+      const all = await supportPass(dec, batches, middle, { memoryBudget: Infinity });
+      const grouped = await supportPass(dec, batches, middle, { memoryBudget: 1 });
+      expect(all.groups).toEqual([middle]);
+      expect(grouped.groups).toEqual([[4], [3], [2], [1]]);
+      expect(grouped.meanLoss).toBe(all.meanLoss);
+      expect(grouped.digest).toBe(all.digest);
+      expect([...grouped.stats.keys()]).toEqual([...all.stats.keys()]);
+      for (const [n, s] of all.stats) {
+        const t = grouped.stats.get(n)!;
+        for (const k of ['A', 'G', 'g', 'gBias', 'meanX'] as const) expect(Array.from(t[k])).toEqual(Array.from(s[k]));
+        expect(t.rows).toBe(s.rows);
+      }
+      // q, k and v share one input statistic (same array), as do up and gate.
+      expect(all.stats.get('layers.2.attn.k')!.A).toBe(all.stats.get('layers.2.attn.q')!.A);
+      if (spec.gatedMlp) expect(all.stats.get('layers.2.mlp.gate')!.A).toBe(all.stats.get('layers.2.mlp.up')!.A);
+
+      // Streaming the grouped statistics into a scorer (factors dropped: recomputed) = compressing with all of them.
+      const opts = { method: 'gradot' as const, keep: 0.5, split: { bottom: 1, top: 1 } };
+      const ref = compressModel(spec, weights, opts, all.stats);
+      const scorer = new GradotScorer(spec, weights, opts, 0);
+      await supportPass(dec, batches, middle, { memoryBudget: 1, linears: scorer.needed, onStats: (n, s) => scorer.consume(n, s) });
+      const got = compressModel(spec, weights, opts, undefined, scorer);
+      expect(got.layers.map((l) => l.keptComponents)).toEqual(ref.layers.map((l) => l.keptComponents));
+      for (const [n, t] of ref.weights) expect(Array.from(got.weights.get(n)!.data)).toEqual(Array.from(t.data));
+      for (const mlp of ['scp', 'drd'] as const) {
+        const o2 = { ...opts, mlp, rankAllocation: 'uniform' as const };
+        const r2 = compressModel(spec, weights, o2, all.stats);
+        const sc2 = new GradotScorer(spec, weights, o2);
+        for (const n of sc2.needed) sc2.consume(n, grouped.stats.get(n)!);
+        const g2 = compressModel(spec, weights, o2, undefined, sc2);
+        expect(g2.layers.map((l) => [l.keptComponents, l.keptChannels])).toEqual(r2.layers.map((l) => [l.keptComponents, l.keptChannels]));
+      }
+    });
+  }
+
+  it('planSupportGroups packs contiguous blocks under the budget, one block at least', () => {
+    expect(planSupportGroups([1, 2, 3, 4], () => 10, 25)).toEqual([[1, 2], [3, 4]]);
+    expect(planSupportGroups([1, 2, 3], () => 10, 5)).toEqual([[1], [2], [3]]);
+    expect(planSupportGroups([1, 2, 5], () => 10, 100)).toEqual([[1, 2], [5]]);
   });
 });

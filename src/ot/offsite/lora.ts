@@ -39,6 +39,14 @@ export interface LoraConfig {
 
 export const DEFAULT_LORA: LoraConfig = { r: 8, alpha: 16, dropout: 0, targets: ['q', 'v'] };
 
+/**
+ * Default LoRA targets of a family: q and v, as PEFT's defaults for LLaMA/Qwen2/OPT (q_proj, v_proj); for
+ * GPT-2 the fused c_attn (q, k and v together), PEFT's default target for GPT-2.
+ */
+export function defaultLoraTargets(family: ModelSpec['family']): LoraTarget[] {
+  return family === 'gpt2' ? ['q', 'k', 'v'] : ['q', 'v'];
+}
+
 /** One LoRA pair: a shared A and one B per canonical linear (several only for GPT-2's fused q|k|v). */
 export interface LoraModule {
   /** Block index in the tuned model. */
