@@ -34,7 +34,8 @@ import { exportTransformersJsFolder } from '../src/onnx/export';
 import { FileListSource } from '../src/model/source';
 import type { ModelSpec } from '../src/model/spec';
 import { numel, type WeightMap } from '../src/model/weights';
-import { unzipSync, zipSync } from 'fflate';
+import { zipSync } from 'fflate';
+import { unzipBounded } from '../src/faults/zip';
 import {
   RUNS_DIR,
   encodeStudioError,
@@ -305,13 +306,14 @@ const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${nextId
 
 async function expandZip(file: InputFile): Promise<InputFile[]> {
   const bytes = new Uint8Array(await file.data.arrayBuffer());
-  let entries: Record<string, Uint8Array>;
+  // Entry count and sizes are checked before inflating: a zip bomb is refused, not expanded.
+  let entries: [string, Uint8Array][];
   try {
-    entries = unzipSync(bytes);
+    entries = [...unzipBounded(bytes, file.path)];
   } catch (e) {
-    fail(file.path, `not a readable .zip (${(e as Error).message})`);
+    rethrow(e, file.path);
   }
-  return Object.entries(entries)
+  return entries
     .filter(([p]) => !p.endsWith('/'))
     .map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
 }
