@@ -44,7 +44,7 @@ export function readZipDirectory(zip: Uint8Array, file: string, limits: ZipLimit
       break;
     }
   }
-  if (eocd < 0) throw new ZipError(file, 'not a .zip (no end-of-central-directory record)');
+  if (eocd < 0) throw new ZipError(file, 'not a valid .zip (no end-of-central-directory record)');
   let count = dv.getUint16(eocd + 10, true);
   let cdSize = dv.getUint32(eocd + 12, true);
   let cdOffset = dv.getUint32(eocd + 16, true);
