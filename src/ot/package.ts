@@ -11,6 +11,7 @@
 import { zipSync } from 'fflate';
 import { unzipBounded } from '../faults/zip';
 import { checkSpecBounds } from '../faults/bounds';
+import { checkFiniteStats, checkFiniteTensors } from '../faults/finite';
 import type { Backend } from '../engine/backend';
 import { countTargets } from '../engine/ops';
 import { noGrad, tidy } from '../engine/tensor';
@@ -190,12 +191,14 @@ export async function buildEmulator(
   spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
   const t0 = performance.now();
+  checkFiniteTensors(weights, o.modelId); // NaN weights would give NaN factors, written without a word
   const full = decoderFromWeights(o.backend, spec, weights);
   let sp: SupportPassResult | null = null;
   try {
     if (o.method === 'gradot') {
       o.onProgress?.('support');
       sp = await supportPass(full, o.support, middleIndices(spec, o.split));
+      checkFiniteStats(sp.stats as unknown as Map<string, Record<string, unknown>>, o.modelId);
     }
     o.onProgress?.('compress');
     const tc = performance.now();

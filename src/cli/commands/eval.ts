@@ -9,7 +9,7 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { nodeDirSource } from '../../model/source';
 import { evaluate } from '../../ot/evaluate';
-import { loadAdapter } from '../../ot/export';
+import { loadAdapterFolder } from '../../ot/export';
 import { applyAdapter } from '../../ot/plugin';
 import { prepareEval } from '../../ot/task-data';
 import { parseCommandArgs } from '../args';
@@ -53,7 +53,7 @@ export const command: Command = {
     let adapterInfo: Record<string, unknown> | null = null;
     try {
       if (o.adapter) {
-        const { meta, adapter } = await loadAdapter(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
+        const { meta, adapter } = await loadAdapterFolder(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
         await applyAdapter(dec, adapter);
         adapterInfo = { path: o.adapter, method: meta.method, split: meta.split, blocks: meta.blocks, baseModel: meta.baseModel.modelId };
       }

@@ -116,7 +116,7 @@ export const TUNE_OPTIONS: Record<string, OptionSpec> = {
 
 export const TUNE_USAGE =
   '[--lr X] [--epochs N | --steps N] [--batch B] [--accum K] [--schedule linear|cosine|constant] [--warmup N | --warmup-ratio F] ' +
-  `[--weight-decay W] [--clip C] [--seed S | --seeds S1,S2,… (ot)] [--eval-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
+  `[--weight-decay W] [--clip C] [--seed S | --seeds S1,S2,… (ot)] [--eval-every N] [--checkpoint-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
   '[--context C] [--valid-fraction F] [--tokenizer DIR] [--bos | --no-bos]';
 
 const num = (o: ParsedOptions, k: string): number | undefined => (o[k] === undefined ? undefined : (o[k] as number));
@@ -140,6 +140,8 @@ export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs
   if (steps !== undefined && epochs !== undefined) throw new UsageError('give --steps or --epochs, not both');
   const lora = loraFromOptions(o);
   const clip = num(o, 'clip');
+  const ce = num(o, 'checkpoint-every');
+  if (ce !== undefined && !(Number.isInteger(ce) && ce >= 1)) throw new UsageError(`--checkpoint-every expects a positive number of steps, got ${ce} (0 would mean never, losing work on a crash)`);
   return {
     method: lora ? 'lora' : 'adapter',
     ...(lora ? { lora } : {}),

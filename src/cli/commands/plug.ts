@@ -3,17 +3,17 @@
  * merged LoRA) into the full model and writes a Hugging Face folder (config.json written last, tokenizer
  * files copied).
  */
-import { copyFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { saveHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
-import { loadAdapter } from '../../ot/export';
+import { loadAdapterFolder } from '../../ot/export';
 import { plugIn } from '../../ot/plugin';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
-import { writeFiles } from './ot-shared';
+import { HF_MODEL_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
 import { weightsSha256 } from '../../ot/package';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
@@ -21,35 +21,41 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
 export const command: Command = {
   name: 'plug',
   summary: 'plug tuned adapters back into the full model (writes an HF folder)',
-  usage: 'gradot plug MODEL --adapter DIR --out DIR [--dtype F32|F16|BF16]',
+  usage: 'gradot plug MODEL --adapter DIR --out DIR [--dtype F32|F16|BF16] [--force]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
-      adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' },
+      adapter: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string' }, force: { type: 'boolean' },
     }, { min: 1, max: 1 });
     if (!o.adapter) throw new UsageError('--adapter DIR is required');
     if (!o.out) throw new UsageError('--out DIR is required');
     const dtype = ((o.dtype as string | undefined) ?? 'F32').toUpperCase();
     if (!['F32', 'F16', 'BF16'].includes(dtype)) throw new UsageError('--dtype must be F32, F16 or BF16');
     const modelDir = resolve(ctx.cwd, positionals[0]!);
+    const adapterDir = resolve(ctx.cwd, o.adapter as string);
+    const out = resolve(ctx.cwd, o.out as string);
+    const force = o.force === true;
+    // Before any work: the output is not an input, holds nothing unrelated, and is writable.
+    await checkOutputFolder(out, { inputs: [modelDir, adapterDir], kind: HF_MODEL_OUTPUT, force });
     const model = await openModel(modelDir, { tokenizer: false });
     if (model.kind !== 'hf') throw new UsageError('plug needs the full model (an HF folder), not an emulator package');
-    const { meta, adapter } = await loadAdapter(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
+    const { meta, adapter } = await loadAdapterFolder(nodeDirSource(adapterDir), model.spec);
     const warnings: string[] = [];
     if (meta.baseModel.numLayers !== model.spec.layers.length) {
       throw new Error(`the adapter is for a ${meta.baseModel.numLayers}-block model; ${positionals[0]} has ${model.spec.layers.length} blocks`);
     }
     if (meta.baseModel.sha256) {
       const sha = await weightsSha256(model.weights);
-      if (sha !== meta.baseModel.sha256) warnings.push(`the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`);
+      if (sha !== meta.baseModel.sha256) {
+        const msg = `the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`;
+        if (!force) throw new Error(`${o.adapter}: ${msg} (another model, or other weights); pass --force to plug it in anyway`);
+        warnings.push(msg);
+      }
     }
     const plugged = await plugIn(model, adapter);
     const files = saveHFModel(plugged.spec, plugged.weights, { dtype: dtype as 'F32' | 'F16' | 'BF16', baseConfig: model.config });
-    const out = resolve(ctx.cwd, o.out as string);
-    const ordered = new Map<string, Uint8Array>();
-    for (const [k, v] of files) if (k !== 'config.json') ordered.set(k, v);
-    await writeFiles(out, ordered);
-    for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) await copyFile(join(modelDir, f), join(out, f));
-    await writeFiles(out, new Map([['config.json', files.get('config.json')!]]));
+    for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) files.set(f, new Uint8Array(await readFile(join(modelDir, f))));
+    // Temp folder + rename; an earlier model's shards and index in `out` are removed; config.json last.
+    await writeOutputFolder(out, files, HF_MODEL_OUTPUT);
     for (const w of warnings) ctx.err(`warning: ${w}`);
     return {
       json: { out, method: meta.method, split: meta.split, blocks: meta.blocks, replaced: plugged.replaced.length, warnings, files: [...files.keys()] },

@@ -18,6 +18,7 @@ import { tune, type TuneResult } from '../../ot/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { ADAPTER_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
 import {
   TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions, writeFiles,
 } from './ot-shared';
@@ -25,14 +26,16 @@ import {
 export const command: Command = {
   name: 'tune',
   summary: 'fine-tune the adapters of an emulator package on local data (checkpoints, resumes)',
-  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] ${TUNE_USAGE}`,
+  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] [--force] ${TUNE_USAGE}`,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
-      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' },
+      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' }, force: { type: 'boolean' },
     }, { min: 1, max: 1 });
     if (!o.train) throw new UsageError('--train FILE is required');
     if (!o.out) throw new UsageError('--out DIR is required');
     const out = resolve(ctx.cwd, o.out as string);
+    // Before any work: not an input, nothing unrelated in it (its own run/ checkpoints are resumed), writable.
+    await checkOutputFolder(out, { inputs: [resolve(ctx.cwd, positionals[0]!), ...[o.train, o.valid].filter((x): x is string => typeof x === 'string').map((x) => resolve(ctx.cwd, x))], kind: ADAPTER_OUTPUT, force: o.force === true });
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     let split: Split;
     if (model.meta) {
