@@ -10,7 +10,7 @@
  */
 import * as Comlink from 'comlink';
 import { createWebGpuBackend } from '../src/engine/webgpu/backend';
-import { encodeDataset, makeBatch, readDataset, validateDataset, withoutSpecialTokens, type Dataset } from '../src/data';
+import { encodeDataset, makeBatch, readDatasetBlob, validateDataset, withoutSpecialTokens, type Dataset } from '../src/data';
 import { CpuBackend } from '../src/engine/cpu/backend';
 import type { Backend } from '../src/engine/backend';
 import { exactSvd } from '../src/engine/linalg/svd';
@@ -435,12 +435,12 @@ function previewRows(ds: Dataset): { columns: string[]; rows: Record<string, str
 }
 
 async function openDataset(file: InputFile): Promise<DatasetPreview> {
-  const bytes = new Uint8Array(await file.data.arrayBuffer());
   const lower = file.path.toLowerCase();
   const guess: DatasetPreview['format'] = lower.endsWith('.csv') || lower.endsWith('.tsv') ? 'csv' : lower.endsWith('.txt') ? 'txt' : 'jsonl';
   let ds: Dataset;
   try {
-    ds = readDataset(bytes, file.path);
+    // Streamed from the File: no whole-file copy or string; too-large files are refused by size first.
+    ds = await readDatasetBlob(file.data, file.path);
   } catch (e) {
     const err = e as Error & { file?: string; line?: number | null; detail?: string; code?: string };
     if (err.name !== 'DatasetError') rethrow(e, file.path);
@@ -639,10 +639,9 @@ async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<
       if (!opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
       report({ phase: 'tokenizer', fraction: 0.03 });
       const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
-      const bytes = new Uint8Array(await opts.support.data.arrayBuffer());
       let ds: Dataset;
       try {
-        ds = readDataset(bytes, opts.support.path);
+        ds = await readDatasetBlob(opts.support.data, opts.support.path);
       } catch (e) {
         rethrow(e, opts.support.path);
       }

@@ -16,6 +16,7 @@ import { LORA_TARGETS, parseLoraTargets, type LoraConfig } from '../../ot/lora';
 import type { TuneOptions } from '../../ot/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
+import { checkDataFile } from '../../faults/data-file';
 import { openSource, type OpenedModel } from '../open';
 import type { OptionSpec, ParsedOptions } from '../args';
 
@@ -24,6 +25,7 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..
 /** Reads a data file; a missing file is a clear error naming it. */
 export async function readTaskFile(path: string, cwd: string): Promise<TaskFile> {
   const p = resolve(cwd, path);
+  await checkDataFile(p, path); // a folder, or a file over the size limit, is named before reading
   try {
     return { name: path, bytes: new Uint8Array(await readFile(p)) };
   } catch (e) {
