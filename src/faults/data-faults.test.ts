@@ -58,7 +58,7 @@ describe('streaming datasets', () => {
     }
     const txt = 'para one\nstill one\n\npara two\r\n';
     expect(await readDatasetChunks(chunked(enc(txt), 5), 't.txt')).toEqual(readDataset(enc(txt), 't.txt'));
-    expect(await readDatasetBlob(new Blob([enc(text)]), 'mixed.jsonl')).toEqual(whole);
+    expect(await readDatasetBlob(new Blob([enc(text) as Uint8Array<ArrayBuffer>]), 'mixed.jsonl')).toEqual(whole);
   });
 
   it('invalid UTF-8 in a chunked read names the right line and file offset', async () => {
