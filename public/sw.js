@@ -2,7 +2,7 @@
 // static host (which sends none) still gives the page AND its workers the Content-Security-Policy (a worker
 // takes its policy from its own script's headers, not from the page's <meta> tag) and makes the page
 // cross-origin isolated (COOP + COEP, for SharedArrayBuffer). Requests to other origins are not touched:
-// the browser makes them and the policy blocks them. The header values are those of src/faults/policy.ts
+// the browser makes them and the policy blocks them. The header values are those of vite.config.ts
 // (a test keeps the two identical).
 const HEADERS = {
   'Content-Security-Policy':

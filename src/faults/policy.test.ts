@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from './policy';
-import viteConfig from '../../vite.config';
+import viteConfig, { CONTENT_SECURITY_POLICY, SECURITY_HEADERS } from '../../vite.config';
 import { loadTokenizer } from '../model/tokenizer';
 import { nodeDirSource } from '../model/source';
 
