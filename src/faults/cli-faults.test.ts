@@ -14,6 +14,7 @@ import { REPO_ROOT } from '../cli/commands/ot-shared';
 import { captureIO } from '../cli/test-io';
 import { parseSafetensors } from '../model/safetensors';
 import type { WeightMap } from '../model/weights';
+import { acquireRunLock } from './run-lock';
 
 let dir = '';
 let model = '';
@@ -250,6 +251,22 @@ describe('tuning options are bounded', () => {
     const c = captureIO();
     expect(await main(['tune', '--help'], c.io, dir)).toBe(0);
     expect(c.out.join('\n')).toMatch(/--checkpoint-every N/);
+  });
+});
+
+describe('one tuning run per folder', () => {
+  it('a second `tune` on a folder another live run holds is refused, naming the holder', async () => {
+    const out = join(dir, 'locked');
+    const lock = await acquireRunLock(join(out, 'run'));
+    try {
+      const { code, r } = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--out', out]);
+      expect(code).toBe(1);
+      expect(r.error!.name).toBe('RunLockedError');
+      expect(r.error!.message).toMatch(/is in use by another run \(pid \d+ on /);
+    } finally {
+      await lock.release();
+    }
+    expect((await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--batch', '4', '--out', out])).code).toBe(0);
   });
 });
 

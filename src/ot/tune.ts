@@ -163,6 +163,8 @@ export interface TuneResult {
   tokensPerSec: number;
   /** Step the run resumed from (0 for a fresh run), or 'done' when the store already held a finished run. */
   resumedFrom: number | 'done';
+  /** What the checkpoint store did that the user should know: a damaged newest checkpoint skipped, leftovers collected. */
+  notes?: string[];
   adapter: TrainedAdapter;
 }
 
@@ -350,7 +352,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   let tokens = 0;
   let resumedFrom: number | 'done' = 0;
   const store = opts.store;
+  const notes: string[] = [];
   if (store) {
+    // Temp files of interrupted writes and generations no manifest references: collected, and said.
+    const collected = await store.gc();
+    if (collected.length) notes.push(`removed ${collected.length} leftover file(s) of an interrupted checkpoint write`);
     const ids = new Set((await store.checkpoints()).map((e) => e.id));
     if (ids.has('done')) {
       const done = await store.load('done');
@@ -364,10 +370,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       void _f;
       const adapter = await hostAdapter();
       lora?.free();
-      return { ...rest, resumedFrom: 'done', adapter };
+      return { ...rest, resumedFrom: 'done', ...(notes.length ? { notes } : {}), adapter };
     }
     if (ids.has('last')) {
       const last = await store.load('last');
+      if (last.fallback) notes.push(`${last.fallback}: resuming from its step`);
       const st = JSON.parse(new TextDecoder().decode(last.files['state.json']!)) as SavedState;
       if (st.version !== STATE_VERSION || st.fingerprint !== fingerprint) {
         throw new Error('tune: the checkpoint folder holds a run with different settings or data; resume with the same ones or use a new folder');
@@ -405,7 +412,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     await store.commit('last', {
       'state.json': new TextEncoder().encode(JSON.stringify(st)),
       'tensors.bin': packTensors(list),
-    }, { step, totalSteps } as JsonValue);
+    }, { step, totalSteps } as JsonValue, { keepPrevious: true }); // a damaged newest generation falls back to this one
   };
 
   // ---- loop
@@ -538,7 +545,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       tokensPerSec: resultCore.tokensPerSec, etaSeconds: 0, ...(bestValLoss !== null ? { bestValLoss } : {}),
     });
     const adapter = await hostAdapter();
-    return { ...resultCore, resumedFrom, adapter };
+    return { ...resultCore, resumedFrom, ...(notes.length ? { notes } : {}), adapter };
   } finally {
     opt.zeroGrad();
     opt.free();

@@ -19,6 +19,7 @@ import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { ADAPTER_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
+import { acquireRunLock } from '../../faults/run-lock';
 import {
   TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions, writeFiles,
 } from './ot-shared';
@@ -61,6 +62,9 @@ export const command: Command = {
     process.once('SIGINT', onSig);
     const line = throttled(ctx.err);
     let r: TuneResult;
+    // One run per folder: a second `tune` on the same --out is refused while this one lives.
+    const lock = await acquireRunLock(join(out, 'run'));
+    if (lock.tookOver) ctx.err(`tune: ${lock.tookOver}`);
     try {
       r = await tune(dec, { train: data.train, valid: data.valid }, {
         ...recipe, split, padId: tok.eosId ?? 0, store: nodeCheckpointStore(join(out, 'run')), signal: ac.signal,
@@ -72,7 +76,9 @@ export const command: Command = {
     } finally {
       process.off('SIGINT', onSig);
       dec.free();
+      await lock.release();
     }
+    for (const n of r.notes ?? []) ctx.err(`tune: ${n}`);
     const modelId = model.meta?.source.modelId ?? positionals[0]!;
     const { adapter, history, ...summary } = r;
     const files = await exportAdapter(adapter, {
