@@ -21,7 +21,7 @@ import { blockParamCount, middleIndices } from '../src/ot/budget';
 import { compressModel, type CompressResult as OtCompressResult } from '../src/ot/compress';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, emulatorMeta, readEmulatorPackage, weightsSha256, writeEmulatorPackage, zipEmulatorPackage, type EmulatorPackage } from '../src/ot/package';
 import { opfsCheckpointStore } from '../src/ot/checkpoint-store';
-import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapter } from '../src/ot/export';
+import { ADAPTER_JSON, ADAPTER_WEIGHTS, PEFT_CONFIG, PEFT_WEIGHTS, exportAdapter, loadAdapterFolder } from '../src/ot/export';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from '../src/ot/evaluate';
 import { applyAdapter, plugIn } from '../src/ot/plugin';
 import { defaultCompress, runProtocol, type TuneSummary } from '../src/ot/protocol';
@@ -1018,9 +1018,8 @@ async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<P
     let adapter;
     try {
       const aSource = sourceOf(a.files, a.summary.name);
-      adapter = a.summary.layout === 'adapter'
-        ? (await loadAdapter(aSource, full.spec)).adapter
-        : fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
+      // GradOT adapters and PEFT-only LoRA folders alike; PEFT configs are validated against the model.
+      adapter = (await loadAdapterFolder(aSource, full.spec)).adapter;
     } catch (e) {
       rethrow(e, a.summary.name);
     }
@@ -1093,8 +1092,7 @@ async function buildTryExport(target: GenerateOptions['target']): Promise<TryExp
     if (target.adapterId) {
       const a = openAdaptersMap.get(target.adapterId);
       if (!a) fail(undefined, 'drop the returned adapters first');
-      if (a.summary.layout !== 'adapter') fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
-      const adapter = (await loadAdapter(sourceOf(a.files, a.summary.name), full.spec).catch((e: unknown) => rethrow(e, a.summary.name))).adapter;
+      const adapter = (await loadAdapterFolder(sourceOf(a.files, a.summary.name), full.spec).catch((e: unknown) => rethrow(e, a.summary.name))).adapter;
       weights = (await plugIn({ spec: full.spec, weights: full.weights }, adapter, be)).weights;
       what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
     }
