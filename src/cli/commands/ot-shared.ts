@@ -3,12 +3,11 @@
  * tokenizer); the numerics live in src/ot.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withoutSpecialTokens } from '../../data/tokenizer';
 import type { TextTokenizer } from '../../data/types';
-import { DatasetError } from '../../data/errors';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import type { ModelSpec } from '../../model/spec';
 import type { TaskFile } from '../../ot/task-data';
@@ -16,21 +15,18 @@ import { LORA_TARGETS, parseLoraTargets, type LoraConfig } from '../../ot/lora';
 import type { TuneOptions } from '../../ot/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
-import { checkDataFile } from '../../faults/data-file';
+import { readDatasetFile } from '../../faults/data-file';
 import { openSource, type OpenedModel } from '../open';
 import type { OptionSpec, ParsedOptions } from '../args';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Reads a data file; a missing file is a clear error naming it. */
+/**
+ * Reads a data file, streamed (no whole-file copy or string): a folder, a missing file or a file over the
+ * size limit is a named error before reading; bad records are DatasetErrors with file and line.
+ */
 export async function readTaskFile(path: string, cwd: string): Promise<TaskFile> {
-  const p = resolve(cwd, path);
-  await checkDataFile(p, path); // a folder, or a file over the size limit, is named before reading
-  try {
-    return { name: path, bytes: new Uint8Array(await readFile(p)) };
-  } catch (e) {
-    throw new DatasetError('empty', path, null, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  return { name: path, bytes: new Uint8Array(0), dataset: await readDatasetFile(resolve(cwd, path), path) };
 }
 
 export interface TaskFolder {
