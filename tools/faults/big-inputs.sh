@@ -19,6 +19,8 @@ run() {
   local msg; msg=$( (cat "$DIR/stdout.txt"; echo "$out") | grep -m1 -E '"message"|gradot |Error|records' | cut -c1-220)
   printf '%-28s rc=%-3s %6ss %7s MB  %s\n' "$name" "$rc" "$wall" "$((rss / 1024))" "$msg"
 }
+run "baseline: inspect demo"     $CLI inspect $DEMO --json
+run "baseline: eval demo (2 q.)" $CLI eval $DEMO --task public/data/genre-short-mc/test.jsonl --limit 2 --json
 run "zip bomb 3 GiB (inspect)"   $CLI inspect "$DIR/bomb.zip" --json
 run "lying zip (inspect)"        $CLI inspect "$DIR/liar.zip" --json
 run "n_layer 1e9 (inspect)"      $CLI inspect "$DIR/layers-1e9" --json
