@@ -106,3 +106,22 @@ describe('streaming datasets', () => {
     await expect(readDatasetFile(join(dir, 'nope.jsonl'), 'nope.jsonl')).rejects.toThrow(/nope\.jsonl: cannot read the data file: no such file or folder/);
   });
 });
+
+describe('Node file errors become named errors with their file', () => {
+  it('ENOSPC (writing to /dev/full), EACCES/EISDIR/ENOENT codes, and a missing path argument', async () => {
+    const { writeFile: wf } = await import('node:fs/promises');
+    const { withFile, fsError } = await import('./fs-errors');
+    const { FileAccessError } = await import('./errors');
+    const e = await withFile('/dev/full', 'write the adapter', () => wf('/dev/full', new Uint8Array(1 << 16))).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FileAccessError);
+    expect(String(e)).toMatch(/\/dev\/full: cannot write the adapter: no space left on the device/);
+    for (const [code, words] of [['EACCES', 'permission denied'], ['EISDIR', 'it is a folder, not a file'], ['ENOENT', 'no such file or folder'], ['EROFS', 'the file system is read-only']] as const) {
+      const raw = Object.assign(new Error(`${code}: raw`), { code, path: '/x/y' });
+      expect(String(fsError(raw, undefined, 'read'))).toMatch(new RegExp(`/x/y: cannot read: ${words}`));
+    }
+    const argErr = Object.assign(new TypeError('The "paths[1]" argument must be of type string. Received undefined'), { code: 'ERR_INVALID_ARG_TYPE' });
+    expect(String(fsError(argErr, '--adapter', 'open'))).toMatch(/--adapter: cannot open: a file or folder argument is missing/);
+    const other = new Error('not a file error');
+    expect(fsError(other, 'x', 'y')).toBe(other);
+  });
+});
