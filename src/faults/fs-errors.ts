@@ -26,7 +26,7 @@ const REASONS: Record<string, string> = {
 
 /** A Node error with a `code` (ENOENT, ...)? */
 export function isNodeFsError(e: unknown): e is NodeJS.ErrnoException & { code: string } {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && /^(E[A-Z]+|ERR_FS_)/.test((e as { code: string }).code);
+  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && /^(E[A-Z]+$|ERR_FS_)/.test((e as { code: string }).code);
 }
 
 /**
