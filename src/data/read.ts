@@ -142,7 +142,8 @@ class DatasetReader {
     }
   }
 
-  push(chunk: Uint8Array): void {
+  /** `owned`: the caller keeps `chunk` unchanged until finish (no copies of line parts needed). */
+  push(chunk: Uint8Array, owned = false): void {
     if (chunk.length === 0) return;
     this.bytes += chunk.length;
     this.checkSize(this.bytes);
@@ -155,16 +156,16 @@ class DatasetReader {
     for (;;) {
       const i = chunk.indexOf(0x0a, s);
       if (i < 0) {
-        this.append(chunk.subarray(s));
+        this.append(chunk.subarray(s), owned);
         return;
       }
-      this.append(chunk.subarray(s, i));
+      this.append(chunk.subarray(s, i), owned);
       this.emit(i - s + 1);
       s = i + 1;
     }
   }
 
-  private append(seg: Uint8Array): void {
+  private append(seg: Uint8Array, owned: boolean): void {
     if (seg.length === 0) return;
     this.partLen += seg.length;
     if (this.partLen > this.limits.maxLineBytes) {
@@ -175,7 +176,7 @@ class DatasetReader {
       );
     }
     // Chunks may be reused by their producer (streams): keep a copy of the part of the line we hold.
-    this.parts.push(seg.slice());
+    this.parts.push(owned ? seg : seg.slice());
   }
 
   /** Completes the current line; `advance` is its byte length including the newline. */
@@ -218,7 +219,7 @@ export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions =
   const r = new DatasetReader(file, opts);
   if (bytes.length === 0) throw new DatasetError('empty', file, null, 'file is empty');
   r.checkSize(bytes.length);
-  r.push(bytes);
+  r.push(bytes, true);
   return r.finish();
 }
 
