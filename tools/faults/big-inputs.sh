@@ -30,4 +30,4 @@ run "100 MB one-line JSONL"      $CLI eval $DEMO --task "$DIR/oneline.jsonl" --j
 run "600 MB ASCII JSONL (bytes)" npx tsx tools/faults/read-dataset.ts "$DIR/ascii-600mb.jsonl" bytes
 run "600 MB ASCII JSONL (stream)" npx tsx tools/faults/read-dataset.ts "$DIR/ascii-600mb.jsonl" stream
 run "--out /proc/x (compress)"   $CLI compress $DEMO --method drop --keep 0.5 --support $TASK --out /proc/x --json
-[ -z "${1:-}" ] && rm -rf "$DIR"
+if [ -z "${1:-}" ]; then rm -rf "$DIR"; fi
