@@ -36,6 +36,7 @@ import type { ModelSpec } from '../src/model/spec';
 import { numel, type WeightMap } from '../src/model/weights';
 import { zipSync } from 'fflate';
 import { unzipBounded } from '../src/faults/zip';
+import { withRunLock } from '../src/faults/web-lock';
 import {
   RUNS_DIR,
   encodeStudioError,
@@ -828,7 +829,7 @@ async function runTune(
     try {
       // Multiple choice trains on the correct choice as an answer (src/ot task-data), like the CLI.
       prepared = prepareTraining(
-        { name: datasetFile.path, bytes: new Uint8Array(await datasetFile.data.arrayBuffer()) }, null, withoutSpecialTokens(tok),
+        { name: datasetFile.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(datasetFile.data, datasetFile.path) }, null, withoutSpecialTokens(tok),
         { contextLength: C, addBos: spec.family === 'llama', validFraction: options.validFraction, seed: options.seed },
       );
     } catch (e) {
@@ -843,7 +844,8 @@ async function runTune(
     const t0 = performance.now();
     let result: OtTuneResult;
     try {
-      result = await tune(dec, { train, valid: valid.length ? valid : null }, {
+      // One tab per run: the Web Lock is held while the job lives (released if the tab dies).
+      result = await withRunLock(runId, () => tune(dec, { train, valid: valid.length ? valid : null }, {
         split: pkg.meta.split,
         method: options.mode === 'lora' ? 'lora' : 'adapter',
         lora: options.mode === 'lora' ? { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } : undefined,
@@ -872,7 +874,7 @@ async function runTune(
             message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
           });
         },
-      });
+      }));
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
         return {

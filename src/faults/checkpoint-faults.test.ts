@@ -112,3 +112,38 @@ describe('one run per folder', () => {
     await b.release();
   });
 });
+
+describe('one run per OPFS folder in the browser (Web Locks)', () => {
+  it('a second tab on the same run is refused while the first holds it; other runs are free', async () => {
+    const { RunInUseError, withRunLock } = await import('./web-lock');
+    // Node has no Web Locks: a minimal LockManager with the API's ifAvailable semantics.
+    const held = new Set<string>();
+    const locks = {
+      async request<T>(name: string, _o: { ifAvailable: boolean }, cb: (lock: unknown) => Promise<T>): Promise<T> {
+        if (held.has(name)) return cb(null);
+        held.add(name);
+        try {
+          return await cb({ name });
+        } finally {
+          held.delete(name);
+        }
+      },
+    };
+    const g = globalThis as { navigator?: unknown };
+    const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', { value: { locks }, configurable: true });
+    try {
+      let release!: () => void;
+      const first = withRunLock('run-a', () => new Promise<string>((ok) => (release = () => ok('first done'))));
+      await expect(withRunLock('run-a', async () => 'second')).rejects.toBeInstanceOf(RunInUseError);
+      await expect(withRunLock('run-a', async () => 'second')).rejects.toThrow(/run-a is being tuned in another tab/);
+      expect(await withRunLock('run-b', async () => 'other run')).toBe('other run');
+      release();
+      expect(await first).toBe('first done');
+      expect(await withRunLock('run-a', async () => 'after release')).toBe('after release');
+    } finally {
+      if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+      else delete g.navigator;
+    }
+  });
+});
