@@ -3,7 +3,7 @@
  * Node file errors, limits on tuning options. Every case must end in a named error (or a safe result),
  * never in exit 0 with garbage or a raw Node message.
  */
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -267,6 +267,22 @@ describe('one tuning run per folder', () => {
       await lock.release();
     }
     expect((await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--batch', '4', '--out', out])).code).toBe(0);
+  });
+});
+
+describe('data files of several GB', () => {
+  it('are refused before reading, with their size named (a 3 GiB sparse file costs no disk)', async () => {
+    const big = join(dir, 'huge.jsonl');
+    await writeFile(big, '');
+    await truncate(big, 3 * 2 ** 30);
+    const t0 = performance.now();
+    const rss0 = process.memoryUsage().rss;
+    const { code, r } = await run(['tune', model, '--train', big, '--adapters', '1:1', '--steps', '1', '--out', join(dir, 'o-huge')]);
+    expect(code).toBe(1);
+    expect(r.error!.name).toBe('DatasetError');
+    expect(r.error!.message).toMatch(/huge\.jsonl: file is 3\.00 GiB, more than 1\.00 GiB \(the limit for one dataset file\)/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(100 << 20);
   });
 });
 
