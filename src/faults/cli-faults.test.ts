@@ -248,6 +248,9 @@ describe('tuning options are bounded', () => {
     const { code, r } = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--checkpoint-every', '0', '--out', join(dir, 'ce0')]);
     expect(code).toBe(2);
     expect(r.error!.message).toMatch(/--checkpoint-every expects a positive number of steps, got 0/);
+    const e = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--eval-every', '0', '--out', join(dir, 'ee0')]);
+    expect(e.code).toBe(2);
+    expect(e.r.error!.message).toMatch(/--eval-every expects a positive number of steps, got 0/);
     const c = captureIO();
     expect(await main(['tune', '--help'], c.io, dir)).toBe(0);
     expect(c.out.join('\n')).toMatch(/--checkpoint-every N/);

@@ -273,6 +273,9 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   const accum = opts.gradAccum ?? 1;
   if (!(Number.isInteger(accum) && accum >= 1)) throw new RangeError('tune: gradAccum must be a positive integer');
   if (data.train.length === 0) throw new Error('tune: no training examples');
+  if (opts.evalEvery !== undefined && !(Number.isInteger(opts.evalEvery) && opts.evalEvery >= 1)) {
+    throw new RangeError(`tune: evalEvery must be a positive number of steps, got ${opts.evalEvery}`);
+  }
   if (opts.checkpointEvery !== undefined && !(Number.isInteger(opts.checkpointEvery) && opts.checkpointEvery >= 1)) {
     throw new RangeError(`tune: checkpointEvery must be a positive number of steps, got ${opts.checkpointEvery}`);
   }

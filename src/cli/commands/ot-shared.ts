@@ -139,6 +139,8 @@ export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs
   const lora = loraFromOptions(o);
   const clip = num(o, 'clip');
   const ce = num(o, 'checkpoint-every');
+  const ee = num(o, 'eval-every');
+  if (ee !== undefined && !(Number.isInteger(ee) && ee >= 1)) throw new UsageError(`--eval-every expects a positive number of steps, got ${ee}`);
   if (ce !== undefined && !(Number.isInteger(ce) && ce >= 1)) throw new UsageError(`--checkpoint-every expects a positive number of steps, got ${ce} (0 would mean never, losing work on a crash)`);
   return {
     method: lora ? 'lora' : 'adapter',
