@@ -18,10 +18,10 @@ import { tune, type TuneResult } from '../../ot/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
-import { ADAPTER_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
+import { ADAPTER_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
 import { acquireRunLock } from '../../faults/run-lock';
 import {
-  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions, writeFiles,
+  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions,
 } from './ot-shared';
 
 export const command: Command = {
@@ -89,7 +89,7 @@ export const command: Command = {
     for (const [k, v] of files) if (k !== 'adapter.json') ordered.set(k, v);
     ordered.set('tune.json', new TextEncoder().encode(JSON.stringify({ ...summary, history, data: data.stats }, null, 2) + '\n'));
     ordered.set('adapter.json', files.get('adapter.json')!);
-    await writeFiles(out, ordered);
+    await writeOutputFolder(out, ordered, ADAPTER_OUTPUT); // stale files of an earlier export removed; adapter.json last
     const json = {
       out, method: r.method, split, steps: r.steps, epochs: r.epochs, trainLoss: r.trainLoss, bestStep: r.bestStep, bestValLoss: r.bestValLoss,
       weightsFrom: r.weightsFrom, trainableParams: r.trainableParams, tokensPerSec: r.tokensPerSec, seconds: r.seconds, resumedFrom: r.resumedFrom,
