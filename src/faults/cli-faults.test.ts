@@ -118,10 +118,15 @@ describe('outputs never destroy inputs', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 
-  it('compress refuses the model folder as its output', async () => {
+  it('compress and export-onnx refuse the model folder as their output (config.json would be overwritten)', async () => {
+    const cfg = await readFile(join(model, 'config.json'));
     const { code, r } = await run(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', train, '--out', model]);
     expect(code).toBe(1);
     expect(r.error!.name).toBe('OutputFolderError');
+    const x = await run(['export-onnx', model, '--out', model]);
+    expect(x.code).toBe(1);
+    expect(x.r.error!.name).toBe('OutputFolderError');
+    expect(await readFile(join(model, 'config.json'))).toEqual(cfg);
   });
 });
 

@@ -46,6 +46,12 @@ export const EMULATOR_OUTPUT: OutputKind = {
   marker: 'emulator.json',
 };
 
+export const ONNX_OUTPUT: OutputKind = {
+  label: 'ONNX export',
+  owned: (n) => n === 'config.json' || n === 'onnx' || TOKENIZER.has(n),
+  marker: 'config.json',
+};
+
 const PSEUDO_FS = ['/proc', '/sys', '/dev'];
 
 async function exists(p: string): Promise<boolean> {
