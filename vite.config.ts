@@ -23,7 +23,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'X-Content-Type-Options': 'nosniff',
 };
 
-// `base: './'` makes the built site work from any static sub-path (DESIGN.md §6).
+// `base: './'` makes the built site work from any static sub-path.
 export default defineConfig({
   base: './',
   plugins: [react()],

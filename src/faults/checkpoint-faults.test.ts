@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError, MemoryBlobStore, ManifestCheckpointStore, memoryCheckpointStore, nodeCheckpointStore } from '../ot/checkpoint-store';
-import { tune, type TuneOptions } from '../ot/tune';
-import { cpuDecoder, synthExamples, tinyModel } from '../ot/test-helpers';
+import { CheckpointError, MemoryBlobStore, ManifestCheckpointStore, memoryCheckpointStore, nodeCheckpointStore } from '../storage';
+import { tune, type TuneOptions } from '../ot/offsite/tune';
+import { cpuDecoder, synthExamples, tinyModel } from '../ot/offsite/test-helpers';
 import { LOCK_FILE, RunLockedError, acquireRunLock } from './run-lock';
 
 let dir = '';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from '../engine/cpu/backend';
 import { randomTestModel, smallSpec } from '../model/random-model';
-import { buildEmulator } from '../ot/package';
+import { buildEmulator } from '../ot/emulator/package';
 import { NonFiniteError } from './errors';
 import { checkFiniteStats, checkFiniteTensors, firstNonFinite } from './finite';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Deflate, zipSync } from 'fflate';
 import { LimitError, ZipError } from './errors';
 import { readZipDirectory, unzipBounded } from './zip';
-import { unzipEmulatorPackage } from '../ot/package';
+import { unzipEmulatorPackage } from '../ot/emulator/package';
 
 /** Raw deflate of `n` zero bytes, built chunk by chunk so the input never exists in memory. */
 function deflatedZeros(n: number): Uint8Array {

@@ -8,13 +8,11 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { saveHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
-import { loadAdapterFolder } from '../../ot/export';
-import { plugIn } from '../../ot/plugin';
+import { plugInJob } from '../../jobs/plug-in';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { HF_MODEL_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
-import { weightsSha256 } from '../../ot/package';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
 
@@ -38,20 +36,9 @@ export const command: Command = {
     await checkOutputFolder(out, { inputs: [modelDir, adapterDir], kind: HF_MODEL_OUTPUT, force });
     const model = await openModel(modelDir, { tokenizer: false });
     if (model.kind !== 'hf') throw new UsageError('plug needs the full model (an HF folder), not an emulator package');
-    const { meta, adapter } = await loadAdapterFolder(nodeDirSource(adapterDir), model.spec);
-    const warnings: string[] = [];
-    if (meta.baseModel.numLayers !== model.spec.layers.length) {
-      throw new Error(`the adapter is for a ${meta.baseModel.numLayers}-block model; ${positionals[0]} has ${model.spec.layers.length} blocks`);
-    }
-    if (meta.baseModel.sha256) {
-      const sha = await weightsSha256(model.weights);
-      if (sha !== meta.baseModel.sha256) {
-        const msg = `the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`;
-        if (!force) throw new Error(`${o.adapter}: ${msg} (another model, or other weights); pass --force to plug it in anyway`);
-        warnings.push(msg);
-      }
-    }
-    const plugged = await plugIn(model, adapter);
+    // Family, block count and the weights hash it was trained against: another model is an error unless --force.
+    const plugged = await plugInJob(model, nodeDirSource(adapterDir), { checkHash: true, force });
+    const { meta, warnings } = plugged;
     const files = saveHFModel(plugged.spec, plugged.weights, { dtype: dtype as 'F32' | 'F16' | 'BF16', baseConfig: model.config });
     for (const f of TOKENIZER_FILES) if (existsSync(join(modelDir, f))) files.set(f, new Uint8Array(await readFile(join(modelDir, f))));
     // Temp folder + rename; an earlier model's shards and index in `out` are removed; config.json last.
