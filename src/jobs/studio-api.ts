@@ -26,6 +26,8 @@ export interface BackendInfo {
   reason?: string;
   /** Where the info came from: the engine's createWebGpuBackend, or a plain adapter probe. */
   source: 'engine' | 'probe';
+  /** The GPU device was lost during this session: jobs moved to the CPU backend (`reason` says more). */
+  lost?: boolean;
 }
 
 // ---------------------------------------------------------------- capabilities
@@ -456,7 +458,12 @@ export interface OTRun {
 
 export interface StudioApi {
   capabilities(): Promise<Capabilities>;
-  probeBackend(): Promise<BackendInfo>;
+  /** The backend badge. `allowSoftwareAdapter` (first call only) runs jobs on a software WebGPU adapter too. */
+  probeBackend(opts?: { allowSoftwareAdapter?: boolean }): Promise<BackendInfo>;
+  /** `onChange` receives the badge's new data when the backend changes (the GPU device was lost). */
+  watchBackend(onChange: (b: BackendInfo) => void): Promise<void>;
+  /** Test hook: destroys the GPU device as a driver reset would; false when no GPU device is in use. */
+  loseDevice(): Promise<boolean>;
 
   openModel(name: string, files: InputFile[]): Promise<ModelSummary>;
   compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult>;

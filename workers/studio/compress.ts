@@ -1,6 +1,5 @@
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
-import { CpuBackend } from '../../src/engine/cpu/backend';
 import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
 import { linearName } from '../../src/model/decoder';
 import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
@@ -13,7 +12,7 @@ import { TOKENIZER_FILES } from '../../src/jobs/data';
 import type {
   CompressOptions, CompressResult, CompressLayerResult, PerMatrixResult, DownloadFile, ProgressFn, Spectrum,
 } from '../../src/jobs/studio-api';
-import { pickBackend } from './backend';
+import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, newId, builtPackages } from './state';
 import { Cancelled, startControlledJob } from './jobs';
@@ -49,34 +48,37 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // The data owner tokenizes their data with the model's tokenizer, so it travels with the package.
     const extraFiles = new Map<string, Uint8Array>();
     for (const f of cur.files) if (TOKENIZER_FILES.includes(f.path)) extraFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
-    const be = gradot ? await pickBackend(opts.backend) : new CpuBackend({ dtype: 'f32' });
-    const backendName = gradot ? be.name : 'cpu (host)';
+    let backendName = 'cpu (host)';
     const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(opts.support!.data, opts.support!.path).catch((e: unknown) => rethrow(e, opts.support!.path)) } : null;
     let built: BuildEmulatorOutput;
     try {
-      built = await buildEmulatorJob({
-        spec, weights: loaded.weights, modelId: cur.summary.name, tokenizer: tok, support: supportFile, heldout: 'none', extraFiles,
-      }, {
-        method: opts.method, keep: opts.keep, split, seed: opts.seed, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp,
-        seqLen: opts.supportSeqLen, supportExamples: opts.supportExamples, batch: Math.max(1, opts.supportBatch), backend: be,
-      }, {
-        signal: abort.signal, pause: pauser,
-        onProgress: (p) => {
-          if (p.phase === 'support') {
-            const done = p.total ? (p.done ?? 0) / p.total : 0;
-            report({
-              phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: p.done, totalSteps: p.total, loss: p.loss,
-              ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
-            });
-          } else if (p.phase === 'compress') {
-            report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
-          } else if (p.phase === 'evaluate') {
-            report({ phase: 'support loss of both models', fraction: 0.9 });
-          } else {
-            report({ phase: 'packing emulator', fraction: 0.95 });
-          }
-        },
-      });
+      // Only gradot's support pass needs a backend; on a lost GPU device it starts again on the CPU.
+      built = await onBackend(gradot ? opts.backend : 'cpu', (be) => {
+        if (gradot) backendName = be.name;
+        return buildEmulatorJob({
+          spec, weights: loaded.weights, modelId: cur.summary.name, tokenizer: tok, support: supportFile, heldout: 'none', extraFiles,
+        }, {
+          method: opts.method, keep: opts.keep, split, seed: opts.seed, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp,
+          seqLen: opts.supportSeqLen, supportExamples: opts.supportExamples, batch: Math.max(1, opts.supportBatch), backend: be,
+        }, {
+          signal: abort.signal, pause: pauser,
+          onProgress: (p) => {
+            if (p.phase === 'support') {
+              const done = p.total ? (p.done ?? 0) / p.total : 0;
+              report({
+                phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: p.done, totalSteps: p.total, loss: p.loss,
+                ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
+              });
+            } else if (p.phase === 'compress') {
+              report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
+            } else if (p.phase === 'evaluate') {
+              report({ phase: 'support loss of both models', fraction: 0.9 });
+            } else {
+              report({ phase: 'packing emulator', fraction: 0.95 });
+            }
+          },
+        });
+      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
     } catch (e) {
       if (abort.signal.aborted) throw new Cancelled();
       rethrow(e, supportFile?.name);

@@ -10,12 +10,21 @@ import {
   type PlugInOptions, type PlugInResult, type EvalOptions, type EvalReport, type EvalResult, type InputFile, type ProgressEvent,
   type ProgressFn,
 } from '../../src/jobs/studio-api';
-import { pickBackend } from './backend';
+import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, openPackages, openAdaptersMap, openDatasets, tunedRuns } from './state';
 import { startControlledJob, loadOpenModel } from './jobs';
 
 // ---------------------------------------------------------------- evaluation, export, plug-in (src/ot)
+
+/** Frees a decoder's storages; on a lost device there is nothing left to free, and that must not hide why. */
+function freeQuietly(dec: Decoder): void {
+  try {
+    dec.free();
+  } catch {
+    // the device is gone
+  }
+}
 
 export function toEvalResult(m: EvalMetrics): EvalResult {
   const h = headline(m);
@@ -52,16 +61,22 @@ export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Pr
   const { report, abort, end } = startControlledJob(onProgress);
   try {
     const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
-    const be = await pickBackend('auto');
     const spec = pkg.meta.spec;
-    const zsDec = decoderFromWeights(be, spec, pkg.weights);
-    const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
-    let ft: EvalMetrics | null = null;
-    if (run) {
-      await applyAdapter(zsDec, run.result.adapter);
-      ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
-    }
-    return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
+    // On a lost GPU device the evaluation starts again on the CPU backend.
+    return await onBackend('auto', async (be) => {
+      const zsDec = decoderFromWeights(be, spec, pkg.weights);
+      try {
+        const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
+        let ft: EvalMetrics | null = null;
+        if (run) {
+          await applyAdapter(zsDec, run.result.adapter);
+          ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
+        }
+        return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
+      } finally {
+        freeQuietly(zsDec);
+      }
+    }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
   } finally {
     end();
   }
@@ -87,14 +102,24 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
     } catch (e) {
       rethrow(e, a.summary.name);
     }
-    const be = await pickBackend('auto');
-    const fullDec = decoderFromWeights(be, full.spec, full.weights);
-    const zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
-    report({ phase: 'plugging the adapter in', fraction: null });
-    const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
-    const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
-    const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
-    return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
+    return await onBackend('auto', async (be) => {
+      const fullDec = decoderFromWeights(be, full.spec, full.weights);
+      let zs: EvalMetrics;
+      try {
+        zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
+      } finally {
+        freeQuietly(fullDec);
+      }
+      report({ phase: 'plugging the adapter in', fraction: null });
+      const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
+      const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
+      try {
+        const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
+        return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
+      } finally {
+        freeQuietly(plugDec);
+      }
+    }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
   } finally {
     end();
   }

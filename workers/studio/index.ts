@@ -5,7 +5,7 @@
  * Importable without a worker (tests call it in Node on the CPU backend); studio.worker.ts exposes it.
  */
 import type { Capabilities, StudioApi } from '../../src/jobs/studio-api';
-import { probeBackend } from './backend';
+import { loseDevice, probeBackend, watchBackend } from './backend';
 import { compress, exportPackage, spectrum } from './compress';
 import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
@@ -35,6 +35,10 @@ export async function capabilities(): Promise<Capabilities> {
 export const api: StudioApi = {
   capabilities,
   probeBackend,
+  async watchBackend(onChange) {
+    watchBackend(onChange);
+  },
+  loseDevice,
   openModel,
   compress,
   exportPackage,

@@ -3,7 +3,7 @@ import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';
 import { withRecipeDefaults } from '../../src/jobs/tune';
 import type { InputFile, OTRun, ProtocolRequest, ProgressFn } from '../../src/jobs/studio-api';
-import { pickBackend } from './backend';
+import { onBackend } from './backend';
 import { fail, rethrow, baseName } from './files';
 import { openModels, newId } from './state';
 import { startControlledJob, loadOpenModel } from './jobs';
@@ -44,7 +44,6 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     } catch (e) {
       rethrow(e, trainF.path);
     }
-    const be = await pickBackend('auto');
     const t = req.tune;
     const recipe: ProtocolJobOptions['tune'] = withRecipeDefaults({
       lr: t.lr, epochs: t.epochs, batchSize: t.batchSize, gradAccum: t.gradAccum, seed: t.seed,
@@ -54,7 +53,8 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters]);
     const reuse = protocolReuse.get(key) ?? {};
     const phases: Record<string, number> = { 'full-zs': 0.05, compress: 0.15, 'emulator-zs': 0.25, tune: 0.3, 'emulator-ft': 0.8, 'plug-in': 0.88, 'full-ft-tune': 0.9, 'full-ft': 0.98 };
-    const r = await runProtocolSetting({ spec, weights: model.weights, modelId: cur.summary.name }, data, {
+    // On a lost GPU device the setting starts again on the CPU backend.
+    const r = await onBackend('auto', (be) => runProtocolSetting({ spec, weights: model.weights, modelId: cur.summary.name }, data, {
       method: req.setting.method, keep: req.setting.keep, split: req.setting.adapters,
       lambdaAttn: req.setting.lambdaAttn, lambdaMlp: req.setting.lambdaMlp,
       tune: recipe, fullFT: req.fullFT, backend: be, reuse,
@@ -68,7 +68,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
           step: p.tune?.step, totalSteps: p.tune?.totalSteps, loss: p.tune?.loss, tokensPerS: p.tune?.tokensPerSec,
         });
       },
-    }).catch((e: unknown) => rethrow(e, cur.summary.name));
+    }), { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) }).catch((e: unknown) => rethrow(e, cur.summary.name));
     protocolReuse.set(key, reuseFrom(r, reuse));
     return {
       id: newId('ot'), createdAt: new Date().toISOString(), model: r.model, task: r.task, setting: req.setting,

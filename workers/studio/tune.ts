@@ -14,10 +14,14 @@ import {
   RUNS_DIR, type CheckpointInfo, type RunRecord, type DownloadFile, type InputFile, type ProgressFn, type TuneOptions,
   type TuneResult,
 } from '../../src/jobs/studio-api';
-import { pickBackend } from './backend';
+import { onBackend } from './backend';
+import type { Backend } from '../../src/engine/backend';
 import { fail, sourceOf, rethrow, expandZip } from './files';
 import { openPackages, openDatasets, activeRuns, tunedRuns } from './state';
 import { startControlledJob } from './jobs';
+
+/** The backend a run ended on (the CPU one after a lost GPU device). */
+const backendName = (be: Backend | null): string => be?.name ?? 'none';
 
 // ---------------------------------------------------------------- OPFS checkpoints
 
@@ -118,11 +122,10 @@ export async function runTune(
     }
     const { train, valid } = prepared;
     if (train.length === 0) fail(datasetFile.path, 'no training examples after encoding');
-    const be = await pickBackend('auto');
-    report({ phase: `loading emulator on ${be.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
     const store = opfsCheckpointStore(`${RUNS_DIR}/${runId}`);
     const t0 = performance.now();
     let result: OtTuneResult;
+    let be: Backend | null = null;
     try {
       const recipe: TuneRecipe = withRecipeDefaults({
         method: options.mode === 'lora' ? 'lora' : 'adapter',
@@ -131,30 +134,35 @@ export async function runTune(
         ...(valid.length ? { evalEvery: options.checkpointEvery } : {}),
         checkpointEvery: options.checkpointEvery,
       });
+      // On a lost GPU device the run starts again on the CPU and resumes from its last OPFS checkpoint.
       // One tab per run: the Web Lock is held while the job lives (released if the tab dies).
-      result = await withRunLock(runId, () => tuneJob({ spec, weights: pkg.weights }, prepared, { split: pkg.meta.split, recipe, backend: be, tokenizer: textTok, store }, {
-        signal: abort.signal,
-        pause: pauser,
-        onProgress: (p) => {
-          const el = (performance.now() - t0) / 1000;
-          report({
-            phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${be.name}`,
-            fraction: p.totalSteps ? p.step / p.totalSteps : null,
-            step: p.step,
-            totalSteps: p.totalSteps,
-            loss: p.loss,
-            validLoss: p.valLoss,
-            tokensPerS: p.tokensPerSec,
-            etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
-            message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
-          });
-        },
-      }));
+      result = await withRunLock(runId, () => onBackend('auto', (b) => {
+        be = b;
+        report({ phase: `loading emulator on ${b.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
+        return tuneJob({ spec, weights: pkg.weights }, prepared, { split: pkg.meta.split, recipe, backend: b, tokenizer: textTok, store }, {
+          signal: abort.signal,
+          pause: pauser,
+          onProgress: (p) => {
+            const el = (performance.now() - t0) / 1000;
+            report({
+              phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
+              fraction: p.totalSteps ? p.step / p.totalSteps : null,
+              step: p.step,
+              totalSteps: p.totalSteps,
+              loss: p.loss,
+              validLoss: p.valLoss,
+              tokensPerS: p.tokensPerSec,
+              etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
+              message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+            });
+          },
+        });
+      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) }));
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
         return {
           jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
-          trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: be.name,
+          trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: backendName(be),
           packageName, datasetName: datasetFile.path,
         };
       }
@@ -164,7 +172,7 @@ export async function runTune(
     return {
       jobId, runId, status: 'done', steps: result.steps, totalSteps: result.totalSteps, trainLoss: result.trainLoss,
       bestValLoss: result.bestValLoss, bestStep: result.bestStep, weightsFrom: result.weightsFrom, trainableParams: result.trainableParams,
-      tokens: result.tokens, seconds: result.seconds, tokensPerSec: result.tokensPerSec, resumedFrom: result.resumedFrom, backend: be.name,
+      tokens: result.tokens, seconds: result.seconds, tokensPerSec: result.tokensPerSec, resumedFrom: result.resumedFrom, backend: backendName(be),
       packageName, datasetName: datasetFile.path,
     };
   } finally {
