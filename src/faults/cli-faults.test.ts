@@ -118,7 +118,7 @@ describe('outputs never destroy inputs', () => {
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 
-  it('compress and export-onnx refuse the model folder as their output (config.json would be overwritten)', async () => {
+  it('compress, export-onnx and ot refuse the model folder as their output (config.json would be overwritten)', async () => {
     const cfg = await readFile(join(model, 'config.json'));
     const { code, r } = await run(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', train, '--out', model]);
     expect(code).toBe(1);
@@ -126,6 +126,9 @@ describe('outputs never destroy inputs', () => {
     const x = await run(['export-onnx', model, '--out', model]);
     expect(x.code).toBe(1);
     expect(x.r.error!.name).toBe('OutputFolderError');
+    const t = await run(['ot', model, '--method', 'drop', '--keep', '0.5', '--task', dir, '--steps', '1', '--out', model]);
+    expect(t.code).toBe(1);
+    expect(t.r.error!.name).toBe('OutputFolderError');
     expect(await readFile(join(model, 'config.json'))).toEqual(cfg);
   });
 });

@@ -52,6 +52,12 @@ export const ONNX_OUTPUT: OutputKind = {
   marker: 'config.json',
 };
 
+export const REPORT_OUTPUT: OutputKind = {
+  label: 'report folder',
+  owned: (n) => /^(report|failed)([-.].*)?\.(json|md)$/.test(n),
+  marker: 'report.md',
+};
+
 const PSEUDO_FS = ['/proc', '/sys', '/dev'];
 
 async function exists(p: string): Promise<boolean> {
