@@ -16,7 +16,7 @@ for i in $(seq 1 "$K"); do
   sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 4 + rand() * 8 }')"
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2>/dev/null
-  step=$(grep -o '"step": *[0-9]*' "$DIR/run/run/manifest.json" 2>/dev/null | tail -1 | grep -o '[0-9]*$')
+  step=$(node -e 'try { const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const l = m.checkpoints.find((c) => c.id === "last"); console.log(l ? l.meta.step : "none"); } catch { console.log("none"); }' "$DIR/run/run/manifest.json")
   echo "  kill $i: last checkpoint step ${step:-none}"
 done
 node --import tsx src/cli/main.ts tune "${ARGS[@]}" --out "$DIR/run" --json 2>"$DIR/err.txt" | grep -o '"resumedFrom":[^,]*'
