@@ -134,7 +134,8 @@ async function openStudio(context: BrowserContext, url: string): Promise<{ page:
   return { page, navigations };
 }
 
-async function main(): Promise<void> {
+/** Every check; returns the failures (empty when all pass). */
+async function runChecks(): Promise<string[]> {
   const out = mkdtempSync(join(tmpdir(), 'gradot-privacy-dist-'));
   console.log('[privacy] building into', out);
   await build({ root: repo, configFile: join(repo, 'vite.config.ts'), logLevel: 'warn', build: { outDir: out, emptyOutDir: true, sourcemap: false } });
@@ -216,15 +217,29 @@ async function main(): Promise<void> {
     other.close();
     rmSync(out, { recursive: true, force: true });
   }
-  if (failures.length) {
-    console.log(`[privacy] ${failures.length} failure(s)`);
-    process.exit(1);
-  }
-  console.log('[privacy] all checks passed');
-  process.exit(0);
+  console.log(failures.length ? `[privacy] ${failures.length} failure(s)` : '[privacy] all checks passed');
+  return failures;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// Runs standalone (`npx tsx e2e/privacy.spec.ts`, the per-spec runner e2e/run.mjs) or as one test under the
+// Playwright test runner (whose processes are started by the playwright package).
+const underTestRunner = process.env.TEST_WORKER_INDEX !== undefined || process.argv.some((a) => /[\\/]playwright[\\/]/.test(a));
+if (underTestRunner) {
+  const specifier = '@playwright/test';
+  const pw = (await import(specifier)) as {
+    test: ((name: string, fn: () => Promise<void>) => void) & { setTimeout(ms: number): void };
+    expect: (v: unknown, message?: string) => { toEqual(v: unknown): void };
+  };
+  pw.test('privacy: the studio worker cannot reach another origin (service worker on a static host; control without it; preview headers)', async () => {
+    pw.test.setTimeout(600_000);
+    pw.expect(await runChecks(), 'failed privacy checks').toEqual([]);
+  });
+} else {
+  runChecks().then(
+    (f) => process.exit(f.length ? 1 : 0),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
