@@ -223,7 +223,8 @@ async function runChecks(): Promise<string[]> {
 
 // Runs standalone (`npx tsx e2e/privacy.spec.ts`, the per-spec runner e2e/run.mjs) or as one test under the
 // Playwright test runner (whose processes are started by the playwright package).
-const underTestRunner = process.env.TEST_WORKER_INDEX !== undefined || process.argv.some((a) => /[\\/]playwright[\\/]/.test(a));
+const underTestRunner =
+  process.env.PLAYWRIGHT_TEST !== undefined || process.env.TEST_WORKER_INDEX !== undefined || process.argv.some((a) => /[\\/]playwright([\\/]|$)/.test(a));
 if (underTestRunner) {
   const specifier = '@playwright/test';
   const pw = (await import(specifier)) as {
