@@ -13,7 +13,7 @@ kills=0
 for i in $(seq 1 "$K"); do
   node --import tsx src/cli/main.ts tune "${ARGS[@]}" --out "$DIR/run" --json >/dev/null 2>"$DIR/err.txt" &
   pid=$!
-  sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 4 + rand() * 8 }')"
+  sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", 8 + rand() * 14 }')"
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2>/dev/null
   step=$(node -e 'try { const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); const l = m.checkpoints.find((c) => c.id === "last"); console.log(l ? l.meta.step : "none"); } catch { console.log("none"); }' "$DIR/run/run/manifest.json")
