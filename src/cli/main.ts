@@ -4,6 +4,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { UsageError, type CliIO, type Command } from './command';
+import { namedError } from '../faults/fs-errors';
 import { takeJsonFlag } from './args';
 import { startThreads, takeThreadsFlag } from './threads';
 
@@ -113,7 +114,7 @@ export async function main(argv: string[], io: CliIO = defaultIO, cwd = process.
     return r.exitCode ?? 0;
   } catch (e) {
     if (e instanceof UsageError) return fail(e, 2, cmd.usage);
-    return fail(e, 1);
+    return fail(namedError(e), 1); // raw Node file errors get the file and a plain reason
   }
 }
 

@@ -3,7 +3,6 @@
  * (folder or .zip). Shared by inspect and the commands that run models (eval, tune, plug, ...), so every
  * command accepts the same inputs and reports the same errors.
  */
-import { unzipSync } from 'fflate';
 import { canonicalShapes, checkCanonicalHeader, checkTokenizerVocab, loadHFModel, type HFConfig } from '../model/hf';
 import { SafetensorsReader } from '../model/safetensors';
 import { MemorySource, nodeDirSource, type ModelSource } from '../model/source';
@@ -12,6 +11,8 @@ import { loadTokenizer, tokenizerFiles, type Tokenizer } from '../model/tokenize
 import type { WeightMap } from '../model/weights';
 import type { EmulatorMeta } from '../ot/emulator/package';
 import { ModelFormatError } from '../model/errors';
+import { unzipBounded } from '../faults/zip';
+import { checkSpecBounds } from '../faults/bounds';
 
 /** A folder on disk, or the files of a .zip held in memory. */
 export async function openSource(p: string): Promise<ModelSource> {
@@ -23,13 +24,8 @@ export async function openSource(p: string): Promise<ModelSource> {
     } catch (e) {
       throw new ModelFormatError(`cannot read (${(e as Error).message})`, p);
     }
-    let files: Record<string, Uint8Array>;
-    try {
-      files = unzipSync(bytes);
-    } catch (e) {
-      throw new ModelFormatError(`not a valid .zip (${(e as Error).message})`, p);
-    }
-    return new MemorySource(new Map(Object.entries(files)), p);
+    // Entry count and sizes are checked before inflating (LimitError / ZipError name the archive).
+    return new MemorySource(unzipBounded(bytes, p), p);
   }
   return nodeDirSource(p);
 }
@@ -46,6 +42,7 @@ export async function readEmulatorMeta(src: ModelSource): Promise<EmulatorMeta> 
     throw new ModelFormatError(`invalid JSON (${(e as Error).message})`, 'emulator.json');
   }
   if (meta?.format !== 'gradot-emulator' || !meta.spec) throw new ModelFormatError('not a GradOT emulator package', 'emulator.json');
+  checkSpecBounds(meta.spec, 'emulator.json');
   return meta;
 }
 

@@ -10,7 +10,9 @@ export type DatasetErrorCode =
   | 'bad-value' // right type, unusable value (e.g. an empty choice)
   | 'label-out-of-range'
   | 'mixed-kinds' // a record of another kind than the first one
-  | 'too-long'; // the part that must be kept (answer/choice) alone exceeds the context
+  | 'too-long' // the part that must be kept (answer/choice) alone exceeds the context
+  | 'line-too-long' // one line is longer than the reader's line limit (a file with no line breaks?)
+  | 'too-large'; // the file is larger than the reader accepts (size named in the message)
 
 /**
  * Every problem with user data is one of these, with a message that names the file and, where the format

@@ -9,7 +9,8 @@ import type {
   PromptRecord,
   TextRecord,
 } from './types';
-import { decodeUtf8Strict } from './utf8';
+import { decodeUtf8Strict, utf8LineError } from './utf8';
+import { DATA_LIMITS, formatBytes } from '../faults/limits';
 
 /**
  * Dataset readers: bytes + file name in, typed records out, identical in Node and the browser (no fs, no
@@ -46,6 +47,18 @@ export interface ReadOptions {
    * every non-empty line a document.
    */
   txtSplit?: 'blank-line' | 'line';
+  /** Overrides of the size limits (tests use small ones; see src/faults/limits.ts). */
+  limits?: Partial<DataLimits>;
+}
+
+export type DataLimits = { -readonly [K in keyof typeof DATA_LIMITS]: number };
+
+/** Options of the chunked readers. */
+export interface StreamReadOptions extends ReadOptions {
+  /** Total size when known up front (a File, a stat): a file over the limit is refused before reading. */
+  size?: number;
+  /** Bytes consumed so far (and the total when known), after each chunk. */
+  onProgress?: (bytes: number, total: number | null) => void;
 }
 
 const EXT_FORMAT: Record<string, DatasetFormat> = {
@@ -65,8 +78,11 @@ export function formatFromFileName(file: string): DatasetFormat | null {
   return m ? (EXT_FORMAT[(m[1] as string).toLowerCase()] ?? null) : null;
 }
 
-/** Parses a dataset file. */
-export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions = {}): Dataset {
+function limitsOf(opts: ReadOptions): DataLimits {
+  return { ...DATA_LIMITS, ...opts.limits };
+}
+
+function formatOf(file: string, opts: ReadOptions): DatasetFormat {
   const format = opts.format ?? formatFromFileName(file);
   if (!format) {
     throw new DatasetError(
@@ -76,14 +92,173 @@ export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions =
       'unknown file type; use .jsonl, .csv, .tsv or .txt, or pass the format explicitly',
     );
   }
-  if (bytes.length === 0) throw new DatasetError('empty', file, null, 'file is empty');
-  const text = decodeUtf8Strict(bytes, file);
-  return parseDatasetText(text, file, { ...opts, format });
+  return format;
 }
 
-/** Reads a browser File (or any Blob with a name) the same way; the bytes never leave the page. */
-export async function readDatasetBlob(blob: Blob, file: string, opts: ReadOptions = {}): Promise<Dataset> {
-  return readDataset(new Uint8Array(await blob.arrayBuffer()), file, opts);
+function tooLarge(file: string, size: number, limit: number, what = 'the limit for one dataset file'): DatasetError {
+  return new DatasetError(
+    'too-large', file, null,
+    `file is ${formatBytes(size)}, more than ${formatBytes(limit)} (${what}); split it or sample it (records are held in memory)`,
+  );
+}
+
+/**
+ * Incremental reader: bytes in (any chunking), records out. JSON Lines and text are consumed line by line
+ * (each line decoded on its own, strict UTF-8), so no string ever holds the whole file: a 600 MB file is
+ * not one string past V8's limit, and a 100 MB line is refused as soon as it passes the line limit. CSV
+ * (whose quoted cells may span lines) is collected and parsed whole, under its own, smaller size limit.
+ */
+class DatasetReader {
+  private readonly format: DatasetFormat;
+  private readonly limits: DataLimits;
+  private bytes = 0;
+  // line state
+  private parts: Uint8Array[] = [];
+  private partLen = 0;
+  private lineNo = 1;
+  private lineStart = 0;
+  private fileStart: Uint8Array | null = null;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly sink: LineSink | null;
+  private readonly csv: Uint8Array[] = [];
+
+  constructor(
+    private readonly file: string,
+    private readonly opts: ReadOptions,
+  ) {
+    this.format = formatOf(file, opts);
+    this.limits = limitsOf(opts);
+    this.sink = this.format === 'csv' ? null : this.format === 'jsonl' ? new JsonlSink(file, opts) : new TxtSink(file, opts);
+  }
+
+  get consumed(): number {
+    return this.bytes;
+  }
+
+  checkSize(size: number): void {
+    if (size > this.limits.maxFileBytes) throw tooLarge(this.file, size, this.limits.maxFileBytes);
+    if (this.format === 'csv' && size > this.limits.maxCsvBytes) {
+      throw tooLarge(this.file, size, this.limits.maxCsvBytes, 'the limit for CSV, which is parsed as one text; JSON Lines has a larger one');
+    }
+  }
+
+  /** `owned`: the caller keeps `chunk` unchanged until finish (no copies of line parts needed). */
+  push(chunk: Uint8Array, owned = false): void {
+    if (chunk.length === 0) return;
+    this.bytes += chunk.length;
+    this.checkSize(this.bytes);
+    if (!this.fileStart) this.fileStart = chunk.slice(0, 4);
+    if (!this.sink) {
+      this.csv.push(chunk);
+      return;
+    }
+    let s = 0;
+    for (;;) {
+      const i = chunk.indexOf(0x0a, s);
+      if (i < 0) {
+        this.append(chunk.subarray(s), owned);
+        return;
+      }
+      this.append(chunk.subarray(s, i), owned);
+      this.emit(i - s + 1);
+      s = i + 1;
+    }
+  }
+
+  private append(seg: Uint8Array, owned: boolean): void {
+    if (seg.length === 0) return;
+    this.partLen += seg.length;
+    if (this.partLen > this.limits.maxLineBytes) {
+      throw new DatasetError(
+        'line-too-long', this.file, this.lineNo,
+        `the line is longer than ${formatBytes(this.limits.maxLineBytes)} (the limit for one line)` +
+          (this.format === 'jsonl' ? '; JSON Lines needs one record per line — is this one big JSON document?' : ''),
+      );
+    }
+    // Chunks may be reused by their producer (streams): keep a copy of the part of the line we hold.
+    this.parts.push(owned ? seg : seg.slice());
+  }
+
+  /** Completes the current line; `advance` is its byte length including the newline. */
+  private emit(advanceTail: number): void {
+    let lineBytes: Uint8Array;
+    if (this.parts.length === 1) lineBytes = this.parts[0]!;
+    else {
+      lineBytes = new Uint8Array(this.partLen);
+      let o = 0;
+      for (const p of this.parts) (lineBytes.set(p, o), (o += p.length));
+    }
+    let text: string;
+    try {
+      text = this.decoder.decode(lineBytes);
+    } catch {
+      throw utf8LineError(lineBytes, this.file, this.lineNo, this.lineStart, this.fileStart ?? lineBytes);
+    }
+    this.sink!.line(text, this.lineNo);
+    this.lineStart += this.partLen + (advanceTail > 0 ? 1 : 0);
+    this.lineNo++;
+    this.parts = [];
+    this.partLen = 0;
+  }
+
+  finish(): Dataset {
+    if (this.bytes === 0) throw new DatasetError('empty', this.file, null, 'file is empty');
+    if (!this.sink) {
+      const all = new Uint8Array(this.bytes);
+      let o = 0;
+      for (const c of this.csv) (all.set(c, o), (o += c.length));
+      return parseDatasetText(decodeUtf8Strict(all, this.file), this.file, { ...this.opts, format: 'csv' });
+    }
+    if (this.partLen > 0) this.emit(0);
+    return this.sink.finish();
+  }
+}
+
+/** Parses a dataset file (JSON Lines and text line by line; see DatasetReader). */
+export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions = {}): Dataset {
+  const r = new DatasetReader(file, opts);
+  if (bytes.length === 0) throw new DatasetError('empty', file, null, 'file is empty');
+  r.checkSize(bytes.length);
+  r.push(bytes, true);
+  return r.finish();
+}
+
+/**
+ * Reads a dataset from chunks (a file stream, `Blob.stream()`), with progress; a file over the size limit
+ * is refused before reading when its size is known, else as soon as it passes the limit.
+ */
+export async function readDatasetChunks(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, file: string, opts: StreamReadOptions = {},
+): Promise<Dataset> {
+  const r = new DatasetReader(file, opts);
+  if (opts.size !== undefined) r.checkSize(opts.size);
+  for await (const c of chunks) {
+    r.push(c);
+    opts.onProgress?.(r.consumed, opts.size ?? null);
+  }
+  return r.finish();
+}
+
+/** Reads a browser File (or any Blob with a name) the same way, streamed; the bytes never leave the page. */
+export async function readDatasetBlob(blob: Blob, file: string, opts: StreamReadOptions = {}): Promise<Dataset> {
+  const size = blob.size;
+  if (typeof blob.stream !== 'function') return readDataset(new Uint8Array(await blob.arrayBuffer()), file, opts);
+  const stream = blob.stream() as unknown as ReadableStream<Uint8Array>;
+  const reader = stream.getReader();
+  const chunks: AsyncIterable<Uint8Array> = {
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    },
+  };
+  try {
+    return await readDatasetChunks(chunks, file, { ...opts, size });
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /** Parses already-decoded text (e.g. from a textarea). */
@@ -342,13 +517,24 @@ function finish(file: string, format: DatasetFormat, b: RecordBuilder, required:
 // ---------------------------------------------------------------------------------------------------
 // JSON Lines
 
-function readJsonl(text: string, file: string, opts: ReadOptions): Dataset {
-  const b = new RecordBuilder(file, opts, false, opts.fields ?? {});
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i] as string;
-    if (raw.trim() === '') continue;
-    const line = i + 1;
+/** Consumer of a file's lines (1-based numbers); `finish` gives the dataset or throws DatasetError. */
+interface LineSink {
+  line(text: string, n: number): void;
+  finish(): Dataset;
+}
+
+class JsonlSink implements LineSink {
+  private readonly b: RecordBuilder;
+  constructor(
+    private readonly file: string,
+    private readonly opts: ReadOptions,
+  ) {
+    this.b = new RecordBuilder(file, opts, false, opts.fields ?? {});
+  }
+
+  line(raw: string, line: number): void {
+    if (raw.trim() === '') return;
+    const file = this.file;
     let v: unknown;
     try {
       v = JSON.parse(raw);
@@ -359,12 +545,23 @@ function readJsonl(text: string, file: string, opts: ReadOptions): Dataset {
       throw new DatasetError('bad-json', file, line, `not valid JSON (${why})`);
     }
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      const hint = Array.isArray(v) && i === 0 ? ' (JSON Lines needs one object per line, not one array)' : '';
+      const hint = Array.isArray(v) && line === 1 ? ' (JSON Lines needs one object per line, not one array)' : '';
       throw new DatasetError('bad-json', file, line, `expected a JSON object, got ${typeName(v)}${hint}`);
     }
-    b.add(v as Row, line);
+    this.b.add(v as Row, line);
   }
-  return finish(file, 'jsonl', b, opts.kind);
+
+  finish(): Dataset {
+    if (this.b.records.length === 0) throw new DatasetError('empty', this.file, null, 'file is empty');
+    return finish(this.file, 'jsonl', this.b, this.opts.kind);
+  }
+}
+
+function readJsonl(text: string, file: string, opts: ReadOptions): Dataset {
+  const sink = new JsonlSink(file, opts);
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) sink.line(lines[i] as string, i + 1);
+  return sink.finish();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -452,31 +649,46 @@ function readCsv(text: string, file: string, opts: ReadOptions): Dataset {
 // ---------------------------------------------------------------------------------------------------
 // Plain text (always language modelling)
 
+class TxtSink implements LineSink {
+  private readonly records: TextRecord[] = [];
+  private cur: string[] = [];
+  private start = 0;
+  constructor(
+    private readonly file: string,
+    private readonly opts: ReadOptions,
+  ) {
+    if (opts.kind && opts.kind !== 'lm') {
+      throw new DatasetError('mixed-kinds', file, null, `a .txt file holds ${KIND_NAME.lm}, not ${KIND_NAME[opts.kind]}`);
+    }
+  }
+
+  private flush(): void {
+    if (this.cur.length) this.records.push({ text: this.cur.join('\n'), line: this.start });
+    this.cur = [];
+  }
+
+  line(raw: string, n: number): void {
+    const l = raw.replace(/\r$/, '');
+    if (this.opts.txtSplit === 'line') {
+      if (l.trim() !== '') this.records.push({ text: l, line: n });
+      return;
+    }
+    if (l.trim() === '') this.flush();
+    else {
+      if (!this.cur.length) this.start = n;
+      this.cur.push(l);
+    }
+  }
+
+  finish(): Dataset {
+    this.flush();
+    if (this.records.length === 0) throw new DatasetError('empty', this.file, null, 'file is empty');
+    return { file: this.file, format: 'txt', kind: 'lm', records: this.records };
+  }
+}
+
 function readTxt(text: string, file: string, opts: ReadOptions): Dataset {
-  if (opts.kind && opts.kind !== 'lm') {
-    throw new DatasetError('mixed-kinds', file, null, `a .txt file holds ${KIND_NAME.lm}, not ${KIND_NAME[opts.kind]}`);
-  }
-  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
-  const records: TextRecord[] = [];
-  if (opts.txtSplit === 'line') {
-    lines.forEach((l, i) => {
-      if (l.trim() !== '') records.push({ text: l, line: i + 1 });
-    });
-  } else {
-    let cur: string[] = [];
-    let start = 0;
-    const flush = () => {
-      if (cur.length) records.push({ text: cur.join('\n'), line: start });
-      cur = [];
-    };
-    lines.forEach((l, i) => {
-      if (l.trim() === '') flush();
-      else {
-        if (!cur.length) start = i + 1;
-        cur.push(l);
-      }
-    });
-    flush();
-  }
-  return { file, format: 'txt', kind: 'lm', records };
+  const sink = new TxtSink(file, opts);
+  text.split('\n').forEach((l, i) => sink.line(l, i + 1));
+  return sink.finish();
 }

@@ -63,3 +63,14 @@ export function firstInvalidUtf8(b: Uint8Array): number {
   }
   return -1;
 }
+
+/**
+ * The not-utf8 error for one line of a file read line by line: `lineBytes` failed to decode; `offset` is
+ * the line's start in the file; `fileStart` the first bytes of the file (for the UTF-16 hint).
+ */
+export function utf8LineError(lineBytes: Uint8Array, file: string, line: number, offset: number, fileStart: Uint8Array): DatasetError {
+  const at = firstInvalidUtf8(lineBytes);
+  const hex = at < 0 ? '' : ` (byte 0x${(lineBytes[at] ?? 0).toString(16).padStart(2, '0')} at offset ${offset + at})`;
+  const hint = looksUtf16(fileStart) ? '; the file looks like UTF-16, save it as UTF-8' : '; save the file as UTF-8';
+  return new DatasetError('not-utf8', file, line, `text is not valid UTF-8${hex}${hint}`);
+}

@@ -7,7 +7,7 @@ import type { ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { weightsSha256 } from '../ot/emulator/package';
-import { loadAdapter, type AdapterMeta } from '../ot/offsite/export';
+import { loadAdapterFolder, type AdapterMeta } from '../ot/offsite/export';
 import { plugIn } from '../ot/offsite/plugin';
 import type { TrainedAdapter } from '../ot/offsite/tune';
 
@@ -21,11 +21,14 @@ export interface PlugInJobOutput {
   warnings: string[];
 }
 
-/** Reads and checks an adapter folder against the full model. */
+/**
+ * Reads and checks an adapter folder (GradOT's, or a PEFT LoRA folder alone, validated) against the full
+ * model. With `checkHash`, weights other than those it was trained against are an error unless `force`.
+ */
 export async function loadAdapterFor(
-  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean } = {},
+  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; force?: boolean } = {},
 ): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; warnings: string[] }> {
-  const { meta, adapter } = await loadAdapter(source, model.spec);
+  const { meta, adapter } = await loadAdapterFolder(source, model.spec);
   const warnings: string[] = [];
   if (meta.baseModel.numLayers !== model.spec.layers.length) {
     throw new Error(`the adapter is for a ${meta.baseModel.numLayers}-block model; this one has ${model.spec.layers.length} blocks`);
@@ -33,13 +36,17 @@ export async function loadAdapterFor(
   // Hashing serializes the whole model: the CLI does it, the browser skips it for large models' sake.
   if (o.checkHash && meta.baseModel.sha256) {
     const sha = await weightsSha256(model.weights);
-    if (sha !== meta.baseModel.sha256) warnings.push(`the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`);
+    if (sha !== meta.baseModel.sha256) {
+      const msg = `the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`;
+      if (!o.force) throw new Error(`${source.label}: ${msg} (another model, or other weights); pass --force to plug it in anyway`);
+      warnings.push(msg);
+    }
   }
   return { meta, adapter, warnings };
 }
 
 export async function plugInJob(
-  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; backend?: Backend } = {},
+  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; force?: boolean; backend?: Backend } = {},
 ): Promise<PlugInJobOutput> {
   const { meta, adapter, warnings } = await loadAdapterFor(model, source, o);
   const plugged = await plugIn(model, adapter, o.backend);

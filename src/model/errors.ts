@@ -11,7 +11,8 @@ export type SafetensorsErrorCode =
   | 'offsets-out-of-range'
   | 'overlapping'
   | 'size-mismatch'
-  | 'unknown-dtype';
+  | 'unknown-dtype'
+  | 'duplicate-name';
 
 export class SafetensorsError extends Error {
   override readonly name = 'SafetensorsError';

@@ -19,6 +19,7 @@
  *   `mlpWidth` under a `gradot` key of config.json; the HF keys describe the uncompressed widths with the
  *   kept number of layers.
  */
+import { checkConfigBounds, checkSpecBounds, summarizeUnexpected } from '../faults/bounds';
 import { ModelFormatError, ShapeMismatchError } from './errors';
 import { SafetensorsReader, serializeSafetensors, type SafetensorsEntry, type WriteDType } from './safetensors';
 import type { ModelSource } from './source';
@@ -138,6 +139,8 @@ function layersFromGradot(c: HFConfig, n: number, intermediate: number): LayerSp
  * else). Non-fatal notes go to `warnings`.
  */
 export function specFromHFConfig(config: HFConfig, warnings: string[] = []): ModelSpec {
+  // Before any value sizes anything (layer lists, shapes): `num_hidden_layers: 1e9` is a named error.
+  checkConfigBounds(config);
   const mt = config.model_type;
   if (typeof mt !== 'string') throw cfgErr(`missing 'model_type' (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
   if (mt === 'gpt2') {
@@ -714,6 +717,7 @@ export async function planHFLoad(source: ModelSource): Promise<HFLoadPlan & { re
   if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ModelFormatError('not a JSON object', 'config.json');
   const warnings: string[] = [];
   const spec = specFromHFConfig(config, warnings);
+  checkSpecBounds(spec, 'config.json');
   const readers = new Map<string, SafetensorsReader>();
   const tensors = new Map<string, HFTensorInfo>();
   const files: { name: string; size: number }[] = [];
@@ -764,11 +768,14 @@ export async function planHFLoad(source: ModelSource): Promise<HFLoadPlan & { re
     dtypes.add(info.dtype);
     mappings.push(m);
   }
+  const unexpected = new Map<string, string[]>();
   for (const name of tensors.keys()) {
     if (used.has(name) || isKnownBuffer(family, name)) continue;
     if (name === 'lm_head.weight' && spec.tieWordEmbeddings) continue;
-    warnings.push(`${tensors.get(name)!.file}: unexpected tensor '${name}' ignored`);
+    const f = tensors.get(name)!.file;
+    unexpected.set(f, [...(unexpected.get(f) ?? []), name]);
   }
+  for (const [f, names] of unexpected) warnings.push(...summarizeUnexpected(f, names));
   return { spec, config, tensors, mappings, warnings, files, dtypes: [...dtypes].sort(), readers };
 }
 
@@ -839,7 +846,7 @@ export function checkCanonicalHeader(
     if (!sameShape(shape, e.shape)) throw new ShapeMismatchError(file, name, shape, e.shape);
     dtypes.add(e.dtype);
   }
-  const warnings = [...entries.keys()].filter((k) => !expected.has(k)).map((k) => `${file}: unexpected tensor '${k}' ignored`);
+  const warnings = summarizeUnexpected(file, [...entries.keys()].filter((k) => !expected.has(k)));
   return { dtypes: [...dtypes].sort(), warnings };
 }
 

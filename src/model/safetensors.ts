@@ -9,6 +9,9 @@
  * out in sorted-name order so the output is byte-for-byte deterministic.
  */
 import { SafetensorsError } from './errors';
+import { LimitError } from '../faults/errors';
+import { topLevelKeys } from '../faults/json-keys';
+import { MAX_SAFETENSORS_ENTRIES } from '../faults/limits';
 import type { HostDType, HostTensor, WeightMap } from './weights';
 import { numel } from './weights';
 import type { ModelSource } from './source';
@@ -97,6 +100,16 @@ export function parseHeaderJson(headerBytes: Uint8Array, fileSize: number, file:
   } catch {
     throw new SafetensorsError('bad-header-json', file, 'header is not valid UTF-8');
   }
+  // Before JSON.parse: count entries (a header of millions of tiny entries costs gigabytes as objects)
+  // and refuse a name listed twice (JSON.parse would keep the last one silently).
+  const seen = new Set<string>();
+  topLevelKeys(text, (key, index) => {
+    if (index >= MAX_SAFETENSORS_ENTRIES + 1) {
+      throw new LimitError(file, `safetensors entries = ${MAX_SAFETENSORS_ENTRIES}`, `the header lists more than ${MAX_SAFETENSORS_ENTRIES} entries`);
+    }
+    if (seen.has(key)) throw new SafetensorsError('duplicate-name', file, 'the header lists this tensor name twice', key);
+    seen.add(key);
+  });
   let json: unknown;
   try {
     json = JSON.parse(text);

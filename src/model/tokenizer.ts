@@ -20,18 +20,18 @@ export interface Tokenizer {
   readonly inner: PreTrainedTokenizer;
 }
 
-export interface TokenizerOptions {
-  /** Opt-in only; the loader never fetches anything itself either way. */
-  allowRemote?: boolean;
-}
+/** Reserved; there is deliberately no option to turn transformers.js remote model loading on. */
+export type TokenizerOptions = Record<string, never>;
 
 type TransformersModule = typeof import('@huggingface/transformers');
 let modP: Promise<TransformersModule> | null = null;
 
-async function transformers(opts: TokenizerOptions): Promise<TransformersModule> {
+async function transformers(): Promise<TransformersModule> {
   modP ??= import('@huggingface/transformers');
   const m = await modP;
-  m.env.allowRemoteModels = opts.allowRemote ?? false;
+  // Always off (the library's default is on): tokenizers come from local files, nothing is fetched from
+  // the hub, whatever another module set before.
+  m.env.allowRemoteModels = false;
   return m;
 }
 
@@ -66,9 +66,9 @@ class WrappedTokenizer implements Tokenizer {
 export async function tokenizerFromJSON(
   tokenizerJSON: Record<string, unknown>,
   tokenizerConfig: Record<string, unknown> = {},
-  opts: TokenizerOptions = {},
+  _opts: TokenizerOptions = {},
 ): Promise<Tokenizer> {
-  const m = await transformers(opts);
+  const m = await transformers();
   // Same class choice as AutoTokenizer.from_pretrained, minus the file loading.
   const clsName = typeof tokenizerConfig.tokenizer_class === 'string' ? tokenizerConfig.tokenizer_class.replace(/Fast$/, '') : 'PreTrainedTokenizer';
   const table = m as unknown as Record<string, (new (j: unknown, c: unknown) => PreTrainedTokenizer) | undefined>;

@@ -98,10 +98,14 @@ describe('transformers.js generation from exported folders', () => {
     const s = spec();
     const emu = buildTestEmulator(s, full, { rank: 6, mlpWidth: 80, dropBlocks: 1 });
     const plug = buildTestPlugin(s, full, 99, 1, 1, 0.1);
+    const tf = await import('@huggingface/transformers');
     for (const [label, sp, w] of [['emulator', emu.spec, emu.weights], ['plug-in', s, plug]] as const) {
       const files = exportTransformersJsFolder(sp, w, { baseConfig: { bos_token_id: EOS, eos_token_id: EOS }, extraFiles: tokenizerFiles });
+      // Even when something turned remote loading on, a local load leaves it off.
+      tf.env.allowRemoteModels = true;
       const streamed: number[] = [];
       const r = await generateWithTransformersJs(files, PROMPT, { maxNewTokens: N, device: 'cpu', onToken: (id) => streamed.push(id) });
+      expect(tf.env.allowRemoteModels).toBe(false);
       const want = await engineGreedy(sp, w, r.promptTokens);
       console.log(`[tjs] ${label}: ${JSON.stringify(r.tokens)} "${r.text}"`);
       expect(r.tokens).toEqual(want);

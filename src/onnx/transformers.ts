@@ -98,7 +98,9 @@ export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: Tj
       });
       return { model, tokenizer, tf };
     } finally {
-      Object.assign(env, saved);
+      // Restore the caller's settings, except that remote loading stays off: a local load must never
+      // leave transformers.js able to fetch models from the hub (the library's default is on).
+      Object.assign(env, saved, { allowRemoteModels: false });
     }
   };
   const p = loadChain.then(load, load);

@@ -57,6 +57,11 @@ export interface CheckpointEntry {
   files: CheckpointFile[];
   meta: JsonValue;
   committedAt: string;
+  /**
+   * The generation this one replaced, kept (files and all) when committed with `keepPrevious`, so a newest
+   * generation that fails its check can fall back to it. Never nested deeper than one.
+   */
+  previous?: CheckpointEntry;
 }
 
 export interface CheckpointManifest {
@@ -72,6 +77,13 @@ export interface CheckpointManifest {
 export interface LoadedCheckpoint {
   entry: CheckpointEntry;
   files: Record<string, Uint8Array>;
+  /** Set when the newest generation failed its check and the previous one was loaded instead: says so. */
+  fallback?: string;
+}
+
+export interface CommitOptions {
+  /** Keep the generation this commit replaces as a fallback (see CheckpointEntry.previous). */
+  keepPrevious?: boolean;
 }
 
 export type CheckpointErrorCode = 'not-found' | 'corrupt' | 'corrupt-manifest' | 'bad-name';
@@ -88,7 +100,7 @@ export class CheckpointError extends Error {
 
 export interface CheckpointStore extends BlobStore {
   /** Writes all files, then makes the checkpoint visible in one atomic manifest write. */
-  commit(id: string, files: Readonly<Record<string, Uint8Array>>, meta?: JsonValue): Promise<CheckpointEntry>;
+  commit(id: string, files: Readonly<Record<string, Uint8Array>>, meta?: JsonValue, opts?: CommitOptions): Promise<CheckpointEntry>;
   /** Committed checkpoints, oldest first. */
   checkpoints(): Promise<CheckpointEntry[]>;
   /** The most recently committed checkpoint's entry (not verified), or null. */
@@ -210,7 +222,7 @@ export class ManifestCheckpointStore implements CheckpointStore {
     return this.blobs.put(MANIFEST_NAME, new TextEncoder().encode(JSON.stringify(m, null, 1)));
   }
 
-  commit(id: string, files: Readonly<Record<string, Uint8Array>>, meta: JsonValue = null): Promise<CheckpointEntry> {
+  commit(id: string, files: Readonly<Record<string, Uint8Array>>, meta: JsonValue = null, opts: CommitOptions = {}): Promise<CheckpointEntry> {
     return this.serial(async () => {
       checkId(id);
       const names = Object.keys(files).sort();
@@ -229,6 +241,12 @@ export class ManifestCheckpointStore implements CheckpointStore {
       }
       const entry: CheckpointEntry = { id, seq, dir, files: entryFiles, meta, committedAt: new Date().toISOString() };
       const old = m.checkpoints.filter((c) => c.id === id);
+      let stale: CheckpointEntry[] = old;
+      if (opts.keepPrevious && old.length > 0) {
+        const { previous: older, ...prev } = old[old.length - 1]!;
+        entry.previous = prev;
+        stale = [...old.slice(0, -1), ...(older ? [older] : [])].map((e) => ({ ...e, previous: undefined }));
+      }
       const next: CheckpointManifest = {
         ...m,
         nextSeq: seq + 1,
@@ -236,13 +254,14 @@ export class ManifestCheckpointStore implements CheckpointStore {
         checkpoints: [...m.checkpoints.filter((c) => c.id !== id), entry],
       };
       await this.writeManifest(next); // the commit point
-      for (const o of old) await this.deleteFiles(o);
+      for (const o of stale) await this.deleteFiles(o);
       return entry;
     });
   }
 
   private async deleteFiles(e: CheckpointEntry): Promise<void> {
     for (const f of e.files) await this.blobs.delete(`${e.dir}/${f.name}`);
+    if (e.previous) await this.deleteFiles(e.previous);
   }
 
   async checkpoints(): Promise<CheckpointEntry[]> {
@@ -272,13 +291,29 @@ export class ManifestCheckpointStore implements CheckpointStore {
   async load(id: string): Promise<LoadedCheckpoint> {
     const e = (await this.readManifest()).checkpoints.find((c) => c.id === id);
     if (!e) throw new CheckpointError('not-found', `no committed checkpoint "${id}"`);
-    return this.loadEntry(e);
+    try {
+      return await this.loadEntry(e);
+    } catch (err) {
+      if (!(err instanceof CheckpointError && err.code === 'corrupt') || !e.previous) throw err;
+      // The newest generation is damaged: the previous one (kept for this) is the last good state.
+      let prev: LoadedCheckpoint;
+      try {
+        prev = await this.loadEntry(e.previous);
+      } catch (err2) {
+        if (err2 instanceof CheckpointError && err2.code === 'corrupt') {
+          throw new CheckpointError('corrupt', `${err.message}; its previous generation is damaged too (${err2.message})`);
+        }
+        throw err2;
+      }
+      return { ...prev, fallback: `${err.message}; loaded the previous generation (#${e.previous.seq}) instead` };
+    }
   }
 
   async loadLatest(): Promise<(LoadedCheckpoint & { skipped: string[] }) | null> {
     const m = await this.readManifest();
     const skipped: string[] = [];
-    for (const e of [...m.checkpoints].sort((p, q) => q.seq - p.seq)) {
+    const all = m.checkpoints.flatMap((c) => (c.previous ? [c, c.previous] : [c]));
+    for (const e of all.sort((p, q) => q.seq - p.seq)) {
       try {
         return { ...(await this.loadEntry(e)), skipped };
       } catch (err) {
@@ -321,7 +356,7 @@ export class ManifestCheckpointStore implements CheckpointStore {
       // not yet copied the manifest): leave them for a human rather than wipe a run.
       if ((await this.blobs.get(MANIFEST_NAME)) === null) return removed;
       const live = new Set<string>();
-      for (const e of m.checkpoints) for (const f of e.files) live.add(`${e.dir}/${f.name}`);
+      for (const c of m.checkpoints) for (const e of c.previous ? [c, c.previous] : [c]) for (const f of e.files) live.add(`${e.dir}/${f.name}`);
       for (const n of await this.blobs.list(CHECKPOINT_DIR + '/')) {
         if (!live.has(n)) {
           await this.blobs.delete(n);

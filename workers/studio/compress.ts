@@ -2,7 +2,7 @@
  * The Model owner's compression: builds the emulator with the job `gradot compress` runs and shapes the
  * per-block and per-matrix tables and the spectra the view shows.
  */
-import { withoutSpecialTokens } from '../../src/data';
+import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
 import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
 import { linearName } from '../../src/model/decoder';
@@ -53,7 +53,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     const extraFiles = new Map<string, Uint8Array>();
     for (const f of cur.files) if (TOKENIZER_FILES.includes(f.path)) extraFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
     let backendName = 'cpu (host)';
-    const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(await opts.support!.data.arrayBuffer()) } : null;
+    const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(opts.support!.data, opts.support!.path).catch((e: unknown) => rethrow(e, opts.support!.path)) } : null;
     let built: BuildEmulatorOutput;
     try {
       // Only gradot's support pass needs a backend; on a lost GPU device it starts again on the CPU.

@@ -2,7 +2,7 @@
  * Evaluation (Emulator ZS / FT on the data owner's side) and plug-in (Full ZS / Plug-in on the model
  * owner's side) over src/jobs evaluate and plug-in.
  */
-import { withoutSpecialTokens } from '../../src/data';
+import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { decoderFromWeights, type Decoder } from '../../src/model/decoder';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
 import { loadAdapterFor } from '../../src/jobs/plug-in';
@@ -43,7 +43,7 @@ export async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec
   let task: EncodedTask;
   try {
     // The first N records in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
-    task = prepareEvalTask({ name: file.path, bytes: new Uint8Array(await file.data.arrayBuffer()) }, textTok, spec, { ...(limit ? { limit } : {}) });
+    task = prepareEvalTask({ name: file.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(file.data, file.path) }, textTok, spec, { ...(limit ? { limit } : {}) });
   } catch (e) {
     rethrow(e, file.path);
   }
@@ -100,9 +100,8 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
     let adapter;
     try {
       const aSource = sourceOf(a.files, a.summary.name);
-      adapter = a.summary.layout === 'adapter'
-        ? (await loadAdapterFor(full, aSource)).adapter
-        : fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
+      // GradOT adapters and PEFT-only LoRA folders alike; PEFT configs are validated against the model.
+      adapter = (await loadAdapterFor(full, aSource)).adapter;
     } catch (e) {
       rethrow(e, a.summary.name);
     }

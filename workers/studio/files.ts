@@ -5,7 +5,7 @@
 import { SafetensorsReader } from '../../src/model/safetensors';
 import { FileListSource } from '../../src/model/source';
 import { numel } from '../../src/model/weights';
-import { unzipSync } from 'fflate';
+import { unzipBounded } from '../../src/faults/zip';
 import { encodeStudioError, type InputFile, type TensorInfo } from '../../src/jobs/studio-api';
 
 
@@ -67,13 +67,14 @@ export async function readJson(file: InputFile): Promise<Record<string, unknown>
 
 export async function expandZip(file: InputFile): Promise<InputFile[]> {
   const bytes = new Uint8Array(await file.data.arrayBuffer());
-  let entries: Record<string, Uint8Array>;
+  // Entry count and sizes are checked before inflating: a zip bomb is refused, not expanded.
+  let entries: [string, Uint8Array][];
   try {
-    entries = unzipSync(bytes);
+    entries = [...unzipBounded(bytes, file.path)];
   } catch (e) {
-    fail(file.path, `not a readable .zip (${(e as Error).message})`);
+    rethrow(e, file.path);
   }
-  return Object.entries(entries)
+  return entries
     .filter(([p]) => !p.endsWith('/'))
     .map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
 }

@@ -71,7 +71,6 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
     if (target.adapterId) {
       const a = openAdaptersMap.get(target.adapterId);
       if (!a) fail(undefined, 'drop the returned adapters first');
-      if (a.summary.layout !== 'adapter') fail(a.summary.name, 'PEFT-only folders need the adapter.json that records the split; drop the full export');
       weights = (await plugInJob(full, sourceOf(a.files, a.summary.name), { backend: be }).catch((e: unknown) => rethrow(e, a.summary.name))).weights;
       what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
     }

@@ -2,7 +2,7 @@
  * What the user opens: a model (config + headers checked, nothing decoded), an emulator package, returned
  * adapters, a dataset (read, validated, previewed).
  */
-import { readDataset, validateDataset, type Dataset } from '../../src/data';
+import { readDatasetBlob, validateDataset, type Dataset } from '../../src/data';
 import { checkTokenizerVocab, isKnownBuffer, planHFLoad, tokenizerJsonIdCount } from '../../src/model/hf';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import type { ModelSpec } from '../../src/model/spec';
@@ -233,12 +233,12 @@ export function previewRows(ds: Dataset): { columns: string[]; rows: Record<stri
 }
 
 export async function openDataset(file: InputFile): Promise<DatasetPreview> {
-  const bytes = new Uint8Array(await file.data.arrayBuffer());
   const lower = file.path.toLowerCase();
   const guess: DatasetPreview['format'] = lower.endsWith('.csv') || lower.endsWith('.tsv') ? 'csv' : lower.endsWith('.txt') ? 'txt' : 'jsonl';
   let ds: Dataset;
   try {
-    ds = readDataset(bytes, file.path);
+    // Streamed from the File: no whole-file copy or string; too-large files are refused by size first.
+    ds = await readDatasetBlob(file.data, file.path);
   } catch (e) {
     const err = e as Error & { file?: string; line?: number | null; detail?: string; code?: string };
     if (err.name !== 'DatasetError') rethrow(e, file.path);

@@ -2,7 +2,7 @@
  * The researcher's grid: one protocol setting per call over src/jobs protocol, with Full ZS / Full FT reused
  * across settings of one model, task and recipe.
  */
-import { withoutSpecialTokens } from '../../src/data';
+import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';
 import { withRecipeDefaults } from '../../src/jobs/tune';
@@ -35,7 +35,8 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     const { model, tok } = await loadOpenModel(cur);
     const spec = model.spec;
     const C = Math.max(8, Math.min(req.tune.seqLen, spec.maxPositions));
-    const file = async (f: InputFile) => ({ name: f.path, bytes: new Uint8Array(await f.data.arrayBuffer()) });
+    // Streamed from the Files (no whole-file copies); DatasetErrors name the file and line.
+    const file = async (f: InputFile) => ({ name: f.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(f.data, f.path) });
     let data: ProtocolData;
     try {
       data = prepareProtocolData({ name: baseName(testF.path), train: await file(trainF), valid: validF ? await file(validF) : null, test: await file(testF) },

@@ -2,7 +2,8 @@
  * The data owner's tuning runs: a run's package, data and options saved in OPFS next to its checkpoints, so a
  * reload (or a lost GPU device) resumes it; adapter export.
  */
-import { withoutSpecialTokens } from '../../src/data';
+import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
+import { withRunLock } from '../../src/faults/web-lock';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import { opfsCheckpointStore } from '../../src/storage';
@@ -117,7 +118,7 @@ export async function runTune(
     let prepared: PreparedTraining;
     try {
       // Multiple choice trains on the correct choice as an answer (src/ot task-data), like the CLI.
-      prepared = prepareTuneData({ train: { name: datasetFile.path, bytes: new Uint8Array(await datasetFile.data.arrayBuffer()) }, valid: null },
+      prepared = prepareTuneData({ train: { name: datasetFile.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(datasetFile.data, datasetFile.path) }, valid: null },
         textTok, spec, { contextLength: C, validFraction: options.validFraction, seed: options.seed });
     } catch (e) {
       rethrow(e, datasetFile.path);
@@ -137,7 +138,8 @@ export async function runTune(
         checkpointEvery: options.checkpointEvery,
       });
       // On a lost GPU device the run starts again on the CPU and resumes from its last OPFS checkpoint.
-      result = await onBackend('auto', (b) => {
+      // One tab per run: the Web Lock is held while the job lives (released if the tab dies).
+      result = await withRunLock(runId, () => onBackend('auto', (b) => {
         be = b;
         report({ phase: `loading emulator on ${b.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
         return tuneJob({ spec, weights: pkg.weights }, prepared, { split: pkg.meta.split, recipe, backend: b, tokenizer: textTok, store }, {
@@ -158,7 +160,7 @@ export async function runTune(
             });
           },
         });
-      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
+      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) }));
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
         return {

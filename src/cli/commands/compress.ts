@@ -13,6 +13,7 @@
  * The package folder gets the model's tokenizer.json / tokenizer_config.json too, so the data owner's
  * side (studio, `gradot tune`) can encode its data without the base model; --zip writes one .zip instead.
  */
+import { checkCompressOutput } from '../../faults/output-folder';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -84,13 +85,13 @@ export const command: Command = {
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
       out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
       'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
-      heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' },
+      heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' }, force: { type: 'boolean' },
       tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' }, f32: { type: 'boolean' },
     }, { min: 1, max: 1 });
     // Every argument checked before anything is loaded.
@@ -142,6 +143,7 @@ export const command: Command = {
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
     const modelPath = resolve(ctx.cwd, positionals[0]!);
+    await checkCompressOutput(out, !!o.zip, [modelPath, supportPath, ...(heldoutPath ? [heldoutPath] : [])], o.force === true);
     const cpu0 = process.cpuUsage();
     const rss = { phase: 'loading', byPhase: {} as Record<string, number> };
     const tl = performance.now();

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { nodeDirSource } from '../../model/source';
-import { loadAdapter } from '../../ot/offsite/export';
+import { loadAdapterFolder } from '../../ot/offsite/export';
 import { applyAdapter } from '../../ot/offsite/plugin';
 import { evaluateJob, prepareEvalTask } from '../../jobs/evaluate';
 import { padIdOf } from '../../jobs/data';
@@ -49,7 +49,7 @@ export const command: Command = {
     let adapterInfo: Record<string, unknown> | null = null;
     try {
       if (o.adapter) {
-        const { meta, adapter } = await loadAdapter(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
+        const { meta, adapter } = await loadAdapterFolder(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
         await applyAdapter(dec, adapter);
         adapterInfo = { path: o.adapter, method: meta.method, split: meta.split, blocks: meta.blocks, baseModel: meta.baseModel.modelId };
       }

@@ -6,8 +6,8 @@
  * `--verify` runs the graph in onnxruntime-node on a random batch and reports the max relative logit
  * difference from our engine.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { ONNX_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
+import { resolve } from 'node:path';
 import { formatBytes, parseCommandArgs } from '../args';
 import { UsageError, type Command, type CommandResult } from '../command';
 import { openModel, openSource, type OpenedModel } from '../open';
@@ -48,17 +48,19 @@ export async function openModelState(modelPath: string, adapterPath?: string): P
 export const command: Command = {
   name: 'export-onnx',
   summary: 'export a model, emulator or plug-in model to ONNX in the transformers.js folder layout',
-  usage: 'gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify] [--external-data] [--json]',
+  usage: 'gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify] [--external-data] [--force] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
     const { positionals, options } = parseCommandArgs(argv, {
       out: { type: 'string' },
       adapter: { type: 'string' },
       verify: { type: 'boolean', default: false },
-      'external-data': { type: 'boolean', default: false },
+      'external-data': { type: 'boolean', default: false }, force: { type: 'boolean' },
     }, { min: 1, max: 1 });
     if (!options.out) throw new UsageError('--out DIR is required');
     const modelPath = resolve(ctx.cwd, positionals[0]!);
     const out = resolve(ctx.cwd, String(options.out));
+    const inputs = [modelPath, ...(options.adapter ? [resolve(ctx.cwd, String(options.adapter))] : [])];
+    await checkOutputFolder(out, { inputs, kind: ONNX_OUTPUT, force: options.force === true }); // before any work
     const { exportTransformersJsFolder } = await import('../../onnx/export');
     const t0 = performance.now();
     const m = await openModelState(modelPath, options.adapter ? resolve(ctx.cwd, String(options.adapter)) : undefined);
@@ -71,11 +73,8 @@ export const command: Command = {
       externalData: options['external-data'] ? true : 'auto',
     });
     let bytes = 0;
-    for (const [name, b] of files) {
-      await mkdir(dirname(join(out, name)), { recursive: true });
-      await writeFile(join(out, name), b);
-      bytes += b.byteLength;
-    }
+    for (const b of files.values()) bytes += b.byteLength;
+    await writeOutputFolder(out, files, ONNX_OUTPUT); // temp + rename; a stale onnx/ of an earlier export is replaced
     const json: Record<string, unknown> = {
       out, state: m.state, modelType: m.spec.modelType, layers: m.spec.layers.length, files: [...files.keys()].sort(), bytes,
       onnxBytes: files.get('onnx/model.onnx')!.byteLength, seconds: (performance.now() - t0) / 1000,

@@ -3,12 +3,11 @@
  * tokenizer); the numerics live in src/ot.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withoutSpecialTokens } from '../../data/tokenizer';
 import type { TextTokenizer } from '../../data/types';
-import { DatasetError } from '../../data/errors';
 import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import type { ModelSpec } from '../../model/spec';
 import { checkTokenizerVocab } from '../../model/hf';
@@ -18,19 +17,18 @@ import type { TuneOptions } from '../../ot/offsite/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
 import { defaultAddBos } from '../../jobs/data';
+import { readDatasetFile } from '../../faults/data-file';
 import { openSource, type OpenedModel } from '../open';
 import type { OptionSpec, ParsedOptions } from '../args';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Reads a data file; a missing file is a clear error naming it. */
+/**
+ * Reads a data file, streamed (no whole-file copy or string): a folder, a missing file or a file over the
+ * size limit is a named error before reading; bad records are DatasetErrors with file and line.
+ */
 export async function readTaskFile(path: string, cwd: string): Promise<TaskFile> {
-  const p = resolve(cwd, path);
-  try {
-    return { name: path, bytes: new Uint8Array(await readFile(p)) };
-  } catch (e) {
-    throw new DatasetError('empty', path, null, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  return { name: path, bytes: new Uint8Array(0), dataset: await readDatasetFile(resolve(cwd, path), path) };
 }
 
 export interface TaskFolder {
@@ -122,7 +120,7 @@ export const TUNE_OPTIONS: Record<string, OptionSpec> = {
 
 export const TUNE_USAGE =
   '[--lr X] [--epochs N | --steps N] [--batch B] [--accum K] [--schedule linear|cosine|constant] [--warmup N | --warmup-ratio F] ' +
-  `[--weight-decay W] [--clip C] [--seed S | --seeds S1,S2,… (ot)] [--eval-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
+  `[--weight-decay W] [--clip C] [--seed S | --seeds S1,S2,… (ot)] [--eval-every N] [--checkpoint-every N] [--lora R [--lora-alpha A] [--lora-targets ${LORA_TARGETS.join(',')}]] ` +
   '[--context C] [--valid-fraction F] [--tokenizer DIR] [--bos | --no-bos]';
 
 const num = (o: ParsedOptions, k: string): number | undefined => (o[k] === undefined ? undefined : (o[k] as number));
@@ -147,6 +145,10 @@ export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs
   if (steps !== undefined && epochs !== undefined) throw new UsageError('give --steps or --epochs, not both');
   const lora = loraFromOptions(o, family);
   const clip = num(o, 'clip');
+  const ce = num(o, 'checkpoint-every');
+  const ee = num(o, 'eval-every');
+  if (ee !== undefined && !(Number.isInteger(ee) && ee >= 1)) throw new UsageError(`--eval-every expects a positive number of steps, got ${ee}`);
+  if (ce !== undefined && !(Number.isInteger(ce) && ce >= 1)) throw new UsageError(`--checkpoint-every expects a positive number of steps, got ${ce} (0 would mean never, losing work on a crash)`);
   return {
     method: lora ? 'lora' : 'adapter',
     ...(lora ? { lora } : {}),

@@ -11,6 +11,7 @@
  * Support data for gradot's gradient pass: --support FILE, else the task's train file (as text), which
  * is the single-machine research setting; the record says which.
  */
+import { REPORT_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
 import { resolve, join } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
@@ -30,12 +31,12 @@ const r4 = (x: number | null): number | null => (x === null || !Number.isFinite(
 export const command: Command = {
   name: 'ot',
   summary: 'the whole offsite-tuning protocol and the five-number report',
-  usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR] ' +
+  usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
     '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--limit-train N] [--limit-test N] ' + TUNE_USAGE,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
-      'full-ft': { type: 'boolean' }, out: { type: 'string' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
+      'full-ft': { type: 'boolean' }, out: { type: 'string' }, force: { type: 'boolean' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
       'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' },
       'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' },
     }, { min: 1, max: 1 });
@@ -65,6 +66,8 @@ export const command: Command = {
     }
     if (o.seeds !== undefined) recipe.seed = seeds[0]!;
 
+    // The report folder: not an input, nothing unrelated in it, writable — before hours of work.
+    if (o.out) await checkOutputFolder(resolve(ctx.cwd, o.out as string), { inputs: [resolve(ctx.cwd, positionals[0]!), folder.dir], kind: REPORT_OUTPUT, force: o.force === true });
     // All data read and checked before any compute.
     const data = prepareProtocolData({
       name: folder.name, train: await readTaskFile(folder.train, ctx.cwd), valid: folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null,

@@ -17,21 +17,25 @@ import { prepareTuneData, tuneJob } from '../../jobs/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { ADAPTER_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
+import { acquireRunLock } from '../../faults/run-lock';
 import {
-  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions, writeFiles,
+  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, throttled, tuneFromOptions,
 } from './ot-shared';
 
 export const command: Command = {
   name: 'tune',
   summary: 'fine-tune the adapters of an emulator package on local data (checkpoints, resumes)',
-  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] ${TUNE_USAGE}`,
+  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] [--force] ${TUNE_USAGE}`,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
-      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' },
+      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' }, force: { type: 'boolean' },
     }, { min: 1, max: 1 });
     if (!o.train) throw new UsageError('--train FILE is required');
     if (!o.out) throw new UsageError('--out DIR is required');
     const out = resolve(ctx.cwd, o.out as string);
+    // Before any work: not an input, nothing unrelated in it (its own run/ checkpoints are resumed), writable.
+    await checkOutputFolder(out, { inputs: [resolve(ctx.cwd, positionals[0]!), ...[o.train, o.valid].filter((x): x is string => typeof x === 'string').map((x) => resolve(ctx.cwd, x))], kind: ADAPTER_OUTPUT, force: o.force === true });
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     let split: Split;
     if (model.meta) {
@@ -53,6 +57,9 @@ export const command: Command = {
     process.once('SIGINT', onSig);
     const line = throttled(ctx.err);
     let r: TuneResult;
+    // One run per folder: a second `tune` on the same --out is refused while this one lives.
+    const lock = await acquireRunLock(join(out, 'run'));
+    if (lock.tookOver) ctx.err(`tune: ${lock.tookOver}`);
     try {
       r = await tuneJob(model, data, { split, recipe, backend: new CpuBackend(), tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
         signal: ac.signal,
@@ -63,14 +70,16 @@ export const command: Command = {
       });
     } finally {
       process.off('SIGINT', onSig);
+      await lock.release();
     }
+    for (const n of r.notes ?? []) ctx.err(`tune: ${n}`);
     const { adapter, history, ...summary } = r;
     const files = await exportJob(adapter, { spec: model.spec, weights: model.weights, meta: model.meta ?? null, modelId: positionals[0]! }, { tune: summary });
     const ordered = new Map<string, Uint8Array>();
     for (const [k, v] of files) if (k !== 'adapter.json') ordered.set(k, v);
     ordered.set('tune.json', new TextEncoder().encode(JSON.stringify({ ...summary, history, data: data.stats }, null, 2) + '\n'));
     ordered.set('adapter.json', files.get('adapter.json')!);
-    await writeFiles(out, ordered);
+    await writeOutputFolder(out, ordered, ADAPTER_OUTPUT); // stale files of an earlier export removed; adapter.json last
     const json = {
       out, method: r.method, split, steps: r.steps, epochs: r.epochs, trainLoss: r.trainLoss, bestStep: r.bestStep, bestValLoss: r.bestValLoss,
       weightsFrom: r.weightsFrom, trainableParams: r.trainableParams, tokensPerSec: r.tokensPerSec, seconds: r.seconds, resumedFrom: r.resumedFrom,

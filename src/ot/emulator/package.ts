@@ -8,7 +8,10 @@
  * Writing is deterministic (sorted JSON keys, safetensors sorted by name), so write(read(write(p))) is
  * byte-identical to write(p).
  */
-import { unzipSync, zipSync } from 'fflate';
+import { zipSync } from 'fflate';
+import { unzipBounded } from '../../faults/zip';
+import { checkSpecBounds } from '../../faults/bounds';
+import { checkFiniteStats, checkFiniteTensors } from '../../faults/finite';
 import type { Backend } from '../../engine/backend';
 import { countTargets } from '../../engine/ops';
 import { noGrad, tidy } from '../../engine/tensor';
@@ -201,6 +204,7 @@ export function readEmulatorPackage(files: Map<string, Uint8Array>): EmulatorPac
   const meta = JSON.parse(new TextDecoder().decode(json)) as EmulatorMeta;
   if (meta.format !== EMULATOR_FORMAT) throw new Error(`${EMULATOR_JSON}: not a GradOT emulator (format '${String(meta.format)}')`);
   if (meta.version !== EMULATOR_VERSION) throw new Error(`${EMULATOR_JSON}: unsupported version ${String(meta.version)}`);
+  checkSpecBounds(meta.spec, EMULATOR_JSON);
   const { tensors } = parseSafetensors(st, EMULATOR_WEIGHTS);
   validateWeights(meta.spec, tensors, EMULATOR_WEIGHTS);
   return { meta, weights: tensors };
@@ -213,9 +217,9 @@ export function zipEmulatorPackage(files: Map<string, Uint8Array>): Uint8Array {
   return zipSync(entries);
 }
 
-export function unzipEmulatorPackage(zip: Uint8Array): Map<string, Uint8Array> {
-  const out = unzipSync(zip);
-  return new Map(Object.entries(out));
+/** The files of a package .zip; limits on entries and sizes are checked before and while inflating. */
+export function unzipEmulatorPackage(zip: Uint8Array, file = 'emulator.zip'): Map<string, Uint8Array> {
+  return unzipBounded(zip, file);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -314,6 +318,7 @@ export async function buildEmulator(
   spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
   const t0 = performance.now();
+  checkFiniteTensors(weights, o.modelId); // NaN weights would give NaN factors, written without a word
   const full = sharedDecoder(o.backend, spec, weights);
   let sp: SupportPassResult | null = null;
   const budget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
@@ -331,6 +336,8 @@ export async function buildEmulator(
           o.signal?.throwIfAborted();
         },
         onStats: (name, s) => {
+          // Non-finite statistics would give non-finite scores and factors, written without a word.
+          checkFiniteStats(new Map([[name, s as unknown as Record<string, unknown>]]), o.modelId);
           scorer.consume(name, s);
           o.onWork?.('scoring', scorer.done, scorer.total);
         },

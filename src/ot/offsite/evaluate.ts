@@ -20,6 +20,7 @@ import { IGNORE_INDEX } from '../../data/types';
 import { correctString, evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
 import type { LoraAdapter } from './lora';
 import { targetLogits, type TargetLogits } from './target-logits';
+import { NonFiniteError } from '../../faults/errors';
 
 export interface EncodedTask {
   kind: DatasetKind;
@@ -94,6 +95,10 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
     for (let k = 0; k < n; k++) {
       if (got.targets[k] === IGNORE_INDEX) continue;
       const r = Math.floor(got.positions[k]! / T);
+      // NaN logits would score every choice NaN and report "acc 0.00%" as if it were a measurement.
+      if (!Number.isFinite(rows[k]!)) {
+        throw new NonFiniteError('logits', `evaluation: the model's logits are not finite (token loss ${rows[k]}); its weights hold NaN or overflow — no metric can be computed`);
+      }
       sumLogProb[r] -= rows[k]!;
       tokens[r]++;
     }

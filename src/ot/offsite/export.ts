@@ -16,6 +16,7 @@
  */
 import type { Backend } from '../../engine/backend';
 import { canonicalToHF, fromHFWeights, toHFWeights } from '../../model/hf';
+import { ModelFormatError, ShapeMismatchError } from '../../model/errors';
 import { parseSafetensors, serializeSafetensors } from '../../model/safetensors';
 import type { ModelSource } from '../../model/source';
 import type { Family, ModelSpec } from '../../model/spec';
@@ -211,29 +212,156 @@ export async function loadAdapter(src: ModelSource, spec: ModelSpec): Promise<{ 
   };
 }
 
-/** Reads a PEFT LoRA folder written by `peftFiles` back into a LoRA TrainedAdapter for `spec` (full model). */
-export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split: Split): Promise<TrainedAdapter> {
-  const cfg = JSON.parse(await src.readText(PEFT_CONFIG)) as { r: number; lora_alpha: number; layers_to_transform: number[]; peft_type: string };
-  if (cfg.peft_type !== 'LORA') throw new Error(`${PEFT_CONFIG}: peft_type ${cfg.peft_type} is not LORA`);
+/** adapter_config.json, as far as we read it. */
+interface PeftConfig {
+  peft_type?: unknown;
+  r?: unknown;
+  lora_alpha?: unknown;
+  target_modules?: unknown;
+  layers_to_transform?: unknown;
+  use_dora?: unknown;
+  use_rslora?: unknown;
+  rank_pattern?: unknown;
+  alpha_pattern?: unknown;
+  base_model_name_or_path?: unknown;
+}
+
+function peftErr(file: string, msg: string, tensor?: string): ModelFormatError {
+  return new ModelFormatError(msg, file, tensor);
+}
+
+/**
+ * Reads and VALIDATES a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) for `spec` (the
+ * full model): peft_type LORA, a positive rank, target modules that exist in this architecture, layers in
+ * range, and every tensor a lora_A [r, in] / lora_B [out, r] pair of an existing module with the config's
+ * rank. Each problem is a named error naming the file (and tensor).
+ */
+export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?: Split): Promise<TrainedAdapter> {
+  let cfg: PeftConfig;
+  try {
+    cfg = JSON.parse(await src.readText(PEFT_CONFIG)) as PeftConfig;
+  } catch (e) {
+    throw peftErr(PEFT_CONFIG, `invalid JSON (${(e as Error).message})`);
+  }
+  if (cfg === null || typeof cfg !== 'object') throw peftErr(PEFT_CONFIG, 'not a JSON object');
+  if (cfg.peft_type !== 'LORA') throw peftErr(PEFT_CONFIG, `peft_type ${JSON.stringify(cfg.peft_type)} is not LORA`);
+  const r = cfg.r;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw peftErr(PEFT_CONFIG, `'r' must be a positive integer, got ${JSON.stringify(r)}`);
+  const alpha = cfg.lora_alpha ?? 8;
+  if (typeof alpha !== 'number' || !(alpha > 0) || !Number.isFinite(alpha)) throw peftErr(PEFT_CONFIG, `'lora_alpha' must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (cfg.use_dora === true) throw peftErr(PEFT_CONFIG, 'use_dora = true (DoRA) is not supported');
+  if (cfg.use_rslora === true) throw peftErr(PEFT_CONFIG, 'use_rslora = true (rank-stabilised scaling) is not supported');
+  for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
+    const v = cfg[k];
+    if (v && typeof v === 'object' && Object.keys(v).length > 0) throw peftErr(PEFT_CONFIG, `per-module ${k} is not supported`);
+  }
+  const L = spec.layers.length;
+  let layers: number[];
+  if (cfg.layers_to_transform === undefined || cfg.layers_to_transform === null) layers = spec.layers.map((l) => l.source);
+  else {
+    const raw = typeof cfg.layers_to_transform === 'number' ? [cfg.layers_to_transform] : cfg.layers_to_transform;
+    if (!Array.isArray(raw) || !raw.every((x) => Number.isInteger(x))) throw peftErr(PEFT_CONFIG, "'layers_to_transform' must be a list of layer indices");
+    layers = [...new Set(raw as number[])].sort((a, b) => a - b);
+  }
+  const blocks = layers.map((s) => {
+    const i = spec.layers.findIndex((l) => l.source === s);
+    if (i < 0) throw peftErr(PEFT_CONFIG, `layers_to_transform names layer ${s}, but the model has layers 0..${L - 1}`);
+    return i;
+  });
+  // Every module LoRA could target in these layers, by its HF path.
+  const allTargets = (spec.gatedMlp ? ['q', 'k', 'v', 'o', 'up', 'gate', 'down'] : ['q', 'k', 'v', 'o', 'up', 'down']) as LoraConfig['targets'];
+  const all = loraModules({ ...spec }, blocks, { r: 1, alpha: 1, targets: allTargets });
+  const byModule = new Map(all.map((m) => [hfModule(spec.family, m, spec.layers[m.layer]!.source), m]));
+  const known = new Set([...byModule.keys()].map((k) => targetName(spec.family, k)));
+  const tm = cfg.target_modules;
+  if (Array.isArray(tm)) {
+    for (const t of tm) {
+      if (typeof t !== 'string') throw peftErr(PEFT_CONFIG, "'target_modules' must be a list of module names");
+      if (![...byModule.keys()].some((k) => k === t || k.endsWith(`.${t}`))) {
+        throw peftErr(PEFT_CONFIG, `target module '${t}' does not exist in this ${spec.modelType} model (it has ${[...known].sort().join(', ')})`);
+      }
+    }
+  } else if (typeof tm === 'string') {
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(?:${tm})$`);
+    } catch {
+      throw peftErr(PEFT_CONFIG, `'target_modules' ${JSON.stringify(tm)} is not a valid regular expression`);
+    }
+    if (![...byModule.keys()].some((k) => re.test(k))) throw peftErr(PEFT_CONFIG, `target_modules ${JSON.stringify(tm)} matches no module of this ${spec.modelType} model`);
+  } else if (tm !== undefined && tm !== null) throw peftErr(PEFT_CONFIG, "'target_modules' must be a list of names or a regular expression");
+  if (!(await src.has(PEFT_WEIGHTS))) throw peftErr(PEFT_WEIGHTS, `missing next to ${PEFT_CONFIG}`);
   const { tensors } = parseSafetensors(await src.readBytes(PEFT_WEIGHTS), PEFT_WEIGHTS);
-  const family = spec.family;
-  const blocks = cfg.layers_to_transform.map((s) => spec.layers.findIndex((l) => l.source === s));
-  // Recover targets from module names.
-  const all = loraModules(spec, blocks, { r: cfg.r, alpha: cfg.lora_alpha, targets: spec.gatedMlp ? ['q', 'k', 'v', 'o', 'up', 'gate', 'down'] : ['q', 'k', 'v', 'o', 'up', 'down'] });
-  const present = all.filter((m) => tensors.has(`base_model.model.${hfModule(family, m, spec.layers[m.layer]!.source)}.lora_A.weight`));
-  const targets = [...new Set(present.flatMap((m) => m.linears.map((l) => l.split('.').pop()!)))] as LoraConfig['targets'];
-  const lora: LoraConfig = { r: cfg.r, alpha: cfg.lora_alpha, dropout: 0, targets };
+  const pairs = new Map<string, { A?: HostTensor; B?: HostTensor }>();
+  for (const [name, t] of tensors) {
+    const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
+    if (!m) throw peftErr(PEFT_WEIGHTS, 'not a LoRA tensor (expected base_model.model.<module>.lora_A/lora_B.weight)', name);
+    if (!byModule.has(m[1]!)) {
+      throw peftErr(PEFT_WEIGHTS, `targets module '${m[1]}', which this ${spec.modelType} model (layers ${layers.join(', ')}) does not have`, name);
+    }
+    const p = pairs.get(m[1]!) ?? {};
+    p[m[2] as 'A' | 'B'] = t;
+    pairs.set(m[1]!, p);
+  }
+  if (pairs.size === 0) throw peftErr(PEFT_WEIGHTS, 'holds no LoRA tensors');
   const weights: WeightMap = new Map();
-  for (const m of present) {
-    const module = `base_model.model.${hfModule(family, m, spec.layers[m.layer]!.source)}`;
-    weights.set(loraAName(m), tensors.get(`${module}.lora_A.weight`)!);
-    const B = tensors.get(`${module}.lora_B.weight`)!;
+  const present: LoraModule[] = [];
+  for (const [module, { A, B }] of pairs) {
+    const mod = byModule.get(module)!;
+    if (!A || !B) throw peftErr(PEFT_WEIGHTS, `module ${module} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
+    const out = mod.outFeatures.reduce((a, b) => a + b, 0);
+    if (A.shape.length !== 2 || A.shape[0] !== r || A.shape[1] !== mod.inFeatures) {
+      throw new ShapeMismatchError(PEFT_WEIGHTS, `base_model.model.${module}.lora_A.weight`, [r, mod.inFeatures], A.shape, `rank r=${r} from ${PEFT_CONFIG}`);
+    }
+    if (B.shape.length !== 2 || B.shape[0] !== out || B.shape[1] !== r) {
+      throw new ShapeMismatchError(PEFT_WEIGHTS, `base_model.model.${module}.lora_B.weight`, [out, r], B.shape, `rank r=${r} from ${PEFT_CONFIG}`);
+    }
+    present.push(mod);
+    weights.set(loraAName(mod), A);
     let row = 0;
-    m.outFeatures.forEach((o, i) => {
-      const cols = B.shape[1]!;
-      weights.set(loraBName(m, i), f32([o, cols], B.data.slice(row * cols, (row + o) * cols)));
+    mod.outFeatures.forEach((o, i) => {
+      weights.set(loraBName(mod, i), f32([o, r], B.data.slice(row * r, (row + o) * r)));
       row += o;
     });
   }
-  return { method: 'lora', split, blocks, blockSources: blocks.map((b) => spec.layers[b]!.source), numLayers: spec.layers.length, weights, lora };
+  const targets = [...new Set(present.flatMap((m) => m.linears.map((l) => l.split('.').pop()!)))] as LoraConfig['targets'];
+  const lora: LoraConfig = { r, alpha, dropout: 0, targets };
+  // Every module of every transformed layer with these targets must be present (a LoRA module set is uniform).
+  const expected = loraModules(spec, blocks, lora);
+  for (const m of expected) {
+    if (!weights.has(loraAName(m))) throw peftErr(PEFT_WEIGHTS, `missing the LoRA pair of ${hfModule(spec.family, m, spec.layers[m.layer]!.source)}`);
+  }
+  let bottom = 0;
+  while (bottom < blocks.length && blocks[bottom] === bottom) bottom++;
+  const rest = blocks.slice(bottom);
+  const sp: Split = split ?? { bottom, top: rest.length ? L - rest[0]! : 0 };
+  return { method: 'lora', split: sp, blocks, blockSources: blocks.map((b) => spec.layers[b]!.source), numLayers: L, weights, lora };
+}
+
+/**
+ * An adapter folder of either kind: GradOT's (adapter.json) or a PEFT LoRA folder alone (adapter_config.json +
+ * adapter_model.safetensors, e.g. from PEFT's save_pretrained). PEFT files next to adapter.json are
+ * validated too, so a folder whose two descriptions disagree is refused.
+ */
+export async function loadAdapterFolder(src: ModelSource, spec: ModelSpec): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; kind: 'gradot' | 'peft' }> {
+  const hasPeft = await src.has(PEFT_CONFIG);
+  if (await src.has(ADAPTER_JSON)) {
+    const r = await loadAdapter(src, spec);
+    if (hasPeft && r.meta.method === 'lora' && spec.layers.every((l, i) => l.source === i)) await loadPeftAdapter(src, spec, r.meta.split);
+    return { ...r, kind: 'gradot' };
+  }
+  if (!hasPeft) {
+    throw new Error(`${src.label}: neither ${ADAPTER_JSON} (a GradOT adapter) nor ${PEFT_CONFIG} (a PEFT LoRA adapter)`);
+  }
+  const adapter = await loadPeftAdapter(src, spec);
+  const cfg = JSON.parse(await src.readText(PEFT_CONFIG)) as PeftConfig;
+  const meta: AdapterMeta = {
+    format: ADAPTER_FORMAT, version: 1, method: 'lora', split: adapter.split,
+    baseModel: {
+      modelId: typeof cfg.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : '(PEFT adapter)', sha256: null,
+      numLayers: spec.layers.length, family: spec.family, modelType: spec.modelType,
+    },
+    blocks: [...adapter.blockSources], lora: adapter.lora, files: [PEFT_CONFIG, PEFT_WEIGHTS],
+  };
+  return { meta, adapter, kind: 'peft' };
 }

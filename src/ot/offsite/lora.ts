@@ -117,6 +117,14 @@ export function loraModules(spec: ModelSpec, blocks: readonly number[], c: LoraC
       out.push({ layer, key: linearName(layer, t), linears: [linearName(layer, t)], inFeatures: dims.in, outFeatures: [dims.out] });
     }
   }
+  // A rank above a module's smaller side adds parameters (and memory: `--lora 100000` asked for gigabytes)
+  // without adding expressiveness; refuse it before anything is allocated.
+  for (const m of out) {
+    const width = Math.min(m.inFeatures, m.outFeatures.reduce((a, b) => a + b, 0));
+    if (c.r > width) {
+      throw new RangeError(`LoRA rank ${c.r} exceeds the width of ${m.key} (min(in ${m.inFeatures}, out ${m.outFeatures.reduce((a, b) => a + b, 0)}) = ${width}); use a rank of at most ${width}`);
+    }
+  }
   return out;
 }
 

@@ -18,6 +18,8 @@ export interface TaskFile {
   /** Name used in error messages (a path or a file name). */
   name: string;
   bytes: Uint8Array;
+  /** Already read (streamed from disk, no whole-file copy): used instead of `bytes`. */
+  dataset?: Dataset;
 }
 
 export interface PrepareOptions {
@@ -37,6 +39,10 @@ export interface PreparedTraining {
 }
 
 export function readTaskFile(f: TaskFile, opts: ReadOptions = {}): Dataset {
+  if (f.dataset) {
+    if (Object.keys(opts).length > 0) throw new Error(`${f.name}: read options need the file's bytes, not an already-read dataset`);
+    return f.dataset;
+  }
   return readDataset(f.bytes, f.name, opts);
 }
 

@@ -28,6 +28,7 @@ import { makeBatches, type Batch, type Example } from '../../data/batch';
 import type { CheckpointStore, JsonValue } from '../../storage';
 import { LoraAdapter, type LoraConfig, checkLoraConfig } from './lora';
 import { targetLogits } from './target-logits';
+import { NonFiniteError } from '../../faults/errors';
 import { adapterBlocks, inBlocks, type Split } from '../emulator/split';
 import { packTensors, unpackTensors, type PackedTensor } from './tensor-pack';
 
@@ -162,6 +163,8 @@ export interface TuneResult {
   tokensPerSec: number;
   /** Step the run resumed from (0 for a fresh run), or 'done' when the store already held a finished run. */
   resumedFrom: number | 'done';
+  /** What the checkpoint store did that the user should know: a damaged newest checkpoint skipped, leftovers collected. */
+  notes?: string[];
   adapter: TrainedAdapter;
 }
 
@@ -239,6 +242,16 @@ export async function meanLoss(
   return { loss: n > 0 ? s / n : NaN, tokens: n };
 }
 
+function nonFiniteStop(what: string, value: number, step: number, kept: string): NonFiniteError {
+  const where = what === 'validation loss'
+    ? `of the weights after step ${step}; training stopped and those weights were not saved`
+    : `at step ${step}; training stopped before applying it`;
+  return new NonFiniteError(
+    what,
+    `tune: the ${what} is ${value} ${where} (the learning rate may be too high, or the data or weights hold extreme values); ${kept}`,
+  );
+}
+
 function realTokens(b: Batch, train: readonly Example[]): number {
   let n = 0;
   for (const i of b.indices) n += train[i]!.ids.length;
@@ -260,6 +273,12 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   const accum = opts.gradAccum ?? 1;
   if (!(Number.isInteger(accum) && accum >= 1)) throw new RangeError('tune: gradAccum must be a positive integer');
   if (data.train.length === 0) throw new Error('tune: no training examples');
+  if (opts.evalEvery !== undefined && !(Number.isInteger(opts.evalEvery) && opts.evalEvery >= 1)) {
+    throw new RangeError(`tune: evalEvery must be a positive number of steps, got ${opts.evalEvery}`);
+  }
+  if (opts.checkpointEvery !== undefined && !(Number.isInteger(opts.checkpointEvery) && opts.checkpointEvery >= 1)) {
+    throw new RangeError(`tune: checkpointEvery must be a positive number of steps, got ${opts.checkpointEvery}`);
+  }
   const blocks = adapterBlocks(model.spec, opts.split);
   const seed = opts.seed ?? 0;
   const padId = opts.padId ?? 0;
@@ -336,7 +355,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   let tokens = 0;
   let resumedFrom: number | 'done' = 0;
   const store = opts.store;
+  const notes: string[] = [];
   if (store) {
+    // Temp files of interrupted writes and generations no manifest references: collected, and said.
+    const collected = await store.gc();
+    if (collected.length) notes.push(`removed ${collected.length} leftover file(s) of an interrupted checkpoint write`);
     const ids = new Set((await store.checkpoints()).map((e) => e.id));
     if (ids.has('done')) {
       const done = await store.load('done');
@@ -350,10 +373,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       void _f;
       const adapter = await hostAdapter();
       lora?.free();
-      return { ...rest, resumedFrom: 'done', adapter };
+      return { ...rest, resumedFrom: 'done', ...(notes.length ? { notes } : {}), adapter };
     }
     if (ids.has('last')) {
       const last = await store.load('last');
+      if (last.fallback) notes.push(`${last.fallback}: resuming from its step`);
       const st = JSON.parse(new TextDecoder().decode(last.files['state.json']!)) as SavedState;
       if (st.version !== STATE_VERSION || st.fingerprint !== fingerprint) {
         throw new Error('tune: the checkpoint folder holds a run with different settings or data; resume with the same ones or use a new folder');
@@ -391,7 +415,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     await store.commit('last', {
       'state.json': new TextEncoder().encode(JSON.stringify(st)),
       'tensors.bin': packTensors(list),
-    }, { step, totalSteps } as JsonValue);
+    }, { step, totalSteps } as JsonValue, { keepPrevious: true }); // a damaged newest generation falls back to this one
   };
 
   // ---- loop
@@ -408,6 +432,18 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   // Best weights when there is no store to commit them to.
   let bestSnapshot: Uint8Array | null = null;
   let lastLoss = history.length ? history[history.length - 1]!.loss : NaN;
+
+  /** What a stopped run keeps, for its error message. */
+  const keptNote = async (): Promise<string> => {
+    if (bestStep !== null && bestValLoss !== null) {
+      return store
+        ? `the best checkpoint (step ${bestStep}, validation loss ${bestValLoss.toFixed(4)}) is kept as best in the checkpoint folder`
+        : `the best weights so far were from step ${bestStep} (validation loss ${bestValLoss.toFixed(4)})`;
+    }
+    const last = store ? (await store.checkpoints()).find((e) => e.id === 'last') : undefined;
+    if (last) return `the last finite checkpoint (step ${(last.meta as { step?: number } | null)?.step ?? '?'}) is kept in the checkpoint folder`;
+    return 'no finite checkpoint was made before it';
+  };
 
   const validate = async (): Promise<number> => {
     const { loss } = await meanLoss(model, valid!, { batchSize: opts.evalBatchSize ?? opts.batchSize, padId, lora });
@@ -451,6 +487,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
         sessionTokens += n;
       }
       const norm = await globalGradNorm(params);
+      // First non-finite loss or gradient: stop BEFORE the update, so no NaN reaches the weights, the
+      // optimizer state or any checkpoint (the 'best' and 'last' already committed stay as they are).
+      if (!Number.isFinite(lossSum) || !Number.isFinite(norm)) {
+        throw nonFiniteStop(!Number.isFinite(lossSum) ? 'training loss' : 'gradient norm', !Number.isFinite(lossSum) ? lossSum : norm, step + 1, await keptNote());
+      }
       const lr = lrAt(step, schedule);
       opt.step({ lr, gradScale: maxNorm === null ? 1 : clipScale(norm, maxNorm) });
       opt.zeroGrad();
@@ -469,6 +510,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       });
       if (valid && (step % evalEvery === 0 || step === totalSteps)) {
         const vl = await validate();
+        if (!Number.isFinite(vl)) throw nonFiniteStop('validation loss', vl, step, await keptNote());
         entry.valLoss = vl;
         if (bestValLoss === null || vl < bestValLoss) {
           bestValLoss = vl;
@@ -506,7 +548,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       tokensPerSec: resultCore.tokensPerSec, etaSeconds: 0, ...(bestValLoss !== null ? { bestValLoss } : {}),
     });
     const adapter = await hostAdapter();
-    return { ...resultCore, resumedFrom, adapter };
+    return { ...resultCore, resumedFrom, ...(notes.length ? { notes } : {}), adapter };
   } finally {
     opt.zeroGrad();
     opt.free();
