@@ -840,6 +840,7 @@ async function runTune(
     const dec = decoderFromWeights(be, spec, pkg.weights);
     const store = opfsCheckpointStore(`${RUNS_DIR}/${runId}`);
     const t0 = performance.now();
+    let lastGradNorm: number | null = null;
     let result: OtTuneResult;
     try {
       result = await tune(dec, { train, valid: valid.length ? valid : null }, {
@@ -859,6 +860,8 @@ async function runTune(
         pause: pauser,
         onProgress: (p) => {
           const el = (performance.now() - t0) / 1000;
+          // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
+          if (p.phase !== 'done') lastGradNorm = p.gradNorm;
           report({
             phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${be.name}`,
             fraction: p.totalSteps ? p.step / p.totalSteps : null,
@@ -868,7 +871,7 @@ async function runTune(
             validLoss: p.valLoss,
             tokensPerS: p.tokensPerSec,
             etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
-            message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+            message: `lr ${p.lr.toExponential(2)} · grad norm ${lastGradNorm === null ? '—' : lastGradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
           });
         },
       });
