@@ -41,3 +41,30 @@ describe('overallProgress', () => {
     expect(overallProgress(3, 3, 1, 90)).toEqual({ fraction: 1, etaS: 0 });
   });
 });
+
+import { describeBackend, explainPackageSize } from './format';
+
+describe('describeBackend', () => {
+  it('says jobs run on the CPU when the WebGPU adapter is a software fallback', () => {
+    const d = describeBackend({ kind: 'webgpu', adapterName: 'SwiftShader', isFallbackAdapter: true, threads: 4 });
+    expect(d.runsOn).toBe('CPU');
+    expect(d.label).toBe('CPU (4 threads)');
+    expect(d.why).toMatch(/SwiftShader.*CPU backend is faster/);
+  });
+  it('names a hardware adapter and the reason WebGPU is missing', () => {
+    expect(describeBackend({ kind: 'webgpu', adapterName: 'nvidia' }).label).toBe('WebGPU · nvidia');
+    const c = describeBackend({ kind: 'cpu', reason: 'navigator.gpu is undefined' });
+    expect([c.runsOn, c.label]).toEqual(['CPU', 'CPU']);
+    expect(c.why).toContain('navigator.gpu is undefined');
+  });
+});
+
+describe('explainPackageSize', () => {
+  it('explains an F32 package larger than an F16 model', () => {
+    const s = explainPackageSize({ packageBytes: 22.5 * 2 ** 20, paramsAfter: 5.6e6, modelBytes: 15.1 * 2 ** 20, modelParams: 7.9e6, modelDtypes: ['F16'] });
+    expect(s).toMatch(/32-bit floats.*F16/);
+  });
+  it('says nothing when the package is not larger per parameter', () => {
+    expect(explainPackageSize({ packageBytes: 10e6, paramsAfter: 5e6, modelBytes: 16e6, modelParams: 8e6, modelDtypes: ['F16'] })).toBeNull();
+  });
+});

@@ -48,3 +48,46 @@ export function overallProgress(done: number, total: number, partFraction: numbe
   const etaS = f > 0.01 && elapsedS > 0 ? (elapsedS * (1 - f)) / f : null;
   return { fraction: f, etaS };
 }
+
+/** The backend facts the badge needs (a structural subset of the worker's BackendInfo). */
+export interface BackendFacts {
+  kind: 'webgpu' | 'cpu';
+  adapterName?: string;
+  isFallbackAdapter?: boolean;
+  reason?: string;
+  /** CPU worker threads, when the backend reports them. */
+  threads?: number;
+}
+
+/**
+ * What the jobs actually run on and why, in the user's words. Jobs skip a software WebGPU adapter
+ * (SwiftShader) on purpose: the CPU backend trains faster than a GPU emulated on the CPU.
+ */
+export function describeBackend(b: BackendFacts): { runsOn: 'WebGPU' | 'CPU'; label: string; why: string } {
+  const cpu = `CPU${b.threads ? ` (${b.threads} thread${b.threads > 1 ? 's' : ''})` : ''}`;
+  if (b.kind === 'cpu') {
+    return { runsOn: 'CPU', label: cpu, why: `no usable WebGPU: ${b.reason ?? 'unknown reason'}` };
+  }
+  if (b.isFallbackAdapter) {
+    return {
+      runsOn: 'CPU',
+      label: cpu,
+      why: `the WebGPU adapter${b.adapterName ? ` (${b.adapterName})` : ''} is SwiftShader-style software emulation, a fallback: the CPU backend is faster, so jobs run there`,
+    };
+  }
+  return { runsOn: 'WebGPU', label: `WebGPU · ${b.adapterName ?? 'GPU'}`, why: 'a hardware WebGPU adapter is available; jobs run on it' };
+}
+
+/** One line on why the emulator package has the size it has (download size vs the model file). */
+export function explainPackageSize(o: { packageBytes: number; paramsAfter: number; modelBytes: number; modelParams: number; modelDtypes: string[] }): string | null {
+  if (o.paramsAfter <= 0 || o.modelParams <= 0 || o.modelBytes <= 0) return null;
+  const pkgBpp = o.packageBytes / o.paramsAfter;
+  const modelBpp = o.modelBytes / o.modelParams;
+  if (o.packageBytes <= o.modelBytes || pkgBpp < modelBpp * 1.5) return null;
+  const half = o.modelDtypes.filter((d) => /^(F16|BF16)$/i.test(d));
+  const pkgBits = Math.round(pkgBpp) * 8;
+  return (
+    `The package is larger than the model file although it holds fewer parameters: it stores ${pkgBits}-bit floats (about ${pkgBpp.toFixed(1)} bytes per parameter)` +
+    (half.length ? ` while the model file is ${half.join('/')} (${modelBpp.toFixed(1)} bytes per parameter).` : `, the model file about ${modelBpp.toFixed(1)}.`)
+  );
+}
