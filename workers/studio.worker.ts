@@ -1191,6 +1191,9 @@ async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[], onPr
     } catch (e) {
       rethrow(e, trainF.path);
     }
+    // Example limits keep a grid small; a limited setting says so in its task name (rows stay comparable).
+    if (req.trainLimit && req.trainLimit > 0) prepared = { ...prepared, train: prepared.train.slice(0, req.trainLimit) };
+    if (req.testLimit && req.testLimit > 0 && test.examples.length > req.testLimit) test = { ...test, examples: test.examples.slice(0, req.testLimit) as typeof test.examples };
     const padId = tok.padId ?? tok.eosId ?? 0;
     const sup = prepared.train.slice(0, Math.max(1, req.supportExamples));
     const support: SupportBatch[] = [];
@@ -1203,7 +1206,7 @@ async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[], onPr
     const recipe = { lr: t.lr, epochs: t.epochs, batchSize: t.batchSize, gradAccum: t.gradAccum, seed: t.seed, padId,
       method: t.mode === 'lora' ? ('lora' as const) : ('adapter' as const),
       lora: t.mode === 'lora' ? { r: t.lora.rank, alpha: t.lora.alpha, dropout: 0, targets: t.lora.targets as LoraTarget[] } : undefined };
-    const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters]);
+    const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters, req.trainLimit ?? 0, req.testLimit ?? 0]);
     const reuse = protocolReuse.get(key) ?? {};
     const phases: Record<string, number> = { 'full-zs': 0.05, compress: 0.15, 'emulator-zs': 0.25, tune: 0.3, 'emulator-ft': 0.8, 'plug-in': 0.88, 'full-ft-tune': 0.9, 'full-ft': 0.98 };
     const r = await runProtocol({ spec, weights: model.weights, modelId: cur.summary.name }, {

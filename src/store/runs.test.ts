@@ -43,3 +43,28 @@ describe('runs export/import', () => {
     expect(() => parseRunsJson('{"nope": 1}')).toThrow(/array of runs/);
   });
 });
+
+import { settingPoints } from './runs';
+
+describe('settingPoints', () => {
+  it('averages seeds of one setting and measures their spread', () => {
+    const pts = settingPoints(
+      [
+        run({ id: 'a', seed: 0, fullZS: 0.6, emulatorZS: 0.5, plugIn: 0.8 }),
+        run({ id: 'b', seed: 1, fullZS: 0.6, emulatorZS: 0.4, plugIn: 0.7 }),
+        run({ id: 'c', setting: { method: 'svd', keep: 0.3, lambdaAttn: 0, lambdaMlp: 0, adapters: { bottom: 2, top: 2 } }, fullZS: 0.6, emulatorZS: 0.55, plugIn: 0.75 }),
+        run({ id: 'd', emulatorZS: null }),
+      ],
+      'plugIn',
+    );
+    expect(pts).toHaveLength(2);
+    const g = pts.find((p) => p.method === 'gradot')!;
+    expect(g.seeds).toBe(2);
+    expect(g.hides).toBeCloseTo(0.15, 12);
+    expect(g.utility).toBeCloseTo(0.75, 12);
+    expect(g.utilityStd).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
+    const s = pts.find((p) => p.method === 'svd')!;
+    expect([s.seeds, s.utilityStd]).toEqual([1, 0]);
+    expect(s.hides).toBeCloseTo(0.05, 12);
+  });
+});
