@@ -50,7 +50,10 @@ export function PlaneChart({ series, xLabel, yLabel, testId, title }: { series: 
   const yt = niceTicks(y0, y1, 5);
   // Pixel offsets for points that would land on the same spot (same values in different series or seeds).
   const offsets = spreadCoincident(series.map((s) => s.points.map((p) => [px(p.x), py(p.y)] as [number, number])), 7);
-  const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3));
+  // Tick labels with the decimals their step needs (0.05 steps: "0.10", "0.15"; 0.5 steps: "0.5", "1.0").
+  const dec = (t: number[]) => (t.length > 1 ? Math.max(0, Math.min(4, -Math.floor(Math.log10(Math.abs(t[1]! - t[0]!)) + 1e-9))) : 2);
+  const xd = dec(xt);
+  const yd = dec(yt);
   return (
     <figure className="plane-chart" data-testid={testId}>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={title} width="100%">
@@ -58,13 +61,13 @@ export function PlaneChart({ series, xLabel, yLabel, testId, title }: { series: 
         {xt.map((t) => (
           <g key={`x${t}`}>
             <line x1={px(t)} x2={px(t)} y1={M.t} y2={H - M.b} stroke="#eef2f7" />
-            <text x={px(t)} y={H - M.b + 14} textAnchor="middle" fontSize={11} fill="#475569">{fmt(t)}</text>
+            <text x={px(t)} y={H - M.b + 14} textAnchor="middle" fontSize={11} fill="#475569">{t.toFixed(xd)}</text>
           </g>
         ))}
         {yt.map((t) => (
           <g key={`y${t}`}>
             <line x1={M.l} x2={W - M.r} y1={py(t)} y2={py(t)} stroke="#eef2f7" />
-            <text x={M.l - 6} y={py(t) + 4} textAnchor="end" fontSize={11} fill="#475569">{fmt(t)}</text>
+            <text x={M.l - 6} y={py(t) + 4} textAnchor="end" fontSize={11} fill="#475569">{t.toFixed(yd)}</text>
           </g>
         ))}
         <text x={(M.l + W - M.r) / 2} y={H - 6} textAnchor="middle" fontSize={12} fill="#1e293b">{xLabel}</text>
