@@ -1115,12 +1115,24 @@ async function buildTryExport(target: GenerateOptions['target']): Promise<TryExp
 }
 
 async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
+  // Cancel lands between tokens: the next token throws out of transformers.js's generate loop.
+  const ctl: JobControl = { paused: false, cancelled: false };
+  if (opts.jobId) jobs.set(opts.jobId, ctl);
+  try {
+    return await generateWith(opts, onText, ctl);
+  } finally {
+    if (opts.jobId) jobs.delete(opts.jobId);
+  }
+}
+
+async function generateWith(opts: GenerateOptions, onText: (text: string) => void, ctl: JobControl): Promise<GenerateResult> {
   const key = JSON.stringify(opts.target);
   let exportSeconds = 0;
   let ex = tryExports.get(key);
   if (!ex) {
     const t0 = performance.now();
     ex = await buildTryExport(opts.target);
+    if (ctl.cancelled) throw new Cancelled();
     exportSeconds = (performance.now() - t0) / 1000;
     // Keep one export: each holds a copy of the weights and an ORT session.
     dropTryExports();
@@ -1145,10 +1157,11 @@ async function generateJob(opts: GenerateOptions, onText: (text: string) => void
     ...(opts.sample ? { temperature: opts.temperature, topK: opts.topK } : {}),
     device,
     onToken: (id) => {
+      if (ctl.cancelled) throw new Cancelled();
       out.push(id);
       void onText(tok.decode(out, { skipSpecialTokens: true }));
     },
-  }).catch((e: unknown) => rethrow(e, 'transformers.js'));
+  }).catch((e: unknown) => (ctl.cancelled ? Promise.reject(new Cancelled()) : rethrow(e, 'transformers.js')));
   ex.loaded = true;
   const text = tok.decode(r.tokens, { skipSpecialTokens: true });
   return {

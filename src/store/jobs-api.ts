@@ -385,6 +385,8 @@ export interface GenerateOptions {
   sample: boolean;
   temperature: number;
   topK: number;
+  /** Chosen by the caller so it can cancel(jobId) while tokens stream (generation has no progress events). */
+  jobId?: string;
 }
 
 export interface GenerateResult {

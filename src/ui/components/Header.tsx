@@ -17,6 +17,7 @@ function BackendBadge() {
     return (
       <span className="badge cpu" data-testid="backend-badge" title={d.why} tabIndex={0}>
         Runs on {d.label}
+        <em className="flag">CPU fallback: no WebGPU</em>
         <span className="tip">
           <strong>Why:</strong> {d.why}
           <br />
@@ -29,7 +30,7 @@ function BackendBadge() {
   return (
     <span className={`badge ${d.runsOn === 'CPU' ? 'cpu' : 'webgpu'}`} data-testid="backend-badge" tabIndex={0} title={d.why}>
       Runs on {d.label}
-      {d.runsOn === 'CPU' ? <em className="flag">WebGPU adapter is a software fallback: CPU is faster</em> : null}
+      {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {(b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
       <span className="tip">
         <strong>Why:</strong> {d.why}.
         <br />
