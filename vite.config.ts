@@ -1,7 +1,7 @@
 import { defineConfig } from 'vite';
 import react from '@vitejs/plugin-react';
 
-// `base: './'` makes the built site work from any static sub-path (DESIGN.md §6).
+// `base: './'` makes the built site work from any static sub-path.
 export default defineConfig({
   base: './',
   plugins: [react()],

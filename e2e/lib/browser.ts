@@ -1,5 +1,5 @@
 // Launches Debian's Chromium through playwright-core (no browser downloads here) with the flags that give
-// a WebGPU adapter in headless mode (DESIGN.md §6: without --enable-unsafe-webgpu no adapter comes back).
+// a WebGPU adapter in headless mode (without --enable-unsafe-webgpu no adapter comes back).
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

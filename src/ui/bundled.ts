@@ -2,7 +2,7 @@
  * Task folders shipped with the site under public/data (train/valid/test JSONL each), so a hosted demo can
  * run every job, GradOT's support pass included, without any file of the visitor's.
  */
-import type { InputFile } from '../store/jobs-api';
+import type { InputFile } from '../jobs/studio-api';
 import { fetchFiles } from './studio';
 
 export const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];

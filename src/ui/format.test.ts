@@ -51,6 +51,11 @@ describe('describeBackend', () => {
     expect(d.label).toBe('CPU (4 threads)');
     expect(d.why).toMatch(/SwiftShader.*CPU backend is faster/);
   });
+  it('says so when a software adapter runs the jobs on request', () => {
+    const d = describeBackend({ kind: 'webgpu', adapterName: 'SwiftShader', isFallbackAdapter: true, jobsOn: 'webgpu' });
+    expect(d.runsOn).toBe('WebGPU');
+    expect(d.label).toContain('software');
+  });
   it('names a hardware adapter and the reason WebGPU is missing', () => {
     expect(describeBackend({ kind: 'webgpu', adapterName: 'nvidia' }).label).toBe('WebGPU · nvidia');
     const c = describeBackend({ kind: 'cpu', reason: 'navigator.gpu is undefined' });

@@ -57,6 +57,8 @@ export interface BackendFacts {
   reason?: string;
   /** CPU worker threads, when the backend reports them. */
   threads?: number;
+  /** Where jobs run, when the worker says (a software adapter may be skipped, or used on request). */
+  jobsOn?: 'webgpu' | 'cpu';
 }
 
 /**
@@ -68,7 +70,14 @@ export function describeBackend(b: BackendFacts): { runsOn: 'WebGPU' | 'CPU'; la
   if (b.kind === 'cpu') {
     return { runsOn: 'CPU', label: cpu, why: `no usable WebGPU: ${b.reason ?? 'unknown reason'}` };
   }
-  if (b.isFallbackAdapter) {
+  if (b.isFallbackAdapter && b.jobsOn === 'webgpu') {
+    return {
+      runsOn: 'WebGPU',
+      label: `WebGPU · ${b.adapterName ?? 'software adapter'} (software)`,
+      why: 'a software WebGPU adapter was requested (?gpu=software): it exercises the GPU path but is slower than the CPU backend',
+    };
+  }
+  if (b.isFallbackAdapter || b.jobsOn === 'cpu') {
     return {
       runsOn: 'CPU',
       label: cpu,

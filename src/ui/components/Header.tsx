@@ -11,6 +11,16 @@ function BackendBadge() {
       </span>
     );
   }
+  if (b.kind === 'cpu' && b.lost) {
+    return (
+      <span className="badge cpu lost" data-testid="backend-badge" title={b.reason}>
+        CPU — WebGPU device lost, the job resumed on the CPU
+        <span className="tip">
+          <strong>What happened:</strong> {b.reason}
+        </span>
+      </span>
+    );
+  }
   // The badge names what the jobs run on (not merely what the browser offers) and says why.
   const d = describeBackend(b);
   if (b.kind === 'cpu') {

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import * as Comlink from 'comlink';
-import type { GenerateResult, GenerateTarget } from '../../store/jobs-api';
+import type { GenerateResult, GenerateTarget } from '../../jobs/studio-api';
 import { isCancelError, reportError, studio } from '../studio';
 import { CancelButton, NumField, Panel } from './common';
 

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { DatasetPreview, ProgressEvent } from '../../store/jobs-api';
+import type { DatasetPreview, ProgressEvent } from '../../jobs/studio-api';
 import { DEFAULT_EVAL_LIMIT, DEFAULT_LR, useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
 import { CancelButton, CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress, type JobEnd } from '../components/common';

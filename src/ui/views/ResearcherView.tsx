@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
-import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../store/jobs-api';
+import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
 import { parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
