@@ -26,7 +26,7 @@ import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
-import { bosFromOptions, cliTokenizer, readTaskFile, writeFiles } from './ot-shared';
+import { bosFromOptions, cliTokenizer, readTaskFile, resolveDataPath, writeFiles } from './ot-shared';
 
 function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): number {
   const v = o[k] === undefined ? d : (o[k] as number);
@@ -80,11 +80,11 @@ export const command: Command = {
     const batch = intOpt(o, 'batch', 4);
     const heldoutBatches = intOpt(o, 'heldout-batches', 4);
     const seed = o.seed === undefined ? 0 : intOpt(o, 'seed', 0, 0);
-    const supportPath = resolve(ctx.cwd, o.support as string);
-    if (!existsSync(supportPath)) throw new UsageError(`--support ${o.support}: no such file`);
+    // A bundled task NAME works too (its train.jsonl; --heldout NAME: its valid.jsonl), as for eval/ot --task.
+    if (!resolveDataPath(o.support as string, 'train', ctx.cwd)) throw new UsageError(`--support ${o.support}: no such file, and no bundled task of that name`);
     const heldoutArg = o.heldout as string | undefined;
-    const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolve(ctx.cwd, heldoutArg) : null;
-    if (heldoutPath && !existsSync(heldoutPath)) throw new UsageError(`--heldout ${heldoutArg}: no such file`);
+    const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolveDataPath(heldoutArg, 'valid', ctx.cwd) : null;
+    if (heldoutArg && heldoutArg !== 'none' && !heldoutPath) throw new UsageError(`--heldout ${heldoutArg}: no such file, and no bundled task of that name`);
     let out = resolve(ctx.cwd, o.out as string);
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
@@ -104,7 +104,7 @@ export const command: Command = {
     const built = await buildEmulatorJob({
       spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
       support: await readTaskFile(o.support as string, ctx.cwd),
-      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd) : heldoutArg === 'none' ? 'none' : 'auto',
+      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
     }, {
       method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: new CpuBackend(),
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),

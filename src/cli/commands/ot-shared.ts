@@ -22,10 +22,22 @@ import type { OptionSpec, ParsedOptions } from '../args';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** Reads a data file; a missing file is a clear error naming it. */
-export async function readTaskFile(path: string, cwd: string): Promise<TaskFile> {
-  const p = resolve(cwd, path);
+/**
+ * A data argument: a file path, or a bundled task NAME (or task folder), meaning its `split`.jsonl — so every
+ * option that takes a data file also takes the names `eval --task` and `ot --task` take. Null when neither.
+ */
+export function resolveDataPath(arg: string, split: 'train' | 'valid' | 'test', cwd: string): string | null {
+  const p = resolve(cwd, arg);
+  if (existsSync(p) && statSync(p).isFile()) return p;
+  return resolveTaskFolder(arg, cwd)?.[split] ?? null;
+}
+
+export async function readTaskFile(path: string, cwd: string, split: 'train' | 'valid' | 'test' = 'train'): Promise<TaskFile> {
+  const named = resolveDataPath(path, split, cwd);
+  const p = named ?? resolve(cwd, path);
+  const name = named && named !== resolve(cwd, path) ? `${path.replace(/\/+$/, '')}/${split}.jsonl` : path;
   try {
-    return { name: path, bytes: new Uint8Array(await readFile(p)) };
+    return { name, bytes: new Uint8Array(await readFile(p)) };
   } catch (e) {
     throw new DatasetError('empty', path, null, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }

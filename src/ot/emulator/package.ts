@@ -215,6 +215,8 @@ export async function buildEmulator(
     o.signal?.throwIfAborted();
     const result = compressModel(spec, weights, o, sp?.stats);
     const compressSeconds = (performance.now() - tc) / 1000;
+    // compressModel is one synchronous stretch: a cancel that arrived meanwhile is honoured here.
+    o.signal?.throwIfAborted();
     o.onProgress?.('evaluate');
     const te = performance.now();
     const emu = decoderFromWeights(o.backend, result.spec, result.weights);

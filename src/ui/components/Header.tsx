@@ -40,7 +40,7 @@ function BackendBadge() {
   return (
     <span className={`badge ${d.runsOn === 'CPU' ? 'cpu' : 'webgpu'}`} data-testid="backend-badge" tabIndex={0} title={d.why}>
       Runs on {d.label}
-      {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {(b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
+      {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {b.architecture || (b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
       <span className="tip">
         <strong>Why:</strong> {d.why}.
         <br />
