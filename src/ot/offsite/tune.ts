@@ -199,6 +199,11 @@ export function examplesDigest(examples: readonly Example[]): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
+/** One trip through the event loop: in a worker, a cancel or pause message (comlink) is only delivered
+ *  between macrotasks, and a loop of resolved promises never yields one. Used only when a job can be
+ *  controlled (a signal or pauser was given). */
+const nextMacrotask = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
 function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
 }
@@ -416,6 +421,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
 
   try {
     while (step < totalSteps) {
+      if (opts.signal || opts.pause) await nextMacrotask();
       if (opts.signal?.aborted) throw abortError(opts.signal);
       if (opts.pause?.paused) {
         await saveLast();
