@@ -68,3 +68,23 @@ describe('settingPoints', () => {
     expect(s.hides).toBeCloseTo(0.05, 12);
   });
 });
+
+import { keptRanks } from './runs';
+
+describe('keptRanks', () => {
+  it('reads the middle blocks of a run’s compression record', () => {
+    const r = run({
+      report: { compressRecord: { emulator: { layers: [
+        { index: 0, source: 0, role: 'adapter', ranks: {}, mlpWidth: 64 },
+        { index: 1, source: 1, role: 'middle', ranks: { k: 3, q: 5 }, mlpWidth: 40 },
+        { index: 2, source: 3, role: 'middle', ranks: { q: 7 }, mlpWidth: 32 },
+      ] } } },
+    });
+    const k = keptRanks(r)!;
+    expect(k.blocks).toEqual([1, 3]);
+    expect(k.cols).toEqual(['q', 'k']);
+    expect(k.ranks).toEqual([[5, 3], [7, null]]);
+    expect(k.mlpWidth).toEqual([40, 32]);
+    expect(keptRanks(run())).toBeNull();
+  });
+});

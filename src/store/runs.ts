@@ -213,3 +213,31 @@ export function settingPoints(runs: OTRun[], y: UtilityAxis): SettingPoint[] {
     return { method: s.method, keep: s.keep, lambda: s.lambdaAttn, hides: hm, hidesStd: sampleStd(h, hm), utility: um, utilityStd: sampleStd(u, um), seeds: rs.length, runs: rs };
   });
 }
+
+/** What a run's emulator kept per middle block (from its compression record), for side-by-side heatmaps. */
+export interface KeptRanks {
+  /** Source block index of each row. */
+  blocks: number[];
+  cols: string[];
+  /** Kept rank per (block, matrix); null = kept dense; and the MLP width. */
+  ranks: (number | null)[][];
+  mlpWidth: number[];
+}
+
+export function keptRanks(r: OTRun): KeptRanks | null {
+  const rec = (r.report as { compressRecord?: { emulator?: { layers?: { source: number; role: string; ranks?: Record<string, number>; mlpWidth: number }[] } } } | undefined)
+    ?.compressRecord?.emulator?.layers;
+  if (!Array.isArray(rec)) return null;
+  const middle = rec.filter((l) => l.role === 'middle');
+  if (middle.length === 0) return null;
+  const cols = [...new Set(middle.flatMap((l) => Object.keys(l.ranks ?? {})))];
+  const order = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+  const pos = (c: string) => (order.includes(c) ? order.indexOf(c) : order.length);
+  cols.sort((a, b) => pos(a) - pos(b));
+  return {
+    blocks: middle.map((l) => l.source),
+    cols,
+    ranks: middle.map((l) => cols.map((c) => (l.ranks && typeof l.ranks[c] === 'number' ? l.ranks[c]! : null))),
+    mlpWidth: middle.map((l) => l.mlpWidth),
+  };
+}
