@@ -7,7 +7,7 @@
  *   with no file of the visitor's; the build is first cancelled (status "cancelled", Build enabled again);
  *   the results say what was kept and how large the download is;
  * - data owner: tuning on that package is cancelled (status "cancelled", Start enabled, the banner does not
- *   call it an interruption); evaluation defaults to 200 examples, shows its size before starting, and is
+ *   call it an interruption, the adapters trained so far can be downloaded); evaluation defaults to 200 examples, shows its size before starting, and is
  *   cancelled; the live ETA moves between progress events;
  * - generation ("Try it") is cancelled;
  * - researcher: a grid on a bundled task with small example limits shows an overall progress, finishes one
@@ -164,6 +164,9 @@ async function main(): Promise<void> {
     const banner = await page.getByTestId('resume-banner').innerText().catch(() => '');
     check(!/interrupted/.test(banner), `the banner does not call a cancel an interruption ("${banner.replace(/\s+/g, ' ').slice(0, 90)}")`);
     const evalPanel = page.locator('section[aria-label="Evaluate and export"]');
+    check(await page.getByTestId('partial-adapters').isVisible(), 'the cancelled run offers the adapters it trained');
+    check(await evalPanel.getByRole('button', { name: 'Download adapters (.safetensors)' }).isEnabled(), 'those adapters can be downloaded');
+    check(!(await evalPanel.getByRole('button', { name: /Download PEFT/ }).isEnabled()), 'PEFT download is disabled after a full-block run');
     await page.getByTestId('eval-drop-input').setInputFiles(join(repo, 'public/data/genre-short-mc/test.jsonl'));
     check((await field(page, 'examples (0 = all)', evalPanel).inputValue()) === '200', 'evaluation defaults to 200 examples');
     check(await evalPanel.getByTestId('eval-estimate').isVisible(), 'evaluation size is shown before starting');

@@ -161,6 +161,17 @@ export async function runTune(
       }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
+        // The adapters trained up to the cancel stay usable: evaluate, export and try them like a finished run's.
+        const partial = (e as { partial?: OtTuneResult } | null)?.partial;
+        if (partial) {
+          tunedRuns.set(runId, { result: partial, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+          return {
+            jobId, runId, status: 'cancelled', steps: partial.steps, totalSteps: partial.totalSteps, trainLoss: partial.trainLoss,
+            bestValLoss: partial.bestValLoss, bestStep: partial.bestStep, weightsFrom: partial.weightsFrom, trainableParams: partial.trainableParams,
+            tokens: partial.tokens, seconds: partial.seconds, tokensPerSec: partial.tokensPerSec, resumedFrom: typeof partial.resumedFrom === 'number' ? partial.resumedFrom : 0,
+            backend: backendName(be), packageName, datasetName: datasetFile.path,
+          };
+        }
         return {
           jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
           trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: backendName(be),

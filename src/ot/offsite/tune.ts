@@ -513,6 +513,18 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     });
     const adapter = await hostAdapter();
     return { ...resultCore, resumedFrom, adapter };
+  } catch (e) {
+    // A cancelled run hands back what it trained: the adapter after its last finished step, on the error
+    // (`partial`), so a cancel never loses finished work. Steps end whole before the abort is checked.
+    if (opts.signal?.aborted && step > 0 && e !== null && typeof e === 'object') {
+      const seconds = (performance.now() - t0) / 1000;
+      const partial: TuneResult = {
+        method, steps: step, totalSteps, epochs: step / stepsPerEpoch, trainLoss: lastLoss, bestStep, bestValLoss, weightsFrom: 'final',
+        history, trainableParams, tokens, seconds, tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0, resumedFrom, adapter: await hostAdapter(),
+      };
+      (e as { partial?: TuneResult }).partial = partial;
+    }
+    throw e;
   } finally {
     opt.zeroGrad();
     opt.free();

@@ -96,6 +96,7 @@ function ResumeBanner() {
   const caps = useUi((s) => s.capabilities);
   const running = useUi((s) => s.tuneJob.running);
   const ended = useUi((s) => s.tuneJob.ended);
+  const partial = useUi((s) => s.tuneResult);
   if (!ck || running) return null;
   // A cancel the user just clicked is not an interruption: say what happened and what is kept.
   const cancelled = ended === 'cancelled';
@@ -104,6 +105,9 @@ function ResumeBanner() {
       <strong>{cancelled ? 'Training cancelled.' : 'A previous run was interrupted.'}</strong> {ck.packageName} on {ck.datasetName}: last
       checkpoint at step {ck.step}/{ck.totalSteps}, saved {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private
       storage){cancelled ? '; resume to continue from it' : ''}.
+      {cancelled && partial?.status === 'cancelled' && partial.steps > 0 ? (
+        <div data-testid="partial-adapters">The adapters as trained up to step {partial.steps} can be evaluated and downloaded below.</div>
+      ) : null}
       <span className="row">
         <CapButton cap={caps?.tune} disabled={running} onClick={() => void startTune(ck.runId)}>
           Resume
@@ -159,6 +163,12 @@ async function startTune(resumeRunId?: string) {
         );
     if (r.status === 'cancelled') {
       ended = 'cancelled';
+      if (r.steps > 0) {
+        // What was trained up to the cancel stays usable: evaluate it, download it, try it.
+        ui.setTuneRunId(r.runId);
+        useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+        useUi.getState().setTuneResult(r);
+      }
     } else {
       ended = 'done';
       ui.setTuneRunId(r.runId);
@@ -270,7 +280,7 @@ function LossPanel() {
         <KV
           items={[
             ['run', `${r.runId} (${r.packageName} on ${r.datasetName})`],
-            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}`],
+            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}${r.status === 'cancelled' ? ' (cancelled there; these adapters are usable)' : ''}`],
             ['train loss (last step)', r.trainLoss.toFixed(4)],
             ['best valid loss', r.bestValLoss === null ? '—' : `${r.bestValLoss.toFixed(4)} at step ${r.bestStep}`],
             ['weights kept', r.weightsFrom ?? '—'],
@@ -380,7 +390,7 @@ function EvalPanel() {
 /** Generation from what was tuned: the emulator with this run's adapters applied. */
 function TunedTryIt() {
   const r = useUi((s) => s.tuneResult);
-  const target = r && r.status === 'done' ? ({ kind: 'run', runId: r.runId } as const) : null;
+  const target = r && (r.status === 'done' || r.steps > 0) ? ({ kind: 'run', runId: r.runId } as const) : null;
   return <TryIt target={target} hint="Finish (or resume) a tuning run to try the emulator with your adapters." testId="try-data" />;
 }
 
