@@ -37,9 +37,9 @@ function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): numb
 export const command: Command = {
   name: 'compress',
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
-  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
+  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--zip] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
