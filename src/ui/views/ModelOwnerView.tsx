@@ -441,7 +441,7 @@ function Results() {
             ['model parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${pct(r.paramsAfter, r.paramsBefore)})`],
             ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`],
             ['split', `adapters ${r.split.bottom}:${r.split.top}`],
-            ['support pass', r.support ? `${r.support.tokens} tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}` : '—'],
+            ['support pass', r.support ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}` : '—'],
             ['time', `${Object.values(r.timings).reduce((a, v) => a + v, 0).toFixed(1)}s`],
           ]}
         />
