@@ -198,7 +198,8 @@ async function main(): Promise<void> {
     let gradotPkgPath: string | null = null;
     let adapterPath: string | null = null;
     if (compressed) {
-      const text = await results.innerText();
+      // The readings sit in the "details" disclosure (closed, so textContent rather than innerText).
+      const text = (await results.textContent()) ?? '';
       check(/middle blocks/.test(text) && /reading: /.test(text), 'results show the budget and the readings used');
       await page.locator('.subhead', { hasText: 'Singular values' }).waitFor({ timeout: 20_000 }).catch(() => undefined);
       await page.waitForTimeout(500);
@@ -486,7 +487,7 @@ async function main(): Promise<void> {
     const imported = await rows.first().waitFor({ timeout: 10_000 }).then(() => true, () => false);
     check(imported && (await rows.count()) === 3, 'imported runs join the runs table');
     const totalRuns = await page.locator('[data-testid=runs-table] tbody tr').count();
-    check(await page.locator('section[aria-label^="Pareto"] canvas').count() > 0, 'Pareto scatter renders');
+    check(await page.locator('section[aria-label^="Privacy"] [data-testid=plane-chart] svg').count() > 0, 'privacy-utility plane renders');
     const dl = page.waitForEvent('download', { timeout: 10_000 }).catch(() => null);
     await page.getByRole('button', { name: 'Export CSV' }).click();
     const download = await dl;

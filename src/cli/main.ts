@@ -7,6 +7,7 @@ import { UsageError, type CliIO, type Command } from './command';
 import { namedError } from '../faults/fs-errors';
 import { takeJsonFlag } from './args';
 import { startThreads, takeThreadsFlag } from './threads';
+import { commandHelpText } from './help';
 
 /**
  * Every `gradot` command. A command is available once `./commands/<name>.ts` exists and exports
@@ -47,7 +48,9 @@ function helpText(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
     '',
-    "run 'gradot <command> --help' for a command's options",
+    "run 'gradot <command> --help' for a command's options, their defaults and examples",
+    '',
+    'example: gradot ot public/models/demo --method gradot,svd --keep 0.3 --task genre-short-mc --limit-train 256 --limit-test 200',
   ].join('\n');
 }
 
@@ -101,7 +104,7 @@ export async function main(argv: string[], io: CliIO = defaultIO, cwd = process.
   }
   if (args.includes('--help') || args.includes('-h')) {
     if (json) io.out(JSON.stringify({ ok: true, command: cmd.name, usage: cmd.usage, summary: cmd.summary }));
-    else io.out(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+    else io.out(commandHelpText(cmd.name, cmd.usage, cmd.summary));
     return 0;
   }
   try {

@@ -31,6 +31,8 @@ export interface BackendInfo {
   /** The CPU backend's threads and f32 kernel (and why fewer threads than asked, e.g. no cross-origin
    *  isolation). */
   cpu?: { threads: number; requested: number; reason: string | null; kernel: string };
+  /** Where the jobs actually run: a software adapter is reported (kind 'webgpu') but skipped for the CPU. */
+  jobsOn?: 'webgpu' | 'cpu';
 }
 
 // ---------------------------------------------------------------- capabilities
@@ -391,6 +393,8 @@ export interface GenerateOptions {
   sample: boolean;
   temperature: number;
   topK: number;
+  /** Chosen by the caller so it can cancel(jobId) while tokens stream (generation has no progress events). */
+  jobId?: string;
 }
 
 export interface GenerateResult {
@@ -430,6 +434,10 @@ export interface ProtocolRequest {
   tune: { lr: number; epochs: number; batchSize: number; gradAccum: number; seqLen: number; seed: number; mode: 'full' | 'lora'; lora: { rank: number; alpha: number; targets: string[] } };
   supportExamples: number;
   fullFT: boolean;
+  /** Example limits (0 or absent = all): the first N training and test examples, so a grid of settings
+   *  finishes in minutes on a CPU. Runs record them. */
+  trainLimit?: number;
+  testLimit?: number;
 }
 
 /** One row of the researcher's table: the five OT numbers (accuracy or -loss, higher is better). */
@@ -451,6 +459,10 @@ export interface OTRun {
   /** Middle-block parameters of the full model / of the emulator (src/ot's definition; > 1). */
   compressionRatio: number | null;
   metric: string;
+  /** Tuning seed of the run (several seeds of one setting give error bars); absent on older rows. */
+  seed?: number;
+  /** Example limits the run used (absent = all examples). */
+  limits?: { train: number; test: number };
   /** Where the row came from: this browser's protocol run or an imported report. */
   origin: 'browser' | 'import';
   /** The full report (src/ot OTReport) for browser runs. */

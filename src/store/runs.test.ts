@@ -43,3 +43,48 @@ describe('runs export/import', () => {
     expect(() => parseRunsJson('{"nope": 1}')).toThrow(/array of runs/);
   });
 });
+
+import { settingPoints } from './runs';
+
+describe('settingPoints', () => {
+  it('averages seeds of one setting and measures their spread', () => {
+    const pts = settingPoints(
+      [
+        run({ id: 'a', seed: 0, fullZS: 0.6, emulatorZS: 0.5, plugIn: 0.8 }),
+        run({ id: 'b', seed: 1, fullZS: 0.6, emulatorZS: 0.4, plugIn: 0.7 }),
+        run({ id: 'c', setting: { method: 'svd', keep: 0.3, lambdaAttn: 0, lambdaMlp: 0, adapters: { bottom: 2, top: 2 } }, fullZS: 0.6, emulatorZS: 0.55, plugIn: 0.75 }),
+        run({ id: 'd', emulatorZS: null }),
+      ],
+      'plugIn',
+    );
+    expect(pts).toHaveLength(2);
+    const g = pts.find((p) => p.method === 'gradot')!;
+    expect(g.seeds).toBe(2);
+    expect(g.hides).toBeCloseTo(0.15, 12);
+    expect(g.utility).toBeCloseTo(0.75, 12);
+    expect(g.utilityStd).toBeCloseTo(Math.SQRT1_2 * 0.1, 12);
+    const s = pts.find((p) => p.method === 'svd')!;
+    expect([s.seeds, s.utilityStd]).toEqual([1, 0]);
+    expect(s.hides).toBeCloseTo(0.05, 12);
+  });
+});
+
+import { keptRanks } from './runs';
+
+describe('keptRanks', () => {
+  it('reads the middle blocks of a run’s compression record', () => {
+    const r = run({
+      report: { compressRecord: { emulator: { layers: [
+        { index: 0, source: 0, role: 'adapter', ranks: {}, mlpWidth: 64 },
+        { index: 1, source: 1, role: 'middle', ranks: { k: 3, q: 5 }, mlpWidth: 40 },
+        { index: 2, source: 3, role: 'middle', ranks: { q: 7 }, mlpWidth: 32 },
+      ] } } },
+    });
+    const k = keptRanks(r)!;
+    expect(k.blocks).toEqual([1, 3]);
+    expect(k.cols).toEqual(['q', 'k']);
+    expect(k.ranks).toEqual([[5, 3], [7, null]]);
+    expect(k.mlpWidth).toEqual([40, 32]);
+    expect(keptRanks(run())).toBeNull();
+  });
+});

@@ -21,6 +21,11 @@ export interface GridSettings {
   seqLen: number;
   supportExamples: number;
   fullFT: boolean;
+  /** Tuning seeds run per setting (several give error bars). */
+  seeds: number[];
+  /** First N training / test examples per setting (0 = all): a grid on a CPU finishes in minutes. */
+  trainLimit: number;
+  testLimit: number;
 }
 
 interface RunsState {
@@ -48,7 +53,7 @@ export const useRuns = create<RunsState>((set, get) => ({
   runs: [],
   loaded: false,
   persistent: true,
-  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2, lr: 1e-4, epochs: 1, batchSize: 4, seqLen: 128, supportExamples: 32, fullFT: false },
+  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2, lr: 1e-4, epochs: 1, batchSize: 4, seqLen: 128, supportExamples: 32, fullFT: false, seeds: [0], trainLimit: 64, testLimit: 100 },
   setGrid: (p) => set((s) => ({ grid: { ...s.grid, ...p } })),
   async load() {
     try {
@@ -157,7 +162,82 @@ export function parseRunsJson(text: string): OTRun[] {
       ...(numOrNull(r.deltaStderr) !== null ? { deltaStderr: numOrNull(r.deltaStderr) } : {}),
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
+      ...(typeof r.seed === 'number' ? { seed: r.seed } : {}),
       origin: 'import',
     };
   });
+}
+
+// ---------------------------------------------------------------- comparing settings
+
+/** A setting: the runs that differ only by seed share this key. */
+export function settingKey(r: OTRun): string {
+  const s = r.setting;
+  return JSON.stringify([r.model, r.task, r.metric, s.method, s.keep, s.lambdaAttn, s.lambdaMlp, s.adapters.bottom, s.adapters.top, r.limits ?? null]);
+}
+
+export type UtilityAxis = 'plugIn' | 'delta';
+
+/** One setting on the privacy–utility plane: mean over its seeds, and the spread when there are several. */
+export interface SettingPoint {
+  method: CompressMethod;
+  keep: number;
+  lambda: number;
+  /** How much the emulator hides: Full ZS − Emulator ZS (larger = more private). */
+  hides: number;
+  hidesStd: number;
+  utility: number;
+  utilityStd: number;
+  seeds: number;
+  runs: OTRun[];
+}
+
+function sampleStd(v: number[], mean: number): number {
+  return v.length > 1 ? Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / (v.length - 1)) : 0;
+}
+
+/** Groups runs by setting (seeds averaged) into plane points; runs missing a needed number are skipped. */
+export function settingPoints(runs: OTRun[], y: UtilityAxis): SettingPoint[] {
+  const groups = new Map<string, OTRun[]>();
+  for (const r of runs) {
+    if (r.fullZS === null || r.emulatorZS === null || r[y] === null || r[y] === undefined) continue;
+    const k = settingKey(r);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  return [...groups.values()].map((rs) => {
+    const h = rs.map((r) => r.fullZS! - r.emulatorZS!);
+    const u = rs.map((r) => r[y] as number);
+    const hm = h.reduce((a, x) => a + x, 0) / h.length;
+    const um = u.reduce((a, x) => a + x, 0) / u.length;
+    const s = rs[0]!.setting;
+    return { method: s.method, keep: s.keep, lambda: s.lambdaAttn, hides: hm, hidesStd: sampleStd(h, hm), utility: um, utilityStd: sampleStd(u, um), seeds: rs.length, runs: rs };
+  });
+}
+
+/** What a run's emulator kept per middle block (from its compression record), for side-by-side heatmaps. */
+export interface KeptRanks {
+  /** Source block index of each row. */
+  blocks: number[];
+  cols: string[];
+  /** Kept rank per (block, matrix); null = kept dense; and the MLP width. */
+  ranks: (number | null)[][];
+  mlpWidth: number[];
+}
+
+export function keptRanks(r: OTRun): KeptRanks | null {
+  const rec = (r.report as { compressRecord?: { emulator?: { layers?: { source: number; role: string; ranks?: Record<string, number>; mlpWidth: number }[] } } } | undefined)
+    ?.compressRecord?.emulator?.layers;
+  if (!Array.isArray(rec)) return null;
+  const middle = rec.filter((l) => l.role === 'middle');
+  if (middle.length === 0) return null;
+  const cols = [...new Set(middle.flatMap((l) => Object.keys(l.ranks ?? {})))];
+  const order = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
+  const pos = (c: string) => (order.includes(c) ? order.indexOf(c) : order.length);
+  cols.sort((a, b) => pos(a) - pos(b));
+  return {
+    blocks: middle.map((l) => l.source),
+    cols,
+    ranks: middle.map((l) => cols.map((c) => (l.ranks && typeof l.ranks[c] === 'number' ? l.ranks[c]! : null))),
+    mlpWidth: middle.map((l) => l.mlpWidth),
+  };
 }

@@ -61,11 +61,24 @@ export interface JobState {
   running: boolean;
   paused: boolean;
   progress: ProgressEvent | null;
+  /** Pause was asked for and the job has not reached the end of its step yet. */
+  pausing?: boolean;
+  /** How the last run ended, for the status line once it stopped ('cancelled' is a choice, not a failure). */
+  ended?: 'done' | 'cancelled' | 'failed' | null;
   /** [step, loss] pairs received so far (training curves). */
   lossCurve: { step: number; loss: number; validLoss?: number }[];
 }
 
-const idleJob: JobState = { jobId: null, running: false, paused: false, progress: null, lossCurve: [] };
+const idleJob: JobState = { jobId: null, running: false, paused: false, pausing: false, ended: null, progress: null, lossCurve: [] };
+
+/** Default learning rates per adapter kind: LoRA's small low-rank updates want a much larger step than full
+ *  adapter blocks (the README's LoRA runs use 5e-3; full blocks 1e-4). Switching the kind swaps the default
+ *  unless the user typed their own. */
+export const DEFAULT_LR = { full: 1e-4, lora: 5e-3 } as const;
+
+/** Evaluation example limit by default: a sample large enough to compare settings, small enough to finish in
+ *  minutes on a CPU; 0 (= all) is one edit away. */
+export const DEFAULT_EVAL_LIMIT = 200;
 
 interface UiState {
   view: View;
@@ -104,6 +117,9 @@ interface UiState {
   tuneRunId: string | null;
   setTuneRunId(id: string | null): void;
   tuneResult: TuneResult | null;
+  /** Adapter kind of the finished run (null when unknown, e.g. resumed from a checkpoint). */
+  tuneRunMode: 'full' | 'lora' | null;
+  setTuneRunMode(m: 'full' | 'lora' | null): void;
   setTuneResult(r: TuneResult | null): void;
   checkpoint: CheckpointInfo | null;
   setCheckpoint(c: CheckpointInfo | null): void;
@@ -148,7 +164,7 @@ export const useUi = create<UiState>((set) => ({
     loraRank: 8,
     loraAlpha: 16,
     loraTargets: ['q', 'v'],
-    lr: 1e-4,
+    lr: DEFAULT_LR.full,
     epochs: 1,
     batchSize: 4,
     gradAccum: 1,
@@ -163,6 +179,8 @@ export const useUi = create<UiState>((set) => ({
   tuneRunId: null,
   setTuneRunId: (tuneRunId) => set({ tuneRunId }),
   tuneResult: null,
+  tuneRunMode: null,
+  setTuneRunMode: (tuneRunMode) => set({ tuneRunMode }),
   setTuneResult: (tuneResult) => set({ tuneResult }),
   checkpoint: null,
   setCheckpoint: (checkpoint) => set({ checkpoint }),

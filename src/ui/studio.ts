@@ -30,6 +30,12 @@ export function reportError(err: unknown, file?: string): void {
   useUi.getState().pushToast({ level: 'error', file: info.file ?? file, line: info.line, message: info.message });
 }
 
+/** A job ended because the user cancelled it (the worker's "cancelled", or an abort inside the engine). */
+export function isCancelError(err: unknown): boolean {
+  const m = decodeStudioError(err).message;
+  return /\bcancel(l)?ed\b|\babort(ed)?\b|AbortError/i.test(m);
+}
+
 export function reportInfo(message: string): void {
   useUi.getState().pushToast({ level: 'info', message });
 }
@@ -123,10 +129,5 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-export function formatDuration(s: number | null | undefined): string {
-  if (s === null || s === undefined || !Number.isFinite(s)) return '—';
-  if (s < 60) return `${s.toFixed(0)}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${Math.round(s % 60)}s`;
-  return `${Math.floor(m / 60)}h ${m % 60}m`;
-}
+/** Kept here for the views' existing imports; the pure version (unit-tested) is in ./format. */
+export { formatDuration } from './format';

@@ -64,7 +64,7 @@ async function probeGpu(opts: { allowSoftwareAdapter?: boolean }): Promise<Backe
   const name = [i.description, i.vendor, i.architecture, i.device].filter((x) => x && x.length > 0).join(' · ');
   return {
     kind: 'webgpu', source: 'engine', adapterName: name || 'unnamed adapter', vendor: i.vendor, architecture: i.architecture,
-    isFallbackAdapter: i.isFallbackAdapter, features: i.features, limits: { ...i.limits },
+    isFallbackAdapter: i.isFallbackAdapter, features: i.features, limits: { ...i.limits }, jobsOn: c.kind,
   };
 }
 

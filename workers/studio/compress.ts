@@ -87,6 +87,8 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
       if (abort.signal.aborted) throw new Cancelled();
       rethrow(e, supportFile?.name);
     }
+    // A cancel that landed after the last check (the build's final steps run without one) still wins.
+    if (abort.signal.aborted) throw new Cancelled();
     const r = built.result;
     const zip = zipEmulatorPackage(built.files);
     const packageId = newId('emu');

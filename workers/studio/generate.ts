@@ -14,7 +14,8 @@ import { type WeightMap } from '../../src/model/weights';
 import { type GenerateOptions, type GenerateResult, type InputFile } from '../../src/jobs/studio-api';
 import { probeBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
-import { openModels, openAdaptersMap, tunedRuns } from './state';
+import { jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
+import { Cancelled } from './jobs';
 
 
 export interface TryExport {
@@ -89,12 +90,24 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
 }
 
 export async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
+  // Cancel lands between tokens: the next token throws out of transformers.js's generate loop.
+  const ctl: JobControl = { paused: false, cancelled: false };
+  if (opts.jobId) jobs.set(opts.jobId, ctl);
+  try {
+    return await generateWith(opts, onText, ctl);
+  } finally {
+    if (opts.jobId) jobs.delete(opts.jobId);
+  }
+}
+
+async function generateWith(opts: GenerateOptions, onText: (text: string) => void, ctl: JobControl): Promise<GenerateResult> {
   const key = JSON.stringify(opts.target);
   let exportSeconds = 0;
   let ex = tryExports.get(key);
   if (!ex) {
     const t0 = performance.now();
     ex = await buildTryExport(opts.target);
+    if (ctl.cancelled) throw new Cancelled();
     exportSeconds = (performance.now() - t0) / 1000;
     // Keep one export: each holds a copy of the weights and an ORT session.
     dropTryExports();
@@ -119,10 +132,11 @@ export async function generateJob(opts: GenerateOptions, onText: (text: string) 
     ...(opts.sample ? { temperature: opts.temperature, topK: opts.topK } : {}),
     device,
     onToken: (id) => {
+      if (ctl.cancelled) throw new Cancelled();
       out.push(id);
       void onText(tok.decode(out, { skipSpecialTokens: true }));
     },
-  }).catch((e: unknown) => rethrow(e, 'transformers.js'));
+  }).catch((e: unknown) => (ctl.cancelled ? Promise.reject(new Cancelled()) : rethrow(e, 'transformers.js')));
   ex.loaded = true;
   const text = tok.decode(r.tokens, { skipSpecialTokens: true });
   return {

@@ -44,6 +44,9 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
           // Training on the recipe's context; evaluation on the model's whole context.
           contextLength: C, evalContextLength: spec.maxPositions, seed: req.tune.seed,
           needSupport: req.setting.method === 'gradot', supportExamples: req.supportExamples,
+          // Example limits keep a grid small (0 = all).
+          ...(req.trainLimit ? { limitTrain: req.trainLimit } : {}),
+          ...(req.testLimit ? { limitTest: req.testLimit } : {}),
         });
     } catch (e) {
       rethrow(e, trainF.path);
@@ -54,7 +57,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
       method: t.mode === 'lora' ? 'lora' : 'adapter',
       ...(t.mode === 'lora' ? { lora: { r: t.lora.rank, alpha: t.lora.alpha, dropout: 0, targets: t.lora.targets as LoraTarget[] } } : {}),
     });
-    const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters]);
+    const key = JSON.stringify([cur.summary.name, taskFiles.map((f) => [f.path, f.data.size]), recipe, C, req.setting.adapters, req.trainLimit ?? 0, req.testLimit ?? 0]);
     const reuse = protocolReuse.get(key) ?? {};
     const phases: Record<string, number> = { 'full-zs': 0.05, compress: 0.15, 'emulator-zs': 0.25, tune: 0.3, 'emulator-ft': 0.8, 'plug-in': 0.88, 'full-ft-tune': 0.9, 'full-ft': 0.98 };
     // On a lost GPU device the setting starts again on the CPU backend.

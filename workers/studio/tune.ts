@@ -126,6 +126,7 @@ export async function runTune(
     const { train, valid } = prepared;
     if (train.length === 0) fail(datasetFile.path, 'no training examples after encoding');
     const store = opfsCheckpointStore(`${RUNS_DIR}/${runId}`);
+    let lastGradNorm: number | null = null;
     const t0 = performance.now();
     let result: OtTuneResult;
     let be: Backend | null = null;
@@ -147,6 +148,8 @@ export async function runTune(
           pause: pauser,
           onProgress: (p) => {
             const el = (performance.now() - t0) / 1000;
+            // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
+            if (p.phase !== 'done') lastGradNorm = p.gradNorm;
             report({
               phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
               fraction: p.totalSteps ? p.step / p.totalSteps : null,
@@ -156,13 +159,24 @@ export async function runTune(
               validLoss: p.valLoss,
               tokensPerS: p.tokensPerSec,
               etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
-              message: `lr ${p.lr.toExponential(2)} · grad norm ${p.gradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+              message: `lr ${p.lr.toExponential(2)} · grad norm ${lastGradNorm === null ? '—' : lastGradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
             });
           },
         });
       }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) }));
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
+        // The adapters trained up to the cancel stay usable: evaluate, export and try them like a finished run's.
+        const partial = (e as { partial?: OtTuneResult } | null)?.partial;
+        if (partial) {
+          tunedRuns.set(runId, { result: partial, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+          return {
+            jobId, runId, status: 'cancelled', steps: partial.steps, totalSteps: partial.totalSteps, trainLoss: partial.trainLoss,
+            bestValLoss: partial.bestValLoss, bestStep: partial.bestStep, weightsFrom: partial.weightsFrom, trainableParams: partial.trainableParams,
+            tokens: partial.tokens, seconds: partial.seconds, tokensPerSec: partial.tokensPerSec, resumedFrom: typeof partial.resumedFrom === 'number' ? partial.resumedFrom : 0,
+            backend: backendName(be), packageName, datasetName: datasetFile.path,
+          };
+        }
         return {
           jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
           trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: backendName(be),

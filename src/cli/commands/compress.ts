@@ -27,7 +27,7 @@ import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
-import { bosFromOptions, cliTokenizer, readTaskFile, writeFiles } from './ot-shared';
+import { bosFromOptions, cliTokenizer, readTaskFile, resolveDataPath, writeFiles } from './ot-shared';
 
 /** "2GB", "1.5 GiB", "512MB", "800000000" -> bytes (GB/MB are binary here, like the budgets they set). */
 export function parseBytes(s: string): number {
@@ -83,9 +83,9 @@ function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): numb
 export const command: Command = {
   name: 'compress',
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
-  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE --out DIR [--adapters 2:2] ' +
+  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
@@ -134,11 +134,12 @@ export const command: Command = {
     const batch = intOpt(o, 'batch', 4);
     const heldoutBatches = intOpt(o, 'heldout-batches', 4);
     const seed = o.seed === undefined ? 0 : intOpt(o, 'seed', 0, 0);
-    const supportPath = resolve(ctx.cwd, o.support as string);
-    if (!existsSync(supportPath)) throw new UsageError(`--support ${o.support}: no such file`);
+    // A bundled task NAME works too (its train.jsonl; --heldout NAME: its valid.jsonl), as for eval/ot --task.
+    const supportPath = resolveDataPath(o.support as string, 'train', ctx.cwd);
+    if (!supportPath) throw new UsageError(`--support ${o.support}: no such file, and no bundled task of that name`);
     const heldoutArg = o.heldout as string | undefined;
-    const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolve(ctx.cwd, heldoutArg) : null;
-    if (heldoutPath && !existsSync(heldoutPath)) throw new UsageError(`--heldout ${heldoutArg}: no such file`);
+    const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolveDataPath(heldoutArg, 'valid', ctx.cwd) : null;
+    if (heldoutArg && heldoutArg !== 'none' && !heldoutPath) throw new UsageError(`--heldout ${heldoutArg}: no such file, and no bundled task of that name`);
     let out = resolve(ctx.cwd, o.out as string);
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
@@ -172,7 +173,7 @@ export const command: Command = {
     const built = await buildEmulatorJob({
       spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
       support: await readTaskFile(o.support as string, ctx.cwd),
-      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd) : heldoutArg === 'none' ? 'none' : 'auto',
+      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
     }, {
       method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: new CpuBackend(),
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),

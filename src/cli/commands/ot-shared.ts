@@ -24,11 +24,25 @@ import type { OptionSpec, ParsedOptions } from '../args';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /**
- * Reads a data file, streamed (no whole-file copy or string): a folder, a missing file or a file over the
- * size limit is a named error before reading; bad records are DatasetErrors with file and line.
+ * A data argument: a file path, or a bundled task NAME (or task folder), meaning its `split`.jsonl — so every
+ * option that takes a data file also takes the names `eval --task` and `ot --task` take. Null when neither.
  */
-export async function readTaskFile(path: string, cwd: string): Promise<TaskFile> {
-  return { name: path, bytes: new Uint8Array(0), dataset: await readDatasetFile(resolve(cwd, path), path) };
+export function resolveDataPath(arg: string, split: 'train' | 'valid' | 'test', cwd: string): string | null {
+  const p = resolve(cwd, arg);
+  if (existsSync(p) && statSync(p).isFile()) return p;
+  return resolveTaskFolder(arg, cwd)?.[split] ?? null;
+}
+
+/**
+ * Reads a data file (or a bundled task's split), streamed (no whole-file copy or string): a folder, a missing
+ * file or a file over the size limit is a named error before reading; bad records are DatasetErrors with file
+ * and line.
+ */
+export async function readTaskFile(path: string, cwd: string, split: 'train' | 'valid' | 'test' = 'train'): Promise<TaskFile> {
+  const named = resolveDataPath(path, split, cwd);
+  const p = named ?? resolve(cwd, path);
+  const name = named && named !== resolve(cwd, path) ? `${path.replace(/\/+$/, '')}/${split}.jsonl` : path;
+  return { name, bytes: new Uint8Array(0), dataset: await readDatasetFile(p, name) };
 }
 
 export interface TaskFolder {

@@ -50,7 +50,7 @@ export const command: Command = {
     const recipe = tuneFromOptions(o, { lr: 5e-5, epochs: 1, batch: 8 }, model.spec.family);
     // Data first: a bad file fails here, before any checkpoint or output exists.
     const data = prepareTuneData({
-      train: await readTaskFile(o.train as string, ctx.cwd), valid: o.valid ? await readTaskFile(o.valid as string, ctx.cwd) : null,
+      train: await readTaskFile(o.train as string, ctx.cwd), valid: o.valid ? await readTaskFile(o.valid as string, ctx.cwd, 'valid') : null,
     }, tok, model.spec, { contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed ?? 0 });
     const ac = new AbortController();
     const onSig = (): void => ac.abort(new Error('interrupted (SIGINT): the last checkpoint is kept; run the same command to resume'));

@@ -305,9 +305,15 @@ async function meanLoss(dec: Decoder, batches: SupportBatch[], onBatch?: (done: 
   return n === 0 ? NaN : s / n;
 }
 
+/** One trip through the event loop: in a worker, a cancel or pause message (comlink) is only delivered
+ *  between macrotasks, and a loop of resolved promises never yields one. Used only when a job can be
+ *  controlled (a signal or pauser was given). */
+const nextMacrotask = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
 /** The batches, with pause and abort honoured between them. */
 async function* controlled(batches: SupportBatch[], o: Pick<BuildEmulatorOptions, 'signal' | 'pause'>): AsyncGenerator<SupportBatch> {
   for (const b of batches) {
+    if (o.signal || o.pause) await nextMacrotask();
     if (o.pause?.paused) await o.pause.wait();
     o.signal?.throwIfAborted();
     yield b;
@@ -351,6 +357,9 @@ export async function buildEmulator(
     const dtype = o.dtype ?? sourceDtype(weights);
     roundWeightsTo(result.weights, dtype);
     const compressSeconds = (performance.now() - tc) / 1000;
+    // compressModel is one synchronous stretch: a cancel that arrived meanwhile is honoured here.
+    if (o.signal) await nextMacrotask();
+    o.signal?.throwIfAborted();
     o.onProgress?.('evaluate');
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);

@@ -65,9 +65,15 @@ export function encodeTask(ds: Dataset, tok: TextTokenizer, opts: EncodeOptions)
   return { kind: ds.kind, file: ds.file, examples: enc.examples as Example[] | ChoiceExample[] };
 }
 
+/** One trip through the event loop: in a worker, a cancel or pause message (comlink) is only delivered
+ *  between macrotasks, and a loop of resolved promises never yields one. Used only when a job can be
+ *  controlled (a signal or pauser was given). */
+const nextMacrotask = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
 /** Per-row summed log-likelihood of a batch on the device; logits read only for greedy match. */
 export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'> & { greedy?: boolean }): ScoreBatch {
   return async (b: Batch): Promise<BatchRowScores> => {
+    if (o.signal) await nextMacrotask();
     o.signal?.throwIfAborted();
     const { batchSize: B, seqLen: T } = b;
     // Everything the forward made is freed with the scope except what is read below, which must be

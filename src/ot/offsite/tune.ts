@@ -202,6 +202,11 @@ export function examplesDigest(examples: readonly Example[]): string {
   return (h >>> 0).toString(16).padStart(8, '0');
 }
 
+/** One trip through the event loop: in a worker, a cancel or pause message (comlink) is only delivered
+ *  between macrotasks, and a loop of resolved promises never yields one. Used only when a job can be
+ *  controlled (a signal or pauser was given). */
+const nextMacrotask = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
 function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
 }
@@ -452,6 +457,7 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
 
   try {
     while (step < totalSteps) {
+      if (opts.signal || opts.pause) await nextMacrotask();
       if (opts.signal?.aborted) throw abortError(opts.signal);
       if (opts.pause?.paused) {
         await saveLast();
@@ -549,6 +555,18 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     });
     const adapter = await hostAdapter();
     return { ...resultCore, resumedFrom, ...(notes.length ? { notes } : {}), adapter };
+  } catch (e) {
+    // A cancelled run hands back what it trained: the adapter after its last finished step, on the error
+    // (`partial`), so a cancel never loses finished work. Steps end whole before the abort is checked.
+    if (opts.signal?.aborted && step > 0 && e !== null && typeof e === 'object') {
+      const seconds = (performance.now() - t0) / 1000;
+      const partial: TuneResult = {
+        method, steps: step, totalSteps, epochs: step / stepsPerEpoch, trainLoss: lastLoss, bestStep, bestValLoss, weightsFrom: 'final',
+        history, trainableParams, tokens, seconds, tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0, resumedFrom, adapter: await hostAdapter(),
+      };
+      (e as { partial?: TuneResult }).partial = partial;
+    }
+    throw e;
   } finally {
     opt.zeroGrad();
     opt.free();

@@ -1,4 +1,5 @@
 import { useUi, type View } from '../../store/ui';
+import { describeBackend } from '../format';
 import { formatBytes } from '../studio';
 
 /** "CPU backend: 4 threads, wasm-relaxed-simd" or "CPU backend: 1 thread (why), wasm-simd". */
@@ -26,12 +27,15 @@ function BackendBadge() {
       </span>
     );
   }
+  // The badge names what the jobs run on (not merely what the browser offers) and says why.
+  const d = describeBackend(b);
   if (b.kind === 'cpu') {
     return (
-      <span className="badge cpu" data-testid="backend-badge" title={b.reason}>
-        CPU fallback — WebGPU unavailable
+      <span className="badge cpu" data-testid="backend-badge" title={d.why} tabIndex={0}>
+        Runs on {d.label}
+        <em className="flag">CPU fallback: no WebGPU</em>
         <span className="tip">
-          <strong>Why:</strong> {b.reason}
+          <strong>Why:</strong> {d.why}
           <br />
           {b.cpu ? <>{cpuLine(b.cpu)}<br /></> : null}
           Enable WebGPU (Chrome/Edge 113+, or chrome://flags/#enable-unsafe-webgpu on Linux) for GPU speed.
@@ -41,12 +45,13 @@ function BackendBadge() {
   }
   const l = b.limits ?? {};
   return (
-    <span className={`badge webgpu ${b.isFallbackAdapter ? 'fallback' : ''}`} data-testid="backend-badge" tabIndex={0}>
-      WebGPU · {b.adapterName}
-      {b.isFallbackAdapter ? <em className="flag">software fallback adapter — slow</em> : null}
+    <span className={`badge ${d.runsOn === 'CPU' ? 'cpu' : 'webgpu'}`} data-testid="backend-badge" tabIndex={0} title={d.why}>
+      Runs on {d.label}
+      {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {b.architecture || (b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
       <span className="tip">
-        <strong>{b.adapterName}</strong>
-        {b.isFallbackAdapter ? ' — a fallback (software) adapter such as SwiftShader: correct but slow; keep shapes small.' : ''}
+        <strong>Why:</strong> {d.why}.
+        <br />
+        <strong>WebGPU adapter:</strong> {b.adapterName}
         {b.cpu ? <><br />{cpuLine(b.cpu)}</> : null}
         <table className="limits">
           <tbody>
@@ -61,7 +66,7 @@ function BackendBadge() {
             ))}
           </tbody>
         </table>
-        <span className="muted">source: {b.source === 'engine' ? 'the engine\'s WebGPU backend (device in use)' : 'adapter probe (engine backend not in this build)'}</span>
+        <span className="muted">source: {b.source === 'engine' ? 'the engine\'s WebGPU backend' : 'adapter probe (engine backend not in this build)'}</span>
       </span>
     </span>
   );

@@ -1,8 +1,8 @@
 import { useState } from 'react';
 import * as Comlink from 'comlink';
 import type { GenerateResult, GenerateTarget } from '../../jobs/studio-api';
-import { reportError, studio } from '../studio';
-import { NumField, Panel } from './common';
+import { isCancelError, reportError, studio } from '../studio';
+import { CancelButton, NumField, Panel } from './common';
 
 /**
  * "Try it": the worker exports the given model state to ONNX (transformers.js layout) and generates with
@@ -19,22 +19,30 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
   const [text, setText] = useState('');
   const [result, setResult] = useState<GenerateResult | null>(null);
 
+  const [jobId, setJobId] = useState<string | null>(null);
+  const [cancelled, setCancelled] = useState(false);
   const run = async () => {
     if (!target) return;
+    const id = `gen-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    setJobId(id);
+    setCancelled(false);
     setRunning(true);
     setText('');
     setResult(null);
     try {
       const r = await studio().generate(
-        { target, prompt, maxNewTokens: maxNew, sample, temperature, topK },
+        { target, prompt, maxNewTokens: maxNew, sample, temperature, topK, jobId: id },
         Comlink.proxy((t: string) => setText(t)),
       );
       setText(r.text);
       setResult(r);
     } catch (e) {
-      reportError(e);
+      // The text generated before the cancel stays on screen.
+      if (isCancelError(e)) setCancelled(true);
+      else reportError(e);
     } finally {
       setRunning(false);
+      setJobId(null);
     }
   };
 
@@ -63,6 +71,8 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
           <button className="primary" disabled={!target || running || !prompt.trim()} onClick={run} title={target ? undefined : hint}>
             {running ? 'Generating…' : 'Generate'}
           </button>
+          <CancelButton jobId={jobId} running={running} onCancel={() => jobId && void studio().cancel(jobId)} />
+          {cancelled && !running ? <span className="muted small" data-testid="job-status">cancelled</span> : null}
         </div>
         {!target ? <div className="meta">{hint}</div> : null}
         <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">

@@ -1,6 +1,6 @@
-import { Component, useEffect, useState, type ErrorInfo, type ReactNode } from 'react';
+import { Component, useEffect, useMemo, useState, type ErrorInfo, type ReactNode } from 'react';
 import type { Capability, EvalResult, ProgressEvent } from '../../jobs/studio-api';
-import { formatDuration } from '../studio';
+import { formatDuration, liveTiming } from '../format';
 
 export function Panel({ title, children, actions, className }: { title: string; children: ReactNode; actions?: ReactNode; className?: string }) {
   return (
@@ -57,24 +57,99 @@ export function KV({ items }: { items: [string, ReactNode][] }) {
   );
 }
 
-export function Progress({ progress, running, paused }: { progress: ProgressEvent | null; running: boolean; paused?: boolean }) {
-  if (!progress && !running) return null;
+/** Re-renders every `ms` while `active`, so live timings tick between progress events. */
+export function useNow(active: boolean, ms = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (!active) return;
+    setNow(Date.now());
+    const t = setInterval(() => setNow(Date.now()), ms);
+    return () => clearInterval(t);
+  }, [active, ms]);
+  return now;
+}
+
+/** How a job ended, shown on the status line once it is no longer running. */
+export type JobEnd = 'done' | 'cancelled' | 'failed' | null;
+
+export function Progress({
+  progress, running, paused, pausing, ended, overall,
+}: {
+  progress: ProgressEvent | null;
+  running: boolean;
+  paused?: boolean;
+  /** Pause was asked for; the job stops at the end of its current step. */
+  pausing?: boolean;
+  ended?: JobEnd;
+  /** Multi-part jobs (a settings grid): parts finished / total and the whole job's timing. */
+  overall?: { done: number; total: number; fraction: number; elapsedS: number; etaS: number | null; receivedAtMs: number } | null;
+}) {
+  // When each event arrived (UI clock), so elapsed/ETA can keep moving between events.
+  const receivedAtMs = useMemo(() => Date.now(), [progress]);
+  const now = useNow(running && !paused);
+  if (!running) {
+    if (ended === 'cancelled') {
+      return (
+        <div className="progress ended" aria-live="polite" data-testid="job-status">
+          <span className="phase">cancelled</span>
+          {progress ? <span className="muted small"> at {progress.phase}{progress.step !== undefined ? `, step ${progress.step}${progress.totalSteps ? `/${progress.totalSteps}` : ''}` : ''}</span> : null}
+        </div>
+      );
+    }
+    return null;
+  }
   const frac = progress?.fraction ?? null;
+  const t = progress ? liveTiming({ fraction: frac, elapsedS: progress.elapsedS, etaS: progress.etaS, receivedAtMs }, paused ? receivedAtMs : now) : null;
+  const o = overall ? liveTiming({ fraction: overall.fraction, elapsedS: overall.elapsedS, etaS: overall.etaS, receivedAtMs: overall.receivedAtMs }, paused ? overall.receivedAtMs : now) : null;
   return (
-    <div className="progress" aria-live="polite">
+    <div className="progress" aria-live="polite" data-testid="job-status">
+      {overall ? (
+        <div className="progress-line overall" data-testid="overall-progress">
+          <span className="phase">
+            setting {Math.min(overall.done + 1, overall.total)} of {overall.total} ({overall.done} done)
+          </span>
+          <span>elapsed {formatDuration(o?.elapsedS)}</span>
+          <span>ETA {formatDuration(o?.etaS)} for all</span>
+        </div>
+      ) : null}
+      {overall ? (
+        <div className="bar overall" role="progressbar" aria-label="all settings" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(overall.fraction * 100)}>
+          <div style={{ width: `${(overall.fraction * 100).toFixed(1)}%` }} />
+        </div>
+      ) : null}
       <div className="progress-line">
-        <span className="phase">{paused ? 'paused' : progress?.phase ?? 'starting…'}</span>
+        <span className="phase">{paused ? 'paused' : pausing ? 'pausing after this step…' : progress?.phase ?? 'starting…'}</span>
         {progress?.step !== undefined ? <span>step {progress.step}{progress.totalSteps ? `/${progress.totalSteps}` : ''}</span> : null}
         {progress?.loss !== undefined ? <span>loss {progress.loss.toFixed(4)}</span> : null}
         {progress?.tokensPerS !== undefined ? <span>{progress.tokensPerS.toFixed(0)} tok/s</span> : null}
-        <span>elapsed {formatDuration(progress?.elapsedS)}</span>
-        <span>ETA {formatDuration(progress?.etaS)}</span>
+        <span>elapsed {formatDuration(t?.elapsedS)}</span>
+        <span data-testid="eta">ETA {paused ? '(paused)' : formatDuration(t?.etaS)}</span>
       </div>
       <div className={`bar ${frac === null ? 'indeterminate' : ''}`} role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={frac === null ? undefined : Math.round(frac * 100)}>
         <div style={{ width: frac === null ? '30%' : `${(frac * 100).toFixed(1)}%` }} />
       </div>
       {progress?.message ? <div className="progress-msg">{progress.message}</div> : null}
     </div>
+  );
+}
+
+/** Cancel for a running job; disabled until the worker has named the job (its first progress event). */
+export function CancelButton({ jobId, running, onCancel }: { jobId: string | null | undefined; running: boolean; onCancel: () => void }) {
+  if (!running) return null;
+  return (
+    <button className="secondary" data-testid="cancel" disabled={!jobId} title={jobId ? 'stop this job; finished parts are kept' : 'starting…'} onClick={onCancel}>
+      Cancel
+    </button>
+  );
+}
+
+/** A disclosure for the technical trail (module names, reading ids, pools): out of the main panel's way. */
+export function Details({ summary = 'details', children }: { summary?: string; children: ReactNode }) {
+  return (
+    <details className="details">
+      <summary>{summary}</summary>
+      <div className="details-body">{children}</div>
+    </details>
   );
 }
 

@@ -1,11 +1,19 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { DatasetPreview, ProgressEvent } from '../../jobs/studio-api';
-import { useUi } from '../../store/ui';
+import { DEFAULT_EVAL_LIMIT, DEFAULT_LR, useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
-import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
+import { CancelButton, CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { TryIt } from '../components/TryIt';
 import { FileDrop } from '../components/FileDrop';
-import { download, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
+import { download, formatCount, formatDuration, isCancelError, progressProxy, reportError, studio } from '../studio';
+
+/** A job whose state lives in one panel (evaluate, plug-in, generation). */
+export interface LocalJob {
+  running: boolean;
+  progress: ProgressEvent | null;
+  ended: JobEnd;
+}
+export const idleLocalJob: LocalJob = { running: false, progress: null, ended: null };
 
 function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
@@ -71,10 +79,15 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
   );
 }
 
+/** Every problem of a rejected file in one toast: the first few with their lines, then how many more. */
 export function reportIssue(p: DatasetPreview): void {
   const i = p.issues[0];
   if (!i) return;
-  useUi.getState().pushToast({ level: 'error', file: i.file, line: i.line ?? undefined, message: i.message });
+  const shown = 5;
+  const rest = p.issues.slice(1, shown).map((x) => `${x.line ? `line ${x.line}: ` : ''}${x.message}`);
+  const more = p.issues.length > shown ? ` (and ${p.issues.length - shown} more problems)` : '';
+  const message = rest.length ? `${i.message}; ${rest.join('; ')}${more}` : i.message;
+  useUi.getState().pushToast({ level: 'error', file: i.file, line: i.line ?? undefined, message: `${p.issues.length > 1 ? `${p.issues.length} problems: ` : ''}${message}` });
 }
 
 function ResumeBanner() {
@@ -82,11 +95,19 @@ function ResumeBanner() {
   const setCk = useUi((s) => s.setCheckpoint);
   const caps = useUi((s) => s.capabilities);
   const running = useUi((s) => s.tuneJob.running);
+  const ended = useUi((s) => s.tuneJob.ended);
+  const partial = useUi((s) => s.tuneResult);
   if (!ck || running) return null;
+  // A cancel the user just clicked is not an interruption: say what happened and what is kept.
+  const cancelled = ended === 'cancelled';
   return (
     <div className="alert info" data-testid="resume-banner">
-      <strong>A previous run was interrupted.</strong> {ck.packageName} on {ck.datasetName}: step {ck.step}/{ck.totalSteps}, saved{' '}
-      {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private storage).
+      <strong>{cancelled ? 'Training cancelled.' : 'A previous run was interrupted.'}</strong> {ck.packageName} on {ck.datasetName}: last
+      checkpoint at step {ck.step}/{ck.totalSteps}, saved {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private
+      storage){cancelled ? '; resume to continue from it' : ''}.
+      {cancelled && partial?.status === 'cancelled' && partial.steps > 0 ? (
+        <div data-testid="partial-adapters">The adapters as trained up to step {partial.steps} can be evaluated and downloaded below.</div>
+      ) : null}
       <span className="row">
         <CapButton cap={caps?.tune} disabled={running} onClick={() => void startTune(ck.runId)}>
           Resume
@@ -109,15 +130,17 @@ async function startTune(resumeRunId?: string) {
   const ui = useUi.getState();
   const t = ui.tune;
   if (!resumeRunId && (!ui.pkg || !ui.dataset)) return;
-  ui.setTuneJob({ running: true, paused: false, progress: null, jobId: null, lossCurve: [] });
+  ui.setTuneJob({ running: true, paused: false, pausing: false, ended: null, progress: null, jobId: null, lossCurve: [] });
   ui.setTuneResult(null);
   const onProgress = progressProxy((p) => {
     const s = useUi.getState();
     const curve = p.step !== undefined && p.loss !== undefined && p.phase !== 'done'
       ? [...s.tuneJob.lossCurve.filter((c) => c.step !== p.step), { step: p.step, loss: p.loss, validLoss: p.validLoss }]
       : s.tuneJob.lossCurve;
-    s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve });
+    // An event after Pause was clicked is the step that was in flight finishing: the job is now paused.
+    s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve, pausing: false });
   });
+  let ended: 'done' | 'cancelled' | 'failed' = 'failed';
   try {
     const r = resumeRunId
       ? await studio().resumeRun(resumeRunId, onProgress)
@@ -139,15 +162,25 @@ async function startTune(resumeRunId?: string) {
           onProgress,
         );
     if (r.status === 'cancelled') {
-      reportInfo('training cancelled; its last checkpoint stays in this browser and can be resumed');
+      ended = 'cancelled';
+      if (r.steps > 0) {
+        // What was trained up to the cancel stays usable: evaluate it, download it, try it.
+        ui.setTuneRunId(r.runId);
+        useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+        useUi.getState().setTuneResult(r);
+      }
     } else {
+      ended = 'done';
       ui.setTuneRunId(r.runId);
+      // A resumed run's kind is whatever it was started with; the settings panel holds this session's.
+      useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
       useUi.getState().setTuneResult(r);
     }
   } catch (e) {
-    reportError(e);
+    if (isCancelError(e)) ended = 'cancelled';
+    else reportError(e);
   } finally {
-    useUi.getState().setTuneJob({ running: false, paused: false });
+    useUi.getState().setTuneJob({ running: false, paused: false, pausing: false, ended });
     useUi.getState().setCheckpoint(await studio().checkpoint().catch(() => null));
   }
 }
@@ -166,10 +199,10 @@ function TrainingSettings() {
     <Panel title="Training">
       <div className="methods" role="radiogroup" aria-label="adapter mode">
         <label className={t.mode === 'full' ? 'chip on' : 'chip'} title="train the adapter blocks' weights directly">
-          <input type="radio" checked={t.mode === 'full'} onChange={() => set({ mode: 'full' })} /> Full adapter blocks
+          <input type="radio" checked={t.mode === 'full'} onChange={() => set({ mode: 'full', lr: t.lr === DEFAULT_LR.lora ? DEFAULT_LR.full : t.lr })} /> Full adapter blocks
         </label>
         <label className={t.mode === 'lora' ? 'chip on' : 'chip'} title="low-rank updates on the adapter blocks">
-          <input type="radio" checked={t.mode === 'lora'} onChange={() => set({ mode: 'lora' })} /> LoRA
+          <input type="radio" checked={t.mode === 'lora'} onChange={() => set({ mode: 'lora', lr: t.lr === DEFAULT_LR.full ? DEFAULT_LR.lora : t.lr })} /> LoRA
         </label>
       </div>
       {t.mode === 'lora' ? (
@@ -194,7 +227,7 @@ function TrainingSettings() {
         </div>
       ) : null}
       <div className="row wrap">
-        <NumField label="lr" value={t.lr} step={1e-5} onChange={(v) => set({ lr: v })} width={80} />
+        <NumField label="lr" value={t.lr} step={t.mode === 'lora' ? 1e-3 : 1e-5} onChange={(v) => set({ lr: v })} width={80} hint={`default ${DEFAULT_LR[t.mode]} for ${t.mode === 'lora' ? 'LoRA' : 'full adapter blocks'}`} />
         <NumField label="epochs" value={t.epochs} min={1} step={1} onChange={(v) => set({ epochs: Math.max(1, Math.round(v)) })} width={52} />
         <NumField label="batch" value={t.batchSize} min={1} step={1} onChange={(v) => set({ batchSize: Math.max(1, Math.round(v)) })} width={52} />
         <NumField label="grad accum" value={t.gradAccum} min={1} step={1} onChange={(v) => set({ gradAccum: Math.max(1, Math.round(v)) })} width={52} />
@@ -210,16 +243,17 @@ function TrainingSettings() {
         {job.running && job.jobId ? (
           <>
             {job.paused ? (
-              <button className="secondary" onClick={async () => { await studio().resume(job.jobId!); setJob({ paused: false }); }}>Resume</button>
+              <button className="secondary" onClick={async () => { setJob({ paused: false, pausing: false }); await studio().resume(job.jobId!); }}>Resume</button>
             ) : (
-              <button className="secondary" onClick={async () => { await studio().pause(job.jobId!); setJob({ paused: true }); }}>Pause</button>
+              // Feedback at once: the worker stops at the end of the step in flight (seconds with full blocks).
+              <button className="secondary" onClick={async () => { setJob({ paused: true, pausing: true }); await studio().pause(job.jobId!); }}>Pause</button>
             )}
-            <button className="secondary" onClick={() => void studio().cancel(job.jobId!)}>Cancel</button>
+            <button className="secondary" data-testid="cancel" onClick={() => void studio().cancel(job.jobId!)}>Cancel</button>
           </>
         ) : null}
         {!ready ? <span className="muted small">open an emulator package and a dataset first</span> : null}
       </div>
-      <Progress progress={job.progress} running={job.running} paused={job.paused} />
+      <Progress progress={job.progress} running={job.running} paused={job.paused && !job.pausing} pausing={job.pausing} ended={job.ended} />
     </Panel>
   );
 }
@@ -246,7 +280,7 @@ function LossPanel() {
         <KV
           items={[
             ['run', `${r.runId} (${r.packageName} on ${r.datasetName})`],
-            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}`],
+            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}${r.status === 'cancelled' ? ' (cancelled there; these adapters are usable)' : ''}`],
             ['train loss (last step)', r.trainLoss.toFixed(4)],
             ['best valid loss', r.bestValLoss === null ? '—' : `${r.bestValLoss.toFixed(4)} at step ${r.bestStep}`],
             ['weights kept', r.weightsFrom ?? '—'],
@@ -266,22 +300,32 @@ function EvalPanel() {
   const result = useUi((s) => s.evalResult);
   const setResult = useUi((s) => s.setEvalResult);
   const [evalSet, setEvalSet] = useState<DatasetPreview | null>(null);
-  const [limit, setLimit] = useState(0);
-  const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
+  const runMode = useUi((s) => s.tuneRunMode);
+  const [limit, setLimit] = useState(DEFAULT_EVAL_LIMIT);
+  const [job, setJob] = useState<LocalJob>(idleLocalJob);
   const evaluate = async () => {
     if (!evalSet) return;
-    setJob({ running: true, progress: null });
+    setJob({ ...idleLocalJob, running: true });
+    let ended: JobEnd = 'failed';
     try {
-      setResult(await studio().evaluate(
+      const r = await studio().evaluate(
         { packageId: pkg?.packageId, runId: runId ?? undefined, datasetId: evalSet.datasetId, limit },
-        progressProxy((p) => setJob({ running: true, progress: p })),
-      ));
+        progressProxy((p) => setJob((j) => ({ ...j, progress: p }))),
+      );
+      setResult(r);
+      const per = [r.emulatorZS, r.emulatorFT].filter((x) => !!x).reduce((a, x) => a + x!.seconds / Math.max(1, x!.n), 0);
+      if (per > 0) setSecondsPerItem(per);
+      ended = 'done';
     } catch (e) {
-      reportError(e);
+      if (isCancelError(e)) ended = 'cancelled';
+      else reportError(e);
     } finally {
-      setJob((j) => ({ ...j, running: false }));
+      setJob((j) => ({ ...j, running: false, ended }));
     }
   };
+  const [secondsPerItem, setSecondsPerItem] = useState<number | null>(null);
+  const items = evalSet ? (limit > 0 ? Math.min(limit, evalSet.totalRows) : evalSet.totalRows) : 0;
+  const passes = runId ? 2 : 1;
   const exportAdapters = async (format: 'safetensors' | 'peft') => {
     if (!runId) return;
     try {
@@ -310,14 +354,27 @@ function EvalPanel() {
         <CapButton cap={caps?.evaluate} disabled={(!pkg && !runId) || !evalSet || job.running} onClick={evaluate}>
           {runId ? 'Evaluate emulator: zero-shot and fine-tuned' : 'Evaluate emulator (zero-shot)'}
         </CapButton>
+        <CancelButton jobId={job.progress?.jobId} running={job.running} onCancel={() => void studio().cancel(job.progress!.jobId)} />
         <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('safetensors')}>
           Download adapters (.safetensors)
         </CapButton>
-        <CapButton cap={caps?.exportAdapters} kind="secondary" disabled={!runId} onClick={() => void exportAdapters('peft')}>
+        <CapButton
+          cap={caps?.exportAdapters}
+          kind="secondary"
+          disabled={!runId || runMode === 'full'}
+          title={runMode === 'full' ? 'PEFT describes LoRA adapters; this run trained full adapter blocks (download .safetensors instead)' : undefined}
+          onClick={() => void exportAdapters('peft')}
+        >
           Download PEFT (LoRA runs)
         </CapButton>
       </div>
-      <Progress progress={job.running ? job.progress : null} running={job.running} />
+      {evalSet && !job.running ? (
+        <div className="muted small" data-testid="eval-estimate">
+          {items} of {evalSet.totalRows} examples × {passes} pass{passes > 1 ? 'es' : ''}
+          {secondsPerItem ? ` · about ${formatDuration(items * secondsPerItem)} at the last run's speed` : ' · the time estimate appears after the first batch'}
+        </div>
+      ) : null}
+      <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
       {result ? (
         <>
           <div className="meta">
@@ -333,7 +390,7 @@ function EvalPanel() {
 /** Generation from what was tuned: the emulator with this run's adapters applied. */
 function TunedTryIt() {
   const r = useUi((s) => s.tuneResult);
-  const target = r && r.status === 'done' ? ({ kind: 'run', runId: r.runId } as const) : null;
+  const target = r && (r.status === 'done' || r.steps > 0) ? ({ kind: 'run', runId: r.runId } as const) : null;
   return <TryIt target={target} hint="Finish (or resume) a tuning run to try the emulator with your adapters." testId="try-data" />;
 }
 

@@ -1,14 +1,17 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../jobs/studio-api';
+import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, Spectrum } from '../../jobs/studio-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
 import { SpectrumChart } from '../charts/SpectrumChart';
-import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';
+import { CancelButton, CapButton, Details, Empty, KV, MetricsTable, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { TryIt } from '../components/TryIt';
-import { reportIssue } from './DataOwnerView';
-import { download, fetchFiles, formatBytes, formatCount, progressProxy, reportError, reportInfo, studio } from '../studio';
+import { idleLocalJob, reportIssue, type LocalJob } from './DataOwnerView';
+import { BUNDLED_TASKS, fetchBundledFile } from '../bundled';
+import { describeBackend, explainPackageSize } from '../format';
+import { download, fetchFiles, formatBytes, formatCount, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
+import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
 
 const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
   { id: 'gradot', label: 'GradOT', hint: 'DRD on attention + SCP on MLP, scored by gradient-change sensitivity' },
@@ -145,7 +148,7 @@ function Inspect({ model }: { model: ModelSummary }) {
   const middle = model.layers.filter((l) => l.index >= bottom && l.index < model.numLayers - top);
   const middleParams = middle.reduce((a, l) => a + l.params, 0);
   return (
-    <Panel title={`Inspect · ${model.name}`} actions={<span className="muted small">{model.parsedBy}</span>}>
+    <Panel title={`Inspect · ${model.name}`}>
       <div className="grid2">
         <KV
           items={[
@@ -171,6 +174,7 @@ function Inspect({ model }: { model: ModelSummary }) {
         />
       </div>
       <SplitStrip model={model} />
+      <Details>read by {model.parsedBy}</Details>
       <BarChart x={x} bars={{ label: 'parameters', values: vals }} xLabel="block" yLabel="parameters" height={160} />
       <button className="link" onClick={() => setShowTensors((v) => !v)}>
         {showTensors ? 'hide' : 'show'} {model.tensors.length} tensors
@@ -231,19 +235,34 @@ function Settings() {
       backend: s.backend,
       seed: s.seed,
     };
-    setJob({ running: true, paused: false, progress: null, jobId: null });
+    setJob({ running: true, paused: false, progress: null, jobId: null, ended: null });
+    let ended: JobEnd = 'failed';
     try {
       const r = await studio().compress(
         opts,
         progressProxy((p) => setJob({ progress: p, jobId: p.jobId })),
       );
       setResult(r);
+      ended = 'done';
     } catch (e) {
-      reportError(e);
+      if (isCancelError(e)) ended = 'cancelled';
+      else reportError(e);
     } finally {
-      setJob({ running: false });
+      setJob({ running: false, ended });
     }
   };
+  const useSupport = async (files: InputFile[]) => {
+    const f = files[0]!;
+    const p = await studio().openDataset(f);
+    if (!p.ok) {
+      reportIssue(p);
+      return;
+    }
+    setSupport(p);
+    setSupportFile(f);
+  };
+  const backend = useUi((st) => st.backend);
+  const autoSays = backend ? describeBackend(backend) : null;
 
   return (
     <Panel title="Emulator settings">
@@ -271,20 +290,29 @@ function Settings() {
       {s.method === 'gradot' ? (
       <>
       <div className="subhead">Support data (gradient pass)</div>
+      <div className="row wrap" data-testid="support-bundled">
+        <span className="muted small">use a bundled task's training text:</span>
+        {BUNDLED_TASKS.map((t) => (
+          <button
+            key={t}
+            className={support?.file === `${t}/train.jsonl` ? 'secondary on' : 'secondary'}
+            onClick={async () => {
+              try {
+                await useSupport([await fetchBundledFile(t, 'train.jsonl')]);
+              } catch (e) {
+                reportError(e, `data/${t}`);
+              }
+            }}
+          >
+            {t}
+          </button>
+        ))}
+      </div>
       <FileDrop
-        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'Drop a JSONL/CSV/TXT support file (e.g. data/…/train.jsonl); read locally'}
+        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'or drop your own JSONL/CSV/TXT file with text like the tuning data; read locally'}
         accept=".jsonl,.json,.txt,.csv"
         testId="support-drop"
-        onFiles={async (files) => {
-          const f = files[0]!;
-          const p = await studio().openDataset(f);
-          if (!p.ok) {
-            reportIssue(p);
-            return;
-          }
-          setSupport(p);
-          setSupportFile(f);
-        }}
+        onFiles={useSupport}
       />
       </>
       ) : null}
@@ -295,8 +323,8 @@ function Settings() {
           <NumField label="batch" value={s.supportBatch} min={1} step={1} onChange={(v) => set({ supportBatch: Math.max(1, Math.round(v)) })} width={48} />
           <label className="field">
             <span>backend</span>
-            <select value={s.backend} onChange={(e) => set({ backend: e.target.value as 'auto' | 'cpu' })}>
-              <option value="auto">auto (WebGPU if present)</option>
+            <select value={s.backend} onChange={(e) => set({ backend: e.target.value as 'auto' | 'cpu' })} title={autoSays?.why}>
+              <option value="auto">{autoSays ? `auto: ${autoSays.label}${autoSays.runsOn === 'CPU' && backend?.kind === 'webgpu' ? ' (WebGPU is a software fallback)' : ''}` : 'auto'}</option>
               <option value="cpu">CPU</option>
             </select>
           </label>
@@ -306,14 +334,10 @@ function Settings() {
         <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || (s.method === 'gradot' && !supportFile)}>
           {job.running ? 'Running…' : `Build emulator (${s.method})`}
         </CapButton>
-        {job.running && job.jobId ? (
-          <button className="secondary" onClick={() => job.jobId && studio().cancel(job.jobId)}>
-            Cancel
-          </button>
-        ) : null}
+        <CancelButton jobId={job.jobId} running={job.running} onCancel={() => job.jobId && void studio().cancel(job.jobId)} />
         {!model ? <span className="muted small">open a model first</span> : s.method === 'gradot' && !supportFile ? <span className="muted small">GradOT needs support data</span> : null}
       </div>
-      <Progress progress={job.progress} running={job.running} />
+      <Progress progress={job.progress} running={job.running} ended={job.ended} />
     </Panel>
   );
 }
@@ -356,6 +380,7 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
 
 function Results() {
   const r = useUi((s) => s.compressResult);
+  const model = useUi((s) => s.model);
   const caps = useUi((s) => s.capabilities);
   const heat = useMemo(() => {
     if (!r) return null;
@@ -386,6 +411,12 @@ function Results() {
     }
   };
   const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(1)}%` : '—');
+  const modelBytes = model ? model.files.filter((f) => f.path.endsWith('.safetensors')).reduce((a, f) => a + f.size, 0) : 0;
+  const sizeWhy = model
+    ? explainPackageSize({ packageBytes: r.packageBytes, paramsAfter: r.paramsAfter, modelBytes, modelParams: r.paramsBefore, modelDtypes: Object.keys(model.dtypes) })
+    : null;
+  const kept = r.matrices.filter((m) => m.kept > 0 && m.kept < m.full).length;
+  const dropped = r.matrices.filter((m) => m.kept === 0).length;
   const x = r.layers.map((l) => l.layer);
   const scored = r.layers.some((l) => l.removedGradShift !== null);
   return (
@@ -397,19 +428,34 @@ function Results() {
         </CapButton>
       }
     >
+      <div className="summary" data-testid="compress-summary">
+        The emulator keeps <b>{pct(r.middleAfter, r.middleBefore)}</b> of the middle blocks' parameters ({formatCount(r.middleAfter)} of{' '}
+        {formatCount(r.middleBefore)}); the {r.split.bottom} bottom and {r.split.top} top blocks, which the data owner tunes, are kept whole.
+        {r.matrices.length ? ` ${kept} of ${r.matrices.length} middle matrices were shrunk${dropped ? ` and ${dropped} removed` : ''}.` : ''}{' '}
+        Download: {formatBytes(r.packageBytes)}{model && modelBytes ? ` (the model file is ${formatBytes(modelBytes)})` : ''}.
+        {sizeWhy ? <div className="muted small" data-testid="size-why">{sizeWhy}</div> : null}
+      </div>
       <div className="grid2">
         <KV
           items={[
             ['model parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${pct(r.paramsAfter, r.paramsBefore)})`],
             ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`],
             ['split', `adapters ${r.split.bottom}:${r.split.top}`],
-            ['support pass', r.support ? `${r.support.tokens} loss tokens, ${r.support.batches} batches, mean loss ${r.support.meanLoss.toFixed(3)} on ${r.backend}` : '—'],
-            ['time', Object.entries(r.timings).map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`).join(' · ')],
+            ['support pass', r.support ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}` : '—'],
+            ['time', `${Object.values(r.timings).reduce((a, v) => a + v, 0).toFixed(1)}s`],
           ]}
         />
-        <KV items={Object.entries(r.readings).map(([k, v]) => [`reading: ${k}`, <span key={k} className="mono">{v}</span>] as [string, ReactNode])} />
       </div>
-      {r.notes.length ? <div className="alert warnbox small">{r.notes.map((n, i) => <div key={i}>{n}</div>)}</div> : null}
+      <Details summary="details (how each part was scored, timings, planner notes)">
+        <KV
+          items={[
+            ['time per stage', Object.entries(r.timings).map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`).join(' · ')],
+            ...(r.support ? ([['support batches', String(r.support.batches)]] as [string, ReactNode][]) : []),
+            ...Object.entries(r.readings).map(([k, v]) => [`reading: ${k}`, <span key={k} className="mono">{v}</span>] as [string, ReactNode]),
+          ]}
+        />
+        {r.notes.length ? <div className="small">{r.notes.map((n, i) => <div key={i}>{n}</div>)}</div> : null}
+      </Details>
       <div className="grid2">
         <BarChart
           x={x}
@@ -446,18 +492,21 @@ function PlugIn() {
   const caps = useUi((s) => s.capabilities);
   const [adapter, setAdapter] = useState<AdapterSummary | null>(null);
   const [task, setTask] = useState<DatasetPreview | null>(null);
-  const [limit, setLimit] = useState(0);
-  const [job, setJob] = useState<{ running: boolean; progress: ProgressEvent | null }>({ running: false, progress: null });
+  const [limit, setLimit] = useState(DEFAULT_EVAL_LIMIT);
+  const [job, setJob] = useState<LocalJob>(idleLocalJob);
   const [result, setResult] = useState<PlugInResult | null>(null);
   const run = async () => {
     if (!adapter || !task) return;
-    setJob({ running: true, progress: null });
+    setJob({ ...idleLocalJob, running: true });
+    let ended: JobEnd = 'failed';
     try {
-      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId, limit }, progressProxy((p) => setJob({ running: true, progress: p }))));
+      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId, limit }, progressProxy((p) => setJob((j) => ({ ...j, progress: p })))));
+      ended = 'done';
     } catch (e) {
-      reportError(e);
+      if (isCancelError(e)) ended = 'cancelled';
+      else reportError(e);
     } finally {
-      setJob((j) => ({ ...j, running: false }));
+      setJob((j) => ({ ...j, running: false, ended }));
     }
   };
   // A model opened after the adapters were dropped makes them stale (they were checked against the old one).
@@ -499,8 +548,14 @@ function PlugIn() {
         <CapButton cap={caps?.plugIn} disabled={!model || !adapter || !task || job.running} onClick={run}>
           Plug in and evaluate
         </CapButton>
+        <CancelButton jobId={job.progress?.jobId} running={job.running} onCancel={() => void studio().cancel(job.progress!.jobId)} />
       </div>
-      <Progress progress={job.running ? job.progress : null} running={job.running} />
+      {task && !job.running ? (
+        <div className="muted small">
+          {limit > 0 ? Math.min(limit, task.totalRows) : task.totalRows} of {task.totalRows} examples × 2 passes (Full ZS, Plug-in)
+        </div>
+      ) : null}
+      <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
       {result ? (
         <>
           <div className="meta">

@@ -1,18 +1,20 @@
-import { useEffect, useMemo, useState } from 'react';
-import type { CompressMethod, InputFile, OTRun, OTSetting, ProtocolRequest } from '../../jobs/studio-api';
-import { parseRunsJson, runsToCsv, runsToJson, useRuns } from '../../store/runs';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
+import { keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
+import { Heatmap } from '../charts/Heatmap';
 import { useUi } from '../../store/ui';
-import { ScatterChart } from '../charts/ScatterChart';
-import { CapButton, Empty, NumField, Panel, Progress } from '../components/common';
+import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
+import { CancelButton, CapButton, Empty, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { reportIssue } from './DataOwnerView';
-import { download, fetchFiles, progressProxy, reportError, reportInfo, studio } from '../studio';
-
-/** Task folders shipped under public/data (train/valid/test JSONL each). */
-const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];
+import { BUNDLED_TASKS, fetchBundledTask } from '../bundled';
+import { formatDuration, overallProgress } from '../format';
+import { download, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
 const METHOD_COLOR: Record<CompressMethod, string> = { gradot: '#2563eb', svd: '#d97706', prune: '#7c3aed', drop: '#dc2626', none: '#4b5563' };
+const METHOD_SHAPE: Record<CompressMethod, MarkerShape> = { gradot: 'circle', svd: 'square', prune: 'triangle', drop: 'diamond', none: 'cross' };
+const SWEEP_COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777'];
 
 function parseList(text: string): number[] | null {
   const parts = text.split(/[,\s]+/).filter(Boolean).map(Number);
@@ -39,6 +41,20 @@ function ListField({ label, value, onChange, hint }: { label: string; value: num
   );
 }
 
+interface GridJob {
+  running: boolean;
+  /** Index of the setting (× seed) running now, and how many there are. */
+  index: number;
+  total: number;
+  progress: ProgressEvent | null;
+  jobId: string | null;
+  ended: JobEnd;
+  startedAt: number;
+  doneAt: number;
+  /** Settings finished and saved in this grid. */
+  kept: number;
+}
+
 function expandGrid(methods: CompressMethod[], keeps: number[], lambdas: number[], bottom: number, top: number): OTSetting[] {
   const out: OTSetting[] = [];
   for (const method of methods) {
@@ -52,6 +68,56 @@ function expandGrid(methods: CompressMethod[], keeps: number[], lambdas: number[
 
 function fmt(v: number | null, digits = 3): string {
   return v === null ? '—' : v.toFixed(digits);
+}
+
+function runLabel(r: OTRun): string {
+  const s = r.setting;
+  return `${s.method} keep ${s.keep}${s.method === 'gradot' ? ` λ ${s.lambdaAttn}` : ''}${r.seed !== undefined ? ` seed ${r.seed}` : ''} · ${r.task}`;
+}
+
+/** Two runs side by side: their five numbers and what each emulator kept per middle block. */
+function CompareRuns({ runs }: { runs: OTRun[] }) {
+  const withRanks = useMemo(() => runs.filter((r) => keptRanks(r) !== null), [runs]);
+  const [a, setA] = useState<string>('');
+  const [b, setB] = useState<string>('');
+  const ra = withRanks.find((r) => r.id === a) ?? withRanks[0];
+  const rb = withRanks.find((r) => r.id === b) ?? withRanks[1] ?? withRanks[0];
+  if (withRanks.length < 2 || !ra || !rb) {
+    return <Empty>Two runs made in this browser (they carry their compression record) can be compared here side by side.</Empty>;
+  }
+  const ka = keptRanks(ra)!;
+  const kb = keptRanks(rb)!;
+  const cols = [...new Set([...ka.cols, ...kb.cols])];
+  // One colour scale for both maps: the largest rank kept of each matrix over the two runs.
+  const max = cols.map((c) => Math.max(1, ...[ka, kb].flatMap((k) => k.ranks.map((row) => row[k.cols.indexOf(c)] ?? 0))));
+  const heat = (k: typeof ka) => ({
+    rows: [...k.blocks.map((x) => `block ${x}`)],
+    cols: [...cols, 'MLP width'],
+    values: k.ranks.map((row, i) => [
+      ...cols.map((c, j) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? null : v / max[j]!; }),
+      k.mlpWidth[i]! / Math.max(...ka.mlpWidth, ...kb.mlpWidth),
+    ]),
+    labels: k.ranks.map((row, i) => [...cols.map((c) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? 'dense' : String(v); }), String(k.mlpWidth[i])]),
+  });
+  const pick = (value: string, set: (v: string) => void, cur: OTRun) => (
+    <select value={value || cur.id} onChange={(e) => set(e.target.value)}>
+      {withRanks.map((r) => (
+        <option key={r.id} value={r.id}>{runLabel(r)}</option>
+      ))}
+    </select>
+  );
+  const nums = (r: OTRun) => `Full ZS ${fmt(r.fullZS)} · Emu ZS ${fmt(r.emulatorZS)} · Emu FT ${fmt(r.emulatorFT)} · Plug-in ${fmt(r.plugIn)} · Δ ${fmt(r.delta)}`;
+  return (
+    <div className="compare" data-testid="compare-runs">
+      {[[ra, a, setA, heat(ka)] as const, [rb, b, setB, heat(kb)] as const].map(([r, v, set, h], i) => (
+        <div key={i}>
+          {pick(v, set, r)}
+          <div className="muted small">{nums(r)}</div>
+          <Heatmap rows={h.rows} cols={h.cols} values={h.values} labels={h.labels} title={`kept rank per matrix, ${runLabel(r)}`} />
+        </div>
+      ))}
+    </div>
+  );
 }
 
 function RunsTable({ runs }: { runs: OTRun[] }) {
@@ -139,48 +205,107 @@ export function ResearcherView() {
   const caps = useUi((s) => s.capabilities);
   const model = useUi((s) => s.model);
   const [task, setTask] = useState<InputFile[]>([]);
-  const [job, setJob] = useState<{ running: boolean; index: number; total: number; progress: import('../../jobs/studio-api').ProgressEvent | null }>({
-    running: false, index: 0, total: 0, progress: null,
-  });
+  const [job, setJob] = useState<GridJob>({ running: false, index: 0, total: 0, progress: null, jobId: null, ended: null, startedAt: 0, doneAt: 0, kept: 0 });
+  const cancelled = useRef(false);
 
   useEffect(() => {
     if (!loaded) void load();
   }, [loaded, load]);
 
   const settings = useMemo(() => expandGrid(grid.methods, grid.keeps, grid.lambdas, grid.bottom, grid.top), [grid]);
+  const jobsTotal = settings.length * Math.max(1, grid.seeds.length);
+  // A rough guide before starting, from the last grid's pace (seconds per setting) when there was one.
+  const [secPerSetting, setSecPerSetting] = useState<number | null>(null);
 
   const runGrid = async () => {
-    setJob({ running: true, index: 0, total: settings.length, progress: null });
+    const seeds = grid.seeds.length ? grid.seeds : [0];
+    const plan = settings.flatMap((setting) => seeds.map((seed) => ({ setting, seed })));
+    cancelled.current = false;
+    const t0 = Date.now();
+    setJob({ running: true, index: 0, total: plan.length, progress: null, jobId: null, ended: null, startedAt: t0, doneAt: t0, kept: 0 });
+    let ended: JobEnd = 'failed';
+    let kept = 0;
     try {
-      for (let i = 0; i < settings.length; i++) {
-        setJob((j) => ({ ...j, index: i }));
+      for (let i = 0; i < plan.length; i++) {
+        if (cancelled.current) break;
+        setJob((j) => ({ ...j, index: i, progress: null, jobId: null }));
+        const { setting, seed } = plan[i]!;
         const req: ProtocolRequest = {
-          setting: settings[i]!,
-          tune: { lr: grid.lr, epochs: grid.epochs, batchSize: grid.batchSize, gradAccum: 1, seqLen: grid.seqLen, seed: 0, mode: 'full', lora: { rank: 8, alpha: 16, targets: ['q', 'v'] } },
+          setting,
+          tune: { lr: grid.lr, epochs: grid.epochs, batchSize: grid.batchSize, gradAccum: 1, seqLen: grid.seqLen, seed, mode: 'full', lora: { rank: 8, alpha: 16, targets: ['q', 'v'] } },
           supportExamples: grid.supportExamples,
           fullFT: grid.fullFT,
+          trainLimit: grid.trainLimit,
+          testLimit: grid.testLimit,
         };
-        const run = await studio().runProtocol(req, task, progressProxy((p) => setJob((j) => ({ ...j, progress: p }))));
-        await add([run]);
+        const run = await studio().runProtocol(req, task, progressProxy((p) => setJob((j) => ({ ...j, progress: p, jobId: p.jobId }))));
+        // Each finished setting is saved at once: a cancel later keeps it.
+        await add([{ ...run, seed, ...(grid.trainLimit || grid.testLimit ? { limits: { train: grid.trainLimit, test: grid.testLimit } } : {}) }]);
+        kept++;
+        setSecPerSetting((Date.now() - t0) / 1000 / kept);
+        setJob((j) => ({ ...j, doneAt: Date.now(), kept }));
       }
+      ended = cancelled.current ? 'cancelled' : 'done';
     } catch (e) {
-      reportError(e);
+      if (isCancelError(e) || cancelled.current) ended = 'cancelled';
+      else reportError(e);
     } finally {
-      setJob((j) => ({ ...j, running: false }));
+      setJob((j) => ({ ...j, running: false, ended }));
+      if (ended === 'cancelled') reportInfo(`grid cancelled: ${kept} finished setting${kept === 1 ? '' : 's'} kept in the table`);
     }
   };
+  const cancelGrid = () => {
+    cancelled.current = true;
+    if (job.jobId) void studio().cancel(job.jobId);
+  };
+  const overall = useMemo(() => {
+    if (!job.running) return null;
+    const elapsedS = (Date.now() - job.startedAt) / 1000;
+    const o = overallProgress(job.index, job.total, job.progress?.fraction ?? null, elapsedS);
+    return { done: job.kept, total: job.total, fraction: o.fraction, elapsedS, etaS: o.etaS, receivedAtMs: Date.now() };
+  }, [job]);
 
-  const pareto = useMemo(() => {
-    // Colour = method; filled = Plug-in (utility, want high), hollow = Emulator FT (privacy, want low).
-    const withRatio = runs.filter((r) => r.compressionRatio !== null);
-    const methods = ALL_METHODS.filter((m) => withRatio.some((r) => r.setting.method === m));
-    const pick = (m: CompressMethod, f: (r: OTRun) => number | null) =>
-      withRatio.filter((r) => r.setting.method === m && f(r) !== null).map((r) => ({ x: r.compressionRatio!, y: f(r)! }));
-    return methods.flatMap((m) => [
-      { label: `${m} Plug-in`, points: pick(m, (r) => r.plugIn), color: METHOD_COLOR[m] },
-      { label: `${m} Emu FT`, points: pick(m, (r) => r.emulatorFT), color: METHOD_COLOR[m], hollow: true },
-    ]);
-  }, [runs]);
+  const [yAxis, setYAxis] = useState<UtilityAxis>('plugIn');
+  const metric = runs[0]?.metric ?? 'acc';
+  const yName = yAxis === 'plugIn' ? `Plug-in ${metric} (utility)` : 'Δ = Plug-in − Emulator FT';
+  const points = useMemo(() => settingPoints(runs, yAxis), [runs, yAxis]);
+  const plane = useMemo<PlaneSeries[]>(() => {
+    const methods = ALL_METHODS.filter((m) => points.some((p) => p.method === m));
+    return methods.map((m) => ({
+      label: m,
+      color: METHOD_COLOR[m],
+      shape: METHOD_SHAPE[m],
+      line: 'frontier' as const,
+      points: points.filter((p) => p.method === m).map((p) => ({
+        x: p.hides, y: p.utility, xErr: p.hidesStd || undefined, yErr: p.utilityStd || undefined,
+        tip: `keep ${p.keep}${m === 'gradot' ? ` λ ${p.lambda}` : ''}${p.seeds > 1 ? ` (${p.seeds} seeds)` : ''}`,
+      })),
+    }));
+  }, [points]);
+  const keepSweep = useMemo<PlaneSeries[]>(() => {
+    // One line per method (GradOT: per λ), x = keep.
+    const lines = new Map<string, PlaneSeries>();
+    for (const p of points) {
+      if (p.method === 'none') continue;
+      const label = p.method === 'gradot' && new Set(points.filter((q) => q.method === 'gradot').map((q) => q.lambda)).size > 1 ? `gradot λ ${p.lambda}` : p.method;
+      const s = lines.get(label) ?? { label, color: METHOD_COLOR[p.method], shape: METHOD_SHAPE[p.method], line: 'sweep' as const, points: [] };
+      s.points.push({ x: p.keep, y: p.utility, yErr: p.utilityStd || undefined, tip: `${p.seeds} seed${p.seeds > 1 ? 's' : ''}` });
+      lines.set(label, s);
+    }
+    const out = [...lines.values()];
+    out.forEach((s, i) => { if (s.label.startsWith('gradot λ')) s.color = SWEEP_COLORS[i % SWEEP_COLORS.length]!; });
+    return out.filter((s) => new Set(s.points.map((p) => p.x)).size > 1);
+  }, [points]);
+  const lambdaSweep = useMemo<PlaneSeries[]>(() => {
+    const g = points.filter((p) => p.method === 'gradot');
+    const keeps = [...new Set(g.map((p) => p.keep))].sort((a, b) => a - b);
+    return keeps
+      .map((k, i) => ({
+        label: `keep ${k}`, color: SWEEP_COLORS[i % SWEEP_COLORS.length]!, shape: 'circle' as const, line: 'sweep' as const,
+        points: g.filter((p) => p.keep === k).map((p) => ({ x: p.lambda, y: p.utility, yErr: p.utilityStd || undefined })),
+      }))
+      .filter((s) => new Set(s.points.map((p) => p.x)).size > 1);
+  }, [points]);
 
   return (
     <div className="view" data-testid="view-research">
@@ -214,6 +339,9 @@ export function ResearcherView() {
               <NumField label="batch" value={grid.batchSize} min={1} step={1} onChange={(v) => setGrid({ batchSize: Math.max(1, Math.round(v)) })} width={48} />
               <NumField label="seq len" value={grid.seqLen} min={8} step={8} onChange={(v) => setGrid({ seqLen: Math.max(8, Math.round(v)) })} width={56} />
               <NumField label="support ex." value={grid.supportExamples} min={1} step={1} onChange={(v) => setGrid({ supportExamples: Math.max(1, Math.round(v)) })} width={56} />
+              <ListField label="seeds" value={grid.seeds} onChange={(seeds) => setGrid({ seeds: seeds.map((x) => Math.round(x)) })} hint="tuning seeds per setting; several give error bars" />
+              <NumField label="train ex." value={grid.trainLimit} min={0} step={16} onChange={(v) => setGrid({ trainLimit: Math.max(0, Math.round(v)) })} width={56} hint="first N training examples per setting (0 = all)" />
+              <NumField label="test ex." value={grid.testLimit} min={0} step={25} onChange={(v) => setGrid({ testLimit: Math.max(0, Math.round(v)) })} width={56} hint="first N test examples per evaluation (0 = all)" />
               <label className="mini" title="also fine-tune the full model's adapter blocks (the fifth number; once per task)">
                 <input type="checkbox" checked={grid.fullFT} onChange={(e) => setGrid({ fullFT: e.target.checked })} /> Full FT
               </label>
@@ -226,7 +354,7 @@ export function ResearcherView() {
                   className="secondary"
                   onClick={async () => {
                     try {
-                      setTask(await fetchFiles(`./data/${t}/`, ['train.jsonl', 'test.jsonl'], ['valid.jsonl']));
+                      setTask(await fetchBundledTask(t));
                     } catch (e) {
                       reportError(e, `data/${t}`);
                     }
@@ -259,22 +387,67 @@ export function ResearcherView() {
             />
             <div className="row">
               <CapButton cap={caps?.otProtocol} disabled={!model || !task.length || job.running || settings.length === 0} onClick={runGrid}>
-                {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${settings.length} setting${settings.length === 1 ? '' : 's'}`}
+                {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${jobsTotal} setting${jobsTotal === 1 ? '' : 's'}`}
               </CapButton>
+              <CancelButton jobId={job.jobId ?? 'between-settings'} running={job.running} onCancel={cancelGrid} />
+              {!job.running ? (
+                <span className="muted small" data-testid="grid-estimate">
+                  {grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / {grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting
+                  {secPerSetting ? ` · about ${formatDuration(secPerSetting * jobsTotal)} at the last grid's pace` : ''}
+                </span>
+              ) : null}
             </div>
-            <Progress progress={job.running ? job.progress : null} running={job.running} />
+            <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} overall={overall} />
           </Panel>
         </div>
         <div className="col-right">
-          <Panel title="Pareto: compression vs utility and privacy">
-            {runs.some((r) => r.compressionRatio !== null) ? (
-              <ScatterChart groups={pareto} xLabel="compression (middle params, full / emulator)" yLabel={`score (${runs.find((r) => r.compressionRatio !== null)?.metric ?? 'acc'})`} />
+          <Panel
+            title="Privacy–utility plane"
+            actions={
+              <label className="field">
+                <span>y</span>
+                <select value={yAxis} onChange={(e) => setYAxis(e.target.value as UtilityAxis)} data-testid="plane-y">
+                  <option value="plugIn">Plug-in (utility)</option>
+                  <option value="delta">Δ (Plug-in − Emulator FT)</option>
+                </select>
+              </label>
+            }
+          >
+            {plane.length ? (
+              <>
+                <PlaneChart
+                  series={plane}
+                  testId="plane-chart"
+                  title="privacy-utility plane"
+                  xLabel={`emulator hides: Full ZS − Emulator ZS (${metric}) →`}
+                  yLabel={`${yName} →`}
+                />
+                <div className="muted small">
+                  Up and right is better: the emulator reveals less of the model, the returned adapters work better. Dashed: each method's
+                  frontier (settings no other setting of the method beats on both). Bars: ±1 s.d. over seeds. Hover a marker for its setting.
+                </div>
+              </>
             ) : (
-              <Empty>Each run adds a Plug-in point (utility) and an Emulator FT point (privacy: the gap to Plug-in is Δ) at its compression ratio.</Empty>
+              <Empty>Each setting adds a point: x = how much the emulator hides (Full ZS − Emulator ZS), y = Plug-in or Δ; one frontier per method.</Empty>
             )}
           </Panel>
+          {keepSweep.length || lambdaSweep.length ? (
+            <Panel title="Sweeps">
+              <div className="sweeps">
+                {keepSweep.length ? (
+                  <PlaneChart series={keepSweep} testId="keep-sweep" title="keep sweep" xLabel="keep (fraction of middle parameters)" yLabel={yName} />
+                ) : null}
+                {lambdaSweep.length ? (
+                  <PlaneChart series={lambdaSweep} testId="lambda-sweep" title="lambda sweep (GradOT)" xLabel="λ, GradOT (attention = MLP)" yLabel={yName} />
+                ) : null}
+              </div>
+            </Panel>
+          ) : null}
         </div>
       </div>
+      <Panel title="Two runs side by side">
+        <CompareRuns runs={runs} />
+      </Panel>
       <Panel
         title={`Runs (${runs.length})`}
         actions={
