@@ -27,6 +27,7 @@ import type { Example } from '../data/batch';
 import type { CompressionMethod } from './budget';
 import type { CheckpointStore } from './checkpoint-store';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from './evaluate';
+import { buildEmulator } from './package';
 import { applyAdapter, plugIn } from './plugin';
 import type { Split } from './split';
 import type { SupportBatch } from './support';
@@ -59,7 +60,6 @@ export type CompressFn = (model: ProtocolModel, req: CompressRequest) => Promise
 /** The emulator builder of src/ot/package.ts (support pass for gradot, then compression). */
 export function defaultCompress(support: SupportBatch[], extra: { lambdaAttn?: number; lambdaMlp?: number } = {}): CompressFn {
   return async (model, req) => {
-    const { buildEmulator } = await import('./package');
     const r = await buildEmulator(model.spec, model.weights, {
       method: req.method, keep: req.keep, split: req.split, seed: req.seed, backend: req.backend, support,
       modelId: model.modelId, ...extra,
