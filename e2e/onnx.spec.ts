@@ -171,6 +171,7 @@ test.describe('exported ONNX models in onnxruntime-web and transformers.js', () 
   // transformers.js from in-memory exported files, greedy, vs our engine's greedy decoding.
   for (const run of GENERATE_RUNS) {
     test(`${run.device}: transformers.js greedy-generates the engine's ${N} tokens (${run.label})`, async () => {
+      test.setTimeout(TIMEOUT_MS);
       const { spec, w, files } = await run.build();
       const job: GenerateJob = {
         files: Object.fromEntries([...files].map(([k, v]) => [k, b64(v)])),

@@ -117,16 +117,14 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
 
   test('model owner: bad model files are refused, naming the file', async () => {
     // A truncated safetensors with its config, picked as a model folder.
-    await page
-      .getByTestId('model-drop-input')
-      .setInputFiles([
-        gpt2Folder[0]!,
-        {
-          name: 'model.safetensors',
-          mimeType: 'application/octet-stream',
-          buffer: gpt2Weights.subarray(0, Math.floor(gpt2Weights.length / 2)),
-        },
-      ]);
+    await page.getByTestId('model-drop-input').setInputFiles([
+      gpt2Folder[0]!,
+      {
+        name: 'model.safetensors',
+        mimeType: 'application/octet-stream',
+        buffer: gpt2Weights.subarray(0, Math.floor(gpt2Weights.length / 2)),
+      },
+    ]);
     await expectErrorToast(page, 'model.safetensors');
     await shot(page, 'studio-error-truncated-safetensors');
     await dismissToasts(page);
@@ -340,6 +338,7 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
   });
 
   test('data owner: try it generates text with the emulator and tuned adapters', async () => {
+    test.setTimeout(180_000);
     await tryIt(page, 'try-data');
     await shot(page, 'studio-data-owner-try-it');
   });
@@ -369,6 +368,7 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
   });
 
   test('model owner: try it generates text with the plug-in model', async () => {
+    test.setTimeout(180_000);
     await tryIt(page, 'try-model');
     await shot(page, 'studio-model-owner-try-it');
   });
