@@ -33,6 +33,8 @@ const siteDir = 'e2e/.site';
 export default defineConfig({
   testDir: 'e2e',
   testMatch: '*.spec.ts',
+  // Tests spread over the workers (half the cores); a group whose steps share a page says `mode: 'serial'`.
+  fullyParallel: true,
   outputDir: 'test-results',
   timeout: 120_000,
   expect: { timeout: 15_000 },
