@@ -47,6 +47,8 @@ export default defineConfig({
     launchOptions: chromiumLaunchOptions(),
     viewport: { width: 1440, height: 900 },
     acceptDownloads: true,
+    // A failing test leaves a screenshot of its pages in test-results/.
+    screenshot: 'only-on-failure',
   },
   webServer: [
     {
