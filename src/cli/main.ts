@@ -7,7 +7,7 @@ import { UsageError, type CliIO, type Command } from './command';
 import { takeJsonFlag } from './args';
 
 /**
- * Every command of DESIGN.md §5. A command is available once `./commands/<name>.ts` exists and exports
+ * Every `gradot` command. A command is available once `./commands/<name>.ts` exists and exports
  * `command`; until then it reports that it is not available in this build (exit 2).
  */
 export const COMMANDS: { name: string; summary: string }[] = [

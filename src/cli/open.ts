@@ -10,7 +10,7 @@ import { MemorySource, nodeDirSource, type ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
 import { loadTokenizer, tokenizerFiles, type Tokenizer } from '../model/tokenizer';
 import type { WeightMap } from '../model/weights';
-import type { EmulatorMeta } from '../ot/package';
+import type { EmulatorMeta } from '../ot/emulator/package';
 import { ModelFormatError } from '../model/errors';
 
 /** A folder on disk, or the files of a .zip held in memory. */

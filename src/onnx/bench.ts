@@ -16,8 +16,8 @@ import { randomModel } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import type { Batch } from '../data/batch';
-import { batchScorer } from '../ot/evaluate';
-import type { BatchRowScores } from '../ot/metrics';
+import { batchScorer } from '../ot/offsite/evaluate';
+import type { BatchRowScores } from '../ot/offsite/metrics';
 import { exportOnnx } from './export';
 import { loadOrt, OrtDecoder, ortInfoFromSpec } from './runtime';
 

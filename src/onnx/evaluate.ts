@@ -7,8 +7,8 @@
 import type { ChoiceExample } from '../data/batch';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
-import type { EncodedTask, EvalMetrics } from '../ot/evaluate';
-import { evaluateMultipleChoice, evaluatePerplexity } from '../ot/metrics';
+import type { EncodedTask, EvalMetrics } from '../ot/offsite/evaluate';
+import { evaluateMultipleChoice, evaluatePerplexity } from '../ot/offsite/metrics';
 import { exportOnnxFiles } from './export';
 import { loadOrt, OrtDecoder, ortInfoFromSpec, type OrtModule } from './runtime';
 import type { InferenceSession } from 'onnxruntime-common';

@@ -10,7 +10,7 @@
 import type { InferenceSession, Tensor as OrtTensorType } from 'onnxruntime-common';
 import type { Batch } from '../data/batch';
 import type { ModelSpec } from '../model/spec';
-import { rowScoresFromLogits, type BatchRowScores } from '../ot/metrics';
+import { rowScoresFromLogits, type BatchRowScores } from '../ot/offsite/metrics';
 import { cacheNames } from './names';
 
 /** The part of an onnxruntime module (node or web) we use. */

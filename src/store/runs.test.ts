@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { OTRun } from './jobs-api';
+import type { OTRun } from '../jobs/studio-api';
 import { parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
 
 function run(over: Partial<OTRun> = {}): OTRun {

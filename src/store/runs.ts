@@ -4,7 +4,7 @@
  */
 import { create } from 'zustand';
 import { get as idbGet, set as idbSet } from 'idb-keyval';
-import type { CompressMethod, OTRun } from './jobs-api';
+import type { CompressMethod, OTRun } from '../jobs/studio-api';
 
 const KEY = 'gradot-studio/runs/v1';
 

@@ -15,7 +15,7 @@ import type {
   PackageSummary,
   ProgressEvent,
   TuneResult,
-} from './jobs-api';
+} from '../jobs/studio-api';
 
 export type View = 'model' | 'data' | 'research';
 

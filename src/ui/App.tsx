@@ -1,3 +1,4 @@
+import * as Comlink from 'comlink';
 import { useEffect } from 'react';
 import { useUi } from '../store/ui';
 import { Header, PrivacyBar } from './components/Header';
@@ -15,9 +16,13 @@ export function App() {
 
   useEffect(() => {
     // Both run in the worker; the UI renders immediately and fills the badge when they answer.
-    studio().probeBackend().then(setBackend, (e) => {
+    // `?gpu=software` runs jobs on a software WebGPU adapter (SwiftShader) too: slow, but it exercises the GPU path.
+    const allowSoftwareAdapter = new URLSearchParams(location.search).get('gpu') === 'software';
+    studio().probeBackend({ allowSoftwareAdapter }).then(setBackend, (e) => {
       setBackend({ kind: 'cpu', source: 'probe', reason: `backend probe failed: ${String(e)}` });
     });
+    // A lost GPU device moves the jobs to the CPU: the badge follows.
+    studio().watchBackend(Comlink.proxy(setBackend)).catch((e: unknown) => reportError(e));
     studio().capabilities().then(setCapabilities, (e) => reportError(e));
   }, [setBackend, setCapabilities]);
 

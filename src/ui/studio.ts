@@ -3,7 +3,7 @@
  * dropped files into InputFile lists, reporting errors to the single error surface, and saving downloads.
  */
 import * as Comlink from 'comlink';
-import { decodeStudioError, type InputFile, type ProgressFn, type StudioApi } from '../store/jobs-api';
+import { decodeStudioError, type InputFile, type ProgressFn, type StudioApi } from '../jobs/studio-api';
 import { useUi } from '../store/ui';
 
 let remote: Comlink.Remote<StudioApi> | null = null;

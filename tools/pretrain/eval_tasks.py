@@ -7,7 +7,7 @@
 Scoring is lm-eval's: the sequence is <|endoftext|> + tokens(context) + tokens(choice) (context and
 choice encoded separately); a choice's score is the summed log-likelihood of its tokens.
 acc takes the argmax of that sum; acc_norm divides it by the choice's length in characters, counting
-the leading space our task files put in each choice. lm-eval (and our engine, src/ot/metrics.ts) count
+the leading space our task files put in each choice. lm-eval (and our engine, src/ot/offsite/metrics.ts) count
 the choice without that space (it is lm-eval's target delimiter), so acc_norm can differ on near ties:
 genre-mc 0.982 here vs 0.978 in the engine. Kept as is so the committed datasheet numbers reproduce.
 Fine-tuning: full fine-tune (all weights, AdamW, linear decay) on the train split, then the test

@@ -20,7 +20,7 @@ const SECTIONS = ['matmul', 'train', 'compress', 'ort'] as const;
 type Section = (typeof SECTIONS)[number];
 
 async function benchCompress(): Promise<{ json: Record<string, unknown>; text: string }> {
-  const { buildEmulator } = await import('../../ot/package');
+  const { buildEmulator } = await import('../../ot/emulator/package');
   const cfg = DEFAULT_BENCH_TRAIN;
   const spec = benchSpec(cfg);
   const weights = randomModel(spec, 7);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../main';
 import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-model';
 import { REPO_ROOT } from './ot-shared';
-import { readEmulatorPackage, unzipEmulatorPackage } from '../../ot/package';
+import { readEmulatorPackage, unzipEmulatorPackage } from '../../ot/emulator/package';
 import { paramCounts } from '../../model/params';
 import { captureIO } from '../test-io';
 

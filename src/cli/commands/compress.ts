@@ -1,6 +1,6 @@
 /**
  * `gradot compress MODEL --method M --keep F --support FILE --out DIR`: builds an emulator package
- * (src/ot/package.ts buildEmulator: support pass -> compression -> package) and prints its report.
+ * (src/jobs/build-emulator.ts, the job the studio runs too) and prints its report.
  *
  * Data: the support file is read by src/data (text, prompt/answer or multiple choice) and used as
  * language-modelling text (prompt+answer, context+correct choice), packed into --seq-token chunks.
@@ -14,45 +14,19 @@
  * side (studio, `gradot tune`) can encode its data without the base model; --zip writes one .zip instead.
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { encodeText, makeBatches, type Example } from '../../data/batch';
-import type { Dataset, TextDataset, TextTokenizer } from '../../data/types';
-import { decoderFromWeights } from '../../model/decoder';
-import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/budget';
-import type { LambdaMode } from '../../ot/gcs';
-import { adapterGradientShift, type GradShiftResult } from '../../ot/gradshift';
-import { buildEmulator, zipEmulatorPackage, type EmulatorReport } from '../../ot/package';
-import { parseAdapters } from '../../ot/split';
-import type { SupportBatch } from '../../ot/support';
-import { readTaskFile as parseTask } from '../../ot/task-data';
+import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
+import type { LambdaMode } from '../../ot/emulator/gcs';
+import { zipEmulatorPackage } from '../../ot/emulator/package';
+import { parseAdapters } from '../../ot/emulator/split';
+import { buildEmulatorJob } from '../../jobs/build-emulator';
+import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { bosFromOptions, cliTokenizer, readTaskFile, writeFiles } from './ot-shared';
-
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json'];
-
-/** Any dataset as language-modelling text (prompt+answer, context+correct choice). */
-export function datasetText(ds: Dataset): TextDataset {
-  if (ds.kind === 'lm') return ds;
-  const records = ds.kind === 'sft'
-    ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
-    : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
-  return { kind: 'lm', file: ds.file, format: ds.format, records };
-}
-
-function encode(ds: Dataset, tok: TextTokenizer, seq: number, addBos: boolean): Example[] {
-  return encodeText(datasetText(ds), tok, { contextLength: seq, addBos, dropRemainder: true }).examples;
-}
-
-function batches(ex: Example[], batch: number, padId: number): SupportBatch[] {
-  return makeBatches(ex, { batchSize: batch, padId }).map((b) => ({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen }));
-}
-
-const r4 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : null);
-const r6 = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1e6) / 1e6 : null);
 
 function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): number {
   const v = o[k] === undefined ? d : (o[k] as number);
@@ -120,124 +94,66 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const addBos = bosFromOptions(o, model.spec, tok);
     const seq = Math.min(model.spec.maxPositions, intOpt(o, 'seq', Math.min(128, model.spec.maxPositions), 2));
-    const padId = tok.eosId ?? 0;
+    const extraFiles = new Map<string, Uint8Array>();
+    for (const f of TOKENIZER_FILES) if (existsSync(join(modelPath, f))) extraFiles.set(f, new Uint8Array(await readFile(join(modelPath, f))));
 
-    // Data: support examples, and held-out ones from --heldout or from the end of the support file.
-    const supportEx = encode(parseTask(await readTaskFile(o.support as string, ctx.cwd)), tok, seq, addBos);
-    let heldEx: Example[] = [];
-    let heldoutFrom: string;
-    let sup = supportEx;
-    if (heldoutPath) {
-      heldEx = encode(parseTask(await readTaskFile(heldoutArg!, ctx.cwd)), tok, seq, addBos).slice(0, heldoutBatches * batch);
-      heldoutFrom = heldoutArg!;
-    } else if (heldoutArg === 'none') {
-      heldoutFrom = 'none';
-    } else if (supportEx.length >= 2) {
-      const n = Math.max(1, Math.min(heldoutBatches * batch, Math.floor(supportEx.length / 2)));
-      heldEx = supportEx.slice(supportEx.length - n);
-      sup = supportEx.slice(0, supportEx.length - n);
-      heldoutFrom = `${o.support as string} (last ${n} of ${supportEx.length} chunks, held out of the support pass)`;
-    } else {
-      heldoutFrom = 'none (the support file has one chunk; pass --heldout FILE)';
-      ctx.err('compress: support file too short to hold a slice out; no gradient-shift figure');
-    }
-    const support = batches(sup.slice(0, supportBatches * batch), batch, padId);
-    const heldout = heldEx.length > 0 ? batches(heldEx, batch, padId) : [];
-
-    const be = new CpuBackend();
     const modelId = basename(modelPath.replace(/\/+$/, ''));
     const lambdaAttn = o['lambda-attn'] as number | undefined;
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
-    const t0 = performance.now();
-    const built = await buildEmulator(model.spec, model.weights, {
-      method, keep, split, backend: be, support, modelId, seed,
+    let lastPhase = '';
+    const built = await buildEmulatorJob({
+      spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
+      support: await readTaskFile(o.support as string, ctx.cwd),
+      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd) : heldoutArg === 'none' ? 'none' : 'auto',
+    }, {
+      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: new CpuBackend(),
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-      onProgress: (phase) => ctx.err(`compress: ${phase}… (${((performance.now() - t0) / 1000).toFixed(1)}s)`),
+    }, {
+      onProgress: (p) => {
+        if (p.phase === lastPhase) return;
+        lastPhase = p.phase;
+        ctx.err(p.phase === 'heldout'
+          ? `compress: held-out gradient shift over ${p.total} batch(es)…`
+          : `compress: ${p.phase}… (${p.seconds.toFixed(1)}s)`);
+      },
     });
-    const report: EmulatorReport = built.report;
+    for (const w of built.warnings) ctx.err(`compress: ${w}`);
+    const report = built.report;
+    const heldoutResult = built.heldout;
+    const heldoutFrom = report.heldout.from;
 
-    let heldoutResult: GradShiftResult | null = null;
-    let heldoutSeconds = 0;
-    if (heldout.length > 0) {
-      ctx.err(`compress: held-out gradient shift over ${heldout.length} batch(es)…`);
-      const th = performance.now();
-      const full = decoderFromWeights(be, model.spec, model.weights);
-      const emu = decoderFromWeights(be, built.result.spec, built.result.weights);
-      try {
-        heldoutResult = await adapterGradientShift(full, emu, heldout, split);
-      } finally {
-        full.free();
-        emu.free();
-      }
-      heldoutSeconds = (performance.now() - th) / 1000;
-    }
-
-    // Package (+ the tokenizer files, when the model folder has them).
-    const files = new Map(built.files);
-    const copied: string[] = [];
-    for (const f of TOKENIZER_FILES) {
-      const p = join(modelPath, f);
-      if (existsSync(p)) copied.push(f);
-    }
     let written: string[];
     if (o.zip) {
-      for (const f of copied) files.set(f, new Uint8Array(await readFile(join(modelPath, f))));
       await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, zipEmulatorPackage(files));
-      written = [...files.keys()].sort();
+      await writeFile(out, zipEmulatorPackage(built.files));
+      written = [...built.files.keys()].sort();
     } else {
-      written = await writeFiles(out, files);
-      for (const f of copied) await copyFile(join(modelPath, f), join(out, f));
-      written.push(...copied);
+      written = await writeFiles(out, built.files);
     }
 
     const p = report.params;
     const middleEnd = model.spec.layers.length - split.top;
-    const json: Record<string, unknown> = {
-      model: modelId, method, keep, split, out, files: written,
-      lambdaAttn: report.lambdaAttn, lambdaMlp: report.lambdaMlp, lambdaMode: built.result.lambdaMode,
-      ...(attnKeep !== undefined ? { attnKeep } : {}), ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-      params: {
-        before: p.before, after: p.after, keptFraction: r6(p.after / p.before),
-        middleBefore: p.middleBefore, middleTarget: p.middleTarget, middleAfter: p.middleAfter, middleKept: r6(p.middleKept),
-      },
-      layers: report.layers,
-      keptBlocks: built.result.plan.keptBlocks,
-      support: {
-        file: o.support, batches: support.length, batch, seq, tokens: built.meta.support?.tokens ?? null,
-        digest: built.meta.support?.digest ?? null,
-      },
-      supportLoss: { full: r6(report.supportLoss.full), emulator: r6(report.supportLoss.emulator) },
-      heldout: heldoutResult
-        ? {
-          from: heldoutFrom, batches: heldout.length, tokens: heldoutResult.tokens, adapterParams: heldoutResult.adapterParams,
-          gradShift: r6(heldoutResult.cosineDistance), perBatch: heldoutResult.perBatch.map((x) => r6(x)),
-          fullLoss: r6(heldoutResult.fullLoss), emulatorLoss: r6(heldoutResult.emulatorLoss),
-        }
-        : { from: heldoutFrom },
-      seconds: { ...Object.fromEntries(Object.entries(report.seconds).map(([k, v]) => [k, r4(v)])), heldout: r4(heldoutSeconds) },
-      readings: report.readings,
-      notes: built.result.plan.notes,
-    };
-
+    const json: Record<string, unknown> = { ...report, model: modelId, method, keep, split, out, files: written, support: { ...report.support, file: o.support } };
+    const support = { length: report.support.batches };
+    const s = report.seconds as Record<string, number>;
+    const heldoutSeconds = s.heldout ?? 0;
     const lines: string[] = [];
     lines.push(`emulator of ${modelId}: ${method} keep=${keep} adapters ${split.bottom}:${split.top} -> ${out}`);
     lines.push(`parameters: ${formatCount(p.before)} -> ${formatCount(p.after)} (${(100 * p.after / p.before).toFixed(1)}%); ` +
       `middle (blocks ${split.bottom}..${middleEnd - 1}) ${formatCount(p.middleBefore)} -> ${formatCount(p.middleAfter)} ` +
-      `(${(100 * p.middleKept).toFixed(2)}%, target ${formatCount(p.middleTarget)})`);
+      `(${(100 * (p.middleKept ?? NaN)).toFixed(2)}%, target ${formatCount(p.middleTarget)})`);
     lines.push('');
     const projs = [...new Set(report.layers.flatMap((l) => Object.keys(l.ranks)))];
     lines.push(table(['block', 'source', 'role', ...projs.map((x) => `rank ${x}`), 'mlp width'],
       report.layers.map((l) => [l.index, l.source, l.role, ...projs.map((x) => String((l.ranks as Record<string, number>)[x] ?? 'dense')), l.mlpWidth])));
     lines.push('');
-    lines.push(`support loss (${support.length} batches): full ${report.supportLoss.full.toFixed(4)}, emulator ${report.supportLoss.emulator.toFixed(4)}`);
+    lines.push(`support loss (${support.length} batches): full ${(report.supportLoss.full ?? NaN).toFixed(4)}, emulator ${(report.supportLoss.emulator ?? NaN).toFixed(4)}`);
     if (heldoutResult) {
       lines.push(`held-out (${heldoutFrom}): adapter-gradient shift ${heldoutResult.cosineDistance.toFixed(5)} (cosine distance, lower = better utility); ` +
         `loss full ${heldoutResult.fullLoss.toFixed(4)}, emulator ${heldoutResult.emulatorLoss.toFixed(4)} (higher = more privacy)`);
     } else lines.push(`held-out: ${heldoutFrom}`);
-    const s = report.seconds;
     lines.push(`seconds: support ${s.support.toFixed(2)}, svd ${s.svd.toFixed(2)}, scoring ${s.scoring.toFixed(2)}, compress ${s.compress.toFixed(2)}, ` +
       `evaluate ${s.evaluate.toFixed(2)}, package ${s.package.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total.toFixed(2)}`);
     lines.push('readings:');

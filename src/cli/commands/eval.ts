@@ -8,10 +8,10 @@ import { resolve } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { nodeDirSource } from '../../model/source';
-import { evaluate } from '../../ot/evaluate';
-import { loadAdapter } from '../../ot/export';
-import { applyAdapter } from '../../ot/plugin';
-import { prepareEval } from '../../ot/task-data';
+import { loadAdapter } from '../../ot/offsite/export';
+import { applyAdapter } from '../../ot/offsite/plugin';
+import { evaluateJob, prepareEvalTask } from '../../jobs/evaluate';
+import { padIdOf } from '../../jobs/data';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
@@ -41,14 +41,10 @@ export const command: Command = {
     }
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
-    const task = prepareEval(await readTaskFile(taskPath, ctx.cwd), tok, {
+    const task = prepareEvalTask(await readTaskFile(taskPath, ctx.cwd), tok, model.spec, {
       contextLength: contextLength(model.spec, o.context as number | undefined), addBos: bosFromOptions(o, model.spec, tok),
+      ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
     });
-    const limit = o.limit as number | undefined;
-    if (limit !== undefined) {
-      if (task.kind === 'mc') task.examples = (task.examples as { example: number }[]).filter((e) => e.example < limit) as typeof task.examples;
-      else task.examples = task.examples.slice(0, limit);
-    }
     const dec = decoderFromWeights(new CpuBackend(), model.spec, model.weights);
     let adapterInfo: Record<string, unknown> | null = null;
     try {
@@ -58,12 +54,13 @@ export const command: Command = {
         adapterInfo = { path: o.adapter, method: meta.method, split: meta.split, blocks: meta.blocks, baseModel: meta.baseModel.modelId };
       }
       const line = throttled(ctx.err);
-      const evalOpts = { batchSize: (o.batch as number | undefined) ?? 8, padId: tok.eosId ?? 0, onProgress: (d: number, t: number) => line(`eval batch ${d}/${t}`) };
+      const batchSize = (o.batch as number | undefined) ?? 8;
+      const evalOpts = { batchSize, padId: padIdOf(tok), onProgress: (d: number, t: number) => line(`eval batch ${d}/${t}`) };
       // --runtime ort exports the (adapter-applied) weights to ONNX and scores through onnxruntime-node,
       // the path a deployment uses; the metrics code is shared, so the two runtimes are directly comparable.
       const m = runtime === 'ort'
         ? await (await import('../../onnx/evaluate')).evaluateWithOrt(model.spec, await weightsFromParams(dec.params), task, evalOpts)
-        : await evaluate(dec, task, evalOpts);
+        : await evaluateJob(dec, task, { tokenizer: tok, batchSize }, { onProgress: (p) => evalOpts.onProgress(p.done, p.total) });
       const text = m.kind === 'mc'
         ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
         : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;

@@ -36,8 +36,8 @@ export async function openModelState(modelPath: string, adapterPath?: string): P
   let { spec, weights } = opened;
   let state: ModelState = opened.kind === 'emulator' || isCompressed(spec) ? 'emulator' : 'full';
   if (adapterPath) {
-    const { loadAdapter } = await import('../../ot/export');
-    const { plugIn } = await import('../../ot/plugin');
+    const { loadAdapter } = await import('../../ot/offsite/export');
+    const { plugIn } = await import('../../ot/offsite/plugin');
     const { adapter } = await loadAdapter(await openSource(adapterPath), spec);
     ({ spec, weights } = await plugIn({ spec, weights }, adapter));
     state = state === 'full' ? 'plug-in' : 'emulator+adapter';

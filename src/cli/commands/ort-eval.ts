@@ -31,7 +31,7 @@ export const command: Command = {
     const m = await openModelState(modelPath, options.adapter ? resolve(ctx.cwd, String(options.adapter)) : undefined);
     if (!m.opened.tokenizer) throw new Error(`no tokenizer files in ${modelPath}`);
     const { withoutSpecialTokens } = await import('../../data/tokenizer');
-    const { prepareEval } = await import('../../ot/task-data');
+    const { prepareEval } = await import('../../ot/offsite/task-data');
     const { evaluateWithOrt } = await import('../../onnx/evaluate');
     const contextLength = Math.min(options.context !== undefined ? Number(options.context) : m.spec.maxPositions, m.spec.maxPositions);
     const task = prepareEval({ name: taskPath, bytes: new Uint8Array(await readFile(taskPath)) }, withoutSpecialTokens(m.opened.tokenizer), { contextLength });
@@ -48,7 +48,7 @@ export const command: Command = {
     if (options.compare) {
       const { CpuBackend } = await import('../../engine/cpu/backend');
       const { decoderFromWeights } = await import('../../model/decoder');
-      const { evaluate } = await import('../../ot/evaluate');
+      const { evaluate } = await import('../../ot/offsite/evaluate');
       const engine = decoderFromWeights(new CpuBackend({ dtype: 'f32' }), m.spec, m.weights);
       const e = await evaluate(engine, task, { batchSize, padId });
       engine.free();

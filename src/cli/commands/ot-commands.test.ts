@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../main';
 import { randomTestModel, smallSpec, writeHFFolder } from '../../model/random-model';
 import { REPO_ROOT } from './ot-shared';
-import { buildEmulator } from '../../ot/package';
+import { buildEmulator } from '../../ot/emulator/package';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { captureIO } from '../test-io';
 

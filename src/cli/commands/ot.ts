@@ -13,15 +13,10 @@
  */
 import { resolve, join } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { encodeText, makeBatches, type ChoiceExample } from '../../data/batch';
-import type { Dataset, TextDataset } from '../../data/types';
-import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/budget';
-import type { EvalMetrics } from '../../ot/evaluate';
-import { defaultCompress, runProtocol, type OTReport, type TuneSummary } from '../../ot/protocol';
-import { markdownReport, markdownTable } from '../../ot/report';
-import { parseAdapters } from '../../ot/split';
-import type { SupportBatch } from '../../ot/support';
-import { prepareEval, prepareTraining, readTaskFile as parseTask } from '../../ot/task-data';
+import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
+import { markdownReport, markdownTable } from '../../ot/offsite/report';
+import { parseAdapters } from '../../ot/emulator/split';
+import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions, type ProtocolJobReport } from '../../jobs/protocol';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
@@ -29,22 +24,6 @@ import {
   TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, resolveTaskFolder, throttled, tuneFromOptions,
   writeFiles,
 } from './ot-shared';
-import type { TextTokenizer } from '../../data/types';
-
-/** Any dataset as plain text documents (support data is language-modelling text). */
-function asText(ds: Dataset): TextDataset {
-  if (ds.kind === 'lm') return ds;
-  const records = ds.kind === 'sft'
-    ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
-    : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
-  return { kind: 'lm', file: ds.file, format: ds.format, records };
-}
-
-function supportBatches(ds: Dataset, tok: TextTokenizer, o: { seqLen: number; examples: number; batch: number; addBos: boolean }): SupportBatch[] {
-  const enc = encodeText(asText(ds), tok, { contextLength: o.seqLen, addBos: o.addBos, dropRemainder: true });
-  const ex = enc.examples.slice(0, Math.max(1, o.examples));
-  return makeBatches(ex, { batchSize: o.batch, padId: tok.eosId ?? 0 }).map((b) => ({ ids: b.ids, targets: b.targets, B: b.batchSize, T: b.seqLen }));
-}
 
 const r4 = (x: number | null): number | null => (x === null || !Number.isFinite(x) ? null : Math.round(x * 1e4) / 1e4);
 
@@ -87,52 +66,40 @@ export const command: Command = {
     if (o.seeds !== undefined) recipe.seed = seeds[0]!;
 
     // All data read and checked before any compute.
-    const trainFile = await readTaskFile(folder.train, ctx.cwd);
-    const data = prepareTraining(trainFile, folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null, tok, {
+    const data = prepareProtocolData({
+      name: folder.name, train: await readTaskFile(folder.train, ctx.cwd), valid: folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null,
+      test: await readTaskFile(folder.test, ctx.cwd),
+    }, tok, model.spec, {
       contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed,
+      ...(o['limit-train'] !== undefined ? { limitTrain: o['limit-train'] as number } : {}),
+      ...(o['limit-test'] !== undefined ? { limitTest: o['limit-test'] as number } : {}),
+      needSupport: methods.includes('gradot'),
+      support: o.support ? await readTaskFile(o.support as string, ctx.cwd) : null,
+      ...(o['support-examples'] !== undefined ? { supportExamples: o['support-examples'] as number } : {}),
+      ...(o['support-len'] !== undefined ? { supportSeqLen: o['support-len'] as number } : {}),
     });
-    const test = prepareEval(await readTaskFile(folder.test, ctx.cwd), tok, { contextLength: C, addBos });
-    const limTrain = o['limit-train'] as number | undefined;
-    if (limTrain !== undefined) data.train = data.train.slice(0, limTrain);
-    const limTest = o['limit-test'] as number | undefined;
-    if (limTest !== undefined) {
-      test.examples = test.kind === 'mc'
-        ? (test.examples as ChoiceExample[]).filter((e) => e.example < limTest)
-        : test.examples.slice(0, limTest);
-      if (data.valid.length > limTest) data.valid = data.valid.slice(0, limTest);
-    }
-    let support: SupportBatch[] = [];
-    let supportFrom = 'none (not needed)';
-    if (methods.includes('gradot')) {
-      const sf = o.support ? await readTaskFile(o.support as string, ctx.cwd) : trainFile;
-      supportFrom = o.support ? (o.support as string) : `${folder.name}/train.jsonl (default)`;
-      support = supportBatches(parseTask(sf), tok, {
-        seqLen: Math.min(C, (o['support-len'] as number | undefined) ?? 128), examples: (o['support-examples'] as number | undefined) ?? 64, batch: 8, addBos,
-      });
-    }
+    if (!o.support) data.supportFrom = data.supportFrom.replace(/^.* \(default\)$/, `${folder.name}/train.jsonl (default)`);
 
     const be = new CpuBackend();
     const modelId = positionals[0]!.replace(/\/+$/, '');
-    const compress = defaultCompress(support, {
-      ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
-      ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
-    });
     const out = o.out ? resolve(ctx.cwd, o.out as string) : null;
-    const reports: OTReport[] = [];
-    let reuse: { fullZS?: EvalMetrics; fullFT?: { metrics: EvalMetrics; tune: TuneSummary } } = {};
+    const reports: ProtocolJobReport[] = [];
+    let reuse: ProtocolJobOptions['reuse'] = {};
     const line = throttled(ctx.err);
     // One method that cannot run (e.g. prune below its floor) must not throw away the others' hours of work:
     // record it, go on, and fail the command at the end with every finished report already on disk.
     const failed: { method: string; seed: number; error: string }[] = [];
     for (const method of methods) for (const seed of seeds) {
       const label = seeds.length > 1 ? `${method} s${seed}` : method;
-      let r: OTReport;
+      let r: ProtocolJobReport;
       try {
-        r = await runProtocol({ spec: model.spec, weights: model.weights, modelId }, {
-          method, keep, split, compress, backend: be, fullFT: Boolean(o['full-ft']), padId: tok.eosId ?? 0,
-          evalBatchSize: (o['eval-batch'] as number | undefined) ?? 16, reuse,
-          task: { name: folder.name, train: data.train, valid: data.valid, test },
-          tune: { ...recipe, seed, padId: tok.eosId ?? 0 },
+        r = await runProtocolJob({ spec: model.spec, weights: model.weights, modelId }, data, {
+          method, keep, split, backend: be, fullFT: Boolean(o['full-ft']), reuse,
+          ...(o['eval-batch'] !== undefined ? { evalBatchSize: o['eval-batch'] as number } : {}),
+          ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
+          ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
+          tune: { ...recipe, seed },
+        }, {
           onProgress: (p) => {
             if (p.tune) {
               const t = p.tune;
@@ -149,9 +116,8 @@ export const command: Command = {
         line(`[${label}] failed: ${error}`, true);
         continue;
       }
-      (r as OTReport & { support?: string }).support = supportFrom;
       reports.push(r);
-      reuse = { fullZS: r.details.fullZS, ...(r.fullTune && r.details.fullFT ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : {}) };
+      reuse = reuseFrom(r);
       if (out) {
         const base = `report-${method}-${keep}${seeds.length > 1 ? `-seed${seed}` : ''}`;
         await writeFiles(out, new Map([
@@ -178,7 +144,7 @@ export const command: Command = {
       throw new Error(`gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`);
     }
     const json: Record<string, unknown> = {
-      model: modelId, task: folder.name, split, support: supportFrom, out: out ? join(out, 'report.md') : null, runs,
+      model: modelId, task: folder.name, split, support: data.supportFrom, out: out ? join(out, 'report.md') : null, runs,
       ...(runs.length === 1 ? runs[0] : {}),
     };
     return { json, text: table };

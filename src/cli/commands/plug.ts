@@ -8,13 +8,11 @@ import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { saveHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
-import { loadAdapter } from '../../ot/export';
-import { plugIn } from '../../ot/plugin';
+import { plugInJob } from '../../jobs/plug-in';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { writeFiles } from './ot-shared';
-import { weightsSha256 } from '../../ot/package';
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
 
@@ -33,16 +31,8 @@ export const command: Command = {
     const modelDir = resolve(ctx.cwd, positionals[0]!);
     const model = await openModel(modelDir, { tokenizer: false });
     if (model.kind !== 'hf') throw new UsageError('plug needs the full model (an HF folder), not an emulator package');
-    const { meta, adapter } = await loadAdapter(nodeDirSource(resolve(ctx.cwd, o.adapter as string)), model.spec);
-    const warnings: string[] = [];
-    if (meta.baseModel.numLayers !== model.spec.layers.length) {
-      throw new Error(`the adapter is for a ${meta.baseModel.numLayers}-block model; ${positionals[0]} has ${model.spec.layers.length} blocks`);
-    }
-    if (meta.baseModel.sha256) {
-      const sha = await weightsSha256(model.weights);
-      if (sha !== meta.baseModel.sha256) warnings.push(`the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`);
-    }
-    const plugged = await plugIn(model, adapter);
+    const plugged = await plugInJob(model, nodeDirSource(resolve(ctx.cwd, o.adapter as string)), { checkHash: true });
+    const { meta, warnings } = plugged;
     const files = saveHFModel(plugged.spec, plugged.weights, { dtype: dtype as 'F32' | 'F16' | 'BF16', baseConfig: model.config });
     const out = resolve(ctx.cwd, o.out as string);
     const ordered = new Map<string, Uint8Array>();

@@ -8,13 +8,12 @@
  * context) is reported with file and line before anything is written.
  */
 import { join, resolve } from 'node:path';
-import { decoderFromWeights } from '../../model/decoder';
 import { CpuBackend } from '../../engine/cpu/backend';
-import { nodeCheckpointStore } from '../../ot/checkpoint-store';
-import { exportAdapter } from '../../ot/export';
-import { parseAdapters, type Split } from '../../ot/split';
-import { prepareTraining } from '../../ot/task-data';
-import { tune, type TuneResult } from '../../ot/tune';
+import { nodeCheckpointStore } from '../../storage';
+import { exportJob } from '../../jobs/export';
+import { parseAdapters, type Split } from '../../ot/emulator/split';
+import type { TuneResult } from '../../ot/offsite/tune';
+import { prepareTuneData, tuneJob } from '../../jobs/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
@@ -46,21 +45,17 @@ export const command: Command = {
     const addBos = bosFromOptions(o, model.spec, tok);
     const recipe = tuneFromOptions(o, { lr: 5e-5, epochs: 1, batch: 8 });
     // Data first: a bad file fails here, before any checkpoint or output exists.
-    const data = prepareTraining(
-      await readTaskFile(o.train as string, ctx.cwd),
-      o.valid ? await readTaskFile(o.valid as string, ctx.cwd) : null,
-      tok, { contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed },
-    );
-    const be = new CpuBackend();
-    const dec = decoderFromWeights(be, model.spec, model.weights);
+    const data = prepareTuneData({
+      train: await readTaskFile(o.train as string, ctx.cwd), valid: o.valid ? await readTaskFile(o.valid as string, ctx.cwd) : null,
+    }, tok, model.spec, { contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed ?? 0 });
     const ac = new AbortController();
     const onSig = (): void => ac.abort(new Error('interrupted (SIGINT): the last checkpoint is kept; run the same command to resume'));
     process.once('SIGINT', onSig);
     const line = throttled(ctx.err);
     let r: TuneResult;
     try {
-      r = await tune(dec, { train: data.train, valid: data.valid }, {
-        ...recipe, split, padId: tok.eosId ?? 0, store: nodeCheckpointStore(join(out, 'run')), signal: ac.signal,
+      r = await tuneJob(model, data, { split, recipe, backend: new CpuBackend(), tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
+        signal: ac.signal,
         onProgress: (p) => line(
           `tune ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)}` +
           `${p.valLoss !== undefined ? ` val ${p.valLoss.toFixed(4)}` : ''} ${p.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(p.etaSeconds)}`,
@@ -68,14 +63,9 @@ export const command: Command = {
       });
     } finally {
       process.off('SIGINT', onSig);
-      dec.free();
     }
-    const modelId = model.meta?.source.modelId ?? positionals[0]!;
     const { adapter, history, ...summary } = r;
-    const files = await exportAdapter(adapter, {
-      spec: model.spec, weights: model.weights, modelId, sha256: model.meta?.source.sha256 ?? null,
-      numLayers: model.meta?.source.numLayers ?? model.spec.layers.length,
-    }, { info: { emulator: model.meta ? { method: model.meta.method, keep: model.meta.keep } : null, tune: summary } });
+    const files = await exportJob(adapter, { spec: model.spec, weights: model.weights, meta: model.meta ?? null, modelId: positionals[0]! }, { tune: summary });
     const ordered = new Map<string, Uint8Array>();
     for (const [k, v] of files) if (k !== 'adapter.json') ordered.set(k, v);
     ordered.set('tune.json', new TextEncoder().encode(JSON.stringify({ ...summary, history, data: data.stats }, null, 2) + '\n'));

@@ -605,22 +605,13 @@ export class WebGpuBackend implements Backend {
   }
 
   addBias(x: Storage, bias: Storage, rows: number, cols: number): Storage {
-    return this.addBiasAct(x, bias, rows, cols, null);
-  }
-
-  /** Fused y = act(x + bias) (not in the Backend contract; one pass instead of two for MLP layers). */
-  addBiasActivation(x: Storage, bias: Storage, rows: number, cols: number, kind: Activation): Storage {
-    return this.addBiasAct(x, bias, rows, cols, kind);
-  }
-
-  private addBiasAct(x: Storage, bias: Storage, rows: number, cols: number, kind: Activation | null): Storage {
     const a = this.s(x, 'addBias x');
     const b = this.s(bias, 'addBias bias');
     this.checkLen('addBias x', a, rows * cols);
     this.checkLen('addBias bias', b, cols);
     const n = rows * cols;
     const out = this.alloc(n);
-    this.run(K.addBiasSrc(kind), [a, b, out], this.uniform([n, cols]), this.grid1(n), 'addBias');
+    this.run(K.addBiasSrc(null), [a, b, out], this.uniform([n, cols]), this.grid1(n), 'addBias');
     return out;
   }
 

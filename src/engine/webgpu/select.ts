@@ -1,5 +1,5 @@
 /**
- * Run-time backend choice (DESIGN.md §2): WebGPU when an adapter exists, else the CPU backend.
+ * Run-time backend choice: WebGPU when an adapter exists, else the CPU backend.
  *
  * A *fallback* adapter (SwiftShader: WebGPU emulated on the CPU) is refused by default: measured here it
  * runs a 6-layer training step ~10x slower than the CPU backend (`npm run bench:webgpu`), so it is only

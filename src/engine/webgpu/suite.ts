@@ -145,13 +145,6 @@ function buildCases(rng: Rng): Case[] {
   for (const [rows, cols] of [[1, 1], [7, 33], [130, 70]]) {
     const inputs = { x: rand(rng, rows * cols, -3, 3), b: rand(rng, cols) };
     add({ kernel: 'addBias', shape: `${rows}x${cols}`, inputs, run: (be, x) => ({ y: be.addBias(x.x, x.b, rows, cols) }) });
-    add({
-      kernel: 'addBias+gelu_tanh (fused)', shape: `${rows}x${cols}`, inputs,
-      run: (be, x) => {
-        if (isWebGpu(be)) return { y: be.addBiasActivation(x.x, x.b, rows, cols, 'gelu_tanh') };
-        return { y: be.activation(be.addBias(x.x, x.b, rows, cols), 'gelu_tanh') };
-      },
-    });
   }
   for (const [rows, cols] of [[1, 1], [7, 33], [300, 17], [5, 1000]]) {
     add({
@@ -315,10 +308,6 @@ function buildCases(rng: Rng): Case[] {
     });
   }
   return cases;
-}
-
-function isWebGpu(be: Backend): be is WebGpuBackend {
-  return be.name === 'webgpu';
 }
 
 function upload(be: Backend, inputs: Inputs): Handles {

@@ -11,10 +11,10 @@ import { decoderFromWeights } from '../../model/decoder';
 import { smallSpec } from '../../model/random-model';
 import { parseSafetensors } from '../../model/safetensors';
 import type { WeightMap } from '../../model/weights';
-import { drdScores } from '../gcs';
-import { adapterGradientShift } from '../gradshift';
-import { lowRankFactors, selectComponents } from '../select';
-import { supportPass, type SupportBatch } from '../support';
+import { drdScores } from '../emulator/gcs';
+import { adapterGradientShift } from '../emulator/gradshift';
+import { lowRankFactors, selectComponents } from '../emulator/select';
+import { supportPass, type SupportBatch } from '../emulator/support';
 import { createRequire } from 'node:module';
 
 const args = process.argv.slice(2);

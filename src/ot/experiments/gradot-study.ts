@@ -13,9 +13,9 @@ import { decoderFromWeights } from '../../model/decoder';
 import { loadHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
 import { loadTokenizer } from '../../model/tokenizer';
-import { compressModel, type CompressOptions } from '../compress';
-import { adapterGradientShift } from '../gradshift';
-import { supportPass, type SupportBatch } from '../support';
+import { compressModel, type CompressOptions } from '../emulator/compress';
+import { adapterGradientShift } from '../emulator/gradshift';
+import { supportPass, type SupportBatch } from '../emulator/support';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1]! : d; };

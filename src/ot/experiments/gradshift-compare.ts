@@ -24,10 +24,10 @@ import type { ModelSpec } from '../../model/spec';
 import { loadHFModel } from '../../model/hf';
 import { nodeDirSource } from '../../model/source';
 import { loadTokenizer } from '../../model/tokenizer';
-import type { CompressionMethod } from '../budget';
-import { compressModel } from '../compress';
-import { adapterGradientShift } from '../gradshift';
-import { supportPass, type SupportBatch } from '../support';
+import type { CompressionMethod } from '../emulator/budget';
+import { compressModel } from '../emulator/compress';
+import { adapterGradientShift } from '../emulator/gradshift';
+import { supportPass, type SupportBatch } from '../emulator/support';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : d; };

@@ -1,5 +1,5 @@
 import { useRef, useState, type ReactNode } from 'react';
-import type { InputFile } from '../../store/jobs-api';
+import type { InputFile } from '../../jobs/studio-api';
 import { filesFromDrop, filesFromList, reportError } from '../studio';
 
 export interface FileDropProps {

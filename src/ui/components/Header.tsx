@@ -10,6 +10,16 @@ function BackendBadge() {
       </span>
     );
   }
+  if (b.kind === 'cpu' && b.lost) {
+    return (
+      <span className="badge cpu lost" data-testid="backend-badge" title={b.reason}>
+        CPU — WebGPU device lost, the job resumed on the CPU
+        <span className="tip">
+          <strong>What happened:</strong> {b.reason}
+        </span>
+      </span>
+    );
+  }
   if (b.kind === 'cpu') {
     return (
       <span className="badge cpu" data-testid="backend-badge" title={b.reason}>

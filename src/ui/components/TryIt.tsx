@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import * as Comlink from 'comlink';
-import type { GenerateResult, GenerateTarget } from '../../store/jobs-api';
+import type { GenerateResult, GenerateTarget } from '../../jobs/studio-api';
 import { reportError, studio } from '../studio';
 import { NumField, Panel } from './common';
 

@@ -1,5 +1,5 @@
 import { Component, useEffect, useState, type ErrorInfo, type ReactNode } from 'react';
-import type { Capability, EvalResult, ProgressEvent } from '../../store/jobs-api';
+import type { Capability, EvalResult, ProgressEvent } from '../../jobs/studio-api';
 import { formatDuration } from '../studio';
 
 export function Panel({ title, children, actions, className }: { title: string; children: ReactNode; actions?: ReactNode; className?: string }) {

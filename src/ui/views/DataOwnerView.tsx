@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { DatasetPreview, ProgressEvent } from '../../store/jobs-api';
+import type { DatasetPreview, ProgressEvent } from '../../jobs/studio-api';
 import { useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
 import { CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress } from '../components/common';

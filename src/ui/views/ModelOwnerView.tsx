@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../store/jobs-api';
+import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, ProgressEvent, Spectrum } from '../../jobs/studio-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
@@ -318,10 +318,11 @@ function Settings() {
   );
 }
 
-const PROJS = ['q', 'k', 'v', 'o', 'mlp'];
+/** Column order of the kept-rank table: attention, then the MLP's matrices. */
+const PROJS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'];
 
 function SpectrumPanel({ r }: { r: CompressResult }) {
-  const options = useMemo(() => r.matrices.filter((m) => m.proj !== 'mlp' && m.kept > 0), [r]);
+  const options = useMemo(() => r.matrices.filter((m) => m.kept > 0), [r]);
   const [sel, setSel] = useState(0);
   const [spec, setSpec] = useState<Spectrum | null>(null);
   const m = options[Math.min(sel, options.length - 1)];
@@ -343,7 +344,7 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
         <select value={Math.min(sel, options.length - 1)} onChange={(e) => setSel(Number(e.target.value))}>
           {options.map((o, i) => (
             <option key={`${o.layer}.${o.proj}`} value={i}>
-              block {o.layer} · {o.proj} [{o.shape.join('×')}] kept {o.kept}/{o.full}
+              block {o.layer} · {o.proj} [{o.shape.join('×')}] kept {o.kept}/{o.full}{o.unit === 'channels' ? ' channels' : ''}
             </option>
           ))}
         </select>
@@ -431,7 +432,7 @@ function Results() {
       </div>
       {heat ? (
         <>
-          <div className="subhead">Kept rank (q k v o) and MLP channels per middle block</div>
+          <div className="subhead">Kept rank per matrix (kept/full; MLPs sliced by channels show channels) per middle block</div>
           <Heatmap rows={heat.rows} cols={heat.cols} values={heat.values} labels={heat.labels} title="kept fraction per matrix" />
         </>
       ) : null}

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from 'react';
-import type { CompressMethod, InputFile, OTRun, OTSetting, ProtocolRequest } from '../../store/jobs-api';
+import type { CompressMethod, InputFile, OTRun, OTSetting, ProtocolRequest } from '../../jobs/studio-api';
 import { parseRunsJson, runsToCsv, runsToJson, useRuns } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { ScatterChart } from '../charts/ScatterChart';
@@ -139,7 +139,7 @@ export function ResearcherView() {
   const caps = useUi((s) => s.capabilities);
   const model = useUi((s) => s.model);
   const [task, setTask] = useState<InputFile[]>([]);
-  const [job, setJob] = useState<{ running: boolean; index: number; total: number; progress: import('../../store/jobs-api').ProgressEvent | null }>({
+  const [job, setJob] = useState<{ running: boolean; index: number; total: number; progress: import('../../jobs/studio-api').ProgressEvent | null }>({
     running: false, index: 0, total: 0, progress: null,
   });
 

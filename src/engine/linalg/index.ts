@@ -1,5 +1,0 @@
-export * from './matmul';
-export * from './rng';
-export * from './qr';
-export * from './eig';
-export * from './svd';

@@ -1,0 +1,47 @@
+/**
+ * The model owner's last step as a job: a returned adapter folder is checked against the full model (its
+ * family and block count; optionally the weights hash it was trained against) and put into it.
+ */
+import type { Backend } from '../engine/backend';
+import type { ModelSource } from '../model/source';
+import type { ModelSpec } from '../model/spec';
+import type { WeightMap } from '../model/weights';
+import { weightsSha256 } from '../ot/emulator/package';
+import { loadAdapter, type AdapterMeta } from '../ot/offsite/export';
+import { plugIn } from '../ot/offsite/plugin';
+import type { TrainedAdapter } from '../ot/offsite/tune';
+
+export interface PlugInJobOutput {
+  spec: ModelSpec;
+  weights: WeightMap;
+  /** Tensors of the full model the adapter replaced. */
+  replaced: string[];
+  meta: AdapterMeta;
+  adapter: TrainedAdapter;
+  warnings: string[];
+}
+
+/** Reads and checks an adapter folder against the full model. */
+export async function loadAdapterFor(
+  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean } = {},
+): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; warnings: string[] }> {
+  const { meta, adapter } = await loadAdapter(source, model.spec);
+  const warnings: string[] = [];
+  if (meta.baseModel.numLayers !== model.spec.layers.length) {
+    throw new Error(`the adapter is for a ${meta.baseModel.numLayers}-block model; this one has ${model.spec.layers.length} blocks`);
+  }
+  // Hashing serializes the whole model: the CLI does it, the browser skips it for large models' sake.
+  if (o.checkHash && meta.baseModel.sha256) {
+    const sha = await weightsSha256(model.weights);
+    if (sha !== meta.baseModel.sha256) warnings.push(`the adapter was trained against weights with hash ${meta.baseModel.sha256.slice(0, 12)}…, this model's is ${sha.slice(0, 12)}…`);
+  }
+  return { meta, adapter, warnings };
+}
+
+export async function plugInJob(
+  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; backend?: Backend } = {},
+): Promise<PlugInJobOutput> {
+  const { meta, adapter, warnings } = await loadAdapterFor(model, source, o);
+  const plugged = await plugIn(model, adapter, o.backend);
+  return { ...plugged, meta, adapter, warnings };
+}

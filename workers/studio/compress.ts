@@ -1,0 +1,193 @@
+import { withoutSpecialTokens } from '../../src/data';
+import { exactSvd } from '../../src/engine/linalg/svd';
+import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
+import { linearName } from '../../src/model/decoder';
+import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
+import { loadTokenizer } from '../../src/model/tokenizer';
+import { blockParamCount, middleIndices } from '../../src/ot/emulator/budget';
+import { zipEmulatorPackage } from '../../src/ot/emulator/package';
+import type { CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
+import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
+import { TOKENIZER_FILES } from '../../src/jobs/data';
+import type {
+  CompressOptions, CompressResult, CompressLayerResult, PerMatrixResult, DownloadFile, ProgressFn, Spectrum,
+} from '../../src/jobs/studio-api';
+import { onBackend } from './backend';
+import { fail, sourceOf, rethrow } from './files';
+import { openModels, newId, builtPackages } from './state';
+import { Cancelled, startControlledJob } from './jobs';
+
+/**
+ * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
+ * download, and shapes the per-block / per-matrix tables the Model owner view shows.
+ */
+export async function compress(opts: CompressOptions, onProgress: ProgressFn): Promise<CompressResult> {
+  const cur = openModels.get('current');
+  if (!cur) fail(undefined, 'open a model first');
+  const { jobId, report, abort, pauser, end } = startControlledJob(onProgress);
+  try {
+    report({ phase: 'loading weights', fraction: 0.01 });
+    const source = sourceOf(cur.files, cur.summary.name);
+    const loaded = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const spec = loaded.spec;
+    const split = { bottom: opts.adapters.bottom, top: opts.adapters.top };
+    let middle: number[];
+    try {
+      middle = middleIndices(spec, split);
+    } catch (e) {
+      fail(undefined, (e as Error).message);
+    }
+    // Support data feeds GradOT's gradient pass; the other methods need none in the studio.
+    const gradot = opts.method === 'gradot';
+    if (gradot && !opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
+    let tok = null;
+    if (gradot) {
+      report({ phase: 'tokenizer', fraction: 0.03 });
+      tok = withoutSpecialTokens(await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name)));
+    }
+    // The data owner tokenizes their data with the model's tokenizer, so it travels with the package.
+    const extraFiles = new Map<string, Uint8Array>();
+    for (const f of cur.files) if (TOKENIZER_FILES.includes(f.path)) extraFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+    let backendName = 'cpu (host)';
+    const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(await opts.support!.data.arrayBuffer()) } : null;
+    let built: BuildEmulatorOutput;
+    try {
+      // Only gradot's support pass needs a backend; on a lost GPU device it starts again on the CPU.
+      built = await onBackend(gradot ? opts.backend : 'cpu', (be) => {
+        if (gradot) backendName = be.name;
+        return buildEmulatorJob({
+          spec, weights: loaded.weights, modelId: cur.summary.name, tokenizer: tok, support: supportFile, heldout: 'none', extraFiles,
+        }, {
+          method: opts.method, keep: opts.keep, split, seed: opts.seed, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp,
+          seqLen: opts.supportSeqLen, supportExamples: opts.supportExamples, batch: Math.max(1, opts.supportBatch), backend: be,
+        }, {
+          signal: abort.signal, pause: pauser,
+          onProgress: (p) => {
+            if (p.phase === 'support') {
+              const done = p.total ? (p.done ?? 0) / p.total : 0;
+              report({
+                phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: p.done, totalSteps: p.total, loss: p.loss,
+                ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
+              });
+            } else if (p.phase === 'compress') {
+              report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
+            } else if (p.phase === 'evaluate') {
+              report({ phase: 'support loss of both models', fraction: 0.9 });
+            } else {
+              report({ phase: 'packing emulator', fraction: 0.95 });
+            }
+          },
+        });
+      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
+    } catch (e) {
+      if (abort.signal.aborted) throw new Cancelled();
+      rethrow(e, supportFile?.name);
+    }
+    const r = built.result;
+    const zip = zipEmulatorPackage(built.files);
+    const packageId = newId('emu');
+    // Source matrices of the middle blocks, for the spectra (σ of any compressed matrix, on demand).
+    const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
+    const { attn, mlp } = projsOf(spec);
+    for (const i of middle) {
+      for (const p of [...attn, ...mlp]) {
+        const name = `${linearName(i, p)}.weight`;
+        const t = loaded.weights.get(name);
+        if (t) sourceWeights.set(name, { shape: t.shape, data: t.data });
+      }
+    }
+    builtPackages.set(packageId, { zip, name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`, result: r, sourceWeights });
+    const support = built.meta.support;
+
+    // What the UI shows: per block and per matrix, from the compressor's own record.
+    const bySource = new Map(r.layers.map((l) => [l.source, l]));
+    const layers: CompressLayerResult[] = spec.layers.map((l, i) => {
+      const rec = bySource.get(i);
+      const role = !rec ? 'dropped' : rec.role;
+      const sc = rec?.scores ? Object.values(rec.scores) : [];
+      return {
+        layer: i,
+        role,
+        paramsBefore: blockParamCount(spec, l),
+        paramsAfter: rec ? blockParamCount(r.spec, r.spec.layers[rec.index]!) : 0,
+        removedGradShift: sc.length ? sc.reduce((a, x) => a + (x?.removedGradShift ?? 0), 0) : null,
+        removedLossIncrease: sc.length ? sc.reduce((a, x) => a + (x?.removedLossIncrease ?? 0), 0) : null,
+      };
+    });
+    const matrices = perMatrix(spec, r, middle);
+    report({ phase: 'done', fraction: 1 });
+    return {
+      jobId,
+      method: opts.method,
+      keep: opts.keep,
+      split,
+      paramsBefore: built.report.params.before,
+      paramsAfter: built.report.params.after,
+      middleBefore: r.plan.paramsBefore,
+      middleTarget: r.plan.paramsTarget,
+      middleAfter: r.plan.paramsAfter,
+      layers,
+      matrices,
+      readings: r.readings,
+      notes: r.plan.notes,
+      support: support ? { tokens: support.tokens, batches: support.batches, meanLoss: support.meanLoss, digest: support.digest } : null,
+      timings: { ...r.timings, ...(support ? { supportSeconds: built.report.seconds.support ?? 0 } : {}) },
+      backend: backendName,
+      packageId,
+      packageBytes: zip.byteLength,
+    };
+  } finally {
+    end();
+  }
+}
+
+/**
+ * Every matrix of every middle block (q, k, v, o, up, gate, down) with what the emulator kept: the rank of a
+ * low-rank factorization (of min(out, in)), or for an MLP sliced by channels the channels kept (of the
+ * source width); a dense matrix keeps its full rank, a dropped block keeps nothing.
+ */
+export function perMatrix(spec: ModelSpec, r: OtCompressResult, middle: number[]): PerMatrixResult[] {
+  const bySource = new Map(r.layers.map((l) => [l.source, l]));
+  const { attn, mlp } = projsOf(spec);
+  const out: PerMatrixResult[] = [];
+  for (const i of middle) {
+    const rec = bySource.get(i);
+    for (const p of [...attn, ...mlp]) {
+      const d = linearDims(spec, i, p);
+      const isMlp = (mlp as string[]).includes(p);
+      const rank = rec?.ranks[p];
+      const sc = rec?.scores?.[p] ?? (isMlp ? rec?.scores?.mlp : undefined);
+      const sliced = isMlp && rank === undefined && rec !== undefined && rec.mlpWidth < spec.layers[i]!.mlpWidth;
+      const full = sliced ? spec.layers[i]!.mlpWidth : Math.min(d.out, d.in);
+      const kept = !rec ? 0 : rank !== undefined ? rank : sliced ? rec.mlpWidth : full;
+      out.push({
+        layer: i, proj: p, shape: [d.out, d.in], kept, full, unit: sliced ? 'channels' : 'rank',
+        ...(sc ? { removedGradShift: sc.removedGradShift, removedLossIncrease: sc.removedLossIncrease } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+export async function exportPackage(packageId: string): Promise<DownloadFile> {
+  const p = builtPackages.get(packageId);
+  if (!p) fail(undefined, 'this emulator is no longer in memory (the page was reloaded?): build it again');
+  return { name: p.name, bytes: p.zip.slice(), mime: 'application/zip' };
+}
+
+export async function spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum> {
+  const p = builtPackages.get(packageId);
+  if (!p) fail(undefined, 'this emulator is no longer in memory: build it again');
+  const w = p.sourceWeights.get(`${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
+  if (!w) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
+  const [o, i] = w.shape as [number, number];
+  const f = exactSvd(w.data, o, i);
+  const rec = p.result.layers.find((l) => l.source === layer);
+  const key = proj as AttnProj | MlpProj;
+  const sourceWidth = key === 'down' ? i : o;
+  const sliced = (key === 'up' || key === 'gate' || key === 'down') && rec !== undefined && rec.ranks[key] === undefined && rec.mlpWidth < sourceWidth;
+  // Kept components: recorded for a factorization; a dense matrix keeps them all; an MLP sliced by channels
+  // keeps no singular components as such (none marked); a dropped block keeps nothing.
+  const kept = rec?.keptComponents?.[key] ?? (rec && rec.ranks[key] === undefined && !sliced ? Array.from({ length: f.S.length }, (_, k) => k) : []);
+  return { layer, proj, sigma: Array.from(f.S), kept };
+}

@@ -1,0 +1,77 @@
+import { SafetensorsReader } from '../../src/model/safetensors';
+import { FileListSource } from '../../src/model/source';
+import { numel } from '../../src/model/weights';
+import { unzipSync } from 'fflate';
+import { encodeStudioError, type InputFile, type TensorInfo } from '../../src/jobs/studio-api';
+
+
+// ---------------------------------------------------------------- errors
+
+export function fail(file: string | undefined, message: string, line?: number): never {
+  throw new Error(encodeStudioError({ file, message, line }));
+}
+
+// ---------------------------------------------------------------- safetensors header (metadata only)
+
+/** Strips the folder the user picked so names match the HF layout ("config.json", not "gpt2/config.json"). */
+export function stripCommonFolder(files: InputFile[]): InputFile[] {
+  const firsts = new Set(files.map((f) => (f.path.includes('/') ? f.path.split('/')[0] : '')));
+  if (firsts.size !== 1 || firsts.has('')) return files;
+  return files.map((f) => ({ path: f.path.split('/').slice(1).join('/'), data: f.data }));
+}
+
+export function sourceOf(files: InputFile[], label: string): FileListSource {
+  return new FileListSource(new Map(files.map((f) => [f.path, f.data])), label);
+}
+
+/** Header-only read through src/model's SafetensorsReader (validates offsets against the file size). */
+export async function readSafetensorsHeader(file: InputFile): Promise<TensorInfo[]> {
+  const reader = await SafetensorsReader.open(sourceOf([file], file.path), file.path);
+  return [...reader.header.entries].map(([name, e]) => ({ name, dtype: e.dtype, shape: e.shape, params: numel(e.shape) }));
+}
+
+/** Turns the model/data modules' named errors into ones the UI can show with their file (and line). */
+export function rethrow(e: unknown, fallbackFile?: string): never {
+  if (e instanceof Error && e.message.startsWith('{"studioError"')) throw e;
+  const err = e as Error & { file?: string; line?: number | null; detail?: string };
+  const file = typeof err.file === 'string' ? err.file : fallbackFile;
+  let message = err.detail ?? err.message ?? String(e);
+  // The modules' messages start with the file name; the toast shows it separately.
+  if (file && message.startsWith(file)) message = message.slice(file.length).replace(/^:?\s+/, '');
+  fail(file, message, err.line ?? undefined);
+}
+
+
+export function baseName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i >= 0 ? p.slice(i + 1) : p;
+}
+
+export function findFile(files: InputFile[], name: string): InputFile | undefined {
+  return files.find((f) => baseName(f.path) === name);
+}
+
+export async function readJson(file: InputFile): Promise<Record<string, unknown>> {
+  const text = await file.data.text();
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) fail(file.path, 'expected a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof Error && e.message.startsWith('{"studioError"')) throw e;
+    fail(file.path, `not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function expandZip(file: InputFile): Promise<InputFile[]> {
+  const bytes = new Uint8Array(await file.data.arrayBuffer());
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(bytes);
+  } catch (e) {
+    fail(file.path, `not a readable .zip (${(e as Error).message})`);
+  }
+  return Object.entries(entries)
+    .filter(([p]) => !p.endsWith('/'))
+    .map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+}

@@ -1,0 +1,58 @@
+import { loadHFModel } from '../../src/model/hf';
+import { loadTokenizer } from '../../src/model/tokenizer';
+import { PauseController } from '../../src/ot/offsite/tune';
+import { encodeStudioError, type InputFile, type ProgressEvent, type ProgressFn } from '../../src/jobs/studio-api';
+import { sourceOf, rethrow } from './files';
+import { newId, JobControl, jobs, jobControls } from './state';
+
+// ---------------------------------------------------------------- compression (src/ot compressModel)
+
+export class Cancelled extends Error {
+  constructor() {
+    super(encodeStudioError({ message: 'cancelled' }));
+  }
+}
+
+export function startJob(onProgress: ProgressFn): { jobId: string; ctl: JobControl; report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => void; check: () => Promise<void> } {
+  const jobId = newId('job');
+  const ctl: JobControl = { paused: false, cancelled: false };
+  jobs.set(jobId, ctl);
+  const t0 = performance.now();
+  const report = (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => {
+    const elapsedS = (performance.now() - t0) / 1000;
+    const etaS = p.etaS !== undefined ? p.etaS : p.fraction && p.fraction > 0.02 ? (elapsedS * (1 - p.fraction)) / p.fraction : null;
+    onProgress({ ...p, jobId, elapsedS, etaS });
+  };
+  // Lets pause/cancel messages in: comlink calls are delivered between macrotasks.
+  const check = async () => {
+    await new Promise((r) => setTimeout(r, 0));
+    while (ctl.paused && !ctl.cancelled) await new Promise((r) => setTimeout(r, 100));
+    if (ctl.cancelled) throw new Cancelled();
+  };
+  return { jobId, ctl, report, check };
+}
+
+/**
+ * A job the UI can pause, resume and cancel mid-loop (tuning, evaluation, plug-in, protocol): startJob plus
+ * the abort signal and pauser the loops read, registered under the job id; `end()` (in a finally)
+ * unregisters both.
+ */
+export function startControlledJob(onProgress: ProgressFn) {
+  const job = startJob(onProgress);
+  const abort = new AbortController();
+  const pauser = new PauseController();
+  jobControls.set(job.jobId, { abort, pauser });
+  const end = (): void => {
+    jobControls.delete(job.jobId);
+    jobs.delete(job.jobId);
+  };
+  return { ...job, abort, pauser, end };
+}
+
+/** The model open in the Model owner view, loaded with its tokenizer; errors name the model. */
+export async function loadOpenModel(cur: { files: InputFile[]; summary: { name: string } }) {
+  const source = sourceOf(cur.files, cur.summary.name);
+  const model = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+  const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+  return { model, tok };
+}
