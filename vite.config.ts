@@ -23,12 +23,17 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'X-Content-Type-Options': 'nosniff',
 };
 
+// Rolldown's plugin-timing check reports the one slow transform of each build: the worker's
+// `new URL(..., import.meta.url)` transform runs the whole worker build inside it, and the asset transform
+// scans the large onnxruntime-web / transformers.js modules once. Both are expected, so the check is off.
+const checks = { pluginTimings: false };
+
 // `base: './'` makes the built site work from any static sub-path.
 export default defineConfig({
   base: './',
   plugins: [react()],
-  worker: { format: 'es' },
-  build: { target: 'es2022', sourcemap: true },
+  worker: { format: 'es', rolldownOptions: { checks } },
+  build: { target: 'es2022', sourcemap: true, rolldownOptions: { checks } },
   // The CSP as a header (workers do not inherit the page's <meta> policy) + cross-origin isolation; on
   // static hosts public/sw.js adds the same headers.
   server: { headers: { ...SECURITY_HEADERS } },

@@ -3,8 +3,8 @@
 // Sizes: 256,512 by default (SwiftShader is slow); `--large` adds 1024,2048; `--sizes=a,b,c` overrides.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchChromium } from './lib/browser';
-import { repoRoot, startServer } from './lib/server';
+import { launchChromium } from './chromium';
+import { repoRoot, startServer } from './pages-server';
 import type { BenchResult } from './pages/bench';
 
 const argSizes = process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length);

@@ -1,5 +1,5 @@
 /**
- * A lost GPU device in the studio (standalone: `npx tsx e2e/device-loss.spec.ts`, exits non-zero on failure).
+ * A lost GPU device in the studio.
  *
  * The studio runs its jobs on the engine's WebGPU backend (here SwiftShader, allowed with `?gpu=software`).
  * Mid-way through a tuning run that checkpoints every 2 steps, the worker's GPU device is destroyed, as a
@@ -7,48 +7,16 @@
  * step 0), and the backend badge must say what happened. The emulator package is built in Node by the
  * same job the CLI runs (src/jobs), from the bundled demo model.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
-import { build } from 'vite';
+import { join } from 'node:path';
 import { CpuBackend } from '../src/engine/cpu/backend';
 import { buildEmulatorJob } from '../src/jobs/build-emulator';
 import { TOKENIZER_FILES } from '../src/jobs/data';
 import { loadHFModel } from '../src/model/hf';
 import { nodeDirSource } from '../src/model/source';
 import { zipEmulatorPackage } from '../src/ot/emulator/package';
-import { launchChromium } from './lib/browser';
-import { repoRoot } from './lib/server';
-
-const MIME: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.svg': 'image/svg+xml',
-};
-
-/** The production build, served statically (what users get; Vite's dev server would need dependency pre-bundling). */
-async function serveBuild(dir: string): Promise<{ server: Server; url: (p: string) => string }> {
-  await build({ root: repoRoot, configFile: join(repoRoot, 'vite.config.ts'), logLevel: 'warn', build: { outDir: dir, emptyOutDir: true, sourcemap: false } });
-  const server = createServer((req, res) => {
-    let rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '');
-    if (rel === '' || rel.endsWith('/')) rel += 'index.html';
-    const file = normalize(join(dir, rel));
-    if (!file.startsWith(dir + sep) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
-  });
-  const port = await new Promise<number>((ok) => server.listen(0, '127.0.0.1', () => ok((server.address() as { port: number }).port)));
-  return { server, url: (p) => `http://127.0.0.1:${port}/${p}` };
-}
-
-const failures: string[] = [];
-function check(ok: boolean, what: string): void {
-  console.log(`  ${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  if (!ok) failures.push(what);
-}
+import { artifacts, expect, repoRoot, siteUrl, test } from './fixtures';
 
 async function emulatorZip(dir: string): Promise<string> {
   const demo = join(repoRoot, 'public/models/demo');
@@ -70,26 +38,21 @@ async function emulatorZip(dir: string): Promise<string> {
   return path;
 }
 
-async function main(): Promise<number> {
+
+test('a lost GPU device mid-tuning: the run resumes on the CPU from its last checkpoint and the badge says so', async ({ studio }) => {
+  test.setTimeout(600_000);
+  const { page } = studio;
   const dir = mkdtempSync(join(tmpdir(), 'gradot-device-loss-'));
-  const artifacts = join(repoRoot, 'e2e', 'artifacts');
-  mkdirSync(artifacts, { recursive: true });
-  const site = await serveBuild(join(dir, 'dist'));
-  const browser = await launchChromium();
   try {
     const pkg = await emulatorZip(dir);
-    const page = await browser.context.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(site.url('index.html?gpu=software'));
+    await page.goto(siteUrl('index.html?gpu=software'));
     const badge = page.getByTestId('backend-badge');
     await page.waitForFunction(() => {
       const t = document.querySelector('[data-testid=backend-badge]')?.textContent;
       return t !== undefined && !t.includes('detecting');
     }, null, { timeout: 60_000 });
     const before = await badge.innerText();
-    check(before.includes('WebGPU'), `the studio runs on WebGPU (${before.replace(/\s+/g, ' ').slice(0, 80)})`);
-    if (!before.includes('WebGPU')) return 1;
+    expect(before, 'the studio runs on WebGPU').toContain('WebGPU');
 
     await page.getByTestId('tab-data').click();
     await page.getByTestId('package-drop-input').setInputFiles(pkg);
@@ -107,44 +70,28 @@ async function main(): Promise<number> {
     await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Start' }).click();
 
     // Past the first checkpoint (step 2), on the GPU.
-    const progress = page.locator('section[aria-label="Training"] .progress-line');
-    const onGpu = await page.waitForFunction(() => {
+    await page.waitForFunction(() => {
       const t = document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '';
       const m = /step (\d+)\/(\d+)/.exec(t);
       return m !== null && Number(m[1]) >= 3 && Number(m[1]) < Number(m[2]) && t.includes('webgpu');
-    }, null, { timeout: 300_000, polling: 100 }).then(() => true, () => false);
-    check(onGpu, `training runs on the GPU past its first checkpoint (${(await progress.innerText().catch(() => '')).replace(/\s+/g, ' ').slice(0, 100)})`);
-    if (!onGpu) return 1;
+    }, null, { timeout: 300_000, polling: 100 });
 
     const worker = page.workers().find((w) => w.url().includes('studio.worker'));
-    check(worker !== undefined, 'the studio worker is reachable');
-    if (!worker) return 1;
-    const destroyed = await worker.evaluate(() => (self as unknown as { gradotLoseDevice(): Promise<boolean> }).gradotLoseDevice());
-    check(destroyed, 'device.destroy() forced mid-run');
+    expect(worker, 'the studio worker is reachable').toBeDefined();
+    const destroyed = await worker!.evaluate(() => (self as unknown as { gradotLoseDevice(): Promise<boolean> }).gradotLoseDevice());
+    expect(destroyed, 'device.destroy() forced mid-run').toBe(true);
 
     const done = page.locator('section[aria-label="Loss"] dl', { hasText: 'resumed from' });
-    const finished = await done.waitFor({ timeout: 300_000 }).then(() => true, () => false);
-    const summary = finished ? (await done.innerText()).replace(/\s+/g, ' ') : '';
-    check(finished, `the run finishes after the device loss (${summary.slice(0, 200)})`);
+    await done.waitFor({ timeout: 300_000 });
+    const summary = (await done.innerText()).replace(/\s+/g, ' ');
     const resumedFrom = Number(/resumed from (\d+)/.exec(summary)?.[1] ?? 0);
-    check(resumedFrom >= 2, `it resumed from its last checkpoint (step ${resumedFrom}), not from the start`);
-    check(/on cpu/.test(summary), 'and finished on the CPU backend');
+    expect(resumedFrom, `it resumed from its last checkpoint, not from the start (${summary.slice(0, 200)})`).toBeGreaterThanOrEqual(2);
+    expect(summary, 'and finished on the CPU backend').toMatch(/on cpu/);
     const after = (await badge.innerText()).replace(/\s+/g, ' ');
-    check(/device lost/i.test(after) && /CPU/.test(after), `the badge says so ("${after.slice(0, 90)}")`);
+    expect(after, 'the badge says the device was lost').toMatch(/device lost/i);
+    expect(after, 'and that jobs run on the CPU').toMatch(/CPU/);
     await page.screenshot({ path: join(artifacts, 'studio-device-loss.png') });
-    check(errors.length === 0, `no page errors${errors.length ? `: ${errors.join(' | ').slice(0, 300)}` : ''}`);
   } finally {
-    await browser.close();
-    site.server.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  return failures.length ? 1 : 0;
-}
-
-main().then((code) => {
-  console.log(code === 0 ? '[device-loss] passed' : `[device-loss] ${failures.length} check(s) failed`);
-  process.exit(code);
-}, (e: unknown) => {
-  console.error('[device-loss] fatal:', e);
-  process.exit(1);
 });

@@ -43,7 +43,8 @@ async function ortMatmul(n: number): Promise<{ ms: number; check: number }> {
   const host = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const mk = () => {
     const buf = device.createBuffer({
-      size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      size: n * n * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     device.queue.writeBuffer(buf, 0, host);
     return ort.Tensor.fromGpuBuffer(buf, { dataType: 'float32', dims: [n, n] });

@@ -27,8 +27,12 @@ try {
   }
   const st = await api.selftest();
   r.cases.push({
-    kernel: 'worker selftest', shape: 'matmul 33x29x47 + sumSquares', ok: st.ok, maxRel: st.maxAbsErr,
-    normRel: st.maxAbsErr, ms: st.ms,
+    kernel: 'worker selftest',
+    shape: 'matmul 33x29x47 + sumSquares',
+    ok: st.ok,
+    maxRel: st.maxAbsErr,
+    normRel: st.maxAbsErr,
+    ms: st.ms,
   });
   if (!st.ok) r.failed++;
   else r.passed++;

@@ -37,7 +37,9 @@ declare global {
     __onnxReady?: { webgpu: boolean } | { fatal: string };
     __runLogits?: (job: LogitsJob) => Promise<LogitsResult>;
     __runInPage?: (ep: WebExecutionProvider) => Promise<{ maxRelErr: number; ms: number }>;
-    __runGenerate?: (job: GenerateJob) => Promise<{ tokens: number[]; promptTokens: number[]; text: string; streamed: number[]; ms: number }>;
+    __runGenerate?: (
+      job: GenerateJob,
+    ) => Promise<{ tokens: number[]; promptTokens: number[]; text: string; streamed: number[]; ms: number }>;
   }
 }
 
@@ -94,7 +96,11 @@ window.__runGenerate = async (job) => {
   const t0 = performance.now();
   const files = new Map(Object.entries(job.files).map(([k, v]) => [k, b64(v)]));
   const streamed: number[] = [];
-  const r = await generateInBrowser(files, job.prompt, { maxNewTokens: job.maxNewTokens, device: job.device, onToken: (id) => streamed.push(id) });
+  const r = await generateInBrowser(files, job.prompt, {
+    maxNewTokens: job.maxNewTokens,
+    device: job.device,
+    onToken: (id) => streamed.push(id),
+  });
   return { ...r, streamed, ms: performance.now() - t0 };
 };
 

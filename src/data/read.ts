@@ -333,7 +333,7 @@ class RecordBuilder {
 
   private normalize(row: Row): Norm {
     const f = this.f;
-    const get = (k: string): unknown => (Object.prototype.hasOwnProperty.call(row, k) ? row[k] : undefined);
+    const get = (k: string): unknown => (Object.hasOwn(row, k) ? row[k] : undefined);
     const choices = Array.isArray(f.choices)
       ? f.choices.every((c) => get(c) !== undefined)
         ? f.choices.map(get)

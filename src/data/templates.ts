@@ -115,7 +115,7 @@ export function templateFields(tpl: string): string[] {
 }
 
 function lookup(row: Readonly<Record<string, unknown>>, field: string): unknown {
-  const v = Object.prototype.hasOwnProperty.call(row, field) ? row[field] : undefined;
+  const v = Object.hasOwn(row, field) ? row[field] : undefined;
   if (v === undefined || v === null) throw new TemplateError('missing-field', field, `missing field "${field}"`);
   return v;
 }

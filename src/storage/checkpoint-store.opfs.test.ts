@@ -33,8 +33,8 @@ interface SecondResult {
 
 describe.skipIf(!existsSync(CHROMIUM))('OpfsBlobStore in Chromium', () => {
   it('commits, survives a simulated crash and a page reload, verifies, and garbage-collects', async () => {
-    const { startServer } = await import('../../e2e/lib/server');
-    const { launchChromium } = await import('../../e2e/lib/browser');
+    const { startServer } = await import('../../e2e/pages-server');
+    const { launchChromium } = await import('../../e2e/chromium');
     const server = await startServer();
     const browser = await launchChromium();
     try {

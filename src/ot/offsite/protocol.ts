@@ -25,6 +25,7 @@ import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import type { Example } from '../../data/batch';
 import type { CompressionMethod } from '../emulator/budget';
+import { buildEmulator } from '../emulator/package';
 import type { CheckpointStore } from '../../storage';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from './evaluate';
 import { applyAdapter, plugIn } from './plugin';
@@ -56,10 +57,9 @@ export interface CompressedModel {
 
 export type CompressFn = (model: ProtocolModel, req: CompressRequest) => Promise<CompressedModel>;
 
-/** The emulator builder of src/ot/package.ts (support pass for gradot, then compression). */
+/** The emulator builder of src/ot/emulator/package.ts (support pass for gradot, then compression). */
 export function defaultCompress(support: SupportBatch[], extra: { lambdaAttn?: number; lambdaMlp?: number } = {}): CompressFn {
   return async (model, req) => {
-    const { buildEmulator } = await import('../emulator/package');
     const r = await buildEmulator(model.spec, model.weights, {
       method: req.method, keep: req.keep, split: req.split, seed: req.seed, backend: req.backend, support,
       modelId: model.modelId, ...extra,
