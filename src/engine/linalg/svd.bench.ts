@@ -82,7 +82,7 @@ function benchMatrix(m: number, n: number, seed: number, kind: BenchCase['kind']
   return out;
 }
 
-const TORCH_SCRIPT = String.raw`
+const TORCH_SCRIPT = `
 import json, sys, time, os
 import numpy as np, torch
 req = json.loads(sys.argv[1])

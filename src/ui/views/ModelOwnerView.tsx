@@ -251,7 +251,7 @@ function Settings() {
       setJob({ running: false, ended });
     }
   };
-  const useSupport = async (files: InputFile[]) => {
+  const applySupport = async (files: InputFile[]) => {
     const f = files[0]!;
     const p = await studio().openDataset(f);
     if (!p.ok) {
@@ -298,7 +298,7 @@ function Settings() {
             className={support?.file === `${t}/train.jsonl` ? 'secondary on' : 'secondary'}
             onClick={async () => {
               try {
-                await useSupport([await fetchBundledFile(t, 'train.jsonl')]);
+                await applySupport([await fetchBundledFile(t, 'train.jsonl')]);
               } catch (e) {
                 reportError(e, `data/${t}`);
               }
@@ -312,7 +312,7 @@ function Settings() {
         label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'or drop your own JSONL/CSV/TXT file with text like the tuning data; read locally'}
         accept=".jsonl,.json,.txt,.csv"
         testId="support-drop"
-        onFiles={useSupport}
+        onFiles={applySupport}
       />
       </>
       ) : null}
