@@ -8,6 +8,7 @@ import type { Locator, Page } from '@playwright/test';
 import { artifacts, expect, repoRoot as repo, shot, test } from './fixtures';
 
 function check(cond: unknown, what: string): void {
+  console.log(`  ${cond ? 'ok  ' : 'FAIL'} ${what}`);
   expect.soft(cond, what).toBeTruthy();
 }
 
