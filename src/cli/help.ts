@@ -25,6 +25,14 @@ const TOKENIZER: OptionHelp[] = [
   { flag: '--no-bos', text: 'never add the beginning-of-text token' },
 ];
 
+/** Every compute command (compress, tune, eval, plug, ot, bench's train section); see src/cli/backend.ts. */
+const BACKEND: OptionHelp = {
+  flag: '--backend B',
+  text: 'cpu; webgpu (WebGPU through Dawn, the optional `webgpu` package: a GPU server; a software adapter runs with a warning); ' +
+    'auto (WebGPU on a hardware adapter, else the CPU, saying why). The job prints "backend: …" saying what runs',
+  default: 'GRADOT_BACKEND, else cpu',
+};
+
 const TUNE: OptionHelp[] = [
   { flag: '--lr X', text: 'peak learning rate', default: '5e-5 (tune), 1e-4 (ot); LoRA runs usually want ~5e-3' },
   { flag: '--epochs N', text: 'passes over the training data', default: '1' },
@@ -76,11 +84,13 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--memory-budget SIZE', text: 'memory for support statistics and SVD factors beyond the model (e.g. 1.5GB); blocks are processed in groups under it', default: '1.5GB' },
       { flag: '--f32', text: "write the package in F32 instead of the model's own dtype (F16/BF16 stay F16/BF16)" },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
+      BACKEND,
       ...TOKENIZER,
     ],
     examples: [
       'gradot compress public/models/demo --method gradot --keep 0.3 --support genre-short-mc --out out/demo-gradot',
       'gradot compress public/models/demo --method svd --keep 0.5 --support my-text.jsonl --out out/demo-svd.zip --zip',
+      'gradot compress model-dir --method gradot --keep 0.5 --support my-text.jsonl --out out/emu --backend webgpu',
     ],
   },
   tune: {
@@ -90,6 +100,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--out DIR', text: 'where the adapters (and checkpoints) are written' },
       { flag: '--adapters L:R', text: 'adapter split for a plain model (packages record theirs)', default: '2:2' },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
+      BACKEND,
       ...TUNE,
     ],
     examples: [
@@ -105,6 +116,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--batch B', text: 'sequences per batch', default: '8' },
       { flag: '--context C', text: 'context length in tokens', default: "the model's maximum" },
       { flag: '--limit N', text: 'first N questions or records only', default: 'all' },
+      BACKEND,
       ...TOKENIZER,
     ],
     examples: ['gradot eval public/models/demo --task genre-short-mc --limit 200', 'gradot eval out/demo-gradot --adapter out/adapters --task test.jsonl'],
@@ -115,6 +127,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--out DIR', text: 'where the full model with the adapters plugged in is written' },
       { flag: '--dtype T', text: 'weights dtype of the output: F32, F16 or BF16', default: 'F32' },
       { flag: '--force', text: 'plug in adapters made for other weights, or write into a folder holding unrelated files' },
+      { ...BACKEND, text: `${BACKEND.text} (merges LoRA factors; block adapters are copied on the host)` },
     ],
     examples: ['gradot plug public/models/demo --adapter out/adapters --out out/demo-plugged'],
   },
@@ -135,6 +148,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--limit-test N', text: 'first N test questions (quick runs)', default: 'all' },
       { flag: '--seeds S1,S2,…', text: 'run each method once per seed (mean ± spread in the report)', default: '--seed' },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
+      BACKEND,
       ...TUNE,
     ],
     examples: [
@@ -150,8 +164,9 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--repeat R', text: 'cpu: keep the best of R interleaved rounds (for a shared machine)', default: '1' },
       { flag: '--models LIST', text: 'scale: hub-shaped models to build and compress', default: 'gpt2,opt-125m' },
       { flag: '--keep F', text: 'scale: fraction kept by the GradOT compress', default: '0.5' },
+      { ...BACKEND, text: `train: our training step on this backend (${BACKEND.text})` },
     ],
-    examples: ['gradot bench', 'gradot bench --only matmul --sizes 256,512', 'gradot bench --only cpu --repeat 3', 'gradot bench --only scale --models gpt2'],
+    examples: ['gradot bench', 'gradot bench --only matmul --sizes 256,512', 'gradot bench --only cpu --repeat 3', 'gradot bench --only scale --models gpt2', 'gradot bench --only train --backend webgpu'],
   },
   'export-onnx': {
     options: [

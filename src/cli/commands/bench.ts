@@ -5,6 +5,7 @@
  * Sections (all by default, or `--only a,b`):
  *   matmul    CPU backend f32 GFLOP/s vs PyTorch (Debian python3-torch) on the same square sizes
  *   train     forward+backward+AdamW tokens/s of a 6-layer d=256 LLaMA-family model vs the same in PyTorch
+ *             (on the backend --backend picks: WebGPU through Dawn on a GPU server)
  *   compress  time of each GradOT phase (support pass, SVDs, scoring/selection, packaging) on that model
  *   ort       evaluation tokens/s of our engine vs onnxruntime on the same model (when src/onnx is built)
  *   cpu       every CPU-backend ratio at 1 and N threads (--threads): matmul and train step vs torch on
@@ -21,6 +22,7 @@ import { compareTrainStep, formatTrainBench, benchSpec, DEFAULT_BENCH_TRAIN } fr
 import { CpuBackend } from '../../engine/cpu/backend';
 import { randomModel } from '../../model/random-model';
 import { Rng } from '../../engine/random';
+import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 
 const SECTIONS = ['matmul', 'train', 'compress', 'ort', 'cpu', 'svd', 'scale'] as const;
 /** Run when no --only is given ('cpu' repeats matmul/train at several thread counts, 'svd' and 'scale' take minutes: asked for by name). */
@@ -72,13 +74,13 @@ export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
   usage:
-    'gradot bench [--only matmul,train,compress,ort,cpu,svd,scale] [--sizes 128,256,512] [--threads N] [--repeat R] [--models gpt2,opt-125m] [--keep 0.5] [--json]',
-  async run(argv): Promise<CommandResult> {
+    'gradot bench [--only matmul,train,compress,ort,cpu,svd,scale] [--sizes 128,256,512] [--threads N] [--repeat R] [--models gpt2,opt-125m] [--keep 0.5] ' + BACKEND_USAGE + ' (train) [--json]',
+  async run(argv, ctx): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
       repeat: { type: 'string', default: '1' },
-      models: { type: 'string' }, keep: { type: 'number' },
+      models: { type: 'string' }, keep: { type: 'number' }, ...BACKEND_OPTIONS,
     });
     const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
     for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
@@ -92,8 +94,10 @@ export const command: Command = {
       text.push(formatMatmulComparison(c));
     }
     if (want('train')) {
-      const c = await compareTrainStep();
-      json.train = c;
+      // --backend applies here: our training step on WebGPU (Dawn) beside torch on the CPU.
+      const be = await openCliBackend(options, ctx, () => new CpuBackend({ dtype: 'f32' }));
+      const c = await compareTrainStep({}, be.backend).finally(() => be.close());
+      json.train = { ...c, backend: be.run };
       text.push(formatTrainBench(c));
     }
     if (want('compress')) {

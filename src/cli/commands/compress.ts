@@ -17,7 +17,6 @@ import { checkCompressOutput } from '../../faults/output-folder';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { CpuBackend } from '../../engine/cpu/backend';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
 import type { LambdaMode } from '../../ot/emulator/gcs';
 import { zipEmulatorPackage } from '../../ot/emulator/package';
@@ -27,6 +26,7 @@ import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import { bosFromOptions, cliTokenizer, readTaskFile, resolveDataPath, writeFiles } from './ot-shared';
 
 /** "2GB", "1.5 GiB", "512MB", "800000000" -> bytes (GB/MB are binary here, like the budgets they set). */
@@ -85,7 +85,7 @@ export const command: Command = {
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
   usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] [--json]',
+    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] ' + BACKEND_USAGE + ' [--json]',
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
@@ -93,6 +93,7 @@ export const command: Command = {
       'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
       heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' }, force: { type: 'boolean' },
       tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' }, f32: { type: 'boolean' },
+      ...BACKEND_OPTIONS,
     }, { min: 1, max: 1 });
     // Every argument checked before anything is loaded.
     const method = o.method as CompressionMethod | undefined;
@@ -170,17 +171,18 @@ export const command: Command = {
     const lambdaAttn = o['lambda-attn'] as number | undefined;
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
     const progress = progressLines(ctx, rss);
+    const be = await openCliBackend(o, ctx);
     const built = await buildEmulatorJob({
       spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
       support: await readTaskFile(o.support as string, ctx.cwd),
       heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
     }, {
-      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: new CpuBackend(),
+      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: be.backend,
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
       ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
-    }, { onProgress: progress });
+    }, { onProgress: progress }).finally(() => be.close());
     for (const w of built.warnings) ctx.err(`compress: ${w}`);
     const report = built.report;
     const heldoutResult = built.heldout;
@@ -201,7 +203,7 @@ export const command: Command = {
     notePhase(rss, 'done');
     const cpu = process.cpuUsage(cpu0);
     const json: Record<string, unknown> = {
-      ...report, model: modelId, method, keep, split, out, files: written, support: { ...report.support, file: o.support },
+      ...report, model: modelId, method, keep, split, out, files: written, backend: be.run, support: { ...report.support, file: o.support },
       packageBytes: [...built.files.values()].reduce((a, b) => a + b.length, 0),
       // CPU time of this process (a shared machine's wall clock says little), and peak RSS by the end of each phase.
       cpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,

@@ -5,7 +5,6 @@
  * is applied to the adapter blocks first; on an emulator its blocks are found by their source index.
  */
 import { resolve } from 'node:path';
-import { CpuBackend } from '../../engine/cpu/backend';
 import { decoderFromWeights, weightsFromParams } from '../../model/decoder';
 import { nodeDirSource } from '../../model/source';
 import { loadAdapterFolder } from '../../ot/offsite/export';
@@ -15,17 +14,19 @@ import { padIdOf } from '../../jobs/data';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import { bosFromOptions, cliTokenizer, contextLength, readTaskFile, resolveTaskFolder, throttled } from './ot-shared';
 import { existsSync } from 'node:fs';
 
 export const command: Command = {
   name: 'eval',
   summary: 'loss, perplexity, accuracy of a model or emulator (+ adapter) on a task',
-  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--runtime engine|ort] [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos]',
+  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--runtime engine|ort] [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos] ' + BACKEND_USAGE,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       adapter: { type: 'string' }, task: { type: 'string' }, batch: { type: 'number' }, context: { type: 'number' },
       limit: { type: 'number' }, runtime: { type: 'string', default: 'engine' }, tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
+      ...BACKEND_OPTIONS,
     }, { min: 1, max: 1 });
     if (!o.task) throw new UsageError('--task FILE|NAME is required');
     const runtime = o.runtime as string;
@@ -45,7 +46,8 @@ export const command: Command = {
       contextLength: contextLength(model.spec, o.context as number | undefined), addBos: bosFromOptions(o, model.spec, tok),
       ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
     });
-    const dec = decoderFromWeights(new CpuBackend(), model.spec, model.weights);
+    const be = await openCliBackend(o, ctx);
+    const dec = decoderFromWeights(be.backend, model.spec, model.weights);
     let adapterInfo: Record<string, unknown> | null = null;
     try {
       if (o.adapter) {
@@ -64,9 +66,10 @@ export const command: Command = {
       const text = m.kind === 'mc'
         ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
         : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;
-      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, runtime, ...m }, text: `${text} [${runtime}]` };
+      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, runtime, backend: be.run, ...m }, text: `${text} [${runtime}]` };
     } finally {
       dec.free();
+      be.close();
     }
   },
 };

@@ -13,7 +13,6 @@
  */
 import { REPORT_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
 import { resolve, join } from 'node:path';
-import { CpuBackend } from '../../engine/cpu/backend';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
 import { markdownReport, markdownTable } from '../../ot/offsite/report';
 import { parseAdapters } from '../../ot/emulator/split';
@@ -21,6 +20,7 @@ import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import {
   TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, resolveTaskFolder, throttled, tuneFromOptions,
   writeFiles,
@@ -32,13 +32,13 @@ export const command: Command = {
   name: 'ot',
   summary: 'the whole offsite-tuning protocol and the five-number report',
   usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
-    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--limit-train N] [--limit-test N] ' + TUNE_USAGE,
+    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--limit-train N] [--limit-test N] ' + TUNE_USAGE + ' ' + BACKEND_USAGE,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
       'full-ft': { type: 'boolean' }, out: { type: 'string' }, force: { type: 'boolean' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
       'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' },
-      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' },
+      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' }, ...BACKEND_OPTIONS,
     }, { min: 1, max: 1 });
     if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
     const methods = (o.method as string).split(',').map((m) => m.trim()) as CompressionMethod[];
@@ -83,7 +83,8 @@ export const command: Command = {
     });
     if (!o.support) data.supportFrom = data.supportFrom.replace(/^.* \(default\)$/, `${folder.name}/train.jsonl (default)`);
 
-    const be = new CpuBackend();
+    const cb = await openCliBackend(o, ctx);
+    const be = cb.backend;
     const modelId = positionals[0]!.replace(/\/+$/, '');
     const out = o.out ? resolve(ctx.cwd, o.out as string) : null;
     const reports: ProtocolJobReport[] = [];
@@ -129,6 +130,7 @@ export const command: Command = {
         ]));
       }
     }
+    cb.close(); // every run is done with the device (a failure in the loop ends the process, which releases it)
     const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''} at keep ${keep}: ${f.error}`).join('');
     if (out && reports.length > 0) {
       await writeFiles(out, new Map([
@@ -147,7 +149,7 @@ export const command: Command = {
       throw new Error(`gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`);
     }
     const json: Record<string, unknown> = {
-      model: modelId, task: folder.name, split, support: data.supportFrom, out: out ? join(out, 'report.md') : null, runs,
+      model: modelId, task: folder.name, split, backend: cb.run, support: data.supportFrom, out: out ? join(out, 'report.md') : null, runs,
       ...(runs.length === 1 ? runs[0] : {}),
     };
     return { json, text: table };

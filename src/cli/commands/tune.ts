@@ -8,7 +8,6 @@
  * context) is reported with file and line before anything is written.
  */
 import { join, resolve } from 'node:path';
-import { CpuBackend } from '../../engine/cpu/backend';
 import { nodeCheckpointStore } from '../../storage';
 import { exportJob } from '../../jobs/export';
 import { parseAdapters, type Split } from '../../ot/emulator/split';
@@ -17,6 +16,7 @@ import { prepareTuneData, tuneJob } from '../../jobs/tune';
 import { parseCommandArgs } from '../args';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
+import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import { ADAPTER_OUTPUT, checkOutputFolder, writeOutputFolder } from '../../faults/output-folder';
 import { acquireRunLock } from '../../faults/run-lock';
 import {
@@ -26,10 +26,10 @@ import {
 export const command: Command = {
   name: 'tune',
   summary: 'fine-tune the adapters of an emulator package on local data (checkpoints, resumes)',
-  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] [--force] ${TUNE_USAGE}`,
+  usage: `gradot tune EMULATOR --train FILE [--valid FILE] --out DIR [--adapters L:R] [--force] ${TUNE_USAGE} ${BACKEND_USAGE}`,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
-      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' }, force: { type: 'boolean' },
+      ...TUNE_OPTIONS, train: { type: 'string' }, valid: { type: 'string' }, out: { type: 'string' }, adapters: { type: 'string' }, force: { type: 'boolean' }, ...BACKEND_OPTIONS,
     }, { min: 1, max: 1 });
     if (!o.train) throw new UsageError('--train FILE is required');
     if (!o.out) throw new UsageError('--out DIR is required');
@@ -60,8 +60,10 @@ export const command: Command = {
     // One run per folder: a second `tune` on the same --out is refused while this one lives.
     const lock = await acquireRunLock(join(out, 'run'));
     if (lock.tookOver) ctx.err(`tune: ${lock.tookOver}`);
+    let be: Awaited<ReturnType<typeof openCliBackend>> | null = null;
     try {
-      r = await tuneJob(model, data, { split, recipe, backend: new CpuBackend(), tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
+      be = await openCliBackend(o, ctx);
+      r = await tuneJob(model, data, { split, recipe, backend: be.backend, tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
         signal: ac.signal,
         onProgress: (p) => line(
           `tune ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)}` +
@@ -70,6 +72,7 @@ export const command: Command = {
       });
     } finally {
       process.off('SIGINT', onSig);
+      be?.close();
       await lock.release();
     }
     for (const n of r.notes ?? []) ctx.err(`tune: ${n}`);
@@ -82,7 +85,7 @@ export const command: Command = {
     await writeOutputFolder(out, ordered, ADAPTER_OUTPUT); // stale files of an earlier export removed; adapter.json last
     const json = {
       out, method: r.method, split, steps: r.steps, epochs: r.epochs, trainLoss: r.trainLoss, bestStep: r.bestStep, bestValLoss: r.bestValLoss,
-      weightsFrom: r.weightsFrom, trainableParams: r.trainableParams, tokensPerSec: r.tokensPerSec, seconds: r.seconds, resumedFrom: r.resumedFrom,
+      weightsFrom: r.weightsFrom, trainableParams: r.trainableParams, tokensPerSec: r.tokensPerSec, seconds: r.seconds, resumedFrom: r.resumedFrom, backend: be!.run,
       files: [...ordered.keys()], data: { kind: data.kind, train: data.train.length, valid: data.valid.length, validFrom: data.stats.validFrom, truncated: data.stats.train.truncated },
     };
     const text = [
