@@ -62,6 +62,9 @@ test.describe('studio shell', () => {
     await expect(page.getByTestId('privacy')).toBeVisible();
     await expect(page.getByTestId('privacy')).toContainText('Nothing leaves this machine');
     expect(await badgeText(page)).toMatch(/WebGPU ·|CPU fallback/);
+    // What runs: SwiftShader is skipped for the CPU here, so the CPU pool's threads and kernel (the worker is
+    // cross-origin isolated: more than one thread when the machine has the cores).
+    expect(await badgeText(page)).toMatch(/Runs on CPU · \d+ threads? (\(.+\) )?· (relaxed SIMD|SIMD|plain JS)|f16: (yes|no) · subgroups: (yes|no)/);
     await expect(page.getByTestId('view-model')).toBeVisible();
     await page.getByText('Build emulator', { exact: false }).first().waitFor({ timeout: 10_000 });
     await shot(page, 'studio-model-owner-empty');
@@ -89,6 +92,7 @@ test.describe('studio shell', () => {
       });
       await page.goto(siteUrl(), { waitUntil: 'load' });
       expect(await badgeText(page, 30_000)).toMatch(/CPU fallback|WebGPU ·/);
+      expect(await badgeText(page)).toMatch(/Runs on CPU · \d+ threads? (\(.+\) )?· (relaxed SIMD|SIMD|plain JS)/);
       await page.getByTestId('backend-badge').hover();
       await page.waitForTimeout(200);
       await page.screenshot({ path: join(artifacts, 'studio-badge-cpu-fallback.png'), clip: { x: 700, y: 0, width: 740, height: 200 } });
@@ -96,6 +100,16 @@ test.describe('studio shell', () => {
     } finally {
       await noGpu.close();
     }
+  });
+
+  test('with ?gpu=software the badge says which WebGPU kernel variants run (f16, subgroups)', async ({ studio: { page } }) => {
+    await page.goto(siteUrl('index.html?gpu=software'));
+    // SwiftShader: subgroups (size 4, the subgroup matmul runs), no shader-f16.
+    expect(await badgeText(page, 60_000)).toMatch(/Runs on WebGPU · .+\(software\) · f16: no · subgroups: yes/);
+    await page.getByTestId('backend-badge').hover();
+    await expect(page.getByTestId('backend-run-line')).toHaveText(/^webgpu \(browser, .+, software adapter, f16: no, subgroups: yes\)$/);
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(artifacts, 'studio-badge-webgpu.png'), clip: { x: 500, y: 0, width: 940, height: 300 } });
   });
 });
 

@@ -10,6 +10,8 @@
  * given, instead of showing anything made up.
  */
 
+import type { RunInfo } from '../engine/webgpu/run-info';
+
 // ---------------------------------------------------------------- backend badge
 
 export interface BackendInfo {
@@ -33,6 +35,9 @@ export interface BackendInfo {
   cpu?: { threads: number; requested: number; reason: string | null; kernel: string };
   /** Where the jobs actually run: a software adapter is reported (kind 'webgpu') but skipped for the CPU. */
   jobsOn?: 'webgpu' | 'cpu';
+  /** What the jobs run on, from the engine (WebGPU: adapter, f16 / subgroup kernel variants in use; CPU:
+   *  threads, kernel, and why not WebGPU): the same facts and words as the CLI's "backend: …" line. */
+  run?: RunInfo;
 }
 
 // ---------------------------------------------------------------- capabilities

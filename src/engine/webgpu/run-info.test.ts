@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { WebGpuInfo } from './backend';
-import { describeRun, gpuRunInfo } from './run-info';
+import { describeRun, gpuRunInfo, runSummary, shortCpuReason } from './run-info';
 
 const info = (o: Partial<WebGpuInfo>): WebGpuInfo => ({
   vendor: 'nvidia', architecture: 'ada', device: '', description: 'NVIDIA GeForce RTX 4090', isFallbackAdapter: false, features: [],
@@ -32,5 +32,14 @@ describe('the backend line (CLI start of a job, studio badge)', () => {
       why: 'WebGPU unavailable: navigator.gpu is missing',
     })).toBe('cpu (1 thread: the page is not cross-origin isolated (COOP/COEP headers missing), SIMD) — WebGPU unavailable: navigator.gpu is missing');
     expect(describeRun({ kind: 'cpu' })).toBe('cpu (threads unknown)');
+  });
+
+  it('the badge\'s short form: threads and why one, or the f16 / subgroup variants', () => {
+    expect(runSummary({ kind: 'cpu', cpu: { threads: 4, reason: null, kernel: 'wasm-relaxed-simd' } })).toBe('4 threads · relaxed SIMD');
+    const isolated = 'SharedArrayBuffer is unavailable (the page is not cross-origin isolated: COOP/COEP headers missing)';
+    expect(runSummary({ kind: 'cpu', cpu: { threads: 1, reason: isolated, kernel: 'wasm-simd' } })).toBe('1 thread (not cross-origin isolated) · SIMD');
+    expect(shortCpuReason("Atomics.wait is not allowed on a page's main thread (the engine runs multi-threaded inside a worker)")).toBe('Atomics.wait not allowed here');
+    expect(shortCpuReason('workers could not start (boom)')).toBe('workers could not start');
+    expect(runSummary({ kind: 'webgpu', gpu: gpuRunInfo(info({ uses: { subgroupMatmul: true, f16Operands: 'packed' } }), 'browser') })).toBe('f16: no · subgroups: yes');
   });
 });

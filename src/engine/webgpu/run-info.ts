@@ -78,3 +78,23 @@ export function describeRun(r: RunInfo): string {
   const inner = r.cpu ? describeCpuRun(r.cpu) : 'threads unknown';
   return `cpu (${inner})${r.why ? ` — ${r.why}` : ''}`;
 }
+
+/** A CPU thread limit's reason in a few words, for the badge ("not cross-origin isolated"); the full reason
+ *  stays in the tooltip and the CLI line. */
+export function shortCpuReason(reason: string): string {
+  if (/cross-origin isolated/i.test(reason)) return 'not cross-origin isolated';
+  if (/Atomics\.wait/.test(reason)) return 'Atomics.wait not allowed here';
+  const head = reason.split(/[(:]/)[0]!.trim();
+  return head.length > 40 ? `${head.slice(0, 39)}…` : head;
+}
+
+/**
+ * The badge's short form of the same facts: "2 threads · relaxed SIMD", "1 thread (not cross-origin
+ * isolated) · SIMD", or on WebGPU "f16: no · subgroups: yes" (the adapter is named beside it).
+ */
+export function runSummary(r: RunInfo): string {
+  if (r.kind === 'webgpu' && r.gpu) return `f16: ${r.gpu.f16 ? 'yes' : 'no'} · subgroups: ${r.gpu.subgroups ? 'yes' : 'no'}`;
+  if (!r.cpu) return 'threads unknown';
+  const c = r.cpu;
+  return `${c.threads} thread${c.threads === 1 ? '' : 's'}${c.reason ? ` (${shortCpuReason(c.reason)})` : ''} · ${KERNEL_WORDS[c.kernel] ?? c.kernel}`;
+}

@@ -1,5 +1,6 @@
 import { useUi, type View } from '../../store/ui';
 import { describeBackend } from '../format';
+import { describeRun, runSummary } from '../../engine/webgpu/run-info';
 import { formatBytes } from '../studio';
 
 /** "CPU backend: 4 threads, wasm-relaxed-simd" or "CPU backend: 1 thread (why), wasm-simd". */
@@ -27,17 +28,22 @@ function BackendBadge() {
       </span>
     );
   }
-  // The badge names what the jobs run on (not merely what the browser offers) and says why.
+  // The badge names what the jobs run on (not merely what the browser offers) and says why; beside it, what
+  // runs there: the CPU pool's threads (and why one) or the WebGPU kernel variants in use (f16, subgroups).
   const d = describeBackend(b);
+  const summary = b.run ? <span data-testid="backend-run"> · {runSummary(b.run)}</span> : null;
+  // The same line the CLI prints at the start of a job.
+  const runLine = b.run ? <><strong>Runs:</strong> <code data-testid="backend-run-line">{describeRun(b.run)}</code><br /></> : null;
   if (b.kind === 'cpu') {
     return (
       <span className="badge cpu" data-testid="backend-badge" title={d.why} tabIndex={0}>
         Runs on {d.label}
+        {summary}
         <em className="flag">CPU fallback: no WebGPU</em>
         <span className="tip">
           <strong>Why:</strong> {d.why}
           <br />
-          {b.cpu ? <>{cpuLine(b.cpu)}<br /></> : null}
+          {runLine ?? (b.cpu ? <>{cpuLine(b.cpu)}<br /></> : null)}
           Enable WebGPU (Chrome/Edge 113+, or chrome://flags/#enable-unsafe-webgpu on Linux) for GPU speed.
         </span>
       </span>
@@ -47,10 +53,12 @@ function BackendBadge() {
   return (
     <span className={`badge ${d.runsOn === 'CPU' ? 'cpu' : 'webgpu'}`} data-testid="backend-badge" tabIndex={0} title={d.why}>
       Runs on {d.label}
+      {summary}
       {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {b.architecture || (b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
       <span className="tip">
         <strong>Why:</strong> {d.why}.
         <br />
+        {runLine}
         <strong>WebGPU adapter:</strong> {b.adapterName}
         {b.cpu ? <><br />{cpuLine(b.cpu)}</> : null}
         <table className="limits">
