@@ -109,11 +109,17 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
     const t0 = performance.now();
     const compressArgs = ['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', 'data/support.jsonl',
       '--seq', '16', '--batch', '2', '--support-batches', '2', '--heldout-batches', '1'];
-    // The WebGPU child and the CPU reference (in this process) run side by side.
-    const gpuRun = gradotChild([...compressArgs, '--out', 'emu-gpu', '--backend', 'webgpu']);
-    const autoRun = gradotChild(['eval', model, '--task', 'data/valid.jsonl', '--context', '16', '--backend', 'auto']);
+    const tuneArgs = ['tune', 'emu-cpu', '--train', 'data/train.jsonl', '--valid', 'data/valid.jsonl', '--steps', '3', '--batch', '2',
+      '--context', '16', '--lr', '1e-3'];
+    // The CPU package first (a few seconds); then the WebGPU children (compress, tuning on that package, an
+    // 'auto' evaluation) run side by side, most of their time being SwiftShader compiling shaders, while the
+    // CPU tuning runs in this process.
     const cpu = await gradotHere([...compressArgs, '--out', 'emu-cpu', '--backend', 'cpu']);
-    const { json: gpu, stderr } = await gpuRun;
+    const gpuRun = gradotChild([...compressArgs, '--out', 'emu-gpu', '--backend', 'webgpu']);
+    const gpuTuneRun = gradotChild([...tuneArgs, '--out', 'tune-gpu', '--backend', 'webgpu']);
+    const autoRun = gradotChild(['eval', model, '--task', 'data/valid.jsonl', '--context', '16', '--backend', 'auto']);
+    const cpuTune = await gradotHere([...tuneArgs, '--out', 'tune-cpu', '--backend', 'cpu']);
+    const [{ json: gpu, stderr }, { json: gpuTune, stderr: tuneErr }, { json: auto, stderr: autoErr }] = await Promise.all([gpuRun, gpuTuneRun, autoRun]);
     if (gpu.ok === false) {
       const e = gpu.error as { name: string; message: string };
       if (e.name === 'WebGpuUnavailableError' || e.name === 'DawnUnavailableError') {
@@ -128,7 +134,6 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
     if ((gpu.backend as { gpu: { software: boolean } }).gpu.software) expect(stderr).toMatch(/warning: .* is a software adapter/);
     expect(cpu.backend).toMatchObject({ kind: 'cpu' });
     // 'auto' takes a hardware adapter and refuses a software one (the CPU is faster), saying so.
-    const { json: auto, stderr: autoErr } = await autoRun;
     expect(auto.ok, autoErr).toBe(true);
     if ((gpu.backend as { gpu: { software: boolean } }).gpu.software) {
       expect(auto.backend).toMatchObject({ kind: 'cpu', why: expect.stringMatching(/only a software WebGPU adapter/) });
@@ -153,11 +158,6 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
     expect(pkg.max).toBeLessThan(TOL.weights);
 
     // Three tuning steps on the same (CPU-built) package: losses and the tuned adapter weights agree.
-    const tuneArgs = ['tune', 'emu-cpu', '--train', 'data/train.jsonl', '--valid', 'data/valid.jsonl', '--steps', '3', '--batch', '2',
-      '--context', '16', '--lr', '1e-3'];
-    const gpuTuneRun = gradotChild([...tuneArgs, '--out', 'tune-gpu', '--backend', 'webgpu']);
-    const cpuTune = await gradotHere([...tuneArgs, '--out', 'tune-cpu', '--backend', 'cpu']);
-    const { json: gpuTune, stderr: tuneErr } = await gpuTuneRun;
     expect(gpuTune.ok, tuneErr).toBe(true);
     expect(gpuTune.backend).toMatchObject({ kind: 'webgpu' });
     expect(gpuTune.steps).toBe(3);

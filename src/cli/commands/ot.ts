@@ -130,7 +130,7 @@ export const command: Command = {
         ]));
       }
     }
-    cb.close(); // every run is done with the device (a failure in the loop ends the process, which releases it)
+    cb.close(); // every run is done with the device (an error thrown above leaves it to the process exit)
     const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''} at keep ${keep}: ${f.error}`).join('');
     if (out && reports.length > 0) {
       await writeFiles(out, new Map([
