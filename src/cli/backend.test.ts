@@ -8,7 +8,9 @@ import { main } from './main';
 import { captureIO } from './test-io';
 import { DawnUnavailableError, setDawnSpecifierForTests } from '../engine/webgpu/node';
 import { WebGpuUnavailableError } from '../engine/webgpu/backend';
-import { backendKind, openCliBackend } from './backend';
+import { backendKind, openCliBackend, runWithCpuFallback } from './backend';
+import { CpuBackend } from '../engine/cpu/backend';
+import type { Backend } from '../engine/backend';
 import { UsageError } from './command';
 
 afterEach(() => setDawnSpecifierForTests('webgpu'));
@@ -75,5 +77,26 @@ describe('--backend', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a job whose GPU device is lost runs again on the CPU backend, saying so; other errors stay errors', async () => {
+    const gpu = { name: 'webgpu', lost: false } as unknown as Backend & { lost: boolean };
+    const err: string[] = [];
+    const seen: string[] = [];
+    const r = await runWithCpuFallback(gpu, async (be) => {
+      seen.push(be.name);
+      if (be === gpu) {
+        gpu.lost = true;
+        throw new Error('device lost mid-step');
+      }
+      return 42;
+    }, { err: (l) => err.push(l) }, () => new CpuBackend(), 10);
+    expect(r).toBe(42);
+    expect(seen).toEqual(['webgpu', 'cpu-f32']);
+    expect(err).toEqual(['warning: WebGPU device lost: continuing on the CPU backend from the last checkpoint']);
+    const healthy = { name: 'webgpu', lost: false } as unknown as Backend;
+    await expect(runWithCpuFallback(healthy, async () => {
+      throw new Error('bad data');
+    }, { err: () => undefined }, () => new CpuBackend(), 10)).rejects.toThrow('bad data');
   });
 });

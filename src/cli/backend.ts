@@ -17,6 +17,7 @@ import { CpuBackend } from '../engine/cpu/backend';
 import { cpuThreadsInfo } from '../engine/cpu/pool';
 import type { WebGpuBackend } from '../engine/webgpu/backend';
 import { describeRun, type RunInfo } from '../engine/webgpu/run-info';
+import { withCpuFallback } from '../jobs/device-loss';
 import type { OptionSpec, ParsedOptions } from './args';
 import { UsageError, type CliIO } from './command';
 
@@ -39,12 +40,17 @@ export function backendKind(o: ParsedOptions, env: Record<string, string | undef
 
 export interface CliBackend {
   backend: Backend;
-  /** What runs, for the JSON result and the printed line. */
+  /** What runs, for the JSON result and the printed line (the CPU after a lost device, see `job`). */
   run: RunInfo;
   /** "webgpu (Dawn, ..., f16: no, subgroups: yes)" / "cpu (2 threads, relaxed SIMD)". */
   line: string;
   /** Releases the GPU device (so the process can exit); a no-op on the CPU. */
   close(): void;
+  /**
+   * Runs `job` on the backend; if the GPU device is lost meanwhile (driver reset, GPU fault), runs it again on
+   * the CPU backend, saying so, as the studio does: tuning resumes from its last checkpoint, other jobs start over.
+   */
+  job<T>(job: (be: Backend) => Promise<T>): Promise<T>;
 }
 
 /** The CPU part of RunInfo from the running thread pool. */
@@ -73,10 +79,27 @@ export async function openCliBackend(o: ParsedOptions, io: Pick<CliIO, 'err'>, m
   }
   const line = describeRun(run);
   io.err(`backend: ${line}`);
-  return {
+  const out: CliBackend = {
     backend, run, line,
     close: () => {
       if (backend.name === 'webgpu') (backend as WebGpuBackend).destroy();
     },
+    job: (job) => runWithCpuFallback(backend, job, io, () => {
+      out.run = cpuRun('the WebGPU device was lost during the job');
+      io.err(`backend: ${describeRun(out.run)}`);
+      return make();
+    }),
   };
+  return out;
+}
+
+/** `CliBackend.job`: a GPU backend whose device is lost (its `lost` flag) hands the job to `cpu()`. */
+export function runWithCpuFallback<T>(
+  backend: Backend, job: (be: Backend) => Promise<T>, io: Pick<CliIO, 'err'>, cpu: () => Backend, settleMs?: number,
+): Promise<T> {
+  if (backend.name !== 'webgpu') return job(backend);
+  return withCpuFallback(backend, job, {
+    isLost: (be) => (be as WebGpuBackend).lost, cpu, onFallback: (m) => io.err(`warning: ${m}`),
+    ...(settleMs !== undefined ? { settleMs } : {}),
+  });
 }

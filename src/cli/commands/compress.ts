@@ -172,17 +172,18 @@ export const command: Command = {
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
     const progress = progressLines(ctx, rss);
     const be = await openCliBackend(o, ctx);
-    const built = await buildEmulatorJob({
+    // On a lost GPU device the job starts again on the CPU backend.
+    const built = await be.job(async (backend) => buildEmulatorJob({
       spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
       support: await readTaskFile(o.support as string, ctx.cwd),
       heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
     }, {
-      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend: be.backend,
+      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend,
       ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
       ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
       ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
       ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
-    }, { onProgress: progress }).finally(() => be.close());
+    }, { onProgress: progress })).finally(() => be.close());
     for (const w of built.warnings) ctx.err(`compress: ${w}`);
     const report = built.report;
     const heldoutResult = built.heldout;

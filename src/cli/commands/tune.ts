@@ -63,13 +63,14 @@ export const command: Command = {
     let be: Awaited<ReturnType<typeof openCliBackend>> | null = null;
     try {
       be = await openCliBackend(o, ctx);
-      r = await tuneJob(model, data, { split, recipe, backend: be.backend, tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
+      // On a lost GPU device the run resumes on the CPU backend from its last checkpoint.
+      r = await be.job((backend) => tuneJob(model, data, { split, recipe, backend, tokenizer: tok, store: nodeCheckpointStore(join(out, 'run')) }, {
         signal: ac.signal,
         onProgress: (p) => line(
           `tune ${p.phase} step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(2)}` +
           `${p.valLoss !== undefined ? ` val ${p.valLoss.toFixed(4)}` : ''} ${p.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(p.etaSeconds)}`,
           p.phase !== 'train'),
-      });
+      }));
     } finally {
       process.off('SIGINT', onSig);
       be?.close();
