@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { benchTrainStep } from '../../src/engine/webgpu/bench';
 import type { WebGpuBackend } from '../../src/engine/webgpu/backend';
 import { createNodeWebGpuBackend } from '../../src/engine/webgpu/node';
+import { describeRun, gpuRunInfo } from '../../src/engine/webgpu/run-info';
 import { specFromHFConfig } from '../../src/model/hf';
 import { denseLayers } from '../../src/model/spec';
 
@@ -77,6 +78,7 @@ console.log(
   `[gpu-bench] adapter ${i.vendor}/${i.architecture} ${i.description} fallback=${i.isFallbackAdapter} ` +
     `shader-f16=${i.shaderF16} subgroups=${i.subgroups} (sizes ${i.subgroupMinSize}-${i.subgroupMaxSize})`,
 );
+console.log(`[gpu-bench] backend: ${describeRun({ kind: 'webgpu', gpu: gpuRunInfo(i, 'Dawn') })}`);
 console.log(`[gpu-bench] peak fp32 ${peaks.fp32 ?? '?'} TFLOP/s, fp16 ${peaks.fp16 ?? '?'} TFLOP/s (${peaks.source})`);
 const sizes = (arg('sizes') ?? (i.isFallbackAdapter ? '256,512' : '1024,2048,4096')).split(',').map(Number);
 const rows: Record<string, unknown>[] = [];

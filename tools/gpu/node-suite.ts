@@ -3,6 +3,7 @@
 //   npx tsx tools/gpu/node-suite.ts [--filter=matmul]
 //   tools/gpu/swiftshader-env.sh npx tsx tools/gpu/node-suite.ts    (no GPU: software Vulkan)
 import { createNodeWebGpuBackend } from '../../src/engine/webgpu/node';
+import { describeRun, gpuRunInfo } from '../../src/engine/webgpu/run-info';
 import { runKernelSuite } from '../../src/engine/webgpu/suite';
 import { runTrainStepCheck } from '../../src/engine/webgpu/train-check';
 
@@ -14,6 +15,7 @@ console.log(
     `shader-f16=${i.shaderF16} subgroups=${i.subgroups} (sizes ${i.subgroupMinSize}-${i.subgroupMaxSize}) ` +
     `uses: subgroup matmul=${i.uses.subgroupMatmul}, f16 operands ${i.uses.f16Operands}`,
 );
+console.log(`[node-suite] backend: ${describeRun({ kind: 'webgpu', gpu: gpuRunInfo(i, 'Dawn') })}`);
 const r = await runKernelSuite(gpu, { filter });
 if (!filter) {
   for (const c of await runTrainStepCheck(gpu)) {
