@@ -9,7 +9,6 @@ import { CpuBackend } from '../../src/engine/cpu/backend';
 import { cpuThreadsInfo, initCpuThreads } from '../../src/engine/cpu/pool';
 import type { Backend } from '../../src/engine/backend';
 import { chooseBackend, type BackendChoice } from '../../src/engine/webgpu/select';
-import { gpuRunInfo } from '../../src/engine/webgpu/run-info';
 import type { WebGpuBackend } from '../../src/engine/webgpu/backend';
 import type { BackendInfo } from '../../src/jobs/studio-api';
 import { withCpuFallback } from '../../src/jobs/device-loss';
@@ -44,8 +43,8 @@ export async function probeBackend(opts: { allowSoftwareAdapter?: boolean } = {}
   // What the jobs run on, in the CLI's words: the kernel variants the WebGPU backend selected, or the CPU
   // pool's threads and why WebGPU is not used.
   const c = chosen;
-  const run: BackendInfo['run'] = !gpu.lost && c?.kind === 'webgpu' && c.info
-    ? { kind: 'webgpu', gpu: gpuRunInfo(c.info, 'browser') }
+  const run: BackendInfo['run'] = !gpu.lost && c?.kind === 'webgpu'
+    ? { kind: 'webgpu', gpu: (c.backend as WebGpuBackend).runInfo('browser') }
     : { kind: 'cpu', cpu: { threads: cpu.threads, reason: cpu.reason, kernel: cpu.kernel }, why: gpu.lost ? 'the WebGPU device was lost' : c?.reason ?? gpu.reason ?? null };
   return { ...gpu, cpu, run };
 }

@@ -19,6 +19,7 @@ import type {
 import { floatToHalf, halfToFloat } from '../../model/safetensors';
 import * as K from './kernels/index';
 import type { Kernel } from './kernels/define';
+import { gpuRunInfo, type GpuRunInfo } from './run-info';
 
 export class DeviceLostError extends Error {
   constructor(public readonly reason: string, message: string) {
@@ -270,6 +271,12 @@ export class WebGpuBackend implements Backend {
 
   get lost(): boolean {
     return this.lostInfo !== null;
+  }
+
+  /** What runs, for the CLI's "backend: …" line and the studio's badge: the adapter and the kernel variants
+   *  this backend selected (subgroup matmul, native f16 operands). */
+  runInfo(via: GpuRunInfo['via']): GpuRunInfo {
+    return gpuRunInfo(this.info, via);
   }
 
   /** Destroys the device (all storage becomes invalid; `onLost` fires with reason 'destroyed'). */

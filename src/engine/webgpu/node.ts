@@ -10,7 +10,7 @@
  */
 import type { Backend } from '../backend';
 import { createWebGpuBackend, WebGpuUnavailableError, type WebGpuBackend, type WebGpuBackendOptions } from './backend';
-import { gpuRunInfo, type GpuRunInfo } from './run-info';
+import type { GpuRunInfo } from './run-info';
 
 interface DawnModule {
   create(flags: string[]): GPU;
@@ -109,7 +109,7 @@ export async function chooseNodeBackend<C extends Backend>(
     if (kind === 'webgpu') throw e;
     return onCpu(`WebGPU unavailable: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const run = gpuRunInfo(gpu.info, 'Dawn');
+  const run = gpu.runInfo('Dawn');
   if (gpu.info.isFallbackAdapter) {
     if (kind === 'auto') {
       gpu.destroy();
