@@ -44,7 +44,7 @@ export interface CliBackend {
   run: RunInfo;
   /** "webgpu (Dawn, ..., f16: no, subgroups: yes)" / "cpu (2 threads, relaxed SIMD)". */
   line: string;
-  /** Releases the GPU device (so the process can exit); a no-op on the CPU. */
+  /** Releases the GPU device and its buffers once the job is done; a no-op on the CPU. */
   close(): void;
   /**
    * Runs `job` on the backend; if the GPU device is lost meanwhile (driver reset, GPU fault), runs it again on
