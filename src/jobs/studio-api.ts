@@ -397,6 +397,9 @@ export interface GenerateOptions {
   jobId?: string;
 }
 
+/** What "Try it" is doing: Cancel stops it between any two of these, and between tokens. */
+export type GenerateStage = 'loading model' | 'exporting to ONNX' | 'loading transformers.js' | 'generating';
+
 export interface GenerateResult {
   text: string;
   promptTokens: number;
@@ -486,7 +489,7 @@ export interface StudioApi {
   plugIn(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult>;
   /** Exports the target to ONNX (transformers.js layout, in the worker) and generates with transformers.js;
    *  `onText` receives the decoded continuation so far after each new token. */
-  generate(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult>;
+  generate(opts: GenerateOptions, onText: (text: string) => void, onStage?: (stage: GenerateStage) => void): Promise<GenerateResult>;
 
   openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
   openDataset(file: InputFile): Promise<DatasetPreview>;
@@ -504,6 +507,32 @@ export interface StudioApi {
   /** The whole OT protocol for one setting on the open model; task files are matched by name
    *  (*train*, optional *valid*, *test*). Full ZS/Full FT are reused across settings of one task. */
   runProtocol(req: ProtocolRequest, taskFiles: InputFile[], onProgress: ProgressFn): Promise<OTRun>;
+  /** This backend's speed on the open model (for the grid's estimate before it runs); cached per model. */
+  calibrate(seqLen: number): Promise<Calibration>;
+  /** Singular values of the open model's matrices (the spectra of compared runs). */
+  modelSpectra(requests: { layer: number; proj: string }[]): Promise<ModelSpectrum[]>;
+}
+
+/** What one backend costs on the open model, measured in the worker (src/ui/grid-estimate.ts uses it). */
+export interface Calibration {
+  model: string;
+  backend: string;
+  seqLen: number;
+  /** Tokens of the timed forward pass. */
+  tokens: number;
+  /** Seconds per token of one forward pass of the whole model (no gradient). */
+  forwardSecPerToken: number;
+  /** Seconds of one exact SVD of the model's largest middle-block matrix. */
+  svdSecondsPerMatrix: number;
+  measuredAt: string;
+}
+
+/** Singular values (descending) of one matrix of the open model. */
+export interface ModelSpectrum {
+  model: string;
+  layer: number;
+  proj: string;
+  sigma: number[];
 }
 
 /** Error payloads thrown by the worker carry the file they concern; comlink rethrows them as Error. */

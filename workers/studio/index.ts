@@ -11,6 +11,7 @@ import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
 import { openAdapters, openDataset, openModel, openPackage } from './models';
 import { runProtocolJob } from './protocol';
+import { calibrate, modelSpectra } from './research';
 import { jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
@@ -72,4 +73,6 @@ export const api: StudioApi = {
   evaluate: evaluateRun,
   exportAdapters: exportAdaptersJob,
   runProtocol: runProtocolJob,
+  calibrate,
+  modelSpectra,
 };

@@ -285,7 +285,9 @@ export interface EmulatorReport {
   lambdaAttn: number;
   lambdaMlp: number;
   params: { before: number; after: number; middleBefore: number; middleAfter: number; middleTarget: number; middleKept: number };
-  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number }[];
+  /** keptComponents: which singular components (σ order) each factorized matrix kept, so a spectrum can mark
+   *  the cut of a run long after its emulator is gone. */
+  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number; keptComponents?: LayerRecord['keptComponents'] }[];
   supportLoss: { full: number; emulator: number };
   seconds: { support: number; svd: number; scoring: number; compress: number; evaluate: number; package: number; total: number };
   readings: Record<string, string>;
@@ -380,7 +382,9 @@ export async function buildEmulator(
         middleBefore: result.plan.paramsBefore, middleAfter: result.plan.paramsAfter, middleTarget: result.plan.paramsTarget,
         middleKept: result.plan.paramsAfter / result.plan.paramsBefore,
       },
-      layers: result.layers.map((l) => ({ index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth })),
+      layers: result.layers.map((l) => ({
+        index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth, ...(l.keptComponents ? { keptComponents: l.keptComponents } : {}),
+      })),
       supportLoss: { full: lossFull, emulator: lossEmu },
       seconds: {
         // Scoring ran inside the support pass: report the pass without it, so the phases add up.

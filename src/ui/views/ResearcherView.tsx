@@ -1,14 +1,15 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
-import { keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
-import { Heatmap } from '../charts/Heatmap';
+import { parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
 import { CancelButton, CapButton, Empty, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { reportIssue } from './DataOwnerView';
 import { BUNDLED_TASKS, fetchBundledTask } from '../bundled';
-import { formatDuration, overallProgress } from '../format';
+import { overallProgress } from '../format';
+import { CompareRuns } from './research/CompareRuns';
+import { GridEstimate } from './research/GridEstimate';
 import { download, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
@@ -68,56 +69,6 @@ function expandGrid(methods: CompressMethod[], keeps: number[], lambdas: number[
 
 function fmt(v: number | null, digits = 3): string {
   return v === null ? '—' : v.toFixed(digits);
-}
-
-function runLabel(r: OTRun): string {
-  const s = r.setting;
-  return `${s.method} keep ${s.keep}${s.method === 'gradot' ? ` λ ${s.lambdaAttn}` : ''}${r.seed !== undefined ? ` seed ${r.seed}` : ''} · ${r.task}`;
-}
-
-/** Two runs side by side: their five numbers and what each emulator kept per middle block. */
-function CompareRuns({ runs }: { runs: OTRun[] }) {
-  const withRanks = useMemo(() => runs.filter((r) => keptRanks(r) !== null), [runs]);
-  const [a, setA] = useState<string>('');
-  const [b, setB] = useState<string>('');
-  const ra = withRanks.find((r) => r.id === a) ?? withRanks[0];
-  const rb = withRanks.find((r) => r.id === b) ?? withRanks[1] ?? withRanks[0];
-  if (withRanks.length < 2 || !ra || !rb) {
-    return <Empty>Two runs made in this browser (they carry their compression record) can be compared here side by side.</Empty>;
-  }
-  const ka = keptRanks(ra)!;
-  const kb = keptRanks(rb)!;
-  const cols = [...new Set([...ka.cols, ...kb.cols])];
-  // One colour scale for both maps: the largest rank kept of each matrix over the two runs.
-  const max = cols.map((c) => Math.max(1, ...[ka, kb].flatMap((k) => k.ranks.map((row) => row[k.cols.indexOf(c)] ?? 0))));
-  const heat = (k: typeof ka) => ({
-    rows: [...k.blocks.map((x) => `block ${x}`)],
-    cols: [...cols, 'MLP width'],
-    values: k.ranks.map((row, i) => [
-      ...cols.map((c, j) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? null : v / max[j]!; }),
-      k.mlpWidth[i]! / Math.max(...ka.mlpWidth, ...kb.mlpWidth),
-    ]),
-    labels: k.ranks.map((row, i) => [...cols.map((c) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? 'dense' : String(v); }), String(k.mlpWidth[i])]),
-  });
-  const pick = (value: string, set: (v: string) => void, cur: OTRun) => (
-    <select value={value || cur.id} onChange={(e) => set(e.target.value)}>
-      {withRanks.map((r) => (
-        <option key={r.id} value={r.id}>{runLabel(r)}</option>
-      ))}
-    </select>
-  );
-  const nums = (r: OTRun) => `Full ZS ${fmt(r.fullZS)} · Emu ZS ${fmt(r.emulatorZS)} · Emu FT ${fmt(r.emulatorFT)} · Plug-in ${fmt(r.plugIn)} · Δ ${fmt(r.delta)}`;
-  return (
-    <div className="compare" data-testid="compare-runs">
-      {[[ra, a, setA, heat(ka)] as const, [rb, b, setB, heat(kb)] as const].map(([r, v, set, h], i) => (
-        <div key={i}>
-          {pick(v, set, r)}
-          <div className="muted small">{nums(r)}</div>
-          <Heatmap rows={h.rows} cols={h.cols} values={h.values} labels={h.labels} title={`kept rank per matrix, ${runLabel(r)}`} />
-        </div>
-      ))}
-    </div>
-  );
 }
 
 function RunsTable({ runs }: { runs: OTRun[] }) {
@@ -390,12 +341,7 @@ export function ResearcherView() {
                 {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${jobsTotal} setting${jobsTotal === 1 ? '' : 's'}`}
               </CapButton>
               <CancelButton jobId={job.jobId ?? 'between-settings'} running={job.running} onCancel={cancelGrid} />
-              {!job.running ? (
-                <span className="muted small" data-testid="grid-estimate">
-                  {grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / {grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting
-                  {secPerSetting ? ` · about ${formatDuration(secPerSetting * jobsTotal)} at the last grid's pace` : ''}
-                </span>
-              ) : null}
+              {!job.running ? <GridEstimate grid={grid} settings={settings} task={task} secPerSetting={secPerSetting} /> : null}
             </div>
             <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} overall={overall} />
           </Panel>
