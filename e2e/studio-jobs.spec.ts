@@ -48,6 +48,25 @@ function fixtureRuns(): unknown[] {
     }
     for (const lambda of [0, 0.5, 2]) add('gradot', 0.3, lambda, seed, 0.5 - lambda * 0.02 + j, 0.56, 0.76 + lambda * 0.01 - j);
   }
+  // Two browser-made runs carry their compression record (demo model, blocks 2-5 in the middle): the
+  // comparison draws their kept-rank maps and spectra. svd keeps the top components; GradOT some beyond.
+  const record = (gradot: boolean) => {
+    const dims: Record<string, number> = { q: 256, k: 128, v: 128, o: 256, gate: 256, up: 256, down: 256 };
+    const layers = [2, 3, 4, 5].map((source, i) => {
+      const ranks: Record<string, number> = {};
+      const keptComponents: Record<string, number[]> = {};
+      for (const [p, n] of Object.entries(dims)) {
+        const r = Math.round(n * (gradot ? 0.25 + 0.05 * i : 0.3));
+        ranks[p] = r;
+        const top = gradot ? Math.round(r * 0.8) : r;
+        keptComponents[p] = [...Array.from({ length: top }, (_, k) => k), ...Array.from({ length: r - top }, (_, k) => r + 5 + 2 * k)];
+      }
+      return { index: i + 2, source, role: 'middle', ranks, mlpWidth: 688, keptComponents };
+    });
+    return { compressRecord: { emulator: { layers } } };
+  };
+  (runs[0] as { report?: unknown }).report = record(true);
+  (runs[1] as { report?: unknown }).report = record(false);
   // Equal numbers in two settings: both markers must stay visible.
   add('prune', 0.3, 0, 0, 0.5, 0.56, 0.76);
   add('prune', 0.5, 0, 0, 0.55, 0.6, 0.78);
@@ -168,4 +187,73 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   await shot(page, 'jobs-researcher-plots');
   const plane = page.getByTestId('plane-chart');
   await plane.screenshot({ path: join(artifacts, 'jobs-privacy-utility-plane.png') });
+});
+
+test('researcher: time estimate before the first grid, two runs\' spectra side by side; Try it cancels while exporting', async ({ studio: { page } }) => {
+  test.setTimeout(600_000);
+  await page.getByTestId('open-demo').click({ timeout: 30_000 });
+  check(await page.locator('section[aria-label^="Inspect · demo"]').waitFor({ timeout: 120_000 }).then(() => true, () => false), 'bundled demo model opens');
+
+  // ---- Try it: Cancel in the preparation stage (model load / ONNX export), before any token.
+  const tryIt = page.getByTestId('try-model');
+  await tryIt.scrollIntoViewIfNeeded();
+  await field(page, 'max new tokens', tryIt).fill('6');
+  await tryIt.getByRole('button', { name: 'Generate' }).click();
+  const stage = page.getByTestId('try-model-stage');
+  const early = await stage.filter({ hasText: /starting|loading model|exporting to ONNX/ }).waitFor({ timeout: 30_000 }).then(() => true, () => false);
+  check(early, 'Try it says what it is preparing');
+  await tryIt.getByTestId('cancel').click();
+  const status = tryIt.getByTestId('job-status');
+  check(await status.waitFor({ timeout: 60_000 }).then(() => true, () => false), 'the early cancel is answered');
+  const said = (await status.innerText().catch(() => '')).trim();
+  check(/^cancelled while (starting|loading model|exporting to ONNX)$/.test(said), `cancelled in the preparation stage ("${said}")`);
+  check(!(await page.getByTestId('try-model-meta').isVisible()), 'no result after an early cancel');
+  await shot(page, 'jobs-try-it-cancelled-early');
+  // Generate again: the half-done export was not kept, and the box still works.
+  await tryIt.getByRole('button', { name: 'Generate' }).click();
+  const meta = page.getByTestId('try-model-meta');
+  check(await meta.waitFor({ timeout: 240_000 }).then(() => true, () => false), 'Generate works after the early cancel');
+  check(/export \d/.test(await meta.innerText().catch(() => '')), 'the second Generate exported again (nothing half-done was kept)');
+
+  // ---- Researcher: an estimate before any grid has run.
+  await page.getByTestId('tab-research').click();
+  const grid = page.locator('section[aria-label="Settings grid"]');
+  const estimate = grid.getByTestId('grid-estimate');
+  await grid.getByRole('button', { name: 'genre-short-mc' }).click();
+  const est = await estimate.filter({ hasText: /estimated \d/ }).waitFor({ timeout: 120_000 }).then(() => true, () => false);
+  const estText = (await estimate.innerText().catch(() => '')).replace(/\s+/g, ' ');
+  check(est, `the grid shows an estimated time before its first run ("${estText}")`);
+  check(/an estimate/.test(estText), 'it says it is an estimate');
+  // More test examples: a longer estimate.
+  const secs = (t: string) => {
+    const m = /estimated (?:(\d+)h ?)?(?:(\d+)m ?)?(?:(\d+)s)?/.exec(t);
+    return m ? Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0) : NaN;
+  };
+  await field(page, 'test ex.', grid).fill('400');
+  await page.waitForTimeout(500);
+  const estMore = (await estimate.innerText().catch(() => '')).replace(/\s+/g, ' ');
+  check(secs(estMore) > secs(estText), `more test examples, a longer estimate (${secs(estText)} s → ${secs(estMore)} s)`);
+  await field(page, 'test ex.', grid).fill('100');
+
+  // ---- Two runs side by side: kept-rank maps and spectra.
+  const fx = join(artifacts, 'jobs-fixture-runs-compare.json');
+  writeFileSync(fx, JSON.stringify({ format: 'gradot-studio-runs', version: 1, runs: fixtureRuns() }));
+  await page.locator('label.button', { hasText: 'Import JSON' }).locator('input').setInputFiles(fx);
+  const compare = page.getByTestId('compare-runs');
+  check(await compare.waitFor({ timeout: 20_000 }).then(() => true, () => false), 'the comparison shows two runs');
+  check((await compare.locator('canvas.heatmap').count()) === 2, 'two kept-rank heatmaps');
+  const spectra = page.getByTestId('compare-spectrum');
+  const drawn = await page.waitForFunction(() => document.querySelectorAll('[data-testid=compare-spectrum] .uplot canvas').length === 2, null, { timeout: 120_000 })
+    .then(() => true, () => false);
+  check(drawn, 'two spectra drawn side by side');
+  const notes = (await spectra.allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+  check(/keeps 64\/256, 13 of them outside the top 64/.test(notes[0] ?? '') && /keeps 77\/256, the top ones/.test(notes[1] ?? ''),
+    `each spectrum says what its run kept (${notes.join(' | ')})`);
+  await page.getByTestId('compare-matrix').selectOption('3.k');
+  const notes2 = await page.waitForFunction(() => document.querySelector('[data-testid=compare-spectrum]')?.textContent?.includes('block 3 k keeps'), null, { timeout: 60_000 })
+    .then(() => true, () => false);
+  check(notes2, 'another matrix chosen: both spectra follow');
+  await page.waitForTimeout(300);
+  await shot(page, 'jobs-researcher-compare');
+  await compare.screenshot({ path: join(artifacts, 'jobs-compare-runs.png') });
 });

@@ -36,6 +36,13 @@ describe('runs export/import', () => {
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
   });
 
+  it('keeps a browser run\'s report (its compression record) through export and import', () => {
+    const report = { compressRecord: { emulator: { layers: [{ index: 1, source: 1, role: 'middle', ranks: { q: 2 }, mlpWidth: 8, keptComponents: { q: [0, 3] } }] } } };
+    const back = parseRunsJson(runsToJson([run({ report })]))[0]!;
+    expect(back.report).toEqual(report);
+    expect(parseRunsJson(JSON.stringify([{ setting: { method: 'svd' }, report: 'nope' }]))[0]!.report).toBeUndefined();
+  });
+
   it('importer derives Δ when absent and rejects runs without a method', () => {
     const [r] = parseRunsJson(JSON.stringify([{ setting: { method: 'svd', keep: 0.5 }, plugIn: 0.8, emulatorFT: 0.5 }]));
     expect(r!.delta).toBeCloseTo(0.3, 12);

@@ -163,6 +163,8 @@ export function parseRunsJson(text: string): OTRun[] {
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
       ...(typeof r.seed === 'number' ? { seed: r.seed } : {}),
+      // The browser run's report (its compression record): an exported run can be compared again.
+      ...(r.report && typeof r.report === 'object' ? { report: r.report } : {}),
       origin: 'import',
     };
   });
