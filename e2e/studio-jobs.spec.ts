@@ -200,13 +200,13 @@ test('researcher: time estimate before the first grid, two runs\' spectra side b
   await field(page, 'max new tokens', tryIt).fill('6');
   await tryIt.getByRole('button', { name: 'Generate' }).click();
   const stage = page.getByTestId('try-model-stage');
-  const early = await stage.filter({ hasText: /starting|loading model|exporting to ONNX/ }).waitFor({ timeout: 30_000 }).then(() => true, () => false);
+  const early = await stage.filter({ hasText: /preparing|loading model|exporting to ONNX/ }).waitFor({ timeout: 30_000 }).then(() => true, () => false);
   check(early, 'Try it says what it is preparing');
   await tryIt.getByTestId('cancel').click();
   const status = tryIt.getByTestId('job-status');
   check(await status.waitFor({ timeout: 60_000 }).then(() => true, () => false), 'the early cancel is answered');
   const said = (await status.innerText().catch(() => '')).trim();
-  check(/^cancelled while (starting|loading model|exporting to ONNX)$/.test(said), `cancelled in the preparation stage ("${said}")`);
+  check(/^cancelled while (preparing|loading model|exporting to ONNX)$/.test(said), `cancelled in the preparation stage ("${said}")`);
   check(!(await page.getByTestId('try-model-meta').isVisible()), 'no result after an early cancel');
   await shot(page, 'jobs-try-it-cancelled-early');
   // Generate again: the half-done export was not kept, and the box still works.

@@ -23,7 +23,7 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
   /** What the worker is doing now; a cancel says where it stopped. */
   const [stage, setStage] = useState<GenerateStage | null>(null);
   const stageNow = useRef<GenerateStage | null>(null);
-  const [cancelled, setCancelled] = useState<GenerateStage | 'starting' | null>(null);
+  const [cancelled, setCancelled] = useState<GenerateStage | 'preparing' | null>(null);
   const run = async () => {
     if (!target) return;
     const id = `gen-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -47,7 +47,7 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
       setResult(r);
     } catch (e) {
       // The text generated before the cancel stays on screen.
-      if (isCancelError(e)) setCancelled(stageNow.current ?? 'starting');
+      if (isCancelError(e)) setCancelled(stageNow.current ?? 'preparing');
       else reportError(e);
     } finally {
       setRunning(false);
@@ -90,7 +90,7 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
         {!target ? <div className="meta">{hint}</div> : null}
         <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">
           {text ? <><span className="muted">{prompt}</span>{text}</> : running ? (
-            <span className="muted" data-testid={`${testId}-stage`}>{stage ?? 'starting'}…</span>
+            <span className="muted" data-testid={`${testId}-stage`}>{stage ?? 'preparing'}…</span>
           ) : null}
         </pre>
         {result ? (

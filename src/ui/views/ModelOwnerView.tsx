@@ -373,7 +373,7 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
           ))}
         </select>
       </div>
-      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
+      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} cut={m.unit !== 'channels' && m.kept < m.full ? m.kept : undefined} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
     </>
   );
 }

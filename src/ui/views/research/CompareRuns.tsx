@@ -43,6 +43,8 @@ export interface KeptOfMatrix {
   kept: number[];
   /** One line: what the compressor did to this matrix. */
   note: string;
+  /** Rank of a factorized matrix (drawn as the cut); absent when kept whole, pruned or dropped. */
+  cut?: number;
 }
 
 /**
@@ -63,9 +65,9 @@ export function keptOfMatrix(r: OTRun, layer: number, proj: string, n: number, i
   }
   if (Array.isArray(comps)) {
     const outside = comps.filter((k) => k >= comps.length).length;
-    return { kept: comps, note: `keeps ${comps.length}/${n}${outside ? `, ${outside} of them outside the top ${comps.length}` : ', the top ones'}` };
+    return { kept: comps, cut: comps.length, note: `keeps ${comps.length}/${n}${outside ? `, ${outside} of them outside the top ${comps.length}` : ', the top ones'}` };
   }
-  return { kept: Array.from({ length: Math.min(rank, n) }, (_, k) => k), note: `keeps ${rank}/${n} (components not recorded: drawn as the top ${rank})` };
+  return { kept: Array.from({ length: Math.min(rank, n) }, (_, k) => k), cut: rank, note: `keeps ${rank}/${n} (components not recorded: drawn as the top ${rank})` };
 }
 
 function Spectra({ ra, rb }: { ra: OTRun; rb: OTRun }) {
@@ -109,7 +111,7 @@ function Spectra({ ra, rb }: { ra: OTRun; rb: OTRun }) {
             <div key={i} data-testid="compare-spectrum">
               <div className="small"><b>{runLabel(r)}</b>{k ? <span className="muted"> · block {cur.layer} {cur.proj} {k.note}</span> : null}</div>
               {spec && k ? (
-                <SpectrumChart sigma={spec.sigma} kept={k.kept} height={170} title={`singular values of block ${cur.layer} ${cur.proj}, ${runLabel(r)}`} />
+                <SpectrumChart sigma={spec.sigma} kept={k.kept} cut={k.cut} height={170} title={`singular values of block ${cur.layer} ${cur.proj}, ${runLabel(r)}`} />
               ) : (
                 <div className="muted small">computing singular values…</div>
               )}

@@ -29,7 +29,8 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
   const model = useUi((s) => s.model);
   const [cal, setCal] = useState<Calibration | null>(null);
   const [calError, setCalError] = useState<string | null>(null);
-  const [sizes, setSizes] = useState<{ train: TaskSample | null; test: TaskSample | null }>({ train: null, test: null });
+  // Sizes of the task they were read from: an estimate waits for the current task's.
+  const [sizes, setSizes] = useState<{ of: InputFile[]; train: TaskSample | null; test: TaskSample | null }>({ of: [], train: null, test: null });
 
   useEffect(() => {
     if (!model) return;
@@ -50,7 +51,7 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     let alive = true;
     const train = task.find((f) => baseName(f.path).includes('train'));
     const test = task.find((f) => baseName(f.path).includes('test'));
-    void Promise.all([readSample(train), readSample(test)]).then(([a, b]) => alive && setSizes({ train: a, test: b }));
+    void Promise.all([readSample(train), readSample(test)]).then(([a, b]) => alive && setSizes({ of: task, train: a, test: b }));
     return () => {
       alive = false;
     };
@@ -58,7 +59,7 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
 
   const seeds = Math.max(1, grid.seeds.length);
   const est = useMemo(() => {
-    if (!model || !cal || settings.length === 0) return null;
+    if (!model || !cal || settings.length === 0 || sizes.of !== task) return null;
     const L = model.numLayers;
     const middle = model.layers.filter((l) => l.index >= grid.bottom && l.index < L - grid.top);
     // Matrices of a middle block: its 2-D weights (q k v o gate up down for LLaMA).
@@ -76,7 +77,7 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
       testTokens: tokensPerRow(sizes.test?.charsPerRow ?? 0, model.maxPositions) * (sizes.test?.choices ?? 1),
       supportExamples: grid.supportExamples, seqLen: grid.seqLen, fullFT: grid.fullFT,
     }, cal);
-  }, [model, cal, settings, seeds, grid, sizes]);
+  }, [model, cal, settings, seeds, grid, sizes, task]);
 
   const examples = `${grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / ${grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting`;
   const runs = settings.length * seeds;
@@ -86,6 +87,7 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
   else if (!cal) estimate = " · measuring this backend's speed for a time estimate…";
   else if (!est) estimate = task.length ? '' : ' · choose a task (or set both example limits) for a time estimate';
   else estimate = ` · estimated ${formatDuration(est.seconds)} for ${runs} run${runs === 1 ? '' : 's'}`;
+  const perToken = cal ? `${(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token` : '';
   const how = cal
     ? `Estimate from a speed measured on this backend (${cal.backend}): ${(cal.forwardSecPerToken * 1000).toFixed(3)} ms per token of ${cal.model}'s forward pass, ` +
       `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix; token counts from the task file's size. ` +
@@ -95,7 +97,7 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     <span className="muted small" data-testid="grid-estimate" title={how}>
       {examples}
       {estimate}
-      {est && cal ? <span data-testid="grid-estimate-how"> (an estimate from this backend's measured speed: {(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token)</span> : null}
+      {est && cal ? <span data-testid="grid-estimate-how"> (an estimate: {perToken} measured on this machine; hover for how)</span> : null}
       {secPerSetting ? ` · the last grid took ${formatDuration(secPerSetting)} per run` : ''}
     </span>
   );
