@@ -157,11 +157,17 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   await field(page, 'test ex.', grid).fill('10');
   await field(page, 'seq len', grid).fill('32');
   await field(page, 'support ex.', grid).fill('4');
+  const gridEstimate = grid.getByTestId('grid-estimate');
+  await gridEstimate.filter({ hasText: /estimated \d/ }).waitFor({ timeout: 60_000 }).catch(() => undefined);
+  const estimateBefore = (await gridEstimate.innerText().catch(() => '')).replace(/\s+/g, ' ');
+  const gridStart = Date.now();
   await grid.getByRole('button', { name: /Run 2 settings/ }).click();
   check(await grid.getByTestId('overall-progress').waitFor({ timeout: 30_000 }).then(() => true, () => false), 'grid shows an overall progress');
   const rows = page.getByTestId('runs-table').locator('tbody tr');
   const oneDone = await rows.first().waitFor({ timeout: 400_000 }).then(() => true, () => false);
   check(oneDone, 'first grid setting finishes');
+  // For the record (not a check: the machine is shared): the estimate against the first setting's time.
+  console.log(`  note estimate before the grid: "${estimateBefore}"; the first of 2 settings took ${((Date.now() - gridStart) / 1000).toFixed(0)} s`);
   check(await cancelIn(page, grid), 'grid has a Cancel button');
   check(await cancelledIn(grid, 300_000), 'cancelled grid says "cancelled"');
   check((await rows.count()) === 1, 'the finished setting stays in the table after the cancel');
@@ -219,11 +225,14 @@ test('researcher: time estimate before the first grid, two runs\' spectra side b
   await page.getByTestId('tab-research').click();
   const grid = page.locator('section[aria-label="Settings grid"]');
   const estimate = grid.getByTestId('grid-estimate');
+  check(/choose a task for a time estimate/.test(await estimate.innerText().catch(() => '')), 'without a task the grid asks for one before estimating');
   await grid.getByRole('button', { name: 'genre-short-mc' }).click();
   const est = await estimate.filter({ hasText: /estimated \d/ }).waitFor({ timeout: 120_000 }).then(() => true, () => false);
   const estText = (await estimate.innerText().catch(() => '')).replace(/\s+/g, ' ');
   check(est, `the grid shows an estimated time before its first run ("${estText}")`);
   check(/an estimate/.test(estText), 'it says it is an estimate');
+  const how = (await estimate.getAttribute('title')) ?? '';
+  check(/measured on this backend/.test(how) && /training examples of about \d+ tokens/.test(how), `the estimate says how it was made ("${how.slice(0, 160)}…")`);
   // More test examples: a longer estimate.
   const secs = (t: string) => {
     const m = /estimated (?:(\d+)h ?)?(?:(\d+)m ?)?(?:(\d+)s)?/.exec(t);

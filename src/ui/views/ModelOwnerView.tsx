@@ -110,7 +110,8 @@ function OpenModel() {
         <input
           className="grow"
           type="url"
-          placeholder="https://…/model-folder/ (online; same-origin only under this page's CSP)"
+          placeholder="https://…/model-folder/ (same origin only)"
+          title="A model folder on this site's own server: this page's CSP allows no other origin"
           value={url}
           onChange={(e) => setUrl(e.target.value)}
         />

@@ -59,16 +59,18 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
 
   const seeds = Math.max(1, grid.seeds.length);
   const est = useMemo(() => {
-    if (!model || !cal || settings.length === 0 || sizes.of !== task) return null;
+    // Without a task the token counts would be guesses: the grid cannot start without one anyway.
+    if (!model || !cal || settings.length === 0 || task.length === 0 || sizes.of !== task) return null;
     const L = model.numLayers;
     const middle = model.layers.filter((l) => l.index >= grid.bottom && l.index < L - grid.top);
     // Matrices of a middle block: its 2-D weights (q k v o gate up down for LLaMA).
     const matricesPerBlock = (i: number) => model.tensors.filter((t) => t.shape.length === 2 && new RegExp(`\\.${i}\\.`).test(t.name)).length;
     const pick = (limit: number, s: TaskSample | null) => (limit > 0 ? (s ? Math.min(limit, s.rows) : limit) : (s?.rows ?? 0));
+    if (!sizes.train || !sizes.test) return null;
     const trainExamples = pick(grid.trainLimit, sizes.train);
     const testItems = pick(grid.testLimit, sizes.test);
     if (!trainExamples || !testItems) return null;
-    return estimateGrid({
+    const shape = {
       settings, seeds,
       params: { total: model.totalParams, middle: middle.reduce((a, l) => a + l.params, 0) },
       middleMatrices: middle.reduce((a, l) => a + matricesPerBlock(l.index), 0),
@@ -76,7 +78,8 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
       trainTokens: tokensPerRow(sizes.train?.charsPerRow ?? 0, grid.seqLen),
       testTokens: tokensPerRow(sizes.test?.charsPerRow ?? 0, model.maxPositions) * (sizes.test?.choices ?? 1),
       supportExamples: grid.supportExamples, seqLen: grid.seqLen, fullFT: grid.fullFT,
-    }, cal);
+    };
+    return { ...estimateGrid(shape, cal), shape };
   }, [model, cal, settings, seeds, grid, sizes, task]);
 
   const examples = `${grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / ${grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting`;
@@ -85,12 +88,13 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
   if (!model) estimate = '';
   else if (calError) estimate = ' · no time estimate (measuring this backend failed)';
   else if (!cal) estimate = " · measuring this backend's speed for a time estimate…";
-  else if (!est) estimate = task.length ? '' : ' · choose a task (or set both example limits) for a time estimate';
+  else if (!est) estimate = task.length ? '' : ' · choose a task for a time estimate';
   else estimate = ` · estimated ${formatDuration(est.seconds)} for ${runs} run${runs === 1 ? '' : 's'}`;
   const perToken = cal ? `${(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token` : '';
   const how = cal
     ? `Estimate from a speed measured on this backend (${cal.backend}): ${(cal.forwardSecPerToken * 1000).toFixed(3)} ms per token of ${cal.model}'s forward pass, ` +
       `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix; token counts from the task file's size. ` +
+      (est ? `Per run: ${est.shape.trainExamples} training examples of about ${est.shape.trainTokens} tokens, ${est.shape.testItems} test items of about ${est.shape.testTokens} tokens scored. ` : '') +
       'Other work on this machine makes it slower.'
     : undefined;
   return (
