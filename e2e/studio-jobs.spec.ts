@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Locator, Page } from '@playwright/test';
-import { artifacts, expect, repoRoot as repo, shot, test } from './fixtures';
+import { artifacts, dismissToasts, expect, repoRoot as repo, shot, test } from './fixtures';
 
 function check(cond: unknown, what: string): void {
   console.log(`  ${cond ? 'ok  ' : 'FAIL'} ${what}`);
@@ -190,6 +190,8 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   const frontiers = await page.getByTestId('plane-chart').locator('polyline').count();
   check(frontiers === 4, `one frontier line per method (${frontiers})`);
   await page.waitForTimeout(300);
+  // The import's toast would cover a sweep in the screenshot.
+  await dismissToasts(page);
   await shot(page, 'jobs-researcher-plots');
   const plane = page.getByTestId('plane-chart');
   await plane.screenshot({ path: join(artifacts, 'jobs-privacy-utility-plane.png') });
@@ -263,6 +265,7 @@ test('researcher: time estimate before the first grid, two runs\' spectra side b
     .then(() => true, () => false);
   check(notes2, 'another matrix chosen: both spectra follow');
   await page.waitForTimeout(300);
+  await dismissToasts(page);
   await shot(page, 'jobs-researcher-compare');
   await compare.screenshot({ path: join(artifacts, 'jobs-compare-runs.png') });
 });

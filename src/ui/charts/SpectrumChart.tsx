@@ -27,8 +27,9 @@ export function SpectrumChart({ sigma, kept, scores, height = 180, title, cut }:
       legend: { live: false },
       series: [
         { label: 'component' },
-        { label: 'kept σ', stroke: '#2563eb', paths: () => null, points: { show: true, size: 5, fill: '#2563eb' } },
-        { label: 'dropped σ', stroke: '#94a3b8', paths: () => null, points: { show: true, size: 5, fill: '#ffffff' } },
+        // fill only colours the legend's marker (no paths are drawn): filled = kept, hollow = dropped, as plotted.
+        { label: 'kept σ', stroke: '#2563eb', fill: '#2563eb', paths: () => null, points: { show: true, size: 5, fill: '#2563eb' } },
+        { label: 'dropped σ', stroke: '#94a3b8', fill: '#ffffff', paths: () => null, points: { show: true, size: 5, fill: '#ffffff' } },
       ],
     };
     if (scores) {
@@ -71,5 +72,9 @@ export function SpectrumChart({ sigma, kept, scores, height = 180, title, cut }:
     const d = sigma.map((s, i) => (keptSet.has(i) ? null : s));
     return (scores ? [x, k, d, scores] : [x, k, d]) as uPlot.AlignedData;
   }, [sigma, kept, scores]);
-  return <UPlotChart options={options} data={data} height={height} label={title} />;
+  return (
+    <div className="spectrum">
+      <UPlotChart options={options} data={data} height={height} label={title} />
+    </div>
+  );
 }

@@ -15,13 +15,16 @@ export interface LocalJob {
 }
 export const idleLocalJob: LocalJob = { running: false, progress: null, ended: null };
 
+/** Dataset kinds in the user's words (the code's names stay in the tooltip). */
+const KIND_WORDS: Record<string, string> = { mc: 'multiple choice', lm: 'plain text', sft: 'prompt and answer' };
+
 function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
     <>
       <div className="meta">
         {d.ok ? (
           <>
-            {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
+            {d.file} · {d.format} · {d.totalRows} rows of <b title={`kind ${d.kind}; checked by ${d.validatedBy}`}>{KIND_WORDS[d.kind] ?? d.kind}</b>
           </>
         ) : (
           <>{d.file}: not usable</>

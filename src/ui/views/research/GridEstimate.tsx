@@ -3,7 +3,7 @@
  * by the worker, StudioApi.calibrate) through the cost model of src/ui/grid-estimate.ts, with the task's
  * sizes read from the first part of its files. After a grid, the last grid's pace is shown beside it.
  */
-import { useEffect, useMemo, useState } from 'react';
+import { type ReactNode, useEffect, useMemo, useState } from 'react';
 import type { Calibration, InputFile, OTSetting } from '../../../jobs/studio-api';
 import type { GridSettings } from '../../../store/runs';
 import { useUi } from '../../../store/ui';
@@ -84,13 +84,19 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
 
   const examples = `${grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / ${grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting`;
   const runs = settings.length * seeds;
-  let estimate: string;
-  if (!model) estimate = '';
-  else if (calError) estimate = ' · no time estimate (measuring this backend failed)';
-  else if (!cal) estimate = " · measuring this backend's speed for a time estimate…";
-  else if (!est) estimate = task.length ? '' : ' · choose a task for a time estimate';
-  else estimate = ` · estimated ${formatDuration(est.seconds)} for ${runs} run${runs === 1 ? '' : 's'}`;
-  const perToken = cal ? `${(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token` : '';
+  let estimate: ReactNode;
+  if (!model) estimate = null;
+  else if (calError) estimate = 'no time estimate (measuring this backend failed)';
+  else if (!cal) estimate = "measuring this backend's speed for a time estimate…";
+  else if (!est) estimate = task.length ? 'reading the task for a time estimate…' : 'choose a task for a time estimate';
+  else {
+    estimate = (
+      <>
+        <b>estimated {formatDuration(est.seconds)}</b> for {runs} run{runs === 1 ? '' : 's'}{' '}
+        <span data-testid="grid-estimate-how">(an estimate: {(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token measured on this machine; hover for how)</span>
+      </>
+    );
+  }
   const how = cal
     ? `Estimate from a speed measured on this backend (${cal.backend}): ${(cal.forwardSecPerToken * 1000).toFixed(3)} ms per token of ${cal.model}'s forward pass, ` +
       `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix; token counts from the task file's size. ` +
@@ -98,11 +104,12 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
       'Other work on this machine makes it slower.'
     : undefined;
   return (
-    <span className="muted small" data-testid="grid-estimate" title={how}>
-      {examples}
-      {estimate}
-      {est && cal ? <span data-testid="grid-estimate-how"> (an estimate: {perToken} measured on this machine; hover for how)</span> : null}
-      {secPerSetting ? ` · the last grid took ${formatDuration(secPerSetting)} per run` : ''}
-    </span>
+    <div className="muted small grid-estimate" data-testid="grid-estimate" title={how}>
+      {estimate ? <span>{estimate}</span> : null}
+      <span>
+        {examples}
+        {secPerSetting ? ` · the last grid took ${formatDuration(secPerSetting)} per run` : ''}
+      </span>
+    </div>
   );
 }
