@@ -330,6 +330,8 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
     await expect(metrics).toBeVisible({ timeout: 120_000 });
     expect(await metrics.innerText(), 'Emulator ZS and Emulator FT evaluated').not.toContain('not run');
     await expectNColumn(metrics);
+    // The run was resumed after a reload: it still knows it trained full adapter blocks, not LoRA.
+    await expect(section.getByRole('button', { name: /Download PEFT/ }), 'PEFT export is for LoRA runs only, resumed runs too').toBeDisabled();
     const download = page.waitForEvent('download', { timeout: 30_000 });
     await page.getByRole('button', { name: 'Download adapters (.safetensors)' }).click();
     const d = await download;

@@ -284,6 +284,8 @@ export interface TuneResult {
   backend: string;
   packageName: string;
   datasetName: string;
+  /** What the run trains (also for a resumed run): PEFT export is for LoRA runs only. */
+  mode?: 'full' | 'lora';
 }
 
 /**

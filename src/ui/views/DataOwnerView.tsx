@@ -169,14 +169,14 @@ async function startTune(resumeRunId?: string) {
       if (r.steps > 0) {
         // What was trained up to the cancel stays usable: evaluate it, download it, try it.
         ui.setTuneRunId(r.runId);
-        useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+        useUi.getState().setTuneRunMode(r.mode ?? (resumeRunId ? null : t.mode));
         useUi.getState().setTuneResult(r);
       }
     } else {
       ended = 'done';
       ui.setTuneRunId(r.runId);
-      // A resumed run's kind is whatever it was started with; the settings panel holds this session's.
-      useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+      // A resumed run's kind is whatever it was started with (the worker says which), not this session's panel.
+      useUi.getState().setTuneRunMode(r.mode ?? (resumeRunId ? null : t.mode));
       useUi.getState().setTuneResult(r);
     }
   } catch (e) {
