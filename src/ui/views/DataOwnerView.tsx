@@ -340,7 +340,7 @@ function EvalPanel() {
   return (
     <Panel title="Evaluate and export">
       <FileDrop
-        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
+        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${KIND_WORDS[evalSet.kind] ?? evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
         accept=".jsonl,.json,.csv,.txt"
         testId="eval-drop"
         onFiles={async (files) => {
@@ -449,7 +449,7 @@ export function DataOwnerView() {
           />
           {dataset ? (
             <div className="meta">
-              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
+              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${KIND_WORDS[dataset.kind] ?? dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
             </div>
           ) : null}
         </Panel>
