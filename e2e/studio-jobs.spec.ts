@@ -54,14 +54,14 @@ function fixtureRuns(): unknown[] {
     const dims: Record<string, number> = { q: 256, k: 128, v: 128, o: 256, gate: 256, up: 256, down: 256 };
     const layers = [2, 3, 4, 5].map((source, i) => {
       const ranks: Record<string, number> = {};
-      const keptComponents: Record<string, number[]> = {};
+      const keptRanges: Record<string, [number, number][]> = {};
       for (const [p, n] of Object.entries(dims)) {
         const r = Math.round(n * (gradot ? 0.25 + 0.05 * i : 0.3));
         ranks[p] = r;
         const top = gradot ? Math.round(r * 0.8) : r;
-        keptComponents[p] = [...Array.from({ length: top }, (_, k) => k), ...Array.from({ length: r - top }, (_, k) => r + 5 + 2 * k)];
+        keptRanges[p] = [[0, top], ...Array.from({ length: r - top }, (_, k): [number, number] => [r + 5 + 2 * k, r + 6 + 2 * k])];
       }
-      return { index: i + 2, source, role: 'middle', ranks, mlpWidth: 688, keptComponents };
+      return { index: i + 2, source, role: 'middle', ranks, mlpWidth: 688, keptRanges };
     });
     return { compressRecord: { emulator: { layers } } };
   };

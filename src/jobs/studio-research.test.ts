@@ -13,7 +13,7 @@ import { linearName } from '../model/decoder';
 import { randomTestModel, smallSpec, writeHFFolder } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
-import { buildEmulator } from '../ot/emulator/package';
+import { buildEmulator, toRanges } from '../ot/emulator/package';
 import { api } from '../../workers/studio';
 import type { GenerateStage, InputFile } from './studio-api';
 
@@ -64,6 +64,12 @@ describe('researcher measurements', () => {
     await expect(api.modelSpectra([{ layer: 1, proj: 'nope' }])).rejects.toThrow(/no matrix nope in block 1/);
   });
 
+  it('kept components as runs: toRanges', () => {
+    expect(toRanges([0, 1, 2, 5, 6])).toEqual([[0, 3], [5, 7]]);
+    expect(toRanges([7, 0, 1, 1])).toEqual([[0, 2], [7, 8]]);
+    expect(toRanges([])).toEqual([]);
+  });
+
   it("a run's report carries the kept components of each factorized matrix (the spectrum's cut)", async () => {
     const r = await buildEmulator(spec, weights, { method: 'svd', keep: 0.5, split: { bottom: 1, top: 1 }, seed: 0, backend: new CpuBackend(), modelId: 'model', support: [] });
     const middle = r.report.layers.filter((l) => l.role === 'middle');
@@ -71,8 +77,8 @@ describe('researcher measurements', () => {
     for (const l of middle) {
       for (const [proj, rank] of Object.entries(l.ranks ?? {})) {
         if (typeof rank !== 'number') continue;
-        // svd keeps the top components in σ order.
-        expect(l.keptComponents?.[proj as 'q'], `block ${l.source} ${proj}`).toEqual(Array.from({ length: rank }, (_, k) => k));
+        // svd keeps the top components in σ order: one run [0, rank).
+        expect(l.keptRanges?.[proj], `block ${l.source} ${proj}`).toEqual([[0, rank]]);
       }
     }
     // It survives the JSON a run is stored as.

@@ -37,7 +37,7 @@ describe('runs export/import', () => {
   });
 
   it('keeps a browser run\'s report (its compression record) through export and import', () => {
-    const report = { compressRecord: { emulator: { layers: [{ index: 1, source: 1, role: 'middle', ranks: { q: 2 }, mlpWidth: 8, keptComponents: { q: [0, 3] } }] } } };
+    const report = { compressRecord: { emulator: { layers: [{ index: 1, source: 1, role: 'middle', ranks: { q: 2 }, mlpWidth: 8, keptRanges: { q: [[0, 1], [3, 4]] } }] } } };
     const back = parseRunsJson(runsToJson([run({ report })]))[0]!;
     expect(back.report).toEqual(report);
     expect(parseRunsJson(JSON.stringify([{ setting: { method: 'svd' }, report: 'nope' }]))[0]!.report).toBeUndefined();

@@ -13,7 +13,7 @@ function run(layers: unknown[] | null): OTRun {
 
 const layers = [
   { index: 0, source: 0, role: 'bottom', ranks: {}, mlpWidth: 64 },
-  { index: 1, source: 1, role: 'middle', ranks: { q: 3, up: 4 }, mlpWidth: 64, keptComponents: { q: [0, 1, 7], up: [0, 1, 2, 3] } },
+  { index: 1, source: 1, role: 'middle', ranks: { q: 3, up: 4 }, mlpWidth: 64, keptRanges: { q: [[0, 2], [7, 8]], up: [[0, 4]] } },
   { index: 2, source: 3, role: 'middle', ranks: { k: 2 }, mlpWidth: 40 },
   { index: 3, source: 4, role: 'top', ranks: {}, mlpWidth: 64 },
 ];

@@ -11,7 +11,12 @@ export interface RecordLayer {
   role: string;
   ranks?: Record<string, number>;
   mlpWidth: number;
-  keptComponents?: Record<string, number[]>;
+  /** Kept components of each factorized matrix as [start, end) runs (EmulatorReport). */
+  keptRanges?: Record<string, [number, number][]>;
+}
+
+function expand(ranges: [number, number][]): number[] {
+  return ranges.flatMap(([a, b]) => Array.from({ length: Math.max(0, b - a) }, (_, k) => a + k));
 }
 
 export function recordLayers(r: OTRun): RecordLayer[] {
@@ -40,7 +45,8 @@ export function keptOfMatrix(r: OTRun, layer: number, proj: string, n: number, i
   if (!rec) return { kept: [], note: layers.length ? 'block dropped: nothing kept' : 'no compression record' };
   if (rec.role !== 'middle') return { kept: Array.from({ length: n }, (_, k) => k), note: 'adapter block: kept whole' };
   const rank = rec.ranks?.[proj];
-  const comps = rec.keptComponents?.[proj];
+  const runs = rec.keptRanges?.[proj];
+  const comps = Array.isArray(runs) ? expand(runs) : undefined;
   if (typeof rank !== 'number') {
     if (MLP.has(proj) && rec.mlpWidth < intermediate) return { kept: [], note: `MLP channels pruned to ${rec.mlpWidth}/${intermediate}: no σ cut` };
     return { kept: Array.from({ length: n }, (_, k) => k), note: `kept whole (${n}/${n})` };
