@@ -202,23 +202,25 @@ test('researcher: time estimate before the first grid, two runs\' spectra side b
   await page.getByTestId('open-demo').click({ timeout: 30_000 });
   check(await page.locator('section[aria-label^="Inspect · demo"]').waitFor({ timeout: 120_000 }).then(() => true, () => false), 'bundled demo model opens');
 
-  // ---- Try it: Cancel in the preparation stage (model load / ONNX export), before any token.
+  // ---- Try it: Cancel in the preparation stage (model load / ONNX export), before any token. Clicked at
+  // once: the worker sees it at its next stage boundary, before transformers.js is loaded.
   const tryIt = page.getByTestId('try-model');
   await tryIt.scrollIntoViewIfNeeded();
   await field(page, 'max new tokens', tryIt).fill('6');
   await tryIt.getByRole('button', { name: 'Generate' }).click();
-  const stage = page.getByTestId('try-model-stage');
-  const early = await stage.filter({ hasText: /preparing|loading model|exporting to ONNX/ }).waitFor({ timeout: 30_000 }).then(() => true, () => false);
-  check(early, 'Try it says what it is preparing');
   await tryIt.getByTestId('cancel').click();
   const status = tryIt.getByTestId('job-status');
   check(await status.waitFor({ timeout: 60_000 }).then(() => true, () => false), 'the early cancel is answered');
   const said = (await status.innerText().catch(() => '')).trim();
   check(/^cancelled while (preparing|loading model|exporting to ONNX)$/.test(said), `cancelled in the preparation stage ("${said}")`);
   check(!(await page.getByTestId('try-model-meta').isVisible()), 'no result after an early cancel');
+  check((await page.getByTestId('try-model-output').innerText()).trim() === '', 'no text after an early cancel');
   await shot(page, 'jobs-try-it-cancelled-early');
-  // Generate again: the half-done export was not kept, and the box still works.
+  // Generate again: it says what it is preparing, the half-done export was not kept, and the box still works.
   await tryIt.getByRole('button', { name: 'Generate' }).click();
+  const stage = page.getByTestId('try-model-stage');
+  check(await stage.filter({ hasText: /preparing|loading model|exporting to ONNX|loading transformers\.js/ }).waitFor({ timeout: 10_000 }).then(() => true, () => false),
+    'Try it says what it is preparing');
   const meta = page.getByTestId('try-model-meta');
   check(await meta.waitFor({ timeout: 240_000 }).then(() => true, () => false), 'Generate works after the early cancel');
   check(/export \d/.test(await meta.innerText().catch(() => '')), 'the second Generate exported again (nothing half-done was kept)');
