@@ -440,7 +440,7 @@ test.describe('researcher', () => {
     await page.getByTestId('tab-research').click();
     const grid = page.locator('section[aria-label="Settings grid"]');
     await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
-    await expect(grid.locator('.drop-label', { hasText: 'task: train.jsonl, test.jsonl, valid.jsonl' })).toBeVisible({ timeout: 15_000 });
+    await expect(grid.locator('.drop-label', { hasText: 'task: imdb-sentiment-mc/train.jsonl, imdb-sentiment-mc/test.jsonl, imdb-sentiment-mc/valid.jsonl' })).toBeVisible({ timeout: 15_000 });
   });
 
   test('imported runs join the table and the Pareto plot; CSV export; a broken import is refused', async ({ studio: { page } }) => {

@@ -15,6 +15,7 @@ import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { buildEmulator, toRanges } from '../ot/emulator/package';
 import { api } from '../../workers/studio';
+import { taskName } from '../../workers/studio/protocol';
 import type { GenerateStage, InputFile } from './studio-api';
 
 let dir = '';
@@ -83,6 +84,15 @@ describe('researcher measurements', () => {
     }
     // It survives the JSON a run is stored as.
     expect(JSON.parse(JSON.stringify(r.report)).layers).toEqual(r.report.layers);
+  });
+});
+
+describe('protocol task name', () => {
+  it('a task folder of plainly named files is named after the folder; other files by their name', () => {
+    expect(taskName('genre-short-mc/test.jsonl')).toBe('genre-short-mc');
+    expect(taskName('data/imdb/valid.jsonl')).toBe('imdb');
+    expect(taskName('test.jsonl')).toBe('test.jsonl');
+    expect(taskName('mytask/qa-test.jsonl')).toBe('qa-test.jsonl');
   });
 });
 

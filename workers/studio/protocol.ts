@@ -15,6 +15,13 @@ import { startControlledJob, loadOpenModel } from './jobs';
 /** Full ZS / Full FT per (model, task, recipe): several methods side by side compute them once. */
 export const protocolReuse = new Map<string, NonNullable<ProtocolJobOptions['reuse']>>();
 
+/** The task's name: its folder when the files are plainly named train/test/valid (a task folder), else the test file's name. */
+export function taskName(testPath: string): string {
+  const parts = testPath.split('/').filter(Boolean);
+  const file = parts[parts.length - 1] ?? testPath;
+  return parts.length > 1 && /^(train|test|valid)\.[a-z]+$/i.test(file) ? parts[parts.length - 2]! : baseName(testPath);
+}
+
 export function pickTaskFile(files: InputFile[], word: string): InputFile | undefined {
   return files.find((f) => baseName(f.path).toLowerCase().includes(word));
 }
@@ -39,7 +46,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     const file = async (f: InputFile) => ({ name: f.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(f.data, f.path) });
     let data: ProtocolData;
     try {
-      data = prepareProtocolData({ name: baseName(testF.path), train: await file(trainF), valid: validF ? await file(validF) : null, test: await file(testF) },
+      data = prepareProtocolData({ name: taskName(testF.path), train: await file(trainF), valid: validF ? await file(validF) : null, test: await file(testF) },
         withoutSpecialTokens(tok), spec, {
           // Training on the recipe's context; evaluation on the model's whole context.
           contextLength: C, evalContextLength: spec.maxPositions, seed: req.tune.seed,
