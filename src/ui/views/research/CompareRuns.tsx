@@ -30,8 +30,13 @@ function Spectra({ ra, rb }: { ra: OTRun; rb: OTRun }) {
     () => [...new Set([ra, rb].flatMap((r) => recordLayers(r).filter((l) => l.role === 'middle').map((l) => l.source)))].sort((a, b) => a - b),
     [ra, rb],
   );
+  // The matrices the two records name (a run that factored nothing, e.g. layer drop, names none).
+  const projs = useMemo(() => {
+    const named = new Set([ra, rb].flatMap((r) => recordLayers(r).flatMap((l) => Object.keys(l.ranks ?? {}))));
+    return named.size ? [...PROJS.filter((p) => named.has(p)), ...[...named].filter((p) => !PROJS.includes(p))] : PROJS;
+  }, [ra, rb]);
   const [sel, setSel] = useState<{ layer: number; proj: string } | null>(null);
-  const cur = sel && blocks.includes(sel.layer) ? sel : blocks.length ? { layer: blocks[0]!, proj: 'q' } : null;
+  const cur = sel && blocks.includes(sel.layer) && projs.includes(sel.proj) ? sel : blocks.length ? { layer: blocks[0]!, proj: projs[0]! } : null;
   const [spec, setSpec] = useState<ModelSpectrum | null>(null);
   const sameModel = model !== null && ra.model === model.name && rb.model === model.name;
   useEffect(() => {
@@ -55,7 +60,7 @@ function Spectra({ ra, rb }: { ra: OTRun; rb: OTRun }) {
       <div className="subhead row">
         Singular values of the source matrix, each run's kept components filled
         <select value={`${cur.layer}.${cur.proj}`} onChange={(e) => { const [l, p] = e.target.value.split('.'); setSel({ layer: Number(l), proj: p! }); }} data-testid="compare-matrix">
-          {blocks.flatMap((l) => PROJS.map((p) => <option key={`${l}.${p}`} value={`${l}.${p}`}>block {l} · {p}</option>))}
+          {blocks.flatMap((l) => projs.map((p) => <option key={`${l}.${p}`} value={`${l}.${p}`}>block {l} · {p}</option>))}
         </select>
       </div>
       <div className="compare">
