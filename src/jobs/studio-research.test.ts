@@ -123,4 +123,16 @@ describe('try it: cancel', () => {
     await expect(p2).rejects.toThrow(/cancelled/);
     expect(again.slice(0, 3)).toEqual(['loading model', 'exporting to ONNX', 'loading transformers.js']);
   });
+
+  it('a cancel that overtakes the call starting the generation still stops it, before any stage', async () => {
+    await api.cancel('gen-test-early');
+    const stages: GenerateStage[] = [];
+    const p = api.generate(
+      { target: { kind: 'plugin' }, prompt: 'the red house', maxNewTokens: 4, sample: false, temperature: 1, topK: 1, jobId: 'gen-test-early' },
+      () => undefined,
+      (s) => stages.push(s),
+    );
+    await expect(p).rejects.toThrow(/cancelled/);
+    expect(stages).toEqual([]);
+  });
 });

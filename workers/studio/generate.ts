@@ -14,7 +14,7 @@ import { type WeightMap } from '../../src/model/weights';
 import { type GenerateOptions, type GenerateResult, type GenerateStage, type InputFile } from '../../src/jobs/studio-api';
 import { probeBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
-import { jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
+import { earlyCancels, jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
 import { Cancelled } from './jobs';
 
 
@@ -97,11 +97,12 @@ export async function buildTryExport(target: GenerateOptions['target'], gate: St
 export async function generateJob(opts: GenerateOptions, onText: (text: string) => void, onStage?: (stage: GenerateStage) => void): Promise<GenerateResult> {
   // Cancel lands between stages (model load, ONNX export, transformers.js load) and between tokens: the
   // next token throws out of transformers.js's generate loop.
-  const ctl: JobControl = { paused: false, cancelled: false };
+  const ctl: JobControl = { paused: false, cancelled: opts.jobId ? earlyCancels.delete(opts.jobId) : false };
   if (opts.jobId) jobs.set(opts.jobId, ctl);
   const gate: StageGate = async (stage) => {
-    // A cancel message (comlink) is delivered only between macrotasks.
-    await new Promise((r) => setTimeout(r, 0));
+    // A cancel message (comlink) is delivered only between tasks, and a 0 ms timer may run before a queued
+    // message: a few idle milliseconds let any queued message in first.
+    await new Promise((r) => setTimeout(r, 5));
     if (ctl.cancelled) throw new Cancelled();
     void onStage?.(stage);
   };

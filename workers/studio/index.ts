@@ -12,7 +12,7 @@ import { generateJob } from './generate';
 import { openAdapters, openDataset, openModel, openPackage } from './models';
 import { runProtocolJob } from './protocol';
 import { calibrate, modelSpectra } from './research';
-import { jobControls, jobs } from './state';
+import { earlyCancels, jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
 
@@ -62,6 +62,8 @@ export const api: StudioApi = {
   async cancel(jobId: string) {
     const j = jobs.get(jobId);
     if (j) j.cancelled = true;
+    // A generation's id is chosen by the caller: its cancel may overtake the call that starts it.
+    else if (jobId.startsWith('gen-')) earlyCancels.add(jobId);
     const c = jobControls.get(jobId);
     if (c) {
       c.pauser.resume();

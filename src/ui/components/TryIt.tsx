@@ -23,6 +23,9 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
   /** What the worker is doing now; a cancel says where it stopped. */
   const [stage, setStage] = useState<GenerateStage | null>(null);
   const stageNow = useRef<GenerateStage | null>(null);
+  /** Cancel was clicked for the running generation (the worker may still finish first). */
+  const cancelAsked = useRef(false);
+  const [lateCancel, setLateCancel] = useState(false);
   const [cancelled, setCancelled] = useState<GenerateStage | 'preparing' | null>(null);
   const run = async () => {
     if (!target) return;
@@ -31,6 +34,8 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
     setCancelled(null);
     setStage(null);
     stageNow.current = null;
+    cancelAsked.current = false;
+    setLateCancel(false);
     setRunning(true);
     setText('');
     setResult(null);
@@ -45,6 +50,8 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
       );
       setText(r.text);
       setResult(r);
+      // The last token came before the cancel did: say so rather than leave the click unanswered.
+      if (cancelAsked.current) setLateCancel(true);
     } catch (e) {
       // The text generated before the cancel stays on screen.
       if (isCancelError(e)) setCancelled(stageNow.current ?? 'preparing');
@@ -80,12 +87,21 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
           <button className="primary" disabled={!target || running || !prompt.trim()} onClick={run} title={target ? undefined : hint}>
             {running ? 'Generating…' : 'Generate'}
           </button>
-          <CancelButton jobId={jobId} running={running} onCancel={() => jobId && void studio().cancel(jobId)} />
+          <CancelButton
+            jobId={jobId}
+            running={running}
+            onCancel={() => {
+              if (!jobId) return;
+              cancelAsked.current = true;
+              void studio().cancel(jobId);
+            }}
+          />
           {cancelled && !running ? (
             <span className="muted small" data-testid="job-status">
               cancelled {cancelled === 'generating' ? 'while generating' : `while ${cancelled}`}
             </span>
           ) : null}
+          {lateCancel && !running ? <span className="muted small">finished before the cancel arrived</span> : null}
         </div>
         {!target ? <div className="meta">{hint}</div> : null}
         <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">
