@@ -526,6 +526,8 @@ export interface Calibration {
   forwardSecPerToken: number;
   /** Seconds of one exact SVD of the model's largest middle-block matrix. */
   svdSecondsPerMatrix: number;
+  /** Seconds to load the model's weights (each grid setting does once). */
+  loadSeconds: number;
   measuredAt: string;
 }
 

@@ -46,6 +46,7 @@ describe('researcher measurements', () => {
     expect(c.tokens).toBeGreaterThanOrEqual(16);
     expect(Number.isFinite(c.forwardSecPerToken) && c.forwardSecPerToken > 0).toBe(true);
     expect(Number.isFinite(c.svdSecondsPerMatrix) && c.svdSecondsPerMatrix >= 0).toBe(true);
+    expect(Number.isFinite(c.loadSeconds) && c.loadSeconds > 0).toBe(true);
     // Cached per model and sequence length: the same measurement comes back.
     expect(await api.calibrate(16)).toEqual(c);
   });

@@ -46,6 +46,12 @@ describe('grid estimate', () => {
     expect(two.seconds - one.seconds).toBeCloseTo(one.perSetting[0]!, 9);
   });
 
+  it("adds the model's load time to every setting", () => {
+    const without = estimateGrid({ ...base, settings: [{ method: 'svd', keep: 0.5 }, { method: 'drop', keep: 0.5 }] }, cal);
+    const withLoad = estimateGrid({ ...base, settings: [{ method: 'svd', keep: 0.5 }, { method: 'drop', keep: 0.5 }] }, { ...cal, loadSeconds: 1.5 });
+    expect(withLoad.seconds - without.seconds).toBeCloseTo(3, 9);
+  });
+
   it('grows with examples, tokens and epochs; Full FT adds a whole-model tune and evaluation', () => {
     const one = estimateGrid(base, cal).seconds;
     for (const more of [{ trainExamples: 128 }, { testItems: 200 }, { trainTokens: 80 }, { testTokens: 140 }, { epochs: 2 }]) {

@@ -11,6 +11,7 @@
  * - compression: gradot: support pass (TRAIN_FACTOR × support examples × seq len × F) + one SVD per middle
  *                matrix (its scoring is counted in the support pass); svd: one SVD per middle matrix;
  *                prune, drop, none: nothing worth counting.
+ * - loading:     the model's load time (each setting loads it again).
  * Once per grid: Full ZS (test items × test tokens × F) and, if asked, Full FT (its tuning and evaluation
  * on the whole model). Seeds repeat every setting.
  */
@@ -55,7 +56,7 @@ export function emulatorShare(params: GridShape['params'], method: CompressMetho
   return Math.max(0, params.total - params.middle * (1 - k)) / params.total;
 }
 
-export function estimateGrid(g: GridShape, cal: Pick<Calibration, 'forwardSecPerToken' | 'svdSecondsPerMatrix'>): GridEstimate {
+export function estimateGrid(g: GridShape, cal: Pick<Calibration, 'forwardSecPerToken' | 'svdSecondsPerMatrix'> & { loadSeconds?: number }): GridEstimate {
   const F = cal.forwardSecPerToken;
   const evalFull = g.testItems * g.testTokens * F;
   const trainFull = TRAIN_FACTOR * g.trainExamples * g.epochs * g.trainTokens * F;
@@ -65,7 +66,7 @@ export function estimateGrid(g: GridShape, cal: Pick<Calibration, 'forwardSecPer
     const evals = evalFull * (2 * share + 1);
     const svd = g.middleMatrices * cal.svdSecondsPerMatrix;
     const compress = method === 'gradot' ? TRAIN_FACTOR * g.supportExamples * g.seqLen * F + svd : method === 'svd' ? svd : 0;
-    return tune + evals + compress;
+    return tune + evals + compress + (cal.loadSeconds ?? 0);
   });
   const once = evalFull + (g.fullFT ? trainFull + evalFull : 0);
   const seconds = Math.max(1, g.seeds) * perSetting.reduce((a, b) => a + b, 0) + once;

@@ -36,7 +36,10 @@ export async function calibrate(seqLen: number): Promise<Calibration> {
   const key = `${cur.summary.name}|${seqLen}`;
   const hit = calibrations.get(key);
   if (hit) return hit;
+  // Every grid setting loads the model again (workers/studio/protocol.ts): its load time is a per-run cost.
+  const tLoad = performance.now();
   const { name, model } = await openSource();
+  const loadSeconds = (performance.now() - tLoad) / 1000;
   const spec = model.spec;
   const T = Math.max(8, Math.min(seqLen, spec.maxPositions));
   const B = 2;
@@ -77,7 +80,7 @@ export async function calibrate(seqLen: number): Promise<Calibration> {
   }
   const cal: Calibration = {
     model: name, backend: forward.backend, seqLen: T, tokens: B * T,
-    forwardSecPerToken: forward.seconds / (B * T), svdSecondsPerMatrix: svdSeconds,
+    forwardSecPerToken: forward.seconds / (B * T), svdSecondsPerMatrix: svdSeconds, loadSeconds,
     measuredAt: new Date().toISOString(),
   };
   calibrations.set(key, cal);

@@ -99,7 +99,8 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
   }
   const how = cal
     ? `Estimate from a speed measured on this backend (${cal.backend}): ${(cal.forwardSecPerToken * 1000).toFixed(3)} ms per token of ${cal.model}'s forward pass, ` +
-      `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix; token counts from the task file's size. ` +
+      `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix, ${cal.loadSeconds.toFixed(1)} s to load the model per run; ` +
+      "token counts from the task file's size. " +
       (est ? `Per run: ${est.shape.trainExamples} training examples of about ${est.shape.trainTokens} tokens, ${est.shape.testItems} test items of about ${est.shape.testTokens} tokens scored. ` : '') +
       'Other work on this machine makes it slower.'
     : undefined;
