@@ -162,6 +162,7 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   const gridEstimate = grid.getByTestId('grid-estimate');
   await gridEstimate.filter({ hasText: /estimated \d/ }).waitFor({ timeout: 60_000 }).catch(() => undefined);
   const estimateBefore = (await gridEstimate.innerText().catch(() => '')).replace(/\s+/g, ' ');
+  const estimateHow = (await gridEstimate.getAttribute('title').catch(() => '')) ?? '';
   const gridStart = Date.now();
   await grid.getByRole('button', { name: /Run 2 settings/ }).click();
   check(await grid.getByTestId('overall-progress').waitFor({ timeout: 30_000 }).then(() => true, () => false), 'grid shows an overall progress');
@@ -169,7 +170,7 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   const oneDone = await rows.first().waitFor({ timeout: 400_000 }).then(() => true, () => false);
   check(oneDone, 'first grid setting finishes');
   // For the record (not a check: the machine is shared): the estimate against the first setting's time.
-  console.log(`  note estimate before the grid: "${estimateBefore}"; the first of 2 settings took ${((Date.now() - gridStart) / 1000).toFixed(0)} s`);
+  console.log(`  note estimate before the grid: "${estimateBefore}"; the first of 2 settings took ${((Date.now() - gridStart) / 1000).toFixed(0)} s (${estimateHow})`);
   check(await cancelIn(page, grid), 'grid has a Cancel button');
   check(await cancelledIn(grid, 300_000), 'cancelled grid says "cancelled"');
   check((await rows.count()) === 1, 'the finished setting stays in the table after the cancel');
