@@ -250,12 +250,14 @@ export function ResearcherView() {
   const lambdaSweep = useMemo<PlaneSeries[]>(() => {
     const g = points.filter((p) => p.method === 'gradot');
     const keeps = [...new Set(g.map((p) => p.keep))].sort((a, b) => a - b);
+    // Coloured after the filter: a lone line is blue, not the colour of a method in the other plots.
     return keeps
-      .map((k, i) => ({
-        label: `keep ${k}`, color: SWEEP_COLORS[i % SWEEP_COLORS.length]!, shape: 'circle' as const, line: 'sweep' as const,
+      .map((k) => ({
+        label: `keep ${k}`, color: '', shape: 'circle' as const, line: 'sweep' as const,
         points: g.filter((p) => p.keep === k).map((p) => ({ x: p.lambda, y: p.utility, yErr: p.utilityStd || undefined })),
       }))
-      .filter((s) => new Set(s.points.map((p) => p.x)).size > 1);
+      .filter((s) => new Set(s.points.map((p) => p.x)).size > 1)
+      .map((s, i) => ({ ...s, color: SWEEP_COLORS[i % SWEEP_COLORS.length]! }));
   }, [points]);
 
   return (
