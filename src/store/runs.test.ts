@@ -54,6 +54,14 @@ describe('runs export/import', () => {
 import { settingPoints } from './runs';
 
 describe('settingPoints', () => {
+  it('a loss task is turned around so that larger is better on both axes', () => {
+    const [p] = settingPoints([run({ metric: 'loss', fullZS: 2.0, emulatorZS: 2.6, plugIn: 1.5, emulatorFT: 1.7, delta: 0.2 })], 'plugIn');
+    expect(p!.hides).toBeCloseTo(0.6, 12);
+    expect(p!.utility).toBeCloseTo(-1.5, 12);
+    const [d] = settingPoints([run({ metric: 'loss', fullZS: 2.0, emulatorZS: 2.6, plugIn: 1.5, emulatorFT: 1.7, delta: 0.2 })], 'delta');
+    expect(d!.utility).toBeCloseTo(0.2, 12);
+  });
+
   it('averages seeds of one setting and measures their spread', () => {
     const pts = settingPoints(
       [

@@ -185,9 +185,11 @@ export interface SettingPoint {
   method: CompressMethod;
   keep: number;
   lambda: number;
-  /** How much the emulator hides: Full ZS − Emulator ZS (larger = more private). */
+  /** How much the emulator hides: Full ZS − Emulator ZS for accuracy, Emulator ZS − Full ZS for a loss
+   *  (larger = more private either way). */
   hides: number;
   hidesStd: number;
+  /** The y value, larger = better: Δ, Plug-in accuracy, or minus the Plug-in loss. */
   utility: number;
   utilityStd: number;
   seeds: number;
@@ -207,8 +209,10 @@ export function settingPoints(runs: OTRun[], y: UtilityAxis): SettingPoint[] {
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   return [...groups.values()].map((rs) => {
-    const h = rs.map((r) => r.fullZS! - r.emulatorZS!);
-    const u = rs.map((r) => r[y] as number);
+    // The plane reads "up and right is better": a loss (lower is better) is turned around. Δ already is.
+    const loss = rs[0]!.metric === 'loss';
+    const h = rs.map((r) => (loss ? r.emulatorZS! - r.fullZS! : r.fullZS! - r.emulatorZS!));
+    const u = rs.map((r) => (loss && y === 'plugIn' ? -(r[y] as number) : (r[y] as number)));
     const hm = h.reduce((a, x) => a + x, 0) / h.length;
     const um = u.reduce((a, x) => a + x, 0) / u.length;
     const s = rs[0]!.setting;

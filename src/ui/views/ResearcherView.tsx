@@ -218,7 +218,11 @@ export function ResearcherView() {
 
   const [yAxis, setYAxis] = useState<UtilityAxis>('plugIn');
   const metric = runs[0]?.metric ?? 'acc';
-  const yName = yAxis === 'plugIn' ? `Plug-in ${metric} (utility)` : 'Δ = Plug-in − Emulator FT';
+  // A loss is plotted turned around (see settingPoints) so that up and right stay better.
+  const lossMetric = metric === 'loss';
+  const yName = yAxis === 'plugIn'
+    ? (lossMetric ? '− Plug-in loss (utility)' : `Plug-in ${metric} (utility)`)
+    : (lossMetric ? 'Δ = Emulator FT loss − Plug-in loss' : 'Δ = Plug-in − Emulator FT');
   const points = useMemo(() => settingPoints(runs, yAxis), [runs, yAxis]);
   const plane = useMemo<PlaneSeries[]>(() => {
     const methods = ALL_METHODS.filter((m) => points.some((p) => p.method === m));
@@ -367,7 +371,7 @@ export function ResearcherView() {
                   series={plane}
                   testId="plane-chart"
                   title="privacy-utility plane"
-                  xLabel={`emulator hides: Full ZS − Emulator ZS (${metric}) →`}
+                  xLabel={lossMetric ? 'emulator hides: Emulator ZS − Full ZS (loss) →' : `emulator hides: Full ZS − Emulator ZS (${metric}) →`}
                   yLabel={`${yName} →`}
                 />
                 <div className="muted small">
