@@ -126,6 +126,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--support-len T', text: 'support sequence length', default: '128' },
       { flag: '--lambda-attn X', text: 'GradOT attention λ', default: '1' },
       { flag: '--lambda-mlp Y', text: 'GradOT MLP λ', default: '1' },
+      { flag: '--lambda-mode M', text: 'raw, or balanced (λ scaled to the terms’ sizes)', default: 'raw' },
       { flag: '--limit-train N', text: 'first N training examples (quick runs)', default: 'all' },
       { flag: '--limit-test N', text: 'first N test questions (quick runs)', default: 'all' },
       { flag: '--seeds S1,S2,…', text: 'run each method once per seed (mean ± spread in the report)', default: '--seed' },

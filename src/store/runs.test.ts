@@ -36,6 +36,19 @@ describe('runs export/import', () => {
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
   });
 
+  it('carries the privacy side and the verdicts through CSV and JSON; drops unknown verdicts on import', () => {
+    const r = run({ task: 'genre-short-mc', hidesStderr: 0.02, verdicts: { deltaPositive: 'inside noise', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } });
+    const cells = runsToCsv([r]).trim().split('\n')[1]!.split(',');
+    // hides = Full ZS − Emulator ZS = 0.61 − 0.52.
+    expect(Number(cells[RUN_COLUMNS.indexOf('hides')])).toBeCloseTo(0.09, 12);
+    expect(cells[RUN_COLUMNS.indexOf('hidesStderr')]).toBe('0.02');
+    expect(cells[RUN_COLUMNS.indexOf('deltaVerdict')]).toBe('inside noise');
+    expect(cells[RUN_COLUMNS.indexOf('hidesVerdict')]).toBe('yes');
+    expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
+    const [bad] = parseRunsJson(JSON.stringify([{ ...r, verdicts: { deltaPositive: 'maybe', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } }]));
+    expect(bad!.verdicts).toBeUndefined();
+  });
+
   it('importer derives Δ when absent and rejects runs without a method', () => {
     const [r] = parseRunsJson(JSON.stringify([{ setting: { method: 'svd', keep: 0.5 }, plugIn: 0.8, emulatorFT: 0.5 }]));
     expect(r!.delta).toBeCloseTo(0.3, 12);

@@ -79,6 +79,7 @@ export const useRuns = create<RunsState>((set, get) => ({
 export const RUN_COLUMNS = [
   'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
   'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
+  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict',
 ] as const;
 
 function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
@@ -102,6 +103,11 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     compressionRatio: r.compressionRatio,
     metric: r.metric,
     origin: r.origin,
+    hides: r.fullZS !== null && r.emulatorZS !== null ? (r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS) : null,
+    hidesStderr: r.hidesStderr ?? null,
+    deltaVerdict: r.verdicts?.deltaPositive ?? null,
+    hidesVerdict: r.verdicts?.emulatorHides ?? null,
+    plugInVerdict: r.verdicts?.plugInBeatsFullZS ?? null,
   };
 }
 
@@ -125,6 +131,14 @@ export function runsToJson(runs: OTRun[]): string {
 }
 
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+const VERDICTS = new Set(['yes', 'no', 'inside noise', 'untested']);
+/** An imported row's verdicts are kept only when every one is a known verdict. */
+function validVerdicts(v: unknown): v is NonNullable<OTRun['verdicts']> {
+  if (!v || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  return ['deltaPositive', 'plugInBeatsFullZS', 'emulatorHides'].every((k) => VERDICTS.has(o[k] as string));
+}
 
 /**
  * Accepts our own export ({format, runs}) or a bare array of runs; rejects anything else with a reason.
@@ -160,6 +174,8 @@ export function parseRunsJson(text: string): OTRun[] {
       fullFT: numOrNull(r.fullFT),
       delta: numOrNull(r.delta) ?? (plugIn !== null && emulatorFT !== null ? plugIn - emulatorFT : null),
       ...(numOrNull(r.deltaStderr) !== null ? { deltaStderr: numOrNull(r.deltaStderr) } : {}),
+      ...(numOrNull(r.hidesStderr) !== null ? { hidesStderr: numOrNull(r.hidesStderr) } : {}),
+      ...(validVerdicts(r.verdicts) ? { verdicts: r.verdicts } : {}),
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
       ...(typeof r.seed === 'number' ? { seed: r.seed } : {}),

@@ -154,6 +154,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
             {th('plugIn', 'Plug-in')}
             {th('fullFT', 'Full FT')}
             {th('delta', 'Δ')}
+            <th className="num" title="Full ZS − Emulator ZS: how much the emulator hides (the model owner's side)">hides</th>
             {th('compressionRatio', 'ratio')}
             <th>origin</th>
             <th />
@@ -179,11 +180,17 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.plugIn)}</td>
               <td className="num">{fmt(r.fullFT)}</td>
               <td
-                className={`num ${r.delta !== null && r.delta > 0 ? 'good' : 'bad-val'}`}
-                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items' : undefined}
+                className={`num ${(r.verdicts ? r.verdicts.deltaPositive === 'yes' : r.delta !== null && r.delta > 0) ? 'good' : 'bad-val'}`}
+                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items; "yes" only beyond two of them' : undefined}
               >
                 {fmt(r.delta)}
                 {r.deltaStderr != null && <span className="muted small"> ± {fmt(r.deltaStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.deltaPositive}</span>}
+              </td>
+              <td className="num" title="Full ZS − Emulator ZS ± its paired standard error; &quot;yes&quot; only beyond two of them">
+                {r.fullZS !== null && r.emulatorZS !== null ? fmt(r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS) : '—'}
+                {r.hidesStderr != null && <span className="muted small"> ± {fmt(r.hidesStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.emulatorHides}</span>}
               </td>
               <td className="num">{fmt(r.compressionRatio, 2)}</td>
               <td className="muted small">{r.origin}</td>
