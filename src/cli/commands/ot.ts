@@ -143,7 +143,8 @@ export const command: Command = {
     }
     const runs = reports.map((r) => ({
       method: r.method, keep: r.keep, seed: r.tuneOptions.seed, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
-      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null,
+      privacyGap: r.privacyGap ?? null, privacyGapStderr: r.privacyGapStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {
