@@ -47,6 +47,8 @@ export default defineConfig({
     launchOptions: chromiumLaunchOptions(),
     viewport: { width: 1440, height: 900 },
     acceptDownloads: true,
+    // No probe waits forever: a locator read on an element that never appears fails after 30 s, naming it.
+    actionTimeout: 30_000,
     // A failing test leaves a screenshot of its pages in test-results/.
     screenshot: 'only-on-failure',
   },

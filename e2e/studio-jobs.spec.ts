@@ -8,6 +8,7 @@ import type { Locator, Page } from '@playwright/test';
 import { artifacts, expect, repoRoot as repo, shot, test } from './fixtures';
 
 function check(cond: unknown, what: string): void {
+  console.log(`  ${cond ? 'ok  ' : 'FAIL'} ${what}`);
   expect.soft(cond, what).toBeTruthy();
 }
 
@@ -112,7 +113,7 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   check(await cancelIn(page, training), 'tuning has a Cancel button');
   check(await cancelledIn(training), 'cancelled tuning says "cancelled"');
   check(await start.isEnabled(), 'Start is enabled again after cancel');
-  const banner = await page.getByTestId('resume-banner').innerText().catch(() => '');
+  const banner = await page.getByTestId('resume-banner').innerText({ timeout: 3_000 }).catch(() => '');
   check(!/interrupted/.test(banner), `the banner does not call a cancel an interruption ("${banner.replace(/\s+/g, ' ').slice(0, 90)}")`);
   const evalPanel = page.locator('section[aria-label="Evaluate and export"]');
   check(await page.locator('section[aria-label="Loss"]').getByText('these adapters are usable').isVisible(), 'the cancelled run offers the adapters it trained');

@@ -7,7 +7,7 @@ describe('command help', () => {
     for (const { name } of COMMANDS) {
       const cmd = await loadCommand(name);
       if (!cmd) continue;
-      const inUsage = [...new Set([...cmd.usage.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1]!))].filter((o) => o !== 'json' && o !== 'help');
+      const inUsage = [...new Set([...cmd.usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))].filter((o) => o !== 'json' && o !== 'help');
       const documented = documentedOptions(name);
       expect(HELP[name], `${name} has help`).toBeDefined();
       // The shared tuning usage names --seeds "(ot)"; it is documented for ot only.

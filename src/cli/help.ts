@@ -73,6 +73,9 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--heldout-batches N', text: 'held-out batches', default: '4' },
       { flag: '--seed S', text: 'seed (random choices of the baselines)', default: '0' },
       { flag: '--zip', text: 'write one .zip instead of a folder' },
+      { flag: '--memory-budget SIZE', text: 'memory for support statistics and SVD factors beyond the model (e.g. 1.5GB); blocks are processed in groups under it', default: '1.5GB' },
+      { flag: '--f32', text: "write the package in F32 instead of the model's own dtype (F16/BF16 stay F16/BF16)" },
+      { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
       ...TOKENIZER,
     ],
     examples: [
@@ -86,6 +89,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--valid DATA', text: `validation data: ${DATA} (its valid.jsonl)`, default: 'a --valid-fraction split of --train' },
       { flag: '--out DIR', text: 'where the adapters (and checkpoints) are written' },
       { flag: '--adapters L:R', text: 'adapter split for a plain model (packages record theirs)', default: '2:2' },
+      { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
       ...TUNE,
     ],
     examples: [
@@ -110,6 +114,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--adapter DIR', text: 'adapters tuned on the emulator' },
       { flag: '--out DIR', text: 'where the full model with the adapters plugged in is written' },
       { flag: '--dtype T', text: 'weights dtype of the output: F32, F16 or BF16', default: 'F32' },
+      { flag: '--force', text: 'plug in adapters made for other weights, or write into a folder holding unrelated files' },
     ],
     examples: ['gradot plug public/models/demo --adapter out/adapters --out out/demo-plugged'],
   },
@@ -130,6 +135,7 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--limit-train N', text: 'first N training examples (quick runs)', default: 'all' },
       { flag: '--limit-test N', text: 'first N test questions (quick runs)', default: 'all' },
       { flag: '--seeds S1,S2,…', text: 'run each method once per seed (mean ± spread in the report)', default: '--seed' },
+      { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
       ...TUNE,
     ],
     examples: [
@@ -139,10 +145,14 @@ export const HELP: Record<string, CommandHelp> = {
   },
   bench: {
     options: [
-      { flag: '--only LIST', text: 'comma-separated parts: matmul, train, compress, ort', default: 'all' },
+      { flag: '--only LIST', text: 'comma-separated parts: matmul, train, compress, ort, cpu (thread scaling and TF.js peer), svd, scale (hub-shaped models, minutes each)', default: 'matmul,train,compress,ort' },
       { flag: '--sizes LIST', text: 'matmul sizes', default: '128,256,512' },
+      { flag: '--threads N', text: 'CPU backend threads (every command takes it)', default: 'the machine’s cores, at most 8' },
+      { flag: '--repeat R', text: 'cpu: keep the best of R interleaved rounds (for a shared machine)', default: '1' },
+      { flag: '--models LIST', text: 'scale: hub-shaped models to build and compress', default: 'gpt2,opt-125m' },
+      { flag: '--keep F', text: 'scale: fraction kept by the GradOT compress', default: '0.5' },
     ],
-    examples: ['gradot bench', 'gradot bench --only matmul --sizes 256,512'],
+    examples: ['gradot bench', 'gradot bench --only matmul --sizes 256,512', 'gradot bench --only cpu --repeat 3', 'gradot bench --only scale --models gpt2'],
   },
   'export-onnx': {
     options: [
@@ -150,8 +160,16 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--adapter DIR', text: 'plug these adapters in before exporting' },
       { flag: '--verify', text: 'run the export in onnxruntime and compare logits with the engine', default: 'off' },
       { flag: '--external-data', text: 'weights in a separate .onnx_data file', default: 'off' },
+      { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
     ],
     examples: ['gradot export-onnx public/models/demo --out out/demo-onnx --verify'],
+  },
+  'make-model': {
+    options: [
+      { flag: '--seed S', text: 'seed of the random weights', default: '0' },
+      { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
+    ],
+    examples: ['gradot make-model gpt2 out/gpt2-random', 'gradot make-model qwen2.5-0.5b out/qwen-random --seed 1'],
   },
   'ort-eval': {
     options: [
