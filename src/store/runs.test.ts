@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OTRun } from '../jobs/studio-api';
-import { parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
+import { hidesOf, parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
 
 function run(over: Partial<OTRun> = {}): OTRun {
   return {
@@ -47,6 +47,14 @@ describe('runs export/import', () => {
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
     const [bad] = parseRunsJson(JSON.stringify([{ ...r, verdicts: { deltaPositive: 'maybe', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } }]));
     expect(bad!.verdicts).toBeUndefined();
+  });
+
+  it('hidesOf: larger = the emulator hides more, for accuracy and for loss; null when a phase is missing', () => {
+    // acc: Full ZS 0.61 − Emulator ZS 0.52 = 0.09; loss: emulator 3.5 − full 3.25 = 0.25 (worse emulator, hides more).
+    expect(hidesOf(run())).toBeCloseTo(0.09, 12);
+    expect(hidesOf(run({ metric: 'loss', fullZS: 3.25, emulatorZS: 3.5 }))).toBe(0.25);
+    expect(hidesOf(run({ metric: 'loss', fullZS: 3.5, emulatorZS: 3.25 }))).toBe(-0.25);
+    expect(hidesOf(run({ emulatorZS: null }))).toBeNull();
   });
 
   it('importer derives Δ when absent and rejects runs without a method', () => {

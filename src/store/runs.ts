@@ -82,6 +82,15 @@ export const RUN_COLUMNS = [
   'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict',
 ] as const;
 
+/**
+ * The privacy side of a run: Full ZS − Emulator ZS (Emulator ZS loss − Full ZS loss for loss metrics), so
+ * larger always means the emulator hides more of the model; null when either is missing.
+ */
+export function hidesOf(r: Pick<OTRun, 'fullZS' | 'emulatorZS' | 'metric'>): number | null {
+  if (r.fullZS === null || r.emulatorZS === null) return null;
+  return r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS;
+}
+
 function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
   return {
     id: r.id,
@@ -103,7 +112,7 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     compressionRatio: r.compressionRatio,
     metric: r.metric,
     origin: r.origin,
-    hides: r.fullZS !== null && r.emulatorZS !== null ? (r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS) : null,
+    hides: hidesOf(r),
     hidesStderr: r.hidesStderr ?? null,
     deltaVerdict: r.verdicts?.deltaPositive ?? null,
     hidesVerdict: r.verdicts?.emulatorHides ?? null,

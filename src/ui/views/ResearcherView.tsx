@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
-import { keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
+import { hidesOf, keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { Heatmap } from '../charts/Heatmap';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
@@ -177,7 +177,9 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.fullZS)}</td>
               <td className="num">{fmt(r.emulatorZS)}</td>
               <td className="num">{fmt(r.emulatorFT)}</td>
-              <td className="num">{fmt(r.plugIn)}</td>
+              <td className="num" title={r.verdicts ? `Plug-in > Full ZS: ${r.verdicts.plugInBeatsFullZS} ("yes" only beyond two paired standard errors)` : undefined}>
+                {fmt(r.plugIn)}
+              </td>
               <td className="num">{fmt(r.fullFT)}</td>
               <td
                 className={`num ${(r.verdicts ? r.verdicts.deltaPositive === 'yes' : r.delta !== null && r.delta > 0) ? 'good' : 'bad-val'}`}
@@ -188,7 +190,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
                 {r.verdicts && <span className="muted small"> {r.verdicts.deltaPositive}</span>}
               </td>
               <td className="num" title="Full ZS − Emulator ZS ± its paired standard error; &quot;yes&quot; only beyond two of them">
-                {r.fullZS !== null && r.emulatorZS !== null ? fmt(r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS) : '—'}
+                {fmt(hidesOf(r))}
                 {r.hidesStderr != null && <span className="muted small"> ± {fmt(r.hidesStderr)}</span>}
                 {r.verdicts && <span className="muted small"> {r.verdicts.emulatorHides}</span>}
               </td>
