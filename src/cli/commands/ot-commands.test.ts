@@ -58,6 +58,9 @@ describe('gradot ot', () => {
     expect(r.runs[0].privacyGap).toBe(0);
     expect(r.runs[0].privacyGapStderr).toBe(0);
     expect(r.runs[0].checks.emulatorHides).toBe(false);
+    // The verdicts in words on the headline metric (acc): Δ is exactly 0 ± 0 for 'none' → "no".
+    expect(r.runs[0].verdicts).toEqual({ deltaPositive: 'no', plugInBeatsFullZS: r.runs[0].verdicts.plugInBeatsFullZS, emulatorHides: 'no' });
+    expect(['yes', 'no', 'inside noise']).toContain(r.runs[0].verdicts.plugInBeatsFullZS);
     expect(md).toContain('| none | privacy: emulator hides (Full ZS − Emulator ZS > 0) | 0.0 ± 0.0: no |');
   });
 

@@ -16,7 +16,8 @@ import { resolve, join } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
 import type { LambdaMode } from '../../ot/emulator/gcs';
-import { markdownReport, markdownTable } from '../../ot/offsite/report';
+import { claimsOf, markdownReport, markdownTable } from '../../ot/offsite/report';
+import { runVerdicts } from '../../ot/offsite/verdicts';
 import { parseAdapters } from '../../ot/emulator/split';
 import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions, type ProtocolJobReport } from '../../jobs/protocol';
 import { parseCommandArgs } from '../args';
@@ -145,6 +146,7 @@ export const command: Command = {
       method: r.method, keep: r.keep, seed: r.tuneOptions.seed, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
       plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null,
       privacyGap: r.privacyGap ?? null, privacyGapStderr: r.privacyGapStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      verdicts: runVerdicts({ claims: claimsOf(r) }) ?? null,
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {
