@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OTRun } from '../jobs/studio-api';
-import { hidesOf, parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
+import { hidesOf, lambdaModeOfRun, parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
 
 function run(over: Partial<OTRun> = {}): OTRun {
   return {
@@ -55,6 +55,17 @@ describe('runs export/import', () => {
     expect(hidesOf(run({ metric: 'loss', fullZS: 3.25, emulatorZS: 3.5 }))).toBe(0.25);
     expect(hidesOf(run({ metric: 'loss', fullZS: 3.5, emulatorZS: 3.25 }))).toBe(-0.25);
     expect(hidesOf(run({ emulatorZS: null }))).toBeNull();
+  });
+
+  it('lambdaModeOfRun: the λ reading of a gradot run from its compression record', () => {
+    const rec = (lambda: string) => ({ compressRecord: { emulator: { readings: { lambda } } } });
+    expect(lambdaModeOfRun(run({ report: rec('lambda/balanced-per-matrix-sum-ratio/v1') }))).toBe('balanced');
+    expect(lambdaModeOfRun(run({ report: rec('lambda/raw/v1') }))).toBe('raw');
+    expect(lambdaModeOfRun(run())).toBeNull();
+    const svd = run({ report: rec('lambda/raw/v1') });
+    expect(lambdaModeOfRun({ ...svd, setting: { ...svd.setting, method: 'svd' } })).toBeNull();
+    const cells = runsToCsv([run({ task: 'genre-short-mc', report: rec('lambda/balanced-per-matrix-sum-ratio/v1') })]).trim().split('\n')[1]!.split(',');
+    expect(cells[RUN_COLUMNS.indexOf('lambdaMode')]).toBe('balanced');
   });
 
   it('importer derives Δ when absent and rejects runs without a method', () => {

@@ -79,8 +79,20 @@ export const useRuns = create<RunsState>((set, get) => ({
 export const RUN_COLUMNS = [
   'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
   'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
-  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict',
+  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict', 'lambdaMode',
 ] as const;
+
+/**
+ * How a gradot run read λ ('raw' | 'balanced', from its compression record's λ reading id): λ = 1 means
+ * very different emulators under the two (docs/ot-compression.md, "λ"). null for other methods or when the
+ * run carries no record.
+ */
+export function lambdaModeOfRun(r: OTRun): string | null {
+  if (r.setting.method !== 'gradot') return null;
+  const id = (r.report as { compressRecord?: { emulator?: { readings?: Record<string, unknown> } } } | undefined)
+    ?.compressRecord?.emulator?.readings?.lambda;
+  return typeof id === 'string' && id.startsWith('lambda/') ? (id.split('/')[1]!.split('-')[0] ?? null) : null;
+}
 
 /**
  * The privacy side of a run: Full ZS − Emulator ZS (Emulator ZS loss − Full ZS loss for loss metrics), so
@@ -117,6 +129,7 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     deltaVerdict: r.verdicts?.deltaPositive ?? null,
     hidesVerdict: r.verdicts?.emulatorHides ?? null,
     plugInVerdict: r.verdicts?.plugInBeatsFullZS ?? null,
+    lambdaMode: lambdaModeOfRun(r),
   };
 }
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
-import { hidesOf, keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
+import { hidesOf, keptRanks, lambdaModeOfRun, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { Heatmap } from '../charts/Heatmap';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
@@ -167,6 +167,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{r.setting.keep}</td>
               <td className="num">
                 {r.setting.lambdaAttn}/{r.setting.lambdaMlp}
+                {lambdaModeOfRun(r) && <span className="muted small"> {lambdaModeOfRun(r)}</span>}
               </td>
               <td>
                 {r.setting.adapters.bottom}:{r.setting.adapters.top}
