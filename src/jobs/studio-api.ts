@@ -9,6 +9,7 @@
  * operations are backed by real code right now (`Capabilities`); the UI disables the rest with the note
  * given, instead of showing anything made up.
  */
+import type { Verdict } from '../ot/offsite/verdicts';
 
 // ---------------------------------------------------------------- backend badge
 
@@ -461,6 +462,11 @@ export interface OTRun {
   delta: number | null;
   /** Paired standard error of Δ over the test items (multiple-choice runs; absent for older or loss runs). */
   deltaStderr?: number | null;
+  /** Full ZS − Emulator ZS's paired standard error over the test items (the privacy side; multiple choice). */
+  hidesStderr?: number | null;
+  /** The protocol's verdicts on the headline metric, "yes" only beyond two paired standard errors
+   *  (src/ot/offsite/verdicts.ts); absent on older rows. */
+  verdicts?: { deltaPositive: Verdict; plugInBeatsFullZS: Verdict; emulatorHides: Verdict };
   /** Middle-block parameters of the full model / of the emulator (src/ot's definition; > 1). */
   compressionRatio: number | null;
   metric: string;

@@ -79,7 +79,29 @@ export const useRuns = create<RunsState>((set, get) => ({
 export const RUN_COLUMNS = [
   'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
   'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
+  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict', 'lambdaMode',
 ] as const;
+
+/**
+ * How a gradot run read λ ('raw' | 'balanced', from its compression record's λ reading id): λ = 1 means
+ * very different emulators under the two (docs/ot-compression.md, "λ"). null for other methods or when the
+ * run carries no record.
+ */
+export function lambdaModeOfRun(r: OTRun): string | null {
+  if (r.setting.method !== 'gradot') return null;
+  const id = (r.report as { compressRecord?: { emulator?: { readings?: Record<string, unknown> } } } | undefined)
+    ?.compressRecord?.emulator?.readings?.lambda;
+  return typeof id === 'string' && id.startsWith('lambda/') ? (id.split('/')[1]!.split('-')[0] ?? null) : null;
+}
+
+/**
+ * The privacy side of a run: Full ZS − Emulator ZS (Emulator ZS loss − Full ZS loss for loss metrics), so
+ * larger always means the emulator hides more of the model; null when either is missing.
+ */
+export function hidesOf(r: Pick<OTRun, 'fullZS' | 'emulatorZS' | 'metric'>): number | null {
+  if (r.fullZS === null || r.emulatorZS === null) return null;
+  return r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS;
+}
 
 function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
   return {
@@ -102,6 +124,12 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     compressionRatio: r.compressionRatio,
     metric: r.metric,
     origin: r.origin,
+    hides: hidesOf(r),
+    hidesStderr: r.hidesStderr ?? null,
+    deltaVerdict: r.verdicts?.deltaPositive ?? null,
+    hidesVerdict: r.verdicts?.emulatorHides ?? null,
+    plugInVerdict: r.verdicts?.plugInBeatsFullZS ?? null,
+    lambdaMode: lambdaModeOfRun(r),
   };
 }
 
@@ -125,6 +153,14 @@ export function runsToJson(runs: OTRun[]): string {
 }
 
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+const VERDICTS = new Set(['yes', 'no', 'inside noise', 'untested']);
+/** An imported row's verdicts are kept only when every one is a known verdict. */
+function validVerdicts(v: unknown): v is NonNullable<OTRun['verdicts']> {
+  if (!v || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  return ['deltaPositive', 'plugInBeatsFullZS', 'emulatorHides'].every((k) => VERDICTS.has(o[k] as string));
+}
 
 /**
  * Accepts our own export ({format, runs}) or a bare array of runs; rejects anything else with a reason.
@@ -160,6 +196,8 @@ export function parseRunsJson(text: string): OTRun[] {
       fullFT: numOrNull(r.fullFT),
       delta: numOrNull(r.delta) ?? (plugIn !== null && emulatorFT !== null ? plugIn - emulatorFT : null),
       ...(numOrNull(r.deltaStderr) !== null ? { deltaStderr: numOrNull(r.deltaStderr) } : {}),
+      ...(numOrNull(r.hidesStderr) !== null ? { hidesStderr: numOrNull(r.hidesStderr) } : {}),
+      ...(validVerdicts(r.verdicts) ? { verdicts: r.verdicts } : {}),
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
       ...(typeof r.seed === 'number' ? { seed: r.seed } : {}),

@@ -7,6 +7,7 @@ import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';
 import { withRecipeDefaults } from '../../src/jobs/tune';
 import type { InputFile, OTRun, ProtocolRequest, ProgressFn } from '../../src/jobs/studio-api';
+import { runVerdicts } from '../../src/ot/offsite/verdicts';
 import { onBackend } from './backend';
 import { fail, rethrow, baseName } from './files';
 import { openModels, newId } from './state';
@@ -87,7 +88,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     return {
       id: newId('ot'), createdAt: new Date().toISOString(), model: r.model, task: r.task, setting: req.setting,
       fullZS: r.fullZS, emulatorZS: r.emulatorZS, emulatorFT: r.emulatorFT, plugIn: r.plugIn, fullFT: r.fullFT,
-      delta: r.delta, deltaStderr: r.deltaStderr ?? null, compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
+      delta: r.delta, deltaStderr: r.deltaStderr ?? null, hidesStderr: r.privacyGapStderr ?? null, verdicts: runVerdicts(r), compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
     };
   } finally {
     end();

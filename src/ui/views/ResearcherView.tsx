@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
-import { parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
+import { hidesOf, lambdaModeOfRun, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
 import { CancelButton, CapButton, Empty, NumField, Panel, Progress, type JobEnd } from '../components/common';
@@ -105,6 +105,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
             {th('plugIn', 'Plug-in')}
             {th('fullFT', 'Full FT')}
             {th('delta', 'Δ')}
+            <th className="num" title="Full ZS − Emulator ZS: how much the emulator hides (the model owner's side)">hides</th>
             {th('compressionRatio', 'ratio')}
             <th>origin</th>
             <th />
@@ -117,6 +118,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{r.setting.keep}</td>
               <td className="num">
                 {r.setting.lambdaAttn}/{r.setting.lambdaMlp}
+                {lambdaModeOfRun(r) && <span className="muted small"> {lambdaModeOfRun(r)}</span>}
               </td>
               <td>
                 {r.setting.adapters.bottom}:{r.setting.adapters.top}
@@ -127,14 +129,22 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.fullZS)}</td>
               <td className="num">{fmt(r.emulatorZS)}</td>
               <td className="num">{fmt(r.emulatorFT)}</td>
-              <td className="num">{fmt(r.plugIn)}</td>
+              <td className="num" title={r.verdicts ? `Plug-in > Full ZS: ${r.verdicts.plugInBeatsFullZS} ("yes" only beyond two paired standard errors)` : undefined}>
+                {fmt(r.plugIn)}
+              </td>
               <td className="num">{fmt(r.fullFT)}</td>
               <td
-                className={`num ${r.delta !== null && r.delta > 0 ? 'good' : 'bad-val'}`}
-                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items' : undefined}
+                className={`num ${(r.verdicts ? r.verdicts.deltaPositive === 'yes' : r.delta !== null && r.delta > 0) ? 'good' : 'bad-val'}`}
+                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items; "yes" only beyond two of them' : undefined}
               >
                 {fmt(r.delta)}
                 {r.deltaStderr != null && <span className="muted small"> ± {fmt(r.deltaStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.deltaPositive}</span>}
+              </td>
+              <td className="num" title="Full ZS − Emulator ZS ± its paired standard error; &quot;yes&quot; only beyond two of them">
+                {fmt(hidesOf(r))}
+                {r.hidesStderr != null && <span className="muted small"> ± {fmt(r.hidesStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.emulatorHides}</span>}
               </td>
               <td className="num">{fmt(r.compressionRatio, 2)}</td>
               <td className="muted small">{r.origin}</td>
