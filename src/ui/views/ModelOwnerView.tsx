@@ -12,6 +12,7 @@ import { BUNDLED_TASKS, fetchBundledFile } from '../bundled';
 import { describeBackend, explainPackageSize } from '../format';
 import { download, fetchFiles, formatBytes, formatCount, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
+import { estimatePeakMemory, fitVerdict, gib, modelShapeOf, PAGE_RUNTIME_BYTES, tabMemory, type FitVerdict } from '../../jobs/memory-estimate';
 
 const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
   { id: 'gradot', label: 'GradOT', hint: 'DRD on attention + SCP on MLP, scored by gradient-change sensitivity' },
@@ -220,6 +221,14 @@ function Settings() {
   const [supportFile, setSupportFile] = useState<InputFile | null>(null);
   const n = model?.numLayers ?? 0;
   const splitBad = !!model && s.bottom + s.top >= n;
+  // Peak memory of this build and of tuning its emulator, against what the tab may use: said before starting.
+  const fit = useMemo(() => (model && !splitBad ? compressFit(model, s) : null), [model, splitBad, s]);
+  // "Start anyway" holds for the estimate it was given for: a new model or new settings ask again.
+  const estimated = fit?.compress.estimate.bytes ?? null;
+  const [anywayAt, setAnywayAt] = useState<number | null>(null);
+  const anyway = anywayAt !== null && anywayAt === estimated;
+  const setAnyway = (v: boolean) => setAnywayAt(v ? estimated : null);
+  const blockedByMemory = !!fit && !fit.compress.fits && !anyway;
 
   const run = async () => {
     const opts: CompressOptions = {
@@ -330,8 +339,9 @@ function Settings() {
           </label>
         </div>
       ) : null}
+      {fit ? <MemoryFit fit={fit} anyway={anyway} setAnyway={setAnyway} /> : null}
       <div className="row">
-        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || (s.method === 'gradot' && !supportFile)}>
+        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || blockedByMemory || (s.method === 'gradot' && !supportFile)}>
           {job.running ? 'Running…' : `Build emulator (${s.method})`}
         </CapButton>
         <CancelButton jobId={job.jobId} running={job.running} onCancel={() => job.jobId && void studio().cancel(job.jobId)} />
@@ -339,6 +349,45 @@ function Settings() {
       </div>
       <Progress progress={job.progress} running={job.running} ended={job.ended} />
     </Panel>
+  );
+}
+
+interface CompressFit {
+  compress: FitVerdict;
+  /** Tuning the resulting emulator with the data owner's defaults (4 x 128 tokens, full adapter blocks). */
+  tune: FitVerdict;
+}
+
+function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['compress']): CompressFit {
+  const shape = modelShapeOf(model);
+  const limit = tabMemory();
+  const split = { bottom: s.bottom, top: s.top };
+  const keep = s.method === 'none' ? 1 : s.keep;
+  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES };
+  const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
+  const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
+  return { compress: fitVerdict('Building this emulator', c, limit), tune: fitVerdict('Tuning its emulator (batch 4 x 128 tokens)', t, limit) };
+}
+
+function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boolean; setAnyway: (v: boolean) => void }) {
+  const c = fit.compress;
+  return (
+    <div data-testid="memory-fit" data-fits={c.fits ? 'yes' : 'no'}>
+      {c.fits ? (
+        <div className="muted small">
+          memory: estimated peak {gib(c.estimate.bytes)} ({c.estimate.phase}) of {gib(c.limit.bytes)} this tab may use ({c.limit.source})
+        </div>
+      ) : (
+        <div className="alert error small">
+          {c.message}{' '}
+          <label>
+            <input type="checkbox" checked={anyway} onChange={(e) => setAnyway(e.target.checked)} data-testid="memory-anyway" /> start anyway (it is an
+            estimate)
+          </label>
+        </div>
+      )}
+      {!fit.tune.fits ? <div className="alert small" data-testid="memory-fit-tune">{fit.tune.message}</div> : null}
+    </div>
   );
 }
 
