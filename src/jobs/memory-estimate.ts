@@ -57,6 +57,8 @@ export interface EstimateOptions {
   emulatorParams?: number;
   /** Fixed cost of the runtime (Node or the page, V8, the engine's code and worker pool). */
   runtimeBytes?: number;
+  /** Compress: the held-out gradient-shift figure runs after packaging (the CLI's default; the studio skips it). */
+  heldout?: boolean;
 }
 
 export interface MemoryPart {
@@ -71,6 +73,8 @@ export interface MemoryEstimate {
   phase: string;
   /** The terms of that phase, largest first. */
   parts: MemoryPart[];
+  /** Every phase's total (runtime included), in job order. */
+  phases: { phase: string; bytes: number; parts: MemoryPart[] }[];
 }
 
 /** Relative error of the estimate against the measured peaks it is calibrated on (tests hold it there). */
@@ -157,14 +161,23 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       phases.push({ phase: 'evaluation', parts: [...common, { what: 'logits, softmax', bytes: 2 * tokens * m.vocabSize * F32 }] });
     }
     const pkgBytes = o.packageBytesPerParam ?? (m.params > 0 ? m.fileBytes / m.params : F32);
-    phases.push({
-      phase: 'packaging',
-      parts: [
-        ...common,
-        { what: 'emulator weights (f32)', bytes: emuParams * F32 },
-        { what: 'emulator package', bytes: emuParams * pkgBytes },
-      ],
-    });
+    const built: MemoryPart[] = [...common, { what: 'emulator weights (f32)', bytes: emuParams * F32 }];
+    phases.push({ phase: 'evaluation', parts: [...built, { what: 'logits and softmax', bytes: (2 / 3) * logits }] });
+    const pkg: MemoryPart = { what: 'emulator package', bytes: emuParams * pkgBytes };
+    phases.push({ phase: 'packaging', parts: [...built, pkg] });
+    if (o.heldout) {
+      // Both models' adapter gradients (full's kept as one copy) and a full-depth tape for one batch.
+      const adapter = (split.bottom + split.top) * (bp.attn + bp.mlp);
+      phases.push({
+        phase: 'held-out gradient shift',
+        parts: [
+          ...built, pkg,
+          { what: 'logits, softmax and their gradient', bytes: logits },
+          { what: 'tape of every block', bytes: m.numLayers * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+          { what: 'adapter gradients (full model, copy, emulator)', bytes: 3 * adapter * F32 },
+        ],
+      });
+    }
   } else {
     const trainable = o.tuneMode === 'lora'
       ? (split.bottom + split.top) * 2 * 8 * 2 * m.hiddenSize
@@ -180,14 +193,13 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       ],
     });
   }
-  let best: MemoryEstimate = { bytes: 0, phase: '', parts: [] };
-  for (const p of phases) {
-    const bytes = runtime + p.parts.reduce((a, x) => a + x.bytes, 0);
-    if (bytes > best.bytes) {
-      best = { bytes, phase: p.phase, parts: [{ what: 'runtime', bytes: runtime }, ...p.parts].sort((a, b) => b.bytes - a.bytes) };
-    }
-  }
-  return best;
+  const all = phases.map((p) => ({
+    phase: p.phase,
+    bytes: runtime + p.parts.reduce((a, x) => a + x.bytes, 0),
+    parts: [{ what: 'runtime', bytes: runtime }, ...p.parts].sort((a, b) => b.bytes - a.bytes),
+  }));
+  const peak = all.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  return { bytes: peak.bytes, phase: peak.phase, parts: peak.parts, phases: all };
 }
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -241,7 +253,13 @@ export function browserMemoryInfo(): { jsHeapSizeLimit?: number; deviceMemoryGiB
 export const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GB`;
 
 export interface FitVerdict {
+  /** Estimated peak within the limit. */
   fits: boolean;
+  /**
+   * 'fits'; 'tight' when over the limit by less than the estimate's margin (it may still fit: warn, do
+   * not stop); 'over' when over it even at the low end of the margin (ask before starting).
+   */
+  level: 'fits' | 'tight' | 'over';
   estimate: MemoryEstimate;
   limit: TabMemory;
   /** One sentence with the numbers (what is needed, what is allowed, the largest terms). */
@@ -252,10 +270,12 @@ export interface FitVerdict {
 export function fitVerdict(job: string, estimate: MemoryEstimate, limit: TabMemory): FitVerdict {
   const top = estimate.parts.slice(0, 3).map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
   const fits = estimate.bytes <= limit.bytes;
+  const level = fits ? 'fits' : estimate.bytes * (1 - ESTIMATE_MARGIN) <= limit.bytes ? 'tight' : 'over';
+  const margin = `±${Math.round(ESTIMATE_MARGIN * 100)}%`;
   const message = fits
     ? `${job}: estimated peak ${gib(estimate.bytes)} (${estimate.phase}) within ${gib(limit.bytes)}, ${limit.source}.`
-    : `${job} will probably not fit: estimated peak ${gib(estimate.bytes)} in the ${estimate.phase} (${top}), ` +
-      `over the ${gib(limit.bytes)} this tab may use (${limit.source}). The estimate is within about ±${Math.round(ESTIMATE_MARGIN * 100)}%; ` +
+    : `${job} ${level === 'over' ? 'will probably not fit' : 'may not fit'}: estimated peak ${gib(estimate.bytes)} in the ${estimate.phase} (${top}), ` +
+      `over the ${gib(limit.bytes)} this tab may use (${limit.source}). The estimate is good to about ${margin}; ` +
       'a smaller batch or context, a lower keep, or the CLI (`gradot compress`) lowers or avoids the peak.';
-  return { fits, estimate, limit, message };
+  return { fits, level, estimate, limit, message };
 }

@@ -228,7 +228,7 @@ function Settings() {
   const [anywayAt, setAnywayAt] = useState<number | null>(null);
   const anyway = anywayAt !== null && anywayAt === estimated;
   const setAnyway = (v: boolean) => setAnywayAt(v ? estimated : null);
-  const blockedByMemory = !!fit && !fit.compress.fits && !anyway;
+  const blockedByMemory = !!fit && fit.compress.level === 'over' && !anyway;
 
   const run = async () => {
     const opts: CompressOptions = {
@@ -372,11 +372,13 @@ function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['
 function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boolean; setAnyway: (v: boolean) => void }) {
   const c = fit.compress;
   return (
-    <div data-testid="memory-fit" data-fits={c.fits ? 'yes' : 'no'}>
+    <div data-testid="memory-fit" data-fit={c.level}>
       {c.fits ? (
         <div className="muted small">
           memory: estimated peak {gib(c.estimate.bytes)} ({c.estimate.phase}) of {gib(c.limit.bytes)} this tab may use ({c.limit.source})
         </div>
+      ) : c.level === 'tight' ? (
+        <div className="alert small">{c.message}</div>
       ) : (
         <div className="alert error small">
           {c.message}{' '}
