@@ -235,7 +235,7 @@ function gemmWasm(
     // Each output element is still computed whole, in the same order.
     if (batch > 1) {
       const h = batch >> 1;
-      const sl = (o: ArrayLike<number>, a: number, b: number) => Array.from({ length: b - a }, (_, t) => o[a + t]);
+      const sl = (o: ArrayLike<number>, a: number, b: number) => Array.from({ length: b - a }, (_, t) => o[a + t]!);
       gemmWasm(A, sl(aOffs, 0, h), aRs, aCs, B, sl(bOffs, 0, h), bRs, bCs, C, sl(cOffs, 0, h), ldc, m, n, k);
       gemmWasm(A, sl(aOffs, h, batch), aRs, aCs, B, sl(bOffs, h, batch), bRs, bCs, C, sl(cOffs, h, batch), ldc, m, n, k);
     } else {

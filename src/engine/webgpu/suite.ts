@@ -415,7 +415,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
         be.adamw(x.p, x.g, x.m, x.v, {
           lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 0.5,
         });
-        return { p: x.p, m: x.m, v: x.v };
+        return { p: x.p!, m: x.m!, v: x.v! };
       },
     });
   }

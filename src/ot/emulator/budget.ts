@@ -193,7 +193,7 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
       throw new Error(`block ${i} is already compressed; plan budgets from the dense model`);
     }
   }
-  const dense = middle.map((i) => ({ ...spec.layers[i], ranks: {} }));
+  const dense = middle.map((i) => ({ ...spec.layers[i]!, ranks: {} }));
   const paramsBefore = sumBlockParams(spec, dense);
   const paramsTarget = Math.round(keep * paramsBefore);
   const base = { method, keep, reading: BUDGET_READING, middle, paramsBefore, paramsTarget };
@@ -207,8 +207,8 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   if (method === 'drop') {
     const n = middle.length;
     const k = Math.min(n, Math.max(1, roundHalfEven(keep * n)));
-    const chosen = uniformChooseBlocks(n, k).map((i) => middle[i]);
-    return finish(chosen.map((i) => ({ ...spec.layers[i], ranks: {} })), chosen, blockParamCount(spec, dense[0]), [
+    const chosen = uniformChooseBlocks(n, k).map((i) => middle[i]!);
+    return finish(chosen.map((i) => ({ ...spec.layers[i]!, ranks: {} })), chosen, blockParamCount(spec, dense[0]!), [
       `kept ${k} of ${n} middle blocks: ${chosen.join(',')}`,
     ]);
   }

@@ -14,7 +14,7 @@ function batches(vocab: number, n: number, B: number, T: number, seed: number): 
   const next = () => { s = (s * 1103515245 + 12345) % 2147483648; return s; };
   return Array.from({ length: n }, () => {
     const ids = Int32Array.from({ length: B * T }, () => next() % vocab);
-    const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1]));
+    const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1]!));
     return { ids, targets, B, T };
   });
 }

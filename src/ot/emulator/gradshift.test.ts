@@ -10,7 +10,7 @@ describe('adapterGradientShift', () => {
   const weights = randomTestModel(spec, 4);
   const be = new CpuBackend({ dtype: 'f64' });
   const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 5 + 1) % spec.vocabSize);
-  const targets = Int32Array.from(ids, (_, i) => (i % 6 === 5 ? -100 : ids[i + 1]));
+  const targets = Int32Array.from(ids, (_, i) => (i % 6 === 5 ? -100 : ids[i + 1]!));
   const batch = { ids, targets, B: 2, T: 6 };
 
   it('is 0 for an identical emulator and pairs top blocks from the top', async () => {

@@ -16,7 +16,7 @@ describe('emulator package', () => {
     const weights = randomTestModel(spec, 3);
     const be = new CpuBackend({ dtype: 'f32' });
     const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 7) % spec.vocabSize);
-    const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]));
+    const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]!));
     const sp = await supportPass(decoderFromWeights(be, spec, weights), [{ ids, targets, B: 2, T: 8 }], [1, 2, 3]);
     const r = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split: { bottom: 1, top: 1 }, lambdaAttn: 0.5, lambdaMlp: 2 }, sp.stats);
     const meta = emulatorMeta(r, { modelId: 'test/opt-tiny', sha256: await weightsSha256(weights), params: paramCounts(spec).total }, sp, 5);
@@ -54,7 +54,7 @@ describe('emulator package', () => {
     const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 32, numHeads: 4 });
     const weights = randomTestModel(spec, 9);
     const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 3) % spec.vocabSize);
-    const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]));
+    const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]!));
     const support = [{ ids, targets, B: 2, T: 8 }];
     const phases: string[] = [];
     const out = await buildEmulator(spec, weights, {
@@ -94,7 +94,7 @@ describe('emulator package dtype', () => {
       expect(sourceDtype(weights)).toBe(dtype);
       const modelBytes = serializeSafetensors(weights, { dtype }).length;
       const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % spec.vocabSize);
-      const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]));
+      const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]!));
       const base = { modelId: 'test/half', backend: new CpuBackend({ dtype: 'f32' }), support: [{ ids, targets, B: 2, T: 8 }], split: { bottom: 1, top: 1 } };
       for (const keep of [0.3, 0.9]) {
         const out = await buildEmulator(spec, weights, { ...base, method: 'gradot', keep });

@@ -99,7 +99,7 @@ export function sliceMlp(m: MlpTensors, kept: number[]): SlicedMlp {
     kept.forEach((j, r) => { for (let i = 0; i < d; i++) out[r * d + i] = W[j * d + i]; });
     return out;
   };
-  const entries = (b: ArrayLike<number>) => Float64Array.from(kept, (j) => b[j]);
+  const entries = (b: ArrayLike<number>) => Float64Array.from(kept, (j) => b[j]!);
   const downW = new Float64Array(d * w);
   for (let i = 0; i < d; i++) kept.forEach((j, c) => { downW[i * w + c] = m.downW[i * dff + j]; });
   return {

@@ -14,7 +14,7 @@ function makeBatches(vocab: number, seed: number, n: number, B: number, T: numbe
   return Array.from({ length: n }, (_, k) => {
     const ids = Int32Array.from({ length: B * T }, () => next() % vocab);
     // Shifted targets, last position ignored; batch 1 also ignores a few more (unequal N_b).
-    const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 || (k === 1 && i % 3 === 0) ? -100 : ids[i + 1]));
+    const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 || (k === 1 && i % 3 === 0) ? -100 : ids[i + 1]!));
     return { ids, targets, B, T };
   });
 }

@@ -30,7 +30,7 @@ import { adapterGradientShift } from '../emulator/gradshift';
 import { supportPass, type SupportBatch } from '../emulator/support';
 
 const args = process.argv.slice(2);
-const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1] : d; };
+const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? (args[i + 1] ?? d) : d; };
 const steps = Number(arg('steps', '300'));
 const keep = Number(arg('keep', '0.5'));
 const cache = arg('cache', '/tmp/gradot-exp');
