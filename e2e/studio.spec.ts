@@ -330,6 +330,8 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
     await expect(metrics).toBeVisible({ timeout: 120_000 });
     expect(await metrics.innerText(), 'Emulator ZS and Emulator FT evaluated').not.toContain('not run');
     await expectNColumn(metrics);
+    // The run was resumed after a reload: it still knows it trained full adapter blocks, not LoRA.
+    await expect(section.getByRole('button', { name: /Download PEFT/ }), 'PEFT export is for LoRA runs only, resumed runs too').toBeDisabled();
     const download = page.waitForEvent('download', { timeout: 30_000 });
     await page.getByRole('button', { name: 'Download adapters (.safetensors)' }).click();
     const d = await download;
@@ -438,7 +440,7 @@ test.describe('researcher', () => {
     await page.getByTestId('tab-research').click();
     const grid = page.locator('section[aria-label="Settings grid"]');
     await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
-    await expect(grid.locator('.drop-label', { hasText: 'task: train.jsonl, test.jsonl, valid.jsonl' })).toBeVisible({ timeout: 15_000 });
+    await expect(grid.locator('.drop-label', { hasText: 'task: imdb-sentiment-mc/train.jsonl, imdb-sentiment-mc/test.jsonl, imdb-sentiment-mc/valid.jsonl' })).toBeVisible({ timeout: 15_000 });
   });
 
   test('imported runs join the table and the Pareto plot; CSV export; a broken import is refused', async ({ studio: { page } }) => {

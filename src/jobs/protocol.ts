@@ -12,6 +12,7 @@ import type { Backend } from '../engine/backend';
 import type { ChoiceExample, Example } from '../data/batch';
 import type { TextTokenizer } from '../data/types';
 import type { CompressionMethod } from '../ot/emulator/budget';
+import type { LambdaMode } from '../ot/emulator/gcs';
 import type { Split } from '../ot/emulator/split';
 import type { SupportBatch } from '../ot/emulator/support';
 import type { EncodedTask, EvalMetrics } from '../ot/offsite/evaluate';
@@ -93,6 +94,8 @@ export interface ProtocolJobOptions {
   split: Split;
   lambdaAttn?: number;
   lambdaMlp?: number;
+  /** How λ is scaled (gcs.ts LambdaMode); the compressor's default when absent. */
+  lambdaMode?: LambdaMode;
   /** The tuning recipe (split, padding, store and controls come from the job). */
   tune: TuneRecipe;
   fullFT?: boolean;
@@ -113,6 +116,7 @@ export async function runProtocolJob(
   const compress = defaultCompress(data.support, {
     ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}),
     ...(o.lambdaMlp !== undefined ? { lambdaMlp: o.lambdaMlp } : {}),
+    ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}),
   });
   const r = await runProtocol(model, {
     method: o.method, keep: o.keep, split: o.split, compress, backend: o.backend, fullFT: Boolean(o.fullFT), padId: data.padId,

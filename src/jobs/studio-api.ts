@@ -9,6 +9,7 @@
  * operations are backed by real code right now (`Capabilities`); the UI disables the rest with the note
  * given, instead of showing anything made up.
  */
+import type { Verdict } from '../ot/offsite/verdicts';
 
 // ---------------------------------------------------------------- backend badge
 
@@ -286,6 +287,8 @@ export interface TuneResult {
   backend: string;
   packageName: string;
   datasetName: string;
+  /** What the run trains (also for a resumed run): PEFT export is for LoRA runs only. */
+  mode?: 'full' | 'lora';
 }
 
 /**
@@ -399,6 +402,9 @@ export interface GenerateOptions {
   jobId?: string;
 }
 
+/** What "Try it" is doing: Cancel stops it between any two of these, and between tokens. */
+export type GenerateStage = 'loading model' | 'exporting to ONNX' | 'loading transformers.js' | 'generating';
+
 export interface GenerateResult {
   text: string;
   promptTokens: number;
@@ -458,6 +464,11 @@ export interface OTRun {
   delta: number | null;
   /** Paired standard error of Δ over the test items (multiple-choice runs; absent for older or loss runs). */
   deltaStderr?: number | null;
+  /** Full ZS − Emulator ZS's paired standard error over the test items (the privacy side; multiple choice). */
+  hidesStderr?: number | null;
+  /** The protocol's verdicts on the headline metric, "yes" only beyond two paired standard errors
+   *  (src/ot/offsite/verdicts.ts); absent on older rows. */
+  verdicts?: { deltaPositive: Verdict; plugInBeatsFullZS: Verdict; emulatorHides: Verdict };
   /** Middle-block parameters of the full model / of the emulator (src/ot's definition; > 1). */
   compressionRatio: number | null;
   metric: string;
@@ -488,7 +499,7 @@ export interface StudioApi {
   plugIn(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult>;
   /** Exports the target to ONNX (transformers.js layout, in the worker) and generates with transformers.js;
    *  `onText` receives the decoded continuation so far after each new token. */
-  generate(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult>;
+  generate(opts: GenerateOptions, onText: (text: string) => void, onStage?: (stage: GenerateStage) => void): Promise<GenerateResult>;
 
   openPackage(name: string, files: InputFile[]): Promise<PackageSummary>;
   openDataset(file: InputFile): Promise<DatasetPreview>;
@@ -506,6 +517,34 @@ export interface StudioApi {
   /** The whole OT protocol for one setting on the open model; task files are matched by name
    *  (*train*, optional *valid*, *test*). Full ZS/Full FT are reused across settings of one task. */
   runProtocol(req: ProtocolRequest, taskFiles: InputFile[], onProgress: ProgressFn): Promise<OTRun>;
+  /** This backend's speed on the open model (for the grid's estimate before it runs); cached per model. */
+  calibrate(seqLen: number): Promise<Calibration>;
+  /** Singular values of the open model's matrices (the spectra of compared runs). */
+  modelSpectra(requests: { layer: number; proj: string }[]): Promise<ModelSpectrum[]>;
+}
+
+/** What one backend costs on the open model, measured in the worker (src/ui/grid-estimate.ts uses it). */
+export interface Calibration {
+  model: string;
+  backend: string;
+  seqLen: number;
+  /** Tokens of the timed forward pass. */
+  tokens: number;
+  /** Seconds per token of one forward pass of the whole model (no gradient). */
+  forwardSecPerToken: number;
+  /** Seconds of one exact SVD of the model's largest middle-block matrix. */
+  svdSecondsPerMatrix: number;
+  /** Seconds to load the model's weights (each grid setting does once). */
+  loadSeconds: number;
+  measuredAt: string;
+}
+
+/** Singular values (descending) of one matrix of the open model. */
+export interface ModelSpectrum {
+  model: string;
+  layer: number;
+  proj: string;
+  sigma: number[];
 }
 
 /** Error payloads thrown by the worker carry the file they concern; comlink rethrows them as Error. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OTRun } from '../jobs/studio-api';
-import { parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
+import { hidesOf, lambdaModeOfRun, parseRunsJson, RUN_COLUMNS, runsToCsv, runsToJson } from './runs';
 
 function run(over: Partial<OTRun> = {}): OTRun {
   return {
@@ -36,6 +36,45 @@ describe('runs export/import', () => {
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
   });
 
+  it('keeps a browser run\'s report (its compression record) through export and import', () => {
+    const report = { compressRecord: { emulator: { layers: [{ index: 1, source: 1, role: 'middle', ranks: { q: 2 }, mlpWidth: 8, keptRanges: { q: [[0, 1], [3, 4]] } }] } } };
+    const back = parseRunsJson(runsToJson([run({ report })]))[0]!;
+    expect(back.report).toEqual(report);
+    expect(parseRunsJson(JSON.stringify([{ setting: { method: 'svd' }, report: 'nope' }]))[0]!.report).toBeUndefined();
+  });
+
+  it('carries the privacy side and the verdicts through CSV and JSON; drops unknown verdicts on import', () => {
+    const r = run({ task: 'genre-short-mc', hidesStderr: 0.02, verdicts: { deltaPositive: 'inside noise', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } });
+    const cells = runsToCsv([r]).trim().split('\n')[1]!.split(',');
+    // hides = Full ZS − Emulator ZS = 0.61 − 0.52.
+    expect(Number(cells[RUN_COLUMNS.indexOf('hides')])).toBeCloseTo(0.09, 12);
+    expect(cells[RUN_COLUMNS.indexOf('hidesStderr')]).toBe('0.02');
+    expect(cells[RUN_COLUMNS.indexOf('deltaVerdict')]).toBe('inside noise');
+    expect(cells[RUN_COLUMNS.indexOf('hidesVerdict')]).toBe('yes');
+    expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
+    const [bad] = parseRunsJson(JSON.stringify([{ ...r, verdicts: { deltaPositive: 'maybe', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } }]));
+    expect(bad!.verdicts).toBeUndefined();
+  });
+
+  it('hidesOf: larger = the emulator hides more, for accuracy and for loss; null when a phase is missing', () => {
+    // acc: Full ZS 0.61 − Emulator ZS 0.52 = 0.09; loss: emulator 3.5 − full 3.25 = 0.25 (worse emulator, hides more).
+    expect(hidesOf(run())).toBeCloseTo(0.09, 12);
+    expect(hidesOf(run({ metric: 'loss', fullZS: 3.25, emulatorZS: 3.5 }))).toBe(0.25);
+    expect(hidesOf(run({ metric: 'loss', fullZS: 3.5, emulatorZS: 3.25 }))).toBe(-0.25);
+    expect(hidesOf(run({ emulatorZS: null }))).toBeNull();
+  });
+
+  it('lambdaModeOfRun: the λ reading of a gradot run from its compression record', () => {
+    const rec = (lambda: string) => ({ compressRecord: { emulator: { readings: { lambda } } } });
+    expect(lambdaModeOfRun(run({ report: rec('lambda/balanced-per-matrix-sum-ratio/v1') }))).toBe('balanced');
+    expect(lambdaModeOfRun(run({ report: rec('lambda/raw/v1') }))).toBe('raw');
+    expect(lambdaModeOfRun(run())).toBeNull();
+    const svd = run({ report: rec('lambda/raw/v1') });
+    expect(lambdaModeOfRun({ ...svd, setting: { ...svd.setting, method: 'svd' } })).toBeNull();
+    const cells = runsToCsv([run({ task: 'genre-short-mc', report: rec('lambda/balanced-per-matrix-sum-ratio/v1') })]).trim().split('\n')[1]!.split(',');
+    expect(cells[RUN_COLUMNS.indexOf('lambdaMode')]).toBe('balanced');
+  });
+
   it('importer derives Δ when absent and rejects runs without a method', () => {
     const [r] = parseRunsJson(JSON.stringify([{ setting: { method: 'svd', keep: 0.5 }, plugIn: 0.8, emulatorFT: 0.5 }]));
     expect(r!.delta).toBeCloseTo(0.3, 12);
@@ -47,6 +86,14 @@ describe('runs export/import', () => {
 import { settingPoints } from './runs';
 
 describe('settingPoints', () => {
+  it('a loss task is turned around so that larger is better on both axes', () => {
+    const [p] = settingPoints([run({ metric: 'loss', fullZS: 2.0, emulatorZS: 2.6, plugIn: 1.5, emulatorFT: 1.7, delta: 0.2 })], 'plugIn');
+    expect(p!.hides).toBeCloseTo(0.6, 12);
+    expect(p!.utility).toBeCloseTo(-1.5, 12);
+    const [d] = settingPoints([run({ metric: 'loss', fullZS: 2.0, emulatorZS: 2.6, plugIn: 1.5, emulatorFT: 1.7, delta: 0.2 })], 'delta');
+    expect(d!.utility).toBeCloseTo(0.2, 12);
+  });
+
   it('averages seeds of one setting and measures their spread', () => {
     const pts = settingPoints(
       [

@@ -79,7 +79,29 @@ export const useRuns = create<RunsState>((set, get) => ({
 export const RUN_COLUMNS = [
   'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
   'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
+  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict', 'lambdaMode',
 ] as const;
+
+/**
+ * How a gradot run read λ ('raw' | 'balanced', from its compression record's λ reading id): λ = 1 means
+ * very different emulators under the two (docs/ot-compression.md, "λ"). null for other methods or when the
+ * run carries no record.
+ */
+export function lambdaModeOfRun(r: OTRun): string | null {
+  if (r.setting.method !== 'gradot') return null;
+  const id = (r.report as { compressRecord?: { emulator?: { readings?: Record<string, unknown> } } } | undefined)
+    ?.compressRecord?.emulator?.readings?.lambda;
+  return typeof id === 'string' && id.startsWith('lambda/') ? (id.split('/')[1]!.split('-')[0] ?? null) : null;
+}
+
+/**
+ * The privacy side of a run: Full ZS − Emulator ZS (Emulator ZS loss − Full ZS loss for loss metrics), so
+ * larger always means the emulator hides more of the model; null when either is missing.
+ */
+export function hidesOf(r: Pick<OTRun, 'fullZS' | 'emulatorZS' | 'metric'>): number | null {
+  if (r.fullZS === null || r.emulatorZS === null) return null;
+  return r.metric === 'loss' ? r.emulatorZS - r.fullZS : r.fullZS - r.emulatorZS;
+}
 
 function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | null> {
   return {
@@ -102,6 +124,12 @@ function flat(r: OTRun): Record<(typeof RUN_COLUMNS)[number], string | number | 
     compressionRatio: r.compressionRatio,
     metric: r.metric,
     origin: r.origin,
+    hides: hidesOf(r),
+    hidesStderr: r.hidesStderr ?? null,
+    deltaVerdict: r.verdicts?.deltaPositive ?? null,
+    hidesVerdict: r.verdicts?.emulatorHides ?? null,
+    plugInVerdict: r.verdicts?.plugInBeatsFullZS ?? null,
+    lambdaMode: lambdaModeOfRun(r),
   };
 }
 
@@ -125,6 +153,14 @@ export function runsToJson(runs: OTRun[]): string {
 }
 
 const numOrNull = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+const VERDICTS = new Set(['yes', 'no', 'inside noise', 'untested']);
+/** An imported row's verdicts are kept only when every one is a known verdict. */
+function validVerdicts(v: unknown): v is NonNullable<OTRun['verdicts']> {
+  if (!v || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  return ['deltaPositive', 'plugInBeatsFullZS', 'emulatorHides'].every((k) => VERDICTS.has(o[k] as string));
+}
 
 /**
  * Accepts our own export ({format, runs}) or a bare array of runs; rejects anything else with a reason.
@@ -160,9 +196,13 @@ export function parseRunsJson(text: string): OTRun[] {
       fullFT: numOrNull(r.fullFT),
       delta: numOrNull(r.delta) ?? (plugIn !== null && emulatorFT !== null ? plugIn - emulatorFT : null),
       ...(numOrNull(r.deltaStderr) !== null ? { deltaStderr: numOrNull(r.deltaStderr) } : {}),
+      ...(numOrNull(r.hidesStderr) !== null ? { hidesStderr: numOrNull(r.hidesStderr) } : {}),
+      ...(validVerdicts(r.verdicts) ? { verdicts: r.verdicts } : {}),
       compressionRatio: numOrNull(r.compressionRatio),
       metric: String(r.metric ?? 'acc'),
       ...(typeof r.seed === 'number' ? { seed: r.seed } : {}),
+      // The browser run's report (its compression record): an exported run can be compared again.
+      ...(r.report && typeof r.report === 'object' ? { report: r.report } : {}),
       origin: 'import',
     };
   });
@@ -183,9 +223,11 @@ export interface SettingPoint {
   method: CompressMethod;
   keep: number;
   lambda: number;
-  /** How much the emulator hides: Full ZS − Emulator ZS (larger = more private). */
+  /** How much the emulator hides: Full ZS − Emulator ZS for accuracy, Emulator ZS − Full ZS for a loss
+   *  (larger = more private either way). */
   hides: number;
   hidesStd: number;
+  /** The y value, larger = better: Δ, Plug-in accuracy, or minus the Plug-in loss. */
   utility: number;
   utilityStd: number;
   seeds: number;
@@ -205,8 +247,10 @@ export function settingPoints(runs: OTRun[], y: UtilityAxis): SettingPoint[] {
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   return [...groups.values()].map((rs) => {
-    const h = rs.map((r) => r.fullZS! - r.emulatorZS!);
-    const u = rs.map((r) => r[y] as number);
+    // The plane reads "up and right is better": a loss (lower is better) is turned around. Δ already is.
+    const loss = rs[0]!.metric === 'loss';
+    const h = rs.map((r) => (loss ? r.emulatorZS! - r.fullZS! : r.fullZS! - r.emulatorZS!));
+    const u = rs.map((r) => (loss && y === 'plugIn' ? -(r[y] as number) : (r[y] as number)));
     const hm = h.reduce((a, x) => a + x, 0) / h.length;
     const um = u.reduce((a, x) => a + x, 0) / u.length;
     const s = rs[0]!.setting;

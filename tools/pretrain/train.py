@@ -6,8 +6,15 @@
       --export public/models/demo
 
 AdamW, linear warm-up then cosine decay to lr/10. Logs to stdout; evaluates validation loss every
---eval-every steps; saves <run-dir>/ckpt.pt every --ckpt-minutes (and at the end), and resumes from
-it when restarted with the same arguments. At the end exports an F16 Hugging Face folder.
+--eval-every steps; saves <run-dir>/ckpt.pt every --ckpt-minutes (and at the end). At the end exports an
+F16 Hugging Face folder.
+
+Resumable: the checkpoint holds the model, the optimizer, the step, the data sampler's RNG state (which is
+the data position: batches are drawn from it) and torch's RNG state, so `--resume` continues exactly where
+the run stopped and a run split into sessions equals one uninterrupted run. `--stop-at-step N` ends a
+session at step N (checkpoint, no export); `--resume` with a larger --tokens continues a finished run (the
+cosine schedule then stretches over the new total). The model's shape must not change on resume. Without
+--resume, an existing checkpoint in --run-dir is an error (never overwritten silently).
 """
 import argparse
 import json
@@ -24,6 +31,8 @@ from model import LlamaConfig, LlamaForCausalLM  # noqa: E402
 from hf_io import export_hf  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# Arguments that fix the model's shape (and the sampler's seed): a resumed run must use the same ones.
+SHAPE_ARGS = ("layers", "hidden", "heads", "kv_heads", "ffn", "ctx", "vocab", "batch", "seed")
 
 
 def get_args():
@@ -49,6 +58,8 @@ def get_args():
     ap.add_argument("--data", default=os.path.join(ROOT, "tools/corpus/out"))
     ap.add_argument("--run-dir", default=os.path.join(ROOT, "tools/pretrain/runs/demo"))
     ap.add_argument("--export", default=os.path.join(ROOT, "public/models/demo"))
+    ap.add_argument("--resume", action="store_true", help="continue from <run-dir>/ckpt.pt (model, optimizer, data position, RNG)")
+    ap.add_argument("--stop-at-step", type=int, default=0, help="end this session after this step: checkpoint, no export; 0=off")
     ap.add_argument("--max-minutes", type=float, default=0, help="wall-time budget: the cosine schedule follows max(step, time) progress and training stops (and exports) when it is spent; 0=off")
     return ap.parse_args()
 
@@ -95,12 +106,23 @@ def main():
     ckpt_path = os.path.join(a.run_dir, "ckpt.pt")
     step, elapsed, history = 0, 0.0, []
     rng = np.random.default_rng(a.seed)
-    if os.path.exists(ckpt_path):
+    if os.path.exists(ckpt_path) and not a.resume:
+        sys.exit(f"train.py: {ckpt_path} exists: pass --resume to continue it, or choose another --run-dir")
+    if a.resume:
+        if not os.path.exists(ckpt_path):
+            sys.exit(f"train.py: --resume: no checkpoint at {ckpt_path}")
         ck = torch.load(ckpt_path)
+        before = ck["args"]
+        for k in SHAPE_ARGS:
+            if before.get(k) != getattr(a, k):
+                sys.exit(f"train.py: --resume: {ckpt_path} was trained with --{k.replace('_', '-')} {before.get(k)}, not {getattr(a, k)}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed, history = ck["step"], ck["elapsed"], ck["history"]
-        rng = np.random.default_rng([a.seed, step])
+        if "rng" not in ck:
+            sys.exit(f"train.py: --resume: {ckpt_path} predates resumable checkpoints (no data-sampler state)")
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
         print(f"resumed from step {step}", flush=True)
     print(f"params {model.num_params():,}  steps {total_steps}  tokens/step {tokens_per_step}", flush=True)
 
@@ -116,7 +138,8 @@ def main():
     def save():
         tmp = ckpt_path + ".tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed,
-                    "history": history, "args": vars(a)}, tmp)
+                    "history": history, "args": vars(a), "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
 
     t_last_ckpt = time.time()
@@ -152,6 +175,10 @@ def main():
         if a.max_minutes and elapsed > a.max_minutes * 60:
             print("  max-minutes reached, stopping early", flush=True)
             break
+        if a.stop_at_step and step >= a.stop_at_step and step < total_steps:
+            save()
+            print(f"  stopped at step {step} (--stop-at-step); continue with --resume", flush=True)
+            return
     save()
     summary = {"steps": step, "tokens_seen": step * tokens_per_step, "train_seconds": elapsed,
                "params": model.num_params(), "history": history, "args": vars(a)}

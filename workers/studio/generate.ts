@@ -11,10 +11,10 @@ import { plugIn } from '../../src/ot/offsite/plugin';
 import { exportTransformersJsFolder } from '../../src/onnx/export';
 import type { ModelSpec } from '../../src/model/spec';
 import { type WeightMap } from '../../src/model/weights';
-import { type GenerateOptions, type GenerateResult, type InputFile } from '../../src/jobs/studio-api';
+import { type GenerateOptions, type GenerateResult, type GenerateStage, type InputFile } from '../../src/jobs/studio-api';
 import { probeBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
-import { jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
+import { earlyCancels, jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
 import { Cancelled } from './jobs';
 
 
@@ -42,7 +42,10 @@ export function dropTryExports(): void {
   tryExports.clear();
 }
 
-export async function buildTryExport(target: GenerateOptions['target']): Promise<TryExport> {
+/** Called between the stages of a generation: lets a Cancel message in and stops there if it came. */
+export type StageGate = (stage: GenerateStage) => Promise<void>;
+
+export async function buildTryExport(target: GenerateOptions['target'], gate: StageGate = async () => undefined): Promise<TryExport> {
   let spec: ModelSpec;
   let weights: WeightMap;
   let files: InputFile[];
@@ -70,12 +73,14 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
     label = cur.summary.name;
     what = `full model (${cur.summary.name})`;
     if (target.adapterId) {
+      await gate('loading model');
       const a = openAdaptersMap.get(target.adapterId);
       if (!a) fail(undefined, 'drop the returned adapters first');
       weights = (await plugInJob(full, sourceOf(a.files, a.summary.name), { backend: be }).catch((e: unknown) => rethrow(e, a.summary.name))).weights;
       what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
     }
   }
+  await gate('exporting to ONNX');
   const source = sourceOf(files, label);
   const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(new Error(`no usable tokenizer (${(e as Error).message})`), label));
   const extra = new Map<string, Uint8Array>();
@@ -89,25 +94,37 @@ export async function buildTryExport(target: GenerateOptions['target']): Promise
   return { files: folder, tok, addBos: defaultAddBos(spec, tok), what, loaded: false };
 }
 
-export async function generateJob(opts: GenerateOptions, onText: (text: string) => void): Promise<GenerateResult> {
-  // Cancel lands between tokens: the next token throws out of transformers.js's generate loop.
-  const ctl: JobControl = { paused: false, cancelled: false };
+export async function generateJob(opts: GenerateOptions, onText: (text: string) => void, onStage?: (stage: GenerateStage) => void): Promise<GenerateResult> {
+  // Cancel lands between stages (model load, ONNX export, transformers.js load) and between tokens: the
+  // next token throws out of transformers.js's generate loop.
+  const ctl: JobControl = { paused: false, cancelled: opts.jobId ? earlyCancels.delete(opts.jobId) : false };
   if (opts.jobId) jobs.set(opts.jobId, ctl);
+  const gate: StageGate = async (stage) => {
+    // A cancel message (comlink) is delivered only between tasks, and a 0 ms timer may run before a queued
+    // message: a few idle milliseconds let any queued message in first.
+    await new Promise((r) => setTimeout(r, 5));
+    if (ctl.cancelled) throw new Cancelled();
+    void onStage?.(stage);
+  };
   try {
-    return await generateWith(opts, onText, ctl);
+    return await generateWith(opts, onText, ctl, gate, onStage);
   } finally {
     if (opts.jobId) jobs.delete(opts.jobId);
   }
 }
 
-async function generateWith(opts: GenerateOptions, onText: (text: string) => void, ctl: JobControl): Promise<GenerateResult> {
+async function generateWith(
+  opts: GenerateOptions, onText: (text: string) => void, ctl: JobControl, gate: StageGate, onStage?: (stage: GenerateStage) => void,
+): Promise<GenerateResult> {
   const key = JSON.stringify(opts.target);
   let exportSeconds = 0;
   let ex = tryExports.get(key);
   if (!ex) {
     const t0 = performance.now();
-    ex = await buildTryExport(opts.target);
-    if (ctl.cancelled) throw new Cancelled();
+    await gate('loading model');
+    ex = await buildTryExport(opts.target, gate);
+    // A cancelled export is not kept: the next Generate exports again.
+    await gate('loading transformers.js');
     exportSeconds = (performance.now() - t0) / 1000;
     // Keep one export: each holds a copy of the weights and an ORT session.
     dropTryExports();
@@ -126,6 +143,7 @@ async function generateWith(opts: GenerateOptions, onText: (text: string) => voi
   const t1 = performance.now();
   // Loaded on first use: onnxruntime-web and transformers.js stay out of the worker's startup.
   const { generateInBrowser } = await import('../../src/onnx/browser');
+  await gate(ex.loaded ? 'generating' : 'loading transformers.js');
   const r = await generateInBrowser(ex.files, ids, {
     maxNewTokens: Math.max(1, Math.min(512, Math.floor(opts.maxNewTokens))),
     doSample: opts.sample,
@@ -133,6 +151,7 @@ async function generateWith(opts: GenerateOptions, onText: (text: string) => voi
     device,
     onToken: (id) => {
       if (ctl.cancelled) throw new Cancelled();
+      if (out.length === 0) void onStage?.('generating');
       out.push(id);
       void onText(tok.decode(out, { skipSpecialTokens: true }));
     },

@@ -11,7 +11,8 @@ import { evaluateRun, plugInJob } from './eval';
 import { generateJob } from './generate';
 import { openAdapters, openDataset, openModel, openPackage } from './models';
 import { runProtocolJob } from './protocol';
-import { jobControls, jobs } from './state';
+import { calibrate, modelSpectra } from './research';
+import { earlyCancels, jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
 
@@ -61,6 +62,8 @@ export const api: StudioApi = {
   async cancel(jobId: string) {
     const j = jobs.get(jobId);
     if (j) j.cancelled = true;
+    // A generation's id is chosen by the caller: its cancel may overtake the call that starts it.
+    else if (jobId.startsWith('gen-')) earlyCancels.add(jobId);
     const c = jobControls.get(jobId);
     if (c) {
       c.pauser.resume();
@@ -72,4 +75,6 @@ export const api: StudioApi = {
   evaluate: evaluateRun,
   exportAdapters: exportAdaptersJob,
   runProtocol: runProtocolJob,
+  calibrate,
+  modelSpectra,
 };

@@ -7,6 +7,7 @@ import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { prepareProtocolData, reuseFrom, runProtocolJob as runProtocolSetting, type ProtocolData, type ProtocolJobOptions } from '../../src/jobs/protocol';
 import { withRecipeDefaults } from '../../src/jobs/tune';
 import type { InputFile, OTRun, ProtocolRequest, ProgressFn } from '../../src/jobs/studio-api';
+import { runVerdicts } from '../../src/ot/offsite/verdicts';
 import { onBackend } from './backend';
 import { fail, rethrow, baseName } from './files';
 import { openModels, newId } from './state';
@@ -14,6 +15,13 @@ import { startControlledJob, loadOpenModel } from './jobs';
 
 /** Full ZS / Full FT per (model, task, recipe): several methods side by side compute them once. */
 export const protocolReuse = new Map<string, NonNullable<ProtocolJobOptions['reuse']>>();
+
+/** The task's name: its folder when the files are plainly named train/test/valid (a task folder), else the test file's name. */
+export function taskName(testPath: string): string {
+  const parts = testPath.split('/').filter(Boolean);
+  const file = parts[parts.length - 1] ?? testPath;
+  return parts.length > 1 && /^(train|test|valid)\.[a-z]+$/i.test(file) ? parts[parts.length - 2]! : baseName(testPath);
+}
 
 export function pickTaskFile(files: InputFile[], word: string): InputFile | undefined {
   return files.find((f) => baseName(f.path).toLowerCase().includes(word));
@@ -39,7 +47,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     const file = async (f: InputFile) => ({ name: f.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(f.data, f.path) });
     let data: ProtocolData;
     try {
-      data = prepareProtocolData({ name: baseName(testF.path), train: await file(trainF), valid: validF ? await file(validF) : null, test: await file(testF) },
+      data = prepareProtocolData({ name: taskName(testF.path), train: await file(trainF), valid: validF ? await file(validF) : null, test: await file(testF) },
         withoutSpecialTokens(tok), spec, {
           // Training on the recipe's context; evaluation on the model's whole context.
           contextLength: C, evalContextLength: spec.maxPositions, seed: req.tune.seed,
@@ -80,7 +88,7 @@ export async function runProtocolJob(req: ProtocolRequest, taskFiles: InputFile[
     return {
       id: newId('ot'), createdAt: new Date().toISOString(), model: r.model, task: r.task, setting: req.setting,
       fullZS: r.fullZS, emulatorZS: r.emulatorZS, emulatorFT: r.emulatorFT, plugIn: r.plugIn, fullFT: r.fullFT,
-      delta: r.delta, deltaStderr: r.deltaStderr ?? null, compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
+      delta: r.delta, deltaStderr: r.deltaStderr ?? null, hidesStderr: r.privacyGapStderr ?? null, verdicts: runVerdicts(r), compressionRatio: r.compressionRatio, metric: r.metric, origin: 'browser', report: JSON.parse(JSON.stringify(r)),
     };
   } finally {
     end();

@@ -26,6 +26,8 @@ export interface JobControl {
   cancelled: boolean;
 }
 export const jobs = new Map<string, JobControl>();
+/** Cancels of caller-named jobs (generation) that arrived before the job registered: it starts cancelled. */
+export const earlyCancels = new Set<string>();
 /** Tuning jobs pause and cancel through src/ot's own controls. */
 export const jobControls = new Map<string, { abort: AbortController; pauser: PauseController }>();
 

@@ -174,13 +174,13 @@ export async function runTune(
             jobId, runId, status: 'cancelled', steps: partial.steps, totalSteps: partial.totalSteps, trainLoss: partial.trainLoss,
             bestValLoss: partial.bestValLoss, bestStep: partial.bestStep, weightsFrom: partial.weightsFrom, trainableParams: partial.trainableParams,
             tokens: partial.tokens, seconds: partial.seconds, tokensPerSec: partial.tokensPerSec, resumedFrom: typeof partial.resumedFrom === 'number' ? partial.resumedFrom : 0,
-            backend: backendName(be), packageName, datasetName: datasetFile.path,
+            backend: backendName(be), packageName, datasetName: datasetFile.path, mode: options.mode,
           };
         }
         return {
           jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
           trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: backendName(be),
-          packageName, datasetName: datasetFile.path,
+          packageName, datasetName: datasetFile.path, mode: options.mode,
         };
       }
       rethrow(e, datasetFile.path);
@@ -190,7 +190,7 @@ export async function runTune(
       jobId, runId, status: 'done', steps: result.steps, totalSteps: result.totalSteps, trainLoss: result.trainLoss,
       bestValLoss: result.bestValLoss, bestStep: result.bestStep, weightsFrom: result.weightsFrom, trainableParams: result.trainableParams,
       tokens: result.tokens, seconds: result.seconds, tokensPerSec: result.tokensPerSec, resumedFrom: result.resumedFrom, backend: backendName(be),
-      packageName, datasetName: datasetFile.path,
+      packageName, datasetName: datasetFile.path, mode: options.mode,
     };
   } finally {
     activeRuns.delete(runId);

@@ -54,6 +54,14 @@ describe('gradot ot', () => {
     expect(md).toContain('| none | 0.5 |');
     expect(md).toContain('| drop | 0.5 | 2.00× |');
     expect(existsSync(join(out, 'report-drop-0.5.json'))).toBe(true);
+    // The privacy side: 'none' keeps the model, so its emulator hides nothing (0 ± 0 → "no").
+    expect(r.runs[0].privacyGap).toBe(0);
+    expect(r.runs[0].privacyGapStderr).toBe(0);
+    expect(r.runs[0].checks.emulatorHides).toBe(false);
+    // The verdicts in words on the headline metric (acc): Δ is exactly 0 ± 0 for 'none' → "no".
+    expect(r.runs[0].verdicts).toEqual({ deltaPositive: 'no', plugInBeatsFullZS: r.runs[0].verdicts.plugInBeatsFullZS, emulatorHides: 'no' });
+    expect(['yes', 'no', 'inside noise']).toContain(r.runs[0].verdicts.plugInBeatsFullZS);
+    expect(md).toContain('| none | privacy: emulator hides (Full ZS − Emulator ZS > 0) | 0.0 ± 0.0: no |');
   });
 
   it('--seeds repeats each method per seed: one report per run, rows labelled, a summary over seeds', async () => {
@@ -97,10 +105,13 @@ describe('gradot ot --method gradot', () => {
   it('builds the emulator with a support pass (task train text by default) and reports it', async () => {
     const c = captureIO();
     expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '1',
-      '--batch', '4', '--support-len', '16', '--json'], c.io, dir), c.out[0]).toBe(0);
+      '--batch', '4', '--support-len', '16', '--lambda-mode', 'balanced', '--out', join(dir, 'ot-gradot'), '--json'], c.io, dir), c.out[0]).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r).toMatchObject({ method: 'gradot', keep: 0.5, support: 'task/train.jsonl (default)' });
     expect(r.compressionRatio).toBeGreaterThan(1.5);
+    const rep = JSON.parse(await readFile(join(dir, 'ot-gradot', 'report-gradot-0.5.json'), 'utf8'));
+    expect(rep.compressRecord.emulator.readings.lambda).toBe('lambda/balanced-per-matrix-sum-ratio/v1');
+    expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--lambda-mode', 'scaled'], captureIO().io, dir)).not.toBe(0);
   });
 });
 

@@ -15,7 +15,9 @@ import { REPORT_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
 import { resolve, join } from 'node:path';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
-import { markdownReport, markdownTable } from '../../ot/offsite/report';
+import type { LambdaMode } from '../../ot/emulator/gcs';
+import { claimsOf, markdownReport, markdownTable } from '../../ot/offsite/report';
+import { runVerdicts } from '../../ot/offsite/verdicts';
 import { parseAdapters } from '../../ot/emulator/split';
 import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions, type ProtocolJobReport } from '../../jobs/protocol';
 import { parseCommandArgs } from '../args';
@@ -32,12 +34,12 @@ export const command: Command = {
   name: 'ot',
   summary: 'the whole offsite-tuning protocol and the five-number report',
   usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
-    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--limit-train N] [--limit-test N] ' + TUNE_USAGE,
+    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--limit-train N] [--limit-test N] ' + TUNE_USAGE,
   async run(argv, ctx) {
     const { positionals, options: o } = parseCommandArgs(argv, {
       ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
       'full-ft': { type: 'boolean' }, out: { type: 'string' }, force: { type: 'boolean' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
-      'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' },
+      'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
       'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' },
     }, { min: 1, max: 1 });
     if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
@@ -49,6 +51,8 @@ export const command: Command = {
     const folder = resolveTaskFolder(o.task as string, ctx.cwd);
     if (!folder || !folder.train || !folder.test) throw new UsageError(`--task ${o.task}: need a folder (or a name under public/data) with train.jsonl and test.jsonl`);
     const split = parseAdapters((o.adapters as string | undefined) ?? '2:2');
+    const lambdaMode = o['lambda-mode'] as LambdaMode | undefined;
+    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced') throw new UsageError('--lambda-mode must be raw or balanced');
 
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     if (model.kind !== 'hf') throw new UsageError('ot needs the full model (an HF folder)');
@@ -101,6 +105,7 @@ export const command: Command = {
           ...(o['eval-batch'] !== undefined ? { evalBatchSize: o['eval-batch'] as number } : {}),
           ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
           ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
+          ...(lambdaMode ? { lambdaMode } : {}),
           tune: { ...recipe, seed },
         }, {
           onProgress: (p) => {
@@ -139,7 +144,9 @@ export const command: Command = {
     }
     const runs = reports.map((r) => ({
       method: r.method, keep: r.keep, seed: r.tuneOptions.seed, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
-      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null,
+      privacyGap: r.privacyGap ?? null, privacyGapStderr: r.privacyGapStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      verdicts: runVerdicts({ claims: claimsOf(r) }) ?? null,
       tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {

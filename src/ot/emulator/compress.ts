@@ -40,7 +40,7 @@ export interface CompressOptions {
   seed?: number;
   /** gradot: attention's own keep fraction (budget.ts BudgetOptions.attnKeep); default: same as the MLP. */
   attnKeep?: number;
-  /** How λ is scaled (gcs.ts LambdaMode). Default 'raw' (the formula as written). */
+  /** How λ is scaled (gcs.ts LambdaMode). Default GRADOT_DEFAULTS.lambdaMode ('balanced'); 'raw' is the formula as written. */
   lambdaMode?: LambdaMode;
   /**
    * gradot: how the MLP is compressed (MLP_READINGS). 'scp' (the paper): channel pruning by SCP.
@@ -62,8 +62,12 @@ export interface CompressOptions {
  * gradot's default readings, chosen on the demo model (docs/ot-compression.md, "Study"): lowest adapter-
  * gradient shift on a selection slice at keep 0.5 and 0.6, confirmed on a separate test slice against svd
  * and prune. The paper's layout (SCP channels, uniform κ) stays available as mlp = 'scp', 'uniform'.
+ * λ is read 'balanced' (docs/ot-compression.md, "λ"): under 'raw' the loss term is ~0.4% of the shift term
+ * on the demo model, so every λ in the UI range selects like λ = 0 and the emulator hides nothing; balanced
+ * λ = 1 weighs both terms equally and its emulator hides the model beyond two standard errors. Balanced
+ * λ = 0 selects like the old raw default.
  */
-export const GRADOT_DEFAULTS = { mlp: 'drd', rankAllocation: 'global' } as const;
+export const GRADOT_DEFAULTS = { mlp: 'drd', rankAllocation: 'global', lambdaMode: 'balanced' } as const;
 
 export const MLP_READINGS = {
   scp: 'gradot-mlp/scp-channels/v1',
@@ -173,7 +177,7 @@ export function compressionLayout(spec: ModelSpec, opts: CompressOptions): Compr
   plan = { ...plan, layers: plan.layers.map((l) => ({ ...l, ranks: { ...l.ranks } })) };
   return {
     plan, gradot, mlpMode, allocation,
-    lambdaAttn: opts.lambdaAttn ?? 1, lambdaMlp: opts.lambdaMlp ?? 1, lambdaMode: opts.lambdaMode ?? 'raw',
+    lambdaAttn: opts.lambdaAttn ?? 1, lambdaMlp: opts.lambdaMlp ?? 1, lambdaMode: opts.lambdaMode ?? GRADOT_DEFAULTS.lambdaMode,
   };
 }
 

@@ -136,6 +136,44 @@ describe('λ modes', () => {
   });
 });
 
+describe('balanced λ on fresh random statistics', () => {
+  const W = gaussianArray(9 * 7, 41);
+  const f = exactSvd(W, 9, 7);
+  const parts = drdScores(f, randomStats(7, 9, 43), 0);
+  const order = (x: ArrayLike<number>) => Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[j] - x[i] || i - j);
+
+  it('λ = 0 ranks exactly by the gradient-shift term (ascending shift = removed first)', async () => {
+    const { rescore } = await import('./gcs');
+    const b = rescore(parts, 0, 'balanced');
+    expect(b.lambda).toBe(0);
+    expect(Array.from(b.score)).toEqual(Array.from(parts.gradShift));
+    expect(order(b.score)).toEqual(order(parts.gradShift));
+  });
+
+  it('a large λ ranks by the loss-increase term (largest loss increase removed first)', async () => {
+    const { rescore, spearman } = await import('./gcs');
+    const negLoss = parts.lossIncrease.map((v) => -v);
+    expect(order(rescore(parts, 1e6, 'balanced').score)).toEqual(order(negLoss));
+    // Between the two ends the ranking moves away from the gradient-shift one towards the loss one.
+    const toLoss = [0, 1, 8, 1e6].map((l) => spearman(rescore(parts, l, 'balanced').score, negLoss));
+    const toShift = [0, 1, 8, 1e6].map((l) => spearman(rescore(parts, l, 'balanced').score, parts.gradShift));
+    expect(toShift[0]).toBeCloseTo(1, 12);
+    expect(toLoss[3]).toBeCloseTo(1, 12);
+    expect(toLoss[3]!).toBeGreaterThan(toLoss[0]!);
+    expect(toShift[3]!).toBeLessThan(toShift[0]!);
+  });
+
+  it('spearman: hand-computed values, ties as average ranks', async () => {
+    const { spearman } = await import('./gcs');
+    expect(spearman([1, 2, 3, 4], [10, 20, 30, 40])).toBeCloseTo(1, 12);
+    expect(spearman([1, 2, 3, 4], [4, 3, 2, 1])).toBeCloseTo(-1, 12);
+    // ranks a = 0,1,2,3; b = 1,0,3,2 → Σd² = 4, ρ = 1 − 6·4/(4·15) = 0.6.
+    expect(spearman([1, 2, 3, 4], [2, 1, 4, 3])).toBeCloseTo(0.6, 12);
+    // ties: b ranks 0.5, 0.5, 2, 3; centred a = ±1.5, ±0.5, b = −1, −1, 0.5, 1.5 → 4.5/sqrt(5·4.5).
+    expect(spearman([1, 2, 3, 4], [5, 5, 6, 7])).toBeCloseTo(4.5 / Math.sqrt(5 * 4.5), 12);
+  });
+});
+
 describe('GCS sign conventions', () => {
   it('a component whose removal raises the loss scores lower (is removed first) as λ grows', async () => {
     const { selectComponents } = await import('./select');

@@ -229,6 +229,31 @@ export const LAMBDA_READINGS: Record<LambdaMode, string> = {
   balanced: 'lambda/balanced-per-matrix-sum-ratio/v1',
 };
 
+/** The top of λ's useful range in the UIs and the documented sweep (docs/ot-compression.md, "λ"). */
+export const LAMBDA_UI_MAX = 8;
+
+/** Spearman rank correlation (average ranks for ties), for comparing two score vectors' orderings. */
+export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`spearman: ${a.length} vs ${b.length} values`);
+  const ranks = (x: ArrayLike<number>): Float64Array => {
+    const idx = Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[i] - x[j]);
+    const r = new Float64Array(x.length);
+    for (let s = 0; s < idx.length;) {
+      let e = s;
+      while (e + 1 < idx.length && x[idx[e + 1]!] === x[idx[s]!]) e++;
+      for (let k = s; k <= e; k++) r[idx[k]!] = (s + e) / 2;
+      s = e + 1;
+    }
+    return r;
+  };
+  const ra = ranks(a), rb = ranks(b);
+  const n = ra.length;
+  const m = (n - 1) / 2;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) { sab += (ra[i] - m) * (rb[i] - m); saa += (ra[i] - m) ** 2; sbb += (rb[i] - m) ** 2; }
+  return sab / Math.sqrt(saa * sbb);
+}
+
 /** Effective λ for one scored set under `mode`. */
 export function effectiveLambda(parts: Pick<ScoreParts, 'gradShift' | 'lossIncrease'>, lambda: number, mode: LambdaMode): number {
   if (mode === 'raw') return lambda;

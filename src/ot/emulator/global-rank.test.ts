@@ -5,6 +5,7 @@ import { splitParamCounts } from '../../model/params';
 import { mulberry32, randomTestModel, smallSpec } from '../../model/random-model';
 import { allocateRanksGlobally, GLOBAL_RANK_READING, maxUsefulRank, type RankCandidate } from './budget';
 import { compressModel, GRADOT_DEFAULTS, MLP_READINGS } from './compress';
+import { LAMBDA_READINGS } from './gcs';
 import { supportPass, type SupportBatch } from './support';
 
 describe('allocateRanksGlobally', () => {
@@ -97,6 +98,9 @@ describe('gradot readings: mlp drd, global rank allocation', () => {
     expect(d.readings.mlp).toBe(MLP_READINGS[GRADOT_DEFAULTS.mlp]);
     expect(d.readings.rankAllocation).toBe(GLOBAL_RANK_READING);
     expect(JSON.stringify(d.spec.layers)).toBe(JSON.stringify(g.spec.layers));
+    // λ is read balanced unless raw is asked for (at λ = 0 both select alike).
+    expect(d.readings.lambda).toBe(LAMBDA_READINGS.balanced);
+    expect(compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, lambdaMode: 'raw' }, sp.stats).readings.lambda).toBe(LAMBDA_READINGS.raw);
     const a = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, attnKeep: 0.5 }, sp.stats);
     expect(a.readings.mlp).toBe(MLP_READINGS.scp);
     expect(a.spec.layers[2]!.mlpWidth).toBeLessThan(spec.intermediateSize);

@@ -278,6 +278,18 @@ export function sharedDecoder(be: Backend, spec: ModelSpec, weights: WeightMap):
   return new Decoder(spec, params);
 }
 
+/** Ascending indices as [start, end) runs: [0, 1, 2, 5, 6] → [[0, 3], [5, 7]]. */
+export function toRanges(indices: readonly number[]): [number, number][] {
+  const sorted = [...indices].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (const i of sorted) {
+    const last = out[out.length - 1];
+    if (last && i === last[1]) last[1] = i + 1;
+    else if (!last || i > last[1]) out.push([i, i + 1]);
+  }
+  return out;
+}
+
 export interface EmulatorReport {
   modelId: string;
   method: CompressionMethod;
@@ -285,7 +297,9 @@ export interface EmulatorReport {
   lambdaAttn: number;
   lambdaMlp: number;
   params: { before: number; after: number; middleBefore: number; middleAfter: number; middleTarget: number; middleKept: number };
-  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number }[];
+  /** keptRanges: which singular components (σ order) each factorized matrix kept, as [start, end) runs
+   *  (compact: mostly one run), so a spectrum can mark a run's cut long after its emulator is gone. */
+  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number; keptRanges?: Partial<Record<string, [number, number][]>> }[];
   supportLoss: { full: number; emulator: number };
   seconds: { support: number; svd: number; scoring: number; compress: number; evaluate: number; package: number; total: number };
   readings: Record<string, string>;
@@ -380,7 +394,10 @@ export async function buildEmulator(
         middleBefore: result.plan.paramsBefore, middleAfter: result.plan.paramsAfter, middleTarget: result.plan.paramsTarget,
         middleKept: result.plan.paramsAfter / result.plan.paramsBefore,
       },
-      layers: result.layers.map((l) => ({ index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth })),
+      layers: result.layers.map((l) => ({
+        index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth,
+        ...(l.keptComponents ? { keptRanges: Object.fromEntries(Object.entries(l.keptComponents).map(([p, k]) => [p, toRanges(k ?? [])])) } : {}),
+      })),
       supportLoss: { full: lossFull, emulator: lossEmu },
       seconds: {
         // Scoring ran inside the support pass: report the pass without it, so the phases add up.

@@ -7,12 +7,17 @@
  *   Emulator FT  emulator with the adapters tuned on it
  *   Plug-in      full model (original middle) with those tuned adapters
  *   Full FT      (optional) the same tuning recipe on the full model, every block trainable
- *   Δ            Plug-in − Emulator FT (privacy gap; larger is better)
+ *   Δ            Plug-in − Emulator FT (the adapters' transfer; larger is better)
+ *   hides        Full ZS − Emulator ZS (the model owner's privacy side; larger = the emulator is a poorer
+ *                substitute for the model), with the perplexity gap where perplexity is measured
  *   ratio        compression ratio of the middle: original middle params / emulator middle params
  *
  * Scores: multiple-choice tasks by acc (acc_norm alongside); prompt/answer and text tasks by the
  * answer-token (or token) loss, where lower is better — there Δ is taken as Emulator FT loss − Plug-in loss
  * so that "larger is better" holds for Δ in both cases (recorded in `deltaDefinition`).
+ *
+ * Every claim (Δ > 0, Plug-in > Full ZS, the emulator hides the model) gets a verdict against its paired
+ * standard error (verdicts.ts): "yes" only beyond two of them.
  *
  * The emulator comes from an injected `compress` function (the model owner's step), so the protocol runs
  * with any compression, including `none`; `defaultCompress` is the real GradOT/baseline builder.
@@ -25,6 +30,7 @@ import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import type { Example } from '../../data/batch';
 import type { CompressionMethod } from '../emulator/budget';
+import type { LambdaMode } from '../emulator/gcs';
 import { buildEmulator } from '../emulator/package';
 import type { CheckpointStore } from '../../storage';
 import { evaluate, headline, type EncodedTask, type EvalMetrics } from './evaluate';
@@ -33,6 +39,7 @@ import type { Split } from '../emulator/split';
 import type { SupportBatch } from '../emulator/support';
 import { tune, type TrainedAdapter, type TuneOptions, type TuneProgress, type TuneResult } from './tune';
 import { pairedDifference } from './metrics';
+import { headlineClaim, protocolClaims, type Claim } from './verdicts';
 
 export interface ProtocolModel {
   spec: ModelSpec;
@@ -58,7 +65,7 @@ export interface CompressedModel {
 export type CompressFn = (model: ProtocolModel, req: CompressRequest) => Promise<CompressedModel>;
 
 /** The emulator builder of src/ot/emulator/package.ts (support pass for gradot, then compression). */
-export function defaultCompress(support: SupportBatch[], extra: { lambdaAttn?: number; lambdaMlp?: number } = {}): CompressFn {
+export function defaultCompress(support: SupportBatch[], extra: { lambdaAttn?: number; lambdaMlp?: number; lambdaMode?: LambdaMode } = {}): CompressFn {
   return async (model, req) => {
     const r = await buildEmulator(model.spec, model.weights, {
       method: req.method, keep: req.keep, split: req.split, seed: req.seed, backend: req.backend, support,
@@ -133,6 +140,16 @@ export interface OTReport {
   /** Paired standard error of Δ over the test items (multiple choice; null for loss metrics or old reports). */
   deltaStderr?: number | null;
   deltaDefinition: string;
+  /** The privacy side: Full ZS − Emulator ZS (acc), or Emulator ZS loss − Full ZS loss; larger = the emulator
+   *  hides more of the model. Absent in reports written before it existed. */
+  privacyGap?: number;
+  /** Paired standard error of privacyGap over the same test items (multiple choice; null for loss metrics). */
+  privacyGapStderr?: number | null;
+  /** Zero-shot perplexity of the full model and of the emulator, where the task measures perplexity. */
+  perplexityGap?: { full: number; emulator: number } | null;
+  /** Each claim of the protocol with its paired standard error and verdict (verdicts.ts), on acc and acc_norm
+   *  for multiple choice. */
+  claims?: Claim[];
   compressionRatio: number;
   params: { full: number; emulator: number; middleFull: number; middleEmulator: number; adapters: number };
   details: { fullZS: EvalMetrics; emulatorZS: EvalMetrics; emulatorFT: EvalMetrics; plugIn: EvalMetrics; fullFT: EvalMetrics | null };
@@ -142,8 +159,9 @@ export interface OTReport {
   compressRecord?: Record<string, unknown>;
   backend: string;
   seconds: Record<string, number>;
-  /** Checks of the issue's acceptance shape, for a quick read. */
-  checks: { plugInBeatsFullZS: boolean; deltaPositive: boolean };
+  /** Claims on the headline metric that hold beyond two paired standard errors (false when inside noise or
+   *  untested), for a quick read; `claims` has the numbers. */
+  checks: { plugInBeatsFullZS: boolean; deltaPositive: boolean; emulatorHides: boolean };
 }
 
 function summary(r: TuneResult): TuneSummary {
@@ -237,13 +255,19 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
     const midFull = splitParamCounts(model.spec, o.split.bottom, o.split.top).middle;
     const midEmu = splitParamCounts(emu.spec, o.split.bottom, o.split.top).middle;
     seconds.total = (performance.now() - t0) / 1000;
-    const better = (a: number, b: number): boolean => (higherIsBetter ? a > b : a < b);
+    const claims = protocolClaims({ fullZS, emulatorZS, emulatorFT, plugIn: plugInM });
+    const holds = (id: Claim['id']): boolean => headlineClaim(claims, id)?.verdict === 'yes';
+    const privacy = headlineClaim(claims, 'emulatorHides');
     const { lora, ...tuneRest } = o.tune;
     return {
       format: 'gradot-ot-report', version: 1, model: model.modelId, task: o.task.name, taskKind: o.task.test.kind,
       method: o.method, keep: o.keep, split: o.split, metric, higherIsBetter,
       fullZS: h(fullZS), emulatorZS: h(emulatorZS), emulatorFT: h(emulatorFT), plugIn: h(plugInM), fullFT: fullFT ? h(fullFT) : null,
       delta, deltaStderr,
+      privacyGap: higherIsBetter ? h(fullZS) - h(emulatorZS) : h(emulatorZS) - h(fullZS),
+      privacyGapStderr: privacy?.stderr ?? null,
+      perplexityGap: fullZS.perplexity !== undefined && emulatorZS.perplexity !== undefined ? { full: fullZS.perplexity, emulator: emulatorZS.perplexity } : null,
+      claims,
       deltaDefinition: higherIsBetter ? 'Plug-in − Emulator FT (acc)' : 'Emulator FT loss − Plug-in loss (lower loss is better)',
       compressionRatio: midEmu > 0 ? midFull / midEmu : Infinity,
       params: { full: fullCounts, emulator: emuCounts, middleFull: midFull, middleEmulator: midEmu, adapters: tuned.trainableParams },
@@ -252,7 +276,7 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
       tuneOptions: { ...tuneRest, ...(lora ? { lora } : {}) },
       ...(emu.record ? { compressRecord: emu.record } : {}),
       backend: be.name, seconds,
-      checks: { plugInBeatsFullZS: better(h(plugInM), h(fullZS)), deltaPositive: delta > 0 },
+      checks: { plugInBeatsFullZS: holds('plugInBeatsFullZS'), deltaPositive: holds('deltaPositive'), emulatorHides: holds('emulatorHides') },
     };
   } finally {
     for (const d of decs) d.free();

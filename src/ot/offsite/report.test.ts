@@ -53,4 +53,31 @@ describe('markdownTable', () => {
     expect(md).toContain('| drop | 0 | 90.0 | 85.0 | -5.0 | 0 of 1 |');
     expect(md).toContain('| drop s0 | 0.3 | 90.0 | 85.0 |');
   });
+
+  it('puts the privacy side beside Δ and gives verdicts beyond two paired standard errors (+1.0 ± 0.7 is not yes)', () => {
+    const md = markdownTable([report('gradot', [190, 191], [192, 193]), report('drop', [180, 181], [170, 171])]);
+    // hides = Full ZS − Emulator ZS: acc 100 vs 98 correct → 2 items differ, +1.0 ± 0.7 (as Δ above);
+    // acc_norm 180 vs 170 → 10 items: sd² = (10·0.95² + 190·0.05²)/199, stderr = 1.5 points → +5.0 > 3.1: yes.
+    expect(md).toContain('| gradot | 0.3 | 3.00× | 50.0 | 49.0 | 95.0 | 96.0 | — | +1.0 ± 0.7 | +1.0 ± 0.7 |');
+    expect(md).toContain('| gradot | 0.3 | 90.0 | 85.0 | 95.5 | 96.5 | — | +1.0 ± 0.7 | +5.0 ± 1.5 |');
+    expect((100 * Math.sqrt((10 * 0.95 ** 2 + 190 * 0.05 ** 2) / 199) / Math.sqrt(200)).toFixed(1)).toBe('1.5');
+    expect(md).toContain('| gradot | utility: Δ > 0 (Plug-in − Emulator FT) | +1.0 ± 0.7: inside noise | +1.0 ± 0.7: inside noise |');
+    expect(md).toContain('| gradot | privacy: emulator hides (Full ZS − Emulator ZS > 0) | +1.0 ± 0.7: inside noise | +5.0 ± 1.5: yes |');
+    expect(md).toContain('| drop | utility: Δ > 0 (Plug-in − Emulator FT) | -5.0 ± 1.5: no | -5.0 ± 1.5: no |');
+    // Plug-in 96.0 vs Full ZS 50.0: 92 items gained, none lost → yes.
+    expect(md).toContain('| gradot | utility: Plug-in > Full ZS | +46.0 ± 3.5: yes |');
+  });
+
+  it('over seeds: how many seeds hold each claim beyond two standard errors, and hides mean ± sd', () => {
+    const md = markdownTable([
+      report('gradot', [190, 190], [192, 192], 0), report('gradot', [190, 190], [190, 190], 1),
+      report('gradot', [190, 190], [188, 188], 2), report('drop', [180, 180], [170, 170], 0),
+    ]);
+    // Δ +1.0 ± 0.7 (inside noise), 0.0 ± 0.0 (no), −1.0 ± 0.7 (inside noise): Δ > 0 in 1 seed, beyond 2 SE in none.
+    expect(md).toContain('| gradot | 0, 1, 2 | 95.0 ± 0.0 | 95.0 ± 1.0 | 0.0 ± 1.0 | 1 of 3 | 0 of 3 | +1.0 ± 0.0 | 0 of 3 |');
+    expect(md).toContain('| drop | 0 | 90.0 | 85.0 | -5.0 | 0 of 1 | 0 of 1 | +1.0 | 0 of 1 |');
+    expect(md).toContain('| gradot | privacy: emulator hides (Full ZS − Emulator ZS > 0) | +1.0 ± 0.0, yes in 0 of 3 | +5.0 ± 0.0, yes in 3 of 3 |');
+    expect(md).toContain('| gradot | utility: Δ > 0 (Plug-in − Emulator FT) | 0.0 ± 1.0, yes in 0 of 3 |');
+  });
 });
+

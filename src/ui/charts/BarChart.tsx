@@ -25,7 +25,8 @@ export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label
         { ...X_AXIS_STYLE, label: xLabel, incrs: [1, 2, 5, 10, 20, 50] },
         { ...AXIS_STYLE, label: yLabel, size: 56 },
       ],
-      legend: { live: true },
+      // The bars are labelled on the axes; values under the cursor would only print "--" in a screenshot.
+      legend: { live: false },
       series: [
         { label: xLabel },
         {

@@ -25,7 +25,12 @@ export function UPlotChart({ options, data, height, label }: UPlotChartProps) {
     const el = host.current;
     if (!el) return;
     const width = Math.max(200, el.clientWidth);
-    const u = new uPlot({ ...options, width, height }, dataRef.current, el);
+    // A live legend shows values only while the cursor is on the plot; idle, it is a plain key (uPlot
+    // would print "--" for every series, which reads as missing data in a screenshot).
+    const idleLegend = (p: uPlot) => p.root.querySelector('.u-legend')?.classList.toggle('u-live', p.legend.idx != null);
+    const hooks = { ...options.hooks, setLegend: [...(options.hooks?.setLegend ?? []), idleLegend] };
+    const u = new uPlot({ ...options, hooks, width, height }, dataRef.current, el);
+    if (options.legend?.live !== false) idleLegend(u);
     plot.current = u;
     const ro = new ResizeObserver(() => {
       const w = Math.max(200, el.clientWidth);

@@ -1,6 +1,6 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import * as Comlink from 'comlink';
-import type { GenerateResult, GenerateTarget } from '../../jobs/studio-api';
+import type { GenerateResult, GenerateStage, GenerateTarget } from '../../jobs/studio-api';
 import { isCancelError, reportError, studio } from '../studio';
 import { CancelButton, NumField, Panel } from './common';
 
@@ -20,12 +20,22 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
   const [result, setResult] = useState<GenerateResult | null>(null);
 
   const [jobId, setJobId] = useState<string | null>(null);
-  const [cancelled, setCancelled] = useState(false);
+  /** What the worker is doing now; a cancel says where it stopped. */
+  const [stage, setStage] = useState<GenerateStage | null>(null);
+  const stageNow = useRef<GenerateStage | null>(null);
+  /** Cancel was clicked for the running generation (the worker may still finish first). */
+  const cancelAsked = useRef(false);
+  const [lateCancel, setLateCancel] = useState(false);
+  const [cancelled, setCancelled] = useState<GenerateStage | 'preparing' | null>(null);
   const run = async () => {
     if (!target) return;
     const id = `gen-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     setJobId(id);
-    setCancelled(false);
+    setCancelled(null);
+    setStage(null);
+    stageNow.current = null;
+    cancelAsked.current = false;
+    setLateCancel(false);
     setRunning(true);
     setText('');
     setResult(null);
@@ -33,12 +43,18 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
       const r = await studio().generate(
         { target, prompt, maxNewTokens: maxNew, sample, temperature, topK, jobId: id },
         Comlink.proxy((t: string) => setText(t)),
+        Comlink.proxy((st: GenerateStage) => {
+          stageNow.current = st;
+          setStage(st);
+        }),
       );
       setText(r.text);
       setResult(r);
+      // The last token came before the cancel did: say so rather than leave the click unanswered.
+      if (cancelAsked.current) setLateCancel(true);
     } catch (e) {
       // The text generated before the cancel stays on screen.
-      if (isCancelError(e)) setCancelled(true);
+      if (isCancelError(e)) setCancelled(stageNow.current ?? 'preparing');
       else reportError(e);
     } finally {
       setRunning(false);
@@ -71,12 +87,27 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
           <button className="primary" disabled={!target || running || !prompt.trim()} onClick={run} title={target ? undefined : hint}>
             {running ? 'Generating…' : 'Generate'}
           </button>
-          <CancelButton jobId={jobId} running={running} onCancel={() => jobId && void studio().cancel(jobId)} />
-          {cancelled && !running ? <span className="muted small" data-testid="job-status">cancelled</span> : null}
+          <CancelButton
+            jobId={jobId}
+            running={running}
+            onCancel={() => {
+              if (!jobId) return;
+              cancelAsked.current = true;
+              void studio().cancel(jobId);
+            }}
+          />
+          {cancelled && !running ? (
+            <span className="muted small" data-testid="job-status">
+              cancelled {cancelled === 'generating' ? 'while generating' : `while ${cancelled}`}
+            </span>
+          ) : null}
+          {lateCancel && !running ? <span className="muted small">finished before the cancel arrived</span> : null}
         </div>
         {!target ? <div className="meta">{hint}</div> : null}
         <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">
-          {text ? <><span className="muted">{prompt}</span>{text}</> : running ? <span className="muted">exporting to ONNX and loading transformers.js…</span> : null}
+          {text ? <><span className="muted">{prompt}</span>{text}</> : running ? (
+            <span className="muted" data-testid={`${testId}-stage`}>{stage ?? 'preparing'}…</span>
+          ) : null}
         </pre>
         {result ? (
           <div className="meta" data-testid={`${testId}-meta`}>

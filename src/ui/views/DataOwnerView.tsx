@@ -15,13 +15,16 @@ export interface LocalJob {
 }
 export const idleLocalJob: LocalJob = { running: false, progress: null, ended: null };
 
+/** Dataset kinds in the user's words (the code's names stay in the tooltip). */
+const KIND_WORDS: Record<string, string> = { mc: 'multiple choice', lm: 'plain text', sft: 'prompt and answer' };
+
 function DatasetTable({ d }: { d: DatasetPreview }) {
   return (
     <>
       <div className="meta">
         {d.ok ? (
           <>
-            {d.file} · {d.format} · {d.totalRows} rows · kind <b>{d.kind}</b> · {d.validatedBy}
+            {d.file} · {d.format} · {d.totalRows} rows of <b title={`kind ${d.kind}; checked by ${d.validatedBy}`}>{KIND_WORDS[d.kind] ?? d.kind}</b>
           </>
         ) : (
           <>{d.file}: not usable</>
@@ -166,14 +169,14 @@ async function startTune(resumeRunId?: string) {
       if (r.steps > 0) {
         // What was trained up to the cancel stays usable: evaluate it, download it, try it.
         ui.setTuneRunId(r.runId);
-        useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+        useUi.getState().setTuneRunMode(r.mode ?? (resumeRunId ? null : t.mode));
         useUi.getState().setTuneResult(r);
       }
     } else {
       ended = 'done';
       ui.setTuneRunId(r.runId);
-      // A resumed run's kind is whatever it was started with; the settings panel holds this session's.
-      useUi.getState().setTuneRunMode(resumeRunId ? null : t.mode);
+      // A resumed run's kind is whatever it was started with (the worker says which), not this session's panel.
+      useUi.getState().setTuneRunMode(r.mode ?? (resumeRunId ? null : t.mode));
       useUi.getState().setTuneResult(r);
     }
   } catch (e) {
@@ -337,7 +340,7 @@ function EvalPanel() {
   return (
     <Panel title="Evaluate and export">
       <FileDrop
-        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
+        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${KIND_WORDS[evalSet.kind] ?? evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
         accept=".jsonl,.json,.csv,.txt"
         testId="eval-drop"
         onFiles={async (files) => {
@@ -446,7 +449,7 @@ export function DataOwnerView() {
           />
           {dataset ? (
             <div className="meta">
-              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
+              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${KIND_WORDS[dataset.kind] ?? dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
             </div>
           ) : null}
         </Panel>

@@ -111,7 +111,8 @@ function OpenModel() {
         <input
           className="grow"
           type="url"
-          placeholder="https://…/model-folder/ (online; same-origin only under this page's CSP)"
+          placeholder="https://…/model-folder/ (same origin only)"
+          title="A model folder on this site's own server: this page's CSP allows no other origin"
           value={url}
           onChange={(e) => setUrl(e.target.value)}
         />
@@ -424,7 +425,7 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
           ))}
         </select>
       </div>
-      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
+      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} cut={m.unit !== 'channels' && m.kept < m.full ? m.kept : undefined} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
     </>
   );
 }
@@ -518,8 +519,9 @@ function Results() {
         {scored ? (
           <BarChart
             x={x}
-            bars={{ label: 'removed ‖GδA‖₁', values: r.layers.map((l) => l.removedGradShift) }}
-            overlay={{ label: 'removed ⟨g,δ⟩', values: r.layers.map((l) => l.removedLossIncrease), unit: '⟨g,δ⟩' }}
+            // In the user's words: the GCS terms ‖GδA‖₁ and ⟨g,δ⟩ of the removed parts (docs/ot-compression.md).
+            bars={{ label: "what was removed: shift of the adapters' gradient", values: r.layers.map((l) => l.removedGradShift) }}
+            overlay={{ label: 'loss increase (first order)', values: r.layers.map((l) => l.removedLossIncrease), unit: 'loss increase' }}
             xLabel="block"
             yLabel="gradient shift"
           />
@@ -529,7 +531,7 @@ function Results() {
       </div>
       {heat ? (
         <>
-          <div className="subhead">Kept rank per matrix (kept/full; MLPs sliced by channels show channels) per middle block</div>
+          <div className="subhead">What each middle block kept: rank per matrix (kept/full; an MLP pruned by channels shows channels)</div>
           <Heatmap rows={heat.rows} cols={heat.cols} values={heat.values} labels={heat.labels} title="kept fraction per matrix" />
         </>
       ) : null}

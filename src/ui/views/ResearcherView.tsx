@@ -1,14 +1,15 @@
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { CompressMethod, InputFile, OTRun, OTSetting, ProgressEvent, ProtocolRequest } from '../../jobs/studio-api';
-import { keptRanks, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
-import { Heatmap } from '../charts/Heatmap';
+import { hidesOf, lambdaModeOfRun, parseRunsJson, runsToCsv, runsToJson, settingPoints, useRuns, type UtilityAxis } from '../../store/runs';
 import { useUi } from '../../store/ui';
 import { PlaneChart, type MarkerShape, type PlaneSeries } from '../charts/PlaneChart';
 import { CancelButton, CapButton, Empty, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { FileDrop } from '../components/FileDrop';
 import { reportIssue } from './DataOwnerView';
 import { BUNDLED_TASKS, fetchBundledTask } from '../bundled';
-import { formatDuration, overallProgress } from '../format';
+import { overallProgress } from '../format';
+import { CompareRuns } from './research/CompareRuns';
+import { GridEstimate } from './research/GridEstimate';
 import { download, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
@@ -70,56 +71,6 @@ function fmt(v: number | null, digits = 3): string {
   return v === null ? '—' : v.toFixed(digits);
 }
 
-function runLabel(r: OTRun): string {
-  const s = r.setting;
-  return `${s.method} keep ${s.keep}${s.method === 'gradot' ? ` λ ${s.lambdaAttn}` : ''}${r.seed !== undefined ? ` seed ${r.seed}` : ''} · ${r.task}`;
-}
-
-/** Two runs side by side: their five numbers and what each emulator kept per middle block. */
-function CompareRuns({ runs }: { runs: OTRun[] }) {
-  const withRanks = useMemo(() => runs.filter((r) => keptRanks(r) !== null), [runs]);
-  const [a, setA] = useState<string>('');
-  const [b, setB] = useState<string>('');
-  const ra = withRanks.find((r) => r.id === a) ?? withRanks[0];
-  const rb = withRanks.find((r) => r.id === b) ?? withRanks[1] ?? withRanks[0];
-  if (withRanks.length < 2 || !ra || !rb) {
-    return <Empty>Two runs made in this browser (they carry their compression record) can be compared here side by side.</Empty>;
-  }
-  const ka = keptRanks(ra)!;
-  const kb = keptRanks(rb)!;
-  const cols = [...new Set([...ka.cols, ...kb.cols])];
-  // One colour scale for both maps: the largest rank kept of each matrix over the two runs.
-  const max = cols.map((c) => Math.max(1, ...[ka, kb].flatMap((k) => k.ranks.map((row) => row[k.cols.indexOf(c)] ?? 0))));
-  const heat = (k: typeof ka) => ({
-    rows: [...k.blocks.map((x) => `block ${x}`)],
-    cols: [...cols, 'MLP width'],
-    values: k.ranks.map((row, i) => [
-      ...cols.map((c, j) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? null : v / max[j]!; }),
-      k.mlpWidth[i]! / Math.max(...ka.mlpWidth, ...kb.mlpWidth),
-    ]),
-    labels: k.ranks.map((row, i) => [...cols.map((c) => { const v = row[k.cols.indexOf(c)]; return v === null || v === undefined ? 'dense' : String(v); }), String(k.mlpWidth[i])]),
-  });
-  const pick = (value: string, set: (v: string) => void, cur: OTRun) => (
-    <select value={value || cur.id} onChange={(e) => set(e.target.value)}>
-      {withRanks.map((r) => (
-        <option key={r.id} value={r.id}>{runLabel(r)}</option>
-      ))}
-    </select>
-  );
-  const nums = (r: OTRun) => `Full ZS ${fmt(r.fullZS)} · Emu ZS ${fmt(r.emulatorZS)} · Emu FT ${fmt(r.emulatorFT)} · Plug-in ${fmt(r.plugIn)} · Δ ${fmt(r.delta)}`;
-  return (
-    <div className="compare" data-testid="compare-runs">
-      {[[ra, a, setA, heat(ka)] as const, [rb, b, setB, heat(kb)] as const].map(([r, v, set, h], i) => (
-        <div key={i}>
-          {pick(v, set, r)}
-          <div className="muted small">{nums(r)}</div>
-          <Heatmap rows={h.rows} cols={h.cols} values={h.values} labels={h.labels} title={`kept rank per matrix, ${runLabel(r)}`} />
-        </div>
-      ))}
-    </div>
-  );
-}
-
 function RunsTable({ runs }: { runs: OTRun[] }) {
   const remove = useRuns((s) => s.remove);
   const [sort, setSort] = useState<{ key: keyof OTRun | 'keep' | 'method'; dir: 1 | -1 }>({ key: 'createdAt', dir: 1 });
@@ -154,6 +105,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
             {th('plugIn', 'Plug-in')}
             {th('fullFT', 'Full FT')}
             {th('delta', 'Δ')}
+            <th className="num" title="Full ZS − Emulator ZS: how much the emulator hides (the model owner's side)">hides</th>
             {th('compressionRatio', 'ratio')}
             <th>origin</th>
             <th />
@@ -166,6 +118,7 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{r.setting.keep}</td>
               <td className="num">
                 {r.setting.lambdaAttn}/{r.setting.lambdaMlp}
+                {lambdaModeOfRun(r) && <span className="muted small"> {lambdaModeOfRun(r)}</span>}
               </td>
               <td>
                 {r.setting.adapters.bottom}:{r.setting.adapters.top}
@@ -176,14 +129,22 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.fullZS)}</td>
               <td className="num">{fmt(r.emulatorZS)}</td>
               <td className="num">{fmt(r.emulatorFT)}</td>
-              <td className="num">{fmt(r.plugIn)}</td>
+              <td className="num" title={r.verdicts ? `Plug-in > Full ZS: ${r.verdicts.plugInBeatsFullZS} ("yes" only beyond two paired standard errors)` : undefined}>
+                {fmt(r.plugIn)}
+              </td>
               <td className="num">{fmt(r.fullFT)}</td>
               <td
-                className={`num ${r.delta !== null && r.delta > 0 ? 'good' : 'bad-val'}`}
-                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items' : undefined}
+                className={`num ${(r.verdicts ? r.verdicts.deltaPositive === 'yes' : r.delta !== null && r.delta > 0) ? 'good' : 'bad-val'}`}
+                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items; "yes" only beyond two of them' : undefined}
               >
                 {fmt(r.delta)}
                 {r.deltaStderr != null && <span className="muted small"> ± {fmt(r.deltaStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.deltaPositive}</span>}
+              </td>
+              <td className="num" title="Full ZS − Emulator ZS ± its paired standard error; &quot;yes&quot; only beyond two of them">
+                {fmt(hidesOf(r))}
+                {r.hidesStderr != null && <span className="muted small"> ± {fmt(r.hidesStderr)}</span>}
+                {r.verdicts && <span className="muted small"> {r.verdicts.emulatorHides}</span>}
               </td>
               <td className="num">{fmt(r.compressionRatio, 2)}</td>
               <td className="muted small">{r.origin}</td>
@@ -267,7 +228,11 @@ export function ResearcherView() {
 
   const [yAxis, setYAxis] = useState<UtilityAxis>('plugIn');
   const metric = runs[0]?.metric ?? 'acc';
-  const yName = yAxis === 'plugIn' ? `Plug-in ${metric} (utility)` : 'Δ = Plug-in − Emulator FT';
+  // A loss is plotted turned around (see settingPoints) so that up and right stay better.
+  const lossMetric = metric === 'loss';
+  const yName = yAxis === 'plugIn'
+    ? (lossMetric ? '− Plug-in loss (utility)' : `Plug-in ${metric} (utility)`)
+    : (lossMetric ? 'Δ = Emulator FT loss − Plug-in loss' : 'Δ = Plug-in − Emulator FT');
   const points = useMemo(() => settingPoints(runs, yAxis), [runs, yAxis]);
   const plane = useMemo<PlaneSeries[]>(() => {
     const methods = ALL_METHODS.filter((m) => points.some((p) => p.method === m));
@@ -299,12 +264,14 @@ export function ResearcherView() {
   const lambdaSweep = useMemo<PlaneSeries[]>(() => {
     const g = points.filter((p) => p.method === 'gradot');
     const keeps = [...new Set(g.map((p) => p.keep))].sort((a, b) => a - b);
+    // Coloured after the filter: a lone line is blue, not the colour of a method in the other plots.
     return keeps
-      .map((k, i) => ({
-        label: `keep ${k}`, color: SWEEP_COLORS[i % SWEEP_COLORS.length]!, shape: 'circle' as const, line: 'sweep' as const,
+      .map((k) => ({
+        label: `keep ${k}`, color: '', shape: 'circle' as const, line: 'sweep' as const,
         points: g.filter((p) => p.keep === k).map((p) => ({ x: p.lambda, y: p.utility, yErr: p.utilityStd || undefined })),
       }))
-      .filter((s) => new Set(s.points.map((p) => p.x)).size > 1);
+      .filter((s) => new Set(s.points.map((p) => p.x)).size > 1)
+      .map((s, i) => ({ ...s, color: SWEEP_COLORS[i % SWEEP_COLORS.length]! }));
   }, [points]);
 
   return (
@@ -390,12 +357,7 @@ export function ResearcherView() {
                 {job.running ? `Running ${job.index + 1}/${job.total}…` : `Run ${jobsTotal} setting${jobsTotal === 1 ? '' : 's'}`}
               </CapButton>
               <CancelButton jobId={job.jobId ?? 'between-settings'} running={job.running} onCancel={cancelGrid} />
-              {!job.running ? (
-                <span className="muted small" data-testid="grid-estimate">
-                  {grid.trainLimit ? `${grid.trainLimit} train` : 'all train'} / {grid.testLimit ? `${grid.testLimit} test` : 'all test'} examples per setting
-                  {secPerSetting ? ` · about ${formatDuration(secPerSetting * jobsTotal)} at the last grid's pace` : ''}
-                </span>
-              ) : null}
+              {!job.running ? <GridEstimate grid={grid} settings={settings} task={task} secPerSetting={secPerSetting} /> : null}
             </div>
             <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} overall={overall} />
           </Panel>
@@ -419,7 +381,7 @@ export function ResearcherView() {
                   series={plane}
                   testId="plane-chart"
                   title="privacy-utility plane"
-                  xLabel={`emulator hides: Full ZS − Emulator ZS (${metric}) →`}
+                  xLabel={lossMetric ? 'emulator hides: Emulator ZS − Full ZS (loss) →' : `emulator hides: Full ZS − Emulator ZS (${metric}) →`}
                   yLabel={`${yName} →`}
                 />
                 <div className="muted small">
