@@ -292,8 +292,8 @@ function Settings() {
       <div className="row wrap">
         <NumField label="adapters bottom" value={s.bottom} min={0} max={Math.max(0, n - 1)} step={1} onChange={(v) => set({ bottom: Math.max(0, Math.round(v)) })} width={52} />
         <NumField label="top" value={s.top} min={0} step={1} onChange={(v) => set({ top: Math.max(0, Math.round(v)) })} width={52} />
-        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="weight of the first-order loss term in the attention (DRD) score" />
-        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="weight of the first-order loss term in the MLP (SCP) score" />
+        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="attention (DRD) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced: each term scaled by its sum over the matrix); higher hides more" />
+        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="MLP (SCP) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced); higher hides more" />
         <NumField label="seed" value={s.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
       </div>
       {splitBad ? <div className="alert error small">adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model</div> : null}
