@@ -222,6 +222,8 @@ export interface PackageSummary {
   manifest: Record<string, unknown>;
   sourceModel: string;
   method: string;
+  /** Model family of the emulator (gpt2 | opt | llama): picks the default LoRA targets. */
+  family?: string;
   files: { path: string; size: number }[];
   tensorCount: number;
   params: number;

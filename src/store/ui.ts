@@ -16,6 +16,7 @@ import type {
   ProgressEvent,
   TuneResult,
 } from '../jobs/studio-api';
+import { loraDefaultTargets } from '../jobs/lora-defaults';
 
 export type View = 'model' | 'data' | 'research';
 
@@ -156,14 +157,16 @@ export const useUi = create<UiState>((set) => ({
   setCompressResult: (compressResult) => set({ compressResult }),
 
   pkg: null,
-  setPkg: (pkg) => set({ pkg }),
+  // A package of another family brings that family's default LoRA targets (GPT-2: its fused c_attn), the
+  // same ones the CLI uses when --lora-targets is not given.
+  setPkg: (pkg) => set((s) => (pkg ? { pkg, tune: { ...s.tune, loraTargets: loraDefaultTargets(pkg.family) } } : { pkg })),
   dataset: null,
   setDataset: (dataset) => set({ dataset }),
   tune: {
     mode: 'full',
     loraRank: 8,
     loraAlpha: 16,
-    loraTargets: ['q', 'v'],
+    loraTargets: loraDefaultTargets('llama'),
     lr: DEFAULT_LR.full,
     epochs: 1,
     batchSize: 4,

@@ -150,6 +150,7 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
     manifest: { split: m.split, keep: m.keep, lambdaAttn: m.lambdaAttn, lambdaMlp: m.lambdaMlp, readings: m.readings, budget: m.budget, support: m.support, source: m.source },
     sourceModel: `${m.source.modelId} (sha256 ${m.source.sha256.slice(0, 12)}…, ${m.source.numLayers} blocks)`,
     method: `${m.method}, keep ${m.keep}, adapters ${m.split.bottom}:${m.split.top}`,
+    family: m.spec.family,
     files: files.map((f) => ({ path: f.path, size: f.data.size })),
     tensorCount: pkg.weights.size,
     params: [...pkg.weights.values()].reduce((a, t) => a + t.data.length, 0),

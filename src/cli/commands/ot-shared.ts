@@ -12,7 +12,8 @@ import { loadTokenizer, tokenizerFiles } from '../../model/tokenizer';
 import type { ModelSpec } from '../../model/spec';
 import { checkTokenizerVocab } from '../../model/hf';
 import type { TaskFile } from '../../ot/offsite/task-data';
-import { LORA_TARGETS, defaultLoraTargets, parseLoraTargets, type LoraConfig } from '../../ot/offsite/lora';
+import { LORA_TARGETS, parseLoraTargets, type LoraConfig } from '../../ot/offsite/lora';
+import { loraDefaultTargets } from '../../jobs/lora-defaults';
 import type { TuneOptions } from '../../ot/offsite/tune';
 import type { ScheduleKind } from '../../engine/optim';
 import { UsageError } from '../command';
@@ -147,7 +148,7 @@ export function loraFromOptions(o: ParsedOptions, family?: ModelSpec['family']):
     return undefined;
   }
   if (!(Number.isInteger(r) && r >= 1)) throw new UsageError('--lora expects a positive integer rank');
-  const targets = o['lora-targets'] !== undefined ? parseLoraTargets(o['lora-targets'] as string) : defaultLoraTargets(family ?? 'llama');
+  const targets = o['lora-targets'] !== undefined ? parseLoraTargets(o['lora-targets'] as string) : loraDefaultTargets(family);
   return { r, alpha: num(o, 'lora-alpha') ?? 2 * r, dropout: 0, targets: targets as LoraConfig['targets'] };
 }
 

@@ -386,6 +386,9 @@ export function compressModel(
           svdMs += performance.now() - ts;
         }
         factors = lowRankFactors(f, o, i, kept);
+        // Each matrix is built once: its full factors (f64, up to half the memory budget over all matrices)
+        // can go now instead of living through evaluation and packaging.
+        e.f = null;
         const parts = e.parts;
         (rec.keptComponents ??= {})[proj] = kept;
         (rec.scores ??= {})[proj] = summarize(parts, kept);

@@ -48,7 +48,14 @@ export function adapterParamPairs(full: Decoder, emu: Decoder, split: Split): [s
   return pairs;
 }
 
-async function gradsAndLoss(dec: Decoder, names: string[], b: SupportBatch): Promise<{ g: Float64Array; loss: number }> {
+/**
+ * Loss and the adapters' gradients of one batch: concatenated into `g` (in the backend's own precision, so
+ * the copy is exact and half the size of an f64 one on f32), or, with `fold`, handed over tensor by tensor
+ * at their offsets in that concatenation and not kept.
+ */
+async function gradsAndLoss(
+  dec: Decoder, names: string[], b: SupportBatch, fold?: (offset: number, g: ArrayLike<number>) => void,
+): Promise<{ g: Float32Array | Float64Array; loss: number }> {
   const set = new Set(names);
   dec.setTrainable((n) => set.has(n));
   dec.zeroGrad();
@@ -62,11 +69,13 @@ async function gradsAndLoss(dec: Decoder, names: string[], b: SupportBatch): Pro
   loss.free();
   let n = 0;
   for (const name of names) n += dec.params.get(name)!.size;
-  const g = new Float64Array(n);
+  const g = fold ? new Float32Array(0) : dec.backend.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
   let o = 0;
   for (const name of names) {
     const t = dec.params.get(name)!;
-    if (t.grad) g.set(await t.grad.read(), o);
+    const v = t.grad ? await t.grad.read() : new Float32Array(t.size);
+    if (fold) fold(o, v);
+    else g.set(v, o);
     o += t.size;
   }
   dec.zeroGrad();
@@ -84,9 +93,15 @@ export async function adapterGradientShift(full: Decoder, emu: Decoder, batches:
       const N = countTargets(b.targets);
       if (N === 0) continue;
       const f = await gradsAndLoss(full, pairs.map((p) => p[0]), b);
-      const e = await gradsAndLoss(emu, pairs.map((p) => p[1]), b);
+      // The emulator's gradients are folded into the sums tensor by tensor (same order, same sums as one
+      // concatenated vector) instead of being copied out: at real sizes each copy is the adapters' size.
       let dot = 0, nf = 0, ne = 0;
-      for (let i = 0; i < f.g.length; i++) { dot += f.g[i] * e.g[i]; nf += f.g[i] ** 2; ne += e.g[i] ** 2; }
+      const e = await gradsAndLoss(emu, pairs.map((p) => p[1]), b, (o, ge) => {
+        for (let i = 0; i < ge.length; i++) {
+          const x = f.g[o + i]!, y = ge[i]!;
+          dot += x * y; nf += x ** 2; ne += y ** 2;
+        }
+      });
       perBatch.push(nf === 0 || ne === 0 ? 1 : 1 - dot / Math.sqrt(nf * ne));
       lf += f.loss * N;
       le += e.loss * N;

@@ -12,6 +12,7 @@ import { BUNDLED_TASKS, fetchBundledFile } from '../bundled';
 import { describeBackend, explainPackageSize } from '../format';
 import { download, fetchFiles, formatBytes, formatCount, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
+import { estimatePeakMemory, fitVerdict, gib, modelShapeOf, PAGE_RUNTIME_BYTES, tabMemory, type FitVerdict } from '../../jobs/memory-estimate';
 
 const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
   { id: 'gradot', label: 'GradOT', hint: 'DRD on attention + SCP on MLP, scored by gradient-change sensitivity' },
@@ -221,6 +222,14 @@ function Settings() {
   const [supportFile, setSupportFile] = useState<InputFile | null>(null);
   const n = model?.numLayers ?? 0;
   const splitBad = !!model && s.bottom + s.top >= n;
+  // Peak memory of this build and of tuning its emulator, against what the tab may use: said before starting.
+  const fit = useMemo(() => (model && !splitBad ? compressFit(model, s) : null), [model, splitBad, s]);
+  // "Start anyway" holds for the estimate it was given for: a new model or new settings ask again.
+  const estimated = fit?.compress.estimate.bytes ?? null;
+  const [anywayAt, setAnywayAt] = useState<number | null>(null);
+  const anyway = anywayAt !== null && anywayAt === estimated;
+  const setAnyway = (v: boolean) => setAnywayAt(v ? estimated : null);
+  const blockedByMemory = !!fit && fit.compress.level === 'over' && !anyway;
 
   const run = async () => {
     const opts: CompressOptions = {
@@ -283,8 +292,8 @@ function Settings() {
       <div className="row wrap">
         <NumField label="adapters bottom" value={s.bottom} min={0} max={Math.max(0, n - 1)} step={1} onChange={(v) => set({ bottom: Math.max(0, Math.round(v)) })} width={52} />
         <NumField label="top" value={s.top} min={0} step={1} onChange={(v) => set({ top: Math.max(0, Math.round(v)) })} width={52} />
-        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="weight of the first-order loss term in the attention (DRD) score" />
-        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="weight of the first-order loss term in the MLP (SCP) score" />
+        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="attention (DRD) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced: each term scaled by its sum over the matrix); higher hides more" />
+        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="MLP (SCP) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced); higher hides more" />
         <NumField label="seed" value={s.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
       </div>
       {splitBad ? <div className="alert error small">adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model</div> : null}
@@ -331,8 +340,9 @@ function Settings() {
           </label>
         </div>
       ) : null}
+      {fit ? <MemoryFit fit={fit} anyway={anyway} setAnyway={setAnyway} /> : null}
       <div className="row">
-        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || (s.method === 'gradot' && !supportFile)}>
+        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || blockedByMemory || (s.method === 'gradot' && !supportFile)}>
           {job.running ? 'Running…' : `Build emulator (${s.method})`}
         </CapButton>
         <CancelButton jobId={job.jobId} running={job.running} onCancel={() => job.jobId && void studio().cancel(job.jobId)} />
@@ -340,6 +350,47 @@ function Settings() {
       </div>
       <Progress progress={job.progress} running={job.running} ended={job.ended} />
     </Panel>
+  );
+}
+
+interface CompressFit {
+  compress: FitVerdict;
+  /** Tuning the resulting emulator with the data owner's defaults (4 x 128 tokens, full adapter blocks). */
+  tune: FitVerdict;
+}
+
+function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['compress']): CompressFit {
+  const shape = modelShapeOf(model);
+  const limit = tabMemory();
+  const split = { bottom: s.bottom, top: s.top };
+  const keep = s.method === 'none' ? 1 : s.keep;
+  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES };
+  const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
+  const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
+  return { compress: fitVerdict('Building this emulator', c, limit), tune: fitVerdict('Tuning its emulator (batch 4 x 128 tokens)', t, limit) };
+}
+
+function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boolean; setAnyway: (v: boolean) => void }) {
+  const c = fit.compress;
+  return (
+    <div data-testid="memory-fit" data-fit={c.level}>
+      {c.fits ? (
+        <div className="muted small">
+          memory: estimated peak {gib(c.estimate.bytes)} ({c.estimate.phase}) of {gib(c.limit.bytes)} this tab may use ({c.limit.source})
+        </div>
+      ) : c.level === 'tight' ? (
+        <div className="alert small">{c.message}</div>
+      ) : (
+        <div className="alert error small">
+          {c.message}{' '}
+          <label>
+            <input type="checkbox" checked={anyway} onChange={(e) => setAnyway(e.target.checked)} data-testid="memory-anyway" /> start anyway (it is an
+            estimate)
+          </label>
+        </div>
+      )}
+      {!fit.tune.fits ? <div className="alert small" data-testid="memory-fit-tune">{fit.tune.message}</div> : null}
+    </div>
   );
 }
 

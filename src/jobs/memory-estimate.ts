@@ -1,0 +1,281 @@
+/**
+ * Peak memory of a compress or tune job, estimated before it starts, so a model that does not fit is
+ * refused (or at least announced) with the numbers instead of a tab that dies half-way.
+ *
+ * The estimate follows what the engine holds at the worst moment (f32 CPU backend; WebGPU moves the sums
+ * and activations to the GPU, so there it is an upper bound for the page):
+ * - the model's weights in f32 (the decoder shares them; F16/BF16 files are widened on load), and while
+ *   loading also the file's own bytes;
+ * - the WebAssembly heap the matmul kernels stage operands in, which grows to the largest product (the LM
+ *   head: tokens x d, vocab x d and tokens x vocab) and never shrinks;
+ * - the logits and their softmax/gradient (tokens x vocab, three f32 copies);
+ * - gradot's support pass: one group of KFAC sums (whole blocks under a quarter of the memory budget, at
+ *   least one block), the SVD factors kept for scoring (at most half the budget), one group's tape and the
+ *   saved residual streams;
+ * - packaging: the emulator's weights in f32 and once more in the package's dtype;
+ * - tuning: the emulator in f32, gradient and both AdamW moments of the trainable adapters, and the tape of
+ *   every block for one batch.
+ * Calibrated against peak RSS measured with `/usr/bin/time -v gradot compress` on the hub-shaped gpt2
+ * and opt-125m checkpoints (see the tests); ESTIMATE_MARGIN is the relative error allowed there.
+ */
+
+export type EstimateJob = 'compress' | 'tune';
+
+/** What the estimate needs of a model (ModelSummary has all of it). */
+export interface ModelShape {
+  numLayers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  vocabSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  /** LLaMA-style gated MLP (up, gate, down) instead of up, down. */
+  gated: boolean;
+  /** Parameters, buffers excluded. */
+  params: number;
+  /** Bytes of the weights as stored (safetensors payload). */
+  fileBytes: number;
+}
+
+export interface EstimateOptions {
+  job: EstimateJob;
+  /** Compression method (compress); only gradot runs the support pass. */
+  method?: 'gradot' | 'svd' | 'prune' | 'drop' | 'none';
+  /** Fraction of middle-block parameters kept (compress; the emulator's size). */
+  keep?: number;
+  split?: { bottom: number; top: number };
+  /** Sequences per batch and tokens per sequence (support batches, or training batches). */
+  batch: number;
+  seq: number;
+  /** gradot's working-memory budget beyond the model (default 1.5 GiB, as buildEmulator's). */
+  memoryBudget?: number;
+  /** Bytes per element of the written package (default: the model's own, fileBytes / params). */
+  packageBytesPerParam?: number;
+  /** Tune: 'lora' trains a few small matrices, 'full' the adapter blocks. */
+  tuneMode?: 'full' | 'lora';
+  /** Tune: the emulator's parameters (default: params at `keep`, else the model's). */
+  emulatorParams?: number;
+  /** Fixed cost of the runtime (Node or the page, V8, the engine's code and worker pool). */
+  runtimeBytes?: number;
+  /** Compress: the held-out gradient-shift figure runs after packaging (the CLI's default; the studio skips it). */
+  heldout?: boolean;
+}
+
+export interface MemoryPart {
+  what: string;
+  bytes: number;
+}
+
+export interface MemoryEstimate {
+  /** Estimated peak resident bytes. */
+  bytes: number;
+  /** The phase where the peak falls. */
+  phase: string;
+  /** The terms of that phase, largest first. */
+  parts: MemoryPart[];
+  /** Every phase's total (runtime included), in job order. */
+  phases: { phase: string; bytes: number; parts: MemoryPart[] }[];
+}
+
+/** Relative error of the estimate against the measured peaks it is calibrated on (tests hold it there). */
+export const ESTIMATE_MARGIN = 0.25;
+/** Node + V8 + the engine's code and wasm pool, measured as a CLI run's RSS before the model is read. */
+export const NODE_RUNTIME_BYTES = 160 * 2 ** 20;
+/** A studio tab before any model: the page, React, the worker and its engine. */
+export const PAGE_RUNTIME_BYTES = 300 * 2 ** 20;
+export const DEFAULT_ESTIMATE_BUDGET = 1.5 * 2 ** 30;
+
+const F32 = 4;
+
+function blockParams(m: ModelShape): { attn: number; mlp: number } {
+  const d = m.hiddenSize;
+  const kv = (d / m.numHeads) * m.numKvHeads;
+  return { attn: 2 * d * d + 2 * d * kv, mlp: (m.gated ? 3 : 2) * d * m.intermediateSize };
+}
+
+/** Bytes of one block's support statistics (as supportBytesPerBlock: shared q/k/v and up/gate inputs). */
+export function supportBytesPerBlockOf(m: ModelShape): number {
+  const d = m.hiddenSize, i = m.intermediateSize;
+  const kv = (d / m.numHeads) * m.numKvHeads;
+  // Per linear: out² (G) + 2·out·in (sum of g and the weight's own grad) + out.
+  const lin = (out: number, inn: number) => out * out + 2 * out * inn + out;
+  let n = lin(d, d) * 2 + lin(kv, d) * 2 + lin(i, d) * (m.gated ? 2 : 1) + lin(d, i);
+  // Input statistics: q/k/v share one, o one, up/gate one, down one.
+  n += 3 * (d * d + d) + (i * i + i);
+  return n * F32;
+}
+
+/** Floats one token keeps on the tape of one block (norms, q/k/v, scores and probabilities, MLP). */
+function tapeFloatsPerToken(m: ModelShape, seq: number): number {
+  return 10 * m.hiddenSize + (m.gated ? 4 : 3) * m.intermediateSize + 2 * m.numHeads * seq;
+}
+
+/** The largest staged matmul (the LM head), which sizes the kernels' WebAssembly heap. */
+function wasmHeapBytes(m: ModelShape, tokens: number): number {
+  const d = m.hiddenSize, V = m.vocabSize, i = m.intermediateSize;
+  return Math.max(tokens * d + V * d + tokens * V, 2 * tokens * i + i * i) * F32;
+}
+
+/** Exact SVD factors of one block's scored matrices in f64 (U and V; the attention and MLP matrices). */
+function svdFactorBytesPerBlock(m: ModelShape): number {
+  const d = m.hiddenSize, i = m.intermediateSize;
+  const kv = (d / m.numHeads) * m.numKvHeads;
+  const f = (a: number, b: number) => (a * Math.min(a, b) + b * Math.min(a, b)) * 8;
+  return 2 * f(d, d) + 2 * f(kv, d) + (m.gated ? 2 : 1) * f(i, d) + f(d, i);
+}
+
+export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEstimate {
+  const runtime = o.runtimeBytes ?? NODE_RUNTIME_BYTES;
+  const tokens = o.batch * o.seq;
+  const weights = m.params * F32;
+  const split = o.split ?? { bottom: 2, top: 2 };
+  const middle = Math.max(0, m.numLayers - split.bottom - split.top);
+  const bp = blockParams(m);
+  const keep = o.keep ?? 1;
+  const emuParams = o.emulatorParams ?? Math.round(m.params - middle * (bp.attn + bp.mlp) * (1 - keep));
+  const heap = wasmHeapBytes(m, tokens);
+  const logits = 3 * tokens * m.vocabSize * F32;
+  const phases: { phase: string; parts: MemoryPart[] }[] = [
+    { phase: 'loading', parts: [{ what: 'model weights (f32)', bytes: weights }, { what: 'model file being read', bytes: m.fileBytes }] },
+  ];
+  if (o.job === 'compress') {
+    const budget = o.memoryBudget ?? DEFAULT_ESTIMATE_BUDGET;
+    const common: MemoryPart[] = [{ what: 'model weights (f32)', bytes: weights }, { what: 'matmul staging heap', bytes: heap }];
+    if (o.method === 'gradot' || o.method === undefined) {
+      const perBlock = supportBytesPerBlockOf(m);
+      const perGroup = Math.min(middle, Math.max(1, Math.floor(budget / 4 / perBlock)));
+      const groups = Math.max(1, Math.ceil(middle / perGroup));
+      const factors = Math.min(budget / 2, middle * svdFactorBytesPerBlock(m));
+      phases.push({
+        phase: 'support pass',
+        parts: [
+          ...common,
+          { what: `support statistics (${perGroup} of ${middle} blocks at a time)`, bytes: perGroup * perBlock },
+          { what: 'logits, softmax and their gradient', bytes: logits },
+          { what: 'SVD factors kept for scoring', bytes: factors },
+          { what: 'one block group\'s tape', bytes: perGroup * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+          { what: 'saved residual streams', bytes: 8 * (groups + 1) * tokens * m.hiddenSize * F32 },
+        ],
+      });
+    } else {
+      phases.push({ phase: 'evaluation', parts: [...common, { what: 'logits, softmax', bytes: 2 * tokens * m.vocabSize * F32 }] });
+    }
+    const pkgBytes = o.packageBytesPerParam ?? (m.params > 0 ? m.fileBytes / m.params : F32);
+    const built: MemoryPart[] = [...common, { what: 'emulator weights (f32)', bytes: emuParams * F32 }];
+    phases.push({ phase: 'evaluation', parts: [...built, { what: 'logits and softmax', bytes: (2 / 3) * logits }] });
+    const pkg: MemoryPart = { what: 'emulator package', bytes: emuParams * pkgBytes };
+    phases.push({ phase: 'packaging', parts: [...built, pkg] });
+    if (o.heldout) {
+      // Both models' adapter gradients (full's kept as one copy) and a full-depth tape for one batch.
+      const adapter = (split.bottom + split.top) * (bp.attn + bp.mlp);
+      phases.push({
+        phase: 'held-out gradient shift',
+        parts: [
+          ...built, pkg,
+          { what: 'logits, softmax and their gradient', bytes: logits },
+          { what: 'tape of every block', bytes: m.numLayers * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+          { what: 'adapter gradients (full model, copy, emulator)', bytes: 3 * adapter * F32 },
+        ],
+      });
+    }
+  } else {
+    const trainable = o.tuneMode === 'lora'
+      ? (split.bottom + split.top) * 2 * 8 * 2 * m.hiddenSize
+      : (split.bottom + split.top) * (bp.attn + bp.mlp + 4 * m.hiddenSize);
+    phases.push({
+      phase: 'training',
+      parts: [
+        { what: 'emulator weights (f32)', bytes: emuParams * F32 },
+        { what: 'matmul staging heap', bytes: heap },
+        { what: 'trainable gradients and AdamW moments', bytes: 3 * trainable * F32 },
+        { what: 'logits, softmax and their gradient', bytes: logits },
+        { what: 'tape of every block', bytes: m.numLayers * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+      ],
+    });
+  }
+  const all = phases.map((p) => ({
+    phase: p.phase,
+    bytes: runtime + p.parts.reduce((a, x) => a + x.bytes, 0),
+    parts: [{ what: 'runtime', bytes: runtime }, ...p.parts].sort((a, b) => b.bytes - a.bytes),
+  }));
+  const peak = all.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  return { bytes: peak.bytes, phase: peak.phase, parts: peak.parts, phases: all };
+}
+
+const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** The estimate's input from what the studio knows of an open model (its summary). */
+export function modelShapeOf(s: {
+  family: string; numLayers: number; hiddenSize: number; numHeads: number; numKvHeads: number; intermediateSize: number;
+  vocabSize: number; totalParams: number; dtypes: Record<string, number>;
+}): ModelShape {
+  let fileBytes = 0;
+  for (const [dt, n] of Object.entries(s.dtypes)) fileBytes += n * (DTYPE_BYTES[dt.toUpperCase()] ?? 4);
+  return {
+    numLayers: s.numLayers, hiddenSize: s.hiddenSize, intermediateSize: s.intermediateSize, vocabSize: s.vocabSize,
+    numHeads: s.numHeads, numKvHeads: s.numKvHeads || s.numHeads, gated: s.family === 'llama', params: s.totalParams, fileBytes,
+  };
+}
+
+export interface TabMemory {
+  /** Bytes a tab may use, as far as the page can tell. */
+  bytes: number;
+  /** Where the figure comes from, for the message. */
+  source: string;
+}
+
+/** What a tab may use when the browser says nothing: 4 GiB, the usual ceiling of one renderer process. */
+export const DEFAULT_TAB_BYTES = 4 * 2 ** 30;
+
+/**
+ * The memory a tab may use: the smaller of Chrome's JS heap limit (`performance.memory.jsHeapSizeLimit`)
+ * and half the device's memory (`navigator.deviceMemory`, in GiB, capped at 8 by browsers), or
+ * DEFAULT_TAB_BYTES when neither exists (Firefox, Safari).
+ */
+export function tabMemory(env: { jsHeapSizeLimit?: number | undefined; deviceMemoryGiB?: number | undefined } = browserMemoryInfo()): TabMemory {
+  const c: TabMemory[] = [];
+  if (env.jsHeapSizeLimit && env.jsHeapSizeLimit > 0) c.push({ bytes: env.jsHeapSizeLimit, source: 'the browser\'s heap limit (performance.memory)' });
+  if (env.deviceMemoryGiB && env.deviceMemoryGiB > 0) c.push({ bytes: (env.deviceMemoryGiB / 2) * 2 ** 30, source: `half of the device's ${env.deviceMemoryGiB} GB (navigator.deviceMemory)` });
+  if (c.length === 0) return { bytes: DEFAULT_TAB_BYTES, source: 'the default for one tab (the browser does not say)' };
+  return c.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+}
+
+export function browserMemoryInfo(): { jsHeapSizeLimit?: number; deviceMemoryGiB?: number } {
+  const g = globalThis as { performance?: { memory?: { jsHeapSizeLimit?: number } }; navigator?: { deviceMemory?: number } };
+  const out: { jsHeapSizeLimit?: number; deviceMemoryGiB?: number } = {};
+  const lim = g.performance?.memory?.jsHeapSizeLimit;
+  if (typeof lim === 'number') out.jsHeapSizeLimit = lim;
+  const dm = g.navigator?.deviceMemory;
+  if (typeof dm === 'number') out.deviceMemoryGiB = dm;
+  return out;
+}
+
+export const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GB`;
+
+export interface FitVerdict {
+  /** Estimated peak within the limit. */
+  fits: boolean;
+  /**
+   * 'fits'; 'tight' when over the limit by less than the estimate's margin (it may still fit: warn, do
+   * not stop); 'over' when over it even at the low end of the margin (ask before starting).
+   */
+  level: 'fits' | 'tight' | 'over';
+  estimate: MemoryEstimate;
+  limit: TabMemory;
+  /** One sentence with the numbers (what is needed, what is allowed, the largest terms). */
+  message: string;
+}
+
+/** Whether a job's estimated peak fits the tab, with a message that gives the numbers. */
+export function fitVerdict(job: string, estimate: MemoryEstimate, limit: TabMemory): FitVerdict {
+  const top = estimate.parts.slice(0, 3).map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
+  const fits = estimate.bytes <= limit.bytes;
+  const level = fits ? 'fits' : estimate.bytes * (1 - ESTIMATE_MARGIN) <= limit.bytes ? 'tight' : 'over';
+  const margin = `±${Math.round(ESTIMATE_MARGIN * 100)}%`;
+  const message = fits
+    ? `${job}: estimated peak ${gib(estimate.bytes)} (${estimate.phase}) within ${gib(limit.bytes)}, ${limit.source}.`
+    : `${job} ${level === 'over' ? 'will probably not fit' : 'may not fit'}: estimated peak ${gib(estimate.bytes)} in the ${estimate.phase} (${top}), ` +
+      `over the ${gib(limit.bytes)} this tab may use (${limit.source}). The estimate is good to about ${margin}; ` +
+      'a smaller batch or context, a lower keep, or the CLI (`gradot compress`) lowers or avoids the peak.';
+  return { fits, level, estimate, limit, message };
+}
