@@ -60,7 +60,7 @@ const api = {
     const p: MatmulParams = { batch: 1, m: 33, n: 29, k: 47 };
     const run = async (x: Backend) => x.read(x.sumSquares(x.matmul(x.fromArray(a), x.fromArray(b), p)));
     const [g, c] = await Promise.all([run(be), run(cpu)]);
-    const maxAbsErr = Math.abs(g[0] - c[0]) / Math.max(1, Math.abs(c[0]));
+    const maxAbsErr = Math.abs(g[0]! - c[0]!) / Math.max(1, Math.abs(c[0]!));
     return { ok: maxAbsErr < 1e-4, maxAbsErr, ms: performance.now() - t0 };
   },
 

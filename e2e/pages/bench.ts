@@ -31,7 +31,7 @@ const log = (s: string) => (document.getElementById('log')!.textContent += `\n${
 
 function median(a: number[]): number {
   const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)]!;
 }
 
 async function ortMatmul(n: number): Promise<{ ms: number; check: number }> {
@@ -53,14 +53,14 @@ async function ortMatmul(n: number): Promise<{ ms: number; check: number }> {
   // Warm-up run, also a sanity check of the output against a CPU dot product for C[0,0].
   const first = await session.run(feeds);
   const c = first.C;
-  const data = (await c.getData()) as Float32Array;
+  const data = (await c!.getData()) as Float32Array;
   let want = 0;
-  for (let i = 0; i < n; i++) want += host[i] * host[i * n];
-  const check = Math.abs(data[0] - want) / Math.max(1e-6, Math.abs(want));
-  c.dispose();
+  for (let i = 0; i < n; i++) want += host[i]! * host[i * n]!;
+  const check = Math.abs(data[0]! - want) / Math.max(1e-6, Math.abs(want));
+  c!.dispose();
   await device.queue.onSubmittedWorkDone();
   const t1 = performance.now();
-  (await session.run(feeds)).C.dispose();
+  (await session.run(feeds)).C!.dispose();
   await device.queue.onSubmittedWorkDone();
   const one = Math.max(performance.now() - t1, 0.05);
   const inner = Math.max(1, Math.min(50, Math.floor(200 / one)));
@@ -72,7 +72,7 @@ async function ortMatmul(n: number): Promise<{ ms: number; check: number }> {
     for (let i = 0; i < inner; i++) outs.push((await session.run(feeds)).C);
     await device.queue.onSubmittedWorkDone();
     times.push((performance.now() - t) / inner);
-    for (const o of outs) o.dispose();
+    for (const o of outs) o!.dispose();
   }
   feeds.A.dispose();
   feeds.B.dispose();

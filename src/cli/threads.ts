@@ -9,7 +9,7 @@ export function takeThreadsFlag(argv: string[]): { threads: number | undefined; 
   const rest: string[] = [];
   let raw: string | undefined;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i]!;
     if (a === '--threads') {
       raw = argv[++i];
       if (raw === undefined) throw new UsageError('--threads expects a positive integer');

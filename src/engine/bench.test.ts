@@ -20,8 +20,8 @@ describe('matmul bench', () => {
     const c = await compareMatmulWithTorch([32], 1);
     const text = formatMatmulComparison(c);
     if (c.torch.ok) {
-      expect(c.rows[0].torch).toBeGreaterThan(0);
-      expect(c.rows[0].ratio).toBeCloseTo(c.rows[0].ours / c.rows[0].torch!, 9);
+      expect(c.rows[0]!.torch).toBeGreaterThan(0);
+      expect(c.rows[0]!.ratio).toBeCloseTo(c.rows[0]!.ours / c.rows[0]!.torch!, 9);
       expect(text).toMatch(/torch .* thread/);
     } else {
       expect(text).toMatch(/note:/);

@@ -28,7 +28,7 @@ export interface MatmulBenchResult {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
-  return s.length % 2 ? s[h] : 0.5 * (s[h - 1] + s[h]);
+  return s.length % 2 ? s[h]! : 0.5 * (s[h - 1]! + s[h]!);
 }
 
 function cpuNow(): number | null {
@@ -143,7 +143,7 @@ export async function benchMatmulTorch(
         return;
       }
       try {
-        const j = JSON.parse(stdout.trim().split('\n').slice(-1)[0]) as TorchBenchResult & { error?: string };
+        const j = JSON.parse(stdout.trim().split('\n').slice(-1)[0]!) as TorchBenchResult & { error?: string };
         if (j.error) resolve({ ok: false, note: j.error });
         else resolve({ ...j, ok: true });
       } catch {
@@ -182,7 +182,7 @@ export async function compareMatmulWithTorch(
     const t = tr?.gflops ?? null;
     const tc = tr?.cpuGflops ?? null;
     return {
-      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursThreads: o.threads, oursJs: js[i].gflops, torch: t, ratio: t ? o.gflops / t : null,
+      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursThreads: o.threads, oursJs: js[i]!.gflops, torch: t, ratio: t ? o.gflops / t : null,
       oursCpu: o.cpuGflops, torchCpu: tc, ratioCpu: tc && o.cpuGflops ? o.cpuGflops / tc : null,
     };
   });

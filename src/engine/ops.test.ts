@@ -28,7 +28,7 @@ function attnCase(name: string, H: number, Hkv: number, causal: boolean, flat: b
       { shape: flat ? [B * T, Hkv * D] : [B, T, Hkv, D], lo: 0.1, hi: 1.5 },
       { shape: flat ? [B * T, Hkv * D] : [B, T, Hkv, D], lo: 0.1, hi: 1.5 },
     ],
-    fn: ([q, k, v]) => ops.attention(q, k, v, { B, T, H, Hkv, D, causal }),
+    fn: ([q, k, v]) => ops.attention(q!, k!, v!, { B, T, H, Hkv, D, causal }),
   };
 }
 
@@ -43,43 +43,43 @@ for (const transA of [false, true]) {
     const bShape = (lead: number[]) => [...lead, ...(transB ? [n, k] : [k, n])];
     const o = { transA, transB };
     mmCases.push(
-      { name: `matmul 2-D ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a, b, o) },
-      { name: `matmul batched ${tag}`, specs: [{ shape: aShape([2, 3]) }, { shape: bShape([2, 3]) }], fn: ([a, b]) => ops.matmul(a, b, o) },
-      { name: `matmul shared B ${tag}`, specs: [{ shape: aShape([3]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a, b, o) },
-      { name: `matmul shared A ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([3]) }], fn: ([a, b]) => ops.matmul(a, b, o) },
+      { name: `matmul 2-D ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
+      { name: `matmul batched ${tag}`, specs: [{ shape: aShape([2, 3]) }, { shape: bShape([2, 3]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
+      { name: `matmul shared B ${tag}`, specs: [{ shape: aShape([3]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
+      { name: `matmul shared A ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([3]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
     );
   }
 }
 
 const cases: Case[] = [
-  { name: 'add', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.add(a, b) },
-  { name: 'add same tensor twice', specs: [{ shape: [3, 5] }], fn: ([a]) => ops.add(a, a) },
-  { name: 'sub', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.sub(a, b) },
-  { name: 'mul', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.mul(a, b) },
-  { name: 'mul self', specs: [{ shape: [4, 3] }], fn: ([a]) => ops.mul(a, a) },
-  { name: 'scale', specs: [{ shape: [3, 5, 7] }], fn: ([a]) => ops.scale(a, -1.7) },
-  { name: 'addBias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, b]) => ops.addBias(x, b) },
+  { name: 'add', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.add(a!, b!) },
+  { name: 'add same tensor twice', specs: [{ shape: [3, 5] }], fn: ([a]) => ops.add(a!, a!) },
+  { name: 'sub', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.sub(a!, b!) },
+  { name: 'mul', specs: [{ shape: [3, 5, 7] }, { shape: [3, 5, 7] }], fn: ([a, b]) => ops.mul(a!, b!) },
+  { name: 'mul self', specs: [{ shape: [4, 3] }], fn: ([a]) => ops.mul(a!, a!) },
+  { name: 'scale', specs: [{ shape: [3, 5, 7] }], fn: ([a]) => ops.scale(a!, -1.7) },
+  { name: 'addBias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, b]) => ops.addBias(x!, b!) },
   ...(['gelu_tanh', 'gelu_erf', 'relu', 'silu'] as const).map((kind): Case => ({
     name: `activation ${kind}`,
     specs: [{ shape: [3, 5, 7], lo: 0.05, hi: 3 }],
-    fn: ([x]) => ops.activation(x, kind),
+    fn: ([x]) => ops.activation(x!, kind),
   })),
-  { name: 'reshape', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.mul(ops.reshape(x, [15, -1]), ops.reshape(x, [15, 7])) },
-  { name: 'sliceCols', specs: [{ shape: [3, 5, 11] }], fn: ([x]) => ops.sliceCols(x, 3, 5) },
-  { name: 'sum', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.sum(x) },
-  { name: 'mean', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.mean(x) },
+  { name: 'reshape', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.mul(ops.reshape(x!, [15, -1]), ops.reshape(x!, [15, 7])) },
+  { name: 'sliceCols', specs: [{ shape: [3, 5, 11] }], fn: ([x]) => ops.sliceCols(x!, 3, 5) },
+  { name: 'sum', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.sum(x!) },
+  { name: 'mean', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.mean(x!) },
   ...mmCases,
-  { name: 'linear', specs: [{ shape: [3, 5, 7] }, { shape: [6, 7] }], fn: ([x, w]) => ops.linear(x, w) },
-  { name: 'linear+bias', specs: [{ shape: [3, 5, 7] }, { shape: [6, 7] }, { shape: [6] }], fn: ([x, w, b]) => ops.linear(x, w, b) },
+  { name: 'linear', specs: [{ shape: [3, 5, 7] }, { shape: [6, 7] }], fn: ([x, w]) => ops.linear(x!, w!) },
+  { name: 'linear+bias', specs: [{ shape: [3, 5, 7] }, { shape: [6, 7] }, { shape: [6] }], fn: ([x, w, b]) => ops.linear(x!, w!, b) },
   {
     name: 'lowRankLinear+bias',
     specs: [{ shape: [3, 5, 7] }, { shape: [6, 3] }, { shape: [3, 7] }, { shape: [6] }],
-    fn: ([x, a, b, c]) => ops.lowRankLinear(x, a, b, c),
+    fn: ([x, a, b, c]) => ops.lowRankLinear(x!, a!, b!, c),
   },
-  { name: 'embedding', specs: [{ shape: [7, 5] }], fn: ([t]) => ops.embedding(t, ids, [1, 7]) },
-  { name: 'layerNorm+bias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }, { shape: [7] }], fn: ([x, w, b]) => ops.layerNorm(x, w, b, 1e-5) },
-  { name: 'layerNorm no bias', specs: [{ shape: [5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.layerNorm(x, w, null, 1e-5) },
-  { name: 'rmsNorm', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.rmsNorm(x, w, 1e-6) },
+  { name: 'embedding', specs: [{ shape: [7, 5] }], fn: ([t]) => ops.embedding(t!, ids, [1, 7]) },
+  { name: 'layerNorm+bias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }, { shape: [7] }], fn: ([x, w, b]) => ops.layerNorm(x!, w!, b!, 1e-5) },
+  { name: 'layerNorm no bias', specs: [{ shape: [5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.layerNorm(x!, w!, null, 1e-5) },
+  { name: 'rmsNorm', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.rmsNorm(x!, w!, 1e-6) },
   attnCase('attention causal GQA', 4, 2, true, false),
   attnCase('attention non-causal GQA', 4, 2, false, false),
   attnCase('attention causal MQA flat', 3, 1, true, true),
@@ -87,21 +87,21 @@ const cases: Case[] = [
   {
     name: 'rope',
     specs: [{ shape: [2, 3, 2, 6] }],
-    fn: ([x]) => ops.rope(x, { B: 2, T: 3, H: 2, D: 6, theta: 10000, positionOffset: 4 }),
+    fn: ([x]) => ops.rope(x!, { B: 2, T: 3, H: 2, D: 6, theta: 10000, positionOffset: 4 }),
   },
   {
     name: 'rope inverse',
     specs: [{ shape: [2, 3, 2, 6] }],
-    fn: ([x]) => ops.rope(x, { B: 2, T: 3, H: 2, D: 6, theta: 500 }, true),
+    fn: ([x]) => ops.rope(x!, { B: 2, T: 3, H: 2, D: 6, theta: 500 }, true),
   },
-  { name: 'crossEntropyRows', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropyRows(x, targets) },
-  { name: 'crossEntropy mean', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropy(x, targets) },
-  { name: 'crossEntropySum', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropySum(x, targets) },
+  { name: 'crossEntropyRows', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropyRows(x!, targets) },
+  { name: 'crossEntropy mean', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropy(x!, targets) },
+  { name: 'crossEntropySum', specs: [{ shape: [7, 9], lo: 0.1, hi: 3 }], fn: ([x]) => ops.crossEntropySum(x!, targets) },
   {
     // A small composite (norm -> linear -> activation -> loss) checks gradient flow across ops.
     name: 'composite',
     specs: [{ shape: [7, 5] }, { shape: [5] }, { shape: [9, 5] }, { shape: [9] }],
-    fn: ([x, g, w, b]) => ops.crossEntropy(ops.activation(ops.linear(ops.rmsNorm(x, g), w, b), 'silu'), targets),
+    fn: ([x, g, w, b]) => ops.crossEntropy(ops.activation(ops.linear(ops.rmsNorm(x!, g!), w!, b), 'silu'), targets),
   },
 ];
 
@@ -135,9 +135,9 @@ describe('gradCheck catches a wrong gradient', () => {
   it('flags a backward that is off by a factor', async () => {
     const { record } = await import('./tensor');
     const wrongSquare: OpFn = ([x]) => {
-      const be = x.backend;
-      const y = new Tensor(be, x.shape, be.mul(x.storage, x.storage));
-      return record(y, [x], (g) => [be.scale(be.mul(g, x.storage), 2.02)], 'wrongSquare');
+      const be = x!.backend;
+      const y = new Tensor(be, x!.shape, be.mul(x!.storage, x!.storage));
+      return record(y, [x!], (g) => [be.scale(be.mul(g, x!.storage), 2.02)], 'wrongSquare');
     };
     const r = gradCheck(f64, wrongSquare, [{ shape: [3, 4] }], 7);
     expect(r.maxRelErr).toBeGreaterThan(1e-3);

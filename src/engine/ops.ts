@@ -21,7 +21,7 @@ function fail(op: string, msg: string): never {
 
 function sameBackend(op: string, ...ts: Tensor[]): Backend {
   assertLive(op, ...ts);
-  const be = ts[0].backend;
+  const be = ts[0]!.backend;
   for (const t of ts) if (t.backend !== be) fail(op, 'tensors live on different backends');
   return be;
 }
@@ -31,7 +31,7 @@ function out(be: Backend, shape: readonly number[], s: Storage): Tensor {
 }
 
 function lastDim(t: Tensor): number {
-  return t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1];
+  return t.shape.length === 0 ? 1 : t.shape[t.shape.length - 1]!;
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -197,8 +197,8 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   }
   const lead = aBatched ? aLead : bLead;
   const batch = numel(lead);
-  const p: MatmulParams = { batch, m, n, k, transA, transB, aBatched, bBatched };
-  const y = out(be, [...lead, m, n], be.matmul(a.storage, b.storage, p));
+  const p: MatmulParams = { batch, m: m!, n: n!, k: k!, transA, transB, aBatched, bBatched };
+  const y = out(be, [...lead, m!, n!], be.matmul(a.storage, b.storage, p));
   return record(y, [a, b], (g) => matmulBackward(be, g, a.storage, b.storage, p, a.requiresGrad, b.requiresGrad), op);
 }
 
@@ -252,8 +252,8 @@ export function linear(x: Tensor, W: Tensor, b?: Tensor | null): Tensor {
   const [outF, inF] = W.shape;
   if (lastDim(x) !== inF) fail(op, `input ${shapeStr(x.shape)} does not match weight ${shapeStr(W.shape)} (in=${inF})`);
   const rows = x.size / inF;
-  const p: MatmulParams = { batch: 1, m: rows, n: outF, k: inF, transB: true };
-  const y = record(out(be, [...x.shape.slice(0, -1), outF], be.matmul(x.storage, W.storage, p)), [x, W],
+  const p: MatmulParams = { batch: 1, m: rows, n: outF!, k: inF, transB: true };
+  const y = record(out(be, [...x.shape.slice(0, -1), outF!], be.matmul(x.storage, W.storage, p)), [x, W],
     (g) => matmulBackward(be, g, x.storage, W.storage, p, x.requiresGrad, W.requiresGrad), op);
   return b ? addBias(y, b) : y;
 }
@@ -277,8 +277,8 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape?: readonly nu
   if (numel(sh) !== ids.length) fail(op, `${ids.length} ids for shape ${shapeStr(sh)}`);
   assertLive(op, table);
   const be = table.backend;
-  return record(out(be, [...sh, d], be.gather(table.storage, ids, d)), [table],
-    (g) => [be.scatterAdd(g, ids, V, d)], op);
+  return record(out(be, [...sh, d!], be.gather(table.storage, ids, d!)), [table],
+    (g) => [be.scatterAdd(g, ids, V!, d!)], op);
 }
 
 // ---------------------------------------------------------------- norms

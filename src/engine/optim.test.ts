@@ -21,15 +21,15 @@ function referenceAdamW(
   const m = th.map(() => 0);
   const v = th.map(() => 0);
   for (let t = 1; t <= grads.length; t++) {
-    const lr = lrs[t - 1];
+    const lr = lrs[t - 1]!;
     for (let i = 0; i < th.length; i++) {
-      const g = grads[t - 1][i] * gradScales[t - 1];
-      th[i] = th[i] - lr * o.wd * th[i];
-      m[i] = o.b1 * m[i] + (1 - o.b1) * g;
-      v[i] = o.b2 * v[i] + (1 - o.b2) * g * g;
-      const mhat = m[i] / (1 - o.b1 ** t);
-      const vhat = v[i] / (1 - o.b2 ** t);
-      th[i] = th[i] - (lr * mhat) / (Math.sqrt(vhat) + o.eps);
+      const g = grads[t - 1]![i]! * gradScales[t - 1]!;
+      th[i] = th[i]! - lr * o.wd * th[i]!;
+      m[i] = o.b1 * m[i]! + (1 - o.b1) * g;
+      v[i] = o.b2 * v[i]! + (1 - o.b2) * g * g;
+      const mhat = m[i]! / (1 - o.b1 ** t);
+      const vhat = v[i]! / (1 - o.b2 ** t);
+      th[i] = th[i]! - (lr * mhat) / (Math.sqrt(vhat) + o.eps);
     }
   }
   return th;
@@ -53,8 +53,8 @@ describe('AdamW', () => {
       { lr: 1, beta1: o.b1, beta2: o.b2, eps: o.eps, weightDecay: o.wd },
     );
     for (let s = 0; s < steps; s++) {
-      setGrad(pDecay, grads[s]);
-      setGrad(pNo, grads[s]);
+      setGrad(pDecay, grads[s]!);
+      setGrad(pNo, grads[s]!);
       opt.step({ lr: lrs[s], gradScale: scales[s] });
     }
     const wantDecay = referenceAdamW(init, grads, lrs, o, scales);
@@ -62,11 +62,11 @@ describe('AdamW', () => {
     const gotDecay = readSync(pDecay.storage);
     const gotNo = readSync(pNo.storage);
     for (let i = 0; i < n; i++) {
-      expect(gotDecay[i]).toBeCloseTo(wantDecay[i], 13);
-      expect(gotNo[i]).toBeCloseTo(wantNo[i], 13);
+      expect(gotDecay[i]).toBeCloseTo(wantDecay[i]!, 13);
+      expect(gotNo[i]).toBeCloseTo(wantNo[i]!, 13);
     }
     // decay made a difference, so the test would notice it being ignored
-    expect(Math.abs(gotDecay[0] - gotNo[0])).toBeGreaterThan(1e-4);
+    expect(Math.abs(gotDecay[0]! - gotNo[0]!)).toBeGreaterThan(1e-4);
     expect(opt.stepCount).toBe(steps);
   });
 
@@ -97,7 +97,7 @@ describe('AdamW', () => {
       opt.step({ lr: cfg.lrs[i] });
     });
     const got = readSync(p.storage);
-    for (let i = 0; i < n; i++) expect(got[i]).toBeCloseTo(torchOut[i], 13);
+    for (let i = 0; i < n; i++) expect(got[i]).toBeCloseTo(torchOut[i]!, 13);
   });
 
   it('skips parameters without a gradient (their step count does not advance)', () => {

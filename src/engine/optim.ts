@@ -143,7 +143,7 @@ function tensorsOf(params: readonly (Tensor | NamedParam)[]): Tensor[] {
 export async function globalGradNorm(params: readonly (Tensor | NamedParam)[]): Promise<number> {
   const ts = tensorsOf(params).filter((t) => t.grad);
   if (ts.length === 0) return 0;
-  const be: Backend = ts[0].backend;
+  const be: Backend = ts[0]!.backend;
   let acc: Storage | null = null;
   for (const t of ts) {
     const sq = be.sumSquares(t.grad!.storage);
@@ -154,7 +154,7 @@ export async function globalGradNorm(params: readonly (Tensor | NamedParam)[]): 
       acc = sq;
     }
   }
-  const v = (await be.read(acc!))[0];
+  const v = (await be.read(acc!))[0]!;
   be.free(acc!);
   return Math.sqrt(v);
 }

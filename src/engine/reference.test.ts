@@ -31,7 +31,7 @@ describe('attention vs a naive formula', () => {
           const scores: number[] = [];
           for (let j = 0; j < T; j++) {
             let s = 0;
-            for (let d = 0; d < D; d++) s += q[((b * T + i) * H + h) * D + d] * k[((b * T + j) * Hkv + kvh) * D + d];
+            for (let d = 0; d < D; d++) s += q[((b * T + i) * H + h) * D + d]! * k[((b * T + j) * Hkv + kvh) * D + d]!;
             scores.push(causal && j > i ? -Infinity : s * scale);
           }
           const mx = Math.max(...scores);
@@ -39,7 +39,7 @@ describe('attention vs a naive formula', () => {
           const z = e.reduce((a, c) => a + c, 0);
           for (let d = 0; d < D; d++) {
             let acc = 0;
-            for (let j = 0; j < T; j++) acc += (e[j] / z) * v[((b * T + j) * Hkv + kvh) * D + d];
+            for (let j = 0; j < T; j++) acc += (e[j]! / z) * v[((b * T + j) * Hkv + kvh) * D + d]!;
             out[((b * T + i) * H + h) * D + d] = acc;
           }
         }
@@ -66,7 +66,7 @@ describe('attention vs a naive formula', () => {
         const rep = H / Hkv;
         for (let h = 0; h < H; h++) {
           for (let d = 0; d < D; d++) {
-            expect(arr(y)[h * D + d]).toBeCloseTo(arr(v)[Math.floor(h / rep) * D + d], 12);
+            expect(arr(y)[h * D + d]).toBeCloseTo(arr(v)[Math.floor(h / rep) * D + d]!, 12);
           }
         }
       }
@@ -88,7 +88,7 @@ describe('attention vs a naive formula', () => {
         let z = 0;
         for (let j = 0; j <= i; j++) {
           let s = 0;
-          for (let d = 0; d < D; d++) s += Q[(i * H + h) * D + d] * K[(j * H + h) * D + d];
+          for (let d = 0; d < D; d++) s += Q[(i * H + h) * D + d]! * K[(j * H + h) * D + d]!;
           z += Math.exp(0.5 * s);
         }
         expect(L[h * T + i]).toBeCloseTo(Math.log(z), 12);
@@ -114,7 +114,7 @@ describe('rope', () => {
           for (let d = 0; d < p.D; d++) {
             const invFreq = 1 / Math.pow(p.theta, (2 * (d % half)) / p.D);
             const ang = (t + p.positionOffset) * invFreq;
-            expect(y[o + d]).toBeCloseTo(row[d] * Math.cos(ang) + rot[d] * Math.sin(ang), 12);
+            expect(y[o + d]).toBeCloseTo(row[d]! * Math.cos(ang) + rot[d]! * Math.sin(ang), 12);
           }
         }
       }
@@ -149,7 +149,7 @@ describe('cross-entropy', () => {
     let want = 0;
     for (const r of [0, 2, 3, 5]) {
       const row = Array.from(L.subarray(r * V, r * V + V));
-      want += Math.log(row.reduce((a, z) => a + Math.exp(z), 0)) - row[tg[r]];
+      want += Math.log(row.reduce((a, z) => a + Math.exp(z), 0)) - row[tg[r]!]!;
     }
     want /= 4;
     expect(arr(loss)[0]).toBeCloseTo(want, 12);
@@ -159,11 +159,11 @@ describe('cross-entropy', () => {
     // kept rows: softmax - onehot, divided by the count
     const row0 = Array.from(L.subarray(0, V));
     const z0 = row0.reduce((a, z) => a + Math.exp(z), 0);
-    for (let c = 0; c < V; c++) expect(g[c]).toBeCloseTo((Math.exp(row0[c]) / z0 - (c === 1 ? 1 : 0)) / 4, 12);
+    for (let c = 0; c < V; c++) expect(g[c]).toBeCloseTo((Math.exp(row0[c]!) / z0 - (c === 1 ? 1 : 0)) / 4, 12);
 
     // Changing ignored rows' logits changes nothing.
     const L2 = L.slice();
-    for (let c = 0; c < V; c++) L2[V + c] += 100 * (c + 1);
+    for (let c = 0; c < V; c++) L2[V + c]! += 100 * (c + 1);
     expect(arr(ops.crossEntropy(fromArray(be, L2, [rows, V]), tg))[0]).toBeCloseTo(want, 12);
   });
   it('all rows ignored gives 0, not NaN', () => {
@@ -213,8 +213,8 @@ describe('norms vs definitions', () => {
       const vr = row.reduce((a, c) => a + (c - mu) ** 2, 0) / 6;
       const ms = row.reduce((a, c) => a + c * c, 0) / 6;
       for (let c = 0; c < 6; c++) {
-        expect(ln[r * 6 + c]).toBeCloseTo(((row[c] - mu) / Math.sqrt(vr + 1e-5)) * W[c] + Bv[c], 12);
-        expect(rms[r * 6 + c]).toBeCloseTo((row[c] / Math.sqrt(ms + 1e-6)) * W[c], 12);
+        expect(ln[r * 6 + c]).toBeCloseTo(((row[c]! - mu) / Math.sqrt(vr + 1e-5)) * W[c]! + Bv[c]!, 12);
+        expect(rms[r * 6 + c]).toBeCloseTo((row[c]! / Math.sqrt(ms + 1e-6)) * W[c]!, 12);
       }
     }
   });
@@ -250,7 +250,7 @@ describe.each([
         for (let i = 0; i < m; i++) {
           for (let j = 0; j < n; j++) {
             let s = 0;
-            for (let p = 0; p < k; p++) s += A[tA ? p * m + i : i * k + p] * Bm[tB ? j * k + p : p * n + j];
+            for (let p = 0; p < k; p++) s += A[tA ? p * m + i : i * k + p]! * Bm[tB ? j * k + p : p * n + j]!;
             ref[i * n + j] = s;
           }
         }
@@ -335,16 +335,16 @@ describe('autograd engine', () => {
           const a = pick(st.a);
           const b = pick(st.b);
           switch (st.op) {
-            case 0: pool.push(ops.add(a, b)); break;
-            case 1: pool.push(ops.mul(a, b)); break;
-            case 2: pool.push(ops.sub(a, b)); break;
-            case 3: pool.push(ops.scale(a, 0.7)); break;
-            case 4: pool.push(ops.reshape(ops.reshape(a, [12]), [3, 4])); break;
-            default: pool.push(ops.activation(a, 'silu')); break;
+            case 0: pool.push(ops.add(a!, b!)); break;
+            case 1: pool.push(ops.mul(a!, b!)); break;
+            case 2: pool.push(ops.sub(a!, b!)); break;
+            case 3: pool.push(ops.scale(a!, 0.7)); break;
+            case 4: pool.push(ops.reshape(ops.reshape(a!, [12]), [3, 4])); break;
+            default: pool.push(ops.activation(a!, 'silu')); break;
           }
         }
         // Output several nodes (including a leaf) so gradients arrive from many directions.
-        return ops.add(ops.add(pool[pool.length - 1], pool[pool.length - 3]), ops.mul(pool[1], pool[pool.length - 2]));
+        return ops.add(ops.add(pool[pool.length - 1]!, pool[pool.length - 3]!), ops.mul(pool[1]!, pool[pool.length - 2]!));
       };
       const r = gradCheck(f64be, fn, [{ shape: [3, 4] }, { shape: [3, 4] }, { shape: [3, 4] }], 900 + trial);
       if (r.maxRelErr > 1e-6) throw new Error(`trial ${trial}: ${r.maxRelErr} at ${JSON.stringify(r.worst)}`);

@@ -393,7 +393,7 @@ export class Tensor {
   /** Reads a single-element tensor. */
   async item(): Promise<number> {
     if (this.size !== 1) throw new Error(`item: tensor has shape ${shapeStr(this.shape)}, not one element`);
-    return (await this.read())[0];
+    return (await this.read())[0]!;
   }
 
   retainGrad(): this {
@@ -500,12 +500,12 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
   const stack: [Tensor, number][] = [[loss, 0]];
   visited.add(loss);
   while (stack.length) {
-    const top = stack[stack.length - 1];
+    const top = stack[stack.length - 1]!;
     const [t, idx] = top;
     const ins = t.node ? t.node.inputs : [];
     if (idx < ins.length) {
       top[1]++;
-      const c = ins[idx];
+      const c = ins[idx]!;
       if (c.requiresGrad && !visited.has(c)) {
         visited.add(c);
         stack.push([c, 0]);
@@ -550,7 +550,7 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
     return;
   }
   for (let i = order.length - 1; i >= 0; i--) {
-    const t = order[i];
+    const t = order[i]!;
     const node = t.node;
     if (!node) continue;
     const g = pending.get(t);
@@ -595,7 +595,7 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
     const plan: [Tensor, Storage][] = [];
     for (let j = 0; j < grads.length; j++) {
       const gj = grads[j];
-      const inp = node.inputs[j];
+      const inp = node.inputs[j]!;
       if (!gj) continue;
       if (!inp.requiresGrad) {
         unused.add(gj);
@@ -635,11 +635,11 @@ function releasePlan(loss: Tensor, order: readonly Tensor[], keepList: readonly 
   }
   const last = new Map<Storage, number>();
   for (let i = 0; i < order.length; i++) {
-    const t = order[i];
+    const t = order[i]!;
     if (!t.node) continue;
     const refs = [t, ...t.node.inputs];
     for (const r of refs) {
-      const s = r.storage;
+      const s = r!.storage;
       if (prot.has(s)) continue;
       const prev = last.get(s);
       if (prev === undefined || i < prev) last.set(s, i);

@@ -44,7 +44,7 @@ export interface GradCheckResult {
 
 function weightedSum(y: FloatArray, r: Float64Array): number {
   let s = 0;
-  for (let i = 0; i < y.length; i++) s += y[i] * r[i];
+  for (let i = 0; i < y.length; i++) s += y[i]! * r[i]!;
   return s;
 }
 
@@ -58,7 +58,7 @@ export function gradCheck(
   if (be.dtype !== 'f64') throw new Error('gradCheck needs an f64 backend');
   const rng = new Rng(seed);
   const values = specs.map((s) => randomInput(s, rng));
-  const xs = specs.map((s, i) => new Tensor(be, s.shape, be.fromArray(values[i]), !s.noGrad));
+  const xs = specs.map((s, i) => new Tensor(be, s.shape, be.fromArray(values[i]!), !s.noGrad));
   const y = fn(xs);
   const r = new Float64Array(y.size);
   for (let i = 0; i < r.length; i++) r[i] = rng.uniform(-1, 1);
@@ -69,22 +69,22 @@ export function gradCheck(
   let worst: GradCheckResult['worst'] = null;
   let checked = 0;
   for (let i = 0; i < specs.length; i++) {
-    if (specs[i].noGrad) continue;
-    const g = xs[i].grad;
-    const analytic = g ? readSync(g.storage) : new Float64Array(xs[i].size);
-    for (let j = 0; j < values[i].length; j++) {
+    if (specs[i]!.noGrad) continue;
+    const g = xs[i]!.grad;
+    const analytic = g ? readSync(g.storage) : new Float64Array(xs[i]!.size);
+    for (let j = 0; j < values[i]!.length; j++) {
       const f = (delta: number): number => {
         const vals = values.map((v, k) => {
           if (k !== i) return v;
           const c = v.slice();
-          c[j] += delta;
+          c[j]! += delta;
           return c;
         });
-        const ts = specs.map((s, k) => new Tensor(be, s.shape, be.fromArray(vals[k]), false));
+        const ts = specs.map((s, k) => new Tensor(be, s.shape, be.fromArray(vals[k]!), false));
         return weightedSum(readSync(fn(ts).storage), r);
       };
       const numeric = (f(h) - f(-h)) / (2 * h);
-      const a = analytic[j];
+      const a = analytic[j]!;
       const abs = Math.abs(a - numeric);
       const rel = abs / Math.max(1, Math.abs(a), Math.abs(numeric));
       checked++;
@@ -111,8 +111,8 @@ export function compareArrays(a: ArrayLike<number>, b: ArrayLike<number>, what =
   let maxDiff = 0;
   for (let i = 0; i < a.length; i++) {
     if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) throw new Error(`${what}: non-finite value at ${i}`);
-    maxAbsRef = Math.max(maxAbsRef, Math.abs(b[i]));
-    maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
+    maxAbsRef = Math.max(maxAbsRef, Math.abs(b[i]!));
+    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
   }
   return { relErr: maxAbsRef > 0 ? maxDiff / maxAbsRef : maxDiff, maxAbsRef };
 }
@@ -127,7 +127,7 @@ export async function compareBackends(
   const run = async (be: Backend) => {
     const rng = new Rng(seed);
     const values = specs.map((s) => randomInput(s, rng));
-    const xs = specs.map((s, i) => new Tensor(be, s.shape, be.fromArray(values[i]), !s.noGrad));
+    const xs = specs.map((s, i) => new Tensor(be, s.shape, be.fromArray(values[i]!), !s.noGrad));
     const y = fn(xs);
     const r = new Float64Array(y.size);
     for (let i = 0; i < r.length; i++) r[i] = Math.fround(rng.uniform(-1, 1));
@@ -135,9 +135,9 @@ export async function compareBackends(
     backward(y, { grad: be.fromArray(r) });
     const gs: FloatArray[] = [];
     for (let i = 0; i < xs.length; i++) {
-      if (specs[i].noGrad) continue;
-      const g = xs[i].grad;
-      gs.push(g ? await g.read() : new Float64Array(xs[i].size));
+      if (specs[i]!.noGrad) continue;
+      const g = xs[i]!.grad;
+      gs.push(g ? await g.read() : new Float64Array(xs[i]!.size));
     }
     return { yv, gs, shape: y.shape };
   };
@@ -146,6 +146,6 @@ export async function compareBackends(
   if (shapeStr(a.shape) !== shapeStr(b.shape)) throw new Error(`output shapes differ: ${shapeStr(a.shape)} vs ${shapeStr(b.shape)}`);
   return {
     out: compareArrays(a.yv, b.yv, 'output'),
-    grads: a.gs.map((g, i) => compareArrays(g, b.gs[i], `grad ${i}`)),
+    grads: a.gs.map((g, i) => compareArrays(g, b.gs[i]!, `grad ${i}`)),
   };
 }

@@ -56,7 +56,7 @@ describe('checkpoint generations', () => {
     // Flip one byte of the newest generation's tensors, plus leftovers of a crashed write.
     const f = join(folder, last.dir, 'tensors.bin');
     const bytes = await readFile(f);
-    bytes[bytes.length - 5] ^= 0xff;
+    bytes[bytes.length - 5]! ^= 0xff;
     await writeFile(f, bytes);
     await writeFile(join(folder, last.dir, 'tensors.bin.tmp-crash1'), 'partial');
     await mkdir(join(folder, 'checkpoints', '999-orphan'), { recursive: true });

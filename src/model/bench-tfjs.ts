@@ -107,7 +107,7 @@ export async function benchTfjsTrainStep(cfg: Partial<BenchTrainConfig> = {}, th
   const linear = (x: import('@tensorflow/tfjs-core').Tensor, w: import('@tensorflow/tfjs-core').Tensor) => tf.matMul(x, w, false, true);
   const rope = (x: import('@tensorflow/tfjs-core').Tensor) => {
     const [x1, x2] = tf.split(x, 2, -1);
-    return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], -1), sin));
+    return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2!), x1!], -1), sin));
   };
   const lossFn = () => {
     // The wasm backend has no UnsortedSegmentSum (gather's gradient): the lookup is a one-hot product,
@@ -147,7 +147,7 @@ export async function benchTfjsTrainStep(cfg: Partial<BenchTrainConfig> = {}, th
   let firstLoss = NaN;
   const step = async () => {
     const l = opt.minimize(lossFn, true, varList);
-    loss = (await l!.data())[0];
+    loss = (await l!.data())[0]!;
     l!.dispose();
   };
   try {

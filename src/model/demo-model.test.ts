@@ -40,21 +40,21 @@ describe('demo model vs the PyTorch reference', async () => {
       const T = c.input_ids.length;
       const ids = Int32Array.from(c.input_ids);
       const targets = new Int32Array(T).fill(-100);
-      for (let t = 0; t + 1 < T; t++) targets[t] = ids[t + 1];
+      for (let t = 0; t + 1 < T; t++) targets[t] = ids[t + 1]!;
       const { loss, logits } = noGrad(() => ({ loss: dec.loss(ids, targets, 1, T), logits: dec.forward(ids, 1, T) }));
-      const l = readSync(loss.storage)[0];
+      const l = readSync(loss.storage)[0]!;
       expect(Math.abs(l - c.mean_loss_next_token)).toBeLessThan(1e-4 * Math.abs(c.mean_loss_next_token));
       const V = spec.vocabSize;
       const lg = readSync(logits.storage);
       for (let j = 0; j < 16; j++) {
-        expect(lg[j]).toBeCloseTo(c.logits_pos0_first16[j], 3);
+        expect(lg[j]).toBeCloseTo(c.logits_pos0_first16[j]!, 3);
         // The reference ran on input_ids[:-1], so its last position is our T-2.
-        expect(lg[(T - 2) * V + j]).toBeCloseTo(c.logits_last_first16[j], 3);
+        expect(lg[(T - 2) * V + j]).toBeCloseTo(c.logits_last_first16[j]!, 3);
       }
       const argmax: number[] = [];
       for (let t = 0; t + 1 < T; t++) {
         let best = 0;
-        for (let v = 1; v < V; v++) if (lg[t * V + v] > lg[t * V + best]) best = v;
+        for (let v = 1; v < V; v++) if (lg[t * V + v]! > lg[t * V + best]!) best = v;
         argmax.push(best);
       }
       const agree = argmax.filter((a, t) => a === c.argmax_per_position[t]).length;

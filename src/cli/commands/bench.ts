@@ -41,7 +41,7 @@ async function benchCompress(): Promise<{ json: Record<string, unknown>; text: s
     const ids = new Int32Array(n);
     const targets = new Int32Array(n);
     for (let i = 0; i < n; i++) ids[i] = Math.floor(rng.uniform() * cfg.vocab);
-    for (let i = 0; i < n; i++) targets[i] = (i + 1) % cfg.seq === 0 ? -100 : ids[i + 1];
+    for (let i = 0; i < n; i++) targets[i] = (i + 1) % cfg.seq === 0 ? -100 : ids[i + 1]!;
     return { ids, targets, B: cfg.batch, T: cfg.seq };
   });
   const { report } = await buildEmulator(spec, weights, {

@@ -229,8 +229,8 @@ export const command: Command = {
       lines.push(`held-out (${heldoutFrom}): adapter-gradient shift ${heldoutResult.cosineDistance.toFixed(5)} (cosine distance, lower = better utility); ` +
         `loss full ${heldoutResult.fullLoss.toFixed(4)}, emulator ${heldoutResult.emulatorLoss.toFixed(4)} (higher = more privacy)`);
     } else lines.push(`held-out: ${heldoutFrom}`);
-    lines.push(`seconds: support ${s.support.toFixed(2)}, svd ${s.svd.toFixed(2)}, scoring ${s.scoring.toFixed(2)}, compress ${s.compress.toFixed(2)}, ` +
-      `evaluate ${s.evaluate.toFixed(2)}, package ${s.package.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total.toFixed(2)}`);
+    lines.push(`seconds: support ${s.support!.toFixed(2)}, svd ${s.svd!.toFixed(2)}, scoring ${s.scoring!.toFixed(2)}, compress ${s.compress!.toFixed(2)}, ` +
+      `evaluate ${s.evaluate!.toFixed(2)}, package ${s.package!.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total!.toFixed(2)}`);
     lines.push('readings:');
     for (const [k, v] of Object.entries(report.readings)) lines.push(`  ${k}: ${v}`);
     for (const n of built.result.plan.notes) lines.push(`note: ${n}`);

@@ -103,7 +103,7 @@ export class CpuBackend implements Backend {
     for (let r = 0; r < rows; r++) {
       const to = r * cols + colOff;
       const so = r * width;
-      for (let c = 0; c < width; c++) t[to + c] += s[so + c];
+      for (let c = 0; c < width; c++) t[to + c]! += s[so + c]!;
     }
   }
 
@@ -120,26 +120,26 @@ export class CpuBackend implements Backend {
 
   add(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('add', a, b);
-    for (let i = 0; i < out.length; i++) out[i] = x[i] + y[i];
+    for (let i = 0; i < out.length; i++) out[i] = x[i]! + y[i]!;
     return this.wrap(out);
   }
 
   sub(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('sub', a, b);
-    for (let i = 0; i < out.length; i++) out[i] = x[i] - y[i];
+    for (let i = 0; i < out.length; i++) out[i] = x[i]! - y[i]!;
     return this.wrap(out);
   }
 
   mul(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('mul', a, b);
-    for (let i = 0; i < out.length; i++) out[i] = x[i] * y[i];
+    for (let i = 0; i < out.length; i++) out[i] = x[i]! * y[i]!;
     return this.wrap(out);
   }
 
   scale(a: Storage, s: number): Storage {
     const x = this.d(a);
     const out = this.alloc(x.length);
-    for (let i = 0; i < x.length; i++) out[i] = x[i] * s;
+    for (let i = 0; i < x.length; i++) out[i] = x[i]! * s;
     return this.wrap(out);
   }
 
@@ -147,7 +147,7 @@ export class CpuBackend implements Backend {
     const t = this.d(dst);
     const s = this.d(src);
     if (t.length !== s.length) throw new Error(`axpy: lengths differ (${t.length} vs ${s.length})`);
-    for (let i = 0; i < t.length; i++) t[i] += alpha * s[i];
+    for (let i = 0; i < t.length; i++) t[i]! += alpha * s[i]!;
   }
 
   addBias(x: Storage, bias: Storage, rows: number, cols: number): Storage {
@@ -158,7 +158,7 @@ export class CpuBackend implements Backend {
     const out = this.alloc(rows * cols);
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
-      for (let c = 0; c < cols; c++) out[o + c] = a[o + c] + b[c];
+      for (let c = 0; c < cols; c++) out[o + c] = a[o + c]! + b[c]!;
     }
     return this.wrap(out);
   }
@@ -170,7 +170,7 @@ export class CpuBackend implements Backend {
     const acc = new Float64Array(cols);
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
-      for (let c = 0; c < cols; c++) acc[c] += a[o + c];
+      for (let c = 0; c < cols; c++) acc[c]! += a[o + c]!;
     }
     return this.fromArray(acc);
   }
@@ -178,7 +178,7 @@ export class CpuBackend implements Backend {
   sumSquares(x: Storage): Storage {
     const a = this.d(x);
     let s = 0;
-    for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+    for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
     return this.fromArray([s]);
   }
 
@@ -188,18 +188,18 @@ export class CpuBackend implements Backend {
     switch (kind) {
       case 'gelu_tanh':
         for (let i = 0; i < a.length; i++) {
-          const v = a[i];
+          const v = a[i]!;
           out[i] = 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v)));
         }
         break;
       case 'gelu_erf':
-        for (let i = 0; i < a.length; i++) out[i] = 0.5 * a[i] * (1 + erf(a[i] * INV_SQRT2));
+        for (let i = 0; i < a.length; i++) out[i] = 0.5 * a[i]! * (1 + erf(a[i]! * INV_SQRT2));
         break;
       case 'relu':
-        for (let i = 0; i < a.length; i++) out[i] = a[i] > 0 ? a[i] : 0;
+        for (let i = 0; i < a.length; i++) out[i] = a[i]! > 0 ? a[i]! : 0;
         break;
       case 'silu':
-        for (let i = 0; i < a.length; i++) out[i] = a[i] / (1 + Math.exp(-a[i]));
+        for (let i = 0; i < a.length; i++) out[i] = a[i]! / (1 + Math.exp(-a[i]!));
         break;
       default:
         throw new Error(`activation: unknown kind ${String(kind)}`);
@@ -215,26 +215,26 @@ export class CpuBackend implements Backend {
     switch (kind) {
       case 'gelu_tanh':
         for (let i = 0; i < a.length; i++) {
-          const v = a[i];
+          const v = a[i]!;
           const t = Math.tanh(SQRT_2_OVER_PI * (v + GELU_C * v * v * v));
           const dt = (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * v * v);
-          out[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * dt);
+          out[i] = g[i]! * (0.5 * (1 + t) + 0.5 * v * dt);
         }
         break;
       case 'gelu_erf':
         for (let i = 0; i < a.length; i++) {
-          const v = a[i];
+          const v = a[i]!;
           const cdf = 0.5 * (1 + erf(v * INV_SQRT2));
-          out[i] = g[i] * (cdf + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
+          out[i] = g[i]! * (cdf + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
         }
         break;
       case 'relu':
-        for (let i = 0; i < a.length; i++) out[i] = a[i] > 0 ? g[i] : 0;
+        for (let i = 0; i < a.length; i++) out[i] = a[i]! > 0 ? g[i]! : 0;
         break;
       case 'silu':
         for (let i = 0; i < a.length; i++) {
-          const s = 1 / (1 + Math.exp(-a[i]));
-          out[i] = g[i] * s * (1 + a[i] * (1 - s));
+          const s = 1 / (1 + Math.exp(-a[i]!));
+          out[i] = g[i]! * s * (1 + a[i]! * (1 - s));
         }
         break;
       default:
@@ -278,7 +278,7 @@ export class CpuBackend implements Backend {
     const vocab = t.length / dim;
     const out = this.alloc(ids.length * dim);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
+      const id = ids[i]!;
       if (id < 0 || id >= vocab) throw new Error(`gather: id ${id} at ${i} outside vocabulary of ${vocab}`);
       out.set(t.subarray(id * dim, id * dim + dim), i * dim);
     }
@@ -290,11 +290,11 @@ export class CpuBackend implements Backend {
     checkLen('scatterAdd dy', g, ids.length * dim);
     const out = this.alloc(vocab * dim);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
+      const id = ids[i]!;
       if (id < 0 || id >= vocab) throw new Error(`scatterAdd: id ${id} at ${i} outside vocabulary of ${vocab}`);
       const o = id * dim;
       const go = i * dim;
-      for (let c = 0; c < dim; c++) out[o + c] += g[go + c];
+      for (let c = 0; c < dim; c++) out[o + c]! += g[go + c]!;
     }
     return this.wrap(out);
   }
@@ -316,16 +316,16 @@ export class CpuBackend implements Backend {
     for (let r = 0; r < rows; r++) {
       const o = r * dim;
       let mu = 0;
-      for (let c = 0; c < dim; c++) mu += X[o + c];
+      for (let c = 0; c < dim; c++) mu += X[o + c]!;
       mu /= dim;
       let v = 0;
       for (let c = 0; c < dim; c++) {
-        const t = X[o + c] - mu;
+        const t = X[o + c]! - mu;
         v += t * t;
       }
       v /= dim;
       const rs = 1 / Math.sqrt(v + eps);
-      for (let c = 0; c < dim; c++) Y[o + c] = (X[o + c] - mu) * rs * W[c] + (Bv ? Bv[c] : 0);
+      for (let c = 0; c < dim; c++) Y[o + c] = (X[o + c]! - mu) * rs * W[c]! + (Bv ? Bv[c]! : 0);
       M[r] = mu;
       R[r] = rs;
     }
@@ -345,23 +345,23 @@ export class CpuBackend implements Backend {
     const dB = new Float64Array(dim);
     for (let r = 0; r < rows; r++) {
       const o = r * dim;
-      const mu = M[r];
-      const rs = R[r];
+      const mu = M[r]!;
+      const rs = R[r]!;
       let sumG = 0;
       let sumGX = 0;
       for (let c = 0; c < dim; c++) {
-        const xh = (X[o + c] - mu) * rs;
-        const gx = G[o + c] * W[c];
+        const xh = (X[o + c]! - mu) * rs;
+        const gx = G[o + c]! * W[c]!;
         sumG += gx;
         sumGX += gx * xh;
-        dW[c] += G[o + c] * xh;
-        dB[c] += G[o + c];
+        dW[c]! += G[o + c]! * xh;
+        dB[c]! += G[o + c]!;
       }
       sumG /= dim;
       sumGX /= dim;
       for (let c = 0; c < dim; c++) {
-        const xh = (X[o + c] - mu) * rs;
-        dX[o + c] = rs * (G[o + c] * W[c] - sumG - xh * sumGX);
+        const xh = (X[o + c]! - mu) * rs;
+        dX[o + c] = rs * (G[o + c]! * W[c]! - sumG - xh * sumGX);
       }
     }
     return { dx: this.wrap(dX), dw: this.fromArray(dW), db: this.fromArray(dB) };
@@ -377,9 +377,9 @@ export class CpuBackend implements Backend {
     for (let r = 0; r < rows; r++) {
       const o = r * dim;
       let ss = 0;
-      for (let c = 0; c < dim; c++) ss += X[o + c] * X[o + c];
+      for (let c = 0; c < dim; c++) ss += X[o + c]! * X[o + c]!;
       const rs = 1 / Math.sqrt(ss / dim + eps);
-      for (let c = 0; c < dim; c++) Y[o + c] = X[o + c] * rs * W[c];
+      for (let c = 0; c < dim; c++) Y[o + c] = X[o + c]! * rs * W[c]!;
       R[r] = rs;
     }
     return { y: this.wrap(Y), rstd: this.wrap(R) };
@@ -396,15 +396,15 @@ export class CpuBackend implements Backend {
     const dW = new Float64Array(dim);
     for (let r = 0; r < rows; r++) {
       const o = r * dim;
-      const rs = R[r];
+      const rs = R[r]!;
       let sumGX = 0;
       for (let c = 0; c < dim; c++) {
-        const xh = X[o + c] * rs;
-        sumGX += G[o + c] * W[c] * xh;
-        dW[c] += G[o + c] * xh;
+        const xh = X[o + c]! * rs;
+        sumGX += G[o + c]! * W[c]! * xh;
+        dW[c]! += G[o + c]! * xh;
       }
       sumGX /= dim;
-      for (let c = 0; c < dim; c++) dX[o + c] = rs * (G[o + c] * W[c] - X[o + c] * rs * sumGX);
+      for (let c = 0; c < dim; c++) dX[o + c] = rs * (G[o + c]! * W[c]! - X[o + c]! * rs * sumGX);
     }
     return { dx: this.wrap(dX), dw: this.fromArray(dW) };
   }
@@ -437,24 +437,24 @@ export class CpuBackend implements Backend {
       // S[z][i, j] = q_i · k_j: A(i, d) = Q[qo + i*qs + d], B(d, j) = K[ko + j*ks + d].
       gemmMany(Q, g.qo, qs, 1, K, g.ko, 1, ks, S, g.so, T, T, T, D);
       for (let z = 0; z < g.count; z++) {
-        const lo = g.lo[z];
+        const lo = g.lo[z]!;
         for (let i = 0; i < T; i++) {
-          const row = g.so[z] + i * T;
+          const row = g.so[z]! + i * T;
           const jEnd = causal ? i + 1 : T;
           let mx = -Infinity;
           for (let j = 0; j < jEnd; j++) {
-            const sv = S[row + j] * scale;
+            const sv = S[row + j]! * scale;
             if (sv > mx) mx = sv;
           }
           // One exp per score: keep exp(s - max) in a double row, then normalise.
           let l = 0;
           for (let j = 0; j < jEnd; j++) {
-            const e = Math.exp(S[row + j] * scale - mx);
+            const e = Math.exp(S[row + j]! * scale - mx);
             erow[j] = e;
             l += e;
           }
           const inv = 1 / l;
-          for (let j = 0; j < jEnd; j++) S[row + j] = erow[j] * inv;
+          for (let j = 0; j < jEnd; j++) S[row + j] = erow[j]! * inv;
           for (let j = jEnd; j < T; j++) S[row + j] = 0;
           L[lo + i] = mx + Math.log(l);
         }
@@ -495,34 +495,34 @@ export class CpuBackend implements Backend {
       const to = Int32Array.from({ length: g.count }, (_, z) => z * T * D);
       gemmMany(Q, g.qo, qs, 1, K, g.ko, 1, ks, P, g.so, T, T, T, D);
       for (let z = 0; z < g.count; z++) {
-        const lo = g.lo[z];
+        const lo = g.lo[z]!;
         for (let i = 0; i < T; i++) {
-          const row = g.so[z] + i * T;
+          const row = g.so[z]! + i * T;
           const jEnd = causal ? i + 1 : T;
-          const l = L[lo + i];
-          for (let j = 0; j < jEnd; j++) P[row + j] = Math.exp(P[row + j] * scale - l);
+          const l = L[lo + i]!;
+          for (let j = 0; j < jEnd; j++) P[row + j] = Math.exp(P[row + j]! * scale - l);
           for (let j = jEnd; j < T; j++) P[row + j] = 0;
         }
       }
       // dV_kh += Pᵀ dO: A(j, i) = P[i*T + j], B(i, d) = dO[qo + i*qs + d].
       gemmMany(P, g.so, 1, T, dO, g.qo, qs, 1, tmp, to, D, T, D, T);
-      for (let z = 0; z < g.count; z++) addRows(dV, g.ko[z], ks, tmp, to[z], T, D);
+      for (let z = 0; z < g.count; z++) addRows(dV, g.ko[z]!, ks, tmp, to[z]!, T, D);
       // dP = dO Vᵀ: A(i, d) = dO[qo + i*qs + d], B(d, j) = V[ko + j*ks + d].
       gemmMany(dO, g.qo, qs, 1, V, g.ko, 1, ks, dS, g.so, T, T, T, D);
       for (let z = 0; z < g.count; z++) {
-        const qo = g.qo[z];
+        const qo = g.qo[z]!;
         for (let i = 0; i < T; i++) {
           let di = 0;
           const o = qo + i * qs;
-          for (let d = 0; d < D; d++) di += dO[o + d] * O[o + d];
+          for (let d = 0; d < D; d++) di += dO[o + d]! * O[o + d]!;
           Di[i] = di;
         }
         for (let i = 0; i < T; i++) {
-          const row = g.so[z] + i * T;
-          const di = Di[i];
+          const row = g.so[z]! + i * T;
+          const di = Di[i]!;
           // Masked entries have P = 0, hence dS = 0: only the first jEnd columns need the formula.
           const jEnd = causal ? i + 1 : T;
-          for (let j = 0; j < jEnd; j++) dS[row + j] = P[row + j] * (dS[row + j] - di) * scale;
+          for (let j = 0; j < jEnd; j++) dS[row + j] = P[row + j]! * (dS[row + j]! - di) * scale;
           for (let j = jEnd; j < T; j++) dS[row + j] = 0;
         }
       }
@@ -530,7 +530,7 @@ export class CpuBackend implements Backend {
       gemmMany(dS, g.so, T, 1, K, g.ko, ks, 1, dQ, g.qo, qs, T, D, T);
       // dK_kh += dSᵀ Q: A(j, i) = dS[i*T + j], B(i, d) = Q[qo + i*qs + d].
       gemmMany(dS, g.so, 1, T, Q, g.qo, qs, 1, tmp, to, D, T, D, T);
-      for (let z = 0; z < g.count; z++) addRows(dK, g.ko[z], ks, tmp, to[z], T, D);
+      for (let z = 0; z < g.count; z++) addRows(dK, g.ko[z]!, ks, tmp, to[z]!, T, D);
     }
     return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
   }
@@ -551,7 +551,7 @@ export class CpuBackend implements Backend {
     for (let t = 0; t < T; t++) {
       const pos = t + off;
       for (let i = 0; i < half; i++) {
-        const ang = pos * invFreq[i];
+        const ang = pos * invFreq[i]!;
         cos[i] = Math.cos(ang);
         sin[i] = sign * Math.sin(ang);
       }
@@ -559,10 +559,10 @@ export class CpuBackend implements Backend {
         for (let h = 0; h < H; h++) {
           const o = ((b * T + t) * H + h) * D;
           for (let i = 0; i < half; i++) {
-            const x1 = X[o + i];
-            const x2 = X[o + i + half];
-            out[o + i] = x1 * cos[i] - x2 * sin[i];
-            out[o + i + half] = x2 * cos[i] + x1 * sin[i];
+            const x1 = X[o + i]!;
+            const x2 = X[o + i + half]!;
+            out[o + i] = x1 * cos[i]! - x2 * sin[i]!;
+            out[o + i + half] = x2 * cos[i]! + x1 * sin[i]!;
           }
         }
       }
@@ -578,10 +578,10 @@ export class CpuBackend implements Backend {
     if (targets.length !== rows) throw new Error(`crossEntropy: ${targets.length} targets for ${rows} rows`);
     const out = this.alloc(rows);
     for (let r = 0; r < rows; r++) {
-      const t = targets[r];
+      const t = targets[r]!;
       if (t === ignoreIndex) continue;
       if (t < 0 || t >= vocab) throw new Error(`crossEntropy: target ${t} at row ${r} outside vocabulary of ${vocab}`);
-      out[r] = rowLse(X, r * vocab, vocab) - X[r * vocab + t];
+      out[r] = rowLse(X, r * vocab, vocab) - X[r * vocab + t]!;
     }
     return this.wrap(out);
   }
@@ -595,13 +595,13 @@ export class CpuBackend implements Backend {
     checkLen('crossEntropyBackward dloss', G, rows);
     const out = this.alloc(rows * vocab);
     for (let r = 0; r < rows; r++) {
-      const t = targets[r];
+      const t = targets[r]!;
       if (t === ignoreIndex) continue;
       const o = r * vocab;
       const lse = rowLse(X, o, vocab);
-      const g = G[r];
-      for (let c = 0; c < vocab; c++) out[o + c] = Math.exp(X[o + c] - lse) * g;
-      out[o + t] -= g;
+      const g = G[r]!;
+      for (let c = 0; c < vocab; c++) out[o + c] = Math.exp(X[o + c]! - lse) * g;
+      out[o + t]! -= g;
     }
     return this.wrap(out);
   }
@@ -622,12 +622,12 @@ export class CpuBackend implements Backend {
     const bc2 = 1 - Math.pow(beta2, step);
     const decay = 1 - lr * weightDecay;
     for (let i = 0; i < P.length; i++) {
-      const g = G[i] * gradScale;
-      const mi = beta1 * M[i] + (1 - beta1) * g;
-      const vi = beta2 * Vv[i] + (1 - beta2) * g * g;
+      const g = G[i]! * gradScale;
+      const mi = beta1 * M[i]! + (1 - beta1) * g;
+      const vi = beta2 * Vv[i]! + (1 - beta2) * g * g;
       M[i] = mi;
       Vv[i] = vi;
-      P[i] = P[i] * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
+      P[i] = P[i]! * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + eps);
     }
   }
 }
@@ -637,15 +637,15 @@ function addRows(dst: FloatArray, off: number, stride: number, src: FloatArray, 
   for (let r = 0; r < rows; r++) {
     const o = off + r * stride;
     const so = srcOff + r * cols;
-    for (let c = 0; c < cols; c++) dst[o + c] += src[so + c];
+    for (let c = 0; c < cols; c++) dst[o + c]! += src[so + c]!;
   }
 }
 
 function rowLse(X: FloatArray, o: number, n: number): number {
   let mx = -Infinity;
-  for (let c = 0; c < n; c++) if (X[o + c] > mx) mx = X[o + c];
+  for (let c = 0; c < n; c++) if (X[o + c]! > mx) mx = X[o + c]!;
   let s = 0;
-  for (let c = 0; c < n; c++) s += Math.exp(X[o + c] - mx);
+  for (let c = 0; c < n; c++) s += Math.exp(X[o + c]! - mx);
   return mx + Math.log(s);
 }
 

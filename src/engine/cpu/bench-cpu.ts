@@ -99,8 +99,8 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
         const tr = torch.ok ? torch.results?.find((r) => r.n === n) ?? null : null;
         const prev = best.get(key) ?? { relaxed: null, simd: null, torch: null };
         best.set(key, {
-          relaxed: better(prev.relaxed, relaxed ? relaxed[i] : null),
-          simd: better(prev.simd, simd[i]),
+          relaxed: better(prev.relaxed, relaxed ? relaxed[i]! : null),
+          simd: better(prev.simd, simd[i]!),
           torch: better(prev.torch, tr ? { gflops: tr.gflops, cpuGflops: tr.cpuGflops ?? null } : null),
         });
       });

@@ -70,7 +70,7 @@ export function gemmJs(
         for (let c = 0; c < NR; c++) {
           if (jp + c < nc) {
             let src = bOff + p0 * bRs + (j0 + jp + c) * bCs;
-            for (let p = 0; p < kc; p++, src += bRs) Bp[base + p * NR + c] = B[src];
+            for (let p = 0; p < kc; p++, src += bRs) Bp[base + p * NR + c] = B[src]!;
           } else {
             for (let p = 0; p < kc; p++) Bp[base + p * NR + c] = 0;
           }
@@ -84,7 +84,7 @@ export function gemmJs(
           for (let r = 0; r < MR; r++) {
             if (ip + r < mc) {
               let src = aOff + (i0 + ip + r) * aRs + p0 * aCs;
-              for (let p = 0; p < kc; p++, src += aCs) Ap[base + p * MR + r] = A[src];
+              for (let p = 0; p < kc; p++, src += aCs) Ap[base + p * MR + r] = A[src]!;
             } else {
               for (let p = 0; p < kc; p++) Ap[base + p * MR + r] = 0;
             }
@@ -101,8 +101,8 @@ export function gemmJs(
             for (let p = 0; p < kc; p++) {
               const ao = ab + p * MR;
               const bo = bb + p * NR;
-              const a0 = Ap[ao], a1 = Ap[ao + 1], a2 = Ap[ao + 2], a3 = Ap[ao + 3];
-              const b0 = Bp[bo], b1 = Bp[bo + 1], b2 = Bp[bo + 2], b3 = Bp[bo + 3];
+              const a0 = Ap[ao]!, a1 = Ap[ao + 1]!, a2 = Ap[ao + 2]!, a3 = Ap[ao + 3]!;
+              const b0 = Bp[bo]!, b1 = Bp[bo + 1]!, b2 = Bp[bo + 2]!, b3 = Bp[bo + 3]!;
               c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
               c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
               c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
@@ -112,13 +112,13 @@ export function gemmJs(
             const j = j0 + jp;
             if (ip + MR <= mc && jp + NR <= nc) {
               let o = cOff + i * n + j;
-              C[o] += c00; C[o + 1] += c01; C[o + 2] += c02; C[o + 3] += c03;
+              C[o]! += c00; C[o + 1]! += c01; C[o + 2]! += c02; C[o + 3]! += c03;
               o += n;
-              C[o] += c10; C[o + 1] += c11; C[o + 2] += c12; C[o + 3] += c13;
+              C[o]! += c10; C[o + 1]! += c11; C[o + 2]! += c12; C[o + 3]! += c13;
               o += n;
-              C[o] += c20; C[o + 1] += c21; C[o + 2] += c22; C[o + 3] += c23;
+              C[o]! += c20; C[o + 1]! += c21; C[o + 2]! += c22; C[o + 3]! += c23;
               o += n;
-              C[o] += c30; C[o + 1] += c31; C[o + 2] += c32; C[o + 3] += c33;
+              C[o]! += c30; C[o + 1]! += c31; C[o + 2]! += c32; C[o + 3]! += c33;
             } else {
               // Edge tile: write only the rows/columns that exist.
               const t = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];
@@ -126,7 +126,7 @@ export function gemmJs(
               const cols = Math.min(NR, nc - jp);
               for (let r = 0; r < rows; r++) {
                 const o = cOff + (i + r) * n + j;
-                for (let c = 0; c < cols; c++) C[o + c] += t[r * NR + c];
+                for (let c = 0; c < cols; c++) C[o + c]! += t[r * NR + c]!;
               }
             }
           }
@@ -174,10 +174,10 @@ export function gemmMany(
   const tmp = ldc === n ? null : new (C instanceof Float32Array ? Float32Array : Float64Array)(m * n);
   for (let b = 0; b < cOffs.length; b++) {
     if (tmp) {
-      gemmJs(A, aOffs[b], aRs, aCs, B, bOffs[b], bRs, bCs, tmp, 0, m, n, k);
-      for (let i = 0; i < m; i++) C.set(tmp.subarray(i * n, i * n + n), cOffs[b] + i * ldc);
+      gemmJs(A, aOffs[b]!, aRs, aCs, B, bOffs[b]!, bRs, bCs, tmp, 0, m, n, k);
+      for (let i = 0; i < m; i++) C.set(tmp.subarray(i * n, i * n + n), cOffs[b]! + i * ldc);
     } else {
-      gemmJs(A, aOffs[b], aRs, aCs, B, bOffs[b], bRs, bCs, C, cOffs[b], m, n, k);
+      gemmJs(A, aOffs[b]!, aRs, aCs, B, bOffs[b]!, bRs, bCs, C, cOffs[b]!, m, n, k);
     }
   }
 }
@@ -198,8 +198,8 @@ function range(offs: ArrayLike<number>, rows: number, rs: number, cols: number, 
   let lo = Infinity;
   let hi = -Infinity;
   for (let b = 0; b < offs.length; b++) {
-    if (offs[b] < lo) lo = offs[b];
-    if (offs[b] > hi) hi = offs[b];
+    if (offs[b]! < lo) lo = offs[b]!;
+    if (offs[b]! > hi) hi = offs[b]!;
   }
   return [lo, hi + (rows - 1) * rs + (cols - 1) * cs];
 }
@@ -218,7 +218,7 @@ function gemmWasm(
   const batch = cOffs.length;
   if (batch === 0 || m === 0 || n === 0) return true;
   if (k === 0) {
-    for (let b = 0; b < batch; b++) for (let i = 0; i < m; i++) C.fill(0, cOffs[b] + i * ldc, cOffs[b] + i * ldc + n);
+    for (let b = 0; b < batch; b++) for (let i = 0; i < m; i++) C.fill(0, cOffs[b]! + i * ldc, cOffs[b]! + i * ldc + n);
     return true;
   }
   const [aLo, aHi] = range(aOffs, m, aRs, k, aCs);
@@ -240,8 +240,8 @@ function gemmWasm(
       gemmWasm(A, sl(aOffs, h, batch), aRs, aCs, B, sl(bOffs, h, batch), bRs, bCs, C, sl(cOffs, h, batch), ldc, m, n, k);
     } else {
       const h = m >> 1;
-      gemmWasm(A, [aOffs[0]], aRs, aCs, B, [bOffs[0]], bRs, bCs, C, [cOffs[0]], ldc, h, n, k);
-      gemmWasm(A, [aOffs[0] + h * aRs], aRs, aCs, B, [bOffs[0]], bRs, bCs, C, [cOffs[0] + h * ldc], ldc, m - h, n, k);
+      gemmWasm(A, [aOffs[0]!], aRs, aCs, B, [bOffs[0]!], bRs, bCs, C, [cOffs[0]!], ldc, h, n, k);
+      gemmWasm(A, [aOffs[0]! + h * aRs], aRs, aCs, B, [bOffs[0]!], bRs, bCs, C, [cOffs[0]! + h * ldc], ldc, m - h, n, k);
     }
     return true;
   }
@@ -276,13 +276,13 @@ function gemmWasm(
           if (splitRows) [r0, r1] = [lo, hi];
           else [c0, c1] = [lo, hi];
         }
-        desc[0] = ha + 4 * (aOffs[b] - aLo + r0 * aRs);
+        desc[0] = ha + 4 * (aOffs[b]! - aLo + r0 * aRs);
         desc[1] = aRs;
         desc[2] = aCs;
-        desc[3] = hb + 4 * (bOffs[b] - bLo + c0 * bCs);
+        desc[3] = hb + 4 * (bOffs[b]! - bLo + c0 * bCs);
         desc[4] = bRs;
         desc[5] = bCs;
-        desc[6] = hc + 4 * (cOffs[b] - cLo + r0 * ldc + c0);
+        desc[6] = hc + 4 * (cOffs[b]! - cLo + r0 * ldc + c0);
         desc[7] = ldc;
         desc[8] = r1 - r0;
         desc[9] = c1 - c0;

@@ -370,7 +370,7 @@ export function writeDesc(u: number, d: ArrayLike<number>): void {
   const r = runtime()!;
   if (u >= MAX_UNITS) throw new Error(`gemm: descriptor ${u} beyond ${MAX_UNITS}`);
   const base = (DESC_BASE >> 2) + u * DESC_WORDS;
-  for (let t = 0; t < DESC_WORDS; t++) r.i32[base + t] = d[t];
+  for (let t = 0; t < DESC_WORDS; t++) r.i32[base + t] = d[t]!;
 }
 
 /** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first). */

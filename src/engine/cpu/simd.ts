@@ -246,31 +246,31 @@ function gemm(F: { packA: number; packB: number; kernel: number; writeBack: numb
   const [j0, nc, ncPad, p0, kc, i0, mc, mcPad, ap, bp, cb] = Array.from({ length: 11 }, (_, t) => L + 11 + t);
   const load: Code = [];
   const fields = [aPtr, aRs, aCs, bPtr, bRs, bCs, cPtr, ldc, m, n, k];
-  fields.forEach((f, t) => load.push(get(DESC), i32load(4 * t), set(f)));
+  fields.forEach((f, t) => load.push(get(DESC), i32load(4 * t), set(f!)));
   // Strides to bytes.
-  for (const f of [aRs, aCs, bRs, bCs, ldc]) load.push(get(f), c32(4), MUL, set(f));
-  load.push(get(SCR), set(ap), get(SCR), c32(APACK), ADD, set(bp), get(bp), c32(BPACK), ADD, set(cb));
+  for (const f of [aRs, aCs, bRs, bCs, ldc]) load.push(get(f!), c32(4), MUL, set(f!));
+  load.push(get(SCR), set(ap!), get(SCR), c32(APACK), ADD, set(bp!), get(bp!), c32(BPACK), ADD, set(cb!));
   const inner: Code = [
-    min([get(m), get(i0), SUB], c32(MC)), set(mc),
-    get(mc), c32(MR - 1), ADD, c32(MR), DIVU, c32(MR), MUL, set(mcPad),
-    get(ap), get(aPtr), get(i0), get(aRs), MUL, ADD, get(p0), get(aCs), MUL, ADD,
-    get(aRs), get(aCs), get(kc), get(mc), get(mcPad), call(F.packA),
-    get(ap), get(bp), get(cb), get(mcPad), get(ncPad), get(kc), call(F.kernel),
-    get(cb), get(cPtr), get(i0), get(ldc), MUL, ADD, get(j0), c32(4), MUL, ADD,
-    get(ldc), get(mc), get(nc), get(ncPad), get(p0), EQZ, call(F.writeBack),
+    min([get(m!), get(i0!), SUB], c32(MC)), set(mc!),
+    get(mc!), c32(MR - 1), ADD, c32(MR), DIVU, c32(MR), MUL, set(mcPad!),
+    get(ap!), get(aPtr!), get(i0!), get(aRs!), MUL, ADD, get(p0!), get(aCs!), MUL, ADD,
+    get(aRs!), get(aCs!), get(kc!), get(mc!), get(mcPad!), call(F.packA),
+    get(ap!), get(bp!), get(cb!), get(mcPad!), get(ncPad!), get(kc!), call(F.kernel),
+    get(cb!), get(cPtr!), get(i0!), get(ldc!), MUL, ADD, get(j0!), c32(4), MUL, ADD,
+    get(ldc!), get(mc!), get(nc!), get(ncPad!), get(p0!), EQZ, call(F.writeBack),
   ];
   const middle: Code = [
-    min([get(k), get(p0), SUB], c32(KC)), set(kc),
-    get(bp), get(bPtr), get(p0), get(bRs), MUL, ADD, get(j0), get(bCs), MUL, ADD,
-    get(bRs), get(bCs), get(kc), get(nc), get(ncPad), call(F.packB),
-    forLoop(i0, c32(0), get(m), c32(MC), inner),
+    min([get(k!), get(p0!), SUB], c32(KC)), set(kc!),
+    get(bp!), get(bPtr!), get(p0!), get(bRs!), MUL, ADD, get(j0!), get(bCs!), MUL, ADD,
+    get(bRs!), get(bCs!), get(kc!), get(nc!), get(ncPad!), call(F.packB),
+    forLoop(i0!, c32(0), get(m!), c32(MC), inner),
   ];
   const outer: Code = [
-    min([get(n), get(j0), SUB], c32(NC)), set(nc),
-    get(nc), c32(NR - 1), ADD, c32(-NR), AND, set(ncPad),
-    forLoop(p0, c32(0), get(k), c32(KC), middle),
+    min([get(n!), get(j0!), SUB], c32(NC)), set(nc!),
+    get(nc!), c32(NR - 1), ADD, c32(-NR), AND, set(ncPad!),
+    forLoop(p0!, c32(0), get(k!), c32(KC), middle),
   ];
-  return { params: 2, i32Locals: 22, v128Locals: 0, body: [load, forLoop(j0, c32(0), get(n), c32(NC), outer)] };
+  return { params: 2, i32Locals: 22, v128Locals: 0, body: [load, forLoop(j0!, c32(0), get(n!), c32(NC), outer)] };
 }
 
 export interface GemmModuleOptions {

@@ -91,9 +91,9 @@ describe.each([
       gemmJs(A, 4 + b * m * k, k, 1, B, 0, n, 1, ref, 0, m, n, k);
       for (let i = 0; i < m; i++) {
         for (let j = 0; j < n; j++) {
-          const o = cOffs[b] + i * ldc + j;
+          const o = cOffs[b]! + i * ldc + j;
           written.add(o);
-          expect(Math.abs(C[o] - ref[i * n + j])).toBeLessThan(1e-4);
+          expect(Math.abs(C[o]! - ref[i * n + j]!)).toBeLessThan(1e-4);
         }
       }
     }
@@ -110,25 +110,25 @@ describe('results are bitwise identical for every thread count', () => {
   it('gemm: row splits (tall), column splits (wide), several KC blocks', () => {
     const rng = new Rng(77);
     for (const [m, n, k] of [[301, 45, 600], [40, 333, 270], [128, 128, 128]]) {
-      const A = rand(m * k, rng);
-      const B = rand(k * n, rng);
+      const A = rand(m! * k!, rng);
+      const B = rand(k! * n!, rng);
       const outs = runAll(() => {
-        const C = new Float32Array(m * n);
-        gemm(A, 0, 1, m, B, 0, n, 1, C, 0, m, n, k);
+        const C = new Float32Array(m! * n!);
+        gemm(A, 0, 1, m!, B, 0, n!, 1, C, 0, m!, n!, k!);
         return C;
       });
-      expect(bits(outs[1])).toEqual(bits(outs[0]));
-      expect(bits(outs[2])).toEqual(bits(outs[0]));
+      expect(bits(outs[1]!)).toEqual(bits(outs[0]!));
+      expect(bits(outs[2]!)).toEqual(bits(outs[0]!));
     }
   });
   it('batched matmul (entries shared out, and entries split when batch < threads)', () => {
     const rng = new Rng(78);
     for (const [batch, m, n, k] of [[6, 50, 60, 70], [2, 90, 40, 300], [5, 17, 130, 33]]) {
-      const A = be.fromArray(rand(batch * m * k, rng));
-      const B = be.fromArray(rand(batch * k * n, rng));
-      const outs = runAll(() => readSync(be.matmul(A, B, { batch, m, n, k, transB: true })) as Float32Array);
-      expect(bits(outs[1])).toEqual(bits(outs[0]));
-      expect(bits(outs[2])).toEqual(bits(outs[0]));
+      const A = be.fromArray(rand(batch! * m! * k!, rng));
+      const B = be.fromArray(rand(batch! * k! * n!, rng));
+      const outs = runAll(() => readSync(be.matmul(A, B, { batch: batch!, m: m!, n: n!, k: k!, transB: true })) as Float32Array);
+      expect(bits(outs[1]!)).toEqual(bits(outs[0]!));
+      expect(bits(outs[2]!)).toEqual(bits(outs[0]!));
     }
   });
   it('attention forward and backward (grouped-query heads, causal)', () => {
@@ -144,7 +144,7 @@ describe('results are bitwise identical for every thread count', () => {
       return [f.out, f.lse, g.dq, g.dk, g.dv].map((s) => readSync(s) as Float32Array);
     });
     for (let t = 1; t < outs.length; t++) {
-      for (let i = 0; i < outs[0].length; i++) expect(bits(outs[t][i])).toEqual(bits(outs[0][i]));
+      for (let i = 0; i < outs[0]!.length; i++) expect(bits(outs[t]![i]!)).toEqual(bits(outs[0]![i]!));
     }
   });
 });

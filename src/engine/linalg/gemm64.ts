@@ -244,7 +244,7 @@ export function gemm64(
     for (let r = 0; r < iEnd; r++) {
       const co = cOff + r * ldc + j0;
       const bo = CP + r * ncPad;
-      for (let c = 0; c < nc; c++) C[co + c] += mem[bo + c];
+      for (let c = 0; c < nc; c++) C[co + c]! += mem[bo + c]!;
     }
   }
 }
@@ -255,7 +255,7 @@ function packB(Bd: ArrayLike<number>, B: Strided, mem: Float64Array, BP: number,
   if (cs === 1) {
     for (let p = 0; p < kc; p++) {
       const src = B.off + (p0 + p) * rs + j0;
-      for (let j = 0; j < nc; j++) mem[BP + (j - (j & 3)) * kc + p * NR + (j & 3)] = Bd[src + j];
+      for (let j = 0; j < nc; j++) mem[BP + (j - (j & 3)) * kc + p * NR + (j & 3)] = Bd[src + j]!;
       for (let j = nc; j < ncPad; j++) mem[BP + (j - (j & 3)) * kc + p * NR + (j & 3)] = 0;
     }
     return;
@@ -265,7 +265,7 @@ function packB(Bd: ArrayLike<number>, B: Strided, mem: Float64Array, BP: number,
     for (let c = 0; c < NR; c++) {
       if (jp + c < nc) {
         let src = B.off + p0 * rs + (j0 + jp + c) * cs;
-        for (let p = 0; p < kc; p++, src += rs) mem[base + p * NR + c] = Bd[src];
+        for (let p = 0; p < kc; p++, src += rs) mem[base + p * NR + c] = Bd[src]!;
       } else {
         for (let p = 0; p < kc; p++) mem[base + p * NR + c] = 0;
       }
@@ -279,7 +279,7 @@ function packA(Ad: ArrayLike<number>, A: Strided, mem: Float64Array, AP: number,
   if (rs === 1 && cs !== 1) {
     for (let p = 0; p < kc; p++) {
       const src = A.off + i0 + (p0 + p) * cs;
-      for (let i = 0; i < mc; i++) mem[AP + (i - (i & 3)) * kc + p * MR + (i & 3)] = Ad[src + i];
+      for (let i = 0; i < mc; i++) mem[AP + (i - (i & 3)) * kc + p * MR + (i & 3)] = Ad[src + i]!;
       for (let i = mc; i < mcPad; i++) mem[AP + (i - (i & 3)) * kc + p * MR + (i & 3)] = 0;
     }
     return;
@@ -289,7 +289,7 @@ function packA(Ad: ArrayLike<number>, A: Strided, mem: Float64Array, AP: number,
     for (let r = 0; r < MR; r++) {
       if (ip + r < mc) {
         let src = A.off + (i0 + ip + r) * rs + p0 * cs;
-        for (let p = 0; p < kc; p++, src += cs) mem[base + p * MR + r] = Ad[src];
+        for (let p = 0; p < kc; p++, src += cs) mem[base + p * MR + r] = Ad[src]!;
       } else {
         for (let p = 0; p < kc; p++) mem[base + p * MR + r] = 0;
       }
@@ -308,7 +308,7 @@ function jsFallback(
     jsGemm(A.data as Float64Array, A.off, A.rs, A.cs, B.data as Float64Array, B.off + j0 * B.cs, B.rs, B.cs, tmp, 0, rows, nc, k);
     for (let i = 0; i < rows; i++) {
       const co = cOff + i * ldc + j0;
-      for (let c = 0; c < nc; c++) C[co + c] += tmp[i * nc + c];
+      for (let c = 0; c < nc; c++) C[co + c]! += tmp[i * nc + c]!;
     }
   }
 }

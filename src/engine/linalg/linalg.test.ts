@@ -9,7 +9,7 @@ import { symmetricEigenQL } from './tridiag';
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
   return d;
 }
 
@@ -17,19 +17,19 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function orthoError(x: Float64Array, rows: number, cols: number): number {
   const g = hostMatmul(x, x, { m: cols, n: cols, k: rows, transA: true });
   let d = 0;
-  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) d = Math.max(d, Math.abs(g[i * cols + j] - (i === j ? 1 : 0)));
+  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) d = Math.max(d, Math.abs(g[i * cols + j]! - (i === j ? 1 : 0)));
   return d;
 }
 
 function reconstruct(r: SvdResult): Float64Array {
   const us = new Float64Array(r.m * r.rank);
-  for (let i = 0; i < r.m; i++) for (let j = 0; j < r.rank; j++) us[i * r.rank + j] = r.U[i * r.rank + j] * r.S[j];
+  for (let i = 0; i < r.m; i++) for (let j = 0; j < r.rank; j++) us[i * r.rank + j] = r.U[i * r.rank + j]! * r.S[j]!;
   return hostMatmul(us, r.Vt, { m: r.m, n: r.n, k: r.rank });
 }
 
 function frob(a: ArrayLike<number>): number {
   let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
   return Math.sqrt(s);
 }
 
@@ -39,7 +39,7 @@ function knownSpectrum(m: number, n: number, sigma: Float64Array, seed: number):
   const U = qr(gaussianArray(m * k, seed), m, k).Q;
   const V = qr(gaussianArray(n * k, seed + 1), n, k).Q;
   const us = new Float64Array(m * k);
-  for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = U[i * k + j] * sigma[j];
+  for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = U[i * k + j]! * sigma[j]!;
   return hostMatmul(us, V, { m, n, k, transB: true });
 }
 
@@ -51,7 +51,7 @@ describe('matmul', () => {
     const ref = new Float64Array(m * n);
     for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
       let s = 0;
-      for (let l = 0; l < k; l++) s += A[i * k + l] * B[l * n + j];
+      for (let l = 0; l < k; l++) s += A[i * k + l]! * B[l * n + j]!;
       ref[i * n + j] = s;
     }
     const At = transpose(A, m, k);
@@ -77,7 +77,7 @@ describe('qr', () => {
   it('keeps Q orthonormal for a rank-deficient input', () => {
     const m = 10, n = 4;
     const A = gaussianArray(m * n, 5);
-    for (let i = 0; i < m; i++) A[i * n + 2] = A[i * n + 0] * 2 - A[i * n + 1]; // col 2 dependent
+    for (let i = 0; i < m; i++) A[i * n + 2] = A[i * n + 0]! * 2 - A[i * n + 1]!; // col 2 dependent
     const { Q, R } = qr(A, m, n);
     expect(orthoError(Q, m, n)).toBeLessThan(1e-12);
     expect(maxAbsDiff(hostMatmul(Q, R, { m, n, k: n }), A)).toBeLessThan(1e-12);
@@ -89,16 +89,16 @@ describe('symmetricEigen', () => {
     const n = 12;
     const X = gaussianArray(n * n, 7);
     const A = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j] + X[j * n + i];
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j]! + X[j * n + i]!;
     const { values, vectors } = symmetricEigen(A, n);
     expect(orthoError(vectors, n, n)).toBeLessThan(1e-12);
     const AV = hostMatmul(A, vectors, { m: n, n, k: n });
     const VL = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) VL[i * n + j] = vectors[i * n + j] * values[j];
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) VL[i * n + j] = vectors[i * n + j]! * values[j]!;
     expect(maxAbsDiff(AV, VL)).toBeLessThan(1e-11);
-    for (let i = 1; i < n; i++) expect(values[i]).toBeLessThanOrEqual(values[i - 1]);
+    for (let i = 1; i < n; i++) expect(values[i]).toBeLessThanOrEqual(values[i - 1]!);
     let tr = 0, sum = 0;
-    for (let i = 0; i < n; i++) { tr += A[i * n + i]; sum += values[i]; }
+    for (let i = 0; i < n; i++) { tr += A[i * n + i]!; sum += values[i]!; }
     expect(Math.abs(tr - sum)).toBeLessThan(1e-11);
   });
 });
@@ -113,7 +113,7 @@ describe('exact SVD (one-sided Jacobi)', () => {
       expect(maxAbsDiff(reconstruct(r), A)).toBeLessThan(1e-10);
       expect(orthoError(r.U, m, k)).toBeLessThan(1e-10);
       expect(orthoError(transpose(r.Vt, k, n), n, k)).toBeLessThan(1e-10);
-      for (let i = 1; i < k; i++) expect(r.S[i]).toBeLessThanOrEqual(r.S[i - 1]);
+      for (let i = 1; i < k; i++) expect(r.S[i]).toBeLessThanOrEqual(r.S[i - 1]!);
       for (let i = 0; i < k; i++) expect(r.S[i]).toBeGreaterThanOrEqual(0);
     });
   }
@@ -123,7 +123,7 @@ describe('exact SVD (one-sided Jacobi)', () => {
     const sigma = Float64Array.from([9, 5, 3, 1, 0.5]);
     const W = knownSpectrum(m, n, sigma, 3);
     const r = exactSvd(W, m, n);
-    for (let i = 0; i < 5; i++) expect(Math.abs(r.S[i] - sigma[i])).toBeLessThan(1e-12);
+    for (let i = 0; i < 5; i++) expect(Math.abs(r.S[i]! - sigma[i]!)).toBeLessThan(1e-12);
     for (let i = 5; i < n; i++) expect(r.S[i]).toBeLessThan(1e-12);
     expect(orthoError(r.U, m, n)).toBeLessThan(1e-10);
     expect(maxAbsDiff(reconstruct(r), W)).toBeLessThan(1e-12);
@@ -135,7 +135,7 @@ describe('exact SVD (one-sided Jacobi)', () => {
     const ata = hostMatmul(A, A, { m: n, n, k: m, transA: true });
     const { values } = symmetricEigen(ata, n);
     const r = exactSvd(A, m, n);
-    for (let i = 0; i < n; i++) expect(Math.abs(r.S[i] - Math.sqrt(Math.max(values[i], 0)))).toBeLessThan(1e-10);
+    for (let i = 0; i < n; i++) expect(Math.abs(r.S[i]! - Math.sqrt(Math.max(values[i]!, 0)))).toBeLessThan(1e-10);
   });
 
   it('truncates to the top-r components', () => {
@@ -158,10 +158,10 @@ describe('exact SVD (one-sided Jacobi)', () => {
     // Each singular pair is defined up to a shared sign flip.
     for (let j = 0; j < k; j++) {
       let dot = 0;
-      for (let i = 0; i < fx.m; i++) dot += r.U[i * k + j] * fx.u[i * k + j];
+      for (let i = 0; i < fx.m; i++) dot += r.U[i * k + j]! * fx.u[i * k + j]!;
       const sgn = Math.sign(dot);
-      for (let i = 0; i < fx.m; i++) expect(Math.abs(r.U[i * k + j] - sgn * fx.u[i * k + j])).toBeLessThan(1e-10);
-      for (let i = 0; i < fx.n; i++) expect(Math.abs(r.Vt[j * fx.n + i] - sgn * fx.vt[j * fx.n + i])).toBeLessThan(1e-10);
+      for (let i = 0; i < fx.m; i++) expect(Math.abs(r.U[i * k + j]! - sgn * fx.u[i * k + j]!)).toBeLessThan(1e-10);
+      for (let i = 0; i < fx.n; i++) expect(Math.abs(r.Vt[j * fx.n + i]! - sgn * fx.vt[j * fx.n + i]!)).toBeLessThan(1e-10);
     }
   });
 });
@@ -174,7 +174,7 @@ describe('randomized SVD', () => {
 
   function optimalTailError(): number {
     let s = 0;
-    for (let i = k; i < full; i++) s += sigma[i] ** 2;
+    for (let i = k; i < full; i++) s += sigma[i]! ** 2;
     return Math.sqrt(s);
   }
 
@@ -182,11 +182,11 @@ describe('randomized SVD', () => {
     const r = randomizedSvd(W, m, n, k, { seed: 5 });
     expect(r.method).toBe('randomized');
     expect(r.rank).toBe(k);
-    for (let i = 0; i < k; i++) expect(Math.abs(r.S[i] - sigma[i]) / sigma[i]).toBeLessThan(1e-6);
+    for (let i = 0; i < k; i++) expect(Math.abs(r.S[i]! - sigma[i]!) / sigma[i]!).toBeLessThan(1e-6);
     expect(orthoError(r.U, m, k)).toBeLessThan(1e-10);
     expect(orthoError(transpose(r.Vt, k, n), n, k)).toBeLessThan(1e-10);
     const rec = reconstruct(r);
-    const err = frob(rec.map((v, i) => v - W[i]));
+    const err = frob(rec.map((v, i) => v - W[i]!));
     // Eckart-Young: the best rank-k error is the tail norm; the sketch should be within 1%.
     expect(err).toBeGreaterThanOrEqual(optimalTailError() * (1 - 1e-9));
     expect(err).toBeLessThan(optimalTailError() * 1.01);
@@ -197,7 +197,7 @@ describe('randomized SVD', () => {
     const a = randomizedSvd(Wt, n, m, k, { seed: 9 });
     const b = randomizedSvd(Wt, n, m, k, { seed: 9 });
     expect(Array.from(a.S)).toEqual(Array.from(b.S));
-    for (let i = 0; i < k; i++) expect(Math.abs(a.S[i] - sigma[i]) / sigma[i]).toBeLessThan(1e-6);
+    for (let i = 0; i < k; i++) expect(Math.abs(a.S[i]! - sigma[i]!) / sigma[i]!).toBeLessThan(1e-6);
   });
 
   it('runs its products through a pluggable (async) matmul, e.g. a Backend', async () => {
@@ -216,11 +216,11 @@ describe('randomized SVD', () => {
     const flat = Float64Array.from({ length: full }, (_, i) => 1 / (1 + 0.05 * i));
     const Wf = knownSpectrum(m, n, flat, 77);
     let tail = 0;
-    for (let i = k; i < full; i++) tail += flat[i] ** 2;
+    for (let i = k; i < full; i++) tail += flat[i]! ** 2;
     tail = Math.sqrt(tail);
     const e = (q: number) => {
       const r = randomizedSvd(Wf, m, n, k, { seed: 1, powerIters: q });
-      return frob(reconstruct(r).map((v, i) => v - Wf[i]));
+      return frob(reconstruct(r).map((v, i) => v - Wf[i]!));
     };
     const e0 = e(0), e2 = e(2);
     expect(e2).toBeLessThan(e0);
@@ -242,14 +242,14 @@ describe('tridiagonal QL eigen and the seeded Jacobi SVD', () => {
     it(`symmetricEigenQL diagonalizes a random symmetric ${n}x${n}`, () => {
       const X = gaussianArray(n * n, 300 + n);
       const A = new Float64Array(n * n);
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j] + X[j * n + i];
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j]! + X[j * n + i]!;
       const { values, vectorsT } = symmetricEigenQL(A, n);
       expect(orthoError(transpose(vectorsT, n, n), n, n)).toBeLessThan(1e-12);
       const AV = hostMatmul(vectorsT, A, { m: n, n, k: n });
-      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) expect(Math.abs(AV[j * n + k] - values[j] * vectorsT[j * n + k])).toBeLessThan(1e-11);
+      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) expect(Math.abs(AV[j * n + k]! - values[j]! * vectorsT[j * n + k]!)).toBeLessThan(1e-11);
       const ref = symmetricEigen(A, n).values;
       const sorted = Array.from(values).sort((a, b) => b - a);
-      for (let i = 0; i < n; i++) expect(Math.abs(sorted[i] - ref[i])).toBeLessThan(1e-11);
+      for (let i = 0; i < n; i++) expect(Math.abs(sorted[i]! - ref[i]!)).toBeLessThan(1e-11);
     });
   }
 
@@ -259,7 +259,7 @@ describe('tridiagonal QL eigen and the seeded Jacobi SVD', () => {
       if (label === 'rank-deficient') A = knownSpectrum(m, n, Float64Array.from([5, 4, 1, 1e-3]), 8);
       const a = _exactTallVariant(A, m, n, 'seeded');
       const b = _exactTallVariant(A, m, n, 'qr');
-      for (let i = 0; i < n; i++) expect(Math.abs(a.S[i] - b.S[i])).toBeLessThan(1e-12);
+      for (let i = 0; i < n; i++) expect(Math.abs(a.S[i]! - b.S[i]!)).toBeLessThan(1e-12);
       expect(orthoError(a.U, m, n)).toBeLessThan(1e-10);
       expect(orthoError(transpose(a.Vt, n, n), n, n)).toBeLessThan(1e-10);
       expect(maxAbsDiff(reconstruct({ ...a, m, n, rank: n, method: 'exact' }), A)).toBeLessThan(1e-12);

@@ -26,7 +26,7 @@ export function transpose(a: Float64Array, rows: number, cols: number): Float64A
   const t = new Float64Array(rows * cols);
   for (let i = 0; i < rows; i++) {
     const ro = i * cols;
-    for (let j = 0; j < cols; j++) t[j * rows + i] = a[ro + j];
+    for (let j = 0; j < cols; j++) t[j * rows + i] = a[ro + j]!;
   }
   return t;
 }

@@ -21,7 +21,7 @@ export function qr(a: Float64Array, m: number, n: number): QrResult {
   for (let j = 0; j < k; j++) {
     const cj = j * m;
     let norm2 = 0;
-    for (let i = j; i < m; i++) norm2 += cols[cj + i] * cols[cj + i];
+    for (let i = j; i < m; i++) norm2 += cols[cj + i]! * cols[cj + i]!;
     const norm = Math.sqrt(norm2);
     const v = new Float64Array(m - j);
     if (norm === 0) {
@@ -29,40 +29,40 @@ export function qr(a: Float64Array, m: number, n: number): QrResult {
       vs.push(v);
       continue;
     }
-    const x0 = cols[cj + j];
+    const x0 = cols[cj + j]!;
     // Sign chosen against x0 to avoid cancellation in v0.
     const alpha = x0 >= 0 ? -norm : norm;
-    for (let i = j; i < m; i++) v[i - j] = cols[cj + i];
-    v[0] -= alpha;
+    for (let i = j; i < m; i++) v[i - j] = cols[cj + i]!;
+    v[0]! -= alpha;
     let vn2 = 0;
-    for (let i = 0; i < v.length; i++) vn2 += v[i] * v[i];
+    for (let i = 0; i < v.length; i++) vn2 += v[i]! * v[i]!;
     const vn = Math.sqrt(vn2);
-    for (let i = 0; i < v.length; i++) v[i] /= vn;
+    for (let i = 0; i < v.length; i++) v[i]! /= vn;
     vs.push(v);
     cols[cj + j] = alpha;
     for (let i = j + 1; i < m; i++) cols[cj + i] = 0;
     for (let c = j + 1; c < n; c++) {
       const cc = c * m;
       let d = 0;
-      for (let i = j; i < m; i++) d += v[i - j] * cols[cc + i];
+      for (let i = j; i < m; i++) d += v[i - j]! * cols[cc + i]!;
       d *= 2;
-      for (let i = j; i < m; i++) cols[cc + i] -= d * v[i - j];
+      for (let i = j; i < m; i++) cols[cc + i]! -= d * v[i - j]!;
     }
   }
   const R = new Float64Array(k * n);
-  for (let i = 0; i < k; i++) for (let j = i; j < n; j++) R[i * n + j] = cols[j * m + i];
+  for (let i = 0; i < k; i++) for (let j = i; j < n; j++) R[i * n + j] = cols[j * m + i]!;
   // Q = H_0 ... H_{k-1} applied to the first k columns of I.
   const qt = new Float64Array(k * m); // qt[c*m + i] = Q[i, c]
   for (let c = 0; c < k; c++) {
     const qc = c * m;
     qt[qc + c] = 1;
     for (let j = Math.min(c, k - 1); j >= 0; j--) {
-      const v = vs[j];
+      const v = vs[j]!;
       let d = 0;
-      for (let i = j; i < m; i++) d += v[i - j] * qt[qc + i];
+      for (let i = j; i < m; i++) d += v[i - j]! * qt[qc + i]!;
       if (d === 0) continue;
       d *= 2;
-      for (let i = j; i < m; i++) qt[qc + i] -= d * v[i - j];
+      for (let i = j; i < m; i++) qt[qc + i]! -= d * v[i - j]!;
     }
   }
   return { Q: transpose(qt, k, m), R, k };

@@ -12,7 +12,7 @@ import { exactSvd, jacobiSvd, setExactSvdReference } from './svd';
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
   return d;
 }
 
@@ -20,14 +20,14 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function orthoError(x: Float64Array, rows: number, cols: number): number {
   const g = hostMatmul(x, x, { m: cols, n: cols, k: rows, transA: true });
   let d = 0;
-  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) d = Math.max(d, Math.abs(g[i * cols + j] - (i === j ? 1 : 0)));
+  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) d = Math.max(d, Math.abs(g[i * cols + j]! - (i === j ? 1 : 0)));
   return d;
 }
 
 function randomSymmetric(n: number, seed: number): Float64Array {
   const X = gaussianArray(n * n, seed);
   const A = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j] + X[j * n + i];
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) A[i * n + j] = X[i * n + j]! + X[j * n + i]!;
   return A;
 }
 
@@ -36,9 +36,9 @@ function withSpectrum(values: number[], seed: number): Float64Array {
   const n = values.length;
   const Q = qr(gaussianArray(n * n, seed), n, n).Q;
   const QL = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) QL[i * n + j] = Q[i * n + j] * values[j];
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) QL[i * n + j] = Q[i * n + j]! * values[j]!;
   const A = hostMatmul(QL, Q, { m: n, n, k: n, transB: true });
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) A[i * n + j] = A[j * n + i] = 0.5 * (A[i * n + j] + A[j * n + i]);
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) A[i * n + j] = A[j * n + i] = 0.5 * (A[i * n + j]! + A[j * n + i]!);
   return A;
 }
 
@@ -48,7 +48,7 @@ function knownSpectrum(m: number, n: number, sigma: ArrayLike<number>, seed: num
   const U = qr(gaussianArray(m * k, seed), m, k).Q;
   const V = qr(gaussianArray(n * k, seed + 1), n, k).Q;
   const us = new Float64Array(m * k);
-  for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = U[i * k + j] * sigma[j];
+  for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = U[i * k + j]! * sigma[j]!;
   return hostMatmul(us, V, { m, n, k, transB: true });
 }
 
@@ -58,9 +58,9 @@ function checkEigen(A: Float64Array, n: number, r: { values: Float64Array; vecto
   expect(orthoError(r.vectors, n, n)).toBeLessThan(1e-12);
   const AV = hostMatmul(A, r.vectors, { m: n, n, k: n });
   let res = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) res = Math.max(res, Math.abs(AV[i * n + j] - r.vectors[i * n + j] * r.values[j]));
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) res = Math.max(res, Math.abs(AV[i * n + j]! - r.vectors[i * n + j]! * r.values[j]!));
   expect(res).toBeLessThan(tol * Math.max(scale, 1e-300) * n);
-  for (let i = 1; i < n; i++) expect(r.values[i]).toBeGreaterThanOrEqual(r.values[i - 1]);
+  for (let i = 1; i < n; i++) expect(r.values[i]).toBeGreaterThanOrEqual(r.values[i - 1]!);
 }
 
 afterEach(() => {
@@ -79,13 +79,13 @@ describe('gemm64 (WebAssembly f64x2 GEMM)', () => {
       const ref = new Float64Array(m * n);
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
         let s = 0;
-        for (let p = 0; p < k; p++) s += A[i * k + p] * B[p * n + j];
+        for (let p = 0; p < k; p++) s += A[i * k + p]! * B[p * n + j]!;
         ref[i * n + j] = s;
       }
       const At = transpose(A, m, k), Bt = transpose(B, k, n);
       for (const [a, b] of [[dense(A, k), dense(B, n)], [dense(At, m, true), dense(B, n)], [dense(A, k), dense(Bt, k, true)], [dense(At, m, true), dense(Bt, k, true)]]) {
         const C = gaussianArray(m * n, 3); // overwritten, not accumulated
-        gemm64(a, b, C, 0, n, m, n, k);
+        gemm64(a!, b!, C, 0, n, m, n, k);
         expect(maxAbs(C, ref)).toBeLessThan(1e-12);
       }
       // Accumulate into a window of a larger matrix (ldc > n) without touching the rest.
@@ -95,8 +95,8 @@ describe('gemm64 (WebAssembly f64x2 GEMM)', () => {
       gemm64(dense(A, k), dense(B, n), big, 2 * ld + 3, ld, m, n, k, { accumulate: true });
       for (let i = 0; i < m + 2; i++) for (let j = 0; j < ld; j++) {
         const inWin = i >= 2 && j >= 3 && j < 3 + n;
-        const want = inWin ? before[i * ld + j] + ref[(i - 2) * n + (j - 3)] : before[i * ld + j];
-        expect(Math.abs(big[i * ld + j] - want)).toBeLessThan(1e-12);
+        const want = inWin ? before[i * ld + j]! + ref[(i - 2) * n + (j - 3)]! : before[i * ld + j]!;
+        expect(Math.abs(big[i * ld + j]! - want)).toBeLessThan(1e-12);
       }
       // Upper: a Gram matrix's upper triangle, from a float32 input.
       const W = Float32Array.from(gaussianArray(90 * 300, 5));
@@ -104,8 +104,8 @@ describe('gemm64 (WebAssembly f64x2 GEMM)', () => {
       gemm64(dense(W, 300), dense(W, 300, true), G, 0, 90, 90, 90, 300, { upper: true });
       for (let i = 0; i < 90; i++) for (let j = i; j < 90; j++) {
         let s = 0;
-        for (let p = 0; p < 300; p++) s += W[i * 300 + p] * W[j * 300 + p];
-        expect(Math.abs(G[i * 90 + j] - s)).toBeLessThan(1e-11);
+        for (let p = 0; p < 300; p++) s += W[i * 300 + p]! * W[j * 300 + p]!;
+        expect(Math.abs(G[i * 90 + j]! - s)).toBeLessThan(1e-11);
       }
     });
   }
@@ -126,8 +126,8 @@ describe('symmetric eigensolver (tridiagonalization + divide and conquer)', () =
     applyQ(w, n, Q, 16);
     const T = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
-      T[i * n + i] = w.d[i];
-      if (i < n - 1) T[i * n + i + 1] = T[(i + 1) * n + i] = w.e[i];
+      T[i * n + i] = w.d[i]!;
+      if (i < n - 1) T[i * n + i + 1] = T[(i + 1) * n + i] = w.e[i]!;
     }
     const QTQ = hostMatmul(hostMatmul(Q, T, { m: n, n, k: n }), Q, { m: n, n, k: n, transB: true });
     expect(maxAbs(QTQ, A)).toBeLessThan(1e-12);
@@ -140,7 +140,7 @@ describe('symmetric eigensolver (tridiagonalization + divide and conquer)', () =
     const r = symmetricEigenDC(A, n);
     checkEigen(A, n, r, 1e-15);
     const ref = symmetricEigen(A, n).values; // descending
-    for (let i = 0; i < n; i++) expect(Math.abs(r.values[i] - ref[n - 1 - i])).toBeLessThan(1e-11);
+    for (let i = 0; i < n; i++) expect(Math.abs(r.values[i]! - ref[n - 1 - i]!)).toBeLessThan(1e-11);
   });
 
   it('clustered, repeated and zero eigenvalues (deflation paths) stay exact and orthogonal', () => {
@@ -150,7 +150,7 @@ describe('symmetric eigensolver (tridiagonalization + divide and conquer)', () =
     const r = symmetricEigenDC(A, n);
     checkEigen(A, n, r, 1e-15);
     const sorted = [...vals].sort((a, b) => a - b);
-    for (let i = 0; i < n; i++) expect(Math.abs(r.values[i] - sorted[i])).toBeLessThan(1e-13);
+    for (let i = 0; i < n; i++) expect(Math.abs(r.values[i]! - sorted[i]!)).toBeLessThan(1e-13);
   });
 
   it('tridiagonal with a zero coupling and with Wilkinson-style close pairs', () => {
@@ -160,8 +160,8 @@ describe('symmetric eigensolver (tridiagonalization + divide and conquer)', () =
     e[50] = 0; // decoupled at the split point
     const T = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
-      T[i * n + i] = d[i];
-      if (i < n - 1) T[i * n + i + 1] = T[(i + 1) * n + i] = e[i];
+      T[i * n + i] = d[i]!;
+      if (i < n - 1) T[i * n + i + 1] = T[(i + 1) * n + i] = e[i]!;
     }
     const r = tridiagEigenDC(Float64Array.from(d), e, n);
     checkEigen(T, n, r, 1e-15);
@@ -181,21 +181,21 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
       const r = exactSvd(W, m, n);
       const ref = jacobiSvd(W, m, n);
       const k = Math.min(m, n);
-      for (let i = 0; i < k; i++) expect(Math.abs(r.S[i] - ref.S[i]) / ref.S[i]).toBeLessThan(1e-10);
+      for (let i = 0; i < k; i++) expect(Math.abs(r.S[i]! - ref.S[i]!) / ref.S[i]!).toBeLessThan(1e-10);
       expect(orthoError(r.U, m, k)).toBeLessThan(1e-10);
       expect(orthoError(transpose(r.Vt, k, n), n, k)).toBeLessThan(1e-10);
       const us = new Float64Array(m * k);
-      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = r.U[i * k + j] * r.S[j];
+      for (let i = 0; i < m; i++) for (let j = 0; j < k; j++) us[i * k + j] = r.U[i * k + j]! * r.S[j]!;
       const rec = hostMatmul(us, r.Vt, { m, n, k });
       let scale = 0;
-      for (let i = 0; i < W.length; i++) scale = Math.max(scale, Math.abs(W[i]));
+      for (let i = 0; i < W.length; i++) scale = Math.max(scale, Math.abs(W[i]!));
       expect(maxAbs(rec, Float64Array.from(W))).toBeLessThan(1e-12 * scale * Math.sqrt(n));
       // Singular vectors agree with the reference up to sign where σ is well separated.
       for (let j = 0; j < k; j++) {
-        const gap = Math.min(j > 0 ? ref.S[j - 1] - ref.S[j] : Infinity, j < k - 1 ? ref.S[j] - ref.S[j + 1] : Infinity);
-        if (gap < 1e-3 * ref.S[0]) continue;
+        const gap = Math.min(j > 0 ? ref.S[j - 1]! - ref.S[j]! : Infinity, j < k - 1 ? ref.S[j]! - ref.S[j + 1]! : Infinity);
+        if (gap < 1e-3 * ref.S[0]!) continue;
         let dot = 0;
-        for (let i = 0; i < n; i++) dot += r.Vt[j * n + i] * ref.Vt[j * n + i];
+        for (let i = 0; i < n; i++) dot += r.Vt[j * n + i]! * ref.Vt[j * n + i]!;
         expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-8);
       }
     });
@@ -205,8 +205,8 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
     const m = 30, n = 50;
     const W = knownSpectrum(m, n, [7, 3, 1e-2], 31);
     const r = gramSvd(W, m, n);
-    expect(Math.abs(r.S[0] - 7)).toBeLessThan(1e-13);
-    expect(Math.abs(r.S[2] - 1e-2) / 1e-2).toBeLessThan(1e-10);
+    expect(Math.abs(r.S[0]! - 7)).toBeLessThan(1e-13);
+    expect(Math.abs(r.S[2]! - 1e-2) / 1e-2).toBeLessThan(1e-10);
     for (let i = 3; i < m; i++) expect(r.S[i]).toBeLessThan(1e-13);
     expect(orthoError(r.U, m, m)).toBeLessThan(1e-12);
     expect(orthoError(transpose(r.Vt, m, n), n, m)).toBeLessThan(1e-12);
@@ -223,10 +223,10 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
     setGemm64Simd(false);
     setRowKernels(false);
     const b = exactSvd(W, m, n);
-    for (let i = 0; i < m; i++) expect(Math.abs(a.S[i] - b.S[i]) / a.S[i]).toBeLessThan(1e-12);
+    for (let i = 0; i < m; i++) expect(Math.abs(a.S[i]! - b.S[i]!) / a.S[i]!).toBeLessThan(1e-12);
     for (let j = 0; j < m; j++) {
       let dot = 0;
-      for (let i = 0; i < n; i++) dot += a.Vt[j * n + i] * b.Vt[j * n + i];
+      for (let i = 0; i < n; i++) dot += a.Vt[j * n + i]! * b.Vt[j * n + i]!;
       expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-9);
     }
   });

@@ -43,7 +43,7 @@ export function gramSvd(W: ArrayLike<number>, m: number, n: number, eig: 'dc' | 
   let t = performance.now();
   const G = new Float64Array(k * k);
   gemm64(Ws, WsT, G, 0, k, k, k, l, { upper: true });
-  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) G[i * k + j] = G[j * k + i];
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) G[i * k + j] = G[j * k + i]!;
   gramSvdTimes.gram = performance.now() - t;
   t = performance.now();
   const E = eig === 'dc' ? symmetricEigenDC(G, k).vectors : qlVectors(G, k); // columns, ascending
@@ -55,33 +55,33 @@ export function gramSvd(W: ArrayLike<number>, m: number, n: number, eig: 'dc' | 
   for (let j = 0; j < k; j++) {
     let s = 0;
     const o = j * l;
-    for (let c = 0; c < l; c++) s += Y[o + c] * Y[o + c];
+    for (let c = 0; c < l; c++) s += Y[o + c]! * Y[o + c]!;
     sig[j] = Math.sqrt(s);
   }
-  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => sig[b] - sig[a] || b - a);
+  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => sig[b]! - sig[a]! || b - a);
   const S = new Float64Array(k);
   const R = new Float64Array(k * l);
   const Ek = new Float64Array(k * k); // columns in descending σ order
   order.forEach((src, dst) => {
-    S[dst] = sig[src];
-    const inv = sig[src] > 0 ? 1 / sig[src] : 0;
+    S[dst] = sig[src]!;
+    const inv = sig[src]! > 0 ? 1 / sig[src]! : 0;
     const so = src * l, doff = dst * l;
-    for (let c = 0; c < l; c++) R[doff + c] = Y[so + c] * inv;
-    for (let r = 0; r < k; r++) Ek[r * k + dst] = E[r * k + src];
+    for (let c = 0; c < l; c++) R[doff + c] = Y[so + c]! * inv;
+    for (let r = 0; r < k; r++) Ek[r * k + dst] = E[r * k + src]!;
   });
   gramSvdTimes.project = performance.now() - t;
   t = performance.now();
   const smax = S[0] ?? 0;
   let j0 = 0;
-  while (j0 < k && S[j0] >= POLISH * smax && S[j0] > 0) j0++;
+  while (j0 < k && S[j0]! >= POLISH * smax && S[j0]! > 0) j0++;
   if (j0 < k) polishTail(R, k, l, j0);
   gramSvdTimes.polish = performance.now() - t;
   if (wide) return { U: Ek, S, Vt: R };
   // Tall: W = Rᵀ Σ Eᵀ.
   const U = new Float64Array(m * k);
-  for (let j = 0; j < k; j++) for (let c = 0; c < l; c++) U[c * k + j] = R[j * l + c];
+  for (let j = 0; j < k; j++) for (let c = 0; c < l; c++) U[c * k + j] = R[j * l + c]!;
   const Vt = new Float64Array(k * k);
-  for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) Vt[c * k + r] = Ek[r * k + c];
+  for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) Vt[c * k + r] = Ek[r * k + c]!;
   return { U, S, Vt };
 }
 
@@ -101,7 +101,7 @@ function polishTail(R: Float64Array, k: number, l: number, j0: number): void {
   const before = new Float64Array(k);
   for (let a = j0; a < k; a++) {
     let s = 0;
-    for (let c = 0; c < l; c++) s += R[a * l + c] * R[a * l + c];
+    for (let c = 0; c < l; c++) s += R[a * l + c]! * R[a * l + c]!;
     before[a] = Math.sqrt(s);
   }
   /** rows [r0, r1) -= (rows [r0, r1) · rows [p0, p1)ᵀ) · rows [p0, p1) */
@@ -110,7 +110,7 @@ function polishTail(R: Float64Array, k: number, l: number, j0: number): void {
     if (rows === 0 || w === 0) return;
     const P = new Float64Array(rows * w);
     gemm64(dense(R, l, false, r0 * l), dense(R, l, true, p0 * l), P, 0, w, rows, w, l);
-    for (let i = 0; i < P.length; i++) P[i] = -P[i];
+    for (let i = 0; i < P.length; i++) P[i] = -P[i]!;
     gemm64(dense(P, w), dense(R, l, false, p0 * l), R, r0 * l, l, rows, l, w, { accumulate: true });
   };
   /** MGS inside [a0, a1) and normalization; returns the smallest norm ratio (after / `ref`). */
@@ -121,16 +121,16 @@ function polishTail(R: Float64Array, k: number, l: number, j0: number): void {
       for (let b = a0; b < a; b++) {
         const bo = b * l;
         let d = 0;
-        for (let c = 0; c < l; c++) d += R[ao + c] * R[bo + c];
-        for (let c = 0; c < l; c++) R[ao + c] -= d * R[bo + c];
+        for (let c = 0; c < l; c++) d += R[ao + c]! * R[bo + c]!;
+        for (let c = 0; c < l; c++) R[ao + c]! -= d * R[bo + c]!;
       }
       let nrm = 0;
-      for (let c = 0; c < l; c++) nrm += R[ao + c] * R[ao + c];
+      for (let c = 0; c < l; c++) nrm += R[ao + c]! * R[ao + c]!;
       nrm = Math.sqrt(nrm);
-      const ratio = ref ? (ref[a] > 0 ? nrm / ref[a] : 0) : nrm;
+      const ratio = ref ? (ref[a]! > 0 ? nrm / ref[a]! : 0) : nrm;
       worst = Math.min(worst, ratio);
       if (ratio < 0.5 && !ref) completeRow(R, l, a);
-      else if (nrm > 0) for (let c = 0; c < l; c++) R[ao + c] /= nrm;
+      else if (nrm > 0) for (let c = 0; c < l; c++) R[ao + c]! /= nrm;
     }
     return worst;
   };
@@ -156,15 +156,15 @@ function completeRow(R: Float64Array, l: number, a: number): void {
       for (let b = 0; b < a; b++) {
         const bo = b * l;
         let d = 0;
-        for (let c = 0; c < l; c++) d += R[bo + c] * v[c];
-        if (d !== 0) for (let c = 0; c < l; c++) v[c] -= d * R[bo + c];
+        for (let c = 0; c < l; c++) d += R[bo + c]! * v[c]!;
+        if (d !== 0) for (let c = 0; c < l; c++) v[c]! -= d * R[bo + c]!;
       }
     }
     let nrm = 0;
-    for (let c = 0; c < l; c++) nrm += v[c] * v[c];
+    for (let c = 0; c < l; c++) nrm += v[c]! * v[c]!;
     nrm = Math.sqrt(nrm);
     if (nrm > 0.5) {
-      for (let c = 0; c < l; c++) R[a * l + c] = v[c] / nrm;
+      for (let c = 0; c < l; c++) R[a * l + c] = v[c]! / nrm;
       return;
     }
   }
@@ -173,8 +173,8 @@ function completeRow(R: Float64Array, l: number, a: number): void {
 /** Eigenvectors of G by tred2 + QL, as columns of a row-major [k, k] in ascending eigenvalue order. */
 function qlVectors(G: Float64Array, k: number): Float64Array {
   const { values, vectorsT } = symmetricEigenQL(G, k);
-  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => values[a] - values[b] || a - b);
+  const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => values[a]! - values[b]! || a - b);
   const E = new Float64Array(k * k);
-  for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) E[r * k + c] = vectorsT[order[c] * k + r];
+  for (let r = 0; r < k; r++) for (let c = 0; c < k; c++) E[r * k + c] = vectorsT[order[c]! * k + r]!;
   return E;
 }

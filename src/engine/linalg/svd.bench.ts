@@ -77,7 +77,7 @@ function benchMatrix(m: number, n: number, seed: number, kind: BenchCase['kind']
   const out = new Float32Array(m * n);
   for (let i = 0; i < m; i++) {
     const s = (kind === 'graded' ? Math.pow(10, (-4 * i) / m) : 1) / Math.sqrt(n);
-    for (let j = 0; j < n; j++) out[i * n + j] = g[i * n + j] * s;
+    for (let j = 0; j < n; j++) out[i * n + j] = g[i * n + j]! * s;
   }
   return out;
 }
@@ -157,7 +157,7 @@ export async function benchSvd(opts: SvdBenchOptions = {}): Promise<SvdBenchResu
       const row: SvdBenchRow = { m, n, kind, ours: { cpu: r.cpu, wall: r.wall, phases: { ...gramSvdTimes, ...eigTimes } } };
       const relDiff = (a: Float64Array, b: Float64Array) => {
         let d = 0;
-        for (let q = 0; q < b.length; q++) d = Math.max(d, Math.abs(a[q] - b[q]) / b[q]);
+        for (let q = 0; q < b.length; q++) d = Math.max(d, Math.abs(a[q]! - b[q]!) / b[q]!);
         return d;
       };
       if (kind === 'random' && Math.min(m, n) <= (opts.qlUpTo ?? 1024)) {
@@ -185,17 +185,17 @@ export async function benchSvd(opts: SvdBenchOptions = {}): Promise<SvdBenchResu
         if (!row._s) return;
         let all = 0, top = 0;
         for (let q = 0; q < s.length; q++) {
-          const e = Math.abs(row._s![q] - s[q]) / s[q];
+          const e = Math.abs(row._s![q]! - s[q]!) / s[q]!;
           all = Math.max(all, e);
-          if (s[q] >= 1e-3 * s[0]) top = Math.max(top, e);
+          if (s[q]! >= 1e-3 * s[0]!) top = Math.max(top, e);
         }
         row.maxRelS = all;
         row.maxRelSTop = top;
         const timings: Record<string, { cpu: number; wall: number }> = {};
         for (const [k, v] of Object.entries(tr)) if (k !== 's') timings[k] = v as { cpu: number; wall: number };
         row.torch = timings;
-        row.ratioF32 = row.ours.cpu / timings.f32_t1.cpu;
-        row.ratioF64 = row.ours.cpu / timings.f64_t1.cpu;
+        row.ratioF32 = row.ours.cpu / timings.f32_t1!.cpu;
+        row.ratioF64 = row.ours.cpu / timings.f64_t1!.cpu;
       });
     } else {
       torchNote = t.note;
@@ -225,7 +225,7 @@ export function formatSvdBench(r: SvdBenchResult): string {
     );
     if (row.gramQl) lines.push(`    Gram + tred2/QL eigensolver (replaced): ${f(row.gramQl.cpu)} s CPU (${f(row.gramQl.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.gramQl.maxRelS.toExponential(1)}`);
     const p = row.ours.phases;
-    lines.push(`    phases (wall ms): gram ${p.gram.toFixed(0)} | tridiag ${p.tridiag.toFixed(0)} | d&c ${p.dc.toFixed(0)} | back-transform ${p.backTransform.toFixed(0)} | project ${p.project.toFixed(0)} | polish ${p.polish.toFixed(0)}`);
+    lines.push(`    phases (wall ms): gram ${p.gram!.toFixed(0)} | tridiag ${p.tridiag!.toFixed(0)} | d&c ${p.dc!.toFixed(0)} | back-transform ${p.backTransform!.toFixed(0)} | project ${p.project!.toFixed(0)} | polish ${p.polish!.toFixed(0)}`);
   }
   return lines.join('\n');
 }

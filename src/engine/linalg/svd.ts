@@ -78,7 +78,7 @@ function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80,
     for (let j = 0; j < n; j++) {
       let s = 0;
       const o = j * m;
-      for (let i = 0; i < m; i++) s += cols[o + i] * cols[o + i];
+      for (let i = 0; i < m; i++) s += cols[o + i]! * cols[o + i]!;
       norms[j] = s;
     }
     let rotated = false;
@@ -86,10 +86,10 @@ function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80,
       const po = p * m;
       for (let q = p + 1; q < n; q++) {
         const qo = q * m;
-        const alpha = norms[p];
-        const beta = norms[q];
+        const alpha = norms[p]!;
+        const beta = norms[q]!;
         let gamma = 0;
-        for (let i = 0; i < m; i++) gamma += cols[po + i] * cols[qo + i];
+        for (let i = 0; i < m; i++) gamma += cols[po + i]! * cols[qo + i]!;
         if (gamma === 0 || Math.abs(gamma) <= tol * Math.sqrt(alpha * beta)) continue;
         rotated = true;
         const zeta = (beta - alpha) / (2 * gamma);
@@ -97,16 +97,16 @@ function jacobiColumns(cols: Float64Array, m: number, n: number, maxSweeps = 80,
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
         for (let i = 0; i < m; i++) {
-          const xp = cols[po + i];
-          const xq = cols[qo + i];
+          const xp = cols[po + i]!;
+          const xq = cols[qo + i]!;
           cols[po + i] = c * xp - s * xq;
           cols[qo + i] = s * xp + c * xq;
         }
         const vp = p * n;
         const vq = q * n;
         for (let i = 0; i < n; i++) {
-          const a = vt[vp + i];
-          const b = vt[vq + i];
+          const a = vt[vp + i]!;
+          const b = vt[vq + i]!;
           vt[vp + i] = c * a - s * b;
           vt[vq + i] = s * a + c * b;
         }
@@ -141,15 +141,15 @@ function completeOrthonormal(uCols: Float64Array, m: number, k: number, missing:
           if (c === j || (missing.has(c) && c > j)) continue;
           const o = c * m;
           let d = 0;
-          for (let i = 0; i < m; i++) d += uCols[o + i] * v[i];
-          for (let i = 0; i < m; i++) v[i] -= d * uCols[o + i];
+          for (let i = 0; i < m; i++) d += uCols[o + i]! * v[i]!;
+          for (let i = 0; i < m; i++) v[i]! -= d * uCols[o + i]!;
         }
       }
       let nrm = 0;
-      for (let i = 0; i < m; i++) nrm += v[i] * v[i];
+      for (let i = 0; i < m; i++) nrm += v[i]! * v[i]!;
       nrm = Math.sqrt(nrm);
       if (nrm > 0.5) {
-        for (let i = 0; i < m; i++) uCols[j * m + i] = v[i] / nrm;
+        for (let i = 0; i < m; i++) uCols[j * m + i] = v[i]! / nrm;
         candidate++;
         break;
       }
@@ -197,24 +197,24 @@ function exactTall(a: Float64Array, m: number, n: number, variant: 'seeded' | 'q
   const sig = new Float64Array(n);
   for (let j = 0; j < n; j++) {
     let s = 0;
-    for (let i = 0; i < rows; i++) s += cols[j * rows + i] ** 2;
+    for (let i = 0; i < rows; i++) s += cols[j * rows + i]! ** 2;
     sig[j] = Math.sqrt(s);
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => sig[j] - sig[i] || i - j);
+  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => sig[j]! - sig[i]! || i - j);
   const S = new Float64Array(n);
   const Vt = new Float64Array(n * n);
   const uCols = new Float64Array(n * rows);
-  const smax = sig[order[0]] ?? 0;
+  const smax = sig[order[0]!] ?? 0;
   const missing = new Set<number>();
   order.forEach((src, dst) => {
-    S[dst] = sig[src];
+    S[dst] = sig[src]!;
     Vt.set(vt.subarray(src * n, src * n + n), dst * n);
-    if (sig[src] <= smax * 1e-14 || sig[src] === 0) {
+    if (sig[src]! <= smax * 1e-14 || sig[src] === 0) {
       missing.add(dst);
       return;
     }
-    const inv = 1 / sig[src];
-    for (let i = 0; i < rows; i++) uCols[dst * rows + i] = cols[src * rows + i] * inv;
+    const inv = 1 / sig[src]!;
+    for (let i = 0; i < rows; i++) uCols[dst * rows + i] = cols[src * rows + i]! * inv;
   });
   if (missing.size > 0) completeOrthonormal(uCols, rows, n, missing);
   let U = transpose(uCols, n, rows); // [rows, n]
@@ -273,7 +273,7 @@ function truncate(r: SvdResult, rank: number): SvdResult {
   if (rank >= r.rank) return r;
   if (rank < 0 || !Number.isInteger(rank)) throw new Error(`svd: rank must be a non-negative integer, got ${rank}`);
   const U = new Float64Array(r.m * rank);
-  for (let i = 0; i < r.m; i++) for (let j = 0; j < rank; j++) U[i * rank + j] = r.U[i * r.rank + j];
+  for (let i = 0; i < r.m; i++) for (let j = 0; j < rank; j++) U[i * rank + j] = r.U[i * r.rank + j]!;
   return {
     U, S: r.S.slice(0, rank), Vt: r.Vt.slice(0, rank * r.n), m: r.m, n: r.n, rank, method: r.method,
   };

@@ -49,10 +49,10 @@ export function tridiagonalize(input: Float64Array, n: number): Tridiag {
  */
 function reflector(A: Float64Array, n: number, i: number, v: Float64Array, d: Float64Array, e: Float64Array, tau: Float64Array): number {
   const s = i + 1;
-  const alpha = A[s * n + i];
+  const alpha = A[s * n + i]!;
   let xnorm2 = 0;
-  for (let r = s + 1; r < n; r++) xnorm2 += A[r * n + i] * A[r * n + i];
-  d[i] = A[i * n + i];
+  for (let r = s + 1; r < n; r++) xnorm2 += A[r * n + i]! * A[r * n + i]!;
+  d[i] = A[i * n + i]!;
   if (xnorm2 === 0) {
     tau[i] = 0;
     e[i] = alpha;
@@ -65,7 +65,7 @@ function reflector(A: Float64Array, n: number, i: number, v: Float64Array, d: Fl
   const scale = 1 / (alpha - beta);
   v[s] = 1;
   for (let r = s + 1; r < n; r++) {
-    const vr = A[r * n + i] * scale;
+    const vr = A[r * n + i]! * scale;
     v[r] = vr;
     A[r * n + i] = vr; // keep the reflector where the column was
   }
@@ -78,11 +78,11 @@ function reflector(A: Float64Array, n: number, i: number, v: Float64Array, d: Fl
 function finishW(y: Float64Array, v: Float64Array, t: number, s: number, n: number): void {
   let yv = 0;
   for (let r = s; r < n; r++) {
-    y[r] *= t;
-    yv += y[r] * v[r];
+    y[r]! *= t;
+    yv += y[r]! * v[r]!;
   }
   const half = -0.5 * t * yv;
-  for (let r = s; r < n; r++) y[r] += half * v[r];
+  for (let r = s; r < n; r++) y[r]! += half * v[r]!;
 }
 
 /** Plain JS: per step one symmetric matrix-vector product and one rank-2 update over the lower triangle. */
@@ -101,22 +101,22 @@ function tridiagonalizeJs(input: Float64Array, n: number): Tridiag {
     y.fill(0, s, n);
     for (let r = s; r < n; r++) {
       const ro = r * n;
-      const vr = v[r];
+      const vr = v[r]!;
       let acc = 0;
       for (let c = s; c < r; c++) {
-        const a = A[ro + c];
-        acc += a * v[c];
-        y[c] += a * vr;
+        const a = A[ro + c]!;
+        acc += a * v[c]!;
+        y[c]! += a * vr;
       }
-      y[r] += acc + A[ro + r] * vr;
+      y[r]! += acc + A[ro + r]! * vr;
     }
     finishW(y, v, t, s, n);
     // A22 -= v wᵀ + w vᵀ (lower triangle).
     for (let r = s; r < n; r++) {
       const ro = r * n;
-      const vr = v[r];
-      const wr = y[r];
-      for (let c = s; c <= r; c++) A[ro + c] -= vr * y[c] + wr * v[c];
+      const vr = v[r]!;
+      const wr = y[r]!;
+      for (let c = s; c <= r; c++) A[ro + c]! -= vr * y[c]! + wr * v[c]!;
     }
   }
   return finishTridiag(A, n, d, e, tau, A);
@@ -124,11 +124,11 @@ function tridiagonalizeJs(input: Float64Array, n: number): Tridiag {
 
 function finishTridiag(A: Float64Array, n: number, d: Float64Array, e: Float64Array, tau: Float64Array, refl: Float64Array): Tridiag {
   if (n >= 2) {
-    d[n - 2] = A[(n - 2) * n + n - 2];
-    e[n - 2] = A[(n - 1) * n + n - 2];
+    d[n - 2] = A[(n - 2) * n + n - 2]!;
+    e[n - 2] = A[(n - 1) * n + n - 2]!;
     tau[n - 2] = 0;
   }
-  if (n >= 1) d[n - 1] = A[(n - 1) * n + n - 1];
+  if (n >= 1) d[n - 1] = A[(n - 1) * n + n - 1]!;
   return { d, e, refl, tau };
 }
 
@@ -152,34 +152,34 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
   const tau = new Float64Array(Math.max(n - 1, 0));
   if (n > 2) {
     // Step 0's product runs alone.
-    const v = bufs[0], y = bufs[1];
+    const v = bufs[0]!, y = bufs[1]!;
     const t = reflector(A, n, 0, v, d, e, tau);
     y.fill(0);
     if (t !== 0) {
       for (let r = 1; r < n; r++) {
         const ro = r * n;
         const pairs = (r - 1) >> 1;
-        let acc = ker.symv((ro + 1) * 8, byteOf(0) + 8, byteOf(1) + 8, pairs, v[r]);
+        let acc = ker.symv((ro + 1) * 8, byteOf(0) + 8, byteOf(1) + 8, pairs, v[r]!);
         for (let c = 1 + 2 * pairs; c < r; c++) {
-          acc += A[ro + c] * v[c];
-          y[c] += A[ro + c] * v[r];
+          acc += A[ro + c]! * v[c]!;
+          y[c]! += A[ro + c]! * v[r]!;
         }
-        y[r] += acc + A[ro + r] * v[r];
+        y[r]! += acc + A[ro + r]! * v[r]!;
       }
       finishW(y, v, t, 1, n);
     }
   }
   for (let i = 0; i < n - 2; i++) {
     const s = i + 1;
-    const v = bufs[cur], w = bufs[cur + 1];
+    const v = bufs[cur]!, w = bufs[cur + 1]!;
     const active = tau[i] !== 0; // else v = w = 0: nothing to update
     const nxt = cur ^ 2;
-    const vn = bufs[nxt], yn = bufs[nxt + 1];
+    const vn = bufs[nxt]!, yn = bufs[nxt + 1]!;
     if (i + 1 < n - 2) {
       // (a) column s of the trailing block (rows s..n-1), then (b) reflector s from it.
       if (active) {
-        const ws = w[s], vs = v[s];
-        for (let r = s; r < n; r++) A[r * n + s] -= v[r] * ws + w[r] * vs;
+        const ws = w[s]!, vs = v[s]!;
+        for (let r = s; r < n; r++) A[r * n + s]! -= v[r]! * ws + w[r]! * vs;
       }
       const tn = reflector(A, n, s, vn, d, e, tau);
       // (c) rows s+1..n-1, columns s+1..r: update with (v, w), product with vn on the updated values.
@@ -187,16 +187,16 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
       yn.fill(0);
       for (let r = s1; r < n; r++) {
         const ro = r * n;
-        const vr = v[r], wr = w[r], vnr = vn[r];
+        const vr = v[r]!, wr = w[r]!, vnr = vn[r]!;
         const pairs = (r - s1) >> 1;
         let acc = ker.fused((ro + s1) * 8, byteOf(cur) + s1 * 8, byteOf(cur + 1) + s1 * 8, byteOf(nxt) + s1 * 8, byteOf(nxt + 1) + s1 * 8, pairs, vr, wr, vnr);
         for (let c = s1 + 2 * pairs; c < r; c++) {
-          const a = (A[ro + c] -= vr * w[c] + wr * v[c]);
-          acc += a * vn[c];
-          yn[c] += a * vnr;
+          const a = (A[ro + c]! -= vr * w[c]! + wr * v[c]!);
+          acc += a * vn[c]!;
+          yn[c]! += a * vnr;
         }
-        const diag = (A[ro + r] -= 2 * vr * wr);
-        yn[r] += acc + diag * vnr;
+        const diag = (A[ro + r]! -= 2 * vr * wr);
+        yn[r]! += acc + diag * vnr;
       }
       if (tn !== 0) finishW(yn, vn, tn, s1, n);
       cur = nxt;
@@ -204,10 +204,10 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
       // Last step: the update alone.
       for (let r = s; r < n; r++) {
         const ro = r * n;
-        const vr = v[r], wr = w[r];
+        const vr = v[r]!, wr = w[r]!;
         const pairs = (r - s + 1) >> 1;
         ker.syr2((ro + s) * 8, byteOf(cur) + s * 8, byteOf(cur + 1) + s * 8, pairs, vr, wr);
-        for (let c = s + 2 * pairs; c <= r; c++) A[ro + c] -= vr * w[c] + wr * v[c];
+        for (let c = s + 2 * pairs; c <= r; c++) A[ro + c]! -= vr * w[c]! + wr * v[c]!;
       }
     }
   }
@@ -231,7 +231,7 @@ export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 64): void 
     for (let j = 0; j < kb; j++) {
       const c = b0 + j;
       V[(c + 1 - r0) * kb + j] = 1;
-      for (let r = c + 2; r < n; r++) V[(r - r0) * kb + j] = refl[r * n + c];
+      for (let r = c + 2; r < n; r++) V[(r - r0) * kb + j] = refl[r * n + c]!;
     }
     // T (dlarft forward columnwise): T[j][j] = tau_j, T[0:j, j] = -tau_j T[0:j, 0:j] (V[:, 0:j]ᵀ v_j).
     const T = new Float64Array(kb * kb);
@@ -239,20 +239,20 @@ export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 64): void 
     const VtV = new Float64Array(kb * kb);
     gemm64(dense(V, kb, true), dense(V, kb), VtV, 0, kb, kb, kb, rows);
     for (let j = 0; j < kb; j++) {
-      const tj = tau[b0 + j];
+      const tj = tau[b0 + j]!;
       T[j * kb + j] = tj;
       if (tj === 0) continue;
-      for (let i = 0; i < j; i++) tmp[i] = -tj * VtV[i * kb + j];
+      for (let i = 0; i < j; i++) tmp[i] = -tj * VtV[i * kb + j]!;
       for (let i = 0; i < j; i++) {
         let s = 0;
-        for (let l = i; l < j; l++) s += T[i * kb + l] * tmp[l];
+        for (let l = i; l < j; l++) s += T[i * kb + l]! * tmp[l]!;
         T[i * kb + j] = s;
       }
     }
     // Y = Vᵀ Z[r0.., :]  [kb, n];  Y <- -T Y;  Z[r0.., :] += V Y.
     const Y = new Float64Array(kb * n);
     gemm64(dense(V, kb, true), dense(Z, n, false, r0 * n), Y, 0, n, kb, n, rows);
-    for (let i = 0; i < T.length; i++) T[i] = -T[i];
+    for (let i = 0; i < T.length; i++) T[i] = -T[i]!;
     const TY = new Float64Array(kb * n);
     gemm64(dense(T, kb), dense(Y, n), TY, 0, n, kb, n, kb);
     gemm64(dense(V, kb), dense(TY, n), Z, r0 * n, n, rows, n, kb, { accumulate: true });
@@ -265,7 +265,7 @@ export function applyQ(tri: Tridiag, n: number, Z: Float64Array, nb = 64): void 
 /** Implicit QL on (d, e) of size n (e[i] couples i and i+1), vectors accumulated as rows of zt. */
 function tql(d: Float64Array, eIn: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   const e = new Float64Array(n);
-  for (let i = 0; i < n - 1; i++) e[i] = eIn[i];
+  for (let i = 0; i < n - 1; i++) e[i] = eIn[i]!;
   const z = new Float64Array(n * n); // row c is eigenvector c
   for (let i = 0; i < n; i++) z[i * n + i] = 1;
   for (let l = 0; l < n; l++) {
@@ -273,57 +273,57 @@ function tql(d: Float64Array, eIn: Float64Array, n: number): { values: Float64Ar
     let m: number;
     do {
       for (m = l; m < n - 1; m++) {
-        const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);
-        if (Math.abs(e[m]) <= EPS * dd) break;
+        const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
+        if (Math.abs(e[m]!) <= EPS * dd) break;
       }
       if (m !== l) {
         if (iter++ === 60) throw new Error('symmetric eigensolver: QL did not converge');
-        let g = (d[l + 1] - d[l]) / (2 * e[l]);
+        let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
         let r = Math.hypot(g, 1);
-        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? r : -r));
+        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
         let s = 1, c = 1, p = 0;
         let i: number;
         let early = false;
         for (i = m - 1; i >= l; i--) {
-          let f = s * e[i];
-          const b = c * e[i];
+          let f = s * e[i]!;
+          const b = c * e[i]!;
           r = Math.hypot(f, g);
           e[i + 1] = r;
           if (r === 0) {
-            d[i + 1] -= p;
+            d[i + 1]! -= p;
             e[m] = 0;
             early = true;
             break;
           }
           s = f / r;
           c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + 2 * c * b;
+          g = d[i + 1]! - p;
+          r = (d[i]! - g) * s + 2 * c * b;
           p = s * r;
           d[i + 1] = g + p;
           g = c * r - b;
           const zi = i * n;
           const zi1 = (i + 1) * n;
           for (let k = 0; k < n; k++) {
-            f = z[zi1 + k];
-            z[zi1 + k] = s * z[zi + k] + c * f;
-            z[zi + k] = c * z[zi + k] - s * f;
+            f = z[zi1 + k]!;
+            z[zi1 + k] = s * z[zi + k]! + c * f;
+            z[zi + k] = c * z[zi + k]! - s * f;
           }
         }
         if (early) continue;
-        d[l] -= p;
+        d[l]! -= p;
         e[l] = g;
         e[m] = 0;
       }
     } while (m !== l);
   }
   // Sort ascending; vectors as columns of a row-major matrix.
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[a] - d[b] || a - b);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[a]! - d[b]! || a - b);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
-    values[dst] = d[src];
-    for (let k = 0; k < n; k++) vectors[k * n + dst] = z[src * n + k];
+    values[dst] = d[src]!;
+    for (let k = 0; k < n; k++) vectors[k * n + dst] = z[src * n + k]!;
   });
   return { values, vectors };
 }
@@ -350,18 +350,18 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
     let o = i;
     let lo: number, hi: number;
     if (!last) {
-      const mid = 0.5 * (D[i + 1] - D[i]);
+      const mid = 0.5 * (D[i + 1]! - D[i]!);
       let f = 1 / rho;
-      for (let j = 0; j < K; j++) f += (z[j] * z[j]) / (D[j] - D[i] - mid);
+      for (let j = 0; j < K; j++) f += (z[j]! * z[j]!) / (D[j]! - D[i]! - mid);
       if (f >= 0) {
         o = i; lo = 0; hi = mid;
       } else {
         o = i + 1; lo = -mid; hi = 0;
       }
     } else {
-      o = i; lo = 0; hi = rho * 1.0000000001 + EPS * Math.abs(D[i]);
+      o = i; lo = 0; hi = rho * 1.0000000001 + EPS * Math.abs(D[i]!);
     }
-    for (let j = 0; j < K; j++) delta[j] = D[j] - D[o];
+    for (let j = 0; j < K; j++) delta[j] = D[j]! - D[o]!;
     // Start in the middle of the bracket, then the Bunch-Nielsen-Sorensen two-pole model step, safeguarded.
     let t = 0.5 * (lo + hi);
     const left = i; // pole at or left of the root
@@ -370,13 +370,13 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
       dcStats.secularIters++;
       let psi = 0, dpsi = 0, phi = 0, dphi = 0, absSum = 0;
       for (let j = 0; j <= left; j++) {
-        const q = z[j] / (delta[j] - t);
-        psi += z[j] * q;
+        const q = z[j]! / (delta[j]! - t);
+        psi += z[j]! * q;
         dpsi += q * q;
       }
       for (let j = left + 1; j < K; j++) {
-        const q = z[j] / (delta[j] - t);
-        phi += z[j] * q;
+        const q = z[j]! / (delta[j]! - t);
+        phi += z[j]! * q;
         dphi += q * q;
       }
       absSum = Math.abs(psi) + Math.abs(phi);
@@ -388,20 +388,20 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
       // weights and the vectors depend on.
       if (Math.abs(f) <= 8 * EPS * (1 / rho + absSum + Math.abs(t) * (dpsi + dphi)) || hi - lo <= 2 * EPS * Math.max(Math.abs(lo), Math.abs(hi))) break;
       // Model psi ≈ a1 + b1/(delta_left - t), phi ≈ a2 + b2/(delta_right - t) (value and slope at t).
-      const dl = delta[left] - t;
+      const dl = delta[left]! - t;
       const b1 = dpsi * dl * dl;
       const a1 = psi - b1 / dl;
       let next: number;
       if (right < 0) {
         const c = 1 / rho + a1 + phi;
-        next = c > 0 ? delta[left] + b1 / c : NaN;
+        next = c > 0 ? delta[left]! + b1 / c : NaN;
       } else {
-        const dr = delta[right] - t;
+        const dr = delta[right]! - t;
         const b2 = dphi * dr * dr;
         const a2 = phi - b2 / dr;
         const c = 1 / rho + a1 + a2;
         // c (dl' )(dr') + b1 dr' + b2 dl' = 0 with dl' = delta_l - x, dr' = delta_r - x; solve for u = x - delta_l.
-        const gap = delta[right] - delta[left];
+        const gap = delta[right]! - delta[left]!;
         // (-u)(gap - u) c + b1 (gap - u) + b2 (-u) = 0  ->  c u² - (c gap + b1 + b2) u + b1 gap = 0
         const A = c, B = -(c * gap + b1 + b2), C = b1 * gap;
         let u: number;
@@ -414,7 +414,7 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
           const u1 = qq / A, u2 = qq !== 0 ? C / qq : NaN;
           u = u1 > 0 && u1 < gap ? u1 : u2;
         }
-        next = delta[left] + u;
+        next = delta[left]! + u;
       }
       if (!(next > lo && next < hi)) {
         dcStats.bisections++;
@@ -436,12 +436,12 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   if (n <= QL_CUTOFF) return tql(d, e, n);
   const n1 = n >> 1;
   const n2 = n - n1;
-  const b = e[n1 - 1];
+  const b = e[n1 - 1]!;
   const rho0 = Math.abs(b);
   const sgn = b >= 0 ? 1 : -1;
   const d1 = d.subarray(0, n1), d2 = d.subarray(n1);
-  d1[n1 - 1] -= rho0;
-  d2[0] -= rho0;
+  d1[n1 - 1]! -= rho0;
+  d2[0]! -= rho0;
   const L = tridiagEigenDC(d1, e.subarray(0, n1 - 1), n1);
   const R = tridiagEigenDC(d2, e.subarray(n1), n2);
   dcStats.merges++;
@@ -453,24 +453,24 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   D0.set(L.values, 0);
   D0.set(R.values, n1);
   const z0 = new Float64Array(n);
-  for (let j = 0; j < n1; j++) z0[j] = L.vectors[(n1 - 1) * n1 + j] / Math.SQRT2;
-  for (let j = 0; j < n2; j++) z0[n1 + j] = (sgn * R.vectors[j]) / Math.SQRT2;
+  for (let j = 0; j < n1; j++) z0[j] = L.vectors[(n1 - 1) * n1 + j]! / Math.SQRT2;
+  for (let j = 0; j < n2; j++) z0[n1 + j] = (sgn * R.vectors[j]!) / Math.SQRT2;
   const rho = 2 * rho0;
   if (rho === 0) {
     // Decoupled halves: just merge.
     return finish(D0, Q, n, Array.from({ length: n }, (_, i) => i), null);
   }
   // Sort poles ascending (perm[k] = column of Q).
-  const perm = Array.from({ length: n }, (_, i) => i).sort((a, b2) => D0[a] - D0[b2] || a - b2);
+  const perm = Array.from({ length: n }, (_, i) => i).sort((a, b2) => D0[a]! - D0[b2]! || a - b2);
   const D = new Float64Array(n);
   const z = new Float64Array(n);
   for (let k = 0; k < n; k++) {
-    D[k] = D0[perm[k]];
-    z[k] = z0[perm[k]];
+    D[k] = D0[perm[k]!]!;
+    z[k] = z0[perm[k]!]!;
   }
   // Deflation (dlaed2).
   let dmax = 0;
-  for (let k = 0; k < n; k++) dmax = Math.max(dmax, Math.abs(D[k]));
+  for (let k = 0; k < n; k++) dmax = Math.max(dmax, Math.abs(D[k]!));
   const tol = 8 * EPS * Math.max(dmax, rho);
   // Which rows each Q column can be nonzero in: 1 = top half only, 2 = bottom only, 3 = both (a deflation
   // rotation mixed a top and a bottom column). The merge's product then skips the zero blocks (dlaed3).
@@ -480,28 +480,28 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   const deflated: number[] = [];
   let prev = -1;
   for (let k = 0; k < n; k++) {
-    if (rho * Math.abs(z[k]) <= tol) {
+    if (rho * Math.abs(z[k]!) <= tol) {
       deflated.push(k);
       continue;
     }
     if (prev >= 0) {
-      const s0 = z[prev], c0 = z[k];
+      const s0 = z[prev]!, c0 = z[k]!;
       const tau = Math.hypot(c0, s0);
       const c = c0 / tau, s = -s0 / tau;
-      const tdiff = D[k] - D[prev];
+      const tdiff = D[k]! - D[prev]!;
       if (Math.abs(tdiff * c * s) <= tol) {
         // Rotate columns prev and k of Q so that z[prev] becomes 0 (prev deflates).
         z[k] = tau;
         z[prev] = 0;
-        const cp = perm[prev], ck = perm[k];
-        colType[cp] = colType[ck] = colType[cp] | colType[ck];
+        const cp = perm[prev]!, ck = perm[k]!;
+        colType[cp] = colType[ck] = colType[cp]! | colType[ck]!;
         for (let r = 0; r < n; r++) {
-          const x = Q[r * n + cp], yv = Q[r * n + ck];
+          const x = Q[r * n + cp]!, yv = Q[r * n + ck]!;
           Q[r * n + cp] = c * x + s * yv;
           Q[r * n + ck] = c * yv - s * x;
         }
-        const tt = D[prev] * c * c + D[k] * s * s;
-        D[k] = D[prev] * s * s + D[k] * c * c;
+        const tt = D[prev]! * c * c + D[k]! * s * s;
+        D[k] = D[prev]! * s * s + D[k]! * c * c;
         D[prev] = tt;
         deflated.push(prev);
         prev = k;
@@ -518,21 +518,21 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   const outCols: Float64Array = new Float64Array(n * n);
   // Deflated pairs keep their (rotated) Q column.
   const pairs: { value: number; src: 'q' | 's'; idx: number }[] = [];
-  for (const k of deflated) pairs.push({ value: D[k], src: 'q', idx: perm[k] });
+  for (const k of deflated) pairs.push({ value: D[k]!, src: 'q', idx: perm[k]! });
   if (K > 0) {
     const Dk = new Float64Array(K);
     const zk = new Float64Array(K);
     for (let i = 0; i < K; i++) {
-      Dk[i] = D[keep[i]];
-      zk[i] = z[keep[i]];
+      Dk[i] = D[keep[i]!]!;
+      zk[i] = z[keep[i]!]!;
     }
     let zn = 0;
-    for (let i = 0; i < K; i++) zn += zk[i] * zk[i];
+    for (let i = 0; i < K; i++) zn += zk[i]! * zk[i]!;
     zn = Math.sqrt(zn);
-    for (let i = 0; i < K; i++) zk[i] /= zn;
+    for (let i = 0; i < K; i++) zk[i]! /= zn;
     const rhoK = rho * zn * zn;
     const { origin, tau } = secularRoots(Dk, zk, rhoK, K);
-    const diff = (j: number, i: number) => (Dk[j] - Dk[origin[i]]) - tau[i];
+    const diff = (j: number, i: number) => (Dk[j]! - Dk[origin[i]!]!) - tau[i]!;
     // Gu-Eisenstat: ẑ_j² ∝ Π_i (D_j - λ_i) / Π_{i≠j} (D_j - D_i), signed like z_j.
     const zh = new Float64Array(K);
     for (let j = 0; j < K; j++) {
@@ -541,43 +541,43 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
       let exp2 = 0;
       for (let i = 0; i < K; i++) {
         if (i === j) continue;
-        w *= diff(j, i) / (Dk[j] - Dk[i]);
+        w *= diff(j, i) / (Dk[j]! - Dk[i]!);
         const aw = Math.abs(w);
         if (aw < 1e-150) { w *= 2 ** 500; exp2 -= 500; } else if (aw > 1e150) { w *= 2 ** -500; exp2 += 500; }
       }
       // ẑ only matters up to a common factor, but that factor must be the same for all j: keep exp2 exact.
-      zh[j] = (zk[j] >= 0 ? 1 : -1) * Math.sqrt(Math.max(-w, 0)) * 2 ** (exp2 / 2);
+      zh[j] = (zk[j]! >= 0 ? 1 : -1) * Math.sqrt(Math.max(-w, 0)) * 2 ** (exp2 / 2);
     }
     // S [K, K]: column i = normalized (ẑ_j / (D_j - λ_i))_j.
     const S = new Float64Array(K * K);
     for (let i = 0; i < K; i++) {
       let nrm = 0;
       for (let j = 0; j < K; j++) {
-        const v = zh[j] / diff(j, i);
+        const v = zh[j]! / diff(j, i);
         S[j * K + i] = v;
         nrm += v * v;
       }
       nrm = 1 / Math.sqrt(nrm);
-      for (let j = 0; j < K; j++) S[j * K + i] *= nrm;
+      for (let j = 0; j < K; j++) S[j * K + i]! *= nrm;
     }
     // Q[:, keep] · S -> [n, K], as two products: top rows use only columns that live there, bottom likewise.
     const QS = new Float64Array(n * K);
     for (const [bit, r0, r1] of [[1, 0, n1], [2, n1, n]] as const) {
       const idx: number[] = [];
-      for (let i = 0; i < K; i++) if (colType[perm[keep[i]]] & bit) idx.push(i);
+      for (let i = 0; i < K; i++) if (colType[perm[keep[i]!]!]! & bit) idx.push(i);
       const w = idx.length;
       if (w === 0) continue;
       const rows = r1 - r0;
       const Qb = new Float64Array(rows * w);
       for (let r = 0; r < rows; r++) {
         const qo = (r0 + r) * n, bo = r * w;
-        for (let a = 0; a < w; a++) Qb[bo + a] = Q[qo + perm[keep[idx[a]]]];
+        for (let a = 0; a < w; a++) Qb[bo + a] = Q[qo + perm[keep[idx[a]!]!]!]!;
       }
       const Sb = new Float64Array(w * K);
-      for (let a = 0; a < w; a++) Sb.set(S.subarray(idx[a] * K, idx[a] * K + K), a * K);
+      for (let a = 0; a < w; a++) Sb.set(S.subarray(idx[a]! * K, idx[a]! * K + K), a * K);
       gemm64(dense(Qb, w), dense(Sb, K), QS, r0 * K, K, rows, K, w);
     }
-    for (let i = 0; i < K; i++) pairs.push({ value: Dk[origin[i]] + tau[i], src: 's', idx: i });
+    for (let i = 0; i < K; i++) pairs.push({ value: Dk[origin[i]!]! + tau[i]!, src: 's', idx: i });
     pairs.sort((a, b2) => a.value - b2.value);
     // Scatter row by row (column-by-column writes would miss the cache on every element).
     const fromQ = new Uint8Array(n);
@@ -589,7 +589,7 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
     });
     for (let r = 0; r < n; r++) {
       const ro = r * n, rk = r * K;
-      for (let dst = 0; dst < n; dst++) outCols[ro + dst] = fromQ[dst] ? Q[ro + idx[dst]] : QS[rk + idx[dst]];
+      for (let dst = 0; dst < n; dst++) outCols[ro + dst] = fromQ[dst]! ? Q[ro + idx[dst]!]! : QS[rk + idx[dst]!]!;
     }
     return { values, vectors: outCols };
   }
@@ -597,13 +597,13 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
 }
 
 function finish(D: Float64Array, Q: Float64Array, n: number, cols: number[], _unused: null) {
-  const order = cols.slice().sort((a, b) => D[a] - D[b] || a - b);
+  const order = cols.slice().sort((a, b) => D[a]! - D[b]! || a - b);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
-    values[dst] = D[src];
+    values[dst] = D[src]!;
   });
-  for (let r = 0; r < n; r++) for (let dst = 0; dst < n; dst++) vectors[r * n + dst] = Q[r * n + order[dst]];
+  for (let r = 0; r < n; r++) for (let dst = 0; dst < n; dst++) vectors[r * n + dst] = Q[r * n + order[dst]!]!;
   return { values, vectors };
 }
 

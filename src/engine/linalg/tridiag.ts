@@ -22,38 +22,38 @@ export function symmetricEigenQL(input: Float64Array, n: number): TridiagEigen {
     let h = 0;
     if (l > 0) {
       let scale = 0;
-      for (let k = 0; k <= l; k++) scale += Math.abs(a[i * n + k]);
+      for (let k = 0; k <= l; k++) scale += Math.abs(a[i * n + k]!);
       if (scale === 0) {
-        e[i] = a[i * n + l];
+        e[i] = a[i * n + l]!;
       } else {
         for (let k = 0; k <= l; k++) {
-          a[i * n + k] /= scale;
-          h += a[i * n + k] * a[i * n + k];
+          a[i * n + k]! /= scale;
+          h += a[i * n + k]! * a[i * n + k]!;
         }
-        let f = a[i * n + l];
+        let f = a[i * n + l]!;
         let g = f >= 0 ? -Math.sqrt(h) : Math.sqrt(h);
         e[i] = scale * g;
         h -= f * g;
         a[i * n + l] = f - g;
         f = 0;
         for (let j = 0; j <= l; j++) {
-          a[j * n + i] = a[i * n + j] / h;
+          a[j * n + i] = a[i * n + j]! / h;
           g = 0;
-          for (let k = 0; k <= j; k++) g += a[j * n + k] * a[i * n + k];
-          for (let k = j + 1; k <= l; k++) g += a[k * n + j] * a[i * n + k];
+          for (let k = 0; k <= j; k++) g += a[j * n + k]! * a[i * n + k]!;
+          for (let k = j + 1; k <= l; k++) g += a[k * n + j]! * a[i * n + k]!;
           e[j] = g / h;
-          f += e[j] * a[i * n + j];
+          f += e[j]! * a[i * n + j]!;
         }
         const hh = f / (h + h);
         for (let j = 0; j <= l; j++) {
-          f = a[i * n + j];
-          g = e[j] - hh * f;
+          f = a[i * n + j]!;
+          g = e[j]! - hh * f;
           e[j] = g;
-          for (let k = 0; k <= j; k++) a[j * n + k] -= f * e[k] + g * a[i * n + k];
+          for (let k = 0; k <= j; k++) a[j * n + k]! -= f * e[k]! + g * a[i * n + k]!;
         }
       }
     } else {
-      e[i] = a[i * n + l];
+      e[i] = a[i * n + l]!;
     }
     d[i] = h;
   }
@@ -64,11 +64,11 @@ export function symmetricEigenQL(input: Float64Array, n: number): TridiagEigen {
     if (d[i] !== 0) {
       for (let j = 0; j <= l; j++) {
         let g = 0;
-        for (let k = 0; k <= l; k++) g += a[i * n + k] * a[k * n + j];
-        for (let k = 0; k <= l; k++) a[k * n + j] -= g * a[k * n + i];
+        for (let k = 0; k <= l; k++) g += a[i * n + k]! * a[k * n + j]!;
+        for (let k = 0; k <= l; k++) a[k * n + j]! -= g * a[k * n + i]!;
       }
     }
-    d[i] = a[i * n + i];
+    d[i] = a[i * n + i]!;
     a[i * n + i] = 1;
     for (let j = 0; j <= l; j++) {
       a[j * n + i] = 0;
@@ -77,54 +77,54 @@ export function symmetricEigenQL(input: Float64Array, n: number): TridiagEigen {
   }
   // --- tqli on (d, e) accumulating into z = Qᵀ stored as rows (z[c*n + k] = Q[k, c]) for unit-stride updates.
   const z = new Float64Array(n * n);
-  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) z[c * n + r] = a[r * n + c];
-  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) z[c * n + r] = a[r * n + c]!;
+  for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   e[n - 1] = 0;
   for (let l = 0; l < n; l++) {
     let iter = 0;
     let m: number;
     do {
       for (m = l; m < n - 1; m++) {
-        const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);
+        const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
         // NR's test: e[m] is negligible when adding it does not change dd in floating point.
-        if (Math.abs(e[m]) + dd === dd) break;
+        if (Math.abs(e[m]!) + dd === dd) break;
       }
       if (m !== l) {
         if (iter++ === 60) throw new Error('symmetricEigenQL: no convergence');
-        let g = (d[l + 1] - d[l]) / (2 * e[l]);
+        let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
         let r = Math.hypot(g, 1);
-        g = d[m] - d[l] + e[l] / (g + (g >= 0 ? Math.abs(r) : -Math.abs(r)));
+        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? Math.abs(r) : -Math.abs(r)));
         let s = 1, c = 1, p = 0;
         let i: number;
         let early = false;
         for (i = m - 1; i >= l; i--) {
-          let f = s * e[i];
-          const b = c * e[i];
+          let f = s * e[i]!;
+          const b = c * e[i]!;
           r = Math.hypot(f, g);
           e[i + 1] = r;
           if (r === 0) {
-            d[i + 1] -= p;
+            d[i + 1]! -= p;
             e[m] = 0;
             early = true;
             break;
           }
           s = f / r;
           c = g / r;
-          g = d[i + 1] - p;
-          r = (d[i] - g) * s + 2 * c * b;
+          g = d[i + 1]! - p;
+          r = (d[i]! - g) * s + 2 * c * b;
           p = s * r;
           d[i + 1] = g + p;
           g = c * r - b;
           const zi = i * n;
           const zi1 = (i + 1) * n;
           for (let k = 0; k < n; k++) {
-            f = z[zi1 + k];
-            z[zi1 + k] = s * z[zi + k] + c * f;
-            z[zi + k] = c * z[zi + k] - s * f;
+            f = z[zi1 + k]!;
+            z[zi1 + k] = s * z[zi + k]! + c * f;
+            z[zi + k] = c * z[zi + k]! - s * f;
           }
         }
         if (early) continue;
-        d[l] -= p;
+        d[l]! -= p;
         e[l] = g;
         e[m] = 0;
       }

@@ -403,7 +403,7 @@ export class WebGpuBackend implements Backend {
           const t = new BigUint64Array(buf.getMappedRange());
           labels.forEach((l, i) => {
             const e = prof.totals.get(l) ?? { ns: 0, count: 0 };
-            e.ns += Number(t[2 * i + 1] - t[2 * i]);
+            e.ns += Number(t[2 * i + 1]! - t[2 * i]!);
             e.count++;
             prof.totals.set(l, e);
           });
@@ -833,7 +833,7 @@ export class WebGpuBackend implements Backend {
     const vocab = t.length / dim;
     if (!Number.isInteger(vocab)) throw new Error(`gather: table of ${t.length} is not a multiple of dim ${dim}`);
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
+      const id = ids[i]!;
       if (id < 0 || id >= vocab) throw new Error(`gather: id ${id} at ${i} outside vocabulary of ${vocab}`);
     }
     const out = this.alloc(ids.length * dim);
@@ -873,7 +873,7 @@ export class WebGpuBackend implements Backend {
     // Group positions by id on the host (ids are host data anyway): CSR over the distinct ids.
     const byId = new Map<number, number[]>();
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
+      const id = ids[i]!;
       if (id < 0 || id >= vocab) throw new Error(`scatterAdd: id ${id} at ${i} outside vocabulary of ${vocab}`);
       let l = byId.get(id);
       if (!l) byId.set(id, (l = []));
@@ -1076,7 +1076,7 @@ export class WebGpuBackend implements Backend {
   private checkTargets(targets: Int32Array, rows: number, vocab: number, ignoreIndex: number, what: string): void {
     if (targets.length !== rows) throw new Error(`${what}: ${targets.length} targets for ${rows} rows`);
     for (let r = 0; r < rows; r++) {
-      const t = targets[r];
+      const t = targets[r]!;
       if (t !== ignoreIndex && (t < 0 || t >= vocab)) {
         throw new Error(`${what}: target ${t} at row ${r} outside vocabulary of ${vocab}`);
       }

@@ -22,7 +22,7 @@ export interface MatmulBenchRow {
 
 function median(a: number[]): number {
   const s = [...a].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)];
+  return s[Math.floor(s.length / 2)]!;
 }
 
 export async function benchMatmul(
@@ -106,7 +106,7 @@ export async function benchTrainStep(
     const l = dec.loss(ids, targets, B, T);
     backward(l);
     opt.step();
-    loss = (await l.read())[0];
+    loss = (await l.read())[0]!;
     l.free();
   };
   await one();

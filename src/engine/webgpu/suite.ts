@@ -63,17 +63,17 @@ interface Case {
 export function relErrors(gpu: ArrayLike<number>, cpu: ArrayLike<number>): { maxRel: number; normRel: number } {
   if (gpu.length !== cpu.length) return { maxRel: Infinity, normRel: Infinity };
   let maxAbs = 0;
-  for (let i = 0; i < cpu.length; i++) maxAbs = Math.max(maxAbs, Math.abs(cpu[i]));
+  for (let i = 0; i < cpu.length; i++) maxAbs = Math.max(maxAbs, Math.abs(cpu[i]!));
   const floor = Math.max(1e-3 * maxAbs, 1e-30);
   let maxRel = 0;
   let num = 0;
   let den = 0;
   for (let i = 0; i < cpu.length; i++) {
-    const d = Math.abs(gpu[i] - cpu[i]);
-    const r = d / Math.max(Math.abs(cpu[i]), floor);
+    const d = Math.abs(gpu[i]! - cpu[i]!);
+    const r = d / Math.max(Math.abs(cpu[i]!), floor);
     if (!(r <= maxRel)) maxRel = Number.isNaN(r) ? Infinity : Math.max(maxRel, r);
     num += d * d;
-    den += cpu[i] * cpu[i];
+    den += cpu[i]! * cpu[i]!;
   }
   const normRel = den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
   return { maxRel, normRel: Number.isNaN(normRel) ? Infinity : normRel };
@@ -122,7 +122,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     add({
       kernel: 'matmul', shape: tag,
       inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
-      run: (be, x) => ({ c: be.matmul(x.a, x.b, { batch, m, n, k, transA, transB, aBatched, bBatched }) }),
+      run: (be, x) => ({ c: be.matmul(x.a!, x.b!, { batch, m, n, k, transA, transB, aBatched, bBatched }) }),
     });
     // Both kernels explicitly (`matmul` above runs the backend's default: subgroup when available).
     for (const subgroups of info.subgroups ? [false, true] : [false]) {
@@ -132,7 +132,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
         inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
         run: (be, x) => {
           const p = { batch, m, n, k, transA, transB, aBatched, bBatched };
-          return { c: isWebGpu(be) ? be.matmulWith(x.a, x.b, p, { subgroups }) : be.matmul(x.a, x.b, p) };
+          return { c: isWebGpu(be) ? be.matmulWith(x.a!, x.b!, p, { subgroups }) : be.matmul(x.a!, x.b!, p) };
         },
       });
     }
@@ -146,7 +146,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     if (n > 10) x.set([6e-5, -3e-7, 65504, 1 / 3], 3);
     add({
       kernel: 'copy', shape: `toF16 (f32 -> f16) ${n}`, inputs: { x, xr: roundF16(x) },
-      run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x) } : { y: h.xr }),
+      run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x!) } : { y: h.xr! }),
     });
   }
   const mm16: [number, number, number, number, boolean, boolean, boolean, 'a' | 'b' | 'ab'][] = [
@@ -168,8 +168,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
         kernel: 'matmul', shape: `${tag} ${subgroups ? '[subgroup kernel]' : '[tiled kernel]'}`,
         inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
         run: (be, x) => {
-          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
-          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups }) };
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar!, x.br!, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a!) : x.a!, hb ? be.toF16(x.b!) : x.b!, p, { subgroups }) };
         },
       });
     }
@@ -182,14 +182,14 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
         inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
         ...(math === 'f16' ? { tol: 5e-3, elemTol: Infinity } : {}),
         run: (be, x) => {
-          if (!isWebGpu(be)) return { c: be.matmul(x.ar, x.br, p) };
-          return { c: be.matmulWith(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p, { subgroups: false, math }) };
+          if (!isWebGpu(be)) return { c: be.matmul(x.ar!, x.br!, p) };
+          return { c: be.matmulWith(ha ? be.toF16(x.a!) : x.a!, hb ? be.toF16(x.b!) : x.b!, p, { subgroups: false, math }) };
         },
       });
     }
     add({
       kernel: 'matmul', shape: `${tag}: f16 error vs f32 data`, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
-      run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a) : x.a, hb ? be.toF16(x.b) : x.b, p) : be.matmul(x.a, x.b, p) }),
+      run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a!) : x.a!, hb ? be.toF16(x.b!) : x.b!, p) : be.matmul(x.a!, x.b!, p) }),
     });
   }
   {
@@ -198,31 +198,31 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const p = { batch: 1, m: 300, n: 257, k: 64 };
     add({
       kernel: 'matmul', shape: '300x257x64, B uploaded by fromArrayF16', inputs: { a, br: roundF16(b) },
-      run: (be, x) => ({ c: be.matmul(x.a, isWebGpu(be) ? be.fromArrayF16(b) : x.br, p) }),
+      run: (be, x) => ({ c: be.matmul(x.a!, isWebGpu(be) ? be.fromArrayF16(b) : x.br!, p) }),
     });
   }
 
   // ---- elementwise
   for (const n of [1, 1000, 70001]) {
     const inputs = { a: rand(rng, n), b: rand(rng, n) };
-    add({ kernel: 'add', shape: `${n}`, inputs, run: (be, x) => ({ y: be.add(x.a, x.b) }) });
-    add({ kernel: 'sub', shape: `${n}`, inputs, run: (be, x) => ({ y: be.sub(x.a, x.b) }) });
-    add({ kernel: 'mul', shape: `${n}`, inputs, run: (be, x) => ({ y: be.mul(x.a, x.b) }) });
-    add({ kernel: 'scale', shape: `${n}`, inputs, run: (be, x) => ({ y: be.scale(x.a, -1.7) }) });
-    add({ kernel: 'axpy', shape: `${n}`, inputs, run: (be, x) => (be.axpy(x.a, x.b, 0.37), { a: x.a }) });
-    add({ kernel: 'sumSquares', shape: `${n}`, inputs, run: (be, x) => ({ s: be.sumSquares(x.a) }) });
+    add({ kernel: 'add', shape: `${n}`, inputs, run: (be, x) => ({ y: be.add(x.a!, x.b!) }) });
+    add({ kernel: 'sub', shape: `${n}`, inputs, run: (be, x) => ({ y: be.sub(x.a!, x.b!) }) });
+    add({ kernel: 'mul', shape: `${n}`, inputs, run: (be, x) => ({ y: be.mul(x.a!, x.b!) }) });
+    add({ kernel: 'scale', shape: `${n}`, inputs, run: (be, x) => ({ y: be.scale(x.a!, -1.7) }) });
+    add({ kernel: 'axpy', shape: `${n}`, inputs, run: (be, x) => (be.axpy(x.a!, x.b!, 0.37), { a: x.a! }) });
+    add({ kernel: 'sumSquares', shape: `${n}`, inputs, run: (be, x) => ({ s: be.sumSquares(x.a!) }) });
   }
   add({
     kernel: 'axpy', shape: '100 self', inputs: { a: rand(rng, 100) },
-    run: (be, x) => (be.axpy(x.a, x.a, 0.5), { a: x.a }),
+    run: (be, x) => (be.axpy(x.a!, x.a!, 0.5), { a: x.a! }),
   });
   for (const kind of ['gelu_tanh', 'gelu_erf', 'relu', 'silu'] as const) {
     for (const n of [7, 5000]) {
       const inputs = { x: rand(rng, n, -6, 6), dy: rand(rng, n) };
-      add({ kernel: `activation ${kind}`, shape: `${n}`, inputs, run: (be, x) => ({ y: be.activation(x.x, kind) }) });
+      add({ kernel: `activation ${kind}`, shape: `${n}`, inputs, run: (be, x) => ({ y: be.activation(x.x!, kind) }) });
       add({
         kernel: `activationBackward ${kind}`, shape: `${n}`, inputs,
-        run: (be, x) => ({ dx: be.activationBackward(x.dy, x.x, kind) }),
+        run: (be, x) => ({ dx: be.activationBackward(x.dy!, x.x!, kind) }),
       });
     }
   }
@@ -233,84 +233,84 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       add({
         kernel: `activation ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
         run: (be, x) => ({
-          y: isWebGpu(be) ? be.gatedActivation(x.g, x.u, kind) : be.mul(be.activation(x.g, kind), x.u),
+          y: isWebGpu(be) ? be.gatedActivation(x.g!, x.u!, kind) : be.mul(be.activation(x.g!, kind), x.u!),
         }),
       });
       add({
         kernel: `activationBackward ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
         run: (be, x) => {
           if (isWebGpu(be)) {
-            const r = be.gatedActivationBackward(x.dy, x.g, x.u, kind);
+            const r = be.gatedActivationBackward(x.dy!, x.g!, x.u!, kind);
             return { dgate: r.dgate, dup: r.dup };
           }
           return {
-            dgate: be.activationBackward(be.mul(x.dy, x.u), x.g, kind), dup: be.mul(x.dy, be.activation(x.g, kind)),
+            dgate: be.activationBackward(be.mul(x.dy!, x.u!), x.g!, kind), dup: be.mul(x.dy!, be.activation(x.g!, kind)),
           };
         },
       });
     }
   }
   for (const [rows, cols] of [[1, 1], [7, 33], [130, 70]]) {
-    const inputs = { x: rand(rng, rows * cols, -3, 3), b: rand(rng, cols) };
-    add({ kernel: 'addBias', shape: `${rows}x${cols}`, inputs, run: (be, x) => ({ y: be.addBias(x.x, x.b, rows, cols) }) });
+    const inputs = { x: rand(rng, rows! * cols!, -3, 3), b: rand(rng, cols!) };
+    add({ kernel: 'addBias', shape: `${rows}x${cols}`, inputs, run: (be, x) => ({ y: be.addBias(x.x!, x.b!, rows!, cols!) }) });
   }
   for (const [rows, cols] of [[1, 1], [7, 33], [300, 17], [5, 1000]]) {
     add({
-      kernel: 'sumRows', shape: `${rows}x${cols}`, inputs: { x: rand(rng, rows * cols) },
-      run: (be, x) => ({ y: be.sumRows(x.x, rows, cols) }),
+      kernel: 'sumRows', shape: `${rows}x${cols}`, inputs: { x: rand(rng, rows! * cols!) },
+      run: (be, x) => ({ y: be.sumRows(x.x!, rows!, cols!) }),
     });
   }
 
   // ---- memory ops
   for (const [rows, cols, off, width] of [[1, 1, 0, 1], [7, 33, 5, 11], [130, 70, 64, 6]]) {
-    const inputs = { x: rand(rng, rows * cols), s: rand(rng, rows * width) };
+    const inputs = { x: rand(rng, rows! * cols!), s: rand(rng, rows! * width!) };
     add({
       kernel: 'sliceCols', shape: `${rows}x${cols}[${off}:+${width}]`, inputs,
-      run: (be, x) => ({ y: be.sliceCols(x.x, rows, cols, off, width) }),
+      run: (be, x) => ({ y: be.sliceCols(x.x!, rows!, cols!, off!, width!) }),
     });
     add({
       kernel: 'addIntoCols', shape: `${rows}x${cols}[${off}:+${width}]`, inputs,
-      run: (be, x) => (be.addIntoCols(x.x, x.s, rows, cols, off, width), { x: x.x }),
+      run: (be, x) => (be.addIntoCols(x.x!, x.s!, rows!, cols!, off!, width!), { x: x.x! }),
     });
   }
   add({
     kernel: 'copy', shape: '1000 [13:+500] -> [7]', inputs: { a: rand(rng, 1000), b: rand(rng, 600) },
-    run: (be, x) => (be.copy(x.a, 13, x.b, 7, 500), { b: x.b }),
+    run: (be, x) => (be.copy(x.a!, 13, x.b!, 7, 500), { b: x.b! }),
   });
   add({
     kernel: 'copy', shape: 'same buffer, overlapping', inputs: { a: rand(rng, 1000) },
-    run: (be, x) => (be.copy(x.a, 0, x.a, 100, 600), { a: x.a }),
+    run: (be, x) => (be.copy(x.a!, 0, x.a!, 100, 600), { a: x.a! }),
   });
   add({
     kernel: 'zeros+axpy', shape: '77', inputs: { a: rand(rng, 77) },
     run: (be, x) => {
       const z = be.zeros(77);
-      be.axpy(z, x.a, 2);
+      be.axpy(z, x.a!, 2);
       return { z };
     },
   });
 
   // ---- embeddings
   for (const [vocab, dim, n] of [[1, 1, 1], [50, 33, 17], [300, 64, 200]]) {
-    const ids = ints(rng, n, vocab);
-    const inputs = { t: rand(rng, vocab * dim), dy: rand(rng, n * dim) };
-    add({ kernel: 'gather', shape: `${vocab}x${dim} ids ${n}`, inputs, run: (be, x) => ({ y: be.gather(x.t, ids, dim) }) });
+    const ids = ints(rng, n!, vocab!);
+    const inputs = { t: rand(rng, vocab! * dim!), dy: rand(rng, n! * dim!) };
+    add({ kernel: 'gather', shape: `${vocab}x${dim} ids ${n}`, inputs, run: (be, x) => ({ y: be.gather(x.t!, ids, dim!) }) });
     add({
       kernel: 'scatterAdd', shape: `${vocab}x${dim} ids ${n}`, inputs,
-      run: (be, x) => ({ y: be.scatterAdd(x.dy, ids, vocab, dim) }),
+      run: (be, x) => ({ y: be.scatterAdd(x.dy!, ids, vocab!, dim!) }),
     });
   }
 
   // ---- norms
   for (const [rows, dim] of [[3, 7], [17, 65], [5, 300]]) {
     const inputs = {
-      x: rand(rng, rows * dim, -2, 2), w: rand(rng, dim, 0.5, 1.5), b: rand(rng, dim), dy: rand(rng, rows * dim),
+      x: rand(rng, rows! * dim!, -2, 2), w: rand(rng, dim!, 0.5, 1.5), b: rand(rng, dim!), dy: rand(rng, rows! * dim!),
     };
     for (const withBias of [true, false]) {
       add({
         kernel: `layerNorm${withBias ? '' : ' (no bias)'}`, shape: `${rows}x${dim}`, inputs,
         run: (be, x) => {
-          const r = be.layerNorm(x.x, x.w, withBias ? x.b : null, rows, dim, 1e-5);
+          const r = be.layerNorm(x.x!, x.w!, withBias ? x.b! : null, rows!, dim!, 1e-5);
           return { y: r.y, mean: r.mean, rstd: r.rstd };
         },
       });
@@ -318,23 +318,23 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     add({
       kernel: 'layerNormBackward', shape: `${rows}x${dim}`, inputs,
       run: (be, x) => {
-        const f = be.layerNorm(x.x, x.w, x.b, rows, dim, 1e-5);
-        const r = be.layerNormBackward(x.dy, x.x, x.w, f.mean, f.rstd, rows, dim);
+        const f = be.layerNorm(x.x!, x.w!, x.b!, rows!, dim!, 1e-5);
+        const r = be.layerNormBackward(x.dy!, x.x!, x.w!, f.mean, f.rstd, rows!, dim!);
         return { dx: r.dx, dw: r.dw, db: r.db };
       },
     });
     add({
       kernel: 'rmsNorm', shape: `${rows}x${dim}`, inputs,
       run: (be, x) => {
-        const r = be.rmsNorm(x.x, x.w, rows, dim, 1e-6);
+        const r = be.rmsNorm(x.x!, x.w!, rows!, dim!, 1e-6);
         return { y: r.y, rstd: r.rstd };
       },
     });
     add({
       kernel: 'rmsNormBackward', shape: `${rows}x${dim}`, inputs,
       run: (be, x) => {
-        const f = be.rmsNorm(x.x, x.w, rows, dim, 1e-6);
-        const r = be.rmsNormBackward(x.dy, x.x, x.w, f.rstd, rows, dim);
+        const f = be.rmsNorm(x.x!, x.w!, rows!, dim!, 1e-6);
+        const r = be.rmsNormBackward(x.dy!, x.x!, x.w!, f.rstd, rows!, dim!);
         return { dx: r.dx, dw: r.dw };
       },
     });
@@ -364,7 +364,7 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     add({
       kernel: 'attention', shape: tag, inputs,
       run: (be, x) => {
-        const r = be.attention(x.q, x.k, x.v, p);
+        const r = be.attention(x.q!, x.k!, x.v!, p);
         return { out: r.out, lse: r.lse };
       },
     });
@@ -373,8 +373,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       // With a single visible key the softmax is constant, so dq and dk vanish identically.
       zeroOutputs: T === 1 ? ['dq', 'dk'] : undefined,
       run: (be, x) => {
-        const f = be.attention(x.q, x.k, x.v, p);
-        const r = be.attentionBackward(x.dout, x.q, x.k, x.v, f.out, f.lse, p);
+        const f = be.attention(x.q!, x.k!, x.v!, p);
+        const r = be.attentionBackward(x.dout!, x.q!, x.k!, x.v!, f.out, f.lse, p);
         return { dq: r.dq, dk: r.dk, dv: r.dv };
       },
     });
@@ -382,38 +382,38 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
 
   // ---- rope: [B, T, H, D, offset]
   for (const [B, T, H, D, off] of [[1, 1, 1, 2, 0], [1, 5, 2, 4, 0], [2, 17, 3, 16, 7], [1, 40, 2, 64, 100]]) {
-    const inputs = { x: rand(rng, B * T * H * D) };
+    const inputs = { x: rand(rng, B! * T! * H! * D!) };
     for (const inverse of [false, true]) {
       add({
         kernel: `rope${inverse ? ' inverse' : ''}`, shape: `B${B} T${T} H${H} D${D} off${off}`, inputs,
-        run: (be, x) => ({ y: be.rope(x.x, { B, T, H, D, theta: 10000, positionOffset: off }, inverse) }),
+        run: (be, x) => ({ y: be.rope(x.x!, { B: B!, T: T!, H: H!, D: D!, theta: 10000, positionOffset: off }, inverse) }),
       });
     }
   }
 
   // ---- loss
   for (const [rows, vocab] of [[1, 1], [5, 7], [17, 300], [3, 1000]]) {
-    const targets = ints(rng, rows, vocab);
-    if (rows > 2) targets[1] = -100;
-    const inputs = { l: rand(rng, rows * vocab, -4, 4), dl: rand(rng, rows, 0.1, 1) };
+    const targets = ints(rng, rows!, vocab!);
+    if (rows! > 2) targets[1] = -100;
+    const inputs = { l: rand(rng, rows! * vocab!, -4, 4), dl: rand(rng, rows!, 0.1, 1) };
     add({
-      kernel: 'crossEntropy', shape: `${rows}x${vocab}${rows > 2 ? ' (1 ignored)' : ''}`, inputs,
-      run: (be, x) => ({ loss: be.crossEntropy(x.l, targets, rows, vocab, -100) }),
+      kernel: 'crossEntropy', shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`, inputs,
+      run: (be, x) => ({ loss: be.crossEntropy(x.l!, targets, rows!, vocab!, -100) }),
     });
     add({
-      kernel: 'crossEntropyBackward', shape: `${rows}x${vocab}${rows > 2 ? ' (1 ignored)' : ''}`, inputs,
-      run: (be, x) => ({ dl: be.crossEntropyBackward(x.l, targets, x.dl, rows, vocab, -100) }),
+      kernel: 'crossEntropyBackward', shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`, inputs,
+      run: (be, x) => ({ dl: be.crossEntropyBackward(x.l!, targets, x.dl!, rows!, vocab!, -100) }),
     });
   }
 
   // ---- optimizer
   for (const [n, step] of [[1, 1], [1000, 1], [4097, 7]]) {
-    const inputs = { p: rand(rng, n), g: rand(rng, n), m: rand(rng, n, -0.1, 0.1), v: rand(rng, n, 0.001, 0.1) };
+    const inputs = { p: rand(rng, n!), g: rand(rng, n!), m: rand(rng, n!, -0.1, 0.1), v: rand(rng, n!, 0.001, 0.1) };
     add({
       kernel: 'adamw', shape: `${n} step ${step}`, inputs,
       run: (be, x) => {
-        be.adamw(x.p, x.g, x.m, x.v, {
-          lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step, gradScale: 0.5,
+        be.adamw(x.p!, x.g!, x.m!, x.v!, {
+          lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: step!, gradScale: 0.5,
         });
         return { p: x.p!, m: x.m!, v: x.v! };
       },

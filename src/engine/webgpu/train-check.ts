@@ -42,7 +42,7 @@ async function step(be: Backend, family: SmallFamily, B: number, T: number): Pro
   for (const [name, t] of dec.params) params.set(name, await t.read());
   dec.zeroGrad();
   const loss2 = (await dec.loss(ids, targets, B, T).read())[0];
-  return { loss, loss2, grads, params };
+  return { loss: loss!, loss2: loss2!, grads, params };
 }
 
 /**
@@ -80,8 +80,8 @@ async function allocationChurn(gpuApi: GPU | undefined): Promise<CaseResult> {
   dec.free();
   const reclaimed = gpu.stats.reclaimedByGc;
   gpu.destroy();
-  const newBuffers = counts[steps - 1][0] - counts[steps - 3][0];
-  const newPipelines = counts[steps - 1][1] - counts[steps - 3][1];
+  const newBuffers = counts[steps - 1]![0] - counts[steps - 3]![0];
+  const newPipelines = counts[steps - 1]![1] - counts[steps - 3]![1];
   const ok = newPipelines === 0 && (newBuffers === 0 || !gc);
   const detail = `buffers created after each step ${counts.map((c) => c[0]).join(',')}; ${reclaimed} reclaimed from GC'd handles`;
   return {
@@ -119,8 +119,8 @@ export async function runTrainStepCheck(gpu: WebGpuBackend, tol = 1e-4): Promise
         let num = 0;
         let den = 0;
         for (let i = 0; i < cg.length; i++) {
-          num += (gg[i] - cg[i]) ** 2;
-          den += cg[i] * cg[i];
+          num += (gg[i]! - cg[i]!) ** 2;
+          den += cg[i]! * cg[i]!;
         }
         if (Math.sqrt(den) < 1e-4 * global) degenerate.add(name);
         const e = Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-3 * global);

@@ -32,14 +32,14 @@ export function svdTruncate(W: ArrayLike<number>, out: number, inn: number, rank
 export function magnitudeChannelScores(m: MlpTensors): Float64Array {
   const { d, dff } = m;
   const rowNorm = (W: ArrayLike<number>, b: ArrayLike<number> | undefined, j: number) => {
-    let s = b ? b[j] * b[j] : 0;
-    for (let i = 0; i < d; i++) s += W[j * d + i] ** 2;
+    let s = b ? b[j]! * b[j]! : 0;
+    for (let i = 0; i < d; i++) s += W[j * d + i]! ** 2;
     return Math.sqrt(s);
   };
   const out = new Float64Array(dff);
   for (let j = 0; j < dff; j++) {
     let c = 0;
-    for (let i = 0; i < d; i++) c += m.downW[i * dff + j] ** 2;
+    for (let i = 0; i < d; i++) c += m.downW[i * dff + j]! ** 2;
     let s = rowNorm(m.upW, m.upB, j) * Math.sqrt(c);
     if (m.gateW) s *= rowNorm(m.gateW, m.gateB, j);
     out[j] = s;

@@ -26,8 +26,8 @@ function countByHand(spec: ModelSpec, layerIdx: number[], layers = layerIdx.map(
   let n = 0;
   for (const l of layers) {
     n += spec.norm === 'layernorm' ? 4 * spec.hiddenSize : 2 * spec.hiddenSize;
-    for (const lin of [...attnLinears(spec), ...mlpLinears(spec, l.mlpWidth)]) {
-      const r = l.ranks[lin.proj];
+    for (const lin of [...attnLinears(spec), ...mlpLinears(spec, l!.mlpWidth)]) {
+      const r = l!.ranks[lin.proj];
       n += r === undefined ? lin.out * lin.in : lin.out * r + r * lin.in;
       if (lin.bias) n += lin.out;
     }
@@ -38,14 +38,14 @@ function countByHand(spec: ModelSpec, layerIdx: number[], layers = layerIdx.map(
 describe('parameter counting', () => {
   it('blockParamCount equals a by-hand count for dense, low-rank and pruned blocks', () => {
     for (const spec of [gpt2Like(), llamaLike()]) {
-      const dense = spec.layers[0];
+      const dense = spec.layers[0]!;
       expect(blockParamCount(spec, dense)).toBe(countByHand(spec, [0]));
       const comp = { source: 0, ranks: { q: 3, o: 5, up: 2 }, mlpWidth: 17 };
       expect(blockParamCount(spec, comp)).toBe(countByHand(spec, [], [comp]));
     }
     // GPT-2 small block: 7,087,872 parameters.
     const g = { ...gpt2Like(1, 768, 3072), numHeads: 12, numKvHeads: 12, headDim: 64 };
-    expect(blockParamCount(g, g.layers[0])).toBe(7087872);
+    expect(blockParamCount(g, g.layers[0]!)).toBe(7087872);
   });
 
   it('middleIndices follows the L:R split and rejects splits with no middle', () => {
@@ -106,7 +106,7 @@ describe('planBudget', () => {
   it('gradot keeps about the same fraction of attention and of MLP (the documented split)', () => {
     const spec = gpt2Like(8, 64, 256);
     const plan = planBudget(spec, { method: 'gradot', keep: 0.5, split: { bottom: 2, top: 2 } });
-    const l = plan.layers[0];
+    const l = plan.layers[0]!;
     const attnKept = attnLinears(spec).reduce((s, lin) => s + (l.ranks[lin.proj] as number) * (lin.out + lin.in), 0);
     const attnAll = attnLinears(spec).reduce((s, lin) => s + lin.out * lin.in, 0);
     expect(Math.abs(attnKept / attnAll - (plan.kappa as number))).toBeLessThan(0.05);
@@ -151,7 +151,7 @@ describe('planBudget attnKeep (gradot)', () => {
       expect(plan.paramsAfter).toBe(countByHand(spec, [], plan.layers));
       expect(plan.paramsAfter).toBeLessThanOrEqual(plan.paramsTarget);
       expect(plan.paramsTarget - plan.paramsAfter).toBeLessThan(plan.granularity);
-      const l = plan.layers[0];
+      const l = plan.layers[0]!;
       if (attnKeep === 1) expect(l.ranks).toEqual({});
       else {
         const kept = attnLinears(spec).reduce((s, lin) => s + (l.ranks[lin.proj] as number) * (lin.out + lin.in), 0);

@@ -188,7 +188,7 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   if (!(keep > 0 && keep <= 1)) throw new Error(`keep must be in (0, 1], got ${keep}`);
   const middle = middleIndices(spec, opts.split);
   for (const i of middle) {
-    const l = spec.layers[i];
+    const l = spec.layers[i]!;
     if (Object.keys(l.ranks).length > 0 || l.mlpWidth !== spec.intermediateSize) {
       throw new Error(`block ${i} is already compressed; plan budgets from the dense model`);
     }
@@ -259,8 +259,8 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
     allocate(slots, variable, `gradot keep=${keep} attnKeep=${attnKeep}`);
     const layers: LayerSpec[] = dense.map((l) => ({ source: l.source, ranks: {}, mlpWidth: dff }));
     for (const s of slots) {
-      if (s.proj === 'width') layers[s.layer].mlpWidth = s.count;
-      else layers[s.layer].ranks[s.proj] = s.count;
+      if (s.proj === 'width') layers[s.layer]!.mlpWidth = s.count;
+      else layers[s.layer]!.ranks[s.proj] = s.count;
     }
     return finish(layers, middle, Math.max(...slots.map((s) => s.unit)), [`attnKeep=${attnKeep}, mlp kappa=${mlpKappa.toFixed(4)}`], mlpKappa);
   }
@@ -302,8 +302,8 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   allocate(slots, variable, `${method} keep=${keep}`);
   const layers: LayerSpec[] = dense.map((l) => ({ source: l.source, ranks: {}, mlpWidth: dff }));
   for (const s of slots) {
-    if (s.proj === 'width') layers[s.layer].mlpWidth = s.count;
-    else layers[s.layer].ranks[s.proj] = s.count;
+    if (s.proj === 'width') layers[s.layer]!.mlpWidth = s.count;
+    else layers[s.layer]!.ranks[s.proj] = s.count;
   }
   const granularity = Math.max(...slots.map((s) => s.unit));
   return finish(layers, middle, granularity, [], kappa);
@@ -341,12 +341,12 @@ export function allocateRanksGlobally(cands: RankCandidate[], pool: number): { k
     const prot = new Set(c.protect);
     kept.set(c.key, [...prot]);
     used += prot.size * (c.out + c.in);
-    for (let k = 0; k < c.score.length; k++) if (!prot.has(k)) items.push({ c: ci, k, v: c.score[k] / (c.out + c.in) });
+    for (let k = 0; k < c.score.length; k++) if (!prot.has(k)) items.push({ c: ci, k, v: c.score[k]! / (c.out + c.in) });
   });
   if (used > pool) throw new Error(`global rank allocation: the protected components alone need ${used} params, pool is ${pool}`);
   items.sort((a, b) => b.v - a.v || a.c - b.c || a.k - b.k);
   for (const it of items) {
-    const c = cands[it.c];
+    const c = cands[it.c]!;
     const unit = c.out + c.in;
     const list = kept.get(c.key)!;
     if (used + unit > pool || list.length >= maxUsefulRank(c.out, c.in)) continue;

@@ -48,7 +48,7 @@ describe('compressModel', () => {
         expect(stored).toBe(r.plan.paramsAfter);
         expect(r.plan.paramsTarget - r.plan.paramsAfter).toBeLessThan(Math.max(1, r.plan.granularity));
         if (method !== 'none') expect(paramCounts(r.spec).total).toBeLessThan(paramCounts(spec).total);
-        const lg = await logits(r.spec, r.weights, data[0]);
+        const lg = await logits(r.spec, r.weights, data[0]!);
         expect(lg.every(Number.isFinite)).toBe(true);
         // Adapters and embeddings are copied bit-for-bit.
         expect(r.weights.get('embed.weight')!.data).toEqual(weights.get('embed.weight')!.data);
@@ -64,7 +64,7 @@ describe('compressModel', () => {
           expect(r.readings.drd).toMatch(/^drd\//);
         }
         if (method === 'none') {
-          const a = await logits(spec, weights, data[0]);
+          const a = await logits(spec, weights, data[0]!);
           for (let i = 0; i < a.length; i++) expect(lg[i]).toBe(a[i]);
         }
       }
@@ -99,27 +99,27 @@ describe('compressModel', () => {
         for (let i = 0; i < spec.hiddenSize; i++) for (let j = 0; j < dff; j++) if (!keep.has(j)) data[i * dff + j] = 0;
         masked.set(`layers.${l.source}.mlp.down.weight`, { ...t, data });
       }
-      const a = await logits(r.spec, r.weights, data[0]);
-      const b = await logits(spec, masked, data[0]);
-      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-5);
+      const a = await logits(r.spec, r.weights, data[0]!);
+      const b = await logits(spec, masked, data[0]!);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(a[i]! - b[i]!)).toBeLessThan(1e-5);
     });
 
     it(`${family}: svd factors multiply back to the truncated SVD of the source matrix`, () => {
       const r = compressModel(spec, weights, { method: 'svd', keep: 0.5, split });
-      const l = r.layers[1];
+      const l = r.layers[1]!;
       for (const p of ['q', 'up'] as const) {
         const group = p === 'q' ? 'attn' : 'mlp';
         const W = weights.get(`layers.${l.source}.${group}.${p}.weight`)!;
         const [o, i] = W.shape;
         const rank = l.ranks[p]!;
-        const full = exactSvd(W.data, o, i);
+        const full = exactSvd(W.data, o!, i!);
         const a = r.weights.get(`layers.1.${group}.${p}.weight_a`)!;
         const b = r.weights.get(`layers.1.${group}.${p}.weight_b`)!;
-        const ab = hostMatmul(Float64Array.from(a.data), Float64Array.from(b.data), { m: o, n: i, k: rank });
+        const ab = hostMatmul(Float64Array.from(a.data), Float64Array.from(b.data), { m: o!, n: i!, k: rank });
         let err = 0;
-        for (let k = 0; k < ab.length; k++) err += (ab[k] - W.data[k]) ** 2;
+        for (let k = 0; k < ab.length; k++) err += (ab[k]! - W.data[k]!) ** 2;
         let tail = 0;
-        for (let k = rank; k < full.rank; k++) tail += full.S[k] ** 2;
+        for (let k = rank; k < full.rank; k++) tail += full.S[k]! ** 2;
         expect(Math.sqrt(err)).toBeCloseTo(Math.sqrt(tail), 4);
       }
     });

@@ -137,11 +137,11 @@ function summarize(parts: ScoreParts, kept: number[]): ScoreSummary {
   const keptSet = new Set(kept);
   let removedGradShift = 0, removedLossIncrease = 0, keptScoreMin = Infinity, removedScoreMax = -Infinity;
   for (let i = 0; i < parts.score.length; i++) {
-    if (keptSet.has(i)) keptScoreMin = Math.min(keptScoreMin, parts.score[i]);
+    if (keptSet.has(i)) keptScoreMin = Math.min(keptScoreMin, parts.score[i]!);
     else {
-      removedGradShift += parts.gradShift[i];
-      removedLossIncrease += parts.lossIncrease[i];
-      removedScoreMax = Math.max(removedScoreMax, parts.score[i]);
+      removedGradShift += parts.gradShift[i]!;
+      removedLossIncrease += parts.lossIncrease[i]!;
+      removedScoreMax = Math.max(removedScoreMax, parts.score[i]!);
     }
   }
   return {
@@ -319,7 +319,7 @@ export function compressModel(
         const W = need(weights, `layers.${l.source}.${isMlp(proj) ? 'mlp' : 'attn'}.${proj}.weight`);
         const o = W.shape[0]!, i = W.shape[1]!;
         pool += r * (o + i);
-        const bySigma = Array.from({ length: e.rank }, (_, k) => k).sort((a, b) => e.S[b] - e.S[a] || a - b);
+        const bySigma = Array.from({ length: e.rank }, (_, k) => k).sort((a, b) => e.S[b]! - e.S[a]! || a - b);
         cands.push({ key: `${l.source}.${proj}`, out: o, in: i, score: e.parts.score, protect: bySigma.slice(0, alwaysKeepCount(e.rank)) });
       }
     }
@@ -337,7 +337,7 @@ export function compressModel(
   }
   const L = spec.layers.length;
   const { bottom, top } = opts.split;
-  const dense = (i: number): LayerSpec => ({ source: spec.layers[i].source, ranks: {}, mlpWidth: spec.intermediateSize });
+  const dense = (i: number): LayerSpec => ({ source: spec.layers[i]!.source, ranks: {}, mlpWidth: spec.intermediateSize });
   const emuLayers: LayerSpec[] = [
     ...Array.from({ length: bottom }, (_, i) => dense(i)),
     ...plan.layers.map((l) => ({ source: l.source, ranks: { ...l.ranks }, mlpWidth: l.mlpWidth })),
@@ -352,7 +352,7 @@ export function compressModel(
 
   emuLayers.forEach((layer, pos) => {
     // Source index = position in the source model (sources of a dense input are 0..L-1).
-    const src = pos < bottom ? pos : pos >= emuLayers.length - top ? L - (emuLayers.length - pos) : plan.keptBlocks[pos - bottom];
+    const src = pos < bottom ? pos : pos >= emuLayers.length - top ? L - (emuLayers.length - pos) : plan.keptBlocks[pos - bottom]!;
     const role: Role = pos < bottom ? 'bottom' : pos >= emuLayers.length - top ? 'top' : 'middle';
     const sp = `layers.${src}.`;
     const dp = `layers.${pos}.`;
@@ -382,10 +382,10 @@ export function compressModel(
         if (!f) {
           // Dropped under the scorer's factor budget: the same SVD again (deterministic, same factors).
           const ts = performance.now();
-          f = exactSvd(W.data, o, i);
+          f = exactSvd(W.data, o!, i!);
           svdMs += performance.now() - ts;
         }
-        factors = lowRankFactors(f, o, i, kept);
+        factors = lowRankFactors(f, o!, i!, kept);
         // Each matrix is built once: its full factors (f64, up to half the memory budget over all matrices)
         // can go now instead of living through evaluation and packaging.
         e.f = null;
@@ -394,12 +394,12 @@ export function compressModel(
         (rec.scores ??= {})[proj] = summarize(parts, kept);
       } else {
         const t = performance.now();
-        factors = svdTruncate(W.data, o, i, rank, { method: opts.svdMethod, seed: opts.seed });
+        factors = svdTruncate(W.data, o!, i!, rank, { method: opts.svdMethod, seed: opts.seed });
         svdMs += performance.now() - t;
         (rec.keptComponents ??= {})[proj] = Array.from({ length: rank }, (_, k) => k);
       }
-      out.set(`${dp}${base}.weight_a`, f32([o, rank], factors.a));
-      out.set(`${dp}${base}.weight_b`, f32([rank, i], factors.b));
+      out.set(`${dp}${base}.weight_a`, f32([o!, rank], factors.a));
+      out.set(`${dp}${base}.weight_b`, f32([rank, i!], factors.b));
     };
 
     for (const a of attn) {
@@ -416,7 +416,7 @@ export function compressModel(
     }
     if (layer.mlpWidth !== dff) {
       const tensors: MlpTensors = {
-        d, dff, upW: mlpT['up.weight'].data, upB: mlpT['up.bias']?.data, downW: mlpT['down.weight'].data,
+        d, dff, upW: mlpT['up.weight']!.data, upB: mlpT['up.bias']?.data, downW: mlpT['down.weight']!.data,
         gateW: mlpT['gate.weight']?.data, gateB: mlpT['gate.bias']?.data, downB: mlpT['down.bias']?.data,
       };
       const t = performance.now();
@@ -446,7 +446,7 @@ export function compressModel(
       if (s.downB) mlpT['down.bias'] = f32([d], s.downB);
     }
     for (const m of mlp) {
-      linear('mlp', m, mlpT[`${m}.weight`]);
+      linear('mlp', m, mlpT[`${m}.weight`]!);
       const b = mlpT[`${m}.bias`];
       if (b) out.set(`${dp}mlp.${m}.bias`, f32([...b.shape], b.data));
     }

@@ -13,7 +13,7 @@ function randomStats(inDim: number, outDim: number, seed: number): LinearStats {
   const A = hostMatmul(X, X, { m: inDim, n: inDim, k: rows, transA: true }).map((v) => v / rows);
   const G = hostMatmul(E, E, { m: outDim, n: outDim, k: rows, transA: true }).map((v) => v / rows);
   const meanX = new Float64Array(inDim);
-  for (let r = 0; r < rows; r++) for (let i = 0; i < inDim; i++) meanX[i] += X[r * inDim + i] / rows;
+  for (let r = 0; r < rows; r++) for (let i = 0; i < inDim; i++) meanX[i]! += X[r * inDim + i]! / rows;
   return {
     inDim, outDim, A, G, meanX,
     g: gaussianArray(outDim * inDim, seed + 2), gBias: gaussianArray(outDim, seed + 3),
@@ -34,11 +34,11 @@ describe('DRD closed form', () => {
       expect(sc.reading).toBe(GCS_READINGS.drd);
       for (let k = 0; k < f.rank; k++) {
         const delta = new Float64Array(out * inn);
-        for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) delta[i * inn + j] = -f.S[k] * f.U[i * f.rank + k] * f.Vt[k * inn + j];
+        for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) delta[i * inn + j] = -f.S[k]! * f.U[i * f.rank + k]! * f.Vt[k * inn + j]!;
         const bf = bruteForceTerms(delta, out, inn, st.G, st.A, st.g);
-        close(sc.gradShift[k], bf.gradShift);
-        close(sc.lossIncrease[k], bf.lossIncrease);
-        close(sc.score[k], bf.gradShift - lambda * bf.lossIncrease);
+        close(sc.gradShift[k]!, bf.gradShift);
+        close(sc.lossIncrease[k]!, bf.lossIncrease);
+        close(sc.score[k]!, bf.gradShift - lambda * bf.lossIncrease);
       }
     });
   }
@@ -72,18 +72,18 @@ describe('SCP closed form', () => {
       const delta = new Float64Array(dff * din);
       const g = new Float64Array(dff * din);
       for (let r = 0; r < dff; r++) {
-        for (let i = 0; i < d; i++) g[r * din + i] = s.g[r * d + i];
-        if (b) g[r * din + d] = s.gBias[r];
+        for (let i = 0; i < d; i++) g[r * din + i] = s.g[r * d + i]!;
+        if (b) g[r * din + d] = s.gBias[r]!;
       }
-      for (let i = 0; i < d; i++) delta[j * din + i] = -W[j * d + i];
-      if (b) delta[j * din + d] = -b[j];
+      for (let i = 0; i < d; i++) delta[j * din + i] = -W[j * d + i]!;
+      if (b) delta[j * din + d] = -b[j]!;
       const t = bruteForceTerms(delta, dff, din, s.G, b ? augmentedA(s) : s.A, g);
       gradShift += t.gradShift; lossIncrease += t.lossIncrease;
     };
     row(w.upW, w.upB, st.up);
     if (w.gateW && st.gate) row(w.gateW, w.gateB, st.gate);
     const delta = new Float64Array(d * dff);
-    for (let i = 0; i < d; i++) delta[i * dff + j] = -w.downW[i * dff + j];
+    for (let i = 0; i < d; i++) delta[i * dff + j] = -w.downW[i * dff + j]!;
     const t = bruteForceTerms(delta, d, dff, st.down.G, st.down.A, st.down.g);
     gradShift += t.gradShift; lossIncrease += t.lossIncrease;
     return { gradShift, lossIncrease };
@@ -97,9 +97,9 @@ describe('SCP closed form', () => {
       expect(sc.reading).toBe(GCS_READINGS.scp);
       for (let j = 0; j < dff; j++) {
         const bf = brute(w, st, j);
-        close(sc.gradShift[j], bf.gradShift);
-        close(sc.lossIncrease[j], bf.lossIncrease);
-        close(sc.score[j], bf.gradShift - lambda * bf.lossIncrease);
+        close(sc.gradShift[j]!, bf.gradShift);
+        close(sc.lossIncrease[j]!, bf.lossIncrease);
+        close(sc.score[j]!, bf.gradShift - lambda * bf.lossIncrease);
       }
     });
   }
@@ -109,7 +109,7 @@ describe('SCP closed form', () => {
     const withB = scpScores(w, st, 1).score;
     const without = scpScores({ ...w, upB: undefined }, st, 1).score;
     let diff = 0;
-    for (let j = 0; j < dff; j++) diff += Math.abs(withB[j] - without[j]);
+    for (let j = 0; j < dff; j++) diff += Math.abs(withB[j]! - without[j]!);
     expect(diff).toBeGreaterThan(1e-3);
   });
 
@@ -128,11 +128,11 @@ describe('λ modes', () => {
     expect(Array.from(rescore(parts, 0.3, 'raw').score)).toEqual(Array.from(parts.score));
     const lam = effectiveLambda(parts, 1, 'balanced');
     let gs = 0, li = 0;
-    for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]; li += Math.abs(parts.lossIncrease[i]); }
+    for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]!; li += Math.abs(parts.lossIncrease[i]!); }
     expect(lam * li).toBeCloseTo(gs, 10);
     const b = rescore(parts, 1, 'balanced');
     expect(b.lambda).toBeCloseTo(lam, 12);
-    for (let i = 0; i < b.score.length; i++) expect(b.score[i]).toBeCloseTo(parts.gradShift[i] - lam * parts.lossIncrease[i], 10);
+    for (let i = 0; i < b.score.length; i++) expect(b.score[i]).toBeCloseTo(parts.gradShift[i]! - lam * parts.lossIncrease[i]!, 10);
   });
 });
 
@@ -140,7 +140,7 @@ describe('balanced λ on fresh random statistics', () => {
   const W = gaussianArray(9 * 7, 41);
   const f = exactSvd(W, 9, 7);
   const parts = drdScores(f, randomStats(7, 9, 43), 0);
-  const order = (x: ArrayLike<number>) => Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[j] - x[i] || i - j);
+  const order = (x: ArrayLike<number>) => Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[j]! - x[i]! || i - j);
 
   it('λ = 0 ranks exactly by the gradient-shift term (ascending shift = removed first)', async () => {
     const { rescore } = await import('./gcs');
@@ -185,15 +185,15 @@ describe('GCS sign conventions', () => {
     // so take c < 0 to make removal RAISE the loss.
     const c = -5;
     st.g = new Float64Array(out * inn);
-    for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) st.g[i * inn + j] = c * f.U[i * f.rank + 2] * f.Vt[2 * inn + j];
+    for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) st.g[i * inn + j] = c * f.U[i * f.rank + 2]! * f.Vt[2 * inn + j]!;
     const p0 = drdScores(f, st, 0);
     const p = drdScores(f, st, 1e6);
     expect(p.lossIncrease[2]).toBeGreaterThan(0);
-    for (const k of [0, 1, 3, 4]) expect(Math.abs(p.lossIncrease[k])).toBeLessThan(1e-9);
+    for (const k of [0, 1, 3, 4]) expect(Math.abs(p.lossIncrease[k]!)).toBeLessThan(1e-9);
     expect(p.score[2]).toBeLessThan(Math.min(...Array.from(p.score).filter((_, k) => k !== 2)));
     // Keep 4 of 5 (top-1 protected): with a huge λ component 2 is the one removed.
     expect(selectComponents(f.S, p.score, 4)).toEqual([0, 1, 3, 4]);
     // With λ = 0 the choice is by gradient shift alone and component 2 is no longer singled out by g.
-    expect(p0.score[2]).toBeCloseTo(p0.gradShift[2], 12);
+    expect(p0.score[2]).toBeCloseTo(p0.gradShift[2]!, 12);
   });
 });

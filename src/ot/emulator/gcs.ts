@@ -44,7 +44,7 @@ export function gcsFromTerms(gradShift: number, lossIncrease: number, lambda: nu
 /** L1 norms of the columns of a row-major [rows, cols] matrix. */
 export function columnL1(m: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(cols);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j] += Math.abs(m[i * cols + j]);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j]! += Math.abs(m[i * cols + j]!);
   return out;
 }
 
@@ -85,10 +85,10 @@ export function drdScores(f: SvdFactors, stats: Pick<LinearStats, 'A' | 'G' | 'g
   const score = new Float64Array(r);
   for (let k = 0; k < r; k++) {
     let ugv = 0;
-    for (let i = 0; i < out; i++) ugv += f.U[i * r + k] * gV[i * r + k];
-    gradShift[k] = Math.abs(f.S[k]) * gu[k] * av[k];
-    lossIncrease[k] = -f.S[k] * ugv;
-    score[k] = gcsFromTerms(gradShift[k], lossIncrease[k], lambda);
+    for (let i = 0; i < out; i++) ugv += f.U[i * r + k]! * gV[i * r + k]!;
+    gradShift[k] = Math.abs(f.S[k]!) * gu[k]! * av[k]!;
+    lossIncrease[k] = -f.S[k]! * ugv;
+    score[k] = gcsFromTerms(gradShift[k]!, lossIncrease[k]!, lambda);
   }
   return { gradShift, lossIncrease, score, lambda, reading: GCS_READINGS.drd };
 }
@@ -133,8 +133,8 @@ export function rowDeletionTerms(
   const din = hasB ? d + 1 : d;
   const Wt = new Float64Array(rows * din); // [rows, din] = w̃ rows
   for (let j = 0; j < rows; j++) {
-    for (let i = 0; i < d; i++) Wt[j * din + i] = W[j * d + i];
-    if (hasB) Wt[j * din + d] = b[j];
+    for (let i = 0; i < d; i++) Wt[j * din + i] = W[j * d + i]!;
+    if (hasB) Wt[j * din + d] = b[j]!;
   }
   const A = hasB ? augmentedA(s) : s.A;
   const AW = hostMatmul(Wt, A, { m: rows, n: din, k: din }); // row j = (Ã w̃_j)ᵀ (Ã symmetric)
@@ -143,11 +143,11 @@ export function rowDeletionTerms(
   const lossIncrease = new Float64Array(rows);
   for (let j = 0; j < rows; j++) {
     let l1 = 0;
-    for (let i = 0; i < din; i++) l1 += Math.abs(AW[j * din + i]);
-    gradShift[j] = gCol[j] * l1;
+    for (let i = 0; i < din; i++) l1 += Math.abs(AW[j * din + i]!);
+    gradShift[j] = gCol[j]! * l1;
     let dot = 0;
-    for (let i = 0; i < d; i++) dot += s.g[j * d + i] * W[j * d + i];
-    if (hasB) dot += s.gBias[j] * b[j];
+    for (let i = 0; i < d; i++) dot += s.g[j * d + i]! * W[j * d + i]!;
+    if (hasB) dot += s.gBias[j]! * b[j]!;
     lossIncrease[j] = -dot;
   }
   return { gradShift, lossIncrease };
@@ -166,9 +166,9 @@ export function columnDeletionTerms(W: ArrayLike<number>, s: LinearStats): { gra
   const gradShift = new Float64Array(cols);
   const lossIncrease = new Float64Array(cols);
   for (let j = 0; j < cols; j++) {
-    gradShift[j] = gc[j] * ae[j];
+    gradShift[j] = gc[j]! * ae[j]!;
     let dot = 0;
-    for (let i = 0; i < d; i++) dot += s.g[i * cols + j] * W[i * cols + j];
+    for (let i = 0; i < d; i++) dot += s.g[i * cols + j]! * W[i * cols + j]!;
     lossIncrease[j] = -dot;
   }
   return { gradShift, lossIncrease };
@@ -191,10 +191,10 @@ export function scpScores(w: MlpWeights, stats: MlpStats, lambda: number): Score
   const lossIncrease = new Float64Array(dff);
   const score = new Float64Array(dff);
   for (const p of parts) for (let j = 0; j < dff; j++) {
-    gradShift[j] += p.gradShift[j];
-    lossIncrease[j] += p.lossIncrease[j];
+    gradShift[j]! += p.gradShift[j]!;
+    lossIncrease[j]! += p.lossIncrease[j]!;
   }
-  for (let j = 0; j < dff; j++) score[j] = gcsFromTerms(gradShift[j], lossIncrease[j], lambda);
+  for (let j = 0; j < dff; j++) score[j] = gcsFromTerms(gradShift[j]!, lossIncrease[j]!, lambda);
   return { gradShift, lossIncrease, score, lambda, reading: GCS_READINGS.scp };
 }
 
@@ -207,9 +207,9 @@ export function bruteForceTerms(
 ): { gradShift: number; lossIncrease: number } {
   const GdA = hostMatmul(hostMatmul(G, delta, { m: out, n: inn, k: out }), A, { m: out, n: inn, k: inn });
   let l1 = 0;
-  for (let i = 0; i < GdA.length; i++) l1 += Math.abs(GdA[i]);
+  for (let i = 0; i < GdA.length; i++) l1 += Math.abs(GdA[i]!);
   let dot = 0;
-  for (let i = 0; i < delta.length; i++) dot += g[i] * delta[i];
+  for (let i = 0; i < delta.length; i++) dot += g[i]! * delta[i]!;
   return { gradShift: l1, lossIncrease: dot };
 }
 
@@ -236,7 +236,7 @@ export const LAMBDA_UI_MAX = 8;
 export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new RangeError(`spearman: ${a.length} vs ${b.length} values`);
   const ranks = (x: ArrayLike<number>): Float64Array => {
-    const idx = Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[i] - x[j]);
+    const idx = Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[i]! - x[j]!);
     const r = new Float64Array(x.length);
     for (let s = 0; s < idx.length;) {
       let e = s;
@@ -250,7 +250,7 @@ export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = ra.length;
   const m = (n - 1) / 2;
   let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) { sab += (ra[i] - m) * (rb[i] - m); saa += (ra[i] - m) ** 2; sbb += (rb[i] - m) ** 2; }
+  for (let i = 0; i < n; i++) { sab += (ra[i]! - m) * (rb[i]! - m); saa += (ra[i]! - m) ** 2; sbb += (rb[i]! - m) ** 2; }
   return sab / Math.sqrt(saa * sbb);
 }
 
@@ -258,7 +258,7 @@ export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function effectiveLambda(parts: Pick<ScoreParts, 'gradShift' | 'lossIncrease'>, lambda: number, mode: LambdaMode): number {
   if (mode === 'raw') return lambda;
   let gs = 0, li = 0;
-  for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]; li += Math.abs(parts.lossIncrease[i]); }
+  for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]!; li += Math.abs(parts.lossIncrease[i]!); }
   return li === 0 ? lambda : (lambda * gs) / li;
 }
 
@@ -266,6 +266,6 @@ export function effectiveLambda(parts: Pick<ScoreParts, 'gradShift' | 'lossIncre
 export function rescore(parts: ScoreParts, lambda: number, mode: LambdaMode): ScoreParts {
   const eff = effectiveLambda(parts, lambda, mode);
   const score = new Float64Array(parts.score.length);
-  for (let i = 0; i < score.length; i++) score[i] = gcsFromTerms(parts.gradShift[i], parts.lossIncrease[i], eff);
+  for (let i = 0; i < score.length; i++) score[i] = gcsFromTerms(parts.gradShift[i]!, parts.lossIncrease[i]!, eff);
   return { ...parts, score, lambda: eff };
 }

@@ -38,7 +38,7 @@ describe('allocateRanksGlobally', () => {
       // per parameter unless it did not fit.
       for (const c of cands) {
         const k = new Set(kept.get(c.key)!);
-        const keptMin = Math.min(...[...k].filter((i) => i !== 0).map((i) => c.score[i]));
+        const keptMin = Math.min(...[...k].filter((i) => i !== 0).map((i) => c.score[i]!));
         const outMax = Math.max(...Array.from(c.score, (s, i) => (k.has(i) ? -Infinity : s)));
         if (Number.isFinite(keptMin) && Number.isFinite(outMax)) expect(keptMin).toBeGreaterThanOrEqual(outMax);
       }

@@ -12,8 +12,8 @@ function toy(inDim: number, outDim: number, seed: number) {
   const forward = (Wv: Float64Array, bv: Float64Array, x: Float64Array, rows: number) => {
     const y = new Float64Array(rows * outDim);
     for (let r = 0; r < rows; r++) for (let o = 0; o < outDim; o++) {
-      let s = bv[o];
-      for (let i = 0; i < inDim; i++) s += Wv[o * inDim + i] * x[r * inDim + i];
+      let s = bv[o]!;
+      for (let i = 0; i < inDim; i++) s += Wv[o * inDim + i]! * x[r * inDim + i]!;
       y[r * outDim + o] = s;
     }
     return y;
@@ -23,7 +23,7 @@ function toy(inDim: number, outDim: number, seed: number) {
     let s = 0, n = 0;
     for (const bt of batches) {
       const y = forward(Wv, bv, bt.x, bt.rows);
-      for (let i = 0; i < y.length; i++) s += 0.5 * (y[i] - bt.t[i]) ** 2;
+      for (let i = 0; i < y.length; i++) s += 0.5 * (y[i]! - bt.t[i]!) ** 2;
       n += bt.rows;
     }
     return s / n;
@@ -40,7 +40,7 @@ describe('KfacAccumulator', () => {
     for (const bt of tm.batches) {
       const y = tm.forward(tm.W, tm.b, bt.x, bt.rows);
       // Backward of the batch-mean loss: dy = (y − t) / N_b.
-      const dy = y.map((v, i) => (v - bt.t[i]) / bt.rows);
+      const dy = y.map((v, i) => (v - bt.t[i]!) / bt.rows);
       acc.addBatch(bt.x, dy, bt.rows, bt.rows);
     }
     return acc.finish();
@@ -50,16 +50,16 @@ describe('KfacAccumulator', () => {
     const s = run();
     const h = 1e-6;
     for (let k = 0; k < tm.W.length; k++) {
-      const Wp = Float64Array.from(tm.W); Wp[k] += h;
-      const Wm = Float64Array.from(tm.W); Wm[k] -= h;
+      const Wp = Float64Array.from(tm.W); Wp[k]! += h;
+      const Wm = Float64Array.from(tm.W); Wm[k]! -= h;
       const fd = (tm.totalLoss(Wp, tm.b) - tm.totalLoss(Wm, tm.b)) / (2 * h);
-      expect(Math.abs(s.g[k] - fd)).toBeLessThan(1e-7);
+      expect(Math.abs(s.g[k]! - fd)).toBeLessThan(1e-7);
     }
     for (let k = 0; k < outDim; k++) {
-      const bp = Float64Array.from(tm.b); bp[k] += h;
-      const bm = Float64Array.from(tm.b); bm[k] -= h;
+      const bp = Float64Array.from(tm.b); bp[k]! += h;
+      const bm = Float64Array.from(tm.b); bm[k]! -= h;
       const fd = (tm.totalLoss(tm.W, bp) - tm.totalLoss(tm.W, bm)) / (2 * h);
-      expect(Math.abs(s.gBias[k] - fd)).toBeLessThan(1e-7);
+      expect(Math.abs(s.gBias[k]! - fd)).toBeLessThan(1e-7);
     }
   });
 
@@ -74,19 +74,19 @@ describe('KfacAccumulator', () => {
       for (let r = 0; r < bt.rows; r++) {
         n++;
         for (let i = 0; i < inDim; i++) {
-          mu[i] += bt.x[r * inDim + i];
-          for (let j = 0; j < inDim; j++) A[i * inDim + j] += bt.x[r * inDim + i] * bt.x[r * inDim + j];
+          mu[i]! += bt.x[r * inDim + i]!;
+          for (let j = 0; j < inDim; j++) A[i * inDim + j]! += bt.x[r * inDim + i]! * bt.x[r * inDim + j]!;
         }
         for (let i = 0; i < outDim; i++) for (let j = 0; j < outDim; j++) {
-          const ei = y[r * outDim + i] - bt.t[r * outDim + i];
-          const ej = y[r * outDim + j] - bt.t[r * outDim + j];
-          G[i * outDim + j] += ei * ej;
+          const ei = y[r * outDim + i]! - bt.t[r * outDim + i]!;
+          const ej = y[r * outDim + j]! - bt.t[r * outDim + j]!;
+          G[i * outDim + j]! += ei * ej;
         }
       }
     }
-    for (let i = 0; i < A.length; i++) expect(s.A[i]).toBeCloseTo(A[i] / n, 12);
-    for (let i = 0; i < G.length; i++) expect(s.G[i]).toBeCloseTo(G[i] / n, 12);
-    for (let i = 0; i < inDim; i++) expect(s.meanX[i]).toBeCloseTo(mu[i] / n, 12);
+    for (let i = 0; i < A.length; i++) expect(s.A[i]).toBeCloseTo(A[i]! / n, 12);
+    for (let i = 0; i < G.length; i++) expect(s.G[i]).toBeCloseTo(G[i]! / n, 12);
+    for (let i = 0; i < inDim; i++) expect(s.meanX[i]).toBeCloseTo(mu[i]! / n, 12);
     expect(s.rows).toBe(10);
     expect(s.batches).toBe(3);
   });
@@ -103,7 +103,7 @@ describe('KfacAccumulator', () => {
     two.addBatch(x.subarray(4 * inDim), dy.subarray(4 * outDim).map((v) => v * 2), 4, 4);
     const a = one.finish(), b = two.finish();
     for (const k of ['A', 'G', 'g', 'gBias', 'meanX'] as const) {
-      for (let i = 0; i < a[k].length; i++) expect(b[k][i]).toBeCloseTo(a[k][i], 12);
+      for (let i = 0; i < a[k].length; i++) expect(b[k][i]).toBeCloseTo(a[k][i]!, 12);
     }
   });
 
@@ -116,7 +116,7 @@ describe('KfacAccumulator', () => {
     const n1 = inDim + 1;
     for (let i = 0; i < n1; i++) for (let j = 0; j < n1; j++) {
       let s = 0;
-      for (let r = 0; r < rows; r++) s += (i < inDim ? x[r * inDim + i] : 1) * (j < inDim ? x[r * inDim + j] : 1);
+      for (let r = 0; r < rows; r++) s += (i < inDim ? x[r * inDim + i]! : 1) * (j < inDim ? x[r * inDim + j]! : 1);
       expect(At[i * n1 + j]).toBeCloseTo(s / rows, 12);
     }
   });

@@ -42,16 +42,16 @@ function accumulateGram(dst: Float64Array, x: ArrayLike<number>, rows: number, d
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     for (let i = 0; i < dim; i++) {
-      const xi = x[o + i] * scale;
+      const xi = x[o + i]! * scale;
       if (xi === 0) continue;
       const di = i * dim;
-      for (let j = i; j < dim; j++) dst[di + j] += xi * x[o + j];
+      for (let j = i; j < dim; j++) dst[di + j]! += xi * x[o + j]!;
     }
   }
 }
 
 function mirrorUpper(a: Float64Array, n: number): void {
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[j * n + i] = a[i * n + j];
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[j * n + i] = a[i * n + j]!;
 }
 
 export class KfacAccumulator {
@@ -91,10 +91,10 @@ export class KfacAccumulator {
     const dy64 = dy instanceof Float64Array ? dy : Float64Array.from(dy);
     // Batch gradient Σ_rows dyᵀ x, weighted by N_b for the token-weighted mean over batches.
     const gb = hostMatmul(dy64, x64, { m: outDim, n: inDim, k: rows, transA: true });
-    for (let i = 0; i < gb.length; i++) this.sumGrad[i] += lossTokens * gb[i];
+    for (let i = 0; i < gb.length; i++) this.sumGrad[i]! += lossTokens * gb[i]!;
     for (let r = 0; r < rows; r++) {
-      for (let o = 0; o < outDim; o++) this.sumGradBias[o] += lossTokens * dy64[r * outDim + o];
-      for (let i = 0; i < inDim; i++) this.sumX[i] += x64[r * inDim + i];
+      for (let o = 0; o < outDim; o++) this.sumGradBias[o]! += lossTokens * dy64[r * outDim + o]!;
+      for (let i = 0; i < inDim; i++) this.sumX[i]! += x64[r * inDim + i]!;
     }
     this.rows += rows;
     this.tokens += lossTokens;
@@ -128,8 +128,8 @@ export function augmentedA(s: Pick<LinearStats, 'A' | 'meanX' | 'inDim'>): Float
   const out = new Float64Array((n + 1) * (n + 1));
   for (let i = 0; i < n; i++) {
     out.set(s.A.subarray(i * n, i * n + n), i * (n + 1));
-    out[i * (n + 1) + n] = s.meanX[i];
-    out[n * (n + 1) + i] = s.meanX[i];
+    out[i * (n + 1) + n] = s.meanX[i]!;
+    out[n * (n + 1) + i] = s.meanX[i]!;
   }
   out[(n + 1) * (n + 1) - 1] = 1;
   return out;

@@ -30,7 +30,7 @@ describe('emulator package', () => {
     expect(Buffer.compare(Buffer.from(zipEmulatorPackage(unzipEmulatorPackage(zip))), Buffer.from(zip))).toBe(0);
     // Contents survive: spec, records, λs, weights.
     expect(back.meta.spec).toEqual(r.spec);
-    expect(back.meta.layers[1].keptChannels).toEqual(r.layers[1].keptChannels);
+    expect(back.meta.layers[1]!.keptChannels).toEqual(r.layers[1]!.keptChannels);
     expect(back.meta.lambdaMlp).toBe(2);
     for (const [n, t] of r.weights) expect(back.weights.get(n)!.data).toEqual(t.data);
     const dec = decoderFromWeights(be, back.meta.spec, back.weights);

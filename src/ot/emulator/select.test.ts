@@ -33,13 +33,13 @@ describe('selectComponents', () => {
     const f = exactSvd(W, out, inn);
     const all = lowRankFactors(f, out, inn, [0, 1, 2, 3, 4]);
     const rec = hostMatmul(all.a, all.b, { m: out, n: inn, k: 5 });
-    for (let i = 0; i < W.length; i++) expect(rec[i]).toBeCloseTo(W[i], 12);
+    for (let i = 0; i < W.length; i++) expect(rec[i]).toBeCloseTo(W[i]!, 12);
     const kept = [1, 3];
     const part = lowRankFactors(f, out, inn, kept);
     const ab = hostMatmul(part.a, part.b, { m: out, n: inn, k: 2 });
     for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) {
       let s = 0;
-      for (const k of kept) s += f.U[i * 5 + k] * f.S[k] * f.Vt[k * inn + j];
+      for (const k of kept) s += f.U[i * 5 + k]! * f.S[k]! * f.Vt[k * inn + j]!;
       expect(ab[i * inn + j]).toBeCloseTo(s, 12);
     }
   });
@@ -55,17 +55,17 @@ describe('channels', () => {
     const y = new Float64Array(m.d);
     for (let j = 0; j < width; j++) {
       if (mask && !mask.has(j)) continue;
-      let u = m.upB ? m.upB[j] : 0;
-      for (let i = 0; i < m.d; i++) u += m.upW[j * m.d + i] * x[i];
+      let u = m.upB ? m.upB[j]! : 0;
+      for (let i = 0; i < m.d; i++) u += m.upW[j * m.d + i]! * x[i]!;
       let h: number;
       if (m.gateW) {
-        let g = m.gateB ? m.gateB[j] : 0;
-        for (let i = 0; i < m.d; i++) g += m.gateW[j * m.d + i] * x[i];
+        let g = m.gateB ? m.gateB[j]! : 0;
+        for (let i = 0; i < m.d; i++) g += m.gateW[j * m.d + i]! * x[i]!;
         h = silu(g) * u;
       } else h = gelu(u);
-      for (let i = 0; i < m.d; i++) y[i] += m.downW[i * width + j] * h;
+      for (let i = 0; i < m.d; i++) y[i]! += m.downW[i * width + j]! * h;
     }
-    if (m.downB) for (let i = 0; i < m.d; i++) y[i] += m.downB[i];
+    if (m.downB) for (let i = 0; i < m.d; i++) y[i]! += m.downB[i]!;
     return y;
   }
 
@@ -82,7 +82,7 @@ describe('channels', () => {
       const x = gaussianArray(d, 9);
       const ref = mlpForward(m, x, dff, new Set(kept));
       const got = mlpForward({ ...s, dff: 4 }, x, 4);
-      for (let i = 0; i < d; i++) expect(got[i]).toBeCloseTo(ref[i], 12);
+      for (let i = 0; i < d; i++) expect(got[i]).toBeCloseTo(ref[i]!, 12);
       expect(() => sliceMlp(m, [3, 2])).toThrow(/ascending/);
     });
   }
@@ -117,9 +117,9 @@ describe('baselines', () => {
     expect(Array.from(t.S)).toEqual(Array.from(full.S.slice(0, r)));
     const rec = hostMatmul(t.a, t.b, { m: out, n: inn, k: r });
     let err = 0;
-    for (let i = 0; i < W.length; i++) err += (rec[i] - W[i]) ** 2;
+    for (let i = 0; i < W.length; i++) err += (rec[i]! - W[i]!) ** 2;
     let tail = 0;
-    for (let i = r; i < full.rank; i++) tail += full.S[i] ** 2;
+    for (let i = r; i < full.rank; i++) tail += full.S[i]! ** 2;
     expect(Math.sqrt(err)).toBeCloseTo(Math.sqrt(tail), 10);
   });
 

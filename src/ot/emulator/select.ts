@@ -30,12 +30,12 @@ export function selectComponents(
   if (scores.length !== total) throw new Error(`selectComponents: ${scores.length} scores for ${total} components`);
   if (!(Number.isInteger(rank) && rank >= 0)) throw new Error(`selectComponents: bad rank ${rank}`);
   if (rank >= total) return Array.from({ length: total }, (_, i) => i);
-  const bySigma = Array.from({ length: total }, (_, i) => i).sort((a, b) => S[b] - S[a] || a - b);
+  const bySigma = Array.from({ length: total }, (_, i) => i).sort((a, b) => S[b]! - S[a]! || a - b);
   const protectedCount = Math.min(rank, alwaysKeepCount(total, alwaysKeepFraction));
   const kept = bySigma.slice(0, protectedCount);
   const rest = bySigma.slice(protectedCount);
   // Stable sort over the σ order: equal scores keep the larger σ.
-  rest.sort((a, b) => scores[b] - scores[a]);
+  rest.sort((a, b) => scores[b]! - scores[a]!);
   kept.push(...rest.slice(0, rank - protectedCount));
   return kept.sort((a, b) => a - b);
 }
@@ -56,7 +56,7 @@ export function lowRankFactors(f: SvdFactors, out: number, inn: number, kept: nu
   const b = new Float64Array(r * inn);
   kept.forEach((k, c) => {
     if (k < 0 || k >= f.rank) throw new Error(`lowRankFactors: component ${k} out of range`);
-    for (let i = 0; i < out; i++) a[i * r + c] = f.U[i * f.rank + k] * f.S[k];
+    for (let i = 0; i < out; i++) a[i * r + c] = f.U[i * f.rank + k]! * f.S[k]!;
     b.set(f.Vt.subarray(k * inn, k * inn + inn), c * inn);
   });
   return { a, b, rank: r, out, in: inn };
@@ -66,7 +66,7 @@ export function lowRankFactors(f: SvdFactors, out: number, inn: number, kept: nu
 export function selectChannels(scores: ArrayLike<number>, width: number): number[] {
   const n = scores.length;
   if (!(Number.isInteger(width) && width >= 1 && width <= n)) throw new Error(`selectChannels: width ${width} not in [1, ${n}]`);
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b] - scores[a] || a - b);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   return order.slice(0, width).sort((a, b) => a - b);
 }
 
@@ -92,16 +92,16 @@ export function sliceMlp(m: MlpTensors, kept: number[]): SlicedMlp {
   const { d, dff } = m;
   const w = kept.length;
   for (let i = 0; i < w; i++) {
-    if (kept[i] < 0 || kept[i] >= dff || (i > 0 && kept[i] <= kept[i - 1])) throw new Error('sliceMlp: kept ids must be ascending, unique, in range');
+    if (kept[i]! < 0 || kept[i]! >= dff || (i > 0 && kept[i]! <= kept[i - 1]!)) throw new Error('sliceMlp: kept ids must be ascending, unique, in range');
   }
   const rows = (W: ArrayLike<number>) => {
     const out = new Float64Array(w * d);
-    kept.forEach((j, r) => { for (let i = 0; i < d; i++) out[r * d + i] = W[j * d + i]; });
+    kept.forEach((j, r) => { for (let i = 0; i < d; i++) out[r * d + i] = W[j * d + i]!; });
     return out;
   };
   const entries = (b: ArrayLike<number>) => Float64Array.from(kept, (j) => b[j]!);
   const downW = new Float64Array(d * w);
-  for (let i = 0; i < d; i++) kept.forEach((j, c) => { downW[i * w + c] = m.downW[i * dff + j]; });
+  for (let i = 0; i < d; i++) kept.forEach((j, c) => { downW[i * w + c] = m.downW[i * dff + j]!; });
   return {
     d, width: w, upW: rows(m.upW), downW,
     upB: m.upB ? entries(m.upB) : undefined,

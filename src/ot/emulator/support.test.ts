@@ -49,9 +49,9 @@ describe('supportPass', () => {
             onInput: (n, x) => { xs.set(n, Float64Array.from(readSync(x.storage))); },
             onOutputGrad: (n, dy) => {
               const x = xs.get(n)!;
-              const rows = dy.shape[0];
+              const rows = dy.shape[0]!;
               let acc = host.get(n);
-              if (!acc) { acc = new KfacAccumulator(x.length / rows, dy.shape[1]); host.set(n, acc); }
+              if (!acc) { acc = new KfacAccumulator(x.length / rows, dy.shape[1]!); host.set(n, acc); }
               acc.addBatch(x, Float64Array.from(readSync(dy.storage)), rows, N);
             },
           },
@@ -70,7 +70,7 @@ describe('supportPass', () => {
           const a = got[k], r = ref[k];
           expect(a.length).toBe(r.length);
           let err = 0, mag = 0;
-          for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i] - r[i])); mag = Math.max(mag, Math.abs(r[i])); }
+          for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - r[i]!)); mag = Math.max(mag, Math.abs(r[i]!)); }
           expect(err).toBeLessThanOrEqual(1e-10 * Math.max(mag, 1e-3));
         }
       }
@@ -93,15 +93,15 @@ describe('supportPass', () => {
           const w = new Map(weights);
           const t = w.get(`${target}.weight`)!;
           const data = t.data.slice();
-          data[idx] += delta;
+          data[idx]! += delta;
           w.set(`${target}.weight`, { ...t, data });
           return w;
         };
         // Weights are f32 on the host: use the actual bumped values for the step.
         const wp = bump(h), wm = bump(-h);
-        const step = wp.get(`${target}.weight`)!.data[idx] - wm.get(`${target}.weight`)!.data[idx];
+        const step = wp.get(`${target}.weight`)!.data[idx]! - wm.get(`${target}.weight`)!.data[idx]!;
         const fd = ((await meanLoss(wp)) - (await meanLoss(wm))) / step;
-        expect(Math.abs(res.stats.get(target)!.g[idx] - fd)).toBeLessThan(1e-6);
+        expect(Math.abs(res.stats.get(target)!.g[idx]! - fd)).toBeLessThan(1e-6);
       }
     });
   }

@@ -178,7 +178,7 @@ async function sha256Hex(chunks: Uint8Array[]): Promise<string> {
 async function readF64(be: Backend, s: Storage, scale: number): Promise<Float64Array> {
   const a = await be.read(s);
   const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] * scale;
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! * scale;
   return out;
 }
 
@@ -315,7 +315,7 @@ export async function supportPass(
           const inp = accs.get(name)!.input;
           if (inp.lastBatch === batchIndex) return;
           inp.lastBatch = batchIndex;
-          const rows = x.shape[0];
+          const rows = x.shape[0]!;
           const xx = be.matmul(x.storage, x.storage, { batch: 1, m: inp.dim, n: inp.dim, k: rows, transA: true });
           be.axpy(inp.sumXX!, xx, 1);
           be.free(xx);
@@ -326,7 +326,7 @@ export async function supportPass(
         },
         onOutputGrad: (name: string, dy: { storage: Storage; shape: number[] }) => {
           const a = accs.get(name)!;
-          const rows = dy.shape[0];
+          const rows = dy.shape[0]!;
           const ee = be.matmul(dy.storage, dy.storage, { batch: 1, m: a.outDim, n: a.outDim, k: rows, transA: true });
           be.axpy(a.sumEE!, ee, lossTokens * lossTokens);
           be.free(ee);

@@ -32,7 +32,7 @@ const batchAt = (start: number, end: number, seed: number): SupportBatch => {
   for (let b = 0; b < B; b++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const off = start + (s % (end - start - T - 1));
-    for (let t = 0; t < T; t++) { ids[b * T + t] = bytes[off + t]; targets[b * T + t] = bytes[off + t + 1]; }
+    for (let t = 0; t < T; t++) { ids[b * T + t] = bytes[off + t]!; targets[b * T + t] = bytes[off + t + 1]!; }
   }
   return { ids, targets, B, T };
 };
@@ -48,13 +48,13 @@ for (const rule of ['sigma', 'drd:0', 'drd:1000', 'drd:-1000']) {
     const name = `layers.${blk}.attn.${p}`;
     const W = weights.get(`${name}.weight`)!;
     const [o, i] = W.shape;
-    const f = exactSvd(W.data, o, i);
-    const r = Math.max(1, Math.round(rankFrac * Math.min(o, i)));
+    const f = exactSvd(W.data, o!, i!);
+    const r = Math.max(1, Math.round(rankFrac * Math.min(o!, i!)));
     const kept = rule === 'sigma'
       ? Array.from({ length: r }, (_, k) => k)
       : selectComponents(f.S, drdScores(f, sp.stats.get(name)!, Number(rule.split(':')[1])).score, r);
-    const lr = lowRankFactors(f, o, i, kept);
-    w.set(`${name}.weight`, { ...W, data: Float32Array.from(hostMatmul(lr.a, lr.b, { m: o, n: i, k: r })) });
+    const lr = lowRankFactors(f, o!, i!, kept);
+    w.set(`${name}.weight`, { ...W, data: Float32Array.from(hostMatmul(lr.a, lr.b, { m: o!, n: i!, k: r })) });
   }
   const g = await adapterGradientShift(full, decoderFromWeights(be, spec, w), heldout, { bottom: 2, top: 2 });
   console.log(JSON.stringify({ rule, rankFrac, gradShift: +g.cosineDistance.toFixed(5), emulatorLoss: +g.emulatorLoss.toFixed(4), fullLoss: +g.fullLoss.toFixed(4) }));

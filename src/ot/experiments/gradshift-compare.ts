@@ -53,7 +53,7 @@ function batchAt(start: number, end: number, seed: number): SupportBatch {
   for (let b = 0; b < B; b++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const off = start + (s % (end - start - T - 1));
-    for (let t = 0; t < T; t++) { ids[b * T + t] = bytes[off + t]; targets[b * T + t] = bytes[off + t + 1]; }
+    for (let t = 0; t < T; t++) { ids[b * T + t] = bytes[off + t]!; targets[b * T + t] = bytes[off + t + 1]!; }
   }
   return { ids, targets, B, T };
 }
@@ -78,7 +78,7 @@ if (modelDir) {
     const ids = new Int32Array(Bd * Td), targets = new Int32Array(Bd * Td);
     for (let b = 0; b < Bd; b++) {
       const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
-      for (let t = 0; t < Td; t++) { ids[b * Td + t] = toks[off + t]; targets[b * Td + t] = toks[off + t + 1]; }
+      for (let t = 0; t < Td; t++) { ids[b * Td + t] = toks[off + t]!; targets[b * Td + t] = toks[off + t + 1]!; }
     }
     return { ids, targets, B: Bd, T: Td };
   });

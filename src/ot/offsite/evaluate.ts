@@ -105,8 +105,8 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
       if (!Number.isFinite(rows[k]!)) {
         throw new NonFiniteError('logits', `evaluation: the model's logits are not finite (token loss ${rows[k]}); its weights hold NaN or overflow — no metric can be computed`);
       }
-      sumLogProb[r] -= rows[k]!;
-      tokens[r]++;
+      sumLogProb[r]! -= rows[k]!;
+      tokens[r]!++;
     }
     let greedyMatch: boolean[] | undefined;
     if (got.logits) {

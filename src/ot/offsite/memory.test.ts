@@ -197,7 +197,7 @@ describe('the lifetime calls change no number', () => {
         const ref = noGrad(() => (useLora ? loras[1].with(plainDec, run) : run()));
         const rows = await ref.nll.read();
         const sum = new Float64Array(b.batchSize);
-        ref.targets.forEach((t, k) => { if (t !== IGNORE_INDEX) sum[Math.floor(ref.positions[k]! / b.seqLen)] -= rows[k]!; });
+        ref.targets.forEach((t, k) => { if (t !== IGNORE_INDEX) sum[Math.floor(ref.positions[k]! / b.seqLen)]! -= rows[k]!; });
         expect(Array.from(got.sumLogProb)).toEqual(Array.from(sum));
         expect(got.greedyMatch?.length).toBe(b.batchSize);
       }

@@ -227,7 +227,7 @@ export function rowScoresFromLogits(
       }
       let se = 0;
       for (let v = 0; v < vocab; v++) se += Math.exp((logits[off + v] as number) - mx);
-      sumLogProb[b] += (logits[off + y] as number) - mx - Math.log(se);
+      sumLogProb[b]! += (logits[off + y] as number) - mx - Math.log(se);
       tokens[b] = (tokens[b] as number) + 1;
       if (am === y) greedyCorrect[b] = (greedyCorrect[b] as number) + 1;
     }
