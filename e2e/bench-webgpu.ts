@@ -32,7 +32,9 @@ async function main(): Promise<number> {
     page.on('request', (r) => {
       if (!r.url().startsWith(server.url(''))) offOrigin.push(r.url());
     });
-    await page.goto(server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}${tfjs}`));
+    await page.goto(
+      server.url(`e2e/pages/bench.html?sizes=${sizes}&trainLayers=${trainLayers}&trainT=${trainT}${profile}${census}${tfjs}`),
+    );
     await page.waitForFunction(() => window.__bench !== undefined, null, { timeout: 3_600_000, polling: 1000 });
     const r = (await page.evaluate(() => window.__bench)) as BenchResult | { fatal: string };
     if ('fatal' in r) {
@@ -70,7 +72,9 @@ async function main(): Promise<number> {
           `[bench] train step ${t.backend}: ${(t.params / 1e6).toFixed(2)}M params, ${t.tokens} tokens: ` +
             `${t.msPerStep.toFixed(0)} ms/step, ${t.tokensPerSec.toFixed(1)} tokens/s (loss ${t.loss.toFixed(3)})`,
         );
-        console.log(`[bench] train step ours/TF.js webgpu speed ratio: ${(t.msPerStep / g.msPerStep).toFixed(2)} (target >= 2 on a real GPU)`);
+        console.log(
+          `[bench] train step ours/TF.js webgpu speed ratio: ${(t.msPerStep / g.msPerStep).toFixed(2)} (target >= 2 on a real GPU)`,
+        );
       }
     }
     if (r.census) {

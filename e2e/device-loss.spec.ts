@@ -30,14 +30,22 @@ async function emulatorZip(dir: string): Promise<string> {
     }
   }
   // A small emulator (half the middle blocks dropped) keeps software-WebGPU steps short.
-  const built = await buildEmulatorJob({ spec: model.spec, weights: model.weights, modelId: 'demo', tokenizer: null, support: null, extraFiles }, {
-    method: 'drop', keep: 0.5, split: { bottom: 2, top: 2 }, seqLen: 32, supportExamples: 1, batch: 1, backend: new CpuBackend(),
-  });
+  const built = await buildEmulatorJob(
+    { spec: model.spec, weights: model.weights, modelId: 'demo', tokenizer: null, support: null, extraFiles },
+    {
+      method: 'drop',
+      keep: 0.5,
+      split: { bottom: 2, top: 2 },
+      seqLen: 32,
+      supportExamples: 1,
+      batch: 1,
+      backend: new CpuBackend(),
+    },
+  );
   const path = join(dir, 'demo-drop-emulator.zip');
   writeFileSync(path, zipEmulatorPackage(built.files));
   return path;
 }
-
 
 test('a lost GPU device mid-tuning: the run resumes on the CPU from its last checkpoint and the badge says so', async ({ studio }) => {
   test.setTimeout(600_000);
@@ -47,10 +55,14 @@ test('a lost GPU device mid-tuning: the run resumes on the CPU from its last che
     const pkg = await emulatorZip(dir);
     await page.goto(siteUrl('index.html?gpu=software'));
     const badge = page.getByTestId('backend-badge');
-    await page.waitForFunction(() => {
-      const t = document.querySelector('[data-testid=backend-badge]')?.textContent;
-      return t !== undefined && !t.includes('detecting');
-    }, null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () => {
+        const t = document.querySelector('[data-testid=backend-badge]')?.textContent;
+        return t !== undefined && !t.includes('detecting');
+      },
+      null,
+      { timeout: 60_000 },
+    );
     const before = await badge.innerText();
     expect(before, 'the studio runs on WebGPU').toContain('WebGPU');
 
@@ -58,9 +70,12 @@ test('a lost GPU device mid-tuning: the run resumes on the CPU from its last che
     await page.getByTestId('package-drop-input').setInputFiles(pkg);
     await page.locator('section[aria-label="Emulator package"] dl', { hasText: 'drop' }).waitFor({ timeout: 30_000 });
     const qa = readFileSync(join(repoRoot, 'public/data/imdb-sentiment-qa/valid.jsonl'), 'utf8').split('\n').slice(0, 40).join('\n');
-    await page.getByTestId('dataset-drop-input').setInputFiles({ name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(qa) });
+    await page
+      .getByTestId('dataset-drop-input')
+      .setInputFiles({ name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(qa) });
     await page.locator('.meta', { hasText: 'train.jsonl' }).first().waitFor({ timeout: 15_000 });
-    const field = (label: string) => page.locator('section[aria-label="Training"] label.field', { hasText: label }).locator('input').first();
+    const field = (label: string) =>
+      page.locator('section[aria-label="Training"] label.field', { hasText: label }).locator('input').first();
     await field('lr').fill('0.001');
     await field('epochs').fill('1');
     await field('batch').fill('4');
@@ -70,11 +85,15 @@ test('a lost GPU device mid-tuning: the run resumes on the CPU from its last che
     await page.locator('section[aria-label="Training"]').getByRole('button', { name: 'Start' }).click();
 
     // Past the first checkpoint (step 2), on the GPU.
-    await page.waitForFunction(() => {
-      const t = document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '';
-      const m = /step (\d+)\/(\d+)/.exec(t);
-      return m !== null && Number(m[1]) >= 3 && Number(m[1]) < Number(m[2]) && t.includes('webgpu');
-    }, null, { timeout: 300_000, polling: 100 });
+    await page.waitForFunction(
+      () => {
+        const t = document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '';
+        const m = /step (\d+)\/(\d+)/.exec(t);
+        return m !== null && Number(m[1]) >= 3 && Number(m[1]) < Number(m[2]) && t.includes('webgpu');
+      },
+      null,
+      { timeout: 300_000, polling: 100 },
+    );
 
     const worker = page.workers().find((w) => w.url().includes('studio.worker'));
     expect(worker, 'the studio worker is reachable').toBeDefined();

@@ -83,7 +83,15 @@ async function launch(serviceWorkers: 'allow' | 'block'): Promise<{ context: Bro
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
     serviceWorkers,
-    args: ['--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   return {
     context,
@@ -138,7 +146,12 @@ async function openStudio(context: BrowserContext, url: string): Promise<{ page:
 async function runChecks(): Promise<string[]> {
   const out = mkdtempSync(join(tmpdir(), 'gradot-privacy-dist-'));
   console.log('[privacy] building into', out);
-  await build({ root: repo, configFile: join(repo, 'vite.config.ts'), logLevel: 'warn', build: { outDir: out, emptyOutDir: true, sourcemap: false } });
+  await build({
+    root: repo,
+    configFile: join(repo, 'vite.config.ts'),
+    logLevel: 'warn',
+    build: { outDir: out, emptyOutDir: true, sourcemap: false },
+  });
   check(existsSync(join(out, 'sw.js')), 'the build ships sw.js at the site root');
   const site = serveStatic(out);
   const origin = await listen(site);
@@ -155,7 +168,10 @@ async function runChecks(): Promise<string[]> {
       const b = await launch('allow');
       try {
         const { page, navigations } = await openStudio(b.context, `${origin}${BASE}`);
-        const state = await page.evaluate(() => ({ isolated: globalThis.crossOriginIsolated, controlled: !!navigator.serviceWorker.controller }));
+        const state = await page.evaluate(() => ({
+          isolated: globalThis.crossOriginIsolated,
+          controlled: !!navigator.serviceWorker.controller,
+        }));
         check(state.controlled, 'the page is controlled by the security-headers service worker');
         check(state.isolated, 'the page is cross-origin isolated (COOP/COEP from the service worker)');
         check(navigations <= 2, `at most one reload to take control (${navigations} navigation(s))`);
@@ -164,12 +180,22 @@ async function runChecks(): Promise<string[]> {
         if (w) {
           const before = hits;
           const r = await fetchFromWorker(w, probe);
-          check(r.startsWith('blocked') && r.includes('CSP violation: connect-src'), `a cross-origin fetch from the studio worker is blocked by the CSP (${r.slice(0, 160)})`);
+          check(
+            r.startsWith('blocked') && r.includes('CSP violation: connect-src'),
+            `a cross-origin fetch from the studio worker is blocked by the CSP (${r.slice(0, 160)})`,
+          );
           check(hits === before, `the other origin received no request (${hits - before})`);
           const same = await w.evaluate(async (u) => (await fetch(u)).status, `${origin}${BASE}sw.js`);
           check(same === 200, 'same-origin fetches from the worker still work');
         }
-        const fromPage = await page.evaluate(async (u) => fetch(u).then(() => 'reached', (e: Error) => `blocked: ${e.message}`), probe);
+        const fromPage = await page.evaluate(
+          async (u) =>
+            fetch(u).then(
+              () => 'reached',
+              (e: Error) => `blocked: ${e.message}`,
+            ),
+          probe,
+        );
         check(fromPage.startsWith('blocked'), 'a cross-origin fetch from the page is blocked too');
         // A second visit needs no reload.
         const again = await openStudio(b.context, `${origin}${BASE}`);
@@ -188,26 +214,40 @@ async function runChecks(): Promise<string[]> {
         if (w) {
           const before = hits;
           const r = await fetchFromWorker(w, probe);
-          check(r.startsWith('reached') && hits === before + 1,
-            `control: with the <meta> policy alone the worker's fetch reaches the other origin (${r.slice(0, 60)}) — the header is what blocks it`);
+          check(
+            r.startsWith('reached') && hits === before + 1,
+            `control: with the <meta> policy alone the worker's fetch reaches the other origin (${r.slice(0, 60)}) — the header is what blocks it`,
+          );
         } else check(false, 'control: the studio worker is running');
       } finally {
         await b.close();
       }
     }
     // ---- Vite preview sends the headers itself
-    const server = await preview({ root: repo, configFile: join(repo, 'vite.config.ts'), logLevel: 'warn', build: { outDir: out }, preview: { host: '127.0.0.1', port: 0 } });
+    const server = await preview({
+      root: repo,
+      configFile: join(repo, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: { outDir: out },
+      preview: { host: '127.0.0.1', port: 0 },
+    });
     try {
       const addr = server.httpServer.address();
       const base = typeof addr === 'object' && addr ? `http://127.0.0.1:${addr.port}/` : '';
       const page = await fetch(base);
-      check((page.headers.get('content-security-policy') ?? '').includes("connect-src 'self' blob: data:"), 'vite preview: the page carries the CSP header');
+      check(
+        (page.headers.get('content-security-policy') ?? '').includes("connect-src 'self' blob: data:"),
+        'vite preview: the page carries the CSP header',
+      );
       check(page.headers.get('cross-origin-embedder-policy') === 'require-corp', 'vite preview: COEP require-corp');
       const workerAsset = readdirSync(join(out, 'assets')).find((f) => /^studio\.worker.*\.js$/.test(f));
       check(workerAsset, `the build has the studio worker script (${workerAsset ?? 'none'})`);
       if (workerAsset) {
         const wr = await fetch(`${base}assets/${workerAsset}`);
-        check((wr.headers.get('content-security-policy') ?? '').includes("connect-src 'self'"), 'vite preview: the worker script carries the CSP header');
+        check(
+          (wr.headers.get('content-security-policy') ?? '').includes("connect-src 'self'"),
+          'vite preview: the worker script carries the CSP header',
+        );
       }
     } finally {
       await new Promise<void>((ok) => server.httpServer.close(() => ok()));
@@ -224,17 +264,22 @@ async function runChecks(): Promise<string[]> {
 // Runs standalone (`npx tsx e2e/privacy.spec.ts`, the per-spec runner e2e/run.mjs) or as one test under the
 // Playwright test runner (whose processes are started by the playwright package).
 const underTestRunner =
-  process.env.PLAYWRIGHT_TEST !== undefined || process.env.TEST_WORKER_INDEX !== undefined || process.argv.some((a) => /[\\/]playwright([\\/]|$)/.test(a));
+  process.env.PLAYWRIGHT_TEST !== undefined ||
+  process.env.TEST_WORKER_INDEX !== undefined ||
+  process.argv.some((a) => /[\\/]playwright([\\/]|$)/.test(a));
 if (underTestRunner) {
   const specifier = '@playwright/test';
   const pw = (await import(specifier)) as {
     test: ((name: string, fn: () => Promise<void>) => void) & { setTimeout(ms: number): void };
     expect: (v: unknown, message?: string) => { toEqual(v: unknown): void };
   };
-  pw.test('privacy: the studio worker cannot reach another origin (service worker on a static host; control without it; preview headers)', async () => {
-    pw.test.setTimeout(600_000);
-    pw.expect(await runChecks(), 'failed privacy checks').toEqual([]);
-  });
+  pw.test(
+    'privacy: the studio worker cannot reach another origin (service worker on a static host; control without it; preview headers)',
+    async () => {
+      pw.test.setTimeout(600_000);
+      pw.expect(await runChecks(), 'failed privacy checks').toEqual([]);
+    },
+  );
 } else {
   runChecks().then(
     (f) => process.exit(f.length ? 1 : 0),

@@ -64,7 +64,9 @@ test.describe('studio shell', () => {
     expect(await badgeText(page)).toMatch(/WebGPU ·|CPU fallback/);
     // What runs: SwiftShader is skipped for the CPU here, so the CPU pool's threads and kernel (the worker is
     // cross-origin isolated: more than one thread when the machine has the cores).
-    expect(await badgeText(page)).toMatch(/Runs on CPU · \d+ threads? (\(.+\) )?· (relaxed SIMD|SIMD|plain JS)|f16: (yes|no) · subgroups: (yes|no)/);
+    expect(await badgeText(page)).toMatch(
+      /Runs on CPU · \d+ threads? (\(.+\) )?· (relaxed SIMD|SIMD|plain JS)|f16: (yes|no) · subgroups: (yes|no)/,
+    );
     await expect(page.getByTestId('view-model')).toBeVisible();
     await page.getByText('Build emulator', { exact: false }).first().waitFor({ timeout: 10_000 });
     await shot(page, 'studio-model-owner-empty');
@@ -345,7 +347,10 @@ test.describe('offsite-tuning round trip on the bundled demo model', () => {
     expect(await metrics.innerText(), 'Emulator ZS and Emulator FT evaluated').not.toContain('not run');
     await expectNColumn(metrics);
     // The run was resumed after a reload: it still knows it trained full adapter blocks, not LoRA.
-    await expect(section.getByRole('button', { name: /Download PEFT/ }), 'PEFT export is for LoRA runs only, resumed runs too').toBeDisabled();
+    await expect(
+      section.getByRole('button', { name: /Download PEFT/ }),
+      'PEFT export is for LoRA runs only, resumed runs too',
+    ).toBeDisabled();
     const download = page.waitForEvent('download', { timeout: 30_000 });
     await page.getByRole('button', { name: 'Download adapters (.safetensors)' }).click();
     const d = await download;
@@ -454,7 +459,11 @@ test.describe('researcher', () => {
     await page.getByTestId('tab-research').click();
     const grid = page.locator('section[aria-label="Settings grid"]');
     await grid.getByRole('button', { name: 'imdb-sentiment-mc' }).click();
-    await expect(grid.locator('.drop-label', { hasText: 'task: imdb-sentiment-mc/train.jsonl, imdb-sentiment-mc/test.jsonl, imdb-sentiment-mc/valid.jsonl' })).toBeVisible({ timeout: 15_000 });
+    await expect(
+      grid.locator('.drop-label', {
+        hasText: 'task: imdb-sentiment-mc/train.jsonl, imdb-sentiment-mc/test.jsonl, imdb-sentiment-mc/valid.jsonl',
+      }),
+    ).toBeVisible({ timeout: 15_000 });
   });
 
   test('imported runs join the table and the Pareto plot; CSV export; a broken import is refused', async ({ studio: { page } }) => {
@@ -482,7 +491,10 @@ test.describe('researcher', () => {
     const imported = page.locator('[data-testid=runs-table] tbody tr', { hasText: 'import' });
     await expect(imported, 'imported runs join the runs table').toHaveCount(3, { timeout: 10_000 });
     const totalRuns = await page.locator('[data-testid=runs-table] tbody tr').count();
-    expect(await page.locator('section[aria-label^="Privacy"] [data-testid=plane-chart] svg').count(), 'privacy-utility plane renders').toBeGreaterThan(0);
+    expect(
+      await page.locator('section[aria-label^="Privacy"] [data-testid=plane-chart] svg').count(),
+      'privacy-utility plane renders',
+    ).toBeGreaterThan(0);
     const download = page.waitForEvent('download', { timeout: 10_000 });
     await page.getByRole('button', { name: 'Export CSV' }).click();
     const p = join(artifacts, 'runs.csv');

@@ -56,9 +56,15 @@ export function tfSpecFromConfig(c: Record<string, unknown>, layers: number): Tf
   const hidden = n('hidden_size');
   const heads = n('num_attention_heads');
   return {
-    vocab: n('vocab_size'), hidden, heads, kvHeads: n('num_key_value_heads', heads),
-    headDim: n('head_dim', hidden / heads), ffn: n('intermediate_size'), layers,
-    eps: n('rms_norm_eps', 1e-5), ropeTheta: n('rope_theta', 10000),
+    vocab: n('vocab_size'),
+    hidden,
+    heads,
+    kvHeads: n('num_key_value_heads', heads),
+    headDim: n('head_dim', hidden / heads),
+    ffn: n('intermediate_size'),
+    layers,
+    eps: n('rms_norm_eps', 1e-5),
+    ropeTheta: n('rope_theta', 10000),
   };
 }
 
@@ -77,7 +83,12 @@ function ropeTables(tf: Tf, T: number, D: number, theta: number): { cos: Tensor2
 }
 
 export async function benchTfjsTrainStep(
-  tf: Tf, spec: TfDecoderSpec, B: number, T: number, steps: number, seed = 3,
+  tf: Tf,
+  spec: TfDecoderSpec,
+  B: number,
+  T: number,
+  steps: number,
+  seed = 3,
 ): Promise<TrainBenchRow> {
   const { vocab, hidden: d, heads: H, kvHeads: Hkv, headDim: D, ffn } = spec;
   let s = seed;
@@ -87,19 +98,40 @@ export async function benchTfjsTrainStep(
   const head = w([d, vocab]);
   const normF = ones(d);
   const layers = Array.from({ length: spec.layers }, () => ({
-    ln1: ones(d), q: w([d, H * D]), k: w([d, Hkv * D]), v: w([d, Hkv * D]), o: w([H * D, d]),
-    ln2: ones(d), gate: w([d, ffn]), up: w([d, ffn]), down: w([ffn, d]),
+    ln1: ones(d),
+    q: w([d, H * D]),
+    k: w([d, Hkv * D]),
+    v: w([d, Hkv * D]),
+    o: w([H * D, d]),
+    ln2: ones(d),
+    gate: w([d, ffn]),
+    up: w([d, ffn]),
+    down: w([ffn, d]),
   }));
   const vars: Variable[] = [emb, head, normF, ...layers.flatMap((l) => Object.values(l))];
   const params = vars.reduce((a, v) => a + v.size, 0);
   const { cos, sin } = ropeTables(tf, T, D, spec.ropeTheta);
-  const mask = tf.tensor2d(Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0)), [T, T]);
-  const kvIndex = tf.tensor1d(Int32Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))), 'int32');
-  const ids = tf.tensor1d(Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % vocab), 'int32');
-  const targets = tf.oneHot(tf.tensor1d(Int32Array.from({ length: B * T }, (_, i) => (i * 104729 + 1) % vocab), 'int32'), vocab);
+  const mask = tf.tensor2d(
+    Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0)),
+    [T, T],
+  );
+  const kvIndex = tf.tensor1d(
+    Int32Array.from({ length: H }, (_, h) => Math.floor(h / (H / Hkv))),
+    'int32',
+  );
+  const ids = tf.tensor1d(
+    Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % vocab),
+    'int32',
+  );
+  const targets = tf.oneHot(
+    tf.tensor1d(
+      Int32Array.from({ length: B * T }, (_, i) => (i * 104729 + 1) % vocab),
+      'int32',
+    ),
+    vocab,
+  );
 
-  const rms = (x: Tensor2D, g: Variable) =>
-    tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), spec.eps))), g) as Tensor2D;
+  const rms = (x: Tensor2D, g: Variable) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), spec.eps))), g) as Tensor2D;
   const heads = (x: Tensor2D, n: number) => tf.transpose(tf.reshape(x, [B, T, n, D]), [0, 2, 1, 3]);
   const rope = (x: Tensor) => {
     const x1 = tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, D / 2]);
@@ -142,7 +174,12 @@ export async function benchTfjsTrainStep(
   opt.dispose();
   tf.dispose([...vars, cos, sin, mask, kvIndex, ids, targets]);
   return {
-    backend: `tfjs-${tf.getBackend()}`, layers: spec.layers, params, tokens: B * T, msPerStep: ms,
-    tokensPerSec: (B * T * 1000) / ms, loss: last,
+    backend: `tfjs-${tf.getBackend()}`,
+    layers: spec.layers,
+    params,
+    tokens: B * T,
+    msPerStep: ms,
+    tokensPerSec: (B * T * 1000) / ms,
+    loss: last,
   };
 }

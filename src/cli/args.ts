@@ -19,10 +19,18 @@ export interface ParsedArgs {
   options: ParsedOptions;
 }
 
-export function parseCommandArgs(argv: string[], spec: Record<string, OptionSpec>, positionals: { min?: number; max?: number } = {}): ParsedArgs {
+export function parseCommandArgs(
+  argv: string[],
+  spec: Record<string, OptionSpec>,
+  positionals: { min?: number; max?: number } = {},
+): ParsedArgs {
   const utilSpec: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   for (const [k, o] of Object.entries(spec)) {
-    utilSpec[k] = { type: o.type === 'boolean' ? 'boolean' : 'string', ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
+    utilSpec[k] = {
+      type: o.type === 'boolean' ? 'boolean' : 'string',
+      ...(o.short ? { short: o.short } : {}),
+      ...(o.multiple ? { multiple: true } : {}),
+    };
   }
   let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] };
   try {
@@ -40,7 +48,8 @@ export function parseCommandArgs(argv: string[], spec: Record<string, OptionSpec
     if (o.type === 'number') {
       const conv = (s: unknown): number => {
         const n = Number(s);
-        if (typeof s !== 'string' || s.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${k} expects a number, got '${String(s)}'`);
+        if (typeof s !== 'string' || s.trim() === '' || !Number.isFinite(n))
+          throw new UsageError(`--${k} expects a number, got '${String(s)}'`);
         return n;
       };
       options[k] = Array.isArray(v) ? v.map(conv) : conv(v);
@@ -82,8 +91,13 @@ export function formatCount(n: number): string {
 export function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
-  const numeric = header.map((_, c) => rows.length > 0 && rows.every((r) => typeof r[c] === 'number' || /^[\d.,]+[KMB]?$/.test(String(r[c]))));
+  const numeric = header.map(
+    (_, c) => rows.length > 0 && rows.every((r) => typeof r[c] === 'number' || /^[\d.,]+[KMB]?$/.test(String(r[c]))),
+  );
   const fmt = (r: string[]): string =>
-    r.map((s, c) => (numeric[c] ? s.padStart(widths[c]!) : s.padEnd(widths[c]!))).join('  ').trimEnd();
+    r
+      .map((s, c) => (numeric[c] ? s.padStart(widths[c]!) : s.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [fmt(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(fmt)].join('\n');
 }

@@ -26,9 +26,12 @@ const TOL = { loss: 1e-4, shift: 2e-3, weights: 1e-4, adapter: 5e-4 };
 let dir = '';
 let model = '';
 const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast', 'the', 'house', 'river', 'stone'];
-const rows = (n: number, off: number): string => Array.from({ length: n }, (_, i) => JSON.stringify({
-  text: Array.from({ length: 14 }, (_, k) => words[(i * 7 + k * 5 + off) % words.length]).join(' ') + '.',
-})).join('\n') + '\n';
+const rows = (n: number, off: number): string =>
+  Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      text: Array.from({ length: 14 }, (_, k) => words[(i * 7 + k * 5 + off) % words.length]).join(' ') + '.',
+    }),
+  ).join('\n') + '\n';
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gradot-webgpu-cli-'));
@@ -48,8 +51,8 @@ afterAll(async () => {
 /** Runs `gradot ARGS --json` in a child process with the Vulkan setup above; resolves its JSON line. */
 function gradotChild(args: string[]): Promise<{ json: Record<string, unknown>; stderr: string }> {
   const swiftshader = join(REPO_ROOT, 'tools/gpu/swiftshader-env.sh');
-  const useSwiftshader = process.env.GRADOT_TEST_VULKAN !== 'native' && process.platform === 'linux' &&
-    existsSync('/usr/lib/chromium/vk_swiftshader_icd.json');
+  const useSwiftshader =
+    process.env.GRADOT_TEST_VULKAN !== 'native' && process.platform === 'linux' && existsSync('/usr/lib/chromium/vk_swiftshader_icd.json');
   const cmd = [...(useSwiftshader ? [swiftshader] : []), process.execPath, join(REPO_ROOT, 'bin/gradot.mjs'), ...args, '--json'];
   return new Promise((res, rej) => {
     const p = spawn(cmd[0]!, cmd.slice(1), { cwd: dir, env: { ...process.env, GRADOT_BACKEND: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -107,10 +110,42 @@ async function maxWeightDiff(fileA: string, fileB: string): Promise<{ max: numbe
 describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
   it('compress (gradot) and 3 tuning steps match the CPU backend', async (ctx) => {
     const t0 = performance.now();
-    const compressArgs = ['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', 'data/support.jsonl',
-      '--seq', '16', '--batch', '2', '--support-batches', '2', '--heldout-batches', '1'];
-    const tuneArgs = ['tune', 'emu-cpu', '--train', 'data/train.jsonl', '--valid', 'data/valid.jsonl', '--steps', '3', '--batch', '2',
-      '--context', '16', '--lr', '1e-3'];
+    const compressArgs = [
+      'compress',
+      model,
+      '--method',
+      'gradot',
+      '--keep',
+      '0.5',
+      '--adapters',
+      '1:1',
+      '--support',
+      'data/support.jsonl',
+      '--seq',
+      '16',
+      '--batch',
+      '2',
+      '--support-batches',
+      '2',
+      '--heldout-batches',
+      '1',
+    ];
+    const tuneArgs = [
+      'tune',
+      'emu-cpu',
+      '--train',
+      'data/train.jsonl',
+      '--valid',
+      'data/valid.jsonl',
+      '--steps',
+      '3',
+      '--batch',
+      '2',
+      '--context',
+      '16',
+      '--lr',
+      '1e-3',
+    ];
     // The CPU package first (a few seconds); then the WebGPU children (compress, tuning on that package, an
     // 'auto' evaluation) run side by side, most of their time being SwiftShader compiling shaders, while the
     // CPU tuning runs in this process.
@@ -119,7 +154,11 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
     const gpuTuneRun = gradotChild([...tuneArgs, '--out', 'tune-gpu', '--backend', 'webgpu']);
     const autoRun = gradotChild(['eval', model, '--task', 'data/valid.jsonl', '--context', '16', '--backend', 'auto']);
     const cpuTune = await gradotHere([...tuneArgs, '--out', 'tune-cpu', '--backend', 'cpu']);
-    const [{ json: gpu, stderr }, { json: gpuTune, stderr: tuneErr }, { json: auto, stderr: autoErr }] = await Promise.all([gpuRun, gpuTuneRun, autoRun]);
+    const [{ json: gpu, stderr }, { json: gpuTune, stderr: tuneErr }, { json: auto, stderr: autoErr }] = await Promise.all([
+      gpuRun,
+      gpuTuneRun,
+      autoRun,
+    ]);
     if (gpu.ok === false) {
       const e = gpu.error as { name: string; message: string };
       if (e.name === 'WebGpuUnavailableError' || e.name === 'DawnUnavailableError') {
@@ -143,16 +182,23 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
     // Same compression decisions (ranks, widths, parameter counts) and the same losses / held-out shift.
     expect(gpu.layers).toEqual(cpu.layers);
     expect(gpu.params).toEqual(cpu.params);
-    type Report = { supportLoss: { full: number; emulator: number }; heldout: { gradShift: number; fullLoss: number; emulatorLoss: number } };
+    type Report = {
+      supportLoss: { full: number; emulator: number };
+      heldout: { gradShift: number; fullLoss: number; emulatorLoss: number };
+    };
     const [g, c] = [gpu as unknown as Report, cpu as unknown as Report];
     const diffs = {
-      supportFull: rel(g.supportLoss.full, c.supportLoss.full), supportEmu: rel(g.supportLoss.emulator, c.supportLoss.emulator),
-      heldoutFull: rel(g.heldout.fullLoss, c.heldout.fullLoss), heldoutEmu: rel(g.heldout.emulatorLoss, c.heldout.emulatorLoss),
+      supportFull: rel(g.supportLoss.full, c.supportLoss.full),
+      supportEmu: rel(g.supportLoss.emulator, c.supportLoss.emulator),
+      heldoutFull: rel(g.heldout.fullLoss, c.heldout.fullLoss),
+      heldoutEmu: rel(g.heldout.emulatorLoss, c.heldout.emulatorLoss),
       shift: rel(g.heldout.gradShift, c.heldout.gradShift),
     };
     const pkg = await maxWeightDiff(join(dir, 'emu-gpu', 'emulator.safetensors'), join(dir, 'emu-cpu', 'emulator.safetensors'));
-    console.log(`[backend-webgpu] compress: ${backendLine}; rel. differences ${JSON.stringify(diffs)}; package weights max normRel ` +
-      `${pkg.max.toExponential(2)} (${pkg.worst})`);
+    console.log(
+      `[backend-webgpu] compress: ${backendLine}; rel. differences ${JSON.stringify(diffs)}; package weights max normRel ` +
+        `${pkg.max.toExponential(2)} (${pkg.worst})`,
+    );
     for (const k of ['supportFull', 'supportEmu', 'heldoutFull', 'heldoutEmu'] as const) expect(diffs[k], k).toBeLessThan(TOL.loss);
     expect(diffs.shift).toBeLessThan(TOL.shift);
     expect(pkg.max).toBeLessThan(TOL.weights);
@@ -166,8 +212,10 @@ describe('gradot --backend webgpu (Dawn in Node) against --backend cpu', () => {
       bestValLoss: rel(gpuTune.bestValLoss as number, cpuTune.bestValLoss as number),
     };
     const adapter = await maxWeightDiff(join(dir, 'tune-gpu', 'adapter.safetensors'), join(dir, 'tune-cpu', 'adapter.safetensors'));
-    console.log(`[backend-webgpu] tune: rel. differences ${JSON.stringify(tuneDiffs)}; adapter weights max normRel ${adapter.max.toExponential(2)} ` +
-      `(${adapter.worst}); ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+    console.log(
+      `[backend-webgpu] tune: rel. differences ${JSON.stringify(tuneDiffs)}; adapter weights max normRel ${adapter.max.toExponential(2)} ` +
+        `(${adapter.worst}); ${((performance.now() - t0) / 1000).toFixed(1)} s in all`,
+    );
     expect(tuneDiffs.trainLoss).toBeLessThan(TOL.loss);
     expect(tuneDiffs.bestValLoss).toBeLessThan(TOL.loss);
     expect(adapter.max).toBeLessThan(TOL.adapter);

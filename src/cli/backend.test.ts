@@ -43,7 +43,10 @@ describe('--backend', () => {
     expect((e as Error).message).toMatch(/optional package 'webgpu' \(Dawn\).*npm install webgpu.*--backend cpu/);
     const err: string[] = [];
     const b = await openCliBackend({ backend: 'auto' }, { err: (l) => err.push(l) });
-    expect(b.run).toMatchObject({ kind: 'cpu', why: expect.stringMatching(/^WebGPU unavailable: WebGPU in Node needs the optional package 'webgpu'/) });
+    expect(b.run).toMatchObject({
+      kind: 'cpu',
+      why: expect.stringMatching(/^WebGPU unavailable: WebGPU in Node needs the optional package 'webgpu'/),
+    });
     expect(err[0]).toMatch(/^backend: cpu \(.+\) — WebGPU unavailable: /);
   });
 
@@ -55,12 +58,37 @@ describe('--backend', () => {
       await writeHFFolder(model, spec, randomTestModel(spec, 3));
       for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(REPO_ROOT, 'public/models/demo', f), join(model, f));
       await mkdir(join(dir, 'task'));
-      const rows = Array.from({ length: 6 }, (_, i) => JSON.stringify({ context: `Word ${i}:`, choices: [' red', ' blue'], label: i % 2 })).join('\n') + '\n';
+      const rows =
+        Array.from({ length: 6 }, (_, i) => JSON.stringify({ context: `Word ${i}:`, choices: [' red', ' blue'], label: i % 2 })).join(
+          '\n',
+        ) + '\n';
       for (const f of ['train.jsonl', 'test.jsonl']) await writeFile(join(dir, 'task', f), rows);
       await mkdir(join(dir, 'adapter'));
       setDawnSpecifierForTests('gradot-test-no-such-dawn-package');
       const runs: [string, string[]][] = [
-        ['compress', ['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', 'task/train.jsonl', '--out', 'emu', '--seq', '8', '--batch', '1', '--support-batches', '1']],
+        [
+          'compress',
+          [
+            'compress',
+            model,
+            '--method',
+            'gradot',
+            '--keep',
+            '0.5',
+            '--adapters',
+            '1:1',
+            '--support',
+            'task/train.jsonl',
+            '--out',
+            'emu',
+            '--seq',
+            '8',
+            '--batch',
+            '1',
+            '--support-batches',
+            '1',
+          ],
+        ],
         ['tune', ['tune', model, '--adapters', '1:1', '--train', 'task/train.jsonl', '--out', 'tuned', '--steps', '1', '--context', '8']],
         ['eval', ['eval', model, '--task', 'task/test.jsonl', '--context', '8']],
         ['plug', ['plug', model, '--adapter', 'adapter', '--out', 'plugged']],
@@ -83,20 +111,34 @@ describe('--backend', () => {
     const gpu = { name: 'webgpu', lost: false } as unknown as Backend & { lost: boolean };
     const err: string[] = [];
     const seen: string[] = [];
-    const r = await runWithCpuFallback(gpu, async (be) => {
-      seen.push(be.name);
-      if (be === gpu) {
-        gpu.lost = true;
-        throw new Error('device lost mid-step');
-      }
-      return 42;
-    }, { err: (l) => err.push(l) }, () => new CpuBackend(), 10);
+    const r = await runWithCpuFallback(
+      gpu,
+      async (be) => {
+        seen.push(be.name);
+        if (be === gpu) {
+          gpu.lost = true;
+          throw new Error('device lost mid-step');
+        }
+        return 42;
+      },
+      { err: (l) => err.push(l) },
+      () => new CpuBackend(),
+      10,
+    );
     expect(r).toBe(42);
     expect(seen).toEqual(['webgpu', 'cpu-f32']);
     expect(err).toEqual(['warning: WebGPU device lost: continuing on the CPU backend from the last checkpoint']);
     const healthy = { name: 'webgpu', lost: false } as unknown as Backend;
-    await expect(runWithCpuFallback(healthy, async () => {
-      throw new Error('bad data');
-    }, { err: () => undefined }, () => new CpuBackend(), 10)).rejects.toThrow('bad data');
+    await expect(
+      runWithCpuFallback(
+        healthy,
+        async () => {
+          throw new Error('bad data');
+        },
+        { err: () => undefined },
+        () => new CpuBackend(),
+        10,
+      ),
+    ).rejects.toThrow('bad data');
   });
 });

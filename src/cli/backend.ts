@@ -63,7 +63,11 @@ export function cpuRun(why: string | null = null): RunInfo {
  * Builds the backend --backend asks for and prints the "backend: ..." line (and a software-adapter warning)
  * on stderr. Dawn is only loaded for webgpu/auto, so `--backend cpu` never touches the native module.
  */
-export async function openCliBackend(o: ParsedOptions, io: Pick<CliIO, 'err'>, make: () => Backend = () => new CpuBackend()): Promise<CliBackend> {
+export async function openCliBackend(
+  o: ParsedOptions,
+  io: Pick<CliIO, 'err'>,
+  make: () => Backend = () => new CpuBackend(),
+): Promise<CliBackend> {
   const kind = backendKind(o);
   let run: RunInfo;
   let backend: Backend;
@@ -80,26 +84,35 @@ export async function openCliBackend(o: ParsedOptions, io: Pick<CliIO, 'err'>, m
   const line = describeRun(run);
   io.err(`backend: ${line}`);
   const out: CliBackend = {
-    backend, run, line,
+    backend,
+    run,
+    line,
     close: () => {
       if (backend.name === 'webgpu') (backend as WebGpuBackend).destroy();
     },
-    job: (job) => runWithCpuFallback(backend, job, io, () => {
-      out.run = cpuRun('the WebGPU device was lost during the job');
-      io.err(`backend: ${describeRun(out.run)}`);
-      return make();
-    }),
+    job: (job) =>
+      runWithCpuFallback(backend, job, io, () => {
+        out.run = cpuRun('the WebGPU device was lost during the job');
+        io.err(`backend: ${describeRun(out.run)}`);
+        return make();
+      }),
   };
   return out;
 }
 
 /** `CliBackend.job`: a GPU backend whose device is lost (its `lost` flag) hands the job to `cpu()`. */
 export function runWithCpuFallback<T>(
-  backend: Backend, job: (be: Backend) => Promise<T>, io: Pick<CliIO, 'err'>, cpu: () => Backend, settleMs?: number,
+  backend: Backend,
+  job: (be: Backend) => Promise<T>,
+  io: Pick<CliIO, 'err'>,
+  cpu: () => Backend,
+  settleMs?: number,
 ): Promise<T> {
   if (backend.name !== 'webgpu') return job(backend);
   return withCpuFallback(backend, job, {
-    isLost: (be) => (be as WebGpuBackend).lost, cpu, onFallback: (m) => io.err(`warning: ${m}`),
+    isLost: (be) => (be as WebGpuBackend).lost,
+    cpu,
+    onFallback: (m) => io.err(`warning: ${m}`),
     ...(settleMs !== undefined ? { settleMs } : {}),
   });
 }

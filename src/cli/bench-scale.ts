@@ -129,44 +129,109 @@ export async function benchScale(o: ScaleBenchOptions = {}): Promise<{ json: Rec
     const load0 = loadavg()[0]!;
     const out = await mkdtemp(join(tmpdir(), 'gradot-scale-emu-'));
     log(`bench scale: ${family}: gradot compress (defaults, keep ${keep})…`);
-    const args = [join(REPO, 'bin', 'gradot.mjs'), 'compress', dir, '--method', 'gradot', '--keep', String(keep), '--support', support, '--out', out, '--json'];
-    const r = haveTime ? await run('/usr/bin/time', ['-v', process.execPath, ...args], 6 * 3600e3) : await run(process.execPath, args, 6 * 3600e3);
+    const args = [
+      join(REPO, 'bin', 'gradot.mjs'),
+      'compress',
+      dir,
+      '--method',
+      'gradot',
+      '--keep',
+      String(keep),
+      '--support',
+      support,
+      '--out',
+      out,
+      '--json',
+    ];
+    const r = haveTime
+      ? await run('/usr/bin/time', ['-v', process.execPath, ...args], 6 * 3600e3)
+      : await run(process.execPath, args, 6 * 3600e3);
     const load1 = loadavg()[0]!;
-    let compress: Record<string, unknown> = { error: r.stderr.split('\n').filter((l) => !l.startsWith('npm warn')).slice(-5).join('\n') };
+    let compress: Record<string, unknown> = {
+      error: r.stderr
+        .split('\n')
+        .filter((l) => !l.startsWith('npm warn'))
+        .slice(-5)
+        .join('\n'),
+    };
     if (r.code === 0) {
       const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
       compress = {
-        seconds: j.seconds, cpuSeconds: j.cpuSeconds, phaseMaxRssMB: j.phaseMaxRssMB,
+        seconds: j.seconds,
+        cpuSeconds: j.cpuSeconds,
+        phaseMaxRssMB: j.phaseMaxRssMB,
         ...(haveTime ? { process: parseTimeV(r.stderr) } : {}),
-        params: j.params, supportLoss: j.supportLoss, packageBytes: j.packageBytes,
+        params: j.params,
+        supportLoss: j.supportLoss,
+        packageBytes: j.packageBytes,
       };
     }
     await rm(out, { recursive: true, force: true });
     log(`bench scale: ${family}: reference (our forward+backward and SVD vs torch)…`);
-    const B = 4, T = 128;
+    const B = 4,
+      T = 128;
     const ours = await engineSide(dir, B, T);
     let torch: Record<string, unknown> | null = null;
     if (havePy) {
       // On OpenBLAS (Debian's torch links the ~40x slower reference BLAS; the wrapper fetches OpenBLAS once).
-      const py = await run(join(REPO, 'tools', 'pretrain', 'with_openblas.sh'), ['/usr/bin/python3', join(REPO, 'tools', 'torch_ref', 'bench_scale.py'), JSON.stringify({ dir, batch: B, seq: T, svd: ours.svdShape, reps: 1 })], 3600e3);
-      torch = py.code === 0 ? (JSON.parse(py.stdout.trim().split('\n').pop()!) as Record<string, unknown>) : { error: py.stderr.slice(-500) };
+      const py = await run(
+        join(REPO, 'tools', 'pretrain', 'with_openblas.sh'),
+        [
+          '/usr/bin/python3',
+          join(REPO, 'tools', 'torch_ref', 'bench_scale.py'),
+          JSON.stringify({ dir, batch: B, seq: T, svd: ours.svdShape, reps: 1 }),
+        ],
+        3600e3,
+      );
+      torch =
+        py.code === 0 ? (JSON.parse(py.stdout.trim().split('\n').pop()!) as Record<string, unknown>) : { error: py.stderr.slice(-500) };
     }
     const params = paramCounts((await import('../model/hf')).specFromHFConfig(HUB_MODELS[family].config)).total;
-    const row = { model: HUB_MODELS[family].repo, family, params, dtype: HUB_MODELS[family].dtype, load: { before: load0, after: load1 }, compress, engine: ours, torch };
+    const row = {
+      model: HUB_MODELS[family].repo,
+      family,
+      params,
+      dtype: HUB_MODELS[family].dtype,
+      load: { before: load0, after: load1 },
+      compress,
+      engine: ours,
+      torch,
+    };
     rows.push(row);
     const t1 = (torch?.threads1 ?? null) as { forwardBackwardS: number; forwardBackwardCpuS: number; svdS: number } | null;
     const pr = (compress.process ?? null) as { maxRssMB: number; cpuS: number; wallS: number } | null;
     const sec = (compress.seconds ?? {}) as Record<string, number>;
-    lines.push(`${HUB_MODELS[family].repo} (${(params / 1e6).toFixed(2)} M params, ${HUB_MODELS[family].dtype}), load ${load0.toFixed(1)} -> ${load1.toFixed(1)} on ${(await import('node:os')).cpus().length} cores`);
-    if (pr) lines.push(`  compress (gradot, keep ${keep}, defaults): wall ${pr.wallS.toFixed(0)} s, CPU ${pr.cpuS.toFixed(0)} s, peak RSS ${pr.maxRssMB} MB`);
+    lines.push(
+      `${HUB_MODELS[family].repo} (${(params / 1e6).toFixed(2)} M params, ${HUB_MODELS[family].dtype}), load ${load0.toFixed(1)} -> ${load1.toFixed(1)} on ${(await import('node:os')).cpus().length} cores`,
+    );
+    if (pr)
+      lines.push(
+        `  compress (gradot, keep ${keep}, defaults): wall ${pr.wallS.toFixed(0)} s, CPU ${pr.cpuS.toFixed(0)} s, peak RSS ${pr.maxRssMB} MB`,
+      );
     else lines.push(`  compress: ${String(compress.error ?? 'no /usr/bin/time')}`);
-    if (Object.keys(sec).length) lines.push(`  phases (wall s): ${Object.entries(sec).map(([k, v]) => `${k} ${Number(v).toFixed(1)}`).join(', ')}`);
-    if (compress.phaseMaxRssMB) lines.push(`  peak RSS by the end of each phase (MB): ${Object.entries(compress.phaseMaxRssMB as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    lines.push(`  forward+backward ${B}x${T}: ours ${ours.forwardBackwardS.toFixed(2)} s (${ours.forwardBackwardCpuS.toFixed(2)} CPU s)` +
-      (t1 ? `, torch (OpenBLAS) 1 thread ${t1.forwardBackwardS.toFixed(2)} s (${t1.forwardBackwardCpuS.toFixed(2)} CPU s): ` +
-        `${(ours.forwardBackwardCpuS / t1.forwardBackwardCpuS).toFixed(1)}x by CPU time` : ''));
-    lines.push(`  exact SVD ${ours.svdShape.join('x')} f64: ours ${ours.svdS.toFixed(2)} s` +
-      (t1 ? `, torch.linalg.svd (OpenBLAS) 1 thread ${t1.svdS.toFixed(2)} s (${(ours.svdS / t1.svdS).toFixed(1)}x)` : ''));
+    if (Object.keys(sec).length)
+      lines.push(
+        `  phases (wall s): ${Object.entries(sec)
+          .map(([k, v]) => `${k} ${Number(v).toFixed(1)}`)
+          .join(', ')}`,
+      );
+    if (compress.phaseMaxRssMB)
+      lines.push(
+        `  peak RSS by the end of each phase (MB): ${Object.entries(compress.phaseMaxRssMB as Record<string, number>)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
+    lines.push(
+      `  forward+backward ${B}x${T}: ours ${ours.forwardBackwardS.toFixed(2)} s (${ours.forwardBackwardCpuS.toFixed(2)} CPU s)` +
+        (t1
+          ? `, torch (OpenBLAS) 1 thread ${t1.forwardBackwardS.toFixed(2)} s (${t1.forwardBackwardCpuS.toFixed(2)} CPU s): ` +
+            `${(ours.forwardBackwardCpuS / t1.forwardBackwardCpuS).toFixed(1)}x by CPU time`
+          : ''),
+    );
+    lines.push(
+      `  exact SVD ${ours.svdShape.join('x')} f64: ours ${ours.svdS.toFixed(2)} s` +
+        (t1 ? `, torch.linalg.svd (OpenBLAS) 1 thread ${t1.svdS.toFixed(2)} s (${(ours.svdS / t1.svdS).toFixed(1)}x)` : ''),
+    );
   }
   return { json: { models: rows }, text: lines.join('\n') };
 }

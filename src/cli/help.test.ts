@@ -7,13 +7,16 @@ describe('command help', () => {
     for (const { name } of COMMANDS) {
       const cmd = await loadCommand(name);
       if (!cmd) continue;
-      const inUsage = [...new Set([...cmd.usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))].filter((o) => o !== 'json' && o !== 'help');
+      const inUsage = [...new Set([...cmd.usage.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!))].filter(
+        (o) => o !== 'json' && o !== 'help',
+      );
       const documented = documentedOptions(name);
       expect(HELP[name], `${name} has help`).toBeDefined();
       // The shared tuning usage names --seeds "(ot)"; it is documented for ot only.
       for (const o of inUsage) if (!(o === 'seeds' && name !== 'ot')) expect(documented, `${name}: --${o} documented`).toContain(o);
       // Documented beyond the usage line: only tuning options every tuning command parses.
-      for (const o of documented) if (!inUsage.includes(o)) expect(['checkpoint-every', 'eval-batch'], `${name}: --${o} is parsed`).toContain(o);
+      for (const o of documented)
+        if (!inUsage.includes(o)) expect(['checkpoint-every', 'eval-batch'], `${name}: --${o} is parsed`).toContain(o);
       expect(HELP[name]!.examples.length, `${name}: examples`).toBeGreaterThan(0);
       for (const ex of HELP[name]!.examples) expect(ex.startsWith(`gradot ${name} `) || ex === `gradot ${name}`, ex).toBe(true);
     }

@@ -20,7 +20,11 @@ export interface CommandHelp {
 const DATA = 'a file (JSONL, CSV or TXT) or a bundled task NAME under public/data';
 
 const TOKENIZER: OptionHelp[] = [
-  { flag: '--tokenizer DIR', text: 'folder with tokenizer.json (emulator packages built by the studio carry theirs)', default: "the model's" },
+  {
+    flag: '--tokenizer DIR',
+    text: 'folder with tokenizer.json (emulator packages built by the studio carry theirs)',
+    default: "the model's",
+  },
   { flag: '--bos', text: 'start every sequence with the beginning-of-text token', default: 'on for LLaMA-family models' },
   { flag: '--no-bos', text: 'never add the beginning-of-text token' },
 ];
@@ -28,7 +32,8 @@ const TOKENIZER: OptionHelp[] = [
 /** Every compute command (compress, tune, eval, plug, ot, bench's train section); see src/cli/backend.ts. */
 const BACKEND: OptionHelp = {
   flag: '--backend B',
-  text: 'cpu; webgpu (WebGPU through Dawn, the optional `webgpu` package: a GPU server; a software adapter runs with a warning); ' +
+  text:
+    'cpu; webgpu (WebGPU through Dawn, the optional `webgpu` package: a GPU server; a software adapter runs with a warning); ' +
     'auto (WebGPU on a hardware adapter, else the CPU, saying why). The job prints "backend: …" saying what runs',
   default: 'GRADOT_BACKEND, else cpu',
 };
@@ -70,18 +75,30 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--adapters L:R', text: 'bottom:top blocks kept whole for the data owner to tune', default: '2:2' },
       { flag: '--lambda-attn X', text: 'weight of the first-order loss term in the attention score (GradOT)', default: '1' },
       { flag: '--lambda-mlp Y', text: 'weight of the first-order loss term in the MLP score (GradOT)', default: '1' },
-      { flag: '--lambda-mode M', text: 'balanced (λ scaled per matrix so λ = 1 weighs both terms equally), or raw (the formula as written; λ ≈ 0 in effect)', default: 'balanced' },
+      {
+        flag: '--lambda-mode M',
+        text: 'balanced (λ scaled per matrix so λ = 1 weighs both terms equally), or raw (the formula as written; λ ≈ 0 in effect)',
+        default: 'balanced',
+      },
       { flag: '--attn-keep F', text: 'GradOT: fraction kept in attention (the MLP gets the rest of the budget)' },
       { flag: '--mlp M', text: 'GradOT MLP compression: scp (channel slicing) or drd (low rank)', default: "GradOT's" },
       { flag: '--rank-allocation A', text: 'GradOT ranks: uniform per matrix or global across matrices', default: "GradOT's" },
       { flag: '--support-batches N', text: 'support batches in the gradient pass', default: '8' },
       { flag: '--batch B', text: 'sequences per support batch', default: '4' },
       { flag: '--seq T', text: 'support sequence length in tokens', default: 'min(128, model maximum)' },
-      { flag: '--heldout DATA|none', text: `held-out text for the gradient-shift figure: ${DATA} (its valid.jsonl)`, default: 'the last examples of --support' },
+      {
+        flag: '--heldout DATA|none',
+        text: `held-out text for the gradient-shift figure: ${DATA} (its valid.jsonl)`,
+        default: 'the last examples of --support',
+      },
       { flag: '--heldout-batches N', text: 'held-out batches', default: '4' },
       { flag: '--seed S', text: 'seed (random choices of the baselines)', default: '0' },
       { flag: '--zip', text: 'write one .zip instead of a folder' },
-      { flag: '--memory-budget SIZE', text: 'memory for support statistics and SVD factors beyond the model (e.g. 1.5GB); blocks are processed in groups under it', default: '1.5GB' },
+      {
+        flag: '--memory-budget SIZE',
+        text: 'memory for support statistics and SVD factors beyond the model (e.g. 1.5GB); blocks are processed in groups under it',
+        default: '1.5GB',
+      },
       { flag: '--f32', text: "write the package in F32 instead of the model's own dtype (F16/BF16 stay F16/BF16)" },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },
       BACKEND,
@@ -119,7 +136,10 @@ export const HELP: Record<string, CommandHelp> = {
       BACKEND,
       ...TOKENIZER,
     ],
-    examples: ['gradot eval public/models/demo --task genre-short-mc --limit 200', 'gradot eval out/demo-gradot --adapter out/adapters --task test.jsonl'],
+    examples: [
+      'gradot eval public/models/demo --task genre-short-mc --limit 200',
+      'gradot eval out/demo-gradot --adapter out/adapters --task test.jsonl',
+    ],
   },
   plug: {
     options: [
@@ -144,7 +164,11 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--support-len T', text: 'support sequence length', default: '128' },
       { flag: '--lambda-attn X', text: 'GradOT attention λ', default: '1' },
       { flag: '--lambda-mlp Y', text: 'GradOT MLP λ', default: '1' },
-      { flag: '--lambda-mode M', text: 'balanced (λ scaled per matrix so λ = 1 weighs both terms equally), or raw (the formula as written; λ ≈ 0 in effect)', default: 'balanced' },
+      {
+        flag: '--lambda-mode M',
+        text: 'balanced (λ scaled per matrix so λ = 1 weighs both terms equally), or raw (the formula as written; λ ≈ 0 in effect)',
+        default: 'balanced',
+      },
       { flag: '--limit-train N', text: 'first N training examples (quick runs)', default: 'all' },
       { flag: '--limit-test N', text: 'first N test questions (quick runs)', default: 'all' },
       { flag: '--seeds S1,S2,…', text: 'run each method once per seed (mean ± spread in the report)', default: '--seed' },
@@ -159,7 +183,11 @@ export const HELP: Record<string, CommandHelp> = {
   },
   bench: {
     options: [
-      { flag: '--only LIST', text: 'comma-separated parts: matmul, train, compress, ort, cpu (thread scaling and TF.js peer), svd, scale (hub-shaped models, minutes each)', default: 'matmul,train,compress,ort' },
+      {
+        flag: '--only LIST',
+        text: 'comma-separated parts: matmul, train, compress, ort, cpu (thread scaling and TF.js peer), svd, scale (hub-shaped models, minutes each)',
+        default: 'matmul,train,compress,ort',
+      },
       { flag: '--sizes LIST', text: 'matmul sizes', default: '128,256,512' },
       { flag: '--threads N', text: 'CPU backend threads (every command takes it)', default: 'the machine’s cores, at most 8' },
       { flag: '--repeat R', text: 'cpu: keep the best of R interleaved rounds (for a shared machine)', default: '1' },
@@ -167,7 +195,13 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--keep F', text: 'scale: fraction kept by the GradOT compress', default: '0.5' },
       { ...BACKEND, text: `train: our training step on this backend (${BACKEND.text})` },
     ],
-    examples: ['gradot bench', 'gradot bench --only matmul --sizes 256,512', 'gradot bench --only cpu --repeat 3', 'gradot bench --only scale --models gpt2', 'gradot bench --only train --backend webgpu'],
+    examples: [
+      'gradot bench',
+      'gradot bench --only matmul --sizes 256,512',
+      'gradot bench --only cpu --repeat 3',
+      'gradot bench --only scale --models gpt2',
+      'gradot bench --only train --backend webgpu',
+    ],
   },
   'export-onnx': {
     options: [

@@ -43,8 +43,22 @@ describe('gradot inspect', () => {
     expect(c.out.length).toBe(1);
     const r = JSON.parse(c.out[0]!);
     expect(r).toMatchObject({
-      ok: true, command: 'inspect', family: 'llama', modelType: 'llama', layers: 3, hidden: 32, heads: 4, kvHeads: 2,
-      kind: 'hf', headDim: 8, intermediate: 64, vocab: 64, tied: false, compressed: false, dtypes: ['BF16'], tokenizer: null,
+      ok: true,
+      command: 'inspect',
+      family: 'llama',
+      modelType: 'llama',
+      layers: 3,
+      hidden: 32,
+      heads: 4,
+      kvHeads: 2,
+      kind: 'hf',
+      headDim: 8,
+      intermediate: 64,
+      vocab: 64,
+      tied: false,
+      compressed: false,
+      dtypes: ['BF16'],
+      tokenizer: null,
       positions: { kind: 'rope', max: 32, offset: 0, ropeTheta: 10000 },
     });
     const p = paramCounts(spec);
@@ -79,10 +93,20 @@ describe('gradot inspect', () => {
 
   it('reports the tokenizer and warns when its ids exceed the model vocab', async () => {
     const words = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`w${i}`, i]));
-    const tj = { version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: words, unk_token: 'w0' } };
+    const tj = {
+      version: '1.0',
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: { type: 'Whitespace' },
+      post_processor: null,
+      decoder: null,
+      model: { type: 'WordLevel', vocab: words, unk_token: 'w0' },
+    };
     const d = join(dir, 'tok');
     const s = smallSpec('opt');
-    await writeHFFolder(d, s, randomModel(s, 3), { extraFiles: { 'tokenizer.json': JSON.stringify(tj), 'tokenizer_config.json': JSON.stringify({ eos_token: 'w2' }) } });
+    await writeHFFolder(d, s, randomModel(s, 3), {
+      extraFiles: { 'tokenizer.json': JSON.stringify(tj), 'tokenizer_config.json': JSON.stringify({ eos_token: 'w2' }) },
+    });
     const c = captureIO();
     expect(await main(['inspect', d, '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
@@ -93,11 +117,20 @@ describe('gradot inspect', () => {
 
   it('inspects a GradOT emulator package folder and .zip', async () => {
     const meta = {
-      format: 'gradot-emulator', version: 1,
+      format: 'gradot-emulator',
+      version: 1,
       source: { modelId: 'tiny-gpt2', sha256: 'x', numLayers: 4, params: 99999 },
-      split: { bottom: 1, top: 1 }, method: 'gradot', keep: 0.5, lambdaAttn: 1, lambdaMlp: 2, readings: {},
+      split: { bottom: 1, top: 1 },
+      method: 'gradot',
+      keep: 0.5,
+      lambdaAttn: 1,
+      lambdaMlp: 2,
+      readings: {},
       budget: { paramsBefore: 1000, paramsTarget: 500, paramsAfter: 490, granularity: 1, kappa: null, keptBlocks: [2] },
-      layers: [], support: null, spec: cspec, timings: {},
+      layers: [],
+      support: null,
+      spec: cspec,
+      timings: {},
     };
     const files = {
       'emulator.json': new TextEncoder().encode(JSON.stringify(meta)),
@@ -111,7 +144,13 @@ describe('gradot inspect', () => {
       const c = captureIO();
       expect(await main(['inspect', p, '--json'], c.io)).toBe(0);
       const r = JSON.parse(c.out[0]!);
-      expect(r).toMatchObject({ kind: 'emulator', layers: 3, compressed: true, dtypes: ['F32'], emulator: { modelId: 'tiny-gpt2', method: 'gradot', keptBlocks: [2], split: { bottom: 1, top: 1 } } });
+      expect(r).toMatchObject({
+        kind: 'emulator',
+        layers: 3,
+        compressed: true,
+        dtypes: ['F32'],
+        emulator: { modelId: 'tiny-gpt2', method: 'gradot', keptBlocks: [2], split: { bottom: 1, top: 1 } },
+      });
       expect(r.params.total).toBe(paramCounts(cspec).total);
     }
     const c = captureIO();
@@ -131,7 +170,13 @@ describe('gradot inspect', () => {
     expect(await main(['inspect', compressed, '--tensors', '--json'], c.io)).toBe(0);
     const r = JSON.parse(c.out[0]!);
     const fused = r.tensorList.find((t: { name: string }) => t.name === 'transformer.h.0.attn.c_attn.weight');
-    expect(fused).toEqual({ name: 'transformer.h.0.attn.c_attn.weight', canonical: ['layers.0.attn.q.weight', 'layers.0.attn.k.weight', 'layers.0.attn.v.weight'], dtype: 'F32', shape: [32, 96], file: 'model.safetensors' });
+    expect(fused).toEqual({
+      name: 'transformer.h.0.attn.c_attn.weight',
+      canonical: ['layers.0.attn.q.weight', 'layers.0.attn.k.weight', 'layers.0.attn.v.weight'],
+      dtype: 'F32',
+      shape: [32, 96],
+      file: 'model.safetensors',
+    });
     expect(r.tensorList.length).toBe(r.tensors);
     const t = captureIO();
     expect(await main(['inspect', compressed, '--tensors'], t.io)).toBe(0);
@@ -153,7 +198,9 @@ describe('gradot inspect', () => {
   });
 
   it('bin/gradot.mjs runs the TypeScript CLI through tsx', () => {
-    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'bin', 'gradot.mjs'), 'inspect', dense, '--json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(__dirname, '..', '..', 'bin', 'gradot.mjs'), 'inspect', dense, '--json'], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.length).toBe(1);

@@ -100,7 +100,10 @@ export async function main(argv: string[], io: CliIO = defaultIO, cwd = process.
   }
   if (!cmd) {
     const known = COMMANDS.some((c) => c.name === name);
-    return fail(new UsageError(known ? `'${name}' is not available in this build yet` : `unknown command '${name}' (see gradot --help)`), 2);
+    return fail(
+      new UsageError(known ? `'${name}' is not available in this build yet` : `unknown command '${name}' (see gradot --help)`),
+      2,
+    );
   }
   if (args.includes('--help') || args.includes('-h')) {
     if (json) io.out(JSON.stringify({ ok: true, command: cmd.name, usage: cmd.usage, summary: cmd.summary }));

@@ -62,7 +62,10 @@ export interface OpenedModel {
 }
 
 /** Loads an HF folder or an emulator package with all weights decoded. */
-export async function openModel(p: string, opts: { tokenizer?: boolean; onProgress?: (doneBytes: number, totalBytes: number) => void } = {}): Promise<OpenedModel> {
+export async function openModel(
+  p: string,
+  opts: { tokenizer?: boolean; onProgress?: (doneBytes: number, totalBytes: number) => void } = {},
+): Promise<OpenedModel> {
   const src = await openSource(p);
   const wantTok = opts.tokenizer ?? true;
   const tokenizer = wantTok && (await tokenizerFiles(src)) ? await loadTokenizer(src) : null;
@@ -77,5 +80,13 @@ export async function openModel(p: string, opts: { tokenizer?: boolean; onProgre
   const m = await loadHFModel(src, opts.onProgress ? { onProgress: opts.onProgress } : {});
   // A tokenizer with more ids than embedding rows is refused here, before any job starts.
   const tw = tokenizer ? checkTokenizerVocab(tokenizer.vocabSize, m.spec, `${p}/tokenizer.json`) : null;
-  return { kind: 'hf', path: p, spec: m.spec, weights: m.weights, config: m.config, tokenizer, warnings: tw ? [...m.warnings, tw] : m.warnings };
+  return {
+    kind: 'hf',
+    path: p,
+    spec: m.spec,
+    weights: m.weights,
+    config: m.config,
+    tokenizer,
+    warnings: tw ? [...m.warnings, tw] : m.warnings,
+  };
 }

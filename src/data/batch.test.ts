@@ -128,7 +128,9 @@ describe('multiple choice', () => {
     // C = 4 → 5 tokens fit: choice x y + the last 3 context tokens d e f.
     expect(r.examples[0]?.ids).toEqual([...ids('def'), x]);
     expect(r.examples[0]?.targets).toEqual([X, X, x, y]);
-    expect(() => encodeChoices(mc([['c', ['xyzzy', 'x'], 0]]), tok, { contextLength: 4 })).toThrow(/task\.jsonl line 1: choice 0 is 5 tokens/);
+    expect(() => encodeChoices(mc([['c', ['xyzzy', 'x'], 0]]), tok, { contextLength: 4 })).toThrow(
+      /task\.jsonl line 1: choice 0 is 5 tokens/,
+    );
   });
 
   it('empty context starts from EOS like lm-eval', () => {

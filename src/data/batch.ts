@@ -200,7 +200,16 @@ export function encodePromptAnswer(ds: PromptDataset, tok: TextTokenizer, opts: 
   for (const r of ds.records) {
     const { ctx, cont } = encodePair(tok, r.prompt, delim + r.answer);
     const answer = eos !== null ? cont.concat([eos]) : cont;
-    const s = buildPair(bos, ctx, answer, C, tok.bosId ?? tok.eosId, ds.file, r.line, eos !== null ? 'the answer (with EOS)' : 'the answer');
+    const s = buildPair(
+      bos,
+      ctx,
+      answer,
+      C,
+      tok.bosId ?? tok.eosId,
+      ds.file,
+      r.line,
+      eos !== null ? 'the answer (with EOS)' : 'the answer',
+    );
     if (s.truncated) truncated++;
     droppedTokens += s.dropped;
     examples.push({ ids: s.ids, targets: s.targets, line: r.line });
@@ -372,7 +381,11 @@ export function batchOrder(
     if (opts.sortByLength && lengths) order.sort((p, q) => (lengths[q] as number) - (lengths[p] as number) || p - q);
     return order;
   }
-  if (opts.rand) return shuffleInPlace(Array.from({ length: n }, (_, i) => i), opts.rand);
+  if (opts.rand)
+    return shuffleInPlace(
+      Array.from({ length: n }, (_, i) => i),
+      opts.rand,
+    );
   return epochOrderFrom(n, mulberry32(deriveSeed(opts.seed ?? 0, opts.epoch ?? 0)));
 }
 

@@ -56,8 +56,16 @@ describe('JSON Lines', () => {
       /^train\.jsonl line 3: not valid JSON/,
       3,
     );
-    fails(() => readDataset(jsonl('[1,2]'), 'train.jsonl'), 'bad-json', /^train\.jsonl line 1: expected a JSON object, got array \(JSON Lines needs/);
-    fails(() => readDataset(jsonl('{"text":"a"}', '"str"'), 'train.jsonl'), 'bad-json', 'train.jsonl line 2: expected a JSON object, got string');
+    fails(
+      () => readDataset(jsonl('[1,2]'), 'train.jsonl'),
+      'bad-json',
+      /^train\.jsonl line 1: expected a JSON object, got array \(JSON Lines needs/,
+    );
+    fails(
+      () => readDataset(jsonl('{"text":"a"}', '"str"'), 'train.jsonl'),
+      'bad-json',
+      'train.jsonl line 2: expected a JSON object, got string',
+    );
     const long = `{"text": ${'x'.repeat(5000)}}`;
     const e = fails(() => readDataset(jsonl(long), 'train.jsonl'), 'bad-json', /not valid JSON/);
     expect(e.message.length).toBeLessThan(250);
@@ -98,7 +106,8 @@ describe('JSON Lines', () => {
 
   it('label out of range', () => {
     fails(
-      () => readDataset(jsonl('{"context":"c","choices":["a","b"],"label":1}', '{"context":"c","choices":["a","b"],"label":2}'), 'mc.jsonl'),
+      () =>
+        readDataset(jsonl('{"context":"c","choices":["a","b"],"label":1}', '{"context":"c","choices":["a","b"],"label":2}'), 'mc.jsonl'),
       'label-out-of-range',
       'mc.jsonl line 2: label 2 is out of range for 2 choices (0..1)',
       2,
@@ -113,8 +122,16 @@ describe('JSON Lines', () => {
       /^m\.jsonl line 2: record is prompt\/answer .* but the file's first record \(line 1\) is language-modelling text/,
       2,
     );
-    fails(() => readDataset(jsonl('{"text":"a"}'), 'm.jsonl', { kind: 'sft' }), 'mixed-kinds', /^m\.jsonl line 1: record is language-modelling .* but prompt\/answer .* is required$/);
-    fails(() => readDataset(jsonl('{"prompt":"a"}'), 'm.jsonl', { kind: 'sft' }), 'missing-field', 'm.jsonl line 1: missing field "answer"');
+    fails(
+      () => readDataset(jsonl('{"text":"a"}'), 'm.jsonl', { kind: 'sft' }),
+      'mixed-kinds',
+      /^m\.jsonl line 1: record is language-modelling .* but prompt\/answer .* is required$/,
+    );
+    fails(
+      () => readDataset(jsonl('{"prompt":"a"}'), 'm.jsonl', { kind: 'sft' }),
+      'missing-field',
+      'm.jsonl line 1: missing field "answer"',
+    );
   });
 
   it('unknown record shape', () => {
@@ -124,7 +141,11 @@ describe('JSON Lines', () => {
   it('field mapping and templates', () => {
     const ds = readDataset(jsonl('{"q":"Capital of France?","a":"Paris"}'), 'q.jsonl', { fields: { prompt: 'q', answer: 'a' } });
     expect(ds.records).toEqual([{ prompt: 'Capital of France?', answer: 'Paris', line: 1 }]);
-    fails(() => readDataset(jsonl('{"q":"x"}'), 'q.jsonl', { fields: { prompt: 'q', answer: 'a' } }), 'missing-field', 'q.jsonl line 1: missing field "a"');
+    fails(
+      () => readDataset(jsonl('{"q":"x"}'), 'q.jsonl', { fields: { prompt: 'q', answer: 'a' } }),
+      'missing-field',
+      'q.jsonl line 1: missing field "a"',
+    );
     const t = readDataset(jsonl('{"question":"2+2?","answer":4}'), 'q.jsonl', { template: DEFAULT_TEMPLATES.questionAnswer });
     expect(t.records).toEqual([{ prompt: 'Question: 2+2?\nAnswer:', answer: ' 4', line: 1 }]);
     fails(
@@ -137,7 +158,12 @@ describe('JSON Lines', () => {
   it('non-UTF-8 bytes give the line of the first bad byte', () => {
     const good = bytes('{"text":"ok"}\n{"text":"caf');
     const b = new Uint8Array([...good, 0xe9, ...bytes('"}\n')]); // Latin-1 "é"
-    const e = fails(() => readDataset(b, 'latin1.jsonl'), 'not-utf8', /^latin1\.jsonl line 2: text is not valid UTF-8 \(byte 0xe9 at offset 26\)/, 2);
+    const e = fails(
+      () => readDataset(b, 'latin1.jsonl'),
+      'not-utf8',
+      /^latin1\.jsonl line 2: text is not valid UTF-8 \(byte 0xe9 at offset 26\)/,
+      2,
+    );
     expect(e.file).toBe('latin1.jsonl');
     const utf16 = new Uint8Array([0xff, 0xfe, 0x7b, 0x00]);
     fails(() => readDataset(utf16, 'w.jsonl'), 'not-utf8', /looks like UTF-16/);
@@ -165,7 +191,12 @@ describe('CSV', () => {
   });
 
   it('errors name the line: wrong column count, unterminated quote, missing column, bad label', () => {
-    fails(() => readDataset(bytes('prompt,answer\na,b\nc,d,e\n'), 'd.csv'), 'bad-csv', 'd.csv line 3: CSV row has 3 columns, the header has 2', 3);
+    fails(
+      () => readDataset(bytes('prompt,answer\na,b\nc,d,e\n'), 'd.csv'),
+      'bad-csv',
+      'd.csv line 3: CSV row has 3 columns, the header has 2',
+      3,
+    );
     fails(() => readDataset(bytes('prompt,answer\na,b\n"c,d\n'), 'd.csv'), 'bad-csv', /^d\.csv line 3: CSV: Quoted field unterminated/, 3);
     fails(() => readDataset(bytes('prompt,other\na,b\n'), 'd.csv'), 'missing-field', 'd.csv line 2: missing field "answer"', 2);
     fails(() => readDataset(bytes('a,a\n1,2\n'), 'd.csv'), 'bad-csv', /repeats column "a"/);
@@ -178,7 +209,11 @@ describe('CSV', () => {
     const b = readDataset(bytes('context,A,B,C,label\nq1,x,y,z,C\nq2,x,y,z,1\n'), 'm.csv');
     expect(b.kind).toBe('mc');
     expect(b.records.map((r) => ('label' in r ? r.label : -1))).toEqual([2, 1]);
-    fails(() => readDataset(bytes('context,A,B,label\nq,x,y,4\n'), 'm.csv'), 'label-out-of-range', 'm.csv line 2: label 4 is out of range for 2 choices (0..1)');
+    fails(
+      () => readDataset(bytes('context,A,B,label\nq,x,y,4\n'), 'm.csv'),
+      'label-out-of-range',
+      'm.csv line 2: label 4 is out of range for 2 choices (0..1)',
+    );
     fails(() => readDataset(bytes('context,A,B,label\nq,x,y,maybe\n'), 'm.csv'), 'bad-type', /got "maybe"/);
     fails(() => readDataset(bytes('context,choices,label\nq,not json,0\n'), 'm.csv'), 'bad-type', /JSON array of strings/);
   });

@@ -1,14 +1,7 @@
 import Papa from 'papaparse';
 import { DatasetError } from './errors';
 import { renderTemplate, resolveTemplate, TemplateError, type RecordTemplate } from './templates';
-import type {
-  ChoiceRecord,
-  Dataset,
-  DatasetFormat,
-  DatasetKind,
-  PromptRecord,
-  TextRecord,
-} from './types';
+import type { ChoiceRecord, Dataset, DatasetFormat, DatasetKind, PromptRecord, TextRecord } from './types';
 import { decodeUtf8Strict, utf8LineError } from './utf8';
 import { DATA_LIMITS, formatBytes } from '../faults/limits';
 
@@ -97,7 +90,9 @@ function formatOf(file: string, opts: ReadOptions): DatasetFormat {
 
 function tooLarge(file: string, size: number, limit: number, what = 'the limit for one dataset file'): DatasetError {
   return new DatasetError(
-    'too-large', file, null,
+    'too-large',
+    file,
+    null,
     `file is ${formatBytes(size)}, more than ${formatBytes(limit)} (${what}); split it or sample it (records are held in memory)`,
   );
 }
@@ -138,7 +133,12 @@ class DatasetReader {
   checkSize(size: number): void {
     if (size > this.limits.maxFileBytes) throw tooLarge(this.file, size, this.limits.maxFileBytes);
     if (this.format === 'csv' && size > this.limits.maxCsvBytes) {
-      throw tooLarge(this.file, size, this.limits.maxCsvBytes, 'the limit for CSV, which is parsed as one text; JSON Lines has a larger one');
+      throw tooLarge(
+        this.file,
+        size,
+        this.limits.maxCsvBytes,
+        'the limit for CSV, which is parsed as one text; JSON Lines has a larger one',
+      );
     }
   }
 
@@ -170,7 +170,9 @@ class DatasetReader {
     this.partLen += seg.length;
     if (this.partLen > this.limits.maxLineBytes) {
       throw new DatasetError(
-        'line-too-long', this.file, this.lineNo,
+        'line-too-long',
+        this.file,
+        this.lineNo,
         `the line is longer than ${formatBytes(this.limits.maxLineBytes)} (the limit for one line)` +
           (this.format === 'jsonl' ? '; JSON Lines needs one record per line — is this one big JSON document?' : ''),
       );
@@ -186,7 +188,7 @@ class DatasetReader {
     else {
       lineBytes = new Uint8Array(this.partLen);
       let o = 0;
-      for (const p of this.parts) (lineBytes.set(p, o), (o += p.length));
+      for (const p of this.parts) lineBytes.set(p, o), (o += p.length);
     }
     let text: string;
     try {
@@ -206,7 +208,7 @@ class DatasetReader {
     if (!this.sink) {
       const all = new Uint8Array(this.bytes);
       let o = 0;
-      for (const c of this.csv) (all.set(c, o), (o += c.length));
+      for (const c of this.csv) all.set(c, o), (o += c.length);
       return parseDatasetText(decodeUtf8Strict(all, this.file), this.file, { ...this.opts, format: 'csv' });
     }
     if (this.partLen > 0) this.emit(0);
@@ -228,7 +230,9 @@ export function readDataset(bytes: Uint8Array, file: string, opts: ReadOptions =
  * is refused before reading when its size is known, else as soon as it passes the limit.
  */
 export async function readDatasetChunks(
-  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, file: string, opts: StreamReadOptions = {},
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  file: string,
+  opts: StreamReadOptions = {},
 ): Promise<Dataset> {
   const r = new DatasetReader(file, opts);
   if (opts.size !== undefined) r.checkSize(opts.size);
@@ -367,7 +371,10 @@ class RecordBuilder {
       const k = this.opts.kind ?? RecordBuilder.detect(n);
       if (!k) {
         const f = this.f;
-        const found = Object.keys(row).slice(0, 8).map((k2) => JSON.stringify(k2)).join(', ');
+        const found = Object.keys(row)
+          .slice(0, 8)
+          .map((k2) => JSON.stringify(k2))
+          .join(', ');
         throw this.err(
           'unknown-kind',
           line,
@@ -454,7 +461,11 @@ class RecordBuilder {
       else if (/^[A-Z]$/.test(s)) idx = s.charCodeAt(0) - 65;
       else if (choices.includes(v)) idx = choices.indexOf(v);
       else {
-        throw this.err('bad-type', line, `field "${field}" must be a choice index, a letter A-Z or a choice's text, got ${JSON.stringify(v)}`);
+        throw this.err(
+          'bad-type',
+          line,
+          `field "${field}" must be a choice index, a letter A-Z or a choice's text, got ${JSON.stringify(v)}`,
+        );
       }
     } else {
       throw this.err('bad-type', line, `field "${field}" must be an integer index, got ${typeName(v)}`);
@@ -471,7 +482,12 @@ class RecordBuilder {
       if (t.kind === 'sft') return { prompt: renderTemplate(t.prompt, row), answer: renderTemplate(t.answer, row), line };
       const context = renderTemplate(t.context, row);
       const choices = Array.isArray(t.choices)
-        ? this.choiceList(t.choices.map((c) => renderTemplate(c, row)), 'choices', {}, line)
+        ? this.choiceList(
+            t.choices.map((c) => renderTemplate(c, row)),
+            'choices',
+            {},
+            line,
+          )
         : this.choiceListFromTemplate(resolveTemplate(t.choices, row), t.choices, line);
       const label = this.labelIndex(resolveTemplate(t.label, row), t.label, choices, line, null);
       return { context, choices, label, line };

@@ -11,7 +11,11 @@ export const BOS = 2;
 export function charTokenizer(opts: { eos?: boolean; bos?: boolean } = {}): TextTokenizer {
   return {
     encode: (text) => Array.from(text, (c) => c.charCodeAt(0) + 3),
-    decode: (ids) => ids.filter((i) => i > 2).map((i) => String.fromCharCode(i - 3)).join(''),
+    decode: (ids) =>
+      ids
+        .filter((i) => i > 2)
+        .map((i) => String.fromCharCode(i - 3))
+        .join(''),
     eosId: opts.eos === false ? null : EOS,
     bosId: opts.bos === false ? null : BOS,
     vocabSize: 65536 + 3,

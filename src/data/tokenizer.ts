@@ -27,8 +27,6 @@ export function withoutSpecialTokens(tok: TokenizerWithSpecialTokens): TextToken
 export function assertPlainTokenizer(tok: TextTokenizer): void {
   const empty = tok.encode('');
   if (empty.length > 0) {
-    throw new Error(
-      `TextTokenizer.encode('') returned [${empty.join(', ')}]: it adds special tokens; wrap it with withoutSpecialTokens()`,
-    );
+    throw new Error(`TextTokenizer.encode('') returned [${empty.join(', ')}]: it adds special tokens; wrap it with withoutSpecialTokens()`);
   }
 }

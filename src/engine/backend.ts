@@ -131,21 +131,36 @@ export interface Backend {
   // ---- norms ----
   /** LayerNorm over the last dim; returns y and per-row mean and rstd saved for backward. */
   layerNorm(
-    x: Storage, w: Storage, b: Storage | null, rows: number, dim: number, eps: number,
+    x: Storage,
+    w: Storage,
+    b: Storage | null,
+    rows: number,
+    dim: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage };
   layerNormBackward(
-    dy: Storage, x: Storage, w: Storage, mean: Storage, rstd: Storage, rows: number, dim: number,
+    dy: Storage,
+    x: Storage,
+    w: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    dim: number,
   ): { dx: Storage; dw: Storage; db: Storage };
   rmsNorm(x: Storage, w: Storage, rows: number, dim: number, eps: number): { y: Storage; rstd: Storage };
-  rmsNormBackward(
-    dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number,
-  ): { dx: Storage; dw: Storage };
+  rmsNormBackward(dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number): { dx: Storage; dw: Storage };
 
   // ---- attention ----
   /** Softmax attention; returns out [B,T,H,D] and the per-row log-sum-exp [B,H,T] saved for backward. */
   attention(q: Storage, k: Storage, v: Storage, p: AttentionParams): { out: Storage; lse: Storage };
   attentionBackward(
-    dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, p: AttentionParams,
+    dout: Storage,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    p: AttentionParams,
   ): { dq: Storage; dk: Storage; dv: Storage };
 
   /** Rotary embedding (LLaMA's rotate_half convention) applied to x [B,T,H,D]; inverse=true undoes it
@@ -156,9 +171,7 @@ export interface Backend {
   /** Per-row cross-entropy of logits [rows, vocab]; rows whose target equals ignoreIndex give 0. */
   crossEntropy(logits: Storage, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number): Storage;
   /** dlogits = (softmax(logits) - onehot(target)) * dloss[row]; zero for ignored rows. */
-  crossEntropyBackward(
-    logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number,
-  ): Storage;
+  crossEntropyBackward(logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number): Storage;
 
   // ---- optimizer ----
   /** In-place AdamW on param, m, v (decoupled weight decay, bias-corrected). */

@@ -46,7 +46,10 @@ function now(): number {
  *  repeats the product until at least `minSeconds` have passed, so small sizes are not timer noise).
  *  `simd: false` measures the plain-JS kernel (the fallback where WebAssembly SIMD is unavailable). */
 export function benchMatmul(
-  sizes: number[] = [128, 256, 512], runs = 5, minSeconds = 0.05, simd = true,
+  sizes: number[] = [128, 256, 512],
+  runs = 5,
+  minSeconds = 0.05,
+  simd = true,
   opts: { kernel?: 'auto' | 'simd' | 'js'; threads?: number } = {},
 ): MatmulBenchResult[] {
   const prev = setSimdEnabled(simd);
@@ -113,7 +116,10 @@ export interface TorchBenchResult {
 
 /** Runs tools/bench_matmul_torch.py with /usr/bin/python3; never throws, reports why it skipped. */
 export async function benchMatmulTorch(
-  sizes: number[], python = '/usr/bin/python3', threads?: number, launcher: string[] = [],
+  sizes: number[],
+  python = '/usr/bin/python3',
+  threads?: number,
+  launcher: string[] = [],
 ): Promise<TorchBenchResult> {
   let cp: typeof import('node:child_process');
   let fs: typeof import('node:fs');
@@ -172,7 +178,8 @@ export interface MatmulComparison {
 
 /** Ours vs PyTorch at the same sizes (the CLI prints this table). */
 export async function compareMatmulWithTorch(
-  sizes: number[] = [128, 256, 512], threads?: number,
+  sizes: number[] = [128, 256, 512],
+  threads?: number,
 ): Promise<{ rows: MatmulComparison[]; torch: TorchBenchResult }> {
   const ours = benchMatmul(sizes);
   const js = benchMatmul(sizes, 5, 0.05, false);
@@ -182,8 +189,16 @@ export async function compareMatmulWithTorch(
     const t = tr?.gflops ?? null;
     const tc = tr?.cpuGflops ?? null;
     return {
-      n: o.n, ours: o.gflops, oursKernel: o.kernel, oursThreads: o.threads, oursJs: js[i]!.gflops, torch: t, ratio: t ? o.gflops / t : null,
-      oursCpu: o.cpuGflops, torchCpu: tc, ratioCpu: tc && o.cpuGflops ? o.cpuGflops / tc : null,
+      n: o.n,
+      ours: o.gflops,
+      oursKernel: o.kernel,
+      oursThreads: o.threads,
+      oursJs: js[i]!.gflops,
+      torch: t,
+      ratio: t ? o.gflops / t : null,
+      oursCpu: o.cpuGflops,
+      torchCpu: tc,
+      ratioCpu: tc && o.cpuGflops ? o.cpuGflops / tc : null,
     };
   });
   return { rows, torch };

@@ -9,9 +9,7 @@ import { trackStorages } from './memory';
 import * as ops from './ops';
 import { clipGradNorm } from './optim';
 import { Rng } from './random';
-import {
-  Tensor, backward, beginScope, endScope, fromArray, keep, liveTensorCount, noGrad, randn, record, tidy,
-} from './tensor';
+import { Tensor, backward, beginScope, endScope, fromArray, keep, liveTensorCount, noGrad, randn, record, tidy } from './tensor';
 
 function tracked(dtype: 'f32' | 'f64' = 'f64') {
   return trackStorages(new CpuBackend({ dtype }), { strict: true });
@@ -68,7 +66,10 @@ describe('Tensor.free and use after free', () => {
 
 describe('saved-for-backward storages', () => {
   function normsAndAttention(be: CpuBackend | ReturnType<typeof tracked>['backend'], rng: Rng, rg: boolean) {
-    const B = 1; const T = 3; const H = 2; const D = 2;
+    const B = 1;
+    const T = 3;
+    const H = 2;
+    const D = 2;
     const x = randn(be, [B * T, H * D], rng, 1, 0, { requiresGrad: rg });
     const w = randn(be, [H * D], rng, 1, 0, { requiresGrad: rg });
     const bias = randn(be, [H * D], rng);
@@ -82,9 +83,7 @@ describe('saved-for-backward storages', () => {
     for (const mode of ['noGrad', 'frozen'] as const) {
       const tr = tracked();
       const rng = new Rng(4);
-      const r = mode === 'noGrad'
-        ? noGrad(() => normsAndAttention(tr.backend, rng, true))
-        : normsAndAttention(tr.backend, rng, false);
+      const r = mode === 'noGrad' ? noGrad(() => normsAndAttention(tr.backend, rng, true)) : normsAndAttention(tr.backend, rng, false);
       // x, w, bias + ln, rn, attention out, sum: no mean/rstd/lse left behind.
       expect(tr.live()).toBe(7);
       expect(r.out.requiresGrad).toBe(false);
@@ -155,16 +154,20 @@ describe('tidy and scopes', () => {
   it('frees on throw and refuses async functions', () => {
     const tr = tracked();
     const x = randn(tr.backend, [3], new Rng(9));
-    expect(() => tidy(() => {
-      ops.scale(x, 2);
-      throw new Error('boom');
-    })).toThrow('boom');
+    expect(() =>
+      tidy(() => {
+        ops.scale(x, 2);
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(tr.live()).toBe(1);
-    expect(() => tidy(() => {
-      beginScope(); // never ended: the throw skips past it
-      ops.scale(x, 3);
-      throw new Error('inner');
-    })).toThrow('inner');
+    expect(() =>
+      tidy(() => {
+        beginScope(); // never ended: the throw skips past it
+        ops.scale(x, 3);
+        throw new Error('inner');
+      }),
+    ).toThrow('inner');
     expect(tr.live()).toBe(1);
     expect(() => tidy(async () => ops.scale(x, 2))).toThrow(/tidy: fn returned a Promise/);
     expect(tr.live()).toBe(1);
@@ -195,7 +198,10 @@ describe('tidy and scopes', () => {
     const y = ops.scale(ops.scale(x, 2), 2);
     await Promise.resolve();
     const s = await ops.sum(y).item();
-    expect(s).toBeCloseTo(vals(x).reduce((a, b) => a + 4 * b, 0), 12);
+    expect(s).toBeCloseTo(
+      vals(x).reduce((a, b) => a + 4 * b, 0),
+      12,
+    );
     endScope(outer, y);
     expect(() => endScope(outer)).toThrow(/already ended/);
     expect(tr.live()).toBe(2); // x and y
@@ -259,7 +265,11 @@ describe('tidy and scopes', () => {
 describe('backward release', () => {
   /** A graph touching every kind of node: shared inputs, pass-through gradients, views, saved stats. */
   function graph(be: ReturnType<typeof tracked>['backend'], rng: Rng) {
-    const B = 2; const T = 3; const H = 2; const D = 2; const C = H * D;
+    const B = 2;
+    const T = 3;
+    const H = 2;
+    const D = 2;
+    const C = H * D;
     const x = randn(be, [B * T, C], rng);
     const W = randn(be, [3 * C, C], rng, 0.5, 0, { requiresGrad: true });
     const ln = randn(be, [C], rng, 0.3, 1, { requiresGrad: true });
@@ -293,7 +303,8 @@ describe('backward release', () => {
       backward(loss, { release });
       losses.push(readSync(loss.storage)[0]!);
       grads.push(g.params.map((p) => vals(p.grad!)));
-      if (release) expect(tr.live()).toBe(before + g.params.length + 1); // grads + the loss
+      if (release)
+        expect(tr.live()).toBe(before + g.params.length + 1); // grads + the loss
       else expect(tr.live()).toBeGreaterThan(before + g.params.length + 10);
     }
     expect(losses[1]).toBe(losses[0]);
@@ -354,17 +365,25 @@ describe('backward release', () => {
     tidy(() => {
       const y = ops.linear(x, w);
       // what src/model's gradTap does: an identity node whose backward hands the gradient to a callback
-      const tapped = record(new Tensor(be, y.shape, y.storage, false), [y], (g) => {
-        const dy = new Tensor(be, y.shape, g, false);
-        tidy(() => seen.push(readSync(ops.sum(ops.mul(dy, dy)).storage)[0]!));
-        return [g];
-      }, 'gradTap');
+      const tapped = record(
+        new Tensor(be, y.shape, y.storage, false),
+        [y],
+        (g) => {
+          const dy = new Tensor(be, y.shape, g, false);
+          tidy(() => seen.push(readSync(ops.sum(ops.mul(dy, dy)).storage)[0]!));
+          return [g];
+        },
+        'gradTap',
+      );
       backward(ops.sum(ops.mul(tapped, tapped)), { release: true });
       return null;
     });
     // d(sum y²)/dy = 2y
     const y = readSync(noGrad(() => ops.linear(x, w)).storage);
-    expect(seen[0]).toBeCloseTo(Array.from(y).reduce((a, v) => a + 4 * v * v, 0), 10);
+    expect(seen[0]).toBeCloseTo(
+      Array.from(y).reduce((a, v) => a + 4 * v * v, 0),
+      10,
+    );
     expect(tr.live()).toBe(3 + 1); // w, x, w.grad + the check's own linear above
   });
 });

@@ -12,9 +12,30 @@ import type { Backend, Storage } from './backend';
 
 /** Backend methods that return fresh storage (directly or as fields of a result object). */
 const ALLOCATING: ReadonlySet<string> = new Set([
-  'zeros', 'fromArray', 'sliceCols', 'add', 'sub', 'mul', 'scale', 'addBias', 'sumRows', 'sumSquares',
-  'activation', 'activationBackward', 'matmul', 'gather', 'scatterAdd', 'layerNorm', 'layerNormBackward',
-  'rmsNorm', 'rmsNormBackward', 'attention', 'attentionBackward', 'rope', 'crossEntropy', 'crossEntropyBackward',
+  'zeros',
+  'fromArray',
+  'sliceCols',
+  'add',
+  'sub',
+  'mul',
+  'scale',
+  'addBias',
+  'sumRows',
+  'sumSquares',
+  'activation',
+  'activationBackward',
+  'matmul',
+  'gather',
+  'scatterAdd',
+  'layerNorm',
+  'layerNormBackward',
+  'rmsNorm',
+  'rmsNormBackward',
+  'attention',
+  'attentionBackward',
+  'rope',
+  'crossEntropy',
+  'crossEntropyBackward',
 ]);
 
 export interface StorageTracker {
@@ -31,8 +52,7 @@ export interface TrackOptions {
 }
 
 function isStorage(v: unknown): v is Storage {
-  return v !== null && typeof v === 'object' && typeof (v as Storage).length === 'number'
-    && !ArrayBuffer.isView(v) && !Array.isArray(v);
+  return v !== null && typeof v === 'object' && typeof (v as Storage).length === 'number' && !ArrayBuffer.isView(v) && !Array.isArray(v);
 }
 
 export function trackStorages(inner: Backend, opts: TrackOptions = {}): StorageTracker {

@@ -44,7 +44,11 @@ for (const transA of [false, true]) {
     const o = { transA, transB };
     mmCases.push(
       { name: `matmul 2-D ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
-      { name: `matmul batched ${tag}`, specs: [{ shape: aShape([2, 3]) }, { shape: bShape([2, 3]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
+      {
+        name: `matmul batched ${tag}`,
+        specs: [{ shape: aShape([2, 3]) }, { shape: bShape([2, 3]) }],
+        fn: ([a, b]) => ops.matmul(a!, b!, o),
+      },
       { name: `matmul shared B ${tag}`, specs: [{ shape: aShape([3]) }, { shape: bShape([]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
       { name: `matmul shared A ${tag}`, specs: [{ shape: aShape([]) }, { shape: bShape([3]) }], fn: ([a, b]) => ops.matmul(a!, b!, o) },
     );
@@ -59,11 +63,13 @@ const cases: Case[] = [
   { name: 'mul self', specs: [{ shape: [4, 3] }], fn: ([a]) => ops.mul(a!, a!) },
   { name: 'scale', specs: [{ shape: [3, 5, 7] }], fn: ([a]) => ops.scale(a!, -1.7) },
   { name: 'addBias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, b]) => ops.addBias(x!, b!) },
-  ...(['gelu_tanh', 'gelu_erf', 'relu', 'silu'] as const).map((kind): Case => ({
-    name: `activation ${kind}`,
-    specs: [{ shape: [3, 5, 7], lo: 0.05, hi: 3 }],
-    fn: ([x]) => ops.activation(x!, kind),
-  })),
+  ...(['gelu_tanh', 'gelu_erf', 'relu', 'silu'] as const).map(
+    (kind): Case => ({
+      name: `activation ${kind}`,
+      specs: [{ shape: [3, 5, 7], lo: 0.05, hi: 3 }],
+      fn: ([x]) => ops.activation(x!, kind),
+    }),
+  ),
   { name: 'reshape', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.mul(ops.reshape(x!, [15, -1]), ops.reshape(x!, [15, 7])) },
   { name: 'sliceCols', specs: [{ shape: [3, 5, 11] }], fn: ([x]) => ops.sliceCols(x!, 3, 5) },
   { name: 'sum', specs: [{ shape: [3, 5, 7] }], fn: ([x]) => ops.sum(x!) },
@@ -77,7 +83,11 @@ const cases: Case[] = [
     fn: ([x, a, b, c]) => ops.lowRankLinear(x!, a!, b!, c),
   },
   { name: 'embedding', specs: [{ shape: [7, 5] }], fn: ([t]) => ops.embedding(t!, ids, [1, 7]) },
-  { name: 'layerNorm+bias', specs: [{ shape: [3, 5, 7] }, { shape: [7] }, { shape: [7] }], fn: ([x, w, b]) => ops.layerNorm(x!, w!, b!, 1e-5) },
+  {
+    name: 'layerNorm+bias',
+    specs: [{ shape: [3, 5, 7] }, { shape: [7] }, { shape: [7] }],
+    fn: ([x, w, b]) => ops.layerNorm(x!, w!, b!, 1e-5),
+  },
   { name: 'layerNorm no bias', specs: [{ shape: [5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.layerNorm(x!, w!, null, 1e-5) },
   { name: 'rmsNorm', specs: [{ shape: [3, 5, 7] }, { shape: [7] }], fn: ([x, w]) => ops.rmsNorm(x!, w!, 1e-6) },
   attnCase('attention causal GQA', 4, 2, true, false),
@@ -157,8 +167,9 @@ describe('shape errors name the op and the shapes', () => {
     expect(() => ops.add(t([2, 4]), t([4, 2]))).toThrow(/add.*\[2, 4\].*\[4, 2\]/);
   });
   it('attention', () => {
-    expect(() => ops.attention(t([1, 2, 3, 4]), t([1, 2, 2, 4]), t([1, 2, 2, 4]), { B: 1, T: 2, H: 3, Hkv: 2, D: 4, causal: true }))
-      .toThrow(/attention.*H=3.*Hkv=2/);
+    expect(() =>
+      ops.attention(t([1, 2, 3, 4]), t([1, 2, 2, 4]), t([1, 2, 2, 4]), { B: 1, T: 2, H: 3, Hkv: 2, D: 4, causal: true }),
+    ).toThrow(/attention.*H=3.*Hkv=2/);
   });
   it('crossEntropy', () => {
     expect(() => ops.crossEntropy(t([3, 4]), new Int32Array(2))).toThrow(/crossEntropy.*2 targets.*\[3, 4\]/);

@@ -51,17 +51,18 @@ export function add(a: Tensor, b: Tensor): Tensor {
 export function sub(a: Tensor, b: Tensor): Tensor {
   checkSame('sub', a, b);
   const be = sameBackend('sub', a, b);
-  return record(out(be, a.shape, be.sub(a.storage, b.storage)), [a, b],
-    (g) => [g, b.requiresGrad ? be.scale(g, -1) : null], 'sub');
+  return record(out(be, a.shape, be.sub(a.storage, b.storage)), [a, b], (g) => [g, b.requiresGrad ? be.scale(g, -1) : null], 'sub');
 }
 
 export function mul(a: Tensor, b: Tensor): Tensor {
   checkSame('mul', a, b);
   const be = sameBackend('mul', a, b);
-  return record(out(be, a.shape, be.mul(a.storage, b.storage)), [a, b], (g) => [
-    a.requiresGrad ? be.mul(g, b.storage) : null,
-    b.requiresGrad ? be.mul(g, a.storage) : null,
-  ], 'mul');
+  return record(
+    out(be, a.shape, be.mul(a.storage, b.storage)),
+    [a, b],
+    (g) => [a.requiresGrad ? be.mul(g, b.storage) : null, b.requiresGrad ? be.mul(g, a.storage) : null],
+    'mul',
+  );
 }
 
 export function scale(a: Tensor, s: number): Tensor {
@@ -78,17 +79,23 @@ export function addBias(x: Tensor, bias: Tensor): Tensor {
     fail('addBias', `bias ${shapeStr(bias.shape)} does not match the last dim of x ${shapeStr(x.shape)}`);
   }
   const rows = x.size / cols;
-  return record(out(be, x.shape, be.addBias(x.storage, bias.storage, rows, cols)), [x, bias], (g) => [
-    g,
-    bias.requiresGrad ? be.sumRows(g, rows, cols) : null,
-  ], 'addBias');
+  return record(
+    out(be, x.shape, be.addBias(x.storage, bias.storage, rows, cols)),
+    [x, bias],
+    (g) => [g, bias.requiresGrad ? be.sumRows(g, rows, cols) : null],
+    'addBias',
+  );
 }
 
 export function activation(x: Tensor, kind: Activation): Tensor {
   assertLive('activation', x);
   const be = x.backend;
-  return record(out(be, x.shape, be.activation(x.storage, kind)), [x],
-    (g) => [be.activationBackward(g, x.storage, kind)], `activation(${kind})`);
+  return record(
+    out(be, x.shape, be.activation(x.storage, kind)),
+    [x],
+    (g) => [be.activationBackward(g, x.storage, kind)],
+    `activation(${kind})`,
+  );
 }
 
 /**
@@ -101,12 +108,17 @@ export function gatedActivation(gate: Tensor, up: Tensor, kind: Activation): Ten
   const be = sameBackend('gatedActivation', gate, up);
   if (!be.gatedActivation || !be.gatedActivationBackward) return mul(activation(gate, kind), up);
   const bwd = be.gatedActivationBackward.bind(be);
-  return record(out(be, gate.shape, be.gatedActivation(gate.storage, up.storage, kind)), [gate, up], (g) => {
-    const r = bwd(g, gate.storage, up.storage, kind);
-    if (!gate.requiresGrad) be.free(r.dgate);
-    if (!up.requiresGrad) be.free(r.dup);
-    return [gate.requiresGrad ? r.dgate : null, up.requiresGrad ? r.dup : null];
-  }, `gatedActivation(${kind})`);
+  return record(
+    out(be, gate.shape, be.gatedActivation(gate.storage, up.storage, kind)),
+    [gate, up],
+    (g) => {
+      const r = bwd(g, gate.storage, up.storage, kind);
+      if (!gate.requiresGrad) be.free(r.dgate);
+      if (!up.requiresGrad) be.free(r.dup);
+      return [gate.requiresGrad ? r.dgate : null, up.requiresGrad ? r.dup : null];
+    },
+    `gatedActivation(${kind})`,
+  );
 }
 
 // ---------------------------------------------------------------- shape ops
@@ -135,11 +147,16 @@ export function sliceCols(x: Tensor, colOff: number, width: number): Tensor {
   }
   const rows = x.size / cols;
   const shape = [...x.shape.slice(0, -1), width];
-  return record(out(be, shape, be.sliceCols(x.storage, rows, cols, colOff, width)), [x], (g) => {
-    const dx = be.zeros(rows * cols);
-    be.addIntoCols(dx, g, rows, cols, colOff, width);
-    return [dx];
-  }, 'sliceCols');
+  return record(
+    out(be, shape, be.sliceCols(x.storage, rows, cols, colOff, width)),
+    [x],
+    (g) => {
+      const dx = be.zeros(rows * cols);
+      be.addIntoCols(dx, g, rows, cols, colOff, width);
+      return [dx];
+    },
+    'sliceCols',
+  );
 }
 
 /** Sum of all elements, shape [1]. */
@@ -147,13 +164,18 @@ export function sum(x: Tensor): Tensor {
   assertLive('sum', x);
   const be = x.backend;
   const n = x.size;
-  return record(out(be, [1], be.sumRows(x.storage, n, 1)), [x], (g) => {
-    // Broadcast the scalar gradient on the device: zeros[n,1] + bias g.
-    const z = be.zeros(n);
-    const dx = be.addBias(z, g, n, 1);
-    be.free(z);
-    return [dx];
-  }, 'sum');
+  return record(
+    out(be, [1], be.sumRows(x.storage, n, 1)),
+    [x],
+    (g) => {
+      // Broadcast the scalar gradient on the device: zeros[n,1] + bias g.
+      const z = be.zeros(n);
+      const dx = be.addBias(z, g, n, 1);
+      be.free(z);
+      return [dx];
+    },
+    'sum',
+  );
 }
 
 /** Mean of all elements, shape [1]. */
@@ -186,7 +208,10 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   const kb = transB ? bc : br;
   const n = transB ? br : bc;
   if (k !== kb) {
-    fail(op, `contraction sizes differ: ${shapeStr(a.shape)}${transA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${transB ? 'ᵀ' : ''} (${k} vs ${kb})`);
+    fail(
+      op,
+      `contraction sizes differ: ${shapeStr(a.shape)}${transA ? 'ᵀ' : ''} x ${shapeStr(b.shape)}${transB ? 'ᵀ' : ''} (${k} vs ${kb})`,
+    );
   }
   const aLead = a.shape.slice(0, -2);
   const bLead = b.shape.slice(0, -2);
@@ -204,7 +229,13 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
 
 /** Gradients of C = op(A)·op(B) for every transpose/sharing combination (see the table in each branch). */
 export function matmulBackward(
-  be: Backend, dC: Storage, A: Storage, B: Storage, p: MatmulParams, needA: boolean, needB: boolean,
+  be: Backend,
+  dC: Storage,
+  A: Storage,
+  B: Storage,
+  p: MatmulParams,
+  needA: boolean,
+  needB: boolean,
 ): [Storage | null, Storage | null] {
   const { batch, m, n, k } = p;
   const tA = p.transA ?? false;
@@ -212,8 +243,16 @@ export function matmulBackward(
   const aB = p.aBatched ?? true;
   const bB = p.bBatched ?? true;
   const mm = (
-    x: Storage, xBatched: boolean, y: Storage, yBatched: boolean, tx: boolean, ty: boolean,
-    mm_: number, nn: number, kk: number, sharedResult: boolean,
+    x: Storage,
+    xBatched: boolean,
+    y: Storage,
+    yBatched: boolean,
+    tx: boolean,
+    ty: boolean,
+    mm_: number,
+    nn: number,
+    kk: number,
+    sharedResult: boolean,
   ): Storage => {
     const r = be.matmul(x, y, { batch, m: mm_, n: nn, k: kk, transA: tx, transB: ty, aBatched: xBatched, bBatched: yBatched });
     if (!sharedResult || batch === 1) return r;
@@ -224,9 +263,12 @@ export function matmulBackward(
   let dA: Storage | null = null;
   let dB: Storage | null = null;
   if (needA) {
-    if (!tA && !tB) dA = mm(dC, true, B, bB, false, true, m, k, n, !aB); // dA = dC Bᵀ
-    else if (!tA && tB) dA = mm(dC, true, B, bB, false, false, m, k, n, !aB); // dA = dC Bs
-    else if (tA && !tB) dA = mm(B, bB, dC, true, false, true, k, m, n, !aB); // dAs = B dCᵀ
+    if (!tA && !tB)
+      dA = mm(dC, true, B, bB, false, true, m, k, n, !aB); // dA = dC Bᵀ
+    else if (!tA && tB)
+      dA = mm(dC, true, B, bB, false, false, m, k, n, !aB); // dA = dC Bs
+    else if (tA && !tB)
+      dA = mm(B, bB, dC, true, false, true, k, m, n, !aB); // dAs = B dCᵀ
     else dA = mm(B, bB, dC, true, true, true, k, m, n, !aB); // dAs = Bsᵀ dCᵀ
   }
   if (needB) {
@@ -236,9 +278,12 @@ export function matmulBackward(
       dB = tB
         ? be.matmul(dC, A, { ...flat, m: n, n: k, k: batch * m, transA: true }) // dBs = dCᵀ A
         : be.matmul(A, dC, { ...flat, m: k, n, k: batch * m, transA: true }); // dB = Aᵀ dC
-    } else if (!tA && !tB) dB = mm(A, aB, dC, true, true, false, k, n, m, !bB); // dB = Aᵀ dC
-    else if (!tA && tB) dB = mm(dC, true, A, aB, true, false, n, k, m, !bB); // dBs = dCᵀ A
-    else if (tA && !tB) dB = mm(A, aB, dC, true, false, false, k, n, m, !bB); // dB = As dC
+    } else if (!tA && !tB)
+      dB = mm(A, aB, dC, true, true, false, k, n, m, !bB); // dB = Aᵀ dC
+    else if (!tA && tB)
+      dB = mm(dC, true, A, aB, true, false, n, k, m, !bB); // dBs = dCᵀ A
+    else if (tA && !tB)
+      dB = mm(A, aB, dC, true, false, false, k, n, m, !bB); // dB = As dC
     else dB = mm(dC, true, A, aB, true, true, n, k, m, !bB); // dBs = dCᵀ Asᵀ
   }
   return [dA, dB];
@@ -253,8 +298,12 @@ export function linear(x: Tensor, W: Tensor, b?: Tensor | null): Tensor {
   if (lastDim(x) !== inF) fail(op, `input ${shapeStr(x.shape)} does not match weight ${shapeStr(W.shape)} (in=${inF})`);
   const rows = x.size / inF;
   const p: MatmulParams = { batch: 1, m: rows, n: outF!, k: inF, transB: true };
-  const y = record(out(be, [...x.shape.slice(0, -1), outF!], be.matmul(x.storage, W.storage, p)), [x, W],
-    (g) => matmulBackward(be, g, x.storage, W.storage, p, x.requiresGrad, W.requiresGrad), op);
+  const y = record(
+    out(be, [...x.shape.slice(0, -1), outF!], be.matmul(x.storage, W.storage, p)),
+    [x, W],
+    (g) => matmulBackward(be, g, x.storage, W.storage, p, x.requiresGrad, W.requiresGrad),
+    op,
+  );
   return b ? addBias(y, b) : y;
 }
 
@@ -277,8 +326,7 @@ export function embedding(table: Tensor, ids: Int32Array, idsShape?: readonly nu
   if (numel(sh) !== ids.length) fail(op, `${ids.length} ids for shape ${shapeStr(sh)}`);
   assertLive(op, table);
   const be = table.backend;
-  return record(out(be, [...sh, d!], be.gather(table.storage, ids, d!)), [table],
-    (g) => [be.scatterAdd(g, ids, V!, d!)], op);
+  return record(out(be, [...sh, d!], be.gather(table.storage, ids, d!)), [table], (g) => [be.scatterAdd(g, ids, V!, d!)], op);
 }
 
 // ---------------------------------------------------------------- norms
@@ -292,12 +340,18 @@ export function layerNorm(x: Tensor, w: Tensor, b: Tensor | null, eps = 1e-5): T
   const rows = x.size / dim;
   const r = be.layerNorm(x.storage, w.storage, b ? b.storage : null, rows, dim, eps);
   const inputs = b ? [x, w, b] : [x, w];
-  return record(out(be, x.shape, r.y), inputs, (g) => {
-    const { dx, dw, db } = be.layerNormBackward(g, x.storage, w.storage, r.mean, r.rstd, rows, dim);
-    if (b) return [dx, dw, db];
-    be.free(db); // GPU buffers are not garbage collected
-    return [dx, dw];
-  }, op, [r.mean, r.rstd]);
+  return record(
+    out(be, x.shape, r.y),
+    inputs,
+    (g) => {
+      const { dx, dw, db } = be.layerNormBackward(g, x.storage, w.storage, r.mean, r.rstd, rows, dim);
+      if (b) return [dx, dw, db];
+      be.free(db); // GPU buffers are not garbage collected
+      return [dx, dw];
+    },
+    op,
+    [r.mean, r.rstd],
+  );
 }
 
 export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
@@ -307,10 +361,16 @@ export function rmsNorm(x: Tensor, w: Tensor, eps = 1e-6): Tensor {
   if (w.size !== dim) fail(op, `weight ${shapeStr(w.shape)} does not match the last dim of ${shapeStr(x.shape)}`);
   const rows = x.size / dim;
   const r = be.rmsNorm(x.storage, w.storage, rows, dim, eps);
-  return record(out(be, x.shape, r.y), [x, w], (g) => {
-    const { dx, dw } = be.rmsNormBackward(g, x.storage, w.storage, r.rstd, rows, dim);
-    return [dx, dw];
-  }, op, [r.rstd]);
+  return record(
+    out(be, x.shape, r.y),
+    [x, w],
+    (g) => {
+      const { dx, dw } = be.rmsNormBackward(g, x.storage, w.storage, r.rstd, rows, dim);
+      return [dx, dw];
+    },
+    op,
+    [r.rstd],
+  );
 }
 
 // ---------------------------------------------------------------- attention, rope
@@ -340,10 +400,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   if (k.size !== nkv) fail(op, `k ${shapeStr(k.shape)} has ${k.size} elements, expected B*T*Hkv*D = ${nkv}`);
   if (v.size !== nkv) fail(op, `v ${shapeStr(v.shape)} has ${v.size} elements, expected B*T*Hkv*D = ${nkv}`);
   const r = be.attention(q.storage, k.storage, v.storage, p);
-  return record(out(be, q.shape, r.out), [q, k, v], (g) => {
-    const { dq, dk, dv } = be.attentionBackward(g, q.storage, k.storage, v.storage, r.out, r.lse, p);
-    return [dq, dk, dv];
-  }, op, [r.lse]);
+  return record(
+    out(be, q.shape, r.out),
+    [q, k, v],
+    (g) => {
+      const { dq, dk, dv } = be.attentionBackward(g, q.storage, k.storage, v.storage, r.out, r.lse, p);
+      return [dq, dk, dv];
+    },
+    op,
+    [r.lse],
+  );
 }
 
 export interface RopeOptions {
@@ -381,8 +447,12 @@ export function crossEntropyRows(logits: Tensor, targets: Int32Array, ignoreInde
   assertLive(op, logits);
   const { rows, vocab } = ceCheck(op, logits, targets);
   const be = logits.backend;
-  return record(out(be, [rows], be.crossEntropy(logits.storage, targets, rows, vocab, ignoreIndex)), [logits],
-    (g) => [be.crossEntropyBackward(logits.storage, targets, g, rows, vocab, ignoreIndex)], op);
+  return record(
+    out(be, [rows], be.crossEntropy(logits.storage, targets, rows, vocab, ignoreIndex)),
+    [logits],
+    (g) => [be.crossEntropyBackward(logits.storage, targets, g, rows, vocab, ignoreIndex)],
+    op,
+  );
 }
 
 /** Sum of cross-entropy over non-ignored rows, shape [1]. */

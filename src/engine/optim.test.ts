@@ -15,7 +15,11 @@ function setGrad(t: Tensor, g: ArrayLike<number>): void {
 
 /** torch.optim.AdamW's documented algorithm, written out independently of the backend kernel. */
 function referenceAdamW(
-  theta: number[], grads: number[][], lrs: number[], o: { b1: number; b2: number; eps: number; wd: number }, gradScales: number[],
+  theta: number[],
+  grads: number[][],
+  lrs: number[],
+  o: { b1: number; b2: number; eps: number; wd: number },
+  gradScales: number[],
 ): number[] {
   const th = theta.slice();
   const m = th.map(() => 0);
@@ -49,7 +53,10 @@ describe('AdamW', () => {
     const pDecay = fromArray(be, init, [n], { requiresGrad: true });
     const pNo = fromArray(be, init, [n], { requiresGrad: true });
     const opt = new AdamW(
-      [{ name: 'w', tensor: pDecay, decay: true }, { name: 'b', tensor: pNo, decay: false }],
+      [
+        { name: 'w', tensor: pDecay, decay: true },
+        { name: 'b', tensor: pNo, decay: false },
+      ],
       { lr: 1, beta1: o.b1, beta2: o.b2, eps: o.eps, weightDecay: o.wd },
     );
     for (let s = 0; s < steps; s++) {
@@ -77,7 +84,10 @@ describe('AdamW', () => {
       init: Array.from({ length: n }, () => rng.uniform(-1, 1)),
       grads: Array.from({ length: 4 }, () => Array.from({ length: n }, () => rng.uniform(-1, 1))),
       lrs: [0.01, 0.02, 0.015, 0.005],
-      beta1: 0.9, beta2: 0.98, eps: 1e-7, wd: 0.05,
+      beta1: 0.9,
+      beta2: 0.98,
+      eps: 1e-7,
+      wd: 0.05,
     };
     let torchOut: number[];
     try {
@@ -90,7 +100,11 @@ describe('AdamW', () => {
     }
     const p = fromArray(be, cfg.init, [n], { requiresGrad: true });
     const opt = new AdamW([{ name: 'p', tensor: p, decay: true }], {
-      lr: 1, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.wd,
+      lr: 1,
+      beta1: cfg.beta1,
+      beta2: cfg.beta2,
+      eps: cfg.eps,
+      weightDecay: cfg.wd,
     });
     cfg.grads.forEach((g, i) => {
       setGrad(p, g);
@@ -103,7 +117,13 @@ describe('AdamW', () => {
   it('skips parameters without a gradient (their step count does not advance)', () => {
     const a = fromArray(be, [1, 2], [2], { requiresGrad: true });
     const b = fromArray(be, [3, 4], [2], { requiresGrad: true });
-    const opt = new AdamW([{ name: 'a', tensor: a, decay: true }, { name: 'b', tensor: b, decay: true }], { lr: 0.1 });
+    const opt = new AdamW(
+      [
+        { name: 'a', tensor: a, decay: true },
+        { name: 'b', tensor: b, decay: true },
+      ],
+      { lr: 0.1 },
+    );
     setGrad(a, [1, 1]);
     opt.step();
     expect(Array.from(readSync(b.storage))).toEqual([3, 4]);

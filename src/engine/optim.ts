@@ -85,8 +85,13 @@ export class AdamW {
       if (!t.grad) continue;
       s.step++;
       t.backend.adamw(t.storage, t.grad.storage, s.m, s.v, {
-        lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps,
-        weightDecay: s.p.decay ? this.weightDecay : 0, step: s.step, gradScale,
+        lr,
+        beta1: this.beta1,
+        beta2: this.beta2,
+        eps: this.eps,
+        weightDecay: s.p.decay ? this.weightDecay : 0,
+        step: s.step,
+        gradScale,
       });
     }
   }

@@ -21,7 +21,18 @@ function arr(t: Tensor): Float64Array {
 describe('attention vs a naive formula', () => {
   // HF convention: repeat_kv repeats each kv head n_rep times consecutively, so query head h reads kv head
   // floor(h / n_rep); scores = q k^T * scale, causal mask j > i -> -inf, softmax over j, out = P v.
-  function naive(q: Float64Array, k: Float64Array, v: Float64Array, B: number, T: number, H: number, Hkv: number, D: number, causal: boolean, scale: number) {
+  function naive(
+    q: Float64Array,
+    k: Float64Array,
+    v: Float64Array,
+    B: number,
+    T: number,
+    H: number,
+    Hkv: number,
+    D: number,
+    causal: boolean,
+    scale: number,
+  ) {
     const out = new Float64Array(B * T * H * D);
     const rep = H / Hkv;
     for (let b = 0; b < B; b++) {
@@ -48,7 +59,12 @@ describe('attention vs a naive formula', () => {
     return out;
   }
 
-  for (const [H, Hkv, causal] of [[6, 2, true], [6, 3, false], [4, 1, true], [3, 3, false]] as const) {
+  for (const [H, Hkv, causal] of [
+    [6, 2, true],
+    [6, 3, false],
+    [4, 1, true],
+    [3, 3, false],
+  ] as const) {
     it(`H=${H} Hkv=${Hkv} causal=${causal}`, () => {
       const rng = new Rng(H * 10 + Hkv + (causal ? 100 : 0));
       const B = 2;
@@ -181,8 +197,13 @@ describe('activations vs definitions', () => {
   it('gelu_erf uses an accurate erf; gelu_tanh the tanh formula', () => {
     // erf reference values (from Python's math.erf)
     const refs: [number, number][] = [
-      [0.1, 0.1124629160182849], [0.5, 0.5204998778130465], [1, 0.8427007929497149],
-      [2, 0.9953222650189527], [2.5, 0.999593047982555], [3, 0.9999779095030014], [-1.3, -0.9340079449406524],
+      [0.1, 0.1124629160182849],
+      [0.5, 0.5204998778130465],
+      [1, 0.8427007929497149],
+      [2, 0.9953222650189527],
+      [2.5, 0.999593047982555],
+      [3, 0.9999779095030014],
+      [-1.3, -0.9340079449406524],
     ];
     for (const [x, e] of refs) expect(Math.abs(erf(x) - e)).toBeLessThan(2e-16 * 4);
     const xs = [-3.1, -0.7, 0.3, 1.9];
@@ -237,9 +258,20 @@ describe.each([
   }
   // Sizes cross the kernels' KC=256, MC=64 and NC=256 block edges and leave row/column remainders
   // (m % 4 != 0, n % 8 != 0).
-  const shapes: [number, number, number][] = [[67, 130, 129], [5, 1030, 3], [1, 1, 1], [9, 257, 300], [70, 260, 520]];
+  const shapes: [number, number, number][] = [
+    [67, 130, 129],
+    [5, 1030, 3],
+    [1, 1, 1],
+    [9, 257, 300],
+    [70, 260, 520],
+  ];
   for (const [m, n, k] of shapes) {
-    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [tA, tB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       it(`${m}x${n}x${k} transA=${tA} transB=${tB}`, () => {
         expect(simdActive()).toBe(simd);
         const rng = new Rng(m + n + k);
@@ -267,7 +299,12 @@ describe('autograd engine', () => {
     const w = randn(be, [4], rng);
     backward(ops.sum(ops.mul(x, w)));
     backward(ops.sum(ops.mul(x, w)));
-    expect(compareArrays(arr(x.grad!), arr(w).map((v) => 2 * v)).relErr).toBeLessThan(1e-15);
+    expect(
+      compareArrays(
+        arr(x.grad!),
+        arr(w).map((v) => 2 * v),
+      ).relErr,
+    ).toBeLessThan(1e-15);
     x.zeroGrad();
     expect(x.grad).toBeNull();
   });
@@ -335,12 +372,24 @@ describe('autograd engine', () => {
           const a = pick(st.a);
           const b = pick(st.b);
           switch (st.op) {
-            case 0: pool.push(ops.add(a!, b!)); break;
-            case 1: pool.push(ops.mul(a!, b!)); break;
-            case 2: pool.push(ops.sub(a!, b!)); break;
-            case 3: pool.push(ops.scale(a!, 0.7)); break;
-            case 4: pool.push(ops.reshape(ops.reshape(a!, [12]), [3, 4])); break;
-            default: pool.push(ops.activation(a!, 'silu')); break;
+            case 0:
+              pool.push(ops.add(a!, b!));
+              break;
+            case 1:
+              pool.push(ops.mul(a!, b!));
+              break;
+            case 2:
+              pool.push(ops.sub(a!, b!));
+              break;
+            case 3:
+              pool.push(ops.scale(a!, 0.7));
+              break;
+            case 4:
+              pool.push(ops.reshape(ops.reshape(a!, [12]), [3, 4]));
+              break;
+            default:
+              pool.push(ops.activation(a!, 'silu'));
+              break;
           }
         }
         // Output several nodes (including a leaf) so gradients arrive from many directions.

@@ -52,9 +52,7 @@ function weightedSum(y: FloatArray, r: Float64Array): number {
  * Checks d(sum_i r_i * f(x)_i)/dx against central differences, for a random fixed r, on a CPU f64 backend.
  * Returns the error summary; `rtol`/`atol` are applied by the caller (see expectGradOk in tests).
  */
-export function gradCheck(
-  be: Backend, fn: OpFn, specs: InputSpec[], seed: number, h = 1e-5,
-): GradCheckResult {
+export function gradCheck(be: Backend, fn: OpFn, specs: InputSpec[], seed: number, h = 1e-5): GradCheckResult {
   if (be.dtype !== 'f64') throw new Error('gradCheck needs an f64 backend');
   const rng = new Rng(seed);
   const values = specs.map((s) => randomInput(s, rng));
@@ -122,7 +120,11 @@ export function compareArrays(a: ArrayLike<number>, b: ArrayLike<number>, what =
  * errors of the output and of each input gradient (`test` backend against `ref`).
  */
 export async function compareBackends(
-  test: Backend, ref: Backend, fn: OpFn, specs: InputSpec[], seed: number,
+  test: Backend,
+  ref: Backend,
+  fn: OpFn,
+  specs: InputSpec[],
+  seed: number,
 ): Promise<{ out: CompareResult; grads: CompareResult[] }> {
   const run = async (be: Backend) => {
     const rng = new Rng(seed);

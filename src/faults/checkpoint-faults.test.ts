@@ -40,7 +40,16 @@ describe('checkpoint generations', () => {
 
   const train = synthExamples(24, 3);
   const valid = synthExamples(6, 4);
-  const opts: TuneOptions = { split: { bottom: 1, top: 1 }, lr: 3e-3, batchSize: 4, gradAccum: 2, epochs: 2, seed: 5, evalEvery: 2, checkpointEvery: 1 };
+  const opts: TuneOptions = {
+    split: { bottom: 1, top: 1 },
+    lr: 3e-3,
+    batchSize: 4,
+    gradAccum: 2,
+    epochs: 2,
+    seed: 5,
+    evalEvery: 2,
+    checkpointEvery: 1,
+  };
 
   it('tune resumes from the previous generation when the newest is damaged, bit-identical to an uninterrupted run', async () => {
     const { spec, weights } = tinyModel('llama', 4);
@@ -48,9 +57,20 @@ describe('checkpoint generations', () => {
     const folder = join(dir, 'run-crc');
     const store = nodeCheckpointStore(folder);
     const ac = new AbortController();
-    await expect(tune(cpuDecoder(spec, weights), { train, valid }, {
-      ...opts, store, signal: ac.signal, onProgress: (p) => { if (p.phase === 'train' && p.step === 4) ac.abort(); },
-    })).rejects.toThrow();
+    await expect(
+      tune(
+        cpuDecoder(spec, weights),
+        { train, valid },
+        {
+          ...opts,
+          store,
+          signal: ac.signal,
+          onProgress: (p) => {
+            if (p.phase === 'train' && p.step === 4) ac.abort();
+          },
+        },
+      ),
+    ).rejects.toThrow();
     const last = (await store.checkpoints()).find((e) => e.id === 'last')!;
     expect(last.previous).toBeDefined();
     // Flip one byte of the newest generation's tensors, plus leftovers of a crashed write.
@@ -99,7 +119,10 @@ describe('one run per folder', () => {
   it('a stale lock (dead process here, or no heartbeat from another host) is taken over and said so', async () => {
     const d = join(dir, 'lock-b');
     await mkdir(d, { recursive: true });
-    await writeFile(join(d, LOCK_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), startedAt: '2020-01-01T00:00:00Z', token: 'x' }));
+    await writeFile(
+      join(d, LOCK_FILE),
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), startedAt: '2020-01-01T00:00:00Z', token: 'x' }),
+    );
     const a = await acquireRunLock(d);
     expect(a.tookOver).toMatch(/took over a stale lock .*that process is gone/);
     await a.release();

@@ -24,17 +24,24 @@ let test = '';
 const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 64 });
 const jsonl = (rows: unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast'];
-const mcRows = (n: number, off: number): unknown[] => Array.from({ length: n }, (_, i) => {
-  const k = (i + off) % words.length;
-  return { context: `Word: ${words[k]}\nSame:`, choices: [` ${words[k]}`, ` ${words[(k + 3) % words.length]}`], label: (i + off) % 2 === 0 ? 0 : 1 };
-});
+const mcRows = (n: number, off: number): unknown[] =>
+  Array.from({ length: n }, (_, i) => {
+    const k = (i + off) % words.length;
+    return {
+      context: `Word: ${words[k]}\nSame:`,
+      choices: [` ${words[k]}`, ` ${words[(k + 3) % words.length]}`],
+      label: (i + off) % 2 === 0 ? 0 : 1,
+    };
+  });
 
 async function hfModel(path: string, weights: WeightMap, opts: { maxShardBytes?: number } = {}): Promise<void> {
   await writeHFFolder(path, spec, weights, opts);
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(REPO_ROOT, 'public/models/demo', f), join(path, f));
 }
 
-async function run(args: string[]): Promise<{ code: number; r: { ok: boolean; error?: { name: string; message: string }; [k: string]: unknown }; err: string[] }> {
+async function run(
+  args: string[],
+): Promise<{ code: number; r: { ok: boolean; error?: { name: string; message: string }; [k: string]: unknown }; err: string[] }> {
   const c = captureIO();
   const code = await main([...args, '--json'], c.io, dir);
   return { code, r: JSON.parse(c.out[0]!), err: c.err };
@@ -52,8 +59,28 @@ beforeAll(async () => {
   await writeFile(valid, jsonl(mcRows(4, 5)));
   await writeFile(test, jsonl(mcRows(6, 1)));
   adapter = join(dir, 'adapter');
-  const t = await run(['tune', model, '--train', train, '--valid', valid, '--adapters', '1:1', '--steps', '2', '--batch', '4', '--lr', '1e-2',
-    '--lora', '2', '--lora-targets', 'q,v,down', '--out', adapter]);
+  const t = await run([
+    'tune',
+    model,
+    '--train',
+    train,
+    '--valid',
+    valid,
+    '--adapters',
+    '1:1',
+    '--steps',
+    '2',
+    '--batch',
+    '4',
+    '--lr',
+    '1e-2',
+    '--lora',
+    '2',
+    '--lora-targets',
+    'q,v,down',
+    '--out',
+    adapter,
+  ]);
   expect(t.code, JSON.stringify(t.r)).toBe(0);
 }, 60_000);
 afterAll(async () => {
@@ -120,7 +147,20 @@ describe('outputs never destroy inputs', () => {
 
   it('compress, export-onnx and ot refuse the model folder as their output (config.json would be overwritten)', async () => {
     const cfg = await readFile(join(model, 'config.json'));
-    const { code, r } = await run(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', train, '--out', model]);
+    const { code, r } = await run([
+      'compress',
+      model,
+      '--method',
+      'drop',
+      '--keep',
+      '0.5',
+      '--adapters',
+      '1:1',
+      '--support',
+      train,
+      '--out',
+      model,
+    ]);
     expect(code).toBe(1);
     expect(r.error!.name).toBe('OutputFolderError');
     const x = await run(['export-onnx', model, '--out', model]);
@@ -187,7 +227,11 @@ describe('PEFT folders', () => {
   });
 
   const edits: [string, (c: Record<string, unknown>) => void, RegExp][] = [
-    ['unknown target module', (c) => (c.target_modules = ['q_proj', 'not_a_module']), /adapter_config\.json: target module 'not_a_module' does not exist/],
+    [
+      'unknown target module',
+      (c) => (c.target_modules = ['q_proj', 'not_a_module']),
+      /adapter_config\.json: target module 'not_a_module' does not exist/,
+    ],
     ['rank differs from the tensors', (c) => (c.r = 3), /adapter_model\.safetensors \[.*lora_A\.weight\]: shape mismatch: expected \[3, /],
     ['layer out of range', (c) => (c.layers_to_transform = [0, 9]), /layers_to_transform names layer 9, but the model has layers 0\.\.3/],
     ['not LoRA', (c) => (c.peft_type = 'IA3'), /peft_type "IA3" is not LORA/],
@@ -211,12 +255,36 @@ describe('PEFT folders', () => {
 describe('non-finite numbers stop jobs loudly', () => {
   it('tune --lr 1e30 stops at the first non-finite loss with a named error; best stays finite and is named', async () => {
     const out = join(dir, 'tune-nan');
-    const { code, r } = await run(['tune', model, '--train', train, '--valid', valid, '--adapters', '1:1', '--steps', '6', '--eval-every', '1',
-      '--batch', '4', '--lr', '1e30', '--warmup', '2', '--clip', '0', '--out', out]);
+    const { code, r } = await run([
+      'tune',
+      model,
+      '--train',
+      train,
+      '--valid',
+      valid,
+      '--adapters',
+      '1:1',
+      '--steps',
+      '6',
+      '--eval-every',
+      '1',
+      '--batch',
+      '4',
+      '--lr',
+      '1e30',
+      '--warmup',
+      '2',
+      '--clip',
+      '0',
+      '--out',
+      out,
+    ]);
     expect(code).toBe(1);
     expect(r.error!.name).toBe('NonFiniteError');
     // Warm-up makes step 1 a zero-lr step (finite, the best); step 2 at lr 5e29 breaks the weights.
-    expect(r.error!.message).toMatch(/tune: the (training loss|gradient norm|validation loss) is (NaN|Infinity|-Infinity) (at step \d+; training stopped before applying it|of the weights after step 2; training stopped)/);
+    expect(r.error!.message).toMatch(
+      /tune: the (training loss|gradient norm|validation loss) is (NaN|Infinity|-Infinity) (at step \d+; training stopped before applying it|of the weights after step 2; training stopped)/,
+    );
     expect(r.error!.message).toMatch(/best checkpoint \(step 1, validation loss \d+\.\d+\) is kept as best/);
     expect(existsSync(join(out, 'adapter.json'))).toBe(false);
     const man = JSON.parse(await readFile(join(out, 'run', 'manifest.json'), 'utf8'));
@@ -229,7 +297,20 @@ describe('non-finite numbers stop jobs loudly', () => {
     w.get('layers.1.mlp.up.weight')!.data[7] = NaN;
     const nan = join(dir, 'nan-model');
     await hfModel(nan, w);
-    const c = await run(['compress', nan, '--method', 'svd', '--keep', '0.5', '--adapters', '1:1', '--support', train, '--out', join(dir, 'nan-emu')]);
+    const c = await run([
+      'compress',
+      nan,
+      '--method',
+      'svd',
+      '--keep',
+      '0.5',
+      '--adapters',
+      '1:1',
+      '--support',
+      train,
+      '--out',
+      join(dir, 'nan-emu'),
+    ]);
     expect(c.code).toBe(1);
     expect(c.r.error!.name).toBe('NonFiniteError');
     expect(c.r.error!.message).toMatch(/\[layers\.1\.mlp\.up\.weight\]: 1 of \d+ values are not finite \(first: NaN at index 7\)/);
@@ -245,7 +326,20 @@ describe('tuning options are bounded', () => {
   it('--lora 100000 is refused before allocating, naming the width', async () => {
     const t0 = performance.now();
     const rss0 = process.memoryUsage().rss;
-    const { code, r } = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--lora', '100000', '--out', join(dir, 'big-lora')]);
+    const { code, r } = await run([
+      'tune',
+      model,
+      '--train',
+      train,
+      '--adapters',
+      '1:1',
+      '--steps',
+      '1',
+      '--lora',
+      '100000',
+      '--out',
+      join(dir, 'big-lora'),
+    ]);
     expect(code).toBe(1);
     expect(r.error!.message).toMatch(/LoRA rank 100000 exceeds the width of layers\.0\.attn\.q \(min\(in 16, out 16\) = 16\)/);
     expect(process.memoryUsage().rss - rss0).toBeLessThan(200 << 20);
@@ -253,10 +347,36 @@ describe('tuning options are bounded', () => {
   });
 
   it('--checkpoint-every 0 is rejected (it meant never) and the flag is in --help', async () => {
-    const { code, r } = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--checkpoint-every', '0', '--out', join(dir, 'ce0')]);
+    const { code, r } = await run([
+      'tune',
+      model,
+      '--train',
+      train,
+      '--adapters',
+      '1:1',
+      '--steps',
+      '1',
+      '--checkpoint-every',
+      '0',
+      '--out',
+      join(dir, 'ce0'),
+    ]);
     expect(code).toBe(2);
     expect(r.error!.message).toMatch(/--checkpoint-every expects a positive number of steps, got 0/);
-    const e = await run(['tune', model, '--train', train, '--adapters', '1:1', '--steps', '1', '--eval-every', '0', '--out', join(dir, 'ee0')]);
+    const e = await run([
+      'tune',
+      model,
+      '--train',
+      train,
+      '--adapters',
+      '1:1',
+      '--steps',
+      '1',
+      '--eval-every',
+      '0',
+      '--out',
+      join(dir, 'ee0'),
+    ]);
     expect(e.code).toBe(2);
     expect(e.r.error!.message).toMatch(/--eval-every expects a positive number of steps, got 0/);
     const c = captureIO();

@@ -30,7 +30,7 @@ function caught(fn: () => unknown): DatasetError {
 function chunked(b: Uint8Array, seed: number, max = 7): Uint8Array[] {
   const out: Uint8Array[] = [];
   let s = seed;
-  for (let i = 0; i < b.length;) {
+  for (let i = 0; i < b.length; ) {
     s = (s * 1103515245 + 12345) >>> 0;
     const n = 1 + (s % max);
     out.push(b.slice(i, i + n));
@@ -63,7 +63,9 @@ describe('streaming datasets', () => {
 
   it('invalid UTF-8 in a chunked read names the right line and file offset', async () => {
     const b = new Uint8Array([...enc('{"text": "a"}\n{"text": "caf'), 0xe9, ...enc('"}\n')]);
-    await expect(readDatasetChunks(chunked(b, 9, 3), 'latin1.jsonl')).rejects.toThrow(/^latin1\.jsonl line 2: text is not valid UTF-8 \(byte 0xe9 at offset 27\)/);
+    await expect(readDatasetChunks(chunked(b, 9, 3), 'latin1.jsonl')).rejects.toThrow(
+      /^latin1\.jsonl line 2: text is not valid UTF-8 \(byte 0xe9 at offset 27\)/,
+    );
   });
 
   it('an over-long line is refused with a message that says so, as soon as it passes the limit', () => {
@@ -73,10 +75,14 @@ describe('streaming datasets', () => {
     const t0 = performance.now();
     const e = caught(() => readDataset(big, 'oneline.jsonl'));
     expect(e.code).toBe('line-too-long');
-    expect(e.message).toMatch(/^oneline\.jsonl line 1: the line is longer than 16\.0 MiB \(the limit for one line\); JSON Lines needs one record per line/);
+    expect(e.message).toMatch(
+      /^oneline\.jsonl line 1: the line is longer than 16\.0 MiB \(the limit for one line\); JSON Lines needs one record per line/,
+    );
     expect(performance.now() - t0).toBeLessThan(5000);
     // Later lines are numbered right, with a small limit.
-    const e2 = caught(() => readDataset(enc('{"text":"a"}\n{"text":"' + 'b'.repeat(200) + '"}\n'), 'x.jsonl', { limits: { maxLineBytes: 100 } }));
+    const e2 = caught(() =>
+      readDataset(enc('{"text":"a"}\n{"text":"' + 'b'.repeat(200) + '"}\n'), 'x.jsonl', { limits: { maxLineBytes: 100 } }),
+    );
     expect(e2.line).toBe(2);
   });
 
@@ -84,11 +90,14 @@ describe('streaming datasets', () => {
     const p = join(dir, 'big.jsonl');
     await writeFile(p, '{"text": "abc"}\n'.repeat(200));
     let reads = 0;
-    await expect(readDatasetFile(p, 'big.jsonl', { limits: { maxFileBytes: 1000 }, onProgress: () => reads++ }))
-      .rejects.toThrow(/^big\.jsonl: file is 3\.1 KiB, more than 1000 bytes \(the limit for one dataset file\)/);
+    await expect(readDatasetFile(p, 'big.jsonl', { limits: { maxFileBytes: 1000 }, onProgress: () => reads++ })).rejects.toThrow(
+      /^big\.jsonl: file is 3\.1 KiB, more than 1000 bytes \(the limit for one dataset file\)/,
+    );
     expect(reads).toBe(0);
     const chunks = chunked(enc('{"text": "abc"}\n'.repeat(200)), 4, 64);
-    await expect(readDatasetChunks(chunks, 'stream.jsonl', { limits: { maxFileBytes: 1000 } })).rejects.toThrow(/stream\.jsonl: file is .*more than 1000 bytes/);
+    await expect(readDatasetChunks(chunks, 'stream.jsonl', { limits: { maxFileBytes: 1000 } })).rejects.toThrow(
+      /stream\.jsonl: file is .*more than 1000 bytes/,
+    );
     // CSV has its own, smaller limit (it is parsed as one text).
     const e = caught(() => readDataset(enc('text\n' + 'a,'.repeat(0) + 'x\n'.repeat(100)), 'c.csv', { limits: { maxCsvBytes: 50 } }));
     expect(e.code).toBe('too-large');
@@ -103,7 +112,9 @@ describe('streaming datasets', () => {
     expect(ds.records).toHaveLength(1000);
     expect(seen[seen.length - 1]).toEqual([18000, 18000]);
     await expect(readDatasetFile(dir, 'a-folder')).rejects.toThrow(/a-folder: cannot read the data file: it is a folder, not a file/);
-    await expect(readDatasetFile(join(dir, 'nope.jsonl'), 'nope.jsonl')).rejects.toThrow(/nope\.jsonl: cannot read the data file: no such file or folder/);
+    await expect(readDatasetFile(join(dir, 'nope.jsonl'), 'nope.jsonl')).rejects.toThrow(
+      /nope\.jsonl: cannot read the data file: no such file or folder/,
+    );
   });
 });
 
@@ -115,11 +126,18 @@ describe('Node file errors become named errors with their file', () => {
     const e = await withFile('/dev/full', 'write the adapter', () => wf('/dev/full', new Uint8Array(1 << 16))).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FileAccessError);
     expect(String(e)).toMatch(/\/dev\/full: cannot write the adapter: no space left on the device/);
-    for (const [code, words] of [['EACCES', 'permission denied'], ['EISDIR', 'it is a folder, not a file'], ['ENOENT', 'no such file or folder'], ['EROFS', 'the file system is read-only']] as const) {
+    for (const [code, words] of [
+      ['EACCES', 'permission denied'],
+      ['EISDIR', 'it is a folder, not a file'],
+      ['ENOENT', 'no such file or folder'],
+      ['EROFS', 'the file system is read-only'],
+    ] as const) {
       const raw = Object.assign(new Error(`${code}: raw`), { code, path: '/x/y' });
       expect(String(fsError(raw, undefined, 'read'))).toMatch(new RegExp(`/x/y: cannot read: ${words}`));
     }
-    const argErr = Object.assign(new TypeError('The "paths[1]" argument must be of type string. Received undefined'), { code: 'ERR_INVALID_ARG_TYPE' });
+    const argErr = Object.assign(new TypeError('The "paths[1]" argument must be of type string. Received undefined'), {
+      code: 'ERR_INVALID_ARG_TYPE',
+    });
     expect(String(fsError(argErr, '--adapter', 'open'))).toMatch(/--adapter: cannot open: a file or folder argument is missing/);
     const other = new Error('not a file error');
     expect(fsError(other, 'x', 'y')).toBe(other);

@@ -23,7 +23,12 @@ export async function checkDataFile(path: string, name = path, maxBytes: number 
     throw fsError(e, name, 'read the data file');
   }
   if (size > maxBytes) {
-    throw new DatasetError('too-large', name, null, `file is ${formatBytes(size)}, more than ${formatBytes(maxBytes)} (the limit for one dataset file); split it or sample it (records are held in memory)`);
+    throw new DatasetError(
+      'too-large',
+      name,
+      null,
+      `file is ${formatBytes(size)}, more than ${formatBytes(maxBytes)} (the limit for one dataset file); split it or sample it (records are held in memory)`,
+    );
   }
   return size;
 }

@@ -9,7 +9,9 @@ describe('non-finite checks', () => {
   it('find NaN, +Inf and -Inf, name the tensor, count and first index', () => {
     expect(firstNonFinite(new Float32Array([1, 2, 3]))).toBe(-1);
     for (const bad of [NaN, Infinity, -Infinity]) expect(firstNonFinite(new Float32Array([0, 1, bad, 2]))).toBe(2);
-    expect(() => checkFiniteTensors([['a', { data: new Float32Array([1, NaN, Infinity]) }]], 'model')).toThrow(/model \[a\]: 2 of 3 values are not finite \(first: NaN at index 1\)/);
+    expect(() => checkFiniteTensors([['a', { data: new Float32Array([1, NaN, Infinity]) }]], 'model')).toThrow(
+      /model \[a\]: 2 of 3 values are not finite \(first: NaN at index 1\)/,
+    );
     const stats = new Map([['layers.1.attn.q', { inDim: 2, outDim: 2, A: new Float64Array([1, Infinity]), G: new Float64Array(4) }]]);
     expect(() => checkFiniteStats(stats, 'tiny')).toThrow(NonFiniteError);
     expect(() => checkFiniteStats(stats, 'tiny')).toThrow(/support statistics layers\.1\.attn\.q\.A hold 1 non-finite values/);
@@ -26,7 +28,11 @@ describe('non-finite checks', () => {
     const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % 64);
     const targets = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 6) % 64);
     const err = await buildEmulator(spec, w, {
-      method: 'gradot', keep: 0.5, split: { bottom: 1, top: 1 }, backend: new CpuBackend(), modelId: 'huge',
+      method: 'gradot',
+      keep: 0.5,
+      split: { bottom: 1, top: 1 },
+      backend: new CpuBackend(),
+      modelId: 'huge',
       support: [{ ids, targets, B: 2, T: 8 }],
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NonFiniteError);

@@ -44,7 +44,10 @@ export function checkFiniteStats(stats: Map<string, Record<string, unknown>>, wh
       if (!(v instanceof Float64Array || v instanceof Float32Array)) continue;
       const i = firstNonFinite(v);
       if (i >= 0) {
-        throw new NonFiniteError('statistics', `${where}: the support statistics ${name}.${k} hold ${countNonFinite(v)} non-finite values (the model's outputs overflow on the support data)`);
+        throw new NonFiniteError(
+          'statistics',
+          `${where}: the support statistics ${name}.${k} hold ${countNonFinite(v)} non-finite values (the model's outputs overflow on the support data)`,
+        );
       }
     }
   }

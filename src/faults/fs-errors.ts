@@ -26,7 +26,12 @@ const REASONS: Record<string, string> = {
 
 /** A Node error with a `code` (ENOENT, ...)? */
 export function isNodeFsError(e: unknown): e is NodeJS.ErrnoException & { code: string } {
-  return typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string' && /^(E[A-Z]+$|ERR_FS_)/.test((e as { code: string }).code);
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    typeof (e as { code?: unknown }).code === 'string' &&
+    /^(E[A-Z]+$|ERR_FS_)/.test((e as { code: string }).code)
+  );
 }
 
 /**
@@ -39,8 +44,18 @@ export function fsError(e: unknown, path: string | undefined, action: string): u
     const p = path ?? e.path ?? '(unknown file)';
     return new FileAccessError(p, e.code, action, REASONS[e.code] ?? `${e.code} (${e.message})`);
   }
-  if (typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ERR_INVALID_ARG_TYPE' && /"path|paths\[/.test(String((e as Error).message))) {
-    return new FileAccessError(path ?? '(missing path)', 'ERR_INVALID_ARG_TYPE', action, 'a file or folder argument is missing (no path given)');
+  if (
+    typeof e === 'object' &&
+    e !== null &&
+    (e as { code?: unknown }).code === 'ERR_INVALID_ARG_TYPE' &&
+    /"path|paths\[/.test(String((e as Error).message))
+  ) {
+    return new FileAccessError(
+      path ?? '(missing path)',
+      'ERR_INVALID_ARG_TYPE',
+      action,
+      'a file or folder argument is missing (no path given)',
+    );
   }
   return e;
 }

@@ -29,7 +29,11 @@ export function topLevelKeys(text: string, onKey: (key: string, index: number) =
       i++;
       if (depth === 1) {
         let j = i;
-        while (j < n && (text.charCodeAt(j) === 0x20 || text.charCodeAt(j) === 0x0a || text.charCodeAt(j) === 0x0d || text.charCodeAt(j) === 0x09)) j++;
+        while (
+          j < n &&
+          (text.charCodeAt(j) === 0x20 || text.charCodeAt(j) === 0x0a || text.charCodeAt(j) === 0x0d || text.charCodeAt(j) === 0x09)
+        )
+          j++;
         if (text.charCodeAt(j) === 0x3a /* : */) {
           const raw = text.slice(start, end + 1);
           let key = raw.slice(1, -1);

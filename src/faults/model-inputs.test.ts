@@ -41,7 +41,15 @@ describe('safetensors headers that lie', () => {
     const esc = '{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"\\u0077":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}';
     expect(() => parseSafetensors(rawSafetensors(esc, data), 'esc.safetensors')).toThrow(/twice/);
     // Nested keys ("dtype" in every entry) are not top-level names.
-    expect(parseSafetensors(rawSafetensors('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', data.subarray(0, 8)), 'ok').tensors.size).toBe(2);
+    expect(
+      parseSafetensors(
+        rawSafetensors(
+          '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+          data.subarray(0, 8),
+        ),
+        'ok',
+      ).tensors.size,
+    ).toBe(2);
   });
 
   it('1.4 M zero-size entries: refused by count in bounded time and memory, with the limit named', () => {
@@ -59,7 +67,9 @@ describe('safetensors headers that lie', () => {
     }
     const ms = performance.now() - t0;
     expect(err).toBeInstanceOf(LimitError);
-    expect(String(err)).toMatch(new RegExp(`many\\.safetensors: the header lists more than ${MAX_SAFETENSORS_ENTRIES} entries \\(limit safetensors entries`));
+    expect(String(err)).toMatch(
+      new RegExp(`many\\.safetensors: the header lists more than ${MAX_SAFETENSORS_ENTRIES} entries \\(limit safetensors entries`),
+    );
     // The count is checked while scanning, before JSON.parse builds 1.4 M objects (2.3 GB before).
     expect(process.memoryUsage().rss - rss0).toBeLessThan(2 * file.length + (64 << 20));
     expect(ms).toBeLessThan(20_000); // generous: a shared 2-core machine; it was 57 s before
@@ -71,13 +81,17 @@ describe('config.json bounds', () => {
     const c = config();
     c.n_layer = 1e9;
     const t0 = performance.now();
-    await expect(planHFLoad(new MemorySource({ 'config.json': JSON.stringify(c), 'model.safetensors': weights() }, 'huge')))
-      .rejects.toThrow(/config\.json: 'n_layer' is 1000000000, above any supported model \(limit layers <= 1024\)/);
+    await expect(
+      planHFLoad(new MemorySource({ 'config.json': JSON.stringify(c), 'model.safetensors': weights() }, 'huge')),
+    ).rejects.toThrow(/config\.json: 'n_layer' is 1000000000, above any supported model \(limit layers <= 1024\)/);
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 
   it.each([
-    ['n_embd', 1 << 20, 'hiddenSize'], ['vocab_size', 1e9, 'vocabSize'], ['n_head', 100000, 'heads'], ['n_inner', 1e8, 'intermediateSize'],
+    ['n_embd', 1 << 20, 'hiddenSize'],
+    ['vocab_size', 1e9, 'vocabSize'],
+    ['n_head', 100000, 'heads'],
+    ['n_inner', 1e8, 'intermediateSize'],
     ['n_positions', 1e9, 'maxPositions'],
   ])('%s = %d is refused (limit %s)', (key, v, limit) => {
     const c = config();
@@ -88,22 +102,34 @@ describe('config.json bounds', () => {
 
   it('dimensions that are each plausible but together describe > 100 B parameters are refused', () => {
     const spec = specFromHFConfig(config());
-    const big = { ...spec, hiddenSize: 65536, intermediateSize: 262144, numHeads: 512, headDim: 128, layers: Array.from({ length: 1000 }, (_, i) => ({ source: i, ranks: {}, mlpWidth: 262144 })) };
-    expect(() => checkSpecBounds(big, 'emulator.json')).toThrow(/emulator\.json: the dimensions describe a model of up to .* B parameters \(limit params/);
+    const big = {
+      ...spec,
+      hiddenSize: 65536,
+      intermediateSize: 262144,
+      numHeads: 512,
+      headDim: 128,
+      layers: Array.from({ length: 1000 }, (_, i) => ({ source: i, ranks: {}, mlpWidth: 262144 })),
+    };
+    expect(() => checkSpecBounds(big, 'emulator.json')).toThrow(
+      /emulator\.json: the dimensions describe a model of up to .* B parameters \(limit params/,
+    );
     expect(() => checkSpecBounds(spec, 'config.json')).not.toThrow();
   });
 
-  it('config dimensions are checked against the file\'s tensors before any data is read', async () => {
+  it("config dimensions are checked against the file's tensors before any data is read", async () => {
     const c = config();
     c.n_layer = 900;
-    await expect(planHFLoad(new MemorySource({ 'config.json': JSON.stringify(c), 'model.safetensors': weights() }, 'm')))
-      .rejects.toThrow(/missing tensor 'transformer\.h\.2\./);
+    await expect(planHFLoad(new MemorySource({ 'config.json': JSON.stringify(c), 'model.safetensors': weights() }, 'm'))).rejects.toThrow(
+      /missing tensor 'transformer\.h\.2\./,
+    );
   });
 
   it('thousands of unexpected tensors give one summarized warning', async () => {
     const base = parseSafetensors(weights()).tensors;
     for (let i = 0; i < 3000; i++) base.set(`junk.${i}`, { dtype: 'F32', shape: [0], data: new Float32Array(0) });
-    const plan = await planHFLoad(new MemorySource({ 'config.json': JSON.stringify(config()), 'model.safetensors': serializeSafetensors(base) }, 'm'));
+    const plan = await planHFLoad(
+      new MemorySource({ 'config.json': JSON.stringify(config()), 'model.safetensors': serializeSafetensors(base) }, 'm'),
+    );
     const junk = plan.warnings.filter((w) => w.includes('junk'));
     expect(junk).toHaveLength(1);
     expect(junk[0]).toMatch(/model\.safetensors: 3000 unexpected tensors ignored \('junk\.0'/);

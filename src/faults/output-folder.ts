@@ -26,17 +26,32 @@ export interface OutputKind {
   marker: string;
 }
 
-const TOKENIZER = new Set(['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json']);
+const TOKENIZER = new Set([
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.json',
+  'merges.txt',
+  'generation_config.json',
+]);
 
 export const HF_MODEL_OUTPUT: OutputKind = {
   label: 'model folder',
-  owned: (n) => n === 'config.json' || n === 'model.safetensors' || n === 'model.safetensors.index.json' || /^model-\d+-of-\d+\.safetensors$/.test(n) || TOKENIZER.has(n),
+  owned: (n) =>
+    n === 'config.json' ||
+    n === 'model.safetensors' ||
+    n === 'model.safetensors.index.json' ||
+    /^model-\d+-of-\d+\.safetensors$/.test(n) ||
+    TOKENIZER.has(n),
   marker: 'config.json',
 };
 
 export const ADAPTER_OUTPUT: OutputKind = {
   label: 'adapter folder',
-  owned: (n) => ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json', 'run', 'README.md'].includes(n),
+  owned: (n) =>
+    ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json', 'run', 'README.md'].includes(
+      n,
+    ),
   marker: 'adapter.json',
 };
 
@@ -102,11 +117,13 @@ export interface CheckOutputOptions {
 export async function checkOutputFolder(out: string, o: CheckOutputOptions): Promise<void> {
   const outC = await canonical(out);
   for (const pfx of PSEUDO_FS) {
-    if (outC === pfx || outC.startsWith(pfx + '/')) throw new OutputFolderError(out, `${pfx} is a kernel pseudo-file-system, not a place for outputs`);
+    if (outC === pfx || outC.startsWith(pfx + '/'))
+      throw new OutputFolderError(out, `${pfx} is a kernel pseudo-file-system, not a place for outputs`);
   }
   for (const input of o.inputs) {
     const inC = await canonical(input);
-    if (outC === inC) throw new OutputFolderError(out, `is an input of this command (${input}); writing there would overwrite it — choose another --out`);
+    if (outC === inC)
+      throw new OutputFolderError(out, `is an input of this command (${input}); writing there would overwrite it — choose another --out`);
     if (inside(inC, outC)) throw new OutputFolderError(out, `contains an input of this command (${input}) — choose another --out`);
   }
   let isNew = false;
@@ -206,9 +223,18 @@ export async function writeOutputFolder(out: string, files: Map<string, Uint8Arr
 /** For single-file outputs (a .zip): not a pseudo-file-system, not an input, not a folder; its folder writable. */
 export async function checkOutputFile(out: string, inputs: string[]): Promise<void> {
   const outC = await canonical(out);
-  for (const pfx of PSEUDO_FS) if (outC === pfx || outC.startsWith(pfx + '/')) throw new OutputFolderError(out, `${pfx} is a kernel pseudo-file-system, not a place for outputs`);
-  for (const input of inputs) if ((await canonical(input)) === outC) throw new OutputFolderError(out, `is an input of this command (${input})`);
-  if (await stat(out).then((s) => s.isDirectory(), () => false)) throw new OutputFolderError(out, 'is a folder, not a file name');
+  for (const pfx of PSEUDO_FS)
+    if (outC === pfx || outC.startsWith(pfx + '/'))
+      throw new OutputFolderError(out, `${pfx} is a kernel pseudo-file-system, not a place for outputs`);
+  for (const input of inputs)
+    if ((await canonical(input)) === outC) throw new OutputFolderError(out, `is an input of this command (${input})`);
+  if (
+    await stat(out).then(
+      (s) => s.isDirectory(),
+      () => false,
+    )
+  )
+    throw new OutputFolderError(out, 'is a folder, not a file name');
   const dir = dirname(out);
   try {
     await mkdir(dir, { recursive: true });

@@ -53,7 +53,12 @@ export async function acquireRunLock(dir: string, opts: { heartbeatMs?: number; 
   const heartbeatMs = opts.heartbeatMs ?? 30_000;
   const staleMs = opts.staleMs ?? 10 * 60_000;
   const path = join(dir, LOCK_FILE);
-  const me: LockInfo = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), token: Math.random().toString(36).slice(2) };
+  const me: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    startedAt: new Date().toISOString(),
+    token: Math.random().toString(36).slice(2),
+  };
   let tookOver: string | null = null;
   try {
     await mkdir(dir, { recursive: true });

@@ -12,7 +12,7 @@ function deflatedZeros(n: number): Uint8Array {
   for (let left = n; left > 0; left -= chunk.length) d.push(left > chunk.length ? chunk : chunk.subarray(0, left), left <= chunk.length);
   const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) (out.set(p, o), (o += p.length));
+  for (const p of parts) out.set(p, o), (o += p.length);
   return out;
 }
 
@@ -85,15 +85,21 @@ describe('bounded unzip', () => {
   it('stops an entry that inflates past the size its directory declares (a lying directory)', () => {
     const data = deflatedZeros(32 << 20);
     const zip = zipWithDeflate('emulator.json', data, 100_000);
-    expect(() => unzipBounded(zip, 'liar.zip')).toThrow(/liar\.zip: entry emulator\.json inflates past the 97\.7 KiB its directory declares/);
+    expect(() => unzipBounded(zip, 'liar.zip')).toThrow(
+      /liar\.zip: entry emulator\.json inflates past the 97\.7 KiB its directory declares/,
+    );
   });
 
   it('names the limits on entry count, entry size and total size', () => {
     const files: Record<string, Uint8Array> = {};
     for (let i = 0; i < 12; i++) files[`f${i}`] = new Uint8Array(1000);
     const z = zipSync(files, { level: 0 });
-    expect(() => unzipBounded(z, 'many.zip', { maxEntries: 10 })).toThrow(/many\.zip: the archive lists 12 entries \(limit zip\.maxEntries = 10\)/);
-    expect(() => unzipBounded(z, 'many.zip', { maxEntryBytes: 999 })).toThrow(/entry f0 expands to 1000 bytes \(limit zip\.maxEntryBytes = 999 bytes\)/);
+    expect(() => unzipBounded(z, 'many.zip', { maxEntries: 10 })).toThrow(
+      /many\.zip: the archive lists 12 entries \(limit zip\.maxEntries = 10\)/,
+    );
+    expect(() => unzipBounded(z, 'many.zip', { maxEntryBytes: 999 })).toThrow(
+      /entry f0 expands to 1000 bytes \(limit zip\.maxEntryBytes = 999 bytes\)/,
+    );
     expect(() => unzipBounded(z, 'many.zip', { maxTotalBytes: 5500 })).toThrow(/zip\.maxTotalBytes/);
     expect(unzipBounded(z, 'many.zip').size).toBe(12);
   });

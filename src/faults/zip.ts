@@ -94,15 +94,24 @@ export function readZipDirectory(zip: Uint8Array, file: string, limits: ZipLimit
     seen.add(name);
     if (name.endsWith('/')) continue;
     if (size > limits.maxEntryBytes) {
-      throw new LimitError(file, `zip.maxEntryBytes = ${formatBytes(limits.maxEntryBytes)}`, `entry ${name} expands to ${formatBytes(size)}`);
+      throw new LimitError(
+        file,
+        `zip.maxEntryBytes = ${formatBytes(limits.maxEntryBytes)}`,
+        `entry ${name} expands to ${formatBytes(size)}`,
+      );
     }
     total += size;
     if (total > limits.maxTotalBytes) {
-      throw new LimitError(file, `zip.maxTotalBytes = ${formatBytes(limits.maxTotalBytes)}`, `the entries expand to more than ${formatBytes(total)} in all`);
+      throw new LimitError(
+        file,
+        `zip.maxTotalBytes = ${formatBytes(limits.maxTotalBytes)}`,
+        `the entries expand to more than ${formatBytes(total)} in all`,
+      );
     }
     if (size > limits.ratioExemptBytes && size > limits.maxRatio * Math.max(1, compressedSize)) {
       throw new LimitError(
-        file, `zip.maxRatio = ${limits.maxRatio}`,
+        file,
+        `zip.maxRatio = ${limits.maxRatio}`,
         `entry ${name} expands ${formatBytes(compressedSize)} to ${formatBytes(size)} (ratio ${Math.round(size / Math.max(1, compressedSize))}; a zip bomb?)`,
       );
     }
@@ -130,7 +139,11 @@ function extract(zip: Uint8Array, e: ZipEntryInfo, file: string): Uint8Array {
   let got = 0;
   const inf = new Inflate((chunk) => {
     if (got + chunk.length > e.size) {
-      throw new LimitError(file, 'declared entry size', `entry ${e.name} inflates past the ${formatBytes(e.size)} its directory declares (stopped there)`);
+      throw new LimitError(
+        file,
+        'declared entry size',
+        `entry ${e.name} inflates past the ${formatBytes(e.size)} its directory declares (stopped there)`,
+      );
     }
     out.set(chunk, got);
     got += chunk.length;

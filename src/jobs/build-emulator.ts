@@ -93,16 +93,27 @@ export interface BuildEmulatorReport {
   mlp?: 'scp' | 'drd';
   rankAllocation?: 'uniform' | 'global';
   params: {
-    before: number; after: number; keptFraction: number | null;
-    middleBefore: number; middleTarget: number; middleAfter: number; middleKept: number | null;
+    before: number;
+    after: number;
+    keptFraction: number | null;
+    middleBefore: number;
+    middleTarget: number;
+    middleAfter: number;
+    middleKept: number | null;
   };
   layers: EmulatorReport['layers'];
   keptBlocks: number[];
   support: { file: string | null; batches: number; batch: number; seq: number; tokens: number | null; digest: string | null };
   supportLoss: { full: number | null; emulator: number | null };
   heldout: {
-    from: string; batches?: number; tokens?: number; adapterParams?: number; gradShift?: number | null; perBatch?: (number | null)[];
-    fullLoss?: number | null; emulatorLoss?: number | null;
+    from: string;
+    batches?: number;
+    tokens?: number;
+    adapterParams?: number;
+    gradShift?: number | null;
+    perBatch?: (number | null)[];
+    fullLoss?: number | null;
+    emulatorLoss?: number | null;
   };
   seconds: Record<string, number | null>;
   readings: Record<string, string>;
@@ -122,14 +133,16 @@ export interface BuildEmulatorOutput {
 }
 
 export async function buildEmulatorJob(
-  input: BuildEmulatorInput, o: BuildEmulatorOptions, ctl: JobControl<BuildEmulatorProgress> = {},
+  input: BuildEmulatorInput,
+  o: BuildEmulatorOptions,
+  ctl: JobControl<BuildEmulatorProgress> = {},
 ): Promise<BuildEmulatorOutput> {
   const t0 = performance.now();
   const at = (): number => (performance.now() - t0) / 1000;
   const { spec } = input;
   if (o.method === 'gradot' && !input.support) throw new Error('gradot needs support data for its gradient pass');
   const tok = input.tokenizer;
-  if (input.support && !tok) throw new Error('support data needs the model\'s tokenizer');
+  if (input.support && !tok) throw new Error("support data needs the model's tokenizer");
   const seq = Math.max(2, Math.min(spec.maxPositions, o.seqLen));
   const addBos = o.addBos ?? (tok ? defaultAddBos(spec, tok) : false);
   const padId = tok ? padIdOf(tok) : 0;
@@ -163,20 +176,40 @@ export async function buildEmulatorJob(
   let supportUnits: { done?: number; total?: number } = {};
   let scoring: { scored?: number; toScore?: number } = {};
   const built = await buildEmulator(spec, input.weights, {
-    method: o.method, keep: o.keep, split: o.split, backend: o.backend, support, modelId: input.modelId, seed: o.seed ?? 0,
-    ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}), ...(o.lambdaMlp !== undefined ? { lambdaMlp: o.lambdaMlp } : {}),
-    ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}), ...(o.attnKeep !== undefined ? { attnKeep: o.attnKeep } : {}),
-    ...(o.mlp ? { mlp: o.mlp } : {}), ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
-    ...(ctl.signal ? { signal: ctl.signal } : {}), ...(ctl.pause ? { pause: ctl.pause } : {}),
-    ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}), ...(o.dtype ? { dtype: o.dtype } : {}),
+    method: o.method,
+    keep: o.keep,
+    split: o.split,
+    backend: o.backend,
+    support,
+    modelId: input.modelId,
+    seed: o.seed ?? 0,
+    ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}),
+    ...(o.lambdaMlp !== undefined ? { lambdaMlp: o.lambdaMlp } : {}),
+    ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}),
+    ...(o.attnKeep !== undefined ? { attnKeep: o.attnKeep } : {}),
+    ...(o.mlp ? { mlp: o.mlp } : {}),
+    ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
+    ...(ctl.signal ? { signal: ctl.signal } : {}),
+    ...(ctl.pause ? { pause: ctl.pause } : {}),
+    ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
+    ...(o.dtype ? { dtype: o.dtype } : {}),
     onProgress: (phase) => ctl.onProgress?.({ phase, ...(phase === 'support' ? { done: 0, total: support.length } : {}), seconds: at() }),
     // Support progress counts batches through the first sweep and each block group (supportPass units).
-    onSupportBatch: (_i, loss) => { lastLoss = loss; },
+    onSupportBatch: (_i, loss) => {
+      lastLoss = loss;
+    },
     onWork: (phase, done, total) => {
       if (phase === 'support') supportUnits = { done, total };
       if (phase === 'scoring') scoring = { scored: done, toScore: total };
       if (phase === 'evaluate') ctl.onProgress?.({ phase, done, total, seconds: at() });
-      else ctl.onProgress?.({ phase: 'support', ...supportUnits, ...(lastLoss !== undefined ? { loss: lastLoss } : {}), ...scoring, seconds: at() });
+      else
+        ctl.onProgress?.({
+          phase: 'support',
+          ...supportUnits,
+          ...(lastLoss !== undefined ? { loss: lastLoss } : {}),
+          ...scoring,
+          seconds: at(),
+        });
     },
   });
 
@@ -203,26 +236,47 @@ export async function buildEmulatorJob(
   const r = built.report;
   const p = r.params;
   const report: BuildEmulatorReport = {
-    model: input.modelId, method: o.method, keep: o.keep, split: o.split,
-    lambdaAttn: r.lambdaAttn, lambdaMlp: r.lambdaMlp, lambdaMode: built.result.lambdaMode,
-    ...(o.attnKeep !== undefined ? { attnKeep: o.attnKeep } : {}), ...(o.mlp ? { mlp: o.mlp } : {}), ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
+    model: input.modelId,
+    method: o.method,
+    keep: o.keep,
+    split: o.split,
+    lambdaAttn: r.lambdaAttn,
+    lambdaMlp: r.lambdaMlp,
+    lambdaMode: built.result.lambdaMode,
+    ...(o.attnKeep !== undefined ? { attnKeep: o.attnKeep } : {}),
+    ...(o.mlp ? { mlp: o.mlp } : {}),
+    ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
     params: {
-      before: p.before, after: p.after, keptFraction: round(p.after / p.before, 6),
-      middleBefore: p.middleBefore, middleTarget: p.middleTarget, middleAfter: p.middleAfter, middleKept: round(p.middleKept, 6),
+      before: p.before,
+      after: p.after,
+      keptFraction: round(p.after / p.before, 6),
+      middleBefore: p.middleBefore,
+      middleTarget: p.middleTarget,
+      middleAfter: p.middleAfter,
+      middleKept: round(p.middleKept, 6),
     },
     layers: r.layers,
     keptBlocks: built.result.plan.keptBlocks,
     support: {
-      file: input.support?.name ?? null, batches: support.length, batch: o.batch, seq,
-      tokens: built.meta.support?.tokens ?? null, digest: built.meta.support?.digest ?? null,
+      file: input.support?.name ?? null,
+      batches: support.length,
+      batch: o.batch,
+      seq,
+      tokens: built.meta.support?.tokens ?? null,
+      digest: built.meta.support?.digest ?? null,
     },
     supportLoss: { full: round(r.supportLoss.full, 6), emulator: round(r.supportLoss.emulator, 6) },
     heldout: held
       ? {
-        from: heldoutFrom, batches: heldout.length, tokens: held.tokens, adapterParams: held.adapterParams,
-        gradShift: round(held.cosineDistance, 6), perBatch: held.perBatch.map((x) => round(x, 6)),
-        fullLoss: round(held.fullLoss, 6), emulatorLoss: round(held.emulatorLoss, 6),
-      }
+          from: heldoutFrom,
+          batches: heldout.length,
+          tokens: held.tokens,
+          adapterParams: held.adapterParams,
+          gradShift: round(held.cosineDistance, 6),
+          perBatch: held.perBatch.map((x) => round(x, 6)),
+          fullLoss: round(held.fullLoss, 6),
+          emulatorLoss: round(held.emulatorLoss, 6),
+        }
       : { from: heldoutFrom },
     seconds: { ...Object.fromEntries(Object.entries(r.seconds).map(([k, v]) => [k, round(v, 4)])), heldout: round(heldoutSeconds, 4) },
     readings: r.readings,

@@ -31,9 +31,10 @@ export function padIdOf(tok: Pick<TextTokenizer, 'eosId'>): number {
 /** Any dataset as language-modelling text (prompt+answer, context+correct choice). */
 export function datasetText(ds: Dataset): TextDataset {
   if (ds.kind === 'lm') return ds;
-  const records = ds.kind === 'sft'
-    ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
-    : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
+  const records =
+    ds.kind === 'sft'
+      ? ds.records.map((r) => ({ text: r.prompt + r.answer, line: r.line }))
+      : ds.records.map((r) => ({ text: r.context + r.choices[r.label]!, line: r.line }));
   return { kind: 'lm', file: ds.file, format: ds.format, records };
 }
 

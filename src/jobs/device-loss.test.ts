@@ -48,10 +48,19 @@ describe('device loss', () => {
     const gpu = flakyGpu(150);
     const messages: string[] = [];
     const used: string[] = [];
-    const r = await withCpuFallback(gpu, (be) => {
-      used.push(be === gpu ? 'gpu' : 'cpu');
-      return tuneJob(model, data, { ...opts, backend: be, store });
-    }, { isLost: (be) => (be as { lost?: boolean }).lost === true, cpu: () => new CpuBackend(), onFallback: (m) => messages.push(m), settleMs: 0 });
+    const r = await withCpuFallback(
+      gpu,
+      (be) => {
+        used.push(be === gpu ? 'gpu' : 'cpu');
+        return tuneJob(model, data, { ...opts, backend: be, store });
+      },
+      {
+        isLost: (be) => (be as { lost?: boolean }).lost === true,
+        cpu: () => new CpuBackend(),
+        onFallback: (m) => messages.push(m),
+        settleMs: 0,
+      },
+    );
 
     expect(gpu.lost).toBe(true);
     expect(used).toEqual(['gpu', 'cpu']);
@@ -68,17 +77,25 @@ describe('device loss', () => {
 
   it('any other failure, or a cancel, is not retried', async () => {
     const gpu = flakyGpu(1e9);
-    const boom = withCpuFallback(gpu, async () => {
-      throw new Error('a bad file');
-    }, { isLost: () => false, cpu: () => new CpuBackend(), settleMs: 0 });
+    const boom = withCpuFallback(
+      gpu,
+      async () => {
+        throw new Error('a bad file');
+      },
+      { isLost: () => false, cpu: () => new CpuBackend(), settleMs: 0 },
+    );
     await expect(boom).rejects.toThrow('a bad file');
     const ac = new AbortController();
     ac.abort();
     let runs = 0;
-    const cancelled = withCpuFallback(gpu, async () => {
-      runs++;
-      throw new Error('cancelled');
-    }, { isLost: () => true, cpu: () => new CpuBackend(), signal: ac.signal, settleMs: 0 });
+    const cancelled = withCpuFallback(
+      gpu,
+      async () => {
+        runs++;
+        throw new Error('cancelled');
+      },
+      { isLost: () => true, cpu: () => new CpuBackend(), signal: ac.signal, settleMs: 0 },
+    );
     await expect(cancelled).rejects.toThrow('cancelled');
     expect(runs).toBe(1);
   });

@@ -27,8 +27,16 @@ export function limitTask(task: EncodedTask, n: number): EncodedTask {
   return { ...task, examples: examples as EncodedTask['examples'] };
 }
 
-export function prepareEvalTask(file: TaskFile, tok: TextTokenizer, spec: Pick<ModelSpec, 'family' | 'maxPositions'>, o: EvalTaskOptions = {}): EncodedTask {
-  const task = prepareEval(file, tok, { contextLength: o.contextLength ?? spec.maxPositions, addBos: o.addBos ?? defaultAddBos(spec, tok) });
+export function prepareEvalTask(
+  file: TaskFile,
+  tok: TextTokenizer,
+  spec: Pick<ModelSpec, 'family' | 'maxPositions'>,
+  o: EvalTaskOptions = {},
+): EncodedTask {
+  const task = prepareEval(file, tok, {
+    contextLength: o.contextLength ?? spec.maxPositions,
+    addBos: o.addBos ?? defaultAddBos(spec, tok),
+  });
   return o.limit && o.limit > 0 ? limitTask(task, o.limit) : task;
 }
 
@@ -38,10 +46,14 @@ export interface EvalProgress {
 }
 
 export async function evaluateJob(
-  dec: Decoder, task: EncodedTask, o: { tokenizer: Pick<TextTokenizer, 'eosId'>; batchSize?: number }, ctl: JobControl<EvalProgress> = {},
+  dec: Decoder,
+  task: EncodedTask,
+  o: { tokenizer: Pick<TextTokenizer, 'eosId'>; batchSize?: number },
+  ctl: JobControl<EvalProgress> = {},
 ): Promise<EvalMetrics> {
   return evaluate(dec, task, {
-    padId: padIdOf(o.tokenizer), ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    padId: padIdOf(o.tokenizer),
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(ctl.signal ? { signal: ctl.signal } : {}),
     ...(ctl.onProgress ? { onProgress: (done: number, total: number) => ctl.onProgress!({ done, total }) } : {}),
   });

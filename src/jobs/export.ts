@@ -18,10 +18,21 @@ export interface ExportBase {
 }
 
 /** adapter.safetensors (+ PEFT files for LoRA) and adapter.json, with `info` recorded in adapter.json. */
-export async function exportJob(adapter: TrainedAdapter, base: ExportBase, info: Record<string, unknown>): Promise<Map<string, Uint8Array>> {
+export async function exportJob(
+  adapter: TrainedAdapter,
+  base: ExportBase,
+  info: Record<string, unknown>,
+): Promise<Map<string, Uint8Array>> {
   const m = base.meta;
-  return exportAdapter(adapter, {
-    spec: base.spec, weights: base.weights, modelId: m?.source.modelId ?? base.modelId, sha256: m?.source.sha256 ?? null,
-    numLayers: m?.source.numLayers ?? base.spec.layers.length,
-  }, { info: { emulator: m ? { method: m.method, keep: m.keep } : null, ...info } });
+  return exportAdapter(
+    adapter,
+    {
+      spec: base.spec,
+      weights: base.weights,
+      modelId: m?.source.modelId ?? base.modelId,
+      sha256: m?.source.sha256 ?? null,
+      numLayers: m?.source.numLayers ?? base.spec.layers.length,
+    },
+    { info: { emulator: m ? { method: m.method, keep: m.keep } : null, ...info } },
+  );
 }

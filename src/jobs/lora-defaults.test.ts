@@ -9,8 +9,16 @@ import { familyOf, loraDefaultTargets } from './lora-defaults';
 import type { PackageSummary } from './studio-api';
 
 const pkg = (family: string | undefined): PackageSummary => ({
-  packageId: `pkg-${family}`, name: 'p', manifest: {}, sourceModel: 's', method: 'gradot', ...(family ? { family } : {}),
-  files: [], tensorCount: 0, params: 0, warnings: [],
+  packageId: `pkg-${family}`,
+  name: 'p',
+  manifest: {},
+  sourceModel: 's',
+  method: 'gradot',
+  ...(family ? { family } : {}),
+  files: [],
+  tensorCount: 0,
+  params: 0,
+  warnings: [],
 });
 
 describe('default LoRA targets (CLI and studio)', () => {
@@ -29,7 +37,11 @@ describe('default LoRA targets (CLI and studio)', () => {
       const m = tinyModel(fam, 3);
       const dec = decoderFromWeights(new CpuBackend(), m.spec, m.weights);
       const mods = loraModules(dec.spec, [0, 2], { r: 4, alpha: 8, dropout: 0, targets: loraDefaultTargets(fam) });
-      expect(mods.map((x) => x.key)).toEqual(fam === 'gpt2' ? ['layers.0.attn.qkv', 'layers.2.attn.qkv'] : ['layers.0.attn.q', 'layers.0.attn.v', 'layers.2.attn.q', 'layers.2.attn.v']);
+      expect(mods.map((x) => x.key)).toEqual(
+        fam === 'gpt2'
+          ? ['layers.0.attn.qkv', 'layers.2.attn.qkv']
+          : ['layers.0.attn.q', 'layers.0.attn.v', 'layers.2.attn.q', 'layers.2.attn.v'],
+      );
     }
   });
 

@@ -6,7 +6,14 @@ import { paramCounts } from '../model/params';
 import { blockLinearNames, supportBytesPerBlock } from '../ot/emulator/support';
 import { tinyModel } from '../ot/offsite/test-helpers';
 import {
-  DEFAULT_TAB_BYTES, ESTIMATE_MARGIN, estimatePeakMemory, fitVerdict, modelShapeOf, supportBytesPerBlockOf, tabMemory, type ModelShape,
+  DEFAULT_TAB_BYTES,
+  ESTIMATE_MARGIN,
+  estimatePeakMemory,
+  fitVerdict,
+  modelShapeOf,
+  supportBytesPerBlockOf,
+  tabMemory,
+  type ModelShape,
 } from './memory-estimate';
 
 /** The shape a studio summary of the hub-shaped checkpoint gives (dtypes count every tensor, buffers too). */
@@ -35,9 +42,14 @@ describe('peak memory estimate', () => {
       const o = { job: 'compress', method: 'gradot', keep: 0.5, batch: 4, seq: 128 } as const;
       const whole = estimatePeakMemory(hubShape(family), { ...o, heldout: true });
       expect(whole.phase).toBe('held-out gradient shift');
-      expect(Math.abs(whole.bytes - m.whole) / m.whole, `${family}: estimated ${whole.bytes}, measured ${m.whole}`).toBeLessThan(ESTIMATE_MARGIN);
+      expect(Math.abs(whole.bytes - m.whole) / m.whole, `${family}: estimated ${whole.bytes}, measured ${m.whole}`).toBeLessThan(
+        ESTIMATE_MARGIN,
+      );
       const studio = estimatePeakMemory(hubShape(family), o);
-      expect(Math.abs(studio.bytes - m.toPackage) / m.toPackage, `${family} to packaging: estimated ${studio.bytes}, measured ${m.toPackage}`).toBeLessThan(ESTIMATE_MARGIN);
+      expect(
+        Math.abs(studio.bytes - m.toPackage) / m.toPackage,
+        `${family} to packaging: estimated ${studio.bytes}, measured ${m.toPackage}`,
+      ).toBeLessThan(ESTIMATE_MARGIN);
     }
   });
 
@@ -54,7 +66,8 @@ describe('peak memory estimate', () => {
     const qwen = hubShape('qwen2.5-0.5b');
     const stats = (m: ModelShape, budget: number) =>
       estimatePeakMemory(m, { job: 'compress', method: 'gradot', batch: 4, seq: 128, memoryBudget: budget })
-        .phases.find((p) => p.phase === 'support pass')!.parts.find((p) => p.what.startsWith('support statistics'))!.bytes;
+        .phases.find((p) => p.phase === 'support pass')!
+        .parts.find((p) => p.what.startsWith('support statistics'))!.bytes;
     const perBlock = supportBytesPerBlockOf(qwen);
     expect(stats(qwen, 8 * perBlock)).toBeLessThanOrEqual(2 * perBlock);
     expect(stats({ ...qwen, numLayers: 48 }, 8 * perBlock)).toBe(stats(qwen, 8 * perBlock));

@@ -95,7 +95,8 @@ function blockParams(m: ModelShape): { attn: number; mlp: number } {
 
 /** Bytes of one block's support statistics (as supportBytesPerBlock: shared q/k/v and up/gate inputs). */
 export function supportBytesPerBlockOf(m: ModelShape): number {
-  const d = m.hiddenSize, i = m.intermediateSize;
+  const d = m.hiddenSize,
+    i = m.intermediateSize;
   const kv = (d / m.numHeads) * m.numKvHeads;
   // Per linear: out² (G) + 2·out·in (sum of g and the weight's own grad) + out.
   const lin = (out: number, inn: number) => out * out + 2 * out * inn + out;
@@ -112,13 +113,16 @@ function tapeFloatsPerToken(m: ModelShape, seq: number): number {
 
 /** The largest staged matmul (the LM head), which sizes the kernels' WebAssembly heap. */
 function wasmHeapBytes(m: ModelShape, tokens: number): number {
-  const d = m.hiddenSize, V = m.vocabSize, i = m.intermediateSize;
+  const d = m.hiddenSize,
+    V = m.vocabSize,
+    i = m.intermediateSize;
   return Math.max(tokens * d + V * d + tokens * V, 2 * tokens * i + i * i) * F32;
 }
 
 /** Exact SVD factors of one block's scored matrices in f64 (U and V; the attention and MLP matrices). */
 function svdFactorBytesPerBlock(m: ModelShape): number {
-  const d = m.hiddenSize, i = m.intermediateSize;
+  const d = m.hiddenSize,
+    i = m.intermediateSize;
   const kv = (d / m.numHeads) * m.numKvHeads;
   const f = (a: number, b: number) => (a * Math.min(a, b) + b * Math.min(a, b)) * 8;
   return 2 * f(d, d) + 2 * f(kv, d) + (m.gated ? 2 : 1) * f(i, d) + f(d, i);
@@ -136,11 +140,20 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
   const heap = wasmHeapBytes(m, tokens);
   const logits = 3 * tokens * m.vocabSize * F32;
   const phases: { phase: string; parts: MemoryPart[] }[] = [
-    { phase: 'loading', parts: [{ what: 'model weights (f32)', bytes: weights }, { what: 'model file being read', bytes: m.fileBytes }] },
+    {
+      phase: 'loading',
+      parts: [
+        { what: 'model weights (f32)', bytes: weights },
+        { what: 'model file being read', bytes: m.fileBytes },
+      ],
+    },
   ];
   if (o.job === 'compress') {
     const budget = o.memoryBudget ?? DEFAULT_ESTIMATE_BUDGET;
-    const common: MemoryPart[] = [{ what: 'model weights (f32)', bytes: weights }, { what: 'matmul staging heap', bytes: heap }];
+    const common: MemoryPart[] = [
+      { what: 'model weights (f32)', bytes: weights },
+      { what: 'matmul staging heap', bytes: heap },
+    ];
     if (o.method === 'gradot' || o.method === undefined) {
       const perBlock = supportBytesPerBlockOf(m);
       const perGroup = Math.min(middle, Math.max(1, Math.floor(budget / 4 / perBlock)));
@@ -153,7 +166,7 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
           { what: `support statistics (${perGroup} of ${middle} blocks at a time)`, bytes: perGroup * perBlock },
           { what: 'logits, softmax and their gradient', bytes: logits },
           { what: 'SVD factors kept for scoring', bytes: factors },
-          { what: 'one block group\'s tape', bytes: perGroup * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+          { what: "one block group's tape", bytes: perGroup * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
           { what: 'saved residual streams', bytes: 8 * (groups + 1) * tokens * m.hiddenSize * F32 },
         ],
       });
@@ -171,7 +184,8 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       phases.push({
         phase: 'held-out gradient shift',
         parts: [
-          ...built, pkg,
+          ...built,
+          pkg,
           { what: 'logits, softmax and their gradient', bytes: logits },
           { what: 'tape of every block', bytes: m.numLayers * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
           { what: 'adapter gradients (full model, copy, emulator)', bytes: 3 * adapter * F32 },
@@ -179,9 +193,10 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       });
     }
   } else {
-    const trainable = o.tuneMode === 'lora'
-      ? (split.bottom + split.top) * 2 * 8 * 2 * m.hiddenSize
-      : (split.bottom + split.top) * (bp.attn + bp.mlp + 4 * m.hiddenSize);
+    const trainable =
+      o.tuneMode === 'lora'
+        ? (split.bottom + split.top) * 2 * 8 * 2 * m.hiddenSize
+        : (split.bottom + split.top) * (bp.attn + bp.mlp + 4 * m.hiddenSize);
     phases.push({
       phase: 'training',
       parts: [
@@ -206,14 +221,28 @@ const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I
 
 /** The estimate's input from what the studio knows of an open model (its summary). */
 export function modelShapeOf(s: {
-  family: string; numLayers: number; hiddenSize: number; numHeads: number; numKvHeads: number; intermediateSize: number;
-  vocabSize: number; totalParams: number; dtypes: Record<string, number>;
+  family: string;
+  numLayers: number;
+  hiddenSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  vocabSize: number;
+  totalParams: number;
+  dtypes: Record<string, number>;
 }): ModelShape {
   let fileBytes = 0;
   for (const [dt, n] of Object.entries(s.dtypes)) fileBytes += n * (DTYPE_BYTES[dt.toUpperCase()] ?? 4);
   return {
-    numLayers: s.numLayers, hiddenSize: s.hiddenSize, intermediateSize: s.intermediateSize, vocabSize: s.vocabSize,
-    numHeads: s.numHeads, numKvHeads: s.numKvHeads || s.numHeads, gated: s.family === 'llama', params: s.totalParams, fileBytes,
+    numLayers: s.numLayers,
+    hiddenSize: s.hiddenSize,
+    intermediateSize: s.intermediateSize,
+    vocabSize: s.vocabSize,
+    numHeads: s.numHeads,
+    numKvHeads: s.numKvHeads || s.numHeads,
+    gated: s.family === 'llama',
+    params: s.totalParams,
+    fileBytes,
   };
 }
 
@@ -232,10 +261,17 @@ export const DEFAULT_TAB_BYTES = 4 * 2 ** 30;
  * and half the device's memory (`navigator.deviceMemory`, in GiB, capped at 8 by browsers), or
  * DEFAULT_TAB_BYTES when neither exists (Firefox, Safari).
  */
-export function tabMemory(env: { jsHeapSizeLimit?: number | undefined; deviceMemoryGiB?: number | undefined } = browserMemoryInfo()): TabMemory {
+export function tabMemory(
+  env: { jsHeapSizeLimit?: number | undefined; deviceMemoryGiB?: number | undefined } = browserMemoryInfo(),
+): TabMemory {
   const c: TabMemory[] = [];
-  if (env.jsHeapSizeLimit && env.jsHeapSizeLimit > 0) c.push({ bytes: env.jsHeapSizeLimit, source: 'the browser\'s heap limit (performance.memory)' });
-  if (env.deviceMemoryGiB && env.deviceMemoryGiB > 0) c.push({ bytes: (env.deviceMemoryGiB / 2) * 2 ** 30, source: `half of the device's ${env.deviceMemoryGiB} GB (navigator.deviceMemory)` });
+  if (env.jsHeapSizeLimit && env.jsHeapSizeLimit > 0)
+    c.push({ bytes: env.jsHeapSizeLimit, source: "the browser's heap limit (performance.memory)" });
+  if (env.deviceMemoryGiB && env.deviceMemoryGiB > 0)
+    c.push({
+      bytes: (env.deviceMemoryGiB / 2) * 2 ** 30,
+      source: `half of the device's ${env.deviceMemoryGiB} GB (navigator.deviceMemory)`,
+    });
   if (c.length === 0) return { bytes: DEFAULT_TAB_BYTES, source: 'the default for one tab (the browser does not say)' };
   return c.reduce((a, b) => (b.bytes < a.bytes ? b : a));
 }
@@ -268,7 +304,10 @@ export interface FitVerdict {
 
 /** Whether a job's estimated peak fits the tab, with a message that gives the numbers. */
 export function fitVerdict(job: string, estimate: MemoryEstimate, limit: TabMemory): FitVerdict {
-  const top = estimate.parts.slice(0, 3).map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
+  const top = estimate.parts
+    .slice(0, 3)
+    .map((p) => `${p.what} ${gib(p.bytes)}`)
+    .join(', ');
   const fits = estimate.bytes <= limit.bytes;
   const level = fits ? 'fits' : estimate.bytes * (1 - ESTIMATE_MARGIN) <= limit.bytes ? 'tight' : 'over';
   const margin = `±${Math.round(ESTIMATE_MARGIN * 100)}%`;

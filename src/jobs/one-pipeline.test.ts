@@ -21,17 +21,23 @@ let support = '';
 let task = '';
 const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast', 'the', 'house', 'river', 'stone'];
 const jsonl = (rows: unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
-const mcRows = (n: number, off: number): unknown[] => Array.from({ length: n }, (_, i) => {
-  const k = (i + off) % 8;
-  return { context: `Word: ${words[k]}\nSame:`, choices: [` ${words[k]}`, ` ${words[(k + 3) % 8]}`], label: (i + off) % 2 };
-});
+const mcRows = (n: number, off: number): unknown[] =>
+  Array.from({ length: n }, (_, i) => {
+    const k = (i + off) % 8;
+    return { context: `Word: ${words[k]}\nSame:`, choices: [` ${words[k]}`, ` ${words[(k + 3) % 8]}`], label: (i + off) % 2 };
+  });
 
 /** A report without wall-clock fields and labels (model path, task and support file names differ). */
 function comparable(r: unknown): unknown {
   const skip = /seconds|Seconds|tokensPerSec|^(model|modelId|file|task|support|createdAt)$/;
   const walk = (x: unknown): unknown => {
     if (Array.isArray(x)) return x.map(walk);
-    if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).filter(([k]) => !skip.test(k)).map(([k, v]) => [k, walk(v)]));
+    if (x && typeof x === 'object')
+      return Object.fromEntries(
+        Object.entries(x)
+          .filter(([k]) => !skip.test(k))
+          .map(([k, v]) => [k, walk(v)]),
+      );
     return x;
   };
   return walk(r);
@@ -69,15 +75,55 @@ describe('CLI and studio worker: one pipeline', () => {
     it(`${method}: byte-identical emulator packages`, async () => {
       const zip = join(dir, `cli-${method}.zip`);
       const c = captureIO();
-      const code = await main(['compress', model, '--method', method, '--keep', '0.5', '--adapters', '1:1', '--support', support, '--out', zip, '--zip',
-        '--seq', '16', '--batch', '2', '--support-batches', '3', '--heldout', 'none', '--lambda-attn', '0.5', '--lambda-mlp', '0.25', '--seed', '3', '--json'],
-      c.io, dir);
+      const code = await main(
+        [
+          'compress',
+          model,
+          '--method',
+          method,
+          '--keep',
+          '0.5',
+          '--adapters',
+          '1:1',
+          '--support',
+          support,
+          '--out',
+          zip,
+          '--zip',
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '3',
+          '--heldout',
+          'none',
+          '--lambda-attn',
+          '0.5',
+          '--lambda-mlp',
+          '0.25',
+          '--seed',
+          '3',
+          '--json',
+        ],
+        c.io,
+        dir,
+      );
       expect(code, c.out[0]).toBe(0);
       const cliZip = new Uint8Array(await readFile(zip));
 
       const opts: CompressOptions = {
-        method, keep: 0.5, adapters: { bottom: 1, top: 1 }, lambdaAttn: 0.5, lambdaMlp: 0.25, seed: 3, backend: 'cpu',
-        support: { path: 'support.jsonl', data: new Blob([await readFile(support)]) }, supportExamples: 6, supportSeqLen: 16, supportBatch: 2,
+        method,
+        keep: 0.5,
+        adapters: { bottom: 1, top: 1 },
+        lambdaAttn: 0.5,
+        lambdaMlp: 0.25,
+        seed: 3,
+        backend: 'cpu',
+        support: { path: 'support.jsonl', data: new Blob([await readFile(support)]) },
+        supportExamples: 6,
+        supportSeqLen: 16,
+        supportBatch: 2,
       };
       const r = await api.compress(opts, () => undefined);
       const studioZip = (await api.exportPackage(r.packageId)).bytes;
@@ -99,18 +145,67 @@ describe('CLI and studio worker: one pipeline', () => {
 
   it('the same five-number report from `gradot ot` and the studio protocol', async () => {
     const c = captureIO();
-    const code = await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--epochs', '1', '--batch', '4',
-      '--lr', '0.001', '--seed', '0', '--support-examples', '8', '--lambda-attn', '0.5', '--lambda-mlp', '0.25', '--out', join(dir, 'ot'), '--json'], c.io, dir);
+    const code = await main(
+      [
+        'ot',
+        model,
+        '--method',
+        'gradot',
+        '--keep',
+        '0.5',
+        '--task',
+        task,
+        '--adapters',
+        '1:1',
+        '--epochs',
+        '1',
+        '--batch',
+        '4',
+        '--lr',
+        '0.001',
+        '--seed',
+        '0',
+        '--support-examples',
+        '8',
+        '--lambda-attn',
+        '0.5',
+        '--lambda-mlp',
+        '0.25',
+        '--out',
+        join(dir, 'ot'),
+        '--json',
+      ],
+      c.io,
+      dir,
+    );
     expect(code, c.out[0]).toBe(0);
     const cli = JSON.parse(c.out[0]!) as Record<string, number | null>;
 
     const req: ProtocolRequest = {
       setting: { method: 'gradot', keep: 0.5, lambdaAttn: 0.5, lambdaMlp: 0.25, adapters: { bottom: 1, top: 1 } },
-      tune: { lr: 0.001, epochs: 1, batchSize: 4, gradAccum: 1, seqLen: 32, seed: 0, mode: 'full', lora: { rank: 4, alpha: 8, targets: ['q', 'v'] } },
-      supportExamples: 8, fullFT: false,
+      tune: {
+        lr: 0.001,
+        epochs: 1,
+        batchSize: 4,
+        gradAccum: 1,
+        seqLen: 32,
+        seed: 0,
+        mode: 'full',
+        lora: { rank: 4, alpha: 8, targets: ['q', 'v'] },
+      },
+      supportExamples: 8,
+      fullFT: false,
     };
     const run = await api.runProtocol(req, await inputFiles(task, 'task'), () => undefined);
-    const report = run.report as { fullZS: number; emulatorZS: number; emulatorFT: number; plugIn: number; delta: number; compressionRatio: number; support: string };
+    const report = run.report as {
+      fullZS: number;
+      emulatorZS: number;
+      emulatorFT: number;
+      plugIn: number;
+      delta: number;
+      compressionRatio: number;
+      support: string;
+    };
     for (const k of ['fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'delta', 'compressionRatio'] as const) {
       expect(cli[k], k).not.toBeNull();
       // The CLI's JSON rounds to 4 decimals; the studio keeps the report's full numbers.

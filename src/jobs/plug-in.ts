@@ -26,7 +26,9 @@ export interface PlugInJobOutput {
  * model. With `checkHash`, weights other than those it was trained against are an error unless `force`.
  */
 export async function loadAdapterFor(
-  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; force?: boolean } = {},
+  model: { spec: ModelSpec; weights: WeightMap },
+  source: ModelSource,
+  o: { checkHash?: boolean; force?: boolean } = {},
 ): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; warnings: string[] }> {
   const { meta, adapter } = await loadAdapterFolder(source, model.spec);
   const warnings: string[] = [];
@@ -46,7 +48,9 @@ export async function loadAdapterFor(
 }
 
 export async function plugInJob(
-  model: { spec: ModelSpec; weights: WeightMap }, source: ModelSource, o: { checkHash?: boolean; force?: boolean; backend?: Backend } = {},
+  model: { spec: ModelSpec; weights: WeightMap },
+  source: ModelSource,
+  o: { checkHash?: boolean; force?: boolean; backend?: Backend } = {},
 ): Promise<PlugInJobOutput> {
   const { meta, adapter, warnings } = await loadAdapterFor(model, source, o);
   const plugged = await plugIn(model, adapter, o.backend);

@@ -17,7 +17,12 @@ import type { Split } from '../ot/emulator/split';
 import type { SupportBatch } from '../ot/emulator/support';
 import type { EncodedTask, EvalMetrics } from '../ot/offsite/evaluate';
 import {
-  defaultCompress, runProtocol, type OTReport, type ProtocolModel, type ProtocolProgress, type TuneSummary,
+  defaultCompress,
+  runProtocol,
+  type OTReport,
+  type ProtocolModel,
+  type ProtocolProgress,
+  type TuneSummary,
 } from '../ot/offsite/protocol';
 import { prepareEval, prepareTraining, type PreparedTraining } from '../ot/offsite/task-data';
 import type { CheckpointStore } from '../storage';
@@ -65,10 +70,20 @@ export interface ProtocolData {
   padId: number;
 }
 
-export function prepareProtocolData(files: ProtocolTaskFiles, tok: TextTokenizer, spec: { family: string; maxPositions: number }, o: ProtocolDataOptions): ProtocolData {
+export function prepareProtocolData(
+  files: ProtocolTaskFiles,
+  tok: TextTokenizer,
+  spec: { family: string; maxPositions: number },
+  o: ProtocolDataOptions,
+): ProtocolData {
   const addBos = o.addBos ?? defaultAddBos(spec, tok);
   const C = o.contextLength;
-  const prepared = prepareTraining(files.train, files.valid, tok, { contextLength: C, addBos, validFraction: o.validFraction ?? 0.05, seed: o.seed ?? 0 });
+  const prepared = prepareTraining(files.train, files.valid, tok, {
+    contextLength: C,
+    addBos,
+    validFraction: o.validFraction ?? 0.05,
+    seed: o.seed ?? 0,
+  });
   const test = prepareEval(files.test, tok, { contextLength: o.evalContextLength ?? C, addBos });
   if (o.limitTrain !== undefined) prepared.train = prepared.train.slice(0, o.limitTrain);
   if (o.limitTest !== undefined) {
@@ -111,7 +126,10 @@ export interface ProtocolJobOptions {
 export type ProtocolJobReport = OTReport & { support: string };
 
 export async function runProtocolJob(
-  model: ProtocolModel, data: ProtocolData, o: ProtocolJobOptions, ctl: JobControl<ProtocolProgress> = {},
+  model: ProtocolModel,
+  data: ProtocolData,
+  o: ProtocolJobOptions,
+  ctl: JobControl<ProtocolProgress> = {},
 ): Promise<ProtocolJobReport> {
   const compress = defaultCompress(data.support, {
     ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}),
@@ -119,10 +137,20 @@ export async function runProtocolJob(
     ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}),
   });
   const r = await runProtocol(model, {
-    method: o.method, keep: o.keep, split: o.split, compress, backend: o.backend, fullFT: Boolean(o.fullFT), padId: data.padId,
-    evalBatchSize: o.evalBatchSize ?? 16, task: data.task, tune: { ...withRecipeDefaults(o.tune), padId: data.padId },
-    ...(o.reuse ? { reuse: o.reuse } : {}), ...(o.store ? { store: o.store } : {}),
-    ...(ctl.signal ? { signal: ctl.signal } : {}), ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
+    method: o.method,
+    keep: o.keep,
+    split: o.split,
+    compress,
+    backend: o.backend,
+    fullFT: Boolean(o.fullFT),
+    padId: data.padId,
+    evalBatchSize: o.evalBatchSize ?? 16,
+    task: data.task,
+    tune: { ...withRecipeDefaults(o.tune), padId: data.padId },
+    ...(o.reuse ? { reuse: o.reuse } : {}),
+    ...(o.store ? { store: o.store } : {}),
+    ...(ctl.signal ? { signal: ctl.signal } : {}),
+    ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
   });
   return Object.assign(r, { support: data.supportFrom });
 }
@@ -131,6 +159,10 @@ export async function runProtocolJob(
 export function reuseFrom(r: OTReport, before: ProtocolJobOptions['reuse'] = {}): NonNullable<ProtocolJobOptions['reuse']> {
   return {
     fullZS: r.details.fullZS,
-    ...(r.fullTune && r.details.fullFT ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } } : before.fullFT ? { fullFT: before.fullFT } : {}),
+    ...(r.fullTune && r.details.fullFT
+      ? { fullFT: { metrics: r.details.fullFT, tune: r.fullTune } }
+      : before.fullFT
+        ? { fullFT: before.fullFT }
+        : {}),
   };
 }

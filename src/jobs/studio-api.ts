@@ -444,7 +444,16 @@ export interface OTSetting {
 
 export interface ProtocolRequest {
   setting: OTSetting;
-  tune: { lr: number; epochs: number; batchSize: number; gradAccum: number; seqLen: number; seed: number; mode: 'full' | 'lora'; lora: { rank: number; alpha: number; targets: string[] } };
+  tune: {
+    lr: number;
+    epochs: number;
+    batchSize: number;
+    gradAccum: number;
+    seqLen: number;
+    seed: number;
+    mode: 'full' | 'lora';
+    lora: { rank: number; alpha: number; targets: string[] };
+  };
   supportExamples: number;
   fullFT: boolean;
   /** Example limits (0 or absent = all): the first N training and test examples, so a grid of settings

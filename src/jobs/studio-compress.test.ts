@@ -24,7 +24,9 @@ beforeAll(async () => {
   const files: InputFile[] = [];
   for (const f of await readdir(model)) files.push({ path: `model/${f}`, data: new Blob([await readFile(join(model, f))]) });
   await api.openModel('model', files);
-  const text = Array.from({ length: 16 }, (_, i) => JSON.stringify({ text: `the ${['red', 'blue', 'green'][i % 3]} house by the river number ${i}.` })).join('\n');
+  const text = Array.from({ length: 16 }, (_, i) =>
+    JSON.stringify({ text: `the ${['red', 'blue', 'green'][i % 3]} house by the river number ${i}.` }),
+  ).join('\n');
   await writeFile(join(dir, 'support.jsonl'), text);
   support = { path: 'support.jsonl', data: new Blob([text]) };
 });
@@ -33,8 +35,17 @@ afterAll(async () => {
 });
 
 const opts = (method: CompressMethod): CompressOptions => ({
-  method, keep: 0.5, adapters: { bottom: 1, top: 1 }, lambdaAttn: 1, lambdaMlp: 1, seed: 0, backend: 'cpu',
-  support: method === 'gradot' ? support : null, supportExamples: 4, supportSeqLen: 16, supportBatch: 2,
+  method,
+  keep: 0.5,
+  adapters: { bottom: 1, top: 1 },
+  lambdaAttn: 1,
+  lambdaMlp: 1,
+  seed: 0,
+  backend: 'cpu',
+  support: method === 'gradot' ? support : null,
+  supportExamples: 4,
+  supportSeqLen: 16,
+  supportBatch: 2,
 });
 
 describe('studio compression results', () => {
@@ -52,7 +63,10 @@ describe('studio compression results', () => {
         }
       }
       // Most parameters are in the MLP: the table must show it compressed (not "688/688").
-      expect(r.matrices.filter((m) => ['up', 'gate', 'down'].includes(m.proj)).some((m) => m.kept < m.full), method).toBe(true);
+      expect(
+        r.matrices.filter((m) => ['up', 'gate', 'down'].includes(m.proj)).some((m) => m.kept < m.full),
+        method,
+      ).toBe(true);
       // A spectrum for an MLP matrix too, with exactly the kept components marked.
       const down = r.matrices.find((m) => m.layer === 1 && m.proj === 'down')!;
       const s = await api.spectrum(r.packageId, 1, 'down');

@@ -52,8 +52,14 @@ describe('researcher measurements', () => {
   });
 
   it('modelSpectra: σ of the open model matrix, descending, with Σσ² = ‖W‖²', async () => {
-    const [q, down] = await api.modelSpectra([{ layer: 1, proj: 'q' }, { layer: 2, proj: 'down' }]);
-    for (const [s, proj, layer] of [[q!, 'q', 1], [down!, 'down', 2]] as const) {
+    const [q, down] = await api.modelSpectra([
+      { layer: 1, proj: 'q' },
+      { layer: 2, proj: 'down' },
+    ]);
+    for (const [s, proj, layer] of [
+      [q!, 'q', 1],
+      [down!, 'down', 2],
+    ] as const) {
       const w = weights.get(`${linearName(layer, proj)}.weight`)!;
       const [o, i] = w.shape as [number, number];
       expect(s.sigma.length).toBe(Math.min(o, i));
@@ -67,13 +73,27 @@ describe('researcher measurements', () => {
   });
 
   it('kept components as runs: toRanges', () => {
-    expect(toRanges([0, 1, 2, 5, 6])).toEqual([[0, 3], [5, 7]]);
-    expect(toRanges([7, 0, 1, 1])).toEqual([[0, 2], [7, 8]]);
+    expect(toRanges([0, 1, 2, 5, 6])).toEqual([
+      [0, 3],
+      [5, 7],
+    ]);
+    expect(toRanges([7, 0, 1, 1])).toEqual([
+      [0, 2],
+      [7, 8],
+    ]);
     expect(toRanges([])).toEqual([]);
   });
 
   it("a run's report carries the kept components of each factorized matrix (the spectrum's cut)", async () => {
-    const r = await buildEmulator(spec, weights, { method: 'svd', keep: 0.5, split: { bottom: 1, top: 1 }, seed: 0, backend: new CpuBackend(), modelId: 'model', support: [] });
+    const r = await buildEmulator(spec, weights, {
+      method: 'svd',
+      keep: 0.5,
+      split: { bottom: 1, top: 1 },
+      seed: 0,
+      backend: new CpuBackend(),
+      modelId: 'model',
+      support: [],
+    });
     const middle = r.report.layers.filter((l) => l.role === 'middle');
     expect(middle.length).toBeGreaterThan(0);
     for (const l of middle) {
@@ -129,7 +149,15 @@ describe('try it: cancel', () => {
     await api.cancel('gen-test-early');
     const stages: GenerateStage[] = [];
     const p = api.generate(
-      { target: { kind: 'plugin' }, prompt: 'the red house', maxNewTokens: 4, sample: false, temperature: 1, topK: 1, jobId: 'gen-test-early' },
+      {
+        target: { kind: 'plugin' },
+        prompt: 'the red house',
+        maxNewTokens: 4,
+        sample: false,
+        temperature: 1,
+        topK: 1,
+        jobId: 'gen-test-early',
+      },
       () => undefined,
       (s) => stages.push(s),
     );

@@ -36,10 +36,16 @@ export interface TuneDataOptions {
 }
 
 export function prepareTuneData(
-  files: { train: TaskFile; valid: TaskFile | null }, tok: TextTokenizer, spec: Pick<ModelSpec, 'family'>, o: TuneDataOptions,
+  files: { train: TaskFile; valid: TaskFile | null },
+  tok: TextTokenizer,
+  spec: Pick<ModelSpec, 'family'>,
+  o: TuneDataOptions,
 ): PreparedTraining {
   return prepareTraining(files.train, files.valid, tok, {
-    contextLength: o.contextLength, addBos: o.addBos ?? defaultAddBos(spec, tok), validFraction: o.validFraction ?? 0.05, seed: o.seed ?? 0,
+    contextLength: o.contextLength,
+    addBos: o.addBos ?? defaultAddBos(spec, tok),
+    validFraction: o.validFraction ?? 0.05,
+    seed: o.seed ?? 0,
   });
 }
 
@@ -53,16 +59,27 @@ export interface TuneJobOptions {
 }
 
 export async function tuneJob(
-  model: { spec: ModelSpec; weights: WeightMap }, data: Pick<PreparedTraining, 'train' | 'valid'>, o: TuneJobOptions, ctl: JobControl<TuneProgress> = {},
+  model: { spec: ModelSpec; weights: WeightMap },
+  data: Pick<PreparedTraining, 'train' | 'valid'>,
+  o: TuneJobOptions,
+  ctl: JobControl<TuneProgress> = {},
 ): Promise<TuneResult> {
   if (data.train.length === 0) throw new Error('no training examples after encoding');
   const dec = decoderFromWeights(o.backend, model.spec, model.weights);
   try {
-    return await tune(dec, { train: data.train, valid: data.valid.length ? data.valid : null }, {
-      ...o.recipe, split: o.split, padId: padIdOf(o.tokenizer),
-      ...(o.store ? { store: o.store } : {}), ...(ctl.signal ? { signal: ctl.signal } : {}), ...(ctl.pause ? { pause: ctl.pause } : {}),
-      ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
-    });
+    return await tune(
+      dec,
+      { train: data.train, valid: data.valid.length ? data.valid : null },
+      {
+        ...o.recipe,
+        split: o.split,
+        padId: padIdOf(o.tokenizer),
+        ...(o.store ? { store: o.store } : {}),
+        ...(ctl.signal ? { signal: ctl.signal } : {}),
+        ...(ctl.pause ? { pause: ctl.pause } : {}),
+        ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
+      },
+    );
   } finally {
     dec.free();
   }

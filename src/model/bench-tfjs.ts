@@ -126,7 +126,11 @@ export async function benchTfjsTrainStep(cfg: Partial<BenchTrainConfig> = {}, th
         // Grouped-query heads: kv head h serves query heads h*rep .. h*rep+rep-1 (split/concat have
         // gradients on every backend; rank-5 tile does not).
         const rep = H / Hkv;
-        const repeat = (t: import('@tensorflow/tfjs-core').Tensor) => tf.concat(tf.split(t, Hkv, 1).flatMap((p) => new Array(rep).fill(p)), 1);
+        const repeat = (t: import('@tensorflow/tfjs-core').Tensor) =>
+          tf.concat(
+            tf.split(t, Hkv, 1).flatMap((p) => new Array(rep).fill(p)),
+            1,
+          );
         k = repeat(k);
         v = repeat(v);
       }
@@ -172,8 +176,17 @@ export async function benchTfjsTrainStep(cfg: Partial<BenchTrainConfig> = {}, th
     return {
       ok: true,
       result: {
-        impl: `TensorFlow.js ${tf.version_core} wasm${env.simd ? ' (SIMD)' : ''}`, backend: 'wasm', threads: env.threads, simd: env.simd,
-        params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps, tokensPerSecond: (n * c.steps) / dt, loss, firstLoss,
+        impl: `TensorFlow.js ${tf.version_core} wasm${env.simd ? ' (SIMD)' : ''}`,
+        backend: 'wasm',
+        threads: env.threads,
+        simd: env.simd,
+        params,
+        tokensPerStep: n,
+        steps: c.steps,
+        secondsPerStep: dt / c.steps,
+        tokensPerSecond: (n * c.steps) / dt,
+        loss,
+        firstLoss,
         cpuSecondsPerStep: c0 === null || c1 === null ? null : (c1 - c0) / c.steps,
       },
     };

@@ -4,7 +4,16 @@ import { compareTrainStep, formatTrainBench } from './bench-train';
 describe('benchTrainStep (tiny config)', () => {
   it('runs ours and, when Debian torch is present, torch on the same architecture', async () => {
     const c = await compareTrainStep({
-      layers: 1, hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, vocab: 64, batch: 2, seq: 16, steps: 2, warmup: 1,
+      layers: 1,
+      hidden: 32,
+      heads: 4,
+      kvHeads: 2,
+      intermediate: 48,
+      vocab: 64,
+      batch: 2,
+      seq: 16,
+      steps: 2,
+      warmup: 1,
     });
     console.log(formatTrainBench(c));
     expect(c.ours.tokensPerStep).toBe(32);

@@ -32,7 +32,16 @@ export interface BenchTrainConfig {
 }
 
 export const DEFAULT_BENCH_TRAIN: BenchTrainConfig = {
-  layers: 6, hidden: 256, heads: 4, kvHeads: 4, intermediate: 688, vocab: 512, batch: 4, seq: 128, steps: 3, warmup: 1,
+  layers: 6,
+  hidden: 256,
+  heads: 4,
+  kvHeads: 4,
+  intermediate: 688,
+  vocab: 512,
+  batch: 4,
+  seq: 128,
+  steps: 3,
+  warmup: 1,
 };
 
 export interface BenchTrainResult {
@@ -53,8 +62,14 @@ export interface BenchTrainResult {
 
 export function benchSpec(c: BenchTrainConfig): ModelSpec {
   return smallSpec('llama', {
-    numLayers: c.layers, hiddenSize: c.hidden, numHeads: c.heads, numKvHeads: c.kvHeads,
-    intermediateSize: c.intermediate, vocabSize: c.vocab, maxPositions: c.seq, tieWordEmbeddings: false,
+    numLayers: c.layers,
+    hiddenSize: c.hidden,
+    numHeads: c.heads,
+    numKvHeads: c.kvHeads,
+    intermediateSize: c.intermediate,
+    vocabSize: c.vocab,
+    maxPositions: c.seq,
+    tieWordEmbeddings: false,
   });
 }
 
@@ -110,11 +125,13 @@ export function profiledBackend(inner: Backend): { backend: Backend; report: () 
 /** Our side: forward + backward + AdamW on `backend` (default CpuBackend f32). With `profile`, the timed
  *  steps also record seconds per Backend kernel (`result.profile`). */
 export async function benchTrainStep(
-  cfg: Partial<BenchTrainConfig> = {}, backend?: Backend, opts: { profile?: boolean } = {},
+  cfg: Partial<BenchTrainConfig> = {},
+  backend?: Backend,
+  opts: { profile?: boolean } = {},
 ): Promise<BenchTrainResult & { profile?: KernelProfile }> {
   const c = { ...DEFAULT_BENCH_TRAIN, ...cfg };
   const prof = opts.profile ? profiledBackend(backend ?? new CpuBackend({ dtype: 'f32' })) : null;
-  const be = prof ? prof.backend : backend ?? new CpuBackend({ dtype: 'f32' });
+  const be = prof ? prof.backend : (backend ?? new CpuBackend({ dtype: 'f32' }));
   const spec = benchSpec(c);
   const dec = decoderFromWeights(be, spec, randomModel(spec, 0), { requiresGrad: true });
   const opt = new AdamW(dec.namedParams(), { lr: 1e-3, weightDecay: 0 });
@@ -147,9 +164,16 @@ export async function benchTrainStep(
   const params = dec.numParams();
   dec.free();
   return {
-    impl: `gradot ${be.name}`, params, tokensPerStep: n, steps: c.steps, secondsPerStep: dt / c.steps,
-    tokensPerSecond: (n * c.steps) / dt, loss, firstLoss,
-    cpuSecondsPerStep: c0 === null || c1 === null ? null : (c1 - c0) / c.steps, ...(prof ? { profile: prof.report() } : {}),
+    impl: `gradot ${be.name}`,
+    params,
+    tokensPerStep: n,
+    steps: c.steps,
+    secondsPerStep: dt / c.steps,
+    tokensPerSecond: (n * c.steps) / dt,
+    loss,
+    firstLoss,
+    cpuSecondsPerStep: c0 === null || c1 === null ? null : (c1 - c0) / c.steps,
+    ...(prof ? { profile: prof.report() } : {}),
   };
 }
 
@@ -162,7 +186,9 @@ export type TorchBenchOutcome = { ok: true; result: TorchBenchResult } | { ok: f
 
 /** Torch side: spawns tools/torch_ref/bench_train.py with the same config. Node only. */
 export async function benchTorchTrainStep(
-  cfg: Partial<BenchTrainConfig> = {}, python = '/usr/bin/python3', repoRoot?: string,
+  cfg: Partial<BenchTrainConfig> = {},
+  python = '/usr/bin/python3',
+  repoRoot?: string,
   opts: { threads?: number; launcher?: string[] } = {},
 ): Promise<TorchBenchOutcome> {
   const c = { ...DEFAULT_BENCH_TRAIN, ...cfg, ...(opts.threads ? { threads: opts.threads } : {}) };
@@ -192,7 +218,8 @@ export async function benchTorchTrainStep(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.on('error', (e) => resolve({ code: -1, stdout, stderr: String(e) }));
   });
-  if (res.code !== 0) return { ok: false, skipped: `torch bench failed (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` };
+  if (res.code !== 0)
+    return { ok: false, skipped: `torch bench failed (exit ${res.code}): ${res.stderr.trim().split('\n').slice(-3).join(' | ')}` };
   const line = res.stdout.trim().split('\n').pop() ?? '';
   let j: Record<string, unknown>;
   try {
@@ -203,9 +230,15 @@ export async function benchTorchTrainStep(
   return {
     ok: true,
     result: {
-      impl: `torch ${String(j.torch)} cpu f32`, torchVersion: String(j.torch), threads: Number(j.threads),
-      params: Number(j.params), tokensPerStep: Number(j.tokensPerStep), steps: Number(j.steps),
-      secondsPerStep: Number(j.secondsPerStep), tokensPerSecond: Number(j.tokensPerSecond), loss: Number(j.loss),
+      impl: `torch ${String(j.torch)} cpu f32`,
+      torchVersion: String(j.torch),
+      threads: Number(j.threads),
+      params: Number(j.params),
+      tokensPerStep: Number(j.tokensPerStep),
+      steps: Number(j.steps),
+      secondsPerStep: Number(j.secondsPerStep),
+      tokensPerSecond: Number(j.tokensPerSecond),
+      loss: Number(j.loss),
       cpuSecondsPerStep: typeof j.cpuSecondsPerStep === 'number' ? j.cpuSecondsPerStep : null,
     },
   };
@@ -229,7 +262,9 @@ export async function compareTrainStep(cfg: Partial<BenchTrainConfig> = {}, back
   const oc = ours.cpuSecondsPerStep;
   const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
   return {
-    config, ours, torch,
+    config,
+    ours,
+    torch,
     ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
     cpuRatio: oc !== null && tc !== null && oc > 0 ? tc / oc : null,
   };
@@ -244,6 +279,9 @@ export function formatTrainBench(c: TrainBenchComparison): string {
   const torch = c.torch.ok
     ? `  ${c.torch.result.impl} (${c.torch.result.threads} thread${c.torch.result.threads === 1 ? '' : 's'}): ${c.torch.result.tokensPerSecond.toFixed(1)} tokens/s (${c.torch.result.secondsPerStep.toFixed(2)} s/step${cpu(c.torch.result)})`
     : `  torch: skipped (${c.torch.skipped})`;
-  const ratio = c.ratio === null ? '' : `\n  ratio ours/torch: ${c.ratio.toFixed(2)}x wall${c.cpuRatio === null ? '' : `, ${c.cpuRatio.toFixed(2)}x by CPU time`}`;
+  const ratio =
+    c.ratio === null
+      ? ''
+      : `\n  ratio ours/torch: ${c.ratio.toFixed(2)}x wall${c.cpuRatio === null ? '' : `, ${c.cpuRatio.toFixed(2)}x by CPU time`}`;
   return `${head}\n${ours}\n${torch}${ratio}`;
 }

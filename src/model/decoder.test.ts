@@ -40,7 +40,12 @@ function identity(n: number): Float32Array {
  * Re-expresses dense linears as two factors without changing the product: A = W, B = I (rank = in);
  * A = I, B = W (rank = out); or A = U·diag(S), B = Vᵀ from an exact SVD (rank = min(out, in)).
  */
-function factorExactly(spec: ModelSpec, weights: WeightMap, layer: number, plan: Partial<Record<AttnProj | MlpProj, 'AI' | 'IB' | 'svd'>>): { spec: ModelSpec; weights: WeightMap } {
+function factorExactly(
+  spec: ModelSpec,
+  weights: WeightMap,
+  layer: number,
+  plan: Partial<Record<AttnProj | MlpProj, 'AI' | 'IB' | 'svd'>>,
+): { spec: ModelSpec; weights: WeightMap } {
   const s2: ModelSpec = structuredClone(spec);
   const w2: WeightMap = new Map(weights);
   for (const [proj, how] of Object.entries(plan) as [AttnProj | MlpProj, 'AI' | 'IB' | 'svd'][]) {
@@ -86,7 +91,9 @@ describe('low-rank equivalence', () => {
       const d = maxAbsDiff(svLogits, dense);
       expect(d).toBeLessThan(1e-5);
       expect(id.spec.layers[0]!.ranks.q).toBe(spec.hiddenSize);
-      console.log(`[low-rank ${family}] identity factors |Δ| ${maxAbsDiff(idLogits, dense).toExponential(1)}, SVD factors |Δ| ${d.toExponential(1)}`);
+      console.log(
+        `[low-rank ${family}] identity factors |Δ| ${maxAbsDiff(idLogits, dense).toExponential(1)}, SVD factors |Δ| ${d.toExponential(1)}`,
+      );
     });
   }
 });
@@ -191,18 +198,20 @@ describe('linear hooks (KFAC support pass)', () => {
     let x: Float64Array | null = null;
     let dy: Float64Array | null = null;
     const target = linearName(1, 'down');
-    backward(dec.loss(randomIds(T, spec.vocabSize, 3), randomIds(T, spec.vocabSize, 4), B, T, {
-      hooks: {
-        filter: (n) => n.startsWith('layers.1.'),
-        onInput: (n, t) => {
-          seen.push(n);
-          if (n === target) x = Float64Array.from(readSync(t.storage));
+    backward(
+      dec.loss(randomIds(T, spec.vocabSize, 3), randomIds(T, spec.vocabSize, 4), B, T, {
+        hooks: {
+          filter: (n) => n.startsWith('layers.1.'),
+          onInput: (n, t) => {
+            seen.push(n);
+            if (n === target) x = Float64Array.from(readSync(t.storage));
+          },
+          onOutputGrad: (n, t) => {
+            if (n === target) dy = Float64Array.from(readSync(t.storage));
+          },
         },
-        onOutputGrad: (n, t) => {
-          if (n === target) dy = Float64Array.from(readSync(t.storage));
-        },
-      },
-    }));
+      }),
+    );
     expect(seen).toEqual(linearNames(spec).filter((n) => n.startsWith('layers.1.')));
     for (const [name, p] of dec.params) expect(p.grad !== null, name).toBe(name.startsWith('layers.0.'));
     // dL/dA = dyᵀ (x Bᵀ) for W = A·B: check against a float64 reference built from the hooked tensors, using
@@ -212,20 +221,22 @@ describe('linear hooks (KFAC support pass)', () => {
     const [out, rank] = A.shape as [number, number];
     const inn = Bf.length / rank;
     const xb = new Float64Array(T * rank);
-    for (let r = 0; r < T; r++) for (let k = 0; k < rank; k++) {
-      let s = 0;
-      for (let i = 0; i < inn; i++) s += x![r * inn + i]! * Bf[k * inn + i]!;
-      xb[r * rank + k] = s;
-    }
+    for (let r = 0; r < T; r++)
+      for (let k = 0; k < rank; k++) {
+        let s = 0;
+        for (let i = 0; i < inn; i++) s += x![r * inn + i]! * Bf[k * inn + i]!;
+        xb[r * rank + k] = s;
+      }
     // Recompute with A trainable to get its gradient from autograd.
     A.requiresGrad = true;
     backward(dec.loss(randomIds(T, spec.vocabSize, 3), randomIds(T, spec.vocabSize, 4), B, T));
     const gA = readSync(A.grad!.storage);
-    for (let o = 0; o < out; o++) for (let k = 0; k < rank; k++) {
-      let s = 0;
-      for (let r = 0; r < T; r++) s += dy![r * out + o]! * xb[r * rank + k]!;
-      expect(Math.abs(s - gA[o * rank + k]!)).toBeLessThan(1e-12);
-    }
+    for (let o = 0; o < out; o++)
+      for (let k = 0; k < rank; k++) {
+        let s = 0;
+        for (let r = 0; r < T; r++) s += dy![r * out + o]! * xb[r * rank + k]!;
+        expect(Math.abs(s - gA[o * rank + k]!)).toBeLessThan(1e-12);
+      }
   });
 });
 

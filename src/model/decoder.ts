@@ -31,9 +31,7 @@ import { sameShape } from './weights';
 
 /** Canonical base name of a block linear, e.g. `layers.3.attn.q` or `layers.3.mlp.down`. */
 export function linearName(layer: number, proj: AttnProj | MlpProj): string {
-  return proj === 'q' || proj === 'k' || proj === 'v' || proj === 'o'
-    ? `layers.${layer}.attn.${proj}`
-    : `layers.${layer}.mlp.${proj}`;
+  return proj === 'q' || proj === 'k' || proj === 'v' || proj === 'o' ? `layers.${layer}.attn.${proj}` : `layers.${layer}.mlp.${proj}`;
 }
 
 /** Every block linear of a spec, in the order the forward pass calls them (and hooks fire). */
@@ -76,10 +74,15 @@ export interface ForwardOptions {
 export function gradTap(x: Tensor, onGrad: (dy: Tensor) => void): Tensor {
   const be = x.backend;
   const y = new Tensor(be, x.shape, x.storage, false);
-  return record(y, [x], (g) => {
-    onGrad(new Tensor(be, x.shape, g, false));
-    return [g];
-  }, 'gradTap');
+  return record(
+    y,
+    [x],
+    (g) => {
+      onGrad(new Tensor(be, x.shape, g, false));
+      return [g];
+    },
+    'gradTap',
+  );
 }
 
 function isNormParam(name: string): boolean {
@@ -144,9 +147,7 @@ export class Decoder {
   private norm(x: Tensor, prefix: string): Tensor {
     const { spec } = this;
     const w = this.p(`${prefix}.weight`);
-    return spec.norm === 'layernorm'
-      ? ops.layerNorm(x, w, this.opt(`${prefix}.bias`), spec.normEps)
-      : ops.rmsNorm(x, w, spec.normEps);
+    return spec.norm === 'layernorm' ? ops.layerNorm(x, w, this.opt(`${prefix}.bias`), spec.normEps) : ops.rmsNorm(x, w, spec.normEps);
   }
 
   /** A block linear, dense or two-factor, with the hooks applied. */
@@ -169,7 +170,8 @@ export class Decoder {
     if (ids.length !== B * T) throw new RangeError(`Decoder: ${ids.length} ids for B=${B}, T=${T}`);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (!(id >= 0 && id < spec.vocabSize)) throw new RangeError(`Decoder: token id ${id} at ${i} is outside the vocabulary (${spec.vocabSize})`);
+      if (!(id >= 0 && id < spec.vocabSize))
+        throw new RangeError(`Decoder: token id ${id} at ${i} is outside the vocabulary (${spec.vocabSize})`);
     }
     if (spec.positions === 'learned' && T > spec.maxPositions) {
       throw new RangeError(`Decoder: sequence length ${T} exceeds the model's ${spec.maxPositions} learned positions`);
@@ -297,9 +299,7 @@ export interface ParamOptions {
 }
 
 /** Uploads a canonical WeightMap to `backend` as parameter tensors (validated against the spec). */
-export function paramsFromWeights(
-  backend: Backend, spec: ModelSpec, weights: WeightMap, opts: ParamOptions = {},
-): Map<string, Tensor> {
+export function paramsFromWeights(backend: Backend, spec: ModelSpec, weights: WeightMap, opts: ParamOptions = {}): Map<string, Tensor> {
   const rg = opts.requiresGrad ?? false;
   const expected = canonicalShapes(spec);
   const params = new Map<string, Tensor>();

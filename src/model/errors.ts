@@ -48,8 +48,7 @@ export class ShapeMismatchError extends Error {
     detail = '',
   ) {
     super(
-      `${file} [${tensor}]: shape mismatch: expected [${expected.join(', ')}], got [${got.join(', ')}]` +
-        (detail ? ` (${detail})` : ''),
+      `${file} [${tensor}]: shape mismatch: expected [${expected.join(', ')}], got [${got.join(', ')}]` + (detail ? ` (${detail})` : ''),
     );
   }
 }

@@ -36,47 +36,65 @@ const PRECISIONS = [
 ] as const;
 
 describe('torch fixtures', () => {
-  for (const { dtype, rel, abs } of PRECISIONS) for (const fam of FAMILIES) {
-    it(`${fam} (CpuBackend ${dtype}): logits and loss match the torch reference`, async () => {
-      const dir = join(here, '__fixtures__', fam);
-      const fx = JSON.parse(readFileSync(join(dir, 'fixture.json'), 'utf8')) as Fixture;
-      const { spec, weights, warnings } = await loadHFModel(nodeDirSource(dir));
-      expect(warnings).toEqual([]);
-      const be = new CpuBackend({ dtype });
-      const dec = decoderFromWeights(be, spec, weights);
-      const ids = Int32Array.from(fx.ids.flat());
-      const targets = Int32Array.from(fx.targets.flat());
-      // the fixture's loss is HF's (labels shifted inside the model); shiftLabels must give our targets
-      expect(Array.from(shiftLabels(Int32Array.from(fx.labels.flat()), fx.B, fx.T))).toEqual(Array.from(targets));
-      const { logits, loss } = noGrad(() => ({
-        logits: readSync(dec.forward(ids, fx.B, fx.T).storage),
-        loss: readSync(dec.loss(ids, targets, fx.B, fx.T).storage)[0]!,
-      }));
-      const want = fx.logits.flat();
-      expect(logits.length).toBe(want.length);
-      let maxAbs = 0;
-      let maxRel = 0;
-      for (let i = 0; i < want.length; i++) {
-        const d = Math.abs(logits[i]! - want[i]!);
-        maxAbs = Math.max(maxAbs, d);
-        maxRel = Math.max(maxRel, d / Math.max(Math.abs(want[i]!), 1e-3));
-        // relative or absolute, whichever is looser for this entry
-        expect(d).toBeLessThanOrEqual(Math.max(rel * Math.abs(want[i]!), abs));
-      }
-      const lossErr = Math.abs(loss - fx.loss);
-      expect(lossErr).toBeLessThanOrEqual(rel * Math.abs(fx.loss));
-      console.log(`[fixture ${fam} ${dtype}] max |Δlogit| ${maxAbs.toExponential(2)}, max rel ${maxRel.toExponential(2)}, |Δloss| ${lossErr.toExponential(2)}`);
-    });
-  }
+  for (const { dtype, rel, abs } of PRECISIONS)
+    for (const fam of FAMILIES) {
+      it(`${fam} (CpuBackend ${dtype}): logits and loss match the torch reference`, async () => {
+        const dir = join(here, '__fixtures__', fam);
+        const fx = JSON.parse(readFileSync(join(dir, 'fixture.json'), 'utf8')) as Fixture;
+        const { spec, weights, warnings } = await loadHFModel(nodeDirSource(dir));
+        expect(warnings).toEqual([]);
+        const be = new CpuBackend({ dtype });
+        const dec = decoderFromWeights(be, spec, weights);
+        const ids = Int32Array.from(fx.ids.flat());
+        const targets = Int32Array.from(fx.targets.flat());
+        // the fixture's loss is HF's (labels shifted inside the model); shiftLabels must give our targets
+        expect(Array.from(shiftLabels(Int32Array.from(fx.labels.flat()), fx.B, fx.T))).toEqual(Array.from(targets));
+        const { logits, loss } = noGrad(() => ({
+          logits: readSync(dec.forward(ids, fx.B, fx.T).storage),
+          loss: readSync(dec.loss(ids, targets, fx.B, fx.T).storage)[0]!,
+        }));
+        const want = fx.logits.flat();
+        expect(logits.length).toBe(want.length);
+        let maxAbs = 0;
+        let maxRel = 0;
+        for (let i = 0; i < want.length; i++) {
+          const d = Math.abs(logits[i]! - want[i]!);
+          maxAbs = Math.max(maxAbs, d);
+          maxRel = Math.max(maxRel, d / Math.max(Math.abs(want[i]!), 1e-3));
+          // relative or absolute, whichever is looser for this entry
+          expect(d).toBeLessThanOrEqual(Math.max(rel * Math.abs(want[i]!), abs));
+        }
+        const lossErr = Math.abs(loss - fx.loss);
+        expect(lossErr).toBeLessThanOrEqual(rel * Math.abs(fx.loss));
+        console.log(
+          `[fixture ${fam} ${dtype}] max |Δlogit| ${maxAbs.toExponential(2)}, max rel ${maxRel.toExponential(2)}, |Δloss| ${lossErr.toExponential(2)}`,
+        );
+      });
+    }
 });
 
 describe('fixtures are sensitive to the semantics they pin down', () => {
   // A fixture that any plausible decoder matched would prove nothing: each variant below is a real mistake
   // (OPT without its position offset, GPT-2 with erf GELU, LLaMA with the wrong RoPE base) and must miss.
   const variants: [string, (s: import('./spec').ModelSpec) => void][] = [
-    ['opt', (s) => { s.positionOffset = 0; }],
-    ['gpt2', (s) => { s.activation = 'gelu_erf'; }],
-    ['llama', (s) => { s.ropeTheta = 500_000; }],
+    [
+      'opt',
+      (s) => {
+        s.positionOffset = 0;
+      },
+    ],
+    [
+      'gpt2',
+      (s) => {
+        s.activation = 'gelu_erf';
+      },
+    ],
+    [
+      'llama',
+      (s) => {
+        s.ropeTheta = 500_000;
+      },
+    ],
   ];
   for (const [fam, mutate] of variants) {
     it(`${fam}: a wrong variant misses the reference`, async () => {

@@ -65,7 +65,10 @@ describe('generate', () => {
     expect(topKIds(row, 3)).toEqual([1, 4, 3]);
     const rng = new Rng(1);
     const n = 40_000;
-    for (const [temperature, topK] of [[1, 0], [0.7, 3]] as const) {
+    for (const [temperature, topK] of [
+      [1, 0],
+      [0.7, 3],
+    ] as const) {
       const ids = topKIds(row, topK);
       const p = sampleProbs(row, ids, temperature);
       const counts = new Map<number, number>();

@@ -72,7 +72,12 @@ describe('fixtures written by tools/torch_ref (HF layout)', () => {
     const d = 32;
     ['q', 'k', 'v'].forEach((p, part) => {
       const w = m.weights.get(`layers.1.attn.${p}.weight`)!; // [out, in]
-      for (const [o, i] of [[0, 0], [3, 17], [31, 5]] as const) expect(w.data[o * d + i]).toBe(cAttn.data[i * 3 * d + part * d + o]);
+      for (const [o, i] of [
+        [0, 0],
+        [3, 17],
+        [31, 5],
+      ] as const)
+        expect(w.data[o * d + i]).toBe(cAttn.data[i * 3 * d + part * d + o]);
       expect(m.weights.get(`layers.1.attn.${p}.bias`)!.data[7]).toBe(cBias.data[part * d + 7]);
     });
     const fc = raw.get('transformer.h.0.mlp.c_fc.weight')!; // [32, 64]
@@ -89,7 +94,15 @@ describe('fixtures written by tools/torch_ref (HF layout)', () => {
     expect(opt.spec.positionOffset).toBe(2);
     expect(opt.spec.activation).toBe('relu');
     const q = await loadHFModel(nodeDirSource(join(FIX, 'qwen2')));
-    expect(q.spec).toMatchObject({ family: 'llama', numKvHeads: 2, headDim: 8, qkvBias: true, oBias: false, ropeTheta: 1e6, tieWordEmbeddings: true });
+    expect(q.spec).toMatchObject({
+      family: 'llama',
+      numKvHeads: 2,
+      headDim: 8,
+      qkvBias: true,
+      oBias: false,
+      ropeTheta: 1e6,
+      tieWordEmbeddings: true,
+    });
     expect(q.weights.has('lm_head.weight')).toBe(false);
     const l = await loadHFModel(nodeDirSource(join(FIX, 'llama')));
     expect(l.spec).toMatchObject({ qkvBias: false, normEps: 1e-6, tieWordEmbeddings: false, gatedMlp: true });
@@ -111,7 +124,8 @@ describe('round trips of random models', () => {
       expect(h.dtypes).toEqual(['F16']);
       for (const [k, t] of w) {
         const g = h.weights.get(k)!;
-        for (let i = 0; i < t.data.length; i++) expect(Math.abs(g.data[i]! - t.data[i]!)).toBeLessThanOrEqual(Math.abs(t.data[i]!) * 2 ** -11 + 1e-7);
+        for (let i = 0; i < t.data.length; i++)
+          expect(Math.abs(g.data[i]! - t.data[i]!)).toBeLessThanOrEqual(Math.abs(t.data[i]!) * 2 ** -11 + 1e-7);
       }
     });
   }
@@ -209,7 +223,11 @@ describe('name mapping', () => {
   for (const fam of ['gpt2', 'opt', 'llama'] as const) {
     it(`${fam}: canonicalToHF and hfToCanonical are inverse for every tensor`, () => {
       const base = smallSpec(fam);
-      const spec: ModelSpec = { ...base, tieWordEmbeddings: false, layers: [base.layers[0]!, { source: 1, ranks: { q: 2, down: 3 }, mlpWidth: 20 }] };
+      const spec: ModelSpec = {
+        ...base,
+        tieWordEmbeddings: false,
+        layers: [base.layers[0]!, { source: 1, ranks: { q: 2, down: 3 }, mlpWidth: 20 }],
+      };
       for (const name of canonicalShapes(spec).keys()) {
         const m = canonicalToHF(spec, name);
         expect(m.canonical).toContain(name);
@@ -234,7 +252,10 @@ describe('name mapping', () => {
     expect(canonicalToHF('llama', 'layers.2.mlp.gate.weight').hf).toBe('model.layers.2.mlp.gate_proj.weight');
     expect(canonicalToHF('llama', 'lm_head.weight').hf).toBe('lm_head.weight');
     expect(canonicalToHF('gpt2', 'layers.0.mlp.down.weight')).toMatchObject({ hf: 'transformer.h.0.mlp.c_proj.weight', transpose: true });
-    expect(canonicalToHF('gpt2', 'layers.0.mlp.down.weight_a')).toMatchObject({ hf: 'transformer.h.0.mlp.c_proj.weight_a', transpose: false });
+    expect(canonicalToHF('gpt2', 'layers.0.mlp.down.weight_a')).toMatchObject({
+      hf: 'transformer.h.0.mlp.c_proj.weight_a',
+      transpose: false,
+    });
     expect(canonicalToHF('gpt2', 'layers.0.ln1.weight', { layerIndex: (i) => i + 5 }).hf).toBe('transformer.h.5.ln_1.weight');
     expect(hfToCanonical('gpt2', 'h.0.attn.bias')).toBeNull();
     expect(hfToCanonical('llama', 'model.layers.0.self_attn.rotary_emb.inv_freq')).toBeNull();
@@ -262,26 +283,68 @@ describe('fromHFWeights', () => {
     const back = fromHFWeights(spec, hf, { layerIndex: (i) => i - 2 });
     expect(back.ignored).toEqual(['something.else']);
     expectSameWeights(part, back.weights);
-    const bad: WeightMap = new Map([['transformer.h.0.mlp.c_fc.weight', { dtype: 'F32', shape: [128, 32], data: new Float32Array(128 * 32) }]]);
-    expect(() => fromHFWeights(spec, bad, { file: 'adapter.safetensors' })).toThrow(/adapter\.safetensors \[transformer\.h\.0\.mlp\.c_fc\.weight\].*expected \[32, 128\], got \[128, 32\]/);
+    const bad: WeightMap = new Map([
+      ['transformer.h.0.mlp.c_fc.weight', { dtype: 'F32', shape: [128, 32], data: new Float32Array(128 * 32) }],
+    ]);
+    expect(() => fromHFWeights(spec, bad, { file: 'adapter.safetensors' })).toThrow(
+      /adapter\.safetensors \[transformer\.h\.0\.mlp\.c_fc\.weight\].*expected \[32, 128\], got \[128, 32\]/,
+    );
   });
 });
 
 describe('config parsing', () => {
   it('gpt2 defaults: n_inner null -> 4*n_embd, gelu_new -> gelu_tanh, tied', () => {
-    const s = specFromHFConfig({ model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, n_inner: null, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 });
+    const s = specFromHFConfig({
+      model_type: 'gpt2',
+      vocab_size: 50257,
+      n_positions: 1024,
+      n_embd: 768,
+      n_layer: 12,
+      n_head: 12,
+      n_inner: null,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: 1e-5,
+    });
     expect(s).toMatchObject({ intermediateSize: 3072, activation: 'gelu_tanh', headDim: 64, tieWordEmbeddings: true, maxPositions: 1024 });
     expect(s.layers.length).toBe(12);
   });
   it('llama head_dim, GQA, attention_bias, mlp_bias', () => {
-    const s = specFromHFConfig({ model_type: 'llama', vocab_size: 100, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 16, max_position_embeddings: 64, attention_bias: true, mlp_bias: true });
-    expect(s).toMatchObject({ headDim: 16, numKvHeads: 2, qkvBias: true, oBias: true, mlpBias: true, ropeTheta: 10000, tieWordEmbeddings: false });
+    const s = specFromHFConfig({
+      model_type: 'llama',
+      vocab_size: 100,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 8,
+      num_key_value_heads: 2,
+      head_dim: 16,
+      max_position_embeddings: 64,
+      attention_bias: true,
+      mlp_bias: true,
+    });
+    expect(s).toMatchObject({
+      headDim: 16,
+      numKvHeads: 2,
+      qkvBias: true,
+      oBias: true,
+      mlpBias: true,
+      ropeTheta: 10000,
+      tieWordEmbeddings: false,
+    });
     const c = hfConfigFromSpec(s);
     expect(specFromHFConfig(c)).toEqual(s);
     expect(c.gradot).toBeUndefined();
   });
   it('OPT without enable_bias and unsupported OPT variants', () => {
-    const opt = { model_type: 'opt', vocab_size: 100, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, ffn_dim: 64, max_position_embeddings: 64 };
+    const opt = {
+      model_type: 'opt',
+      vocab_size: 100,
+      hidden_size: 32,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      ffn_dim: 64,
+      max_position_embeddings: 64,
+    };
     expect(specFromHFConfig({ ...opt, enable_bias: false })).toMatchObject({ qkvBias: false, oBias: false, mlpBias: false });
     expect(() => specFromHFConfig({ ...opt, do_layer_norm_before: false })).toThrow(/do_layer_norm_before/);
     expect(() => specFromHFConfig({ ...opt, word_embed_proj_dim: 16 })).toThrow(/word_embed_proj_dim 16/);
@@ -292,9 +355,20 @@ describe('config parsing', () => {
     expect(() => specFromHFConfig({})).toThrow(/model_type/);
     expect(() => specFromHFConfig({ model_type: 'gpt2', n_embd: 32, n_layer: 2, n_head: 4 })).toThrow(/config.json.*vocab_size/);
     expect(() =>
-      specFromHFConfig({ model_type: 'llama', vocab_size: 10, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 8, rope_scaling: { rope_type: 'llama3', factor: 8 } }),
+      specFromHFConfig({
+        model_type: 'llama',
+        vocab_size: 10,
+        hidden_size: 8,
+        intermediate_size: 8,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        max_position_embeddings: 8,
+        rope_scaling: { rope_type: 'llama3', factor: 8 },
+      }),
     ).toThrow(/rope_scaling/);
-    expect(() => specFromHFConfig({ model_type: 'gpt2', vocab_size: 10, n_embd: 8, n_layer: 1, n_head: 2, activation_function: 'mish' })).toThrow(/activation_function/);
+    expect(() =>
+      specFromHFConfig({ model_type: 'gpt2', vocab_size: 10, n_embd: 8, n_layer: 1, n_head: 2, activation_function: 'mish' }),
+    ).toThrow(/activation_function/);
   });
 });
 
@@ -309,7 +383,14 @@ describe('load errors', () => {
     const cfg = JSON.parse(new TextDecoder().decode(files.get('config.json')!));
     cfg.n_inner = 100;
     files.set('config.json', new TextEncoder().encode(JSON.stringify(cfg)));
-    const e = await expectReject(loadHFModel(new MemorySource(files)), ShapeMismatchError, 'model.safetensors', 'transformer.h.0.mlp.c_fc.weight', '[32, 100]', '[32, 128]');
+    const e = await expectReject(
+      loadHFModel(new MemorySource(files)),
+      ShapeMismatchError,
+      'model.safetensors',
+      'transformer.h.0.mlp.c_fc.weight',
+      '[32, 100]',
+      '[32, 128]',
+    );
     expect(e.expected).toEqual([32, 100]);
     expect(e.got).toEqual([32, 128]);
   });
@@ -319,7 +400,13 @@ describe('load errors', () => {
     const t = parseSafetensors(files.get('model.safetensors')!).tensors;
     t.delete('model.layers.1.mlp.gate_proj.weight');
     files.set('model.safetensors', serializeSafetensors(t));
-    await expectReject(loadHFModel(new MemorySource(files)), ModelFormatError, 'missing tensor', 'model.layers.1.mlp.gate_proj.weight', '[64, 32]');
+    await expectReject(
+      loadHFModel(new MemorySource(files)),
+      ModelFormatError,
+      'missing tensor',
+      'model.layers.1.mlp.gate_proj.weight',
+      '[64, 32]',
+    );
   });
 
   it('unexpected extra tensor is a warning; known buffers and tied lm_head are silent', async () => {
@@ -338,8 +425,17 @@ describe('load errors', () => {
     const { files } = await folder();
     const cfg = files.get('config.json')!;
     await expectReject(loadHFModel(new MemorySource({ 'config.json': cfg })), ModelFormatError, 'model.safetensors');
-    await expectReject(loadHFModel(new MemorySource({ 'config.json': cfg, 'pytorch_model.bin': new Uint8Array(4) })), ModelFormatError, 'only safetensors');
-    await expectReject(loadHFModel(new MemorySource({ 'config.json': '{"model_type": ' })), ModelFormatError, 'config.json', 'invalid JSON');
+    await expectReject(
+      loadHFModel(new MemorySource({ 'config.json': cfg, 'pytorch_model.bin': new Uint8Array(4) })),
+      ModelFormatError,
+      'only safetensors',
+    );
+    await expectReject(
+      loadHFModel(new MemorySource({ 'config.json': '{"model_type": ' })),
+      ModelFormatError,
+      'config.json',
+      'invalid JSON',
+    );
   });
 
   it('legacy unprefixed GPT-2 checkpoint loads and inspect-style planning reads no data', async () => {

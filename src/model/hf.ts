@@ -23,15 +23,7 @@ import { checkConfigBounds, checkSpecBounds, summarizeUnexpected } from '../faul
 import { ModelFormatError, ShapeMismatchError } from './errors';
 import { SafetensorsReader, serializeSafetensors, type SafetensorsEntry, type WriteDType } from './safetensors';
 import type { ModelSource } from './source';
-import {
-  denseLayers,
-  type ActivationKind,
-  type AttnProj,
-  type Family,
-  type LayerSpec,
-  type MlpProj,
-  type ModelSpec,
-} from './spec';
+import { denseLayers, type ActivationKind, type AttnProj, type Family, type LayerSpec, type MlpProj, type ModelSpec } from './spec';
 import type { HostTensor, WeightMap } from './weights';
 import { sameShape, transpose2d } from './weights';
 
@@ -53,7 +45,8 @@ function getInt(c: HFConfig, key: string, dflt?: number): number {
     if (dflt !== undefined) return dflt;
     throw cfgErr(`missing required key '${key}'`);
   }
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw cfgErr(`'${key}' must be a positive integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+    throw cfgErr(`'${key}' must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -124,8 +117,10 @@ function layersFromGradot(c: HFConfig, n: number, intermediate: number): LayerSp
     if (o.ranks !== undefined) {
       if (o.ranks === null || typeof o.ranks !== 'object') throw cfgErr(`gradot.layers[${i}].ranks must be an object`);
       for (const [k, v] of Object.entries(o.ranks as Record<string, unknown>)) {
-        if (!(ATTN as string[]).includes(k) && !(MLP as string[]).includes(k)) throw cfgErr(`gradot.layers[${i}].ranks has unknown projection '${k}'`);
-        if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw cfgErr(`gradot.layers[${i}].ranks.${k} must be a positive integer`);
+        if (!(ATTN as string[]).includes(k) && !(MLP as string[]).includes(k))
+          throw cfgErr(`gradot.layers[${i}].ranks has unknown projection '${k}'`);
+        if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+          throw cfgErr(`gradot.layers[${i}].ranks.${k} must be a positive integer`);
         ranks[k as AttnProj | MlpProj] = v;
       }
     }
@@ -152,13 +147,25 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
     if (getBool(config, 'scale_attn_by_inverse_layer_idx', false)) throw cfgErr('unsupported: scale_attn_by_inverse_layer_idx = true');
     if (!getBool(config, 'scale_attn_weights', true)) throw cfgErr('unsupported: scale_attn_weights = false');
     return {
-      family: 'gpt2', modelType: 'gpt2',
-      vocabSize: getInt(config, 'vocab_size'), hiddenSize: d, numHeads: h, numKvHeads: h, headDim: d / h,
-      intermediateSize: inter, maxPositions: config.n_positions != null ? getInt(config, 'n_positions') : getInt(config, 'n_ctx', 1024),
-      norm: 'layernorm', normEps: getNum(config, 'layer_norm_epsilon', 1e-5),
+      family: 'gpt2',
+      modelType: 'gpt2',
+      vocabSize: getInt(config, 'vocab_size'),
+      hiddenSize: d,
+      numHeads: h,
+      numKvHeads: h,
+      headDim: d / h,
+      intermediateSize: inter,
+      maxPositions: config.n_positions != null ? getInt(config, 'n_positions') : getInt(config, 'n_ctx', 1024),
+      norm: 'layernorm',
+      normEps: getNum(config, 'layer_norm_epsilon', 1e-5),
       activation: activationFromHF(config.activation_function ?? 'gelu_new', 'activation_function'),
-      gatedMlp: false, positions: 'learned', positionOffset: 0, ropeTheta: 0,
-      qkvBias: true, oBias: true, mlpBias: true,
+      gatedMlp: false,
+      positions: 'learned',
+      positionOffset: 0,
+      ropeTheta: 0,
+      qkvBias: true,
+      oBias: true,
+      mlpBias: true,
       tieWordEmbeddings: getBool(config, 'tie_word_embeddings', true),
       layers: layersFromGradot(config, nl, inter),
     };
@@ -173,18 +180,31 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
     }
     const proj = getInt(config, 'word_embed_proj_dim', d);
     if (proj !== d) throw cfgErr(`unsupported OPT variant: word_embed_proj_dim ${proj} != hidden_size ${d} (project_in/out)`);
-    if (!getBool(config, 'layer_norm_elementwise_affine', true)) throw cfgErr('unsupported OPT variant: layer_norm_elementwise_affine = false');
+    if (!getBool(config, 'layer_norm_elementwise_affine', true))
+      throw cfgErr('unsupported OPT variant: layer_norm_elementwise_affine = false');
     const inter = getInt(config, 'ffn_dim');
     const bias = getBool(config, 'enable_bias', true);
     return {
-      family: 'opt', modelType: 'opt',
-      vocabSize: getInt(config, 'vocab_size'), hiddenSize: d, numHeads: h, numKvHeads: h, headDim: d / h,
-      intermediateSize: inter, maxPositions: getInt(config, 'max_position_embeddings'),
+      family: 'opt',
+      modelType: 'opt',
+      vocabSize: getInt(config, 'vocab_size'),
+      hiddenSize: d,
+      numHeads: h,
+      numKvHeads: h,
+      headDim: d / h,
+      intermediateSize: inter,
+      maxPositions: getInt(config, 'max_position_embeddings'),
       // HF's OPT hard-codes nn.LayerNorm's default eps.
-      norm: 'layernorm', normEps: 1e-5,
+      norm: 'layernorm',
+      normEps: 1e-5,
       activation: activationFromHF(config.activation_function ?? 'relu', 'activation_function'),
-      gatedMlp: false, positions: 'learned', positionOffset: 2, ropeTheta: 0,
-      qkvBias: bias, oBias: bias, mlpBias: bias,
+      gatedMlp: false,
+      positions: 'learned',
+      positionOffset: 2,
+      ropeTheta: 0,
+      qkvBias: bias,
+      oBias: bias,
+      mlpBias: bias,
       tieWordEmbeddings: getBool(config, 'tie_word_embeddings', true),
       layers: layersFromGradot(config, nl, inter),
     };
@@ -199,15 +219,19 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
     if (config.head_dim == null && d % h !== 0) throw cfgErr(`hidden_size ${d} is not divisible by num_attention_heads ${h}`);
     const inter = getInt(config, 'intermediate_size');
     const rs = config.rope_scaling as { type?: string; rope_type?: string } | null | undefined;
-    const rsType = rs ? rs.rope_type ?? rs.type : undefined;
+    const rsType = rs ? (rs.rope_type ?? rs.type) : undefined;
     if (rs && rsType !== 'default') throw cfgErr(`unsupported rope_scaling ${JSON.stringify(rs)} (only plain RoPE is implemented)`);
     if (mt === 'qwen2' && getBool(config, 'use_sliding_window', false)) throw cfgErr('unsupported: use_sliding_window = true');
     if (mt === 'mistral' && typeof config.sliding_window === 'number') {
-      warnings.push(`config.json: sliding_window ${config.sliding_window} is ignored (full causal attention is used; identical for sequences up to that length)`);
+      warnings.push(
+        `config.json: sliding_window ${config.sliding_window} is ignored (full causal attention is used; identical for sequences up to that length)`,
+      );
     }
     let qkvBias: boolean, oBias: boolean, mlpBias: boolean;
     if (mt === 'qwen2') {
-      qkvBias = true; oBias = false; mlpBias = false;
+      qkvBias = true;
+      oBias = false;
+      mlpBias = false;
     } else if (mt === 'llama') {
       qkvBias = oBias = getBool(config, 'attention_bias', false);
       mlpBias = getBool(config, 'mlp_bias', false);
@@ -215,13 +239,25 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
       qkvBias = oBias = mlpBias = false;
     }
     return {
-      family: 'llama', modelType: mt,
-      vocabSize: getInt(config, 'vocab_size'), hiddenSize: d, numHeads: h, numKvHeads: kv, headDim,
-      intermediateSize: inter, maxPositions: getInt(config, 'max_position_embeddings'),
-      norm: 'rmsnorm', normEps: getNum(config, 'rms_norm_eps', 1e-6),
+      family: 'llama',
+      modelType: mt,
+      vocabSize: getInt(config, 'vocab_size'),
+      hiddenSize: d,
+      numHeads: h,
+      numKvHeads: kv,
+      headDim,
+      intermediateSize: inter,
+      maxPositions: getInt(config, 'max_position_embeddings'),
+      norm: 'rmsnorm',
+      normEps: getNum(config, 'rms_norm_eps', 1e-6),
       activation: activationFromHF(config.hidden_act ?? 'silu', 'hidden_act'),
-      gatedMlp: true, positions: 'rope', positionOffset: 0, ropeTheta: getNum(config, 'rope_theta', 10000),
-      qkvBias, oBias, mlpBias,
+      gatedMlp: true,
+      positions: 'rope',
+      positionOffset: 0,
+      ropeTheta: getNum(config, 'rope_theta', 10000),
+      qkvBias,
+      oBias,
+      mlpBias,
       tieWordEmbeddings: getBool(config, 'tie_word_embeddings', false),
       layers: layersFromGradot(config, nl, inter),
     };
@@ -230,9 +266,7 @@ export function specFromHFConfig(config: HFConfig, warnings: string[] = []): Mod
 }
 
 export function isCompressed(spec: ModelSpec): boolean {
-  return spec.layers.some(
-    (l, i) => l.source !== i || l.mlpWidth !== spec.intermediateSize || Object.keys(l.ranks).length > 0,
-  );
+  return spec.layers.some((l, i) => l.source !== i || l.mlpWidth !== spec.intermediateSize || Object.keys(l.ranks).length > 0);
 }
 
 function checkRepresentable(spec: ModelSpec): void {
@@ -242,11 +276,13 @@ function checkRepresentable(spec: ModelSpec): void {
   if (spec.family === 'gpt2' || spec.family === 'opt') {
     if (spec.numKvHeads !== spec.numHeads) bad('numKvHeads must equal numHeads');
     if (spec.numHeads * spec.headDim !== spec.hiddenSize) bad('numHeads * headDim must equal hiddenSize');
-    if (spec.norm !== 'layernorm' || spec.positions !== 'learned' || spec.gatedMlp) bad('expects layernorm, learned positions, ungated MLP');
+    if (spec.norm !== 'layernorm' || spec.positions !== 'learned' || spec.gatedMlp)
+      bad('expects layernorm, learned positions, ungated MLP');
   }
   if (spec.family === 'gpt2' && !(spec.qkvBias && spec.oBias && spec.mlpBias)) bad('GPT-2 always has biases');
   if (spec.family === 'opt' && !(spec.qkvBias === spec.oBias && spec.oBias === spec.mlpBias)) bad('OPT biases are all on or all off');
-  if (spec.family === 'llama' && (spec.norm !== 'rmsnorm' || spec.positions !== 'rope' || !spec.gatedMlp)) bad('expects rmsnorm, rope, gated MLP');
+  if (spec.family === 'llama' && (spec.norm !== 'rmsnorm' || spec.positions !== 'rope' || !spec.gatedMlp))
+    bad('expects rmsnorm, rope, gated MLP');
 }
 
 /**
@@ -260,34 +296,58 @@ export function hfConfigFromSpec(spec: ModelSpec, base: HFConfig = {}): HFConfig
   const nl = spec.layers.length;
   if (spec.family === 'gpt2') {
     Object.assign(out, {
-      architectures: ['GPT2LMHeadModel'], model_type: 'gpt2',
-      vocab_size: spec.vocabSize, n_positions: spec.maxPositions, n_embd: spec.hiddenSize, n_layer: nl,
-      n_head: spec.numHeads, n_inner: spec.intermediateSize, activation_function: activationToHF(spec.activation),
-      layer_norm_epsilon: spec.normEps, tie_word_embeddings: spec.tieWordEmbeddings,
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: spec.vocabSize,
+      n_positions: spec.maxPositions,
+      n_embd: spec.hiddenSize,
+      n_layer: nl,
+      n_head: spec.numHeads,
+      n_inner: spec.intermediateSize,
+      activation_function: activationToHF(spec.activation),
+      layer_norm_epsilon: spec.normEps,
+      tie_word_embeddings: spec.tieWordEmbeddings,
     });
     if ('n_ctx' in base) out.n_ctx = spec.maxPositions;
   } else if (spec.family === 'opt') {
     Object.assign(out, {
-      architectures: ['OPTForCausalLM'], model_type: 'opt',
-      vocab_size: spec.vocabSize, hidden_size: spec.hiddenSize, num_hidden_layers: nl,
-      num_attention_heads: spec.numHeads, ffn_dim: spec.intermediateSize,
-      max_position_embeddings: spec.maxPositions, activation_function: activationToHF(spec.activation),
-      do_layer_norm_before: true, word_embed_proj_dim: spec.hiddenSize, enable_bias: spec.qkvBias,
-      layer_norm_elementwise_affine: true, tie_word_embeddings: spec.tieWordEmbeddings,
+      architectures: ['OPTForCausalLM'],
+      model_type: 'opt',
+      vocab_size: spec.vocabSize,
+      hidden_size: spec.hiddenSize,
+      num_hidden_layers: nl,
+      num_attention_heads: spec.numHeads,
+      ffn_dim: spec.intermediateSize,
+      max_position_embeddings: spec.maxPositions,
+      activation_function: activationToHF(spec.activation),
+      do_layer_norm_before: true,
+      word_embed_proj_dim: spec.hiddenSize,
+      enable_bias: spec.qkvBias,
+      layer_norm_elementwise_affine: true,
+      tie_word_embeddings: spec.tieWordEmbeddings,
     });
   } else {
     const mt = spec.modelType === 'qwen2' || spec.modelType === 'mistral' ? spec.modelType : 'llama';
     const arch = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', mistral: 'MistralForCausalLM' }[mt];
     Object.assign(out, {
-      architectures: [arch], model_type: mt,
-      vocab_size: spec.vocabSize, hidden_size: spec.hiddenSize, intermediate_size: spec.intermediateSize,
-      num_hidden_layers: nl, num_attention_heads: spec.numHeads, num_key_value_heads: spec.numKvHeads,
-      head_dim: spec.headDim, max_position_embeddings: spec.maxPositions, rms_norm_eps: spec.normEps,
-      rope_theta: spec.ropeTheta, hidden_act: activationToHF(spec.activation),
+      architectures: [arch],
+      model_type: mt,
+      vocab_size: spec.vocabSize,
+      hidden_size: spec.hiddenSize,
+      intermediate_size: spec.intermediateSize,
+      num_hidden_layers: nl,
+      num_attention_heads: spec.numHeads,
+      num_key_value_heads: spec.numKvHeads,
+      head_dim: spec.headDim,
+      max_position_embeddings: spec.maxPositions,
+      rms_norm_eps: spec.normEps,
+      rope_theta: spec.ropeTheta,
+      hidden_act: activationToHF(spec.activation),
       tie_word_embeddings: spec.tieWordEmbeddings,
     });
     if (mt === 'llama') {
-      if (spec.qkvBias !== spec.oBias) throw new ModelFormatError('cannot write a llama config: attention_bias covers q/k/v and o together');
+      if (spec.qkvBias !== spec.oBias)
+        throw new ModelFormatError('cannot write a llama config: attention_bias covers q/k/v and o together');
       out.attention_bias = spec.qkvBias;
       out.mlp_bias = spec.mlpBias;
     } else if (mt === 'qwen2' && (!spec.qkvBias || spec.oBias || spec.mlpBias)) {
@@ -323,8 +383,13 @@ export function linearDims(spec: ModelSpec, layer: number, proj: AttnProj | MlpP
   const q = spec.numHeads * spec.headDim;
   const kv = spec.numKvHeads * spec.headDim;
   const dims: Record<AttnProj | MlpProj, [number, number]> = {
-    q: [q, d], k: [kv, d], v: [kv, d], o: [d, q],
-    up: [l.mlpWidth, d], gate: [l.mlpWidth, d], down: [d, l.mlpWidth],
+    q: [q, d],
+    k: [kv, d],
+    v: [kv, d],
+    o: [d, q],
+    up: [l.mlpWidth, d],
+    gate: [l.mlpWidth, d],
+    down: [d, l.mlpWidth],
   };
   const [o, i] = dims[proj];
   const rank = l.ranks[proj];
@@ -396,19 +461,35 @@ const TOP: Record<Family, Record<string, string>> = {
 const LAYER_PREFIX: Record<Family, string> = { gpt2: 'h', opt: 'layers', llama: 'layers' };
 const SUB: Record<Family, Record<string, string>> = {
   gpt2: {
-    ln1: 'ln_1', ln2: 'ln_2',
-    'attn.q': 'attn.c_attn.q', 'attn.k': 'attn.c_attn.k', 'attn.v': 'attn.c_attn.v', 'attn.o': 'attn.c_proj',
-    'mlp.up': 'mlp.c_fc', 'mlp.down': 'mlp.c_proj',
+    ln1: 'ln_1',
+    ln2: 'ln_2',
+    'attn.q': 'attn.c_attn.q',
+    'attn.k': 'attn.c_attn.k',
+    'attn.v': 'attn.c_attn.v',
+    'attn.o': 'attn.c_proj',
+    'mlp.up': 'mlp.c_fc',
+    'mlp.down': 'mlp.c_proj',
   },
   opt: {
-    ln1: 'self_attn_layer_norm', ln2: 'final_layer_norm',
-    'attn.q': 'self_attn.q_proj', 'attn.k': 'self_attn.k_proj', 'attn.v': 'self_attn.v_proj', 'attn.o': 'self_attn.out_proj',
-    'mlp.up': 'fc1', 'mlp.down': 'fc2',
+    ln1: 'self_attn_layer_norm',
+    ln2: 'final_layer_norm',
+    'attn.q': 'self_attn.q_proj',
+    'attn.k': 'self_attn.k_proj',
+    'attn.v': 'self_attn.v_proj',
+    'attn.o': 'self_attn.out_proj',
+    'mlp.up': 'fc1',
+    'mlp.down': 'fc2',
   },
   llama: {
-    ln1: 'input_layernorm', ln2: 'post_attention_layernorm',
-    'attn.q': 'self_attn.q_proj', 'attn.k': 'self_attn.k_proj', 'attn.v': 'self_attn.v_proj', 'attn.o': 'self_attn.o_proj',
-    'mlp.up': 'mlp.up_proj', 'mlp.gate': 'mlp.gate_proj', 'mlp.down': 'mlp.down_proj',
+    ln1: 'input_layernorm',
+    ln2: 'post_attention_layernorm',
+    'attn.q': 'self_attn.q_proj',
+    'attn.k': 'self_attn.k_proj',
+    'attn.v': 'self_attn.v_proj',
+    'attn.o': 'self_attn.o_proj',
+    'mlp.up': 'mlp.up_proj',
+    'mlp.gate': 'mlp.gate_proj',
+    'mlp.down': 'mlp.down_proj',
   },
 };
 const SUFFIXES = ['weight', 'weight_a', 'weight_b', 'bias'];
@@ -468,7 +549,11 @@ export function canonicalToHF(familyOrSpec: Family | ModelSpec, canonical: strin
       transpose: suffix === 'weight',
     };
   }
-  return { hf: `${lp}${hfSub}.${suffix}`, canonical: [canonical], transpose: family === 'gpt2' && suffix === 'weight' && !sub.startsWith('ln') };
+  return {
+    hf: `${lp}${hfSub}.${suffix}`,
+    canonical: [canonical],
+    transpose: family === 'gpt2' && suffix === 'weight' && !sub.startsWith('ln'),
+  };
 }
 
 /**
@@ -502,7 +587,11 @@ export function hfToCanonical(family: Family, hfName: string, layerIndex?: (hfI:
   const c = SUB_INV[family][sub];
   if (!c) return null;
   if (c.startsWith('ln') && suffix !== 'weight' && suffix !== 'bias') return null;
-  return { hf: hfName, canonical: [`layers.${i}.${c}.${suffix}`], transpose: family === 'gpt2' && suffix === 'weight' && !c.startsWith('ln') };
+  return {
+    hf: hfName,
+    canonical: [`layers.${i}.${c}.${suffix}`],
+    transpose: family === 'gpt2' && suffix === 'weight' && !c.startsWith('ln'),
+  };
 }
 
 /**
@@ -520,10 +609,12 @@ export function tokenizerJsonIdCount(json: unknown): number | null {
   const j = json as { model?: { vocab?: unknown }; added_tokens?: unknown } | null;
   let max = -1;
   const v = j?.model?.vocab;
-  if (v && typeof v === 'object' && !Array.isArray(v)) for (const id of Object.values(v as Record<string, unknown>)) if (typeof id === 'number' && id > max) max = id;
+  if (v && typeof v === 'object' && !Array.isArray(v))
+    for (const id of Object.values(v as Record<string, unknown>)) if (typeof id === 'number' && id > max) max = id;
   // Unigram vocabularies are [piece, score] lists: ids are positions.
   if (Array.isArray(v)) max = Math.max(max, v.length - 1);
-  if (Array.isArray(j?.added_tokens)) for (const t of j.added_tokens as { id?: unknown }[]) if (typeof t?.id === 'number' && t.id > max) max = t.id;
+  if (Array.isArray(j?.added_tokens))
+    for (const t of j.added_tokens as { id?: unknown }[]) if (typeof t?.id === 'number' && t.id > max) max = t.id;
   return max >= 0 ? max + 1 : null;
 }
 
@@ -544,8 +635,10 @@ export function checkTokenizerVocab(tokenizerIds: number, spec: ModelSpec, file 
     );
   }
   if (rows - tokenizerIds > 0.02 * rows) {
-    return `${file}: the tokenizer has ${tokenizerIds} token ids but the model has ${rows} embedding rows: ` +
-      `probably another model's tokenizer — text will be split into tokens this model was not trained on (garbage losses and outputs)`;
+    return (
+      `${file}: the tokenizer has ${tokenizerIds} token ids but the model has ${rows} embedding rows: ` +
+      `probably another model's tokenizer — text will be split into tokens this model was not trained on (garbage losses and outputs)`
+    );
   }
   return null;
 }
@@ -702,7 +795,9 @@ async function weightFiles(source: ModelSource): Promise<string[]> {
   const st = all.filter((f) => f.endsWith('.safetensors') && !f.includes('/'));
   if (st.length > 0) return st;
   if (all.some((f) => f.endsWith('.bin') || f.endsWith('.pt') || f.endsWith('.pth'))) {
-    throw new ModelFormatError(`only safetensors checkpoints are supported; found PyTorch pickles in ${source.label} (convert them with safetensors' convert script)`);
+    throw new ModelFormatError(
+      `only safetensors checkpoints are supported; found PyTorch pickles in ${source.label} (convert them with safetensors' convert script)`,
+    );
   }
   throw new ModelFormatError(`no model.safetensors (or model.safetensors.index.json) in ${source.label}`);
 }
@@ -714,7 +809,8 @@ async function weightFiles(source: ModelSource): Promise<string[]> {
 export async function planHFLoad(source: ModelSource): Promise<HFLoadPlan & { readers: Map<string, SafetensorsReader> }> {
   if (!(await source.has('config.json'))) throw new ModelFormatError(`no config.json in ${source.label}`);
   const config = (await readJson(source, 'config.json')) as HFConfig;
-  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new ModelFormatError('not a JSON object', 'config.json');
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw new ModelFormatError('not a JSON object', 'config.json');
   const warnings: string[] = [];
   const spec = specFromHFConfig(config, warnings);
   checkSpecBounds(spec, 'config.json');
@@ -846,7 +942,10 @@ export function checkCanonicalHeader(
     if (!sameShape(shape, e.shape)) throw new ShapeMismatchError(file, name, shape, e.shape);
     dtypes.add(e.dtype);
   }
-  const warnings = summarizeUnexpected(file, [...entries.keys()].filter((k) => !expected.has(k)));
+  const warnings = summarizeUnexpected(
+    file,
+    [...entries.keys()].filter((k) => !expected.has(k)),
+  );
   return { dtypes: [...dtypes].sort(), warnings };
 }
 
@@ -899,7 +998,13 @@ export function saveHFModel(spec: ModelSpec, weights: WeightMap, optsOrDtype: Sa
   const weightMap: Record<string, string> = {};
   shards.forEach((list, k) => {
     const fname = `model-${pad(k + 1)}-of-${pad(shards.length)}.safetensors`;
-    files.set(fname, serializeSafetensors(list.map((n) => [n, hf.get(n)!] as [string, HostTensor]), { dtype, metadata: meta }));
+    files.set(
+      fname,
+      serializeSafetensors(
+        list.map((n) => [n, hf.get(n)!] as [string, HostTensor]),
+        { dtype, metadata: meta },
+      ),
+    );
     for (const n of list) weightMap[n] = fname;
   });
   files.set(

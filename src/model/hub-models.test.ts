@@ -11,7 +11,10 @@ import { loadTokenizer, tokenizerFromJSON } from './tokenizer';
 
 /** config.json + a safetensors file that is only its header (the size says where the data would end). */
 class HeaderOnlySource extends MemorySource {
-  constructor(files: Record<string, Uint8Array | string>, private readonly stSize: number) {
+  constructor(
+    files: Record<string, Uint8Array | string>,
+    private readonly stSize: number,
+  ) {
     super(files);
   }
   override async size(name: string): Promise<number> {
@@ -105,10 +108,21 @@ describe('hub-shaped checkpoints', () => {
     const g2 = join(dir, 'gpt2b');
     await makeHubModel('gpt2', g2, { seed: 3, overrides: { n_layer: 2, n_embd: 64, n_head: 4, n_positions: 64, n_ctx: 64 } });
     const m2 = await loadHFModel(nodeDirSource(g2));
-    expect(Array.from(m2.weights.get('layers.1.mlp.down.weight')!.data)).toEqual(Array.from(m.weights.get('layers.1.mlp.down.weight')!.data));
+    expect(Array.from(m2.weights.get('layers.1.mlp.down.weight')!.data)).toEqual(
+      Array.from(m.weights.get('layers.1.mlp.down.weight')!.data),
+    );
 
     const o = join(dir, 'opt');
-    await makeHubModel('opt-125m', o, { overrides: { num_hidden_layers: 1, hidden_size: 32, num_attention_heads: 4, ffn_dim: 64, max_position_embeddings: 16, word_embed_proj_dim: 32 } });
+    await makeHubModel('opt-125m', o, {
+      overrides: {
+        num_hidden_layers: 1,
+        hidden_size: 32,
+        num_attention_heads: 4,
+        ffn_dim: 64,
+        max_position_embeddings: 16,
+        word_embed_proj_dim: 32,
+      },
+    });
     const mo = await loadHFModel(nodeDirSource(o));
     expect(mo.dtypes).toEqual(['F16']);
     // OPT's padding row (pad_token_id 1) is zero, like nn.Embedding(padding_idx=1).

@@ -34,74 +34,203 @@ export interface HubModelDef {
 }
 
 const GPT2_CONFIG: HFConfig = {
-  activation_function: 'gelu_new', architectures: ['GPT2LMHeadModel'], attn_pdrop: 0.1, bos_token_id: 50256,
-  embd_pdrop: 0.1, eos_token_id: 50256, initializer_range: 0.02, layer_norm_epsilon: 1e-5, model_type: 'gpt2',
-  n_ctx: 1024, n_embd: 768, n_head: 12, n_layer: 12, n_positions: 1024, resid_pdrop: 0.1, summary_activation: null,
-  summary_first_dropout: 0.1, summary_proj_to_labels: true, summary_type: 'cls_index', summary_use_proj: true,
-  task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } }, vocab_size: 50257,
+  activation_function: 'gelu_new',
+  architectures: ['GPT2LMHeadModel'],
+  attn_pdrop: 0.1,
+  bos_token_id: 50256,
+  embd_pdrop: 0.1,
+  eos_token_id: 50256,
+  initializer_range: 0.02,
+  layer_norm_epsilon: 1e-5,
+  model_type: 'gpt2',
+  n_ctx: 1024,
+  n_embd: 768,
+  n_head: 12,
+  n_layer: 12,
+  n_positions: 1024,
+  resid_pdrop: 0.1,
+  summary_activation: null,
+  summary_first_dropout: 0.1,
+  summary_proj_to_labels: true,
+  summary_type: 'cls_index',
+  summary_use_proj: true,
+  task_specific_params: { 'text-generation': { do_sample: true, max_length: 50 } },
+  vocab_size: 50257,
 };
 
 const OPT_CONFIG: HFConfig = {
-  _name_or_path: 'facebook/opt-125m', _remove_final_layer_norm: false, activation_dropout: 0.0, activation_function: 'relu',
-  architectures: ['OPTForCausalLM'], attention_dropout: 0.0, bos_token_id: 2, do_layer_norm_before: true, dropout: 0.1,
-  eos_token_id: 2, ffn_dim: 3072, hidden_size: 768, init_std: 0.02, layerdrop: 0.0, max_position_embeddings: 2048,
-  model_type: 'opt', num_attention_heads: 12, num_hidden_layers: 12, pad_token_id: 1, prefix: '</s>',
-  torch_dtype: 'float16', transformers_version: '4.21.0.dev0', use_cache: true, vocab_size: 50272, word_embed_proj_dim: 768,
+  _name_or_path: 'facebook/opt-125m',
+  _remove_final_layer_norm: false,
+  activation_dropout: 0.0,
+  activation_function: 'relu',
+  architectures: ['OPTForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 2,
+  do_layer_norm_before: true,
+  dropout: 0.1,
+  eos_token_id: 2,
+  ffn_dim: 3072,
+  hidden_size: 768,
+  init_std: 0.02,
+  layerdrop: 0.0,
+  max_position_embeddings: 2048,
+  model_type: 'opt',
+  num_attention_heads: 12,
+  num_hidden_layers: 12,
+  pad_token_id: 1,
+  prefix: '</s>',
+  torch_dtype: 'float16',
+  transformers_version: '4.21.0.dev0',
+  use_cache: true,
+  vocab_size: 50272,
+  word_embed_proj_dim: 768,
 };
 
 const QWEN_CONFIG: HFConfig = {
-  architectures: ['Qwen2ForCausalLM'], attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151643, hidden_act: 'silu',
-  hidden_size: 896, initializer_range: 0.02, intermediate_size: 4864, max_position_embeddings: 32768, max_window_layers: 24,
-  model_type: 'qwen2', num_attention_heads: 14, num_hidden_layers: 24, num_key_value_heads: 2, rms_norm_eps: 1e-6,
-  rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true, torch_dtype: 'bfloat16',
-  transformers_version: '4.40.1', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+  architectures: ['Qwen2ForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 151643,
+  eos_token_id: 151643,
+  hidden_act: 'silu',
+  hidden_size: 896,
+  initializer_range: 0.02,
+  intermediate_size: 4864,
+  max_position_embeddings: 32768,
+  max_window_layers: 24,
+  model_type: 'qwen2',
+  num_attention_heads: 14,
+  num_hidden_layers: 24,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  sliding_window: 32768,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.40.1',
+  use_cache: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
 };
 
 const SMOLLM_CONFIG: HFConfig = {
-  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 1, eos_token_id: 2,
-  hidden_act: 'silu', hidden_size: 960, initializer_range: 0.02, intermediate_size: 2560, is_llama_config: true,
-  max_position_embeddings: 8192, mlp_bias: false, model_type: 'llama', num_attention_heads: 15, num_hidden_layers: 32,
-  num_key_value_heads: 5, pad_token_id: 2, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_interleaved: false, rope_scaling: null,
-  rope_theta: 100000, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.42.3', use_cache: true,
+  architectures: ['LlamaForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 960,
+  initializer_range: 0.02,
+  intermediate_size: 2560,
+  is_llama_config: true,
+  max_position_embeddings: 8192,
+  mlp_bias: false,
+  model_type: 'llama',
+  num_attention_heads: 15,
+  num_hidden_layers: 32,
+  num_key_value_heads: 5,
+  pad_token_id: 2,
+  pretraining_tp: 1,
+  rms_norm_eps: 1e-5,
+  rope_interleaved: false,
+  rope_scaling: null,
+  rope_theta: 100000,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.42.3',
+  use_cache: true,
   vocab_size: 49152,
 };
 
 const TINYLLAMA_CONFIG: HFConfig = {
-  architectures: ['LlamaForCausalLM'], attention_bias: false, bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu',
-  hidden_size: 2048, initializer_range: 0.02, intermediate_size: 5632, max_position_embeddings: 2048, model_type: 'llama',
-  num_attention_heads: 32, num_hidden_layers: 22, num_key_value_heads: 4, pretraining_tp: 1, rms_norm_eps: 1e-5,
-  rope_scaling: null, rope_theta: 10000.0, tie_word_embeddings: false, torch_dtype: 'bfloat16', transformers_version: '4.35.0',
-  use_cache: true, vocab_size: 32000,
+  architectures: ['LlamaForCausalLM'],
+  attention_bias: false,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  hidden_act: 'silu',
+  hidden_size: 2048,
+  initializer_range: 0.02,
+  intermediate_size: 5632,
+  max_position_embeddings: 2048,
+  model_type: 'llama',
+  num_attention_heads: 32,
+  num_hidden_layers: 22,
+  num_key_value_heads: 4,
+  pretraining_tp: 1,
+  rms_norm_eps: 1e-5,
+  rope_scaling: null,
+  rope_theta: 10000.0,
+  tie_word_embeddings: false,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.35.0',
+  use_cache: true,
+  vocab_size: 32000,
 };
 
 const gpt2TokCfg = (max: number, eos: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-  add_bos_token: false, add_prefix_space: false, bos_token: eos, eos_token: eos, unk_token: eos, model_max_length: max,
-  tokenizer_class: 'GPT2Tokenizer', clean_up_tokenization_spaces: false, errors: 'replace', ...extra,
+  add_bos_token: false,
+  add_prefix_space: false,
+  bos_token: eos,
+  eos_token: eos,
+  unk_token: eos,
+  model_max_length: max,
+  tokenizer_class: 'GPT2Tokenizer',
+  clean_up_tokenization_spaces: false,
+  errors: 'replace',
+  ...extra,
 });
 
 export const HUB_MODELS: Record<HubFamily, HubModelDef> = {
   gpt2: {
-    repo: 'gpt2', config: GPT2_CONFIG, dtype: 'F32', specials: [{ id: 50256, content: '<|endoftext|>' }],
+    repo: 'gpt2',
+    config: GPT2_CONFIG,
+    dtype: 'F32',
+    specials: [{ id: 50256, content: '<|endoftext|>' }],
     tokenizerConfig: gpt2TokCfg(1024, '<|endoftext|>'),
   },
   'opt-125m': {
-    repo: 'facebook/opt-125m', config: OPT_CONFIG, dtype: 'F16',
-    specials: [{ id: 0, content: '<s>' }, { id: 1, content: '<pad>' }, { id: 2, content: '</s>' }, { id: 3, content: '<unk>' }],
+    repo: 'facebook/opt-125m',
+    config: OPT_CONFIG,
+    dtype: 'F16',
+    specials: [
+      { id: 0, content: '<s>' },
+      { id: 1, content: '<pad>' },
+      { id: 2, content: '</s>' },
+      { id: 3, content: '<unk>' },
+    ],
     tokenizerConfig: gpt2TokCfg(2048, '</s>', { pad_token: '<pad>', unk_token: '<unk>' }),
   },
   'qwen2.5-0.5b': {
-    repo: 'Qwen/Qwen2.5-0.5B', config: QWEN_CONFIG, dtype: 'BF16',
-    specials: [{ id: 151643, content: '<|endoftext|>' }, { id: 151644, content: '<|im_start|>' }, { id: 151645, content: '<|im_end|>' }],
+    repo: 'Qwen/Qwen2.5-0.5B',
+    config: QWEN_CONFIG,
+    dtype: 'BF16',
+    specials: [
+      { id: 151643, content: '<|endoftext|>' },
+      { id: 151644, content: '<|im_start|>' },
+      { id: 151645, content: '<|im_end|>' },
+    ],
     tokenizerConfig: gpt2TokCfg(32768, '<|endoftext|>', { bos_token: null, pad_token: '<|endoftext|>' }),
   },
   'smollm2-360m': {
-    repo: 'HuggingFaceTB/SmolLM2-360M', config: SMOLLM_CONFIG, dtype: 'BF16',
-    specials: [{ id: 0, content: '<|endoftext|>' }, { id: 1, content: '<|im_start|>' }, { id: 2, content: '<|im_end|>' }],
+    repo: 'HuggingFaceTB/SmolLM2-360M',
+    config: SMOLLM_CONFIG,
+    dtype: 'BF16',
+    specials: [
+      { id: 0, content: '<|endoftext|>' },
+      { id: 1, content: '<|im_start|>' },
+      { id: 2, content: '<|im_end|>' },
+    ],
     tokenizerConfig: gpt2TokCfg(8192, '<|endoftext|>', { bos_token: '<|im_start|>', eos_token: '<|im_end|>' }),
   },
   'tinyllama-1.1b': {
-    repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0', config: TINYLLAMA_CONFIG, dtype: 'BF16',
-    specials: [{ id: 0, content: '<unk>' }, { id: 1, content: '<s>' }, { id: 2, content: '</s>' }],
+    repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0',
+    config: TINYLLAMA_CONFIG,
+    dtype: 'BF16',
+    specials: [
+      { id: 0, content: '<unk>' },
+      { id: 1, content: '<s>' },
+      { id: 2, content: '</s>' },
+    ],
     tokenizerConfig: gpt2TokCfg(2048, '</s>', { bos_token: '<s>', unk_token: '<unk>', pad_token: '</s>' }),
   },
 };
@@ -164,7 +293,8 @@ export function hubTensors(family: HubFamily, overrides: HFConfig = {}): { spec:
   }
   if (spec.family === 'gpt2') {
     const n = spec.maxPositions;
-    for (let i = 0; i < spec.layers.length; i++) out.push({ name: `h.${i}.attn.bias`, shape: [1, 1, n, n], dtype: def.dtype, init: { kind: 'causal-mask' } });
+    for (let i = 0; i < spec.layers.length; i++)
+      out.push({ name: `h.${i}.attn.bias`, shape: [1, 1, n, n], dtype: def.dtype, init: { kind: 'causal-mask' } });
   }
   out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { spec, config, tensors: out };
@@ -199,7 +329,10 @@ function byteOrder(): number[] {
   const seen = new Set<number>();
   for (const ch of first) {
     const b = ch.charCodeAt(0);
-    if (!seen.has(b)) { seen.add(b); order.push(b); }
+    if (!seen.has(b)) {
+      seen.add(b);
+      order.push(b);
+    }
   }
   for (let b = 0; b < 256; b++) if (!seen.has(b)) order.push(b);
   return order;
@@ -233,7 +366,8 @@ export function syntheticBpeTokenizer(vocabSize: number, specials: { id: number;
   const pairs: string[] = [];
   for (let s = 0; s <= 2 * 255 && need > 0; s++) {
     for (let i = Math.max(0, s - 255); i <= Math.min(255, s) && need > 0; i++) {
-      const a = chars[i]!, b = chars[s - i]!;
+      const a = chars[i]!,
+        b = chars[s - i]!;
       if (reserved.has(a + b)) continue;
       merges.push(`${a} ${b}`);
       vocab[a + b] = takeId();
@@ -244,7 +378,8 @@ export function syntheticBpeTokenizer(vocabSize: number, specials: { id: number;
   // Three-byte tokens: (pair p, byte j) by increasing p + j.
   for (let s = 0; need > 0; s++) {
     for (let p = Math.max(0, s - 255); p <= Math.min(pairs.length - 1, s) && need > 0; p++) {
-      const a = pairs[p]!, b = chars[s - p]!;
+      const a = pairs[p]!,
+        b = chars[s - p]!;
       if (reserved.has(a + b)) continue;
       merges.push(`${a} ${b}`);
       vocab[a + b] = takeId();
@@ -254,15 +389,33 @@ export function syntheticBpeTokenizer(vocabSize: number, specials: { id: number;
   }
   for (const sp of specials) vocab[sp.content] = sp.id;
   return {
-    version: '1.0', truncation: null, padding: null,
-    added_tokens: specials.map((s) => ({ id: s.id, content: s.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((s) => ({
+      id: s.id,
+      content: s.content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false,
-      byte_fallback: false, ignore_merges: false, vocab, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
     },
   };
 }

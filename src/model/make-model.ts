@@ -61,7 +61,8 @@ function fillChunk(t: HubTensor, dst: Float32Array, start: number, g: () => numb
     for (let i = 0; i < dst.length; i++) dst[i] = init.std * g();
     if (init.zeroRow !== undefined) {
       const cols = t.shape[1]!;
-      const a = init.zeroRow * cols, b = a + cols;
+      const a = init.zeroRow * cols,
+        b = a + cols;
       for (let k = Math.max(a, start); k < Math.min(b, start + dst.length); k++) dst[k - start] = 0;
     }
   }
@@ -101,7 +102,9 @@ export async function makeHubModel(family: HubFamily, dir: string, opts: MakeMod
   await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   // A shrunk vocab_size (tests) moves the specials to the last ids.
   const V = spec.vocabSize;
-  const specials = def.specials.every((s) => s.id < V) ? def.specials : def.specials.map((s, k) => ({ ...s, id: V - def.specials.length + k }));
+  const specials = def.specials.every((s) => s.id < V)
+    ? def.specials
+    : def.specials.map((s, k) => ({ ...s, id: V - def.specials.length + k }));
   const tok = syntheticBpeTokenizer(V, specials);
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tok) + '\n');
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(def.tokenizerConfig, null, 2) + '\n');
@@ -129,7 +132,10 @@ export async function makeHubModel(family: HubFamily, dir: string, opts: MakeMod
     await fh.close();
   }
   return {
-    dir, spec, files: ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
-    bytes: header.length + dataBytes, params,
+    dir,
+    spec,
+    files: ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
+    bytes: header.length + dataBytes,
+    params,
   };
 }

@@ -36,7 +36,11 @@ type Step = (dec: Decoder, b: { ids: Int32Array; targets: Int32Array }) => Promi
 
 /** Runs `steps` steps and returns [tracked live storages, liveTensorCount] before each one. */
 async function counts(
-  family: SmallFamily, step: Step, train: boolean, steps = 4, trainable?: (name: string) => boolean,
+  family: SmallFamily,
+  step: Step,
+  train: boolean,
+  steps = 4,
+  trainable?: (name: string) => boolean,
 ): Promise<number[][]> {
   const { tr, dec, batch, opt } = setup(family, 3, trainable);
   const out: number[][] = [];
@@ -63,88 +67,137 @@ const families: SmallFamily[] = ['llama', 'gpt2'];
 describe('training steps do not grow live storage', () => {
   for (const family of families) {
     it(`${family}: backward(loss, { release: true }) then loss.free()`, async () => {
-      expectFlat(await counts(family, async (dec, b) => {
-        const loss = dec.loss(b.ids, b.targets, B, T);
-        backward(loss, { release: true });
-        const v = await loss.item();
-        loss.free();
-        return v;
-      }, true));
+      expectFlat(
+        await counts(
+          family,
+          async (dec, b) => {
+            const loss = dec.loss(b.ids, b.targets, B, T);
+            backward(loss, { release: true });
+            const v = await loss.item();
+            loss.free();
+            return v;
+          },
+          true,
+        ),
+      );
     });
 
     it(`${family}: forward + plain backward inside tidy`, async () => {
-      expectFlat(await counts(family, async (dec, b) => {
-        const loss = tidy(() => {
-          const l = dec.loss(b.ids, b.targets, B, T);
-          backward(l);
-          return l;
-        });
-        const v = await loss.item();
-        loss.free();
-        return v;
-      }, true));
+      expectFlat(
+        await counts(
+          family,
+          async (dec, b) => {
+            const loss = tidy(() => {
+              const l = dec.loss(b.ids, b.targets, B, T);
+              backward(l);
+              return l;
+            });
+            const v = await loss.item();
+            loss.free();
+            return v;
+          },
+          true,
+        ),
+      );
     });
 
     it(`${family}: loss built in tidy, backward with release outside it`, async () => {
-      expectFlat(await counts(family, async (dec, b) => {
-        const loss = tidy(() => dec.loss(b.ids, b.targets, B, T));
-        backward(loss, { release: true });
-        const v = await loss.item();
-        loss.free();
-        return v;
-      }, true));
+      expectFlat(
+        await counts(
+          family,
+          async (dec, b) => {
+            const loss = tidy(() => dec.loss(b.ids, b.targets, B, T));
+            backward(loss, { release: true });
+            const v = await loss.item();
+            loss.free();
+            return v;
+          },
+          true,
+        ),
+      );
     });
   }
 
   it('adapter-style (only layers.1 trains): tidy + release is flat; release alone cannot see frozen-layer internals', async () => {
     const onlyL1 = (n: string) => n.startsWith('layers.1.');
-    expectFlat(await counts('llama', async (dec, b) => {
-      const loss = tidy(() => {
-        const l = dec.loss(b.ids, b.targets, B, T);
-        backward(l, { release: true });
-        return l;
-      });
-      const v = await loss.item();
-      loss.free();
-      return v;
-    }, true, 4, onlyL1));
+    expectFlat(
+      await counts(
+        'llama',
+        async (dec, b) => {
+          const loss = tidy(() => {
+            const l = dec.loss(b.ids, b.targets, B, T);
+            backward(l, { release: true });
+            return l;
+          });
+          const v = await loss.item();
+          loss.free();
+          return v;
+        },
+        true,
+        4,
+        onlyL1,
+      ),
+    );
     // Release frees what the graph touches (layer 0's output included); layer 0's inner activations are
     // never part of the graph, so only a scope frees them.
-    const c = await counts('llama', async (dec, b) => {
-      const loss = dec.loss(b.ids, b.targets, B, T);
-      backward(loss, { release: true });
-      const v = await loss.item();
-      loss.free();
-      return v;
-    }, true, 3, onlyL1);
+    const c = await counts(
+      'llama',
+      async (dec, b) => {
+        const loss = dec.loss(b.ids, b.targets, B, T);
+        backward(loss, { release: true });
+        const v = await loss.item();
+        loss.free();
+        return v;
+      },
+      true,
+      3,
+      onlyL1,
+    );
     expect(c[2]![0]! - c[1]![0]!).toBeGreaterThan(0);
   });
 
   it('support-pass style: KFAC hooks (onInput, onOutputGrad) with release', async () => {
-    expectFlat(await counts('llama', async (dec, b) => {
-      let acc = 0;
-      const loss = dec.loss(b.ids, b.targets, B, T, {
-        hooks: {
-          onInput: (_n, x) => tidy(() => { acc += readSync(ops.sum(x).storage)[0]!; }),
-          onOutputGrad: (_n, dy) => tidy(() => { acc += readSync(ops.sum(dy).storage)[0]!; }),
+    expectFlat(
+      await counts(
+        'llama',
+        async (dec, b) => {
+          let acc = 0;
+          const loss = dec.loss(b.ids, b.targets, B, T, {
+            hooks: {
+              onInput: (_n, x) =>
+                tidy(() => {
+                  acc += readSync(ops.sum(x).storage)[0]!;
+                }),
+              onOutputGrad: (_n, dy) =>
+                tidy(() => {
+                  acc += readSync(ops.sum(dy).storage)[0]!;
+                }),
+            },
+          });
+          backward(loss, { release: true });
+          const v = await loss.item();
+          loss.free();
+          expect(Number.isFinite(acc)).toBe(true);
+          return v;
         },
-      });
-      backward(loss, { release: true });
-      const v = await loss.item();
-      loss.free();
-      expect(Number.isFinite(acc)).toBe(true);
-      return v;
-    }, true));
+        true,
+      ),
+    );
   });
 
   it('without release or tidy the counters do grow (so the checks above can see a leak)', async () => {
-    const c = await counts('llama', async (dec, b) => {
-      const loss = dec.loss(b.ids, b.targets, B, T);
-      backward(loss);
-      const v = await loss.item();
-      loss.free();
-      return v;
-    }, true, 3);
+    const c = await counts(
+      'llama',
+      async (dec, b) => {
+        const loss = dec.loss(b.ids, b.targets, B, T);
+        backward(loss);
+        const v = await loss.item();
+        loss.free();
+        return v;
+      },
+      true,
+      3,
+    );
     expect(c[1]![0]).toBeGreaterThan(c[0]![0]!);
     expect(c[2]![1]).toBeGreaterThan(c[1]![1]!);
   });
@@ -153,27 +206,41 @@ describe('training steps do not grow live storage', () => {
 describe('evaluation steps do not grow live storage', () => {
   for (const family of families) {
     it(`${family}: noGrad forward inside tidy, keeping logits and per-row losses`, async () => {
-      expectFlat(await counts(family, async (dec, b) => {
-        const { nll, logits } = tidy(() => noGrad(() => {
-          const lg = dec.forward(b.ids, B, T);
-          return { nll: ops.crossEntropyRows(lg, b.targets), logits: lg };
-        }));
-        const rows = await nll.read();
-        const L = await logits.read();
-        nll.free();
-        logits.free();
-        return rows[1]! + L[0]!;
-      }, false));
+      expectFlat(
+        await counts(
+          family,
+          async (dec, b) => {
+            const { nll, logits } = tidy(() =>
+              noGrad(() => {
+                const lg = dec.forward(b.ids, B, T);
+                return { nll: ops.crossEntropyRows(lg, b.targets), logits: lg };
+              }),
+            );
+            const rows = await nll.read();
+            const L = await logits.read();
+            nll.free();
+            logits.free();
+            return rows[1]! + L[0]!;
+          },
+          false,
+        ),
+      );
     });
 
     it(`${family}: lastLogits and loss under grad mode but dropped (no backward)`, async () => {
-      expectFlat(await counts(family, async (dec, b) => {
-        const v = tidy(() => {
-          dec.lastLogits(b.ids, B, T);
-          return readSync(dec.loss(b.ids, b.targets, B, T).storage)[0]!;
-        });
-        return v;
-      }, false));
+      expectFlat(
+        await counts(
+          family,
+          async (dec, b) => {
+            const v = tidy(() => {
+              dec.lastLogits(b.ids, B, T);
+              return readSync(dec.loss(b.ids, b.targets, B, T).storage)[0]!;
+            });
+            return v;
+          },
+          false,
+        ),
+      );
     });
   }
 });
@@ -190,7 +257,10 @@ describe('generation', () => {
 
 describe('release does not change the numbers', () => {
   const cases = [
-    ['llama', undefined], ['gpt2', undefined], ['qwen2', undefined], ['gpt2', (n: string) => n.startsWith('layers.1.')],
+    ['llama', undefined],
+    ['gpt2', undefined],
+    ['qwen2', undefined],
+    ['gpt2', (n: string) => n.startsWith('layers.1.')],
   ] as const;
   for (const [family, trainable] of cases) {
     const what = trainable ? `${family} (layers.1 only)` : family;
@@ -214,7 +284,9 @@ describe('release does not change the numbers', () => {
       expect(runs[1]!.losses).toEqual(runs[0]!.losses);
       expect(runs[1]!.grads.length).toBe(3);
       for (let i = 0; i < 3; i++) {
-        runs[0]!.grads[i]!.forEach((g, j) => expect(Buffer.compare(Buffer.from(runs[1]!.grads[i]![j]!.buffer), Buffer.from(g.buffer))).toBe(0));
+        runs[0]!.grads[i]!.forEach((g, j) =>
+          expect(Buffer.compare(Buffer.from(runs[1]!.grads[i]![j]!.buffer), Buffer.from(g.buffer))).toBe(0),
+        );
       }
       runs[0]!.weights.forEach((w, j) => expect(Buffer.compare(Buffer.from(runs[1]!.weights[j]!.buffer), Buffer.from(w.buffer))).toBe(0));
     });

@@ -92,7 +92,9 @@ describe('whole-model gradients vs central differences (CpuBackend f64)', () => 
   cases.forEach(([label, make], k) => {
     it(label, () => {
       const r = checkModel(make(), 100 + k);
-      console.log(`[grad ${label}] ${r.checked} entries of ${r.tensors} tensors; worst rel err ${r.worst.err.toExponential(2)} at ${r.worst.name}[${r.worst.index}] (analytic ${r.worst.analytic.toExponential(4)}, numeric ${r.worst.numeric.toExponential(4)})`);
+      console.log(
+        `[grad ${label}] ${r.checked} entries of ${r.tensors} tensors; worst rel err ${r.worst.err.toExponential(2)} at ${r.worst.name}[${r.worst.index}] (analytic ${r.worst.analytic.toExponential(4)}, numeric ${r.worst.numeric.toExponential(4)})`,
+      );
       expect(r.worst.err).toBeLessThan(1e-5);
     });
   });

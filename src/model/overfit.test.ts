@@ -37,7 +37,10 @@ function overfit(family: SmallFamily, seed: number): { step: number; loss: numbe
 }
 
 describe('overfit one sequence (CpuBackend f32)', () => {
-  for (const [family, seed] of [['llama', 1], ['gpt2', 2]] as const) {
+  for (const [family, seed] of [
+    ['llama', 1],
+    ['gpt2', 2],
+  ] as const) {
     it(`${family}: 2 layers reach loss < 0.05 on 64 tokens within 300 AdamW steps`, () => {
       const r = overfit(family, seed);
       console.log(`[overfit ${family}] loss ${r.first.toFixed(3)} -> ${r.loss.toFixed(4)} at step ${r.step}`);

@@ -18,9 +18,17 @@ describe('parameter counts', () => {
 
   it('Qwen2.5-0.5B has 494,032,768 parameters (tied, q/k/v bias, GQA)', () => {
     const s = specFromHFConfig({
-      model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24,
-      num_attention_heads: 14, num_key_value_heads: 2, max_position_embeddings: 32768, tie_word_embeddings: true,
-      rope_theta: 1e6, rms_norm_eps: 1e-6,
+      model_type: 'qwen2',
+      vocab_size: 151936,
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      max_position_embeddings: 32768,
+      tie_word_embeddings: true,
+      rope_theta: 1e6,
+      rms_norm_eps: 1e-6,
     });
     expect(paramCounts(s).total).toBe(494_032_768);
   });

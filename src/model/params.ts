@@ -35,7 +35,14 @@ export interface ParamCounts {
 
 export function paramCounts(spec: ModelSpec): ParamCounts {
   const blocks: BlockParams[] = spec.layers.map((l, i) => ({
-    index: i, source: l.source, attention: 0, mlp: 0, norms: 0, total: 0, ranks: { ...l.ranks }, mlpWidth: l.mlpWidth,
+    index: i,
+    source: l.source,
+    attention: 0,
+    mlp: 0,
+    norms: 0,
+    total: 0,
+    ranks: { ...l.ranks },
+    mlpWidth: l.mlpWidth,
   }));
   let embeddings = 0;
   let lmHead = 0;

@@ -54,11 +54,12 @@ describe('random models', () => {
     const A = w.get('layers.0.attn.q.weight_a')!; // [64, 16]
     const B = w.get('layers.0.attn.q.weight_b')!; // [16, 64]
     const W = new Float32Array(64 * 64);
-    for (let i = 0; i < 64; i++) for (let j = 0; j < 64; j++) {
-      let s = 0;
-      for (let r = 0; r < 16; r++) s += A.data[i * 16 + r]! * B.data[r * 64 + j]!;
-      W[i * 64 + j] = s;
-    }
+    for (let i = 0; i < 64; i++)
+      for (let j = 0; j < 64; j++) {
+        let s = 0;
+        for (let r = 0; r < 16; r++) s += A.data[i * 16 + r]! * B.data[r * 64 + j]!;
+        W[i * 64 + j] = s;
+      }
     const st = stats(W).std;
     expect(st).toBeGreaterThan(0.015);
     expect(st).toBeLessThan(0.025);
@@ -73,7 +74,13 @@ describe('random models', () => {
   });
 
   it('smallSpec families and overrides', () => {
-    expect(smallSpec('qwen2')).toMatchObject({ family: 'llama', modelType: 'qwen2', qkvBias: true, numKvHeads: 2, tieWordEmbeddings: true });
+    expect(smallSpec('qwen2')).toMatchObject({
+      family: 'llama',
+      modelType: 'qwen2',
+      qkvBias: true,
+      numKvHeads: 2,
+      tieWordEmbeddings: true,
+    });
     expect(smallSpec('opt')).toMatchObject({ positionOffset: 2, activation: 'relu' });
     const s = smallSpec('gpt2', { numLayers: 5, hiddenSize: 48, numHeads: 6, intermediateSize: 100 });
     expect(s.layers.length).toBe(5);

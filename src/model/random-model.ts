@@ -91,29 +91,67 @@ export function smallSpec(family: SmallFamily, overrides: SmallSpecOverrides = {
   let base: ModelSpec;
   if (family === 'gpt2' || family === 'opt') {
     base = {
-      family, modelType: family, vocabSize: 64, hiddenSize: d, numHeads: h, numKvHeads: h, headDim: d / h,
-      intermediateSize: 4 * d, maxPositions: 32, norm: 'layernorm', normEps: 1e-5,
-      activation: family === 'gpt2' ? 'gelu_tanh' : 'relu', gatedMlp: false, positions: 'learned',
-      positionOffset: family === 'opt' ? 2 : 0, ropeTheta: 0, qkvBias: true, oBias: true, mlpBias: true,
-      tieWordEmbeddings: true, layers: [],
+      family,
+      modelType: family,
+      vocabSize: 64,
+      hiddenSize: d,
+      numHeads: h,
+      numKvHeads: h,
+      headDim: d / h,
+      intermediateSize: 4 * d,
+      maxPositions: 32,
+      norm: 'layernorm',
+      normEps: 1e-5,
+      activation: family === 'gpt2' ? 'gelu_tanh' : 'relu',
+      gatedMlp: false,
+      positions: 'learned',
+      positionOffset: family === 'opt' ? 2 : 0,
+      ropeTheta: 0,
+      qkvBias: true,
+      oBias: true,
+      mlpBias: true,
+      tieWordEmbeddings: true,
+      layers: [],
     };
   } else {
     base = {
-      family: 'llama', modelType: family, vocabSize: 64, hiddenSize: d, numHeads: h, numKvHeads: Math.max(1, h / 2),
-      headDim: d / h, intermediateSize: 2 * d, maxPositions: 32, norm: 'rmsnorm', normEps: 1e-6,
-      activation: 'silu', gatedMlp: true, positions: 'rope', positionOffset: 0,
-      ropeTheta: family === 'qwen2' ? 1_000_000 : 10_000, qkvBias: family === 'qwen2', oBias: false, mlpBias: false,
-      tieWordEmbeddings: family === 'qwen2', layers: [],
+      family: 'llama',
+      modelType: family,
+      vocabSize: 64,
+      hiddenSize: d,
+      numHeads: h,
+      numKvHeads: Math.max(1, h / 2),
+      headDim: d / h,
+      intermediateSize: 2 * d,
+      maxPositions: 32,
+      norm: 'rmsnorm',
+      normEps: 1e-6,
+      activation: 'silu',
+      gatedMlp: true,
+      positions: 'rope',
+      positionOffset: 0,
+      ropeTheta: family === 'qwen2' ? 1_000_000 : 10_000,
+      qkvBias: family === 'qwen2',
+      oBias: false,
+      mlpBias: false,
+      tieWordEmbeddings: family === 'qwen2',
+      layers: [],
     };
   }
   const spec: ModelSpec = { ...base, ...rest };
-  if (rest.headDim === undefined && (rest.hiddenSize !== undefined || rest.numHeads !== undefined)) spec.headDim = spec.hiddenSize / spec.numHeads;
+  if (rest.headDim === undefined && (rest.hiddenSize !== undefined || rest.numHeads !== undefined))
+    spec.headDim = spec.hiddenSize / spec.numHeads;
   if (rest.layers === undefined) spec.layers = denseLayers(nl, spec.intermediateSize);
   return spec;
 }
 
 /** Writes an HF folder (config.json + model.safetensors, HF names) for `spec`/`weights`. Node only. */
-export async function writeHFFolder(dir: string, spec: ModelSpec, weights: WeightMap, opts: SaveHFOptions & { extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<string[]> {
+export async function writeHFFolder(
+  dir: string,
+  spec: ModelSpec,
+  weights: WeightMap,
+  opts: SaveHFOptions & { extraFiles?: Record<string, string | Uint8Array> } = {},
+): Promise<string[]> {
   // Specifiers in variables: this module is also bundled for browser workers, which must not resolve `fs`.
   const fsName = 'node:fs/promises';
   const pathName = 'node:path';

@@ -241,7 +241,11 @@ describe('malformed files', () => {
     expectCode(() => parseSafetensors(rawFile('[1,2]', new Uint8Array(0)), F), 'bad-header-json');
   });
   it('malformed entry fields', () => {
-    expectCode(() => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 0] } }, new Uint8Array(0)), F), 'bad-header', 'w');
+    expectCode(
+      () => parseSafetensors(rawFile({ w: { dtype: 'F32', shape: [-1], data_offsets: [0, 0] } }, new Uint8Array(0)), F),
+      'bad-header',
+      'w',
+    );
     expectCode(() => parseSafetensors(rawFile({ __metadata__: { a: 1 } }, new Uint8Array(0)), F), 'bad-header');
   });
 });

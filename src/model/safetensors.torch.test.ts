@@ -44,7 +44,31 @@ json.dump(res, open(sys.argv[3], 'w'))
 
 function testValues(): Float32Array {
   const u = mulberry32(99);
-  const vals: number[] = [0, -0, 1, -1, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, NaN, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 2 ** -14, 2 ** -14 - 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 1e-45];
+  const vals: number[] = [
+    0,
+    -0,
+    1,
+    -1,
+    65504,
+    65519,
+    65520,
+    1e6,
+    -1e6,
+    Infinity,
+    -Infinity,
+    NaN,
+    2 ** -24,
+    2 ** -25,
+    3 * 2 ** -25,
+    2 ** -14,
+    2 ** -14 - 2 ** -25,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+    1 + 2 ** -8,
+    1 + 3 * 2 ** -8,
+    3.4e38,
+    1e-45,
+  ];
   for (let i = 0; i < 3000; i++) {
     const e = Math.floor(u() * 48) - 30;
     vals.push((u() < 0.5 ? -1 : 1) * (1 + u()) * 2 ** e);
@@ -78,7 +102,10 @@ describe.skipIf(!hasTorch)('safetensors vs PyTorch', () => {
       expect(res.n_mod_8).toBe(0);
       expect(res.meta).toEqual({ format: 'pt', note: 'ünïcode' });
       expect(res.shape).toEqual([7, 3]);
-      expect(res.w_sum).toBeCloseTo(w.reduce((s, v) => s + v, 0), 4);
+      expect(res.w_sum).toBeCloseTo(
+        w.reduce((s, v) => s + v, 0),
+        4,
+      );
       const mine16 = Array.from(x, floatToHalf);
       const mineBF = Array.from(x, floatToBF16);
       for (let i = 0; i < x.length; i++) {

@@ -21,10 +21,21 @@ export const MAX_HEADER_SIZE = 100_000_000;
 
 /** Element sizes of every dtype the format defines; only F32/F16/BF16 are decodable here. */
 const DTYPE_SIZES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1,
-  U64: 8, U32: 4, U16: 2, U8: 1,
-  BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 export interface SafetensorsEntry {
@@ -105,7 +116,11 @@ export function parseHeaderJson(headerBytes: Uint8Array, fileSize: number, file:
   const seen = new Set<string>();
   topLevelKeys(text, (key, index) => {
     if (index >= MAX_SAFETENSORS_ENTRIES + 1) {
-      throw new LimitError(file, `safetensors entries = ${MAX_SAFETENSORS_ENTRIES}`, `the header lists more than ${MAX_SAFETENSORS_ENTRIES} entries`);
+      throw new LimitError(
+        file,
+        `safetensors entries = ${MAX_SAFETENSORS_ENTRIES}`,
+        `the header lists more than ${MAX_SAFETENSORS_ENTRIES} entries`,
+      );
     }
     if (seen.has(key)) throw new SafetensorsError('duplicate-name', file, 'the header lists this tensor name twice', key);
     seen.add(key);
@@ -150,16 +165,20 @@ export function parseHeaderJson(headerBytes: Uint8Array, fileSize: number, file:
     const [begin, end] = off as [number, number];
     if (end < begin || end > dataLen) {
       throw new SafetensorsError(
-        'offsets-out-of-range', file,
-        `data_offsets [${begin}, ${end}] fall outside the ${dataLen}-byte data section (truncated file?)`, name,
+        'offsets-out-of-range',
+        file,
+        `data_offsets [${begin}, ${end}] fall outside the ${dataLen}-byte data section (truncated file?)`,
+        name,
       );
     }
     const shape = r.shape as number[];
     const want = numel(shape) * size;
     if (end - begin !== want) {
       throw new SafetensorsError(
-        'size-mismatch', file,
-        `${r.dtype} [${shape.join(', ')}] needs ${want} bytes but data_offsets span ${end - begin}`, name,
+        'size-mismatch',
+        file,
+        `${r.dtype} [${shape.join(', ')}] needs ${want} bytes but data_offsets span ${end - begin}`,
+        name,
       );
     }
     entries.set(name, { dtype: r.dtype, shape: [...shape], begin, end });
@@ -381,10 +400,7 @@ function byName(a: string, b: string): number {
 }
 
 /** Serializes tensors (sorted by name) into one safetensors file. */
-export function serializeSafetensors(
-  tensors: WeightMap | Iterable<[string, HostTensor]>,
-  opts: SerializeOptions = {},
-): Uint8Array {
+export function serializeSafetensors(tensors: WeightMap | Iterable<[string, HostTensor]>, opts: SerializeOptions = {}): Uint8Array {
   const dtype = opts.dtype ?? 'F32';
   const size = DTYPE_SIZES[dtype]!;
   const list = [...tensors].sort((a, b) => byName(a[0], b[0]));

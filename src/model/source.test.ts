@@ -38,7 +38,14 @@ describe('ModelSource implementations behave the same', () => {
   });
 
   it('FileListSource from Blobs and from Files with webkitRelativePath', async () => {
-    await exercise(new FileListSource(new Map<string, Blob>([['a.txt', new Blob([enc('héllo')])], ['sub/b.bin', new Blob([new Uint8Array([0, 1, 2, 3, 4, 5])])]])));
+    await exercise(
+      new FileListSource(
+        new Map<string, Blob>([
+          ['a.txt', new Blob([enc('héllo')])],
+          ['sub/b.bin', new Blob([new Uint8Array([0, 1, 2, 3, 4, 5])])],
+        ]),
+      ),
+    );
     const a = new File([enc('héllo')], 'a.txt');
     const b = new File([new Uint8Array([0, 1, 2, 3, 4, 5])], 'b.bin');
     Object.defineProperty(a, 'webkitRelativePath', { value: 'model/a.txt' });

@@ -31,7 +31,10 @@ function checkRange(name: string, start: number, end: number, size: number): voi
 /** Files held in memory (tests, unzipped packages). */
 export class MemorySource implements ModelSource {
   readonly files: Map<string, Uint8Array>;
-  constructor(files: Map<string, Uint8Array> | Record<string, Uint8Array | string>, readonly label = 'memory') {
+  constructor(
+    files: Map<string, Uint8Array> | Record<string, Uint8Array | string>,
+    readonly label = 'memory',
+  ) {
     this.files = new Map();
     const entries = files instanceof Map ? files.entries() : Object.entries(files);
     for (const [k, v] of entries) this.files.set(k, typeof v === 'string' ? new TextEncoder().encode(v) : v);
@@ -73,7 +76,10 @@ export function memorySource(files: Map<string, Uint8Array> | Record<string, Uin
  */
 export class FileListSource implements ModelSource {
   private readonly files = new Map<string, Blob>();
-  constructor(files: Iterable<File> | Map<string, Blob>, readonly label = 'selected files') {
+  constructor(
+    files: Iterable<File> | Map<string, Blob>,
+    readonly label = 'selected files',
+  ) {
     if (files instanceof Map) {
       for (const [k, v] of files) this.files.set(k, v);
     } else {

@@ -45,7 +45,16 @@ function byteLevelBPE(): Record<string, unknown> {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, vocab, merges: ['l o', 'lo w'] },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      vocab,
+      merges: ['l o', 'lo w'],
+    },
   };
 }
 
@@ -67,7 +76,11 @@ describe('tokenizer (local files only)', () => {
   });
 
   it('byte-level BPE (GPT2Tokenizer class): merges, round trip, eos', async () => {
-    const tok = await tokenizerFromJSON(byteLevelBPE(), { tokenizer_class: 'GPT2Tokenizer', eos_token: '<|endoftext|>', bos_token: '<|endoftext|>' });
+    const tok = await tokenizerFromJSON(byteLevelBPE(), {
+      tokenizer_class: 'GPT2Tokenizer',
+      eos_token: '<|endoftext|>',
+      bos_token: '<|endoftext|>',
+    });
     const ids = tok.encode('lowest low');
     // "low" + "e" "s" "t" + "Ġ" "low"
     expect(ids).toEqual([9, 3, 5, 6, 7, 9]);
@@ -82,7 +95,10 @@ describe('tokenizer (local files only)', () => {
     const vocab = JSON.stringify(bpe.model.vocab);
     const merges = '#version: 0.2\n' + bpe.model.merges.join('\n') + '\n';
     const ref = await tokenizerFromJSON(byteLevelBPE(), { tokenizer_class: 'GPT2Tokenizer' });
-    const pairs: Record<string, string>[] = [{ 'vocab.json': vocab, 'merges.txt': merges }, { 'encoder.json': vocab, 'vocab.bpe': merges }];
+    const pairs: Record<string, string>[] = [
+      { 'vocab.json': vocab, 'merges.txt': merges },
+      { 'encoder.json': vocab, 'vocab.bpe': merges },
+    ];
     for (const files of pairs) {
       const tok = await loadTokenizer(new MemorySource(files));
       for (const text of ['lowest low', 'lower', 'low low low']) expect(tok.encode(text)).toEqual(ref.encode(text));

@@ -44,7 +44,10 @@ class WrappedTokenizer implements Tokenizer {
   readonly eosId: number | null;
   readonly bosId: number | null;
   readonly padId: number | null;
-  constructor(readonly inner: PreTrainedTokenizer, json: Record<string, unknown>) {
+  constructor(
+    readonly inner: PreTrainedTokenizer,
+    json: Record<string, unknown>,
+  ) {
     let max = -1;
     for (const id of inner.get_vocab().values()) if (id > max) max = id;
     const added = json.added_tokens;
@@ -70,7 +73,8 @@ export async function tokenizerFromJSON(
 ): Promise<Tokenizer> {
   const m = await transformers();
   // Same class choice as AutoTokenizer.from_pretrained, minus the file loading.
-  const clsName = typeof tokenizerConfig.tokenizer_class === 'string' ? tokenizerConfig.tokenizer_class.replace(/Fast$/, '') : 'PreTrainedTokenizer';
+  const clsName =
+    typeof tokenizerConfig.tokenizer_class === 'string' ? tokenizerConfig.tokenizer_class.replace(/Fast$/, '') : 'PreTrainedTokenizer';
   const table = m as unknown as Record<string, (new (j: unknown, c: unknown) => PreTrainedTokenizer) | undefined>;
   const cls = (clsName.endsWith('Tokenizer') ? table[clsName] : undefined) ?? m.PreTrainedTokenizer;
   let inner: PreTrainedTokenizer;
@@ -99,12 +103,11 @@ async function readJsonObject(source: ModelSource, name: string): Promise<Record
  * This is exactly what Hugging Face's GPT2TokenizerFast builds from the same two files.
  */
 export function gpt2TokenizerJSON(vocab: Record<string, number>, mergesText: string, eosToken = '<|endoftext|>'): Record<string, unknown> {
-  const merges = mergesText
-    .split(/\r?\n/)
-    .filter((l) => l.length > 0 && !l.startsWith('#version'));
-  const added = eosToken in vocab
-    ? [{ id: vocab[eosToken], content: eosToken, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }]
-    : [];
+  const merges = mergesText.split(/\r?\n/).filter((l) => l.length > 0 && !l.startsWith('#version'));
+  const added =
+    eosToken in vocab
+      ? [{ id: vocab[eosToken], content: eosToken, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }]
+      : [];
   return {
     version: '1.0',
     truncation: null,
@@ -115,14 +118,23 @@ export function gpt2TokenizerJSON(vocab: Record<string, number>, mergesText: str
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-      fuse_unk: false, byte_fallback: false, vocab, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges,
     },
   };
 }
 
 /** Which tokenizer files a folder has, in the order loadTokenizer tries them. */
-export async function tokenizerFiles(source: ModelSource): Promise<'tokenizer.json' | 'vocab.json+merges.txt' | 'encoder.json+vocab.bpe' | null> {
+export async function tokenizerFiles(
+  source: ModelSource,
+): Promise<'tokenizer.json' | 'vocab.json+merges.txt' | 'encoder.json+vocab.bpe' | null> {
   if (await source.has('tokenizer.json')) return 'tokenizer.json';
   if ((await source.has('vocab.json')) && (await source.has('merges.txt'))) return 'vocab.json+merges.txt';
   if ((await source.has('encoder.json')) && (await source.has('vocab.bpe'))) return 'encoder.json+vocab.bpe';

@@ -89,12 +89,21 @@ export async function benchEvalThroughput(
   const rng = new Rng(5);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(spec.vocabSize));
   const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1]!));
-  const batch: Batch = { ids, targets, batchSize: B, seqLen: T, indices: Array.from({ length: B }, (_, i) => i), targetTokens: B * (T - 1) };
+  const batch: Batch = {
+    ids,
+    targets,
+    batchSize: B,
+    seqLen: T,
+    indices: Array.from({ length: B }, (_, i) => i),
+    targetTokens: B * (T - 1),
+  };
 
   const dec = decoderFromWeights(new CpuBackend({ dtype: 'f32' }), spec, weights);
   const oursScore = batchScorer(dec, {});
   const ort = await OrtDecoder.create(await loadOrt('node'), exportOnnx(spec, weights), ortInfoFromSpec(spec), {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
   });
   const ortScore = ort.scorer();
 
@@ -113,7 +122,10 @@ export async function benchEvalThroughput(
   }
   const tokens = B * T;
   const side = (impl: string, t: { wall: number; cpu: number | null }): EvalBenchSide => ({
-    impl, secondsPerBatch: t.wall, cpuSecondsPerBatch: t.cpu, tokensPerSecond: tokens / t.wall,
+    impl,
+    secondsPerBatch: t.wall,
+    cpuSecondsPerBatch: t.cpu,
+    tokensPerSecond: tokens / t.wall,
   });
   const ours = side('gradot cpu-f32', tOurs);
   const ortSide = side(`onnxruntime-node cpu (${threads} thread${threads === 1 ? '' : 's'})`, tOrt);
@@ -121,7 +133,14 @@ export async function benchEvalThroughput(
   let params = 0;
   for (const t of weights.values()) params += t.data.length;
   const json: EvalBenchResult = {
-    model: name, params, batch: B, seq: T, ours, ort: ortSide, ratio: ours.tokensPerSecond / ortSide.tokensPerSecond, cpuRatio,
+    model: name,
+    params,
+    batch: B,
+    seq: T,
+    ours,
+    ort: ortSide,
+    ratio: ours.tokensPerSecond / ortSide.tokensPerSecond,
+    cpuRatio,
     maxRelDiff: d / (m || 1),
   };
   const f = (x: number) => x.toFixed(0);

@@ -39,7 +39,7 @@ export function webSessionOptions(ep: WebExecutionProvider): { executionProvider
 
 /** Whether this browser gives a WebGPU adapter (the EP needs one). */
 export async function hasWebGpu(): Promise<boolean> {
-  const gpu = (globalThis.navigator as Navigator & { gpu?: GPU } | undefined)?.gpu;
+  const gpu = (globalThis.navigator as (Navigator & { gpu?: GPU }) | undefined)?.gpu;
   if (!gpu) return false;
   try {
     return (await gpu.requestAdapter()) !== null;

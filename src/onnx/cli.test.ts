@@ -18,7 +18,10 @@ beforeAll(async () => {
   const spec = smallSpec('llama', { numLayers: 2, vocabSize: 4096, maxPositions: 64 });
   await writeHFFolder(join(dir, 'llama'), spec, randomModel(spec, 1, { std: 0.1 }), {
     baseConfig: { eos_token_id: 4095, bos_token_id: 4095 },
-    extraFiles: { 'tokenizer.json': readFileSync(join(DEMO, 'tokenizer.json')), 'tokenizer_config.json': readFileSync(join(DEMO, 'tokenizer_config.json')) },
+    extraFiles: {
+      'tokenizer.json': readFileSync(join(DEMO, 'tokenizer.json')),
+      'tokenizer_config.json': readFileSync(join(DEMO, 'tokenizer_config.json')),
+    },
   });
   const cspec: ModelSpec = {
     ...smallSpec('gpt2', { numLayers: 4 }),
@@ -64,7 +67,9 @@ describe('gradot export-onnx / ort-eval', () => {
 
   it('ort-eval gives the engine its multiple-choice numbers', async () => {
     const c = captureIO();
-    expect(await main(['ort-eval', join(dir, 'llama'), '--task', join(dir, 'mc.jsonl'), '--compare', '--batch-size', '4', '--json'], c.io)).toBe(0);
+    expect(
+      await main(['ort-eval', join(dir, 'llama'), '--task', join(dir, 'mc.jsonl'), '--compare', '--batch-size', '4', '--json'], c.io),
+    ).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.kind).toBe('mc');
     expect(r.n).toBe(3);

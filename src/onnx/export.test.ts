@@ -31,7 +31,15 @@ async function checkBatch(label: string, spec: ModelSpec, weights: WeightMap, B:
 
 /** Prefill `T0` tokens, then feed the rest in steps of `step` through the cache; every step's logits must
  *  equal the rows of one full forward. */
-async function checkCache(label: string, spec: ModelSpec, weights: WeightMap, B: number, T0: number, steps: number[], seed: number): Promise<void> {
+async function checkCache(
+  label: string,
+  spec: ModelSpec,
+  weights: WeightMap,
+  B: number,
+  T0: number,
+  steps: number[],
+  seed: number,
+): Promise<void> {
   const dec = await OrtDecoder.create(await ort(), exportOnnx(spec, weights), ortInfoFromSpec(spec));
   const T = T0 + steps.reduce((a, b) => a + b, 0);
   const ids = randomIds(B * T, spec.vocabSize, seed);
@@ -109,7 +117,17 @@ describe('ONNX export vs engine (onnxruntime-node)', () => {
     const dec = await OrtDecoder.create(await ort(), exportOnnx(spec, w), ortInfoFromSpec(spec));
     const ids = Array.from(randomIds(6, spec.vocabSize, 52));
     const alone = await dec.forward(ids, 1, 6);
-    const padded = await dec.forward([0, 0, ...ids, ...randomIds(8, spec.vocabSize, 53)], 2, 8, undefined, [0, 0, 1, 1, 1, 1, 1, 1, ...new Array(8).fill(1)]);
+    const padded = await dec.forward([0, 0, ...ids, ...randomIds(8, spec.vocabSize, 53)], 2, 8, undefined, [
+      0,
+      0,
+      1,
+      1,
+      1,
+      1,
+      1,
+      1,
+      ...new Array(8).fill(1),
+    ]);
     const V = spec.vocabSize;
     expect(maxRelErr(padded.logits.subarray(2 * V, 8 * V), alone.logits)).toBeLessThan(TOL);
     await dec.release();
@@ -121,12 +139,44 @@ describe('ONNX export vs engine (onnxruntime-node)', () => {
     expect(m.opsetImport.map((o) => [o.domain, Number(o.version)])).toEqual([['', 17]]);
     const graph = m.graph as OnnxNamespace.GraphProto;
     const ops = new Set(graph.node.map((n) => n.opType ?? ''));
-    const allowed = new Set(['MatMul', 'Add', 'Sub', 'Mul', 'Div', 'Sqrt', 'ReduceMean', 'Softmax', 'Gather', 'Concat', 'Reshape',
-      'Transpose', 'Slice', 'Unsqueeze', 'Where', 'Range', 'Greater', 'Equal', 'Or', 'Shape', 'Sigmoid', 'Tanh', 'Erf', 'Relu', 'Neg',
-      'LayerNormalization']);
+    const allowed = new Set([
+      'MatMul',
+      'Add',
+      'Sub',
+      'Mul',
+      'Div',
+      'Sqrt',
+      'ReduceMean',
+      'Softmax',
+      'Gather',
+      'Concat',
+      'Reshape',
+      'Transpose',
+      'Slice',
+      'Unsqueeze',
+      'Where',
+      'Range',
+      'Greater',
+      'Equal',
+      'Or',
+      'Shape',
+      'Sigmoid',
+      'Tanh',
+      'Erf',
+      'Relu',
+      'Neg',
+      'LayerNormalization',
+    ]);
     for (const op of ops) expect(allowed.has(op)).toBe(true);
-    expect(graph.input.map((i) => i.name)).toEqual(['input_ids', 'attention_mask', 'position_ids',
-      'past_key_values.0.key', 'past_key_values.0.value', 'past_key_values.1.key', 'past_key_values.1.value']);
+    expect(graph.input.map((i) => i.name)).toEqual([
+      'input_ids',
+      'attention_mask',
+      'position_ids',
+      'past_key_values.0.key',
+      'past_key_values.0.value',
+      'past_key_values.1.key',
+      'past_key_values.1.value',
+    ]);
     expect(graph.output.map((i) => i.name)).toEqual(['logits', 'present.0.key', 'present.0.value', 'present.1.key', 'present.1.value']);
     const past = graph.input[3]!.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
     expect(past).toEqual(['batch_size', spec.numKvHeads, 'past_sequence_length', spec.headDim]);
@@ -167,13 +217,19 @@ describe('ONNX external data', () => {
     maxErrors['llama external data'] = err;
     expect(err).toBeLessThan(TOL);
 
-    const files = exportTransformersJsFolder(spec, w, { externalData: true, externalChunkBytes: 600_000, extraFiles: {
-      'tokenizer.json': (await import('node:fs')).readFileSync(new URL('../../public/models/demo/tokenizer.json', import.meta.url)),
-    } });
+    const files = exportTransformersJsFolder(spec, w, {
+      externalData: true,
+      externalChunkBytes: 600_000,
+      extraFiles: {
+        'tokenizer.json': (await import('node:fs')).readFileSync(new URL('../../public/models/demo/tokenizer.json', import.meta.url)),
+      },
+    });
     expect(JSON.parse(new TextDecoder().decode(files.get('config.json')))['transformers.js_config'].use_external_data_format).toBe(3);
     const { generateWithTransformersJs } = await import('./transformers');
     const r = await generateWithTransformersJs(files, [1, 2, 3, 4], { maxNewTokens: 4, device: 'cpu' });
-    const d2 = await OrtDecoder.create(await ort(), f.model, ortInfoFromSpec(spec), { externalData: f.data.map((d) => ({ path: d.name, data: d.bytes })) });
+    const d2 = await OrtDecoder.create(await ort(), f.model, ortInfoFromSpec(spec), {
+      externalData: f.data.map((d) => ({ path: d.name, data: d.bytes })),
+    });
     const want = await d2.generateGreedy([1, 2, 3, 4], 4);
     await d2.release();
     expect(r.tokens).toEqual(want);

@@ -164,7 +164,8 @@ function checkWeights(spec: ModelSpec, weights: WeightMap): void {
   for (const [name, shape] of canonicalShapes(spec)) {
     const t = weights.get(name);
     if (!t) throw new Error(`exportOnnx: missing tensor '${name}' [${shape.join(', ')}]`);
-    if (!sameShape(shape, t.shape)) throw new Error(`exportOnnx: '${name}' has shape [${t.shape.join(', ')}], spec wants [${shape.join(', ')}]`);
+    if (!sameShape(shape, t.shape))
+      throw new Error(`exportOnnx: '${name}' has shape [${t.shape.join(', ')}], spec wants [${shape.join(', ')}]`);
   }
 }
 
@@ -236,7 +237,9 @@ export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, opts: OnnxEx
     const wt = g.initF32(`${prefix}.weight`, w(`${prefix}.weight`).shape, w(`${prefix}.weight`).data);
     if (spec.norm === 'layernorm') {
       const bt = weights.get(`${prefix}.bias`);
-      const bn = bt ? g.initF32(`${prefix}.bias`, bt.shape, bt.data) : g.initF32(`${prefix}.bias`, w(`${prefix}.weight`).shape, new Float32Array(w(`${prefix}.weight`).data.length));
+      const bn = bt
+        ? g.initF32(`${prefix}.bias`, bt.shape, bt.data)
+        : g.initF32(`${prefix}.bias`, w(`${prefix}.weight`).shape, new Float32Array(w(`${prefix}.weight`).data.length));
       return g.op('LayerNormalization', [t, wt, bn], { axis: -1, epsilon: { float: spec.normEps } });
     }
     const ms = g.op('ReduceMean', [g.op('Mul', [t, t])], { axes: [-1], keepdims: 1 });
@@ -286,8 +289,7 @@ export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, opts: OnnxEx
   for (let i = 0; i < nl; i++) {
     const L = `layers.${i}`;
     const h = norm(x, `${L}.ln1`);
-    const heads = (t: string, n: number): string =>
-      g.op('Transpose', [g.op('Reshape', [t, g.i64([0, 0, n, D])])], { perm: [0, 2, 1, 3] }); // [B,n,S,D]
+    const heads = (t: string, n: number): string => g.op('Transpose', [g.op('Reshape', [t, g.i64([0, 0, n, D])])], { perm: [0, 2, 1, 3] }); // [B,n,S,D]
     let q = heads(linear(h, `${L}.attn.q`), H);
     let k = heads(linear(h, `${L}.attn.k`), Hkv);
     const v = heads(linear(h, `${L}.attn.v`), Hkv);
@@ -338,7 +340,11 @@ export function buildOnnxModel(spec: ModelSpec, weights: WeightMap, opts: OnnxEx
     valueInfo('logits', DT.FLOAT, ['batch_size', 'sequence_length', spec.vocabSize]),
     ...present.map((n) => valueInfo(n, DT.FLOAT, ['batch_size', Hkv, 'total_sequence_length', D])),
   ];
-  const meta: Record<string, string> = { 'gradot.model_type': spec.modelType, 'gradot.layers': JSON.stringify(spec.layers), ...opts.metadata };
+  const meta: Record<string, string> = {
+    'gradot.model_type': spec.modelType,
+    'gradot.layers': JSON.stringify(spec.layers),
+    ...opts.metadata,
+  };
   return {
     irVersion: ONNX_IR_VERSION,
     opsetImport: [{ domain: '', version: ONNX_OPSET }],
@@ -378,7 +384,11 @@ const EXTERNAL_MIN_BYTES = 1024; // small tensors (norms, constants) stay in the
  * Moves float initializers into external data chunks (in place): each gets data_location EXTERNAL and
  * location/offset/length entries. Returns the chunk contents, named for `modelFile`.
  */
-export function moveToExternalData(model: OnnxNamespace.IModelProto, modelFile: string, chunkBytes = 1.5 * 2 ** 30): { name: string; bytes: Uint8Array }[] {
+export function moveToExternalData(
+  model: OnnxNamespace.IModelProto,
+  modelFile: string,
+  chunkBytes = 1.5 * 2 ** 30,
+): { name: string; bytes: Uint8Array }[] {
   const inits = (model.graph?.initializer ?? []).filter((t) => t.dataType === DT.FLOAT && (t.rawData?.length ?? 0) >= EXTERNAL_MIN_BYTES);
   const chunks: { tensors: ITensor[]; size: number }[] = [];
   for (const t of inits) {
@@ -468,18 +478,26 @@ export interface TransformersJsExportOptions extends OnnxExportOptions {
  * this folder is Python transformers from config.json alone (it would build dense layers): use our
  * safetensors export for that.
  */
-export function exportTransformersJsFolder(spec: ModelSpec, weights: WeightMap, opts: TransformersJsExportOptions = {}): Map<string, Uint8Array> {
+export function exportTransformersJsFolder(
+  spec: ModelSpec,
+  weights: WeightMap,
+  opts: TransformersJsExportOptions = {},
+): Map<string, Uint8Array> {
   const enc = new TextEncoder();
   const base = opts.baseConfig ?? {};
   const config = hfConfigFromSpec(spec, base);
   config.torch_dtype = 'float32';
   config.use_cache = true;
   const onnxFiles = exportOnnxFiles(spec, weights, opts);
-  config['transformers.js_config'] = { dtype: 'fp32', use_external_data_format: onnxFiles.data.length === 0 ? false : onnxFiles.data.length };
+  config['transformers.js_config'] = {
+    dtype: 'fp32',
+    use_external_data_format: onnxFiles.data.length === 0 ? false : onnxFiles.data.length,
+  };
   const files = new Map<string, Uint8Array>();
   files.set('config.json', enc.encode(JSON.stringify(config, null, 2) + '\n'));
   const gen: Record<string, unknown> = {};
-  for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const) if (base[k] !== undefined && base[k] !== null) gen[k] = base[k];
+  for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id'] as const)
+    if (base[k] !== undefined && base[k] !== null) gen[k] = base[k];
   Object.assign(gen, opts.generationConfig ?? {});
   files.set('generation_config.json', enc.encode(JSON.stringify(gen, null, 2) + '\n'));
   const extra = opts.extraFiles instanceof Map ? [...opts.extraFiles] : Object.entries(opts.extraFiles ?? {});

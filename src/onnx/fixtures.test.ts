@@ -15,7 +15,12 @@ const DIR = join(__dirname, '../model/__fixtures__');
 describe('ONNX export vs torch fixtures (HF semantics)', () => {
   for (const fam of ['gpt2', 'opt', 'llama', 'qwen2']) {
     it(`${fam}: onnxruntime logits equal the torch reference within 1e-4 relative`, async () => {
-      const fx = JSON.parse(readFileSync(join(DIR, fam, 'fixture.json'), 'utf8')) as { B: number; T: number; ids: number[][]; logits: number[][] };
+      const fx = JSON.parse(readFileSync(join(DIR, fam, 'fixture.json'), 'utf8')) as {
+        B: number;
+        T: number;
+        ids: number[][];
+        logits: number[][];
+      };
       const { spec, weights } = await loadHFModel(nodeDirSource(join(DIR, fam)));
       const dec = await OrtDecoder.create(await loadOrt('node'), exportOnnx(spec, weights), ortInfoFromSpec(spec));
       const got = await dec.logits(fx.ids.flat(), fx.B, fx.T);

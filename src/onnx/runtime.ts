@@ -65,7 +65,12 @@ export class OrtDecoder {
     readonly info: OrtModelInfo,
   ) {}
 
-  static async create(ort: OrtModule, model: Uint8Array, info: OrtModelInfo, opts: InferenceSession.SessionOptions = {}): Promise<OrtDecoder> {
+  static async create(
+    ort: OrtModule,
+    model: Uint8Array,
+    info: OrtModelInfo,
+    opts: InferenceSession.SessionOptions = {},
+  ): Promise<OrtDecoder> {
     const session = await ort.InferenceSession.create(model, opts);
     return new OrtDecoder(ort, session, info);
   }

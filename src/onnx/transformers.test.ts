@@ -27,9 +27,25 @@ const N = 20;
 
 function spec(): ModelSpec {
   return {
-    family: 'llama', modelType: 'llama', vocabSize: 4096, hiddenSize: 64, numHeads: 4, numKvHeads: 2, headDim: 16,
-    intermediateSize: 128, maxPositions: 64, norm: 'rmsnorm', normEps: 1e-5, activation: 'silu', gatedMlp: true,
-    positions: 'rope', positionOffset: 0, ropeTheta: 10000, qkvBias: false, oBias: false, mlpBias: false,
+    family: 'llama',
+    modelType: 'llama',
+    vocabSize: 4096,
+    hiddenSize: 64,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 16,
+    intermediateSize: 128,
+    maxPositions: 64,
+    norm: 'rmsnorm',
+    normEps: 1e-5,
+    activation: 'silu',
+    gatedMlp: true,
+    positions: 'rope',
+    positionOffset: 0,
+    ropeTheta: 10000,
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
     tieWordEmbeddings: false,
     layers: Array.from({ length: 4 }, (_, i) => ({ source: i, ranks: {}, mlpWidth: 128 })),
   };
@@ -89,7 +105,9 @@ describe('transformers.js generation from exported folders', () => {
     await model.dispose();
     // the high-level pipeline API on the same folder gives the same continuation
     const pipe = await tf.pipeline('text-generation', 'exported', { local_files_only: true, dtype: 'fp32', device: 'cpu' });
-    const res = (await pipe(PROMPT, { max_new_tokens: N, do_sample: false, return_full_text: false } as never)) as { generated_text: string }[];
+    const res = (await pipe(PROMPT, { max_new_tokens: N, do_sample: false, return_full_text: false } as never)) as {
+      generated_text: string;
+    }[];
     expect(res[0]!.generated_text).toBe(tokenizer.decode(got, { skip_special_tokens: true }));
     await pipe.dispose();
   });
@@ -99,7 +117,10 @@ describe('transformers.js generation from exported folders', () => {
     const emu = buildTestEmulator(s, full, { rank: 6, mlpWidth: 80, dropBlocks: 1 });
     const plug = buildTestPlugin(s, full, 99, 1, 1, 0.1);
     const tf = await import('@huggingface/transformers');
-    for (const [label, sp, w] of [['emulator', emu.spec, emu.weights], ['plug-in', s, plug]] as const) {
+    for (const [label, sp, w] of [
+      ['emulator', emu.spec, emu.weights],
+      ['plug-in', s, plug],
+    ] as const) {
       const files = exportTransformersJsFolder(sp, w, { baseConfig: { bos_token_id: EOS, eos_token_id: EOS }, extraFiles: tokenizerFiles });
       // Even when something turned remote loading on, a local load leaves it off.
       tf.env.allowRemoteModels = true;

@@ -46,7 +46,10 @@ let counter = 0;
 let loadChain: Promise<unknown> = Promise.resolve();
 const loaded = new WeakMap<Map<string, Uint8Array>, Promise<LoadedTjsModel>>();
 
-function memoryCache(id: string, files: Map<string, Uint8Array>): { match(k: string): Promise<Response | undefined>; put(): Promise<void> } {
+function memoryCache(
+  id: string,
+  files: Map<string, Uint8Array>,
+): { match(k: string): Promise<Response | undefined>; put(): Promise<void> } {
   const marker = `${id}/`;
   return {
     async match(key: string) {
@@ -69,13 +72,26 @@ export function loadTransformersJsModel(files: Map<string, Uint8Array>, opts: Tj
   const hit = loaded.get(files);
   if (hit) return hit;
   const load = async (): Promise<LoadedTjsModel> => {
-    for (const f of ['config.json', 'onnx/model.onnx']) if (!files.has(f)) throw new Error(`generateWithTransformersJs: missing ${f} in the exported files`);
+    for (const f of ['config.json', 'onnx/model.onnx'])
+      if (!files.has(f)) throw new Error(`generateWithTransformersJs: missing ${f} in the exported files`);
     if (!files.has('tokenizer.json')) throw new Error('generateWithTransformersJs: missing tokenizer.json in the exported files');
     // transformers.js requires tokenizer_config.json; an empty one means "everything from tokenizer.json".
-    const served = files.has('tokenizer_config.json') ? files : new Map([...files, ['tokenizer_config.json', new TextEncoder().encode('{}')]]);
+    const served = files.has('tokenizer_config.json')
+      ? files
+      : new Map([...files, ['tokenizer_config.json', new TextEncoder().encode('{}')]]);
     const tf = await import('@huggingface/transformers');
     const env = tf.env as unknown as Record<string, unknown>;
-    const keys = ['allowRemoteModels', 'allowLocalModels', 'useCustomCache', 'customCache', 'useBrowserCache', 'useFSCache', 'useFS', 'fetch', 'useWasmCache'];
+    const keys = [
+      'allowRemoteModels',
+      'allowLocalModels',
+      'useCustomCache',
+      'customCache',
+      'useBrowserCache',
+      'useFSCache',
+      'useFS',
+      'fetch',
+      'useWasmCache',
+    ];
     const saved = Object.fromEntries(keys.map((k) => [k, env[k]]));
     const id = `gradot-mem-${++counter}`;
     Object.assign(env, {
@@ -128,7 +144,11 @@ export async function generateWithTransformersJs(
     attentionMask = enc.attention_mask;
   } else {
     if (prompt.length === 0) throw new RangeError('generateWithTransformersJs: empty prompt');
-    inputIds = new tf.Tensor('int64', BigInt64Array.from(prompt, (v) => BigInt(v)), [1, prompt.length]);
+    inputIds = new tf.Tensor(
+      'int64',
+      BigInt64Array.from(prompt, (v) => BigInt(v)),
+      [1, prompt.length],
+    );
     attentionMask = new tf.Tensor('int64', new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]);
   }
   const promptTokens = Array.from(inputIds.data as BigInt64Array, Number);

@@ -10,8 +10,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 // The page code is plain JavaScript in strings: a function passed to page.evaluate would be rewritten
 // by Vitest's transform (its import() becomes an SSR helper that does not exist in the page).
-const browserCode = (modUrl: string, body: string) =>
-  `(async () => { const URL_ = ${JSON.stringify(modUrl)};\n${body}\n})()`;
+const browserCode = (modUrl: string, body: string) => `(async () => { const URL_ = ${JSON.stringify(modUrl)};\n${body}\n})()`;
 
 interface FirstResult {
   hasMove: boolean;
@@ -46,7 +45,10 @@ describe.skipIf(!existsSync(CHROMIUM))('OpfsBlobStore in Chromium', () => {
       const modUrl = '/src/storage/index.ts';
 
       await page.goto(blank);
-      const first = (await page.evaluate(browserCode(modUrl, `
+      const first = (await page.evaluate(
+        browserCode(
+          modUrl,
+          `
         const m = (await import(URL_));
         const s = m.opfsCheckpointStore('runs/test');
         const w = (n, v) => new Uint8Array(n).fill(v);
@@ -69,13 +71,18 @@ describe.skipIf(!existsSync(CHROMIUM))('OpfsBlobStore in Chromium', () => {
           note: new TextDecoder().decode((await s.get('notes/a.txt')) ?? new Uint8Array()),
           list: await s.list(),
         };
-`))) as FirstResult;
+`,
+        ),
+      )) as FirstResult;
       expect(first.note).toBe('two');
       expect(first.list).toContain('manifest.json');
       expect(first.list.filter((n) => n.includes('best'))).toHaveLength(1);
 
       await page.reload();
-      const second = (await page.evaluate(browserCode(modUrl, `
+      const second = (await page.evaluate(
+        browserCode(
+          modUrl,
+          `
         const m = (await import(URL_));
         const s = m.opfsCheckpointStore('runs/test');
         const latest = await s.latest();
@@ -103,7 +110,9 @@ describe.skipIf(!existsSync(CHROMIUM))('OpfsBlobStore in Chromium', () => {
           after,
           corrupt,
         };
-`))) as SecondResult;
+`,
+        ),
+      )) as SecondResult;
       expect(second).toMatchObject({
         latest: 'best',
         loadedId: 'best',

@@ -30,7 +30,8 @@ class CrashingBlobStore implements BlobStore {
   async put(name: string, bytes: Uint8Array): Promise<void> {
     this.puts++;
     if (this.puts === this.crashOnPut) {
-      if (this.leaveTemp && this.inner instanceof MemoryBlobStore) this.inner.objects.set(name + TEMP_MARKER + 'x', bytes.slice(0, bytes.length >> 1));
+      if (this.leaveTemp && this.inner instanceof MemoryBlobStore)
+        this.inner.objects.set(name + TEMP_MARKER + 'x', bytes.slice(0, bytes.length >> 1));
       throw new Error('simulated crash');
     }
     return this.inner.put(name, bytes);
@@ -86,7 +87,11 @@ function suite(name: string, make: () => Promise<{ blobs: BlobStore; reopen: () 
       expect(await s.loadLatest()).toBeNull();
       const w1 = rand(1000, 1);
       const e1 = await s.commit('step-10', { 'weights.bin': w1, 'state.json': enc('{"step":10}') }, { step: 10 });
-      expect(e1.files.find((f) => f.name === 'weights.bin')).toEqual({ name: 'weights.bin', bytes: 1000, crc32: crc32(w1).toString(16).padStart(8, '0') });
+      expect(e1.files.find((f) => f.name === 'weights.bin')).toEqual({
+        name: 'weights.bin',
+        bytes: 1000,
+        crc32: crc32(w1).toString(16).padStart(8, '0'),
+      });
       await s.commit('best', { 'weights.bin': rand(10, 2) }, { loss: 1.5 });
       await s.commit('best', { 'weights.bin': rand(10, 3) }, { loss: 1.2 });
       const again = new ManifestCheckpointStore(reopen()); // a fresh process sees the same state

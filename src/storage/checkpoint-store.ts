@@ -222,7 +222,12 @@ export class ManifestCheckpointStore implements CheckpointStore {
     return this.blobs.put(MANIFEST_NAME, new TextEncoder().encode(JSON.stringify(m, null, 1)));
   }
 
-  commit(id: string, files: Readonly<Record<string, Uint8Array>>, meta: JsonValue = null, opts: CommitOptions = {}): Promise<CheckpointEntry> {
+  commit(
+    id: string,
+    files: Readonly<Record<string, Uint8Array>>,
+    meta: JsonValue = null,
+    opts: CommitOptions = {},
+  ): Promise<CheckpointEntry> {
     return this.serial(async () => {
       checkId(id);
       const names = Object.keys(files).sort();
@@ -330,7 +335,7 @@ export class ManifestCheckpointStore implements CheckpointStore {
       const gone = m.checkpoints.filter((c) => c.id === id);
       if (gone.length === 0) return;
       const rest = m.checkpoints.filter((c) => c.id !== id);
-      const latest = m.latest === id ? (rest.length ? (rest.reduce((p, q) => (q.seq > p.seq ? q : p)).id) : null) : m.latest;
+      const latest = m.latest === id ? (rest.length ? rest.reduce((p, q) => (q.seq > p.seq ? q : p)).id : null) : m.latest;
       await this.writeManifest({ ...m, latest, checkpoints: rest });
       for (const e of gone) await this.deleteFiles(e);
     });
@@ -356,7 +361,8 @@ export class ManifestCheckpointStore implements CheckpointStore {
       // not yet copied the manifest): leave them for a human rather than wipe a run.
       if ((await this.blobs.get(MANIFEST_NAME)) === null) return removed;
       const live = new Set<string>();
-      for (const c of m.checkpoints) for (const e of c.previous ? [c, c.previous] : [c]) for (const f of e.files) live.add(`${e.dir}/${f.name}`);
+      for (const c of m.checkpoints)
+        for (const e of c.previous ? [c, c.previous] : [c]) for (const f of e.files) live.add(`${e.dir}/${f.name}`);
       for (const n of await this.blobs.list(CHECKPOINT_DIR + '/')) {
         if (!live.has(n)) {
           await this.blobs.delete(n);

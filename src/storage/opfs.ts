@@ -26,8 +26,7 @@ export class OpfsBlobStore implements BlobStore {
   /** `root` is a folder path inside the origin's private file system, e.g. "runs/2026-01-01-abc". */
   constructor(
     readonly root: string,
-    private readonly getRoot: () => Promise<OpfsDir> = async () =>
-      (await navigator.storage.getDirectory()) as unknown as OpfsDir,
+    private readonly getRoot: () => Promise<OpfsDir> = async () => (await navigator.storage.getDirectory()) as unknown as OpfsDir,
   ) {}
 
   private async dirOf(parts: string[], create: boolean): Promise<OpfsDir | null> {

@@ -4,16 +4,29 @@ import { hidesOf, lambdaModeOfRun, parseRunsJson, RUN_COLUMNS, runsToCsv, runsTo
 
 function run(over: Partial<OTRun> = {}): OTRun {
   return {
-    id: 'r1', createdAt: '2026-01-01T00:00:00.000Z', model: 'demo', task: 'imdb, "mc"', metric: 'acc',
+    id: 'r1',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    model: 'demo',
+    task: 'imdb, "mc"',
+    metric: 'acc',
     setting: { method: 'gradot', keep: 0.3, lambdaAttn: 1, lambdaMlp: 0.5, adapters: { bottom: 2, top: 2 } },
-    fullZS: 0.61, emulatorZS: 0.52, emulatorFT: 0.7, plugIn: 0.81, fullFT: null, delta: 0.11, compressionRatio: 0.45,
-    origin: 'browser', ...over,
+    fullZS: 0.61,
+    emulatorZS: 0.52,
+    emulatorFT: 0.7,
+    plugIn: 0.81,
+    fullFT: null,
+    delta: 0.11,
+    compressionRatio: 0.45,
+    origin: 'browser',
+    ...over,
   };
 }
 
 describe('runs export/import', () => {
   it('CSV has one header and quotes cells with commas and quotes', () => {
-    const csv = runsToCsv([run(), run({ id: 'r2', fullFT: 0.9 })]).trim().split('\n');
+    const csv = runsToCsv([run(), run({ id: 'r2', fullFT: 0.9 })])
+      .trim()
+      .split('\n');
     expect(csv[0]).toBe(RUN_COLUMNS.join(','));
     expect(csv).toHaveLength(3);
     expect(csv[1]).toContain('"imdb, ""mc"""');
@@ -36,15 +49,39 @@ describe('runs export/import', () => {
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
   });
 
-  it('keeps a browser run\'s report (its compression record) through export and import', () => {
-    const report = { compressRecord: { emulator: { layers: [{ index: 1, source: 1, role: 'middle', ranks: { q: 2 }, mlpWidth: 8, keptRanges: { q: [[0, 1], [3, 4]] } }] } } };
+  it("keeps a browser run's report (its compression record) through export and import", () => {
+    const report = {
+      compressRecord: {
+        emulator: {
+          layers: [
+            {
+              index: 1,
+              source: 1,
+              role: 'middle',
+              ranks: { q: 2 },
+              mlpWidth: 8,
+              keptRanges: {
+                q: [
+                  [0, 1],
+                  [3, 4],
+                ],
+              },
+            },
+          ],
+        },
+      },
+    };
     const back = parseRunsJson(runsToJson([run({ report })]))[0]!;
     expect(back.report).toEqual(report);
     expect(parseRunsJson(JSON.stringify([{ setting: { method: 'svd' }, report: 'nope' }]))[0]!.report).toBeUndefined();
   });
 
   it('carries the privacy side and the verdicts through CSV and JSON; drops unknown verdicts on import', () => {
-    const r = run({ task: 'genre-short-mc', hidesStderr: 0.02, verdicts: { deltaPositive: 'inside noise', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } });
+    const r = run({
+      task: 'genre-short-mc',
+      hidesStderr: 0.02,
+      verdicts: { deltaPositive: 'inside noise', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' },
+    });
     const cells = runsToCsv([r]).trim().split('\n')[1]!.split(',');
     // hides = Full ZS − Emulator ZS = 0.61 − 0.52.
     expect(Number(cells[RUN_COLUMNS.indexOf('hides')])).toBeCloseTo(0.09, 12);
@@ -52,7 +89,9 @@ describe('runs export/import', () => {
     expect(cells[RUN_COLUMNS.indexOf('deltaVerdict')]).toBe('inside noise');
     expect(cells[RUN_COLUMNS.indexOf('hidesVerdict')]).toBe('yes');
     expect({ ...parseRunsJson(runsToJson([r]))[0]!, origin: 'browser' }).toEqual(r);
-    const [bad] = parseRunsJson(JSON.stringify([{ ...r, verdicts: { deltaPositive: 'maybe', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } }]));
+    const [bad] = parseRunsJson(
+      JSON.stringify([{ ...r, verdicts: { deltaPositive: 'maybe', plugInBeatsFullZS: 'yes', emulatorHides: 'yes' } }]),
+    );
     expect(bad!.verdicts).toBeUndefined();
   });
 
@@ -71,7 +110,10 @@ describe('runs export/import', () => {
     expect(lambdaModeOfRun(run())).toBeNull();
     const svd = run({ report: rec('lambda/raw/v1') });
     expect(lambdaModeOfRun({ ...svd, setting: { ...svd.setting, method: 'svd' } })).toBeNull();
-    const cells = runsToCsv([run({ task: 'genre-short-mc', report: rec('lambda/balanced-per-matrix-sum-ratio/v1') })]).trim().split('\n')[1]!.split(',');
+    const cells = runsToCsv([run({ task: 'genre-short-mc', report: rec('lambda/balanced-per-matrix-sum-ratio/v1') })])
+      .trim()
+      .split('\n')[1]!
+      .split(',');
     expect(cells[RUN_COLUMNS.indexOf('lambdaMode')]).toBe('balanced');
   });
 
@@ -99,7 +141,13 @@ describe('settingPoints', () => {
       [
         run({ id: 'a', seed: 0, fullZS: 0.6, emulatorZS: 0.5, plugIn: 0.8 }),
         run({ id: 'b', seed: 1, fullZS: 0.6, emulatorZS: 0.4, plugIn: 0.7 }),
-        run({ id: 'c', setting: { method: 'svd', keep: 0.3, lambdaAttn: 0, lambdaMlp: 0, adapters: { bottom: 2, top: 2 } }, fullZS: 0.6, emulatorZS: 0.55, plugIn: 0.75 }),
+        run({
+          id: 'c',
+          setting: { method: 'svd', keep: 0.3, lambdaAttn: 0, lambdaMlp: 0, adapters: { bottom: 2, top: 2 } },
+          fullZS: 0.6,
+          emulatorZS: 0.55,
+          plugIn: 0.75,
+        }),
         run({ id: 'd', emulatorZS: null }),
       ],
       'plugIn',
@@ -121,16 +169,25 @@ import { keptRanks } from './runs';
 describe('keptRanks', () => {
   it('reads the middle blocks of a run’s compression record', () => {
     const r = run({
-      report: { compressRecord: { emulator: { layers: [
-        { index: 0, source: 0, role: 'adapter', ranks: {}, mlpWidth: 64 },
-        { index: 1, source: 1, role: 'middle', ranks: { k: 3, q: 5 }, mlpWidth: 40 },
-        { index: 2, source: 3, role: 'middle', ranks: { q: 7 }, mlpWidth: 32 },
-      ] } } },
+      report: {
+        compressRecord: {
+          emulator: {
+            layers: [
+              { index: 0, source: 0, role: 'adapter', ranks: {}, mlpWidth: 64 },
+              { index: 1, source: 1, role: 'middle', ranks: { k: 3, q: 5 }, mlpWidth: 40 },
+              { index: 2, source: 3, role: 'middle', ranks: { q: 7 }, mlpWidth: 32 },
+            ],
+          },
+        },
+      },
     });
     const k = keptRanks(r)!;
     expect(k.blocks).toEqual([1, 3]);
     expect(k.cols).toEqual(['q', 'k']);
-    expect(k.ranks).toEqual([[5, 3], [7, null]]);
+    expect(k.ranks).toEqual([
+      [5, 3],
+      [7, null],
+    ]);
     expect(k.mlpWidth).toEqual([40, 32]);
     expect(keptRanks(run())).toBeNull();
   });

@@ -53,7 +53,22 @@ export const useRuns = create<RunsState>((set, get) => ({
   runs: [],
   loaded: false,
   persistent: true,
-  grid: { methods: ['gradot', 'svd', 'drop'], keeps: [0.2, 0.3, 0.5], lambdas: [1], bottom: 2, top: 2, lr: 1e-4, epochs: 1, batchSize: 4, seqLen: 128, supportExamples: 32, fullFT: false, seeds: [0], trainLimit: 64, testLimit: 100 },
+  grid: {
+    methods: ['gradot', 'svd', 'drop'],
+    keeps: [0.2, 0.3, 0.5],
+    lambdas: [1],
+    bottom: 2,
+    top: 2,
+    lr: 1e-4,
+    epochs: 1,
+    batchSize: 4,
+    seqLen: 128,
+    supportExamples: 32,
+    fullFT: false,
+    seeds: [0],
+    trainLimit: 64,
+    testLimit: 100,
+  },
   setGrid: (p) => set((s) => ({ grid: { ...s.grid, ...p } })),
   async load() {
     try {
@@ -77,9 +92,31 @@ export const useRuns = create<RunsState>((set, get) => ({
 }));
 
 export const RUN_COLUMNS = [
-  'id', 'createdAt', 'model', 'task', 'method', 'keep', 'lambdaAttn', 'lambdaMlp', 'adapters',
-  'fullZS', 'emulatorZS', 'emulatorFT', 'plugIn', 'fullFT', 'delta', 'deltaStderr', 'compressionRatio', 'metric', 'origin',
-  'hides', 'hidesStderr', 'deltaVerdict', 'hidesVerdict', 'plugInVerdict', 'lambdaMode',
+  'id',
+  'createdAt',
+  'model',
+  'task',
+  'method',
+  'keep',
+  'lambdaAttn',
+  'lambdaMlp',
+  'adapters',
+  'fullZS',
+  'emulatorZS',
+  'emulatorFT',
+  'plugIn',
+  'fullFT',
+  'delta',
+  'deltaStderr',
+  'compressionRatio',
+  'metric',
+  'origin',
+  'hides',
+  'hidesStderr',
+  'deltaVerdict',
+  'hidesVerdict',
+  'plugInVerdict',
+  'lambdaMode',
 ] as const;
 
 /**
@@ -89,8 +126,8 @@ export const RUN_COLUMNS = [
  */
 export function lambdaModeOfRun(r: OTRun): string | null {
   if (r.setting.method !== 'gradot') return null;
-  const id = (r.report as { compressRecord?: { emulator?: { readings?: Record<string, unknown> } } } | undefined)
-    ?.compressRecord?.emulator?.readings?.lambda;
+  const id = (r.report as { compressRecord?: { emulator?: { readings?: Record<string, unknown> } } } | undefined)?.compressRecord?.emulator
+    ?.readings?.lambda;
   return typeof id === 'string' && id.startsWith('lambda/') ? (id.split('/')[1]!.split('-')[0] ?? null) : null;
 }
 
@@ -213,7 +250,18 @@ export function parseRunsJson(text: string): OTRun[] {
 /** A setting: the runs that differ only by seed share this key. */
 export function settingKey(r: OTRun): string {
   const s = r.setting;
-  return JSON.stringify([r.model, r.task, r.metric, s.method, s.keep, s.lambdaAttn, s.lambdaMlp, s.adapters.bottom, s.adapters.top, r.limits ?? null]);
+  return JSON.stringify([
+    r.model,
+    r.task,
+    r.metric,
+    s.method,
+    s.keep,
+    s.lambdaAttn,
+    s.lambdaMlp,
+    s.adapters.bottom,
+    s.adapters.top,
+    r.limits ?? null,
+  ]);
 }
 
 export type UtilityAxis = 'plugIn' | 'delta';
@@ -254,7 +302,17 @@ export function settingPoints(runs: OTRun[], y: UtilityAxis): SettingPoint[] {
     const hm = h.reduce((a, x) => a + x, 0) / h.length;
     const um = u.reduce((a, x) => a + x, 0) / u.length;
     const s = rs[0]!.setting;
-    return { method: s.method, keep: s.keep, lambda: s.lambdaAttn, hides: hm, hidesStd: sampleStd(h, hm), utility: um, utilityStd: sampleStd(u, um), seeds: rs.length, runs: rs };
+    return {
+      method: s.method,
+      keep: s.keep,
+      lambda: s.lambdaAttn,
+      hides: hm,
+      hidesStd: sampleStd(h, hm),
+      utility: um,
+      utilityStd: sampleStd(u, um),
+      seeds: rs.length,
+      runs: rs,
+    };
   });
 }
 
@@ -269,8 +327,13 @@ export interface KeptRanks {
 }
 
 export function keptRanks(r: OTRun): KeptRanks | null {
-  const rec = (r.report as { compressRecord?: { emulator?: { layers?: { source: number; role: string; ranks?: Record<string, number>; mlpWidth: number }[] } } } | undefined)
-    ?.compressRecord?.emulator?.layers;
+  const rec = (
+    r.report as
+      | {
+          compressRecord?: { emulator?: { layers?: { source: number; role: string; ranks?: Record<string, number>; mlpWidth: number }[] } };
+        }
+      | undefined
+  )?.compressRecord?.emulator?.layers;
   if (!Array.isArray(rec)) return null;
   const middle = rec.filter((l) => l.role === 'middle');
   if (middle.length === 0) return null;

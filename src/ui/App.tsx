@@ -18,12 +18,18 @@ export function App() {
     // Both run in the worker; the UI renders immediately and fills the badge when they answer.
     // `?gpu=software` runs jobs on a software WebGPU adapter (SwiftShader) too: slow, but it exercises the GPU path.
     const allowSoftwareAdapter = new URLSearchParams(location.search).get('gpu') === 'software';
-    studio().probeBackend({ allowSoftwareAdapter }).then(setBackend, (e) => {
-      setBackend({ kind: 'cpu', source: 'probe', reason: `backend probe failed: ${String(e)}` });
-    });
+    studio()
+      .probeBackend({ allowSoftwareAdapter })
+      .then(setBackend, (e) => {
+        setBackend({ kind: 'cpu', source: 'probe', reason: `backend probe failed: ${String(e)}` });
+      });
     // A lost GPU device moves the jobs to the CPU: the badge follows.
-    studio().watchBackend(Comlink.proxy(setBackend)).catch((e: unknown) => reportError(e));
-    studio().capabilities().then(setCapabilities, (e) => reportError(e));
+    studio()
+      .watchBackend(Comlink.proxy(setBackend))
+      .catch((e: unknown) => reportError(e));
+    studio()
+      .capabilities()
+      .then(setCapabilities, (e) => reportError(e));
   }, [setBackend, setCapabilities]);
 
   // Dropping a file outside a drop zone must not navigate away from the app.
@@ -32,7 +38,11 @@ export function App() {
       if (!(e.target as HTMLElement | null)?.closest?.('.drop')) {
         e.preventDefault();
         if (e.type === 'drop' && e.dataTransfer?.files.length) {
-          useUi.getState().pushToast({ level: 'error', file: e.dataTransfer.files[0]!.name, message: 'dropped outside a drop zone: drop it on one of the boxes marked for models, packages or datasets' });
+          useUi.getState().pushToast({
+            level: 'error',
+            file: e.dataTransfer.files[0]!.name,
+            message: 'dropped outside a drop zone: drop it on one of the boxes marked for models, packages or datasets',
+          });
         }
       }
     };

@@ -9,7 +9,10 @@ export const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc',
 
 export async function fetchBundledTask(name: string): Promise<InputFile[]> {
   // Named under the task's folder, so runs and messages say which task (not just "test.jsonl").
-  return (await fetchFiles(`./data/${name}/`, ['train.jsonl', 'test.jsonl'], ['valid.jsonl'])).map((f) => ({ ...f, path: `${name}/${f.path}` }));
+  return (await fetchFiles(`./data/${name}/`, ['train.jsonl', 'test.jsonl'], ['valid.jsonl'])).map((f) => ({
+    ...f,
+    path: `${name}/${f.path}`,
+  }));
 }
 
 /** One file of a bundled task, named after the task so messages and package manifests say where it came from. */

@@ -66,10 +66,18 @@ describe('describeBackend', () => {
 
 describe('explainPackageSize', () => {
   it('explains an F32 package larger than an F16 model', () => {
-    const s = explainPackageSize({ packageBytes: 22.5 * 2 ** 20, paramsAfter: 5.6e6, modelBytes: 15.1 * 2 ** 20, modelParams: 7.9e6, modelDtypes: ['F16'] });
+    const s = explainPackageSize({
+      packageBytes: 22.5 * 2 ** 20,
+      paramsAfter: 5.6e6,
+      modelBytes: 15.1 * 2 ** 20,
+      modelParams: 7.9e6,
+      modelDtypes: ['F16'],
+    });
     expect(s).toMatch(/32-bit floats.*F16/);
   });
   it('says nothing when the package is not larger per parameter', () => {
-    expect(explainPackageSize({ packageBytes: 10e6, paramsAfter: 5e6, modelBytes: 16e6, modelParams: 8e6, modelDtypes: ['F16'] })).toBeNull();
+    expect(
+      explainPackageSize({ packageBytes: 10e6, paramsAfter: 5e6, modelBytes: 16e6, modelParams: 8e6, modelDtypes: ['F16'] }),
+    ).toBeNull();
   });
 });

@@ -42,7 +42,12 @@ export function liveTiming(p: ProgressSnapshot, nowMs: number): { elapsedS: numb
  * Overall progress of a job made of `total` equal-weight parts (a settings grid): `done` finished parts plus
  * the current part's fraction. The overall ETA extrapolates from the whole job's elapsed time.
  */
-export function overallProgress(done: number, total: number, partFraction: number | null, elapsedS: number): { fraction: number; etaS: number | null } {
+export function overallProgress(
+  done: number,
+  total: number,
+  partFraction: number | null,
+  elapsedS: number,
+): { fraction: number; etaS: number | null } {
   if (total <= 0) return { fraction: 1, etaS: 0 };
   const f = Math.min(1, (done + Math.max(0, Math.min(1, partFraction ?? 0))) / total);
   const etaS = f > 0.01 && elapsedS > 0 ? (elapsedS * (1 - f)) / f : null;
@@ -88,7 +93,13 @@ export function describeBackend(b: BackendFacts): { runsOn: 'WebGPU' | 'CPU'; la
 }
 
 /** One line on why the emulator package has the size it has (download size vs the model file). */
-export function explainPackageSize(o: { packageBytes: number; paramsAfter: number; modelBytes: number; modelParams: number; modelDtypes: string[] }): string | null {
+export function explainPackageSize(o: {
+  packageBytes: number;
+  paramsAfter: number;
+  modelBytes: number;
+  modelParams: number;
+  modelDtypes: string[];
+}): string | null {
   if (o.paramsAfter <= 0 || o.modelParams <= 0 || o.modelBytes <= 0) return null;
   const pkgBpp = o.packageBytes / o.paramsAfter;
   const modelBpp = o.modelBytes / o.modelParams;
@@ -97,6 +108,8 @@ export function explainPackageSize(o: { packageBytes: number; paramsAfter: numbe
   const pkgBits = Math.round(pkgBpp) * 8;
   return (
     `The package is larger than the model file although it holds fewer parameters: it stores ${pkgBits}-bit floats (about ${pkgBpp.toFixed(1)} bytes per parameter)` +
-    (half.length ? ` while the model file is ${half.join('/')} (${modelBpp.toFixed(1)} bytes per parameter).` : `, the model file about ${modelBpp.toFixed(1)}.`)
+    (half.length
+      ? ` while the model file is ${half.join('/')} (${modelBpp.toFixed(1)} bytes per parameter).`
+      : `, the model file about ${modelBpp.toFixed(1)}.`)
   );
 }

@@ -38,7 +38,17 @@ describe('grid estimate', () => {
   });
 
   it('gradot adds its support pass; prune and drop no SVD; seeds repeat settings, not Full ZS', () => {
-    const g = estimateGrid({ ...base, settings: [{ method: 'gradot', keep: 0.5 }, { method: 'svd', keep: 0.5 }, { method: 'prune', keep: 0.5 }] }, cal);
+    const g = estimateGrid(
+      {
+        ...base,
+        settings: [
+          { method: 'gradot', keep: 0.5 },
+          { method: 'svd', keep: 0.5 },
+          { method: 'prune', keep: 0.5 },
+        ],
+      },
+      cal,
+    );
     expect(g.perSetting[0]! - g.perSetting[1]!).toBeCloseTo(TRAIN_FACTOR * 32 * 128 * cal.forwardSecPerToken, 9);
     expect(g.perSetting[1]! - g.perSetting[2]!).toBeCloseTo(28 * 0.02, 9);
     const two = estimateGrid({ ...base, seeds: 2 }, cal);
@@ -47,8 +57,26 @@ describe('grid estimate', () => {
   });
 
   it("adds the model's load time to every setting", () => {
-    const without = estimateGrid({ ...base, settings: [{ method: 'svd', keep: 0.5 }, { method: 'drop', keep: 0.5 }] }, cal);
-    const withLoad = estimateGrid({ ...base, settings: [{ method: 'svd', keep: 0.5 }, { method: 'drop', keep: 0.5 }] }, { ...cal, loadSeconds: 1.5 });
+    const without = estimateGrid(
+      {
+        ...base,
+        settings: [
+          { method: 'svd', keep: 0.5 },
+          { method: 'drop', keep: 0.5 },
+        ],
+      },
+      cal,
+    );
+    const withLoad = estimateGrid(
+      {
+        ...base,
+        settings: [
+          { method: 'svd', keep: 0.5 },
+          { method: 'drop', keep: 0.5 },
+        ],
+      },
+      { ...cal, loadSeconds: 1.5 },
+    );
     expect(withLoad.seconds - without.seconds).toBeCloseTo(3, 9);
   });
 
@@ -58,7 +86,10 @@ describe('grid estimate', () => {
       expect(estimateGrid({ ...base, ...more }, cal).seconds, JSON.stringify(more)).toBeGreaterThan(one);
     }
     const ft = estimateGrid({ ...base, fullFT: true }, cal);
-    expect(ft.once - estimateGrid(base, cal).once).toBeCloseTo(TRAIN_FACTOR * 64 * 40 * cal.forwardSecPerToken + 100 * 70 * cal.forwardSecPerToken, 9);
+    expect(ft.once - estimateGrid(base, cal).once).toBeCloseTo(
+      TRAIN_FACTOR * 64 * 40 * cal.forwardSecPerToken + 100 * 70 * cal.forwardSecPerToken,
+      9,
+    );
   });
 
   it('tokens per row: characters over CHARS_PER_TOKEN, capped at the context', () => {
@@ -68,7 +99,9 @@ describe('grid estimate', () => {
   });
 
   it('task sample: rows, characters per row and choices; a cut sample extrapolates', () => {
-    const rows = Array.from({ length: 10 }, (_, i) => JSON.stringify({ context: `passage ${i} `.repeat(3), choices: [' a', ' b', ' c'], label: i % 3 }));
+    const rows = Array.from({ length: 10 }, (_, i) =>
+      JSON.stringify({ context: `passage ${i} `.repeat(3), choices: [' a', ' b', ' c'], label: i % 3 }),
+    );
     const text = `${rows.join('\n')}\n`;
     const whole = sampleTask(text, text.length);
     expect(whole.rows).toBe(10);

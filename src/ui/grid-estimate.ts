@@ -56,7 +56,10 @@ export function emulatorShare(params: GridShape['params'], method: CompressMetho
   return Math.max(0, params.total - params.middle * (1 - k)) / params.total;
 }
 
-export function estimateGrid(g: GridShape, cal: Pick<Calibration, 'forwardSecPerToken' | 'svdSecondsPerMatrix'> & { loadSeconds?: number }): GridEstimate {
+export function estimateGrid(
+  g: GridShape,
+  cal: Pick<Calibration, 'forwardSecPerToken' | 'svdSecondsPerMatrix'> & { loadSeconds?: number },
+): GridEstimate {
   const F = cal.forwardSecPerToken;
   const evalFull = g.testItems * g.testTokens * F;
   const trainFull = TRAIN_FACTOR * g.trainExamples * g.epochs * g.trainTokens * F;

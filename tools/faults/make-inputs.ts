@@ -21,13 +21,23 @@ function zip(entries: { name: string; data: Uint8Array; size: number; method: nu
     const nb = new TextEncoder().encode(e.name);
     const loc = new Uint8Array(30 + nb.length);
     const l = new DataView(loc.buffer);
-    l.setUint32(0, 0x04034b50, true); l.setUint16(4, 20, true); l.setUint16(8, e.method, true);
-    l.setUint32(18, e.data.length, true); l.setUint32(22, e.size, true); l.setUint16(26, nb.length, true);
+    l.setUint32(0, 0x04034b50, true);
+    l.setUint16(4, 20, true);
+    l.setUint16(8, e.method, true);
+    l.setUint32(18, e.data.length, true);
+    l.setUint32(22, e.size, true);
+    l.setUint16(26, nb.length, true);
     loc.set(nb, 30);
     const c = new Uint8Array(46 + nb.length);
     const d = new DataView(c.buffer);
-    d.setUint32(0, 0x02014b50, true); d.setUint16(4, 20, true); d.setUint16(6, 20, true); d.setUint16(10, e.method, true);
-    d.setUint32(20, e.data.length, true); d.setUint32(24, e.size, true); d.setUint16(28, nb.length, true); d.setUint32(42, off, true);
+    d.setUint32(0, 0x02014b50, true);
+    d.setUint16(4, 20, true);
+    d.setUint16(6, 20, true);
+    d.setUint16(10, e.method, true);
+    d.setUint32(20, e.data.length, true);
+    d.setUint32(24, e.size, true);
+    d.setUint16(28, nb.length, true);
+    d.setUint32(42, off, true);
     c.set(nb, 46);
     parts.push(loc, e.data);
     cen.push(c);
@@ -36,12 +46,15 @@ function zip(entries: { name: string; data: Uint8Array; size: number; method: nu
   const cenLen = cen.reduce((s, c) => s + c.length, 0);
   const eocd = new Uint8Array(22);
   const v = new DataView(eocd.buffer);
-  v.setUint32(0, 0x06054b50, true); v.setUint16(8, entries.length, true); v.setUint16(10, entries.length, true);
-  v.setUint32(12, cenLen, true); v.setUint32(16, off, true);
+  v.setUint32(0, 0x06054b50, true);
+  v.setUint16(8, entries.length, true);
+  v.setUint16(10, entries.length, true);
+  v.setUint32(12, cenLen, true);
+  v.setUint32(16, off, true);
   const all = [...parts, ...cen, eocd];
   const buf = new Uint8Array(all.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of all) (buf.set(p, o), (o += p.length));
+  for (const p of all) buf.set(p, o), (o += p.length);
   return buf;
 }
 
@@ -63,8 +76,20 @@ async function main(): Promise<void> {
   const G3 = 3 * 2 ** 30;
   const zeros = await deflateZeros(G3);
   const json = new TextEncoder().encode('{"format":"gradot-emulator","version":1}');
-  writeFileSync(join(out, 'bomb.zip'), zip([{ name: 'emulator.json', data: json, size: json.length, method: 0 }, { name: 'emulator.safetensors', data: zeros, size: G3, method: 8 }]));
-  writeFileSync(join(out, 'liar.zip'), zip([{ name: 'emulator.json', data: json, size: json.length, method: 0 }, { name: 'emulator.safetensors', data: zeros, size: 1000, method: 8 }]));
+  writeFileSync(
+    join(out, 'bomb.zip'),
+    zip([
+      { name: 'emulator.json', data: json, size: json.length, method: 0 },
+      { name: 'emulator.safetensors', data: zeros, size: G3, method: 8 },
+    ]),
+  );
+  writeFileSync(
+    join(out, 'liar.zip'),
+    zip([
+      { name: 'emulator.json', data: json, size: json.length, method: 0 },
+      { name: 'emulator.safetensors', data: zeros, size: 1000, method: 8 },
+    ]),
+  );
   // 2. config.json with num_hidden_layers 1e9 (the gpt2 fixture's weights).
   const fx = join(repo, 'src/model/__fixtures__/gpt2');
   for (const [name, key] of [['layers-1e9', 'n_layer']] as const) {

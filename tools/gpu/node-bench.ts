@@ -102,7 +102,9 @@ for (const n of sizes) {
     const gflops = (2 * n ** 3) / ms / 1e6;
     rows.push({ n, kernel: 'tiled, f16 math', operands: 'f16 (native)', ms, gflops });
     const pct16 = peaks.fp16 ? ((100 * gflops) / (peaks.fp16 * 1000)).toFixed(1) : '-';
-    console.log(`${String(n).padStart(6)}  ${'tiled, f16 math'.padEnd(24)}${gflops.toFixed(1).padStart(9)}  ${'-'.padStart(11)}  ${pct16.padStart(11)}`);
+    console.log(
+      `${String(n).padStart(6)}  ${'tiled, f16 math'.padEnd(24)}${gflops.toFixed(1).padStart(9)}  ${'-'.padStart(11)}  ${pct16.padStart(11)}`,
+    );
   }
 }
 

@@ -26,8 +26,10 @@ if (!filter) {
 }
 for (const c of r.cases) {
   if (!c.ok || process.argv.includes('--verbose')) {
-    console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.kernel.padEnd(28)} ${c.shape.padEnd(34)} normRel=${c.normRel.toExponential(2)} ` +
-      `maxRel=${c.maxRel.toExponential(2)}${c.error ? `  ERROR ${c.error}` : ''}`);
+    console.log(
+      `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.kernel.padEnd(28)} ${c.shape.padEnd(34)} normRel=${c.normRel.toExponential(2)} ` +
+        `maxRel=${c.maxRel.toExponential(2)}${c.error ? `  ERROR ${c.error}` : ''}`,
+    );
   }
 }
 console.log(`[node-suite] ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)}s)`);

@@ -20,7 +20,10 @@ beforeAll(async () => {
   let s = 12345;
   const ids = (n: number) => {
     const a = new Uint16Array(n);
-    for (let i = 0; i < n; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = s % 64; }
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      a[i] = s % 64;
+    }
     return new Uint8Array(a.buffer);
   };
   await writeFile(join(dir, 'train.bin'), ids(4096));
@@ -30,8 +33,36 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const TINY = ['--layers', '1', '--hidden', '16', '--heads', '2', '--kv-heads', '1', '--ffn', '32', '--ctx', '16', '--vocab', '64',
-  '--tokens', String(12 * 2 * 16), '--batch', '2', '--warmup', '3', '--eval-every', '4', '--eval-tokens', '64', '--threads', '1', '--export', ''];
+const TINY = [
+  '--layers',
+  '1',
+  '--hidden',
+  '16',
+  '--heads',
+  '2',
+  '--kv-heads',
+  '1',
+  '--ffn',
+  '32',
+  '--ctx',
+  '16',
+  '--vocab',
+  '64',
+  '--tokens',
+  String(12 * 2 * 16),
+  '--batch',
+  '2',
+  '--warmup',
+  '3',
+  '--eval-every',
+  '4',
+  '--eval-tokens',
+  '64',
+  '--threads',
+  '1',
+  '--export',
+  '',
+];
 
 function train(runDir: string, extra: string[] = []): { status: number | null; out: string } {
   const r = spawnSync(PY, [TRAIN, ...TINY, '--data', dir, '--run-dir', join(dir, runDir), ...extra], { encoding: 'utf8' });

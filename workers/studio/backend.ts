@@ -43,9 +43,14 @@ export async function probeBackend(opts: { allowSoftwareAdapter?: boolean } = {}
   // What the jobs run on, in the CLI's words: the kernel variants the WebGPU backend selected, or the CPU
   // pool's threads and why WebGPU is not used.
   const c = chosen;
-  const run: BackendInfo['run'] = !gpu.lost && c?.kind === 'webgpu'
-    ? { kind: 'webgpu', gpu: (c.backend as WebGpuBackend).runInfo('browser') }
-    : { kind: 'cpu', cpu: { threads: cpu.threads, reason: cpu.reason, kernel: cpu.kernel }, why: gpu.lost ? 'the WebGPU device was lost' : c?.reason ?? gpu.reason ?? null };
+  const run: BackendInfo['run'] =
+    !gpu.lost && c?.kind === 'webgpu'
+      ? { kind: 'webgpu', gpu: (c.backend as WebGpuBackend).runInfo('browser') }
+      : {
+          kind: 'cpu',
+          cpu: { threads: cpu.threads, reason: cpu.reason, kernel: cpu.kernel },
+          why: gpu.lost ? 'the WebGPU device was lost' : (c?.reason ?? gpu.reason ?? null),
+        };
   return { ...gpu, cpu, run };
 }
 
@@ -62,8 +67,11 @@ async function probeGpu(opts: { allowSoftwareAdapter?: boolean }): Promise<Backe
   const c = await choose();
   if (lost) {
     return {
-      kind: 'cpu', source: 'engine', lost: true,
-      reason: `WebGPU device lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). The job in flight resumed on the CPU backend ` +
+      kind: 'cpu',
+      source: 'engine',
+      lost: true,
+      reason:
+        `WebGPU device lost (${lost.reason}${lost.message ? `: ${lost.message}` : ''}). The job in flight resumed on the CPU backend ` +
         'from its last checkpoint; everything runs on the CPU now (reload the page to try WebGPU again).',
     };
   }
@@ -71,8 +79,15 @@ async function probeGpu(opts: { allowSoftwareAdapter?: boolean }): Promise<Backe
   if (!i) return { kind: 'cpu', source: 'engine', reason: `${c.reason}. Everything runs on the CPU backend instead, only slower.` };
   const name = [i.description, i.vendor, i.architecture, i.device].filter((x) => x && x.length > 0).join(' · ');
   return {
-    kind: 'webgpu', source: 'engine', adapterName: name || 'unnamed adapter', vendor: i.vendor, architecture: i.architecture,
-    isFallbackAdapter: i.isFallbackAdapter, features: i.features, limits: { ...i.limits }, jobsOn: c.kind,
+    kind: 'webgpu',
+    source: 'engine',
+    adapterName: name || 'unnamed adapter',
+    vendor: i.vendor,
+    architecture: i.architecture,
+    isFallbackAdapter: i.isFallbackAdapter,
+    features: i.features,
+    limits: { ...i.limits },
+    jobsOn: c.kind,
   };
 }
 
@@ -96,7 +111,9 @@ function isLostGpu(be: Backend): boolean {
 
 /** Runs `job` on the chosen backend, again on the CPU backend if the GPU device is lost meanwhile. */
 export async function onBackend<T>(
-  pref: 'auto' | 'cpu', job: (be: Backend) => Promise<T>, o: { signal?: AbortSignal; onFallback?: (message: string) => void } = {},
+  pref: 'auto' | 'cpu',
+  job: (be: Backend) => Promise<T>,
+  o: { signal?: AbortSignal; onFallback?: (message: string) => void } = {},
 ): Promise<T> {
   const be = await pickBackend(pref);
   if (be.name !== 'webgpu') return job(be);

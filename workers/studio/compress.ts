@@ -14,7 +14,13 @@ import type { CompressResult as OtCompressResult } from '../../src/ot/emulator/c
 import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
 import { TOKENIZER_FILES } from '../../src/jobs/data';
 import type {
-  CompressOptions, CompressResult, CompressLayerResult, PerMatrixResult, DownloadFile, ProgressFn, Spectrum,
+  CompressOptions,
+  CompressResult,
+  CompressLayerResult,
+  PerMatrixResult,
+  DownloadFile,
+  ProgressFn,
+  Spectrum,
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
@@ -43,7 +49,8 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     }
     // Support data feeds GradOT's gradient pass; the other methods need none in the studio.
     const gradot = opts.method === 'gradot';
-    if (gradot && !opts.support) fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
+    if (gradot && !opts.support)
+      fail(undefined, 'GradOT needs support data for its gradient pass: drop a JSONL/CSV/TXT file under "Support data"');
     let tok = null;
     if (gradot) {
       report({ phase: 'tokenizer', fraction: 0.03 });
@@ -53,36 +60,69 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     const extraFiles = new Map<string, Uint8Array>();
     for (const f of cur.files) if (TOKENIZER_FILES.includes(f.path)) extraFiles.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
     let backendName = 'cpu (host)';
-    const supportFile = gradot ? { name: opts.support!.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(opts.support!.data, opts.support!.path).catch((e: unknown) => rethrow(e, opts.support!.path)) } : null;
+    const supportFile = gradot
+      ? {
+          name: opts.support!.path,
+          bytes: new Uint8Array(0),
+          dataset: await readDatasetBlob(opts.support!.data, opts.support!.path).catch((e: unknown) => rethrow(e, opts.support!.path)),
+        }
+      : null;
     let built: BuildEmulatorOutput;
     try {
       // Only gradot's support pass needs a backend; on a lost GPU device it starts again on the CPU.
-      built = await onBackend(gradot ? opts.backend : 'cpu', (be) => {
-        if (gradot) backendName = be.name;
-        return buildEmulatorJob({
-          spec, weights: loaded.weights, modelId: cur.summary.name, tokenizer: tok, support: supportFile, heldout: 'none', extraFiles,
-        }, {
-          method: opts.method, keep: opts.keep, split, seed: opts.seed, lambdaAttn: opts.lambdaAttn, lambdaMlp: opts.lambdaMlp,
-          seqLen: opts.supportSeqLen, supportExamples: opts.supportExamples, batch: Math.max(1, opts.supportBatch), backend: be,
-        }, {
-          signal: abort.signal, pause: pauser,
-          onProgress: (p) => {
-            if (p.phase === 'support') {
-              const done = p.total ? (p.done ?? 0) / p.total : 0;
-              report({
-                phase: `support pass on ${be.name}`, fraction: 0.05 + 0.75 * done, step: p.done, totalSteps: p.total, loss: p.loss,
-                ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
-              });
-            } else if (p.phase === 'compress') {
-              report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
-            } else if (p.phase === 'evaluate') {
-              report({ phase: 'support loss of both models', fraction: 0.9 });
-            } else {
-              report({ phase: 'packing emulator', fraction: 0.95 });
-            }
-          },
-        });
-      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
+      built = await onBackend(
+        gradot ? opts.backend : 'cpu',
+        (be) => {
+          if (gradot) backendName = be.name;
+          return buildEmulatorJob(
+            {
+              spec,
+              weights: loaded.weights,
+              modelId: cur.summary.name,
+              tokenizer: tok,
+              support: supportFile,
+              heldout: 'none',
+              extraFiles,
+            },
+            {
+              method: opts.method,
+              keep: opts.keep,
+              split,
+              seed: opts.seed,
+              lambdaAttn: opts.lambdaAttn,
+              lambdaMlp: opts.lambdaMlp,
+              seqLen: opts.supportSeqLen,
+              supportExamples: opts.supportExamples,
+              batch: Math.max(1, opts.supportBatch),
+              backend: be,
+            },
+            {
+              signal: abort.signal,
+              pause: pauser,
+              onProgress: (p) => {
+                if (p.phase === 'support') {
+                  const done = p.total ? (p.done ?? 0) / p.total : 0;
+                  report({
+                    phase: `support pass on ${be.name}`,
+                    fraction: 0.05 + 0.75 * done,
+                    step: p.done,
+                    totalSteps: p.total,
+                    loss: p.loss,
+                    ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
+                  });
+                } else if (p.phase === 'compress') {
+                  report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
+                } else if (p.phase === 'evaluate') {
+                  report({ phase: 'support loss of both models', fraction: 0.9 });
+                } else {
+                  report({ phase: 'packing emulator', fraction: 0.95 });
+                }
+              },
+            },
+          );
+        },
+        { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) },
+      );
     } catch (e) {
       if (abort.signal.aborted) throw new Cancelled();
       rethrow(e, supportFile?.name);
@@ -102,7 +142,12 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
         if (t) sourceWeights.set(name, { shape: t.shape, data: t.data });
       }
     }
-    builtPackages.set(packageId, { zip, name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`, result: r, sourceWeights });
+    builtPackages.set(packageId, {
+      zip,
+      name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`,
+      result: r,
+      sourceWeights,
+    });
     const support = built.meta.support;
 
     // What the UI shows: per block and per matrix, from the compressor's own record.
@@ -167,7 +212,12 @@ export function perMatrix(spec: ModelSpec, r: OtCompressResult, middle: number[]
       const full = sliced ? spec.layers[i]!.mlpWidth : Math.min(d.out, d.in);
       const kept = !rec ? 0 : rank !== undefined ? rank : sliced ? rec.mlpWidth : full;
       out.push({
-        layer: i, proj: p, shape: [d.out, d.in], kept, full, unit: sliced ? 'channels' : 'rank',
+        layer: i,
+        proj: p,
+        shape: [d.out, d.in],
+        kept,
+        full,
+        unit: sliced ? 'channels' : 'rank',
         ...(sc ? { removedGradShift: sc.removedGradShift, removedLossIncrease: sc.removedLossIncrease } : {}),
       });
     }
@@ -191,9 +241,11 @@ export async function spectrum(packageId: string, layer: number, proj: string): 
   const rec = p.result.layers.find((l) => l.source === layer);
   const key = proj as AttnProj | MlpProj;
   const sourceWidth = key === 'down' ? i : o;
-  const sliced = (key === 'up' || key === 'gate' || key === 'down') && rec !== undefined && rec.ranks[key] === undefined && rec.mlpWidth < sourceWidth;
+  const sliced =
+    (key === 'up' || key === 'gate' || key === 'down') && rec !== undefined && rec.ranks[key] === undefined && rec.mlpWidth < sourceWidth;
   // Kept components: recorded for a factorization; a dense matrix keeps them all; an MLP sliced by channels
   // keeps no singular components as such (none marked); a dropped block keeps nothing.
-  const kept = rec?.keptComponents?.[key] ?? (rec && rec.ranks[key] === undefined && !sliced ? Array.from({ length: f.S.length }, (_, k) => k) : []);
+  const kept =
+    rec?.keptComponents?.[key] ?? (rec && rec.ranks[key] === undefined && !sliced ? Array.from({ length: f.S.length }, (_, k) => k) : []);
   return { layer, proj, sigma: Array.from(f.S), kept };
 }

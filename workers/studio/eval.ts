@@ -11,14 +11,19 @@ import { evaluateJob, prepareEvalTask } from '../../src/jobs/evaluate';
 import { applyAdapter, plugIn } from '../../src/ot/offsite/plugin';
 import type { ModelSpec } from '../../src/model/spec';
 import {
-  type PlugInOptions, type PlugInResult, type EvalOptions, type EvalReport, type EvalResult, type InputFile, type ProgressEvent,
+  type PlugInOptions,
+  type PlugInResult,
+  type EvalOptions,
+  type EvalReport,
+  type EvalResult,
+  type InputFile,
+  type ProgressEvent,
   type ProgressFn,
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, openPackages, openAdaptersMap, openDatasets, tunedRuns } from './state';
 import { startControlledJob, loadOpenModel } from './jobs';
-
 
 /** Frees a decoder's storages; on a lost device there is nothing left to free, and that must not hide why. */
 function freeQuietly(dec: Decoder): void {
@@ -32,25 +37,53 @@ function freeQuietly(dec: Decoder): void {
 export function toEvalResult(m: EvalMetrics): EvalResult {
   const h = headline(m);
   return {
-    metric: h.metric, value: h.value, higherIsBetter: h.higherIsBetter, n: m.n, loss: m.loss, perplexity: m.perplexity,
-    acc: m.acc, accNorm: m.accNorm, exactMatch: m.exactMatch, seconds: m.seconds,
+    metric: h.metric,
+    value: h.value,
+    higherIsBetter: h.higherIsBetter,
+    n: m.n,
+    loss: m.loss,
+    perplexity: m.perplexity,
+    acc: m.acc,
+    accNorm: m.accNorm,
+    exactMatch: m.exactMatch,
+    seconds: m.seconds,
   };
 }
 
 /** One evaluation by src/jobs/evaluate.ts (the rules `gradot eval` uses): the first N records, whole context. */
-export async function evalOn(dec: Decoder, tok: Tokenizer, file: InputFile, spec: ModelSpec, label: string, report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void, signal: AbortSignal, limit?: number): Promise<EvalMetrics> {
+export async function evalOn(
+  dec: Decoder,
+  tok: Tokenizer,
+  file: InputFile,
+  spec: ModelSpec,
+  label: string,
+  report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void,
+  signal: AbortSignal,
+  limit?: number,
+): Promise<EvalMetrics> {
   const textTok = withoutSpecialTokens(tok);
   let task: EncodedTask;
   try {
     // The first N records in file order, so ZS/FT (and Full ZS/Plug-in) see the same ones.
-    task = prepareEvalTask({ name: file.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(file.data, file.path) }, textTok, spec, { ...(limit ? { limit } : {}) });
+    task = prepareEvalTask(
+      { name: file.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(file.data, file.path) },
+      textTok,
+      spec,
+      { ...(limit ? { limit } : {}) },
+    );
   } catch (e) {
     rethrow(e, file.path);
   }
-  return evaluateJob(dec, task, { tokenizer: textTok }, {
-    signal,
-    onProgress: ({ done, total }) => report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
-  });
+  return evaluateJob(
+    dec,
+    task,
+    { tokenizer: textTok },
+    {
+      signal,
+      onProgress: ({ done, total }) =>
+        report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
+    },
+  );
 }
 
 export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
@@ -66,25 +99,28 @@ export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Pr
     const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
     const spec = pkg.meta.spec;
     // On a lost GPU device the evaluation starts again on the CPU backend.
-    return await onBackend('auto', async (be) => {
-      const zsDec = decoderFromWeights(be, spec, pkg.weights);
-      try {
-        const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
-        let ft: EvalMetrics | null = null;
-        if (run) {
-          await applyAdapter(zsDec, run.result.adapter);
-          ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
+    return await onBackend(
+      'auto',
+      async (be) => {
+        const zsDec = decoderFromWeights(be, spec, pkg.weights);
+        try {
+          const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
+          let ft: EvalMetrics | null = null;
+          if (run) {
+            await applyAdapter(zsDec, run.result.adapter);
+            ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
+          }
+          return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
+        } finally {
+          freeQuietly(zsDec);
         }
-        return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
-      } finally {
-        freeQuietly(zsDec);
-      }
-    }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
+      },
+      { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) },
+    );
   } finally {
     end();
   }
 }
-
 
 export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Promise<PlugInResult> {
   const cur = openModels.get('current');
@@ -105,24 +141,34 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
     } catch (e) {
       rethrow(e, a.summary.name);
     }
-    return await onBackend('auto', async (be) => {
-      const fullDec = decoderFromWeights(be, full.spec, full.weights);
-      let zs: EvalMetrics;
-      try {
-        zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
-      } finally {
-        freeQuietly(fullDec);
-      }
-      report({ phase: 'plugging the adapter in', fraction: null });
-      const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
-      const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
-      try {
-        const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
-        return { file: d.file.path, fullZS: toEvalResult(zs), plugIn: toEvalResult(pl), replaced: plugged.replaced.length, backend: be.name };
-      } finally {
-        freeQuietly(plugDec);
-      }
-    }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) });
+    return await onBackend(
+      'auto',
+      async (be) => {
+        const fullDec = decoderFromWeights(be, full.spec, full.weights);
+        let zs: EvalMetrics;
+        try {
+          zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
+        } finally {
+          freeQuietly(fullDec);
+        }
+        report({ phase: 'plugging the adapter in', fraction: null });
+        const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
+        const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
+        try {
+          const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
+          return {
+            file: d.file.path,
+            fullZS: toEvalResult(zs),
+            plugIn: toEvalResult(pl),
+            replaced: plugged.replaced.length,
+            backend: be.name,
+          };
+        } finally {
+          freeQuietly(plugDec);
+        }
+      },
+      { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) },
+    );
   } finally {
     end();
   }

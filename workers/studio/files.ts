@@ -8,12 +8,9 @@ import { numel } from '../../src/model/weights';
 import { unzipBounded } from '../../src/faults/zip';
 import { encodeStudioError, type InputFile, type TensorInfo } from '../../src/jobs/studio-api';
 
-
-
 export function fail(file: string | undefined, message: string, line?: number): never {
   throw new Error(encodeStudioError({ file, message, line }));
 }
-
 
 /** Strips the folder the user picked so names match the HF layout ("config.json", not "gpt2/config.json"). */
 export function stripCommonFolder(files: InputFile[]): InputFile[] {
@@ -42,7 +39,6 @@ export function rethrow(e: unknown, fallbackFile?: string): never {
   if (file && message.startsWith(file)) message = message.slice(file.length).replace(/^:?\s+/, '');
   fail(file, message, err.line ?? undefined);
 }
-
 
 export function baseName(p: string): string {
   const i = p.lastIndexOf('/');
@@ -74,7 +70,5 @@ export async function expandZip(file: InputFile): Promise<InputFile[]> {
   } catch (e) {
     rethrow(e, file.path);
   }
-  return entries
-    .filter(([p]) => !p.endsWith('/'))
-    .map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+  return entries.filter(([p]) => !p.endsWith('/')).map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
 }

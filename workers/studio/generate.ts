@@ -17,7 +17,6 @@ import { fail, sourceOf, rethrow } from './files';
 import { earlyCancels, jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
 import { Cancelled } from './jobs';
 
-
 export interface TryExport {
   files: Map<string, Uint8Array>;
   tok: Tokenizer;
@@ -76,7 +75,9 @@ export async function buildTryExport(target: GenerateOptions['target'], gate: St
       await gate('loading model');
       const a = openAdaptersMap.get(target.adapterId);
       if (!a) fail(undefined, 'drop the returned adapters first');
-      weights = (await plugInJob(full, sourceOf(a.files, a.summary.name), { backend: be }).catch((e: unknown) => rethrow(e, a.summary.name))).weights;
+      weights = (
+        await plugInJob(full, sourceOf(a.files, a.summary.name), { backend: be }).catch((e: unknown) => rethrow(e, a.summary.name))
+      ).weights;
       what = `plug-in model (${cur.summary.name} + ${a.summary.name})`;
     }
   }
@@ -94,7 +95,11 @@ export async function buildTryExport(target: GenerateOptions['target'], gate: St
   return { files: folder, tok, addBos: defaultAddBos(spec, tok), what, loaded: false };
 }
 
-export async function generateJob(opts: GenerateOptions, onText: (text: string) => void, onStage?: (stage: GenerateStage) => void): Promise<GenerateResult> {
+export async function generateJob(
+  opts: GenerateOptions,
+  onText: (text: string) => void,
+  onStage?: (stage: GenerateStage) => void,
+): Promise<GenerateResult> {
   // Cancel lands between stages (model load, ONNX export, transformers.js load) and between tokens: the
   // next token throws out of transformers.js's generate loop.
   const ctl: JobControl = { paused: false, cancelled: opts.jobId ? earlyCancels.delete(opts.jobId) : false };
@@ -114,7 +119,11 @@ export async function generateJob(opts: GenerateOptions, onText: (text: string) 
 }
 
 async function generateWith(
-  opts: GenerateOptions, onText: (text: string) => void, ctl: JobControl, gate: StageGate, onStage?: (stage: GenerateStage) => void,
+  opts: GenerateOptions,
+  onText: (text: string) => void,
+  ctl: JobControl,
+  gate: StageGate,
+  onStage?: (stage: GenerateStage) => void,
 ): Promise<GenerateResult> {
   const key = JSON.stringify(opts.target);
   let exportSeconds = 0;
@@ -159,7 +168,12 @@ async function generateWith(
   ex.loaded = true;
   const text = tok.decode(r.tokens, { skipSpecialTokens: true });
   return {
-    text, promptTokens: r.promptTokens.length, newTokens: r.tokens.length, exportSeconds,
-    generateSeconds: (performance.now() - t1) / 1000, device, model: ex.what,
+    text,
+    promptTokens: r.promptTokens.length,
+    newTokens: r.tokens.length,
+    exportSeconds,
+    generateSeconds: (performance.now() - t1) / 1000,
+    device,
+    model: ex.what,
   };
 }

@@ -15,7 +15,6 @@ import { calibrate, modelSpectra } from './research';
 import { earlyCancels, jobControls, jobs } from './state';
 import { checkpoint, discardCheckpoint, exportAdaptersJob, resumeRun, startTune } from './tune';
 
-
 /** Everything is backed by real code now; the struct stays so a build without a part can switch it off. */
 export async function capabilities(): Promise<Capabilities> {
   return {

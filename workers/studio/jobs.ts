@@ -9,14 +9,18 @@ import { encodeStudioError, type InputFile, type ProgressEvent, type ProgressFn 
 import { sourceOf, rethrow } from './files';
 import { newId, JobControl, jobs, jobControls } from './state';
 
-
 export class Cancelled extends Error {
   constructor() {
     super(encodeStudioError({ message: 'cancelled' }));
   }
 }
 
-export function startJob(onProgress: ProgressFn): { jobId: string; ctl: JobControl; report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => void; check: () => Promise<void> } {
+export function startJob(onProgress: ProgressFn): {
+  jobId: string;
+  ctl: JobControl;
+  report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'> & { etaS?: number | null }) => void;
+  check: () => Promise<void>;
+} {
   const jobId = newId('job');
   const ctl: JobControl = { paused: false, cancelled: false };
   jobs.set(jobId, ctl);

@@ -8,13 +8,17 @@ import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPack
 import type { ModelSpec } from '../../src/model/spec';
 import { numel } from '../../src/model/weights';
 import {
-  type AdapterSummary, type DatasetPreview, type InputFile, type LayerSummary, type ModelSummary, type PackageSummary,
+  type AdapterSummary,
+  type DatasetPreview,
+  type InputFile,
+  type LayerSummary,
+  type ModelSummary,
+  type PackageSummary,
   type TensorInfo,
 } from '../../src/jobs/studio-api';
 import { fail, stripCommonFolder, sourceOf, readSafetensorsHeader, rethrow, baseName, findFile, readJson, expandZip } from './files';
 import { openModels, openPackages, newId, openAdaptersMap, openDatasets } from './state';
 import { dropTryExports } from './generate';
-
 
 export function num(cfg: Record<string, unknown>, ...keys: string[]): number {
   for (const k of keys) {
@@ -31,9 +35,15 @@ export function familyOf(modelType: string): string {
   return 'unknown';
 }
 
-
-
-export function summarize(name: string, files: InputFile[], tensors: TensorInfo[], cfg: Record<string, unknown>, spec: ModelSpec | null, parsedBy: string, warnings: string[]): ModelSummary {
+export function summarize(
+  name: string,
+  files: InputFile[],
+  tensors: TensorInfo[],
+  cfg: Record<string, unknown>,
+  spec: ModelSpec | null,
+  parsedBy: string,
+  warnings: string[],
+): ModelSummary {
   const modelType = spec?.modelType ?? (typeof cfg.model_type === 'string' ? cfg.model_type : 'unknown');
   const hiddenSize = spec?.hiddenSize ?? num(cfg, 'hidden_size', 'n_embd');
   const numHeads = spec?.numHeads ?? num(cfg, 'num_attention_heads', 'n_head');
@@ -98,7 +108,15 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
     // src/model validates every tensor against config.json without decoding data.
     const p = await planHFLoad(sourceOf(files, name));
     const tensors = [...p.tensors].map(([n, t]) => ({ name: n, dtype: t.dtype, shape: t.shape, params: numel(t.shape) }));
-    summary = summarize(name, files, tensors, p.config as Record<string, unknown>, p.spec, 'src/model planHFLoad (config + headers, shapes checked)', [...p.warnings]);
+    summary = summarize(
+      name,
+      files,
+      tensors,
+      p.config as Record<string, unknown>,
+      p.spec,
+      'src/model planHFLoad (config + headers, shapes checked)',
+      [...p.warnings],
+    );
     // The tokenizer against the embedding rows, before any job: more ids than rows is refused here.
     const tf = files.find((f) => f.path === 'tokenizer.json');
     const ids = tf ? tokenizerJsonIdCount(await readJson(tf)) : null;
@@ -115,9 +133,6 @@ export async function openModel(name: string, input: InputFile[]): Promise<Model
   dropTryExports();
   return summary;
 }
-
-
-
 
 export async function openPackage(name: string, input: InputFile[]): Promise<PackageSummary> {
   let files = stripCommonFolder(input);
@@ -147,7 +162,16 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
   const summary: PackageSummary = {
     packageId: newId('pkg'),
     name,
-    manifest: { split: m.split, keep: m.keep, lambdaAttn: m.lambdaAttn, lambdaMlp: m.lambdaMlp, readings: m.readings, budget: m.budget, support: m.support, source: m.source },
+    manifest: {
+      split: m.split,
+      keep: m.keep,
+      lambdaAttn: m.lambdaAttn,
+      lambdaMlp: m.lambdaMlp,
+      readings: m.readings,
+      budget: m.budget,
+      support: m.support,
+      source: m.source,
+    },
     sourceModel: `${m.source.modelId} (sha256 ${m.source.sha256.slice(0, 12)}…, ${m.source.numLayers} blocks)`,
     method: `${m.method}, keep ${m.keep}, adapters ${m.split.bottom}:${m.split.top}`,
     family: m.spec.family,
@@ -160,8 +184,6 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
   return summary;
 }
 
-
-
 export async function openAdapters(name: string, input: InputFile[]): Promise<AdapterSummary> {
   let files = stripCommonFolder(input);
   if (files.length === 1 && files[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(files[0]!);
@@ -169,7 +191,10 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
   const peft = findFile(files, 'adapter_model.safetensors');
   const weights = ours ?? peft;
   if (!weights) {
-    fail(input[0]?.path ?? name, `no adapter.safetensors or adapter_model.safetensors (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
+    fail(
+      input[0]?.path ?? name,
+      `no adapter.safetensors or adapter_model.safetensors (found ${files.map((f) => f.path).join(', ') || 'nothing'})`,
+    );
   }
   const manifestFile = findFile(files, ours ? 'adapter.json' : 'adapter_config.json');
   const manifest = manifestFile ? await readJson(manifestFile) : {};
@@ -185,7 +210,10 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
     const names = new Set(model.summary.tensors.map((t) => t.name));
     unknownTensors = tensors.map((t) => t.name).filter((n) => !names.has(n));
     if (unknownTensors.length) {
-      fail(weights.path, `${unknownTensors.length} of ${tensors.length} adapter tensors are not in the open model "${model.summary.name}" (e.g. ${unknownTensors[0]}): adapters of another model?`);
+      fail(
+        weights.path,
+        `${unknownTensors.length} of ${tensors.length} adapter tensors are not in the open model "${model.summary.name}" (e.g. ${unknownTensors[0]}): adapters of another model?`,
+      );
     }
   }
   const summary: AdapterSummary = {
@@ -203,8 +231,6 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
   return summary;
 }
 
-
-
 export const PREVIEW_ROWS = 50;
 
 export function clip(t: string, n = 400): string {
@@ -214,7 +240,10 @@ export function clip(t: string, n = 400): string {
 export function previewRows(ds: Dataset): { columns: string[]; rows: Record<string, string>[] } {
   const head = ds.records.slice(0, PREVIEW_ROWS);
   if (ds.kind === 'lm') {
-    return { columns: ['line', 'text'], rows: (head as { text: string; line: number | null }[]).map((r) => ({ line: String(r.line ?? ''), text: clip(r.text) })) };
+    return {
+      columns: ['line', 'text'],
+      rows: (head as { text: string; line: number | null }[]).map((r) => ({ line: String(r.line ?? ''), text: clip(r.text) })),
+    };
   }
   if (ds.kind === 'mc') {
     return {
@@ -229,13 +258,18 @@ export function previewRows(ds: Dataset): { columns: string[]; rows: Record<stri
   }
   return {
     columns: ['line', 'prompt', 'answer'],
-    rows: (head as { prompt: string; answer: string; line: number | null }[]).map((r) => ({ line: String(r.line ?? ''), prompt: clip(r.prompt), answer: clip(r.answer) })),
+    rows: (head as { prompt: string; answer: string; line: number | null }[]).map((r) => ({
+      line: String(r.line ?? ''),
+      prompt: clip(r.prompt),
+      answer: clip(r.answer),
+    })),
   };
 }
 
 export async function openDataset(file: InputFile): Promise<DatasetPreview> {
   const lower = file.path.toLowerCase();
-  const guess: DatasetPreview['format'] = lower.endsWith('.csv') || lower.endsWith('.tsv') ? 'csv' : lower.endsWith('.txt') ? 'txt' : 'jsonl';
+  const guess: DatasetPreview['format'] =
+    lower.endsWith('.csv') || lower.endsWith('.tsv') ? 'csv' : lower.endsWith('.txt') ? 'txt' : 'jsonl';
   let ds: Dataset;
   try {
     // Streamed from the File: no whole-file copy or string; too-large files are refused by size first.
@@ -273,7 +307,9 @@ export async function openDataset(file: InputFile): Promise<DatasetPreview> {
     warnings: [
       ...summary.warnings,
       ...(summary.duplicates ? [`${summary.duplicates} exact duplicate record(s)`] : []),
-      ...(summary.labels && summary.labels.majorityFraction > 0.7 ? [`label imbalance: the most common label is ${(summary.labels.majorityFraction * 100).toFixed(0)}% of records`] : []),
+      ...(summary.labels && summary.labels.majorityFraction > 0.7
+        ? [`label imbalance: the most common label is ${(summary.labels.majorityFraction * 100).toFixed(0)}% of records`]
+        : []),
     ],
     validatedBy: 'src/data readDataset + validateDataset',
   };

@@ -79,8 +79,13 @@ export async function calibrate(seqLen: number): Promise<Calibration> {
     svdSeconds = (performance.now() - t0) / 1000;
   }
   const cal: Calibration = {
-    model: name, backend: forward.backend, seqLen: T, tokens: B * T,
-    forwardSecPerToken: forward.seconds / (B * T), svdSecondsPerMatrix: svdSeconds, loadSeconds,
+    model: name,
+    backend: forward.backend,
+    seqLen: T,
+    tokens: B * T,
+    forwardSecPerToken: forward.seconds / (B * T),
+    svdSecondsPerMatrix: svdSeconds,
+    loadSeconds,
     measuredAt: new Date().toISOString(),
   };
   calibrations.set(key, cal);

@@ -7,9 +7,12 @@ import { type CompressResult as OtCompressResult } from '../../src/ot/emulator/c
 import { type EmulatorPackage } from '../../src/ot/emulator/package';
 import { PauseController, type TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
 import {
-  type AdapterSummary, type DatasetPreview, type InputFile, type ModelSummary, type PackageSummary,
+  type AdapterSummary,
+  type DatasetPreview,
+  type InputFile,
+  type ModelSummary,
+  type PackageSummary,
 } from '../../src/jobs/studio-api';
-
 
 export const openModels = new Map<string, { summary: ModelSummary; files: InputFile[] }>();
 
@@ -39,7 +42,6 @@ export interface BuiltPackage {
   sourceWeights: Map<string, { shape: number[]; data: Float32Array }>;
 }
 export const builtPackages = new Map<string, BuiltPackage>();
-
 
 /** Runs whose tuning is in progress in this worker (not offered for resume). */
 export const activeRuns = new Set<string>();

@@ -15,7 +15,13 @@ import type { TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
 import type { LoraTarget } from '../../src/ot/offsite/lora';
 import { zipSync } from 'fflate';
 import {
-  RUNS_DIR, type CheckpointInfo, type RunRecord, type DownloadFile, type InputFile, type ProgressFn, type TuneOptions,
+  RUNS_DIR,
+  type CheckpointInfo,
+  type RunRecord,
+  type DownloadFile,
+  type InputFile,
+  type ProgressFn,
+  type TuneOptions,
   type TuneResult,
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
@@ -26,8 +32,6 @@ import { startControlledJob } from './jobs';
 
 /** The backend a run ended on (the CPU one after a lost GPU device). */
 const backendName = (be: Backend | null): string => be?.name ?? 'none';
-
-
 
 export async function runsDir(): Promise<FileSystemDirectoryHandle | null> {
   try {
@@ -50,7 +54,7 @@ export async function checkpoint(): Promise<CheckpointInfo | null> {
   const dir = await runsDir();
   if (!dir) return null;
   let best: CheckpointInfo | null = null;
-  for await (const [name, handle] of (dir as unknown as AsyncIterable<[string, FileSystemHandle]>)) {
+  for await (const [name, handle] of dir as unknown as AsyncIterable<[string, FileSystemHandle]>) {
     if (handle.kind !== 'directory' || activeRuns.has(name)) continue;
     try {
       const entry = await opfsCheckpointStore(`${RUNS_DIR}/${name}`).latest();
@@ -80,8 +84,6 @@ export async function discardCheckpoint(runId: string): Promise<void> {
   if (dir) await dir.removeEntry(runId, { recursive: true }).catch(() => undefined);
 }
 
-
-
 export async function writeOpfs(dir: FileSystemDirectoryHandle, name: string, data: Blob | string): Promise<void> {
   const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
   await w.write(data);
@@ -110,7 +112,10 @@ export async function runTune(
   try {
     report({ phase: 'tokenizer', fraction: null });
     const tok = await loadTokenizer(sourceOf(pkgFiles, packageName)).catch((e: unknown) =>
-      rethrow(new Error(`the package has no usable tokenizer (${(e as Error).message}); packages built by the studio include tokenizer.json`), packageName),
+      rethrow(
+        new Error(`the package has no usable tokenizer (${(e as Error).message}); packages built by the studio include tokenizer.json`),
+        packageName,
+      ),
     );
     const spec = pkg.meta.spec;
     const C = Math.max(8, Math.min(options.seqLen, spec.maxPositions));
@@ -118,8 +123,15 @@ export async function runTune(
     let prepared: PreparedTraining;
     try {
       // Multiple choice trains on the correct choice as an answer (src/ot task-data), like the CLI.
-      prepared = prepareTuneData({ train: { name: datasetFile.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(datasetFile.data, datasetFile.path) }, valid: null },
-        textTok, spec, { contextLength: C, validFraction: options.validFraction, seed: options.seed });
+      prepared = prepareTuneData(
+        {
+          train: { name: datasetFile.path, bytes: new Uint8Array(0), dataset: await readDatasetBlob(datasetFile.data, datasetFile.path) },
+          valid: null,
+        },
+        textTok,
+        spec,
+        { contextLength: C, validFraction: options.validFraction, seed: options.seed },
+      );
     } catch (e) {
       rethrow(e, datasetFile.path);
     }
@@ -133,37 +145,58 @@ export async function runTune(
     try {
       const recipe: TuneRecipe = withRecipeDefaults({
         method: options.mode === 'lora' ? 'lora' : 'adapter',
-        ...(options.mode === 'lora' ? { lora: { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } } : {}),
-        lr: options.lr, epochs: options.epochs, batchSize: options.batchSize, gradAccum: options.gradAccum, seed: options.seed,
+        ...(options.mode === 'lora'
+          ? { lora: { r: options.lora.rank, alpha: options.lora.alpha, dropout: 0, targets: options.lora.targets as LoraTarget[] } }
+          : {}),
+        lr: options.lr,
+        epochs: options.epochs,
+        batchSize: options.batchSize,
+        gradAccum: options.gradAccum,
+        seed: options.seed,
         ...(valid.length ? { evalEvery: options.checkpointEvery } : {}),
         checkpointEvery: options.checkpointEvery,
       });
       // On a lost GPU device the run starts again on the CPU and resumes from its last OPFS checkpoint.
       // One tab per run: the Web Lock is held while the job lives (released if the tab dies).
-      result = await withRunLock(runId, () => onBackend('auto', (b) => {
-        be = b;
-        report({ phase: `loading emulator on ${b.name}`, fraction: null, message: `${train.length} training and ${valid.length} validation examples, context ${C}` });
-        return tuneJob({ spec, weights: pkg.weights }, prepared, { split: pkg.meta.split, recipe, backend: b, tokenizer: textTok, store }, {
-          signal: abort.signal,
-          pause: pauser,
-          onProgress: (p) => {
-            const el = (performance.now() - t0) / 1000;
-            // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
-            if (p.phase !== 'done') lastGradNorm = p.gradNorm;
+      result = await withRunLock(runId, () =>
+        onBackend(
+          'auto',
+          (b) => {
+            be = b;
             report({
-              phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
-              fraction: p.totalSteps ? p.step / p.totalSteps : null,
-              step: p.step,
-              totalSteps: p.totalSteps,
-              loss: p.loss,
-              validLoss: p.valLoss,
-              tokensPerS: p.tokensPerSec,
-              etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
-              message: `lr ${p.lr.toExponential(2)} · grad norm ${lastGradNorm === null ? '—' : lastGradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+              phase: `loading emulator on ${b.name}`,
+              fraction: null,
+              message: `${train.length} training and ${valid.length} validation examples, context ${C}`,
             });
+            return tuneJob(
+              { spec, weights: pkg.weights },
+              prepared,
+              { split: pkg.meta.split, recipe, backend: b, tokenizer: textTok, store },
+              {
+                signal: abort.signal,
+                pause: pauser,
+                onProgress: (p) => {
+                  const el = (performance.now() - t0) / 1000;
+                  // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
+                  if (p.phase !== 'done') lastGradNorm = p.gradNorm;
+                  report({
+                    phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
+                    fraction: p.totalSteps ? p.step / p.totalSteps : null,
+                    step: p.step,
+                    totalSteps: p.totalSteps,
+                    loss: p.loss,
+                    validLoss: p.valLoss,
+                    tokensPerS: p.tokensPerSec,
+                    etaS: Number.isFinite(p.etaSeconds) ? p.etaSeconds : null,
+                    message: `lr ${p.lr.toExponential(2)} · grad norm ${lastGradNorm === null ? '—' : lastGradNorm.toFixed(3)}${p.bestValLoss !== undefined ? ` · best valid ${p.bestValLoss.toFixed(4)}` : ''} · ${el.toFixed(0)}s`,
+                  });
+                },
+              },
+            );
           },
-        });
-      }, { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) }));
+          { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) },
+        ),
+      );
     } catch (e) {
       if (abort.signal.aborted || ctl.cancelled) {
         // The adapters trained up to the cancel stay usable: evaluate, export and try them like a finished run's.
@@ -171,26 +204,69 @@ export async function runTune(
         if (partial) {
           tunedRuns.set(runId, { result: partial, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
           return {
-            jobId, runId, status: 'cancelled', steps: partial.steps, totalSteps: partial.totalSteps, trainLoss: partial.trainLoss,
-            bestValLoss: partial.bestValLoss, bestStep: partial.bestStep, weightsFrom: partial.weightsFrom, trainableParams: partial.trainableParams,
-            tokens: partial.tokens, seconds: partial.seconds, tokensPerSec: partial.tokensPerSec, resumedFrom: typeof partial.resumedFrom === 'number' ? partial.resumedFrom : 0,
-            backend: backendName(be), packageName, datasetName: datasetFile.path, mode: options.mode,
+            jobId,
+            runId,
+            status: 'cancelled',
+            steps: partial.steps,
+            totalSteps: partial.totalSteps,
+            trainLoss: partial.trainLoss,
+            bestValLoss: partial.bestValLoss,
+            bestStep: partial.bestStep,
+            weightsFrom: partial.weightsFrom,
+            trainableParams: partial.trainableParams,
+            tokens: partial.tokens,
+            seconds: partial.seconds,
+            tokensPerSec: partial.tokensPerSec,
+            resumedFrom: typeof partial.resumedFrom === 'number' ? partial.resumedFrom : 0,
+            backend: backendName(be),
+            packageName,
+            datasetName: datasetFile.path,
+            mode: options.mode,
           };
         }
         return {
-          jobId, runId, status: 'cancelled', steps: 0, totalSteps: 0, trainLoss: NaN, bestValLoss: null, bestStep: null, weightsFrom: null,
-          trainableParams: 0, tokens: 0, seconds: (performance.now() - t0) / 1000, tokensPerSec: 0, resumedFrom: 0, backend: backendName(be),
-          packageName, datasetName: datasetFile.path, mode: options.mode,
+          jobId,
+          runId,
+          status: 'cancelled',
+          steps: 0,
+          totalSteps: 0,
+          trainLoss: NaN,
+          bestValLoss: null,
+          bestStep: null,
+          weightsFrom: null,
+          trainableParams: 0,
+          tokens: 0,
+          seconds: (performance.now() - t0) / 1000,
+          tokensPerSec: 0,
+          resumedFrom: 0,
+          backend: backendName(be),
+          packageName,
+          datasetName: datasetFile.path,
+          mode: options.mode,
         };
       }
       rethrow(e, datasetFile.path);
     }
     tunedRuns.set(runId, { result, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
     return {
-      jobId, runId, status: 'done', steps: result.steps, totalSteps: result.totalSteps, trainLoss: result.trainLoss,
-      bestValLoss: result.bestValLoss, bestStep: result.bestStep, weightsFrom: result.weightsFrom, trainableParams: result.trainableParams,
-      tokens: result.tokens, seconds: result.seconds, tokensPerSec: result.tokensPerSec, resumedFrom: result.resumedFrom, backend: backendName(be),
-      packageName, datasetName: datasetFile.path, mode: options.mode,
+      jobId,
+      runId,
+      status: 'done',
+      steps: result.steps,
+      totalSteps: result.totalSteps,
+      trainLoss: result.trainLoss,
+      bestValLoss: result.bestValLoss,
+      bestStep: result.bestStep,
+      weightsFrom: result.weightsFrom,
+      trainableParams: result.trainableParams,
+      tokens: result.tokens,
+      seconds: result.seconds,
+      tokensPerSec: result.tokensPerSec,
+      resumedFrom: result.resumedFrom,
+      backend: backendName(be),
+      packageName,
+      datasetName: datasetFile.path,
+      mode: options.mode,
     };
   } finally {
     activeRuns.delete(runId);
@@ -211,7 +287,14 @@ export async function startTune(opts: TuneOptions, onProgress: ProgressFn): Prom
   const datasetFile = `dataset${d.file.path.slice(d.file.path.lastIndexOf('.'))}`;
   await writeOpfs(dir, 'package.zip', await toZip(p.files));
   await writeOpfs(dir, datasetFile, d.file.data);
-  const rec: RunRecord = { runId, createdAt: new Date().toISOString(), packageName: p.summary.name, datasetName: d.file.path, datasetFile, options };
+  const rec: RunRecord = {
+    runId,
+    createdAt: new Date().toISOString(),
+    packageName: p.summary.name,
+    datasetName: d.file.path,
+    datasetFile,
+    options,
+  };
   await writeOpfs(dir, 'run.json', JSON.stringify(rec, null, 1));
   return runTune(runId, p.files, p.pkg, p.summary.name, d.file, options, onProgress);
 }
@@ -229,27 +312,40 @@ export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<
   const zip = await (await dir.getFileHandle('package.zip')).getFile();
   const files = await expandZip({ path: 'package.zip', data: zip });
   const map = new Map<string, Uint8Array>();
-  for (const f of files) if (f.path === EMULATOR_JSON || f.path === EMULATOR_WEIGHTS) map.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+  for (const f of files)
+    if (f.path === EMULATOR_JSON || f.path === EMULATOR_WEIGHTS) map.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
   const pkg = readEmulatorPackage(map);
   const data = await (await dir.getFileHandle(rec.datasetFile)).getFile();
   return runTune(runId, files, pkg, rec.packageName, { path: rec.datasetName, data }, rec.options, onProgress);
 }
 
-
 export async function exportAdaptersJob(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]> {
   const run = tunedRuns.get(runId);
   if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it, then export');
   const m = run.pkg.meta;
-  const files = await exportJob(run.result.adapter, { spec: m.spec, weights: run.pkg.weights, meta: m, modelId: m.source.modelId }, {
-    run: runId, steps: run.result.steps, trainLoss: run.result.trainLoss, bestValLoss: run.result.bestValLoss,
-  });
+  const files = await exportJob(
+    run.result.adapter,
+    { spec: m.spec, weights: run.pkg.weights, meta: m, modelId: m.source.modelId },
+    {
+      run: runId,
+      steps: run.result.steps,
+      trainLoss: run.result.trainLoss,
+      bestValLoss: run.result.bestValLoss,
+    },
+  );
   const keep = format === 'peft' ? [PEFT_CONFIG, PEFT_WEIGHTS] : [ADAPTER_JSON, ADAPTER_WEIGHTS];
   const entries: Record<string, Uint8Array> = {};
   for (const k of keep) {
     const b = files.get(k);
-    if (!b) fail(undefined, format === 'peft' ? 'PEFT layout exists for LoRA runs only; this run trained full adapter blocks' : `export is missing ${k}`);
+    if (!b)
+      fail(
+        undefined,
+        format === 'peft' ? 'PEFT layout exists for LoRA runs only; this run trained full adapter blocks' : `export is missing ${k}`,
+      );
     entries[k] = b;
   }
   const base = `${run.packageName.replace(/\.zip$/, '').replace(/[^\w.-]+/g, '_')}-${runId}`;
-  return [{ name: `${base}-${format === 'peft' ? 'peft' : 'adapter'}.zip`, bytes: zipSync(entries, { level: 0 }), mime: 'application/zip' }];
+  return [
+    { name: `${base}-${format === 'peft' ? 'peft' : 'adapter'}.zip`, bytes: zipSync(entries, { level: 0 }), mime: 'application/zip' },
+  ];
 }

@@ -45,8 +45,14 @@ async function benchCompress(): Promise<{ json: Record<string, unknown>; text: s
     return { ids, targets, B: cfg.batch, T: cfg.seq };
   });
   const { report } = await buildEmulator(spec, weights, {
-    modelId: 'bench-6x256', backend: new CpuBackend({ dtype: 'f32' }), support,
-    method: 'gradot', keep: 0.5, split: { bottom: 2, top: 2 }, lambdaAttn: 1, lambdaMlp: 1,
+    modelId: 'bench-6x256',
+    backend: new CpuBackend({ dtype: 'f32' }),
+    support,
+    method: 'gradot',
+    keep: 0.5,
+    split: { bottom: 2, top: 2 },
+    lambdaAttn: 1,
+    lambdaMlp: 1,
   });
   const s = report.seconds;
   const text = [
@@ -74,16 +80,21 @@ export const command: Command = {
   name: 'bench',
   summary: 'engine throughput as ratios against references run in the same process',
   usage:
-    'gradot bench [--only matmul,train,compress,ort,cpu,svd,scale] [--sizes 128,256,512] [--threads N] [--repeat R] [--models gpt2,opt-125m] [--keep 0.5] ' + BACKEND_USAGE + ' (train) [--json]',
+    'gradot bench [--only matmul,train,compress,ort,cpu,svd,scale] [--sizes 128,256,512] [--threads N] [--repeat R] [--models gpt2,opt-125m] [--keep 0.5] ' +
+    BACKEND_USAGE +
+    ' (train) [--json]',
   async run(argv, ctx): Promise<CommandResult> {
     const { options } = parseCommandArgs(argv, {
       only: { type: 'string' },
       sizes: { type: 'string', default: '128,256,512' },
       repeat: { type: 'string', default: '1' },
-      models: { type: 'string' }, keep: { type: 'number' }, ...BACKEND_OPTIONS,
+      models: { type: 'string' },
+      keep: { type: 'number' },
+      ...BACKEND_OPTIONS,
     });
     const only = options.only ? String(options.only).split(',') : [...DEFAULT_SECTIONS];
-    for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
+    for (const s of only)
+      if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`unknown bench section '${s}' (one of ${SECTIONS.join(', ')})`);
     const want = (s: Section) => only.includes(s);
     const json: Record<string, unknown> = {};
     const text: string[] = [];
@@ -119,7 +130,10 @@ export const command: Command = {
       const { benchCpu, formatCpuBench } = await import('../../engine/cpu/bench-cpu');
       const repeat = Number(options.repeat);
       if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat expects a positive integer (got '${String(options.repeat)}')`);
-      const c = await benchCpu({ repeat, ...(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {}) });
+      const c = await benchCpu({
+        repeat,
+        ...(options.sizes !== '128,256,512' ? { sizes: String(options.sizes).split(',').map(Number) } : {}),
+      });
       json.cpu = c;
       text.push(formatCpuBench(c));
     }

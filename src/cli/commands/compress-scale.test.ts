@@ -13,10 +13,20 @@ let dir = '';
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gradot-compress-scale-'));
   await makeHubModel('opt-125m', join(dir, 'opt'), {
-    overrides: { num_hidden_layers: 4, hidden_size: 32, num_attention_heads: 4, ffn_dim: 64, max_position_embeddings: 64, word_embed_proj_dim: 32, vocab_size: 600 },
+    overrides: {
+      num_hidden_layers: 4,
+      hidden_size: 32,
+      num_attention_heads: 4,
+      ffn_dim: 64,
+      max_position_embeddings: 64,
+      word_embed_proj_dim: 32,
+      vocab_size: 600,
+    },
   });
   await mkdir(join(dir, 'data'));
-  const rows = Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `The river ${i} ran past the old stone house and the warm field, again and again.` }));
+  const rows = Array.from({ length: 30 }, (_, i) =>
+    JSON.stringify({ text: `The river ${i} ran past the old stone house and the warm field, again and again.` }),
+  );
   await writeFile(join(dir, 'data', 'support.jsonl'), rows.join('\n') + '\n');
 });
 afterAll(async () => {
@@ -36,9 +46,34 @@ describe('gradot compress at scale: budget, dtype, report', () => {
     for (const f32 of [false, true]) {
       const out = join(dir, f32 ? 'emu32' : 'emu16');
       const c = captureIO();
-      const code = await main(['compress', join(dir, 'opt'), '--method', 'gradot', '--keep', '0.5', '--support', join(dir, 'data', 'support.jsonl'),
-        '--out', out, '--adapters', '1:1', '--seq', '16', '--batch', '2', '--support-batches', '2', '--memory-budget', '64MB', '--json', ...(f32 ? ['--f32'] : [])], c.io);
-      if (code !== 0) console.log(c.err.join("\n"), c.out.join("\n"));
+      const code = await main(
+        [
+          'compress',
+          join(dir, 'opt'),
+          '--method',
+          'gradot',
+          '--keep',
+          '0.5',
+          '--support',
+          join(dir, 'data', 'support.jsonl'),
+          '--out',
+          out,
+          '--adapters',
+          '1:1',
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '2',
+          '--memory-budget',
+          '64MB',
+          '--json',
+          ...(f32 ? ['--f32'] : []),
+        ],
+        c.io,
+      );
+      if (code !== 0) console.log(c.err.join('\n'), c.out.join('\n'));
       expect(code).toBe(0);
       const j = JSON.parse(c.out[0]!) as Record<string, unknown>;
       expect(Object.keys(j.phaseMaxRssMB as object)).toEqual(['loading', 'support', 'compress', 'evaluate', 'package', 'heldout', 'write']);

@@ -14,9 +14,12 @@ let dir = '';
 let model = '';
 let support = '';
 const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast', 'the', 'house', 'river', 'stone'];
-const textRows = (n: number, off: number): string => Array.from({ length: n }, (_, i) => JSON.stringify({
-  text: Array.from({ length: 12 }, (_, k) => words[(i * 7 + k * 5 + off) % words.length]).join(' ') + '.',
-})).join('\n') + '\n';
+const textRows = (n: number, off: number): string =>
+  Array.from({ length: n }, (_, i) =>
+    JSON.stringify({
+      text: Array.from({ length: 12 }, (_, k) => words[(i * 7 + k * 5 + off) % words.length]).join(' ') + '.',
+    }),
+  ).join('\n') + '\n';
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gradot-compress-'));
@@ -34,8 +37,11 @@ afterAll(async () => {
 });
 
 function jsonlMc(): string {
-  return Array.from({ length: 8 }, (_, i) => JSON.stringify({ context: `Word: ${words[i]}\nSame:`, choices: [` ${words[i]}`, ` ${words[i + 1]}`], label: i % 2 }))
-    .join('\n') + '\n';
+  return (
+    Array.from({ length: 8 }, (_, i) =>
+      JSON.stringify({ context: `Word: ${words[i]}\nSame:`, choices: [` ${words[i]}`, ` ${words[i + 1]}`], label: i % 2 }),
+    ).join('\n') + '\n'
+  );
 }
 
 async function readFolder(p: string): Promise<Map<string, Uint8Array>> {
@@ -48,12 +54,46 @@ describe('gradot compress', () => {
   it('builds a gradot package, reports params / losses / held-out shift as one JSON line, package readable', async () => {
     const c = captureIO();
     const out = join(dir, 'emu-gradot');
-    const code = await main(['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', support,
-      '--out', out, '--seq', '16', '--batch', '2', '--support-batches', '3', '--heldout-batches', '2', '--lambda-mode', 'balanced', '--json'], c.io, dir);
+    const code = await main(
+      [
+        'compress',
+        model,
+        '--method',
+        'gradot',
+        '--keep',
+        '0.5',
+        '--adapters',
+        '1:1',
+        '--support',
+        support,
+        '--out',
+        out,
+        '--seq',
+        '16',
+        '--batch',
+        '2',
+        '--support-batches',
+        '3',
+        '--heldout-batches',
+        '2',
+        '--lambda-mode',
+        'balanced',
+        '--json',
+      ],
+      c.io,
+      dir,
+    );
     expect(c.out.length).toBe(1);
     expect(code, c.out[0]).toBe(0);
     const r = JSON.parse(c.out[0]!);
-    expect(r).toMatchObject({ ok: true, command: 'compress', method: 'gradot', keep: 0.5, split: { bottom: 1, top: 1 }, lambdaMode: 'balanced' });
+    expect(r).toMatchObject({
+      ok: true,
+      command: 'compress',
+      method: 'gradot',
+      keep: 0.5,
+      split: { bottom: 1, top: 1 },
+      lambdaMode: 'balanced',
+    });
     expect(r.params.middleAfter).toBeLessThanOrEqual(r.params.middleTarget);
     expect(r.params.middleKept).toBeGreaterThan(0.45);
     expect(r.params.after).toBeLessThan(r.params.before);
@@ -82,16 +122,71 @@ describe('gradot compress', () => {
   it('svd with --heldout FILE (multiple choice, its text) and --zip; none gives zero shift', async () => {
     const c = captureIO();
     const zip = join(dir, 'emu-svd.zip');
-    expect(await main(['compress', model, '--method', 'svd', '--keep', '0.6', '--adapters', '1:1', '--support', support, '--out', zip, '--zip',
-      '--seq', '16', '--batch', '2', '--support-batches', '2', '--heldout', join(dir, 'data', 'heldout.jsonl'), '--json'], c.io, dir), c.out[0]).toBe(0);
+    expect(
+      await main(
+        [
+          'compress',
+          model,
+          '--method',
+          'svd',
+          '--keep',
+          '0.6',
+          '--adapters',
+          '1:1',
+          '--support',
+          support,
+          '--out',
+          zip,
+          '--zip',
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '2',
+          '--heldout',
+          join(dir, 'data', 'heldout.jsonl'),
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+      c.out[0],
+    ).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.heldout.from).toContain('heldout.jsonl');
     expect(r.files).toEqual(expect.arrayContaining(['emulator.json', 'emulator.safetensors', 'tokenizer.json']));
     const pkg = readEmulatorPackage(unzipEmulatorPackage(new Uint8Array(await readFile(zip))));
     expect(pkg.meta.method).toBe('svd');
     const c2 = captureIO();
-    expect(await main(['compress', model, '--method', 'none', '--keep', '1', '--adapters', '1:1', '--support', support, '--out', join(dir, 'emu-none'),
-      '--seq', '16', '--batch', '2', '--support-batches', '2', '--json'], c2.io, dir), c2.out[0]).toBe(0);
+    expect(
+      await main(
+        [
+          'compress',
+          model,
+          '--method',
+          'none',
+          '--keep',
+          '1',
+          '--adapters',
+          '1:1',
+          '--support',
+          support,
+          '--out',
+          join(dir, 'emu-none'),
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '2',
+          '--json',
+        ],
+        c2.io,
+        dir,
+      ),
+      c2.out[0],
+    ).toBe(0);
     const n = JSON.parse(c2.out[0]!);
     expect(n.heldout.gradShift).toBeLessThan(1e-5);
     expect(n.supportLoss.emulator).toBeCloseTo(n.supportLoss.full, 5);
@@ -100,9 +195,44 @@ describe('gradot compress', () => {
   it('gradot --mlp drd --rank-allocation global: recorded readings, budget met', async () => {
     const c = captureIO();
     const out = join(dir, 'emu-drd');
-    expect(await main(['compress', model, '--method', 'gradot', '--keep', '0.5', '--adapters', '1:1', '--support', support, '--out', out,
-      '--mlp', 'drd', '--rank-allocation', 'global', '--lambda-attn', '0', '--lambda-mlp', '0', '--seq', '16', '--batch', '2',
-      '--support-batches', '2', '--heldout-batches', '1', '--json'], c.io, dir), c.out[0]).toBe(0);
+    expect(
+      await main(
+        [
+          'compress',
+          model,
+          '--method',
+          'gradot',
+          '--keep',
+          '0.5',
+          '--adapters',
+          '1:1',
+          '--support',
+          support,
+          '--out',
+          out,
+          '--mlp',
+          'drd',
+          '--rank-allocation',
+          'global',
+          '--lambda-attn',
+          '0',
+          '--lambda-mlp',
+          '0',
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '2',
+          '--heldout-batches',
+          '1',
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+      c.out[0],
+    ).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.readings.mlp).toMatch(/drd/);
     expect(r.readings.rankAllocation).toMatch(/global/);
@@ -113,8 +243,34 @@ describe('gradot compress', () => {
 
   it('prints a human report without --json', async () => {
     const c = captureIO();
-    expect(await main(['compress', model, '--method', 'drop', '--keep', '0.5', '--adapters', '1:1', '--support', support,
-      '--out', join(dir, 'emu-drop'), '--seq', '16', '--batch', '2', '--support-batches', '1', '--heldout', 'none'], c.io, dir)).toBe(0);
+    expect(
+      await main(
+        [
+          'compress',
+          model,
+          '--method',
+          'drop',
+          '--keep',
+          '0.5',
+          '--adapters',
+          '1:1',
+          '--support',
+          support,
+          '--out',
+          join(dir, 'emu-drop'),
+          '--seq',
+          '16',
+          '--batch',
+          '2',
+          '--support-batches',
+          '1',
+          '--heldout',
+          'none',
+        ],
+        c.io,
+        dir,
+      ),
+    ).toBe(0);
     const text = c.out.join('\n');
     expect(text).toContain('parameters:');
     expect(text).toContain('support loss');
@@ -126,10 +282,16 @@ describe('gradot compress', () => {
       [['--method', 'gradot', '--keep', '1.5', '--support', support, '--out', 'x'], /--keep must be in \(0, 1\]/],
       [['--method', 'gradot', '--keep', 'half', '--support', support, '--out', 'x'], /--keep expects a number/],
       [['--method', 'gradot', '--support', support, '--out', 'x'], /--keep F is required/],
-      [['--method', 'gradot', '--keep', '0.5', '--support', join(dir, 'nope.jsonl'), '--out', 'x'], /--support .*nope\.jsonl: no such file/],
+      [
+        ['--method', 'gradot', '--keep', '0.5', '--support', join(dir, 'nope.jsonl'), '--out', 'x'],
+        /--support .*nope\.jsonl: no such file/,
+      ],
       [['--method', 'gradot', '--keep', '0.5', '--out', 'x'], /--support FILE is required/],
       [['--method', 'magic', '--keep', '0.5', '--support', support, '--out', 'x'], /unknown method 'magic'/],
-      [['--method', 'svd', '--keep', '0.5', '--support', support, '--out', 'x', '--mlp', 'drd'], /--mlp scp\|drd applies to --method gradot/],
+      [
+        ['--method', 'svd', '--keep', '0.5', '--support', support, '--out', 'x', '--mlp', 'drd'],
+        /--mlp scp\|drd applies to --method gradot/,
+      ],
     ];
     for (const [args, re] of cases) {
       const c = captureIO();

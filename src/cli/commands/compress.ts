@@ -60,9 +60,11 @@ function progressLines(ctx: { err: (l: string) => void }, rss: { phase: string; 
       phase = p.phase;
       phaseStart = last = p.seconds;
       notePhase(rss, p.phase);
-      ctx.err(p.phase === 'heldout'
-        ? `compress: held-out gradient shift over ${p.total} batch(es)…`
-        : `compress: ${p.phase}… (${p.seconds.toFixed(1)}s)`);
+      ctx.err(
+        p.phase === 'heldout'
+          ? `compress: held-out gradient shift over ${p.total} batch(es)…`
+          : `compress: ${p.phase}… (${p.seconds.toFixed(1)}s)`,
+      );
       return;
     }
     if (p.done === undefined || !p.total || p.seconds - last < 5) return;
@@ -70,7 +72,9 @@ function progressLines(ctx: { err: (l: string) => void }, rss: { phase: string; 
     const el = p.seconds - phaseStart;
     const eta = p.done > 0 ? (el * (p.total - p.done)) / p.done : NaN;
     const scored = p.toScore ? `, scored ${p.scored}/${p.toScore} matrices` : '';
-    ctx.err(`compress: ${p.phase} ${p.done}/${p.total}${scored} (${p.seconds.toFixed(1)}s, ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'})`);
+    ctx.err(
+      `compress: ${p.phase} ${p.done}/${p.total}${scored} (${p.seconds.toFixed(1)}s, ETA ${Number.isFinite(eta) ? eta.toFixed(0) + 's' : '?'})`,
+    );
   };
 }
 
@@ -83,18 +87,44 @@ function intOpt(o: Record<string, unknown>, k: string, d: number, min = 1): numb
 export const command: Command = {
   name: 'compress',
   summary: 'build an emulator package (gradot | drop | svd | prune | none) and its report',
-  usage: 'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
+  usage:
+    'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] ' + BACKEND_USAGE + ' [--json]',
+    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] ' +
+    BACKEND_USAGE +
+    ' [--json]',
   async run(argv, ctx) {
-    const { positionals, options: o } = parseCommandArgs(argv, {
-      method: { type: 'string' }, keep: { type: 'number' }, adapters: { type: 'string' }, support: { type: 'string' },
-      out: { type: 'string' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
-      'attn-keep': { type: 'number' }, mlp: { type: 'string' }, 'rank-allocation': { type: 'string' }, 'support-batches': { type: 'number' }, batch: { type: 'number' }, seq: { type: 'number' },
-      heldout: { type: 'string' }, 'heldout-batches': { type: 'number' }, seed: { type: 'number' }, zip: { type: 'boolean' }, force: { type: 'boolean' },
-      tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' }, 'memory-budget': { type: 'string' }, f32: { type: 'boolean' },
-      ...BACKEND_OPTIONS,
-    }, { min: 1, max: 1 });
+    const { positionals, options: o } = parseCommandArgs(
+      argv,
+      {
+        method: { type: 'string' },
+        keep: { type: 'number' },
+        adapters: { type: 'string' },
+        support: { type: 'string' },
+        out: { type: 'string' },
+        'lambda-attn': { type: 'number' },
+        'lambda-mlp': { type: 'number' },
+        'lambda-mode': { type: 'string' },
+        'attn-keep': { type: 'number' },
+        mlp: { type: 'string' },
+        'rank-allocation': { type: 'string' },
+        'support-batches': { type: 'number' },
+        batch: { type: 'number' },
+        seq: { type: 'number' },
+        heldout: { type: 'string' },
+        'heldout-batches': { type: 'number' },
+        seed: { type: 'number' },
+        zip: { type: 'boolean' },
+        force: { type: 'boolean' },
+        tokenizer: { type: 'string' },
+        bos: { type: 'boolean' },
+        'no-bos': { type: 'boolean' },
+        'memory-budget': { type: 'string' },
+        f32: { type: 'boolean' },
+        ...BACKEND_OPTIONS,
+      },
+      { min: 1, max: 1 },
+    );
     // Every argument checked before anything is loaded.
     const method = o.method as CompressionMethod | undefined;
     if (!method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
@@ -111,13 +141,15 @@ export const command: Command = {
     if (!o.support) throw new UsageError('--support FILE is required (support text for the gradient pass and the support loss)');
     if (!o.out) throw new UsageError('--out DIR (or --out FILE.zip with --zip) is required');
     const lambdaMode = o['lambda-mode'] as LambdaMode | undefined;
-    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced') throw new UsageError(`--lambda-mode must be raw or balanced`);
+    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced')
+      throw new UsageError(`--lambda-mode must be raw or balanced`);
     const attnKeep = o['attn-keep'] as number | undefined;
     if (attnKeep !== undefined && (method !== 'gradot' || !(attnKeep > 0 && attnKeep <= 1))) {
       throw new UsageError('--attn-keep applies to --method gradot and must be in (0, 1]');
     }
     const mlp = o.mlp as 'scp' | 'drd' | undefined;
-    if (mlp !== undefined && (method !== 'gradot' || (mlp !== 'scp' && mlp !== 'drd'))) throw new UsageError('--mlp scp|drd applies to --method gradot');
+    if (mlp !== undefined && (method !== 'gradot' || (mlp !== 'scp' && mlp !== 'drd')))
+      throw new UsageError('--mlp scp|drd applies to --method gradot');
     const rankAllocation = o['rank-allocation'] as 'uniform' | 'global' | undefined;
     if (rankAllocation !== undefined && (method !== 'gradot' || (rankAllocation !== 'uniform' && rankAllocation !== 'global'))) {
       throw new UsageError('--rank-allocation uniform|global applies to --method gradot');
@@ -140,7 +172,8 @@ export const command: Command = {
     if (!supportPath) throw new UsageError(`--support ${o.support}: no such file, and no bundled task of that name`);
     const heldoutArg = o.heldout as string | undefined;
     const heldoutPath = heldoutArg && heldoutArg !== 'none' ? resolveDataPath(heldoutArg, 'valid', ctx.cwd) : null;
-    if (heldoutArg && heldoutArg !== 'none' && !heldoutPath) throw new UsageError(`--heldout ${heldoutArg}: no such file, and no bundled task of that name`);
+    if (heldoutArg && heldoutArg !== 'none' && !heldoutPath)
+      throw new UsageError(`--heldout ${heldoutArg}: no such file, and no bundled task of that name`);
     let out = resolve(ctx.cwd, o.out as string);
     if (o.zip && !out.toLowerCase().endsWith('.zip')) out += '.zip';
 
@@ -156,7 +189,9 @@ export const command: Command = {
         if (now - lastLoad < 5000) return;
         lastLoad = now;
         const s = (now - tl) / 1000;
-        ctx.err(`compress: loading ${(done / 2 ** 20).toFixed(0)}/${(total / 2 ** 20).toFixed(0)} MiB (${s.toFixed(1)}s, ETA ${((s * (total - done)) / Math.max(done, 1)).toFixed(0)}s)`);
+        ctx.err(
+          `compress: loading ${(done / 2 ** 20).toFixed(0)}/${(total / 2 ** 20).toFixed(0)} MiB (${s.toFixed(1)}s, ETA ${((s * (total - done)) / Math.max(done, 1)).toFixed(0)}s)`,
+        );
       },
     });
     if (model.kind !== 'hf') throw new UsageError('compress needs the full model (a Hugging Face folder), not an emulator package');
@@ -165,7 +200,8 @@ export const command: Command = {
     const addBos = bosFromOptions(o, model.spec, tok);
     const seq = Math.min(model.spec.maxPositions, intOpt(o, 'seq', Math.min(128, model.spec.maxPositions), 2));
     const extraFiles = new Map<string, Uint8Array>();
-    for (const f of TOKENIZER_FILES) if (existsSync(join(modelPath, f))) extraFiles.set(f, new Uint8Array(await readFile(join(modelPath, f))));
+    for (const f of TOKENIZER_FILES)
+      if (existsSync(join(modelPath, f))) extraFiles.set(f, new Uint8Array(await readFile(join(modelPath, f))));
 
     const modelId = basename(modelPath.replace(/\/+$/, ''));
     const lambdaAttn = o['lambda-attn'] as number | undefined;
@@ -173,17 +209,42 @@ export const command: Command = {
     const progress = progressLines(ctx, rss);
     const be = await openCliBackend(o, ctx);
     // On a lost GPU device the job starts again on the CPU backend.
-    const built = await be.job(async (backend) => buildEmulatorJob({
-      spec: model.spec, weights: model.weights, modelId, tokenizer: tok, extraFiles,
-      support: await readTaskFile(o.support as string, ctx.cwd),
-      heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
-    }, {
-      method, keep, split, seed, seqLen: seq, supportExamples: supportBatches * batch, batch, heldoutBatches, addBos, backend,
-      ...(lambdaAttn !== undefined ? { lambdaAttn } : {}), ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
-      ...(lambdaMode ? { lambdaMode } : {}), ...(attnKeep !== undefined ? { attnKeep } : {}),
-      ...(mlp ? { mlp } : {}), ...(rankAllocation ? { rankAllocation } : {}),
-      ...(memoryBudget !== undefined ? { memoryBudget } : {}), ...(o.f32 ? { dtype: 'F32' as const } : {}),
-    }, { onProgress: progress })).finally(() => be.close());
+    const built = await be
+      .job(async (backend) =>
+        buildEmulatorJob(
+          {
+            spec: model.spec,
+            weights: model.weights,
+            modelId,
+            tokenizer: tok,
+            extraFiles,
+            support: await readTaskFile(o.support as string, ctx.cwd),
+            heldout: heldoutPath ? await readTaskFile(heldoutArg!, ctx.cwd, 'valid') : heldoutArg === 'none' ? 'none' : 'auto',
+          },
+          {
+            method,
+            keep,
+            split,
+            seed,
+            seqLen: seq,
+            supportExamples: supportBatches * batch,
+            batch,
+            heldoutBatches,
+            addBos,
+            backend,
+            ...(lambdaAttn !== undefined ? { lambdaAttn } : {}),
+            ...(lambdaMlp !== undefined ? { lambdaMlp } : {}),
+            ...(lambdaMode ? { lambdaMode } : {}),
+            ...(attnKeep !== undefined ? { attnKeep } : {}),
+            ...(mlp ? { mlp } : {}),
+            ...(rankAllocation ? { rankAllocation } : {}),
+            ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+            ...(o.f32 ? { dtype: 'F32' as const } : {}),
+          },
+          { onProgress: progress },
+        ),
+      )
+      .finally(() => be.close());
     for (const w of built.warnings) ctx.err(`compress: ${w}`);
     const report = built.report;
     const heldoutResult = built.heldout;
@@ -204,7 +265,15 @@ export const command: Command = {
     notePhase(rss, 'done');
     const cpu = process.cpuUsage(cpu0);
     const json: Record<string, unknown> = {
-      ...report, model: modelId, method, keep, split, out, files: written, backend: be.run, support: { ...report.support, file: o.support },
+      ...report,
+      model: modelId,
+      method,
+      keep,
+      split,
+      out,
+      files: written,
+      backend: be.run,
+      support: { ...report.support, file: o.support },
       packageBytes: [...built.files.values()].reduce((a, b) => a + b.length, 0),
       // CPU time of this process (a shared machine's wall clock says little), and peak RSS by the end of each phase.
       cpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
@@ -216,21 +285,39 @@ export const command: Command = {
     const heldoutSeconds = s.heldout ?? 0;
     const lines: string[] = [];
     lines.push(`emulator of ${modelId}: ${method} keep=${keep} adapters ${split.bottom}:${split.top} -> ${out}`);
-    lines.push(`parameters: ${formatCount(p.before)} -> ${formatCount(p.after)} (${(100 * p.after / p.before).toFixed(1)}%); ` +
-      `middle (blocks ${split.bottom}..${middleEnd - 1}) ${formatCount(p.middleBefore)} -> ${formatCount(p.middleAfter)} ` +
-      `(${(100 * (p.middleKept ?? NaN)).toFixed(2)}%, target ${formatCount(p.middleTarget)})`);
+    lines.push(
+      `parameters: ${formatCount(p.before)} -> ${formatCount(p.after)} (${((100 * p.after) / p.before).toFixed(1)}%); ` +
+        `middle (blocks ${split.bottom}..${middleEnd - 1}) ${formatCount(p.middleBefore)} -> ${formatCount(p.middleAfter)} ` +
+        `(${(100 * (p.middleKept ?? NaN)).toFixed(2)}%, target ${formatCount(p.middleTarget)})`,
+    );
     lines.push('');
     const projs = [...new Set(report.layers.flatMap((l) => Object.keys(l.ranks)))];
-    lines.push(table(['block', 'source', 'role', ...projs.map((x) => `rank ${x}`), 'mlp width'],
-      report.layers.map((l) => [l.index, l.source, l.role, ...projs.map((x) => String((l.ranks as Record<string, number>)[x] ?? 'dense')), l.mlpWidth])));
+    lines.push(
+      table(
+        ['block', 'source', 'role', ...projs.map((x) => `rank ${x}`), 'mlp width'],
+        report.layers.map((l) => [
+          l.index,
+          l.source,
+          l.role,
+          ...projs.map((x) => String((l.ranks as Record<string, number>)[x] ?? 'dense')),
+          l.mlpWidth,
+        ]),
+      ),
+    );
     lines.push('');
-    lines.push(`support loss (${support.length} batches): full ${(report.supportLoss.full ?? NaN).toFixed(4)}, emulator ${(report.supportLoss.emulator ?? NaN).toFixed(4)}`);
+    lines.push(
+      `support loss (${support.length} batches): full ${(report.supportLoss.full ?? NaN).toFixed(4)}, emulator ${(report.supportLoss.emulator ?? NaN).toFixed(4)}`,
+    );
     if (heldoutResult) {
-      lines.push(`held-out (${heldoutFrom}): adapter-gradient shift ${heldoutResult.cosineDistance.toFixed(5)} (cosine distance, lower = better utility); ` +
-        `loss full ${heldoutResult.fullLoss.toFixed(4)}, emulator ${heldoutResult.emulatorLoss.toFixed(4)} (higher = more privacy)`);
+      lines.push(
+        `held-out (${heldoutFrom}): adapter-gradient shift ${heldoutResult.cosineDistance.toFixed(5)} (cosine distance, lower = better utility); ` +
+          `loss full ${heldoutResult.fullLoss.toFixed(4)}, emulator ${heldoutResult.emulatorLoss.toFixed(4)} (higher = more privacy)`,
+      );
     } else lines.push(`held-out: ${heldoutFrom}`);
-    lines.push(`seconds: support ${s.support!.toFixed(2)}, svd ${s.svd!.toFixed(2)}, scoring ${s.scoring!.toFixed(2)}, compress ${s.compress!.toFixed(2)}, ` +
-      `evaluate ${s.evaluate!.toFixed(2)}, package ${s.package!.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total!.toFixed(2)}`);
+    lines.push(
+      `seconds: support ${s.support!.toFixed(2)}, svd ${s.svd!.toFixed(2)}, scoring ${s.scoring!.toFixed(2)}, compress ${s.compress!.toFixed(2)}, ` +
+        `evaluate ${s.evaluate!.toFixed(2)}, package ${s.package!.toFixed(2)}, held-out ${heldoutSeconds.toFixed(2)}, total ${s.total!.toFixed(2)}`,
+    );
     lines.push('readings:');
     for (const [k, v] of Object.entries(report.readings)) lines.push(`  ${k}: ${v}`);
     for (const n of built.result.plan.notes) lines.push(`note: ${n}`);

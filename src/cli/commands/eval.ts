@@ -21,13 +21,26 @@ import { existsSync } from 'node:fs';
 export const command: Command = {
   name: 'eval',
   summary: 'loss, perplexity, accuracy of a model or emulator (+ adapter) on a task',
-  usage: 'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--runtime engine|ort] [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos] ' + BACKEND_USAGE,
+  usage:
+    'gradot eval MODEL_OR_EMULATOR [--adapter DIR] --task FILE|NAME [--runtime engine|ort] [--batch B] [--context C] [--limit N] [--tokenizer DIR] [--bos | --no-bos] ' +
+    BACKEND_USAGE,
   async run(argv, ctx) {
-    const { positionals, options: o } = parseCommandArgs(argv, {
-      adapter: { type: 'string' }, task: { type: 'string' }, batch: { type: 'number' }, context: { type: 'number' },
-      limit: { type: 'number' }, runtime: { type: 'string', default: 'engine' }, tokenizer: { type: 'string' }, bos: { type: 'boolean' }, 'no-bos': { type: 'boolean' },
-      ...BACKEND_OPTIONS,
-    }, { min: 1, max: 1 });
+    const { positionals, options: o } = parseCommandArgs(
+      argv,
+      {
+        adapter: { type: 'string' },
+        task: { type: 'string' },
+        batch: { type: 'number' },
+        context: { type: 'number' },
+        limit: { type: 'number' },
+        runtime: { type: 'string', default: 'engine' },
+        tokenizer: { type: 'string' },
+        bos: { type: 'boolean' },
+        'no-bos': { type: 'boolean' },
+        ...BACKEND_OPTIONS,
+      },
+      { min: 1, max: 1 },
+    );
     if (!o.task) throw new UsageError('--task FILE|NAME is required');
     const runtime = o.runtime as string;
     if (runtime !== 'engine' && runtime !== 'ort') throw new UsageError(`--runtime must be engine or ort, got '${runtime}'`);
@@ -43,7 +56,8 @@ export const command: Command = {
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const task = prepareEvalTask(await readTaskFile(taskPath, ctx.cwd), tok, model.spec, {
-      contextLength: contextLength(model.spec, o.context as number | undefined), addBos: bosFromOptions(o, model.spec, tok),
+      contextLength: contextLength(model.spec, o.context as number | undefined),
+      addBos: bosFromOptions(o, model.spec, tok),
       ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
     });
     const be = await openCliBackend(o, ctx);
@@ -60,13 +74,18 @@ export const command: Command = {
       const evalOpts = { batchSize, padId: padIdOf(tok), onProgress: (d: number, t: number) => line(`eval batch ${d}/${t}`) };
       // --runtime ort exports the (adapter-applied) weights to ONNX and scores through onnxruntime-node,
       // the path a deployment uses; the metrics code is shared, so the two runtimes are directly comparable.
-      const m = runtime === 'ort'
-        ? await (await import('../../onnx/evaluate')).evaluateWithOrt(model.spec, await weightsFromParams(dec.params), task, evalOpts)
-        : await evaluateJob(dec, task, { tokenizer: tok, batchSize }, { onProgress: (p) => evalOpts.onProgress(p.done, p.total) });
-      const text = m.kind === 'mc'
-        ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
-        : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;
-      return { json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, runtime, backend: be.run, ...m }, text: `${text} [${runtime}]` };
+      const m =
+        runtime === 'ort'
+          ? await (await import('../../onnx/evaluate')).evaluateWithOrt(model.spec, await weightsFromParams(dec.params), task, evalOpts)
+          : await evaluateJob(dec, task, { tokenizer: tok, batchSize }, { onProgress: (p) => evalOpts.onProgress(p.done, p.total) });
+      const text =
+        m.kind === 'mc'
+          ? `${task.file}: acc ${(100 * m.acc!).toFixed(2)}% ± ${(100 * m.accStderr!).toFixed(2)}, acc_norm ${(100 * m.accNorm!).toFixed(2)}% ± ${(100 * m.accNormStderr!).toFixed(2)} over ${m.n} questions`
+          : `${task.file}: loss ${m.loss!.toFixed(4)}, perplexity ${m.perplexity!.toFixed(3)} over ${m.tokens} tokens${m.exactMatch !== undefined ? `, exact match ${(100 * m.exactMatch).toFixed(1)}%` : ''}`;
+      return {
+        json: { model: positionals[0], modelKind: model.kind, adapter: adapterInfo, runtime, backend: be.run, ...m },
+        text: `${text} [${runtime}]`,
+      };
     } finally {
       dec.free();
       be.close();

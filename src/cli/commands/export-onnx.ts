@@ -17,7 +17,14 @@ import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 
 /** Copied verbatim from the source folder (generation_config.json replaces the one built from config.json). */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'generation_config.json'];
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.json',
+  'merges.txt',
+  'generation_config.json',
+];
 
 export async function tokenizerFilesOf(src: ModelSource): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
@@ -28,8 +35,15 @@ export async function tokenizerFilesOf(src: ModelSource): Promise<Map<string, Ui
 export type ModelState = 'full' | 'emulator' | 'plug-in' | 'emulator+adapter';
 
 /** Opens MODEL (and plugs ADAPTER in when given): the state to export or evaluate. */
-export async function openModelState(modelPath: string, adapterPath?: string): Promise<{
-  opened: OpenedModel; spec: ModelSpec; weights: WeightMap; state: ModelState; tokenizerFiles: Map<string, Uint8Array>;
+export async function openModelState(
+  modelPath: string,
+  adapterPath?: string,
+): Promise<{
+  opened: OpenedModel;
+  spec: ModelSpec;
+  weights: WeightMap;
+  state: ModelState;
+  tokenizerFiles: Map<string, Uint8Array>;
 }> {
   const opened = await openModel(modelPath);
   const tokenizerFiles = await tokenizerFilesOf(await openSource(modelPath));
@@ -50,12 +64,17 @@ export const command: Command = {
   summary: 'export a model, emulator or plug-in model to ONNX in the transformers.js folder layout',
   usage: 'gradot export-onnx MODEL --out DIR [--adapter DIR] [--verify] [--external-data] [--force] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
-    const { positionals, options } = parseCommandArgs(argv, {
-      out: { type: 'string' },
-      adapter: { type: 'string' },
-      verify: { type: 'boolean', default: false },
-      'external-data': { type: 'boolean', default: false }, force: { type: 'boolean' },
-    }, { min: 1, max: 1 });
+    const { positionals, options } = parseCommandArgs(
+      argv,
+      {
+        out: { type: 'string' },
+        adapter: { type: 'string' },
+        verify: { type: 'boolean', default: false },
+        'external-data': { type: 'boolean', default: false },
+        force: { type: 'boolean' },
+      },
+      { min: 1, max: 1 },
+    );
     if (!options.out) throw new UsageError('--out DIR is required');
     const modelPath = resolve(ctx.cwd, positionals[0]!);
     const out = resolve(ctx.cwd, String(options.out));
@@ -64,7 +83,8 @@ export const command: Command = {
     const { exportTransformersJsFolder } = await import('../../onnx/export');
     const t0 = performance.now();
     const m = await openModelState(modelPath, options.adapter ? resolve(ctx.cwd, String(options.adapter)) : undefined);
-    if (m.tokenizerFiles.size === 0) ctx.err(`export-onnx: warning: no tokenizer files in ${modelPath}; transformers.js will need them beside config.json`);
+    if (m.tokenizerFiles.size === 0)
+      ctx.err(`export-onnx: warning: no tokenizer files in ${modelPath}; transformers.js will need them beside config.json`);
     const files = exportTransformersJsFolder(m.spec, m.weights, {
       baseConfig: m.opened.config ?? {},
       extraFiles: m.tokenizerFiles,
@@ -76,8 +96,14 @@ export const command: Command = {
     for (const b of files.values()) bytes += b.byteLength;
     await writeOutputFolder(out, files, ONNX_OUTPUT); // temp + rename; a stale onnx/ of an earlier export is replaced
     const json: Record<string, unknown> = {
-      out, state: m.state, modelType: m.spec.modelType, layers: m.spec.layers.length, files: [...files.keys()].sort(), bytes,
-      onnxBytes: files.get('onnx/model.onnx')!.byteLength, seconds: (performance.now() - t0) / 1000,
+      out,
+      state: m.state,
+      modelType: m.spec.modelType,
+      layers: m.spec.layers.length,
+      files: [...files.keys()].sort(),
+      bytes,
+      onnxBytes: files.get('onnx/model.onnx')!.byteLength,
+      seconds: (performance.now() - t0) / 1000,
     };
     let verifyText = '';
     if (options.verify) {
@@ -86,7 +112,9 @@ export const command: Command = {
       const B = 2;
       const T = Math.min(16, m.spec.maxPositions);
       const ids = randomIds(B * T, m.spec.vocabSize, 1);
-      const externalData = [...files].filter(([k]) => k.startsWith('onnx/model.onnx_data')).map(([k, data]) => ({ path: k.slice('onnx/'.length), data }));
+      const externalData = [...files]
+        .filter(([k]) => k.startsWith('onnx/model.onnx_data'))
+        .map(([k, data]) => ({ path: k.slice('onnx/'.length), data }));
       const dec = await OrtDecoder.create(await loadOrt('node'), files.get('onnx/model.onnx')!, ortInfoFromSpec(m.spec), { externalData });
       const err = maxRelErr(await dec.logits(ids, B, T), await engineLogits(m.spec, m.weights, ids, B, T));
       await dec.release();

@@ -51,7 +51,16 @@ export interface InspectResult extends Record<string, unknown> {
     embeddings: number;
     lmHead: number;
     finalNorm: number;
-    blocks: { index: number; source: number; attention: number; mlp: number; norms: number; total: number; mlpWidth: number; ranks: Record<string, number> }[];
+    blocks: {
+      index: number;
+      source: number;
+      attention: number;
+      mlp: number;
+      norms: number;
+      total: number;
+      mlpWidth: number;
+      ranks: Record<string, number>;
+    }[];
   };
   dtypes: string[];
   files: { name: string; size: number }[];
@@ -84,14 +93,27 @@ export async function inspectModel(dir: string, opts: { tensors?: boolean } = {}
     dtypes = chk.dtypes;
     tensors = r.header.entries.size;
     if (opts.tensors) {
-      tensorList = [...r.header.entries].map(([name, e]) => ({ name, canonical: [name], dtype: e.dtype, shape: e.shape, file: 'emulator.safetensors' }));
+      tensorList = [...r.header.entries].map(([name, e]) => ({
+        name,
+        canonical: [name],
+        dtype: e.dtype,
+        shape: e.shape,
+        file: 'emulator.safetensors',
+      }));
     }
     warnings = chk.warnings;
     emulator = {
-      modelId: meta.source.modelId, method: meta.method, keep: meta.keep, split: meta.split,
-      lambdaAttn: meta.lambdaAttn, lambdaMlp: meta.lambdaMlp, sourceLayers: meta.source.numLayers,
-      sourceParams: meta.source.params, keptBlocks: meta.budget.keptBlocks,
-      middleParamsBefore: meta.budget.paramsBefore, middleParamsAfter: meta.budget.paramsAfter,
+      modelId: meta.source.modelId,
+      method: meta.method,
+      keep: meta.keep,
+      split: meta.split,
+      lambdaAttn: meta.lambdaAttn,
+      lambdaMlp: meta.lambdaMlp,
+      sourceLayers: meta.source.numLayers,
+      sourceParams: meta.source.params,
+      keptBlocks: meta.budget.keptBlocks,
+      middleParamsBefore: meta.budget.paramsBefore,
+      middleParamsAfter: meta.budget.paramsAfter,
     };
   } else {
     const plan = await planHFLoad(src);
@@ -137,9 +159,10 @@ export async function inspectModel(dir: string, opts: { tensors?: boolean } = {}
     headDim: s.headDim,
     intermediate: s.intermediateSize,
     vocab: s.vocabSize,
-    positions: s.positions === 'rope'
-      ? { kind: 'rope', max: s.maxPositions, offset: s.positionOffset, ropeTheta: s.ropeTheta }
-      : { kind: 'learned', max: s.maxPositions, offset: s.positionOffset },
+    positions:
+      s.positions === 'rope'
+        ? { kind: 'rope', max: s.maxPositions, offset: s.positionOffset, ropeTheta: s.ropeTheta }
+        : { kind: 'learned', max: s.maxPositions, offset: s.positionOffset },
     norm: s.norm,
     normEps: s.normEps,
     activation: s.activation,
@@ -153,8 +176,14 @@ export async function inspectModel(dir: string, opts: { tensors?: boolean } = {}
       lmHead: p.lmHead,
       finalNorm: p.finalNorm,
       blocks: p.blocks.map((b) => ({
-        index: b.index, source: b.source, attention: b.attention, mlp: b.mlp, norms: b.norms, total: b.total,
-        mlpWidth: b.mlpWidth, ranks: { ...b.ranks } as Record<string, number>,
+        index: b.index,
+        source: b.source,
+        attention: b.attention,
+        mlp: b.mlp,
+        norms: b.norms,
+        total: b.total,
+        mlpWidth: b.mlpWidth,
+        ranks: { ...b.ranks } as Record<string, number>,
       })),
     },
     dtypes,
@@ -175,7 +204,10 @@ export function renderInspect(r: InspectResult): string {
       ? ([
           ['source model', `${e.modelId} (${e.sourceLayers} blocks, ${formatCount(e.sourceParams)} params)`],
           ['method', `${e.method}, keep ${e.keep}, adapters ${e.split.bottom}:${e.split.top}, λ attn ${e.lambdaAttn} / mlp ${e.lambdaMlp}`],
-          ['middle', `${formatCount(e.middleParamsAfter)} of ${formatCount(e.middleParamsBefore)} params kept; source blocks ${e.keptBlocks.join(', ') || '-'}`],
+          [
+            'middle',
+            `${formatCount(e.middleParamsAfter)} of ${formatCount(e.middleParamsBefore)} params kept; source blocks ${e.keptBlocks.join(', ') || '-'}`,
+          ],
         ] as [string, string][])
       : []),
     ['layers', String(r.layers)],
@@ -183,13 +215,23 @@ export function renderInspect(r: InspectResult): string {
     ['heads', r.kvHeads === r.heads ? `${r.heads} (head dim ${r.headDim})` : `${r.heads} q / ${r.kvHeads} kv (head dim ${r.headDim})`],
     ['intermediate', `${r.intermediate}${r.gatedMlp ? ' (gated)' : ''}, ${r.activation}`],
     ['vocab', String(r.vocab)],
-    ['positions', r.positions.kind === 'rope' ? `rope, theta ${r.positions.ropeTheta}, max ${r.positions.max}` : `learned, max ${r.positions.max}${r.positions.offset ? `, offset ${r.positions.offset}` : ''}`],
+    [
+      'positions',
+      r.positions.kind === 'rope'
+        ? `rope, theta ${r.positions.ropeTheta}, max ${r.positions.max}`
+        : `learned, max ${r.positions.max}${r.positions.offset ? `, offset ${r.positions.offset}` : ''}`,
+    ],
     ['norm', `${r.norm}, eps ${r.normEps}`],
     ['bias', `qkv ${r.bias.qkv ? 'yes' : 'no'}, o ${r.bias.o ? 'yes' : 'no'}, mlp ${r.bias.mlp ? 'yes' : 'no'}`],
     ['tied lm_head', r.tied ? 'yes' : 'no'],
     ['dtypes', r.dtypes.join(', ')],
     ['files', `${r.files.map((f) => f.name).join(', ')} (${formatBytes(r.fileBytes)})`],
-    ['tokenizer', r.tokenizer ? `${r.tokenizer.files}, ${r.tokenizer.vocabSize} ids, bos ${r.tokenizer.bosId ?? '-'}, eos ${r.tokenizer.eosId ?? '-'}` : 'none'],
+    [
+      'tokenizer',
+      r.tokenizer
+        ? `${r.tokenizer.files}, ${r.tokenizer.vocabSize} ids, bos ${r.tokenizer.bosId ?? '-'}, eos ${r.tokenizer.eosId ?? '-'}`
+        : 'none',
+    ],
     ['parameters', `${formatCount(r.params.total)} (${r.params.total.toLocaleString('en-US')})`],
     ['  embeddings', formatCount(r.params.embeddings)],
     ['  lm_head', r.params.lmHead ? formatCount(r.params.lmHead) : 'tied'],
@@ -200,14 +242,20 @@ export function renderInspect(r: InspectResult): string {
   const rows = r.params.blocks.map((b) => {
     const row: (string | number)[] = [b.index, formatCount(b.attention), formatCount(b.mlp), formatCount(b.total)];
     if (showStruct) {
-      const ranks = Object.entries(b.ranks).map(([k, v]) => `${k}:${v}`).join(' ');
+      const ranks = Object.entries(b.ranks)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' ');
       row.push(b.source, b.mlpWidth, ranks || '-');
     }
     return row;
   });
   const hdr = ['block', 'attention', 'mlp', 'total', ...(showStruct ? ['source', 'mlp width', 'ranks'] : [])];
   const tl = r.tensorList
-    ? '\n\n' + table(['tensor', 'canonical', 'dtype', 'shape', 'file'], r.tensorList.map((t) => [t.name, t.canonical.join(' | '), t.dtype, `[${t.shape.join(', ')}]`, t.file]))
+    ? '\n\n' +
+      table(
+        ['tensor', 'canonical', 'dtype', 'shape', 'file'],
+        r.tensorList.map((t) => [t.name, t.canonical.join(' | '), t.dtype, `[${t.shape.join(', ')}]`, t.file]),
+      )
     : '';
   const warn = r.warnings.length ? '\n\nwarnings:\n' + r.warnings.map((x) => `  ${x}`).join('\n') : '';
   return `${head}\n\n${table(hdr, rows)}${tl}${warn}`;
@@ -215,7 +263,8 @@ export function renderInspect(r: InspectResult): string {
 
 export const command: Command = {
   name: 'inspect',
-  summary: 'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors) or a GradOT emulator package.',
+  summary:
+    'Architecture, layers, widths and parameter counts of a Hugging Face model folder (config.json + safetensors) or a GradOT emulator package.',
   usage: 'gradot inspect MODEL_DIR|EMULATOR_DIR|EMULATOR.zip [--tensors] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
     const { positionals, options } = parseCommandArgs(argv, { tensors: { type: 'boolean' } }, { min: 1, max: 1 });

@@ -16,13 +16,18 @@ export const command: Command = {
   summary: 'write a hub-shaped random checkpoint (config, safetensors, tokenizer) for tests and benchmarks',
   usage: `gradot make-model ${HUB_FAMILIES.join('|')} OUT_DIR [--seed S] [--force]`,
   async run(argv, ctx) {
-    const { positionals, options: o } = parseCommandArgs(argv, { seed: { type: 'number' }, force: { type: 'boolean' } }, { min: 2, max: 2 });
+    const { positionals, options: o } = parseCommandArgs(
+      argv,
+      { seed: { type: 'number' }, force: { type: 'boolean' } },
+      { min: 2, max: 2 },
+    );
     const family = hubFamily(positionals[0]!);
     if (!family) throw new UsageError(`unknown family '${positionals[0]}' (${HUB_FAMILIES.join(', ')}, or the hub repo id)`);
     const seed = (o.seed as number | undefined) ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed expects a non-negative integer, got ${seed}`);
     const dir = resolve(ctx.cwd, positionals[1]!);
-    if (existsSync(resolve(dir, 'model.safetensors')) && !o.force) throw new UsageError(`${dir} already holds a model.safetensors (pass --force to replace it)`);
+    if (existsSync(resolve(dir, 'model.safetensors')) && !o.force)
+      throw new UsageError(`${dir} already holds a model.safetensors (pass --force to replace it)`);
     const t0 = performance.now();
     let last = 0;
     const made = await makeHubModel(family, dir, {
@@ -38,7 +43,17 @@ export const command: Command = {
     });
     const seconds = (performance.now() - t0) / 1000;
     const def = HUB_MODELS[family];
-    const json = { family, repo: def.repo, dir, dtype: def.dtype, params: made.params, bytes: made.bytes, files: made.files, seed, seconds };
+    const json = {
+      family,
+      repo: def.repo,
+      dir,
+      dtype: def.dtype,
+      params: made.params,
+      bytes: made.bytes,
+      files: made.files,
+      seed,
+      seconds,
+    };
     const text = `${def.repo}-shaped random model (${def.dtype}, ${formatCount(made.params)} params, ${formatBytes(made.bytes)}) -> ${dir} in ${seconds.toFixed(1)}s`;
     return { json, text };
   },

@@ -16,14 +16,18 @@ export const command: Command = {
   summary: 'evaluate a model / emulator / plug-in through its ONNX export in onnxruntime (acc, loss, perplexity)',
   usage: 'gradot ort-eval MODEL --task FILE [--adapter DIR] [--batch-size 8] [--context 256] [--ort-threads N] [--compare] [--json]',
   async run(argv, ctx): Promise<CommandResult> {
-    const { positionals, options } = parseCommandArgs(argv, {
-      task: { type: 'string' },
-      adapter: { type: 'string' },
-      'batch-size': { type: 'number', default: 8 },
-      context: { type: 'number' },
-      'ort-threads': { type: 'number' },
-      compare: { type: 'boolean', default: false },
-    }, { min: 1, max: 1 });
+    const { positionals, options } = parseCommandArgs(
+      argv,
+      {
+        task: { type: 'string' },
+        adapter: { type: 'string' },
+        'batch-size': { type: 'number', default: 8 },
+        context: { type: 'number' },
+        'ort-threads': { type: 'number' },
+        compare: { type: 'boolean', default: false },
+      },
+      { min: 1, max: 1 },
+    );
     if (!options.task) throw new UsageError('--task FILE is required');
     const modelPath = resolve(ctx.cwd, positionals[0]!);
     const taskPath = resolve(ctx.cwd, String(options.task));
@@ -41,12 +45,18 @@ export const command: Command = {
     const padId = padIdOf(tok);
     const threads = options['ort-threads'] !== undefined ? { intraOpNumThreads: Number(options['ort-threads']) } : {};
     const r = await evaluateWithOrt(m.spec, m.weights, task, {
-      batchSize, padId, sessionOptions: threads, onProgress: (d, n) => ctx.err(`ort-eval: batch ${d}/${n}`),
+      batchSize,
+      padId,
+      sessionOptions: threads,
+      onProgress: (d, n) => ctx.err(`ort-eval: batch ${d}/${n}`),
     });
     const { kind: _kind, file: _file, ...metrics } = r;
     const json: Record<string, unknown> = { runtime: 'onnxruntime-node', state: m.state, task: taskPath, kind: task.kind, ...metrics };
     const fmt = (o: Record<string, unknown>): string =>
-      Object.entries(o).filter(([k]) => !['task', 'kind', 'runtime', 'state'].includes(k)).map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`).join(', ');
+      Object.entries(o)
+        .filter(([k]) => !['task', 'kind', 'runtime', 'state'].includes(k))
+        .map(([k, v]) => `${k} ${typeof v === 'number' ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`)
+        .join(', ');
     let text = `ort-eval (${m.state}, onnxruntime-node) on ${taskPath} [${task.kind}]: ${fmt(json)}`;
     if (options.compare) {
       const { CpuBackend } = await import('../../engine/cpu/backend');

@@ -15,10 +15,15 @@ let model = '';
 let task = '';
 const jsonl = (rows: unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const words = ['red', 'blue', 'green', 'small', 'large', 'warm', 'cold', 'fast'];
-const mcRows = (n: number, off: number): unknown[] => Array.from({ length: n }, (_, i) => {
-  const k = (i + off) % words.length;
-  return { context: `Word: ${words[k]}\nSame:`, choices: [` ${words[k]}`, ` ${words[(k + 3) % words.length]}`], label: (i + off) % 2 === 0 ? 0 : 1 };
-});
+const mcRows = (n: number, off: number): unknown[] =>
+  Array.from({ length: n }, (_, i) => {
+    const k = (i + off) % words.length;
+    return {
+      context: `Word: ${words[k]}\nSame:`,
+      choices: [` ${words[k]}`, ` ${words[(k + 3) % words.length]}`],
+      label: (i + off) % 2 === 0 ? 0 : 1,
+    };
+  });
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'gradot-ot-'));
@@ -40,8 +45,32 @@ describe('gradot ot', () => {
   it('runs the protocol for two methods and writes JSON + a Markdown table', async () => {
     const c = captureIO();
     const out = join(dir, 'ot-out');
-    const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
-      '--batch', '4', '--lr', '1e-3', '--full-ft', '--out', out, '--json'], c.io, dir);
+    const code = await main(
+      [
+        'ot',
+        model,
+        '--method',
+        'none,drop',
+        '--keep',
+        '0.5',
+        '--task',
+        task,
+        '--adapters',
+        '1:1',
+        '--steps',
+        '2',
+        '--batch',
+        '4',
+        '--lr',
+        '1e-3',
+        '--full-ft',
+        '--out',
+        out,
+        '--json',
+      ],
+      c.io,
+      dir,
+    );
     expect(c.out.length).toBe(1);
     const r = JSON.parse(c.out[0]!);
     expect(code, c.out[0]).toBe(0);
@@ -59,7 +88,11 @@ describe('gradot ot', () => {
     expect(r.runs[0].privacyGapStderr).toBe(0);
     expect(r.runs[0].checks.emulatorHides).toBe(false);
     // The verdicts in words on the headline metric (acc): Δ is exactly 0 ± 0 for 'none' → "no".
-    expect(r.runs[0].verdicts).toEqual({ deltaPositive: 'no', plugInBeatsFullZS: r.runs[0].verdicts.plugInBeatsFullZS, emulatorHides: 'no' });
+    expect(r.runs[0].verdicts).toEqual({
+      deltaPositive: 'no',
+      plugInBeatsFullZS: r.runs[0].verdicts.plugInBeatsFullZS,
+      emulatorHides: 'no',
+    });
     expect(['yes', 'no', 'inside noise']).toContain(r.runs[0].verdicts.plugInBeatsFullZS);
     expect(md).toContain('| none | privacy: emulator hides (Full ZS − Emulator ZS > 0) | 0.0 ± 0.0: no |');
   });
@@ -67,8 +100,33 @@ describe('gradot ot', () => {
   it('--seeds repeats each method per seed: one report per run, rows labelled, a summary over seeds', async () => {
     const c = captureIO();
     const out = join(dir, 'ot-seeds');
-    const code = await main(['ot', model, '--method', 'none,drop', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '2',
-      '--batch', '4', '--lr', '1e-2', '--seeds', '3,4', '--out', out, '--json'], c.io, dir);
+    const code = await main(
+      [
+        'ot',
+        model,
+        '--method',
+        'none,drop',
+        '--keep',
+        '0.5',
+        '--task',
+        task,
+        '--adapters',
+        '1:1',
+        '--steps',
+        '2',
+        '--batch',
+        '4',
+        '--lr',
+        '1e-2',
+        '--seeds',
+        '3,4',
+        '--out',
+        out,
+        '--json',
+      ],
+      c.io,
+      dir,
+    );
     expect(code, c.out[0]).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.runs.map((x: { method: string; seed: number }) => `${x.method}/${x.seed}`)).toEqual(['none/3', 'none/4', 'drop/3', 'drop/4']);
@@ -80,22 +138,49 @@ describe('gradot ot', () => {
     const md = await readFile(join(out, 'report.md'), 'utf8');
     expect(md).toContain('| drop s3 | 0.5 |');
     expect(md).toMatch(/\| drop \| 3, 4 \| [^|]+ \| [^|]+ \| [^|]+ \| \d of 2 \|/);
-    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1,x'], captureIO().io, dir)).not.toBe(0);
-    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1', '--seed', '2'], captureIO().io, dir)).not.toBe(0);
+    expect(await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1,x'], captureIO().io, dir)).not.toBe(
+      0,
+    );
+    expect(
+      await main(['ot', model, '--method', 'none', '--keep', '0.5', '--task', task, '--seeds', '1', '--seed', '2'], captureIO().io, dir),
+    ).not.toBe(0);
   });
 
-  it('a method that cannot reach --keep fails the command but keeps the other methods\' finished reports', async () => {
+  it("a method that cannot reach --keep fails the command but keeps the other methods' finished reports", async () => {
     const c = captureIO();
     const out = join(dir, 'ot-fail');
     // prune leaves attention dense, so 5% of the middle is below its floor; drop still runs.
-    const code = await main(['ot', model, '--method', 'prune,drop', '--keep', '0.05', '--task', task, '--adapters', '1:1', '--steps', '1',
-      '--batch', '4', '--out', out, '--json'], c.io, dir);
+    const code = await main(
+      [
+        'ot',
+        model,
+        '--method',
+        'prune,drop',
+        '--keep',
+        '0.05',
+        '--task',
+        task,
+        '--adapters',
+        '1:1',
+        '--steps',
+        '1',
+        '--batch',
+        '4',
+        '--out',
+        out,
+        '--json',
+      ],
+      c.io,
+      dir,
+    );
     expect(code).not.toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r.ok).toBe(false);
     expect(r.error.message).toMatch(/1 of 2 runs failed — prune: prune cannot reach keep=0\.05.*finished: drop/);
     expect(existsSync(join(out, 'report-drop-0.05.json'))).toBe(true);
-    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/\| drop \| 0\.05 \|[\s\S]*Not run: prune at keep 0\.05: prune cannot reach/);
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(
+      /\| drop \| 0\.05 \|[\s\S]*Not run: prune at keep 0\.05: prune cannot reach/,
+    );
     const failed = JSON.parse(await readFile(join(out, 'failed.json'), 'utf8'));
     expect(failed).toEqual([expect.objectContaining({ method: 'prune', keep: 0.05 })]);
   });
@@ -104,14 +189,44 @@ describe('gradot ot', () => {
 describe('gradot ot --method gradot', () => {
   it('builds the emulator with a support pass (task train text by default) and reports it', async () => {
     const c = captureIO();
-    expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--adapters', '1:1', '--steps', '1',
-      '--batch', '4', '--support-len', '16', '--lambda-mode', 'balanced', '--out', join(dir, 'ot-gradot'), '--json'], c.io, dir), c.out[0]).toBe(0);
+    expect(
+      await main(
+        [
+          'ot',
+          model,
+          '--method',
+          'gradot',
+          '--keep',
+          '0.5',
+          '--task',
+          task,
+          '--adapters',
+          '1:1',
+          '--steps',
+          '1',
+          '--batch',
+          '4',
+          '--support-len',
+          '16',
+          '--lambda-mode',
+          'balanced',
+          '--out',
+          join(dir, 'ot-gradot'),
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+      c.out[0],
+    ).toBe(0);
     const r = JSON.parse(c.out[0]!);
     expect(r).toMatchObject({ method: 'gradot', keep: 0.5, support: 'task/train.jsonl (default)' });
     expect(r.compressionRatio).toBeGreaterThan(1.5);
     const rep = JSON.parse(await readFile(join(dir, 'ot-gradot', 'report-gradot-0.5.json'), 'utf8'));
     expect(rep.compressRecord.emulator.readings.lambda).toBe('lambda/balanced-per-matrix-sum-ratio/v1');
-    expect(await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--lambda-mode', 'scaled'], captureIO().io, dir)).not.toBe(0);
+    expect(
+      await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--lambda-mode', 'scaled'], captureIO().io, dir),
+    ).not.toBe(0);
   });
 });
 
@@ -119,15 +234,70 @@ describe('gradot tune / eval / plug', () => {
   it('tunes into a folder, evaluates with the adapter, plugs it into the model', async () => {
     const out = join(dir, 'adapter');
     let c = captureIO();
-    expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
-      '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
+    expect(
+      await main(
+        [
+          'tune',
+          model,
+          '--train',
+          join(task, 'train.jsonl'),
+          '--valid',
+          join(task, 'valid.jsonl'),
+          '--adapters',
+          '1:1',
+          '--steps',
+          '3',
+          '--batch',
+          '4',
+          '--lr',
+          '1e-2',
+          '--lora',
+          '2',
+          '--lora-targets',
+          'q,v,down',
+          '--out',
+          out,
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+    ).toBe(0);
     const t = JSON.parse(c.out[0]!);
     expect(t).toMatchObject({ ok: true, method: 'lora', steps: 3 });
-    for (const f of ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    for (const f of ['adapter.json', 'adapter.safetensors', 'adapter_config.json', 'adapter_model.safetensors', 'tune.json'])
+      expect(existsSync(join(out, f)), f).toBe(true);
     // Re-running the finished command does not train again.
     c = captureIO();
-    expect(await main(['tune', model, '--train', join(task, 'train.jsonl'), '--valid', join(task, 'valid.jsonl'), '--adapters', '1:1',
-      '--steps', '3', '--batch', '4', '--lr', '1e-2', '--lora', '2', '--lora-targets', 'q,v,down', '--out', out, '--json'], c.io, dir)).toBe(0);
+    expect(
+      await main(
+        [
+          'tune',
+          model,
+          '--train',
+          join(task, 'train.jsonl'),
+          '--valid',
+          join(task, 'valid.jsonl'),
+          '--adapters',
+          '1:1',
+          '--steps',
+          '3',
+          '--batch',
+          '4',
+          '--lr',
+          '1e-2',
+          '--lora',
+          '2',
+          '--lora-targets',
+          'q,v,down',
+          '--out',
+          out,
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+    ).toBe(0);
     expect(JSON.parse(c.out[0]!).resumedFrom).toBe('done');
 
     c = captureIO();
@@ -146,7 +316,9 @@ describe('gradot tune / eval / plug', () => {
 
     // The same evaluation through onnxruntime (the adapter applied, then exported to ONNX) scores the same.
     c = captureIO();
-    expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--runtime', 'ort', '--json'], c.io, dir)).toBe(0);
+    expect(await main(['eval', model, '--adapter', out, '--task', join(task, 'test.jsonl'), '--runtime', 'ort', '--json'], c.io, dir)).toBe(
+      0,
+    );
     const viaOrt = JSON.parse(c.out[0]!);
     expect(viaOrt.runtime).toBe('ort');
     expect(viaOrt.n).toBe(withAdapter.n);
@@ -159,16 +331,49 @@ describe('gradot tune / eval / plug', () => {
   it('tunes on an emulator package (tokenizer from the base model) and the adapter plugs into the full model', async () => {
     const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 64 });
     const { files } = await buildEmulator(spec, randomTestModel(spec, 3), {
-      method: 'drop', keep: 0.5, split: { bottom: 1, top: 1 }, backend: new CpuBackend(), support: [], modelId: 'tiny',
+      method: 'drop',
+      keep: 0.5,
+      split: { bottom: 1, top: 1 },
+      backend: new CpuBackend(),
+      support: [],
+      modelId: 'tiny',
     });
     const pkg = join(dir, 'pkg');
     await mkdir(pkg, { recursive: true });
     for (const [k, v] of files) await writeFile(join(pkg, k), v);
     const out = join(dir, 'adapter-emu');
     let c = captureIO();
-    expect(await main(['tune', pkg, '--tokenizer', model, '--train', join(task, 'train.jsonl'), '--steps', '2', '--batch', '4', '--lr', '1e-2', '--out', out, '--json'], c.io, dir), c.out[0]).toBe(0);
+    expect(
+      await main(
+        [
+          'tune',
+          pkg,
+          '--tokenizer',
+          model,
+          '--train',
+          join(task, 'train.jsonl'),
+          '--steps',
+          '2',
+          '--batch',
+          '4',
+          '--lr',
+          '1e-2',
+          '--out',
+          out,
+          '--json',
+        ],
+        c.io,
+        dir,
+      ),
+      c.out[0],
+    ).toBe(0);
     const meta = JSON.parse(await readFile(join(out, 'adapter.json'), 'utf8'));
-    expect(meta).toMatchObject({ method: 'adapter', split: { bottom: 1, top: 1 }, blocks: [0, 3], baseModel: { modelId: 'tiny', numLayers: 4 } });
+    expect(meta).toMatchObject({
+      method: 'adapter',
+      split: { bottom: 1, top: 1 },
+      blocks: [0, 3],
+      baseModel: { modelId: 'tiny', numLayers: 4 },
+    });
     c = captureIO();
     expect(await main(['eval', pkg, '--tokenizer', model, '--adapter', out, '--task', task, '--json'], c.io, dir)).toBe(0);
     c = captureIO();
@@ -180,8 +385,20 @@ describe('gradot tune / eval / plug', () => {
     ['empty.jsonl', '', /empty\.jsonl: file is empty/],
     ['notjson.jsonl', '{"prompt": "a", "answer": " b"}\n{not json}\n', /notjson\.jsonl line 2/],
     ['missing.jsonl', '{"prompt": "a", "answer": " b"}\n{"prompt": "c"}\n', /missing\.jsonl line 2: missing field "answer"/],
-    ['latin1.jsonl', new Uint8Array([...new TextEncoder().encode('{"prompt": "a", "answer": " b"}\n{"prompt": "caf'), 0xe9, ...new TextEncoder().encode('", "answer": " x"}\n')]), /latin1\.jsonl line 2/],
-    ['long.jsonl', `{"prompt": "a", "answer": " b"}\n{"prompt": "q", "answer": "${' word'.repeat(200)}"}\n`, /long\.jsonl line 2: .*more than the context/],
+    [
+      'latin1.jsonl',
+      new Uint8Array([
+        ...new TextEncoder().encode('{"prompt": "a", "answer": " b"}\n{"prompt": "caf'),
+        0xe9,
+        ...new TextEncoder().encode('", "answer": " x"}\n'),
+      ]),
+      /latin1\.jsonl line 2/,
+    ],
+    [
+      'long.jsonl',
+      `{"prompt": "a", "answer": " b"}\n{"prompt": "q", "answer": "${' word'.repeat(200)}"}\n`,
+      /long\.jsonl line 2: .*more than the context/,
+    ],
   ];
   for (const [name, content, msg] of bad) {
     it(`bad data (${name}): clear error with file and line, nothing written`, async () => {

@@ -60,7 +60,13 @@ export function resolveTaskFolder(name: string, cwd: string): TaskFolder | null 
   for (const dir of candidates) {
     if (existsSync(dir) && statSync(dir).isDirectory()) {
       const f = (n: string): string | null => (existsSync(join(dir, n)) ? join(dir, n) : null);
-      return { name: name.replace(/\/+$/, '').split('/').pop()!, dir, train: f('train.jsonl'), valid: f('valid.jsonl'), test: f('test.jsonl') };
+      return {
+        name: name.replace(/\/+$/, '').split('/').pop()!,
+        dir,
+        train: f('train.jsonl'),
+        valid: f('valid.jsonl'),
+        test: f('test.jsonl'),
+      };
     }
   }
   return null;
@@ -144,7 +150,8 @@ const num = (o: ParsedOptions, k: string): number | undefined => (o[k] === undef
 export function loraFromOptions(o: ParsedOptions, family?: ModelSpec['family']): LoraConfig | undefined {
   const r = num(o, 'lora');
   if (r === undefined) {
-    if (o['lora-alpha'] !== undefined || o['lora-targets'] !== undefined) throw new UsageError('--lora-alpha / --lora-targets need --lora R');
+    if (o['lora-alpha'] !== undefined || o['lora-targets'] !== undefined)
+      throw new UsageError('--lora-alpha / --lora-targets need --lora R');
     return undefined;
   }
   if (!(Number.isInteger(r) && r >= 1)) throw new UsageError('--lora expects a positive integer rank');
@@ -152,7 +159,11 @@ export function loraFromOptions(o: ParsedOptions, family?: ModelSpec['family']):
   return { r, alpha: num(o, 'lora-alpha') ?? 2 * r, dropout: 0, targets: targets as LoraConfig['targets'] };
 }
 
-export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs?: number; batch: number }, family?: ModelSpec['family']): Omit<TuneOptions, 'split'> {
+export function tuneFromOptions(
+  o: ParsedOptions,
+  defaults: { lr: number; epochs?: number; batch: number },
+  family?: ModelSpec['family'],
+): Omit<TuneOptions, 'split'> {
   const schedule = (o.schedule as string | undefined) ?? 'linear';
   if (!['linear', 'cosine', 'constant'].includes(schedule)) throw new UsageError(`--schedule must be linear, cosine or constant`);
   const steps = num(o, 'steps');
@@ -162,8 +173,10 @@ export function tuneFromOptions(o: ParsedOptions, defaults: { lr: number; epochs
   const clip = num(o, 'clip');
   const ce = num(o, 'checkpoint-every');
   const ee = num(o, 'eval-every');
-  if (ee !== undefined && !(Number.isInteger(ee) && ee >= 1)) throw new UsageError(`--eval-every expects a positive number of steps, got ${ee}`);
-  if (ce !== undefined && !(Number.isInteger(ce) && ce >= 1)) throw new UsageError(`--checkpoint-every expects a positive number of steps, got ${ce} (0 would mean never, losing work on a crash)`);
+  if (ee !== undefined && !(Number.isInteger(ee) && ee >= 1))
+    throw new UsageError(`--eval-every expects a positive number of steps, got ${ee}`);
+  if (ce !== undefined && !(Number.isInteger(ce) && ce >= 1))
+    throw new UsageError(`--checkpoint-every expects a positive number of steps, got ${ce} (0 would mean never, losing work on a crash)`);
   return {
     method: lora ? 'lora' : 'adapter',
     ...(lora ? { lora } : {}),

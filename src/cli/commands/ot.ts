@@ -24,7 +24,16 @@ import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import {
-  TUNE_OPTIONS, TUNE_USAGE, bosFromOptions, cliTokenizer, contextLength, fmtEta, readTaskFile, resolveTaskFolder, throttled, tuneFromOptions,
+  TUNE_OPTIONS,
+  TUNE_USAGE,
+  bosFromOptions,
+  cliTokenizer,
+  contextLength,
+  fmtEta,
+  readTaskFile,
+  resolveTaskFolder,
+  throttled,
+  tuneFromOptions,
   writeFiles,
 } from './ot-shared';
 
@@ -33,26 +42,51 @@ const r4 = (x: number | null): number | null => (x === null || !Number.isFinite(
 export const command: Command = {
   name: 'ot',
   summary: 'the whole offsite-tuning protocol and the five-number report',
-  usage: 'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
-    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--limit-train N] [--limit-test N] ' + TUNE_USAGE + ' ' + BACKEND_USAGE,
+  usage:
+    'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
+    '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--limit-train N] [--limit-test N] ' +
+    TUNE_USAGE +
+    ' ' +
+    BACKEND_USAGE,
   async run(argv, ctx) {
-    const { positionals, options: o } = parseCommandArgs(argv, {
-      ...TUNE_OPTIONS, method: { type: 'string' }, keep: { type: 'number' }, task: { type: 'string' }, adapters: { type: 'string' },
-      'full-ft': { type: 'boolean' }, out: { type: 'string' }, force: { type: 'boolean' }, support: { type: 'string' }, 'support-examples': { type: 'number' },
-      'support-len': { type: 'number' }, 'lambda-attn': { type: 'number' }, 'lambda-mlp': { type: 'number' }, 'lambda-mode': { type: 'string' },
-      'limit-train': { type: 'number' }, 'limit-test': { type: 'number' }, seeds: { type: 'string' }, ...BACKEND_OPTIONS,
-    }, { min: 1, max: 1 });
+    const { positionals, options: o } = parseCommandArgs(
+      argv,
+      {
+        ...TUNE_OPTIONS,
+        method: { type: 'string' },
+        keep: { type: 'number' },
+        task: { type: 'string' },
+        adapters: { type: 'string' },
+        'full-ft': { type: 'boolean' },
+        out: { type: 'string' },
+        force: { type: 'boolean' },
+        support: { type: 'string' },
+        'support-examples': { type: 'number' },
+        'support-len': { type: 'number' },
+        'lambda-attn': { type: 'number' },
+        'lambda-mlp': { type: 'number' },
+        'lambda-mode': { type: 'string' },
+        'limit-train': { type: 'number' },
+        'limit-test': { type: 'number' },
+        seeds: { type: 'string' },
+        ...BACKEND_OPTIONS,
+      },
+      { min: 1, max: 1 },
+    );
     if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
     const methods = (o.method as string).split(',').map((m) => m.trim()) as CompressionMethod[];
-    for (const m of methods) if (!COMPRESSION_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (${COMPRESSION_METHODS.join(', ')})`);
+    for (const m of methods)
+      if (!COMPRESSION_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (${COMPRESSION_METHODS.join(', ')})`);
     const keep = o.keep as number | undefined;
     if (keep === undefined || !(keep > 0 && keep <= 1)) throw new UsageError('--keep F in (0, 1] is required');
     if (!o.task) throw new UsageError('--task NAME|DIR is required');
     const folder = resolveTaskFolder(o.task as string, ctx.cwd);
-    if (!folder || !folder.train || !folder.test) throw new UsageError(`--task ${o.task}: need a folder (or a name under public/data) with train.jsonl and test.jsonl`);
+    if (!folder || !folder.train || !folder.test)
+      throw new UsageError(`--task ${o.task}: need a folder (or a name under public/data) with train.jsonl and test.jsonl`);
     const split = parseAdapters((o.adapters as string | undefined) ?? '2:2');
     const lambdaMode = o['lambda-mode'] as LambdaMode | undefined;
-    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced') throw new UsageError('--lambda-mode must be raw or balanced');
+    if (lambdaMode !== undefined && lambdaMode !== 'raw' && lambdaMode !== 'balanced')
+      throw new UsageError('--lambda-mode must be raw or balanced');
 
     const model = await openModel(resolve(ctx.cwd, positionals[0]!));
     if (model.kind !== 'hf') throw new UsageError('ot needs the full model (an HF folder)');
@@ -71,20 +105,35 @@ export const command: Command = {
     if (o.seeds !== undefined) recipe.seed = seeds[0]!;
 
     // The report folder: not an input, nothing unrelated in it, writable — before hours of work.
-    if (o.out) await checkOutputFolder(resolve(ctx.cwd, o.out as string), { inputs: [resolve(ctx.cwd, positionals[0]!), folder.dir], kind: REPORT_OUTPUT, force: o.force === true });
+    if (o.out)
+      await checkOutputFolder(resolve(ctx.cwd, o.out as string), {
+        inputs: [resolve(ctx.cwd, positionals[0]!), folder.dir],
+        kind: REPORT_OUTPUT,
+        force: o.force === true,
+      });
     // All data read and checked before any compute.
-    const data = prepareProtocolData({
-      name: folder.name, train: await readTaskFile(folder.train, ctx.cwd), valid: folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null,
-      test: await readTaskFile(folder.test, ctx.cwd),
-    }, tok, model.spec, {
-      contextLength: C, addBos, validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05, seed: recipe.seed,
-      ...(o['limit-train'] !== undefined ? { limitTrain: o['limit-train'] as number } : {}),
-      ...(o['limit-test'] !== undefined ? { limitTest: o['limit-test'] as number } : {}),
-      needSupport: methods.includes('gradot'),
-      support: o.support ? await readTaskFile(o.support as string, ctx.cwd) : null,
-      ...(o['support-examples'] !== undefined ? { supportExamples: o['support-examples'] as number } : {}),
-      ...(o['support-len'] !== undefined ? { supportSeqLen: o['support-len'] as number } : {}),
-    });
+    const data = prepareProtocolData(
+      {
+        name: folder.name,
+        train: await readTaskFile(folder.train, ctx.cwd),
+        valid: folder.valid ? await readTaskFile(folder.valid, ctx.cwd) : null,
+        test: await readTaskFile(folder.test, ctx.cwd),
+      },
+      tok,
+      model.spec,
+      {
+        contextLength: C,
+        addBos,
+        validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05,
+        seed: recipe.seed,
+        ...(o['limit-train'] !== undefined ? { limitTrain: o['limit-train'] as number } : {}),
+        ...(o['limit-test'] !== undefined ? { limitTest: o['limit-test'] as number } : {}),
+        needSupport: methods.includes('gradot'),
+        support: o.support ? await readTaskFile(o.support as string, ctx.cwd) : null,
+        ...(o['support-examples'] !== undefined ? { supportExamples: o['support-examples'] as number } : {}),
+        ...(o['support-len'] !== undefined ? { supportSeqLen: o['support-len'] as number } : {}),
+      },
+    );
     if (!o.support) data.supportFrom = data.supportFrom.replace(/^.* \(default\)$/, `${folder.name}/train.jsonl (default)`);
 
     const cb = await openCliBackend(o, ctx);
@@ -97,66 +146,127 @@ export const command: Command = {
     // One method that cannot run (e.g. prune below its floor) must not throw away the others' hours of work:
     // record it, go on, and fail the command at the end with every finished report already on disk.
     const failed: { method: string; seed: number; error: string }[] = [];
-    for (const method of methods) for (const seed of seeds) {
-      const label = seeds.length > 1 ? `${method} s${seed}` : method;
-      let r: ProtocolJobReport;
-      try {
-        r = await runProtocolJob({ spec: model.spec, weights: model.weights, modelId }, data, {
-          method, keep, split, backend: be, fullFT: Boolean(o['full-ft']), reuse,
-          ...(o['eval-batch'] !== undefined ? { evalBatchSize: o['eval-batch'] as number } : {}),
-          ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
-          ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
-          ...(lambdaMode ? { lambdaMode } : {}),
-          tune: { ...recipe, seed },
-        }, {
-          onProgress: (p) => {
-            if (p.tune) {
-              const t = p.tune;
-              line(`[${label}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`, t.phase !== 'train');
-            } else if (p.result) {
-              const m = p.result;
-              line(`[${label}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`, true);
-            } else line(`[${label}] ${p.phase}…`, true);
-          },
-        });
-      } catch (e) {
-        const error = e instanceof Error ? e.message : String(e);
-        failed.push({ method, seed, error });
-        line(`[${label}] failed: ${error}`, true);
-        continue;
+    for (const method of methods)
+      for (const seed of seeds) {
+        const label = seeds.length > 1 ? `${method} s${seed}` : method;
+        let r: ProtocolJobReport;
+        try {
+          r = await runProtocolJob(
+            { spec: model.spec, weights: model.weights, modelId },
+            data,
+            {
+              method,
+              keep,
+              split,
+              backend: be,
+              fullFT: Boolean(o['full-ft']),
+              reuse,
+              ...(o['eval-batch'] !== undefined ? { evalBatchSize: o['eval-batch'] as number } : {}),
+              ...(o['lambda-attn'] !== undefined ? { lambdaAttn: o['lambda-attn'] as number } : {}),
+              ...(o['lambda-mlp'] !== undefined ? { lambdaMlp: o['lambda-mlp'] as number } : {}),
+              ...(lambdaMode ? { lambdaMode } : {}),
+              tune: { ...recipe, seed },
+            },
+            {
+              onProgress: (p) => {
+                if (p.tune) {
+                  const t = p.tune;
+                  line(
+                    `[${label}] ${p.phase} step ${t.step}/${t.totalSteps} loss ${t.loss.toFixed(4)}${t.valLoss !== undefined ? ` val ${t.valLoss.toFixed(4)}` : ''} ${t.tokensPerSec.toFixed(0)} tok/s eta ${fmtEta(t.etaSeconds)}`,
+                    t.phase !== 'train',
+                  );
+                } else if (p.result) {
+                  const m = p.result;
+                  line(
+                    `[${label}] ${p.phase}: ${m.kind === 'mc' ? `acc ${(100 * m.acc!).toFixed(2)} acc_norm ${(100 * m.accNorm!).toFixed(2)}` : `loss ${m.loss!.toFixed(4)}`}`,
+                    true,
+                  );
+                } else line(`[${label}] ${p.phase}…`, true);
+              },
+            },
+          );
+        } catch (e) {
+          const error = e instanceof Error ? e.message : String(e);
+          failed.push({ method, seed, error });
+          line(`[${label}] failed: ${error}`, true);
+          continue;
+        }
+        reports.push(r);
+        reuse = reuseFrom(r);
+        if (out) {
+          const base = `report-${method}-${keep}${seeds.length > 1 ? `-seed${seed}` : ''}`;
+          await writeFiles(
+            out,
+            new Map([
+              [`${base}.json`, new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n')],
+              [`${base}.md`, new TextEncoder().encode(markdownReport(r))],
+            ]),
+          );
+        }
       }
-      reports.push(r);
-      reuse = reuseFrom(r);
-      if (out) {
-        const base = `report-${method}-${keep}${seeds.length > 1 ? `-seed${seed}` : ''}`;
-        await writeFiles(out, new Map([
-          [`${base}.json`, new TextEncoder().encode(JSON.stringify(r, null, 2) + '\n')],
-          [`${base}.md`, new TextEncoder().encode(markdownReport(r))],
-        ]));
-      }
-    }
     cb.close(); // every run is done with the device (an error thrown above leaves it to the process exit)
-    const table = markdownTable(reports) + failed.map((f) => `\n\nNot run: ${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''} at keep ${keep}: ${f.error}`).join('');
+    const table =
+      markdownTable(reports) +
+      failed.map((f) => `\n\nNot run: ${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''} at keep ${keep}: ${f.error}`).join('');
     if (out && reports.length > 0) {
-      await writeFiles(out, new Map([
-        ['report.json', new TextEncoder().encode(JSON.stringify(reports, null, 2) + '\n')],
-        ...(failed.length ? [['failed.json', new TextEncoder().encode(JSON.stringify(failed.map((f) => ({ keep, ...f })), null, 2) + '\n')] as [string, Uint8Array]] : []),
-        ['report.md', new TextEncoder().encode(table + '\n')],
-      ]));
+      await writeFiles(
+        out,
+        new Map([
+          ['report.json', new TextEncoder().encode(JSON.stringify(reports, null, 2) + '\n')],
+          ...(failed.length
+            ? [
+                [
+                  'failed.json',
+                  new TextEncoder().encode(
+                    JSON.stringify(
+                      failed.map((f) => ({ keep, ...f })),
+                      null,
+                      2,
+                    ) + '\n',
+                  ),
+                ] as [string, Uint8Array],
+              ]
+            : []),
+          ['report.md', new TextEncoder().encode(table + '\n')],
+        ]),
+      );
     }
     const runs = reports.map((r) => ({
-      method: r.method, keep: r.keep, seed: r.tuneOptions.seed, metric: r.metric, fullZS: r4(r.fullZS), emulatorZS: r4(r.emulatorZS), emulatorFT: r4(r.emulatorFT),
-      plugIn: r4(r.plugIn), fullFT: r4(r.fullFT), delta: r4(r.delta), deltaStderr: r.deltaStderr ?? null,
-      privacyGap: r.privacyGap ?? null, privacyGapStderr: r.privacyGapStderr ?? null, compressionRatio: r4(r.compressionRatio), checks: r.checks,
+      method: r.method,
+      keep: r.keep,
+      seed: r.tuneOptions.seed,
+      metric: r.metric,
+      fullZS: r4(r.fullZS),
+      emulatorZS: r4(r.emulatorZS),
+      emulatorFT: r4(r.emulatorFT),
+      plugIn: r4(r.plugIn),
+      fullFT: r4(r.fullFT),
+      delta: r4(r.delta),
+      deltaStderr: r.deltaStderr ?? null,
+      privacyGap: r.privacyGap ?? null,
+      privacyGapStderr: r.privacyGapStderr ?? null,
+      compressionRatio: r4(r.compressionRatio),
+      checks: r.checks,
       verdicts: runVerdicts({ claims: claimsOf(r) }) ?? null,
-      tokensPerSec: Math.round(r.tune.tokensPerSec), seconds: r4(r.seconds.total ?? 0),
+      tokensPerSec: Math.round(r.tune.tokensPerSec),
+      seconds: r4(r.seconds.total ?? 0),
     }));
     if (failed.length > 0) {
-      const done = reports.length ? `; finished: ${reports.map((r) => (seeds.length > 1 ? `${r.method} s${r.tuneOptions.seed}` : r.method)).join(', ')}${out ? ` (reports in ${out})` : ''}` : '';
-      throw new Error(`gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`);
+      const done = reports.length
+        ? `; finished: ${reports.map((r) => (seeds.length > 1 ? `${r.method} s${r.tuneOptions.seed}` : r.method)).join(', ')}${out ? ` (reports in ${out})` : ''}`
+        : '';
+      throw new Error(
+        `gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`,
+      );
     }
     const json: Record<string, unknown> = {
-      model: modelId, task: folder.name, split, backend: cb.run, support: data.supportFrom, out: out ? join(out, 'report.md') : null, runs,
+      model: modelId,
+      task: folder.name,
+      split,
+      backend: cb.run,
+      support: data.supportFrom,
+      out: out ? join(out, 'report.md') : null,
+      runs,
       ...(runs.length === 1 ? runs[0] : {}),
     };
     return { json, text: table };

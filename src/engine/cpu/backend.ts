@@ -7,9 +7,7 @@
  * doubles; only storage rounds to f32.
  */
 
-import type {
-  Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
-} from '../backend';
+import type { Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage } from '../backend';
 import { gemm, gemmBatch, gemmMany } from './matmul';
 import { erf } from './special';
 
@@ -302,7 +300,12 @@ export class CpuBackend implements Backend {
   // ---------------------------------------------------------------- norms
 
   layerNorm(
-    x: Storage, w: Storage, b: Storage | null, rows: number, dim: number, eps: number,
+    x: Storage,
+    w: Storage,
+    b: Storage | null,
+    rows: number,
+    dim: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const X = this.d(x);
     const W = this.d(w);
@@ -333,7 +336,13 @@ export class CpuBackend implements Backend {
   }
 
   layerNormBackward(
-    dy: Storage, x: Storage, w: Storage, mean: Storage, rstd: Storage, rows: number, dim: number,
+    dy: Storage,
+    x: Storage,
+    w: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    dim: number,
   ): { dx: Storage; dw: Storage; db: Storage } {
     const G = this.d(dy);
     const X = this.d(x);
@@ -385,9 +394,7 @@ export class CpuBackend implements Backend {
     return { y: this.wrap(Y), rstd: this.wrap(R) };
   }
 
-  rmsNormBackward(
-    dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number,
-  ): { dx: Storage; dw: Storage } {
+  rmsNormBackward(dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number): { dx: Storage; dw: Storage } {
     const G = this.d(dy);
     const X = this.d(x);
     const W = this.d(w);
@@ -470,7 +477,13 @@ export class CpuBackend implements Backend {
    * dV += Pᵀ dO, dP = dO Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) · scale, dQ = dS K, dK += dSᵀ Q.
    */
   attentionBackward(
-    dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, p: AttentionParams,
+    dout: Storage,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    p: AttentionParams,
   ): { dq: Storage; dk: Storage; dv: Storage } {
     const { B, T, H, Hkv, D, scale, causal } = p;
     checkAttn(p);
@@ -586,9 +599,7 @@ export class CpuBackend implements Backend {
     return this.wrap(out);
   }
 
-  crossEntropyBackward(
-    logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number,
-  ): Storage {
+  crossEntropyBackward(logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number): Storage {
     const X = this.d(logits);
     const G = this.d(dloss);
     checkLen('crossEntropyBackward logits', X, rows * vocab);

@@ -60,7 +60,10 @@ export interface CpuBenchReport {
 }
 
 async function nodeModules(): Promise<{
-  os: typeof import('node:os'); fs: typeof import('node:fs'); path: typeof import('node:path'); url: typeof import('node:url');
+  os: typeof import('node:os');
+  fs: typeof import('node:fs');
+  path: typeof import('node:path');
+  url: typeof import('node:url');
 } | null> {
   try {
     const [os, fs, path, url] = await Promise.all(['node:os', 'node:fs', 'node:path', 'node:url'].map((n) => import(/* @vite-ignore */ n)));
@@ -83,11 +86,21 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     launcher = node.fs.existsSync(sh) ? ['sh', sh] : [];
   }
   const report: CpuBenchReport = {
-    load: node ? node.os.loadavg() : null, rounds: Math.max(1, Math.floor(o.repeat ?? 1)), pool: describeCpuThreads(started), matmul: [], torchNote: null, train: [], scaling: [], tfjs: null,
+    load: node ? node.os.loadavg() : null,
+    rounds: Math.max(1, Math.floor(o.repeat ?? 1)),
+    pool: describeCpuThreads(started),
+    matmul: [],
+    torchNote: null,
+    train: [],
+    scaling: [],
+    tfjs: null,
   };
   const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
   const better = <T extends { gflops: number }>(a: T | null, b: T | null): T | null => (!a ? b : !b ? a : b.gflops > a.gflops ? b : a);
-  const best = new Map<string, { relaxed: MatmulBenchResult | null; simd: MatmulBenchResult | null; torch: { gflops: number; cpuGflops: number | null } | null }>();
+  const best = new Map<
+    string,
+    { relaxed: MatmulBenchResult | null; simd: MatmulBenchResult | null; torch: { gflops: number; cpuGflops: number | null } | null }
+  >();
   for (let round = 0; round < rounds; round++) {
     for (const t of threadList) {
       const relaxed = started.relaxedAvailable ? benchMatmul(sizes, 5, 0.1, true, { kernel: 'auto', threads: t }) : null;
@@ -96,7 +109,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       if (!torch.ok) report.torchNote = torch.note ?? 'torch did not run';
       sizes.forEach((n, i) => {
         const key = `${t}/${n}`;
-        const tr = torch.ok ? torch.results?.find((r) => r.n === n) ?? null : null;
+        const tr = torch.ok ? (torch.results?.find((r) => r.n === n) ?? null) : null;
         const prev = best.get(key) ?? { relaxed: null, simd: null, torch: null };
         best.set(key, {
           relaxed: better(prev.relaxed, relaxed ? relaxed[i]! : null),
@@ -111,7 +124,11 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       const b = best.get(`${t}/${n}`)!;
       const ours = b.relaxed ?? b.simd!;
       report.matmul.push({
-        threads: t, n, relaxed: b.relaxed, simd: b.simd!, torch: b.torch,
+        threads: t,
+        n,
+        relaxed: b.relaxed,
+        simd: b.simd!,
+        torch: b.torch,
         ratio: b.torch ? ours.gflops / b.torch.gflops : null,
         cpuRatio: b.torch?.cpuGflops && ours.cpuGflops ? ours.cpuGflops / b.torch.cpuGflops : null,
       });
@@ -128,7 +145,8 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
         const prev = bestTrain.get(t);
         bestTrain.set(t, {
           ours: !prev || ours.tokensPerSecond > prev.ours.tokensPerSecond ? ours : prev.ours,
-          torch: !prev || !prev.torch.ok || (torch.ok && torch.result.tokensPerSecond > prev.torch.result.tokensPerSecond) ? torch : prev.torch,
+          torch:
+            !prev || !prev.torch.ok || (torch.ok && torch.result.tokensPerSecond > prev.torch.result.tokensPerSecond) ? torch : prev.torch,
         });
       }
     }
@@ -137,7 +155,9 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       const oc = ours.cpuSecondsPerStep;
       const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
       report.train.push({
-        threads: t, ours, torch,
+        threads: t,
+        ours,
+        torch,
         ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
         cpuRatio: oc && tc ? tc / oc : null,
       });
@@ -148,10 +168,13 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       const outcome = await benchTfjsTrainStep({ steps: o.steps ?? 3, warmup: 1 }, maxT);
       const ratios = outcome.ok
         ? report.train.map((t) => ({
-          threads: t.threads,
-          ratio: t.ours.tokensPerSecond / outcome.result.tokensPerSecond,
-          cpuRatio: t.ours.cpuSecondsPerStep && outcome.result.cpuSecondsPerStep ? outcome.result.cpuSecondsPerStep / t.ours.cpuSecondsPerStep : null,
-        }))
+            threads: t.threads,
+            ratio: t.ours.tokensPerSecond / outcome.result.tokensPerSecond,
+            cpuRatio:
+              t.ours.cpuSecondsPerStep && outcome.result.cpuSecondsPerStep
+                ? outcome.result.cpuSecondsPerStep / t.ours.cpuSecondsPerStep
+                : null,
+          }))
         : [];
       report.tfjs = { outcome, ratios };
     }
@@ -161,7 +184,8 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     for (const n of sizes) {
       const a = report.matmul.find((r) => r.threads === one && r.n === n);
       const b = report.matmul.find((r) => r.threads === t && r.n === n);
-      if (a && b) report.scaling.push({ what: `matmul ${n}^3`, threads: t, speedup: (b.relaxed ?? b.simd).gflops / (a.relaxed ?? a.simd).gflops });
+      if (a && b)
+        report.scaling.push({ what: `matmul ${n}^3`, threads: t, speedup: (b.relaxed ?? b.simd).gflops / (a.relaxed ?? a.simd).gflops });
     }
     const a = report.train.find((r) => r.threads === one);
     const b = report.train.find((r) => r.threads === t);
@@ -174,7 +198,9 @@ const f = (x: number | null | undefined, d = 1) => (x === null || x === undefine
 
 export function formatCpuBench(r: CpuBenchReport): string {
   const lines: string[] = [];
-  lines.push(`cpu backend: ${r.pool}; best of ${r.rounds} round${r.rounds === 1 ? '' : 's'}; load average ${r.load ? r.load.map((x) => x.toFixed(2)).join(' ') : 'n/a'} (wall ratios move with load; CPU-time ratios less so)`);
+  lines.push(
+    `cpu backend: ${r.pool}; best of ${r.rounds} round${r.rounds === 1 ? '' : 's'}; load average ${r.load ? r.load.map((x) => x.toFixed(2)).join(' ') : 'n/a'} (wall ratios move with load; CPU-time ratios less so)`,
+  );
   lines.push('matmul f32 (square), GFLOP/s wall [by CPU time]   torch = torch on OpenBLAS, same thread count');
   lines.push('  threads      n   relaxed-simd        simd              torch            ours/torch');
   for (const m of r.matmul) {
@@ -188,8 +214,12 @@ export function formatCpuBench(r: CpuBenchReport): string {
   if (r.train.length) {
     lines.push('train step (6x256 llama-family, B*T 4x128, fwd+bwd+AdamW), tokens/s wall [CPU-s/step]');
     for (const t of r.train) {
-      const torch = t.torch.ok ? `${f(t.torch.result.tokensPerSecond)} [${f(t.torch.result.cpuSecondsPerStep, 2)}]` : `skipped (${t.torch.skipped})`;
-      lines.push(`  ${String(t.threads).padStart(2)} thread(s): ours ${f(t.ours.tokensPerSecond)} [${f(t.ours.cpuSecondsPerStep, 2)}]  torch ${torch}  ours/torch ${f(t.ratio, 2)}x [by CPU time ${f(t.cpuRatio, 2)}x]`);
+      const torch = t.torch.ok
+        ? `${f(t.torch.result.tokensPerSecond)} [${f(t.torch.result.cpuSecondsPerStep, 2)}]`
+        : `skipped (${t.torch.skipped})`;
+      lines.push(
+        `  ${String(t.threads).padStart(2)} thread(s): ours ${f(t.ours.tokensPerSecond)} [${f(t.ours.cpuSecondsPerStep, 2)}]  torch ${torch}  ours/torch ${f(t.ratio, 2)}x [by CPU time ${f(t.cpuRatio, 2)}x]`,
+      );
     }
   }
   if (r.tfjs) {
@@ -197,8 +227,11 @@ export function formatCpuBench(r: CpuBenchReport): string {
     if (!o.ok) lines.push(`TensorFlow.js peer: skipped (${o.skipped})`);
     else {
       const ours1 = r.train[0]?.ours.firstLoss;
-      lines.push(`TensorFlow.js peer (${o.result.impl}, ${o.result.threads} thread${o.result.threads === 1 ? '' : 's'}): ${f(o.result.tokensPerSecond)} tokens/s [${f(o.result.cpuSecondsPerStep, 2)} CPU-s/step]; first-step loss ${o.result.firstLoss.toFixed(5)} (ours ${ours1 === undefined ? 'n/a' : ours1.toFixed(5)})`);
-      for (const x of r.tfjs.ratios) lines.push(`  ours at ${x.threads} thread(s) / TF.js wasm: ${f(x.ratio, 2)}x wall [by CPU time ${f(x.cpuRatio, 2)}x]`);
+      lines.push(
+        `TensorFlow.js peer (${o.result.impl}, ${o.result.threads} thread${o.result.threads === 1 ? '' : 's'}): ${f(o.result.tokensPerSecond)} tokens/s [${f(o.result.cpuSecondsPerStep, 2)} CPU-s/step]; first-step loss ${o.result.firstLoss.toFixed(5)} (ours ${ours1 === undefined ? 'n/a' : ours1.toFixed(5)})`,
+      );
+      for (const x of r.tfjs.ratios)
+        lines.push(`  ours at ${x.threads} thread(s) / TF.js wasm: ${f(x.ratio, 2)}x wall [by CPU time ${f(x.cpuRatio, 2)}x]`);
     }
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);

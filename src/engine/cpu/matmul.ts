@@ -41,9 +41,19 @@ const aPack = new Float64Array((MC + MR) * KC);
 /** Element (i, p) of A is A[aOff + i*aRs + p*aCs]; element (p, j) of B is B[bOff + p*bRs + j*bCs].
  *  C[cOff + i*n + j] (row-major, contiguous) is overwritten with sum_p A(i,p) B(p,j). */
 export function gemm(
-  A: FloatArray, aOff: number, aRs: number, aCs: number,
-  B: FloatArray, bOff: number, bRs: number, bCs: number,
-  C: FloatArray, cOff: number, m: number, n: number, k: number,
+  A: FloatArray,
+  aOff: number,
+  aRs: number,
+  aCs: number,
+  B: FloatArray,
+  bOff: number,
+  bRs: number,
+  bCs: number,
+  C: FloatArray,
+  cOff: number,
+  m: number,
+  n: number,
+  k: number,
 ): void {
   if (gemmWasm(A, [aOff], aRs, aCs, B, [bOff], bRs, bCs, C, [cOff], n, m, n, k)) return;
   gemmJs(A, aOff, aRs, aCs, B, bOff, bRs, bCs, C, cOff, m, n, k);
@@ -52,9 +62,19 @@ export function gemm(
 /** The JS kernel (f64 accumulation): the f64 backend's GEMM and the reference the wasm kernels are tested
  *  against. Same contract as gemm. */
 export function gemmJs(
-  A: FloatArray, aOff: number, aRs: number, aCs: number,
-  B: FloatArray, bOff: number, bRs: number, bCs: number,
-  C: FloatArray, cOff: number, m: number, n: number, k: number,
+  A: FloatArray,
+  aOff: number,
+  aRs: number,
+  aCs: number,
+  B: FloatArray,
+  bOff: number,
+  bRs: number,
+  bCs: number,
+  C: FloatArray,
+  cOff: number,
+  m: number,
+  n: number,
+  k: number,
 ): void {
   C.fill(0, cOff, cOff + m * n);
   if (m === 0 || n === 0 || k === 0) return;
@@ -94,31 +114,73 @@ export function gemmJs(
           const bb = jp * kc;
           for (let ip = 0; ip < mc; ip += MR) {
             const ab = ip * kc;
-            let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
-            let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-            let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
-            let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+            let c00 = 0,
+              c01 = 0,
+              c02 = 0,
+              c03 = 0;
+            let c10 = 0,
+              c11 = 0,
+              c12 = 0,
+              c13 = 0;
+            let c20 = 0,
+              c21 = 0,
+              c22 = 0,
+              c23 = 0;
+            let c30 = 0,
+              c31 = 0,
+              c32 = 0,
+              c33 = 0;
             for (let p = 0; p < kc; p++) {
               const ao = ab + p * MR;
               const bo = bb + p * NR;
-              const a0 = Ap[ao]!, a1 = Ap[ao + 1]!, a2 = Ap[ao + 2]!, a3 = Ap[ao + 3]!;
-              const b0 = Bp[bo]!, b1 = Bp[bo + 1]!, b2 = Bp[bo + 2]!, b3 = Bp[bo + 3]!;
-              c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-              c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-              c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-              c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+              const a0 = Ap[ao]!,
+                a1 = Ap[ao + 1]!,
+                a2 = Ap[ao + 2]!,
+                a3 = Ap[ao + 3]!;
+              const b0 = Bp[bo]!,
+                b1 = Bp[bo + 1]!,
+                b2 = Bp[bo + 2]!,
+                b3 = Bp[bo + 3]!;
+              c00 += a0 * b0;
+              c01 += a0 * b1;
+              c02 += a0 * b2;
+              c03 += a0 * b3;
+              c10 += a1 * b0;
+              c11 += a1 * b1;
+              c12 += a1 * b2;
+              c13 += a1 * b3;
+              c20 += a2 * b0;
+              c21 += a2 * b1;
+              c22 += a2 * b2;
+              c23 += a2 * b3;
+              c30 += a3 * b0;
+              c31 += a3 * b1;
+              c32 += a3 * b2;
+              c33 += a3 * b3;
             }
             const i = i0 + ip;
             const j = j0 + jp;
             if (ip + MR <= mc && jp + NR <= nc) {
               let o = cOff + i * n + j;
-              C[o]! += c00; C[o + 1]! += c01; C[o + 2]! += c02; C[o + 3]! += c03;
+              C[o]! += c00;
+              C[o + 1]! += c01;
+              C[o + 2]! += c02;
+              C[o + 3]! += c03;
               o += n;
-              C[o]! += c10; C[o + 1]! += c11; C[o + 2]! += c12; C[o + 3]! += c13;
+              C[o]! += c10;
+              C[o + 1]! += c11;
+              C[o + 2]! += c12;
+              C[o + 3]! += c13;
               o += n;
-              C[o]! += c20; C[o + 1]! += c21; C[o + 2]! += c22; C[o + 3]! += c23;
+              C[o]! += c20;
+              C[o + 1]! += c21;
+              C[o + 2]! += c22;
+              C[o + 3]! += c23;
               o += n;
-              C[o]! += c30; C[o + 1]! += c31; C[o + 2]! += c32; C[o + 3]! += c33;
+              C[o]! += c30;
+              C[o + 1]! += c31;
+              C[o + 2]! += c32;
+              C[o + 3]! += c33;
             } else {
               // Edge tile: write only the rows/columns that exist.
               const t = [c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33];
@@ -138,8 +200,15 @@ export function gemmJs(
 
 /** C = A·B for contiguous row-major A [m,k], B [k,n]. */
 export function gemmNN(
-  A: FloatArray, aOff: number, B: FloatArray, bOff: number, C: FloatArray, cOff: number,
-  m: number, n: number, k: number,
+  A: FloatArray,
+  aOff: number,
+  B: FloatArray,
+  bOff: number,
+  C: FloatArray,
+  cOff: number,
+  m: number,
+  n: number,
+  k: number,
 ): void {
   gemm(A, aOff, k, 1, B, bOff, n, 1, C, cOff, m, n, k);
 }
@@ -149,10 +218,24 @@ export function gemmNN(
  * m x n block of C at cOff + b*cBs with row stride ldc. A stride of 0 shares an operand across the batch.
  */
 export function gemmBatch(
-  A: FloatArray, aOff: number, aRs: number, aCs: number, aBs: number,
-  B: FloatArray, bOff: number, bRs: number, bCs: number, bBs: number,
-  C: FloatArray, cOff: number, ldc: number, cBs: number,
-  m: number, n: number, k: number, batch: number,
+  A: FloatArray,
+  aOff: number,
+  aRs: number,
+  aCs: number,
+  aBs: number,
+  B: FloatArray,
+  bOff: number,
+  bRs: number,
+  bCs: number,
+  bBs: number,
+  C: FloatArray,
+  cOff: number,
+  ldc: number,
+  cBs: number,
+  m: number,
+  n: number,
+  k: number,
+  batch: number,
 ): void {
   const offs = (o: number, s: number) => Int32Array.from({ length: batch }, (_, b) => o + b * s);
   gemmMany(A, offs(aOff, aBs), aRs, aCs, B, offs(bOff, bBs), bRs, bCs, C, offs(cOff, cBs), ldc, m, n, k);
@@ -165,10 +248,20 @@ export function gemmBatch(
  * started (pool.ts); otherwise product by product on the JS kernel. C blocks must not overlap.
  */
 export function gemmMany(
-  A: FloatArray, aOffs: ArrayLike<number>, aRs: number, aCs: number,
-  B: FloatArray, bOffs: ArrayLike<number>, bRs: number, bCs: number,
-  C: FloatArray, cOffs: ArrayLike<number>, ldc: number,
-  m: number, n: number, k: number,
+  A: FloatArray,
+  aOffs: ArrayLike<number>,
+  aRs: number,
+  aCs: number,
+  B: FloatArray,
+  bOffs: ArrayLike<number>,
+  bRs: number,
+  bCs: number,
+  C: FloatArray,
+  cOffs: ArrayLike<number>,
+  ldc: number,
+  m: number,
+  n: number,
+  k: number,
 ): void {
   if (gemmWasm(A, aOffs, aRs, aCs, B, bOffs, bRs, bCs, C, cOffs, ldc, m, n, k)) return;
   const tmp = ldc === n ? null : new (C instanceof Float32Array ? Float32Array : Float64Array)(m * n);
@@ -208,10 +301,20 @@ function range(offs: ArrayLike<number>, rows: number, rs: number, cols: number, 
  *  no WebAssembly SIMD). Operands are staged into the runtime's memory, products are cut into descriptors
  *  covering whole rows (or columns) of C, and the result is copied back. */
 function gemmWasm(
-  A: FloatArray, aOffs: ArrayLike<number>, aRs: number, aCs: number,
-  B: FloatArray, bOffs: ArrayLike<number>, bRs: number, bCs: number,
-  C: FloatArray, cOffs: ArrayLike<number>, ldc: number,
-  m: number, n: number, k: number,
+  A: FloatArray,
+  aOffs: ArrayLike<number>,
+  aRs: number,
+  aCs: number,
+  B: FloatArray,
+  bOffs: ArrayLike<number>,
+  bRs: number,
+  bCs: number,
+  C: FloatArray,
+  cOffs: ArrayLike<number>,
+  ldc: number,
+  m: number,
+  n: number,
+  k: number,
 ): boolean {
   if (!(A instanceof Float32Array && B instanceof Float32Array && C instanceof Float32Array)) return false;
   if (cpuKernel() === 'js') return false;
@@ -225,7 +328,9 @@ function gemmWasm(
   const [bLo, bHi] = range(bOffs, k, bRs, n, bCs);
   const [cLo, cHi] = range(cOffs, m, ldc, n, 1);
   if (aHi >= A.length || bHi >= B.length || cHi >= C.length || aLo < 0 || bLo < 0 || cLo < 0) {
-    throw new Error(`gemm: operand range out of bounds (A ${A.length}, last ${aHi}; B ${B.length}, last ${bHi}; C ${C.length}, last ${cHi})`);
+    throw new Error(
+      `gemm: operand range out of bounds (A ${A.length}, last ${aHi}; B ${B.length}, last ${bHi}; C ${C.length}, last ${cHi})`,
+    );
   }
   const aLen = aHi - aLo + 1;
   const bLen = bHi - bLo + 1;
@@ -266,7 +371,10 @@ function gemmWasm(
     for (let b = 0; b < batch; b++) {
       for (let s = 0; s < perEntry; s++) {
         // Part s of perEntry: rows [r0, r1) or columns [c0, c1), cut at tile multiples.
-        let r0 = 0, r1 = m, c0 = 0, c1 = n;
+        let r0 = 0,
+          r1 = m,
+          c0 = 0,
+          c1 = n;
         if (perEntry > 1) {
           const unit = splitRows ? SMR : SNR;
           const len = splitRows ? m : n;

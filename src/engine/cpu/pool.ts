@@ -166,17 +166,21 @@ function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
     }
   }
   memory ??= new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES });
-  const mod = (relaxed: boolean) =>
-    new WebAssembly.Module(buildGemmModule({ shared, initialPages, maxPages: MAX_PAGES, relaxed }));
+  const mod = (relaxed: boolean) => new WebAssembly.Module(buildGemmModule({ shared, initialPages, maxPages: MAX_PAGES, relaxed }));
   const simdMod = mod(false);
   const relaxedMod = relaxedOk ? mod(true) : null;
   const inst = (m: WebAssembly.Module) => new WebAssembly.Instance(m, { env: { mem: memory } }).exports.gemm as GemmFn;
   const r: Runtime = {
-    memory, shared, modules: { simd: simdMod, relaxed: relaxedMod },
+    memory,
+    shared,
+    modules: { simd: simdMod, relaxed: relaxedMod },
     gemm: { simd: inst(simdMod), relaxed: relaxedMod ? inst(relaxedMod) : null },
     ctrl: new Int32Array(memory.buffer, 0, READY0 + MAX_THREADS + 1),
-    workers: [], slots, heapBase,
-    f32: new Float32Array(memory.buffer), i32: new Int32Array(memory.buffer),
+    workers: [],
+    slots,
+    heapBase,
+    f32: new Float32Array(memory.buffer),
+    i32: new Int32Array(memory.buffer),
   };
   return r;
 }
@@ -349,7 +353,8 @@ export function withHeap(bytesNeeded: number, fill: (h: Heap) => void): boolean 
   }
   let top = r.heapBase;
   fill({
-    f32: r.f32, i32: r.i32,
+    f32: r.f32,
+    i32: r.i32,
     alloc: (bytes) => {
       const at = top;
       top += Math.ceil(bytes / 16) * 16;

@@ -112,8 +112,7 @@ const min = (a: Code, b: Code): Code => [a, b, a, b, LTU, 0x1b]; // select(a, b,
 function forLoop(v: number, start: Code, limit: Code, step: Code, body: Code): Code {
   return [start, set(v), 0x02, 0x40, 0x03, 0x40, get(v), limit, LTU, EQZ, 0x0d, 1, body, incr(v, step), 0x0c, 0, 0x0b, 0x0b];
 }
-const ifElse = (cond: Code, then: Code, els: Code = []): Code =>
-  [cond, 0x04, 0x40, then, ...(els.length ? [0x05, els] : []), 0x0b];
+const ifElse = (cond: Code, then: Code, els: Code = []): Code => [cond, 0x04, 0x40, then, ...(els.length ? [0x05, els] : []), 0x0b];
 
 interface Fn {
   params: number;
@@ -139,26 +138,59 @@ function packB(): Fn {
   const [jp, c, p, s, d] = [7, 8, 9, 10, 11];
   const panel: Code = [
     // Fast path: a whole NR-wide panel from contiguous rows (csB == 4): NV vector copies per p.
-    ifElse([get(CS), c32(4), 0x46 /* i32.eq */, get(jp), c32(NR), ADD, get(NCc), 0x4d /* le_u */, AND], [
-      get(SRC), get(jp), c32(4), MUL, ADD, set(s),
-      get(DST), get(jp), get(KCc), MUL, c32(4), MUL, ADD, set(d),
-      forLoop(p, c32(0), get(KCc), c32(1), [
-        ...Array.from({ length: NV }, (_, v) => [get(d), get(s), v128load(16 * v), v128store(16 * v)]),
-        incr(s, get(RS)), incr(d, c32(NR * 4)),
-      ]),
-    ], [
-      forLoop(c, c32(0), c32(NR), c32(1), [
-        get(DST), get(jp), get(KCc), MUL, get(c), ADD, c32(4), MUL, ADD, set(d),
-        ifElse([get(jp), get(c), ADD, get(NCc), LTU], [
-          get(SRC), get(jp), get(c), ADD, get(CS), MUL, ADD, set(s),
-          forLoop(p, c32(0), get(KCc), c32(1), [
-            get(d), get(s), f32load(0), f32store(0), incr(s, get(RS)), incr(d, c32(NR * 4)),
-          ]),
-        ], [
-          forLoop(p, c32(0), get(KCc), c32(1), [get(d), f32const0, f32store(0), incr(d, c32(NR * 4))]),
+    ifElse(
+      [get(CS), c32(4), 0x46 /* i32.eq */, get(jp), c32(NR), ADD, get(NCc), 0x4d /* le_u */, AND],
+      [
+        get(SRC),
+        get(jp),
+        c32(4),
+        MUL,
+        ADD,
+        set(s),
+        get(DST),
+        get(jp),
+        get(KCc),
+        MUL,
+        c32(4),
+        MUL,
+        ADD,
+        set(d),
+        forLoop(p, c32(0), get(KCc), c32(1), [
+          ...Array.from({ length: NV }, (_, v) => [get(d), get(s), v128load(16 * v), v128store(16 * v)]),
+          incr(s, get(RS)),
+          incr(d, c32(NR * 4)),
         ]),
-      ]),
-    ]),
+      ],
+      [
+        forLoop(c, c32(0), c32(NR), c32(1), [
+          get(DST),
+          get(jp),
+          get(KCc),
+          MUL,
+          get(c),
+          ADD,
+          c32(4),
+          MUL,
+          ADD,
+          set(d),
+          ifElse(
+            [get(jp), get(c), ADD, get(NCc), LTU],
+            [
+              get(SRC),
+              get(jp),
+              get(c),
+              ADD,
+              get(CS),
+              MUL,
+              ADD,
+              set(s),
+              forLoop(p, c32(0), get(KCc), c32(1), [get(d), get(s), f32load(0), f32store(0), incr(s, get(RS)), incr(d, c32(NR * 4))]),
+            ],
+            [forLoop(p, c32(0), get(KCc), c32(1), [get(d), f32const0, f32store(0), incr(d, c32(NR * 4))])],
+          ),
+        ]),
+      ],
+    ),
   ];
   return { params: 7, i32Locals: 5, v128Locals: 0, body: forLoop(jp, c32(0), get(NCP), c32(NR), panel) };
 }
@@ -168,13 +200,31 @@ function packA(): Fn {
   const [DST, SRC, RS, CS, KCc, MCc, MCP] = [0, 1, 2, 3, 4, 5, 6];
   const [ip, r, p, s, d] = [7, 8, 9, 10, 11];
   const row: Code = [
-    get(DST), get(ip), get(KCc), MUL, get(r), ADD, c32(4), MUL, ADD, set(d),
-    ifElse([get(ip), get(r), ADD, get(MCc), LTU], [
-      get(SRC), get(ip), get(r), ADD, get(RS), MUL, ADD, set(s),
-      forLoop(p, c32(0), get(KCc), c32(1), [get(d), get(s), f32load(0), f32store(0), incr(s, get(CS)), incr(d, c32(MR * 4))]),
-    ], [
-      forLoop(p, c32(0), get(KCc), c32(1), [get(d), f32const0, f32store(0), incr(d, c32(MR * 4))]),
-    ]),
+    get(DST),
+    get(ip),
+    get(KCc),
+    MUL,
+    get(r),
+    ADD,
+    c32(4),
+    MUL,
+    ADD,
+    set(d),
+    ifElse(
+      [get(ip), get(r), ADD, get(MCc), LTU],
+      [
+        get(SRC),
+        get(ip),
+        get(r),
+        ADD,
+        get(RS),
+        MUL,
+        ADD,
+        set(s),
+        forLoop(p, c32(0), get(KCc), c32(1), [get(d), get(s), f32load(0), f32store(0), incr(s, get(CS)), incr(d, c32(MR * 4))]),
+      ],
+      [forLoop(p, c32(0), get(KCc), c32(1), [get(d), f32const0, f32store(0), incr(d, c32(MR * 4))])],
+    ),
   ];
   return { params: 7, i32Locals: 5, v128Locals: 0, body: forLoop(ip, c32(0), get(MCP), c32(MR), forLoop(r, c32(0), c32(MR), c32(1), row)) };
 }
@@ -193,9 +243,9 @@ function kernel(relaxed: boolean): Fn {
     step.push(get(a), load32splat(4 * r), set(X));
     for (let v = 0; v < NV; v++) {
       const t = ACC(r * NV + v);
-      step.push(relaxed
-        ? [get(X), get(BV(v)), get(t), F32X4_RELAXED_MADD, set(t)]
-        : [get(t), get(X), get(BV(v)), F32X4_MUL, F32X4_ADD, set(t)]);
+      step.push(
+        relaxed ? [get(X), get(BV(v)), get(t), F32X4_RELAXED_MADD, set(t)] : [get(t), get(X), get(BV(v)), F32X4_MUL, F32X4_ADD, set(t)],
+      );
     }
   }
   step.push(incr(a, c32(4 * MR)), incr(b, c32(4 * NR)));
@@ -206,15 +256,31 @@ function kernel(relaxed: boolean): Fn {
   }
   const tile: Code = [
     ...Array.from({ length: NACC }, (_, t) => [V128_ZERO, set(ACC(t))]),
-    get(AP), get(i), get(KCc), MUL, c32(4), MUL, ADD, set(a),
-    get(BP), get(j), get(KCc), MUL, c32(4), MUL, ADD, set(b),
+    get(AP),
+    get(i),
+    get(KCc),
+    MUL,
+    c32(4),
+    MUL,
+    ADD,
+    set(a),
+    get(BP),
+    get(j),
+    get(KCc),
+    MUL,
+    c32(4),
+    MUL,
+    ADD,
+    set(b),
     // One p per iteration: unrolling by two measured slower here (~27 vs ~41 GFLOP/s at 512^3 in V8 11),
     // as did 6x8, 8x8 and 4x12 tiles (accumulators spill past 16 v128 registers).
     forLoop(p, c32(0), get(KCc), c32(1), step),
     store,
   ];
   return {
-    params: 6, i32Locals: 7, v128Locals: NACC + NV + 1,
+    params: 6,
+    i32Locals: 7,
+    v128Locals: NACC + NV + 1,
     body: [get(NCP), c32(4), MUL, set(ncb), forLoop(j, c32(0), get(NCP), c32(NR), forLoop(i, c32(0), get(MCP), c32(MR), tile))],
   };
 }
@@ -225,15 +291,51 @@ function writeBack(): Fn {
   const [r, c, s, d] = [7, 8, 9, 10];
   const vecEnd: Code = [get(NCc), c32(-4), AND];
   const row: Code = [
-    get(CB), get(r), get(NCP), MUL, c32(4), MUL, ADD, set(s),
-    get(DST), get(r), get(LDB), MUL, ADD, set(d),
-    ifElse(get(FIRST), [
-      forLoop(c, c32(0), vecEnd, c32(4), [get(d), get(s), v128load(0), v128store(0), incr(s, c32(16)), incr(d, c32(16))]),
-      forLoop(c, vecEnd, get(NCc), c32(1), [get(d), get(s), f32load(0), f32store(0), incr(s, c32(4)), incr(d, c32(4))]),
-    ], [
-      forLoop(c, c32(0), vecEnd, c32(4), [get(d), get(d), v128load(0), get(s), v128load(0), F32X4_ADD, v128store(0), incr(s, c32(16)), incr(d, c32(16))]),
-      forLoop(c, vecEnd, get(NCc), c32(1), [get(d), get(d), f32load(0), get(s), f32load(0), 0x92 /* f32.add */, f32store(0), incr(s, c32(4)), incr(d, c32(4))]),
-    ]),
+    get(CB),
+    get(r),
+    get(NCP),
+    MUL,
+    c32(4),
+    MUL,
+    ADD,
+    set(s),
+    get(DST),
+    get(r),
+    get(LDB),
+    MUL,
+    ADD,
+    set(d),
+    ifElse(
+      get(FIRST),
+      [
+        forLoop(c, c32(0), vecEnd, c32(4), [get(d), get(s), v128load(0), v128store(0), incr(s, c32(16)), incr(d, c32(16))]),
+        forLoop(c, vecEnd, get(NCc), c32(1), [get(d), get(s), f32load(0), f32store(0), incr(s, c32(4)), incr(d, c32(4))]),
+      ],
+      [
+        forLoop(c, c32(0), vecEnd, c32(4), [
+          get(d),
+          get(d),
+          v128load(0),
+          get(s),
+          v128load(0),
+          F32X4_ADD,
+          v128store(0),
+          incr(s, c32(16)),
+          incr(d, c32(16)),
+        ]),
+        forLoop(c, vecEnd, get(NCc), c32(1), [
+          get(d),
+          get(d),
+          f32load(0),
+          get(s),
+          f32load(0),
+          0x92 /* f32.add */,
+          f32store(0),
+          incr(s, c32(4)),
+          incr(d, c32(4)),
+        ]),
+      ],
+    ),
   ];
   return { params: 7, i32Locals: 4, v128Locals: 0, body: forLoop(r, c32(0), get(MCc), c32(1), row) };
 }
@@ -251,23 +353,87 @@ function gemm(F: { packA: number; packB: number; kernel: number; writeBack: numb
   for (const f of [aRs, aCs, bRs, bCs, ldc]) load.push(get(f!), c32(4), MUL, set(f!));
   load.push(get(SCR), set(ap!), get(SCR), c32(APACK), ADD, set(bp!), get(bp!), c32(BPACK), ADD, set(cb!));
   const inner: Code = [
-    min([get(m!), get(i0!), SUB], c32(MC)), set(mc!),
-    get(mc!), c32(MR - 1), ADD, c32(MR), DIVU, c32(MR), MUL, set(mcPad!),
-    get(ap!), get(aPtr!), get(i0!), get(aRs!), MUL, ADD, get(p0!), get(aCs!), MUL, ADD,
-    get(aRs!), get(aCs!), get(kc!), get(mc!), get(mcPad!), call(F.packA),
-    get(ap!), get(bp!), get(cb!), get(mcPad!), get(ncPad!), get(kc!), call(F.kernel),
-    get(cb!), get(cPtr!), get(i0!), get(ldc!), MUL, ADD, get(j0!), c32(4), MUL, ADD,
-    get(ldc!), get(mc!), get(nc!), get(ncPad!), get(p0!), EQZ, call(F.writeBack),
+    min([get(m!), get(i0!), SUB], c32(MC)),
+    set(mc!),
+    get(mc!),
+    c32(MR - 1),
+    ADD,
+    c32(MR),
+    DIVU,
+    c32(MR),
+    MUL,
+    set(mcPad!),
+    get(ap!),
+    get(aPtr!),
+    get(i0!),
+    get(aRs!),
+    MUL,
+    ADD,
+    get(p0!),
+    get(aCs!),
+    MUL,
+    ADD,
+    get(aRs!),
+    get(aCs!),
+    get(kc!),
+    get(mc!),
+    get(mcPad!),
+    call(F.packA),
+    get(ap!),
+    get(bp!),
+    get(cb!),
+    get(mcPad!),
+    get(ncPad!),
+    get(kc!),
+    call(F.kernel),
+    get(cb!),
+    get(cPtr!),
+    get(i0!),
+    get(ldc!),
+    MUL,
+    ADD,
+    get(j0!),
+    c32(4),
+    MUL,
+    ADD,
+    get(ldc!),
+    get(mc!),
+    get(nc!),
+    get(ncPad!),
+    get(p0!),
+    EQZ,
+    call(F.writeBack),
   ];
   const middle: Code = [
-    min([get(k!), get(p0!), SUB], c32(KC)), set(kc!),
-    get(bp!), get(bPtr!), get(p0!), get(bRs!), MUL, ADD, get(j0!), get(bCs!), MUL, ADD,
-    get(bRs!), get(bCs!), get(kc!), get(nc!), get(ncPad!), call(F.packB),
+    min([get(k!), get(p0!), SUB], c32(KC)),
+    set(kc!),
+    get(bp!),
+    get(bPtr!),
+    get(p0!),
+    get(bRs!),
+    MUL,
+    ADD,
+    get(j0!),
+    get(bCs!),
+    MUL,
+    ADD,
+    get(bRs!),
+    get(bCs!),
+    get(kc!),
+    get(nc!),
+    get(ncPad!),
+    call(F.packB),
     forLoop(i0!, c32(0), get(m!), c32(MC), inner),
   ];
   const outer: Code = [
-    min([get(n!), get(j0!), SUB], c32(NC)), set(nc!),
-    get(nc!), c32(NR - 1), ADD, c32(-NR), AND, set(ncPad!),
+    min([get(n!), get(j0!), SUB], c32(NC)),
+    set(nc!),
+    get(nc!),
+    c32(NR - 1),
+    ADD,
+    c32(-NR),
+    AND,
+    set(ncPad!),
     forLoop(p0!, c32(0), get(k!), c32(KC), middle),
   ];
   return { params: 2, i32Locals: 22, v128Locals: 0, body: [load, forLoop(j0!, c32(0), get(n!), c32(NC), outer)] };
@@ -301,7 +467,14 @@ export function buildGemmModule(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   const fnTypes = fns.map(typeOf);
   const limits = [o.shared ? 0x03 : 0x01, ...uleb(o.initialPages), ...uleb(o.maxPages)];
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [...uleb(types.length), ...types.flat()]),
     ...section(2, [1, ...str('env'), ...str('mem'), 0x02, ...limits]),
     ...section(3, [...uleb(fns.length), ...fnTypes.flatMap((t) => uleb(t))]),
@@ -319,7 +492,8 @@ let relaxedCache: boolean | undefined;
 export function relaxedSimdSupported(): boolean {
   if (relaxedCache !== undefined) return relaxedCache;
   try {
-    relaxedCache = typeof WebAssembly !== 'undefined' &&
+    relaxedCache =
+      typeof WebAssembly !== 'undefined' &&
       WebAssembly.validate(buildGemmModule({ shared: false, initialPages: 1, maxPages: 1, relaxed: true }));
   } catch {
     relaxedCache = false;
@@ -344,8 +518,10 @@ export async function enableRelaxedSimdInNode(): Promise<void> {
 /** Whether plain WebAssembly SIMD validates (the module without relaxed ops). */
 export function simdSupported(): boolean {
   try {
-    return typeof WebAssembly !== 'undefined' &&
-      WebAssembly.validate(buildGemmModule({ shared: false, initialPages: 1, maxPages: 1, relaxed: false }));
+    return (
+      typeof WebAssembly !== 'undefined' &&
+      WebAssembly.validate(buildGemmModule({ shared: false, initialPages: 1, maxPages: 1, relaxed: false }))
+    );
   } catch {
     return false;
   }

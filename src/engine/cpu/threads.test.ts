@@ -49,7 +49,15 @@ describe('thread pool', () => {
 });
 
 // Edges of every block: KC=256 (k 257, 300, 520), NC=512 (n 530), MC=64 (m 67, 130), tile rows 4 / columns 8.
-const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [67, 130, 129], [9, 257, 300], [130, 70, 520], [200, 200, 64], [21, 530, 40]];
+const shapes: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [67, 130, 129],
+  [9, 257, 300],
+  [130, 70, 520],
+  [200, 200, 64],
+  [21, 530, 40],
+];
 
 describe.each([
   ['relaxed-SIMD FMA', 'auto' as const],
@@ -58,12 +66,20 @@ describe.each([
   beforeAll(() => setCpuKernel(kernel));
   afterAll(() => setCpuKernel('auto'));
   for (const [m, n, k] of shapes) {
-    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [tA, tB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       it(`${m}x${n}x${k} transA=${tA} transB=${tB}`, () => {
         const rng = new Rng(m * 7 + n * 3 + k + (tA ? 1000 : 0) + (tB ? 2000 : 0));
         const A = rand(m * k, rng);
         const B = rand(k * n, rng);
-        const aRs = tA ? 1 : k, aCs = tA ? m : 1, bRs = tB ? 1 : n, bCs = tB ? k : 1;
+        const aRs = tA ? 1 : k,
+          aCs = tA ? m : 1,
+          bRs = tB ? 1 : n,
+          bCs = tB ? k : 1;
         const ref = new Float64Array(m * n);
         gemmJs(A, 0, aRs, aCs, B, 0, bRs, bCs, ref, 0, m, n, k);
         for (const t of [1, THREADS]) {
@@ -77,7 +93,11 @@ describe.each([
   }
   it('a strided, offset C keeps the elements between blocks (heads of attention)', () => {
     const rng = new Rng(5);
-    const m = 33, n = 20, k = 70, ldc = 70, batch = 3;
+    const m = 33,
+      n = 20,
+      k = 70,
+      ldc = 70,
+      batch = 3;
     const A = rand(batch * m * k + 4, rng);
     const B = rand(k * n, rng);
     const C = rand(43 + (m - 1) * ldc + n + 10, rng);
@@ -103,13 +123,18 @@ describe.each([
 
 describe('results are bitwise identical for every thread count', () => {
   const be = new CpuBackend({ dtype: 'f32' });
-  const runAll = <T>(f: () => T): T[] => [1, 2, THREADS].map((t) => {
-    setCpuThreads(t);
-    return f();
-  });
+  const runAll = <T>(f: () => T): T[] =>
+    [1, 2, THREADS].map((t) => {
+      setCpuThreads(t);
+      return f();
+    });
   it('gemm: row splits (tall), column splits (wide), several KC blocks', () => {
     const rng = new Rng(77);
-    for (const [m, n, k] of [[301, 45, 600], [40, 333, 270], [128, 128, 128]]) {
+    for (const [m, n, k] of [
+      [301, 45, 600],
+      [40, 333, 270],
+      [128, 128, 128],
+    ]) {
       const A = rand(m! * k!, rng);
       const B = rand(k! * n!, rng);
       const outs = runAll(() => {
@@ -123,7 +148,11 @@ describe('results are bitwise identical for every thread count', () => {
   });
   it('batched matmul (entries shared out, and entries split when batch < threads)', () => {
     const rng = new Rng(78);
-    for (const [batch, m, n, k] of [[6, 50, 60, 70], [2, 90, 40, 300], [5, 17, 130, 33]]) {
+    for (const [batch, m, n, k] of [
+      [6, 50, 60, 70],
+      [2, 90, 40, 300],
+      [5, 17, 130, 33],
+    ]) {
       const A = be.fromArray(rand(batch! * m! * k!, rng));
       const B = be.fromArray(rand(batch! * k! * n!, rng));
       const outs = runAll(() => readSync(be.matmul(A, B, { batch: batch!, m: m!, n: n!, k: k!, transB: true })) as Float32Array);
@@ -158,7 +187,7 @@ describe('products too big to stage at once', () => {
     const B = be.fromArray(rand(batch * k * n, rng));
     setCpuThreads(THREADS);
     const whole = readSync(be.matmul(A, B, { batch, m, n, k })) as Float32Array;
-    const prev = setMaxStagedBytes(4 * (m * k + k * n + m * n) / 3); // smaller than one entry: rows split too
+    const prev = setMaxStagedBytes((4 * (m * k + k * n + m * n)) / 3); // smaller than one entry: rows split too
     try {
       const split = readSync(be.matmul(A, B, { batch, m, n, k })) as Float32Array;
       expect(bits(split)).toEqual(bits(whole));

@@ -15,11 +15,12 @@ export function symmetricEigen(a: Float64Array, n: number, maxSweeps = 100): Eig
   if (a.length !== n * n) throw new Error(`symmetricEigen: got ${a.length} elements, expected ${n}x${n}`);
   const A = Float64Array.from(a);
   // Symmetrize so round-off asymmetry in the input cannot bias the rotations.
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
-    const s = 0.5 * (A[i * n + j]! + A[j * n + i]!);
-    A[i * n + j] = s;
-    A[j * n + i] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) {
+      const s = 0.5 * (A[i * n + j]! + A[j * n + i]!);
+      A[i * n + j] = s;
+      A[j * n + i] = s;
+    }
   const V = new Float64Array(n * n);
   for (let i = 0; i < n; i++) V[i * n + i] = 1;
   let sweeps = 0;

@@ -122,7 +122,14 @@ export function buildModule64(pages: number): Uint8Array<ArrayBuffer> {
   const body = [...locals, ...code];
   const funcBody = [...uleb(body.length), ...body];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [1, 0x60, 7, I32, I32, I32, I32, I32, I32, I32, 0]),
     ...section(3, [1, 0]),
     ...section(5, [1, 0x00, ...uleb(pages)]),
@@ -159,7 +166,9 @@ function kernel64(): Kernel64 | null {
     const inst = new WebAssembly.Instance(new WebAssembly.Module(buildModule64(pages)), {});
     cached = {
       memory: inst.exports.mem as WebAssembly.Memory,
-      aOff: 0, bOff: aLen, cOff: aLen + bLen,
+      aOff: 0,
+      bOff: aLen,
+      cOff: aLen + bLen,
       mk: inst.exports.mk as Kernel64['mk'],
     };
   } catch {
@@ -208,7 +217,14 @@ export interface Strided {
  * blocks straddling the diagonal are computed whole.
  */
 export function gemm64(
-  A: Strided, B: Strided, C: Float64Array, cOff: number, ldc: number, m: number, n: number, k: number,
+  A: Strided,
+  B: Strided,
+  C: Float64Array,
+  cOff: number,
+  ldc: number,
+  m: number,
+  n: number,
+  k: number,
   opts: { accumulate?: boolean; upper?: boolean } = {},
 ): void {
   if (!opts.accumulate) for (let i = 0; i < m; i++) C.fill(0, cOff + i * ldc, cOff + i * ldc + n);
@@ -224,8 +240,11 @@ export function gemm64(
     jsFallback(A, B, C, cOff, ldc, m, n, k, !!opts.upper);
     return;
   }
-  const AP = ker.aOff, BP = ker.bOff, CP = ker.cOff;
-  const Ad = A.data, Bd = B.data;
+  const AP = ker.aOff,
+    BP = ker.bOff,
+    CP = ker.cOff;
+  const Ad = A.data,
+    Bd = B.data;
   for (let j0 = 0; j0 < n; j0 += NC) {
     const nc = Math.min(NC, n - j0);
     const ncPad = Math.ceil(nc / NR) * NR;
@@ -250,7 +269,17 @@ export function gemm64(
 }
 
 /** Packs B[p0:p0+kc, j0:j0+nc] as column panels of NR (zero-padded to ncPad), reading along B's unit stride. */
-function packB(Bd: ArrayLike<number>, B: Strided, mem: Float64Array, BP: number, p0: number, j0: number, kc: number, nc: number, ncPad: number): void {
+function packB(
+  Bd: ArrayLike<number>,
+  B: Strided,
+  mem: Float64Array,
+  BP: number,
+  p0: number,
+  j0: number,
+  kc: number,
+  nc: number,
+  ncPad: number,
+): void {
   const { rs, cs } = B;
   if (cs === 1) {
     for (let p = 0; p < kc; p++) {
@@ -274,7 +303,17 @@ function packB(Bd: ArrayLike<number>, B: Strided, mem: Float64Array, BP: number,
 }
 
 /** Packs A[i0:i0+mc, p0:p0+kc] as row panels of MR (zero-padded to mcPad), reading along A's unit stride. */
-function packA(Ad: ArrayLike<number>, A: Strided, mem: Float64Array, AP: number, i0: number, p0: number, mc: number, mcPad: number, kc: number): void {
+function packA(
+  Ad: ArrayLike<number>,
+  A: Strided,
+  mem: Float64Array,
+  AP: number,
+  i0: number,
+  p0: number,
+  mc: number,
+  mcPad: number,
+  kc: number,
+): void {
   const { rs, cs } = A;
   if (rs === 1 && cs !== 1) {
     for (let p = 0; p < kc; p++) {
@@ -298,7 +337,15 @@ function packA(Ad: ArrayLike<number>, A: Strided, mem: Float64Array, AP: number,
 }
 
 function jsFallback(
-  A: Strided, B: Strided, C: Float64Array, cOff: number, ldc: number, m: number, n: number, k: number, upper: boolean,
+  A: Strided,
+  B: Strided,
+  C: Float64Array,
+  cOff: number,
+  ldc: number,
+  m: number,
+  n: number,
+  k: number,
+  upper: boolean,
 ): void {
   // The JS kernel writes a contiguous [rows, nc] result; add it into C's window strip by strip.
   for (let j0 = 0; j0 < n; j0 += NC) {

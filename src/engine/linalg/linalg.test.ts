@@ -45,15 +45,18 @@ function knownSpectrum(m: number, n: number, sigma: Float64Array, seed: number):
 
 describe('matmul', () => {
   it('hostMatmul handles every transpose combination against a naive triple loop', () => {
-    const m = 5, n = 7, k = 3;
+    const m = 5,
+      n = 7,
+      k = 3;
     const A = gaussianArray(m * k, 1);
     const B = gaussianArray(k * n, 2);
     const ref = new Float64Array(m * n);
-    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let l = 0; l < k; l++) s += A[i * k + l]! * B[l * n + j]!;
-      ref[i * n + j] = s;
-    }
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let l = 0; l < k; l++) s += A[i * k + l]! * B[l * n + j]!;
+        ref[i * n + j] = s;
+      }
     const At = transpose(A, m, k);
     const Bt = transpose(B, k, n);
     expect(maxAbsDiff(hostMatmul(A, B, { m, n, k }), ref)).toBeLessThan(1e-14);
@@ -64,7 +67,12 @@ describe('matmul', () => {
 });
 
 describe('qr', () => {
-  for (const [m, n] of [[9, 4], [6, 6], [4, 9], [37, 13]] as const) {
+  for (const [m, n] of [
+    [9, 4],
+    [6, 6],
+    [4, 9],
+    [37, 13],
+  ] as const) {
     it(`reconstructs ${m}x${n} with orthonormal Q and triangular R`, () => {
       const A = gaussianArray(m * n, m * 100 + n);
       const { Q, R, k } = qr(A, m, n);
@@ -75,7 +83,8 @@ describe('qr', () => {
     });
   }
   it('keeps Q orthonormal for a rank-deficient input', () => {
-    const m = 10, n = 4;
+    const m = 10,
+      n = 4;
     const A = gaussianArray(m * n, 5);
     for (let i = 0; i < m; i++) A[i * n + 2] = A[i * n + 0]! * 2 - A[i * n + 1]!; // col 2 dependent
     const { Q, R } = qr(A, m, n);
@@ -97,14 +106,28 @@ describe('symmetricEigen', () => {
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) VL[i * n + j] = vectors[i * n + j]! * values[j]!;
     expect(maxAbsDiff(AV, VL)).toBeLessThan(1e-11);
     for (let i = 1; i < n; i++) expect(values[i]).toBeLessThanOrEqual(values[i - 1]!);
-    let tr = 0, sum = 0;
-    for (let i = 0; i < n; i++) { tr += A[i * n + i]!; sum += values[i]!; }
+    let tr = 0,
+      sum = 0;
+    for (let i = 0; i < n; i++) {
+      tr += A[i * n + i]!;
+      sum += values[i]!;
+    }
     expect(Math.abs(tr - sum)).toBeLessThan(1e-11);
   });
 });
 
 describe('exact SVD (one-sided Jacobi)', () => {
-  for (const [m, n] of [[1, 1], [1, 5], [5, 1], [7, 7], [13, 5], [5, 13], [40, 17], [17, 40], [33, 33]] as const) {
+  for (const [m, n] of [
+    [1, 1],
+    [1, 5],
+    [5, 1],
+    [7, 7],
+    [13, 5],
+    [5, 13],
+    [40, 17],
+    [17, 40],
+    [33, 33],
+  ] as const) {
     it(`reconstructs random ${m}x${n} to 1e-10 with orthonormal U, V and descending S`, () => {
       const A = gaussianArray(m * n, 1000 + m * 31 + n);
       const r = exactSvd(A, m, n);
@@ -119,7 +142,8 @@ describe('exact SVD (one-sided Jacobi)', () => {
   }
 
   it('recovers a known spectrum exactly and completes U for a rank-deficient matrix', () => {
-    const m = 20, n = 12;
+    const m = 20,
+      n = 12;
     const sigma = Float64Array.from([9, 5, 3, 1, 0.5]);
     const W = knownSpectrum(m, n, sigma, 3);
     const r = exactSvd(W, m, n);
@@ -130,7 +154,8 @@ describe('exact SVD (one-sided Jacobi)', () => {
   });
 
   it('matches singular values from the eigenvalues of AᵀA', () => {
-    const m = 15, n = 9;
+    const m = 15,
+      n = 9;
     const A = gaussianArray(m * n, 11);
     const ata = hostMatmul(A, A, { m: n, n, k: m, transA: true });
     const { values } = symmetricEigen(ata, n);
@@ -150,7 +175,12 @@ describe('exact SVD (one-sided Jacobi)', () => {
 
   it('matches the numpy reference fixture (values and |U|, |V| up to sign)', async () => {
     const fx = (await import('./__fixtures__/svd_numpy.json')).default as {
-      m: number; n: number; a: number[]; s: number[]; u: number[]; vt: number[];
+      m: number;
+      n: number;
+      a: number[];
+      s: number[];
+      u: number[];
+      vt: number[];
     };
     const r = exactSvd(Float64Array.from(fx.a), fx.m, fx.n);
     expect(maxAbsDiff(r.S, fx.s)).toBeLessThan(1e-12);
@@ -167,7 +197,9 @@ describe('exact SVD (one-sided Jacobi)', () => {
 });
 
 describe('randomized SVD', () => {
-  const m = 300, n = 180, full = 60;
+  const m = 300,
+    n = 180,
+    full = 60;
   const sigma = Float64Array.from({ length: full }, (_, i) => 10 * Math.pow(0.8, i));
   const W = knownSpectrum(m, n, sigma, 21);
   const k = 12;
@@ -204,7 +236,10 @@ describe('randomized SVD', () => {
     let calls = 0;
     const r = await randomizedSvdAsync(W, m, n, k, {
       seed: 5,
-      matmul: async (a, b, p) => { calls++; return hostMatmul(a, b, p); },
+      matmul: async (a, b, p) => {
+        calls++;
+        return hostMatmul(a, b, p);
+      },
     });
     // W·Ω, 2 × (Wᵀ·Q, W·Q), Qᵀ·W
     expect(calls).toBe(6);
@@ -222,7 +257,8 @@ describe('randomized SVD', () => {
       const r = randomizedSvd(Wf, m, n, k, { seed: 1, powerIters: q });
       return frob(reconstruct(r).map((v, i) => v - Wf[i]!));
     };
-    const e0 = e(0), e2 = e(2);
+    const e0 = e(0),
+      e2 = e(2);
     expect(e2).toBeLessThan(e0);
     expect(e2).toBeLessThan(tail * 1.05);
   });
@@ -246,14 +282,19 @@ describe('tridiagonal QL eigen and the seeded Jacobi SVD', () => {
       const { values, vectorsT } = symmetricEigenQL(A, n);
       expect(orthoError(transpose(vectorsT, n, n), n, n)).toBeLessThan(1e-12);
       const AV = hostMatmul(vectorsT, A, { m: n, n, k: n });
-      for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) expect(Math.abs(AV[j * n + k]! - values[j]! * vectorsT[j * n + k]!)).toBeLessThan(1e-11);
+      for (let j = 0; j < n; j++)
+        for (let k = 0; k < n; k++) expect(Math.abs(AV[j * n + k]! - values[j]! * vectorsT[j * n + k]!)).toBeLessThan(1e-11);
       const ref = symmetricEigen(A, n).values;
       const sorted = Array.from(values).sort((a, b) => b - a);
       for (let i = 0; i < n; i++) expect(Math.abs(sorted[i]! - ref[i]!)).toBeLessThan(1e-11);
     });
   }
 
-  for (const [m, n, label] of [[30, 30, 'square'], [45, 20, 'tall'], [24, 24, 'rank-deficient']] as const) {
+  for (const [m, n, label] of [
+    [30, 30, 'square'],
+    [45, 20, 'tall'],
+    [24, 24, 'rank-deficient'],
+  ] as const) {
     it(`seeded and plain Jacobi agree (${label})`, () => {
       let A = gaussianArray(m * n, m + n);
       if (label === 'rank-deficient') A = knownSpectrum(m, n, Float64Array.from([5, 4, 1, 1e-3]), 8);

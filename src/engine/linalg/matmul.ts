@@ -55,7 +55,12 @@ export function backendMatmul(backend: Backend): AsyncMatmulFn {
     const sa = backend.fromArray(a);
     const sb = backend.fromArray(b);
     const sc = backend.matmul(sa, sb, {
-      batch: 1, m: p.m, n: p.n, k: p.k, transA: p.transA, transB: p.transB,
+      batch: 1,
+      m: p.m,
+      n: p.n,
+      k: p.k,
+      transA: p.transA,
+      transB: p.transB,
     });
     const out = await backend.read(sc);
     backend.free(sa);

@@ -58,7 +58,8 @@ function checkEigen(A: Float64Array, n: number, r: { values: Float64Array; vecto
   expect(orthoError(r.vectors, n, n)).toBeLessThan(1e-12);
   const AV = hostMatmul(A, r.vectors, { m: n, n, k: n });
   let res = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) res = Math.max(res, Math.abs(AV[i * n + j]! - r.vectors[i * n + j]! * r.values[j]!));
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) res = Math.max(res, Math.abs(AV[i * n + j]! - r.vectors[i * n + j]! * r.values[j]!));
   expect(res).toBeLessThan(tol * Math.max(scale, 1e-300) * n);
   for (let i = 1; i < n; i++) expect(r.values[i]).toBeGreaterThanOrEqual(r.values[i - 1]!);
 }
@@ -74,16 +75,26 @@ describe('gemm64 (WebAssembly f64x2 GEMM)', () => {
   for (const simd of [true, false]) {
     it(`matches a naive triple loop for every transpose, accumulate and upper (${simd ? 'wasm' : 'js fallback'})`, () => {
       setGemm64Simd(simd);
-      const m = 70, n = 261, k = 300;
-      const A = gaussianArray(m * k, 1), B = gaussianArray(k * n, 2);
+      const m = 70,
+        n = 261,
+        k = 300;
+      const A = gaussianArray(m * k, 1),
+        B = gaussianArray(k * n, 2);
       const ref = new Float64Array(m * n);
-      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) s += A[i * k + p]! * B[p * n + j]!;
-        ref[i * n + j] = s;
-      }
-      const At = transpose(A, m, k), Bt = transpose(B, k, n);
-      for (const [a, b] of [[dense(A, k), dense(B, n)], [dense(At, m, true), dense(B, n)], [dense(A, k), dense(Bt, k, true)], [dense(At, m, true), dense(Bt, k, true)]]) {
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += A[i * k + p]! * B[p * n + j]!;
+          ref[i * n + j] = s;
+        }
+      const At = transpose(A, m, k),
+        Bt = transpose(B, k, n);
+      for (const [a, b] of [
+        [dense(A, k), dense(B, n)],
+        [dense(At, m, true), dense(B, n)],
+        [dense(A, k), dense(Bt, k, true)],
+        [dense(At, m, true), dense(Bt, k, true)],
+      ]) {
         const C = gaussianArray(m * n, 3); // overwritten, not accumulated
         gemm64(a!, b!, C, 0, n, m, n, k);
         expect(maxAbs(C, ref)).toBeLessThan(1e-12);
@@ -93,20 +104,22 @@ describe('gemm64 (WebAssembly f64x2 GEMM)', () => {
       const big = gaussianArray((m + 2) * ld, 4);
       const before = Float64Array.from(big);
       gemm64(dense(A, k), dense(B, n), big, 2 * ld + 3, ld, m, n, k, { accumulate: true });
-      for (let i = 0; i < m + 2; i++) for (let j = 0; j < ld; j++) {
-        const inWin = i >= 2 && j >= 3 && j < 3 + n;
-        const want = inWin ? before[i * ld + j]! + ref[(i - 2) * n + (j - 3)]! : before[i * ld + j]!;
-        expect(Math.abs(big[i * ld + j]! - want)).toBeLessThan(1e-12);
-      }
+      for (let i = 0; i < m + 2; i++)
+        for (let j = 0; j < ld; j++) {
+          const inWin = i >= 2 && j >= 3 && j < 3 + n;
+          const want = inWin ? before[i * ld + j]! + ref[(i - 2) * n + (j - 3)]! : before[i * ld + j]!;
+          expect(Math.abs(big[i * ld + j]! - want)).toBeLessThan(1e-12);
+        }
       // Upper: a Gram matrix's upper triangle, from a float32 input.
       const W = Float32Array.from(gaussianArray(90 * 300, 5));
       const G = new Float64Array(90 * 90);
       gemm64(dense(W, 300), dense(W, 300, true), G, 0, 90, 90, 90, 300, { upper: true });
-      for (let i = 0; i < 90; i++) for (let j = i; j < 90; j++) {
-        let s = 0;
-        for (let p = 0; p < 300; p++) s += W[i * 300 + p]! * W[j * 300 + p]!;
-        expect(Math.abs(G[i * 90 + j]! - s)).toBeLessThan(1e-11);
-      }
+      for (let i = 0; i < 90; i++)
+        for (let j = i; j < 90; j++) {
+          let s = 0;
+          for (let p = 0; p < 300; p++) s += W[i * 300 + p]! * W[j * 300 + p]!;
+          expect(Math.abs(G[i * 90 + j]! - s)).toBeLessThan(1e-11);
+        }
     });
   }
 });
@@ -173,7 +186,18 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
     ['random wide', 60, 170, () => gaussianArray(60 * 170, 21)],
     ['random tall float32', 170, 60, () => Float32Array.from(gaussianArray(170 * 60, 22))],
     ['random square', 90, 90, () => gaussianArray(90 * 90, 23)],
-    ['decaying spectrum (σ₁/σ_min = 1e4)', 80, 200, () => knownSpectrum(80, 200, Array.from({ length: 80 }, (_, i) => Math.pow(1e-4, i / 79)), 24)],
+    [
+      'decaying spectrum (σ₁/σ_min = 1e4)',
+      80,
+      200,
+      () =>
+        knownSpectrum(
+          80,
+          200,
+          Array.from({ length: 80 }, (_, i) => Math.pow(1e-4, i / 79)),
+          24,
+        ),
+    ],
   ];
   for (const [label, m, n, make] of cases) {
     it(`${label} ${m}x${n}: σ to 1e-10 relative, U and V orthonormal, reconstruction to 1e-12`, () => {
@@ -202,7 +226,8 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
   }
 
   it('rank-deficient and zero matrices: exact zeros and a complete orthonormal basis', () => {
-    const m = 30, n = 50;
+    const m = 30,
+      n = 50;
     const W = knownSpectrum(m, n, [7, 3, 1e-2], 31);
     const r = gramSvd(W, m, n);
     expect(Math.abs(r.S[0]! - 7)).toBeLessThan(1e-13);
@@ -217,7 +242,8 @@ describe('exact SVD through the Gram matrix vs the one-sided Jacobi reference', 
   });
 
   it('without WebAssembly kernels (JS GEMM and tridiagonalization) gives the same factors', () => {
-    const m = 50, n = 120;
+    const m = 50,
+      n = 120;
     const W = gaussianArray(m * n, 51);
     const a = exactSvd(W, m, n);
     setGemm64Simd(false);

@@ -65,7 +65,8 @@ export function gramSvd(W: ArrayLike<number>, m: number, n: number, eig: 'dc' | 
   order.forEach((src, dst) => {
     S[dst] = sig[src]!;
     const inv = sig[src]! > 0 ? 1 / sig[src]! : 0;
-    const so = src * l, doff = dst * l;
+    const so = src * l,
+      doff = dst * l;
     for (let c = 0; c < l; c++) R[doff + c] = Y[so + c]! * inv;
     for (let r = 0; r < k; r++) Ek[r * k + dst] = E[r * k + src]!;
   });
@@ -106,7 +107,8 @@ function polishTail(R: Float64Array, k: number, l: number, j0: number): void {
   }
   /** rows [r0, r1) -= (rows [r0, r1) · rows [p0, p1)ᵀ) · rows [p0, p1) */
   const project = (r0: number, r1: number, p0: number, p1: number) => {
-    const rows = r1 - r0, w = p1 - p0;
+    const rows = r1 - r0,
+      w = p1 - p0;
     if (rows === 0 || w === 0) return;
     const P = new Float64Array(rows * w);
     gemm64(dense(R, l, false, r0 * l), dense(R, l, true, p0 * l), P, 0, w, rows, w, l);

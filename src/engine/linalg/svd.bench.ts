@@ -108,7 +108,10 @@ print(json.dumps(out))
 `;
 
 function runTorch(
-  jobs: { m: number; n: number; file: string }[], threads: number[], python: string, openblas: boolean,
+  jobs: { m: number; n: number; file: string }[],
+  threads: number[],
+  python: string,
+  openblas: boolean,
 ): Promise<{ ok: true; out: { version: string; libs: string[]; rows: Record<string, unknown>[] } } | { ok: false; note: string }> {
   if (!fs.existsSync(python)) return Promise.resolve({ ok: false, note: `${python} not found: the PyTorch reference is skipped` });
   const wrapper = path.resolve('tools/pretrain/with_openblas.sh');
@@ -183,7 +186,8 @@ export async function benchSvd(opts: SvdBenchOptions = {}): Promise<SvdBenchResu
         const row = rows[i] as SvdBenchRow & { _s?: Float64Array };
         const s = tr.s as number[];
         if (!row._s) return;
-        let all = 0, top = 0;
+        let all = 0,
+          top = 0;
         for (let q = 0; q < s.length; q++) {
           const e = Math.abs(row._s![q]! - s[q]!) / s[q]!;
           all = Math.max(all, e);
@@ -221,11 +225,18 @@ export function formatSvdBench(r: SvdBenchResult): string {
       `  ${`${row.m}x${row.n} ${row.kind}`.padEnd(17)} ${cell(row.ours).padEnd(13)} ${cell(t?.f32_t1).padEnd(13)} ${cell(t?.f64_t1).padEnd(13)} ` +
         `${cell(t?.[`f32_t${r.threads}`]).padEnd(13)} ${(row.ratioF32 === undefined ? '-' : `${f(row.ratioF32)}x`).padEnd(9)} ` +
         `${(row.ratioF64 === undefined ? '-' : `${f(row.ratioF64)}x`).padEnd(9)} ${(row.maxRelS === undefined ? '-' : row.maxRelS.toExponential(1)).padEnd(10)} ` +
-        (row.jacobi ? `${f(row.jacobi.cpu)} s CPU (${f(row.jacobi.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.jacobi.maxRelS.toExponential(1)}` : '-'),
+        (row.jacobi
+          ? `${f(row.jacobi.cpu)} s CPU (${f(row.jacobi.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.jacobi.maxRelS.toExponential(1)}`
+          : '-'),
     );
-    if (row.gramQl) lines.push(`    Gram + tred2/QL eigensolver (replaced): ${f(row.gramQl.cpu)} s CPU (${f(row.gramQl.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.gramQl.maxRelS.toExponential(1)}`);
+    if (row.gramQl)
+      lines.push(
+        `    Gram + tred2/QL eigensolver (replaced): ${f(row.gramQl.cpu)} s CPU (${f(row.gramQl.cpu / row.ours.cpu, 1)}x ours), max rel dσ vs ours ${row.gramQl.maxRelS.toExponential(1)}`,
+      );
     const p = row.ours.phases;
-    lines.push(`    phases (wall ms): gram ${p.gram!.toFixed(0)} | tridiag ${p.tridiag!.toFixed(0)} | d&c ${p.dc!.toFixed(0)} | back-transform ${p.backTransform!.toFixed(0)} | project ${p.project!.toFixed(0)} | polish ${p.polish!.toFixed(0)}`);
+    lines.push(
+      `    phases (wall ms): gram ${p.gram!.toFixed(0)} | tridiag ${p.tridiag!.toFixed(0)} | d&c ${p.dc!.toFixed(0)} | back-transform ${p.backTransform!.toFixed(0)} | project ${p.project!.toFixed(0)} | polish ${p.polish!.toFixed(0)}`,
+    );
   }
   return lines.join('\n');
 }

@@ -166,7 +166,12 @@ function completeOrthonormal(uCols: Float64Array, m: number, k: number, missing:
  * has Jacobi's accuracy (it is the Jacobi SVD of X, and V₀ is orthogonal to working precision).
  * 'qr': Jacobi from the identity (the reference path, and the fallback if QL fails to converge).
  */
-function exactTall(a: Float64Array, m: number, n: number, variant: 'seeded' | 'qr' = 'seeded'): { U: Float64Array; S: Float64Array; Vt: Float64Array } {
+function exactTall(
+  a: Float64Array,
+  m: number,
+  n: number,
+  variant: 'seeded' | 'qr' = 'seeded',
+): { U: Float64Array; S: Float64Array; Vt: Float64Array } {
   let Q: Float64Array | null = null;
   let work = a;
   let rows = m;
@@ -231,7 +236,8 @@ export function exactSvd(a: ArrayLike<number>, m: number, n: number, rank?: numb
   if (referenceMode) return jacobiSvd(a, m, n, rank);
   // A NaN or infinity would surface later as a convergence failure (or NaN factors) far from its cause.
   for (let i = 0; i < a.length; i++) {
-    if (!Number.isFinite(a[i])) throw new Error(`svd: non-finite value ${a[i]} at row ${Math.floor(i / n)}, column ${i % n} of the ${m}x${n} input`);
+    if (!Number.isFinite(a[i]))
+      throw new Error(`svd: non-finite value ${a[i]} at row ${Math.floor(i / n)}, column ${i % n} of the ${m}x${n} input`);
   }
   const { U, S, Vt } = gramSvd(a, m, n);
   return truncate({ U, S, Vt, m, n, rank: Math.min(m, n), method: 'exact' }, rank ?? Math.min(m, n));
@@ -275,7 +281,13 @@ function truncate(r: SvdResult, rank: number): SvdResult {
   const U = new Float64Array(r.m * rank);
   for (let i = 0; i < r.m; i++) for (let j = 0; j < rank; j++) U[i * rank + j] = r.U[i * r.rank + j]!;
   return {
-    U, S: r.S.slice(0, rank), Vt: r.Vt.slice(0, rank * r.n), m: r.m, n: r.n, rank, method: r.method,
+    U,
+    S: r.S.slice(0, rank),
+    Vt: r.Vt.slice(0, rank * r.n),
+    m: r.m,
+    n: r.n,
+    rank,
+    method: r.method,
   };
 }
 
@@ -289,7 +301,11 @@ interface MatmulRequest {
 }
 
 function* randomizedSteps(
-  W: Float64Array, m: number, n: number, rank: number, opts: SvdOptions,
+  W: Float64Array,
+  m: number,
+  n: number,
+  rank: number,
+  opts: SvdOptions,
 ): Generator<MatmulRequest, SvdResult, Float64Array> {
   const p = opts.oversample ?? 10;
   const q = opts.powerIters ?? 2;
@@ -332,7 +348,11 @@ export function randomizedSvd(a: ArrayLike<number>, m: number, n: number, rank: 
 }
 
 export async function randomizedSvdAsync(
-  a: ArrayLike<number>, m: number, n: number, rank: number, opts: AsyncSvdOptions = {},
+  a: ArrayLike<number>,
+  m: number,
+  n: number,
+  rank: number,
+  opts: AsyncSvdOptions = {},
 ): Promise<SvdResult> {
   const W = checkInput(a, m, n);
   const gen = randomizedSteps(W, m, n, rank, opts);
@@ -360,16 +380,12 @@ export function chooseSvdMethod(m: number, n: number, opts: SvdOptions): 'exact'
 
 export function svd(a: ArrayLike<number>, m: number, n: number, opts: SyncSvdOptions = {}): SvdResult {
   const W = checkInput(a, m, n);
-  return chooseSvdMethod(m, n, opts) === 'exact'
-    ? exactSvd(W, m, n, opts.rank)
-    : randomizedSvd(W, m, n, opts.rank as number, opts);
+  return chooseSvdMethod(m, n, opts) === 'exact' ? exactSvd(W, m, n, opts.rank) : randomizedSvd(W, m, n, opts.rank as number, opts);
 }
 
 export async function svdAsync(a: ArrayLike<number>, m: number, n: number, opts: AsyncSvdOptions = {}): Promise<SvdResult> {
   const W = checkInput(a, m, n);
-  return chooseSvdMethod(m, n, opts) === 'exact'
-    ? exactSvd(W, m, n, opts.rank)
-    : randomizedSvdAsync(W, m, n, opts.rank as number, opts);
+  return chooseSvdMethod(m, n, opts) === 'exact' ? exactSvd(W, m, n, opts.rank) : randomizedSvdAsync(W, m, n, opts.rank as number, opts);
 }
 
 /** @internal both Jacobi variants, for the equivalence test and the benchmark. */

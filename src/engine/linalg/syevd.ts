@@ -152,7 +152,8 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
   const tau = new Float64Array(Math.max(n - 1, 0));
   if (n > 2) {
     // Step 0's product runs alone.
-    const v = bufs[0]!, y = bufs[1]!;
+    const v = bufs[0]!,
+      y = bufs[1]!;
     const t = reflector(A, n, 0, v, d, e, tau);
     y.fill(0);
     if (t !== 0) {
@@ -171,14 +172,17 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
   }
   for (let i = 0; i < n - 2; i++) {
     const s = i + 1;
-    const v = bufs[cur]!, w = bufs[cur + 1]!;
+    const v = bufs[cur]!,
+      w = bufs[cur + 1]!;
     const active = tau[i] !== 0; // else v = w = 0: nothing to update
     const nxt = cur ^ 2;
-    const vn = bufs[nxt]!, yn = bufs[nxt + 1]!;
+    const vn = bufs[nxt]!,
+      yn = bufs[nxt + 1]!;
     if (i + 1 < n - 2) {
       // (a) column s of the trailing block (rows s..n-1), then (b) reflector s from it.
       if (active) {
-        const ws = w[s]!, vs = v[s]!;
+        const ws = w[s]!,
+          vs = v[s]!;
         for (let r = s; r < n; r++) A[r * n + s]! -= v[r]! * ws + w[r]! * vs;
       }
       const tn = reflector(A, n, s, vn, d, e, tau);
@@ -187,9 +191,21 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
       yn.fill(0);
       for (let r = s1; r < n; r++) {
         const ro = r * n;
-        const vr = v[r]!, wr = w[r]!, vnr = vn[r]!;
+        const vr = v[r]!,
+          wr = w[r]!,
+          vnr = vn[r]!;
         const pairs = (r - s1) >> 1;
-        let acc = ker.fused((ro + s1) * 8, byteOf(cur) + s1 * 8, byteOf(cur + 1) + s1 * 8, byteOf(nxt) + s1 * 8, byteOf(nxt + 1) + s1 * 8, pairs, vr, wr, vnr);
+        let acc = ker.fused(
+          (ro + s1) * 8,
+          byteOf(cur) + s1 * 8,
+          byteOf(cur + 1) + s1 * 8,
+          byteOf(nxt) + s1 * 8,
+          byteOf(nxt + 1) + s1 * 8,
+          pairs,
+          vr,
+          wr,
+          vnr,
+        );
         for (let c = s1 + 2 * pairs; c < r; c++) {
           const a = (A[ro + c]! -= vr * w[c]! + wr * v[c]!);
           acc += a * vn[c]!;
@@ -204,7 +220,8 @@ function tridiagonalizeFused(input: Float64Array, n: number, ker: NonNullable<Re
       // Last step: the update alone.
       for (let r = s; r < n; r++) {
         const ro = r * n;
-        const vr = v[r]!, wr = w[r]!;
+        const vr = v[r]!,
+          wr = w[r]!;
         const pairs = (r - s + 1) >> 1;
         ker.syr2((ro + s) * 8, byteOf(cur) + s * 8, byteOf(cur + 1) + s * 8, pairs, vr, wr);
         for (let c = s + 2 * pairs; c <= r; c++) A[ro + c]! -= vr * w[c]! + wr * v[c]!;
@@ -281,7 +298,9 @@ function tql(d: Float64Array, eIn: Float64Array, n: number): { values: Float64Ar
         let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
         let r = Math.hypot(g, 1);
         g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
-        let s = 1, c = 1, p = 0;
+        let s = 1,
+          c = 1,
+          p = 0;
         let i: number;
         let early = false;
         for (i = m - 1; i >= l; i--) {
@@ -354,12 +373,18 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
       let f = 1 / rho;
       for (let j = 0; j < K; j++) f += (z[j]! * z[j]!) / (D[j]! - D[i]! - mid);
       if (f >= 0) {
-        o = i; lo = 0; hi = mid;
+        o = i;
+        lo = 0;
+        hi = mid;
       } else {
-        o = i + 1; lo = -mid; hi = 0;
+        o = i + 1;
+        lo = -mid;
+        hi = 0;
       }
     } else {
-      o = i; lo = 0; hi = rho * 1.0000000001 + EPS * Math.abs(D[i]!);
+      o = i;
+      lo = 0;
+      hi = rho * 1.0000000001 + EPS * Math.abs(D[i]!);
     }
     for (let j = 0; j < K; j++) delta[j] = D[j]! - D[o]!;
     // Start in the middle of the bracket, then the Bunch-Nielsen-Sorensen two-pole model step, safeguarded.
@@ -368,7 +393,11 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
     const right = last ? -1 : i + 1;
     for (let it = 0; it < 200; it++) {
       dcStats.secularIters++;
-      let psi = 0, dpsi = 0, phi = 0, dphi = 0, absSum = 0;
+      let psi = 0,
+        dpsi = 0,
+        phi = 0,
+        dphi = 0,
+        absSum = 0;
       for (let j = 0; j <= left; j++) {
         const q = z[j]! / (delta[j]! - t);
         psi += z[j]! * q;
@@ -386,7 +415,11 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
       // Stop at the rounding level of f itself, or when the bracket is a few ulps of tau: tau must be
       // accurate RELATIVE to its own size (its distance to the origin pole), which the Gu-Eisenstat
       // weights and the vectors depend on.
-      if (Math.abs(f) <= 8 * EPS * (1 / rho + absSum + Math.abs(t) * (dpsi + dphi)) || hi - lo <= 2 * EPS * Math.max(Math.abs(lo), Math.abs(hi))) break;
+      if (
+        Math.abs(f) <= 8 * EPS * (1 / rho + absSum + Math.abs(t) * (dpsi + dphi)) ||
+        hi - lo <= 2 * EPS * Math.max(Math.abs(lo), Math.abs(hi))
+      )
+        break;
       // Model psi ≈ a1 + b1/(delta_left - t), phi ≈ a2 + b2/(delta_right - t) (value and slope at t).
       const dl = delta[left]! - t;
       const b1 = dpsi * dl * dl;
@@ -403,7 +436,9 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
         // c (dl' )(dr') + b1 dr' + b2 dl' = 0 with dl' = delta_l - x, dr' = delta_r - x; solve for u = x - delta_l.
         const gap = delta[right]! - delta[left]!;
         // (-u)(gap - u) c + b1 (gap - u) + b2 (-u) = 0  ->  c u² - (c gap + b1 + b2) u + b1 gap = 0
-        const A = c, B = -(c * gap + b1 + b2), C = b1 * gap;
+        const A = c,
+          B = -(c * gap + b1 + b2),
+          C = b1 * gap;
         let u: number;
         if (A === 0) u = -C / B;
         else {
@@ -411,7 +446,8 @@ function secularRoots(D: Float64Array, z: Float64Array, rho: number, K: number):
           const sq = Math.sqrt(disc);
           // Root in (0, gap): numerically stable pair.
           const qq = -0.5 * (B + (B >= 0 ? sq : -sq));
-          const u1 = qq / A, u2 = qq !== 0 ? C / qq : NaN;
+          const u1 = qq / A,
+            u2 = qq !== 0 ? C / qq : NaN;
           u = u1 > 0 && u1 < gap ? u1 : u2;
         }
         next = delta[left]! + u;
@@ -439,7 +475,8 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   const b = e[n1 - 1]!;
   const rho0 = Math.abs(b);
   const sgn = b >= 0 ? 1 : -1;
-  const d1 = d.subarray(0, n1), d2 = d.subarray(n1);
+  const d1 = d.subarray(0, n1),
+    d2 = d.subarray(n1);
   d1[n1 - 1]! -= rho0;
   d2[0]! -= rho0;
   const L = tridiagEigenDC(d1, e.subarray(0, n1 - 1), n1);
@@ -458,7 +495,13 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
   const rho = 2 * rho0;
   if (rho === 0) {
     // Decoupled halves: just merge.
-    return finish(D0, Q, n, Array.from({ length: n }, (_, i) => i), null);
+    return finish(
+      D0,
+      Q,
+      n,
+      Array.from({ length: n }, (_, i) => i),
+      null,
+    );
   }
   // Sort poles ascending (perm[k] = column of Q).
   const perm = Array.from({ length: n }, (_, i) => i).sort((a, b2) => D0[a]! - D0[b2]! || a - b2);
@@ -485,18 +528,22 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
       continue;
     }
     if (prev >= 0) {
-      const s0 = z[prev]!, c0 = z[k]!;
+      const s0 = z[prev]!,
+        c0 = z[k]!;
       const tau = Math.hypot(c0, s0);
-      const c = c0 / tau, s = -s0 / tau;
+      const c = c0 / tau,
+        s = -s0 / tau;
       const tdiff = D[k]! - D[prev]!;
       if (Math.abs(tdiff * c * s) <= tol) {
         // Rotate columns prev and k of Q so that z[prev] becomes 0 (prev deflates).
         z[k] = tau;
         z[prev] = 0;
-        const cp = perm[prev]!, ck = perm[k]!;
+        const cp = perm[prev]!,
+          ck = perm[k]!;
         colType[cp] = colType[ck] = colType[cp]! | colType[ck]!;
         for (let r = 0; r < n; r++) {
-          const x = Q[r * n + cp]!, yv = Q[r * n + ck]!;
+          const x = Q[r * n + cp]!,
+            yv = Q[r * n + ck]!;
           Q[r * n + cp] = c * x + s * yv;
           Q[r * n + ck] = c * yv - s * x;
         }
@@ -532,7 +579,7 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
     for (let i = 0; i < K; i++) zk[i]! /= zn;
     const rhoK = rho * zn * zn;
     const { origin, tau } = secularRoots(Dk, zk, rhoK, K);
-    const diff = (j: number, i: number) => (Dk[j]! - Dk[origin[i]!]!) - tau[i]!;
+    const diff = (j: number, i: number) => Dk[j]! - Dk[origin[i]!]! - tau[i]!;
     // Gu-Eisenstat: ẑ_j² ∝ Π_i (D_j - λ_i) / Π_{i≠j} (D_j - D_i), signed like z_j.
     const zh = new Float64Array(K);
     for (let j = 0; j < K; j++) {
@@ -543,7 +590,13 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
         if (i === j) continue;
         w *= diff(j, i) / (Dk[j]! - Dk[i]!);
         const aw = Math.abs(w);
-        if (aw < 1e-150) { w *= 2 ** 500; exp2 -= 500; } else if (aw > 1e150) { w *= 2 ** -500; exp2 += 500; }
+        if (aw < 1e-150) {
+          w *= 2 ** 500;
+          exp2 -= 500;
+        } else if (aw > 1e150) {
+          w *= 2 ** -500;
+          exp2 += 500;
+        }
       }
       // ẑ only matters up to a common factor, but that factor must be the same for all j: keep exp2 exact.
       zh[j] = (zk[j]! >= 0 ? 1 : -1) * Math.sqrt(Math.max(-w, 0)) * 2 ** (exp2 / 2);
@@ -562,7 +615,10 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
     }
     // Q[:, keep] · S -> [n, K], as two products: top rows use only columns that live there, bottom likewise.
     const QS = new Float64Array(n * K);
-    for (const [bit, r0, r1] of [[1, 0, n1], [2, n1, n]] as const) {
+    for (const [bit, r0, r1] of [
+      [1, 0, n1],
+      [2, n1, n],
+    ] as const) {
       const idx: number[] = [];
       for (let i = 0; i < K; i++) if (colType[perm[keep[i]!]!]! & bit) idx.push(i);
       const w = idx.length;
@@ -570,7 +626,8 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
       const rows = r1 - r0;
       const Qb = new Float64Array(rows * w);
       for (let r = 0; r < rows; r++) {
-        const qo = (r0 + r) * n, bo = r * w;
+        const qo = (r0 + r) * n,
+          bo = r * w;
         for (let a = 0; a < w; a++) Qb[bo + a] = Q[qo + perm[keep[idx[a]!]!]!]!;
       }
       const Sb = new Float64Array(w * K);
@@ -588,12 +645,19 @@ export function tridiagEigenDC(d: Float64Array, e: Float64Array, n: number): { v
       idx[dst] = p.idx;
     });
     for (let r = 0; r < n; r++) {
-      const ro = r * n, rk = r * K;
+      const ro = r * n,
+        rk = r * K;
       for (let dst = 0; dst < n; dst++) outCols[ro + dst] = fromQ[dst]! ? Q[ro + idx[dst]!]! : QS[rk + idx[dst]!]!;
     }
     return { values, vectors: outCols };
   }
-  return finish(D0, Q, n, Array.from({ length: n }, (_, i) => i), null);
+  return finish(
+    D0,
+    Q,
+    n,
+    Array.from({ length: n }, (_, i) => i),
+    null,
+  );
 }
 
 function finish(D: Float64Array, Q: Float64Array, n: number, cols: number[], _unused: null) {

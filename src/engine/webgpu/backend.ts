@@ -13,16 +13,17 @@
  * encoder; but uploads (`queue.writeBuffer`) execute *before* that encoder, so a buffer freed in the open
  * encoder only becomes available for uploads after the encoder is submitted.
  */
-import type {
-  Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage,
-} from '../backend';
+import type { Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage } from '../backend';
 import { floatToHalf, halfToFloat } from '../../model/safetensors';
 import * as K from './kernels/index';
 import type { Kernel } from './kernels/define';
 import { gpuRunInfo, type GpuRunInfo } from './run-info';
 
 export class DeviceLostError extends Error {
-  constructor(public readonly reason: string, message: string) {
+  constructor(
+    public readonly reason: string,
+    message: string,
+  ) {
     super(`WebGPU device lost (${reason}): ${message}`);
     this.name = 'DeviceLostError';
   }
@@ -181,8 +182,10 @@ export async function createWebGpuBackend(opts: WebGpuBackendOptions = {}): Prom
     architecture: ai.architecture,
     device: ai.device,
     description: ai.description,
-    isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
-      (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+    isFallbackAdapter: Boolean(
+      (ai as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+        (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+    ),
     features: [...adapter.features].map(String).sort(),
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
@@ -235,13 +238,21 @@ export class WebGpuBackend implements Backend {
   });
   private readonly ropeTables = new Map<string, GpuStorage>();
   private readonly prof: {
-    qs: GPUQuerySet; labels: string[]; totals: Map<string, { ns: number; count: number }>; pending: Promise<void>[];
+    qs: GPUQuerySet;
+    labels: string[];
+    totals: Map<string, { ns: number; count: number }>;
+    pending: Promise<void>[];
   } | null = null;
   /** With `countDispatches`: dispatches per kernel name since the last `takeDispatchCounts()`. */
   private dispatchLabels: Map<string, number> | null = null;
   /** Counters for tests and the UI badge. */
   readonly stats = {
-    buffersCreated: 0, poolHits: 0, submits: 0, pipelinesCompiled: 0, dispatches: 0, reclaimedByGc: 0,
+    buffersCreated: 0,
+    poolHits: 0,
+    submits: 0,
+    pipelinesCompiled: 0,
+    dispatches: 0,
+    reclaimedByGc: 0,
     /** Largest single buffer ever created (bytes). */
     largestBufferBytes: 0,
   };
@@ -250,7 +261,11 @@ export class WebGpuBackend implements Backend {
    *  benchmarks open further devices the same way. */
   readonly gpuApi: GPU | undefined;
 
-  constructor(readonly device: GPUDevice, readonly info: WebGpuInfo, opts: WebGpuBackendOptions = {}) {
+  constructor(
+    readonly device: GPUDevice,
+    readonly info: WebGpuInfo,
+    opts: WebGpuBackendOptions = {},
+  ) {
     this.gpuApi = opts.gpu ?? (globalThis.navigator as Navigator | undefined)?.gpu;
     this.batchDispatches = opts.batchDispatches ?? (opts.profile ? 1024 : 2048);
     this.splitBindingBytes = opts.splitBindingBytes;
@@ -260,7 +275,9 @@ export class WebGpuBackend implements Backend {
     if (opts.profile && device.features.has('timestamp-query')) {
       this.prof = {
         qs: device.createQuerySet({ type: 'timestamp', count: 2 * this.batchDispatches }),
-        labels: [], totals: new Map(), pending: [],
+        labels: [],
+        totals: new Map(),
+        pending: [],
       };
     }
     void device.lost.then((l) => {
@@ -310,8 +327,7 @@ export class WebGpuBackend implements Backend {
     }
     if (bytes > this.device.limits.maxBufferSize) {
       throw new GpuLimitError(
-        `${label}: ${bytes} bytes (${bytes / 4} f32) exceeds this device's maxBufferSize of ` +
-          `${this.device.limits.maxBufferSize} bytes`,
+        `${label}: ${bytes} bytes (${bytes / 4} f32) exceeds this device's maxBufferSize of ` + `${this.device.limits.maxBufferSize} bytes`,
       );
     }
     const key = `${usage}:${cap}`;
@@ -358,7 +374,10 @@ export class WebGpuBackend implements Backend {
     const s = new GpuStorage(n, buf, cap, dtype);
     this.reclaim.register(s, { key: `${STORAGE_USAGE()}:${cap}`, buf }, s);
     if (this.liveSet) {
-      const frames = (new Error().stack ?? '').split('\n').slice(2, 6).map((f) => f.trim().replace(/\(.*\/(.*?)\?[^:]*(:\d+):\d+\)/, '($1$2)'));
+      const frames = (new Error().stack ?? '')
+        .split('\n')
+        .slice(2, 6)
+        .map((f) => f.trim().replace(/\(.*\/(.*?)\?[^:]*(:\d+):\d+\)/, '($1$2)'));
       this.liveSet.set(s, frames.join(' < '));
     }
     return s;
@@ -506,7 +525,10 @@ export class WebGpuBackend implements Backend {
 
   /** Encodes one dispatch; the uniform buffer (last binding) is released with the batch. */
   private run<B extends string, U extends string>(
-    k: Kernel<B, U>, bind: Record<B, Binding>, uniforms: Record<U, number>, groups: [number, number, number],
+    k: Kernel<B, U>,
+    bind: Record<B, Binding>,
+    uniforms: Record<U, number>,
+    groups: [number, number, number],
     label: string = k.name,
   ): void {
     this.live();
@@ -529,7 +551,8 @@ export class WebGpuBackend implements Backend {
       // Timestamps are per pass: one pass per dispatch while profiling.
       pass = this.enc().beginComputePass({
         timestampWrites: {
-          querySet: prof.qs, beginningOfPassWriteIndex: 2 * prof.labels.length,
+          querySet: prof.qs,
+          beginningOfPassWriteIndex: 2 * prof.labels.length,
           endOfPassWriteIndex: 2 * prof.labels.length + 1,
         },
       });
@@ -726,8 +749,7 @@ export class WebGpuBackend implements Backend {
     const a = this.s(x, 'activationBackward x');
     if (g.length !== a.length) throw new Error(`activationBackward: lengths differ (${g.length} vs ${a.length})`);
     const out = this.alloc(a.length);
-    this.run(K.activationBackwardKernel(kind), { DY: g, X: a, O: out }, { n: a.length }, this.grid1(a.length),
-      'activationBackward');
+    this.run(K.activationBackwardKernel(kind), { DY: g, X: a, O: out }, { n: a.length }, this.grid1(a.length), 'activationBackward');
     return out;
   }
 
@@ -749,8 +771,7 @@ export class WebGpuBackend implements Backend {
     }
     const dgate = this.alloc(g.length);
     const dup = this.alloc(g.length);
-    this.run(K.gatedActivationBackwardKernel(kind), { DY: d, G: g, Up: u, DG: dgate, DU: dup }, { n: g.length },
-      this.grid1(g.length));
+    this.run(K.gatedActivationBackwardKernel(kind), { DY: d, G: g, Up: u, DG: dgate, DU: dup }, { n: g.length }, this.grid1(g.length));
     return { dgate, dup };
   }
 
@@ -783,25 +804,37 @@ export class WebGpuBackend implements Backend {
     }
     const f16 = this.info.uses.f16Operands === 'native' ? 'f16' : 'f16p';
     const opts = {
-      a: A.dtype === 'f16' ? f16 : 'f32', b: B.dtype === 'f16' ? f16 : 'f32', subgroups: v.subgroups, math: v.math ?? 'f32',
+      a: A.dtype === 'f16' ? f16 : 'f32',
+      b: B.dtype === 'f16' ? f16 : 'f32',
+      subgroups: v.subgroups,
+      math: v.math ?? 'f32',
     } as const;
-    const tag = `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}` +
+    const tag =
+      `${opts.a === 'f32' ? '' : ` A:${opts.a}`}${opts.b === 'f32' ? '' : ` B:${opts.b}`}${v.subgroups ? ' sg' : ''}` +
       `${opts.math === 'f32' ? '' : ` math:${opts.math}`}`;
     // A shared weight times untransposed activations is one tall product: fewer, fuller workgroups.
     if (!bBatched && aBatched && !transA && batch > 1) {
       const u = { M: batch * m, N: n, K: k, strideA: 0, strideB: 0, strideC: 0, z0: 0 };
-      this.run(K.matmulKernel(false, transB, opts), { A, B, C }, u,
+      this.run(
+        K.matmulKernel(false, transB, opts),
+        { A, B, C },
+        u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil((batch * m) / K.MM_TILE_M), 1],
-        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}${tag}`);
+        `matmul ${batch * m}x${n}x${k}${transB ? ' tB' : ''}${tag}`,
+      );
       return C;
     }
     // More batch entries than one grid dimension allows go in several dispatches (z0 = first entry).
     const maxZ = Math.min(this.device.limits.maxComputeWorkgroupsPerDimension, this.splitDispatchZ ?? Infinity);
     for (let z0 = 0; z0 < batch; z0 += maxZ) {
       const u = { M: m, N: n, K: k, strideA: aBatched ? m * k : 0, strideB: bBatched ? k * n : 0, strideC: m * n, z0 };
-      this.run(K.matmulKernel(transA, transB, opts), { A, B, C }, u,
+      this.run(
+        K.matmulKernel(transA, transB, opts),
+        { A, B, C },
+        u,
         [Math.ceil(n / K.MM_TILE_N), Math.ceil(m / K.MM_TILE_M), Math.min(maxZ, batch - z0)],
-        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${tag}`);
+        `matmul ${batch > 1 ? `${batch}x` : ''}${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${tag}`,
+      );
     }
     return C;
   }
@@ -859,8 +892,13 @@ export class WebGpuBackend implements Backend {
       for (let r0 = 0; r0 < vocab; r0 += chunkRows) {
         const rowsHere = Math.min(chunkRows, vocab - r0);
         const slice = { buffer: t.buffer, offset: r0 * rowBytes, size: rowsHere * rowBytes };
-        this.run(K.gatherKernel, { T: slice, Ids: idb.buf, O: out }, { n, dim, rowBase: r0, rowsBound: rowsHere },
-          this.grid1(n), 'gather chunk');
+        this.run(
+          K.gatherKernel,
+          { T: slice, Ids: idb.buf, O: out },
+          { n, dim, rowBase: r0, rowsBound: rowsHere },
+          this.grid1(n),
+          'gather chunk',
+        );
       }
     }
     this.release(idb.key, idb.buf);
@@ -897,8 +935,7 @@ export class WebGpuBackend implements Backend {
       const rb = this.uploadInts(rows, 'scatterAdd rows');
       const sb = this.uploadInts(starts, 'scatterAdd starts');
       const pb = this.uploadInts(pos, 'scatterAdd positions');
-      this.run(K.scatterAddKernel, { DY: g, Rows: rb.buf, Starts: sb.buf, Pos: pb.buf, O: out }, { n, dim }, this.grid1(n),
-        'scatterAdd');
+      this.run(K.scatterAddKernel, { DY: g, Rows: rb.buf, Starts: sb.buf, Pos: pb.buf, O: out }, { n, dim }, this.grid1(n), 'scatterAdd');
       for (const x of [rb, sb, pb]) this.release(x.key, x.buf);
     }
     return out;
@@ -907,7 +944,12 @@ export class WebGpuBackend implements Backend {
   // ---------------------------------------------------------------- norms
 
   layerNorm(
-    x: Storage, w: Storage, b: Storage | null, rows: number, dim: number, eps: number,
+    x: Storage,
+    w: Storage,
+    b: Storage | null,
+    rows: number,
+    dim: number,
+    eps: number,
   ): { y: Storage; mean: Storage; rstd: Storage } {
     const X = this.s(x, 'layerNorm x');
     const W = this.s(w, 'layerNorm w');
@@ -919,13 +961,24 @@ export class WebGpuBackend implements Backend {
     const mean = this.alloc(rows);
     const rstd = this.alloc(rows);
     // Without a bias the weight is bound again in its place (read-only aliasing is allowed).
-    this.run(K.layerNormKernel(Bv !== null), { X, W, Bb: Bv ?? W, Y: y, Mean: mean, Rstd: rstd }, { rows, dim, eps },
-      this.grid(rows), 'layerNorm');
+    this.run(
+      K.layerNormKernel(Bv !== null),
+      { X, W, Bb: Bv ?? W, Y: y, Mean: mean, Rstd: rstd },
+      { rows, dim, eps },
+      this.grid(rows),
+      'layerNorm',
+    );
     return { y, mean, rstd };
   }
 
   layerNormBackward(
-    dy: Storage, x: Storage, w: Storage, mean: Storage, rstd: Storage, rows: number, dim: number,
+    dy: Storage,
+    x: Storage,
+    w: Storage,
+    mean: Storage,
+    rstd: Storage,
+    rows: number,
+    dim: number,
   ): { dx: Storage; dw: Storage; db: Storage } {
     const G = this.s(dy, 'layerNormBackward dy');
     const X = this.s(x, 'layerNormBackward x');
@@ -937,10 +990,14 @@ export class WebGpuBackend implements Backend {
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
     const db = this.alloc(dim);
-    this.run(K.layerNormBackwardKernel, { DY: G, X, W, Mean: M, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows),
-      'layerNormBackward');
-    this.run(K.layerNormDwKernel, { DY: G, X, Mean: M, Rstd: R, O: dw, O2: db }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
-      'layerNormBackward dw');
+    this.run(K.layerNormBackwardKernel, { DY: G, X, W, Mean: M, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows), 'layerNormBackward');
+    this.run(
+      K.layerNormDwKernel,
+      { DY: G, X, Mean: M, Rstd: R, O: dw, O2: db },
+      { rows, cols: dim },
+      [Math.ceil(dim / 16), 1, 1],
+      'layerNormBackward dw',
+    );
     return { dx, dw, db };
   }
 
@@ -955,9 +1012,7 @@ export class WebGpuBackend implements Backend {
     return { y, rstd };
   }
 
-  rmsNormBackward(
-    dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number,
-  ): { dx: Storage; dw: Storage } {
+  rmsNormBackward(dy: Storage, x: Storage, w: Storage, rstd: Storage, rows: number, dim: number): { dx: Storage; dw: Storage } {
     const G = this.s(dy, 'rmsNormBackward dy');
     const X = this.s(x, 'rmsNormBackward x');
     const W = this.s(w, 'rmsNormBackward w');
@@ -967,8 +1022,7 @@ export class WebGpuBackend implements Backend {
     const dx = this.alloc(rows * dim);
     const dw = this.alloc(dim);
     this.run(K.rmsNormBackwardKernel, { DY: G, X, W, Rstd: R, DX: dx }, { rows, dim }, this.grid(rows), 'rmsNormBackward');
-    this.run(K.rmsNormDwKernel, { DY: G, X, Rstd: R, O: dw }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1],
-      'rmsNormBackward dw');
+    this.run(K.rmsNormDwKernel, { DY: G, X, Rstd: R, O: dw }, { rows, cols: dim }, [Math.ceil(dim / 16), 1, 1], 'rmsNormBackward dw');
     return { dx, dw };
   }
 
@@ -1002,7 +1056,13 @@ export class WebGpuBackend implements Backend {
   }
 
   attentionBackward(
-    dout: Storage, q: Storage, k: Storage, v: Storage, out: Storage, lse: Storage, p: AttentionParams,
+    dout: Storage,
+    q: Storage,
+    k: Storage,
+    v: Storage,
+    out: Storage,
+    lse: Storage,
+    p: AttentionParams,
   ): { dq: Storage; dk: Storage; dv: Storage } {
     const { B, T, H, Hkv, D } = p;
     const dO = this.s(dout, 'attentionBackward dout');
@@ -1029,11 +1089,9 @@ export class WebGpuBackend implements Backend {
     const dk = this.alloc(B * T * Hkv * D);
     const dv = this.alloc(B * T * Hkv * D);
     if (tiled) {
-      this.run(K.attentionDkvTiledKernel, { ...io, DK: dk, DV: dv }, u,
-        this.grid(B * Hkv * tiles), 'attention dkv');
+      this.run(K.attentionDkvTiledKernel, { ...io, DK: dk, DV: dv }, u, this.grid(B * Hkv * tiles), 'attention dkv');
     } else {
-      this.run(K.attentionDkvKernel, { ...io, DK: dk, DV: dv }, u,
-        this.grid(B * Hkv * T), 'attention dkv (row kernel)');
+      this.run(K.attentionDkvKernel, { ...io, DK: dk, DV: dv }, u, this.grid(B * Hkv * T), 'attention dkv (row kernel)');
     }
     this.free(delta);
     return { dq, dk, dv };
@@ -1089,15 +1147,12 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropy');
     const tb = this.uploadInts(targets, 'crossEntropy targets');
     const out = this.alloc(rows);
-    this.run(K.crossEntropyKernel, { L, Tg: tb.buf, O: out }, { rows, vocab, ignore: ignoreIndex },
-      this.grid(rows), 'crossEntropy');
+    this.run(K.crossEntropyKernel, { L, Tg: tb.buf, O: out }, { rows, vocab, ignore: ignoreIndex }, this.grid(rows), 'crossEntropy');
     this.release(tb.key, tb.buf);
     return out;
   }
 
-  crossEntropyBackward(
-    logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number,
-  ): Storage {
+  crossEntropyBackward(logits: Storage, targets: Int32Array, dloss: Storage, rows: number, vocab: number, ignoreIndex: number): Storage {
     const L = this.s(logits, 'crossEntropyBackward logits');
     const G = this.s(dloss, 'crossEntropyBackward dloss');
     this.checkLen('crossEntropyBackward logits', L, rows * vocab);
@@ -1105,8 +1160,13 @@ export class WebGpuBackend implements Backend {
     this.checkTargets(targets, rows, vocab, ignoreIndex, 'crossEntropyBackward');
     const tb = this.uploadInts(targets, 'crossEntropyBackward targets');
     const out = this.alloc(rows * vocab);
-    this.run(K.crossEntropyBackwardKernel, { L, Tg: tb.buf, DL: G, O: out }, { rows, vocab, ignore: ignoreIndex },
-      this.grid(rows), 'crossEntropyBackward');
+    this.run(
+      K.crossEntropyBackwardKernel,
+      { L, Tg: tb.buf, DL: G, O: out },
+      { rows, vocab, ignore: ignoreIndex },
+      this.grid(rows),
+      'crossEntropyBackward',
+    );
     this.release(tb.key, tb.buf);
     return out;
   }
@@ -1125,7 +1185,15 @@ export class WebGpuBackend implements Backend {
     const bc1 = 1 - Math.pow(p.beta1, p.step);
     const bc2 = 1 - Math.pow(p.beta2, p.step);
     const u = {
-      n: P.length, lr: p.lr, beta1: p.beta1, beta2: p.beta2, eps: p.eps, wd: p.weightDecay, bc1, bc2, gradScale: p.gradScale,
+      n: P.length,
+      lr: p.lr,
+      beta1: p.beta1,
+      beta2: p.beta2,
+      eps: p.eps,
+      wd: p.weightDecay,
+      bc1,
+      bc2,
+      gradScale: p.gradScale,
     };
     this.run(K.adamwKernel, { G, P, M, Vv: V }, u, this.grid1(P.length), 'adamw');
   }

@@ -26,7 +26,9 @@ function median(a: number[]): number {
 }
 
 export async function benchMatmul(
-  gpu: WebGpuBackend, sizes: number[], opts: { cpuMax?: number; reps?: number } = {},
+  gpu: WebGpuBackend,
+  sizes: number[],
+  opts: { cpuMax?: number; reps?: number } = {},
 ): Promise<MatmulBenchRow[]> {
   const rows: MatmulBenchRow[] = [];
   const cpu = new CpuBackend({ dtype: 'f32' });
@@ -69,7 +71,11 @@ export async function benchMatmul(
       cpuMs = median(ct);
     }
     rows.push({
-      n, gpuMs, gpuGflops: flops / gpuMs / 1e6, cpuMs, cpuGflops: cpuMs === null ? null : flops / cpuMs / 1e6,
+      n,
+      gpuMs,
+      gpuGflops: flops / gpuMs / 1e6,
+      cpuMs,
+      cpuGflops: cpuMs === null ? null : flops / cpuMs / 1e6,
     });
   }
   return rows;
@@ -92,9 +98,7 @@ export interface TrainBenchRow {
  * One optimizer step (forward, loss, backward, AdamW) of a decoder on `be`, timed after one warm-up step;
  * each step ends with a read of the loss, so the GPU is synchronised. Weights are random (speed only).
  */
-export async function benchTrainStep(
-  be: Backend, spec: ModelSpec, B: number, T: number, steps: number,
-): Promise<TrainBenchRow> {
+export async function benchTrainStep(be: Backend, spec: ModelSpec, B: number, T: number, steps: number): Promise<TrainBenchRow> {
   const dec = decoderFromWeights(be, spec, randomModel(spec, 3), { requiresGrad: true });
   const rng = new Rng(1);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(spec.vocabSize));
@@ -120,8 +124,13 @@ export async function benchTrainStep(
   }
   const ms = median(times);
   const row: TrainBenchRow = {
-    backend: be.name, layers: spec.layers.length, params: dec.numParams(), tokens: B * T, msPerStep: ms,
-    tokensPerSec: (B * T * 1000) / ms, loss,
+    backend: be.name,
+    layers: spec.layers.length,
+    params: dec.numParams(),
+    tokens: B * T,
+    msPerStep: ms,
+    tokensPerSec: (B * T * 1000) / ms,
+    loss,
   };
   if (gpuStats && steps > 0) {
     row.dispatchesPerStep = (gpuStats.dispatches - d0[0]!) / steps;

@@ -63,9 +63,7 @@ export async function nodeGpu(flags: string[] = []): Promise<GPU> {
 }
 
 /** A WebGpuBackend on Dawn. Throws WebGpuUnavailableError when the package or an adapter is missing. */
-export async function createNodeWebGpuBackend(
-  opts: WebGpuBackendOptions & { dawnFlags?: string[] } = {},
-): Promise<WebGpuBackend> {
+export async function createNodeWebGpuBackend(opts: WebGpuBackendOptions & { dawnFlags?: string[] } = {}): Promise<WebGpuBackend> {
   const gpu = await nodeGpu(opts.dawnFlags);
   try {
     return await createWebGpuBackend({ ...opts, gpu });
@@ -98,7 +96,9 @@ export interface NodeBackendChoice {
  * slower than the CPU backend). `cpu` builds the CPU backend, so the caller keeps its own CPU settings.
  */
 export async function chooseNodeBackend<C extends Backend>(
-  kind: 'cpu' | 'webgpu' | 'auto', cpu: () => C, opts: WebGpuBackendOptions & { dawnFlags?: string[] } = {},
+  kind: 'cpu' | 'webgpu' | 'auto',
+  cpu: () => C,
+  opts: WebGpuBackendOptions & { dawnFlags?: string[] } = {},
 ): Promise<NodeBackendChoice> {
   const onCpu = (why: string | null): NodeBackendChoice => ({ backend: cpu(), kind: 'cpu', gpu: null, why, warning: null });
   if (kind === 'cpu') return onCpu(null);
@@ -116,8 +116,12 @@ export async function chooseNodeBackend<C extends Backend>(
       return onCpu(`only a software WebGPU adapter (${run.adapter}): the CPU backend is faster; '--backend webgpu' uses it anyway`);
     }
     return {
-      backend: gpu, kind: 'webgpu', gpu: run, why: null,
-      warning: `${run.adapter} is a software adapter (WebGPU emulated on the CPU): results are correct but slower than ` +
+      backend: gpu,
+      kind: 'webgpu',
+      gpu: run,
+      why: null,
+      warning:
+        `${run.adapter} is a software adapter (WebGPU emulated on the CPU): results are correct but slower than ` +
         "'--backend cpu'; use it to check the GPU path, not for speed",
     };
   }

@@ -22,7 +22,10 @@ describe('bucketBytes (buffer pool size classes)', () => {
 describe('kernel sources', () => {
   it('bake compile-time variants into distinct sources (pipeline cache keys)', () => {
     const variants = new Set([
-      matmulKernel(false, false).src, matmulKernel(true, false).src, matmulKernel(false, true).src, matmulKernel(true, true).src,
+      matmulKernel(false, false).src,
+      matmulKernel(true, false).src,
+      matmulKernel(false, true).src,
+      matmulKernel(true, true).src,
     ]);
     expect(variants.size).toBe(4);
     expect(layerNormKernel(false).src).not.toBe(layerNormKernel(true).src);
@@ -33,19 +36,32 @@ describe('kernel sources', () => {
 
 describe('describeWebGpuFeatures (backend badge)', () => {
   const base = {
-    vendor: 'v', architecture: 'a', device: '', description: '', isFallbackAdapter: false, features: [],
+    vendor: 'v',
+    architecture: 'a',
+    device: '',
+    description: '',
+    isFallbackAdapter: false,
+    features: [],
     limits: {} as WebGpuInfo['limits'],
   };
   it('says what is available and what is used', () => {
     const on: WebGpuInfo = {
-      ...base, shaderF16: true, subgroups: true, subgroupMinSize: 32, subgroupMaxSize: 32,
+      ...base,
+      shaderF16: true,
+      subgroups: true,
+      subgroupMinSize: 32,
+      subgroupMaxSize: 32,
       uses: { subgroupMatmul: true, f16Operands: 'native' },
     };
     expect(describeWebGpuFeatures(on)).toBe(
       'subgroups: used (matmul, size 32-32); shader-f16: available, f16 matmul operands read natively',
     );
     const off: WebGpuInfo = {
-      ...base, shaderF16: false, subgroups: false, subgroupMinSize: 0, subgroupMaxSize: 0,
+      ...base,
+      shaderF16: false,
+      subgroups: false,
+      subgroupMinSize: 0,
+      subgroupMaxSize: 0,
       uses: { subgroupMatmul: false, f16Operands: 'packed' },
     };
     expect(describeWebGpuFeatures(off)).toBe(

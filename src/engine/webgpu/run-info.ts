@@ -54,8 +54,11 @@ export function adapterName(i: Pick<WebGpuInfo, 'vendor' | 'architecture' | 'des
 /** The GPU part of RunInfo from the backend's own record of its variant selection. */
 export function gpuRunInfo(i: WebGpuInfo, via: GpuRunInfo['via']): GpuRunInfo {
   return {
-    via, adapter: adapterName(i), software: i.isFallbackAdapter,
-    f16: i.shaderF16 && i.uses.f16Operands === 'native', subgroups: i.subgroups && i.uses.subgroupMatmul,
+    via,
+    adapter: adapterName(i),
+    software: i.isFallbackAdapter,
+    f16: i.shaderF16 && i.uses.f16Operands === 'native',
+    subgroups: i.subgroups && i.uses.subgroupMatmul,
   };
 }
 

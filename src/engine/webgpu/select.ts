@@ -21,7 +21,10 @@ export async function chooseBackend(
   opts: WebGpuBackendOptions & { allowFallbackAdapter?: boolean; forceCpu?: boolean } = {},
 ): Promise<BackendChoice> {
   const cpu = (reason: string, info: WebGpuInfo | null = null): BackendChoice => ({
-    backend: new CpuBackend({ dtype: 'f32' }), kind: 'cpu', reason, info,
+    backend: new CpuBackend({ dtype: 'f32' }),
+    kind: 'cpu',
+    reason,
+    info,
   });
   if (opts.forceCpu) return cpu('CPU requested');
   let gpu;
@@ -35,8 +38,11 @@ export async function chooseBackend(
     return cpu(`only a software WebGPU adapter (${gpu.info.architecture || gpu.info.vendor}); the CPU backend is faster`, gpu.info);
   }
   return {
-    backend: gpu, kind: 'webgpu', info: gpu.info,
-    reason: `WebGPU on ${[gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ')}` +
+    backend: gpu,
+    kind: 'webgpu',
+    info: gpu.info,
+    reason:
+      `WebGPU on ${[gpu.info.vendor, gpu.info.architecture, gpu.info.description].filter(Boolean).join(' ')}` +
       ` (${describeWebGpuFeatures(gpu.info)})`,
   };
 }

@@ -120,7 +120,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
   for (const [batch, m, n, k, transA, transB, aBatched, bBatched] of mm) {
     const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${aBatched ? '' : ' sharedA'}${bBatched ? '' : ' sharedB'}`;
     add({
-      kernel: 'matmul', shape: tag,
+      kernel: 'matmul',
+      shape: tag,
       inputs: { a: rand(rng, (aBatched ? batch : 1) * m * k), b: rand(rng, (bBatched ? batch : 1) * k * n) },
       run: (be, x) => ({ c: be.matmul(x.a!, x.b!, { batch, m, n, k, transA, transB, aBatched, bBatched }) }),
     });
@@ -145,7 +146,9 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const x = rand(rng, n, -4, 4);
     if (n > 10) x.set([6e-5, -3e-7, 65504, 1 / 3], 3);
     add({
-      kernel: 'copy', shape: `toF16 (f32 -> f16) ${n}`, inputs: { x, xr: roundF16(x) },
+      kernel: 'copy',
+      shape: `toF16 (f32 -> f16) ${n}`,
+      inputs: { x, xr: roundF16(x) },
       run: (be, h) => (isWebGpu(be) ? { y: be.toF16(h.x!) } : { y: h.xr! }),
     });
   }
@@ -165,7 +168,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const tag = `${batch}x${m}x${n}x${k}${transA ? ' tA' : ''}${transB ? ' tB' : ''}${bBatched ? '' : ' sharedB'} f16 ${which}`;
     for (const subgroups of info.subgroups ? [false, true] : [false]) {
       add({
-        kernel: 'matmul', shape: `${tag} ${subgroups ? '[subgroup kernel]' : '[tiled kernel]'}`,
+        kernel: 'matmul',
+        shape: `${tag} ${subgroups ? '[subgroup kernel]' : '[tiled kernel]'}`,
         inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
         run: (be, x) => {
           if (!isWebGpu(be)) return { c: be.matmul(x.ar!, x.br!, p) };
@@ -178,7 +182,8 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     // (tolerance of 16-term f16 partial sums).
     for (const math of info.shaderF16 ? (['f16-emulated', 'f16'] as const) : (['f16-emulated'] as const)) {
       add({
-        kernel: 'matmul', shape: `${tag} [f16 math${math === 'f16' ? '' : ', emulated in f32'}]`,
+        kernel: 'matmul',
+        shape: `${tag} [f16 math${math === 'f16' ? '' : ', emulated in f32'}]`,
         inputs: { a, b, ar: ha ? roundF16(a) : a, br: hb ? roundF16(b) : b },
         ...(math === 'f16' ? { tol: 5e-3, elemTol: Infinity } : {}),
         run: (be, x) => {
@@ -188,8 +193,14 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       });
     }
     add({
-      kernel: 'matmul', shape: `${tag}: f16 error vs f32 data`, inputs: { a, b }, tol: 2e-3, elemTol: Infinity,
-      run: (be, x) => ({ c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a!) : x.a!, hb ? be.toF16(x.b!) : x.b!, p) : be.matmul(x.a!, x.b!, p) }),
+      kernel: 'matmul',
+      shape: `${tag}: f16 error vs f32 data`,
+      inputs: { a, b },
+      tol: 2e-3,
+      elemTol: Infinity,
+      run: (be, x) => ({
+        c: isWebGpu(be) ? be.matmul(ha ? be.toF16(x.a!) : x.a!, hb ? be.toF16(x.b!) : x.b!, p) : be.matmul(x.a!, x.b!, p),
+      }),
     });
   }
   {
@@ -197,7 +208,9 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const b = rand(rng, 64 * 257);
     const p = { batch: 1, m: 300, n: 257, k: 64 };
     add({
-      kernel: 'matmul', shape: '300x257x64, B uploaded by fromArrayF16', inputs: { a, br: roundF16(b) },
+      kernel: 'matmul',
+      shape: '300x257x64, B uploaded by fromArrayF16',
+      inputs: { a, br: roundF16(b) },
       run: (be, x) => ({ c: be.matmul(x.a!, isWebGpu(be) ? be.fromArrayF16(b) : x.br!, p) }),
     });
   }
@@ -213,7 +226,9 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     add({ kernel: 'sumSquares', shape: `${n}`, inputs, run: (be, x) => ({ s: be.sumSquares(x.a!) }) });
   }
   add({
-    kernel: 'axpy', shape: '100 self', inputs: { a: rand(rng, 100) },
+    kernel: 'axpy',
+    shape: '100 self',
+    inputs: { a: rand(rng, 100) },
     run: (be, x) => (be.axpy(x.a!, x.a!, 0.5), { a: x.a! }),
   });
   for (const kind of ['gelu_tanh', 'gelu_erf', 'relu', 'silu'] as const) {
@@ -221,7 +236,9 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       const inputs = { x: rand(rng, n, -6, 6), dy: rand(rng, n) };
       add({ kernel: `activation ${kind}`, shape: `${n}`, inputs, run: (be, x) => ({ y: be.activation(x.x!, kind) }) });
       add({
-        kernel: `activationBackward ${kind}`, shape: `${n}`, inputs,
+        kernel: `activationBackward ${kind}`,
+        shape: `${n}`,
+        inputs,
         run: (be, x) => ({ dx: be.activationBackward(x.dy!, x.x!, kind) }),
       });
     }
@@ -231,58 +248,88 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     for (const n of [7, 5000]) {
       const inputs = { g: rand(rng, n, -6, 6), u: rand(rng, n, -2, 2), dy: rand(rng, n) };
       add({
-        kernel: `activation ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        kernel: `activation ${kind}`,
+        shape: `gated (fused with mul) ${n}`,
+        inputs,
         run: (be, x) => ({
           y: isWebGpu(be) ? be.gatedActivation(x.g!, x.u!, kind) : be.mul(be.activation(x.g!, kind), x.u!),
         }),
       });
       add({
-        kernel: `activationBackward ${kind}`, shape: `gated (fused with mul) ${n}`, inputs,
+        kernel: `activationBackward ${kind}`,
+        shape: `gated (fused with mul) ${n}`,
+        inputs,
         run: (be, x) => {
           if (isWebGpu(be)) {
             const r = be.gatedActivationBackward(x.dy!, x.g!, x.u!, kind);
             return { dgate: r.dgate, dup: r.dup };
           }
           return {
-            dgate: be.activationBackward(be.mul(x.dy!, x.u!), x.g!, kind), dup: be.mul(x.dy!, be.activation(x.g!, kind)),
+            dgate: be.activationBackward(be.mul(x.dy!, x.u!), x.g!, kind),
+            dup: be.mul(x.dy!, be.activation(x.g!, kind)),
           };
         },
       });
     }
   }
-  for (const [rows, cols] of [[1, 1], [7, 33], [130, 70]]) {
+  for (const [rows, cols] of [
+    [1, 1],
+    [7, 33],
+    [130, 70],
+  ]) {
     const inputs = { x: rand(rng, rows! * cols!, -3, 3), b: rand(rng, cols!) };
     add({ kernel: 'addBias', shape: `${rows}x${cols}`, inputs, run: (be, x) => ({ y: be.addBias(x.x!, x.b!, rows!, cols!) }) });
   }
-  for (const [rows, cols] of [[1, 1], [7, 33], [300, 17], [5, 1000]]) {
+  for (const [rows, cols] of [
+    [1, 1],
+    [7, 33],
+    [300, 17],
+    [5, 1000],
+  ]) {
     add({
-      kernel: 'sumRows', shape: `${rows}x${cols}`, inputs: { x: rand(rng, rows! * cols!) },
+      kernel: 'sumRows',
+      shape: `${rows}x${cols}`,
+      inputs: { x: rand(rng, rows! * cols!) },
       run: (be, x) => ({ y: be.sumRows(x.x!, rows!, cols!) }),
     });
   }
 
   // ---- memory ops
-  for (const [rows, cols, off, width] of [[1, 1, 0, 1], [7, 33, 5, 11], [130, 70, 64, 6]]) {
+  for (const [rows, cols, off, width] of [
+    [1, 1, 0, 1],
+    [7, 33, 5, 11],
+    [130, 70, 64, 6],
+  ]) {
     const inputs = { x: rand(rng, rows! * cols!), s: rand(rng, rows! * width!) };
     add({
-      kernel: 'sliceCols', shape: `${rows}x${cols}[${off}:+${width}]`, inputs,
+      kernel: 'sliceCols',
+      shape: `${rows}x${cols}[${off}:+${width}]`,
+      inputs,
       run: (be, x) => ({ y: be.sliceCols(x.x!, rows!, cols!, off!, width!) }),
     });
     add({
-      kernel: 'addIntoCols', shape: `${rows}x${cols}[${off}:+${width}]`, inputs,
+      kernel: 'addIntoCols',
+      shape: `${rows}x${cols}[${off}:+${width}]`,
+      inputs,
       run: (be, x) => (be.addIntoCols(x.x!, x.s!, rows!, cols!, off!, width!), { x: x.x! }),
     });
   }
   add({
-    kernel: 'copy', shape: '1000 [13:+500] -> [7]', inputs: { a: rand(rng, 1000), b: rand(rng, 600) },
+    kernel: 'copy',
+    shape: '1000 [13:+500] -> [7]',
+    inputs: { a: rand(rng, 1000), b: rand(rng, 600) },
     run: (be, x) => (be.copy(x.a!, 13, x.b!, 7, 500), { b: x.b! }),
   });
   add({
-    kernel: 'copy', shape: 'same buffer, overlapping', inputs: { a: rand(rng, 1000) },
+    kernel: 'copy',
+    shape: 'same buffer, overlapping',
+    inputs: { a: rand(rng, 1000) },
     run: (be, x) => (be.copy(x.a!, 0, x.a!, 100, 600), { a: x.a! }),
   });
   add({
-    kernel: 'zeros+axpy', shape: '77', inputs: { a: rand(rng, 77) },
+    kernel: 'zeros+axpy',
+    shape: '77',
+    inputs: { a: rand(rng, 77) },
     run: (be, x) => {
       const z = be.zeros(77);
       be.axpy(z, x.a!, 2);
@@ -291,24 +338,39 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
   });
 
   // ---- embeddings
-  for (const [vocab, dim, n] of [[1, 1, 1], [50, 33, 17], [300, 64, 200]]) {
+  for (const [vocab, dim, n] of [
+    [1, 1, 1],
+    [50, 33, 17],
+    [300, 64, 200],
+  ]) {
     const ids = ints(rng, n!, vocab!);
     const inputs = { t: rand(rng, vocab! * dim!), dy: rand(rng, n! * dim!) };
     add({ kernel: 'gather', shape: `${vocab}x${dim} ids ${n}`, inputs, run: (be, x) => ({ y: be.gather(x.t!, ids, dim!) }) });
     add({
-      kernel: 'scatterAdd', shape: `${vocab}x${dim} ids ${n}`, inputs,
+      kernel: 'scatterAdd',
+      shape: `${vocab}x${dim} ids ${n}`,
+      inputs,
       run: (be, x) => ({ y: be.scatterAdd(x.dy!, ids, vocab!, dim!) }),
     });
   }
 
   // ---- norms
-  for (const [rows, dim] of [[3, 7], [17, 65], [5, 300]]) {
+  for (const [rows, dim] of [
+    [3, 7],
+    [17, 65],
+    [5, 300],
+  ]) {
     const inputs = {
-      x: rand(rng, rows! * dim!, -2, 2), w: rand(rng, dim!, 0.5, 1.5), b: rand(rng, dim!), dy: rand(rng, rows! * dim!),
+      x: rand(rng, rows! * dim!, -2, 2),
+      w: rand(rng, dim!, 0.5, 1.5),
+      b: rand(rng, dim!),
+      dy: rand(rng, rows! * dim!),
     };
     for (const withBias of [true, false]) {
       add({
-        kernel: `layerNorm${withBias ? '' : ' (no bias)'}`, shape: `${rows}x${dim}`, inputs,
+        kernel: `layerNorm${withBias ? '' : ' (no bias)'}`,
+        shape: `${rows}x${dim}`,
+        inputs,
         run: (be, x) => {
           const r = be.layerNorm(x.x!, x.w!, withBias ? x.b! : null, rows!, dim!, 1e-5);
           return { y: r.y, mean: r.mean, rstd: r.rstd };
@@ -316,7 +378,9 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       });
     }
     add({
-      kernel: 'layerNormBackward', shape: `${rows}x${dim}`, inputs,
+      kernel: 'layerNormBackward',
+      shape: `${rows}x${dim}`,
+      inputs,
       run: (be, x) => {
         const f = be.layerNorm(x.x!, x.w!, x.b!, rows!, dim!, 1e-5);
         const r = be.layerNormBackward(x.dy!, x.x!, x.w!, f.mean, f.rstd, rows!, dim!);
@@ -324,14 +388,18 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
       },
     });
     add({
-      kernel: 'rmsNorm', shape: `${rows}x${dim}`, inputs,
+      kernel: 'rmsNorm',
+      shape: `${rows}x${dim}`,
+      inputs,
       run: (be, x) => {
         const r = be.rmsNorm(x.x!, x.w!, rows!, dim!, 1e-6);
         return { y: r.y, rstd: r.rstd };
       },
     });
     add({
-      kernel: 'rmsNormBackward', shape: `${rows}x${dim}`, inputs,
+      kernel: 'rmsNormBackward',
+      shape: `${rows}x${dim}`,
+      inputs,
       run: (be, x) => {
         const f = be.rmsNorm(x.x!, x.w!, rows!, dim!, 1e-6);
         const r = be.rmsNormBackward(x.dy!, x.x!, x.w!, f.rstd, rows!, dim!);
@@ -358,18 +426,24 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
     const p = { B, T, H, Hkv, D, scale: 1 / Math.sqrt(D), causal };
     const tag = `B${B} T${T} H${H} Hkv${Hkv} D${D}${causal ? ' causal' : ''}`;
     const inputs = {
-      q: rand(rng, B * T * H * D, -2, 2), k: rand(rng, B * T * Hkv * D, -2, 2), v: rand(rng, B * T * Hkv * D),
+      q: rand(rng, B * T * H * D, -2, 2),
+      k: rand(rng, B * T * Hkv * D, -2, 2),
+      v: rand(rng, B * T * Hkv * D),
       dout: rand(rng, B * T * H * D),
     };
     add({
-      kernel: 'attention', shape: tag, inputs,
+      kernel: 'attention',
+      shape: tag,
+      inputs,
       run: (be, x) => {
         const r = be.attention(x.q!, x.k!, x.v!, p);
         return { out: r.out, lse: r.lse };
       },
     });
     add({
-      kernel: 'attentionBackward', shape: tag, inputs,
+      kernel: 'attentionBackward',
+      shape: tag,
+      inputs,
       // With a single visible key the softmax is constant, so dq and dk vanish identically.
       zeroOutputs: T === 1 ? ['dq', 'dk'] : undefined,
       run: (be, x) => {
@@ -381,39 +455,67 @@ function buildCases(rng: Rng, info: WebGpuInfo): Case[] {
   }
 
   // ---- rope: [B, T, H, D, offset]
-  for (const [B, T, H, D, off] of [[1, 1, 1, 2, 0], [1, 5, 2, 4, 0], [2, 17, 3, 16, 7], [1, 40, 2, 64, 100]]) {
+  for (const [B, T, H, D, off] of [
+    [1, 1, 1, 2, 0],
+    [1, 5, 2, 4, 0],
+    [2, 17, 3, 16, 7],
+    [1, 40, 2, 64, 100],
+  ]) {
     const inputs = { x: rand(rng, B! * T! * H! * D!) };
     for (const inverse of [false, true]) {
       add({
-        kernel: `rope${inverse ? ' inverse' : ''}`, shape: `B${B} T${T} H${H} D${D} off${off}`, inputs,
+        kernel: `rope${inverse ? ' inverse' : ''}`,
+        shape: `B${B} T${T} H${H} D${D} off${off}`,
+        inputs,
         run: (be, x) => ({ y: be.rope(x.x!, { B: B!, T: T!, H: H!, D: D!, theta: 10000, positionOffset: off }, inverse) }),
       });
     }
   }
 
   // ---- loss
-  for (const [rows, vocab] of [[1, 1], [5, 7], [17, 300], [3, 1000]]) {
+  for (const [rows, vocab] of [
+    [1, 1],
+    [5, 7],
+    [17, 300],
+    [3, 1000],
+  ]) {
     const targets = ints(rng, rows!, vocab!);
     if (rows! > 2) targets[1] = -100;
     const inputs = { l: rand(rng, rows! * vocab!, -4, 4), dl: rand(rng, rows!, 0.1, 1) };
     add({
-      kernel: 'crossEntropy', shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`, inputs,
+      kernel: 'crossEntropy',
+      shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`,
+      inputs,
       run: (be, x) => ({ loss: be.crossEntropy(x.l!, targets, rows!, vocab!, -100) }),
     });
     add({
-      kernel: 'crossEntropyBackward', shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`, inputs,
+      kernel: 'crossEntropyBackward',
+      shape: `${rows}x${vocab}${rows! > 2 ? ' (1 ignored)' : ''}`,
+      inputs,
       run: (be, x) => ({ dl: be.crossEntropyBackward(x.l!, targets, x.dl!, rows!, vocab!, -100) }),
     });
   }
 
   // ---- optimizer
-  for (const [n, step] of [[1, 1], [1000, 1], [4097, 7]]) {
+  for (const [n, step] of [
+    [1, 1],
+    [1000, 1],
+    [4097, 7],
+  ]) {
     const inputs = { p: rand(rng, n!), g: rand(rng, n!), m: rand(rng, n!, -0.1, 0.1), v: rand(rng, n!, 0.001, 0.1) };
     add({
-      kernel: 'adamw', shape: `${n} step ${step}`, inputs,
+      kernel: 'adamw',
+      shape: `${n} step ${step}`,
+      inputs,
       run: (be, x) => {
         be.adamw(x.p!, x.g!, x.m!, x.v!, {
-          lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: step!, gradScale: 0.5,
+          lr: 1e-3,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0.01,
+          step: step!,
+          gradScale: 0.5,
         });
         return { p: x.p!, m: x.m!, v: x.v! };
       },
@@ -463,11 +565,24 @@ async function runCase(gpu: WebGpuBackend, cpu: CpuBackend, c: Case, tol: number
       if (!seen.has(s)) gpu.free(s);
       seen.add(s);
     }
-    return { kernel: c.kernel, shape: c.shape, ok: normRel < (c.tol ?? tol) && maxRel < (c.elemTol ?? elemTol), maxRel, normRel, worst, ms: performance.now() - t0 };
+    return {
+      kernel: c.kernel,
+      shape: c.shape,
+      ok: normRel < (c.tol ?? tol) && maxRel < (c.elemTol ?? elemTol),
+      maxRel,
+      normRel,
+      worst,
+      ms: performance.now() - t0,
+    };
   } catch (e) {
     return {
-      kernel: c.kernel, shape: c.shape, ok: false, maxRel: Infinity, normRel: Infinity,
-      error: e instanceof Error ? e.message : String(e), ms: performance.now() - t0,
+      kernel: c.kernel,
+      shape: c.shape,
+      ok: false,
+      maxRel: Infinity,
+      normRel: Infinity,
+      error: e instanceof Error ? e.message : String(e),
+      ms: performance.now() - t0,
     };
   }
 }
@@ -607,7 +722,13 @@ export async function runKernelSuite(gpu: WebGpuBackend, opts: SuiteOptions = {}
   if (opts.behaviour !== false && !opts.filter) results.push(...(await runBehaviour(gpu)));
   const failed = results.filter((r) => !r.ok).length;
   return {
-    backend: gpu.name, info: gpu.info, tol, elemTol, cases: results, passed: results.length - failed, failed,
+    backend: gpu.name,
+    info: gpu.info,
+    tol,
+    elemTol,
+    cases: results,
+    passed: results.length - failed,
+    failed,
     ms: performance.now() - t0,
   };
 }

@@ -85,8 +85,11 @@ async function allocationChurn(gpuApi: GPU | undefined): Promise<CaseResult> {
   const ok = newPipelines === 0 && (newBuffers === 0 || !gc);
   const detail = `buffers created after each step ${counts.map((c) => c[0]).join(',')}; ${reclaimed} reclaimed from GC'd handles`;
   return {
-    kernel: 'train step llama: no allocation churn', shape: `last 2 of ${steps} steps${gc ? '' : ' (no gc(): buffers unchecked)'}`,
-    ok, maxRel: 0, normRel: 0,
+    kernel: 'train step llama: no allocation churn',
+    shape: `last 2 of ${steps} steps${gc ? '' : ' (no gc(): buffers unchecked)'}`,
+    ok,
+    maxRel: 0,
+    normRel: 0,
     ...(ok ? {} : { error: `${newBuffers} new buffers, ${newPipelines} new pipelines in steady state; ${detail}` }),
     ms: performance.now() - t0,
   };
@@ -135,13 +138,40 @@ export async function runTrainStepCheck(gpu: WebGpuBackend, tol = 1e-4): Promise
         if (!degenerate.has(name)) paramWorst = Math.max(paramWorst, relErrors(g.params.get(name)!, cp).normRel);
       }
       const ms = performance.now() - t0;
-      out.push({ kernel: `train step ${family}: loss before/after AdamW`, shape, ok: lossErr.maxRel < tol, maxRel: lossErr.maxRel, normRel: lossErr.normRel, ms });
-      out.push({ kernel: `train step ${family}: gradients (${c.grads.size})`, shape, ok: gradWorst < tol, maxRel: gradElem, normRel: gradWorst, worst: gradName, ms: 0 });
-      out.push({ kernel: `train step ${family}: params after AdamW`, shape: `${shape}${degenerate.size ? ` (skipped zero-grad: ${[...degenerate].join(', ')})` : ''}`, ok: paramWorst < tol, maxRel: paramWorst, normRel: paramWorst, ms: 0 });
+      out.push({
+        kernel: `train step ${family}: loss before/after AdamW`,
+        shape,
+        ok: lossErr.maxRel < tol,
+        maxRel: lossErr.maxRel,
+        normRel: lossErr.normRel,
+        ms,
+      });
+      out.push({
+        kernel: `train step ${family}: gradients (${c.grads.size})`,
+        shape,
+        ok: gradWorst < tol,
+        maxRel: gradElem,
+        normRel: gradWorst,
+        worst: gradName,
+        ms: 0,
+      });
+      out.push({
+        kernel: `train step ${family}: params after AdamW`,
+        shape: `${shape}${degenerate.size ? ` (skipped zero-grad: ${[...degenerate].join(', ')})` : ''}`,
+        ok: paramWorst < tol,
+        maxRel: paramWorst,
+        normRel: paramWorst,
+        ms: 0,
+      });
     } catch (e) {
       out.push({
-        kernel: `train step ${family}`, shape, ok: false, maxRel: Infinity, normRel: Infinity,
-        error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e), ms: performance.now() - t0,
+        kernel: `train step ${family}`,
+        shape,
+        ok: false,
+        maxRel: Infinity,
+        normRel: Infinity,
+        error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e),
+        ms: performance.now() - t0,
       });
     }
   }

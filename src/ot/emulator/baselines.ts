@@ -23,7 +23,13 @@ export interface TruncateOptions {
 }
 
 /** Top-`rank` components by σ as two factors (A = U·diag(σ), B = Vᵀ, like select.lowRankFactors). */
-export function svdTruncate(W: ArrayLike<number>, out: number, inn: number, rank: number, opts: TruncateOptions = {}): LowRankFactors & { S: Float64Array } {
+export function svdTruncate(
+  W: ArrayLike<number>,
+  out: number,
+  inn: number,
+  rank: number,
+  opts: TruncateOptions = {},
+): LowRankFactors & { S: Float64Array } {
   const f = svd(W, out, inn, { rank, method: opts.method ?? 'auto', seed: opts.seed ?? 0 });
   const kept = Array.from({ length: Math.min(rank, f.rank) }, (_, i) => i);
   return { ...lowRankFactors(f, out, inn, kept), S: f.S.slice(0, kept.length) };

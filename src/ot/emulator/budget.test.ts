@@ -1,23 +1,57 @@
 import { describe, expect, it } from 'vitest';
 import { denseLayers, type ModelSpec } from '../../model/spec';
 import {
-  attnLinears, blockParamCount, maxUsefulRank, middleIndices, mlpLinears, planBudget, uniformChooseBlocks,
+  attnLinears,
+  blockParamCount,
+  maxUsefulRank,
+  middleIndices,
+  mlpLinears,
+  planBudget,
+  uniformChooseBlocks,
   type CompressionMethod,
 } from './budget';
 
 function gpt2Like(L = 6, d = 64, dff = 256): ModelSpec {
   return {
-    family: 'gpt2', modelType: 'gpt2', vocabSize: 100, hiddenSize: d, numHeads: 4, numKvHeads: 4, headDim: d / 4,
-    intermediateSize: dff, maxPositions: 64, norm: 'layernorm', normEps: 1e-5, activation: 'gelu_tanh',
-    gatedMlp: false, positions: 'learned', positionOffset: 0, ropeTheta: 10000, qkvBias: true, oBias: true,
-    mlpBias: true, tieWordEmbeddings: true, layers: denseLayers(L, dff),
+    family: 'gpt2',
+    modelType: 'gpt2',
+    vocabSize: 100,
+    hiddenSize: d,
+    numHeads: 4,
+    numKvHeads: 4,
+    headDim: d / 4,
+    intermediateSize: dff,
+    maxPositions: 64,
+    norm: 'layernorm',
+    normEps: 1e-5,
+    activation: 'gelu_tanh',
+    gatedMlp: false,
+    positions: 'learned',
+    positionOffset: 0,
+    ropeTheta: 10000,
+    qkvBias: true,
+    oBias: true,
+    mlpBias: true,
+    tieWordEmbeddings: true,
+    layers: denseLayers(L, dff),
   };
 }
 
 function llamaLike(L = 6, d = 48, dff = 128): ModelSpec {
   return {
-    ...gpt2Like(L, d, dff), family: 'llama', modelType: 'qwen2', numHeads: 6, numKvHeads: 2, headDim: 8,
-    norm: 'rmsnorm', activation: 'silu', gatedMlp: true, positions: 'rope', qkvBias: true, oBias: false, mlpBias: false,
+    ...gpt2Like(L, d, dff),
+    family: 'llama',
+    modelType: 'qwen2',
+    numHeads: 6,
+    numKvHeads: 2,
+    headDim: 8,
+    norm: 'rmsnorm',
+    activation: 'silu',
+    gatedMlp: true,
+    positions: 'rope',
+    qkvBias: true,
+    oBias: false,
+    mlpBias: false,
   };
 }
 
@@ -117,7 +151,7 @@ describe('planBudget', () => {
     expect(() => planBudget(gpt2Like(8), { method: 'prune', keep: 0.2, split: { bottom: 2, top: 2 } })).toThrow(/use keep >= 0\.3/);
   });
 
-  it('drop uses OT\'s indices and counts whole blocks', () => {
+  it("drop uses OT's indices and counts whole blocks", () => {
     // OPT-1.3B 2-8-2: middle-relative 0,3,5,8,11,14,16,19 (the paper's §3.1 layout).
     expect(uniformChooseBlocks(20, 8)).toEqual([0, 3, 5, 8, 11, 14, 16, 19]);
     // Half-to-even: n=4, k=3 -> 0, 1.5 -> 2, 3.

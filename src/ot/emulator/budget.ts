@@ -147,7 +147,10 @@ function allocate(slots: Slot[], budget: number, what: string): number {
     for (const s of slots) {
       if (s.count >= s.max || s.unit > left) continue;
       const deficit = (s.share - s.count * s.unit) / s.unit;
-      if (deficit > bestDeficit) { best = s; bestDeficit = deficit; }
+      if (deficit > bestDeficit) {
+        best = s;
+        bestDeficit = deficit;
+      }
     }
     if (!best) break;
     best.count++;
@@ -198,7 +201,13 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
   const paramsTarget = Math.round(keep * paramsBefore);
   const base = { method, keep, reading: BUDGET_READING, middle, paramsBefore, paramsTarget };
   const finish = (layers: LayerSpec[], keptBlocks: number[], granularity: number, notes: string[], kappa?: number): BudgetPlan => ({
-    ...base, keptBlocks, layers, paramsAfter: sumBlockParams(spec, layers), granularity, kappa, notes,
+    ...base,
+    keptBlocks,
+    layers,
+    paramsAfter: sumBlockParams(spec, layers),
+    granularity,
+    kappa,
+    notes,
   });
 
   if (method === 'none' || keep === 1) {
@@ -208,9 +217,12 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
     const n = middle.length;
     const k = Math.min(n, Math.max(1, roundHalfEven(keep * n)));
     const chosen = uniformChooseBlocks(n, k).map((i) => middle[i]!);
-    return finish(chosen.map((i) => ({ ...spec.layers[i]!, ranks: {} })), chosen, blockParamCount(spec, dense[0]!), [
-      `kept ${k} of ${n} middle blocks: ${chosen.join(',')}`,
-    ]);
+    return finish(
+      chosen.map((i) => ({ ...spec.layers[i]!, ranks: {} })),
+      chosen,
+      blockParamCount(spec, dense[0]!),
+      [`kept ${k} of ${n} middle blocks: ${chosen.join(',')}`],
+    );
   }
 
   const d = spec.hiddenSize;
@@ -244,14 +256,21 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
     if (!(mlpKappa > 0 && mlpKappa <= 1)) {
       throw new Error(
         `gradot keep=${keep} with attnKeep=${attnKeep}: the MLP would have to keep ${(mlpKappa * 100).toFixed(1)}% of its ` +
-        'channels; choose attnKeep so that it lands in (0, 100%]',
+          'channels; choose attnKeep so that it lands in (0, 100%]',
       );
     }
     const slots: Slot[] = [];
     for (let b = 0; b < nb; b++) {
       if (!attnDense) {
         for (const l of attn) {
-          slots.push({ layer: b, proj: l.proj, unit: l.out + l.in, max: maxUsefulRank(l.out, l.in), share: attnKeep * l.out * l.in, count: 0 });
+          slots.push({
+            layer: b,
+            proj: l.proj,
+            unit: l.out + l.in,
+            max: maxUsefulRank(l.out, l.in),
+            share: attnKeep * l.out * l.in,
+            count: 0,
+          });
         }
       }
       slots.push({ layer: b, proj: 'width', unit: channelUnit, max: dff, share: mlpKappa * dff * channelUnit, count: 0 });
@@ -262,7 +281,13 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
       if (s.proj === 'width') layers[s.layer]!.mlpWidth = s.count;
       else layers[s.layer]!.ranks[s.proj] = s.count;
     }
-    return finish(layers, middle, Math.max(...slots.map((s) => s.unit)), [`attnKeep=${attnKeep}, mlp kappa=${mlpKappa.toFixed(4)}`], mlpKappa);
+    return finish(
+      layers,
+      middle,
+      Math.max(...slots.map((s) => s.unit)),
+      [`attnKeep=${attnKeep}, mlp kappa=${mlpKappa.toFixed(4)}`],
+      mlpKappa,
+    );
   }
   if (method === 'gradot') {
     const downBias = spec.mlpBias ? d : 0;
@@ -283,8 +308,8 @@ export function planBudget(spec: ModelSpec, opts: BudgetOptions): BudgetPlan {
     if (paramsTarget < minimum) {
       throw new Error(
         `prune cannot reach keep=${keep}: it leaves attention dense, and attention + norms + biases + one MLP ` +
-        `channel per block are already ${(minimum / paramsBefore).toFixed(4)} of the middle parameters; ` +
-        `use keep >= ${(Math.ceil((minimum / paramsBefore) * 1e4) / 1e4).toFixed(4)} or another method`,
+          `channel per block are already ${(minimum / paramsBefore).toFixed(4)} of the middle parameters; ` +
+          `use keep >= ${(Math.ceil((minimum / paramsBefore) * 1e4) / 1e4).toFixed(4)} or another method`,
       );
     }
   }

@@ -11,7 +11,10 @@ import { supportPass, type SupportBatch } from './support';
 
 function batches(vocab: number, n: number, B: number, T: number, seed: number): SupportBatch[] {
   let s = seed;
-  const next = () => { s = (s * 1103515245 + 12345) % 2147483648; return s; };
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s;
+  };
   return Array.from({ length: n }, () => {
     const ids = Int32Array.from({ length: B * T }, () => next() % vocab);
     const targets = Int32Array.from({ length: B * T }, (_, i) => ((i + 1) % T === 0 ? -100 : ids[i + 1]!));
@@ -44,7 +47,9 @@ describe('compressModel', () => {
         // model/params.ts counts from the tensor list; budget.ts from its own formulas: they must agree.
         expect(counts.middle).toBe(r.plan.paramsAfter);
         let stored = 0;
-        for (const [n, t] of r.weights) if (/^layers\.(\d+)\./.test(n) && Number(n.split('.')[1]) >= 1 && Number(n.split('.')[1]) < r.spec.layers.length - 1) stored += t.data.length;
+        for (const [n, t] of r.weights)
+          if (/^layers\.(\d+)\./.test(n) && Number(n.split('.')[1]) >= 1 && Number(n.split('.')[1]) < r.spec.layers.length - 1)
+            stored += t.data.length;
         expect(stored).toBe(r.plan.paramsAfter);
         expect(r.plan.paramsTarget - r.plan.paramsAfter).toBeLessThan(Math.max(1, r.plan.granularity));
         if (method !== 'none') expect(paramCounts(r.spec).total).toBeLessThan(paramCounts(spec).total);
@@ -83,7 +88,9 @@ describe('compressModel', () => {
         } finally {
           setExactSvdReference(prev);
         }
-        expect(ours.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels])).toEqual(ref.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels]));
+        expect(ours.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels])).toEqual(
+          ref.layers.map((l) => [l.ranks, l.keptComponents, l.keptChannels]),
+        );
         expect(ours.layers.some((l) => l.keptComponents && Object.keys(l.keptComponents).length > 0)).toBe(true);
       }
     });
@@ -125,7 +132,7 @@ describe('compressModel', () => {
     });
   }
 
-  it('drop keeps OT\'s blocks; gradot without statistics fails clearly', () => {
+  it("drop keeps OT's blocks; gradot without statistics fails clearly", () => {
     const spec = smallSpec('gpt2', { numLayers: 8, hiddenSize: 16, numHeads: 2 });
     const w = randomTestModel(spec, 2);
     const r = compressModel(spec, w, { method: 'drop', keep: 0.5, split: { bottom: 2, top: 2 } });

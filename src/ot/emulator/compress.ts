@@ -17,8 +17,15 @@ import type { AttnProj, LayerSpec, MlpProj, ModelSpec } from '../../model/spec';
 import type { HostTensor, WeightMap } from '../../model/weights';
 import { magnitudeChannelScores, PRUNE_READING, svdTruncate } from './baselines';
 import {
-  allocateRanksGlobally, BUDGET_READING, GLOBAL_RANK_READING, planBudget, sumBlockParams, type BudgetPlan, type CompressionMethod,
-  type RankCandidate, type Split,
+  allocateRanksGlobally,
+  BUDGET_READING,
+  GLOBAL_RANK_READING,
+  planBudget,
+  sumBlockParams,
+  type BudgetPlan,
+  type CompressionMethod,
+  type RankCandidate,
+  type Split,
 } from './budget';
 import { drdScores, GCS_READINGS, LAMBDA_READINGS, rescore, scpScores, type LambdaMode, type ScoreParts } from './gcs';
 import type { LinearStats } from './kfac';
@@ -135,7 +142,10 @@ function needStats(stats: Map<string, LinearStats> | undefined, name: string): L
 
 function summarize(parts: ScoreParts, kept: number[]): ScoreSummary {
   const keptSet = new Set(kept);
-  let removedGradShift = 0, removedLossIncrease = 0, keptScoreMin = Infinity, removedScoreMax = -Infinity;
+  let removedGradShift = 0,
+    removedLossIncrease = 0,
+    keptScoreMin = Infinity,
+    removedScoreMax = -Infinity;
   for (let i = 0; i < parts.score.length; i++) {
     if (keptSet.has(i)) keptScoreMin = Math.min(keptScoreMin, parts.score[i]!);
     else {
@@ -145,7 +155,10 @@ function summarize(parts: ScoreParts, kept: number[]): ScoreSummary {
     }
   }
   return {
-    candidates: parts.score.length, kept: kept.length, removedGradShift, removedLossIncrease,
+    candidates: parts.score.length,
+    kept: kept.length,
+    removedGradShift,
+    removedLossIncrease,
     // JSON has no Infinity: a side with no members reports 0.
     keptScoreMin: Number.isFinite(keptScoreMin) ? keptScoreMin : 0,
     removedScoreMax: Number.isFinite(removedScoreMax) ? removedScoreMax : 0,
@@ -169,15 +182,22 @@ export function compressionLayout(spec: ModelSpec, opts: CompressOptions): Compr
   // gradot defaults (GRADOT_DEFAULTS); attnKeep is an option of the SCP layout, so it implies mlp = scp.
   const mlpMode = opts.mlp ?? (gradot && opts.attnKeep === undefined ? GRADOT_DEFAULTS.mlp : 'scp');
   const allocation = opts.rankAllocation ?? (gradot ? GRADOT_DEFAULTS.rankAllocation : 'uniform');
-  if (!gradot && (mlpMode !== 'scp' || allocation !== 'uniform')) throw new Error(`compress: mlp/rankAllocation options apply to gradot only`);
-  if (mlpMode === 'drd' && opts.attnKeep !== undefined) throw new Error('compress: attnKeep needs mlp = scp (with drd every linear shares one κ)');
+  if (!gradot && (mlpMode !== 'scp' || allocation !== 'uniform'))
+    throw new Error(`compress: mlp/rankAllocation options apply to gradot only`);
+  if (mlpMode === 'drd' && opts.attnKeep !== undefined)
+    throw new Error('compress: attnKeep needs mlp = scp (with drd every linear shares one κ)');
   const mlpDrd = gradot && mlpMode === 'drd';
   let plan = planBudget(spec, { method: mlpDrd ? 'svd' : opts.method, keep: opts.keep, split: opts.split, attnKeep: opts.attnKeep });
   if (mlpDrd) plan = { ...plan, method: 'gradot', notes: [...plan.notes, 'MLP factored by DRD on the svd layout'] };
   plan = { ...plan, layers: plan.layers.map((l) => ({ ...l, ranks: { ...l.ranks } })) };
   return {
-    plan, gradot, mlpMode, allocation,
-    lambdaAttn: opts.lambdaAttn ?? 1, lambdaMlp: opts.lambdaMlp ?? 1, lambdaMode: opts.lambdaMode ?? GRADOT_DEFAULTS.lambdaMode,
+    plan,
+    gradot,
+    mlpMode,
+    allocation,
+    lambdaAttn: opts.lambdaAttn ?? 1,
+    lambdaMlp: opts.lambdaMlp ?? 1,
+    lambdaMode: opts.lambdaMode ?? GRADOT_DEFAULTS.lambdaMode,
   };
 }
 
@@ -211,7 +231,9 @@ export class GradotScorer {
   readonly layout: CompressionLayout;
 
   constructor(
-    private readonly spec: ModelSpec, private readonly weights: WeightMap, opts: CompressOptions,
+    private readonly spec: ModelSpec,
+    private readonly weights: WeightMap,
+    opts: CompressOptions,
     private readonly factorBudget = Infinity,
   ) {
     this.layout = compressionLayout(spec, opts);
@@ -236,7 +258,10 @@ export class GradotScorer {
     const { attn, mlp } = projsOf(this.spec);
     const out = new Set(this.drdKeys);
     for (const b of this.scpBlocks) for (const p of mlp) out.add(`layers.${b}.mlp.${p}`);
-    const order = this.spec.layers.flatMap((_, i) => [...attn.map((p) => `layers.${i}.attn.${p}`), ...mlp.map((p) => `layers.${i}.mlp.${p}`)]);
+    const order = this.spec.layers.flatMap((_, i) => [
+      ...attn.map((p) => `layers.${i}.attn.${p}`),
+      ...mlp.map((p) => `layers.${i}.mlp.${p}`),
+    ]);
     return order.filter((n) => out.has(n));
   }
 
@@ -270,22 +295,40 @@ export class GradotScorer {
     if (!p.has('up') || !p.has('down') || (this.spec.gatedMlp && !p.has('gate'))) return;
     this.pendingMlp.delete(src);
     const t = performance.now();
-    this.scp.set(src, scpPartsFor(this.spec, this.weights, src, { up: p.get('up')!, down: p.get('down')!, gate: p.get('gate') }, this.layout));
+    this.scp.set(
+      src,
+      scpPartsFor(this.spec, this.weights, src, { up: p.get('up')!, down: p.get('down')!, gate: p.get('gate') }, this.layout),
+    );
     this.scoreMs += performance.now() - t;
   }
 }
 
-function scpPartsFor(spec: ModelSpec, weights: WeightMap, src: number, st: { up: LinearStats; down: LinearStats; gate?: LinearStats }, layout: CompressionLayout): ScoreParts {
+function scpPartsFor(
+  spec: ModelSpec,
+  weights: WeightMap,
+  src: number,
+  st: { up: LinearStats; down: LinearStats; gate?: LinearStats },
+  layout: CompressionLayout,
+): ScoreParts {
   const sp = `layers.${src}.mlp.`;
   const gateW = weights.get(`${sp}gate.weight`)?.data;
-  return rescore(scpScores(
-    {
-      d: spec.hiddenSize, dff: spec.intermediateSize, upW: need(weights, `${sp}up.weight`).data, upB: weights.get(`${sp}up.bias`)?.data,
-      gateW, gateB: weights.get(`${sp}gate.bias`)?.data, downW: need(weights, `${sp}down.weight`).data,
-    },
-    { up: st.up, down: st.down, gate: gateW ? st.gate : undefined },
+  return rescore(
+    scpScores(
+      {
+        d: spec.hiddenSize,
+        dff: spec.intermediateSize,
+        upW: need(weights, `${sp}up.weight`).data,
+        upB: weights.get(`${sp}up.bias`)?.data,
+        gateW,
+        gateB: weights.get(`${sp}gate.bias`)?.data,
+        downW: need(weights, `${sp}down.weight`).data,
+      },
+      { up: st.up, down: st.down, gate: gateW ? st.gate : undefined },
+      layout.lambdaMlp,
+    ),
     layout.lambdaMlp,
-  ), layout.lambdaMlp, layout.lambdaMode);
+    layout.lambdaMode,
+  );
 }
 
 /**
@@ -293,10 +336,15 @@ function scpPartsFor(spec: ModelSpec, weights: WeightMap, src: number, st: { up:
  * computed here from `stats` (every statistic in memory at once).
  */
 export function compressModel(
-  spec: ModelSpec, weights: WeightMap, opts: CompressOptions, stats?: Map<string, LinearStats>, scorer?: GradotScorer,
+  spec: ModelSpec,
+  weights: WeightMap,
+  opts: CompressOptions,
+  stats?: Map<string, LinearStats>,
+  scorer?: GradotScorer,
 ): CompressResult {
   const t0 = performance.now();
-  let svdMs = 0, scoreMs = 0;
+  let svdMs = 0,
+    scoreMs = 0;
   validateWeights(spec, weights, 'source model');
   const layout = scorer?.layout ?? compressionLayout(spec, opts);
   const { gradot, mlpMode, allocation, lambdaAttn, lambdaMlp, lambdaMode } = layout;
@@ -317,7 +365,8 @@ export function compressModel(
       for (const [proj, r] of Object.entries(l.ranks) as [AttnProj | MlpProj, number][]) {
         const e = scoreMatrix(l.source, isMlp(proj) ? 'mlp' : 'attn', proj);
         const W = need(weights, `layers.${l.source}.${isMlp(proj) ? 'mlp' : 'attn'}.${proj}.weight`);
-        const o = W.shape[0]!, i = W.shape[1]!;
+        const o = W.shape[0]!,
+          i = W.shape[1]!;
         pool += r * (o + i);
         const bySigma = Array.from({ length: e.rank }, (_, k) => k).sort((a, b) => e.S[b]! - e.S[a]! || a - b);
         cands.push({ key: `${l.source}.${proj}`, out: o, in: i, score: e.parts.score, protect: bySigma.slice(0, alwaysKeepCount(e.rank)) });
@@ -333,7 +382,12 @@ export function compressModel(
         scoreMatrix(l.source, isMlp(proj) ? 'mlp' : 'attn', proj).kept = k;
       }
     }
-    plan = { ...plan, paramsAfter: sumBlockParams(spec, plan.layers), reading: GLOBAL_RANK_READING, notes: [...plan.notes, `global rank pool ${pool}`] };
+    plan = {
+      ...plan,
+      paramsAfter: sumBlockParams(spec, plan.layers),
+      reading: GLOBAL_RANK_READING,
+      notes: [...plan.notes, `global rank pool ${pool}`],
+    };
   }
   const L = spec.layers.length;
   const { bottom, top } = opts.split;
@@ -416,16 +470,31 @@ export function compressModel(
     }
     if (layer.mlpWidth !== dff) {
       const tensors: MlpTensors = {
-        d, dff, upW: mlpT['up.weight']!.data, upB: mlpT['up.bias']?.data, downW: mlpT['down.weight']!.data,
-        gateW: mlpT['gate.weight']?.data, gateB: mlpT['gate.bias']?.data, downB: mlpT['down.bias']?.data,
+        d,
+        dff,
+        upW: mlpT['up.weight']!.data,
+        upB: mlpT['up.bias']?.data,
+        downW: mlpT['down.weight']!.data,
+        gateW: mlpT['gate.weight']?.data,
+        gateB: mlpT['gate.bias']?.data,
+        downB: mlpT['down.bias']?.data,
       };
       const t = performance.now();
       let kept: number[];
       if (opts.method === 'gradot') {
-        const parts = local.scp.get(src) ?? scpPartsFor(spec, weights, src, {
-          up: needStats(stats, `${sp}mlp.up`), down: needStats(stats, `${sp}mlp.down`),
-          gate: tensors.gateW ? needStats(stats, `${sp}mlp.gate`) : undefined,
-        }, layout);
+        const parts =
+          local.scp.get(src) ??
+          scpPartsFor(
+            spec,
+            weights,
+            src,
+            {
+              up: needStats(stats, `${sp}mlp.up`),
+              down: needStats(stats, `${sp}mlp.down`),
+              gate: tensors.gateW ? needStats(stats, `${sp}mlp.gate`) : undefined,
+            },
+            layout,
+          );
         kept = selectChannels(parts.score, layer.mlpWidth);
         (rec.scores ??= {}).mlp = summarize(parts, kept);
       } else if (opts.method === 'prune') {
@@ -465,16 +534,27 @@ export function compressModel(
   }
   validateWeights(emuSpec, ordered, 'emulator');
   return {
-    spec: emuSpec, weights: ordered, plan, layers: records, lambdaAttn, lambdaMlp, lambdaMode,
+    spec: emuSpec,
+    weights: ordered,
+    plan,
+    layers: records,
+    lambdaAttn,
+    lambdaMlp,
+    lambdaMode,
     readings: {
-      drd: GCS_READINGS.drd, scp: GCS_READINGS.scp, select: SELECT_READING, budget: BUDGET_READING, prune: PRUNE_READING,
+      drd: GCS_READINGS.drd,
+      scp: GCS_READINGS.scp,
+      select: SELECT_READING,
+      budget: BUDGET_READING,
+      prune: PRUNE_READING,
       lambda: LAMBDA_READINGS[lambdaMode],
       ...(gradot ? { mlp: MLP_READINGS[mlpMode] } : {}),
       ...(gradot && allocation === 'global' ? { rankAllocation: GLOBAL_RANK_READING } : {}),
     },
     timings: {
       // With a scorer, its SVD and scoring time (spent during the support pass) is counted here too.
-      svdSeconds: (svdMs + local.svdMs) / 1000, scoreSeconds: (scoreMs + local.scoreMs) / 1000,
+      svdSeconds: (svdMs + local.svdMs) / 1000,
+      scoreSeconds: (scoreMs + local.scoreMs) / 1000,
       totalSeconds: (performance.now() - t0) / 1000,
     },
   };

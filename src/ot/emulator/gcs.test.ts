@@ -15,16 +15,27 @@ function randomStats(inDim: number, outDim: number, seed: number): LinearStats {
   const meanX = new Float64Array(inDim);
   for (let r = 0; r < rows; r++) for (let i = 0; i < inDim; i++) meanX[i]! += X[r * inDim + i]! / rows;
   return {
-    inDim, outDim, A, G, meanX,
-    g: gaussianArray(outDim * inDim, seed + 2), gBias: gaussianArray(outDim, seed + 3),
-    rows, lossTokens: rows, batches: 1,
+    inDim,
+    outDim,
+    A,
+    G,
+    meanX,
+    g: gaussianArray(outDim * inDim, seed + 2),
+    gBias: gaussianArray(outDim, seed + 3),
+    rows,
+    lossTokens: rows,
+    batches: 1,
   };
 }
 
 const close = (a: number, b: number) => expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-10 * Math.max(1, Math.abs(b)));
 
 describe('DRD closed form', () => {
-  for (const [out, inn] of [[7, 5], [5, 9], [6, 6]] as const) {
+  for (const [out, inn] of [
+    [7, 5],
+    [5, 9],
+    [6, 6],
+  ] as const) {
     it(`equals brute force ‖GδA‖₁ − λ⟨g,δ⟩ for every component of a random ${out}x${inn} W`, () => {
       const W = gaussianArray(out * inn, out * 10 + inn);
       const f = exactSvd(W, out, inn);
@@ -34,7 +45,8 @@ describe('DRD closed form', () => {
       expect(sc.reading).toBe(GCS_READINGS.drd);
       for (let k = 0; k < f.rank; k++) {
         const delta = new Float64Array(out * inn);
-        for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) delta[i * inn + j] = -f.S[k]! * f.U[i * f.rank + k]! * f.Vt[k * inn + j]!;
+        for (let i = 0; i < out; i++)
+          for (let j = 0; j < inn; j++) delta[i * inn + j] = -f.S[k]! * f.U[i * f.rank + k]! * f.Vt[k * inn + j]!;
         const bf = bruteForceTerms(delta, out, inn, st.G, st.A, st.g);
         close(sc.gradShift[k]!, bf.gradShift);
         close(sc.lossIncrease[k]!, bf.lossIncrease);
@@ -45,12 +57,15 @@ describe('DRD closed form', () => {
 });
 
 describe('SCP closed form', () => {
-  const d = 5, dff = 8;
+  const d = 5,
+    dff = 8;
 
   function mlp(gated: boolean, bias: boolean, seed: number): { w: MlpWeights; st: MlpStats } {
     const w: MlpWeights = {
-      d, dff,
-      upW: gaussianArray(dff * d, seed), downW: gaussianArray(d * dff, seed + 1),
+      d,
+      dff,
+      upW: gaussianArray(dff * d, seed),
+      downW: gaussianArray(d * dff, seed + 1),
       upB: bias ? gaussianArray(dff, seed + 2) : undefined,
       gateW: gated ? gaussianArray(dff * d, seed + 3) : undefined,
       gateB: gated && bias ? gaussianArray(dff, seed + 4) : undefined,
@@ -58,7 +73,8 @@ describe('SCP closed form', () => {
     const up = randomStats(d, dff, seed + 10);
     // up and gate read the same input, so they share A and meanX in a real model.
     const st: MlpStats = {
-      up, down: randomStats(dff, d, seed + 20),
+      up,
+      down: randomStats(dff, d, seed + 20),
       gate: gated ? { ...randomStats(d, dff, seed + 30), A: up.A, meanX: up.meanX } : undefined,
     };
     return { w, st };
@@ -66,7 +82,8 @@ describe('SCP closed form', () => {
 
   /** Brute force for channel j: explicit δ per matrix ([W|b] with Ã where the bias is deleted). */
   function brute(w: MlpWeights, st: MlpStats, j: number) {
-    let gradShift = 0, lossIncrease = 0;
+    let gradShift = 0,
+      lossIncrease = 0;
     const row = (W: ArrayLike<number>, b: ArrayLike<number> | undefined, s: LinearStats) => {
       const din = b ? d + 1 : d;
       const delta = new Float64Array(dff * din);
@@ -78,18 +95,25 @@ describe('SCP closed form', () => {
       for (let i = 0; i < d; i++) delta[j * din + i] = -W[j * d + i]!;
       if (b) delta[j * din + d] = -b[j]!;
       const t = bruteForceTerms(delta, dff, din, s.G, b ? augmentedA(s) : s.A, g);
-      gradShift += t.gradShift; lossIncrease += t.lossIncrease;
+      gradShift += t.gradShift;
+      lossIncrease += t.lossIncrease;
     };
     row(w.upW, w.upB, st.up);
     if (w.gateW && st.gate) row(w.gateW, w.gateB, st.gate);
     const delta = new Float64Array(d * dff);
     for (let i = 0; i < d; i++) delta[i * dff + j] = -w.downW[i * dff + j]!;
     const t = bruteForceTerms(delta, d, dff, st.down.G, st.down.A, st.down.g);
-    gradShift += t.gradShift; lossIncrease += t.lossIncrease;
+    gradShift += t.gradShift;
+    lossIncrease += t.lossIncrease;
     return { gradShift, lossIncrease };
   }
 
-  for (const [gated, bias] of [[false, true], [false, false], [true, false], [true, true]] as const) {
+  for (const [gated, bias] of [
+    [false, true],
+    [false, false],
+    [true, false],
+    [true, true],
+  ] as const) {
     it(`equals brute force for every channel (gated=${gated}, bias=${bias})`, () => {
       const { w, st } = mlp(gated, bias, gated ? 300 : 200 + (bias ? 1 : 0));
       const lambda = 1.3;
@@ -127,8 +151,12 @@ describe('λ modes', () => {
     const parts = drdScores(exactSvd(W, 6, 4), randomStats(4, 6, 2), 0.3);
     expect(Array.from(rescore(parts, 0.3, 'raw').score)).toEqual(Array.from(parts.score));
     const lam = effectiveLambda(parts, 1, 'balanced');
-    let gs = 0, li = 0;
-    for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]!; li += Math.abs(parts.lossIncrease[i]!); }
+    let gs = 0,
+      li = 0;
+    for (let i = 0; i < parts.gradShift.length; i++) {
+      gs += parts.gradShift[i]!;
+      li += Math.abs(parts.lossIncrease[i]!);
+    }
     expect(lam * li).toBeCloseTo(gs, 10);
     const b = rescore(parts, 1, 'balanced');
     expect(b.lambda).toBeCloseTo(lam, 12);
@@ -177,7 +205,8 @@ describe('balanced λ on fresh random statistics', () => {
 describe('GCS sign conventions', () => {
   it('a component whose removal raises the loss scores lower (is removed first) as λ grows', async () => {
     const { selectComponents } = await import('./select');
-    const out = 6, inn = 5;
+    const out = 6,
+      inn = 5;
     const W = gaussianArray(out * inn, 77);
     const f = exactSvd(W, out, inn);
     const st = randomStats(inn, out, 78);

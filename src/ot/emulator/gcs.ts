@@ -125,7 +125,9 @@ export interface MlpStats {
  *   gradShift_j = ‖G e_j‖₁ · ‖Ã w̃_j‖₁,  lossIncrease_j = −(g_j·w_j + gBias_j·b_j).
  */
 export function rowDeletionTerms(
-  W: ArrayLike<number>, b: ArrayLike<number> | undefined, s: LinearStats,
+  W: ArrayLike<number>,
+  b: ArrayLike<number> | undefined,
+  s: LinearStats,
 ): { gradShift: Float64Array; lossIncrease: Float64Array } {
   const rows = s.outDim;
   const d = s.inDim;
@@ -190,10 +192,11 @@ export function scpScores(w: MlpWeights, stats: MlpStats, lambda: number): Score
   const gradShift = new Float64Array(dff);
   const lossIncrease = new Float64Array(dff);
   const score = new Float64Array(dff);
-  for (const p of parts) for (let j = 0; j < dff; j++) {
-    gradShift[j]! += p.gradShift[j]!;
-    lossIncrease[j]! += p.lossIncrease[j]!;
-  }
+  for (const p of parts)
+    for (let j = 0; j < dff; j++) {
+      gradShift[j]! += p.gradShift[j]!;
+      lossIncrease[j]! += p.lossIncrease[j]!;
+    }
   for (let j = 0; j < dff; j++) score[j] = gcsFromTerms(gradShift[j]!, lossIncrease[j]!, lambda);
   return { gradShift, lossIncrease, score, lambda, reading: GCS_READINGS.scp };
 }
@@ -203,7 +206,12 @@ export function scpScores(w: MlpWeights, stats: MlpStats, lambda: number): Score
 
 /** ‖G δ A‖₁ (entrywise) and ⟨g, δ⟩ for an explicit δ [out, in]. A may be the augmented factor. */
 export function bruteForceTerms(
-  delta: Float64Array, out: number, inn: number, G: Float64Array, A: Float64Array, g: Float64Array,
+  delta: Float64Array,
+  out: number,
+  inn: number,
+  G: Float64Array,
+  A: Float64Array,
+  g: Float64Array,
 ): { gradShift: number; lossIncrease: number } {
   const GdA = hostMatmul(hostMatmul(G, delta, { m: out, n: inn, k: out }), A, { m: out, n: inn, k: inn });
   let l1 = 0;
@@ -238,7 +246,7 @@ export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const ranks = (x: ArrayLike<number>): Float64Array => {
     const idx = Array.from({ length: x.length }, (_, i) => i).sort((i, j) => x[i]! - x[j]!);
     const r = new Float64Array(x.length);
-    for (let s = 0; s < idx.length;) {
+    for (let s = 0; s < idx.length; ) {
       let e = s;
       while (e + 1 < idx.length && x[idx[e + 1]!] === x[idx[s]!]) e++;
       for (let k = s; k <= e; k++) r[idx[k]!] = (s + e) / 2;
@@ -246,19 +254,30 @@ export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
     }
     return r;
   };
-  const ra = ranks(a), rb = ranks(b);
+  const ra = ranks(a),
+    rb = ranks(b);
   const n = ra.length;
   const m = (n - 1) / 2;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) { sab += (ra[i]! - m) * (rb[i]! - m); saa += (ra[i]! - m) ** 2; sbb += (rb[i]! - m) ** 2; }
+  let sab = 0,
+    saa = 0,
+    sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (ra[i]! - m) * (rb[i]! - m);
+    saa += (ra[i]! - m) ** 2;
+    sbb += (rb[i]! - m) ** 2;
+  }
   return sab / Math.sqrt(saa * sbb);
 }
 
 /** Effective λ for one scored set under `mode`. */
 export function effectiveLambda(parts: Pick<ScoreParts, 'gradShift' | 'lossIncrease'>, lambda: number, mode: LambdaMode): number {
   if (mode === 'raw') return lambda;
-  let gs = 0, li = 0;
-  for (let i = 0; i < parts.gradShift.length; i++) { gs += parts.gradShift[i]!; li += Math.abs(parts.lossIncrease[i]!); }
+  let gs = 0,
+    li = 0;
+  for (let i = 0; i < parts.gradShift.length; i++) {
+    gs += parts.gradShift[i]!;
+    li += Math.abs(parts.lossIncrease[i]!);
+  }
   return li === 0 ? lambda : (lambda * gs) / li;
 }
 

@@ -13,7 +13,8 @@ describe('allocateRanksGlobally', () => {
     const r = mulberry32(7);
     for (let trial = 0; trial < 20; trial++) {
       const cands: RankCandidate[] = Array.from({ length: 2 + Math.floor(r() * 5) }, (_, c) => {
-        const out = 4 + Math.floor(r() * 12), inn = 4 + Math.floor(r() * 12);
+        const out = 4 + Math.floor(r() * 12),
+          inn = 4 + Math.floor(r() * 12);
         const n = Math.min(out, inn);
         return { key: `m${c}`, out, in: inn, score: Array.from({ length: n }, () => r() * 2 - 0.5), protect: [0] };
       });
@@ -32,7 +33,8 @@ describe('allocateRanksGlobally', () => {
       expect(used).toBeLessThanOrEqual(pool);
       // Budget exact up to one unit: every matrix still able to grow has a unit bigger than what is left.
       for (const c of cands) {
-        if (kept.get(c.key)!.length < Math.min(maxUsefulRank(c.out, c.in), c.score.length)) expect(c.out + c.in).toBeGreaterThan(pool - used);
+        if (kept.get(c.key)!.length < Math.min(maxUsefulRank(c.out, c.in), c.score.length))
+          expect(c.out + c.in).toBeGreaterThan(pool - used);
       }
       // Greedy order: an excluded component (matrix not capped) never beats a kept one of the same matrix
       // per parameter unless it did not fit.
@@ -69,7 +71,12 @@ describe('gradot readings: mlp drd, global rank allocation', () => {
     for (const mlp of ['scp', 'drd'] as const) {
       for (const rankAllocation of ['uniform', 'global'] as const) {
         for (const keep of [0.4, 0.6]) {
-          const r = compressModel(spec, weights, { method: 'gradot', keep, split, lambdaAttn: 0, lambdaMlp: 0, mlp, rankAllocation }, sp.stats);
+          const r = compressModel(
+            spec,
+            weights,
+            { method: 'gradot', keep, split, lambdaAttn: 0, lambdaMlp: 0, mlp, rankAllocation },
+            sp.stats,
+          );
           expect(splitParamCounts(r.spec, 1, 1).middle).toBe(r.plan.paramsAfter);
           let stored = 0;
           for (const [n, t] of r.weights) {
@@ -89,8 +96,18 @@ describe('gradot readings: mlp drd, global rank allocation', () => {
       }
     }
     // The global reading actually moves ranks between matrices.
-    const u = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'uniform' }, sp.stats);
-    const g = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'global' }, sp.stats);
+    const u = compressModel(
+      spec,
+      weights,
+      { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'uniform' },
+      sp.stats,
+    );
+    const g = compressModel(
+      spec,
+      weights,
+      { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, mlp: 'drd', rankAllocation: 'global' },
+      sp.stats,
+    );
     expect(JSON.stringify(g.spec.layers.map((l) => l.ranks))).not.toBe(JSON.stringify(u.spec.layers.map((l) => l.ranks)));
     expect(() => compressModel(spec, weights, { method: 'svd', keep: 0.5, split, mlp: 'drd' })).toThrow(/gradot only/);
     // Defaults: mlp = drd with global ranks; attnKeep implies the SCP layout.
@@ -100,7 +117,10 @@ describe('gradot readings: mlp drd, global rank allocation', () => {
     expect(JSON.stringify(d.spec.layers)).toBe(JSON.stringify(g.spec.layers));
     // λ is read balanced unless raw is asked for (at λ = 0 both select alike).
     expect(d.readings.lambda).toBe(LAMBDA_READINGS.balanced);
-    expect(compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, lambdaMode: 'raw' }, sp.stats).readings.lambda).toBe(LAMBDA_READINGS.raw);
+    expect(
+      compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, lambdaAttn: 0, lambdaMlp: 0, lambdaMode: 'raw' }, sp.stats)
+        .readings.lambda,
+    ).toBe(LAMBDA_READINGS.raw);
     const a = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split, attnKeep: 0.5 }, sp.stats);
     expect(a.readings.mlp).toBe(MLP_READINGS.scp);
     expect(a.spec.layers[2]!.mlpWidth).toBeLessThan(spec.intermediateSize);

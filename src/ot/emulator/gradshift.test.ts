@@ -22,7 +22,10 @@ describe('adapterGradientShift', () => {
     const dropped = compressModel(spec, weights, { method: 'drop', keep: 0.34, split: { bottom: 1, top: 1 } });
     const emu = decoderFromWeights(be, dropped.spec, dropped.weights);
     const pairs = adapterParamPairs(full, emu, { bottom: 1, top: 1 });
-    expect(pairs.find(([a]) => a === 'layers.4.attn.q.weight')).toEqual(['layers.4.attn.q.weight', `layers.${dropped.spec.layers.length - 1}.attn.q.weight`]);
+    expect(pairs.find(([a]) => a === 'layers.4.attn.q.weight')).toEqual([
+      'layers.4.attn.q.weight',
+      `layers.${dropped.spec.layers.length - 1}.attn.q.weight`,
+    ]);
     const d = await adapterGradientShift(full, emu, [batch], { bottom: 1, top: 1 });
     expect(d.cosineDistance).toBeGreaterThan(1e-6);
     expect(d.adapterParams).toBe(r.adapterParams);

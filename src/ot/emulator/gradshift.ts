@@ -54,7 +54,10 @@ export function adapterParamPairs(full: Decoder, emu: Decoder, split: Split): [s
  * at their offsets in that concatenation and not kept.
  */
 async function gradsAndLoss(
-  dec: Decoder, names: string[], b: SupportBatch, fold?: (offset: number, g: ArrayLike<number>) => void,
+  dec: Decoder,
+  names: string[],
+  b: SupportBatch,
+  fold?: (offset: number, g: ArrayLike<number>) => void,
 ): Promise<{ g: Float32Array | Float64Array; loss: number }> {
   const set = new Set(names);
   dec.setTrainable((n) => set.has(n));
@@ -82,26 +85,47 @@ async function gradsAndLoss(
   return { g, loss: lv };
 }
 
-export async function adapterGradientShift(full: Decoder, emu: Decoder, batches: Iterable<SupportBatch>, split: Split): Promise<GradShiftResult> {
+export async function adapterGradientShift(
+  full: Decoder,
+  emu: Decoder,
+  batches: Iterable<SupportBatch>,
+  split: Split,
+): Promise<GradShiftResult> {
   const pairs = adapterParamPairs(full, emu, split);
   const savedF = new Map([...full.params].map(([n, t]) => [n, t.requiresGrad]));
   const savedE = new Map([...emu.params].map(([n, t]) => [n, t.requiresGrad]));
   const perBatch: number[] = [];
-  let lf = 0, le = 0, tokens = 0;
+  let lf = 0,
+    le = 0,
+    tokens = 0;
   try {
     for (const b of batches) {
       const N = countTargets(b.targets);
       if (N === 0) continue;
-      const f = await gradsAndLoss(full, pairs.map((p) => p[0]), b);
+      const f = await gradsAndLoss(
+        full,
+        pairs.map((p) => p[0]),
+        b,
+      );
       // The emulator's gradients are folded into the sums tensor by tensor (same order, same sums as one
       // concatenated vector) instead of being copied out: at real sizes each copy is the adapters' size.
-      let dot = 0, nf = 0, ne = 0;
-      const e = await gradsAndLoss(emu, pairs.map((p) => p[1]), b, (o, ge) => {
-        for (let i = 0; i < ge.length; i++) {
-          const x = f.g[o + i]!, y = ge[i]!;
-          dot += x * y; nf += x ** 2; ne += y ** 2;
-        }
-      });
+      let dot = 0,
+        nf = 0,
+        ne = 0;
+      const e = await gradsAndLoss(
+        emu,
+        pairs.map((p) => p[1]),
+        b,
+        (o, ge) => {
+          for (let i = 0; i < ge.length; i++) {
+            const x = f.g[o + i]!,
+              y = ge[i]!;
+            dot += x * y;
+            nf += x ** 2;
+            ne += y ** 2;
+          }
+        },
+      );
       perBatch.push(nf === 0 || ne === 0 ? 1 : 1 - dot / Math.sqrt(nf * ne));
       lf += f.loss * N;
       le += e.loss * N;
@@ -115,7 +139,11 @@ export async function adapterGradientShift(full: Decoder, emu: Decoder, batches:
   let adapterParams = 0;
   for (const [n] of pairs) adapterParams += full.params.get(n)!.size;
   return {
-    cosineDistance: perBatch.reduce((s, x) => s + x, 0) / perBatch.length, perBatch,
-    fullLoss: lf / tokens, emulatorLoss: le / tokens, tokens, adapterParams,
+    cosineDistance: perBatch.reduce((s, x) => s + x, 0) / perBatch.length,
+    perBatch,
+    fullLoss: lf / tokens,
+    emulatorLoss: le / tokens,
+    tokens,
+    adapterParams,
   };
 }

@@ -7,20 +7,24 @@ function toy(inDim: number, outDim: number, seed: number) {
   const W = gaussianArray(outDim * inDim, seed);
   const b = gaussianArray(outDim, seed + 1);
   const batches = [3, 5, 2].map((rows, i) => ({
-    rows, x: gaussianArray(rows * inDim, seed + 10 + i), t: gaussianArray(rows * outDim, seed + 20 + i),
+    rows,
+    x: gaussianArray(rows * inDim, seed + 10 + i),
+    t: gaussianArray(rows * outDim, seed + 20 + i),
   }));
   const forward = (Wv: Float64Array, bv: Float64Array, x: Float64Array, rows: number) => {
     const y = new Float64Array(rows * outDim);
-    for (let r = 0; r < rows; r++) for (let o = 0; o < outDim; o++) {
-      let s = bv[o]!;
-      for (let i = 0; i < inDim; i++) s += Wv[o * inDim + i]! * x[r * inDim + i]!;
-      y[r * outDim + o] = s;
-    }
+    for (let r = 0; r < rows; r++)
+      for (let o = 0; o < outDim; o++) {
+        let s = bv[o]!;
+        for (let i = 0; i < inDim; i++) s += Wv[o * inDim + i]! * x[r * inDim + i]!;
+        y[r * outDim + o] = s;
+      }
     return y;
   };
   /** Support-set mean token loss (all rows are loss tokens here). */
   const totalLoss = (Wv: Float64Array, bv: Float64Array) => {
-    let s = 0, n = 0;
+    let s = 0,
+      n = 0;
     for (const bt of batches) {
       const y = forward(Wv, bv, bt.x, bt.rows);
       for (let i = 0; i < y.length; i++) s += 0.5 * (y[i]! - bt.t[i]!) ** 2;
@@ -32,7 +36,8 @@ function toy(inDim: number, outDim: number, seed: number) {
 }
 
 describe('KfacAccumulator', () => {
-  const inDim = 4, outDim = 3;
+  const inDim = 4,
+    outDim = 3;
   const tm = toy(inDim, outDim, 100);
 
   function run(): ReturnType<KfacAccumulator['finish']> {
@@ -50,14 +55,18 @@ describe('KfacAccumulator', () => {
     const s = run();
     const h = 1e-6;
     for (let k = 0; k < tm.W.length; k++) {
-      const Wp = Float64Array.from(tm.W); Wp[k]! += h;
-      const Wm = Float64Array.from(tm.W); Wm[k]! -= h;
+      const Wp = Float64Array.from(tm.W);
+      Wp[k]! += h;
+      const Wm = Float64Array.from(tm.W);
+      Wm[k]! -= h;
       const fd = (tm.totalLoss(Wp, tm.b) - tm.totalLoss(Wm, tm.b)) / (2 * h);
       expect(Math.abs(s.g[k]! - fd)).toBeLessThan(1e-7);
     }
     for (let k = 0; k < outDim; k++) {
-      const bp = Float64Array.from(tm.b); bp[k]! += h;
-      const bm = Float64Array.from(tm.b); bm[k]! -= h;
+      const bp = Float64Array.from(tm.b);
+      bp[k]! += h;
+      const bm = Float64Array.from(tm.b);
+      bm[k]! -= h;
       const fd = (tm.totalLoss(tm.W, bp) - tm.totalLoss(tm.W, bm)) / (2 * h);
       expect(Math.abs(s.gBias[k]! - fd)).toBeLessThan(1e-7);
     }
@@ -77,11 +86,12 @@ describe('KfacAccumulator', () => {
           mu[i]! += bt.x[r * inDim + i]!;
           for (let j = 0; j < inDim; j++) A[i * inDim + j]! += bt.x[r * inDim + i]! * bt.x[r * inDim + j]!;
         }
-        for (let i = 0; i < outDim; i++) for (let j = 0; j < outDim; j++) {
-          const ei = y[r * outDim + i]! - bt.t[r * outDim + i]!;
-          const ej = y[r * outDim + j]! - bt.t[r * outDim + j]!;
-          G[i * outDim + j]! += ei * ej;
-        }
+        for (let i = 0; i < outDim; i++)
+          for (let j = 0; j < outDim; j++) {
+            const ei = y[r * outDim + i]! - bt.t[r * outDim + i]!;
+            const ej = y[r * outDim + j]! - bt.t[r * outDim + j]!;
+            G[i * outDim + j]! += ei * ej;
+          }
       }
     }
     for (let i = 0; i < A.length; i++) expect(s.A[i]).toBeCloseTo(A[i]! / n, 12);
@@ -99,9 +109,20 @@ describe('KfacAccumulator', () => {
     const two = new KfacAccumulator(inDim, outDim);
     // The same batch's rows fed in two calls must carry their own N_b share; here: two batches of 4 tokens
     // whose dy are the full-batch dy rescaled to a 4-token mean.
-    two.addBatch(x.subarray(0, 4 * inDim), dy.subarray(0, 4 * outDim).map((v) => v * 2), 4, 4);
-    two.addBatch(x.subarray(4 * inDim), dy.subarray(4 * outDim).map((v) => v * 2), 4, 4);
-    const a = one.finish(), b = two.finish();
+    two.addBatch(
+      x.subarray(0, 4 * inDim),
+      dy.subarray(0, 4 * outDim).map((v) => v * 2),
+      4,
+      4,
+    );
+    two.addBatch(
+      x.subarray(4 * inDim),
+      dy.subarray(4 * outDim).map((v) => v * 2),
+      4,
+      4,
+    );
+    const a = one.finish(),
+      b = two.finish();
     for (const k of ['A', 'G', 'g', 'gBias', 'meanX'] as const) {
       for (let i = 0; i < a[k].length; i++) expect(b[k][i]).toBeCloseTo(a[k][i]!, 12);
     }
@@ -114,11 +135,12 @@ describe('KfacAccumulator', () => {
     acc.addBatch(x, gaussianArray(rows * outDim, 9), rows, rows);
     const At = augmentedA(acc.finish());
     const n1 = inDim + 1;
-    for (let i = 0; i < n1; i++) for (let j = 0; j < n1; j++) {
-      let s = 0;
-      for (let r = 0; r < rows; r++) s += (i < inDim ? x[r * inDim + i]! : 1) * (j < inDim ? x[r * inDim + j]! : 1);
-      expect(At[i * n1 + j]).toBeCloseTo(s / rows, 12);
-    }
+    for (let i = 0; i < n1; i++)
+      for (let j = 0; j < n1; j++) {
+        let s = 0;
+        for (let r = 0; r < rows; r++) s += (i < inDim ? x[r * inDim + i]! : 1) * (j < inDim ? x[r * inDim + j]! : 1);
+        expect(At[i * n1 + j]).toBeCloseTo(s / rows, 12);
+      }
   });
 
   it('rejects mismatched shapes and empty accumulators', () => {

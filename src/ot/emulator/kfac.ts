@@ -113,11 +113,16 @@ export class KfacAccumulator {
     const G = this.sumEE.map((v) => v / this.rows);
     mirrorUpper(G, outDim);
     return {
-      inDim, outDim, A, G,
+      inDim,
+      outDim,
+      A,
+      G,
       g: this.sumGrad.map((v) => v / this.tokens),
       gBias: this.sumGradBias.map((v) => v / this.tokens),
       meanX: this.sumX.map((v) => v / this.rows),
-      rows: this.rows, lossTokens: this.tokens, batches: this.batches,
+      rows: this.rows,
+      lossTokens: this.tokens,
+      batches: this.batches,
     };
   }
 }

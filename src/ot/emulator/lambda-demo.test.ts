@@ -24,12 +24,21 @@ describe('λ on the demo model', () => {
   it('balanced: rankings at λ = 0 and λ = LAMBDA_UI_MAX differ clearly; raw: they barely differ', async () => {
     const { spec, weights } = await loadHFModel(nodeDirSource(DEMO));
     const tok = await loadTokenizer(nodeDirSource(DEMO));
-    const texts = readFileSync(TRAIN, 'utf8').trim().split('\n').slice(0, 80).map((l) => (JSON.parse(l) as { context: string }).context);
+    const texts = readFileSync(TRAIN, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(0, 80)
+      .map((l) => (JSON.parse(l) as { context: string }).context);
     const toks = Int32Array.from(texts.flatMap((t) => tok.encode(t, { addSpecialTokens: false })));
-    const B = 4, T = 64;
+    const B = 4,
+      T = 64;
     const batches: SupportBatch[] = [0, 1].map((k) => {
-      const ids = new Int32Array(B * T), targets = new Int32Array(B * T);
-      for (let i = 0; i < B * T; i++) { ids[i] = toks[k * B * T + i]!; targets[i] = toks[k * B * T + i + 1]!; }
+      const ids = new Int32Array(B * T),
+        targets = new Int32Array(B * T);
+      for (let i = 0; i < B * T; i++) {
+        ids[i] = toks[k * B * T + i]!;
+        targets[i] = toks[k * B * T + i + 1]!;
+      }
       return { ids, targets, B, T };
     });
     const be = new CpuBackend();
@@ -47,7 +56,11 @@ describe('λ on the demo model', () => {
       const rank = Math.round(0.3 * f.rank);
       const k0 = new Set(selectComponents(f.S, parts.score, rank));
       const kb = selectComponents(f.S, bal.score, rank);
-      rho[n] = { raw: spearman(parts.score, raw.score), balanced: spearman(parts.score, bal.score), keptChanged: kb.filter((k) => !k0.has(k)).length / rank };
+      rho[n] = {
+        raw: spearman(parts.score, raw.score),
+        balanced: spearman(parts.score, bal.score),
+        keptChanged: kb.filter((k) => !k0.has(k)).length / rank,
+      };
     }
     for (const [n, r] of Object.entries(rho)) {
       expect(r.raw, `${n} raw`).toBeGreaterThan(0.99);

@@ -5,7 +5,13 @@ import { paramCounts } from '../../model/params';
 import { randomTestModel, smallSpec } from '../../model/random-model';
 import { compressModel } from './compress';
 import {
-  buildEmulator, emulatorMeta, readEmulatorPackage, stableStringify, unzipEmulatorPackage, weightsSha256, writeEmulatorPackage,
+  buildEmulator,
+  emulatorMeta,
+  readEmulatorPackage,
+  stableStringify,
+  unzipEmulatorPackage,
+  weightsSha256,
+  writeEmulatorPackage,
   zipEmulatorPackage,
 } from './package';
 import { supportPass } from './support';
@@ -18,8 +24,18 @@ describe('emulator package', () => {
     const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 7) % spec.vocabSize);
     const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]!));
     const sp = await supportPass(decoderFromWeights(be, spec, weights), [{ ids, targets, B: 2, T: 8 }], [1, 2, 3]);
-    const r = compressModel(spec, weights, { method: 'gradot', keep: 0.5, split: { bottom: 1, top: 1 }, lambdaAttn: 0.5, lambdaMlp: 2 }, sp.stats);
-    const meta = emulatorMeta(r, { modelId: 'test/opt-tiny', sha256: await weightsSha256(weights), params: paramCounts(spec).total }, sp, 5);
+    const r = compressModel(
+      spec,
+      weights,
+      { method: 'gradot', keep: 0.5, split: { bottom: 1, top: 1 }, lambdaAttn: 0.5, lambdaMlp: 2 },
+      sp.stats,
+    );
+    const meta = emulatorMeta(
+      r,
+      { modelId: 'test/opt-tiny', sha256: await weightsSha256(weights), params: paramCounts(spec).total },
+      sp,
+      5,
+    );
     expect(meta.split).toEqual({ bottom: 1, top: 1 });
     expect(meta.support?.digest).toBe(sp.digest);
     const files = writeEmulatorPackage({ meta, weights: r.weights });
@@ -42,7 +58,14 @@ describe('emulator package', () => {
   it('rejects foreign or inconsistent packages', () => {
     const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
     expect(() => readEmulatorPackage(new Map([['emulator.json', enc({ format: 'x' })]]))).toThrow(/needs/);
-    expect(() => readEmulatorPackage(new Map([['emulator.json', enc({ format: 'x' })], ['emulator.safetensors', new Uint8Array(8)]]))).toThrow(/not a GradOT emulator/);
+    expect(() =>
+      readEmulatorPackage(
+        new Map([
+          ['emulator.json', enc({ format: 'x' })],
+          ['emulator.safetensors', new Uint8Array(8)],
+        ]),
+      ),
+    ).toThrow(/not a GradOT emulator/);
   });
 
   it('stableStringify sorts keys at every level and drops undefined', () => {
@@ -58,8 +81,13 @@ describe('emulator package', () => {
     const support = [{ ids, targets, B: 2, T: 8 }];
     const phases: string[] = [];
     const out = await buildEmulator(spec, weights, {
-      modelId: 'test/llama-tiny', backend: new CpuBackend({ dtype: 'f32' }), support,
-      method: 'gradot', keep: 0.6, split: { bottom: 1, top: 1 }, onProgress: (p) => phases.push(p),
+      modelId: 'test/llama-tiny',
+      backend: new CpuBackend({ dtype: 'f32' }),
+      support,
+      method: 'gradot',
+      keep: 0.6,
+      split: { bottom: 1, top: 1 },
+      onProgress: (p) => phases.push(p),
     });
     expect(phases).toEqual(['support', 'compress', 'evaluate', 'package']);
     const r = out.report;
@@ -78,7 +106,9 @@ describe('emulator package', () => {
 describe('emulator package dtype', () => {
   it('is written in the source model dtype (F16/BF16), smaller than the model, and round-trips; F32 on request', async () => {
     const { sourceDtype } = await import('./package');
-    const { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensorsHeader, serializeSafetensors } = await import('../../model/safetensors');
+    const { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensorsHeader, serializeSafetensors } = await import(
+      '../../model/safetensors'
+    );
     for (const dtype of ['F16', 'BF16'] as const) {
       const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 32, numHeads: 4 });
       const weights = randomTestModel(spec, 21);
@@ -95,7 +125,12 @@ describe('emulator package dtype', () => {
       const modelBytes = serializeSafetensors(weights, { dtype }).length;
       const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % spec.vocabSize);
       const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? -100 : ids[i + 1]!));
-      const base = { modelId: 'test/half', backend: new CpuBackend({ dtype: 'f32' }), support: [{ ids, targets, B: 2, T: 8 }], split: { bottom: 1, top: 1 } };
+      const base = {
+        modelId: 'test/half',
+        backend: new CpuBackend({ dtype: 'f32' }),
+        support: [{ ids, targets, B: 2, T: 8 }],
+        split: { bottom: 1, top: 1 },
+      };
       for (const keep of [0.3, 0.9]) {
         const out = await buildEmulator(spec, weights, { ...base, method: 'gradot', keep });
         const st = out.files.get('emulator.safetensors')!;
@@ -107,7 +142,8 @@ describe('emulator package dtype', () => {
         // The evaluated emulator is exactly what the package holds.
         for (const [n, t] of out.result.weights) expect(Array.from(back.weights.get(n)!.data)).toEqual(Array.from(t.data));
         const again = writeEmulatorPackage(back);
-        for (const name of out.files.keys()) expect(Buffer.compare(Buffer.from(again.get(name)!), Buffer.from(out.files.get(name)!))).toBe(0);
+        for (const name of out.files.keys())
+          expect(Buffer.compare(Buffer.from(again.get(name)!), Buffer.from(out.files.get(name)!))).toBe(0);
       }
       const f32 = await buildEmulator(spec, weights, { ...base, method: 'svd', keep: 0.5, dtype: 'F32' });
       expect([...parseSafetensorsHeader(f32.files.get('emulator.safetensors')!).entries.values()][0]!.dtype).toBe('F32');
@@ -121,7 +157,9 @@ describe('weightsSha256', () => {
     const spec = smallSpec('gpt2', { numLayers: 2, hiddenSize: 16, numHeads: 2 });
     const w = randomTestModel(spec, 4);
     const bytes = serializeSafetensors(w, { dtype: 'F32' });
-    const ref = Array.from(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), (b) => b.toString(16).padStart(2, '0')).join('');
+    const ref = Array.from(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)), (b) =>
+      b.toString(16).padStart(2, '0'),
+    ).join('');
     expect(await weightsSha256(w)).toBe(ref);
   });
 });

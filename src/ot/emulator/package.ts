@@ -20,7 +20,14 @@ import { Tensor } from '../../engine/tensor';
 import { Decoder, decoderFromWeights } from '../../model/decoder';
 import { canonicalShapes, validateWeights } from '../../model/hf';
 import { paramCounts } from '../../model/params';
-import { f32BitsToBF16, f32BitsToHalf, halfToFloat, parseSafetensors, serializeSafetensors, type WriteDType } from '../../model/safetensors';
+import {
+  f32BitsToBF16,
+  f32BitsToHalf,
+  halfToFloat,
+  parseSafetensors,
+  serializeSafetensors,
+  type WriteDType,
+} from '../../model/safetensors';
 import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
@@ -76,15 +83,30 @@ export interface SourceInfo {
   params: number;
 }
 
-export function emulatorMeta(r: CompressResult, source: SourceInfo, support: SupportPassResult | null, sourceNumLayers: number): EmulatorMeta {
+export function emulatorMeta(
+  r: CompressResult,
+  source: SourceInfo,
+  support: SupportPassResult | null,
+  sourceNumLayers: number,
+): EmulatorMeta {
   return {
-    format: EMULATOR_FORMAT, version: EMULATOR_VERSION,
+    format: EMULATOR_FORMAT,
+    version: EMULATOR_VERSION,
     source: { modelId: source.modelId, sha256: source.sha256, numLayers: sourceNumLayers, params: source.params },
     split: { bottom: r.plan.middle[0] ?? 0, top: sourceNumLayers - (r.plan.middle[r.plan.middle.length - 1] ?? -1) - 1 },
-    method: r.plan.method, keep: r.plan.keep, lambdaAttn: r.lambdaAttn, lambdaMlp: r.lambdaMlp, lambdaMode: r.lambdaMode, readings: r.readings,
+    method: r.plan.method,
+    keep: r.plan.keep,
+    lambdaAttn: r.lambdaAttn,
+    lambdaMlp: r.lambdaMlp,
+    lambdaMode: r.lambdaMode,
+    readings: r.readings,
     budget: {
-      paramsBefore: r.plan.paramsBefore, paramsTarget: r.plan.paramsTarget, paramsAfter: r.plan.paramsAfter,
-      granularity: r.plan.granularity, kappa: r.plan.kappa ?? null, keptBlocks: r.plan.keptBlocks,
+      paramsBefore: r.plan.paramsBefore,
+      paramsTarget: r.plan.paramsTarget,
+      paramsAfter: r.plan.paramsAfter,
+      granularity: r.plan.granularity,
+      kappa: r.plan.kappa ?? null,
+      keptBlocks: r.plan.keptBlocks,
     },
     layers: r.layers,
     support: support ? { digest: support.digest, tokens: support.tokens, batches: support.batches, meanLoss: support.meanLoss } : null,
@@ -191,9 +213,13 @@ export function writeEmulatorPackage(pkg: EmulatorPackage): Map<string, Uint8Arr
   validateWeights(pkg.meta.spec, pkg.weights, EMULATOR_WEIGHTS);
   const files = new Map<string, Uint8Array>();
   files.set(EMULATOR_JSON, new TextEncoder().encode(stableStringify(pkg.meta) + '\n'));
-  files.set(EMULATOR_WEIGHTS, serializeSafetensors(pkg.weights, {
-    dtype: pkg.meta.dtype ?? 'F32', metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
-  }));
+  files.set(
+    EMULATOR_WEIGHTS,
+    serializeSafetensors(pkg.weights, {
+      dtype: pkg.meta.dtype ?? 'F32',
+      metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
+    }),
+  );
   return files;
 }
 
@@ -299,14 +325,23 @@ export interface EmulatorReport {
   params: { before: number; after: number; middleBefore: number; middleAfter: number; middleTarget: number; middleKept: number };
   /** keptRanges: which singular components (σ order) each factorized matrix kept, as [start, end) runs
    *  (compact: mostly one run), so a spectrum can mark a run's cut long after its emulator is gone. */
-  layers: { index: number; source: number; role: string; ranks: LayerRecord['ranks']; mlpWidth: number; keptRanges?: Partial<Record<string, [number, number][]>> }[];
+  layers: {
+    index: number;
+    source: number;
+    role: string;
+    ranks: LayerRecord['ranks'];
+    mlpWidth: number;
+    keptRanges?: Partial<Record<string, [number, number][]>>;
+  }[];
   supportLoss: { full: number; emulator: number };
   seconds: { support: number; svd: number; scoring: number; compress: number; evaluate: number; package: number; total: number };
   readings: Record<string, string>;
 }
 
 async function meanLoss(dec: Decoder, batches: SupportBatch[], onBatch?: (done: number, total: number) => void): Promise<number> {
-  let s = 0, n = 0, k = 0;
+  let s = 0,
+    n = 0,
+    k = 0;
   for (const b of batches) {
     onBatch?.(k++, batches.length);
     const N = countTargets(b.targets);
@@ -335,7 +370,9 @@ async function* controlled(batches: SupportBatch[], o: Pick<BuildEmulatorOptions
 }
 
 export async function buildEmulator(
-  spec: ModelSpec, weights: WeightMap, o: BuildEmulatorOptions,
+  spec: ModelSpec,
+  weights: WeightMap,
+  o: BuildEmulatorOptions,
 ): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
   const t0 = performance.now();
   checkFiniteTensors(weights, o.modelId); // NaN weights would give NaN factors, written without a word
@@ -349,7 +386,9 @@ export async function buildEmulator(
       o.onProgress?.('support');
       const needed = scorer.needed;
       sp = await supportPass(full, controlled(o.support, o), middleIndices(spec, o.split), {
-        linears: needed, memoryBudget: budget / 4, count: o.support.length,
+        linears: needed,
+        memoryBudget: budget / 4,
+        count: o.support.length,
         ...(o.onSupportBatch ? { onBatch: o.onSupportBatch } : {}),
         between: async () => {
           if (o.pause?.paused) await o.pause.wait();
@@ -384,25 +423,46 @@ export async function buildEmulator(
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
-    const meta: EmulatorMeta = { ...emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length), dtype };
+    const meta: EmulatorMeta = {
+      ...emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length),
+      dtype,
+    };
     const files = writeEmulatorPackage({ meta, weights: result.weights });
     const packageSeconds = (performance.now() - tp) / 1000;
     const report: EmulatorReport = {
-      modelId: o.modelId, method: o.method, keep: o.keep, lambdaAttn: result.lambdaAttn, lambdaMlp: result.lambdaMlp,
+      modelId: o.modelId,
+      method: o.method,
+      keep: o.keep,
+      lambdaAttn: result.lambdaAttn,
+      lambdaMlp: result.lambdaMlp,
       params: {
-        before, after: paramCounts(result.spec).total,
-        middleBefore: result.plan.paramsBefore, middleAfter: result.plan.paramsAfter, middleTarget: result.plan.paramsTarget,
+        before,
+        after: paramCounts(result.spec).total,
+        middleBefore: result.plan.paramsBefore,
+        middleAfter: result.plan.paramsAfter,
+        middleTarget: result.plan.paramsTarget,
         middleKept: result.plan.paramsAfter / result.plan.paramsBefore,
       },
       layers: result.layers.map((l) => ({
-        index: l.index, source: l.source, role: l.role, ranks: l.ranks, mlpWidth: l.mlpWidth,
-        ...(l.keptComponents ? { keptRanges: Object.fromEntries(Object.entries(l.keptComponents).map(([p, k]) => [p, toRanges(k ?? [])])) } : {}),
+        index: l.index,
+        source: l.source,
+        role: l.role,
+        ranks: l.ranks,
+        mlpWidth: l.mlpWidth,
+        ...(l.keptComponents
+          ? { keptRanges: Object.fromEntries(Object.entries(l.keptComponents).map(([p, k]) => [p, toRanges(k ?? [])])) }
+          : {}),
       })),
       supportLoss: { full: lossFull, emulator: lossEmu },
       seconds: {
         // Scoring ran inside the support pass: report the pass without it, so the phases add up.
-      support: sp ? Math.max(0, sp.seconds - (scorer ? (scorer.svdMs + scorer.scoreMs) / 1000 : 0)) : 0, svd: result.timings.svdSeconds, scoring: result.timings.scoreSeconds, compress: compressSeconds,
-        evaluate: evaluateSeconds, package: packageSeconds, total: (performance.now() - t0) / 1000,
+        support: sp ? Math.max(0, sp.seconds - (scorer ? (scorer.svdMs + scorer.scoreMs) / 1000 : 0)) : 0,
+        svd: result.timings.svdSeconds,
+        scoring: result.timings.scoreSeconds,
+        compress: compressSeconds,
+        evaluate: evaluateSeconds,
+        package: packageSeconds,
+        total: (performance.now() - t0) / 1000,
       },
       readings: result.readings,
     };

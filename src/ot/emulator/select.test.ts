@@ -11,7 +11,12 @@ describe('selectComponents', () => {
     const S = Float64Array.from({ length: n }, (_, i) => n - i);
     // Scores: the two largest-σ components score worst, component 10 scores best, then 20, 30, 5.
     const scores = new Float64Array(n).fill(-1);
-    scores[0] = -100; scores[1] = -99; scores[10] = 5; scores[20] = 4; scores[30] = 3; scores[5] = 2;
+    scores[0] = -100;
+    scores[1] = -99;
+    scores[10] = 5;
+    scores[20] = 4;
+    scores[30] = 3;
+    scores[5] = 2;
     expect(alwaysKeepCount(n)).toBe(2);
     expect(selectComponents(S, scores, 6)).toEqual([0, 1, 5, 10, 20, 30]);
     // Budget below the protected count: the top-`rank` by σ.
@@ -28,7 +33,8 @@ describe('selectComponents', () => {
   });
 
   it('factors A·B reproduce U_K diag(σ_K) V_Kᵀ and the full matrix when all are kept', () => {
-    const out = 7, inn = 5;
+    const out = 7,
+      inn = 5;
     const W = gaussianArray(out * inn, 3);
     const f = exactSvd(W, out, inn);
     const all = lowRankFactors(f, out, inn, [0, 1, 2, 3, 4]);
@@ -37,16 +43,18 @@ describe('selectComponents', () => {
     const kept = [1, 3];
     const part = lowRankFactors(f, out, inn, kept);
     const ab = hostMatmul(part.a, part.b, { m: out, n: inn, k: 2 });
-    for (let i = 0; i < out; i++) for (let j = 0; j < inn; j++) {
-      let s = 0;
-      for (const k of kept) s += f.U[i * 5 + k]! * f.S[k]! * f.Vt[k * inn + j]!;
-      expect(ab[i * inn + j]).toBeCloseTo(s, 12);
-    }
+    for (let i = 0; i < out; i++)
+      for (let j = 0; j < inn; j++) {
+        let s = 0;
+        for (const k of kept) s += f.U[i * 5 + k]! * f.S[k]! * f.Vt[k * inn + j]!;
+        expect(ab[i * inn + j]).toBeCloseTo(s, 12);
+      }
   });
 });
 
 describe('channels', () => {
-  const d = 4, dff = 9;
+  const d = 4,
+    dff = 9;
   const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
   const silu = (x: number) => x / (1 + Math.exp(-x));
 
@@ -72,8 +80,14 @@ describe('channels', () => {
   for (const gated of [false, true]) {
     it(`sliceMlp computes exactly the masked full MLP (gated=${gated})`, () => {
       const m: MlpTensors = {
-        d, dff, upW: gaussianArray(dff * d, 1), upB: gaussianArray(dff, 2), downW: gaussianArray(d * dff, 3),
-        downB: gaussianArray(d, 4), gateW: gated ? gaussianArray(dff * d, 5) : undefined, gateB: gated ? gaussianArray(dff, 6) : undefined,
+        d,
+        dff,
+        upW: gaussianArray(dff * d, 1),
+        upB: gaussianArray(dff, 2),
+        downW: gaussianArray(d * dff, 3),
+        downB: gaussianArray(d, 4),
+        gateW: gated ? gaussianArray(dff * d, 5) : undefined,
+        gateB: gated ? gaussianArray(dff, 6) : undefined,
       };
       const kept = [0, 2, 3, 7];
       const s = sliceMlp(m, kept);
@@ -94,7 +108,12 @@ describe('channels', () => {
 
   it('magnitude scores are the product of row/column L2 norms (bias with its row)', () => {
     const m: MlpTensors = {
-      d: 2, dff: 3, upW: [3, 4, 0, 1, 1, 0], upB: [0, 0, 1], downW: [1, 0, 2, 0, 0, 2], gateW: undefined,
+      d: 2,
+      dff: 3,
+      upW: [3, 4, 0, 1, 1, 0],
+      upB: [0, 0, 1],
+      downW: [1, 0, 2, 0, 0, 2],
+      gateW: undefined,
     };
     // up rows: |[3,4,0]|=5, |[0,1,0]|=1, |[1,0,1]|=√2; down cols: |[1,0]|=1, |[0,0]|=0, |[2,2]|=2√2.
     const s = magnitudeChannelScores(m);
@@ -110,7 +129,9 @@ describe('channels', () => {
 
 describe('baselines', () => {
   it('svdTruncate is top-r by σ with the Eckart-Young error', () => {
-    const out = 12, inn = 9, r = 4;
+    const out = 12,
+      inn = 9,
+      r = 4;
     const W = gaussianArray(out * inn, 17);
     const full = exactSvd(W, out, inn);
     const t = svdTruncate(W, out, inn, r);
@@ -123,7 +144,7 @@ describe('baselines', () => {
     expect(Math.sqrt(err)).toBeCloseTo(Math.sqrt(tail), 10);
   });
 
-  it('dropBlocks is OT\'s uniform choice', () => {
+  it("dropBlocks is OT's uniform choice", () => {
     expect(dropBlocks(20, 8)).toEqual([0, 3, 5, 8, 11, 14, 16, 19]);
   });
 });

@@ -24,7 +24,10 @@ export function alwaysKeepCount(total: number, fraction = ALWAYS_KEEP_FRACTION):
 
 /** Indices (ascending) of the components to keep. S is the σ of every component (any order). */
 export function selectComponents(
-  S: ArrayLike<number>, scores: ArrayLike<number>, rank: number, alwaysKeepFraction = ALWAYS_KEEP_FRACTION,
+  S: ArrayLike<number>,
+  scores: ArrayLike<number>,
+  rank: number,
+  alwaysKeepFraction = ALWAYS_KEEP_FRACTION,
 ): number[] {
   const total = S.length;
   if (scores.length !== total) throw new Error(`selectComponents: ${scores.length} scores for ${total} components`);
@@ -92,18 +95,27 @@ export function sliceMlp(m: MlpTensors, kept: number[]): SlicedMlp {
   const { d, dff } = m;
   const w = kept.length;
   for (let i = 0; i < w; i++) {
-    if (kept[i]! < 0 || kept[i]! >= dff || (i > 0 && kept[i]! <= kept[i - 1]!)) throw new Error('sliceMlp: kept ids must be ascending, unique, in range');
+    if (kept[i]! < 0 || kept[i]! >= dff || (i > 0 && kept[i]! <= kept[i - 1]!))
+      throw new Error('sliceMlp: kept ids must be ascending, unique, in range');
   }
   const rows = (W: ArrayLike<number>) => {
     const out = new Float64Array(w * d);
-    kept.forEach((j, r) => { for (let i = 0; i < d; i++) out[r * d + i] = W[j * d + i]!; });
+    kept.forEach((j, r) => {
+      for (let i = 0; i < d; i++) out[r * d + i] = W[j * d + i]!;
+    });
     return out;
   };
   const entries = (b: ArrayLike<number>) => Float64Array.from(kept, (j) => b[j]!);
   const downW = new Float64Array(d * w);
-  for (let i = 0; i < d; i++) kept.forEach((j, c) => { downW[i * w + c] = m.downW[i * dff + j]!; });
+  for (let i = 0; i < d; i++)
+    kept.forEach((j, c) => {
+      downW[i * w + c] = m.downW[i * dff + j]!;
+    });
   return {
-    d, width: w, upW: rows(m.upW), downW,
+    d,
+    width: w,
+    upW: rows(m.upW),
+    downW,
     upB: m.upB ? entries(m.upB) : undefined,
     gateW: m.gateW ? rows(m.gateW) : undefined,
     gateB: m.gateB ? entries(m.gateB) : undefined,

@@ -13,7 +13,8 @@ export type { Split } from './budget';
 export function checkSplit(spec: ModelSpec, split: Split): void {
   const L = spec.layers.length;
   const ok = (n: number): boolean => Number.isInteger(n) && n >= 0;
-  if (!ok(split.bottom) || !ok(split.top)) throw new RangeError(`adapter split ${split.bottom}:${split.top}: sizes must be non-negative integers`);
+  if (!ok(split.bottom) || !ok(split.top))
+    throw new RangeError(`adapter split ${split.bottom}:${split.top}: sizes must be non-negative integers`);
   if (split.bottom + split.top === 0) throw new RangeError('adapter split 0:0 has no adapter blocks to tune');
   if (split.bottom + split.top > L) throw new RangeError(`adapter split ${split.bottom}:${split.top} does not fit a ${L}-block model`);
 }
@@ -51,7 +52,9 @@ export function adapterBlockMap(emulator: ModelSpec, full: ModelSpec, split: Spl
     const se = emulator.layers[e]!.source;
     const sf = full.layers[f]!.source;
     if (se !== sf) {
-      throw new Error(`adapter block ${e} of the emulator comes from source block ${se}, but the full model's block ${f} is source block ${sf}: wrong split or wrong base model`);
+      throw new Error(
+        `adapter block ${e} of the emulator comes from source block ${se}, but the full model's block ${f} is source block ${sf}: wrong split or wrong base model`,
+      );
     }
   }
   return map;

@@ -10,7 +10,10 @@ import { compressModel, GradotScorer } from './compress';
 
 function makeBatches(vocab: number, seed: number, n: number, B: number, T: number): SupportBatch[] {
   let s = seed;
-  const next = () => { s = (s * 1103515245 + 12345) % 2147483648; return s; };
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s;
+  };
   return Array.from({ length: n }, (_, k) => {
     const ids = Int32Array.from({ length: B * T }, () => next() % vocab);
     // Shifted targets, last position ignored; batch 1 also ignores a few more (unequal N_b).
@@ -39,19 +42,25 @@ describe('supportPass', () => {
       // Host reference with the same hooks.
       const host = new Map(names.map((n) => [n, null as KfacAccumulator | null]));
       dec.setTrainable((n) => names.some((l) => n.startsWith(l + '.')));
-      let lossSum = 0, tokSum = 0;
+      let lossSum = 0,
+        tokSum = 0;
       for (const b of batches) {
         const N = countTargets(b.targets);
         const xs = new Map<string, Float64Array>();
         const loss = dec.loss(b.ids, b.targets, b.B, b.T, {
           hooks: {
             filter: (n) => host.has(n),
-            onInput: (n, x) => { xs.set(n, Float64Array.from(readSync(x.storage))); },
+            onInput: (n, x) => {
+              xs.set(n, Float64Array.from(readSync(x.storage)));
+            },
             onOutputGrad: (n, dy) => {
               const x = xs.get(n)!;
               const rows = dy.shape[0]!;
               let acc = host.get(n);
-              if (!acc) { acc = new KfacAccumulator(x.length / rows, dy.shape[1]!); host.set(n, acc); }
+              if (!acc) {
+                acc = new KfacAccumulator(x.length / rows, dy.shape[1]!);
+                host.set(n, acc);
+              }
               acc.addBatch(x, Float64Array.from(readSync(dy.storage)), rows, N);
             },
           },
@@ -67,10 +76,15 @@ describe('supportPass', () => {
         const ref = host.get(n)!.finish();
         const got = res.stats.get(n)!;
         for (const k of ['A', 'G', 'g', 'gBias', 'meanX'] as const) {
-          const a = got[k], r = ref[k];
+          const a = got[k],
+            r = ref[k];
           expect(a.length).toBe(r.length);
-          let err = 0, mag = 0;
-          for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - r[i]!)); mag = Math.max(mag, Math.abs(r[i]!)); }
+          let err = 0,
+            mag = 0;
+          for (let i = 0; i < a.length; i++) {
+            err = Math.max(err, Math.abs(a[i]! - r[i]!));
+            mag = Math.max(mag, Math.abs(r[i]!));
+          }
           expect(err).toBeLessThanOrEqual(1e-10 * Math.max(mag, 1e-3));
         }
       }
@@ -78,7 +92,8 @@ describe('supportPass', () => {
       // g is the gradient of the support-set mean token loss: finite differences on two entries.
       const meanLoss = async (w: typeof weights) => {
         const d2 = decoderFromWeights(be, spec, w);
-        let s = 0, t = 0;
+        let s = 0,
+          t = 0;
         for (const b of batches) {
           const N = countTargets(b.targets);
           s += (await d2.loss(b.ids, b.targets, b.B, b.T).item()) * N;
@@ -98,7 +113,8 @@ describe('supportPass', () => {
           return w;
         };
         // Weights are f32 on the host: use the actual bumped values for the step.
-        const wp = bump(h), wm = bump(-h);
+        const wp = bump(h),
+          wm = bump(-h);
         const step = wp.get(`${target}.weight`)!.data[idx]! - wm.get(`${target}.weight`)!.data[idx]!;
         const fd = ((await meanLoss(wp)) - (await meanLoss(wm))) / step;
         expect(Math.abs(res.stats.get(target)!.g[idx]! - fd)).toBeLessThan(1e-6);
@@ -160,7 +176,10 @@ describe('supportPass block groups (memory budget)', () => {
   }
 
   it('planSupportGroups packs contiguous blocks under the budget, one block at least', () => {
-    expect(planSupportGroups([1, 2, 3, 4], () => 10, 25)).toEqual([[1, 2], [3, 4]]);
+    expect(planSupportGroups([1, 2, 3, 4], () => 10, 25)).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     expect(planSupportGroups([1, 2, 3], () => 10, 5)).toEqual([[1], [2], [3]]);
     expect(planSupportGroups([1, 2, 5], () => 10, 100)).toEqual([[1, 2], [5]]);
   });

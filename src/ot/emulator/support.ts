@@ -170,7 +170,10 @@ async function sha256Hex(chunks: Uint8Array[]): Promise<string> {
   for (const c of chunks) n += c.length;
   const all = new Uint8Array(n);
   let o = 0;
-  for (const c of chunks) { all.set(c, o); o += c.length; }
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
   const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', all));
   return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -188,7 +191,10 @@ async function hostCopy(t: Tensor): Promise<FloatArray> {
 }
 
 export async function supportPass(
-  dec: Decoder, batchesIn: Iterable<SupportBatch> | AsyncIterable<SupportBatch>, blocks: number[], opts: SupportPassOptions = {},
+  dec: Decoder,
+  batchesIn: Iterable<SupportBatch> | AsyncIterable<SupportBatch>,
+  blocks: number[],
+  opts: SupportPassOptions = {},
 ): Promise<SupportPassResult> {
   const t0 = performance.now();
   const be = dec.backend;
@@ -208,12 +214,16 @@ export async function supportPass(
   const observed = [...byBlock.keys()].sort((a, b) => a - b);
   const budget = opts.memoryBudget ?? DEFAULT_SUPPORT_BUDGET;
   const elt = be.dtype === 'f64' ? 8 : 4;
-  const groupsUp = observed.length === 0 ? [] : planSupportGroups(
-    // One contiguous run from the lowest to the highest observed block: blocks in between without observed
-    // linears still have to be re-run to carry the gradient.
-    Array.from({ length: observed[observed.length - 1]! - observed[0]! + 1 }, (_, i) => observed[0]! + i),
-    (b) => (byBlock.has(b) ? supportBytesPerBlock(dec, byBlock.get(b)!, elt) : 0), budget,
-  );
+  const groupsUp =
+    observed.length === 0
+      ? []
+      : planSupportGroups(
+          // One contiguous run from the lowest to the highest observed block: blocks in between without observed
+          // linears still have to be re-run to carry the gradient.
+          Array.from({ length: observed[observed.length - 1]! - observed[0]! + 1 }, (_, i) => observed[0]! + i),
+          (b) => (byBlock.has(b) ? supportBytesPerBlock(dec, byBlock.get(b)!, elt) : 0),
+          budget,
+        );
   const hi = observed.length ? observed[observed.length - 1]! + 1 : L;
   const starts = groupsUp.map((g) => g[0]!);
 
@@ -253,18 +263,23 @@ export async function supportPass(
       nIn++;
       const N = countTargets(b.targets, ignore);
       digestChunks.push(new Uint8Array(b.ids.slice().buffer), new Uint8Array(b.targets.slice().buffer));
-      if (N === 0) { tick(); continue; }
+      if (N === 0) {
+        tick();
+        continue;
+      }
       const { B, T } = b;
-      const kept = tidy(() => noGrad(() => {
-        let x = dec.embed(b.ids, B, T);
-        const out: Tensor[] = [];
-        for (let i = 0; i < hi; i++) {
-          if (starts.includes(i)) out.push(x);
-          x = dec.block(i, x, B, T);
-        }
-        out.push(x);
-        return out;
-      }));
+      const kept = tidy(() =>
+        noGrad(() => {
+          let x = dec.embed(b.ids, B, T);
+          const out: Tensor[] = [];
+          for (let i = 0; i < hi; i++) {
+            if (starts.includes(i)) out.push(x);
+            x = dec.block(i, x, B, T);
+          }
+          out.push(x);
+          return out;
+        }),
+      );
       const bounds: FloatArray[] = [];
       for (const t of kept) bounds.push(await hostCopy(t));
       for (const t of kept) t.free();
@@ -304,7 +319,14 @@ export async function supportPass(
           inputs.set(k, inp);
         }
         inp.users++;
-        accs.set(name, { inDim: inn, outDim: out, input: inp, sumEE: alloc(out * out), sumGrad: alloc(out * inn), sumGradBias: alloc(out) });
+        accs.set(name, {
+          inDim: inn,
+          outDim: out,
+          input: inp,
+          sumEE: alloc(out * out),
+          sumGrad: alloc(out * inn),
+          sumGradBias: alloc(out),
+        });
       }
       dec.setTrainable((n) => n.endsWith('.weight') && accs.has(n.slice(0, -'.weight'.length)));
       let lossTokens = 0;
@@ -336,7 +358,8 @@ export async function supportPass(
           be.free(sdy);
         },
       };
-      const gLo = group[0]!, gHi = group[group.length - 1]! + 1;
+      const gLo = group[0]!,
+        gHi = group[group.length - 1]! + 1;
       for (let u = 0; u < used.length; u++) {
         await opts.between?.();
         const e = used[u]!;
@@ -387,10 +410,21 @@ export async function supportPass(
         release(a.sumGradBias!);
         a.sumGradBias = null;
         const s: LinearStats = {
-          inDim: a.inDim, outDim: a.outDim, A: inp.A, G, g, gBias, meanX: inp.meanX!,
-          rows: inp.rows, lossTokens: totalTokens, batches: nb,
+          inDim: a.inDim,
+          outDim: a.outDim,
+          A: inp.A,
+          G,
+          g,
+          gBias,
+          meanX: inp.meanX!,
+          rows: inp.rows,
+          lossTokens: totalTokens,
+          batches: nb,
         };
-        if (--inp.users === 0) { inp.A = undefined; inp.meanX = undefined; }
+        if (--inp.users === 0) {
+          inp.A = undefined;
+          inp.meanX = undefined;
+        }
         if (opts.onStats) await opts.onStats(name, s);
         else stats.set(name, s);
       }
@@ -399,8 +433,13 @@ export async function supportPass(
     const ordered = new Map<string, LinearStats>();
     for (const n of names) if (stats.has(n)) ordered.set(n, stats.get(n)!);
     return {
-      stats: ordered, meanLoss: lossSum / totalTokens, tokens: totalTokens, batches: nb,
-      digest: await sha256Hex(digestChunks), seconds: (performance.now() - t0) / 1000, groups: [...groupsUp].reverse(),
+      stats: ordered,
+      meanLoss: lossSum / totalTokens,
+      tokens: totalTokens,
+      batches: nb,
+      digest: await sha256Hex(digestChunks),
+      seconds: (performance.now() - t0) / 1000,
+      groups: [...groupsUp].reverse(),
     };
   } finally {
     for (const s of live) be.free(s);

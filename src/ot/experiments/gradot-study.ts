@@ -18,7 +18,10 @@ import { adapterGradientShift } from '../emulator/gradshift';
 import { supportPass, type SupportBatch } from '../emulator/support';
 
 const args = process.argv.slice(2);
-const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? args[i + 1]! : d; };
+const arg = (k: string, d: string) => {
+  const i = args.indexOf(`--${k}`);
+  return i >= 0 ? args[i + 1]! : d;
+};
 const modelDir = arg('model', 'public/models/demo');
 const keeps = arg('keeps', '0.5,0.6').split(',').map(Number);
 const nb = Number(arg('batches', '4'));
@@ -27,17 +30,27 @@ const only = arg('only', '');
 
 const { spec, weights } = await loadHFModel(nodeDirSource(modelDir));
 const tok = await loadTokenizer(nodeDirSource(modelDir));
-const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { context: string }).context);
+const read = (f: string) =>
+  readFileSync(f, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { context: string }).context);
 const stream = (texts: string[]) => Int32Array.from(texts.flatMap((t) => [...tok.encode(t, { addSpecialTokens: false }), tok.eosId ?? 0]));
-const Td = 128, Bd = 4;
-const mk = (toks: Int32Array, n: number): SupportBatch[] => Array.from({ length: n }, (_, k) => {
-  const ids = new Int32Array(Bd * Td), targets = new Int32Array(Bd * Td);
-  for (let b = 0; b < Bd; b++) {
-    const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
-    for (let t = 0; t < Td; t++) { ids[b * Td + t] = toks[off + t]!; targets[b * Td + t] = toks[off + t + 1]!; }
-  }
-  return { ids, targets, B: Bd, T: Td };
-});
+const Td = 128,
+  Bd = 4;
+const mk = (toks: Int32Array, n: number): SupportBatch[] =>
+  Array.from({ length: n }, (_, k) => {
+    const ids = new Int32Array(Bd * Td),
+      targets = new Int32Array(Bd * Td);
+    for (let b = 0; b < Bd; b++) {
+      const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
+      for (let t = 0; t < Td; t++) {
+        ids[b * Td + t] = toks[off + t]!;
+        targets[b * Td + t] = toks[off + t + 1]!;
+      }
+    }
+    return { ids, targets, B: Bd, T: Td };
+  });
 const support = mk(stream(read('public/data/imdb-sentiment-mc/train.jsonl').slice(0, 400)), Number(arg('support-batches', '8')));
 const selection = mk(stream(read('public/data/imdb-sentiment-mc/valid.jsonl').slice(0, 200)), nb);
 const test = mk(stream(read('public/data/imdb-sentiment-mc/test.jsonl').slice(0, 200)), nb);
@@ -78,8 +91,12 @@ for (const keep of keeps) {
       emu.free();
       Object.assign(row, {
         kept: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
-        selShift: +s.cosineDistance.toFixed(5), selLoss: +s.emulatorLoss.toFixed(4), selFull: +s.fullLoss.toFixed(4),
-        testShift: +t.cosineDistance.toFixed(5), testLoss: +t.emulatorLoss.toFixed(4), testFull: +t.fullLoss.toFixed(4),
+        selShift: +s.cosineDistance.toFixed(5),
+        selLoss: +s.emulatorLoss.toFixed(4),
+        selFull: +s.fullLoss.toFixed(4),
+        testShift: +t.cosineDistance.toFixed(5),
+        testLoss: +t.emulatorLoss.toFixed(4),
+        testFull: +t.fullLoss.toFixed(4),
         ranks: r.spec.layers.slice(2, -2).map((l) => ({ ...l.ranks, w: l.mlpWidth })),
       });
     } catch (e) {

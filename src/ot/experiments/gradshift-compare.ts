@@ -30,7 +30,10 @@ import { adapterGradientShift } from '../emulator/gradshift';
 import { supportPass, type SupportBatch } from '../emulator/support';
 
 const args = process.argv.slice(2);
-const arg = (k: string, d: string) => { const i = args.indexOf(`--${k}`); return i >= 0 ? (args[i + 1] ?? d) : d; };
+const arg = (k: string, d: string) => {
+  const i = args.indexOf(`--${k}`);
+  return i >= 0 ? (args[i + 1] ?? d) : d;
+};
 const steps = Number(arg('steps', '300'));
 const keep = Number(arg('keep', '0.5'));
 const cache = arg('cache', '/tmp/gradot-exp');
@@ -53,13 +56,23 @@ function batchAt(start: number, end: number, seed: number): SupportBatch {
   for (let b = 0; b < B; b++) {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     const off = start + (s % (end - start - T - 1));
-    for (let t = 0; t < T; t++) { ids[b * T + t] = bytes[off + t]!; targets[b * T + t] = bytes[off + t + 1]!; }
+    for (let t = 0; t < T; t++) {
+      ids[b * T + t] = bytes[off + t]!;
+      targets[b * T + t] = bytes[off + t + 1]!;
+    }
   }
   return { ids, targets, B, T };
 }
 
 const modelDir = arg('model', '');
-let spec: ModelSpec = smallSpec('llama', { numLayers: 6, hiddenSize: 64, numHeads: 4, vocabSize: 256, maxPositions: 64, intermediateSize: 172 });
+let spec: ModelSpec = smallSpec('llama', {
+  numLayers: 6,
+  hiddenSize: 64,
+  numHeads: 4,
+  vocabSize: 256,
+  maxPositions: 64,
+  intermediateSize: 172,
+});
 const be = new CpuBackend({ dtype: 'f32' });
 const cacheFile = `${cache}/model-${steps}.safetensors`;
 let weights: WeightMap;
@@ -71,17 +84,28 @@ if (modelDir) {
   spec = loaded.spec;
   weights = loaded.weights;
   const tok = await loadTokenizer(nodeDirSource(modelDir));
-  const read = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { context: string }).context);
-  const stream = (texts: string[]) => Int32Array.from(texts.flatMap((t) => [...tok.encode(t, { addSpecialTokens: false }), tok.eosId ?? 0]));
-  const Td = 128, Bd = 4;
-  const mk = (toks: Int32Array, n: number) => Array.from({ length: n }, (_, k) => {
-    const ids = new Int32Array(Bd * Td), targets = new Int32Array(Bd * Td);
-    for (let b = 0; b < Bd; b++) {
-      const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
-      for (let t = 0; t < Td; t++) { ids[b * Td + t] = toks[off + t]!; targets[b * Td + t] = toks[off + t + 1]!; }
-    }
-    return { ids, targets, B: Bd, T: Td };
-  });
+  const read = (f: string) =>
+    readFileSync(f, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { context: string }).context);
+  const stream = (texts: string[]) =>
+    Int32Array.from(texts.flatMap((t) => [...tok.encode(t, { addSpecialTokens: false }), tok.eosId ?? 0]));
+  const Td = 128,
+    Bd = 4;
+  const mk = (toks: Int32Array, n: number) =>
+    Array.from({ length: n }, (_, k) => {
+      const ids = new Int32Array(Bd * Td),
+        targets = new Int32Array(Bd * Td);
+      for (let b = 0; b < Bd; b++) {
+        const off = ((k * Bd + b) * Td) % (toks.length - Td - 1);
+        for (let t = 0; t < Td; t++) {
+          ids[b * Td + t] = toks[off + t]!;
+          targets[b * Td + t] = toks[off + t + 1]!;
+        }
+      }
+      return { ids, targets, B: Bd, T: Td };
+    });
   support = mk(stream(read('public/data/imdb-sentiment-mc/train.jsonl').slice(0, 400)), Number(arg('support-batches', '8')));
   heldout = mk(stream(read('public/data/imdb-sentiment-mc/valid.jsonl').slice(0, 200)), Number(arg('heldout-batches', '6')));
 } else if (existsSync(cacheFile)) {
@@ -117,12 +141,20 @@ const rows: Record<string, unknown>[] = [];
 const runs: [CompressionMethod, number | null, number?][] = [
   ...lambdas.map((l) => ['gradot', l] as [CompressionMethod, number]),
   ...attnKeeps.flatMap((a) => lambdas.map((l) => ['gradot', l, a] as [CompressionMethod, number, number])),
-  ['svd', null], ['prune', null], ['drop', null], ['none', null],
+  ['svd', null],
+  ['prune', null],
+  ['drop', null],
+  ['none', null],
 ];
 for (const [method, lambda, attnKeep] of runs) {
   let r;
   try {
-    r = compressModel(spec, weights, { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1, lambdaMode, attnKeep }, sp.stats);
+    r = compressModel(
+      spec,
+      weights,
+      { method, keep, split, lambdaAttn: lambda ?? 1, lambdaMlp: lambda ?? 1, lambdaMode, attnKeep },
+      sp.stats,
+    );
   } catch (e) {
     rows.push({ method, lambda, error: String(e instanceof Error ? e.message : e) });
     continue;
@@ -130,10 +162,30 @@ for (const [method, lambda, attnKeep] of runs) {
   const emu = decoderFromWeights(be, r.spec, r.weights);
   const g = await adapterGradientShift(full, emu, heldout!, split);
   rows.push({
-    method, lambda, attnKeep, keepTarget: keep, keptFraction: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
-    gradShift: +g.cosineDistance.toFixed(5), emulatorLoss: +g.emulatorLoss.toFixed(4), fullLoss: +g.fullLoss.toFixed(4),
+    method,
+    lambda,
+    attnKeep,
+    keepTarget: keep,
+    keptFraction: +(r.plan.paramsAfter / r.plan.paramsBefore).toFixed(4),
+    gradShift: +g.cosineDistance.toFixed(5),
+    emulatorLoss: +g.emulatorLoss.toFixed(4),
+    fullLoss: +g.fullLoss.toFixed(4),
     seconds: +r.timings.totalSeconds.toFixed(2),
   });
   process.stderr.write(JSON.stringify(rows[rows.length - 1]) + '\n');
 }
-console.log(JSON.stringify({ model: modelDir || 'trained-here', spec: { d: spec.hiddenSize, layers: spec.layers.length, dff: spec.intermediateSize }, steps, trainSeconds, supportSeconds: sp.seconds, supportLoss: sp.meanLoss, rows }, null, 1));
+console.log(
+  JSON.stringify(
+    {
+      model: modelDir || 'trained-here',
+      spec: { d: spec.hiddenSize, layers: spec.layers.length, dff: spec.intermediateSize },
+      steps,
+      trainSeconds,
+      supportSeconds: sp.seconds,
+      supportLoss: sp.meanLoss,
+      rows,
+    },
+    null,
+    1,
+  ),
+);

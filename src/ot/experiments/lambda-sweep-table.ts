@@ -28,10 +28,13 @@ export function lambdaModeOf(readings: Record<string, string> | undefined): stri
 /** Σ kept ranks of the factored attention and MLP projections over the emulator's layers ('—' if not recorded). */
 export function rankSplit(layers: EmulatorRecord['layers']): string {
   if (!Array.isArray(layers)) return '—';
-  let attn = 0, mlp = 0;
-  for (const l of layers) for (const [proj, r] of Object.entries(l.ranks ?? {})) {
-    if (ATTN.has(proj)) attn += r; else mlp += r;
-  }
+  let attn = 0,
+    mlp = 0;
+  for (const l of layers)
+    for (const [proj, r] of Object.entries(l.ranks ?? {})) {
+      if (ATTN.has(proj)) attn += r;
+      else mlp += r;
+    }
   return attn + mlp === 0 ? '—' : `${attn} / ${mlp}`;
 }
 
@@ -51,9 +54,11 @@ export function lambdaSweepTable(reports: readonly OTReport[]): string {
     const both = (k: 'emulatorZS' | 'emulatorFT' | 'plugIn'): string => `${pct(r.details[k].acc)} / ${pct(r.details[k].accNorm)}`;
     const sl = e.supportLoss;
     const lambda = e.lambdaAttn === undefined ? '—' : e.lambdaAttn === e.lambdaMlp ? `${e.lambdaAttn}` : `${e.lambdaAttn} / ${e.lambdaMlp}`;
-    return `| ${lambdaModeOf(e.readings)} | ${lambda} | ${sl ? `${sl.full.toFixed(3)} → ${sl.emulator.toFixed(3)}` : '—'} | ${rankSplit(e.layers)} | ` +
+    return (
+      `| ${lambdaModeOf(e.readings)} | ${lambda} | ${sl ? `${sl.full.toFixed(3)} → ${sl.emulator.toFixed(3)}` : '—'} | ${rankSplit(e.layers)} | ` +
       `${both('emulatorZS')} | ${claim('emulatorHides', 'acc_norm')} | ${both('emulatorFT')} | ${both('plugIn')} | ` +
-      `${claim('deltaPositive', 'acc')} | ${claim('deltaPositive', 'acc_norm')} |`;
+      `${claim('deltaPositive', 'acc')} | ${claim('deltaPositive', 'acc_norm')} |`
+    );
   });
   return [...LAMBDA_SWEEP_HEAD, ...rows].join('\n');
 }

@@ -13,6 +13,7 @@ import type { OTReport } from '../offsite/protocol';
 import { lambdaSweepTable } from './lambda-sweep-table';
 
 // Each argument: a report folder (its report.json) or a JSON file of reports (docs/ot-demo/…-lambda.json).
-const reports = process.argv.slice(2).flatMap((p) =>
-  JSON.parse(readFileSync(statSync(p).isDirectory() ? join(p, 'report.json') : p, 'utf8')) as OTReport[]);
+const reports = process.argv
+  .slice(2)
+  .flatMap((p) => JSON.parse(readFileSync(statSync(p).isDirectory() ? join(p, 'report.json') : p, 'utf8')) as OTReport[]);
 console.log(lambdaSweepTable(reports));

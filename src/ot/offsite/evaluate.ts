@@ -12,9 +12,7 @@ import type { FloatArray } from '../../engine/backend';
 import * as ops from '../../engine/ops';
 import { noGrad, tidy, type Tensor } from '../../engine/tensor';
 import type { Decoder } from '../../model/decoder';
-import {
-  encodeDataset, type Batch, type ChoiceExample, type EncodeOptions, type Example,
-} from '../../data/batch';
+import { encodeDataset, type Batch, type ChoiceExample, type EncodeOptions, type Example } from '../../data/batch';
 import type { Dataset, DatasetKind, TextTokenizer } from '../../data/types';
 import { IGNORE_INDEX } from '../../data/types';
 import { correctString, evaluateMultipleChoice, evaluatePerplexity, type BatchRowScores, type ScoreBatch } from './metrics';
@@ -78,14 +76,16 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
     const { batchSize: B, seqLen: T } = b;
     // Everything the forward made is freed with the scope except what is read below, which must be
     // returned (not assigned to an outer variable): the per-row losses, and the logits when greedy needs them.
-    const { nll, got } = tidy(() => noGrad(() => {
-      const run = (): { nll: Tensor; got: Omit<TargetLogits, 'logits'> & { logits: Tensor | null } } => {
-        const tl = targetLogits(dec, b.ids, b.targets, B, T);
-        const nll = ops.crossEntropyRows(tl.logits, tl.targets, IGNORE_INDEX);
-        return { nll, got: { ...tl, logits: o.greedy ? tl.logits : null } };
-      };
-      return o.lora ? o.lora.with(dec, run) : run();
-    }));
+    const { nll, got } = tidy(() =>
+      noGrad(() => {
+        const run = (): { nll: Tensor; got: Omit<TargetLogits, 'logits'> & { logits: Tensor | null } } => {
+          const tl = targetLogits(dec, b.ids, b.targets, B, T);
+          const nll = ops.crossEntropyRows(tl.logits, tl.targets, IGNORE_INDEX);
+          return { nll, got: { ...tl, logits: o.greedy ? tl.logits : null } };
+        };
+        return o.lora ? o.lora.with(dec, run) : run();
+      }),
+    );
     let rows: FloatArray;
     try {
       rows = await nll.read();
@@ -103,7 +103,10 @@ export function batchScorer(dec: Decoder, o: Pick<EvalOptions, 'lora' | 'signal'
       const r = Math.floor(got.positions[k]! / T);
       // NaN logits would score every choice NaN and report "acc 0.00%" as if it were a measurement.
       if (!Number.isFinite(rows[k]!)) {
-        throw new NonFiniteError('logits', `evaluation: the model's logits are not finite (token loss ${rows[k]}); its weights hold NaN or overflow — no metric can be computed`);
+        throw new NonFiniteError(
+          'logits',
+          `evaluation: the model's logits are not finite (token loss ${rows[k]}); its weights hold NaN or overflow — no metric can be computed`,
+        );
       }
       sumLogProb[r]! -= rows[k]!;
       tokens[r]!++;
@@ -142,8 +145,15 @@ export async function evaluate(dec: Decoder, task: EncodedTask, opts: EvalOption
     const score = batchScorer(dec, { lora: opts.lora, signal: opts.signal });
     const m = await evaluateMultipleChoice(ex, score, { batchSize, padId: opts.padId, onProgress: opts.onProgress });
     return {
-      kind: 'mc', file: task.file, n: m.n, acc: m.acc, accStderr: m.accStderr, accNorm: m.accNorm, accNormStderr: m.accNormStderr,
-      correct: correctString(m.results, 'acc'), correctNorm: correctString(m.results, 'accNorm'),
+      kind: 'mc',
+      file: task.file,
+      n: m.n,
+      acc: m.acc,
+      accStderr: m.accStderr,
+      accNorm: m.accNorm,
+      accNormStderr: m.accNormStderr,
+      correct: correctString(m.results, 'acc'),
+      correctNorm: correctString(m.results, 'accNorm'),
       seconds: (performance.now() - t0) / 1000,
     };
   }
@@ -151,7 +161,12 @@ export async function evaluate(dec: Decoder, task: EncodedTask, opts: EvalOption
   const score = batchScorer(dec, { lora: opts.lora, signal: opts.signal, greedy });
   const m = await evaluatePerplexity(task.examples, score, { batchSize, padId: opts.padId, onProgress: opts.onProgress });
   return {
-    kind: task.kind, file: task.file, n: task.examples.length, loss: m.nll, perplexity: m.perplexity, tokens: m.tokens,
+    kind: task.kind,
+    file: task.file,
+    n: task.examples.length,
+    loss: m.nll,
+    perplexity: m.perplexity,
+    tokens: m.tokens,
     ...(m.exactMatch ? { exactMatch: m.exactMatch.mean } : {}),
     seconds: (performance.now() - t0) / 1000,
   };

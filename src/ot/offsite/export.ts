@@ -97,7 +97,11 @@ export function peftFiles(adapter: TrainedAdapter, base: { spec: ModelSpec; mode
   const family = spec.family;
   // Work in the base model's indexing (adapter blocks are dense, so their shapes are the base model's).
   const map = blockMapFor(adapter, spec);
-  const mods = loraModules(spec, adapter.blocks.map((b) => map.get(b)!), adapter.lora);
+  const mods = loraModules(
+    spec,
+    adapter.blocks.map((b) => map.get(b)!),
+    adapter.lora,
+  );
   const weights: WeightMap = new Map();
   for (const [name, t] of adapter.weights) weights.set(renameBlock(name, map), t);
   const tensors: WeightMap = new Map();
@@ -148,7 +152,9 @@ export function peftFiles(adapter: TrainedAdapter, base: { spec: ModelSpec; mode
  * leaves no adapter.json, so no half-written folder passes for an adapter).
  */
 export async function exportAdapter(
-  adapter: TrainedAdapter, base: BaseModelInfo, o: { info?: Record<string, unknown>; backend?: Backend } = {},
+  adapter: TrainedAdapter,
+  base: BaseModelInfo,
+  o: { info?: Record<string, unknown>; backend?: Backend } = {},
 ): Promise<Map<string, Uint8Array>> {
   const dense = await denseAdapterWeights(adapter, base.spec, base.weights, o.backend);
   const files = new Map<string, Uint8Array>();
@@ -158,9 +164,16 @@ export async function exportAdapter(
   files.set(ADAPTER_WEIGHTS, serializeSafetensors(hf, { dtype: 'F32', metadata: { format: 'pt' } }));
   if (adapter.method === 'lora') for (const [k, v] of peftFiles(adapter, base)) files.set(k, v);
   const meta: AdapterMeta = {
-    format: ADAPTER_FORMAT, version: 1, method: adapter.method, split: { ...adapter.split },
+    format: ADAPTER_FORMAT,
+    version: 1,
+    method: adapter.method,
+    split: { ...adapter.split },
     baseModel: {
-      modelId: base.modelId, sha256: base.sha256 ?? null, numLayers: base.numLayers ?? base.spec.layers.length, family: base.spec.family, modelType: base.spec.modelType,
+      modelId: base.modelId,
+      sha256: base.sha256 ?? null,
+      numLayers: base.numLayers ?? base.spec.layers.length,
+      family: base.spec.family,
+      modelType: base.spec.modelType,
     },
     blocks: [...adapter.blockSources],
     ...(adapter.lora ? { lora: adapter.lora } : {}),
@@ -196,7 +209,10 @@ export async function loadAdapter(src: ModelSource, spec: ModelSpec): Promise<{ 
   const { tensors } = parseSafetensors(await src.readBytes(ADAPTER_WEIGHTS), ADAPTER_WEIGHTS);
   const indexOf = (source: number): number => {
     const i = spec.layers.findIndex((l) => l.source === source);
-    if (i < 0) throw new Error(`adapter block ${source} is not a block of this model (it keeps sources ${spec.layers.map((l) => l.source).join(', ')})`);
+    if (i < 0)
+      throw new Error(
+        `adapter block ${source} is not a block of this model (it keeps sources ${spec.layers.map((l) => l.source).join(', ')})`,
+      );
     return i;
   };
   const { weights, ignored } = fromHFWeights(spec, tensors, { layerIndex: indexOf, file: ADAPTER_WEIGHTS });
@@ -246,9 +262,11 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
   if (cfg === null || typeof cfg !== 'object') throw peftErr(PEFT_CONFIG, 'not a JSON object');
   if (cfg.peft_type !== 'LORA') throw peftErr(PEFT_CONFIG, `peft_type ${JSON.stringify(cfg.peft_type)} is not LORA`);
   const r = cfg.r;
-  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1) throw peftErr(PEFT_CONFIG, `'r' must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isInteger(r) || r < 1)
+    throw peftErr(PEFT_CONFIG, `'r' must be a positive integer, got ${JSON.stringify(r)}`);
   const alpha = cfg.lora_alpha ?? 8;
-  if (typeof alpha !== 'number' || !(alpha > 0) || !Number.isFinite(alpha)) throw peftErr(PEFT_CONFIG, `'lora_alpha' must be a positive number, got ${JSON.stringify(alpha)}`);
+  if (typeof alpha !== 'number' || !(alpha > 0) || !Number.isFinite(alpha))
+    throw peftErr(PEFT_CONFIG, `'lora_alpha' must be a positive number, got ${JSON.stringify(alpha)}`);
   if (cfg.use_dora === true) throw peftErr(PEFT_CONFIG, 'use_dora = true (DoRA) is not supported');
   if (cfg.use_rslora === true) throw peftErr(PEFT_CONFIG, 'use_rslora = true (rank-stabilised scaling) is not supported');
   for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
@@ -260,7 +278,8 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
   if (cfg.layers_to_transform === undefined || cfg.layers_to_transform === null) layers = spec.layers.map((l) => l.source);
   else {
     const raw = typeof cfg.layers_to_transform === 'number' ? [cfg.layers_to_transform] : cfg.layers_to_transform;
-    if (!Array.isArray(raw) || !raw.every((x) => Number.isInteger(x))) throw peftErr(PEFT_CONFIG, "'layers_to_transform' must be a list of layer indices");
+    if (!Array.isArray(raw) || !raw.every((x) => Number.isInteger(x)))
+      throw peftErr(PEFT_CONFIG, "'layers_to_transform' must be a list of layer indices");
     layers = [...new Set(raw as number[])].sort((a, b) => a - b);
   }
   const blocks = layers.map((s) => {
@@ -269,7 +288,9 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
     return i;
   });
   // Every module LoRA could target in these layers, by its HF path.
-  const allTargets = (spec.gatedMlp ? ['q', 'k', 'v', 'o', 'up', 'gate', 'down'] : ['q', 'k', 'v', 'o', 'up', 'down']) as LoraConfig['targets'];
+  const allTargets = (
+    spec.gatedMlp ? ['q', 'k', 'v', 'o', 'up', 'gate', 'down'] : ['q', 'k', 'v', 'o', 'up', 'down']
+  ) as LoraConfig['targets'];
   const all = loraModules({ ...spec }, blocks, { r: 1, alpha: 1, targets: allTargets });
   const byModule = new Map(all.map((m) => [hfModule(spec.family, m, spec.layers[m.layer]!.source), m]));
   const known = new Set([...byModule.keys()].map((k) => targetName(spec.family, k)));
@@ -278,7 +299,10 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
     for (const t of tm) {
       if (typeof t !== 'string') throw peftErr(PEFT_CONFIG, "'target_modules' must be a list of module names");
       if (![...byModule.keys()].some((k) => k === t || k.endsWith(`.${t}`))) {
-        throw peftErr(PEFT_CONFIG, `target module '${t}' does not exist in this ${spec.modelType} model (it has ${[...known].sort().join(', ')})`);
+        throw peftErr(
+          PEFT_CONFIG,
+          `target module '${t}' does not exist in this ${spec.modelType} model (it has ${[...known].sort().join(', ')})`,
+        );
       }
     }
   } else if (typeof tm === 'string') {
@@ -288,8 +312,10 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
     } catch {
       throw peftErr(PEFT_CONFIG, `'target_modules' ${JSON.stringify(tm)} is not a valid regular expression`);
     }
-    if (![...byModule.keys()].some((k) => re.test(k))) throw peftErr(PEFT_CONFIG, `target_modules ${JSON.stringify(tm)} matches no module of this ${spec.modelType} model`);
-  } else if (tm !== undefined && tm !== null) throw peftErr(PEFT_CONFIG, "'target_modules' must be a list of names or a regular expression");
+    if (![...byModule.keys()].some((k) => re.test(k)))
+      throw peftErr(PEFT_CONFIG, `target_modules ${JSON.stringify(tm)} matches no module of this ${spec.modelType} model`);
+  } else if (tm !== undefined && tm !== null)
+    throw peftErr(PEFT_CONFIG, "'target_modules' must be a list of names or a regular expression");
   if (!(await src.has(PEFT_WEIGHTS))) throw peftErr(PEFT_WEIGHTS, `missing next to ${PEFT_CONFIG}`);
   const { tensors } = parseSafetensors(await src.readBytes(PEFT_WEIGHTS), PEFT_WEIGHTS);
   const pairs = new Map<string, { A?: HostTensor; B?: HostTensor }>();
@@ -297,7 +323,11 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
     const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight$/.exec(name);
     if (!m) throw peftErr(PEFT_WEIGHTS, 'not a LoRA tensor (expected base_model.model.<module>.lora_A/lora_B.weight)', name);
     if (!byModule.has(m[1]!)) {
-      throw peftErr(PEFT_WEIGHTS, `targets module '${m[1]}', which this ${spec.modelType} model (layers ${layers.join(', ')}) does not have`, name);
+      throw peftErr(
+        PEFT_WEIGHTS,
+        `targets module '${m[1]}', which this ${spec.modelType} model (layers ${layers.join(', ')}) does not have`,
+        name,
+      );
     }
     const p = pairs.get(m[1]!) ?? {};
     p[m[2] as 'A' | 'B'] = t;
@@ -311,10 +341,22 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
     if (!A || !B) throw peftErr(PEFT_WEIGHTS, `module ${module} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
     const out = mod.outFeatures.reduce((a, b) => a + b, 0);
     if (A.shape.length !== 2 || A.shape[0] !== r || A.shape[1] !== mod.inFeatures) {
-      throw new ShapeMismatchError(PEFT_WEIGHTS, `base_model.model.${module}.lora_A.weight`, [r, mod.inFeatures], A.shape, `rank r=${r} from ${PEFT_CONFIG}`);
+      throw new ShapeMismatchError(
+        PEFT_WEIGHTS,
+        `base_model.model.${module}.lora_A.weight`,
+        [r, mod.inFeatures],
+        A.shape,
+        `rank r=${r} from ${PEFT_CONFIG}`,
+      );
     }
     if (B.shape.length !== 2 || B.shape[0] !== out || B.shape[1] !== r) {
-      throw new ShapeMismatchError(PEFT_WEIGHTS, `base_model.model.${module}.lora_B.weight`, [out, r], B.shape, `rank r=${r} from ${PEFT_CONFIG}`);
+      throw new ShapeMismatchError(
+        PEFT_WEIGHTS,
+        `base_model.model.${module}.lora_B.weight`,
+        [out, r],
+        B.shape,
+        `rank r=${r} from ${PEFT_CONFIG}`,
+      );
     }
     present.push(mod);
     weights.set(loraAName(mod), A);
@@ -329,7 +371,8 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
   // Every module of every transformed layer with these targets must be present (a LoRA module set is uniform).
   const expected = loraModules(spec, blocks, lora);
   for (const m of expected) {
-    if (!weights.has(loraAName(m))) throw peftErr(PEFT_WEIGHTS, `missing the LoRA pair of ${hfModule(spec.family, m, spec.layers[m.layer]!.source)}`);
+    if (!weights.has(loraAName(m)))
+      throw peftErr(PEFT_WEIGHTS, `missing the LoRA pair of ${hfModule(spec.family, m, spec.layers[m.layer]!.source)}`);
   }
   let bottom = 0;
   while (bottom < blocks.length && blocks[bottom] === bottom) bottom++;
@@ -343,7 +386,10 @@ export async function loadPeftAdapter(src: ModelSource, spec: ModelSpec, split?:
  * adapter_model.safetensors, e.g. from PEFT's save_pretrained). PEFT files next to adapter.json are
  * validated too, so a folder whose two descriptions disagree is refused.
  */
-export async function loadAdapterFolder(src: ModelSource, spec: ModelSpec): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; kind: 'gradot' | 'peft' }> {
+export async function loadAdapterFolder(
+  src: ModelSource,
+  spec: ModelSpec,
+): Promise<{ meta: AdapterMeta; adapter: TrainedAdapter; kind: 'gradot' | 'peft' }> {
   const hasPeft = await src.has(PEFT_CONFIG);
   if (await src.has(ADAPTER_JSON)) {
     const r = await loadAdapter(src, spec);
@@ -356,12 +402,20 @@ export async function loadAdapterFolder(src: ModelSource, spec: ModelSpec): Prom
   const adapter = await loadPeftAdapter(src, spec);
   const cfg = JSON.parse(await src.readText(PEFT_CONFIG)) as PeftConfig;
   const meta: AdapterMeta = {
-    format: ADAPTER_FORMAT, version: 1, method: 'lora', split: adapter.split,
+    format: ADAPTER_FORMAT,
+    version: 1,
+    method: 'lora',
+    split: adapter.split,
     baseModel: {
-      modelId: typeof cfg.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : '(PEFT adapter)', sha256: null,
-      numLayers: spec.layers.length, family: spec.family, modelType: spec.modelType,
+      modelId: typeof cfg.base_model_name_or_path === 'string' ? cfg.base_model_name_or_path : '(PEFT adapter)',
+      sha256: null,
+      numLayers: spec.layers.length,
+      family: spec.family,
+      modelType: spec.modelType,
     },
-    blocks: [...adapter.blockSources], lora: adapter.lora, files: [PEFT_CONFIG, PEFT_WEIGHTS],
+    blocks: [...adapter.blockSources],
+    lora: adapter.lora,
+    files: [PEFT_CONFIG, PEFT_WEIGHTS],
   };
   return { meta, adapter, kind: 'peft' };
 }

@@ -16,7 +16,11 @@ describe('LoRA default targets on every family', () => {
       const full = tinyModel(fam, 4);
       const emu = compressModel(full.spec, full.weights, { method: 'svd', keep: 0.5, split });
       const dec = decoderFromWeights(new CpuBackend(), emu.spec, emu.weights);
-      const r = await tune(dec, { train: synthExamples(8, 1) }, { split, lr: 1e-2, batchSize: 4, maxSteps: 2, method: 'lora', lora: { ...DEFAULT_LORA, targets: defaultLoraTargets(fam) } });
+      const r = await tune(
+        dec,
+        { train: synthExamples(8, 1) },
+        { split, lr: 1e-2, batchSize: 4, maxSteps: 2, method: 'lora', lora: { ...DEFAULT_LORA, targets: defaultLoraTargets(fam) } },
+      );
       const files = await exportAdapter(r.adapter, { spec: full.spec, weights: full.weights, modelId: `tiny-${fam}` });
       const cfg = JSON.parse(new TextDecoder().decode(files.get(PEFT_CONFIG)!));
       const { tensors } = parseSafetensors(files.get(PEFT_WEIGHTS)!);
@@ -26,8 +30,10 @@ describe('LoRA default targets on every family', () => {
         expect(cfg.target_modules).toEqual(['c_attn']);
         expect(cfg.fan_in_fan_out).toBe(true);
         expect([...tensors.keys()].sort()).toEqual([
-          'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight', 'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight',
-          'base_model.model.transformer.h.3.attn.c_attn.lora_A.weight', 'base_model.model.transformer.h.3.attn.c_attn.lora_B.weight',
+          'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight',
+          'base_model.model.transformer.h.0.attn.c_attn.lora_B.weight',
+          'base_model.model.transformer.h.3.attn.c_attn.lora_A.weight',
+          'base_model.model.transformer.h.3.attn.c_attn.lora_B.weight',
         ]);
         expect(tensors.get('base_model.model.transformer.h.3.attn.c_attn.lora_A.weight')!.shape).toEqual([8, d]);
         expect(tensors.get('base_model.model.transformer.h.3.attn.c_attn.lora_B.weight')!.shape).toEqual([3 * d, 8]);

@@ -109,7 +109,10 @@ export function loraModules(spec: ModelSpec, blocks: readonly number[], c: LoraC
         fusedDone = true;
         const ls = (['q', 'k', 'v'] as const).map((p) => linearName(layer, p));
         out.push({
-          layer, key: `layers.${layer}.attn.qkv`, linears: ls, inFeatures: dims.in,
+          layer,
+          key: `layers.${layer}.attn.qkv`,
+          linears: ls,
+          inFeatures: dims.in,
           outFeatures: (['q', 'k', 'v'] as const).map((p) => linearDims(spec, layer, p).out),
         });
         continue;
@@ -120,9 +123,14 @@ export function loraModules(spec: ModelSpec, blocks: readonly number[], c: LoraC
   // A rank above a module's smaller side adds parameters (and memory: `--lora 100000` asked for gigabytes)
   // without adding expressiveness; refuse it before anything is allocated.
   for (const m of out) {
-    const width = Math.min(m.inFeatures, m.outFeatures.reduce((a, b) => a + b, 0));
+    const width = Math.min(
+      m.inFeatures,
+      m.outFeatures.reduce((a, b) => a + b, 0),
+    );
     if (c.r > width) {
-      throw new RangeError(`LoRA rank ${c.r} exceeds the width of ${m.key} (min(in ${m.inFeatures}, out ${m.outFeatures.reduce((a, b) => a + b, 0)}) = ${width}); use a rank of at most ${width}`);
+      throw new RangeError(
+        `LoRA rank ${c.r} exceeds the width of ${m.key} (min(in ${m.inFeatures}, out ${m.outFeatures.reduce((a, b) => a + b, 0)}) = ${width}); use a rank of at most ${width}`,
+      );
     }
   }
   return out;
@@ -141,7 +149,11 @@ export class LoraAdapter {
   readonly scaling: number;
   readonly tensors = new Map<string, Tensor>();
 
-  constructor(readonly config: LoraConfig, readonly modules: LoraModule[], readonly backend: Backend) {
+  constructor(
+    readonly config: LoraConfig,
+    readonly modules: LoraModule[],
+    readonly backend: Backend,
+  ) {
     checkLoraConfig(config);
     this.scaling = config.alpha / config.r;
   }
@@ -269,7 +281,11 @@ export class LoraAdapter {
     const out: WeightMap = new Map();
     for (const [name, t] of this.tensors) {
       const d = await t.read();
-      out.set(name, { dtype: 'F32', shape: [...t.shape], data: d instanceof Float32Array ? d.slice() : Float32Array.from(d) } satisfies HostTensor);
+      out.set(name, {
+        dtype: 'F32',
+        shape: [...t.shape],
+        data: d instanceof Float32Array ? d.slice() : Float32Array.from(d),
+      } satisfies HostTensor);
     }
     return out;
   }

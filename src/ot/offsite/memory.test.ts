@@ -39,7 +39,10 @@ const counts = (tr: { live(): number }): [number, number] => [tr.live(), liveTen
 
 function supportBatches(vocab: number, n: number, seed: number): SupportBatch[] {
   let s = seed;
-  const next = () => { s = (s * 1103515245 + 12345) % 2147483648; return s; };
+  const next = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s;
+  };
   return Array.from({ length: n }, () => {
     const ids = Int32Array.from({ length: 16 }, () => next() % vocab);
     const targets = Int32Array.from(ids, (_, i) => (i % 8 === 7 ? IGNORE_INDEX : ids[i + 1]!));
@@ -53,10 +56,24 @@ describe('OT loops keep live storage flat', () => {
       const { tr, dec } = tracked();
       const before = counts(tr);
       const perStep: [number, number][] = [];
-      const r = await tune(dec, { train, valid }, {
-        split, method, lora: loraCfg, lr: 5e-3, batchSize: 4, gradAccum: 2, maxSteps: 5, evalEvery: 1, seed: 2,
-        onProgress: (p) => { if (p.phase === 'train') perStep.push(counts(tr)); },
-      });
+      const r = await tune(
+        dec,
+        { train, valid },
+        {
+          split,
+          method,
+          lora: loraCfg,
+          lr: 5e-3,
+          batchSize: 4,
+          gradAccum: 2,
+          maxSteps: 5,
+          evalEvery: 1,
+          seed: 2,
+          onProgress: (p) => {
+            if (p.phase === 'train') perStep.push(counts(tr));
+          },
+        },
+      );
       expect(r.steps).toBe(5);
       expect(perStep.length).toBe(5);
       for (const c of perStep) expect(c).toEqual(perStep[0]);
@@ -70,9 +87,14 @@ describe('OT loops keep live storage flat', () => {
     const { tr, spec, dec } = tracked();
     const lora = LoraAdapter.create(dec.backend, spec, adapterBlocks(spec, split), loraCfg, 3);
     // B non-zero so the LoRA path is not the identity.
-    for (const [n, t] of lora.tensors) if (n.endsWith('lora_B')) t.storage = dec.backend.fromArray(Float32Array.from({ length: t.size }, (_, i) => Math.sin(i + 1) * 0.1));
+    for (const [n, t] of lora.tensors)
+      if (n.endsWith('lora_B')) t.storage = dec.backend.fromArray(Float32Array.from({ length: t.size }, (_, i) => Math.sin(i + 1) * 0.1));
     const task = { kind: 'sft' as const, file: 'valid', examples: valid };
-    const lm = { kind: 'lm' as const, file: 'lm', examples: synthExamples(5, 9).map((e) => ({ ...e, targets: e.ids.slice(1).concat([IGNORE_INDEX]) })) };
+    const lm = {
+      kind: 'lm' as const,
+      file: 'lm',
+      examples: synthExamples(5, 9).map((e) => ({ ...e, targets: e.ids.slice(1).concat([IGNORE_INDEX]) })),
+    };
     const before = counts(tr);
     for (let i = 0; i < 3; i++) {
       for (const l of [null, lora]) {
@@ -108,7 +130,12 @@ describe('OT loops keep live storage flat', () => {
       expect(counts(tr)).toEqual(before);
     }
     const out = await buildEmulator(spec, weights, {
-      modelId: 'test/gpt2-tiny', backend: tr.backend, support: batches, method: 'gradot', keep: 0.6, split,
+      modelId: 'test/gpt2-tiny',
+      backend: tr.backend,
+      support: batches,
+      method: 'gradot',
+      keep: 0.6,
+      split,
     });
     expect(Number.isFinite(out.report.supportLoss.emulator)).toBe(true);
     expect(counts(tr)).toEqual(before);
@@ -116,7 +143,12 @@ describe('OT loops keep live storage flat', () => {
 });
 
 /** tune's step as a plain loop that frees nothing (no scope, no release): the numbers to match. */
-async function plainTune(dec: Decoder, examples: readonly Example[], method: TuneMethod, steps: number): Promise<{ losses: number[]; weights: Float32Array[] }> {
+async function plainTune(
+  dec: Decoder,
+  examples: readonly Example[],
+  method: TuneMethod,
+  steps: number,
+): Promise<{ losses: number[]; weights: Float32Array[] }> {
   const be = dec.backend;
   const blocks = adapterBlocks(dec.spec, split);
   let lora: LoraAdapter | null = null;
@@ -130,7 +162,8 @@ async function plainTune(dec: Decoder, examples: readonly Example[], method: Tun
     params = dec.namedParams(true);
   }
   const opt = new AdamW(params, { lr: 5e-3, beta1: undefined, beta2: undefined, eps: undefined, weightDecay: 0 });
-  const batchSize = 4, accum = 2;
+  const batchSize = 4,
+    accum = 2;
   const stepsPerEpoch = Math.ceil(Math.ceil(examples.length / batchSize) / accum);
   const schedule = { kind: 'linear', lr: 5e-3, warmupSteps: 0, totalSteps: steps } as const;
   const losses: number[] = [];
@@ -160,7 +193,8 @@ async function plainTune(dec: Decoder, examples: readonly Example[], method: Tun
   return { losses, weights };
 }
 
-const sameBits = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 describe('the lifetime calls change no number', () => {
   for (const method of ['adapter', 'lora'] as const) {
@@ -181,7 +215,8 @@ describe('the lifetime calls change no number', () => {
     const plainDec = decoderFromWeights(new CpuBackend({ dtype: 'f32' }), spec, tinyModel('llama', 4).weights);
     const mk = (d: Decoder) => {
       const l = LoraAdapter.create(d.backend, spec, adapterBlocks(spec, split), loraCfg, 3);
-      for (const [n, t] of l.tensors) if (n.endsWith('lora_B')) t.storage = d.backend.fromArray(Float32Array.from({ length: t.size }, (_, i) => Math.cos(i) * 0.1));
+      for (const [n, t] of l.tensors)
+        if (n.endsWith('lora_B')) t.storage = d.backend.fromArray(Float32Array.from({ length: t.size }, (_, i) => Math.cos(i) * 0.1));
       return l;
     };
     const loras = [mk(dec), mk(plainDec)] as const;
@@ -197,7 +232,9 @@ describe('the lifetime calls change no number', () => {
         const ref = noGrad(() => (useLora ? loras[1].with(plainDec, run) : run()));
         const rows = await ref.nll.read();
         const sum = new Float64Array(b.batchSize);
-        ref.targets.forEach((t, k) => { if (t !== IGNORE_INDEX) sum[Math.floor(ref.positions[k]! / b.seqLen)]! -= rows[k]!; });
+        ref.targets.forEach((t, k) => {
+          if (t !== IGNORE_INDEX) sum[Math.floor(ref.positions[k]! / b.seqLen)]! -= rows[k]!;
+        });
         expect(Array.from(got.sumLogProb)).toEqual(Array.from(sum));
         expect(got.greedyMatch?.length).toBe(b.batchSize);
       }

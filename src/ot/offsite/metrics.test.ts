@@ -30,11 +30,7 @@ describe('multiple-choice acc / acc_norm (lm-eval definitions)', () => {
     //   acc: argmax → 1 → wrong.          norm: -0.8 vs -3 → 0 → right.
     // acc = [1,1,0] → 2/3; acc_norm = [0,0,1] → 1/3. Both have sample variance
     // ((1/3)² + (1/3)² + (2/3)²) / (3-1) = (6/9)/2 = 1/3, so stderr = sqrt(1/3)/sqrt(3) = 1/3.
-    const r = [
-      scoreChoices([-2, -5], [1, 10], 0),
-      scoreChoices([-3, -2.5], [4, 2], 1),
-      scoreChoices([-4, -3], [5, 1], 0),
-    ];
+    const r = [scoreChoices([-2, -5], [1, 10], 0), scoreChoices([-3, -2.5], [4, 2], 1), scoreChoices([-4, -3], [5, 1], 0)];
     expect(r.map((x) => [x.pred, x.predNorm, x.acc, x.accNorm])).toEqual([
       [0, 1, 1, 0],
       [1, 0, 1, 0],
@@ -163,7 +159,11 @@ describe('rowScoresFromLogits', () => {
       ],
     };
     const { examples } = encodeChoices(ds, tok, { contextLength: 32, choiceDelimiter: ' ' });
-    const batch = makeBatch(examples, examples.map((_, i) => i), { padId: 0 });
+    const batch = makeBatch(
+      examples,
+      examples.map((_, i) => i),
+      { padId: 0 },
+    );
     const { batchSize: B, seqLen: T } = batch;
     const logits = new Float32Array(B * T * V);
     for (let i = 0; i < B * T; i++) logits.set(table.subarray((batch.ids[i] as number) * V, ((batch.ids[i] as number) + 1) * V), i * V);
@@ -235,7 +235,15 @@ describe('batched evaluation drivers', () => {
   });
 
   it('perplexity: pooled over batches equals one pass over the whole stream', async () => {
-    const ds: TextDataset = { file: 'c.txt', format: 'txt', kind: 'lm', records: [{ text: 'hello world, a small corpus', line: 1 }, { text: 'second doc', line: 3 }] };
+    const ds: TextDataset = {
+      file: 'c.txt',
+      format: 'txt',
+      kind: 'lm',
+      records: [
+        { text: 'hello world, a small corpus', line: 1 },
+        { text: 'second doc', line: 3 },
+      ],
+    };
     const { examples } = encodeText(ds, tok, { contextLength: 5 });
     const r = await evaluatePerplexity(examples, scorer, { batchSize: 3 });
     // reference: every next-token log-prob of the EOS-joined stream

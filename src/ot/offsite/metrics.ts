@@ -92,7 +92,8 @@ export function pairedDifference(a: string, b: string): MeanStderr {
   if (a.length !== b.length) throw new RangeError(`paired evaluations differ in length (${a.length} vs ${b.length} items)`);
   const d: number[] = [];
   for (let i = 0; i < a.length; i++) {
-    const x = a.charCodeAt(i) - 48, y = b.charCodeAt(i) - 48;
+    const x = a.charCodeAt(i) - 48,
+      y = b.charCodeAt(i) - 48;
     if ((x !== 0 && x !== 1) || (y !== 0 && y !== 1)) throw new RangeError(`item ${i}: per-item results must be '0' or '1'`);
     d.push(y - x);
   }
@@ -143,7 +144,13 @@ export function scoreChoiceRows(rows: readonly ChoiceRow[]): ChoiceResult[] {
       if (r.choice !== i) throw new Error(`example ${ex}: choice ${i} missing or duplicated`);
       if (r.label !== (list[0] as ChoiceRow).label) throw new Error(`example ${ex}: inconsistent labels`);
     });
-    out.push(scoreChoices(list.map((r) => r.logLikelihood), list.map((r) => r.chars), (list[0] as ChoiceRow).label));
+    out.push(
+      scoreChoices(
+        list.map((r) => r.logLikelihood),
+        list.map((r) => r.chars),
+        (list[0] as ChoiceRow).label,
+      ),
+    );
   }
   return out;
 }

@@ -31,7 +31,14 @@ function untouched(emuSpec: ModelSpec, emuWeights: WeightMap): TrainedAdapter {
   const blocks = adapterBlocks(emuSpec, split);
   const weights: WeightMap = new Map();
   for (const [k, t] of emuWeights) if (blocks.some((b) => k.startsWith(`layers.${b}.`))) weights.set(k, t);
-  return { method: 'adapter', split, blocks, blockSources: blocks.map((b) => emuSpec.layers[b]!.source), numLayers: emuSpec.layers.length, weights };
+  return {
+    method: 'adapter',
+    split,
+    blocks,
+    blockSources: blocks.map((b) => emuSpec.layers[b]!.source),
+    numLayers: emuSpec.layers.length,
+    weights,
+  };
 }
 
 describe('plug-in', () => {
@@ -56,7 +63,9 @@ describe('plug-in', () => {
     const plugged = await plugIn(full, r.adapter);
     const L = full.spec.layers.length;
     const Le = emu.spec.layers.length;
-    expect(plugged.weights.get(`layers.${L - 1}.mlp.up.weight`)!.data).toEqual(r.adapter.weights.get(`layers.${Le - 1}.mlp.up.weight`)!.data);
+    expect(plugged.weights.get(`layers.${L - 1}.mlp.up.weight`)!.data).toEqual(
+      r.adapter.weights.get(`layers.${Le - 1}.mlp.up.weight`)!.data,
+    );
     expect(plugged.weights.get('layers.2.mlp.up.weight')).toBe(full.weights.get('layers.2.mlp.up.weight'));
     expect(plugged.replaced.every((n) => n.startsWith('layers.0.') || n.startsWith(`layers.${L - 1}.`))).toBe(true);
   });
@@ -65,9 +74,18 @@ describe('plug-in', () => {
     const full = tinyModel('llama', 4);
     const emu = compressModel(full.spec, full.weights, { method: 'none', keep: 1, split });
     const dec = decoderFromWeights(new CpuBackend(), emu.spec, emu.weights);
-    const r = await tune(dec, { train: synthExamples(8, 2) }, {
-      split, lr: 2e-2, batchSize: 4, maxSteps: 3, method: 'lora', lora: { r: 2, alpha: 4, targets: ['q', 'v', 'down'] },
-    });
+    const r = await tune(
+      dec,
+      { train: synthExamples(8, 2) },
+      {
+        split,
+        lr: 2e-2,
+        batchSize: 4,
+        maxSteps: 3,
+        method: 'lora',
+        lora: { r: 2, alpha: 4, targets: ['q', 'v', 'down'] },
+      },
+    );
     const plugged = await plugIn(full, r.adapter);
     // Tuned emulator with the LoRA applied (merged the same way) gives the same logits.
     await applyAdapter(dec, r.adapter);
@@ -104,9 +122,18 @@ describe('export', () => {
       const full = tinyModel('gpt2', 5);
       const emu = compressModel(full.spec, full.weights, { method: 'drop', keep: 0.34, split });
       const dec = decoderFromWeights(new CpuBackend(), emu.spec, emu.weights);
-      const r = await tune(dec, { train: synthExamples(8, 1) }, {
-        split, lr: 1e-2, batchSize: 4, maxSteps: 2, method, lora: { r: 2, alpha: 4, targets: ['q', 'k', 'v', 'up'] },
-      });
+      const r = await tune(
+        dec,
+        { train: synthExamples(8, 1) },
+        {
+          split,
+          lr: 1e-2,
+          batchSize: 4,
+          maxSteps: 2,
+          method,
+          lora: { r: 2, alpha: 4, targets: ['q', 'k', 'v', 'up'] },
+        },
+      );
       const a = await exportAdapter(r.adapter, { spec: full.spec, weights: full.weights, modelId: 'm' });
       const b = await exportAdapter(r.adapter, { spec: emu.spec, weights: emu.weights, modelId: 'm', numLayers: 5 });
       expect([...a.keys()]).toEqual([...b.keys()]);
@@ -120,12 +147,30 @@ describe('export', () => {
       const emu = compressModel(full.spec, full.weights, { method: 'svd', keep: 0.5, split });
       const dec = decoderFromWeights(new CpuBackend(), emu.spec, emu.weights);
       const targets = fam === 'gpt2' ? ['q', 'k', 'v', 'o', 'down'] : ['q', 'v', 'o', 'up'];
-      const r = await tune(dec, { train: synthExamples(8, 1) }, {
-        split, lr: 1e-2, batchSize: 4, maxSteps: 2, method: 'lora', lora: { r: 3, alpha: 6, targets: targets as never },
-      });
+      const r = await tune(
+        dec,
+        { train: synthExamples(8, 1) },
+        {
+          split,
+          lr: 1e-2,
+          batchSize: 4,
+          maxSteps: 2,
+          method: 'lora',
+          lora: { r: 3, alpha: 6, targets: targets as never },
+        },
+      );
       const files = await exportAdapter(r.adapter, { spec: full.spec, weights: full.weights, modelId: `tiny-${fam}` });
       const cfg = JSON.parse(new TextDecoder().decode(files.get(PEFT_CONFIG)!));
-      expect(cfg).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 3, lora_alpha: 6, lora_dropout: 0, bias: 'none', layers_to_transform: [0, 3], fan_in_fan_out: fam === 'gpt2' });
+      expect(cfg).toMatchObject({
+        peft_type: 'LORA',
+        task_type: 'CAUSAL_LM',
+        r: 3,
+        lora_alpha: 6,
+        lora_dropout: 0,
+        bias: 'none',
+        layers_to_transform: [0, 3],
+        fan_in_fan_out: fam === 'gpt2',
+      });
       const { tensors } = parseSafetensors(files.get(PEFT_WEIGHTS)!);
       // PEFT's rule: every base-model Linear/Conv1D whose name ends with ".<target>" in a transformed layer
       // gets lora_A [r, in] and lora_B [out, r]; keys are "base_model.model.<module>.lora_{A,B}.weight".
@@ -166,8 +211,11 @@ describe('evaluate', () => {
       return { ids: ids2, targets, line: example + 1, example, choice, label, span: [ctx.length - 1, ids2.length], chars };
     };
     const ex = [
-      mk(0, 0, 1, [3, 4, 5], [6], 1), mk(0, 1, 1, [3, 4, 5], [7, 8, 9], 9),
-      mk(1, 0, 0, [10, 11], [12, 13], 2), mk(1, 1, 0, [10, 11], [14], 5), mk(1, 2, 0, [10, 11], [15, 16, 17, 18], 3),
+      mk(0, 0, 1, [3, 4, 5], [6], 1),
+      mk(0, 1, 1, [3, 4, 5], [7, 8, 9], 9),
+      mk(1, 0, 0, [10, 11], [12, 13], 2),
+      mk(1, 1, 0, [10, 11], [14], 5),
+      mk(1, 2, 0, [10, 11], [15, 16, 17, 18], 3),
     ];
     // Reference: each sequence alone (B=1, no padding), f64 log-softmax.
     const ll: number[] = [];

@@ -30,7 +30,9 @@ export function blockMapFor(adapter: TrainedAdapter, target: ModelSpec): Map<num
     const want = adapter.blockSources[i]!;
     const got = target.layers[to]?.source;
     if (got !== want) {
-      throw new Error(`adapter block ${b} was source block ${want}, but the target's block ${to} is source block ${got}: the adapter was not trained for this model/split`);
+      throw new Error(
+        `adapter block ${b} was source block ${want}, but the target's block ${to} is source block ${got}: the adapter was not trained for this model/split`,
+      );
     }
     map.set(b, to);
   });
@@ -42,7 +44,10 @@ export function blockMapFor(adapter: TrainedAdapter, target: ModelSpec): Map<num
  * (adapter method) or the merged linears (LoRA, merged into `targetWeights`).
  */
 export async function denseAdapterWeights(
-  adapter: TrainedAdapter, target: ModelSpec, targetWeights: WeightMap, backend: Backend = new CpuBackend(),
+  adapter: TrainedAdapter,
+  target: ModelSpec,
+  targetWeights: WeightMap,
+  backend: Backend = new CpuBackend(),
 ): Promise<WeightMap> {
   const map = blockMapFor(adapter, target);
   const out: WeightMap = new Map();
@@ -51,7 +56,8 @@ export async function denseAdapterWeights(
       const to = renameBlock(name, map);
       const base = targetWeights.get(to);
       if (!base) throw new Error(`plug-in: the target model has no ${to}`);
-      if (!sameShape(base.shape, t.shape)) throw new Error(`plug-in: ${name} is [${t.shape.join(', ')}] but ${to} is [${base.shape.join(', ')}]`);
+      if (!sameShape(base.shape, t.shape))
+        throw new Error(`plug-in: ${name} is [${t.shape.join(', ')}] but ${to} is [${base.shape.join(', ')}]`);
       out.set(to, t);
     }
     return out;
@@ -80,7 +86,9 @@ export async function denseAdapterWeights(
 
 /** The full model with the adapter plugged in: same spec, new weights (untouched tensors shared). */
 export async function plugIn(
-  full: { spec: ModelSpec; weights: WeightMap }, adapter: TrainedAdapter, backend?: Backend,
+  full: { spec: ModelSpec; weights: WeightMap },
+  adapter: TrainedAdapter,
+  backend?: Backend,
 ): Promise<{ spec: ModelSpec; weights: WeightMap; replaced: string[] }> {
   const dense = await denseAdapterWeights(adapter, full.spec, full.weights, backend);
   const weights: WeightMap = new Map();
@@ -96,7 +104,11 @@ export async function applyAdapter(dec: Decoder, adapter: TrainedAdapter): Promi
     for (const [name, t] of dec.params) {
       if (!name.endsWith('.weight')) continue;
       const d = await t.read();
-      base.set(name, { dtype: 'F32', shape: [...t.shape], data: d instanceof Float32Array ? d : Float32Array.from(d) } satisfies HostTensor);
+      base.set(name, {
+        dtype: 'F32',
+        shape: [...t.shape],
+        data: d instanceof Float32Array ? d : Float32Array.from(d),
+      } satisfies HostTensor);
     }
   } else {
     for (const [name, t] of dec.params) base.set(name, { dtype: 'F32', shape: [...t.shape], data: new Float32Array(0) });

@@ -16,11 +16,21 @@ describe('runProtocol', () => {
     const train = synthExamples(16, 1);
     const test = { kind: 'sft' as const, file: 'test.jsonl', examples: synthExamples(6, 2) };
     const phases: string[] = [];
-    const r = await runProtocol({ ...full, modelId: 'tiny' }, {
-      method: 'none', keep: 1, split, compress: none, task: { name: 'synth', train, valid: synthExamples(4, 3), test },
-      tune: { lr: 1e-2, batchSize: 4, epochs: 2, seed: 1 }, fullFT: true,
-      onProgress: (p) => { if (!phases.includes(p.phase)) phases.push(p.phase); },
-    });
+    const r = await runProtocol(
+      { ...full, modelId: 'tiny' },
+      {
+        method: 'none',
+        keep: 1,
+        split,
+        compress: none,
+        task: { name: 'synth', train, valid: synthExamples(4, 3), test },
+        tune: { lr: 1e-2, batchSize: 4, epochs: 2, seed: 1 },
+        fullFT: true,
+        onProgress: (p) => {
+          if (!phases.includes(p.phase)) phases.push(p.phase);
+        },
+      },
+    );
     expect(r.metric).toBe('loss');
     expect(r.emulatorZS).toBe(r.fullZS);
     expect(r.emulatorFT).toBe(r.plugIn);
@@ -40,11 +50,17 @@ describe('runProtocol', () => {
       const r = compressModel(m.spec, m.weights, { method: 'drop', keep: 0.5, split: req.split });
       return { spec: r.spec, weights: r.weights };
     };
-    const r = await runProtocol({ ...full, modelId: 'tiny' }, {
-      method: 'drop', keep: 0.5, split, compress: drop,
-      task: { name: 'synth', train: synthExamples(12, 1), valid: [], test: { kind: 'sft', file: 't', examples: synthExamples(4, 2) } },
-      tune: { lr: 1e-2, batchSize: 4, maxSteps: 3, method: 'lora', lora: { r: 2, alpha: 4, targets: ['o', 'up'] } },
-    });
+    const r = await runProtocol(
+      { ...full, modelId: 'tiny' },
+      {
+        method: 'drop',
+        keep: 0.5,
+        split,
+        compress: drop,
+        task: { name: 'synth', train: synthExamples(12, 1), valid: [], test: { kind: 'sft', file: 't', examples: synthExamples(4, 2) } },
+        tune: { lr: 1e-2, batchSize: 4, maxSteps: 3, method: 'lora', lora: { r: 2, alpha: 4, targets: ['o', 'up'] } },
+      },
+    );
     expect(r.compressionRatio).toBeCloseTo(2, 5);
     expect(r.emulatorZS).not.toBe(r.fullZS);
     expect(r.fullFT).toBeNull();

@@ -65,11 +65,20 @@ export interface CompressedModel {
 export type CompressFn = (model: ProtocolModel, req: CompressRequest) => Promise<CompressedModel>;
 
 /** The emulator builder of src/ot/emulator/package.ts (support pass for gradot, then compression). */
-export function defaultCompress(support: SupportBatch[], extra: { lambdaAttn?: number; lambdaMlp?: number; lambdaMode?: LambdaMode } = {}): CompressFn {
+export function defaultCompress(
+  support: SupportBatch[],
+  extra: { lambdaAttn?: number; lambdaMlp?: number; lambdaMode?: LambdaMode } = {},
+): CompressFn {
   return async (model, req) => {
     const r = await buildEmulator(model.spec, model.weights, {
-      method: req.method, keep: req.keep, split: req.split, seed: req.seed, backend: req.backend, support,
-      modelId: model.modelId, ...extra,
+      method: req.method,
+      keep: req.keep,
+      split: req.split,
+      seed: req.seed,
+      backend: req.backend,
+      support,
+      modelId: model.modelId,
+      ...extra,
     });
     return { spec: r.result.spec, weights: r.result.weights, record: { emulator: r.report as unknown as Record<string, unknown> } };
   };
@@ -166,8 +175,17 @@ export interface OTReport {
 
 function summary(r: TuneResult): TuneSummary {
   return {
-    method: r.method, steps: r.steps, epochs: r.epochs, trainLoss: r.trainLoss, bestStep: r.bestStep, bestValLoss: r.bestValLoss,
-    weightsFrom: r.weightsFrom, trainableParams: r.trainableParams, tokens: r.tokens, seconds: r.seconds, tokensPerSec: r.tokensPerSec,
+    method: r.method,
+    steps: r.steps,
+    epochs: r.epochs,
+    trainLoss: r.trainLoss,
+    bestStep: r.bestStep,
+    bestValLoss: r.bestValLoss,
+    weightsFrom: r.weightsFrom,
+    trainableParams: r.trainableParams,
+    tokens: r.tokens,
+    seconds: r.seconds,
+    tokensPerSec: r.tokensPerSec,
   };
 }
 
@@ -208,15 +226,27 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
 
     // 2. Compress (model owner)
     o.onProgress?.({ phase: 'compress' });
-    const emu = await timed('compress', () => o.compress(model, { method: o.method, keep: o.keep, split: o.split, seed: o.tune.seed ?? 0, backend: be }));
+    const emu = await timed('compress', () =>
+      o.compress(model, { method: o.method, keep: o.keep, split: o.split, seed: o.tune.seed ?? 0, backend: be }),
+    );
     const emuDec = mk(emu.spec, emu.weights);
     const emulatorZS = await ev('emulator-zs', emuDec);
 
     // 3. Emulator FT (data owner)
     o.onProgress?.({ phase: 'tune' });
-    const tuned = await timed('tune', () => tune(emuDec, { train: o.task.train, valid: o.task.valid }, {
-      ...o.tune, split: o.split, store: o.store, signal: o.signal, onProgress: (p) => o.onProgress?.({ phase: 'tune', tune: p }),
-    }));
+    const tuned = await timed('tune', () =>
+      tune(
+        emuDec,
+        { train: o.task.train, valid: o.task.valid },
+        {
+          ...o.tune,
+          split: o.split,
+          store: o.store,
+          signal: o.signal,
+          onProgress: (p) => o.onProgress?.({ phase: 'tune', tune: p }),
+        },
+      ),
+    );
     if (tuned.method === 'lora') await applyAdapter(emuDec, tuned.adapter);
     const emulatorFT = await ev('emulator-ft', emuDec);
 
@@ -237,9 +267,18 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
       o.onProgress?.({ phase: 'full-ft-tune' });
       const ftDec = mk(model.spec, model.weights);
       const L = model.spec.layers.length;
-      const ft = await timed('full-ft-tune', () => tune(ftDec, { train: o.task.train, valid: o.task.valid }, {
-        ...o.tune, split: { bottom: L, top: 0 }, signal: o.signal, onProgress: (p) => o.onProgress?.({ phase: 'full-ft-tune', tune: p }),
-      }));
+      const ft = await timed('full-ft-tune', () =>
+        tune(
+          ftDec,
+          { train: o.task.train, valid: o.task.valid },
+          {
+            ...o.tune,
+            split: { bottom: L, top: 0 },
+            signal: o.signal,
+            onProgress: (p) => o.onProgress?.({ phase: 'full-ft-tune', tune: p }),
+          },
+        ),
+      );
       if (ft.method === 'lora') await applyAdapter(ftDec, ft.adapter);
       fullTune = summary(ft);
       fullFT = await ev('full-ft', ftDec);
@@ -248,8 +287,10 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
     const h = (m: EvalMetrics): number => headline(m).value;
     const { metric, higherIsBetter } = headline(fullZS);
     const delta = higherIsBetter ? h(plugInM) - h(emulatorFT) : h(emulatorFT) - h(plugInM);
-    const deltaStderr = emulatorFT.correct !== undefined && plugInM.correct !== undefined
-      ? pairedDifference(emulatorFT.correct, plugInM.correct).stderr : null;
+    const deltaStderr =
+      emulatorFT.correct !== undefined && plugInM.correct !== undefined
+        ? pairedDifference(emulatorFT.correct, plugInM.correct).stderr
+        : null;
     const fullCounts = paramCounts(model.spec).total;
     const emuCounts = paramCounts(emu.spec).total;
     const midFull = splitParamCounts(model.spec, o.split.bottom, o.split.top).middle;
@@ -260,23 +301,45 @@ export async function runProtocol(model: ProtocolModel, o: ProtocolOptions): Pro
     const privacy = headlineClaim(claims, 'emulatorHides');
     const { lora, ...tuneRest } = o.tune;
     return {
-      format: 'gradot-ot-report', version: 1, model: model.modelId, task: o.task.name, taskKind: o.task.test.kind,
-      method: o.method, keep: o.keep, split: o.split, metric, higherIsBetter,
-      fullZS: h(fullZS), emulatorZS: h(emulatorZS), emulatorFT: h(emulatorFT), plugIn: h(plugInM), fullFT: fullFT ? h(fullFT) : null,
-      delta, deltaStderr,
+      format: 'gradot-ot-report',
+      version: 1,
+      model: model.modelId,
+      task: o.task.name,
+      taskKind: o.task.test.kind,
+      method: o.method,
+      keep: o.keep,
+      split: o.split,
+      metric,
+      higherIsBetter,
+      fullZS: h(fullZS),
+      emulatorZS: h(emulatorZS),
+      emulatorFT: h(emulatorFT),
+      plugIn: h(plugInM),
+      fullFT: fullFT ? h(fullFT) : null,
+      delta,
+      deltaStderr,
       privacyGap: higherIsBetter ? h(fullZS) - h(emulatorZS) : h(emulatorZS) - h(fullZS),
       privacyGapStderr: privacy?.stderr ?? null,
-      perplexityGap: fullZS.perplexity !== undefined && emulatorZS.perplexity !== undefined ? { full: fullZS.perplexity, emulator: emulatorZS.perplexity } : null,
+      perplexityGap:
+        fullZS.perplexity !== undefined && emulatorZS.perplexity !== undefined
+          ? { full: fullZS.perplexity, emulator: emulatorZS.perplexity }
+          : null,
       claims,
       deltaDefinition: higherIsBetter ? 'Plug-in − Emulator FT (acc)' : 'Emulator FT loss − Plug-in loss (lower loss is better)',
       compressionRatio: midEmu > 0 ? midFull / midEmu : Infinity,
       params: { full: fullCounts, emulator: emuCounts, middleFull: midFull, middleEmulator: midEmu, adapters: tuned.trainableParams },
       details: { fullZS, emulatorZS, emulatorFT, plugIn: plugInM, fullFT },
-      tune: summary(tuned), fullTune,
+      tune: summary(tuned),
+      fullTune,
       tuneOptions: { ...tuneRest, ...(lora ? { lora } : {}) },
       ...(emu.record ? { compressRecord: emu.record } : {}),
-      backend: be.name, seconds,
-      checks: { plugInBeatsFullZS: holds('plugInBeatsFullZS'), deltaPositive: holds('deltaPositive'), emulatorHides: holds('emulatorHides') },
+      backend: be.name,
+      seconds,
+      checks: {
+        plugInBeatsFullZS: holds('plugInBeatsFullZS'),
+        deltaPositive: holds('deltaPositive'),
+        emulatorHides: holds('emulatorHides'),
+      },
     };
   } finally {
     for (const d of decs) d.free();

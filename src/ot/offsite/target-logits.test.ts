@@ -8,7 +8,8 @@ import { cpuDecoder, tinyModel } from './test-helpers';
 describe('targetLogits', () => {
   it('gathered loss and adapter gradients equal the full-logits ones', async () => {
     const { spec, weights } = tinyModel('llama', 2);
-    const B = 2, T = 8;
+    const B = 2,
+      T = 8;
     const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 11 + 2) % 32);
     const targets = Int32Array.from({ length: B * T }, (_, i) => (i % T >= T - 2 ? (i * 3) % 32 : IGNORE_INDEX));
     const run = async (gather: boolean): Promise<{ loss: number; g: Float32Array }> => {

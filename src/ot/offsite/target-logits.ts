@@ -39,7 +39,11 @@ export function targetLogits(dec: Decoder, ids: Int32Array, targets: Int32Array,
   const head = dec.spec.tieWordEmbeddings ? dec.params.get('embed.weight')! : dec.params.get('lm_head.weight')!;
   // n = 0 (an all-prompt batch) still needs a [0, V] result: keep one row and an ignored target.
   if (n === 0) {
-    return { logits: ops.linear(ops.embedding(h, new Int32Array([0])), head), targets: new Int32Array([IGNORE_INDEX]), positions: new Int32Array([0]) };
+    return {
+      logits: ops.linear(ops.embedding(h, new Int32Array([0])), head),
+      targets: new Int32Array([IGNORE_INDEX]),
+      positions: new Int32Array([0]),
+    };
   }
   return { logits: ops.linear(ops.embedding(h, positions), head), targets: tg, positions };
 }

@@ -50,7 +50,9 @@ export function readTaskFile(f: TaskFile, opts: ReadOptions = {}): Dataset {
 export function asTrainingSet(ds: Dataset): Dataset {
   if (ds.kind !== 'mc') return ds;
   const out: PromptDataset = {
-    kind: 'sft', file: ds.file, format: ds.format,
+    kind: 'sft',
+    file: ds.file,
+    format: ds.format,
     records: ds.records.map((r) => ({ prompt: r.context, answer: r.choices[r.label]!, line: r.line })),
   };
   return out;

@@ -48,7 +48,10 @@ export function unpackTensors(bytes: Uint8Array, file = 'tensors'): Map<string, 
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hl = Number(dv.getBigUint64(0, true));
   if (8 + hl > bytes.length) throw new Error(`${file}: header runs past the end`);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hl))) as Record<string, { dtype: 'F32' | 'F64'; shape: number[]; offset: number; length: number }>;
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hl))) as Record<
+    string,
+    { dtype: 'F32' | 'F64'; shape: number[]; offset: number; length: number }
+  >;
   const base = 8 + hl;
   const out = new Map<string, PackedTensor>();
   for (const [name, h] of Object.entries(header)) {

@@ -9,10 +9,24 @@ describe('a cancelled tune', () => {
     const before = new Map<string, Float32Array>();
     for (const p of dec.namedParams(false)) before.set(p.name, Float32Array.from(await p.tensor.read()));
     const ac = new AbortController();
-    const err = await tune(dec, { train: synthExamples(24, 3), valid: null }, {
-      split: { bottom: 1, top: 1 }, lr: 3e-3, batchSize: 4, epochs: 2, seed: 1,
-      signal: ac.signal, onProgress: (p) => { if (p.phase === 'train' && p.step === 2) ac.abort(); },
-    }).then(() => null, (e: unknown) => e);
+    const err = await tune(
+      dec,
+      { train: synthExamples(24, 3), valid: null },
+      {
+        split: { bottom: 1, top: 1 },
+        lr: 3e-3,
+        batchSize: 4,
+        epochs: 2,
+        seed: 1,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.phase === 'train' && p.step === 2) ac.abort();
+        },
+      },
+    ).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).not.toBeNull();
     const partial = (err as { partial?: TuneResult }).partial!;
     expect(partial.steps).toBe(2);

@@ -42,7 +42,10 @@ describe('LoRA', () => {
     return A.read().then(async (a) => {
       expect(a.every((x) => Math.abs(x) <= bound)).toBe(true);
       expect((await lora.tensors.get('layers.0.attn.q.lora_B')!.read()).every((x) => x === 0)).toBe(true);
-      expect(shapes).toEqual([['layers.0.attn.q.lora_A', [2, 16]], ['layers.0.attn.q.lora_B', [16, 2]]]);
+      expect(shapes).toEqual([
+        ['layers.0.attn.q.lora_A', [2, 16]],
+        ['layers.0.attn.q.lora_B', [16, 2]],
+      ]);
     });
   });
 
@@ -57,7 +60,18 @@ describe('LoRA', () => {
 describe('tune', () => {
   const train = synthExamples(24, 3);
   const valid = synthExamples(6, 4);
-  const base: TuneOptions = { split, lr: 3e-3, batchSize: 4, gradAccum: 2, epochs: 2, seed: 5, evalEvery: 2, schedule: 'cosine', warmupSteps: 1, weightDecay: 0.01 };
+  const base: TuneOptions = {
+    split,
+    lr: 3e-3,
+    batchSize: 4,
+    gradAccum: 2,
+    epochs: 2,
+    seed: 5,
+    evalEvery: 2,
+    schedule: 'cosine',
+    warmupSteps: 1,
+    weightDecay: 0.01,
+  };
 
   it('trains only the adapter blocks and lowers the validation loss', async () => {
     const { spec, weights } = tinyModel('llama', 4);
@@ -82,9 +96,20 @@ describe('tune', () => {
       for (const stopAt of [1, 3]) {
         const store = memoryCheckpointStore();
         const ac = new AbortController();
-        await expect(tune(cpuDecoder(spec, weights), { train, valid }, {
-          ...opts, store, signal: ac.signal, onProgress: (p) => { if (p.phase === 'train' && p.step === stopAt) ac.abort(); },
-        })).rejects.toThrow();
+        await expect(
+          tune(
+            cpuDecoder(spec, weights),
+            { train, valid },
+            {
+              ...opts,
+              store,
+              signal: ac.signal,
+              onProgress: (p) => {
+                if (p.phase === 'train' && p.step === stopAt) ac.abort();
+              },
+            },
+          ),
+        ).rejects.toThrow();
         expect((await store.checkpoints()).some((e) => e.id === 'done')).toBe(false);
         const resumed = await tune(cpuDecoder(spec, weights), { train, valid }, { ...opts, store });
         expect(resumed.resumedFrom).toBe(stopAt === 1 ? 0 : 2);
@@ -96,7 +121,11 @@ describe('tune', () => {
         // A finished store returns the result without training.
         const again = await tune(cpuDecoder(spec, weights), { train, valid }, { ...opts, store });
         expect(again.resumedFrom).toBe('done');
-        expect(Buffer.from(again.adapter.weights.values().next().value!.data.buffer).equals(Buffer.from(ref.adapter.weights.values().next().value!.data.buffer))).toBe(true);
+        expect(
+          Buffer.from(again.adapter.weights.values().next().value!.data.buffer).equals(
+            Buffer.from(ref.adapter.weights.values().next().value!.data.buffer),
+          ),
+        ).toBe(true);
       }
     });
   }
@@ -105,18 +134,38 @@ describe('tune', () => {
     const { spec, weights } = tinyModel('llama', 4);
     const store = memoryCheckpointStore();
     const ac = new AbortController();
-    await expect(tune(cpuDecoder(spec, weights), { train, valid }, {
-      ...base, store, checkpointEvery: 1, signal: ac.signal, onProgress: (p) => { if (p.step === 1) ac.abort(); },
-    })).rejects.toThrow();
+    await expect(
+      tune(
+        cpuDecoder(spec, weights),
+        { train, valid },
+        {
+          ...base,
+          store,
+          checkpointEvery: 1,
+          signal: ac.signal,
+          onProgress: (p) => {
+            if (p.step === 1) ac.abort();
+          },
+        },
+      ),
+    ).rejects.toThrow();
     await expect(tune(cpuDecoder(spec, weights), { train, valid }, { ...base, lr: 1, store })).rejects.toThrow(/different settings/);
   });
 
   it('gradient accumulation of 2 batches of 4 equals one batch of 8 (same examples)', async () => {
     const { spec, weights } = tinyModel('llama', 3);
-    const a = await tune(cpuDecoder(spec, weights), { train }, { split, lr: 1e-2, batchSize: 4, gradAccum: 2, maxSteps: 1, seed: 1, maxGradNorm: null });
+    const a = await tune(
+      cpuDecoder(spec, weights),
+      { train },
+      { split, lr: 1e-2, batchSize: 4, gradAccum: 2, maxSteps: 1, seed: 1, maxGradNorm: null },
+    );
     // Same order: the first 8 shuffled examples form the first step either way only if the order is the same;
     // batch 8 of the same permutation -> same first group.
-    const b = await tune(cpuDecoder(spec, weights), { train }, { split, lr: 1e-2, batchSize: 8, gradAccum: 1, maxSteps: 1, seed: 1, maxGradNorm: null });
+    const b = await tune(
+      cpuDecoder(spec, weights),
+      { train },
+      { split, lr: 1e-2, batchSize: 8, gradAccum: 1, maxSteps: 1, seed: 1, maxGradNorm: null },
+    );
     for (const [k, t] of a.adapter.weights) {
       const u = b.adapter.weights.get(k)!;
       for (let i = 0; i < t.data.length; i++) expect(t.data[i]).toBeCloseTo(u.data[i]!, 5);
@@ -127,10 +176,24 @@ describe('tune', () => {
     const { spec, weights } = tinyModel('llama', 3);
     const pause = new PauseController();
     let sawPause = false;
-    const run = tune(cpuDecoder(spec, weights), { train }, {
-      split, lr: 1e-3, batchSize: 8, maxSteps: 3, pause,
-      onProgress: (p) => { if (p.step === 1 && !sawPause) { sawPause = true; pause.pause(); setTimeout(() => pause.resume(), 20); } },
-    });
+    const run = tune(
+      cpuDecoder(spec, weights),
+      { train },
+      {
+        split,
+        lr: 1e-3,
+        batchSize: 8,
+        maxSteps: 3,
+        pause,
+        onProgress: (p) => {
+          if (p.step === 1 && !sawPause) {
+            sawPause = true;
+            pause.pause();
+            setTimeout(() => pause.resume(), 20);
+          }
+        },
+      },
+    );
     const r = await run;
     expect(sawPause).toBe(true);
     expect(r.steps).toBe(3);

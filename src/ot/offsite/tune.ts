@@ -225,7 +225,9 @@ function setData(t: Tensor, data: ArrayLike<number>): void {
 
 /** Token-mean cross-entropy of `dec` (LoRA attached when given) over examples; no graph. */
 export async function meanLoss(
-  dec: Decoder, examples: readonly Example[], o: { batchSize: number; padId?: number; lora?: LoraAdapter | null },
+  dec: Decoder,
+  examples: readonly Example[],
+  o: { batchSize: number; padId?: number; lora?: LoraAdapter | null },
 ): Promise<{ loss: number; tokens: number }> {
   const batches = makeBatches(examples, { batchSize: o.batchSize, padId: o.padId, sortByLength: true });
   let s = 0;
@@ -233,13 +235,15 @@ export async function meanLoss(
   for (const b of batches) {
     if (b.targetTokens === 0) continue;
     // The scope frees the forward's activations (and LoRA's B·A products): only the loss outlives it.
-    const l = tidy(() => noGrad(() => {
-      const run = (): Tensor => {
-        const tl = targetLogits(dec, b.ids, b.targets, b.batchSize, b.seqLen);
-        return ops.crossEntropySum(tl.logits, tl.targets);
-      };
-      return o.lora ? o.lora.with(dec, run) : run();
-    }));
+    const l = tidy(() =>
+      noGrad(() => {
+        const run = (): Tensor => {
+          const tl = targetLogits(dec, b.ids, b.targets, b.batchSize, b.seqLen);
+          return ops.crossEntropySum(tl.logits, tl.targets);
+        };
+        return o.lora ? o.lora.with(dec, run) : run();
+      }),
+    );
     s += await l.item();
     l.free();
     n += b.targetTokens;
@@ -248,9 +252,10 @@ export async function meanLoss(
 }
 
 function nonFiniteStop(what: string, value: number, step: number, kept: string): NonFiniteError {
-  const where = what === 'validation loss'
-    ? `of the weights after step ${step}; training stopped and those weights were not saved`
-    : `at step ${step}; training stopped before applying it`;
+  const where =
+    what === 'validation loss'
+      ? `of the weights after step ${step}; training stopped and those weights were not saved`
+      : `at step ${step}; training stopped before applying it`;
   return new NonFiniteError(
     what,
     `tune: the ${what} is ${value} ${where} (the learning rate may be too high, or the data or weights hold extreme values); ${kept}`,
@@ -303,9 +308,25 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   const maxNorm = opts.maxGradNorm === undefined ? 1.0 : opts.maxGradNorm;
 
   const fingerprint = JSON.stringify({
-    v: STATE_VERSION, method, lora: opts.lora ?? null, split: opts.split, lr: opts.lr, wd: opts.weightDecay ?? 0,
-    b1: opts.beta1 ?? 0.9, b2: opts.beta2 ?? 0.999, eps: opts.eps ?? 1e-8, maxNorm, schedule, batch: opts.batchSize, accum, seed,
-    padId, evalEvery, layers: model.spec.layers.length, train: examplesDigest(data.train), valid: valid ? examplesDigest(valid) : null,
+    v: STATE_VERSION,
+    method,
+    lora: opts.lora ?? null,
+    split: opts.split,
+    lr: opts.lr,
+    wd: opts.weightDecay ?? 0,
+    b1: opts.beta1 ?? 0.9,
+    b2: opts.beta2 ?? 0.999,
+    eps: opts.eps ?? 1e-8,
+    maxNorm,
+    schedule,
+    batch: opts.batchSize,
+    accum,
+    seed,
+    padId,
+    evalEvery,
+    layers: model.spec.layers.length,
+    train: examplesDigest(data.train),
+    valid: valid ? examplesDigest(valid) : null,
   });
 
   // ---- trainable set
@@ -321,7 +342,11 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
   }
   const trainableParams = params.reduce((s, p) => s + p.tensor.size, 0);
   const opt = new AdamW(params, {
-    lr: opts.lr, beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay ?? 0,
+    lr: opts.lr,
+    beta1: opts.beta1,
+    beta2: opts.beta2,
+    eps: opts.eps,
+    weightDecay: opts.weightDecay ?? 0,
   });
 
   const packParams = async (): Promise<Uint8Array> => {
@@ -343,8 +368,13 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       weights.set(p.name, { dtype: 'F32', shape: [...p.tensor.shape], data: toF32(await p.tensor.read()) });
     }
     return {
-      method, split: { ...opts.split }, blocks, blockSources: blocks.map((b) => model.spec.layers[b]!.source),
-      numLayers: model.spec.layers.length, weights, ...(lora ? { lora: { ...opts.lora!, dropout: 0 } } : {}),
+      method,
+      split: { ...opts.split },
+      blocks,
+      blockSources: blocks.map((b) => model.spec.layers[b]!.source),
+      numLayers: model.spec.layers.length,
+      weights,
+      ...(lora ? { lora: { ...opts.lora!, dropout: 0 } } : {}),
     };
   };
 
@@ -368,7 +398,9 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     const ids = new Set((await store.checkpoints()).map((e) => e.id));
     if (ids.has('done')) {
       const done = await store.load('done');
-      const saved = JSON.parse(new TextDecoder().decode(done.files['result.json']!)) as Omit<TuneResult, 'adapter'> & { fingerprint: string };
+      const saved = JSON.parse(new TextDecoder().decode(done.files['result.json']!)) as Omit<TuneResult, 'adapter'> & {
+        fingerprint: string;
+      };
       if (saved.fingerprint !== fingerprint) {
         throw new Error('tune: the checkpoint folder holds a finished run with different settings or data; use a new folder');
       }
@@ -385,14 +417,19 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       if (last.fallback) notes.push(`${last.fallback}: resuming from its step`);
       const st = JSON.parse(new TextDecoder().decode(last.files['state.json']!)) as SavedState;
       if (st.version !== STATE_VERSION || st.fingerprint !== fingerprint) {
-        throw new Error('tune: the checkpoint folder holds a run with different settings or data; resume with the same ones or use a new folder');
+        throw new Error(
+          'tune: the checkpoint folder holds a run with different settings or data; resume with the same ones or use a new folder',
+        );
       }
       const packed = unpackTensors(last.files['tensors.bin']!, 'tensors.bin');
       loadParams(packed);
       const optState: AdamWState = {
         lr: opts.lr,
         params: params.map((p) => ({
-          name: p.name, step: st.optSteps[p.name] ?? 0, m: packed.get(`m:${p.name}`)!.data, v: packed.get(`v:${p.name}`)!.data,
+          name: p.name,
+          step: st.optSteps[p.name] ?? 0,
+          m: packed.get(`m:${p.name}`)!.data,
+          v: packed.get(`v:${p.name}`)!.data,
         })),
       };
       opt.importState(optState);
@@ -417,10 +454,15 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       optSteps[s.name] = s.step;
     }
     const st: SavedState = { version: STATE_VERSION, fingerprint, step, bestStep, bestValLoss, history, optSteps, tokens };
-    await store.commit('last', {
-      'state.json': new TextEncoder().encode(JSON.stringify(st)),
-      'tensors.bin': packTensors(list),
-    }, { step, totalSteps } as JsonValue, { keepPrevious: true }); // a damaged newest generation falls back to this one
+    await store.commit(
+      'last',
+      {
+        'state.json': new TextEncoder().encode(JSON.stringify(st)),
+        'tensors.bin': packTensors(list),
+      },
+      { step, totalSteps } as JsonValue,
+      { keepPrevious: true },
+    ); // a damaged newest generation falls back to this one
   };
 
   // ---- loop
@@ -446,7 +488,8 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
         : `the best weights so far were from step ${bestStep} (validation loss ${bestValLoss.toFixed(4)})`;
     }
     const last = store ? (await store.checkpoints()).find((e) => e.id === 'last') : undefined;
-    if (last) return `the last finite checkpoint (step ${(last.meta as { step?: number } | null)?.step ?? '?'}) is kept in the checkpoint folder`;
+    if (last)
+      return `the last finite checkpoint (step ${(last.meta as { step?: number } | null)?.step ?? '?'}) is kept in the checkpoint folder`;
     return 'no finite checkpoint was made before it';
   };
 
@@ -496,7 +539,12 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       // First non-finite loss or gradient: stop BEFORE the update, so no NaN reaches the weights, the
       // optimizer state or any checkpoint (the 'best' and 'last' already committed stay as they are).
       if (!Number.isFinite(lossSum) || !Number.isFinite(norm)) {
-        throw nonFiniteStop(!Number.isFinite(lossSum) ? 'training loss' : 'gradient norm', !Number.isFinite(lossSum) ? lossSum : norm, step + 1, await keptNote());
+        throw nonFiniteStop(
+          !Number.isFinite(lossSum) ? 'training loss' : 'gradient norm',
+          !Number.isFinite(lossSum) ? lossSum : norm,
+          step + 1,
+          await keptNote(),
+        );
       }
       const lr = lrAt(step, schedule);
       opt.step({ lr, gradScale: maxNorm === null ? 1 : clipScale(norm, maxNorm) });
@@ -509,8 +557,15 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
       const elapsed = (performance.now() - t0) / 1000;
       const perStep = elapsed / Math.max(1, step - startStep);
       const progress = (): TuneProgress => ({
-        phase: 'train', step, totalSteps, epoch, loss: lastLoss, lr, gradNorm: norm,
-        tokensPerSec: elapsed > 0 ? sessionTokens / elapsed : 0, etaSeconds: perStep * (totalSteps - step),
+        phase: 'train',
+        step,
+        totalSteps,
+        epoch,
+        loss: lastLoss,
+        lr,
+        gradNorm: norm,
+        tokensPerSec: elapsed > 0 ? sessionTokens / elapsed : 0,
+        etaSeconds: perStep * (totalSteps - step),
         ...(entry.valLoss !== undefined ? { valLoss: entry.valLoss } : {}),
         ...(bestValLoss !== null ? { bestValLoss } : {}),
       });
@@ -540,18 +595,41 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     }
     const seconds = (performance.now() - t0) / 1000;
     const resultCore: Omit<TuneResult, 'adapter' | 'resumedFrom'> = {
-      method, steps: step, totalSteps, epochs: step / stepsPerEpoch, trainLoss: lastLoss, bestStep, bestValLoss, weightsFrom, history,
-      trainableParams, tokens, seconds, tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0,
+      method,
+      steps: step,
+      totalSteps,
+      epochs: step / stepsPerEpoch,
+      trainLoss: lastLoss,
+      bestStep,
+      bestValLoss,
+      weightsFrom,
+      history,
+      trainableParams,
+      tokens,
+      seconds,
+      tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0,
     };
     if (store) {
-      await store.commit('done', {
-        'result.json': new TextEncoder().encode(JSON.stringify({ ...resultCore, fingerprint })),
-        'final.bin': await packParams(),
-      }, { step, weightsFrom });
+      await store.commit(
+        'done',
+        {
+          'result.json': new TextEncoder().encode(JSON.stringify({ ...resultCore, fingerprint })),
+          'final.bin': await packParams(),
+        },
+        { step, weightsFrom },
+      );
     }
     opts.onProgress?.({
-      phase: 'done', step, totalSteps, epoch: Math.floor((step - 1) / stepsPerEpoch), loss: lastLoss, lr: lrAt(step - 1, schedule), gradNorm: 0,
-      tokensPerSec: resultCore.tokensPerSec, etaSeconds: 0, ...(bestValLoss !== null ? { bestValLoss } : {}),
+      phase: 'done',
+      step,
+      totalSteps,
+      epoch: Math.floor((step - 1) / stepsPerEpoch),
+      loss: lastLoss,
+      lr: lrAt(step - 1, schedule),
+      gradNorm: 0,
+      tokensPerSec: resultCore.tokensPerSec,
+      etaSeconds: 0,
+      ...(bestValLoss !== null ? { bestValLoss } : {}),
     });
     const adapter = await hostAdapter();
     return { ...resultCore, resumedFrom, ...(notes.length ? { notes } : {}), adapter };
@@ -561,8 +639,21 @@ export async function tune(model: Decoder, data: TuneData, opts: TuneOptions): P
     if (opts.signal?.aborted && step > 0 && e !== null && typeof e === 'object') {
       const seconds = (performance.now() - t0) / 1000;
       const partial: TuneResult = {
-        method, steps: step, totalSteps, epochs: step / stepsPerEpoch, trainLoss: lastLoss, bestStep, bestValLoss, weightsFrom: 'final',
-        history, trainableParams, tokens, seconds, tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0, resumedFrom, adapter: await hostAdapter(),
+        method,
+        steps: step,
+        totalSteps,
+        epochs: step / stepsPerEpoch,
+        trainLoss: lastLoss,
+        bestStep,
+        bestValLoss,
+        weightsFrom: 'final',
+        history,
+        trainableParams,
+        tokens,
+        seconds,
+        tokensPerSec: seconds > 0 ? sessionTokens / seconds : 0,
+        resumedFrom,
+        adapter: await hostAdapter(),
       };
       (e as { partial?: TuneResult }).partial = partial;
     }

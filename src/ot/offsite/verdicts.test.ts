@@ -5,15 +5,24 @@ import { formatClaim, judge, protocolClaims } from './verdicts';
 /** A multiple-choice evaluation from explicit per-item results (acc and acc_norm strings). */
 function mc(correct: string, correctNorm = correct): EvalMetrics {
   const mean = (s: string) => [...s].filter((c) => c === '1').length / s.length;
-  return { kind: 'mc', file: 'test.jsonl', n: correct.length, acc: mean(correct), accNorm: mean(correctNorm), correct, correctNorm, seconds: 1 };
+  return {
+    kind: 'mc',
+    file: 'test.jsonl',
+    n: correct.length,
+    acc: mean(correct),
+    accNorm: mean(correctNorm),
+    correct,
+    correctNorm,
+    seconds: 1,
+  };
 }
 
 describe('judge: yes only beyond two paired standard errors', () => {
   it('reads +1.0 ± 0.7 as inside noise, not yes', () => {
-    expect(judge(0.010, 0.007)).toBe('inside noise');
+    expect(judge(0.01, 0.007)).toBe('inside noise');
     expect(judge(0.015, 0.007)).toBe('yes');
     expect(judge(-0.015, 0.007)).toBe('no');
-    expect(judge(-0.010, 0.007)).toBe('inside noise');
+    expect(judge(-0.01, 0.007)).toBe('inside noise');
     // Exactly equal everywhere (e.g. drop's 50.0 vs 50.0): the claim does not hold.
     expect(judge(0, 0)).toBe('no');
     expect(judge(0.01, null)).toBe('untested');

@@ -65,11 +65,14 @@ export function protocolClaims(p: Phases): Claim[] {
   const out: Claim[] = [];
   const mc = p.fullZS.acc !== undefined;
   for (const c of CLAIMS) {
-    const a = p[c.better], b = p[c.worse];
+    const a = p[c.better],
+      b = p[c.worse];
     if (mc) {
       for (const metric of ['acc', 'acc_norm'] as const) {
-        const va = metric === 'acc' ? a.acc : a.accNorm, vb = metric === 'acc' ? b.acc : b.accNorm;
-        const sa = metric === 'acc' ? a.correct : a.correctNorm, sb = metric === 'acc' ? b.correct : b.correctNorm;
+        const va = metric === 'acc' ? a.acc : a.accNorm,
+          vb = metric === 'acc' ? b.acc : b.accNorm;
+        const sa = metric === 'acc' ? a.correct : a.correctNorm,
+          sb = metric === 'acc' ? b.correct : b.correctNorm;
         if (va === undefined || vb === undefined) continue;
         // pairedDifference(x, y) is the mean of y − x: the worse phase first.
         const stderr = sa !== undefined && sb !== undefined ? pairedDifference(sb, sa).stderr : null;

@@ -43,7 +43,13 @@ export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label
     } else if (overlay) {
       o.scales!.y2 = { range: fromZero };
       o.axes!.push({ ...AXIS_STYLE, scale: 'y2', side: 1, label: overlay.unit, size: 50, grid: { show: false } });
-      o.series.push({ label: overlay.label, scale: 'y2', stroke: overlay.color ?? PALETTE[1], width: 1.5, points: { show: true, size: 5 } });
+      o.series.push({
+        label: overlay.label,
+        scale: 'y2',
+        stroke: overlay.color ?? PALETTE[1],
+        width: 1.5,
+        points: { show: true, size: 5 },
+      });
     }
     return o;
   }, [xLabel, yLabel, bars.label, bars.color, overlay?.label, overlay?.color, overlay?.unit, overlay?.sameScale]);

@@ -30,7 +30,12 @@ export function ScatterChart({ groups, xLabel, yLabel, height = 260, label }: Sc
           range: (u) => {
             let mn = Infinity;
             let mx = -Infinity;
-            for (const col of u.data.slice(1)) for (const v of col) if (v !== null && v !== undefined && Number.isFinite(v)) { mn = Math.min(mn, v); mx = Math.max(mx, v); }
+            for (const col of u.data.slice(1))
+              for (const v of col)
+                if (v !== null && v !== undefined && Number.isFinite(v)) {
+                  mn = Math.min(mn, v);
+                  mx = Math.max(mx, v);
+                }
             if (!Number.isFinite(mn)) return [0, 1];
             const pad = (mx - mn) * 0.08 || Math.abs(mx) * 0.05 || 1;
             return [mn - pad, mx + pad];
@@ -49,7 +54,7 @@ export function ScatterChart({ groups, xLabel, yLabel, height = 260, label }: Sc
           label: g.label,
           stroke: g.color ?? PALETTE[i % PALETTE.length],
           paths: () => null,
-          points: { show: true, size: 8, width: 1.5, fill: g.hollow ? '#ffffff' : g.color ?? PALETTE[i % PALETTE.length] },
+          points: { show: true, size: 8, width: 1.5, fill: g.hollow ? '#ffffff' : (g.color ?? PALETTE[i % PALETTE.length]) },
         })),
       ],
     }),

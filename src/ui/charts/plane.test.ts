@@ -18,13 +18,36 @@ describe('plane geometry', () => {
   });
   it('keeps only points that no other beats on both axes', () => {
     const pts = [
-      { x: 0.1, y: 0.5 }, { x: 0.2, y: 0.45 }, { x: 0.15, y: 0.4 }, { x: 0.05, y: 0.6 }, { x: 0.2, y: 0.3 },
+      { x: 0.1, y: 0.5 },
+      { x: 0.2, y: 0.45 },
+      { x: 0.15, y: 0.4 },
+      { x: 0.05, y: 0.6 },
+      { x: 0.2, y: 0.3 },
     ];
-    expect(paretoFrontier(pts)).toEqual([{ x: 0.05, y: 0.6 }, { x: 0.1, y: 0.5 }, { x: 0.2, y: 0.45 }]);
+    expect(paretoFrontier(pts)).toEqual([
+      { x: 0.05, y: 0.6 },
+      { x: 0.1, y: 0.5 },
+      { x: 0.2, y: 0.45 },
+    ]);
   });
   it('moves coincident points apart and leaves distinct ones alone', () => {
-    const off = spreadCoincident([[[10, 10], [100, 100]], [[10, 10], [10.5, 10]]], 7);
-    expect(off[0]).toEqual([[0, 0], [0, 0]]);
+    const off = spreadCoincident(
+      [
+        [
+          [10, 10],
+          [100, 100],
+        ],
+        [
+          [10, 10],
+          [10.5, 10],
+        ],
+      ],
+      7,
+    );
+    expect(off[0]).toEqual([
+      [0, 0],
+      [0, 0],
+    ]);
     expect(Math.hypot(...off[1]![0]!)).toBeCloseTo(7, 9);
     const [a, b] = [off[1]![0]!, off[1]![1]!];
     expect(Math.hypot(a[0] - b[0], a[1] - b[1])).toBeGreaterThan(3);

@@ -33,7 +33,12 @@ function BackendBadge() {
   const d = describeBackend(b);
   const summary = b.run ? <span data-testid="backend-run"> · {runSummary(b.run)}</span> : null;
   // The same line the CLI prints at the start of a job.
-  const runLine = b.run ? <><strong>Runs:</strong> <code data-testid="backend-run-line">{describeRun(b.run)}</code><br /></> : null;
+  const runLine = b.run ? (
+    <>
+      <strong>Runs:</strong> <code data-testid="backend-run-line">{describeRun(b.run)}</code>
+      <br />
+    </>
+  ) : null;
   if (b.kind === 'cpu') {
     return (
       <span className="badge cpu" data-testid="backend-badge" title={d.why} tabIndex={0}>
@@ -43,7 +48,13 @@ function BackendBadge() {
         <span className="tip">
           <strong>Why:</strong> {d.why}
           <br />
-          {runLine ?? (b.cpu ? <>{cpuLine(b.cpu)}<br /></> : null)}
+          {runLine ??
+            (b.cpu ? (
+              <>
+                {cpuLine(b.cpu)}
+                <br />
+              </>
+            ) : null)}
           Enable WebGPU (Chrome/Edge 113+, or chrome://flags/#enable-unsafe-webgpu on Linux) for GPU speed.
         </span>
       </span>
@@ -54,27 +65,59 @@ function BackendBadge() {
     <span className={`badge ${d.runsOn === 'CPU' ? 'cpu' : 'webgpu'}`} data-testid="backend-badge" tabIndex={0} title={d.why}>
       Runs on {d.label}
       {summary}
-      {d.runsOn === 'CPU' ? <em className="flag">WebGPU · {b.architecture || (b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster</em> : null}
+      {d.runsOn === 'CPU' ? (
+        <em className="flag">
+          WebGPU · {b.architecture || (b.adapterName ?? 'adapter').split(' · ')[0]} is a software fallback: CPU is faster
+        </em>
+      ) : null}
       <span className="tip">
         <strong>Why:</strong> {d.why}.
         <br />
         {runLine}
         <strong>WebGPU adapter:</strong> {b.adapterName}
-        {b.cpu ? <><br />{cpuLine(b.cpu)}</> : null}
+        {b.cpu ? (
+          <>
+            <br />
+            {cpuLine(b.cpu)}
+          </>
+        ) : null}
         <table className="limits">
           <tbody>
-            <tr><td>maxBufferSize</td><td>{formatBytes(l.maxBufferSize ?? 0)}</td></tr>
-            <tr><td>maxStorageBufferBindingSize</td><td>{formatBytes(l.maxStorageBufferBindingSize ?? 0)}</td></tr>
-            <tr><td>invocations / workgroup</td><td>{l.maxComputeInvocationsPerWorkgroup}</td></tr>
-            <tr><td>workgroup storage</td><td>{formatBytes(l.maxComputeWorkgroupStorageSize ?? 0)}</td></tr>
-            <tr><td>storage buffers / stage</td><td>{l.maxStorageBuffersPerShaderStage}</td></tr>
-            <tr><td>workgroups / dimension</td><td>{l.maxComputeWorkgroupsPerDimension}</td></tr>
+            <tr>
+              <td>maxBufferSize</td>
+              <td>{formatBytes(l.maxBufferSize ?? 0)}</td>
+            </tr>
+            <tr>
+              <td>maxStorageBufferBindingSize</td>
+              <td>{formatBytes(l.maxStorageBufferBindingSize ?? 0)}</td>
+            </tr>
+            <tr>
+              <td>invocations / workgroup</td>
+              <td>{l.maxComputeInvocationsPerWorkgroup}</td>
+            </tr>
+            <tr>
+              <td>workgroup storage</td>
+              <td>{formatBytes(l.maxComputeWorkgroupStorageSize ?? 0)}</td>
+            </tr>
+            <tr>
+              <td>storage buffers / stage</td>
+              <td>{l.maxStorageBuffersPerShaderStage}</td>
+            </tr>
+            <tr>
+              <td>workgroups / dimension</td>
+              <td>{l.maxComputeWorkgroupsPerDimension}</td>
+            </tr>
             {KEY_FEATURES.map((f) => (
-              <tr key={f}><td>{f}</td><td>{b.features?.includes(f) ? 'yes' : 'no'}</td></tr>
+              <tr key={f}>
+                <td>{f}</td>
+                <td>{b.features?.includes(f) ? 'yes' : 'no'}</td>
+              </tr>
             ))}
           </tbody>
         </table>
-        <span className="muted">source: {b.source === 'engine' ? 'the engine\'s WebGPU backend' : 'adapter probe (engine backend not in this build)'}</span>
+        <span className="muted">
+          source: {b.source === 'engine' ? "the engine's WebGPU backend" : 'adapter probe (engine backend not in this build)'}
+        </span>
       </span>
     </span>
   );

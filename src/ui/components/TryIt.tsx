@@ -105,14 +105,22 @@ export function TryIt({ target, hint, testId }: { target: GenerateTarget | null;
         </div>
         {!target ? <div className="meta">{hint}</div> : null}
         <pre className="try-output" data-testid={`${testId}-output`} aria-live="polite">
-          {text ? <><span className="muted">{prompt}</span>{text}</> : running ? (
-            <span className="muted" data-testid={`${testId}-stage`}>{stage ?? 'preparing'}…</span>
+          {text ? (
+            <>
+              <span className="muted">{prompt}</span>
+              {text}
+            </>
+          ) : running ? (
+            <span className="muted" data-testid={`${testId}-stage`}>
+              {stage ?? 'preparing'}…
+            </span>
           ) : null}
         </pre>
         {result ? (
           <div className="meta" data-testid={`${testId}-meta`}>
             {result.model} · {result.promptTokens} prompt + {result.newTokens} new tokens · transformers.js on {result.device}
-            {result.exportSeconds ? ` · export ${result.exportSeconds.toFixed(1)}s` : ' · export reused'} · generate {result.generateSeconds.toFixed(1)}s
+            {result.exportSeconds ? ` · export ${result.exportSeconds.toFixed(1)}s` : ' · export reused'} · generate{' '}
+            {result.generateSeconds.toFixed(1)}s
           </div>
         ) : null}
       </div>

@@ -2,7 +2,17 @@ import { Component, useEffect, useMemo, useState, type ErrorInfo, type ReactNode
 import type { Capability, EvalResult, ProgressEvent } from '../../jobs/studio-api';
 import { formatDuration, liveTiming } from '../format';
 
-export function Panel({ title, children, actions, className }: { title: string; children: ReactNode; actions?: ReactNode; className?: string }) {
+export function Panel({
+  title,
+  children,
+  actions,
+  className,
+}: {
+  title: string;
+  children: ReactNode;
+  actions?: ReactNode;
+  className?: string;
+}) {
   return (
     <section className={`panel ${className ?? ''}`} aria-label={title}>
       <header className="panel-head">
@@ -16,7 +26,12 @@ export function Panel({ title, children, actions, className }: { title: string; 
 
 /** A control backed by a capability: disabled with the reason shown when the engine part is missing. */
 export function CapButton({
-  cap, onClick, children, disabled, kind = 'primary', title,
+  cap,
+  onClick,
+  children,
+  disabled,
+  kind = 'primary',
+  title,
 }: {
   cap: Capability | undefined;
   onClick: () => void;
@@ -28,7 +43,12 @@ export function CapButton({
   const unavailable = !cap || !cap.available;
   return (
     <span className="cap-button">
-      <button className={kind} disabled={unavailable || disabled} onClick={onClick} title={unavailable ? cap?.note ?? 'checking…' : title}>
+      <button
+        className={kind}
+        disabled={unavailable || disabled}
+        onClick={onClick}
+        title={unavailable ? (cap?.note ?? 'checking…') : title}
+      >
         {children}
       </button>
       {unavailable ? <span className="na-note">{cap ? cap.note : 'checking engine…'}</span> : null}
@@ -73,7 +93,12 @@ export function useNow(active: boolean, ms = 1000): number {
 export type JobEnd = 'done' | 'cancelled' | 'failed' | null;
 
 export function Progress({
-  progress, running, paused, pausing, ended, overall,
+  progress,
+  running,
+  paused,
+  pausing,
+  ended,
+  overall,
 }: {
   progress: ProgressEvent | null;
   running: boolean;
@@ -92,15 +117,28 @@ export function Progress({
       return (
         <div className="progress ended" aria-live="polite" data-testid="job-status">
           <span className="phase">cancelled</span>
-          {progress ? <span className="muted small"> at {progress.phase}{progress.step !== undefined ? `, step ${progress.step}${progress.totalSteps ? `/${progress.totalSteps}` : ''}` : ''}</span> : null}
+          {progress ? (
+            <span className="muted small">
+              {' '}
+              at {progress.phase}
+              {progress.step !== undefined ? `, step ${progress.step}${progress.totalSteps ? `/${progress.totalSteps}` : ''}` : ''}
+            </span>
+          ) : null}
         </div>
       );
     }
     return null;
   }
   const frac = progress?.fraction ?? null;
-  const t = progress ? liveTiming({ fraction: frac, elapsedS: progress.elapsedS, etaS: progress.etaS, receivedAtMs }, paused ? receivedAtMs : now) : null;
-  const o = overall ? liveTiming({ fraction: overall.fraction, elapsedS: overall.elapsedS, etaS: overall.etaS, receivedAtMs: overall.receivedAtMs }, paused ? overall.receivedAtMs : now) : null;
+  const t = progress
+    ? liveTiming({ fraction: frac, elapsedS: progress.elapsedS, etaS: progress.etaS, receivedAtMs }, paused ? receivedAtMs : now)
+    : null;
+  const o = overall
+    ? liveTiming(
+        { fraction: overall.fraction, elapsedS: overall.elapsedS, etaS: overall.etaS, receivedAtMs: overall.receivedAtMs },
+        paused ? overall.receivedAtMs : now,
+      )
+    : null;
   return (
     <div className="progress" aria-live="polite" data-testid="job-status">
       {overall ? (
@@ -113,19 +151,37 @@ export function Progress({
         </div>
       ) : null}
       {overall ? (
-        <div className="bar overall" role="progressbar" aria-label="all settings" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(overall.fraction * 100)}>
+        <div
+          className="bar overall"
+          role="progressbar"
+          aria-label="all settings"
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={Math.round(overall.fraction * 100)}
+        >
           <div style={{ width: `${(overall.fraction * 100).toFixed(1)}%` }} />
         </div>
       ) : null}
       <div className="progress-line">
-        <span className="phase">{paused ? 'paused' : pausing ? 'pausing after this step…' : progress?.phase ?? 'starting…'}</span>
-        {progress?.step !== undefined ? <span>step {progress.step}{progress.totalSteps ? `/${progress.totalSteps}` : ''}</span> : null}
+        <span className="phase">{paused ? 'paused' : pausing ? 'pausing after this step…' : (progress?.phase ?? 'starting…')}</span>
+        {progress?.step !== undefined ? (
+          <span>
+            step {progress.step}
+            {progress.totalSteps ? `/${progress.totalSteps}` : ''}
+          </span>
+        ) : null}
         {progress?.loss !== undefined ? <span>loss {progress.loss.toFixed(4)}</span> : null}
         {progress?.tokensPerS !== undefined ? <span>{progress.tokensPerS.toFixed(0)} tok/s</span> : null}
         <span>elapsed {formatDuration(t?.elapsedS)}</span>
         <span data-testid="eta">ETA {paused ? '(paused)' : formatDuration(t?.etaS)}</span>
       </div>
-      <div className={`bar ${frac === null ? 'indeterminate' : ''}`} role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={frac === null ? undefined : Math.round(frac * 100)}>
+      <div
+        className={`bar ${frac === null ? 'indeterminate' : ''}`}
+        role="progressbar"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={frac === null ? undefined : Math.round(frac * 100)}
+      >
         <div style={{ width: frac === null ? '30%' : `${(frac * 100).toFixed(1)}%` }} />
       </div>
       {progress?.message ? <div className="progress-msg">{progress.message}</div> : null}
@@ -137,7 +193,13 @@ export function Progress({
 export function CancelButton({ jobId, running, onCancel }: { jobId: string | null | undefined; running: boolean; onCancel: () => void }) {
   if (!running) return null;
   return (
-    <button className="secondary" data-testid="cancel" disabled={!jobId} title={jobId ? 'stop this job; finished parts are kept' : 'starting…'} onClick={onCancel}>
+    <button
+      className="secondary"
+      data-testid="cancel"
+      disabled={!jobId}
+      title={jobId ? 'stop this job; finished parts are kept' : 'starting…'}
+      onClick={onCancel}
+    >
       Cancel
     </button>
   );
@@ -154,8 +216,24 @@ export function Details({ summary = 'details', children }: { summary?: string; c
 }
 
 export function NumField({
-  label, value, onChange, step, min, max, width = 70, hint,
-}: { label: string; value: number; onChange: (v: number) => void; step?: number; min?: number; max?: number; width?: number; hint?: string }) {
+  label,
+  value,
+  onChange,
+  step,
+  min,
+  max,
+  width = 70,
+  hint,
+}: {
+  label: string;
+  value: number;
+  onChange: (v: number) => void;
+  step?: number;
+  min?: number;
+  max?: number;
+  width?: number;
+  hint?: string;
+}) {
   const [text, setText] = useState(String(value));
   useEffect(() => setText(String(value)), [value]);
   return (
@@ -193,7 +271,9 @@ export class ViewBoundary extends Component<{ name: string; children: ReactNode 
         <div className="alert error" role="alert">
           <strong>The {this.props.name} view crashed:</strong> {this.state.error.message}
           <div>
-            <button className="secondary" onClick={() => this.setState({ error: null })}>Reset this view</button>
+            <button className="secondary" onClick={() => this.setState({ error: null })}>
+              Reset this view
+            </button>
           </div>
         </div>
       );
@@ -204,7 +284,8 @@ export class ViewBoundary extends Component<{ name: string; children: ReactNode 
 
 /** Evaluation results side by side (e.g. Emulator ZS vs Emulator FT, Full ZS vs Plug-in). */
 export function MetricsTable({ rows }: { rows: [string, EvalResult | null][] }) {
-  const f = (v: number | undefined, pct = false) => (v === undefined || !Number.isFinite(v) ? '—' : pct ? `${(v * 100).toFixed(1)}%` : v.toFixed(4));
+  const f = (v: number | undefined, pct = false) =>
+    v === undefined || !Number.isFinite(v) ? '—' : pct ? `${(v * 100).toFixed(1)}%` : v.toFixed(4);
   return (
     <table className="dense metrics">
       <thead>
@@ -234,7 +315,9 @@ export function MetricsTable({ rows }: { rows: [string, EvalResult | null][] }) 
                 <td className="num">{r.seconds.toFixed(1)}s</td>
               </>
             ) : (
-              <td colSpan={7} className="muted">not run</td>
+              <td colSpan={7} className="muted">
+                not run
+              </td>
             )}
           </tr>
         ))}

@@ -24,7 +24,8 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
       <div className="meta">
         {d.ok ? (
           <>
-            {d.file} · {d.format} · {d.totalRows} rows of <b title={`kind ${d.kind}; checked by ${d.validatedBy}`}>{KIND_WORDS[d.kind] ?? d.kind}</b>
+            {d.file} · {d.format} · {d.totalRows} rows of{' '}
+            <b title={`kind ${d.kind}; checked by ${d.validatedBy}`}>{KIND_WORDS[d.kind] ?? d.kind}</b>
           </>
         ) : (
           <>{d.file}: not usable</>
@@ -32,7 +33,9 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
       </div>
       {d.issues.length ? (
         <div className="alert error" role="alert" data-testid="dataset-issues">
-          <strong>{d.issues.length} problem{d.issues.length > 1 ? 's' : ''}</strong>
+          <strong>
+            {d.issues.length} problem{d.issues.length > 1 ? 's' : ''}
+          </strong>
           <ul>
             {d.issues.slice(0, 8).map((i, k) => (
               <li key={k}>
@@ -55,28 +58,28 @@ function DatasetTable({ d }: { d: DatasetPreview }) {
         </div>
       ) : null}
       {d.rows.length ? (
-      <div className="table-wrap">
-        <table className="dense preview">
-          <thead>
-            <tr>
-              {d.columns.map((c) => (
-                <th key={c}>{c}</th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {d.rows.slice(0, 12).map((r, i) => (
-              <tr key={i}>
+        <div className="table-wrap">
+          <table className="dense preview">
+            <thead>
+              <tr>
                 {d.columns.map((c) => (
-                  <td key={c} title={r[c]} className={c === 'line' ? 'num muted' : undefined}>
-                    {r[c]}
-                  </td>
+                  <th key={c}>{c}</th>
                 ))}
               </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+            </thead>
+            <tbody>
+              {d.rows.slice(0, 12).map((r, i) => (
+                <tr key={i}>
+                  {d.columns.map((c) => (
+                    <td key={c} title={r[c]} className={c === 'line' ? 'num muted' : undefined}>
+                      {r[c]}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       ) : null}
     </>
   );
@@ -90,7 +93,12 @@ export function reportIssue(p: DatasetPreview): void {
   const rest = p.issues.slice(1, shown).map((x) => `${x.line ? `line ${x.line}: ` : ''}${x.message}`);
   const more = p.issues.length > shown ? ` (and ${p.issues.length - shown} more problems)` : '';
   const message = rest.length ? `${i.message}; ${rest.join('; ')}${more}` : i.message;
-  useUi.getState().pushToast({ level: 'error', file: i.file, line: i.line ?? undefined, message: `${p.issues.length > 1 ? `${p.issues.length} problems: ` : ''}${message}` });
+  useUi.getState().pushToast({
+    level: 'error',
+    file: i.file,
+    line: i.line ?? undefined,
+    message: `${p.issues.length > 1 ? `${p.issues.length} problems: ` : ''}${message}`,
+  });
 }
 
 function ResumeBanner() {
@@ -106,8 +114,8 @@ function ResumeBanner() {
   return (
     <div className="alert info" data-testid="resume-banner">
       <strong>{cancelled ? 'Training cancelled.' : 'A previous run was interrupted.'}</strong> {ck.packageName} on {ck.datasetName}: last
-      checkpoint at step {ck.step}/{ck.totalSteps}, saved {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's private
-      storage){cancelled ? '; resume to continue from it' : ''}.
+      checkpoint at step {ck.step}/{ck.totalSteps}, saved {ck.savedAt ? new Date(ck.savedAt).toLocaleString() : '?'} (in this browser's
+      private storage){cancelled ? '; resume to continue from it' : ''}.
       {cancelled && partial?.status === 'cancelled' && partial.steps > 0 ? (
         <div data-testid="partial-adapters">The adapters as trained up to step {partial.steps} can be evaluated and downloaded below.</div>
       ) : null}
@@ -137,9 +145,10 @@ async function startTune(resumeRunId?: string) {
   ui.setTuneResult(null);
   const onProgress = progressProxy((p) => {
     const s = useUi.getState();
-    const curve = p.step !== undefined && p.loss !== undefined && p.phase !== 'done'
-      ? [...s.tuneJob.lossCurve.filter((c) => c.step !== p.step), { step: p.step, loss: p.loss, validLoss: p.validLoss }]
-      : s.tuneJob.lossCurve;
+    const curve =
+      p.step !== undefined && p.loss !== undefined && p.phase !== 'done'
+        ? [...s.tuneJob.lossCurve.filter((c) => c.step !== p.step), { step: p.step, loss: p.loss, validLoss: p.validLoss }]
+        : s.tuneJob.lossCurve;
     // An event after Pause was clicked is the step that was in flight finishing: the job is now paused.
     s.setTuneJob({ progress: p, jobId: p.jobId, lossCurve: curve, pausing: false });
   });
@@ -184,7 +193,11 @@ async function startTune(resumeRunId?: string) {
     else reportError(e);
   } finally {
     useUi.getState().setTuneJob({ running: false, paused: false, pausing: false, ended });
-    useUi.getState().setCheckpoint(await studio().checkpoint().catch(() => null));
+    useUi.getState().setCheckpoint(
+      await studio()
+        .checkpoint()
+        .catch(() => null),
+    );
   }
 }
 
@@ -202,15 +215,32 @@ function TrainingSettings() {
     <Panel title="Training">
       <div className="methods" role="radiogroup" aria-label="adapter mode">
         <label className={t.mode === 'full' ? 'chip on' : 'chip'} title="train the adapter blocks' weights directly">
-          <input type="radio" checked={t.mode === 'full'} onChange={() => set({ mode: 'full', lr: t.lr === DEFAULT_LR.lora ? DEFAULT_LR.full : t.lr })} /> Full adapter blocks
+          <input
+            type="radio"
+            checked={t.mode === 'full'}
+            onChange={() => set({ mode: 'full', lr: t.lr === DEFAULT_LR.lora ? DEFAULT_LR.full : t.lr })}
+          />{' '}
+          Full adapter blocks
         </label>
         <label className={t.mode === 'lora' ? 'chip on' : 'chip'} title="low-rank updates on the adapter blocks">
-          <input type="radio" checked={t.mode === 'lora'} onChange={() => set({ mode: 'lora', lr: t.lr === DEFAULT_LR.full ? DEFAULT_LR.lora : t.lr })} /> LoRA
+          <input
+            type="radio"
+            checked={t.mode === 'lora'}
+            onChange={() => set({ mode: 'lora', lr: t.lr === DEFAULT_LR.full ? DEFAULT_LR.lora : t.lr })}
+          />{' '}
+          LoRA
         </label>
       </div>
       {t.mode === 'lora' ? (
         <div className="row wrap">
-          <NumField label="rank" value={t.loraRank} min={1} step={1} onChange={(v) => set({ loraRank: Math.max(1, Math.round(v)) })} width={52} />
+          <NumField
+            label="rank"
+            value={t.loraRank}
+            min={1}
+            step={1}
+            onChange={(v) => set({ loraRank: Math.max(1, Math.round(v)) })}
+            width={52}
+          />
           <NumField label="alpha" value={t.loraAlpha} step={1} onChange={(v) => set({ loraAlpha: v })} width={52} />
           <span className="field">
             <span>targets</span>
@@ -230,14 +260,66 @@ function TrainingSettings() {
         </div>
       ) : null}
       <div className="row wrap">
-        <NumField label="lr" value={t.lr} step={t.mode === 'lora' ? 1e-3 : 1e-5} onChange={(v) => set({ lr: v })} width={80} hint={`default ${DEFAULT_LR[t.mode]} for ${t.mode === 'lora' ? 'LoRA' : 'full adapter blocks'}`} />
-        <NumField label="epochs" value={t.epochs} min={1} step={1} onChange={(v) => set({ epochs: Math.max(1, Math.round(v)) })} width={52} />
-        <NumField label="batch" value={t.batchSize} min={1} step={1} onChange={(v) => set({ batchSize: Math.max(1, Math.round(v)) })} width={52} />
-        <NumField label="grad accum" value={t.gradAccum} min={1} step={1} onChange={(v) => set({ gradAccum: Math.max(1, Math.round(v)) })} width={52} />
-        <NumField label="seq len" value={t.seqLen} min={8} step={8} onChange={(v) => set({ seqLen: Math.max(8, Math.round(v)) })} width={60} />
+        <NumField
+          label="lr"
+          value={t.lr}
+          step={t.mode === 'lora' ? 1e-3 : 1e-5}
+          onChange={(v) => set({ lr: v })}
+          width={80}
+          hint={`default ${DEFAULT_LR[t.mode]} for ${t.mode === 'lora' ? 'LoRA' : 'full adapter blocks'}`}
+        />
+        <NumField
+          label="epochs"
+          value={t.epochs}
+          min={1}
+          step={1}
+          onChange={(v) => set({ epochs: Math.max(1, Math.round(v)) })}
+          width={52}
+        />
+        <NumField
+          label="batch"
+          value={t.batchSize}
+          min={1}
+          step={1}
+          onChange={(v) => set({ batchSize: Math.max(1, Math.round(v)) })}
+          width={52}
+        />
+        <NumField
+          label="grad accum"
+          value={t.gradAccum}
+          min={1}
+          step={1}
+          onChange={(v) => set({ gradAccum: Math.max(1, Math.round(v)) })}
+          width={52}
+        />
+        <NumField
+          label="seq len"
+          value={t.seqLen}
+          min={8}
+          step={8}
+          onChange={(v) => set({ seqLen: Math.max(8, Math.round(v)) })}
+          width={60}
+        />
         <NumField label="seed" value={t.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
-        <NumField label="checkpoint every" value={t.checkpointEvery} min={1} step={1} onChange={(v) => set({ checkpointEvery: Math.max(1, Math.round(v)) })} width={52} hint="optimizer steps between resumable checkpoints (saved in this browser only)" />
-        <NumField label="valid fraction" value={t.validFraction} min={0} max={0.5} step={0.05} onChange={(v) => set({ validFraction: Math.min(0.5, Math.max(0, v)) })} width={56} hint="share of records held out for validation (0 = none); the best-validation weights are kept" />
+        <NumField
+          label="checkpoint every"
+          value={t.checkpointEvery}
+          min={1}
+          step={1}
+          onChange={(v) => set({ checkpointEvery: Math.max(1, Math.round(v)) })}
+          width={52}
+          hint="optimizer steps between resumable checkpoints (saved in this browser only)"
+        />
+        <NumField
+          label="valid fraction"
+          value={t.validFraction}
+          min={0}
+          max={0.5}
+          step={0.05}
+          onChange={(v) => set({ validFraction: Math.min(0.5, Math.max(0, v)) })}
+          width={56}
+          hint="share of records held out for validation (0 = none); the best-validation weights are kept"
+        />
       </div>
       <div className="row">
         <CapButton cap={caps?.tune} disabled={!ready || job.running} onClick={() => void startTune()}>
@@ -246,12 +328,30 @@ function TrainingSettings() {
         {job.running && job.jobId ? (
           <>
             {job.paused ? (
-              <button className="secondary" onClick={async () => { setJob({ paused: false, pausing: false }); await studio().resume(job.jobId!); }}>Resume</button>
+              <button
+                className="secondary"
+                onClick={async () => {
+                  setJob({ paused: false, pausing: false });
+                  await studio().resume(job.jobId!);
+                }}
+              >
+                Resume
+              </button>
             ) : (
               // Feedback at once: the worker stops at the end of the step in flight (seconds with full blocks).
-              <button className="secondary" onClick={async () => { setJob({ paused: true, pausing: true }); await studio().pause(job.jobId!); }}>Pause</button>
+              <button
+                className="secondary"
+                onClick={async () => {
+                  setJob({ paused: true, pausing: true });
+                  await studio().pause(job.jobId!);
+                }}
+              >
+                Pause
+              </button>
             )}
-            <button className="secondary" data-testid="cancel" onClick={() => void studio().cancel(job.jobId!)}>Cancel</button>
+            <button className="secondary" data-testid="cancel" onClick={() => void studio().cancel(job.jobId!)}>
+              Cancel
+            </button>
           </>
         ) : null}
         {!ready ? <span className="muted small">open an emulator package and a dataset first</span> : null}
@@ -283,7 +383,10 @@ function LossPanel() {
         <KV
           items={[
             ['run', `${r.runId} (${r.packageName} on ${r.datasetName})`],
-            ['steps', `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}${r.status === 'cancelled' ? ' (cancelled there; these adapters are usable)' : ''}`],
+            [
+              'steps',
+              `${r.steps}/${r.totalSteps}${r.resumedFrom !== 0 ? ` (resumed from ${r.resumedFrom})` : ''}${r.status === 'cancelled' ? ' (cancelled there; these adapters are usable)' : ''}`,
+            ],
             ['train loss (last step)', r.trainLoss.toFixed(4)],
             ['best valid loss', r.bestValLoss === null ? '—' : `${r.bestValLoss.toFixed(4)} at step ${r.bestStep}`],
             ['weights kept', r.weightsFrom ?? '—'],
@@ -340,7 +443,11 @@ function EvalPanel() {
   return (
     <Panel title="Evaluate and export">
       <FileDrop
-        label={evalSet ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${KIND_WORDS[evalSet.kind] ?? evalSet.kind} records)` : 'Drop an evaluation file (e.g. test.jsonl); read locally'}
+        label={
+          evalSet
+            ? `evaluation file: ${evalSet.file} (${evalSet.totalRows} ${KIND_WORDS[evalSet.kind] ?? evalSet.kind} records)`
+            : 'Drop an evaluation file (e.g. test.jsonl); read locally'
+        }
         accept=".jsonl,.json,.csv,.txt"
         testId="eval-drop"
         onFiles={async (files) => {
@@ -353,7 +460,15 @@ function EvalPanel() {
         }}
       />
       <div className="row wrap">
-        <NumField label="examples (0 = all)" value={limit} min={0} step={1} onChange={(v) => setLimit(Math.max(0, Math.round(v)))} width={70} hint="evaluate on the first N examples of the file only (faster on slow backends)" />
+        <NumField
+          label="examples (0 = all)"
+          value={limit}
+          min={0}
+          step={1}
+          onChange={(v) => setLimit(Math.max(0, Math.round(v)))}
+          width={70}
+          hint="evaluate on the first N examples of the file only (faster on slow backends)"
+        />
         <CapButton cap={caps?.evaluate} disabled={(!pkg && !runId) || !evalSet || job.running} onClick={evaluate}>
           {runId ? 'Evaluate emulator: zero-shot and fine-tuned' : 'Evaluate emulator (zero-shot)'}
         </CapButton>
@@ -365,7 +480,11 @@ function EvalPanel() {
           cap={caps?.exportAdapters}
           kind="secondary"
           disabled={!runId || runMode === 'full'}
-          title={runMode === 'full' ? 'PEFT describes LoRA adapters; this run trained full adapter blocks (download .safetensors instead)' : undefined}
+          title={
+            runMode === 'full'
+              ? 'PEFT describes LoRA adapters; this run trained full adapter blocks (download .safetensors instead)'
+              : undefined
+          }
           onClick={() => void exportAdapters('peft')}
         >
           Download PEFT (LoRA runs)
@@ -374,7 +493,9 @@ function EvalPanel() {
       {evalSet && !job.running ? (
         <div className="muted small" data-testid="eval-estimate">
           {items} of {evalSet.totalRows} examples × {passes} pass{passes > 1 ? 'es' : ''}
-          {secondsPerItem ? ` · about ${formatDuration(items * secondsPerItem)} at the last run's speed` : ' · the time estimate appears after the first batch'}
+          {secondsPerItem
+            ? ` · about ${formatDuration(items * secondsPerItem)} at the last run's speed`
+            : ' · the time estimate appears after the first batch'}
         </div>
       ) : null}
       <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
@@ -383,7 +504,12 @@ function EvalPanel() {
           <div className="meta">
             {result.file} · on {result.backend}
           </div>
-          <MetricsTable rows={[['Emulator ZS', result.emulatorZS], ['Emulator FT', result.emulatorFT]]} />
+          <MetricsTable
+            rows={[
+              ['Emulator ZS', result.emulatorZS],
+              ['Emulator FT', result.emulatorFT],
+            ]}
+          />
         </>
       ) : null}
     </Panel>
@@ -405,7 +531,9 @@ export function DataOwnerView() {
   const setCk = useUi((s) => s.setCheckpoint);
 
   useEffect(() => {
-    studio().checkpoint().then(setCk, () => setCk(null));
+    studio()
+      .checkpoint()
+      .then(setCk, () => setCk(null));
   }, [setCk]);
 
   return (
@@ -414,7 +542,9 @@ export function DataOwnerView() {
         <ResumeBanner />
         <Panel title="Emulator package">
           <FileDrop
-            label={pkg ? `${pkg.name}: ${pkg.method} emulator of ${pkg.sourceModel}` : 'Drop the emulator package (.zip or folder) you received'}
+            label={
+              pkg ? `${pkg.name}: ${pkg.method} emulator of ${pkg.sourceModel}` : 'Drop the emulator package (.zip or folder) you received'
+            }
             accept=".zip,.json,.safetensors"
             folder
             multiple
@@ -431,7 +561,16 @@ export function DataOwnerView() {
                 ['method', pkg.method],
                 ['tensors', `${pkg.tensorCount} (${formatCount(pkg.params)} parameters)`],
                 ['files', pkg.files.map((f) => f.path).join(', ')],
-                ...(pkg.warnings.length ? ([['warnings', <span key="w" className="warn">{pkg.warnings.join('; ')}</span>]] as [string, ReactNode][]) : []),
+                ...(pkg.warnings.length
+                  ? ([
+                      [
+                        'warnings',
+                        <span key="w" className="warn">
+                          {pkg.warnings.join('; ')}
+                        </span>,
+                      ],
+                    ] as [string, ReactNode][])
+                  : []),
               ]}
             />
           ) : null}
@@ -449,7 +588,9 @@ export function DataOwnerView() {
           />
           {dataset ? (
             <div className="meta">
-              {dataset.ok ? `${dataset.file}: ${dataset.totalRows} ${KIND_WORDS[dataset.kind] ?? dataset.kind} records` : `${dataset.file}: not usable (see preview)`}
+              {dataset.ok
+                ? `${dataset.file}: ${dataset.totalRows} ${KIND_WORDS[dataset.kind] ?? dataset.kind} records`
+                : `${dataset.file}: not usable (see preview)`}
             </div>
           ) : null}
         </Panel>
@@ -457,7 +598,11 @@ export function DataOwnerView() {
       </div>
       <div className="col-right">
         <Panel title="Dataset preview">
-          {dataset ? <DatasetTable d={dataset} /> : <Empty>Rows of your dataset, with any problem named by file and line, appear here. Nothing is uploaded.</Empty>}
+          {dataset ? (
+            <DatasetTable d={dataset} />
+          ) : (
+            <Empty>Rows of your dataset, with any problem named by file and line, appear here. Nothing is uploaded.</Empty>
+          )}
         </Panel>
         <LossPanel />
         <EvalPanel />

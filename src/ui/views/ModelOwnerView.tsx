@@ -1,5 +1,15 @@
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { AdapterSummary, CompressMethod, CompressOptions, CompressResult, DatasetPreview, InputFile, ModelSummary, PlugInResult, Spectrum } from '../../jobs/studio-api';
+import type {
+  AdapterSummary,
+  CompressMethod,
+  CompressOptions,
+  CompressResult,
+  DatasetPreview,
+  InputFile,
+  ModelSummary,
+  PlugInResult,
+  Spectrum,
+} from '../../jobs/studio-api';
 import { useUi } from '../../store/ui';
 import { BarChart } from '../charts/BarChart';
 import { Heatmap } from '../charts/Heatmap';
@@ -12,7 +22,15 @@ import { BUNDLED_TASKS, fetchBundledFile } from '../bundled';
 import { describeBackend, explainPackageSize } from '../format';
 import { download, fetchFiles, formatBytes, formatCount, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
-import { estimatePeakMemory, fitVerdict, gib, modelShapeOf, PAGE_RUNTIME_BYTES, tabMemory, type FitVerdict } from '../../jobs/memory-estimate';
+import {
+  estimatePeakMemory,
+  fitVerdict,
+  gib,
+  modelShapeOf,
+  PAGE_RUNTIME_BYTES,
+  tabMemory,
+  type FitVerdict,
+} from '../../jobs/memory-estimate';
 
 const METHODS: { id: CompressMethod; label: string; hint: string }[] = [
   { id: 'gradot', label: 'GradOT', hint: 'DRD on attention + SCP on MLP, scored by gradient-change sensitivity' },
@@ -56,9 +74,20 @@ function OpenModel() {
     // Only config.json is fetched here; SPA-style servers answer 200 with index.html, hence the JSON parse.
     fetch(new URL(`${DEMO_BASE}config.json`, document.baseURI))
       .then(async (r) => {
-        const cfgOk = r.ok && (await r.text().then((t) => { try { JSON.parse(t); return true; } catch { return false; } }));
+        const cfgOk =
+          r.ok &&
+          (await r.text().then((t) => {
+            try {
+              JSON.parse(t);
+              return true;
+            } catch {
+              return false;
+            }
+          }));
         // HEAD only: the weights are downloaded when the user clicks.
-        const w = cfgOk ? await fetch(new URL(`${DEMO_BASE}model.safetensors`, document.baseURI), { method: 'HEAD' }).catch(() => null) : null;
+        const w = cfgOk
+          ? await fetch(new URL(`${DEMO_BASE}model.safetensors`, document.baseURI), { method: 'HEAD' }).catch(() => null)
+          : null;
         const ok = cfgOk && !!w && w.ok && !(w.headers.get('content-type') ?? '').includes('text/html');
         if (alive) setDemo(ok ? 'present' : 'absent');
       })
@@ -95,7 +124,11 @@ function OpenModel() {
           Open bundled demo
         </button>
         <span className="muted small">
-          {demo === 'checking' ? 'checking for the demo…' : demo === 'present' ? 'models/demo (config + safetensors + tokenizer)' : 'demo model weights not bundled in this build yet'}
+          {demo === 'checking'
+            ? 'checking for the demo…'
+            : demo === 'present'
+              ? 'models/demo (config + safetensors + tokenizer)'
+              : 'demo model weights not bundled in this build yet'}
         </span>
       </div>
       <FileDrop
@@ -133,7 +166,11 @@ function SplitStrip({ model }: { model: ModelSummary }) {
       {Array.from({ length: n }, (_, i) => {
         const role = i < bottom ? 'adapter' : i >= n - top ? 'adapter' : 'middle';
         return (
-          <span key={i} className={`blk ${role}`} title={`block ${i}: ${role === 'adapter' ? (i < bottom ? 'bottom adapter' : 'top adapter') : 'middle (compressed)'}`}>
+          <span
+            key={i}
+            className={`blk ${role}`}
+            title={`block ${i}: ${role === 'adapter' ? (i < bottom ? 'bottom adapter' : 'top adapter') : 'middle (compressed)'}`}
+          >
             {i}
           </span>
         );
@@ -170,7 +207,12 @@ function Inspect({ model }: { model: ModelSummary }) {
             ['embeddings / head / norms', formatCount(model.otherParams)],
             ['middle blocks', `${formatCount(middleParams)} (${middle.length} blocks)`],
             ['target middle after keep', `${formatCount(Math.round(middleParams * keep))} (keep ${keep})`],
-            ['dtypes', Object.entries(model.dtypes).map(([d, n]) => `${d} ${formatCount(n)}`).join(', ')],
+            [
+              'dtypes',
+              Object.entries(model.dtypes)
+                .map(([d, n]) => `${d} ${formatCount(n)}`)
+                .join(', '),
+            ],
             ['files', model.files.map((f) => `${f.path} (${formatBytes(f.size)})`).join(', ')],
           ]}
         />
@@ -286,55 +328,119 @@ function Settings() {
       </div>
       <label className="field slider">
         <span>keep</span>
-        <input type="range" min={0.05} max={1} step={0.05} value={s.keep} onChange={(e) => set({ keep: Number(e.target.value) })} disabled={s.method === 'none'} />
+        <input
+          type="range"
+          min={0.05}
+          max={1}
+          step={0.05}
+          value={s.keep}
+          onChange={(e) => set({ keep: Number(e.target.value) })}
+          disabled={s.method === 'none'}
+        />
         <span className="mono">{s.method === 'none' ? '1.00' : s.keep.toFixed(2)}</span>
       </label>
       <div className="row wrap">
-        <NumField label="adapters bottom" value={s.bottom} min={0} max={Math.max(0, n - 1)} step={1} onChange={(v) => set({ bottom: Math.max(0, Math.round(v)) })} width={52} />
+        <NumField
+          label="adapters bottom"
+          value={s.bottom}
+          min={0}
+          max={Math.max(0, n - 1)}
+          step={1}
+          onChange={(v) => set({ bottom: Math.max(0, Math.round(v)) })}
+          width={52}
+        />
         <NumField label="top" value={s.top} min={0} step={1} onChange={(v) => set({ top: Math.max(0, Math.round(v)) })} width={52} />
-        <NumField label="λ attn" value={s.lambdaAttn} step={0.1} onChange={(v) => set({ lambdaAttn: v })} width={64} hint="attention (DRD) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced: each term scaled by its sum over the matrix); higher hides more" />
-        <NumField label="λ mlp" value={s.lambdaMlp} step={0.1} onChange={(v) => set({ lambdaMlp: v })} width={64} hint="MLP (SCP) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced); higher hides more" />
+        <NumField
+          label="λ attn"
+          value={s.lambdaAttn}
+          step={0.1}
+          onChange={(v) => set({ lambdaAttn: v })}
+          width={64}
+          hint="attention (DRD) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced: each term scaled by its sum over the matrix); higher hides more"
+        />
+        <NumField
+          label="λ mlp"
+          value={s.lambdaMlp}
+          step={0.1}
+          onChange={(v) => set({ lambdaMlp: v })}
+          width={64}
+          hint="MLP (SCP) score: 0 keeps what preserves the adapters' gradients; 1 weighs raising the emulator's loss equally (balanced); higher hides more"
+        />
         <NumField label="seed" value={s.seed} step={1} onChange={(v) => set({ seed: Math.round(v) })} width={52} />
       </div>
-      {splitBad ? <div className="alert error small">adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model</div> : null}
+      {splitBad ? (
+        <div className="alert error small">
+          adapters {s.bottom}:{s.top} leave no middle blocks in a {n}-layer model
+        </div>
+      ) : null}
       {s.method === 'gradot' ? (
-      <>
-      <div className="subhead">Support data (gradient pass)</div>
-      <div className="row wrap" data-testid="support-bundled">
-        <span className="muted small">use a bundled task's training text:</span>
-        {BUNDLED_TASKS.map((t) => (
-          <button
-            key={t}
-            className={support?.file === `${t}/train.jsonl` ? 'secondary on' : 'secondary'}
-            onClick={async () => {
-              try {
-                await applySupport([await fetchBundledFile(t, 'train.jsonl')]);
-              } catch (e) {
-                reportError(e, `data/${t}`);
-              }
-            }}
-          >
-            {t}
-          </button>
-        ))}
-      </div>
-      <FileDrop
-        label={support ? `${support.file}: ${support.totalRows} rows (${support.kind})` : 'or drop your own JSONL/CSV/TXT file with text like the tuning data; read locally'}
-        accept=".jsonl,.json,.txt,.csv"
-        testId="support-drop"
-        onFiles={applySupport}
-      />
-      </>
+        <>
+          <div className="subhead">Support data (gradient pass)</div>
+          <div className="row wrap" data-testid="support-bundled">
+            <span className="muted small">use a bundled task's training text:</span>
+            {BUNDLED_TASKS.map((t) => (
+              <button
+                key={t}
+                className={support?.file === `${t}/train.jsonl` ? 'secondary on' : 'secondary'}
+                onClick={async () => {
+                  try {
+                    await applySupport([await fetchBundledFile(t, 'train.jsonl')]);
+                  } catch (e) {
+                    reportError(e, `data/${t}`);
+                  }
+                }}
+              >
+                {t}
+              </button>
+            ))}
+          </div>
+          <FileDrop
+            label={
+              support
+                ? `${support.file}: ${support.totalRows} rows (${support.kind})`
+                : 'or drop your own JSONL/CSV/TXT file with text like the tuning data; read locally'
+            }
+            accept=".jsonl,.json,.txt,.csv"
+            testId="support-drop"
+            onFiles={applySupport}
+          />
+        </>
       ) : null}
       {s.method === 'gradot' ? (
         <div className="row wrap">
-          <NumField label="support examples" value={s.supportExamples} min={1} step={1} onChange={(v) => set({ supportExamples: Math.max(1, Math.round(v)) })} width={60} hint="the first N encoded examples; the pass is forward+backward over them" />
-          <NumField label="context" value={s.supportSeqLen} min={8} step={8} onChange={(v) => set({ supportSeqLen: Math.max(8, Math.round(v)) })} width={56} />
-          <NumField label="batch" value={s.supportBatch} min={1} step={1} onChange={(v) => set({ supportBatch: Math.max(1, Math.round(v)) })} width={48} />
+          <NumField
+            label="support examples"
+            value={s.supportExamples}
+            min={1}
+            step={1}
+            onChange={(v) => set({ supportExamples: Math.max(1, Math.round(v)) })}
+            width={60}
+            hint="the first N encoded examples; the pass is forward+backward over them"
+          />
+          <NumField
+            label="context"
+            value={s.supportSeqLen}
+            min={8}
+            step={8}
+            onChange={(v) => set({ supportSeqLen: Math.max(8, Math.round(v)) })}
+            width={56}
+          />
+          <NumField
+            label="batch"
+            value={s.supportBatch}
+            min={1}
+            step={1}
+            onChange={(v) => set({ supportBatch: Math.max(1, Math.round(v)) })}
+            width={48}
+          />
           <label className="field">
             <span>backend</span>
             <select value={s.backend} onChange={(e) => set({ backend: e.target.value as 'auto' | 'cpu' })} title={autoSays?.why}>
-              <option value="auto">{autoSays ? `auto: ${autoSays.label}${autoSays.runsOn === 'CPU' && backend?.kind === 'webgpu' ? ' (WebGPU is a software fallback)' : ''}` : 'auto'}</option>
+              <option value="auto">
+                {autoSays
+                  ? `auto: ${autoSays.label}${autoSays.runsOn === 'CPU' && backend?.kind === 'webgpu' ? ' (WebGPU is a software fallback)' : ''}`
+                  : 'auto'}
+              </option>
               <option value="cpu">CPU</option>
             </select>
           </label>
@@ -342,11 +448,19 @@ function Settings() {
       ) : null}
       {fit ? <MemoryFit fit={fit} anyway={anyway} setAnyway={setAnyway} /> : null}
       <div className="row">
-        <CapButton cap={caps?.compress} onClick={run} disabled={!model || job.running || splitBad || blockedByMemory || (s.method === 'gradot' && !supportFile)}>
+        <CapButton
+          cap={caps?.compress}
+          onClick={run}
+          disabled={!model || job.running || splitBad || blockedByMemory || (s.method === 'gradot' && !supportFile)}
+        >
           {job.running ? 'Running…' : `Build emulator (${s.method})`}
         </CapButton>
         <CancelButton jobId={job.jobId} running={job.running} onCancel={() => job.jobId && void studio().cancel(job.jobId)} />
-        {!model ? <span className="muted small">open a model first</span> : s.method === 'gradot' && !supportFile ? <span className="muted small">GradOT needs support data</span> : null}
+        {!model ? (
+          <span className="muted small">open a model first</span>
+        ) : s.method === 'gradot' && !supportFile ? (
+          <span className="muted small">GradOT needs support data</span>
+        ) : null}
       </div>
       <Progress progress={job.progress} running={job.running} ended={job.ended} />
     </Panel>
@@ -367,7 +481,10 @@ function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['
   const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES };
   const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
   const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
-  return { compress: fitVerdict('Building this emulator', c, limit), tune: fitVerdict('Tuning its emulator (batch 4 x 128 tokens)', t, limit) };
+  return {
+    compress: fitVerdict('Building this emulator', c, limit),
+    tune: fitVerdict('Tuning its emulator (batch 4 x 128 tokens)', t, limit),
+  };
 }
 
 function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boolean; setAnyway: (v: boolean) => void }) {
@@ -384,12 +501,16 @@ function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boole
         <div className="alert error small">
           {c.message}{' '}
           <label>
-            <input type="checkbox" checked={anyway} onChange={(e) => setAnyway(e.target.checked)} data-testid="memory-anyway" /> start anyway (it is an
-            estimate)
+            <input type="checkbox" checked={anyway} onChange={(e) => setAnyway(e.target.checked)} data-testid="memory-anyway" /> start
+            anyway (it is an estimate)
           </label>
         </div>
       )}
-      {!fit.tune.fits ? <div className="alert small" data-testid="memory-fit-tune">{fit.tune.message}</div> : null}
+      {!fit.tune.fits ? (
+        <div className="alert small" data-testid="memory-fit-tune">
+          {fit.tune.message}
+        </div>
+      ) : null}
     </div>
   );
 }
@@ -407,7 +528,12 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
     let alive = true;
     setSpec(null);
     // σ is computed in the worker on demand (one exact SVD of the source matrix).
-    studio().spectrum(r.packageId, m.layer, m.proj).then((s) => alive && setSpec(s), (e) => reportError(e));
+    studio()
+      .spectrum(r.packageId, m.layer, m.proj)
+      .then(
+        (s) => alive && setSpec(s),
+        (e) => reportError(e),
+      );
     return () => {
       alive = false;
     };
@@ -420,12 +546,22 @@ function SpectrumPanel({ r }: { r: CompressResult }) {
         <select value={Math.min(sel, options.length - 1)} onChange={(e) => setSel(Number(e.target.value))}>
           {options.map((o, i) => (
             <option key={`${o.layer}.${o.proj}`} value={i}>
-              block {o.layer} · {o.proj} [{o.shape.join('×')}] kept {o.kept}/{o.full}{o.unit === 'channels' ? ' channels' : ''}
+              block {o.layer} · {o.proj} [{o.shape.join('×')}] kept {o.kept}/{o.full}
+              {o.unit === 'channels' ? ' channels' : ''}
             </option>
           ))}
         </select>
       </div>
-      {spec ? <SpectrumChart sigma={spec.sigma} kept={spec.kept} cut={m.unit !== 'channels' && m.kept < m.full ? m.kept : undefined} title={`singular values of block ${spec.layer} ${spec.proj}`} /> : <div className="muted small">computing SVD…</div>}
+      {spec ? (
+        <SpectrumChart
+          sigma={spec.sigma}
+          kept={spec.kept}
+          cut={m.unit !== 'channels' && m.kept < m.full ? m.kept : undefined}
+          title={`singular values of block ${spec.layer} ${spec.proj}`}
+        />
+      ) : (
+        <div className="muted small">computing SVD…</div>
+      )}
     </>
   );
 }
@@ -439,8 +575,18 @@ function Results() {
     const layers = [...new Set(r.matrices.map((m) => m.layer))].sort((a, b) => a - b);
     const projs = PROJS.filter((p) => r.matrices.some((m) => m.proj === p));
     const find = (l: number, p: string) => r.matrices.find((mm) => mm.layer === l && mm.proj === p);
-    const values = layers.map((l) => projs.map((p) => { const m = find(l, p); return m ? m.kept / m.full : null; }));
-    const labels = layers.map((l) => projs.map((p) => { const m = find(l, p); return m ? `${m.kept}/${m.full}` : null; }));
+    const values = layers.map((l) =>
+      projs.map((p) => {
+        const m = find(l, p);
+        return m ? m.kept / m.full : null;
+      }),
+    );
+    const labels = layers.map((l) =>
+      projs.map((p) => {
+        const m = find(l, p);
+        return m ? `${m.kept}/${m.full}` : null;
+      }),
+    );
     return { rows: layers.map((l) => `block ${l}`), cols: projs, values, labels };
   }, [r]);
 
@@ -448,8 +594,8 @@ function Results() {
     return (
       <Panel title="Results">
         <Empty>
-          Per-block parameters and GCS terms, singular-value spectra with kept components, kept ranks/channels and the parameter
-          budget appear here after a compression run.
+          Per-block parameters and GCS terms, singular-value spectra with kept components, kept ranks/channels and the parameter budget
+          appear here after a compression run.
         </Empty>
       </Panel>
     );
@@ -465,7 +611,13 @@ function Results() {
   const pct = (a: number, b: number) => (b > 0 ? `${((a / b) * 100).toFixed(1)}%` : '—');
   const modelBytes = model ? model.files.filter((f) => f.path.endsWith('.safetensors')).reduce((a, f) => a + f.size, 0) : 0;
   const sizeWhy = model
-    ? explainPackageSize({ packageBytes: r.packageBytes, paramsAfter: r.paramsAfter, modelBytes, modelParams: r.paramsBefore, modelDtypes: Object.keys(model.dtypes) })
+    ? explainPackageSize({
+        packageBytes: r.packageBytes,
+        paramsAfter: r.paramsAfter,
+        modelBytes,
+        modelParams: r.paramsBefore,
+        modelDtypes: Object.keys(model.dtypes),
+      })
     : null;
   const kept = r.matrices.filter((m) => m.kept > 0 && m.kept < m.full).length;
   const dropped = r.matrices.filter((m) => m.kept === 0).length;
@@ -482,37 +634,83 @@ function Results() {
     >
       <div className="summary" data-testid="compress-summary">
         The emulator keeps <b>{pct(r.middleAfter, r.middleBefore)}</b> of the middle blocks' parameters ({formatCount(r.middleAfter)} of{' '}
-        {formatCount(r.middleBefore)}); the {r.split.bottom} bottom and {r.split.top} top blocks, which the data owner tunes, are kept whole.
-        {r.matrices.length ? ` ${kept} of ${r.matrices.length} middle matrices were shrunk${dropped ? ` and ${dropped} removed` : ''}.` : ''}{' '}
-        Download: {formatBytes(r.packageBytes)}{model && modelBytes ? ` (the model file is ${formatBytes(modelBytes)})` : ''}.
-        {sizeWhy ? <div className="muted small" data-testid="size-why">{sizeWhy}</div> : null}
+        {formatCount(r.middleBefore)}); the {r.split.bottom} bottom and {r.split.top} top blocks, which the data owner tunes, are kept
+        whole.
+        {r.matrices.length
+          ? ` ${kept} of ${r.matrices.length} middle matrices were shrunk${dropped ? ` and ${dropped} removed` : ''}.`
+          : ''}{' '}
+        Download: {formatBytes(r.packageBytes)}
+        {model && modelBytes ? ` (the model file is ${formatBytes(modelBytes)})` : ''}.
+        {sizeWhy ? (
+          <div className="muted small" data-testid="size-why">
+            {sizeWhy}
+          </div>
+        ) : null}
       </div>
       <div className="grid2">
         <KV
           items={[
             ['model parameters', `${formatCount(r.paramsBefore)} → ${formatCount(r.paramsAfter)} (${pct(r.paramsAfter, r.paramsBefore)})`],
-            ['middle blocks', `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`],
+            [
+              'middle blocks',
+              `${formatCount(r.middleBefore)} → ${formatCount(r.middleAfter)} (${pct(r.middleAfter, r.middleBefore)}; target ${formatCount(r.middleTarget)})`,
+            ],
             ['split', `adapters ${r.split.bottom}:${r.split.top}`],
-            ['support pass', r.support ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}` : '—'],
-            ['time', `${Object.values(r.timings).reduce((a, v) => a + v, 0).toFixed(1)}s`],
+            [
+              'support pass',
+              r.support
+                ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}`
+                : '—',
+            ],
+            [
+              'time',
+              `${Object.values(r.timings)
+                .reduce((a, v) => a + v, 0)
+                .toFixed(1)}s`,
+            ],
           ]}
         />
       </div>
       <Details summary="details (how each part was scored, timings, planner notes)">
         <KV
           items={[
-            ['time per stage', Object.entries(r.timings).map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`).join(' · ')],
+            [
+              'time per stage',
+              Object.entries(r.timings)
+                .map(([k, v]) => `${k.replace(/Seconds$/, '')} ${v.toFixed(2)}s`)
+                .join(' · '),
+            ],
             ...(r.support ? ([['support batches', String(r.support.batches)]] as [string, ReactNode][]) : []),
-            ...Object.entries(r.readings).map(([k, v]) => [`reading: ${k}`, <span key={k} className="mono">{v}</span>] as [string, ReactNode]),
+            ...Object.entries(r.readings).map(
+              ([k, v]) =>
+                [
+                  `reading: ${k}`,
+                  <span key={k} className="mono">
+                    {v}
+                  </span>,
+                ] as [string, ReactNode],
+            ),
           ]}
         />
-        {r.notes.length ? <div className="small">{r.notes.map((n, i) => <div key={i}>{n}</div>)}</div> : null}
+        {r.notes.length ? (
+          <div className="small">
+            {r.notes.map((n, i) => (
+              <div key={i}>{n}</div>
+            ))}
+          </div>
+        ) : null}
       </Details>
       <div className="grid2">
         <BarChart
           x={x}
           bars={{ label: 'params after', values: r.layers.map((l) => l.paramsAfter), color: '#16a34a' }}
-          overlay={{ label: 'params before', values: r.layers.map((l) => l.paramsBefore), color: '#475569', unit: 'before', sameScale: true }}
+          overlay={{
+            label: 'params before',
+            values: r.layers.map((l) => l.paramsBefore),
+            color: '#475569',
+            unit: 'before',
+            sameScale: true,
+          }}
           xLabel="block"
           yLabel="parameters"
         />
@@ -553,7 +751,12 @@ function PlugIn() {
     setJob({ ...idleLocalJob, running: true });
     let ended: JobEnd = 'failed';
     try {
-      setResult(await studio().plugIn({ adapterId: adapter.adapterId, datasetId: task.datasetId, limit }, progressProxy((p) => setJob((j) => ({ ...j, progress: p })))));
+      setResult(
+        await studio().plugIn(
+          { adapterId: adapter.adapterId, datasetId: task.datasetId, limit },
+          progressProxy((p) => setJob((j) => ({ ...j, progress: p }))),
+        ),
+      );
       ended = 'done';
     } catch (e) {
       if (isCancelError(e)) ended = 'cancelled';
@@ -564,61 +767,80 @@ function PlugIn() {
   };
   // A model opened after the adapters were dropped makes them stale (they were checked against the old one).
   const [adapterModel, setAdapterModel] = useState<ModelSummary | null>(null);
-  const plugTarget = model ? ({ kind: 'plugin', ...(adapter && adapterModel === model ? { adapterId: adapter.adapterId } : {}) } as const) : null;
+  const plugTarget = model
+    ? ({ kind: 'plugin', ...(adapter && adapterModel === model ? { adapterId: adapter.adapterId } : {}) } as const)
+    : null;
   return (
     <>
-    <Panel title="Plug in returned adapters">
-      <FileDrop
-        label={adapter ? `${adapter.name}: ${adapter.layout} layout, ${adapter.tensorCount} tensors (${formatCount(adapter.params)} parameters)` : 'Drop the adapters a data owner sent back (folder, .zip, or adapter.json + adapter.safetensors)'}
-        folder
-        multiple
-        accept=".zip,.json,.safetensors"
-        testId="adapter-drop"
-        onFiles={async (files) => {
-          if (!model) throw new Error('open the base model first, so the adapter names can be checked against it');
-          const name = files.length === 1 ? files[0]!.path : files[0]!.path.split('/')[0]!;
-          const a = await studio().openAdapters(name, files);
-          setAdapter(a);
-          setAdapterModel(model);
-          for (const w of a.warnings) reportInfo(`${name}: ${w}`);
-        }}
-      />
-      <FileDrop
-        label={task ? `task: ${task.file} (${task.totalRows} ${task.kind} records)` : 'Drop an evaluation task (.jsonl)'}
-        accept=".jsonl,.json,.csv,.txt"
-        testId="plugin-task-drop"
-        onFiles={async (files) => {
-          const p = await studio().openDataset(files[0]!);
-          if (!p.ok) {
-            reportIssue(p);
-            return;
+      <Panel title="Plug in returned adapters">
+        <FileDrop
+          label={
+            adapter
+              ? `${adapter.name}: ${adapter.layout} layout, ${adapter.tensorCount} tensors (${formatCount(adapter.params)} parameters)`
+              : 'Drop the adapters a data owner sent back (folder, .zip, or adapter.json + adapter.safetensors)'
           }
-          setTask(p);
-        }}
-      />
-      <div className="row">
-        <NumField label="examples (0 = all)" value={limit} min={0} step={1} onChange={(v) => setLimit(Math.max(0, Math.round(v)))} width={70} hint="evaluate on the first N examples of the task only" />
-        <CapButton cap={caps?.plugIn} disabled={!model || !adapter || !task || job.running} onClick={run}>
-          Plug in and evaluate
-        </CapButton>
-        <CancelButton jobId={job.progress?.jobId} running={job.running} onCancel={() => void studio().cancel(job.progress!.jobId)} />
-      </div>
-      {task && !job.running ? (
-        <div className="muted small">
-          {limit > 0 ? Math.min(limit, task.totalRows) : task.totalRows} of {task.totalRows} examples × 2 passes (Full ZS, Plug-in)
+          folder
+          multiple
+          accept=".zip,.json,.safetensors"
+          testId="adapter-drop"
+          onFiles={async (files) => {
+            if (!model) throw new Error('open the base model first, so the adapter names can be checked against it');
+            const name = files.length === 1 ? files[0]!.path : files[0]!.path.split('/')[0]!;
+            const a = await studio().openAdapters(name, files);
+            setAdapter(a);
+            setAdapterModel(model);
+            for (const w of a.warnings) reportInfo(`${name}: ${w}`);
+          }}
+        />
+        <FileDrop
+          label={task ? `task: ${task.file} (${task.totalRows} ${task.kind} records)` : 'Drop an evaluation task (.jsonl)'}
+          accept=".jsonl,.json,.csv,.txt"
+          testId="plugin-task-drop"
+          onFiles={async (files) => {
+            const p = await studio().openDataset(files[0]!);
+            if (!p.ok) {
+              reportIssue(p);
+              return;
+            }
+            setTask(p);
+          }}
+        />
+        <div className="row">
+          <NumField
+            label="examples (0 = all)"
+            value={limit}
+            min={0}
+            step={1}
+            onChange={(v) => setLimit(Math.max(0, Math.round(v)))}
+            width={70}
+            hint="evaluate on the first N examples of the task only"
+          />
+          <CapButton cap={caps?.plugIn} disabled={!model || !adapter || !task || job.running} onClick={run}>
+            Plug in and evaluate
+          </CapButton>
+          <CancelButton jobId={job.progress?.jobId} running={job.running} onCancel={() => void studio().cancel(job.progress!.jobId)} />
         </div>
-      ) : null}
-      <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
-      {result ? (
-        <>
-          <div className="meta">
-            {result.file} · {result.replaced} tensors replaced · on {result.backend}
+        {task && !job.running ? (
+          <div className="muted small">
+            {limit > 0 ? Math.min(limit, task.totalRows) : task.totalRows} of {task.totalRows} examples × 2 passes (Full ZS, Plug-in)
           </div>
-          <MetricsTable rows={[['Full ZS', result.fullZS], ['Plug-in', result.plugIn]]} />
-        </>
-      ) : null}
-    </Panel>
-    <TryIt target={plugTarget} hint="Open a model (and drop returned adapters to try the plug-in model)." testId="try-model" />
+        ) : null}
+        <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
+        {result ? (
+          <>
+            <div className="meta">
+              {result.file} · {result.replaced} tensors replaced · on {result.backend}
+            </div>
+            <MetricsTable
+              rows={[
+                ['Full ZS', result.fullZS],
+                ['Plug-in', result.plugIn],
+              ]}
+            />
+          </>
+        ) : null}
+      </Panel>
+      <TryIt target={plugTarget} hint="Open a model (and drop returned adapters to try the plug-in model)." testId="try-model" />
     </>
   );
 }

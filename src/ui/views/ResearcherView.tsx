@@ -13,12 +13,27 @@ import { GridEstimate } from './research/GridEstimate';
 import { download, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 
 const ALL_METHODS: CompressMethod[] = ['gradot', 'svd', 'prune', 'drop', 'none'];
-const METHOD_COLOR: Record<CompressMethod, string> = { gradot: '#2563eb', svd: '#d97706', prune: '#7c3aed', drop: '#dc2626', none: '#4b5563' };
-const METHOD_SHAPE: Record<CompressMethod, MarkerShape> = { gradot: 'circle', svd: 'square', prune: 'triangle', drop: 'diamond', none: 'cross' };
+const METHOD_COLOR: Record<CompressMethod, string> = {
+  gradot: '#2563eb',
+  svd: '#d97706',
+  prune: '#7c3aed',
+  drop: '#dc2626',
+  none: '#4b5563',
+};
+const METHOD_SHAPE: Record<CompressMethod, MarkerShape> = {
+  gradot: 'circle',
+  svd: 'square',
+  prune: 'triangle',
+  drop: 'diamond',
+  none: 'cross',
+};
 const SWEEP_COLORS = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777'];
 
 function parseList(text: string): number[] | null {
-  const parts = text.split(/[,\s]+/).filter(Boolean).map(Number);
+  const parts = text
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .map(Number);
   return parts.length && parts.every((v) => Number.isFinite(v)) ? parts : null;
 }
 
@@ -84,7 +99,10 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
     return [...runs].sort((a, b) => (get(a) < get(b) ? -sort.dir : get(a) > get(b) ? sort.dir : 0));
   }, [runs, sort]);
   const th = (key: typeof sort.key, label: string, num = true) => (
-    <th className={num ? 'num sortable' : 'sortable'} onClick={() => setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : -1 }))}>
+    <th
+      className={num ? 'num sortable' : 'sortable'}
+      onClick={() => setSort((s) => ({ key, dir: s.key === key ? (s.dir === 1 ? -1 : 1) : -1 }))}
+    >
       {label}
       {sort.key === key ? (sort.dir === 1 ? ' ▲' : ' ▼') : ''}
     </th>
@@ -105,7 +123,9 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
             {th('plugIn', 'Plug-in')}
             {th('fullFT', 'Full FT')}
             {th('delta', 'Δ')}
-            <th className="num" title="Full ZS − Emulator ZS: how much the emulator hides (the model owner's side)">hides</th>
+            <th className="num" title="Full ZS − Emulator ZS: how much the emulator hides (the model owner's side)">
+              hides
+            </th>
             {th('compressionRatio', 'ratio')}
             <th>origin</th>
             <th />
@@ -129,13 +149,22 @@ function RunsTable({ runs }: { runs: OTRun[] }) {
               <td className="num">{fmt(r.fullZS)}</td>
               <td className="num">{fmt(r.emulatorZS)}</td>
               <td className="num">{fmt(r.emulatorFT)}</td>
-              <td className="num" title={r.verdicts ? `Plug-in > Full ZS: ${r.verdicts.plugInBeatsFullZS} ("yes" only beyond two paired standard errors)` : undefined}>
+              <td
+                className="num"
+                title={
+                  r.verdicts
+                    ? `Plug-in > Full ZS: ${r.verdicts.plugInBeatsFullZS} ("yes" only beyond two paired standard errors)`
+                    : undefined
+                }
+              >
                 {fmt(r.plugIn)}
               </td>
               <td className="num">{fmt(r.fullFT)}</td>
               <td
                 className={`num ${(r.verdicts ? r.verdicts.deltaPositive === 'yes' : r.delta !== null && r.delta > 0) ? 'good' : 'bad-val'}`}
-                title={r.deltaStderr != null ? 'Δ ± its paired standard error over the test items; "yes" only beyond two of them' : undefined}
+                title={
+                  r.deltaStderr != null ? 'Δ ± its paired standard error over the test items; "yes" only beyond two of them' : undefined
+                }
               >
                 {fmt(r.delta)}
                 {r.deltaStderr != null && <span className="muted small"> ± {fmt(r.deltaStderr)}</span>}
@@ -166,7 +195,17 @@ export function ResearcherView() {
   const caps = useUi((s) => s.capabilities);
   const model = useUi((s) => s.model);
   const [task, setTask] = useState<InputFile[]>([]);
-  const [job, setJob] = useState<GridJob>({ running: false, index: 0, total: 0, progress: null, jobId: null, ended: null, startedAt: 0, doneAt: 0, kept: 0 });
+  const [job, setJob] = useState<GridJob>({
+    running: false,
+    index: 0,
+    total: 0,
+    progress: null,
+    jobId: null,
+    ended: null,
+    startedAt: 0,
+    doneAt: 0,
+    kept: 0,
+  });
   const cancelled = useRef(false);
 
   useEffect(() => {
@@ -193,15 +232,30 @@ export function ResearcherView() {
         const { setting, seed } = plan[i]!;
         const req: ProtocolRequest = {
           setting,
-          tune: { lr: grid.lr, epochs: grid.epochs, batchSize: grid.batchSize, gradAccum: 1, seqLen: grid.seqLen, seed, mode: 'full', lora: { rank: 8, alpha: 16, targets: ['q', 'v'] } },
+          tune: {
+            lr: grid.lr,
+            epochs: grid.epochs,
+            batchSize: grid.batchSize,
+            gradAccum: 1,
+            seqLen: grid.seqLen,
+            seed,
+            mode: 'full',
+            lora: { rank: 8, alpha: 16, targets: ['q', 'v'] },
+          },
           supportExamples: grid.supportExamples,
           fullFT: grid.fullFT,
           trainLimit: grid.trainLimit,
           testLimit: grid.testLimit,
         };
-        const run = await studio().runProtocol(req, task, progressProxy((p) => setJob((j) => ({ ...j, progress: p, jobId: p.jobId }))));
+        const run = await studio().runProtocol(
+          req,
+          task,
+          progressProxy((p) => setJob((j) => ({ ...j, progress: p, jobId: p.jobId }))),
+        );
         // Each finished setting is saved at once: a cancel later keeps it.
-        await add([{ ...run, seed, ...(grid.trainLimit || grid.testLimit ? { limits: { train: grid.trainLimit, test: grid.testLimit } } : {}) }]);
+        await add([
+          { ...run, seed, ...(grid.trainLimit || grid.testLimit ? { limits: { train: grid.trainLimit, test: grid.testLimit } } : {}) },
+        ]);
         kept++;
         setSecPerSetting((Date.now() - t0) / 1000 / kept);
         setJob((j) => ({ ...j, doneAt: Date.now(), kept }));
@@ -230,9 +284,14 @@ export function ResearcherView() {
   const metric = runs[0]?.metric ?? 'acc';
   // A loss is plotted turned around (see settingPoints) so that up and right stay better.
   const lossMetric = metric === 'loss';
-  const yName = yAxis === 'plugIn'
-    ? (lossMetric ? '− Plug-in loss (utility)' : `Plug-in ${metric} (utility)`)
-    : (lossMetric ? 'Δ = Emulator FT loss − Plug-in loss' : 'Δ = Plug-in − Emulator FT');
+  const yName =
+    yAxis === 'plugIn'
+      ? lossMetric
+        ? '− Plug-in loss (utility)'
+        : `Plug-in ${metric} (utility)`
+      : lossMetric
+        ? 'Δ = Emulator FT loss − Plug-in loss'
+        : 'Δ = Plug-in − Emulator FT';
   const points = useMemo(() => settingPoints(runs, yAxis), [runs, yAxis]);
   const plane = useMemo<PlaneSeries[]>(() => {
     const methods = ALL_METHODS.filter((m) => points.some((p) => p.method === m));
@@ -241,10 +300,15 @@ export function ResearcherView() {
       color: METHOD_COLOR[m],
       shape: METHOD_SHAPE[m],
       line: 'frontier' as const,
-      points: points.filter((p) => p.method === m).map((p) => ({
-        x: p.hides, y: p.utility, xErr: p.hidesStd || undefined, yErr: p.utilityStd || undefined,
-        tip: `keep ${p.keep}${m === 'gradot' ? ` λ ${p.lambda}` : ''}${p.seeds > 1 ? ` (${p.seeds} seeds)` : ''}`,
-      })),
+      points: points
+        .filter((p) => p.method === m)
+        .map((p) => ({
+          x: p.hides,
+          y: p.utility,
+          xErr: p.hidesStd || undefined,
+          yErr: p.utilityStd || undefined,
+          tip: `keep ${p.keep}${m === 'gradot' ? ` λ ${p.lambda}` : ''}${p.seeds > 1 ? ` (${p.seeds} seeds)` : ''}`,
+        })),
     }));
   }, [points]);
   const keepSweep = useMemo<PlaneSeries[]>(() => {
@@ -252,13 +316,24 @@ export function ResearcherView() {
     const lines = new Map<string, PlaneSeries>();
     for (const p of points) {
       if (p.method === 'none') continue;
-      const label = p.method === 'gradot' && new Set(points.filter((q) => q.method === 'gradot').map((q) => q.lambda)).size > 1 ? `gradot λ ${p.lambda}` : p.method;
-      const s = lines.get(label) ?? { label, color: METHOD_COLOR[p.method], shape: METHOD_SHAPE[p.method], line: 'sweep' as const, points: [] };
+      const label =
+        p.method === 'gradot' && new Set(points.filter((q) => q.method === 'gradot').map((q) => q.lambda)).size > 1
+          ? `gradot λ ${p.lambda}`
+          : p.method;
+      const s = lines.get(label) ?? {
+        label,
+        color: METHOD_COLOR[p.method],
+        shape: METHOD_SHAPE[p.method],
+        line: 'sweep' as const,
+        points: [],
+      };
       s.points.push({ x: p.keep, y: p.utility, yErr: p.utilityStd || undefined, tip: `${p.seeds} seed${p.seeds > 1 ? 's' : ''}` });
       lines.set(label, s);
     }
     const out = [...lines.values()];
-    out.forEach((s, i) => { if (s.label.startsWith('gradot λ')) s.color = SWEEP_COLORS[i % SWEEP_COLORS.length]!; });
+    out.forEach((s, i) => {
+      if (s.label.startsWith('gradot λ')) s.color = SWEEP_COLORS[i % SWEEP_COLORS.length]!;
+    });
     return out.filter((s) => new Set(s.points.map((p) => p.x)).size > 1);
   }, [points]);
   const lambdaSweep = useMemo<PlaneSeries[]>(() => {
@@ -267,7 +342,10 @@ export function ResearcherView() {
     // Coloured after the filter: a lone line is blue, not the colour of a method in the other plots.
     return keeps
       .map((k) => ({
-        label: `keep ${k}`, color: '', shape: 'circle' as const, line: 'sweep' as const,
+        label: `keep ${k}`,
+        color: '',
+        shape: 'circle' as const,
+        line: 'sweep' as const,
         points: g.filter((p) => p.keep === k).map((p) => ({ x: p.lambda, y: p.utility, yErr: p.utilityStd || undefined })),
       }))
       .filter((s) => new Set(s.points.map((p) => p.x)).size > 1)
@@ -292,7 +370,12 @@ export function ResearcherView() {
               ))}
             </div>
             <div className="row wrap">
-              <ListField label="keep" value={grid.keeps} onChange={(keeps) => setGrid({ keeps })} hint="comma-separated fractions of middle parameters kept" />
+              <ListField
+                label="keep"
+                value={grid.keeps}
+                onChange={(keeps) => setGrid({ keeps })}
+                hint="comma-separated fractions of middle parameters kept"
+              />
               <ListField label="λ (attn = mlp)" value={grid.lambdas} onChange={(lambdas) => setGrid({ lambdas })} hint="GradOT only" />
               <NumField label="L" value={grid.bottom} min={0} step={1} onChange={(v) => setGrid({ bottom: Math.round(v) })} width={44} />
               <NumField label="R" value={grid.top} min={0} step={1} onChange={(v) => setGrid({ top: Math.round(v) })} width={44} />
@@ -302,13 +385,62 @@ export function ResearcherView() {
             </div>
             <div className="row wrap">
               <NumField label="lr" value={grid.lr} step={1e-5} onChange={(v) => setGrid({ lr: v })} width={76} />
-              <NumField label="epochs" value={grid.epochs} min={1} step={1} onChange={(v) => setGrid({ epochs: Math.max(1, Math.round(v)) })} width={48} />
-              <NumField label="batch" value={grid.batchSize} min={1} step={1} onChange={(v) => setGrid({ batchSize: Math.max(1, Math.round(v)) })} width={48} />
-              <NumField label="seq len" value={grid.seqLen} min={8} step={8} onChange={(v) => setGrid({ seqLen: Math.max(8, Math.round(v)) })} width={56} />
-              <NumField label="support ex." value={grid.supportExamples} min={1} step={1} onChange={(v) => setGrid({ supportExamples: Math.max(1, Math.round(v)) })} width={56} />
-              <ListField label="seeds" value={grid.seeds} onChange={(seeds) => setGrid({ seeds: seeds.map((x) => Math.round(x)) })} hint="tuning seeds per setting; several give error bars" />
-              <NumField label="train ex." value={grid.trainLimit} min={0} step={16} onChange={(v) => setGrid({ trainLimit: Math.max(0, Math.round(v)) })} width={56} hint="first N training examples per setting (0 = all)" />
-              <NumField label="test ex." value={grid.testLimit} min={0} step={25} onChange={(v) => setGrid({ testLimit: Math.max(0, Math.round(v)) })} width={56} hint="first N test examples per evaluation (0 = all)" />
+              <NumField
+                label="epochs"
+                value={grid.epochs}
+                min={1}
+                step={1}
+                onChange={(v) => setGrid({ epochs: Math.max(1, Math.round(v)) })}
+                width={48}
+              />
+              <NumField
+                label="batch"
+                value={grid.batchSize}
+                min={1}
+                step={1}
+                onChange={(v) => setGrid({ batchSize: Math.max(1, Math.round(v)) })}
+                width={48}
+              />
+              <NumField
+                label="seq len"
+                value={grid.seqLen}
+                min={8}
+                step={8}
+                onChange={(v) => setGrid({ seqLen: Math.max(8, Math.round(v)) })}
+                width={56}
+              />
+              <NumField
+                label="support ex."
+                value={grid.supportExamples}
+                min={1}
+                step={1}
+                onChange={(v) => setGrid({ supportExamples: Math.max(1, Math.round(v)) })}
+                width={56}
+              />
+              <ListField
+                label="seeds"
+                value={grid.seeds}
+                onChange={(seeds) => setGrid({ seeds: seeds.map((x) => Math.round(x)) })}
+                hint="tuning seeds per setting; several give error bars"
+              />
+              <NumField
+                label="train ex."
+                value={grid.trainLimit}
+                min={0}
+                step={16}
+                onChange={(v) => setGrid({ trainLimit: Math.max(0, Math.round(v)) })}
+                width={56}
+                hint="first N training examples per setting (0 = all)"
+              />
+              <NumField
+                label="test ex."
+                value={grid.testLimit}
+                min={0}
+                step={25}
+                onChange={(v) => setGrid({ testLimit: Math.max(0, Math.round(v)) })}
+                width={56}
+                hint="first N test examples per evaluation (0 = all)"
+              />
               <label className="mini" title="also fine-tune the full model's adapter blocks (the fifth number; once per task)">
                 <input type="checkbox" checked={grid.fullFT} onChange={(e) => setGrid({ fullFT: e.target.checked })} /> Full FT
               </label>
@@ -332,7 +464,11 @@ export function ResearcherView() {
               ))}
             </div>
             <FileDrop
-              label={task.length ? `task: ${task.map((f) => f.path).join(', ')}` : 'Drop the task files: *train*.jsonl and *test*.jsonl (+ optional *valid*)'}
+              label={
+                task.length
+                  ? `task: ${task.map((f) => f.path).join(', ')}`
+                  : 'Drop the task files: *train*.jsonl and *test*.jsonl (+ optional *valid*)'
+              }
               accept=".jsonl,.json,.csv,.txt"
               multiple
               folder
@@ -381,26 +517,44 @@ export function ResearcherView() {
                   series={plane}
                   testId="plane-chart"
                   title="privacy-utility plane"
-                  xLabel={lossMetric ? 'emulator hides: Emulator ZS − Full ZS (loss) →' : `emulator hides: Full ZS − Emulator ZS (${metric}) →`}
+                  xLabel={
+                    lossMetric ? 'emulator hides: Emulator ZS − Full ZS (loss) →' : `emulator hides: Full ZS − Emulator ZS (${metric}) →`
+                  }
                   yLabel={`${yName} →`}
                 />
                 <div className="muted small">
                   Up and right is better: the emulator reveals less of the model, the returned adapters work better. Dashed: each method's
-                  frontier (settings no other setting of the method beats on both). Bars: ±1 s.d. over seeds. Hover a marker for its setting.
+                  frontier (settings no other setting of the method beats on both). Bars: ±1 s.d. over seeds. Hover a marker for its
+                  setting.
                 </div>
               </>
             ) : (
-              <Empty>Each setting adds a point: x = how much the emulator hides (Full ZS − Emulator ZS), y = Plug-in or Δ; one frontier per method.</Empty>
+              <Empty>
+                Each setting adds a point: x = how much the emulator hides (Full ZS − Emulator ZS), y = Plug-in or Δ; one frontier per
+                method.
+              </Empty>
             )}
           </Panel>
           {keepSweep.length || lambdaSweep.length ? (
             <Panel title="Sweeps">
               <div className="sweeps">
                 {keepSweep.length ? (
-                  <PlaneChart series={keepSweep} testId="keep-sweep" title="keep sweep" xLabel="keep (fraction of middle parameters)" yLabel={yName} />
+                  <PlaneChart
+                    series={keepSweep}
+                    testId="keep-sweep"
+                    title="keep sweep"
+                    xLabel="keep (fraction of middle parameters)"
+                    yLabel={yName}
+                  />
                 ) : null}
                 {lambdaSweep.length ? (
-                  <PlaneChart series={lambdaSweep} testId="lambda-sweep" title="lambda sweep (GradOT)" xLabel="λ, GradOT (attention = MLP)" yLabel={yName} />
+                  <PlaneChart
+                    series={lambdaSweep}
+                    testId="lambda-sweep"
+                    title="lambda sweep (GradOT)"
+                    xLabel="λ, GradOT (attention = MLP)"
+                    yLabel={yName}
+                  />
                 ) : null}
               </div>
             </Panel>
@@ -414,7 +568,9 @@ export function ResearcherView() {
         title={`Runs (${runs.length})`}
         actions={
           <>
-            <span className="muted small">{persistent ? 'kept in this browser (IndexedDB)' : 'IndexedDB unavailable: runs kept until reload'}</span>
+            <span className="muted small">
+              {persistent ? 'kept in this browser (IndexedDB)' : 'IndexedDB unavailable: runs kept until reload'}
+            </span>
             <label className="button secondary">
               Import JSON
               <input
@@ -435,13 +591,21 @@ export function ResearcherView() {
                 }}
               />
             </label>
-            <button className="secondary" disabled={!runs.length} onClick={() => download('gradot-runs.json', runsToJson(runs), 'application/json')}>
+            <button
+              className="secondary"
+              disabled={!runs.length}
+              onClick={() => download('gradot-runs.json', runsToJson(runs), 'application/json')}
+            >
               Export JSON
             </button>
             <button className="secondary" disabled={!runs.length} onClick={() => download('gradot-runs.csv', runsToCsv(runs), 'text/csv')}>
               Export CSV
             </button>
-            <button className="secondary" disabled={!runs.length} onClick={() => confirm('Delete all runs kept in this browser?') && void clear()}>
+            <button
+              className="secondary"
+              disabled={!runs.length}
+              onClick={() => confirm('Delete all runs kept in this browser?') && void clear()}
+            >
               Clear
             </button>
           </>

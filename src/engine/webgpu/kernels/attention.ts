@@ -10,7 +10,14 @@ import { defineKernel, ro, rw, type UniformType } from './define';
 
 /** Uniforms shared by every attention kernel (rows = B * H * T). */
 const ATTN_UNIFORMS: Record<'B' | 'T' | 'H' | 'Hkv' | 'D' | 'causal' | 'rows' | 'scale', UniformType> = {
-  B: 'u32', T: 'u32', H: 'u32', Hkv: 'u32', D: 'u32', causal: 'u32', rows: 'u32', scale: 'f32',
+  B: 'u32',
+  T: 'u32',
+  H: 'u32',
+  Hkv: 'u32',
+  D: 'u32',
+  causal: 'u32',
+  rows: 'u32',
+  scale: 'f32',
 };
 
 /** Max head dim: 64 threads x 4 accumulators per thread. */

@@ -101,7 +101,6 @@ export const actCode: Record<Activation, number> = { gelu_tanh: 0, gelu_erf: 1, 
 export const rowHeader = (n: number) => `${flatFn}
 ${reduceFns(n)}`;
 
-
 /** Entry point of a 1-D kernel over `u.n` elements: `body` runs with the element index `i`. */
 export function perElement(body: string): string {
   return /* wgsl */ `${flatFn}

@@ -37,10 +37,22 @@ describe('defineKernel', () => {
   });
 
   it('real kernels: float fields land where the WGSL struct expects them', () => {
-    const a = new DataView(adamwKernel.pack({
-      n: 10, lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, wd: 0.01, bc1: 0.5, bc2: 0.25, gradScale: 2,
-    }));
-    expect(adamwKernel.src).toContain('struct U { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32, gradScale: f32 }');
+    const a = new DataView(
+      adamwKernel.pack({
+        n: 10,
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.99,
+        eps: 1e-8,
+        wd: 0.01,
+        bc1: 0.5,
+        bc2: 0.25,
+        gradScale: 2,
+      }),
+    );
+    expect(adamwKernel.src).toContain(
+      'struct U { n: u32, lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, bc1: f32, bc2: f32, gradScale: f32 }',
+    );
     expect(a.getUint32(0, true)).toBe(10);
     expect(a.getFloat32(4 * 8, true)).toBe(2);
     expect(new DataView(crossEntropyKernel.pack({ rows: 1, vocab: 2, ignore: -100 })).getInt32(8, true)).toBe(-100);

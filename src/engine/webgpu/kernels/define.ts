@@ -69,7 +69,11 @@ export function defineKernel<B extends string, U extends string>(decl: KernelDec
   const src = `${lines.join('\n')}\n${decl.body}`;
   const uniformBytes = Math.ceil(uniforms.length / 4) * 16;
   return {
-    name: decl.name, src, bindings, uniforms, uniformBytes,
+    name: decl.name,
+    src,
+    bindings,
+    uniforms,
+    uniformBytes,
     pack(values: Record<U, number>): ArrayBuffer {
       const ab = new ArrayBuffer(uniformBytes);
       const dv = new DataView(ab);

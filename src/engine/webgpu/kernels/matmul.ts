@@ -31,8 +31,7 @@ export interface MatmulVariant {
 const operandElem: Record<MatmulOperand, Elem> = { f32: 'f32', f16: 'f16', f16p: 'u32' };
 
 function loadFn(name: 'A' | 'B', kind: MatmulOperand): string {
-  const ret =
-    kind === 'f32' ? `${name}[i]` : kind === 'f16' ? `f32(${name}[i])` : `unpack2x16float(${name}[i >> 1u])[i & 1u]`;
+  const ret = kind === 'f32' ? `${name}[i]` : kind === 'f16' ? `f32(${name}[i])` : `unpack2x16float(${name}[i >> 1u])[i & 1u]`;
   return `fn load${name}(i: u32) -> f32 { return ${ret}; }`;
 }
 
@@ -206,9 +205,15 @@ function halfMathMain(h: 'f16' | 'f32'): string {
     .replace(/array<vec4<f32>, (\d+)>;/g, `array<vec4<${h}>, $1>;`)
     .replace('As[kk * 16u + mm / 4u][mm % 4u] = v;', `As[kk * 16u + mm / 4u][mm % 4u] = ${h}(v);`)
     .replace('Bs[kk * 16u + nn / 4u][nn % 4u] = v;', `Bs[kk * 16u + nn / 4u][nn % 4u] = ${h}(v);`)
-    .replace('    for (var kk = 0u; kk < 16u; kk++) {', `    var part = array<vec4<${h}>, 4>(${z}, ${z}, ${z}, ${z});\n    for (var kk = 0u; kk < 16u; kk++) {`)
+    .replace(
+      '    for (var kk = 0u; kk < 16u; kk++) {',
+      `    var part = array<vec4<${h}>, 4>(${z}, ${z}, ${z}, ${z});\n    for (var kk = 0u; kk < 16u; kk++) {`,
+    )
     .replace(/acc\[(\d)\] = fma\(vec4<f32>\(a\.(\w)\), b, acc\[\d\]\);/g, `part[$1] = fma(vec4<${h}>(a.$2), b, part[$1]);`)
-    .replace('    workgroupBarrier();\n  }\n  let c0', '    for (var i = 0u; i < 4u; i++) { acc[i] += vec4<f32>(part[i]); }\n    workgroupBarrier();\n  }\n  let c0');
+    .replace(
+      '    workgroupBarrier();\n  }\n  let c0',
+      '    for (var i = 0u; i < 4u; i++) { acc[i] += vec4<f32>(part[i]); }\n    workgroupBarrier();\n  }\n  let c0',
+    );
 }
 
 /**
@@ -225,8 +230,16 @@ export const matmulKernel = variants((transA: boolean, transB: boolean, opts: Om
   const enable: string[] = [];
   if (a === 'f16' || b === 'f16' || math === 'f16') enable.push('f16');
   if (opts.subgroups) enable.push('subgroups');
-  const tag = [transA ? 'tA' : '', transB ? 'tB' : '', a !== 'f32' ? `A:${a}` : '', b !== 'f32' ? `B:${b}` : '',
-    opts.subgroups ? 'subgroup' : '', math !== 'f32' ? `math:${math}` : ''].filter(Boolean).join(' ');
+  const tag = [
+    transA ? 'tA' : '',
+    transB ? 'tB' : '',
+    a !== 'f32' ? `A:${a}` : '',
+    b !== 'f32' ? `B:${b}` : '',
+    opts.subgroups ? 'subgroup' : '',
+    math !== 'f32' ? `math:${math}` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   return defineKernel({
     name: `matmul${tag ? ` ${tag}` : ''}`,
     enable,

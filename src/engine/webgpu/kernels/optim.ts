@@ -9,7 +9,15 @@ export const adamwKernel = defineKernel({
   name: 'adamw',
   bindings: { G: ro(), P: rw(), M: rw(), Vv: rw() },
   uniforms: {
-    n: 'u32', lr: 'f32', beta1: 'f32', beta2: 'f32', eps: 'f32', wd: 'f32', bc1: 'f32', bc2: 'f32', gradScale: 'f32',
+    n: 'u32',
+    lr: 'f32',
+    beta1: 'f32',
+    beta2: 'f32',
+    eps: 'f32',
+    wd: 'f32',
+    bc1: 'f32',
+    bc2: 'f32',
+    gradScale: 'f32',
   },
   body: perElement(`let g = G[i] * u.gradScale;
   let m = u.beta1 * M[i] + (1.0 - u.beta1) * g;

@@ -23,14 +23,26 @@ async function readSample(f: InputFile | undefined): Promise<TaskSample | null> 
   return sampleTask(await f.data.slice(0, SAMPLE_BYTES).text(), f.data.size);
 }
 
-export function GridEstimate({ grid, settings, task, secPerSetting }: {
-  grid: GridSettings; settings: OTSetting[]; task: InputFile[]; secPerSetting: number | null;
+export function GridEstimate({
+  grid,
+  settings,
+  task,
+  secPerSetting,
+}: {
+  grid: GridSettings;
+  settings: OTSetting[];
+  task: InputFile[];
+  secPerSetting: number | null;
 }) {
   const model = useUi((s) => s.model);
   const [cal, setCal] = useState<Calibration | null>(null);
   const [calError, setCalError] = useState<string | null>(null);
   // Sizes of the task they were read from: an estimate waits for the current task's.
-  const [sizes, setSizes] = useState<{ of: InputFile[]; train: TaskSample | null; test: TaskSample | null }>({ of: [], train: null, test: null });
+  const [sizes, setSizes] = useState<{ of: InputFile[]; train: TaskSample | null; test: TaskSample | null }>({
+    of: [],
+    train: null,
+    test: null,
+  });
 
   useEffect(() => {
     if (!model) return;
@@ -38,10 +50,12 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     setCal(null);
     setCalError(null);
     // Once per model and seq len (the worker caches it): a couple of forward passes and one SVD.
-    studio().calibrate(grid.seqLen).then(
-      (c) => alive && setCal(c),
-      (e: unknown) => alive && setCalError(e instanceof Error ? e.message : String(e)),
-    );
+    studio()
+      .calibrate(grid.seqLen)
+      .then(
+        (c) => alive && setCal(c),
+        (e: unknown) => alive && setCalError(e instanceof Error ? e.message : String(e)),
+      );
     return () => {
       alive = false;
     };
@@ -64,20 +78,26 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     const L = model.numLayers;
     const middle = model.layers.filter((l) => l.index >= grid.bottom && l.index < L - grid.top);
     // Matrices of a middle block: its 2-D weights (q k v o gate up down for LLaMA).
-    const matricesPerBlock = (i: number) => model.tensors.filter((t) => t.shape.length === 2 && new RegExp(`\\.${i}\\.`).test(t.name)).length;
+    const matricesPerBlock = (i: number) =>
+      model.tensors.filter((t) => t.shape.length === 2 && new RegExp(`\\.${i}\\.`).test(t.name)).length;
     const pick = (limit: number, s: TaskSample | null) => (limit > 0 ? (s ? Math.min(limit, s.rows) : limit) : (s?.rows ?? 0));
     if (!sizes.train || !sizes.test) return null;
     const trainExamples = pick(grid.trainLimit, sizes.train);
     const testItems = pick(grid.testLimit, sizes.test);
     if (!trainExamples || !testItems) return null;
     const shape = {
-      settings, seeds,
+      settings,
+      seeds,
       params: { total: model.totalParams, middle: middle.reduce((a, l) => a + l.params, 0) },
       middleMatrices: middle.reduce((a, l) => a + matricesPerBlock(l.index), 0),
-      trainExamples, testItems, epochs: grid.epochs,
+      trainExamples,
+      testItems,
+      epochs: grid.epochs,
       trainTokens: tokensPerRow(sizes.train?.charsPerRow ?? 0, grid.seqLen),
       testTokens: tokensPerRow(sizes.test?.charsPerRow ?? 0, model.maxPositions) * (sizes.test?.choices ?? 1),
-      supportExamples: grid.supportExamples, seqLen: grid.seqLen, fullFT: grid.fullFT,
+      supportExamples: grid.supportExamples,
+      seqLen: grid.seqLen,
+      fullFT: grid.fullFT,
     };
     return { ...estimateGrid(shape, cal), shape };
   }, [model, cal, settings, seeds, grid, sizes, task]);
@@ -93,7 +113,9 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     estimate = (
       <>
         <b>estimated {formatDuration(est.seconds)}</b> for {runs} run{runs === 1 ? '' : 's'}{' '}
-        <span data-testid="grid-estimate-how">(an estimate: {(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token measured on this machine; hover for how)</span>
+        <span data-testid="grid-estimate-how">
+          (an estimate: {(cal.forwardSecPerToken * 1000).toFixed(2)} ms/token measured on this machine; hover for how)
+        </span>
       </>
     );
   }
@@ -101,7 +123,9 @@ export function GridEstimate({ grid, settings, task, secPerSetting }: {
     ? `Estimate from a speed measured on this backend (${cal.backend}): ${(cal.forwardSecPerToken * 1000).toFixed(3)} ms per token of ${cal.model}'s forward pass, ` +
       `training ≈ 3× that, ${cal.svdSecondsPerMatrix.toFixed(2)} s per SVD of a middle matrix, ${cal.loadSeconds.toFixed(1)} s to load the model per run; ` +
       "token counts from the task file's size. " +
-      (est ? `Per run: ${est.shape.trainExamples} training examples of about ${est.shape.trainTokens} tokens, ${est.shape.testItems} test items of about ${est.shape.testTokens} tokens scored. ` : '') +
+      (est
+        ? `Per run: ${est.shape.trainExamples} training examples of about ${est.shape.trainTokens} tokens, ${est.shape.testItems} test items of about ${est.shape.testTokens} tokens scored. `
+        : '') +
       'Other work on this machine makes it slower.'
     : undefined;
   return (

@@ -4,16 +4,40 @@ import { keptOfMatrix } from './kept';
 
 function run(layers: unknown[] | null): OTRun {
   return {
-    id: 'r', createdAt: '', model: 'demo', task: 't', metric: 'acc', origin: 'browser',
+    id: 'r',
+    createdAt: '',
+    model: 'demo',
+    task: 't',
+    metric: 'acc',
+    origin: 'browser',
     setting: { method: 'gradot', keep: 0.3, lambdaAttn: 1, lambdaMlp: 1, adapters: { bottom: 1, top: 1 } },
-    fullZS: null, emulatorZS: null, emulatorFT: null, plugIn: null, fullFT: null, delta: null, compressionRatio: null,
+    fullZS: null,
+    emulatorZS: null,
+    emulatorFT: null,
+    plugIn: null,
+    fullFT: null,
+    delta: null,
+    compressionRatio: null,
     ...(layers ? { report: { compressRecord: { emulator: { layers } } } } : {}),
   };
 }
 
 const layers = [
   { index: 0, source: 0, role: 'bottom', ranks: {}, mlpWidth: 64 },
-  { index: 1, source: 1, role: 'middle', ranks: { q: 3, up: 4 }, mlpWidth: 64, keptRanges: { q: [[0, 2], [7, 8]], up: [[0, 4]] } },
+  {
+    index: 1,
+    source: 1,
+    role: 'middle',
+    ranks: { q: 3, up: 4 },
+    mlpWidth: 64,
+    keptRanges: {
+      q: [
+        [0, 2],
+        [7, 8],
+      ],
+      up: [[0, 4]],
+    },
+  },
   { index: 2, source: 3, role: 'middle', ranks: { k: 2 }, mlpWidth: 40 },
   { index: 3, source: 4, role: 'top', ranks: {}, mlpWidth: 64 },
 ];

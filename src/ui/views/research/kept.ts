@@ -48,13 +48,21 @@ export function keptOfMatrix(r: OTRun, layer: number, proj: string, n: number, i
   const runs = rec.keptRanges?.[proj];
   const comps = Array.isArray(runs) ? expand(runs) : undefined;
   if (typeof rank !== 'number') {
-    if (MLP.has(proj) && rec.mlpWidth < intermediate) return { kept: [], note: `MLP channels pruned to ${rec.mlpWidth}/${intermediate}: no σ cut` };
+    if (MLP.has(proj) && rec.mlpWidth < intermediate)
+      return { kept: [], note: `MLP channels pruned to ${rec.mlpWidth}/${intermediate}: no σ cut` };
     return { kept: Array.from({ length: n }, (_, k) => k), note: `kept whole (${n}/${n})` };
   }
   if (Array.isArray(comps)) {
     const outside = comps.filter((k) => k >= comps.length).length;
-    return { kept: comps, cut: comps.length, note: `keeps ${comps.length}/${n}${outside ? `, ${outside} of them outside the top ${comps.length}` : ', the top ones'}` };
+    return {
+      kept: comps,
+      cut: comps.length,
+      note: `keeps ${comps.length}/${n}${outside ? `, ${outside} of them outside the top ${comps.length}` : ', the top ones'}`,
+    };
   }
-  return { kept: Array.from({ length: Math.min(rank, n) }, (_, k) => k), cut: rank, note: `keeps ${rank}/${n} (components not recorded: drawn as the top ${rank})` };
+  return {
+    kept: Array.from({ length: Math.min(rank, n) }, (_, k) => k),
+    cut: rank,
+    note: `keeps ${rank}/${n} (components not recorded: drawn as the top ${rank})`,
+  };
 }
-
