@@ -44,7 +44,11 @@ async function expectNColumn(table: Locator): Promise<void> {
   expect(ns, `every row evaluated on the first ${EVAL_N} examples`).toEqual(ns.map(() => String(EVAL_N)));
 }
 
-/** The "Try it" box: a few greedy tokens through the ONNX export + transformers.js (local wasm). */
+/**
+ * The "Try it" box: a few greedy tokens through the ONNX export + transformers.js (local wasm). The tokens
+ * are counted, not judged: 20 steps of adapter tuning on an emulator built to hide the model (balanced λ)
+ * may leave greedy decoding on whitespace, in the emulator and in the plug-in model alike.
+ */
 async function tryIt(page: Page, testId: string): Promise<void> {
   const box = page.getByTestId(testId);
   await box.scrollIntoViewIfNeeded();
@@ -54,7 +58,9 @@ async function tryIt(page: Page, testId: string): Promise<void> {
   const out = await page.getByTestId(`${testId}-output`).innerText();
   const prompt = await page.getByTestId(`${testId}-prompt`).inputValue();
   expect(out.startsWith(prompt), 'the output continues the prompt').toBe(true);
-  expect(out.slice(prompt.length).trim().length, 'generated text').toBeGreaterThan(0);
+  const meta = await page.getByTestId(`${testId}-meta`).innerText();
+  expect(Number(/(\d+) new tokens/.exec(meta)?.[1] ?? 0), `new tokens generated ("${meta}")`).toBeGreaterThan(0);
+  console.log(`  ${testId}: ${JSON.stringify(out.slice(prompt.length))} (${meta.replace(/\s+/g, ' ')})`);
 }
 
 test.describe('studio shell', () => {
