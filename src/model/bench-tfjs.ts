@@ -25,22 +25,28 @@ type TfWasm = typeof import('@tensorflow/tfjs-backend-wasm');
 async function loadTf(threads: number): Promise<{ tf: Tf; threads: number; simd: boolean }> {
   let tf: Tf;
   let wasm: TfWasm;
+  const proc = (globalThis as { process?: { versions?: { node?: string }; env?: Record<string, string | undefined> } }).process;
+  // Plain Node (not Vitest): go straight to require(). A failed ES import first would leave tfjs-core's ES
+  // files in Node's module cache, and a later require() of them hits the same extension-less imports.
+  const plainNode = typeof proc?.versions?.node === 'string' && !proc.env?.VITEST;
   try {
+    if (plainNode) throw new Error('plain Node: CommonJS path');
     // Bundlers (Vite in the page, Vitest with the package inlined) resolve tfjs-core's ES build.
     tf = await import('@tensorflow/tfjs-core');
     await import('@tensorflow/tfjs-core/dist/register_all_gradients');
     wasm = await import('@tensorflow/tfjs-backend-wasm');
   } catch (e) {
-    const isNode = typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
-    if (!isNode) throw e;
+    if (typeof proc?.versions?.node !== 'string') throw e;
     // Plain Node (the CLI under tsx): tfjs-core's ES build uses extension-less imports Node's ESM loader
-    // rejects, and its CommonJS bundle has no gradients; require() (tsx transpiles the ES files) reaches
-    // both. Registries are global, so the gradients land in the same engine.
+    // rejects, and its CommonJS bundle has no gradients. Registries are global, so the gradients land in
+    // the same engine.
     const name = 'node:module';
     const { createRequire } = (await import(/* @vite-ignore */ name)) as typeof import('node:module');
     const req = createRequire(import.meta.url);
     tf = req('@tensorflow/tfjs-core') as Tf;
-    req('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+    // The union package's CommonJS bundle registers every gradient into that same tfjs-core (it requires
+    // it); tfjs-core's own register_all_gradients is ES-only, which Node's require(esm) cannot resolve.
+    req('@tensorflow/tfjs');
     wasm = req('@tensorflow/tfjs-backend-wasm') as TfWasm;
   }
   wasm.setThreadsCount(threads);
