@@ -230,7 +230,14 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   check(!(await evalPanel.getByRole('button', { name: /Download PEFT/ }).isEnabled()), 'PEFT download is disabled after a full-block run');
   await page.getByTestId('eval-drop-input').setInputFiles(join(repo, 'public/data/genre-short-mc/test.jsonl'));
   check((await field(page, 'examples (0 = all)', evalPanel).inputValue()) === '200', 'evaluation defaults to 200 examples');
-  check(await evalPanel.getByTestId('eval-estimate').isVisible(), 'evaluation size is shown before starting');
+  const evalEstimate = (
+    await evalPanel
+      .getByTestId('eval-estimate')
+      .innerText({ timeout: 5_000 })
+      .catch(() => '')
+  ).replace(/\s+/g, ' ');
+  check(/\d+ of \d+ examples/.test(evalEstimate), `evaluation size is shown before starting ("${evalEstimate}")`);
+  check(/about \d/.test(evalEstimate), 'and its time, estimated from the tuning run before the first evaluation');
   await evalPanel.getByRole('button', { name: /Evaluate emulator/ }).click();
   check(await cancelIn(page, evalPanel), 'evaluation has a Cancel button');
   check(await cancelledIn(evalPanel), 'cancelled evaluation says "cancelled"');

@@ -254,6 +254,11 @@ export interface DatasetPreview {
   warnings: string[];
   /** Which code validated it (src/data, or the worker's syntax-only check). */
   validatedBy: string;
+  /**
+   * Mean characters an evaluation scores per record (multiple choice: context + choice, summed over the
+   * choices; prompt + answer; text), for a time estimate before the first evaluation.
+   */
+  meanScoredChars?: number;
 }
 
 export interface TuneOptions {

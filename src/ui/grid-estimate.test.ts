@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { CHARS_PER_TOKEN, emulatorShare, estimateGrid, sampleTask, TRAIN_FACTOR, tokensPerRow, type GridShape } from './grid-estimate';
+import {
+  CHARS_PER_TOKEN,
+  emulatorShare,
+  estimateEvalSeconds,
+  estimateGrid,
+  sampleTask,
+  TRAIN_FACTOR,
+  tokensPerRow,
+  type GridShape,
+} from './grid-estimate';
 
 const base: GridShape = {
   settings: [{ method: 'svd', keep: 0.5 }],
@@ -114,5 +123,21 @@ describe('grid estimate', () => {
     expect(big.rows).toBeLessThan(110);
     expect(sampleTask('just text\nmore text\n', 20).choices).toBe(1);
     expect(sampleTask('', 0).rows).toBe(0);
+  });
+});
+
+describe('estimateEvalSeconds', () => {
+  it('counts scored tokens over the forward speed implied by the training speed', () => {
+    // 200 items × 2 passes × (120 chars / 4) = 12000 tokens; training 500 tokens/s → forward 1500 tokens/s → 8 s.
+    expect(estimateEvalSeconds(200, 120, 2, 500)).toBeCloseTo((200 * 2 * (120 / CHARS_PER_TOKEN)) / (TRAIN_FACTOR * 500), 12);
+    expect(estimateEvalSeconds(200, 120, 2, 500)).toBeCloseTo(8, 12);
+    // Twice the items or passes, twice the time; twice the speed, half.
+    expect(estimateEvalSeconds(400, 120, 2, 500)! / estimateEvalSeconds(200, 120, 2, 500)!).toBeCloseTo(2, 12);
+    expect(estimateEvalSeconds(200, 120, 1, 1000)! / estimateEvalSeconds(200, 120, 2, 500)!).toBeCloseTo(0.25, 12);
+  });
+  it('says nothing without a measured speed or text', () => {
+    expect(estimateEvalSeconds(200, 120, 2, 0)).toBeNull();
+    expect(estimateEvalSeconds(200, 0, 2, 500)).toBeNull();
+    expect(estimateEvalSeconds(0, 120, 2, 500)).toBeNull();
   });
 });

@@ -56,6 +56,17 @@ export function emulatorShare(params: GridShape['params'], method: CompressMetho
   return Math.max(0, params.total - params.middle * (1 - k)) / params.total;
 }
 
+/**
+ * An evaluation's time before it has run once, from the tuning run's measured training speed on the same
+ * emulator: a forward pass costs about 1 / TRAIN_FACTOR of a training step per token. `passes` = how many
+ * models are evaluated (Emulator ZS, and Emulator FT when adapters are open).
+ */
+export function estimateEvalSeconds(items: number, meanScoredChars: number, passes: number, trainTokensPerSec: number): number | null {
+  if (!(trainTokensPerSec > 0) || !(meanScoredChars > 0) || items <= 0) return null;
+  const tokens = items * passes * (meanScoredChars / CHARS_PER_TOKEN);
+  return tokens / (TRAIN_FACTOR * trainTokensPerSec);
+}
+
 export function estimateGrid(
   g: GridShape,
   cal: Pick<Calibration, 'forwardSecPerToken' | 'svdSecondsPerMatrix'> & { loadSeconds?: number },

@@ -266,6 +266,18 @@ export function previewRows(ds: Dataset): { columns: string[]; rows: Record<stri
   };
 }
 
+/** What an evaluation reads per record, in characters (see DatasetPreview.meanScoredChars). */
+export function meanScoredChars(ds: Dataset): number {
+  if (!ds.records.length) return 0;
+  let chars = 0;
+  for (const r of ds.records as { text?: string; context?: string; choices?: string[]; prompt?: string; answer?: string }[]) {
+    if (ds.kind === 'mc') for (const c of r.choices ?? []) chars += (r.context ?? '').length + c.length;
+    else if (ds.kind === 'lm') chars += (r.text ?? '').length;
+    else chars += (r.prompt ?? '').length + (r.answer ?? '').length;
+  }
+  return chars / ds.records.length;
+}
+
 export async function openDataset(file: InputFile): Promise<DatasetPreview> {
   const lower = file.path.toLowerCase();
   const guess: DatasetPreview['format'] =
@@ -312,6 +324,7 @@ export async function openDataset(file: InputFile): Promise<DatasetPreview> {
         : []),
     ],
     validatedBy: 'src/data readDataset + validateDataset',
+    meanScoredChars: meanScoredChars(ds),
   };
   openDatasets.set(preview.datasetId, { preview, file, dataset: ds });
   return preview;

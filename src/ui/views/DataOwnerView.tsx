@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState, type ReactNode } from 'react';
 import type { DatasetPreview, ProgressEvent } from '../../jobs/studio-api';
 import { DEFAULT_EVAL_LIMIT, DEFAULT_LR, useUi } from '../../store/ui';
 import { LineChart } from '../charts/LineChart';
+import { estimateEvalSeconds } from '../grid-estimate';
 import { CancelButton, CapButton, Empty, KV, MetricsTable, NumField, Panel, Progress, type JobEnd } from '../components/common';
 import { TryIt } from '../components/TryIt';
 import { FileDrop } from '../components/FileDrop';
@@ -432,6 +433,12 @@ function EvalPanel() {
   const [secondsPerItem, setSecondsPerItem] = useState<number | null>(null);
   const items = evalSet ? (limit > 0 ? Math.min(limit, evalSet.totalRows) : evalSet.totalRows) : 0;
   const passes = runId ? 2 : 1;
+  // Before the first evaluation: the tuning run on this emulator measured its speed.
+  const tuneResult = useUi((s) => s.tuneResult);
+  const fromTune =
+    evalSet && tuneResult && evalSet.meanScoredChars
+      ? estimateEvalSeconds(items, evalSet.meanScoredChars, passes, tuneResult.tokensPerSec)
+      : null;
   const exportAdapters = async (format: 'safetensors' | 'peft') => {
     if (!runId) return;
     try {
@@ -495,7 +502,9 @@ function EvalPanel() {
           {items} of {evalSet.totalRows} examples × {passes} pass{passes > 1 ? 'es' : ''}
           {secondsPerItem
             ? ` · about ${formatDuration(items * secondsPerItem)} at the last run's speed`
-            : ' · the time estimate appears after the first batch'}
+            : fromTune !== null
+              ? ` · about ${formatDuration(fromTune)} (estimated from the tuning run's speed: ${tuneResult!.tokensPerSec.toFixed(0)} tokens/s training ≈ 3 forward passes per token)`
+              : ' · the time estimate appears after a tuning run or the first batch'}
         </div>
       ) : null}
       <Progress progress={job.running ? job.progress : null} running={job.running} ended={job.ended} />
