@@ -128,8 +128,9 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
       ),
     'bundled task text is the support data (no local file)',
   );
-  await field(page, 'support examples', settings).fill('4');
-  await field(page, 'context', settings).fill('32');
+  // The run to cancel is made long enough to be caught running (the demo model compresses in seconds).
+  await field(page, 'support examples', settings).fill('400');
+  await field(page, 'context', settings).fill('128');
   const build = settings.getByRole('button', { name: /Build emulator/ });
   await build.click();
   // The ETA keeps moving between progress events.
@@ -149,6 +150,8 @@ test('every long job can be cancelled; hosted-demo GradOT; researcher plots', as
   check(await cancelledIn(settings), 'cancelled compress says "cancelled"');
   check(await build.isEnabled(), 'Build is enabled again after cancel');
   await shot(page, 'jobs-compress-cancelled');
+  await field(page, 'support examples', settings).fill('4');
+  await field(page, 'context', settings).fill('32');
   await build.click();
   const results = page.locator('section[aria-label^="Results · gradot"]');
   check(
