@@ -16,6 +16,7 @@
  */
 import { dense, gemm64 } from './gemm64';
 import { rowKernels } from './rowops';
+import { implicitQL } from './tridiag';
 
 export interface SymEigen {
   /** Eigenvalues, ascending. */
@@ -285,57 +286,7 @@ function tql(d: Float64Array, eIn: Float64Array, n: number): { values: Float64Ar
   for (let i = 0; i < n - 1; i++) e[i] = eIn[i]!;
   const z = new Float64Array(n * n); // row c is eigenvector c
   for (let i = 0; i < n; i++) z[i * n + i] = 1;
-  for (let l = 0; l < n; l++) {
-    let iter = 0;
-    let m: number;
-    do {
-      for (m = l; m < n - 1; m++) {
-        const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
-        if (Math.abs(e[m]!) <= EPS * dd) break;
-      }
-      if (m !== l) {
-        if (iter++ === 60) throw new Error('symmetric eigensolver: QL did not converge');
-        let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
-        let r = Math.hypot(g, 1);
-        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
-        let s = 1,
-          c = 1,
-          p = 0;
-        let i: number;
-        let early = false;
-        for (i = m - 1; i >= l; i--) {
-          let f = s * e[i]!;
-          const b = c * e[i]!;
-          r = Math.hypot(f, g);
-          e[i + 1] = r;
-          if (r === 0) {
-            d[i + 1]! -= p;
-            e[m] = 0;
-            early = true;
-            break;
-          }
-          s = f / r;
-          c = g / r;
-          g = d[i + 1]! - p;
-          r = (d[i]! - g) * s + 2 * c * b;
-          p = s * r;
-          d[i + 1] = g + p;
-          g = c * r - b;
-          const zi = i * n;
-          const zi1 = (i + 1) * n;
-          for (let k = 0; k < n; k++) {
-            f = z[zi1 + k]!;
-            z[zi1 + k] = s * z[zi + k]! + c * f;
-            z[zi + k] = c * z[zi + k]! - s * f;
-          }
-        }
-        if (early) continue;
-        d[l]! -= p;
-        e[l] = g;
-        e[m] = 0;
-      }
-    } while (m !== l);
-  }
+  implicitQL(d, e, z, n, (em, dd) => em <= EPS * dd, 'symmetric eigensolver: QL did not converge');
   // Sort ascending; vectors as columns of a row-major matrix.
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[a]! - d[b]! || a - b);
   const values = new Float64Array(n);

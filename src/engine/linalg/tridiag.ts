@@ -80,20 +80,37 @@ export function symmetricEigenQL(input: Float64Array, n: number): TridiagEigen {
   for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) z[c * n + r] = a[r * n + c]!;
   for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
   e[n - 1] = 0;
+  // NR's test: e[m] is negligible when adding it does not change dd in floating point.
+  implicitQL(d, e, z, n, (em, dd) => em + dd === dd, 'symmetricEigenQL: no convergence');
+  return { values: d, vectorsT: z };
+}
+
+/**
+ * Implicit-shift QL sweeps (tqli) on the tridiagonal (d, e) of size n, e[i] coupling i and i+1 (e[n-1] = 0),
+ * rotating the rows of z (row c becomes eigenvector c when z starts as Qᵀ or the identity). d ends as the
+ * eigenvalues, unsorted; `noConvergence` is the error after 60 iterations on one eigenvalue. `negligible(|e[m]|, |d[m]| + |d[m+1]|)` is the deflation test: each caller keeps its own.
+ */
+export function implicitQL(
+  d: Float64Array,
+  e: Float64Array,
+  z: Float64Array,
+  n: number,
+  negligible: (em: number, dd: number) => boolean,
+  noConvergence: string,
+): void {
   for (let l = 0; l < n; l++) {
     let iter = 0;
     let m: number;
     do {
       for (m = l; m < n - 1; m++) {
         const dd = Math.abs(d[m]!) + Math.abs(d[m + 1]!);
-        // NR's test: e[m] is negligible when adding it does not change dd in floating point.
-        if (Math.abs(e[m]!) + dd === dd) break;
+        if (negligible(Math.abs(e[m]!), dd)) break;
       }
       if (m !== l) {
-        if (iter++ === 60) throw new Error('symmetricEigenQL: no convergence');
+        if (iter++ === 60) throw new Error(noConvergence);
         let g = (d[l + 1]! - d[l]!) / (2 * e[l]!);
         let r = Math.hypot(g, 1);
-        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? Math.abs(r) : -Math.abs(r)));
+        g = d[m]! - d[l]! + e[l]! / (g + (g >= 0 ? r : -r));
         let s = 1,
           c = 1,
           p = 0;
@@ -132,5 +149,4 @@ export function symmetricEigenQL(input: Float64Array, n: number): TridiagEigen {
       }
     } while (m !== l);
   }
-  return { values: d, vectorsT: z };
 }
