@@ -41,7 +41,8 @@ export interface CompressOptions {
   lambdaAttn?: number;
   /** λ of SCP (MLP). Default 1. */
   lambdaMlp?: number;
-  /** SVD algorithm for the `svd` baseline ('auto' = exact up to 256, randomized above). gradot always uses
+  /** SVD algorithm for the `svd` baseline ('auto' = exact, randomized only for ranks below a tenth of the
+   *  matrix's smaller side, svd.ts chooseSvdMethod). gradot always uses
    *  the exact SVD: DRD scores every component, so it needs the full spectrum. */
   svdMethod?: SvdMethod;
   seed?: number;
