@@ -361,6 +361,7 @@ test.describe('real model sizes', () => {
     page.on('crash', () => (crashed = true));
     const phases: Phase[] = [];
     const failures: string[] = [];
+    const rec: Record<string, unknown> = {};
     const dir = await ensureModel('gpt2');
     const out = join(MODELS, 'out');
     mkdirSync(out, { recursive: true });
@@ -380,6 +381,7 @@ test.describe('real model sizes', () => {
       cliPhase.note = `CLI peak RSS ${gb(cliPhase.peakNode)}`;
       expect(cli.code, `CLI compress failed: ${cli.out.slice(-1500)}`).toBe(0);
       const cliMs = cliPhase.ms;
+      rec.cli = { ms: cliMs, peakRss: cliPhase.peakNode, args: cliArgs.slice(1).join(' ') };
 
       // ---- Model owner: open the folder's files, GradOT at keep 0.5 on bundled support text.
       await timed(mem, phases, 'studio: open model', () => openModel(page, dir));
@@ -407,6 +409,13 @@ test.describe('real model sizes', () => {
       const summary = (await page.getByTestId('compress-summary').innerText()).replace(/\s+/g, ' ');
       const resultsText = (await results.innerText()).replace(/\s+/g, ' ');
       const studioTime = /time\s*([\d.]+)s/.exec(resultsText)?.[1];
+      Object.assign(rec, {
+        studioCompressMs,
+        studioCompressOwnTimerS: studioTime ? Number(studioTime) : null,
+        ratio: studioCompressMs / cliMs,
+        memoryCheck: fit,
+        summary,
+      });
       await shot(page, 'real-size-gpt2-compressed');
       const pkgPaths = await timed(mem, phases, 'studio: download package', () =>
         downloadsOf(
@@ -461,6 +470,7 @@ test.describe('real model sizes', () => {
         { page, scope: evalPanel, shots: 'real-size-gpt2-eval' },
       );
       const evalRows = await metricsOf(evalPanel);
+      rec.evaluate = evalRows;
       await shot(page, 'real-size-gpt2-evaluated');
       const adapterPaths = await downloadsOf(
         page,
@@ -486,6 +496,7 @@ test.describe('real model sizes', () => {
         { page, scope: plug, shots: 'real-size-gpt2-plugin' },
       );
       const plugRows = await metricsOf(plug);
+      rec.done = true;
       await plug.scrollIntoViewIfNeeded();
       await shot(page, 'real-size-gpt2-plugged-in');
 
@@ -505,9 +516,7 @@ test.describe('real model sizes', () => {
       console.log(`  evaluate: ${evalRows.join(' | ')}`);
       console.log(`  plug-in: ${plugRows.join(' | ')}`);
       console.log(`  load: start "${uptimeStart}", end "${uptimeEnd}"`);
-      saveResults('gpt2', {
-        model: 'gpt2-shaped random (make-model gpt2)',
-        phases,
+      Object.assign(rec, {
         cli: { ms: cliMs, peakRss: cliPhase.peakNode, args: cliArgs.slice(1).join(' ') },
         studioCompressMs,
         studioCompressOwnTimerS: studioTime ? Number(studioTime) : null,
@@ -519,9 +528,6 @@ test.describe('real model sizes', () => {
         evalEstimate,
         evaluate: evalRows,
         plugIn: plugRows,
-        crashed,
-        uptimeStart,
-        uptimeEnd,
       });
 
       if (crashed) failures.push('the tab crashed');
@@ -537,7 +543,19 @@ test.describe('real model sizes', () => {
         );
       expect(failures, failures.join('\n')).toEqual([]);
     } finally {
+      // Whatever finished is kept, a failed or timed-out run included.
       mem.stop();
+      if (!rec.done) console.log(`\n${table(phases)}\n`);
+      saveResults('gpt2', {
+        model: 'gpt2-shaped random (make-model gpt2)',
+        finished: !!rec.done,
+        phases,
+        peaks: mem.peaks(),
+        crashed,
+        uptimeStart,
+        uptimeEnd: (await run('uptime', [])).out.trim(),
+        ...rec,
+      });
     }
   });
 
