@@ -482,7 +482,22 @@ test.describe('real model sizes', () => {
       await page.getByTestId('tab-model').click();
       const plug = page.locator('section[aria-label="Plug in returned adapters"]');
       await page.getByTestId('adapter-drop-input').setInputFiles(adapterPaths);
-      await plug.getByText(/layout, \d+ tensors/).waitFor({ timeout: 600_000 });
+      // Accepted (the drop zone names the layout) or refused (an error toast says why): whichever comes first.
+      const accepted = await Promise.race([
+        plug
+          .getByText(/layout, \d+ tensors/)
+          .waitFor({ timeout: 600_000 })
+          .then(() => null),
+        page
+          .locator('[data-testid=toast].error')
+          .first()
+          .waitFor({ timeout: 600_000 })
+          .then(async () => (await page.locator('[data-testid=toast].error').first().innerText()).replace(/\s+/g, ' ')),
+      ]);
+      if (accepted !== null) {
+        await shot(page, 'real-size-gpt2-adapters-refused');
+        throw new Error(`the model owner's studio refused the data owner's adapters: ${accepted}`);
+      }
       await page.getByTestId('plugin-task-drop-input').setInputFiles(join(repoRoot, 'public/data/genre-short-mc/test.jsonl'));
       await field(page, 'examples (0 = all)', plug).fill('100');
       await timed(
