@@ -48,7 +48,7 @@ export interface EstimateOptions {
   /** Sequences per batch and tokens per sequence (support batches, or training batches). */
   batch: number;
   seq: number;
-  /** gradot's working-memory budget beyond the model (default 1.5 GiB, as buildEmulator's). */
+  /** gradot's working-memory budget beyond the model (default 1 GiB, as buildEmulator's). */
   memoryBudget?: number;
   /** Bytes per element of the written package (default: the model's own, fileBytes / params). */
   packageBytesPerParam?: number;
@@ -84,7 +84,7 @@ export const ESTIMATE_MARGIN = 0.25;
 export const NODE_RUNTIME_BYTES = 160 * 2 ** 20;
 /** A studio tab before any model: the page, React, the worker and its engine. */
 export const PAGE_RUNTIME_BYTES = 300 * 2 ** 20;
-export const DEFAULT_ESTIMATE_BUDGET = 1.5 * 2 ** 30;
+export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
 
 const F32 = 4;
 
