@@ -72,6 +72,10 @@ export function linearCrossEntropyRows(
     be.copy(src, r0 * width, s, 0, n * width);
     return s;
   };
+  // Rows only read (x, W's pieces, the loss gradient): a view where the backend has one. Copies of W's
+  // pieces would allocate the whole head again per block and pass, left to the garbage collector.
+  const readRows = (src: Storage, r0: number, n: number, width: number): Storage =>
+    be.view ? be.view(src, r0 * width, n * width) : rowsOf(src, r0, n, width);
   const pieces: [number, number][] = [];
   for (let v0 = 0; v0 < V; v0 += pv) pieces.push([v0, Math.min(pv, V - v0)]);
   const logitsOf = (xs: Storage, n: number): Storage => {
@@ -79,7 +83,7 @@ export function linearCrossEntropyRows(
     // Each logit is still one whole dot product; the pieces only bound what is staged at once.
     const L = be.zeros(n * V);
     for (const [v0, vc] of pieces) {
-      const Wp = rowsOf(W.storage, v0, vc, d);
+      const Wp = readRows(W.storage, v0, vc, d);
       const lp = be.matmul(xs, Wp, { batch: 1, m: n, n: vc, k: d, transB: true });
       be.free(Wp);
       be.addIntoCols(L, lp, n, V, v0, vc);
@@ -93,7 +97,7 @@ export function linearCrossEntropyRows(
     const dxs = be.zeros(n * d);
     for (const [v0, vc] of pieces) {
       const dp = be.sliceCols(dlog, n, V, v0, vc);
-      const Wp = rowsOf(W.storage, v0, vc, d);
+      const Wp = readRows(W.storage, v0, vc, d);
       const t = be.matmul(dp, Wp, { batch: 1, m: n, n: d, k: vc });
       be.axpy(dxs, t, 1);
       for (const s of [dp, Wp, t]) be.free(s);
@@ -120,7 +124,7 @@ export function linearCrossEntropyRows(
 
   const loss = be.zeros(rows);
   for (const [r0, n] of blocks) {
-    const xs = rowsOf(x.storage, r0, n, d);
+    const xs = readRows(x.storage, r0, n, d);
     const logits = logitsOf(xs, n);
     be.free(xs);
     const l = be.crossEntropy(logits, targets.subarray(r0, r0 + n), n, V, ignoreIndex);
@@ -135,9 +139,9 @@ export function linearCrossEntropyRows(
       const dx = x.requiresGrad ? be.zeros(rows * d) : null;
       const dW = W.requiresGrad ? be.zeros(V * d) : null;
       for (const [r0, n] of blocks) {
-        const xs = rowsOf(x.storage, r0, n, d);
+        const xs = readRows(x.storage, r0, n, d);
         const logits = logitsOf(xs, n);
-        const gs = rowsOf(g, r0, n, 1);
+        const gs = readRows(g, r0, n, 1);
         const dlog = be.crossEntropyBackward(logits, targets.subarray(r0, r0 + n), gs, n, V, ignoreIndex);
         be.free(logits);
         be.free(gs);
