@@ -57,7 +57,7 @@ const HEAP_BASE = PAGE + MAX_GEMM64_THREADS * SLOT_BYTES;
 
 /** Products below this many flops (2mnk) stay single-threaded: copying the operands in and waking the
  *  workers costs more than the second core saves (measured in docs/svd.md). */
-export const GEMM64_PAR_MIN_FLOPS = 2 * 96 * 96 * 96;
+export const GEMM64_PAR_MIN_FLOPS = 2 * 192 * 192 * 192;
 
 // Worker body, plain JS so the same text runs as a Node eval worker and a Blob-URL Web Worker; `unit`
 // mirrors runUnit below (no arithmetic of its own: it only sequences pack and mk).
