@@ -3,7 +3,7 @@
  * on 1 vs N threads. Each pair runs back to back in one process (the machine is shared: compare within a
  * run), with the load average printed beside it. Results are checked bitwise equal.
  *
- *   npx tsx src/engine/linalg/gemm64.bench.ts [threads=2] [svd]
+ *   npx tsx src/engine/linalg/gemm64.bench.ts [threads=2] [svd | only-svd]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,6 +11,8 @@ import { gemm64, dense } from './gemm64';
 import { setGemm64Threads, startGemm64Threads } from './gemm64-pool';
 import { gaussianArray } from './rng';
 import { exactSvd } from './svd';
+import { gramSvdTimes } from './svd-gram';
+import { eigTimes } from './syevd';
 
 function rand(len: number, seed: number): Float64Array {
   const g = gaussianArray(len, seed);
@@ -76,6 +78,7 @@ function timeGemm(
 async function main(): Promise<void> {
   const T = Number(process.argv[2] ?? 2);
   const withSvd = process.argv.includes('svd');
+  const onlySvd = process.argv.includes('only-svd');
   const got = await startGemm64Threads(T);
   console.log(`gemm64 pool: ${got} threads ready (asked ${T}); load ${load()}`);
   const shapes: [number, number, number][] = [
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
     [2048, 2048, 5632],
   ];
   console.log('m x n x k            1 thread           N threads          speedup  CPU-s 1t / Nt (caller)  bitwise  load');
-  for (const [m, n, k] of shapes) {
+  for (const [m, n, k] of onlySvd ? [] : shapes) {
     const flop = 2 * m * n * k;
     const reps = flop < 1e9 ? 5 : flop < 2e10 ? 2 : 1;
     // Warm-up (JIT, memory growth) on both paths.
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
         `${sameBits(one.C, many.C) ? 'yes' : 'NO'}      ${load()}`,
     );
   }
-  if (!withSvd) return;
+  if (!withSvd && !onlySvd) return;
   for (const [m, n] of [
     [768, 3072],
     [2048, 5632],
@@ -126,8 +129,12 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const r = exactSvd(W, m, n);
       res.push({ s: (performance.now() - t0) / 1000, S: r.S });
+      const ph = { ...gramSvdTimes, ...eigTimes } as Record<string, number>;
+      const phases = ['gram', 'tridiag', 'dc', 'backTransform', 'project', 'polish']
+        .map((q) => `${q} ${(ph[q] ?? 0).toFixed(0)}`)
+        .join(' | ');
       console.log(
-        `exactSvd ${m}x${n} on ${t} thread(s): ${res[res.length - 1]!.s.toFixed(2)} s wall, ${(cpuNow() - c0).toFixed(2)} CPU-s, load ${load()}`,
+        `exactSvd ${m}x${n} on ${t} thread(s): ${res[res.length - 1]!.s.toFixed(2)} s wall, ${(cpuNow() - c0).toFixed(2)} CPU-s, load ${load()}; phases (ms): ${phases}`,
       );
     }
     console.log(`  speedup ${(res[0]!.s / res[1]!.s).toFixed(2)}x, singular values bitwise equal: ${sameBits(res[0]!.S, res[1]!.S)}`);
