@@ -7,6 +7,7 @@ import { gaussianArray } from './rng';
 // packages built from these products are compared byte for byte).
 
 let ready = 1;
+let workerUnitsSeen = 0;
 beforeAll(async () => {
   ready = await startGemm64Threads(3);
 });
@@ -98,8 +99,13 @@ describe('gemm64 on threads', () => {
       }
       expect(worst).toBeLessThan(1e-12);
       for (const t of [2, 3]) expect(bitsEqual(runCase(c, t, 1000 + 10 * ci), one), `${t} threads`).toBe(true);
+      workerUnitsSeen = gemm64ThreadsInfo().workerUnits;
     });
   }
+
+  it('the workers did part of the work (the caller does not wait for a worker that has not woken up)', () => {
+    expect(workerUnitsSeen).toBeGreaterThan(0);
+  });
 
   it('Gram through one array read twice (A and B share data), as the SVD does', () => {
     const rows = 300;

@@ -32,13 +32,13 @@ const MAX_PAGES = 32768;
 export const MAX_GEMM64_THREADS = 16;
 
 // Control words (Int32 indices into page 0).
-const SEQ = 0; // bumped once per product
-const DONE = 1; // workers that left the current product
+const SEQ = 0; // odd while the caller writes a product's parameters, even (and new) once they are set
+const FINISHED = 1; // units of the current product done
 const NTHREADS = 2;
 const STOP = 3;
-const NEXT = 4; // next unclaimed unit
 const NUNITS = 5;
 const ERROR = 6;
+const WORKER_UNITS = 7; // units done by workers since the pool started (tests, benches)
 const A_BASE = 8; // byte offset of A(0, 0)
 const A_RS = 9;
 const A_CS = 10;
@@ -46,7 +46,11 @@ const B_BASE = 11;
 const B_RS = 12;
 const B_CS = 13;
 const K_WORD = 14;
-const READY0 = 16; // READY0 + id: worker id is ready
+/** Byte offset of the 64-bit claim word: (SEQ of the product << 32) | next unclaimed unit. A claim is a
+ *  compare-exchange on it, so a worker that wakes late cannot claim a unit of a later product with the
+ *  parameters of an earlier one. */
+const NEXT_BYTE = 96;
+const READY0 = 32; // READY0 + id: worker id is ready
 const UNIT0 = 64; // units: [j0, nc, ncPad, r0, r1, outByte] each
 const UNIT_WORDS = 6;
 const MAX_UNITS = Math.floor((PAGE / 4 - UNIT0) / UNIT_WORDS);
@@ -68,8 +72,9 @@ function run(d) {
   const mk = ex.mk, pack = ex.pack;
   const c = new Int32Array(d.memory.buffer, 0, ${PAGE / 4});
   const id = d.id, sA = d.scratch, sB = d.scratch + ${A_SCRATCH};
-  function unit(u) {
-    const A = c[${A_BASE}], aRs = c[${A_RS}], aCs = c[${A_CS}], B = c[${B_BASE}], bRs = c[${B_RS}], bCs = c[${B_CS}], K = c[${K_WORD}];
+  const n64 = new BigUint64Array(d.memory.buffer, ${NEXT_BYTE}, 1);
+  const ld = (i) => Atomics.load(c, i);
+  function unit(u, A, aRs, aCs, B, bRs, bCs, K) {
     const b = ${UNIT0} + u * ${UNIT_WORDS};
     const j0 = c[b], nc = c[b + 1], ncPad = c[b + 2], r0 = c[b + 3], r1 = c[b + 4], out = c[b + 5];
     for (let p0 = 0; p0 < K; p0 += ${KC}) {
@@ -91,16 +96,26 @@ function run(d) {
     for (let i = 0; s === seen && i < 4000; i++) s = Atomics.load(c, ${SEQ});
     if (s === seen) { Atomics.wait(c, ${SEQ}, seen); continue; }
     seen = s;
-    if (Atomics.load(c, ${STOP})) return;
-    if (id >= Atomics.load(c, ${NTHREADS})) continue;
-    try {
-      const U = Atomics.load(c, ${NUNITS});
-      for (let u = Atomics.add(c, ${NEXT}, 1); u < U; u = Atomics.add(c, ${NEXT}, 1)) unit(u);
-    } catch (e) {
-      Atomics.store(c, ${ERROR}, 1);
-    } finally {
-      Atomics.add(c, ${DONE}, 1);
-      Atomics.notify(c, ${DONE});
+    if (ld(${STOP})) return;
+    if (s & 1) continue;
+    const T = ld(${NTHREADS}), U = ld(${NUNITS});
+    const A = ld(${A_BASE}), aRs = ld(${A_RS}), aCs = ld(${A_CS}), B = ld(${B_BASE}), bRs = ld(${B_RS}), bCs = ld(${B_CS}), K = ld(${K_WORD});
+    if (ld(${SEQ}) !== s || id >= T) continue;
+    const tag = BigInt(s >>> 0) << 32n;
+    for (;;) {
+      const v = Atomics.load(n64, 0);
+      if ((v >> 32n) << 32n !== tag) break;
+      const u = Number(v & 0xffffffffn);
+      if (u >= U) break;
+      if (Atomics.compareExchange(n64, 0, v, v + 1n) !== v) continue;
+      try {
+        unit(u, A, aRs, aCs, B, bRs, bCs, K);
+      } catch (e) {
+        Atomics.store(c, ${ERROR}, 1);
+      }
+      Atomics.add(c, ${WORKER_UNITS}, 1);
+      Atomics.add(c, ${FINISHED}, 1);
+      Atomics.notify(c, ${FINISHED});
     }
   }
 }
@@ -162,9 +177,15 @@ export function gemm64ThreadsWanted(): number {
   return Math.max(1, Math.min(MAX_GEMM64_THREADS, n));
 }
 
-/** Threads a large f64 product runs on now, and why fewer than wanted (null if none). */
-export function gemm64ThreadsInfo(): { wanted: number; ready: number; reason: string | null } {
-  return { wanted: gemm64ThreadsWanted(), ready: pool ? 1 + readyWorkers(pool) : 1, reason };
+/** Threads a large f64 product runs on now, why fewer than wanted (null if none), and how many work units
+ *  the workers (not the caller) have computed so far. */
+export function gemm64ThreadsInfo(): { wanted: number; ready: number; reason: string | null; workerUnits: number } {
+  return {
+    wanted: gemm64ThreadsWanted(),
+    ready: pool ? 1 + readyWorkers(pool) : 1,
+    reason,
+    workerUnits: pool ? Atomics.load(pool.ctrl, WORKER_UNITS) : 0,
+  };
 }
 
 function makePool(): Pool | null {
@@ -246,7 +267,7 @@ export function stopGemm64Threads(): void {
   const p = pool;
   if (!p) return;
   Atomics.store(p.ctrl, STOP, 1);
-  Atomics.add(p.ctrl, SEQ, 1);
+  Atomics.add(p.ctrl, SEQ, 2);
   Atomics.notify(p.ctrl, SEQ);
   for (const w of p.workers) void w.terminate();
   pool = undefined;
@@ -342,35 +363,48 @@ export function gemm64Parallel(
     bBase = aBase + 8 * (hi - lo);
     copyIn(f64, bBase / 8, B.data, bLo, bHi);
   }
+  // Publish: SEQ odd, parameters, a claim word tagged with the new SEQ, then SEQ even.
   const c = p.ctrl;
-  c[A_BASE] = aBase + 8 * (A.off - lo);
-  c[A_RS] = A.rs;
-  c[A_CS] = A.cs;
-  c[B_BASE] = bBase;
-  c[B_RS] = B.rs;
-  c[B_CS] = B.cs;
-  c[K_WORD] = k;
+  const seq = (Atomics.load(c, SEQ) + 2) | 0;
+  Atomics.store(c, SEQ, seq - 1);
   for (let t = 0; t < units.length; t++) c[UNIT0 + t] = units[t]!;
+  Atomics.store(c, A_BASE, aBase + 8 * (A.off - lo));
+  Atomics.store(c, A_RS, A.rs);
+  Atomics.store(c, A_CS, A.cs);
+  Atomics.store(c, B_BASE, bBase);
+  Atomics.store(c, B_RS, B.rs);
+  Atomics.store(c, B_CS, B.cs);
+  Atomics.store(c, K_WORD, k);
   Atomics.store(c, NUNITS, U);
-  Atomics.store(c, NEXT, 0);
   Atomics.store(c, NTHREADS, T);
-  Atomics.store(c, DONE, 0);
+  Atomics.store(c, FINISHED, 0);
   Atomics.store(c, ERROR, 0);
-  Atomics.add(c, SEQ, 1);
+  const next = new BigUint64Array(p.memory.buffer, NEXT_BYTE, 1);
+  const tag = BigInt(seq >>> 0) << 32n;
+  Atomics.store(next, 0, tag);
+  Atomics.store(c, SEQ, seq);
   Atomics.notify(c, SEQ);
 
-  // The caller's share, then wait for the workers to leave this product.
+  // The caller's share (claimed like a worker's), then wait until every unit is done: a worker that has
+  // not woken up by then is not waited for.
   let failure: unknown = null;
-  try {
-    for (let u = Atomics.add(c, NEXT, 1); u < U; u = Atomics.add(c, NEXT, 1)) runUnit(p, c, u, PAGE);
-  } catch (e) {
-    failure = e;
+  for (;;) {
+    const v = Atomics.load(next, 0);
+    const u = Number(v & 0xffffffffn);
+    if (u >= U) break;
+    if (Atomics.compareExchange(next, 0, v, v + 1n) !== v) continue;
+    try {
+      runUnit(p, c, u, PAGE);
+    } catch (e) {
+      failure ??= e;
+    }
+    Atomics.add(c, FINISHED, 1);
   }
-  let d = Atomics.load(c, DONE);
-  for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
-  while (d < T - 1) {
-    Atomics.wait(c, DONE, d, 1000);
-    d = Atomics.load(c, DONE);
+  let d = Atomics.load(c, FINISHED);
+  for (let i = 0; d < U && i < 4000; i++) d = Atomics.load(c, FINISHED);
+  while (d < U) {
+    Atomics.wait(c, FINISHED, d, 1000);
+    d = Atomics.load(c, FINISHED);
   }
   if (failure) throw failure;
   if (Atomics.load(c, ERROR)) throw new Error('gemm64: a worker thread failed on its share of the product');
