@@ -25,7 +25,6 @@
 import type { Backend, FloatArray, Storage } from '../../engine/backend';
 import { backward, noGrad, tidy, Tensor } from '../../engine/tensor';
 import { countTargets } from '../../engine/ops';
-import * as ops from '../../engine/ops';
 import type { Decoder } from '../../model/decoder';
 import { linearName } from '../../model/decoder';
 import { linearDims, projsOf } from '../../model/hf';
@@ -287,7 +286,7 @@ export async function supportPass(
       const loss = tidy(() => {
         let x = top;
         for (let i = hi; i < L; i++) x = dec.block(i, x, B, T);
-        const l = ops.crossEntropy(dec.head(x), b.targets, ignore);
+        const l = dec.headLoss(x, b.targets, ignore);
         backward(l, { release: true });
         return l;
       });
