@@ -307,7 +307,7 @@ export function gemm64Parallel(
   if (!(A.rs >= 0 && A.cs >= 0 && B.rs >= 0 && B.cs >= 0)) return false;
   const p = makePool();
   if (!p) return false;
-  if (p.workers.length + 1 < want) spawn(p, want);
+  if (p.workers.length + 1 < want && reason === null) spawn(p, want); // after a failed start, no retries
   const T = Math.min(want, 1 + readyWorkers(p));
   if (T < 2) return false;
 
