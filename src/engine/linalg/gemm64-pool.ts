@@ -6,8 +6,10 @@
  * in once per product) and a result area laid out as gemm64's per-panel C strips. Every thread (the caller
  * included) runs its own instance of the f64 module (buildModule64 with an imported shared memory), packs
  * with its WebAssembly `pack` and multiplies with `mk`. Work units (a panel, or a row block of one) are
- * claimed from an atomic counter, so a thread slowed down by another process just takes fewer units. The
- * caller then adds the strips into C exactly as the single-threaded gemm64 does.
+ * claimed by compare-exchange on a counter tagged with the product's sequence number, so a thread slowed
+ * down by another process just takes fewer units, and the caller waits for the units to be done, never for
+ * a worker that has not woken up. The caller then adds the strips into C exactly as the single-threaded
+ * gemm64 does.
  *
  * Determinism: a unit covers whole elements of C and every element is summed over k in the same order, by
  * the same kernel, with the same blocking (KC, and MC starting at a multiple of MC) as the single-threaded
