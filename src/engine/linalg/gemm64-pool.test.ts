@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModule64, dense, gemm64, type Strided } from './gemm64';
-import { GEMM64_PAR_MIN_FLOPS, gemm64ThreadsInfo, setGemm64Threads, startGemm64Threads } from './gemm64-pool';
+import { GEMM64_PAR_MIN_FLOPS, gemm64ThreadsInfo, setGemm64StageBytes, setGemm64Threads, startGemm64Threads } from './gemm64-pool';
 import { gaussianArray } from './rng';
 
 // Bitwise: every element of C must come out with the same bits on 1, 2 and 3 threads (the emulator
@@ -99,6 +99,13 @@ describe('gemm64 on threads', () => {
       }
       expect(worst).toBeLessThan(1e-12);
       for (const t of [2, 3]) expect(bitsEqual(runCase(c, t, 1000 + 10 * ci), one), `${t} threads`).toBe(true);
+      // A small staging budget: row groups of 64 rows, A copied per group (gathered when transposed).
+      const prev = setGemm64StageBytes(1 << 16);
+      try {
+        expect(bitsEqual(runCase(c, 2, 1000 + 10 * ci), one), '2 threads, row groups').toBe(true);
+      } finally {
+        setGemm64StageBytes(prev);
+      }
       workerUnitsSeen = gemm64ThreadsInfo().workerUnits;
     });
   }

@@ -61,6 +61,17 @@ const A_SCRATCH = MC * KC * 8;
 const SLOT_BYTES = A_SCRATCH + KC * NC * 8;
 const HEAP_BASE = PAGE + MAX_GEMM64_THREADS * SLOT_BYTES;
 
+/** Staged bytes (operands and strips) a product aims to stay under: larger ones run in row groups. The
+ *  shared memory never shrinks, so this bounds what the pool keeps resident. Tests lower it. */
+let STAGE_BYTES = 32 << 20;
+
+/** Tests: a small staging budget exercises the row groups; returns the previous budget. */
+export function setGemm64StageBytes(n: number): number {
+  const prev = STAGE_BYTES;
+  STAGE_BYTES = n;
+  return prev;
+}
+
 /** Products below this many flops (2mnk) stay single-threaded: copying the operands in and waking the
  *  workers costs more than the second core saves (measured in docs/svd.md). */
 export const GEMM64_PAR_MIN_FLOPS = 2 * 192 * 192 * 192;
@@ -313,22 +324,28 @@ export function gemm64Parallel(
   const T = Math.min(want, 1 + readyWorkers(p));
   if (T < 2) return false;
 
-  // Layout: operands (one copy when A and B read the same array), then the per-panel strips.
+  // Layout: B (the union of A and B when they read the same array, as in the Gram), then A's rows of one
+  // row group, then that group's strips. Groups keep the staged bytes near STAGE_BYTES: the memory keeps
+  // its largest size for good, and a product as big as GradOT's G·W (113 MB) would otherwise stay resident.
   const [aLo, aHi] = span(A, m, k);
   const [bLo, bHi] = span(B, k, n);
   const same = A.data === B.data;
-  const lo = same ? Math.min(aLo, bLo) : aLo;
-  const hi = same ? Math.max(aHi, bHi) : aHi;
-  const opBytes = 8 * (hi - lo + (same ? 0 : bHi - bLo));
+  const lo = same ? Math.min(aLo, bLo) : bLo;
+  const hi = same ? Math.max(aHi, bHi) : bHi;
+  const bBytes = 8 * (hi - lo);
   const panels = Math.ceil(n / NC);
-  let outElems = 0;
-  for (let q = 0; q < panels; q++) {
-    const j0 = q * NC;
-    const nc = Math.min(NC, n - j0);
-    const iEnd = upper ? Math.min(m, j0 + nc) : m;
-    outElems += Math.ceil(iEnd / MR) * MR * Math.ceil(nc / NR) * NR;
+  if (2 * panels + 3 * T > MAX_UNITS) return false;
+  const nPad = Math.ceil(n / NR) * NR;
+  const outBytes = (rows: number) => 8 * (rows + MR) * nPad;
+  let g = m;
+  let gatherA = false;
+  if (!same && bBytes + 8 * (aHi - aLo) + outBytes(m) > STAGE_BYTES) {
+    g = Math.max(MC, Math.floor((STAGE_BYTES - bBytes) / (8 * (k + nPad)) / MC) * MC);
+    if (g >= m) g = m;
+    else gatherA = A.cs !== 1;
   }
-  const total = HEAP_BASE + opBytes + 8 * outElems + 64;
+  const aBytes = same ? 0 : g === m ? 8 * (aHi - aLo) : gatherA ? 8 * g * k : 8 * ((g - 1) * A.rs + k);
+  const total = HEAP_BASE + bBytes + aBytes + outBytes(g) + 64;
   if (total > MAX_PAGES * PAGE) return false;
   const have = p.memory.buffer.byteLength;
   if (total > have) {
@@ -339,51 +356,104 @@ export function gemm64Parallel(
     }
   }
 
-  // Units: whole panels, or row blocks (multiples of MC) when there are too few panels for the threads.
-  const chunks = panels >= 3 * T ? 1 : Math.ceil((3 * T) / panels);
-  const rowBlock = Math.max(MC, Math.ceil(Math.ceil(m / chunks) / MC) * MC);
-  const units: number[] = [];
-  let outAt = HEAP_BASE + opBytes;
-  for (let q = 0; q < panels; q++) {
-    const j0 = q * NC;
-    const nc = Math.min(NC, n - j0);
-    const ncPad = Math.ceil(nc / NR) * NR;
-    const iEnd = upper ? Math.min(m, j0 + nc) : m;
-    for (let r0 = 0; r0 < iEnd; r0 += rowBlock) units.push(j0, nc, ncPad, r0, Math.min(iEnd, r0 + rowBlock), outAt);
-    outAt += 8 * Math.ceil(iEnd / MR) * MR * ncPad;
-  }
-  const U = units.length / UNIT_WORDS;
-  if (U > MAX_UNITS) return false;
-
   const f64 = new Float64Array(p.memory.buffer);
-  const aBase = HEAP_BASE;
-  copyIn(f64, aBase / 8, A.data, lo, hi);
-  let bBase: number;
-  if (same) {
-    bBase = aBase + 8 * (B.off - lo);
-  } else {
-    bBase = aBase + 8 * (hi - lo);
-    copyIn(f64, bBase / 8, B.data, bLo, bHi);
+  const bArea = HEAP_BASE;
+  const aArea = bArea + bBytes;
+  const outArea = aArea + aBytes;
+  copyIn(f64, bArea / 8, same ? A.data : B.data, lo, hi);
+  const bAddr = bArea + 8 * (B.off - lo);
+  for (let R0 = 0; R0 < m; R0 += g) {
+    const R1 = Math.min(m, R0 + g);
+    // A(i, p) is at aAddr + 8·(i·aRs + p·aCs) for i in [R0, R1).
+    let aAddr: number;
+    let aRs = A.rs;
+    let aCs = A.cs;
+    if (same) {
+      aAddr = bArea + 8 * (A.off - lo);
+    } else if (g === m) {
+      copyIn(f64, aArea / 8, A.data, aLo, aHi);
+      aAddr = aArea;
+    } else if (!gatherA) {
+      const from = A.off + R0 * A.rs;
+      copyIn(f64, aArea / 8, A.data, from, from + (R1 - R0 - 1) * A.rs + k);
+      aAddr = aArea - 8 * R0 * A.rs;
+    } else {
+      gatherRows(f64, aArea / 8, A, R0, R1, k);
+      aRs = k;
+      aCs = 1;
+      aAddr = aArea - 8 * R0 * k;
+    }
+    // Units: whole panels, or row blocks (multiples of MC) when there are too few panels for the threads.
+    const chunks = panels >= 3 * T ? 1 : Math.ceil((3 * T) / panels);
+    const rowBlock = Math.max(MC, Math.ceil(Math.ceil((R1 - R0) / chunks) / MC) * MC);
+    const units: number[] = [];
+    let outAt = outArea;
+    for (let q = 0; q < panels; q++) {
+      const j0 = q * NC;
+      const nc = Math.min(NC, n - j0);
+      const ncPad = Math.ceil(nc / NR) * NR;
+      const e = Math.min(R1, upper ? Math.min(m, j0 + nc) : m);
+      if (e <= R0) continue;
+      const base = outAt - 8 * R0 * ncPad; // strip row r (global) at base + 8·r·ncPad
+      for (let r0 = R0; r0 < e; r0 += rowBlock) units.push(j0, nc, ncPad, r0, Math.min(e, r0 + rowBlock), base);
+      outAt += 8 * Math.ceil((e - R0) / MR) * MR * ncPad;
+    }
+    if (units.length === 0) continue;
+    runJob(p, units, [aAddr, aRs, aCs, bAddr, B.rs, B.cs, k], T);
+    // C (+)= strips, element by element, exactly as gemm64 adds its strip per panel.
+    const out = new Float64Array(p.memory.buffer);
+    for (let b = 0; b < units.length; b += UNIT_WORDS) {
+      const j0 = units[b]!,
+        nc = units[b + 1]!,
+        ncPad = units[b + 2]!,
+        r0 = units[b + 3]!,
+        r1 = units[b + 4]!,
+        base = units[b + 5]! / 8;
+      for (let r = r0; r < r1; r++) {
+        const co = cOff + r * ldc + j0;
+        const bo = base + r * ncPad;
+        for (let col = 0; col < nc; col++) C[co + col]! += out[bo + col]!;
+      }
+    }
   }
+  return true;
+}
+
+/** Copies rows [R0, R1) of a strided A into a dense row-major [R1 - R0, k] block at element `at`, reading
+ *  along A's smaller stride. A copy: the packed values, hence the products, are the same. */
+function gatherRows(f64: Float64Array, at: number, A: Strided, R0: number, R1: number, k: number): void {
+  const d = A.data;
+  const rows = R1 - R0;
+  if (A.rs <= A.cs) {
+    for (let q = 0; q < k; q++) {
+      const src = A.off + R0 * A.rs + q * A.cs;
+      for (let i = 0; i < rows; i++) f64[at + i * k + q] = d[src + i * A.rs]!;
+    }
+  } else {
+    for (let i = 0; i < rows; i++) {
+      const src = A.off + (R0 + i) * A.rs;
+      for (let q = 0; q < k; q++) f64[at + i * k + q] = d[src + q * A.cs]!;
+    }
+  }
+}
+
+/** Publishes one job (units and [A, aRs, aCs, B, bRs, bCs, K]), takes the caller's share, and returns
+ *  once every unit is done. */
+function runJob(p: Pool, units: number[], prm: number[], T: number): void {
+  const U = units.length / UNIT_WORDS;
   // Publish: SEQ odd, parameters, a claim word tagged with the new SEQ, then SEQ even.
   const c = p.ctrl;
   const seq = (Atomics.load(c, SEQ) + 2) | 0;
   Atomics.store(c, SEQ, seq - 1);
   for (let t = 0; t < units.length; t++) c[UNIT0 + t] = units[t]!;
-  Atomics.store(c, A_BASE, aBase + 8 * (A.off - lo));
-  Atomics.store(c, A_RS, A.rs);
-  Atomics.store(c, A_CS, A.cs);
-  Atomics.store(c, B_BASE, bBase);
-  Atomics.store(c, B_RS, B.rs);
-  Atomics.store(c, B_CS, B.cs);
-  Atomics.store(c, K_WORD, k);
+  const words = [A_BASE, A_RS, A_CS, B_BASE, B_RS, B_CS, K_WORD];
+  for (let t = 0; t < words.length; t++) Atomics.store(c, words[t]!, prm[t]!);
   Atomics.store(c, NUNITS, U);
   Atomics.store(c, NTHREADS, T);
   Atomics.store(c, FINISHED, 0);
   Atomics.store(c, ERROR, 0);
   const next = new BigUint64Array(p.memory.buffer, NEXT_BYTE, 1);
-  const tag = BigInt(seq >>> 0) << 32n;
-  Atomics.store(next, 0, tag);
+  Atomics.store(next, 0, BigInt(seq >>> 0) << 32n);
   Atomics.store(c, SEQ, seq);
   Atomics.notify(c, SEQ);
 
@@ -410,24 +480,6 @@ export function gemm64Parallel(
   }
   if (failure) throw failure;
   if (Atomics.load(c, ERROR)) throw new Error('gemm64: a worker thread failed on its share of the product');
-
-  // C (+)= strips, element by element, exactly as gemm64 adds its strip per panel.
-  const out = new Float64Array(p.memory.buffer);
-  for (let u = 0; u < U; u++) {
-    const b = u * UNIT_WORDS;
-    const j0 = units[b]!,
-      nc = units[b + 1]!,
-      ncPad = units[b + 2]!,
-      r0 = units[b + 3]!,
-      r1 = units[b + 4]!,
-      base = units[b + 5]! / 8;
-    for (let r = r0; r < r1; r++) {
-      const co = cOff + r * ldc + j0;
-      const bo = base + r * ncPad;
-      for (let col = 0; col < nc; col++) C[co + col]! += out[bo + col]!;
-    }
-  }
-  return true;
 }
 
 /** The caller's copy of the worker's `unit` (same sequence of pack and mk calls), on the caller's scratch. */
