@@ -121,6 +121,9 @@ export interface Backend {
 
   // ---- matmul ----
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage;
+  /** Optional: elements [offset, offset + length) of s without a copy, for reading only; freeing the view
+   *  leaves s alone. Without it callers copy. */
+  view?(s: Storage, offset: number, length: number): Storage;
   /** Optional: xᵀx [dim, dim] of x [rows, dim], equal to matmul(x, x, { transA: true }) but computed from
    *  one triangle (about half the work). */
   gram?(x: Storage, rows: number, dim: number): Storage;

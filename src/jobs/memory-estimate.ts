@@ -48,7 +48,7 @@ export interface EstimateOptions {
   /** Sequences per batch and tokens per sequence (support batches, or training batches). */
   batch: number;
   seq: number;
-  /** gradot's working-memory budget beyond the model (default 1.5 GiB, as buildEmulator's). */
+  /** gradot's working-memory budget beyond the model (default 1 GiB, as buildEmulator's). */
   memoryBudget?: number;
   /** Bytes per element of the written package (default: the model's own, fileBytes / params). */
   packageBytesPerParam?: number;
@@ -84,7 +84,7 @@ export const ESTIMATE_MARGIN = 0.25;
 export const NODE_RUNTIME_BYTES = 160 * 2 ** 20;
 /** A studio tab before any model: the page, React, the worker and its engine. */
 export const PAGE_RUNTIME_BYTES = 300 * 2 ** 20;
-export const DEFAULT_ESTIMATE_BUDGET = 1.5 * 2 ** 30;
+export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
 
 const F32 = 4;
 
@@ -117,13 +117,16 @@ function headRows(m: ModelShape, tokens: number): number {
   return Math.max(1, Math.min(tokens, Math.floor((128 * 2 ** 20) / (F32 * m.vocabSize))));
 }
 
-/** The largest staged matmul (the LM head, one block of rows), which sizes the kernels' WebAssembly heap. */
+/** The largest staged matmul (the LM head: one block of rows, one piece of the vocabulary), which sizes the
+ *  kernels' WebAssembly heap. */
 function wasmHeapBytes(m: ModelShape, tokens: number): number {
   const d = m.hiddenSize,
     V = m.vocabSize,
     i = m.intermediateSize;
   const r = headRows(m, tokens);
-  return Math.max(r * d + V * d + r * V, 2 * tokens * i + i * i) * F32;
+  // A head weight over 256 MB is staged in vocabulary pieces of at most 128 MB (head-loss.ts).
+  const w = V * d * F32 > 2 * 128 * 2 ** 20 ? Math.floor((128 * 2 ** 20) / (F32 * d)) * d : V * d;
+  return Math.max(r * d + w + r * V, 2 * tokens * i + i * i) * F32;
 }
 
 /** SVD factors of one block's scored matrices as the scorer keeps them (U·S and Vᵀ in f32). */

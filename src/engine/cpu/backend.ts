@@ -269,6 +269,16 @@ export class CpuBackend implements Backend {
     return this.wrap(C);
   }
 
+  /** Elements [offset, offset + length) of s, without a copy: for reading only (writing through it writes
+   *  s); freeing the view leaves s alone. */
+  view(s: Storage, offset: number, length: number): Storage {
+    const a = this.d(s);
+    if (!(offset >= 0 && length >= 0 && offset + length <= a.length)) {
+      throw new RangeError(`view: [${offset}, ${offset + length}) outside a storage of ${a.length}`);
+    }
+    return this.wrap(a.subarray(offset, offset + length));
+  }
+
   /**
    * xᵀx [dim, dim] of x [rows, dim] (the support pass's input and output-gradient statistics): only the
    * upper block-triangle is multiplied, one row panel at a time, then mirrored, so about half the work of

@@ -43,3 +43,21 @@ describe('CpuBackend.gram', () => {
     });
   }
 });
+
+describe('CpuBackend.view', () => {
+  it('reads a range of a storage without copying it; freeing the view leaves the storage', async () => {
+    const be = new CpuBackend();
+    const src = rand(50, 3);
+    const s = be.fromArray(src);
+    const v = be.view(s, 10, 20);
+    expect(Array.from(await be.read(v))).toEqual(Array.from(src.subarray(10, 30)));
+    // A product through the view equals one through a copy.
+    const w = be.fromArray(rand(20 * 3, 4));
+    const viaView = await be.read(be.matmul(v, w, { batch: 1, m: 1, n: 3, k: 20 }));
+    const viaCopy = await be.read(be.matmul(be.fromArray(src.subarray(10, 30)), w, { batch: 1, m: 1, n: 3, k: 20 }));
+    expect(Array.from(viaView)).toEqual(Array.from(viaCopy));
+    be.free(v);
+    expect(Array.from(await be.read(s))).toEqual(Array.from(src));
+    expect(() => be.view(s, 40, 20)).toThrow(/outside a storage of 50/);
+  });
+});
