@@ -100,7 +100,7 @@ describe('gemm64 on threads', () => {
       expect(worst).toBeLessThan(1e-12);
       for (const t of [2, 3]) expect(bitsEqual(runCase(c, t, 1000 + 10 * ci), one), `${t} threads`).toBe(true);
       // A small staging budget: row groups of 64 rows, A copied per group (gathered when transposed).
-      const prev = setGemm64StageBytes(1 << 16);
+      const prev = setGemm64StageBytes(1 << 16, 64);
       try {
         expect(bitsEqual(runCase(c, 2, 1000 + 10 * ci), one), '2 threads, row groups').toBe(true);
       } finally {

@@ -65,10 +65,14 @@ const HEAP_BASE = PAGE + MAX_GEMM64_THREADS * SLOT_BYTES;
  *  shared memory never shrinks, so this bounds what the pool keeps resident. Tests lower it. */
 let STAGE_BYTES = 32 << 20;
 
-/** Tests: a small staging budget exercises the row groups; returns the previous budget. */
-export function setGemm64StageBytes(n: number): number {
+let MIN_GROUP_ROWS = 8 * MC;
+
+/** Tests: a small staging budget (and minimum group of `minRows` rows, a multiple of 64) exercises the row
+ *  groups; returns the previous budget. */
+export function setGemm64StageBytes(n: number, minRows = 8 * MC): number {
   const prev = STAGE_BYTES;
   STAGE_BYTES = n;
+  MIN_GROUP_ROWS = minRows;
   return prev;
 }
 
@@ -340,7 +344,9 @@ export function gemm64Parallel(
   let g = m;
   let gatherA = false;
   if (!same && bBytes + 8 * (aHi - aLo) + outBytes(m) > STAGE_BYTES) {
-    g = Math.max(MC, Math.floor((STAGE_BYTES - bBytes) / (8 * (k + nPad)) / MC) * MC);
+    // At least MIN_GROUP_ROWS rows: every group re-reads all of B while packing it, so when B alone is
+    // near the budget (2048x5632), 64-row groups would cost more memory traffic than they save.
+    g = Math.max(MIN_GROUP_ROWS, Math.floor((STAGE_BYTES - bBytes) / (8 * (k + nPad)) / MC) * MC);
     if (g >= m) g = m;
     else gatherA = A.cs !== 1;
   }
