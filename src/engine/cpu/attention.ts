@@ -1,0 +1,158 @@
+/**
+ * f32 attention forward and backward on the pool's shared memory: q, k, v (and o, dO, lse) are staged once,
+ * the T x T score blocks of a group of heads stay in the memory between the products and the softmax steps,
+ * and both the GEMMs (gemmStaged) and the row kernels (kernels.ts: kAttnSoftmax, kAttnProbs, kAttnDs) are
+ * shared out between the threads. Same math and same GEMM kernel as the reference path in backend.ts (which
+ * the f64 backend runs); per-row softmax arithmetic does not depend on the split, so the bits do not depend
+ * on the thread count.
+ */
+
+import type { AttentionParams, FloatArray } from '../backend';
+import { OP } from './kernels';
+import { gemmStaged } from './matmul';
+import { dispatch, type Heap, MAX_UNITS, threadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
+
+/** A group of (batch, head) pairs whose score blocks are processed together. */
+export interface HeadGroup {
+  count: number;
+  qo: Int32Array;
+  ko: Int32Array;
+  lo: Int32Array;
+  so: Int32Array;
+}
+
+/** Rows of one head per row-kernel unit. */
+const ROW_CHUNK = 32;
+
+/** Writes and runs the row-kernel units of one group: per head, chunks of ROW_CHUNK rows; ints(z) gives
+ *  the head's integer arguments, with lo/hi rows appended by the unit. */
+function rowsPerHead(op: number, g: HeadGroup, T: number, threads: number, ints: (z: number, unit: number) => number[]): void {
+  const chunks = Math.ceil(T / ROW_CHUNK);
+  let u = 0;
+  let unit = 0;
+  for (let z = 0; z < g.count; z++) {
+    for (let c = 0; c < chunks; c++, unit++) {
+      writeRowDesc(u++, op, c * ROW_CHUNK, Math.min(T, (c + 1) * ROW_CHUNK), ints(z, unit));
+      if (u === MAX_UNITS) {
+        dispatch(u, threads, true);
+        u = 0;
+      }
+    }
+  }
+  if (u > 0) dispatch(u, threads, true);
+}
+
+function stage(h: Heap, a: FloatArray): number {
+  const at = h.alloc(4 * a.length);
+  h.f32.set(a, at >> 2);
+  return at;
+}
+
+/** Forward: O (into out) and lse (into L) for every group; false when no WebAssembly runtime exists. */
+export function attentionStaged(
+  Q: Float32Array,
+  K: Float32Array,
+  V: Float32Array,
+  O: Float32Array,
+  L: Float32Array,
+  p: AttentionParams,
+  groups: HeadGroup[],
+): boolean {
+  const { T, H, Hkv, D, scale, causal } = p;
+  const qs = H * D;
+  const ks = Hkv * D;
+  const per = Math.max(...groups.map((g) => g.count));
+  const units = per * Math.ceil(T / ROW_CHUNK);
+  const bytes = 4 * (2 * Q.length + 2 * K.length + L.length + per * T * T) + 8 * units * T + 16 * 8;
+  const threads = threadsFor(2 * T * T * D * per);
+  return withHeap(bytes, (h) => {
+    const hq = stage(h, Q);
+    const hk = stage(h, K);
+    const hv = stage(h, V);
+    const ho = h.alloc(4 * O.length);
+    const hl = h.alloc(4 * L.length);
+    const hs = h.alloc(4 * per * T * T);
+    const he = h.alloc(8 * units * T);
+    writeRowParams([scale]);
+    for (const g of groups) {
+      const at = (base: number, offs: Int32Array) => Array.from(offs, (o) => base + 4 * o);
+      // S[z][i, j] = q_i · k_j.
+      gemmStaged(at(hq, g.qo), qs, 1, at(hk, g.ko), 1, ks, at(hs, g.so), T, T, T, D, threads);
+      rowsPerHead(OP.attnSoftmax, g, T, threads, (z, unit) => [
+        (hs >> 2) + g.so[z]!,
+        (hl >> 2) + g.lo[z]!,
+        (he >> 3) + unit * T,
+        T,
+        causal ? 1 : 0,
+      ]);
+      // O = P V, written into the head's block of out.
+      gemmStaged(at(hs, g.so), T, 1, at(hv, g.ko), ks, 1, at(ho, g.qo), qs, T, D, T, threads);
+    }
+    O.set(h.f32.subarray(ho >> 2, (ho >> 2) + O.length));
+    L.set(h.f32.subarray(hl >> 2, (hl >> 2) + L.length));
+  });
+}
+
+/** Backward: dQ (f32) and dK, dV (accumulated in doubles over the query heads sharing a kv head). */
+export function attentionBackwardStaged(
+  dO: Float32Array,
+  Q: Float32Array,
+  K: Float32Array,
+  V: Float32Array,
+  O: Float32Array,
+  L: Float32Array,
+  dQ: Float32Array,
+  dK: Float64Array,
+  dV: Float64Array,
+  p: AttentionParams,
+  groups: HeadGroup[],
+  addRows: (dst: Float64Array, off: number, stride: number, src: FloatArray, srcOff: number, rows: number, cols: number) => void,
+): boolean {
+  const { T, H, Hkv, D, scale, causal } = p;
+  const qs = H * D;
+  const ks = Hkv * D;
+  const per = Math.max(...groups.map((g) => g.count));
+  const bytes = 4 * (4 * Q.length + 2 * K.length + L.length + 2 * per * T * T + 2 * per * T * D) + 16 * 12;
+  const threads = threadsFor(2 * T * T * D * per);
+  return withHeap(bytes, (h) => {
+    const hdo = stage(h, dO);
+    const hq = stage(h, Q);
+    const hk = stage(h, K);
+    const hv = stage(h, V);
+    const ho = stage(h, O);
+    const hl = stage(h, L);
+    const hdq = h.alloc(4 * dQ.length);
+    const hp = h.alloc(4 * per * T * T);
+    const hds = h.alloc(4 * per * T * T);
+    const htv = h.alloc(4 * per * T * D);
+    const htk = h.alloc(4 * per * T * D);
+    writeRowParams([scale]);
+    for (const g of groups) {
+      const at = (base: number, offs: ArrayLike<number>) => Array.from(offs, (o) => base + 4 * o);
+      const to = Array.from({ length: g.count }, (_, z) => z * T * D);
+      gemmStaged(at(hq, g.qo), qs, 1, at(hk, g.ko), 1, ks, at(hp, g.so), T, T, T, D, threads);
+      rowsPerHead(OP.attnProbs, g, T, threads, (z) => [(hp >> 2) + g.so[z]!, (hl >> 2) + g.lo[z]!, T, causal ? 1 : 0]);
+      // tmpV = Pᵀ dO; dP = dO Vᵀ (into dS).
+      gemmStaged(at(hp, g.so), 1, T, at(hdo, g.qo), qs, 1, at(htv, to), D, T, D, T, threads);
+      gemmStaged(at(hdo, g.qo), qs, 1, at(hv, g.ko), 1, ks, at(hds, g.so), T, T, T, D, threads);
+      rowsPerHead(OP.attnDs, g, T, threads, (z) => [
+        (hds >> 2) + g.so[z]!,
+        (hp >> 2) + g.so[z]!,
+        (hdo >> 2) + g.qo[z]!,
+        (ho >> 2) + g.qo[z]!,
+        qs,
+        D,
+        T,
+        causal ? 1 : 0,
+      ]);
+      // dQ = dS K into dq's head block; tmpK = dSᵀ Q.
+      gemmStaged(at(hds, g.so), T, 1, at(hk, g.ko), ks, 1, at(hdq, g.qo), qs, T, D, T, threads);
+      gemmStaged(at(hds, g.so), 1, T, at(hq, g.qo), qs, 1, at(htk, to), D, T, D, T, threads);
+      for (let z = 0; z < g.count; z++) {
+        addRows(dV, g.ko[z]!, ks, h.f32, (htv >> 2) + to[z]!, T, D);
+        addRows(dK, g.ko[z]!, ks, h.f32, (htk >> 2) + to[z]!, T, D);
+      }
+    }
+    dQ.set(h.f32.subarray(hdq >> 2, (hdq >> 2) + dQ.length));
+  });
+}
