@@ -116,9 +116,11 @@ export function kGatedBwd(
       DA[dao + i] = gu * (0.5 * (1 + t) + 0.5 * v * dt);
       DU[duo + i] = g * Math.fround(0.5 * v * (1 + t));
     } else if (kind === 1) {
-      const s = 1 / (1 + Math.exp(-v));
+      // One exp serves both: the same value the composition's two passes compute.
+      const e = Math.exp(-v);
+      const s = 1 / (1 + e);
       DA[dao + i] = gu * s * (1 + v * (1 - s));
-      DU[duo + i] = g * Math.fround(v / (1 + Math.exp(-v)));
+      DU[duo + i] = g * Math.fround(v / (1 + e));
     } else {
       DA[dao + i] = v > 0 ? gu : 0;
       DU[duo + i] = g * (v > 0 ? v : 0);
