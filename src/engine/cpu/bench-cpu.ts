@@ -11,7 +11,8 @@
  * /proc), the training step's calling-thread CPU seconds per step are printed as well: the calling thread
  * does the serial work plus its share of every parallel job, so on free cores the step cannot take less than
  * that, and (1-thread CPU) / (N-thread calling-thread CPU) is the scaling the step would reach there. It
- * does not move with load: other processes delay a thread but do not add to its CPU time.
+ * moves far less with load than wall time (other processes delay a thread but do not add to its CPU time;
+ * they still slow it somewhat through shared caches and sibling hyperthreads).
  */
 
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
