@@ -10,7 +10,7 @@
 import type { AttentionParams, FloatArray } from '../backend';
 import { OP } from './kernels';
 import { gemmStaged } from './matmul';
-import { dispatch, type Heap, MAX_UNITS, threadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
+import { dispatch, type Heap, MAX_UNITS, maxStagedBytes, threadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
 
 /** A group of (batch, head) pairs whose score blocks are processed together. */
 export interface HeadGroup {
@@ -48,7 +48,8 @@ function stage(h: Heap, a: FloatArray): number {
   return at;
 }
 
-/** Forward: O (into out) and lse (into L) for every group; false when no WebAssembly runtime exists. */
+/** Forward: O (into out) and lse (into L) for every group; false when no WebAssembly runtime exists or the
+ *  operands exceed the staging limit (the caller then runs its per-product path). */
 export function attentionStaged(
   Q: Float32Array,
   K: Float32Array,
@@ -65,6 +66,7 @@ export function attentionStaged(
   const units = per * Math.ceil(T / ROW_CHUNK);
   const bytes = 4 * (2 * Q.length + 2 * K.length + L.length + per * T * T) + 8 * units * T + 16 * 8;
   const threads = threadsFor(2 * T * T * D * per);
+  if (bytes > maxStagedBytes()) return false; // the caller's path splits the products instead
   return withHeap(bytes, (h) => {
     const hq = stage(h, Q);
     const hk = stage(h, K);
@@ -114,6 +116,7 @@ export function attentionBackwardStaged(
   const per = Math.max(...groups.map((g) => g.count));
   const bytes = 4 * (4 * Q.length + 2 * K.length + L.length + 2 * per * T * T + 2 * per * T * D) + 16 * 12;
   const threads = threadsFor(2 * T * T * D * per);
+  if (bytes > maxStagedBytes()) return false;
   return withHeap(bytes, (h) => {
     const hdo = stage(h, dO);
     const hq = stage(h, Q);

@@ -10,7 +10,7 @@ import type { Activation, AttentionParams, Storage } from '../backend';
 import { Rng } from '../random';
 import { compareArrays } from '../testing';
 import { CpuBackend, readSync } from './backend';
-import { cpuThreadsInfo, initCpuThreads, setCpuThreads } from './pool';
+import { cpuThreadsInfo, initCpuThreads, setCpuThreads, setMaxStagedBytes } from './pool';
 
 const THREADS = 3;
 const f32 = new CpuBackend({ dtype: 'f32' });
@@ -247,6 +247,35 @@ describe('AdamW on f32 (the product path’s torch-form update)', () => {
         close(s32[i]!, s64[i]!, 1e-6);
         s64[i] = f64.fromArray(readSync(s32[i]!));
       }
+    }
+  });
+});
+
+describe('jobs too big to stage', () => {
+  it('run on the calling thread (row kernels) or product by product (attention), with the same bits', () => {
+    const rng = new Rng(505);
+    const [rows, dim] = [200, 190];
+    const x = f32.fromArray(rand(rows * dim, rng, 3));
+    const w = f32.fromArray(rand(dim, rng));
+    const p: AttentionParams = { B: 2, T: 40, H: 4, Hkv: 2, D: 8, scale: 0.3, causal: true };
+    const q = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    const k = f32.fromArray(rand(p.B * p.T * p.Hkv * p.D, rng));
+    const dout = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    const all = () => {
+      const n = f32.rmsNorm(x, w, rows, dim, 1e-5);
+      const nb = f32.rmsNormBackward(x, x, w, n.rstd, rows, dim);
+      const a = f32.attention(q, k, k, p);
+      const ab = f32.attentionBackward(dout, q, k, k, a.out, a.lse, p);
+      return [n.y, nb.dx, nb.dw, f32.gatedActivation(x, x, 'silu'), a.out, a.lse, ab.dq, ab.dk, ab.dv];
+    };
+    setCpuThreads(THREADS);
+    const staged = all();
+    const prev = setMaxStagedBytes(1024);
+    try {
+      const direct = all();
+      staged.forEach((s, i) => expectSameBits(direct[i]!, s));
+    } finally {
+      setMaxStagedBytes(prev);
     }
   });
 });

@@ -9,7 +9,7 @@
  */
 
 import { KERNELS } from './kernels';
-import { dispatch, MAX_UNITS, rowThreadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
+import { dispatch, MAX_UNITS, maxStagedBytes, rowThreadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
 
 type Arr = Float32Array | Float64Array | Int32Array;
 
@@ -44,7 +44,7 @@ export function runRows(job: RowJob): void {
   const k = KERNELS[op]!;
   const fn = k.fn as unknown as (...a: unknown[]) => void;
   const T = Math.min(rowThreadsFor(job.work), units);
-  if (T <= 1 || !runStaged(job, k.sig, T)) {
+  if (T <= 1 || stagedBytes(job.args) > maxStagedBytes() || !runStaged(job, k.sig, T)) {
     const flat: unknown[] = [];
     const patch: [number, number][] = [];
     for (const x of args) {
@@ -62,18 +62,24 @@ export function runRows(job: RowJob): void {
   }
 }
 
-/** The pool path; false when no WebAssembly runtime exists (the caller runs the kernel itself). */
-function runStaged(job: RowJob, sig: string, T: number): boolean {
-  const { op, units, range, args } = job;
+/** Bytes the distinct arrays take once staged. */
+function stagedBytes(args: KernelArg[]): number {
   let bytes = 0;
-  const seen = new Map<Arr, number>();
+  const seen = new Set<Arr>();
   for (const x of args) {
     if (isArr(x) && !seen.has(x.a)) {
-      seen.set(x.a, -1);
+      seen.add(x.a);
       bytes += Math.ceil(x.a.byteLength / 16) * 16;
     }
   }
-  return withHeap(bytes, (h) => {
+  return bytes;
+}
+
+/** The pool path; false when no WebAssembly runtime exists (the caller runs the kernel itself). Jobs whose
+ *  operands exceed the staging limit run on the calling thread instead (same bits, no memory ceiling). */
+function runStaged(job: RowJob, sig: string, T: number): boolean {
+  const { op, units, range, args } = job;
+  return withHeap(stagedBytes(args), (h) => {
     // Stage every distinct array once (an array passed twice aliases, as in the direct call).
     const off = new Map<Arr, number>();
     for (const x of args) {
