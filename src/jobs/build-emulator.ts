@@ -16,7 +16,8 @@ import type { CompressionMethod } from '../ot/emulator/budget';
 import type { CompressResult } from '../ot/emulator/compress';
 import type { LambdaMode } from '../ot/emulator/gcs';
 import { adapterGradientShift, type GradShiftResult } from '../ot/emulator/gradshift';
-import { buildEmulator, sharedDecoder, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
+import { buildEmulator, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
+import type { Decoder } from '../model/decoder';
 import type { WriteDType } from '../model/safetensors';
 import type { Split } from '../ot/emulator/split';
 import { defaultAddBos, padIdOf, supportBatches, supportChunks, type TaskFile } from './data';
@@ -172,6 +173,8 @@ export async function buildEmulatorJob(
   const support = supportBatches(sup.slice(0, Math.max(1, o.supportExamples)), o.batch, padId);
   const heldout = heldEx.length > 0 ? supportBatches(heldEx, o.batch, padId) : [];
 
+  let held = null as GradShiftResult | null; // set by the beforePackage hook
+  let heldoutSeconds = 0;
   let lastLoss: number | undefined;
   let supportUnits: { done?: number; total?: number } = {};
   let scoring: { scored?: number; toScore?: number } = {};
@@ -193,6 +196,20 @@ export async function buildEmulatorJob(
     ...(ctl.pause ? { pause: ctl.pause } : {}),
     ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
     ...(o.dtype ? { dtype: o.dtype } : {}),
+    // The held-out figure runs before the package is serialized (its bytes would add a copy of the emulator
+    // to this phase's peak), on the decoders the build already holds.
+    ...(heldout.length > 0
+      ? {
+          beforePackage: async (full: Decoder, emu: Decoder) => {
+            ctl.onProgress?.({ phase: 'heldout', done: 0, total: heldout.length, seconds: at() });
+            const th = performance.now();
+            held = await adapterGradientShift(full, emu, heldout, o.split, (done, total) =>
+              ctl.onProgress?.({ phase: 'heldout', done, total, seconds: at() }),
+            );
+            heldoutSeconds = (performance.now() - th) / 1000;
+          },
+        }
+      : {}),
     onProgress: (phase) => ctl.onProgress?.({ phase, ...(phase === 'support' ? { done: 0, total: support.length } : {}), seconds: at() }),
     // Support progress counts batches through the first sweep and each block group (supportPass units).
     onSupportBatch: (_i, loss) => {
@@ -212,24 +229,6 @@ export async function buildEmulatorJob(
         });
     },
   });
-
-  let held: GradShiftResult | null = null;
-  let heldoutSeconds = 0;
-  if (heldout.length > 0) {
-    ctl.signal?.throwIfAborted();
-    ctl.onProgress?.({ phase: 'heldout', done: 0, total: heldout.length, seconds: at() });
-    const th = performance.now();
-    // On the CPU backend the decoders share the host weights (no second copy of the model).
-    const full = sharedDecoder(o.backend, spec, input.weights);
-    const emu = sharedDecoder(o.backend, built.result.spec, built.result.weights);
-    try {
-      held = await adapterGradientShift(full, emu, heldout, o.split);
-    } finally {
-      full.free();
-      emu.free();
-    }
-    heldoutSeconds = (performance.now() - th) / 1000;
-  }
 
   const files = new Map(built.files);
   for (const [k, v] of input.extraFiles ?? []) files.set(k, v);

@@ -76,7 +76,7 @@ describe('gradot compress at scale: budget, dtype, report', () => {
       if (code !== 0) console.log(c.err.join('\n'), c.out.join('\n'));
       expect(code).toBe(0);
       const j = JSON.parse(c.out[0]!) as Record<string, unknown>;
-      expect(Object.keys(j.phaseMaxRssMB as object)).toEqual(['loading', 'support', 'compress', 'evaluate', 'package', 'heldout', 'write']);
+      expect(Object.keys(j.phaseMaxRssMB as object)).toEqual(['loading', 'support', 'compress', 'evaluate', 'heldout', 'package', 'write']);
       expect(j.cpuSeconds).toBeGreaterThan(0);
       const header = parseSafetensorsHeader(new Uint8Array(await readFile(join(out, 'emulator.safetensors'))));
       expect(new Set([...header.entries.values()].map((e) => e.dtype))).toEqual(new Set([f32 ? 'F32' : 'F16']));

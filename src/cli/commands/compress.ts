@@ -44,6 +44,14 @@ export function parseBytes(s: string): number {
 function notePhase(rss: { phase: string; byPhase: Record<string, number> }, next: string): void {
   if (rss.phase === next) return;
   rss.byPhase[rss.phase] = Math.round(process.resourceUsage().maxRSS / 1024);
+  // GRADOT_MEMTRACE=1: where the memory is at each phase change (RSS vs typed arrays vs the JS heap).
+  if (process.env.GRADOT_MEMTRACE) {
+    const m = process.memoryUsage();
+    const mb = (x: number) => Math.round(x / 2 ** 20);
+    process.stderr.write(
+      `memtrace ${rss.phase}->${next}: rss ${mb(m.rss)} heap ${mb(m.heapUsed)} arrayBuffers ${mb(m.arrayBuffers)} external ${mb(m.external)} maxRss ${rss.byPhase[rss.phase]}\n`,
+    );
+  }
   rss.phase = next;
 }
 

@@ -128,6 +128,21 @@ function f32(shape: number[], data: ArrayLike<number>): HostTensor {
   return { dtype: 'F32', shape, data: data instanceof Float32Array ? data.slice() : Float32Array.from(data) };
 }
 
+/**
+ * Host arrays the emulator shares with its source model (embeddings, head, norms, the adapter blocks and
+ * every other tensor compression leaves as it is): at real sizes a copy of them is most of the emulator
+ * (Qwen2.5-0.5B: 0.8 GB in F32). Nothing writes into a WeightMap's arrays; roundWeightsTo copies a shared
+ * array before converting it.
+ */
+export const sharedWithSource = new WeakSet<ArrayBufferView>();
+
+/** The source tensor itself (same array, same dtype label), or an F32 copy when it is not F32 data. */
+function share(t: HostTensor): HostTensor {
+  if (!(t.data instanceof Float32Array)) return f32([...t.shape], t.data);
+  sharedWithSource.add(t.data);
+  return { dtype: t.dtype, shape: [...t.shape], data: t.data };
+}
+
 function need(weights: WeightMap, name: string): HostTensor {
   const t = weights.get(name);
   if (!t) throw new Error(`compress: missing tensor ${name}`);
@@ -413,7 +428,7 @@ export function compressModel(
     const rec: LayerRecord = { index: pos, source: src, role, ranks: { ...layer.ranks }, mlpWidth: layer.mlpWidth };
     const copy = (suffix: string) => {
       const t = weights.get(sp + suffix);
-      if (t) out.set(dp + suffix, f32([...t.shape], t.data));
+      if (t) out.set(dp + suffix, share(t));
     };
     for (const n of ['ln1.weight', 'ln1.bias', 'ln2.weight', 'ln2.bias']) copy(n);
 
@@ -422,7 +437,7 @@ export function compressModel(
       const base = `${group}.${proj}`;
       const rank = layer.ranks[proj];
       if (rank === undefined) {
-        out.set(`${dp}${base}.weight`, f32([...W.shape], W.data));
+        out.set(`${dp}${base}.weight`, share(W));
         return;
       }
       const [o, i] = W.shape;
@@ -517,13 +532,13 @@ export function compressModel(
     for (const m of mlp) {
       linear('mlp', m, mlpT[`${m}.weight`]!);
       const b = mlpT[`${m}.bias`];
-      if (b) out.set(`${dp}mlp.${m}.bias`, f32([...b.shape], b.data));
+      if (b) out.set(`${dp}mlp.${m}.bias`, share(b));
     }
     records.push(rec);
   });
 
   for (const name of canonicalShapes(emuSpec).keys()) {
-    if (!name.startsWith('layers.')) out.set(name, f32([...need(weights, name).shape], need(weights, name).data));
+    if (!name.startsWith('layers.')) out.set(name, share(need(weights, name)));
   }
   // Canonical order (the decoder and the package writer both rely on a stable order).
   const ordered: WeightMap = new Map();

@@ -90,7 +90,9 @@ export async function adapterGradientShift(
   emu: Decoder,
   batches: Iterable<SupportBatch>,
   split: Split,
+  onBatch?: (done: number, total: number) => void,
 ): Promise<GradShiftResult> {
+  const list = [...batches];
   const pairs = adapterParamPairs(full, emu, split);
   const savedF = new Map([...full.params].map(([n, t]) => [n, t.requiresGrad]));
   const savedE = new Map([...emu.params].map(([n, t]) => [n, t.requiresGrad]));
@@ -99,9 +101,13 @@ export async function adapterGradientShift(
     le = 0,
     tokens = 0;
   try {
-    for (const b of batches) {
+    for (let bi = 0; bi < list.length; bi++) {
+      const b = list[bi]!;
       const N = countTargets(b.targets);
-      if (N === 0) continue;
+      if (N === 0) {
+        onBatch?.(bi + 1, list.length);
+        continue;
+      }
       const f = await gradsAndLoss(
         full,
         pairs.map((p) => p[0]),
@@ -130,6 +136,7 @@ export async function adapterGradientShift(
       lf += f.loss * N;
       le += e.loss * N;
       tokens += N;
+      onBatch?.(bi + 1, list.length);
     }
   } finally {
     full.setTrainable((n) => savedF.get(n) ?? false);

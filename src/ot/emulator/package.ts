@@ -31,7 +31,7 @@ import {
 import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
-import { compressModel, GradotScorer, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import { compressModel, GradotScorer, sharedWithSource, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
 import type { LambdaMode } from './gcs';
 import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
@@ -194,13 +194,15 @@ export function sourceDtype(weights: WeightMap): WriteDType {
 
 /**
  * Rounds every tensor to `dtype` in place (values stay Float32Array), so what is evaluated is exactly what
- * the package stores. Tensors already in that dtype (copied from the source) are unchanged.
+ * the package stores. Tensors already in that dtype (shared with the source) are unchanged.
  */
 export function roundWeightsTo(weights: WeightMap, dtype: WriteDType): void {
   if (dtype === 'F32') return;
   const cvt = dtype === 'F16' ? f32BitsToHalf : f32BitsToBF16;
   for (const t of weights.values()) {
     if (t.dtype === dtype) continue;
+    // The source model's own arrays (shared, not copied, by compressModel) are never written.
+    if (sharedWithSource.has(t.data)) t.data = t.data.slice();
     const u = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
     if (dtype === 'BF16') for (let i = 0; i < u.length; i++) u[i] = cvt(u[i]!) << 16;
     else for (let i = 0; i < t.data.length; i++) t.data[i] = halfToFloat(cvt(u[i]!));
@@ -280,6 +282,12 @@ export interface BuildEmulatorOptions extends CompressOptions {
   memoryBudget?: number;
   /** dtype of emulator.safetensors; default the source model's own (F16/BF16 stay F16/BF16). */
   dtype?: WriteDType;
+  /**
+   * Runs after evaluation with both decoders (e.g. the held-out gradient shift), before the package is
+   * serialized: at real sizes the package bytes are another copy of the emulator, so they should not
+   * exist while a measurement holds activations and gradients.
+   */
+  beforePackage?: (full: Decoder, emu: Decoder) => Promise<void>;
 }
 
 /** Default working-memory budget of buildEmulator (beyond the model weights). */
@@ -417,9 +425,18 @@ export async function buildEmulator(
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);
     const lossFull = sp ? sp.meanLoss : await meanLoss(full, o.support);
-    const lossEmu = await meanLoss(emu, o.support, (d, t) => o.onWork?.('evaluate', d, t));
-    emu.free();
-    const evaluateSeconds = (performance.now() - te) / 1000;
+    let lossEmu: number;
+    let evaluateSeconds: number;
+    try {
+      lossEmu = await meanLoss(emu, o.support, (d, t) => o.onWork?.('evaluate', d, t));
+      evaluateSeconds = (performance.now() - te) / 1000;
+      if (o.beforePackage) {
+        o.signal?.throwIfAborted();
+        await o.beforePackage(full, emu);
+      }
+    } finally {
+      emu.free();
+    }
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
