@@ -1,16 +1,15 @@
 /**
  * f32 attention forward and backward on the pool's shared memory: q, k, v (and o, dO, lse) are staged once,
  * the T x T score blocks of a group of heads stay in the memory between the products and the softmax steps,
- * and both the GEMMs (gemmStaged) and the row kernels (kernels.ts: kAttnSoftmax, kAttnProbs, kAttnDs) are
- * shared out between the threads. Same math and same GEMM kernel as the reference path in backend.ts (which
- * the f64 backend runs); per-row softmax arithmetic does not depend on the split, so the bits do not depend
- * on the thread count.
+ * and both the GEMMs (headProducts: per head, in causal row blocks) and the row kernels (kernels.ts:
+ * kAttnSoftmax, kAttnProbs, kAttnDs) are shared out between the threads. Same math and same GEMM kernel as
+ * the reference path in backend.ts (which the f64 backend runs), with the same bits; per-row softmax
+ * arithmetic does not depend on the split, so the bits do not depend on the thread count either.
  */
 
 import type { AttentionParams, FloatArray } from '../backend';
 import { OP } from './kernels';
-import { gemmStaged } from './matmul';
-import { dispatch, type Heap, MAX_UNITS, maxStagedBytes, threadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
+import { dispatch, type Heap, MAX_UNITS, maxStagedBytes, threadsFor, withHeap, writeDesc, writeRowDesc, writeRowParams } from './pool';
 
 /** A group of (batch, head) pairs whose score blocks are processed together. */
 export interface HeadGroup {
@@ -23,6 +22,69 @@ export interface HeadGroup {
 
 /** Rows of one head per row-kernel unit. */
 const ROW_CHUNK = 32;
+/** Rows of one head per GEMM unit under a causal mask (a multiple of the 4-row tile): blocks of rows let the
+ *  products skip what the mask zeroes, ~3/8 of their flops at T = 4 blocks. */
+const CAUSAL_BLOCK = 32;
+
+/** An operand of a head's product: element (r, c) at byte base + 4·(offs[z] + r·rs + c·cs). */
+interface Operand {
+  base: number;
+  offs: ArrayLike<number>;
+  rs: number;
+  cs: number;
+}
+
+/**
+ * One T-row product per head of the group, in row blocks that skip what a causal mask zeroes (the same
+ * bits as the whole product: the skipped terms are exact zeros, and the softmax kernels never read the
+ * skipped scores past the diagonal):
+ * - 'scores' (C = A·B, T x T, inner dim k): row block [r0, r1) computes columns j < r1 only;
+ * - 'probsA' (C = A·B, T x n, A a masked T x T block): row block [r0, r1) sums over p < r1;
+ * - 'probsAT' (C = Aᵀ·B, T x n, A a masked T x T block): row block [r0, r1) sums over p >= r0.
+ * Without a mask, one block covers every row and column.
+ */
+function headProducts(
+  mode: 'scores' | 'probsA' | 'probsAT',
+  count: number,
+  T: number,
+  n: number,
+  k: number,
+  causal: boolean,
+  threads: number,
+  a: Operand,
+  b: Operand,
+  c: Operand,
+): void {
+  const block = causal ? CAUSAL_BLOCK : T;
+  const desc = new Array<number>(11);
+  let u = 0;
+  for (let z = 0; z < count; z++) {
+    for (let r0 = 0; r0 < T; r0 += block) {
+      const r1 = Math.min(T, r0 + block);
+      // First term of the sum, and the columns / terms this block needs.
+      const p0 = mode === 'probsAT' && causal ? r0 : 0;
+      const cols = mode === 'scores' && causal ? r1 : n;
+      const kk = mode === 'probsA' && causal ? r1 : mode === 'probsAT' ? k - p0 : k;
+      desc[0] = a.base + 4 * (a.offs[z]! + r0 * a.rs + p0 * a.cs);
+      desc[1] = a.rs;
+      desc[2] = a.cs;
+      desc[3] = b.base + 4 * (b.offs[z]! + p0 * b.rs);
+      desc[4] = b.rs;
+      desc[5] = b.cs;
+      desc[6] = c.base + 4 * (c.offs[z]! + r0 * c.rs);
+      desc[7] = c.rs;
+      desc[8] = r1 - r0;
+      desc[9] = cols;
+      desc[10] = kk;
+      writeDesc(u++, desc);
+      if (u === MAX_UNITS) {
+        dispatch(u, threads);
+        u = 0;
+      }
+    }
+  }
+  if (u > 0) dispatch(u, threads);
+}
 
 /** Writes and runs the row-kernel units of one group: per head, chunks of ROW_CHUNK rows; ints(z) gives
  *  the head's integer arguments, with lo/hi rows appended by the unit. */
@@ -40,6 +102,10 @@ function rowsPerHead(op: number, g: HeadGroup, T: number, threads: number, ints:
     }
   }
   if (u > 0) dispatch(u, threads, true);
+}
+
+function op(base: number, offs: ArrayLike<number>, rs: number, cs: number): Operand {
+  return { base, offs, rs, cs };
 }
 
 function stage(h: Heap, a: FloatArray): number {
@@ -76,10 +142,10 @@ export function attentionStaged(
     const hs = h.alloc(4 * per * T * T);
     const he = h.alloc(8 * units * T);
     writeRowParams([scale]);
+    const c = causal;
     for (const g of groups) {
-      const at = (base: number, offs: Int32Array) => Array.from(offs, (o) => base + 4 * o);
       // S[z][i, j] = q_i · k_j.
-      gemmStaged(at(hq, g.qo), qs, 1, at(hk, g.ko), 1, ks, at(hs, g.so), T, T, T, D, threads);
+      headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hs, g.so, T, 1));
       rowsPerHead(OP.attnSoftmax, g, T, threads, (z, unit) => [
         (hs >> 2) + g.so[z]!,
         (hl >> 2) + g.lo[z]!,
@@ -88,7 +154,7 @@ export function attentionStaged(
         causal ? 1 : 0,
       ]);
       // O = P V, written into the head's block of out.
-      gemmStaged(at(hs, g.so), T, 1, at(hv, g.ko), ks, 1, at(ho, g.qo), qs, T, D, T, threads);
+      headProducts('probsA', g.count, T, D, T, c, threads, op(hs, g.so, T, 1), op(hv, g.ko, ks, 1), op(ho, g.qo, qs, 1));
     }
     O.set(h.f32.subarray(ho >> 2, (ho >> 2) + O.length));
     L.set(h.f32.subarray(hl >> 2, (hl >> 2) + L.length));
@@ -130,14 +196,14 @@ export function attentionBackwardStaged(
     const htv = h.alloc(4 * per * T * D);
     const htk = h.alloc(4 * per * T * D);
     writeRowParams([scale]);
+    const c = causal;
     for (const g of groups) {
-      const at = (base: number, offs: ArrayLike<number>) => Array.from(offs, (o) => base + 4 * o);
       const to = Array.from({ length: g.count }, (_, z) => z * T * D);
-      gemmStaged(at(hq, g.qo), qs, 1, at(hk, g.ko), 1, ks, at(hp, g.so), T, T, T, D, threads);
+      headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hp, g.so, T, 1));
       rowsPerHead(OP.attnProbs, g, T, threads, (z) => [(hp >> 2) + g.so[z]!, (hl >> 2) + g.lo[z]!, T, causal ? 1 : 0]);
       // tmpV = Pᵀ dO; dP = dO Vᵀ (into dS).
-      gemmStaged(at(hp, g.so), 1, T, at(hdo, g.qo), qs, 1, at(htv, to), D, T, D, T, threads);
-      gemmStaged(at(hdo, g.qo), qs, 1, at(hv, g.ko), 1, ks, at(hds, g.so), T, T, T, D, threads);
+      headProducts('probsAT', g.count, T, D, T, c, threads, op(hp, g.so, 1, T), op(hdo, g.qo, qs, 1), op(htv, to, D, 1));
+      headProducts('scores', g.count, T, T, D, c, threads, op(hdo, g.qo, qs, 1), op(hv, g.ko, 1, ks), op(hds, g.so, T, 1));
       rowsPerHead(OP.attnDs, g, T, threads, (z) => [
         (hds >> 2) + g.so[z]!,
         (hp >> 2) + g.so[z]!,
@@ -149,8 +215,8 @@ export function attentionBackwardStaged(
         causal ? 1 : 0,
       ]);
       // dQ = dS K into dq's head block; tmpK = dSᵀ Q.
-      gemmStaged(at(hds, g.so), T, 1, at(hk, g.ko), ks, 1, at(hdq, g.qo), qs, T, D, T, threads);
-      gemmStaged(at(hds, g.so), 1, T, at(hq, g.qo), qs, 1, at(htk, to), D, T, D, T, threads);
+      headProducts('probsA', g.count, T, D, T, c, threads, op(hds, g.so, T, 1), op(hk, g.ko, ks, 1), op(hdq, g.qo, qs, 1));
+      headProducts('probsAT', g.count, T, D, T, c, threads, op(hds, g.so, 1, T), op(hq, g.qo, qs, 1), op(htk, to, D, 1));
       for (let z = 0; z < g.count; z++) {
         addRows(dV, g.ko[z]!, ks, h.f32, (htv >> 2) + to[z]!, T, D);
         addRows(dK, g.ko[z]!, ks, h.f32, (htk >> 2) + to[z]!, T, D);

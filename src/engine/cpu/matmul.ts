@@ -371,7 +371,7 @@ function gemmWasm(
  * between `threads` threads: entry b reads A at aPtrs[b], B at bPtrs[b] and overwrites the m x n block at
  * cPtrs[b] (row stride ldc). Entries are split by rows (or columns) at tile multiples when there are fewer
  * of them than threads can share evenly; every element of C is still computed whole, in the same order.
- * Call inside withHeap (attention.ts keeps its score blocks in the memory between products).
+ * Call inside withHeap, after staging.
  */
 export function gemmStaged(
   aPtrs: ArrayLike<number>,
