@@ -202,7 +202,7 @@ export class CpuBackend implements Backend {
     const af = f32Of(a);
     if (af && kind !== 'gelu_erf' && kind in ACT_CODE) {
       const { units, range } = elementUnits(a.length, activeThreads());
-      const args = [{ a: af, io: 'in' as const }, { a: out as Float32Array, io: 'out' as const }, ACT_CODE[kind]];
+      const args = [{ a: af, io: 'in' as const, per: 1 }, { a: out as Float32Array, io: 'out' as const, per: 1 }, ACT_CODE[kind]];
       runRows({ op: OP.actFwd, units, range, args, work: a.length });
       return this.wrap(out);
     }
@@ -238,9 +238,9 @@ export class CpuBackend implements Backend {
     if (af && gf && kind !== 'gelu_erf' && kind in ACT_CODE) {
       const { units, range } = elementUnits(a.length, activeThreads());
       const args = [
-        { a: gf, io: 'in' as const },
-        { a: af, io: 'in' as const },
-        { a: out as Float32Array, io: 'out' as const },
+        { a: gf, io: 'in' as const, per: 1 },
+        { a: af, io: 'in' as const, per: 1 },
+        { a: out as Float32Array, io: 'out' as const, per: 1 },
         ACT_CODE[kind],
       ];
       runRows({ op: OP.actBwd, units, range, args, work: 2 * a.length });
@@ -293,7 +293,12 @@ export class CpuBackend implements Backend {
     }
     const out = this.alloc(a.length) as Float32Array;
     const { units, range } = elementUnits(a.length, activeThreads());
-    const args = [{ a: af, io: 'in' as const }, { a: uf, io: 'in' as const }, { a: out, io: 'out' as const }, ACT_CODE[kind]];
+    const args = [
+      { a: af, io: 'in' as const, per: 1 },
+      { a: uf, io: 'in' as const, per: 1 },
+      { a: out, io: 'out' as const, per: 1 },
+      ACT_CODE[kind],
+    ];
     runRows({ op: OP.gatedFwd, units, range, args, work: 2 * a.length });
     return this.wrap(out);
   }
@@ -322,11 +327,11 @@ export class CpuBackend implements Backend {
     const du = this.alloc(a.length) as Float32Array;
     const { units, range } = elementUnits(a.length, activeThreads());
     const args = [
-      { a: gf, io: 'in' as const },
-      { a: af, io: 'in' as const },
-      { a: uf, io: 'in' as const },
-      { a: da, io: 'out' as const },
-      { a: du, io: 'out' as const },
+      { a: gf, io: 'in' as const, per: 1 },
+      { a: af, io: 'in' as const, per: 1 },
+      { a: uf, io: 'in' as const, per: 1 },
+      { a: da, io: 'out' as const, per: 1 },
+      { a: du, io: 'out' as const, per: 1 },
       ACT_CODE[kind],
     ];
     runRows({ op: OP.gatedBwd, units, range, args, work: 5 * a.length });
@@ -413,14 +418,14 @@ export class CpuBackend implements Backend {
     const Bf = Bv ? f32Of(Bv) : Wf;
     if (Xf && Wf && Bf) {
       const { units, range } = rowUnits(rows, NORM_CHUNK);
-      const out = (a: FloatArray) => ({ a: a as Float32Array, io: 'out' as const });
+      const out = (a: FloatArray, per: number) => ({ a: a as Float32Array, io: 'out' as const, per });
       const args = [
-        { a: Xf, io: 'in' as const },
+        { a: Xf, io: 'in' as const, per: dim },
         { a: Wf, io: 'in' as const },
         { a: Bf, io: 'in' as const },
-        out(Y),
-        out(M),
-        out(R),
+        out(Y, dim),
+        out(M, 1),
+        out(R, 1),
         dim,
         Bv ? 1 : 0,
         eps,
@@ -471,10 +476,11 @@ export class CpuBackend implements Backend {
       const { units, range } = rowUnits(rows, NORM_CHUNK);
       const PW = new Float64Array(units * dim);
       const PB = new Float64Array(units * dim);
-      const inp = (a: Float32Array | null) => ({ a: a!, io: 'in' as const });
+      // Rows of dy and x, the weight whole, one mean / rstd per row.
+      const per = [dim, dim, undefined, 1, 1];
       const args = [
-        ...f.map(inp),
-        { a: dX as Float32Array, io: 'out' as const },
+        ...f.map((a, i) => ({ a: a!, io: 'in' as const, per: per[i] })),
+        { a: dX as Float32Array, io: 'out' as const, per: dim },
         { a: PW, io: 'out' as const, unitStride: dim },
         { a: PB, io: 'out' as const, unitStride: dim },
         dim,
@@ -520,10 +526,10 @@ export class CpuBackend implements Backend {
     if (Xf && Wf) {
       const { units, range } = rowUnits(rows, NORM_CHUNK);
       const args = [
-        { a: Xf, io: 'in' as const },
+        { a: Xf, io: 'in' as const, per: dim },
         { a: Wf, io: 'in' as const },
-        { a: Y as Float32Array, io: 'out' as const },
-        { a: R as Float32Array, io: 'out' as const },
+        { a: Y as Float32Array, io: 'out' as const, per: dim },
+        { a: R as Float32Array, io: 'out' as const, per: 1 },
         dim,
         eps,
       ];
@@ -555,8 +561,8 @@ export class CpuBackend implements Backend {
       const { units, range } = rowUnits(rows, NORM_CHUNK);
       const PW = new Float64Array(units * dim);
       const args = [
-        ...f.map((a) => ({ a: a!, io: 'in' as const })),
-        { a: dX as Float32Array, io: 'out' as const },
+        ...f.map((a, i) => ({ a: a!, io: 'in' as const, per: [dim, dim, undefined, 1][i] })),
+        { a: dX as Float32Array, io: 'out' as const, per: dim },
         { a: PW, io: 'out' as const, unitStride: dim },
         dim,
       ];
@@ -770,9 +776,9 @@ export class CpuBackend implements Backend {
       checkTargets('crossEntropy', targets, vocab, ignoreIndex);
       const { units, range } = rowUnits(rows, Math.max(1, Math.ceil(rows / (4 * activeThreads()))));
       const args = [
-        { a: Xf, io: 'in' as const },
-        { a: targets, io: 'in' as const },
-        { a: out as Float32Array, io: 'out' as const },
+        { a: Xf, io: 'in' as const, per: vocab },
+        { a: targets, io: 'in' as const, per: 1 },
+        { a: out as Float32Array, io: 'out' as const, per: 1 },
         vocab,
         ignoreIndex,
       ];
@@ -801,10 +807,10 @@ export class CpuBackend implements Backend {
       checkTargets('crossEntropyBackward', targets, vocab, ignoreIndex);
       const { units, range } = rowUnits(rows, Math.max(1, Math.ceil(rows / (4 * activeThreads()))));
       const args = [
-        { a: Xf, io: 'in' as const },
-        { a: targets, io: 'in' as const },
-        { a: Gf, io: 'in' as const },
-        { a: out as Float32Array, io: 'out' as const },
+        { a: Xf, io: 'in' as const, per: vocab },
+        { a: targets, io: 'in' as const, per: 1 },
+        { a: Gf, io: 'in' as const, per: 1 },
+        { a: out as Float32Array, io: 'out' as const, per: vocab },
         vocab,
         ignoreIndex,
       ];
@@ -838,22 +844,28 @@ export class CpuBackend implements Backend {
     const bc1 = 1 - Math.pow(beta1, step);
     const bc2 = 1 - Math.pow(beta2, step);
     const decay = 1 - lr * weightDecay;
-    if (P instanceof Float32Array) {
-      // The f32 product path, in torch's form: p·decay − (lr/bc1)·m / (√v / √bc2 + eps), with the two
-      // per-element divisions by constants turned into products (~35% faster; the update moves by at most an
-      // ulp of a double, far below f32 rounding). The f64 oracle below keeps the textbook form.
-      const stepSize = lr / bc1;
-      const invSqrtBc2 = 1 / Math.sqrt(bc2);
-      const b1 = 1 - beta1;
-      const b2 = 1 - beta2;
-      for (let i = 0; i < P.length; i++) {
-        const g = G[i]! * gradScale;
-        const mi = beta1 * M[i]! + b1 * g;
-        const vi = beta2 * Vv[i]! + b2 * g * g;
-        M[i] = mi;
-        Vv[i] = vi;
-        P[i] = P[i]! * decay - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
-      }
+    const f = [P, G, M, Vv].map(f32Of);
+    if (f.every((a) => a)) {
+      // The f32 product path (kernels.ts kAdamW), in torch's form: p·decay − (lr/bc1)·m / (√v / √bc2 + eps),
+      // with the two per-element divisions by constants turned into products (~35% faster; the update moves
+      // by at most an ulp of a double, far below f32 rounding). The f64 oracle below keeps the textbook form.
+      const [fp, fg, fm, fv] = f as Float32Array[];
+      const { units, range } = elementUnits(P.length, activeThreads());
+      const io = (a: Float32Array, rw: boolean) => ({ a, io: rw ? ('inout' as const) : ('in' as const), per: 1 });
+      const args = [
+        io(fp!, true),
+        io(fg!, false),
+        io(fm!, true),
+        io(fv!, true),
+        beta1,
+        beta2,
+        eps,
+        gradScale,
+        decay,
+        lr / bc1,
+        1 / Math.sqrt(bc2),
+      ];
+      runRows({ op: OP.adamw, units, range, args, work: P.length });
       return;
     }
     for (let i = 0; i < P.length; i++) {

@@ -231,7 +231,7 @@ describe('attention', () => {
 describe('AdamW on f32 (the product path’s torch-form update)', () => {
   it('matches the f64 reference update over several steps, with decay and a gradient scale', () => {
     const rng = new Rng(404);
-    const n = 5003;
+    const n = 50003; // above the threading threshold: the pool path runs at 2 and 3 threads
     const p0 = rand(n, rng);
     const m0 = rand(n, rng, 0.01);
     const v0 = rand(n, rng, 0.001).map(Math.abs);
@@ -240,7 +240,14 @@ describe('AdamW on f32 (the product path’s torch-form update)', () => {
     for (let step = 1; step <= 4; step++) {
       const g = rand(n, rng);
       const prm = { lr: 1e-2 * step, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step, gradScale: 0.5 };
-      f32.adamw(s32[0]!, f32.fromArray(g), s32[1]!, s32[2]!, prm);
+      // In place: every thread count updates its own copy of the same state, bit for bit alike.
+      const before = s32.map((x) => readSync(x).slice());
+      const [p1, m1, v1] = sameAtEveryThreadCount(() => {
+        const st = before.map((x) => f32.fromArray(x));
+        f32.adamw(st[0]!, f32.fromArray(g), st[1]!, st[2]!, prm);
+        return st;
+      });
+      s32.splice(0, 3, p1!, m1!, v1!);
       f64.adamw(s64[0]!, f64.fromArray(g), s64[1]!, s64[2]!, prm);
       // Same inputs rounded the same way each step: compare this step's update, not drift.
       for (let i = 0; i < 3; i++) {

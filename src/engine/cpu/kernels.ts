@@ -431,6 +431,41 @@ export function kAttnDs(
 }
 
 /**
+ * AdamW in place over elements [lo, hi) (torch's form; backend.ts explains the constants): m, v updated,
+ * p ← p·decay − stepSize·m / (√v · invSqrtBc2 + eps).
+ */
+export function kAdamW(
+  P: Float32Array,
+  po: number,
+  G: Float32Array,
+  go: number,
+  M: Float32Array,
+  mo: number,
+  V: Float32Array,
+  vo: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  gradScale: number,
+  decay: number,
+  stepSize: number,
+  invSqrtBc2: number,
+  lo: number,
+  hi: number,
+): void {
+  const b1 = 1 - beta1;
+  const b2 = 1 - beta2;
+  for (let i = lo; i < hi; i++) {
+    const g = G[go + i]! * gradScale;
+    const mi = beta1 * M[mo + i]! + b1 * g;
+    const vi = beta2 * V[vo + i]! + b2 * g * g;
+    M[mo + i] = mi;
+    V[vo + i] = vi;
+    P[po + i] = P[po + i]! * decay - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+  }
+}
+
+/**
  * The kernels the pool's workers run, by index (the `op` word of a job descriptor). `sig` lists the
  * arguments before (lo, hi): 'F' / 'D' / 'I' = the shared memory as f32 / f64 / i32 (its offset is the next
  * 'i'), 'i' = an integer from the descriptor, 'd' = a double from the dispatch's parameter block.
@@ -449,6 +484,7 @@ export const KERNELS = [
   { fn: kAttnSoftmax, sig: 'FiFiDiiid' },
   { fn: kAttnProbs, sig: 'FiFiiid' },
   { fn: kAttnDs, sig: 'FiFiFiFiiiiid' },
+  { fn: kAdamW, sig: 'FiFiFiFiddddddd' },
 ] as const;
 
 export const OP = {
@@ -465,4 +501,5 @@ export const OP = {
   attnSoftmax: 10,
   attnProbs: 11,
   attnDs: 12,
+  adamw: 13,
 } as const;

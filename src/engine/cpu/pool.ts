@@ -465,16 +465,25 @@ export function activeThreads(): number {
   return active;
 }
 
-/** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first):
- *  GEMM descriptors, or with `rows` row-kernel descriptors. */
-export function dispatch(units: number, threads: number, rows = false): void {
+/** How many units the calling thread runs itself (units [0, n)) when `units` are dispatched on `threads`. */
+export function mainUnits(units: number, threads: number): number {
+  const r = runtime();
+  const T = Math.max(1, Math.min(threads, units, 1 + (r ? r.workers.length : 0)));
+  return T === 1 ? units : Math.floor(units / T);
+}
+
+/** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first,
+ *  mainUnits() of them): GEMM descriptors, or with `rows` row-kernel descriptors. With `mainShare`, the
+ *  caller runs its units through it instead of through their descriptors (row kernels on its own arrays). */
+export function dispatch(units: number, threads: number, rows = false, mainShare?: (lo: number, hi: number) => void): void {
   const r = runtime()!;
   const useRelaxed = cpuKernel() === 'wasm-relaxed-simd';
   const gem = useRelaxed ? r.gemm.relaxed! : r.gemm.simd;
   const g = rows ? (desc: number) => runUnit(KERNEL_FNS, KERNEL_SIGS, r.f32, r.f64, r.i32, desc >> 2, PARAM_BASE / 8) : gem;
   const T = Math.max(1, Math.min(threads, units, 1 + r.workers.length));
   if (T === 1) {
-    for (let u = 0; u < units; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+    if (mainShare) mainShare(0, units);
+    else for (let u = 0; u < units; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
     return;
   }
   const c = r.ctrl;
@@ -487,7 +496,8 @@ export function dispatch(units: number, threads: number, rows = false): void {
   Atomics.add(c, SEQ, 1);
   Atomics.notify(c, SEQ);
   const hi = Math.floor(units / T);
-  for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+  if (mainShare) mainShare(0, hi);
+  else for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
   let d = Atomics.load(c, DONE);
   for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
   while (d < T - 1) {

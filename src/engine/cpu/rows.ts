@@ -2,14 +2,17 @@
  * Runs a row kernel (kernels.ts) over a job cut into units, on the calling thread or on the pool.
  *
  * One thread (or a job too small to be worth a wake-up): the kernel is called unit by unit on the operands
- * themselves, no copies. Several threads: the operands are staged into the pool's shared memory, the units
- * are shared out (contiguous ranges per thread, the caller takes the first), and the outputs are copied back.
+ * themselves, no copies. Several threads: the units are shared out (contiguous ranges per thread, the
+ * caller takes the first); the workers' units run on copies staged into the pool's shared memory and their
+ * outputs are copied back, while the calling thread runs its own units on the operands themselves. When
+ * every array says which elements a range of units touches (`per` / `unitStride`), only the workers' slices
+ * are staged; otherwise whole arrays are, and the caller runs its units on the staged copies too.
  * Either way each unit runs the same function on the same values, so the bits do not depend on the thread
  * count; units are cut by the caller independently of it (reductions add per-unit partials in unit order).
  */
 
 import { KERNELS } from './kernels';
-import { dispatch, MAX_UNITS, maxStagedBytes, rowThreadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
+import { dispatch, MAX_UNITS, mainUnits, maxStagedBytes, rowThreadsFor, withHeap, writeRowDesc, writeRowParams } from './pool';
 
 type Arr = Float32Array | Float64Array | Int32Array;
 
@@ -17,8 +20,12 @@ type Arr = Float32Array | Float64Array | Int32Array;
 export interface ArrArg {
   a: Arr;
   io: 'in' | 'out' | 'inout';
-  /** Added to the array's offset for unit u (per-unit partial sums): u * unitStride. */
+  /** Added to the array's offset for unit u (per-unit partial sums): u * unitStride. Unit u touches
+   *  elements [u·unitStride, (u+1)·unitStride). */
   unitStride?: number;
+  /** Elements per index of the kernel's range: unit u touches [lo(u)·per, hi(u)·per). Without it (and
+   *  without unitStride) any unit may touch any element (a weight vector, the targets). */
+  per?: number;
 }
 
 export type KernelArg = ArrArg | number;
@@ -44,21 +51,24 @@ export function runRows(job: RowJob): void {
   const k = KERNELS[op]!;
   const fn = k.fn as unknown as (...a: unknown[]) => void;
   const T = Math.min(rowThreadsFor(job.work), units);
-  if (T <= 1 || stagedBytes(job.args) > maxStagedBytes() || !runStaged(job, k.sig, T)) {
-    const flat: unknown[] = [];
-    const patch: [number, number][] = [];
-    for (const x of args) {
-      if (isArr(x)) {
-        flat.push(x.a);
-        if (x.unitStride) patch.push([flat.length, x.unitStride]);
-        flat.push(0);
-      } else flat.push(x);
-    }
-    for (let u = 0; u < units; u++) {
-      for (const [i, s] of patch) flat[i] = u * s;
-      const [lo, hi] = range(u);
-      fn(...flat, lo, hi);
-    }
+  if (T <= 1 || stagedBytes(args) > maxStagedBytes() || !runStaged(job, k.sig, T)) runDirect(fn, args, range, 0, units);
+}
+
+/** Units [u0, u1) on the caller's own arrays. */
+function runDirect(fn: (...a: unknown[]) => void, args: KernelArg[], range: RowJob['range'], u0: number, u1: number): void {
+  const flat: unknown[] = [];
+  const patch: [number, number][] = [];
+  for (const x of args) {
+    if (isArr(x)) {
+      flat.push(x.a);
+      if (x.unitStride) patch.push([flat.length, x.unitStride]);
+      flat.push(0);
+    } else flat.push(x);
+  }
+  for (let u = u0; u < u1; u++) {
+    for (const [i, s] of patch) flat[i] = u * s;
+    const [lo, hi] = range(u);
+    fn(...flat, lo, hi);
   }
 }
 
@@ -79,16 +89,40 @@ function stagedBytes(args: KernelArg[]): number {
  *  operands exceed the staging limit run on the calling thread instead (same bits, no memory ceiling). */
 function runStaged(job: RowJob, sig: string, T: number): boolean {
   const { op, units, range, args } = job;
-  return withHeap(stagedBytes(args), (h) => {
-    // Stage every distinct array once (an array passed twice aliases, as in the direct call).
+  const fn = KERNELS[op]!.fn as unknown as (...a: unknown[]) => void;
+  // The caller's units run on its own arrays when every written array has a known slice per unit.
+  const sliced = (x: ArrArg) => x.unitStride !== undefined || x.per !== undefined;
+  const split = units <= MAX_UNITS && args.every((x) => !isArr(x) || x.io === 'in' || sliced(x));
+  const first = split ? mainUnits(units, T) : 0;
+  if (split && first >= units) {
+    // Only the caller would run: no staging at all.
+    runDirect(fn, args, range, 0, units);
+    return true;
+  }
+  // Elements [lo, hi) of each distinct array the staged units touch.
+  const spans = new Map<Arr, { lo: number; hi: number; io: ArrArg['io'] }>();
+  for (const x of args) {
+    if (!isArr(x)) continue;
+    let lo = 0;
+    let hi = x.a.length;
+    if (split) {
+      if (x.unitStride !== undefined) [lo, hi] = [first * x.unitStride, units * x.unitStride];
+      else if (x.per !== undefined) [lo, hi] = [range(first)[0] * x.per, range(units - 1)[1] * x.per];
+    }
+    const prev = spans.get(x.a);
+    if (!prev) spans.set(x.a, { lo, hi, io: x.io });
+    else spans.set(x.a, { lo: Math.min(prev.lo, lo), hi: Math.max(prev.hi, hi), io: prev.io === x.io ? x.io : 'inout' });
+  }
+  let bytes = 0;
+  for (const [a, sp] of spans) bytes += Math.ceil(((sp.hi - sp.lo) * a.BYTES_PER_ELEMENT) / 16) * 16;
+  return withHeap(bytes, (h) => {
+    const viewOf = (a: Arr) => (a instanceof Float32Array ? h.f32 : a instanceof Float64Array ? h.f64 : h.i32);
+    // Element offset of each array in the memory: element e of the array lives at off + e.
     const off = new Map<Arr, number>();
-    for (const x of args) {
-      if (!isArr(x) || off.has(x.a)) continue;
-      const at = h.alloc(x.a.byteLength);
-      const view = x.a instanceof Float32Array ? h.f32 : x.a instanceof Float64Array ? h.f64 : h.i32;
-      const eo = at / x.a.BYTES_PER_ELEMENT;
-      off.set(x.a, eo);
-      if (x.io !== 'out') view.set(x.a, eo);
+    for (const [a, sp] of spans) {
+      const at = h.alloc((sp.hi - sp.lo) * a.BYTES_PER_ELEMENT) / a.BYTES_PER_ELEMENT;
+      off.set(a, at - sp.lo);
+      if (sp.io !== 'out') viewOf(a).set(a.subarray(sp.lo, sp.hi) as never, at);
     }
     const ints: number[] = [];
     const doubles: number[] = [];
@@ -108,20 +142,21 @@ function runStaged(job: RowJob, sig: string, T: number): boolean {
     }
     writeRowParams(doubles);
     const base = ints.slice();
+    // The caller's own units, on its own arrays (the direct call's arguments).
+    const mainShare = split ? (lo: number, hi: number) => runDirect(fn, args, range, lo, hi) : undefined;
     for (let u0 = 0; u0 < units; u0 += MAX_UNITS) {
       const n = Math.min(MAX_UNITS, units - u0);
       for (let u = 0; u < n; u++) {
-        for (const [i, s] of patch) ints[i] = base[i]! + (u0 + u) * s;
+        for (const [i, st] of patch) ints[i] = base[i]! + (u0 + u) * st;
         const [lo, hi] = range(u0 + u);
         writeRowDesc(u, op, lo, hi, ints);
       }
-      dispatch(n, T, true);
+      dispatch(n, T, true, mainShare);
     }
-    for (const x of args) {
-      if (!isArr(x) || x.io === 'in') continue;
-      const eo = off.get(x.a)!;
-      const view = x.a instanceof Float32Array ? h.f32 : x.a instanceof Float64Array ? h.f64 : h.i32;
-      x.a.set(view.subarray(eo, eo + x.a.length) as never);
+    for (const [a, sp] of spans) {
+      if (sp.io === 'in') continue;
+      const at = off.get(a)! + sp.lo;
+      a.set(viewOf(a).subarray(at, at + (sp.hi - sp.lo)) as never, sp.lo);
     }
   });
 }
