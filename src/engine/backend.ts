@@ -121,6 +121,9 @@ export interface Backend {
 
   // ---- matmul ----
   matmul(a: Storage, b: Storage, p: MatmulParams): Storage;
+  /** Optional: xᵀx [dim, dim] of x [rows, dim], equal to matmul(x, x, { transA: true }) but computed from
+   *  one triangle (about half the work). */
+  gram?(x: Storage, rows: number, dim: number): Storage;
 
   // ---- embeddings ----
   /** out[i, :] = table[ids[i], :]; table is [vocab, dim]. */

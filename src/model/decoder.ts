@@ -21,6 +21,7 @@
 
 import type { Backend, FloatArray } from '../engine/backend';
 import * as ops from '../engine/ops';
+import { linearCrossEntropyRows } from '../engine/head-loss';
 import type { NamedParam } from '../engine/optim';
 import { Tensor, record } from '../engine/tensor';
 import { canonicalShapes, projsOf } from './hf';
@@ -258,7 +259,22 @@ export class Decoder {
    */
   loss(ids: Int32Array, targets: Int32Array, B: number, T: number, opts: ForwardOptions & { ignoreIndex?: number } = {}): Tensor {
     if (targets.length !== B * T) throw new RangeError(`Decoder.loss: ${targets.length} targets for B=${B}, T=${T}`);
-    return ops.crossEntropy(this.forward(ids, B, T, opts), targets, opts.ignoreIndex ?? -100);
+    return this.meanHeadLoss(this.hidden(ids, B, T, opts), targets, opts.ignoreIndex ?? -100);
+  }
+
+  /**
+   * Mean cross-entropy of the head on the residual stream after the last block (final norm included), as
+   * ops.crossEntropy(head(x)) computes it, but with the logits made and freed in row blocks when a batch's
+   * logits would be large (head-loss.ts: the same numbers for the loss and x's gradient).
+   */
+  headLoss(x: Tensor, targets: Int32Array, ignoreIndex = -100): Tensor {
+    return this.meanHeadLoss(this.norm(x, 'norm'), targets, ignoreIndex);
+  }
+
+  private meanHeadLoss(normed: Tensor, targets: Int32Array, ignoreIndex: number): Tensor {
+    const w = this.spec.tieWordEmbeddings ? this.p('embed.weight') : this.p('lm_head.weight');
+    const c = ops.countTargets(targets, ignoreIndex);
+    return ops.scale(ops.sum(linearCrossEntropyRows(normed, w, targets, ignoreIndex)), c > 0 ? 1 / c : 0);
   }
 
   /** Parameters in canonical order with AdamW decay flags; `onlyTrainable` keeps those that require grad. */

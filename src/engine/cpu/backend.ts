@@ -366,6 +366,27 @@ export class CpuBackend implements Backend {
     return this.wrap(C);
   }
 
+  /**
+   * xᵀx [dim, dim] of x [rows, dim] (the support pass's input and output-gradient statistics): only the
+   * upper block-triangle is multiplied, one row panel at a time, then mirrored, so about half the work of
+   * matmul(x, x, { transA: true }). Bit for bit the same matrix: every element is the same dot product in
+   * the same order (the kernels' summation order does not depend on the block), and a·b = b·a.
+   */
+  gram(x: Storage, rows: number, dim: number): Storage {
+    const X = this.d(x);
+    checkLen('gram x', X, rows * dim);
+    const P = dim > 1024 ? 256 : 128;
+    if (dim < 2 * P) return this.matmul(x, x, { batch: 1, m: dim, n: dim, k: rows, transA: true });
+    const C = this.alloc(dim * dim);
+    for (let r0 = 0; r0 < dim; r0 += P) {
+      const h = Math.min(P, dim - r0);
+      // C[r0 : r0+h, r0 : dim] = X[:, r0 : r0+h]ᵀ · X[:, r0 : dim]
+      gemmBatch(X, r0, 1, dim, 0, X, r0, dim, 1, 0, C, r0 * dim + r0, dim, 0, h, dim - r0, rows, 1);
+    }
+    for (let i = 0; i < dim; i++) for (let j = i + 1; j < dim; j++) C[j * dim + i] = C[i * dim + j]!;
+    return this.wrap(C);
+  }
+
   // ---------------------------------------------------------------- embeddings
 
   gather(table: Storage, ids: Int32Array, dim: number): Storage {

@@ -267,6 +267,7 @@ describe('randomized SVD', () => {
     expect(chooseSvdMethod(256, 1024, { rank: 8 })).toBe('exact');
     expect(chooseSvdMethod(1024, 1024, {})).toBe('exact');
     expect(chooseSvdMethod(1024, 768, { rank: 64 })).toBe('randomized');
+    expect(chooseSvdMethod(1024, 768, { rank: 192 })).toBe('exact');
     expect(chooseSvdMethod(1024, 768, { rank: 600 })).toBe('exact');
     expect(() => svd(W, m, n, { method: 'randomized' })).toThrow(/rank/);
     expect(svd(W, m, n, { rank: 4 }).method).toBe('exact');

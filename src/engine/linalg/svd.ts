@@ -373,8 +373,10 @@ export function chooseSvdMethod(m: number, n: number, opts: SvdOptions): 'exact'
   }
   const k = Math.min(m, n);
   if (opts.rank === undefined || k <= (opts.exactThreshold ?? 256)) return 'exact';
-  // When the sketch would be (almost) the whole matrix the exact path is cheaper and exact.
-  if (opts.rank + (opts.oversample ?? 10) >= k / 2) return 'exact';
+  // The exact path (Gram + divide-and-conquer on the f64 GEMM) is cheaper unless the sketch is a small
+  // fraction of the matrix: measured on 768x3072 and 2048x5632, randomized (q = 2, p = 10, its QRs in
+  // JavaScript) breaks even near rank = k/8 and is 5-8x slower at rank = k/4 (docs/svd.md).
+  if (opts.rank + (opts.oversample ?? 10) > k / 10) return 'exact';
   return 'randomized';
 }
 

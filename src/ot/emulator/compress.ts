@@ -41,7 +41,8 @@ export interface CompressOptions {
   lambdaAttn?: number;
   /** λ of SCP (MLP). Default 1. */
   lambdaMlp?: number;
-  /** SVD algorithm for the `svd` baseline ('auto' = exact up to 256, randomized above). gradot always uses
+  /** SVD algorithm for the `svd` baseline ('auto' = exact, randomized only for ranks below a tenth of the
+   *  matrix's smaller side, svd.ts chooseSvdMethod). gradot always uses
    *  the exact SVD: DRD scores every component, so it needs the full spectrum. */
   svdMethod?: SvdMethod;
   seed?: number;
@@ -220,11 +221,46 @@ const isMlpProj = (p: string): boolean => p === 'up' || p === 'gate' || p === 'd
 
 /** One DRD-scored matrix: its SVD (null once dropped to save memory: recomputed, identically, when built). */
 export interface ScoredMatrix {
-  f: SvdFactors | null;
+  /** What is kept of the SVD for building the factors (null: over the factor budget, recomputed then). */
+  f: BuildFactors | null;
   S: Float64Array;
   rank: number;
   parts: ScoreParts;
   kept?: number[];
+}
+
+/**
+ * The SVD as the build needs it once the scores exist: U·diag(S) and Vᵀ already rounded to F32, which is
+ * exactly what lowRankFactors + the F32 emulator tensors make of the f64 factors (one rounding of U_ik·S_k,
+ * one of Vᵀ), in half the bytes of the f64 U and Vᵀ.
+ */
+export interface BuildFactors {
+  rank: number;
+  /** [out, rank] = f32(U · diag(S)). */
+  US: Float32Array;
+  /** [rank, in] = f32(Vᵀ). */
+  Vt: Float32Array;
+}
+
+export function buildFactors(f: SvdFactors): BuildFactors {
+  const { rank } = f;
+  const US = new Float32Array(f.U.length);
+  const out = f.U.length / rank;
+  for (let i = 0; i < out; i++) for (let k = 0; k < rank; k++) US[i * rank + k] = f.U[i * rank + k]! * f.S[k]!;
+  return { rank, US, Vt: Float32Array.from(f.Vt) };
+}
+
+/** The kept components' F32 factors a [out, r] and b [r, in], from buildFactors' output. */
+function keptFactors(f: BuildFactors, out: number, inn: number, kept: number[]): { a: Float32Array; b: Float32Array } {
+  const r = kept.length;
+  const a = new Float32Array(out * r);
+  const b = new Float32Array(r * inn);
+  kept.forEach((k, c) => {
+    if (k < 0 || k >= f.rank) throw new Error(`keptFactors: component ${k} out of range`);
+    for (let i = 0; i < out; i++) a[i * r + c] = f.US[i * f.rank + k]!;
+    b.set(f.Vt.subarray(k * inn, k * inn + inn), c * inn);
+  });
+  return { a, b };
 }
 
 /**
@@ -290,10 +326,10 @@ export class GradotScorer {
     const lam = key.includes('.attn.') ? this.layout.lambdaAttn : this.layout.lambdaMlp;
     const parts = rescore(drdScores(f, stats, lam), lam, this.layout.lambdaMode);
     this.scoreMs += performance.now() - t;
-    const bytes = 8 * (f.U.length + f.Vt.length);
+    const bytes = 4 * (f.U.length + f.Vt.length);
     const keep = this.factorBytes + bytes <= this.factorBudget;
     if (keep) this.factorBytes += bytes;
-    const e: ScoredMatrix = { f: keep ? f : null, S: f.S, rank: f.rank, parts };
+    const e: ScoredMatrix = { f: keep ? buildFactors(f) : null, S: f.S, rank: f.rank, parts };
     this.drd.set(key, e);
     return e;
   }
@@ -441,22 +477,24 @@ export function compressModel(
         return;
       }
       const [o, i] = W.shape;
-      let factors;
+      let factors: { a: ArrayLike<number>; b: ArrayLike<number> };
       if (opts.method === 'gradot') {
         const e = scoreMatrix(src, group, proj);
         const t = performance.now();
         const kept = e.kept ?? selectComponents(e.S, e.parts.score, rank);
         scoreMs += performance.now() - t;
-        let f = e.f;
-        if (!f) {
-          // Dropped under the scorer's factor budget: the same SVD again (deterministic, same factors).
+        if (e.f) {
+          factors = keptFactors(e.f, o!, i!, kept);
+        } else {
+          // Dropped under the scorer's factor budget: the same SVD again (deterministic, same factors, and
+          // lowRankFactors + one F32 rounding below give the same values as keptFactors).
           const ts = performance.now();
-          f = exactSvd(W.data, o!, i!);
+          const f = exactSvd(W.data, o!, i!);
           svdMs += performance.now() - ts;
+          factors = lowRankFactors(f, o!, i!, kept);
         }
-        factors = lowRankFactors(f, o!, i!, kept);
-        // Each matrix is built once: its full factors (f64, up to half the memory budget over all matrices)
-        // can go now instead of living through evaluation and packaging.
+        // Each matrix is built once: its factors (up to half the memory budget over all matrices) can go now
+        // instead of living through evaluation and packaging.
         e.f = null;
         const parts = e.parts;
         (rec.keptComponents ??= {})[proj] = kept;

@@ -25,7 +25,6 @@
 import type { Backend, FloatArray, Storage } from '../../engine/backend';
 import { backward, noGrad, tidy, Tensor } from '../../engine/tensor';
 import { countTargets } from '../../engine/ops';
-import * as ops from '../../engine/ops';
 import type { Decoder } from '../../model/decoder';
 import { linearName } from '../../model/decoder';
 import { linearDims, projsOf } from '../../model/hf';
@@ -287,7 +286,7 @@ export async function supportPass(
       const loss = tidy(() => {
         let x = top;
         for (let i = hi; i < L; i++) x = dec.block(i, x, B, T);
-        const l = ops.crossEntropy(dec.head(x), b.targets, ignore);
+        const l = dec.headLoss(x, b.targets, ignore);
         backward(l, { release: true });
         return l;
       });
@@ -338,7 +337,9 @@ export async function supportPass(
           if (inp.lastBatch === batchIndex) return;
           inp.lastBatch = batchIndex;
           const rows = x.shape[0]!;
-          const xx = be.matmul(x.storage, x.storage, { batch: 1, m: inp.dim, n: inp.dim, k: rows, transA: true });
+          const xx = be.gram
+            ? be.gram(x.storage, rows, inp.dim)
+            : be.matmul(x.storage, x.storage, { batch: 1, m: inp.dim, n: inp.dim, k: rows, transA: true });
           be.axpy(inp.sumXX!, xx, 1);
           be.free(xx);
           const sx = be.sumRows(x.storage, rows, inp.dim);
@@ -349,7 +350,9 @@ export async function supportPass(
         onOutputGrad: (name: string, dy: { storage: Storage; shape: number[] }) => {
           const a = accs.get(name)!;
           const rows = dy.shape[0]!;
-          const ee = be.matmul(dy.storage, dy.storage, { batch: 1, m: a.outDim, n: a.outDim, k: rows, transA: true });
+          const ee = be.gram
+            ? be.gram(dy.storage, rows, a.outDim)
+            : be.matmul(dy.storage, dy.storage, { batch: 1, m: a.outDim, n: a.outDim, k: rows, transA: true });
           be.axpy(a.sumEE!, ee, lossTokens * lossTokens);
           be.free(ee);
           // ∂ℓ_b/∂b = Σ_rows dy, defined (and used by SCP's bias reading) even for linears without a bias.

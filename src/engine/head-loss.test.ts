@@ -1,0 +1,76 @@
+// The LM head's cross-entropy in row blocks: the same loss and input gradient as the one-product path, bit
+// for bit, W's gradient to rounding; and its own gradients pass finite differences.
+import { describe, expect, it } from 'vitest';
+import { CpuBackend } from './cpu/backend';
+import { headBlockRows, linearCrossEntropyRows } from './head-loss';
+import * as ops from './ops';
+import { Rng } from './random';
+import { backward, Tensor } from './tensor';
+import { gradCheck } from './testing';
+
+function setup(rows: number, d: number, V: number, seed: number, wGrad: boolean) {
+  const be = new CpuBackend();
+  const r = new Rng(seed);
+  const x = Float32Array.from({ length: rows * d }, () => r.normal());
+  const w = Float32Array.from({ length: V * d }, () => 0.3 * r.normal());
+  // Some rows ignored, the rest random targets.
+  const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 3 ? -100 : Math.floor(r.uniform() * V)));
+  const make = () => ({
+    X: new Tensor(be, [rows, d], be.fromArray(x), true),
+    W: new Tensor(be, [V, d], be.fromArray(w), wGrad),
+  });
+  return { be, targets, make };
+}
+
+describe('linearCrossEntropyRows', () => {
+  it('picks blocks from the logit bytes', () => {
+    expect(headBlockRows(512, 50257)).toBe(512); // gpt2: one block, the plain path
+    expect(headBlockRows(512, 151936)).toBe(220); // Qwen2.5: three blocks
+    expect(headBlockRows(3, 10, 4 * 10)).toBe(1);
+  });
+
+  for (const wGrad of [false, true]) {
+    it(`in blocks equals the one-product path (loss and dx bit for bit${wGrad ? ', dW to rounding' : ''})`, async () => {
+      const rows = 23,
+        d = 16,
+        V = 37;
+      const { be, targets, make } = setup(rows, d, V, wGrad ? 7 : 5, wGrad);
+      const run = async (blockBytes: number) => {
+        const { X, W } = make();
+        const per = linearCrossEntropyRows(X, W, targets, -100, blockBytes);
+        const l = ops.scale(ops.sum(per), 1 / 19);
+        backward(l);
+        return {
+          per: await per.read(),
+          dx: await X.grad!.read(),
+          dw: W.grad ? await W.grad.read() : null,
+        };
+      };
+      const ref = await run(Infinity);
+      const blocked = await run(4 * V * 5); // 5 rows per block: 5 blocks, the last one short
+      expect(Buffer.from(blocked.per.buffer).equals(Buffer.from(ref.per.buffer))).toBe(true);
+      expect(Buffer.from(blocked.dx.buffer).equals(Buffer.from(ref.dx.buffer))).toBe(true);
+      for (let i = 0; i < rows; i++) if (targets[i] === -100) expect(ref.per[i]).toBe(0);
+      if (wGrad) {
+        for (let i = 0; i < ref.dw!.length; i++) expect(blocked.dw![i]).toBeCloseTo(ref.dw![i]!, 6);
+      } else {
+        expect(blocked.dw).toBeNull();
+      }
+      void be;
+    });
+  }
+
+  it('passes finite differences in blocks (x and W)', () => {
+    const be = new CpuBackend({ dtype: 'f64' });
+    const V = 11;
+    const targets = Int32Array.from([3, -100, 0, 10, 7, 2, 5]);
+    const r = gradCheck(
+      be,
+      ([x, w]) => linearCrossEntropyRows(x!, w!, targets, -100, 8 * V * 2),
+      [{ shape: [7, 6] }, { shape: [V, 6] }],
+      13,
+    );
+    expect(r.checked).toBeGreaterThan(0);
+    expect(r.maxRelErr).toBeLessThan(1e-6);
+  });
+});
