@@ -96,8 +96,8 @@ export const HELP: Record<string, CommandHelp> = {
       { flag: '--zip', text: 'write one .zip instead of a folder' },
       {
         flag: '--memory-budget SIZE',
-        text: 'memory for support statistics and SVD factors beyond the model (e.g. 1.5GB); blocks are processed in groups under it',
-        default: '1.5GB',
+        text: 'memory for support statistics and SVD factors beyond the model (e.g. 2GB); blocks are processed in groups under it',
+        default: '1GB',
       },
       { flag: '--f32', text: "write the package in F32 instead of the model's own dtype (F16/BF16 stay F16/BF16)" },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },

@@ -2,7 +2,7 @@
 // for bit, W's gradient to rounding; and its own gradients pass finite differences.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from './cpu/backend';
-import { headBlockRows, linearCrossEntropyRows } from './head-loss';
+import { headBlockRows, headPieceRows, linearCrossEntropyRows } from './head-loss';
 import * as ops from './ops';
 import { Rng } from './random';
 import { backward, Tensor } from './tensor';
@@ -27,6 +27,31 @@ describe('linearCrossEntropyRows', () => {
     expect(headBlockRows(512, 50257)).toBe(512); // gpt2: one block, the plain path
     expect(headBlockRows(512, 151936)).toBe(220); // Qwen2.5: three blocks
     expect(headBlockRows(3, 10, 4 * 10)).toBe(1);
+    expect(headPieceRows(50257, 768)).toBe(50257); // gpt2's head is staged whole
+    expect(headPieceRows(151936, 896)).toBe(37449); // Qwen2.5's in five pieces
+  });
+
+  it('in vocabulary pieces: the same loss bit for bit, x and W gradients to rounding', async () => {
+    const rows = 13,
+      d = 8,
+      V = 41;
+    const { targets, make } = setup(rows, d, V, 3, true);
+    const run = async (blockBytes: number, pieceBytes: number) => {
+      const { X, W } = make();
+      const per = linearCrossEntropyRows(X, W, targets, -100, blockBytes, pieceBytes);
+      backward(ops.sum(per));
+      return { per: await per.read(), dx: await X.grad!.read(), dw: await W.grad!.read() };
+    };
+    const ref = await run(Infinity, Infinity);
+    for (const [bb, pb] of [
+      [Infinity, 4 * d * 10], // pieces of 10 vocabulary rows, one row block
+      [4 * V * 4, 4 * d * 7], // both
+    ] as const) {
+      const got = await run(bb, pb);
+      expect(Buffer.from(got.per.buffer).equals(Buffer.from(ref.per.buffer))).toBe(true);
+      for (let i = 0; i < ref.dx.length; i++) expect(got.dx[i]).toBeCloseTo(ref.dx[i]!, 6);
+      for (let i = 0; i < ref.dw.length; i++) expect(got.dw[i]).toBeCloseTo(ref.dw[i]!, 6);
+    }
   });
 
   for (const wGrad of [false, true]) {
@@ -60,13 +85,13 @@ describe('linearCrossEntropyRows', () => {
     });
   }
 
-  it('passes finite differences in blocks (x and W)', () => {
+  it('passes finite differences in row blocks and vocabulary pieces (x and W)', () => {
     const be = new CpuBackend({ dtype: 'f64' });
     const V = 11;
     const targets = Int32Array.from([3, -100, 0, 10, 7, 2, 5]);
     const r = gradCheck(
       be,
-      ([x, w]) => linearCrossEntropyRows(x!, w!, targets, -100, 8 * V * 2),
+      ([x, w]) => linearCrossEntropyRows(x!, w!, targets, -100, 8 * V * 2, 4 * 6 * 4),
       [{ shape: [7, 6] }, { shape: [V, 6] }],
       13,
     );

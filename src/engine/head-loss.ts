@@ -8,10 +8,11 @@
  * turned into their gradient, and multiplied back: dx_b = dlogits_b·W (and dW += dlogits_bᵀ·x_b when W is
  * trained).
  *
- * Same numbers as crossEntropyRows(linear(x, W)), bit for bit, for the loss and for x's gradient: every
- * logit and every element of dx is the same dot product summed in the same order (the products compute each
- * output element whole whatever the row split), and cross-entropy is row by row. W's gradient, when asked
- * for, is a sum over blocks, so its summation order differs from one product's.
+ * Same numbers as crossEntropyRows(linear(x, W)), bit for bit, for the loss and (unless the head weight is
+ * multiplied in vocabulary pieces, HEAD_PIECE_BYTES) for x's gradient: every logit and every element of dx
+ * is the same dot product summed in the same order (the products compute each output element whole
+ * whatever the row split), and cross-entropy is row by row. W's gradient, when asked for, is a sum over
+ * blocks, so its summation order differs from one product's.
  */
 import type { Storage } from './backend';
 import { crossEntropyRows, linear } from './ops';
@@ -20,6 +21,19 @@ import { assertLive, record, Tensor } from './tensor';
 /** Logit bytes one block may hold (rows are grouped so that block rows x vocab x 4 stays under it). */
 export const HEAD_BLOCK_BYTES = 128 * 2 ** 20;
 
+/**
+ * A head weight over twice this many bytes is multiplied in vocabulary pieces of at most this size: the
+ * CPU kernels stage a product's operands in WebAssembly memory, which keeps the size of the largest
+ * product ever staged (Qwen2.5's 151,936 x 896 head: 545 MB). With pieces, x's gradient is a sum over
+ * pieces, so its summation order differs from one product's (the loss stays bit for bit the same).
+ */
+export const HEAD_PIECE_BYTES = 128 * 2 ** 20;
+
+/** Vocabulary rows per piece of the head weight (the whole vocabulary when it is small enough). */
+export function headPieceRows(vocab: number, d: number, pieceBytes = HEAD_PIECE_BYTES): number {
+  return vocab * d * 4 > 2 * pieceBytes ? Math.max(1, Math.floor(pieceBytes / (4 * d))) : vocab;
+}
+
 /** Rows per block for this vocabulary, or `rows` itself when one block holds them all. */
 export function headBlockRows(rows: number, vocab: number, blockBytes = HEAD_BLOCK_BYTES): number {
   return Math.max(1, Math.min(rows, Math.floor(blockBytes / (4 * vocab))));
@@ -27,7 +41,7 @@ export function headBlockRows(rows: number, vocab: number, blockBytes = HEAD_BLO
 
 /**
  * Per-row cross-entropy [rows] of logits x·Wᵀ (x [rows, d], W [vocab, d]) against `targets` (rows with
- * ignoreIndex give 0). With one block it is exactly crossEntropyRows(linear(x, W)).
+ * ignoreIndex give 0). With one block and one piece it is exactly crossEntropyRows(linear(x, W)).
  */
 export function linearCrossEntropyRows(
   x: Tensor,
@@ -35,6 +49,7 @@ export function linearCrossEntropyRows(
   targets: Int32Array,
   ignoreIndex = -100,
   blockBytes = HEAD_BLOCK_BYTES,
+  pieceBytes = HEAD_PIECE_BYTES,
 ): Tensor {
   const op = 'linearCrossEntropy';
   assertLive(op, x, W);
@@ -46,7 +61,8 @@ export function linearCrossEntropyRows(
   }
   if (targets.length !== rows) throw new Error(`${op}: ${targets.length} targets for ${rows} rows`);
   const h = headBlockRows(rows, V, blockBytes);
-  if (h >= rows) return crossEntropyRows(linear(x, W), targets, ignoreIndex);
+  const pv = headPieceRows(V, d, pieceBytes);
+  if (h >= rows && pv >= V) return crossEntropyRows(linear(x, W), targets, ignoreIndex);
 
   const be = x.backend;
   const blocks: [number, number][] = [];
@@ -56,7 +72,51 @@ export function linearCrossEntropyRows(
     be.copy(src, r0 * width, s, 0, n * width);
     return s;
   };
-  const logitsOf = (xs: Storage, n: number): Storage => be.matmul(xs, W.storage, { batch: 1, m: n, n: V, k: d, transB: true });
+  const pieces: [number, number][] = [];
+  for (let v0 = 0; v0 < V; v0 += pv) pieces.push([v0, Math.min(pv, V - v0)]);
+  const logitsOf = (xs: Storage, n: number): Storage => {
+    if (pieces.length === 1) return be.matmul(xs, W.storage, { batch: 1, m: n, n: V, k: d, transB: true });
+    // Each logit is still one whole dot product; the pieces only bound what is staged at once.
+    const L = be.zeros(n * V);
+    for (const [v0, vc] of pieces) {
+      const Wp = rowsOf(W.storage, v0, vc, d);
+      const lp = be.matmul(xs, Wp, { batch: 1, m: n, n: vc, k: d, transB: true });
+      be.free(Wp);
+      be.addIntoCols(L, lp, n, V, v0, vc);
+      be.free(lp);
+    }
+    return L;
+  };
+  /** dx_b = dlogits_b · W, piece by piece. */
+  const dxOf = (dlog: Storage, n: number): Storage => {
+    if (pieces.length === 1) return be.matmul(dlog, W.storage, { batch: 1, m: n, n: d, k: V });
+    const dxs = be.zeros(n * d);
+    for (const [v0, vc] of pieces) {
+      const dp = be.sliceCols(dlog, n, V, v0, vc);
+      const Wp = rowsOf(W.storage, v0, vc, d);
+      const t = be.matmul(dp, Wp, { batch: 1, m: n, n: d, k: vc });
+      be.axpy(dxs, t, 1);
+      for (const s of [dp, Wp, t]) be.free(s);
+    }
+    return dxs;
+  };
+  /** dW += dlogits_bᵀ · x_b, piece by piece. */
+  const addDW = (dW: Storage, dlog: Storage, xs: Storage, n: number): void => {
+    if (pieces.length === 1) {
+      const t = be.matmul(dlog, xs, { batch: 1, m: V, n: d, k: n, transA: true });
+      be.axpy(dW, t, 1);
+      be.free(t);
+      return;
+    }
+    for (const [v0, vc] of pieces) {
+      const dp = be.sliceCols(dlog, n, V, v0, vc);
+      const t = be.matmul(dp, xs, { batch: 1, m: vc, n: d, k: n, transA: true });
+      const rowsW = rowsOf(dW, v0, vc, d);
+      be.axpy(rowsW, t, 1);
+      be.copy(rowsW, 0, dW, v0 * d, vc * d);
+      for (const s of [dp, t, rowsW]) be.free(s);
+    }
+  };
 
   const loss = be.zeros(rows);
   for (const [r0, n] of blocks) {
@@ -82,15 +142,11 @@ export function linearCrossEntropyRows(
         be.free(logits);
         be.free(gs);
         if (dx) {
-          const dxs = be.matmul(dlog, W.storage, { batch: 1, m: n, n: d, k: V });
+          const dxs = dxOf(dlog, n);
           be.copy(dxs, 0, dx, r0 * d, n * d);
           be.free(dxs);
         }
-        if (dW) {
-          const t = be.matmul(dlog, xs, { batch: 1, m: V, n: d, k: n, transA: true });
-          be.axpy(dW, t, 1);
-          be.free(t);
-        }
+        if (dW) addDW(dW, dlog, xs, n);
         be.free(dlog);
         be.free(xs);
       }

@@ -8,11 +8,12 @@
  *   loading also the file's own bytes;
  * - the WebAssembly heap the matmul kernels stage operands in, which grows to the largest product (the LM
  *   head: tokens x d, vocab x d and tokens x vocab) and never shrinks;
- * - the logits and their softmax/gradient (tokens x vocab, three f32 copies);
+ * - the logits and their softmax/gradient (one block of rows x vocab, three f32 copies; head-loss.ts);
  * - gradot's support pass: one group of KFAC sums (whole blocks under a quarter of the memory budget, at
- *   least one block), the SVD factors kept for scoring (at most half the budget), one group's tape and the
- *   saved residual streams;
- * - packaging: the emulator's weights in f32 and once more in the package's dtype;
+ *   least one block), the SVD factors kept for scoring (f32, at most half the budget), one group's tape and
+ *   the saved residual streams;
+ * - the emulator's own tensors (the compressed middle: everything else is shared with the model), and at
+ *   packaging the package's bytes;
  * - tuning: the emulator in f32, gradient and both AdamW moments of the trainable adapters, and the tape of
  *   every block for one batch.
  * Calibrated against peak RSS measured with `/usr/bin/time -v gradot compress` on the hub-shaped gpt2
@@ -47,7 +48,7 @@ export interface EstimateOptions {
   /** Sequences per batch and tokens per sequence (support batches, or training batches). */
   batch: number;
   seq: number;
-  /** gradot's working-memory budget beyond the model (default 1.5 GiB, as buildEmulator's). */
+  /** gradot's working-memory budget beyond the model (default 1 GiB, as buildEmulator's). */
   memoryBudget?: number;
   /** Bytes per element of the written package (default: the model's own, fileBytes / params). */
   packageBytesPerParam?: number;
@@ -57,7 +58,7 @@ export interface EstimateOptions {
   emulatorParams?: number;
   /** Fixed cost of the runtime (Node or the page, V8, the engine's code and worker pool). */
   runtimeBytes?: number;
-  /** Compress: the held-out gradient-shift figure runs after packaging (the CLI's default; the studio skips it). */
+  /** Compress: the held-out gradient-shift figure runs before packaging (the CLI's default; the studio skips it). */
   heldout?: boolean;
 }
 
@@ -83,7 +84,7 @@ export const ESTIMATE_MARGIN = 0.25;
 export const NODE_RUNTIME_BYTES = 160 * 2 ** 20;
 /** A studio tab before any model: the page, React, the worker and its engine. */
 export const PAGE_RUNTIME_BYTES = 300 * 2 ** 20;
-export const DEFAULT_ESTIMATE_BUDGET = 1.5 * 2 ** 30;
+export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
 
 const F32 = 4;
 
@@ -111,21 +112,39 @@ function tapeFloatsPerToken(m: ModelShape, seq: number): number {
   return 10 * m.hiddenSize + (m.gated ? 4 : 3) * m.intermediateSize + 2 * m.numHeads * seq;
 }
 
-/** The largest staged matmul (the LM head), which sizes the kernels' WebAssembly heap. */
+/** Rows of the LM head's logits made at once (engine/head-loss.ts: blocks of at most 128 MB of logits). */
+function headRows(m: ModelShape, tokens: number): number {
+  return Math.max(1, Math.min(tokens, Math.floor((128 * 2 ** 20) / (F32 * m.vocabSize))));
+}
+
+/** The largest staged matmul (the LM head: one block of rows, one piece of the vocabulary), which sizes the
+ *  kernels' WebAssembly heap. */
 function wasmHeapBytes(m: ModelShape, tokens: number): number {
   const d = m.hiddenSize,
     V = m.vocabSize,
     i = m.intermediateSize;
-  return Math.max(tokens * d + V * d + tokens * V, 2 * tokens * i + i * i) * F32;
+  const r = headRows(m, tokens);
+  // A head weight over 256 MB is staged in vocabulary pieces of at most 128 MB (head-loss.ts).
+  const w = V * d * F32 > 2 * 128 * 2 ** 20 ? Math.floor((128 * 2 ** 20) / (F32 * d)) * d : V * d;
+  return Math.max(r * d + w + r * V, 2 * tokens * i + i * i) * F32;
 }
 
-/** Exact SVD factors of one block's scored matrices in f64 (U and V; the attention and MLP matrices). */
+/** SVD factors of one block's scored matrices as the scorer keeps them (U·S and Vᵀ in f32). */
 function svdFactorBytesPerBlock(m: ModelShape): number {
   const d = m.hiddenSize,
     i = m.intermediateSize;
   const kv = (d / m.numHeads) * m.numKvHeads;
-  const f = (a: number, b: number) => (a * Math.min(a, b) + b * Math.min(a, b)) * 8;
+  const f = (a: number, b: number) => (a * Math.min(a, b) + b * Math.min(a, b)) * F32;
   return 2 * f(d, d) + 2 * f(kv, d) + (m.gated ? 2 : 1) * f(i, d) + f(d, i);
+}
+
+/** The held-out figure's tape: whole-depth, or one block's plus the saved block inputs when the whole one
+ *  would pass gradshift.ts's HELD_OUT_TAPE_BYTES (768 MiB; it then runs block by block). */
+function heldOutTape(m: ModelShape, tokens: number, seq: number): MemoryPart {
+  const perBlock = tokens * tapeFloatsPerToken(m, seq) * F32;
+  const whole = m.numLayers * perBlock;
+  if (whole <= 768 * 2 ** 20) return { what: 'tape of every block', bytes: whole };
+  return { what: 'one block’s tape and every block’s saved input', bytes: perBlock + (m.numLayers + 1) * tokens * m.hiddenSize * F32 };
 }
 
 export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEstimate {
@@ -138,7 +157,8 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
   const keep = o.keep ?? 1;
   const emuParams = o.emulatorParams ?? Math.round(m.params - middle * (bp.attn + bp.mlp) * (1 - keep));
   const heap = wasmHeapBytes(m, tokens);
-  const logits = 3 * tokens * m.vocabSize * F32;
+  // One block of logits and, in the backward, its recomputation and gradient.
+  const logits = 3 * headRows(m, tokens) * m.vocabSize * F32;
   const phases: { phase: string; parts: MemoryPart[] }[] = [
     {
       phase: 'loading',
@@ -174,24 +194,24 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       phases.push({ phase: 'evaluation', parts: [...common, { what: 'logits, softmax', bytes: 2 * tokens * m.vocabSize * F32 }] });
     }
     const pkgBytes = o.packageBytesPerParam ?? (m.params > 0 ? m.fileBytes / m.params : F32);
-    const built: MemoryPart[] = [...common, { what: 'emulator weights (f32)', bytes: emuParams * F32 }];
+    // The emulator shares every tensor compression leaves alone with the model; it owns the middle's.
+    const owned = Math.max(0, emuParams - (m.params - middle * (bp.attn + bp.mlp)));
+    const built: MemoryPart[] = [...common, { what: "emulator's compressed middle (f32)", bytes: owned * F32 }];
     phases.push({ phase: 'evaluation', parts: [...built, { what: 'logits and softmax', bytes: (2 / 3) * logits }] });
-    const pkg: MemoryPart = { what: 'emulator package', bytes: emuParams * pkgBytes };
-    phases.push({ phase: 'packaging', parts: [...built, pkg] });
     if (o.heldout) {
-      // Both models' adapter gradients (full's kept as one copy) and a full-depth tape for one batch.
+      // Before packaging: both models' adapter gradients (full's kept as one copy) and a full-depth tape.
       const adapter = (split.bottom + split.top) * (bp.attn + bp.mlp);
       phases.push({
         phase: 'held-out gradient shift',
         parts: [
           ...built,
-          pkg,
           { what: 'logits, softmax and their gradient', bytes: logits },
-          { what: 'tape of every block', bytes: m.numLayers * tokens * tapeFloatsPerToken(m, o.seq) * F32 },
+          heldOutTape(m, tokens, o.seq),
           { what: 'adapter gradients (full model, copy, emulator)', bytes: 3 * adapter * F32 },
         ],
       });
     }
+    phases.push({ phase: 'packaging', parts: [...built, { what: 'emulator package', bytes: emuParams * pkgBytes }] });
   } else {
     const trainable =
       o.tuneMode === 'lora'

@@ -98,7 +98,7 @@ export const command: Command = {
   usage:
     'gradot compress MODEL --method gradot|drop|svd|prune|none --keep F --support FILE|NAME --out DIR [--adapters 2:2] ' +
     '[--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--attn-keep F] [--mlp scp|drd] [--rank-allocation uniform|global] [--support-batches N] [--batch B] [--seq T] ' +
-    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1.5GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] ' +
+    '[--heldout FILE|NAME|none] [--heldout-batches N] [--seed S] [--memory-budget 1GB] [--f32] [--zip] [--force] [--tokenizer DIR] [--bos | --no-bos] ' +
     BACKEND_USAGE +
     ' [--json]',
   async run(argv, ctx) {

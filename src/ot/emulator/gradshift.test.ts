@@ -3,7 +3,8 @@ import { CpuBackend } from '../../engine/cpu/backend';
 import { decoderFromWeights } from '../../model/decoder';
 import { randomTestModel, smallSpec } from '../../model/random-model';
 import { compressModel } from './compress';
-import { adapterGradientShift, adapterParamPairs } from './gradshift';
+import { backward, tidy } from '../../engine/tensor';
+import { adapterGradientShift, adapterParamPairs, backwardByBlocks } from './gradshift';
 
 describe('adapterGradientShift', () => {
   const spec = smallSpec('gpt2', { numLayers: 5, hiddenSize: 16, numHeads: 2 });
@@ -32,4 +33,38 @@ describe('adapterGradientShift', () => {
     // Parameters are left as they were (frozen).
     for (const t of full.params.values()) expect(t.requiresGrad).toBe(false);
   });
+
+  for (const fam of ['gpt2', 'llama'] as const) {
+    it(`block by block gives the whole-graph loss and gradients bit for bit (${fam})`, async () => {
+      const sp = smallSpec(fam, { numLayers: 4, hiddenSize: 16, numHeads: 2 });
+      const w = randomTestModel(sp, 9);
+      const f32 = new CpuBackend();
+      const trainable = (n: string) => /^layers\.(0|3)\./.test(n);
+      const run = async (byBlocks: boolean) => {
+        const dec = decoderFromWeights(f32, sp, w);
+        dec.setTrainable(trainable);
+        let loss: number;
+        if (byBlocks) loss = await backwardByBlocks(dec, batch);
+        else {
+          const l = tidy(() => {
+            const l = dec.loss(batch.ids, batch.targets, batch.B, batch.T);
+            backward(l, { release: true });
+            return l;
+          });
+          loss = await l.item();
+        }
+        const grads = new Map<string, Float32Array>();
+        for (const [n, t] of dec.params) if (t.grad) grads.set(n, (await t.grad.read()) as Float32Array);
+        return { loss, grads };
+      };
+      const whole = await run(false);
+      const blocks = await run(true);
+      expect(blocks.loss).toBe(whole.loss);
+      expect([...blocks.grads.keys()]).toEqual([...whole.grads.keys()]);
+      expect(whole.grads.size).toBeGreaterThan(4);
+      for (const [n, g] of whole.grads) {
+        expect(Buffer.from(blocks.grads.get(n)!.buffer).equals(Buffer.from(g.buffer)), n).toBe(true);
+      }
+    });
+  }
 });

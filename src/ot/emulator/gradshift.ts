@@ -8,7 +8,7 @@
  * cosine distance 1 − cos(g_full, g_emu) of the concatenated adapter gradients, and report the mean over
  * batches.
  */
-import { backward, tidy } from '../../engine/tensor';
+import { backward, noGrad, Tensor, tidy } from '../../engine/tensor';
 import { countTargets } from '../../engine/ops';
 import type { Decoder } from '../../model/decoder';
 import type { Split } from './budget';
@@ -48,6 +48,69 @@ export function adapterParamPairs(full: Decoder, emu: Decoder, split: Split): [s
   return pairs;
 }
 
+/** A whole-depth tape above this many bytes is replaced by block-by-block re-runs (backwardByBlocks). */
+export const HELD_OUT_TAPE_BYTES = 768 * 2 ** 20;
+
+/** Bytes the tape of a whole-model forward keeps for one batch (norms, q/k/v, scores, MLP; f32). */
+export function wholeTapeBytes(dec: Decoder, B: number, T: number): number {
+  const s = dec.spec;
+  const mlp = (s.gatedMlp ? 4 : 3) * s.intermediateSize;
+  return s.layers.length * B * T * (10 * s.hiddenSize + mlp + 2 * s.numHeads * T) * 4;
+}
+
+/**
+ * Mean loss of one batch, its backward into the trainable parameters' .grad, one block's tape at a time: a
+ * forward without a tape keeps each block's input, then the head and each block, top-down, are re-run
+ * from their saved input with a tape and back-propagate the gradient handed down from above (the support
+ * pass's scheme, one block per group). Every op sees the inputs the whole-graph backward gives it, so the
+ * gradients are the same; the cost is one more forward of the blocks. Only blocks' parameters get
+ * gradients here (the embeddings' never do).
+ */
+export async function backwardByBlocks(dec: Decoder, b: SupportBatch, ignoreIndex = -100): Promise<number> {
+  const { B, T } = b;
+  const L = dec.spec.layers.length;
+  const be = dec.backend;
+  const inputs = tidy(() =>
+    noGrad(() => {
+      const xs: Tensor[] = [];
+      let x = dec.embed(b.ids, B, T);
+      for (let i = 0; i < L; i++) {
+        xs.push(x);
+        x = dec.block(i, x, B, T);
+      }
+      xs.push(x);
+      return xs;
+    }),
+  );
+  // Leaves over the saved streams (freed with `inputs`, not by the backward).
+  const leaf = (t: Tensor, grad: boolean): Tensor => new Tensor(be, t.shape, t.storage, grad);
+  let seed: Tensor | null = null;
+  let lossValue = 0;
+  try {
+    // The head: loss and its gradient w.r.t. the last block's output.
+    const top = leaf(inputs[L]!, true);
+    const loss = tidy(() => {
+      const l = dec.headLoss(top, b.targets, ignoreIndex);
+      backward(l, { release: true });
+      return l;
+    });
+    lossValue = await loss.item();
+    loss.free();
+    seed = top.grad!;
+    for (let i = L - 1; i >= 0; i--) {
+      const x = leaf(inputs[i]!, i > 0);
+      const g = seed!;
+      tidy(() => backward(dec.block(i, x, B, T), { release: true, grad: g.storage }));
+      g.free();
+      seed = i > 0 ? x.grad! : null;
+    }
+  } finally {
+    seed?.free();
+    for (const t of inputs) t.free();
+  }
+  return lossValue;
+}
+
 /**
  * Loss and the adapters' gradients of one batch: concatenated into `g` (in the backend's own precision, so
  * the copy is exact and half the size of an f64 one on f32), or, with `fold`, handed over tensor by tensor
@@ -63,13 +126,18 @@ async function gradsAndLoss(
   dec.setTrainable((n) => set.has(n));
   dec.zeroGrad();
   // Only the adapters' .grad outlives the step: activations go with release and the scope.
-  const loss = tidy(() => {
-    const l = dec.loss(b.ids, b.targets, b.B, b.T);
-    backward(l, { release: true });
-    return l;
-  });
-  const lv = await loss.item();
-  loss.free();
+  let lv: number;
+  if (wholeTapeBytes(dec, b.B, b.T) > HELD_OUT_TAPE_BYTES) {
+    lv = await backwardByBlocks(dec, b);
+  } else {
+    const loss = tidy(() => {
+      const l = dec.loss(b.ids, b.targets, b.B, b.T);
+      backward(l, { release: true });
+      return l;
+    });
+    lv = await loss.item();
+    loss.free();
+  }
   let n = 0;
   for (const name of names) n += dec.params.get(name)!.size;
   const g = fold ? new Float32Array(0) : dec.backend.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);

@@ -291,7 +291,7 @@ export interface BuildEmulatorOptions extends CompressOptions {
 }
 
 /** Default working-memory budget of buildEmulator (beyond the model weights). */
-export const DEFAULT_MEMORY_BUDGET = 1.5 * 2 ** 30;
+export const DEFAULT_MEMORY_BUDGET = 2 ** 30;
 
 /**
  * A decoder over `weights`: on the f32 CPU backend its parameters share the host arrays instead of copying
