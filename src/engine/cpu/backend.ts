@@ -7,7 +7,7 @@
  * doubles; only storage rounds to f32.
  *
  * On f32 the heavy ops outside matmul (activations, the fused gated activation, norms, cross-entropy,
- * attention's softmax) run the row kernels of kernels.ts, shared out between the pool's threads (rows.ts,
+ * attention's softmax, AdamW) run the row kernels of kernels.ts, shared out between the pool's threads (rows.ts,
  * attention.ts); the loops written out below stay the f64 oracle, and the kernels are tested against them.
  */
 

@@ -1,6 +1,6 @@
 /**
  * The CPU backend's f32 row kernels outside matmul: activations (plain and gated), RMSNorm / LayerNorm,
- * cross-entropy and attention's softmax steps, forward and backward.
+ * cross-entropy and attention's softmax steps, forward and backward, and the AdamW update.
  *
  * Each kernel is one self-contained function over a range [lo, hi) of elements or rows: it reads only its
  * arguments, its locals and Math (no module constants, no helper calls), because the pool's workers run the

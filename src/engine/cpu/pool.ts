@@ -3,7 +3,7 @@
  * of the current job, the GEMM module (simd.ts) instantiated against it, and, where the platform allows, a
  * pool of workers (worker_threads in Node, Web Workers in a browser) that instantiate the same module
  * against the same memory (`shared: true`). Besides GEMM descriptors, a job can be a list of row-kernel
- * descriptors (kernels.ts: activations, norms, cross-entropy, attention's softmax), which the workers run
+ * descriptors (kernels.ts: activations, norms, cross-entropy, attention's softmax, AdamW), which the workers run
  * as JS over the same memory.
  *
  * Why this shape: the engine's ops are synchronous, so a product cannot await workers. The calling thread
