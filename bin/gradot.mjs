@@ -16,7 +16,8 @@ const wantTuning =
   process.env.MALLOC_MMAP_THRESHOLD_ === undefined;
 
 if (wantTuning) {
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  // --expose-gc: the engine asks for a collection after freeing large blocks (src/engine/reclaim.ts).
+  const child = spawn(process.execPath, [...process.execArgv, '--expose-gc', ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, GRADOT_MALLOC_TUNED: '1', MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' },
   });

@@ -16,6 +16,7 @@
  */
 import type { Storage } from './backend';
 import { crossEntropyRows, linear } from './ops';
+import { reclaimHostMemory } from './reclaim';
 import { assertLive, record, Tensor } from './tensor';
 
 /** Logit bytes one block may hold (rows are grouped so that block rows x vocab x 4 stays under it). */
@@ -131,6 +132,7 @@ export function linearCrossEntropyRows(
     be.free(logits);
     be.copy(l, 0, loss, r0, n);
     be.free(l);
+    reclaimHostMemory();
   }
   return record(
     new Tensor(be, [rows], loss, false),
@@ -153,6 +155,7 @@ export function linearCrossEntropyRows(
         if (dW) addDW(dW, dlog, xs, n);
         be.free(dlog);
         be.free(xs);
+        reclaimHostMemory();
       }
       return [dx, dW];
     },

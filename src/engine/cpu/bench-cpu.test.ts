@@ -1,6 +1,7 @@
+import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { benchCpu, formatCpuBench } from './bench-cpu';
+import { benchCpu, formatCpuBench, mainThreadCpuSeconds } from './bench-cpu';
 import { cpuThreadsInfo } from './pool';
 
 describe('bench --only cpu', () => {
@@ -22,5 +23,19 @@ describe('bench --only cpu', () => {
       expect(r.scaling).toHaveLength(1);
       expect(text).toMatch(/scaling matmul 48\^3: \d+ threads \/ 1 thread = [\d.]+x/);
     }
+  });
+
+  it.skipIf(!existsSync('/proc/self/task'))('reads the calling thread CPU time, which grows with work done on it', () => {
+    const a = mainThreadCpuSeconds(fs);
+    expect(a).not.toBeNull();
+    // A fixed amount of work (~50 ms of one core), not a wall-clock wait: CPU time does not depend on load.
+    let x = 0;
+    for (let i = 0; i < 3e7; i++) x += Math.sqrt(x + i);
+    const b = mainThreadCpuSeconds(fs);
+    expect(x).toBeGreaterThan(0);
+    expect(b! - a!).toBeGreaterThan(0.02);
+  });
+  it('has none without a file system', () => {
+    expect(mainThreadCpuSeconds(undefined)).toBeNull();
   });
 });

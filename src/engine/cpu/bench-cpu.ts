@@ -7,7 +7,12 @@
  *   - scaling: k threads over 1 thread, for both;
  *   - the TensorFlow.js wasm peer (same decoder, same steps), when its packages are installed.
  * The machine's load average is printed first: on a shared machine wall-clock ratios move with it, so the
- * CPU-time ratios (process CPU seconds) are printed too.
+ * CPU-time ratios (process CPU seconds) are printed too. Where the OS reports per-thread CPU time (Linux
+ * /proc), the training step's calling-thread CPU seconds per step are printed as well: the calling thread
+ * does the serial work plus its share of every parallel job, so on free cores the step cannot take less than
+ * that, and (1-thread CPU) / (N-thread calling-thread CPU) is the scaling the step would reach there. It
+ * moves far less with load than wall time (other processes delay a thread but do not add to its CPU time;
+ * they still slow it somewhat through shared caches and sibling hyperthreads).
  */
 
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
@@ -49,14 +54,33 @@ export interface CpuBenchReport {
   train: {
     threads: number;
     ours: BenchTrainResult;
+    /** Calling-thread CPU seconds per step (Linux; null elsewhere), best round. */
+    mainCpuSecondsPerStep: number | null;
     torch: TorchBenchOutcome;
     ratio: number | null;
     cpuRatio: number | null;
   }[];
   scaling: { what: string; threads: number; speedup: number }[];
+  /** Calling-thread CPU-s/step at 1 thread over that at N threads: the step's scaling on free cores. */
+  projectedScaling: { threads: number; speedup: number }[];
   /** The TensorFlow.js wasm peer: same decoder, weights, tokens and steps. `ratios` compare our tokens/s at
    *  each thread count with it (TF.js's own thread count is in its result). */
   tfjs: { outcome: TfjsBenchOutcome; ratios: { threads: number; ratio: number; cpuRatio: number | null }[] } | null;
+}
+
+/** CPU seconds of this process's calling thread so far (Linux /proc; null elsewhere). Clock ticks are 1/100 s
+ *  on every Linux this runs on (USER_HZ). */
+export function mainThreadCpuSeconds(fs: typeof import('node:fs') | undefined): number | null {
+  const pid = (globalThis as { process?: { pid?: number } }).process?.pid;
+  if (!fs || pid === undefined) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/self/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : null;
+  } catch {
+    return null;
+  }
 }
 
 async function nodeModules(): Promise<{
@@ -93,6 +117,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     torchNote: null,
     train: [],
     scaling: [],
+    projectedScaling: [],
     tfjs: null,
   };
   const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
@@ -136,14 +161,23 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
   }
   setCpuKernel('auto');
   if (!o.noTrain) {
-    const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome }>();
+    const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome; main: number | null }>();
+    const steps = o.steps ?? 3;
     for (let round = 0; round < rounds; round++) {
       for (const t of threadList) {
         setCpuThreads(t);
-        const ours = await benchTrainStep({ steps: o.steps ?? 3, warmup: 1 });
+        // The calling thread's CPU over setup + warm-up alone, then over setup + warm-up + the timed steps:
+        // the difference is the timed steps'.
+        const m0 = mainThreadCpuSeconds(node?.fs);
+        await benchTrainStep({ steps: 0, warmup: 1 });
+        const m1 = mainThreadCpuSeconds(node?.fs);
+        const ours = await benchTrainStep({ steps, warmup: 1 });
+        const m2 = mainThreadCpuSeconds(node?.fs);
+        const main = m0 !== null && m1 !== null && m2 !== null ? Math.max(0, m2 - m1 - (m1 - m0)) / steps : null;
         const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
         const prev = bestTrain.get(t);
         bestTrain.set(t, {
+          main: prev?.main == null ? main : main === null ? prev.main : Math.min(prev.main, main),
           ours: !prev || ours.tokensPerSecond > prev.ours.tokensPerSecond ? ours : prev.ours,
           torch:
             !prev || !prev.torch.ok || (torch.ok && torch.result.tokensPerSecond > prev.torch.result.tokensPerSecond) ? torch : prev.torch,
@@ -151,12 +185,13 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
       }
     }
     for (const t of threadList) {
-      const { ours, torch } = bestTrain.get(t)!;
+      const { ours, torch, main } = bestTrain.get(t)!;
       const oc = ours.cpuSecondsPerStep;
       const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
       report.train.push({
         threads: t,
         ours,
+        mainCpuSecondsPerStep: main,
         torch,
         ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
         cpuRatio: oc && tc ? tc / oc : null,
@@ -190,6 +225,9 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     const a = report.train.find((r) => r.threads === one);
     const b = report.train.find((r) => r.threads === t);
     if (a && b) report.scaling.push({ what: 'train step', threads: t, speedup: b.ours.tokensPerSecond / a.ours.tokensPerSecond });
+    const oneCpu = a?.mainCpuSecondsPerStep;
+    const mainT = b?.mainCpuSecondsPerStep;
+    if (oneCpu && mainT) report.projectedScaling.push({ threads: t, speedup: oneCpu / mainT });
   }
   return report;
 }
@@ -235,5 +273,14 @@ export function formatCpuBench(r: CpuBenchReport): string {
     }
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
+  const mains = r.train.filter((t) => t.mainCpuSecondsPerStep !== null);
+  if (mains.length) {
+    lines.push(
+      `train step, calling-thread CPU-s/step (the critical path on free cores): ${mains.map((t) => `${t.threads} thread(s) ${f(t.mainCpuSecondsPerStep, 3)}`).join(', ')}`,
+    );
+  }
+  for (const p of r.projectedScaling) {
+    lines.push(`scaling train step on free cores (calling-thread CPU-s, 1 thread / ${p.threads} threads): ${f(p.speedup, 2)}x`);
+  }
   return lines.join('\n');
 }

@@ -353,8 +353,6 @@ function gemmWasm(
   // Unless the blocks tile C's range exactly, keep the elements between them: stage C too.
   const cDense = cLen === batch * m * n && ldc === n;
   const T = threadsFor(2 * m * n * k * batch);
-  const perEntry = T === 1 || batch % T === 0 || batch >= 4 * T ? 1 : T;
-  const splitRows = m >= n;
   return withHeap(4 * (aLen + bLen + cLen) + 48, (h) => {
     const ha = h.alloc(4 * aLen);
     const hb = h.alloc(4 * bLen);
@@ -362,44 +360,73 @@ function gemmWasm(
     h.f32.set(A.subarray(aLo, aLo + aLen), ha >> 2);
     h.f32.set(B.subarray(bLo, bLo + bLen), hb >> 2);
     if (!cDense) h.f32.set(C.subarray(cLo, cLo + cLen), hc >> 2);
-    const desc = new Array<number>(11);
-    let u = 0;
-    const flush = () => {
-      if (u > 0) dispatch(u, T);
-      u = 0;
-    };
-    for (let b = 0; b < batch; b++) {
-      for (let s = 0; s < perEntry; s++) {
-        // Part s of perEntry: rows [r0, r1) or columns [c0, c1), cut at tile multiples.
-        let r0 = 0,
-          r1 = m,
-          c0 = 0,
-          c1 = n;
-        if (perEntry > 1) {
-          const unit = splitRows ? SMR : SNR;
-          const len = splitRows ? m : n;
-          const lo = Math.min(len, Math.round((s * len) / perEntry / unit) * unit);
-          const hi = s === perEntry - 1 ? len : Math.min(len, Math.round(((s + 1) * len) / perEntry / unit) * unit);
-          if (hi <= lo) continue;
-          if (splitRows) [r0, r1] = [lo, hi];
-          else [c0, c1] = [lo, hi];
-        }
-        desc[0] = ha + 4 * (aOffs[b]! - aLo + r0 * aRs);
-        desc[1] = aRs;
-        desc[2] = aCs;
-        desc[3] = hb + 4 * (bOffs[b]! - bLo + c0 * bCs);
-        desc[4] = bRs;
-        desc[5] = bCs;
-        desc[6] = hc + 4 * (cOffs[b]! - cLo + r0 * ldc + c0);
-        desc[7] = ldc;
-        desc[8] = r1 - r0;
-        desc[9] = c1 - c0;
-        desc[10] = k;
-        writeDesc(u++, desc);
-        if (u === MAX_UNITS) flush();
-      }
-    }
-    flush();
+    const ptrs = (base: number, offs: ArrayLike<number>, lo: number) => Array.from({ length: batch }, (_, b) => base + 4 * (offs[b]! - lo));
+    gemmStaged(ptrs(ha, aOffs, aLo), aRs, aCs, ptrs(hb, bOffs, bLo), bRs, bCs, ptrs(hc, cOffs, cLo), ldc, m, n, k, T);
     C.set(h.f32.subarray(hc >> 2, (hc >> 2) + cLen), cLo);
   });
+}
+
+/**
+ * Products on operands already staged in the pool's memory (byte pointers; strides in elements), shared out
+ * between `threads` threads: entry b reads A at aPtrs[b], B at bPtrs[b] and overwrites the m x n block at
+ * cPtrs[b] (row stride ldc). Entries are split by rows (or columns) at tile multiples when there are fewer
+ * of them than threads can share evenly; every element of C is still computed whole, in the same order.
+ * Call inside withHeap, after staging.
+ */
+export function gemmStaged(
+  aPtrs: ArrayLike<number>,
+  aRs: number,
+  aCs: number,
+  bPtrs: ArrayLike<number>,
+  bRs: number,
+  bCs: number,
+  cPtrs: ArrayLike<number>,
+  ldc: number,
+  m: number,
+  n: number,
+  k: number,
+  threads: number,
+): void {
+  const batch = cPtrs.length;
+  const T = threads;
+  const perEntry = T === 1 || batch % T === 0 || batch >= 4 * T ? 1 : T;
+  const splitRows = m >= n;
+  const desc = new Array<number>(11);
+  let u = 0;
+  const flush = () => {
+    if (u > 0) dispatch(u, T);
+    u = 0;
+  };
+  for (let b = 0; b < batch; b++) {
+    for (let s = 0; s < perEntry; s++) {
+      // Part s of perEntry: rows [r0, r1) or columns [c0, c1), cut at tile multiples.
+      let r0 = 0,
+        r1 = m,
+        c0 = 0,
+        c1 = n;
+      if (perEntry > 1) {
+        const unit = splitRows ? SMR : SNR;
+        const len = splitRows ? m : n;
+        const lo = Math.min(len, Math.round((s * len) / perEntry / unit) * unit);
+        const hi = s === perEntry - 1 ? len : Math.min(len, Math.round(((s + 1) * len) / perEntry / unit) * unit);
+        if (hi <= lo) continue;
+        if (splitRows) [r0, r1] = [lo, hi];
+        else [c0, c1] = [lo, hi];
+      }
+      desc[0] = aPtrs[b]! + 4 * r0 * aRs;
+      desc[1] = aRs;
+      desc[2] = aCs;
+      desc[3] = bPtrs[b]! + 4 * c0 * bCs;
+      desc[4] = bRs;
+      desc[5] = bCs;
+      desc[6] = cPtrs[b]! + 4 * (r0 * ldc + c0);
+      desc[7] = ldc;
+      desc[8] = r1 - r0;
+      desc[9] = c1 - c0;
+      desc[10] = k;
+      writeDesc(u++, desc);
+      if (u === MAX_UNITS) flush();
+    }
+  }
+  flush();
 }

@@ -1,8 +1,10 @@
 /**
- * The CPU backend's f32 GEMM runtime: one WebAssembly memory holding per-thread packing scratch and the
- * operands of the current product, the GEMM module (simd.ts) instantiated against it, and, where the platform
- * allows, a pool of workers (worker_threads in Node, Web Workers in a browser) that instantiate the same
- * module against the same memory (`shared: true`).
+ * The CPU backend's f32 runtime: one WebAssembly memory holding per-thread packing scratch and the operands
+ * of the current job, the GEMM module (simd.ts) instantiated against it, and, where the platform allows, a
+ * pool of workers (worker_threads in Node, Web Workers in a browser) that instantiate the same module
+ * against the same memory (`shared: true`). Besides GEMM descriptors, a job can be a list of row-kernel
+ * descriptors (kernels.ts: activations, norms, cross-entropy, attention's softmax, AdamW), which the workers run
+ * as JS over the same memory.
  *
  * Why this shape: the engine's ops are synchronous, so a product cannot await workers. The calling thread
  * writes job descriptors into the shared memory, bumps a sequence word (Atomics.notify), computes its own
@@ -15,6 +17,7 @@
  * count (tested in threads.test.ts).
  */
 
+import { KERNELS } from './kernels';
 import { DESC_WORDS, SCRATCH_BYTES, buildGemmModule, enableRelaxedSimdInNode, relaxedSimdSupported, simdSupported } from './simd';
 
 /** Control words at the start of the memory (Int32 indices). */
@@ -25,10 +28,16 @@ const NTHREADS = 3;
 const STOP = 4;
 const KERNEL = 5; // 1: relaxed-SIMD instance, 0: plain SIMD
 const ERROR = 6; // set by a worker whose share threw
+const MODE = 7; // 0: GEMM descriptors, 1: row-kernel descriptors (kernels.ts)
 const READY0 = 16; // READY0 + id: worker id has instantiated the module
 const MAX_THREADS = 32;
-const DESC_BASE = 4 * (READY0 + MAX_THREADS + 1);
-const DESC_BYTES = 4 * DESC_WORDS;
+/** Byte offset of the dispatch's f64 parameter block (row kernels' doubles: eps, scale). */
+const PARAM_BASE = 8 * Math.ceil((4 * (READY0 + MAX_THREADS + 1)) / 8);
+const PARAM_COUNT = 8;
+const DESC_BASE = PARAM_BASE + 8 * PARAM_COUNT;
+/** Words per descriptor slot: a GEMM reads the first DESC_WORDS; a row kernel [op, lo, hi, ints...]. */
+const UNIT_WORDS = 16;
+const DESC_BYTES = 4 * UNIT_WORDS;
 /** Job descriptors per dispatch (one 64 KiB page holds the control block and these). */
 export const MAX_UNITS = Math.floor((65536 - DESC_BASE) / DESC_BYTES);
 const SCRATCH_BASE = 65536;
@@ -84,6 +93,7 @@ interface Runtime {
   heapBase: number;
   f32: Float32Array;
   i32: Int32Array;
+  f64: Float64Array;
 }
 
 let rt: Runtime | null | undefined;
@@ -93,15 +103,51 @@ let reason: string | null = null;
 let kernelChoice: 'auto' | 'simd' | 'js' = 'auto';
 let initialised = false;
 
+/**
+ * Runs row-kernel descriptor `base` (an Int32 index into the memory): [op, lo, hi, ints...], arguments laid
+ * out by the kernel's signature (kernels.ts). Self-contained: the workers run this same function's text.
+ */
+function runUnit(
+  KF: readonly ((...a: never[]) => void)[],
+  KS: readonly string[],
+  F: Float32Array,
+  D: Float64Array,
+  I: Int32Array,
+  base: number,
+  pBase: number,
+): void {
+  const op = I[base]!;
+  const sig = KS[op]!;
+  const args: unknown[] = [];
+  let w = base + 3;
+  let p = pBase;
+  for (let c = 0; c < sig.length; c++) {
+    const t = sig.charCodeAt(c);
+    // F, D, I: the memory as f32 / f64 / i32; i: a descriptor word; d: a parameter double.
+    args.push(t === 70 ? F : t === 68 ? D : t === 73 ? I : t === 105 ? I[w++] : D[p++]);
+  }
+  args.push(I[base + 1], I[base + 2]);
+  (KF[op] as (...a: unknown[]) => void)(...args);
+}
+
+const KERNEL_FNS = KERNELS.map((k) => k.fn as unknown as (...a: never[]) => void);
+const KERNEL_SIGS = KERNELS.map((k) => k.sig as string);
+
 // Worker body: plain JS so that the same text runs as a Node eval worker and as a Blob-URL Web Worker, with
-// no bundler or TypeScript loader involved. All numeric work is in the WebAssembly module it is handed.
+// no bundler or TypeScript loader involved. GEMMs run in the WebAssembly module it is handed; row kernels
+// are the text of kernels.ts's functions (and of runUnit), embedded here, so a worker runs exactly the code
+// the calling thread runs.
 const WORKER_SOURCE = `
 'use strict';
+const KF = [${KERNELS.map((k) => `(${k.fn.toString()})`).join(',\n')}];
+const KS = ${JSON.stringify(KERNEL_SIGS)};
+const runUnit = (${runUnit.toString()});
 function run(d) {
   const env = { env: { mem: d.memory } };
   const simd = new WebAssembly.Instance(d.simd, env).exports.gemm;
   const relaxed = d.relaxed ? new WebAssembly.Instance(d.relaxed, env).exports.gemm : null;
   const ctrl = new Int32Array(d.memory.buffer, 0, ${READY0 + MAX_THREADS + 1});
+  let F = null, D = null, I = null;
   const id = d.id;
   let seen = Atomics.load(ctrl, ${SEQ});
   Atomics.store(ctrl, ${READY0} + id, 1);
@@ -115,9 +161,16 @@ function run(d) {
     if (id >= T) continue;
     const U = Atomics.load(ctrl, ${NUNITS});
     const g = Atomics.load(ctrl, ${KERNEL}) && relaxed ? relaxed : simd;
+    const rows = Atomics.load(ctrl, ${MODE}) === 1;
     try {
       const hi = Math.floor(((id + 1) * U) / T);
-      for (let u = Math.floor((id * U) / T); u < hi; u++) g(${DESC_BASE} + u * ${DESC_BYTES}, d.scratch);
+      if (rows) {
+        const buf = d.memory.buffer;
+        if (!F || F.byteLength !== buf.byteLength) { F = new Float32Array(buf); D = new Float64Array(buf); I = new Int32Array(buf); }
+        for (let u = Math.floor((id * U) / T); u < hi; u++) runUnit(KF, KS, F, D, I, (${DESC_BASE} + u * ${DESC_BYTES}) >> 2, ${PARAM_BASE / 8});
+      } else {
+        for (let u = Math.floor((id * U) / T); u < hi; u++) g(${DESC_BASE} + u * ${DESC_BYTES}, d.scratch);
+      }
     } catch (e) {
       Atomics.store(ctrl, ${ERROR}, 1);
     } finally {
@@ -181,6 +234,7 @@ function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
     heapBase,
     f32: new Float32Array(memory.buffer),
     i32: new Int32Array(memory.buffer),
+    f64: new Float64Array(memory.buffer),
   };
   return r;
 }
@@ -330,6 +384,7 @@ export function describeCpuThreads(i: CpuThreadsInfo = cpuThreadsInfo()): string
 export interface Heap {
   f32: Float32Array;
   i32: Int32Array;
+  f64: Float64Array;
   /** Byte offset of `bytes` fresh bytes (16-aligned) in this dispatch's region. */
   alloc(bytes: number): number;
 }
@@ -350,11 +405,13 @@ export function withHeap(bytesNeeded: number, fill: (h: Heap) => void): boolean 
   if (r.f32.buffer !== r.memory.buffer || r.f32.length * 4 !== r.memory.buffer.byteLength) {
     r.f32 = new Float32Array(r.memory.buffer);
     r.i32 = new Int32Array(r.memory.buffer);
+    r.f64 = new Float64Array(r.memory.buffer);
   }
   let top = r.heapBase;
   fill({
     f32: r.f32,
     i32: r.i32,
+    f64: r.f64,
     alloc: (bytes) => {
       const at = top;
       top += Math.ceil(bytes / 16) * 16;
@@ -374,35 +431,82 @@ export function threadsFor(flops: number): number {
 export function writeDesc(u: number, d: ArrayLike<number>): void {
   const r = runtime()!;
   if (u >= MAX_UNITS) throw new Error(`gemm: descriptor ${u} beyond ${MAX_UNITS}`);
-  const base = (DESC_BASE >> 2) + u * DESC_WORDS;
+  const base = (DESC_BASE >> 2) + u * UNIT_WORDS;
   for (let t = 0; t < DESC_WORDS; t++) r.i32[base + t] = d[t]!;
 }
 
-/** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first). */
-export function dispatch(units: number, threads: number): void {
+/** Writes row-kernel descriptor `u`: [op, lo, hi, ...ints] (kernels.ts). */
+export function writeRowDesc(u: number, op: number, lo: number, hi: number, ints: ArrayLike<number>): void {
+  const r = runtime()!;
+  if (u >= MAX_UNITS) throw new Error(`row kernel: descriptor ${u} beyond ${MAX_UNITS}`);
+  if (ints.length > UNIT_WORDS - 3) throw new Error(`row kernel: ${ints.length} integer arguments (at most ${UNIT_WORDS - 3})`);
+  const base = (DESC_BASE >> 2) + u * UNIT_WORDS;
+  r.i32[base] = op;
+  r.i32[base + 1] = lo;
+  r.i32[base + 2] = hi;
+  for (let t = 0; t < ints.length; t++) r.i32[base + 3 + t] = ints[t]!;
+}
+
+/** Sets the doubles row kernels of the next dispatch read (their 'd' arguments, in order). */
+export function writeRowParams(values: ArrayLike<number>): void {
+  const r = runtime()!;
+  if (values.length > PARAM_COUNT) throw new Error(`row kernel: ${values.length} double arguments (at most ${PARAM_COUNT})`);
+  for (let t = 0; t < values.length; t++) r.f64[PARAM_BASE / 8 + t] = values[t]!;
+}
+
+/** Threads a row-kernel job over `elements` values should use: below ~32k values a wake-up costs more than
+ *  the share it saves. */
+export function rowThreadsFor(elements: number): number {
+  return elements < 1 << 15 ? 1 : active;
+}
+
+/** Threads the next dispatch may use (the setting; 1 when no pool runs). */
+export function activeThreads(): number {
+  return active;
+}
+
+/** How many units the calling thread runs itself (units [0, n)) when `units` are dispatched on `threads`. */
+export function mainUnits(units: number, threads: number): number {
+  const r = runtime();
+  const T = Math.max(1, Math.min(threads, units, 1 + (r ? r.workers.length : 0)));
+  return T === 1 ? units : Math.floor(units / T);
+}
+
+/** Runs descriptors 0..units-1 on `threads` threads (contiguous ranges; the caller takes the first,
+ *  mainUnits() of them): GEMM descriptors, or with `rows` row-kernel descriptors. With `mainShare`, the
+ *  caller runs its units through it instead of through their descriptors (row kernels on its own arrays). */
+export function dispatch(units: number, threads: number, rows = false, mainShare?: (lo: number, hi: number) => void): void {
   const r = runtime()!;
   const useRelaxed = cpuKernel() === 'wasm-relaxed-simd';
-  const g = useRelaxed ? r.gemm.relaxed! : r.gemm.simd;
+  const gem = useRelaxed ? r.gemm.relaxed! : r.gemm.simd;
+  const g = rows ? (desc: number) => runUnit(KERNEL_FNS, KERNEL_SIGS, r.f32, r.f64, r.i32, desc >> 2, PARAM_BASE / 8) : gem;
   const T = Math.max(1, Math.min(threads, units, 1 + r.workers.length));
   if (T === 1) {
-    for (let u = 0; u < units; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+    if (mainShare) mainShare(0, units);
+    else for (let u = 0; u < units; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
     return;
   }
   const c = r.ctrl;
   Atomics.store(c, NUNITS, units);
   Atomics.store(c, NTHREADS, T);
   Atomics.store(c, KERNEL, useRelaxed ? 1 : 0);
+  Atomics.store(c, MODE, rows ? 1 : 0);
   Atomics.store(c, DONE, 0);
   Atomics.store(c, ERROR, 0);
   Atomics.add(c, SEQ, 1);
   Atomics.notify(c, SEQ);
   const hi = Math.floor(units / T);
-  for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
+  if (mainShare) mainShare(0, hi);
+  else for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
   let d = Atomics.load(c, DONE);
   for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
   while (d < T - 1) {
     Atomics.wait(c, DONE, d, 1000);
     d = Atomics.load(c, DONE);
   }
-  if (Atomics.load(c, ERROR)) throw new Error('gemm: a worker thread failed on its share of the product');
+  if (Atomics.load(c, ERROR)) {
+    throw new Error(
+      rows ? 'row kernel: a worker thread failed on its share of the job' : 'gemm: a worker thread failed on its share of the product',
+    );
+  }
 }

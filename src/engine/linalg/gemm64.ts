@@ -8,140 +8,14 @@
  * multiply-add per scalar operation; two f64 lanes per instruction and a 4x4 register tile roughly double
  * that (measured in the svd bench: see docs/svd.md).
  *
- * Kernel `mk(ap, bp, cp, mc, nc, kc, acc)` (byte offsets, sizes in elements; mc % MR == 0, nc % 4 == 0):
- * Cbuf[mc, nc] = Apack·Bpack (acc = 0) or Cbuf += Apack·Bpack (acc = 1), Apack in row panels of MR (Ap[i*kc + p*MR + r]), Bpack in column panels of 4
- * (Bp[j*kc + p*4 + c]). Per p: two vector loads of B, MR splat loads of A, 2·MR vector multiply-adds.
+ * The module (gemm64-kernel.ts) multiplies packed blocks; this file packs and blocks. Products above a
+ * few MFLOP run on the machine's threads (gemm64-pool.ts) with bitwise the same result as here.
  */
 import { gemm as jsGemm } from '../cpu/matmul';
+import { buildModule64, KC, MC, MR, NC, NR } from './gemm64-kernel';
+import { gemm64Parallel } from './gemm64-pool';
 
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const str = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const I32_ADD = 0x6a;
-const I32_MUL = 0x6c;
-const I32_LT_U = 0x49;
-const memarg = (alignLog2: number, offset: number) => [...uleb(alignLog2), ...uleb(offset)];
-const v128load = (off: number) => [0xfd, 0x00, ...memarg(3, off)];
-const v128store = (off: number) => [0xfd, 0x0b, ...memarg(3, off)];
-const load64splat = (off: number) => [0xfd, 0x0a, ...memarg(3, off)];
-const F64X2_ADD = [0xfd, ...uleb(0xf0)];
-const F64X2_MUL = [0xfd, ...uleb(0xf2)];
-const V128_ZERO = [0xfd, 0x0c, ...new Array(16).fill(0)];
-
-/** Micro-tile rows (A) and columns (B: two f64x2 vectors). */
-export const MR = 4; // packA/packB index tiles with `& 3`: MR = NR = 4
-export const NR = 4;
-const NV = NR / 2;
-
-export function buildModule64(pages: number): Uint8Array<ArrayBuffer> {
-  const [AP, BP, CP, MC, NC, KC, ACCF, Li, Lj, Lp, La, Lb, Lc, LNCB] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
-  const NACC = MR * NV;
-  const ACC = (t: number) => 14 + t;
-  const BV = (v: number) => 14 + NACC + v;
-  const X = 14 + NACC + NV;
-  const code: number[] = [];
-  const emit = (...xs: (number | number[])[]) => {
-    for (const x of xs) {
-      if (Array.isArray(x)) code.push(...x);
-      else code.push(x);
-    }
-  };
-  emit(get(NC), i32c(8), I32_MUL, set(LNCB));
-  emit(i32c(0), set(Lj));
-  emit(0x02, 0x40, 0x03, 0x40);
-  emit(get(Lj), get(NC), I32_LT_U, 0x45, 0x0d, 1);
-  emit(i32c(0), set(Li));
-  emit(0x02, 0x40, 0x03, 0x40);
-  emit(get(Li), get(MC), I32_LT_U, 0x45, 0x0d, 1);
-  for (let t = 0; t < NACC; t++) emit(V128_ZERO, set(ACC(t)));
-  emit(get(AP), get(Li), get(KC), I32_MUL, i32c(8), I32_MUL, I32_ADD, set(La));
-  emit(get(BP), get(Lj), get(KC), I32_MUL, i32c(8), I32_MUL, I32_ADD, set(Lb));
-  emit(i32c(0), set(Lp));
-  emit(0x02, 0x40, 0x03, 0x40);
-  emit(get(Lp), get(KC), I32_LT_U, 0x45, 0x0d, 1);
-  for (let v = 0; v < NV; v++) emit(get(Lb), v128load(16 * v), set(BV(v)));
-  for (let r = 0; r < MR; r++) {
-    emit(get(La), load64splat(8 * r), set(X));
-    for (let v = 0; v < NV; v++) {
-      emit(get(ACC(r * NV + v)), get(X), get(BV(v)), F64X2_MUL, F64X2_ADD, set(ACC(r * NV + v)));
-    }
-  }
-  emit(get(La), i32c(8 * MR), I32_ADD, set(La));
-  emit(get(Lb), i32c(8 * NR), I32_ADD, set(Lb));
-  emit(get(Lp), i32c(1), I32_ADD, set(Lp));
-  emit(0x0c, 0, 0x0b, 0x0b);
-  emit(get(CP), get(Li), get(NC), I32_MUL, get(Lj), I32_ADD, i32c(8), I32_MUL, I32_ADD, set(Lc));
-  // if (accumulate) C += tile else C = tile
-  emit(get(ACCF), 0x04, 0x40);
-  for (let r = 0; r < MR; r++) {
-    for (let v = 0; v < NV; v++) emit(get(Lc), get(Lc), v128load(16 * v), get(ACC(r * NV + v)), F64X2_ADD, v128store(16 * v));
-    if (r < MR - 1) emit(get(Lc), get(LNCB), I32_ADD, set(Lc));
-  }
-  emit(0x05);
-  for (let r = 0; r < MR; r++) {
-    for (let v = 0; v < NV; v++) emit(get(Lc), get(ACC(r * NV + v)), v128store(16 * v));
-    if (r < MR - 1) emit(get(Lc), get(LNCB), I32_ADD, set(Lc));
-  }
-  emit(0x0b);
-  emit(get(Li), i32c(MR), I32_ADD, set(Li));
-  emit(0x0c, 0, 0x0b, 0x0b);
-  emit(get(Lj), i32c(NR), I32_ADD, set(Lj));
-  emit(0x0c, 0, 0x0b, 0x0b);
-  emit(0x0b);
-
-  const locals = [2, ...uleb(7), I32, ...uleb(NACC + NV + 1), V128];
-  const body = [...locals, ...code];
-  const funcBody = [...uleb(body.length), ...body];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [1, 0x60, 7, I32, I32, I32, I32, I32, I32, I32, 0]),
-    ...section(3, [1, 0]),
-    ...section(5, [1, 0x00, ...uleb(pages)]),
-    ...section(7, [2, ...str('mem'), 0x02, 0, ...str('mk'), 0x00, 0]),
-    ...section(10, [1, ...funcBody]),
-  ]);
-}
-
-// Blocking (elements): the A block (MC x KC, 128 KiB) stays in L2, the B panel (KC x NC) in L2/L3.
-const KC = 256;
-const MC = 64;
-const NC = 256;
+export { buildModule64, MR, NR } from './gemm64-kernel';
 
 interface Kernel64 {
   memory: WebAssembly.Memory;
@@ -234,6 +108,8 @@ export function gemm64(
     jsFallback(A, B, C, cOff, ldc, m, n, k, !!opts.upper);
     return;
   }
+  // Large products run on the machine's threads (gemm64-pool.ts), with the same result bits.
+  if (gemm64Parallel(A, B, C, cOff, ldc, m, n, k, !!opts.upper)) return;
   const iMax = opts.upper ? Math.min(m, n) : m;
   const mem = kernelMem(ker, Math.ceil(iMax / MR) * MR);
   if (!mem) {

@@ -10,6 +10,7 @@
  */
 import { backward, noGrad, Tensor, tidy } from '../../engine/tensor';
 import { countTargets } from '../../engine/ops';
+import { reclaimHostMemory } from '../../engine/reclaim';
 import type { Decoder } from '../../model/decoder';
 import type { Split } from './budget';
 import type { SupportBatch } from './support';
@@ -204,6 +205,7 @@ export async function adapterGradientShift(
       lf += f.loss * N;
       le += e.loss * N;
       tokens += N;
+      reclaimHostMemory(); // two models' activations and gradients per batch
       onBatch?.(bi + 1, list.length);
     }
   } finally {

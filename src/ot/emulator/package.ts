@@ -14,6 +14,7 @@ import { checkSpecBounds } from '../../faults/bounds';
 import { checkFiniteStats, checkFiniteTensors } from '../../faults/finite';
 import type { Backend } from '../../engine/backend';
 import { countTargets } from '../../engine/ops';
+import { reclaimHostMemory } from '../../engine/reclaim';
 import { noGrad, tidy } from '../../engine/tensor';
 import { CpuBackend, CpuStorage } from '../../engine/cpu/backend';
 import { Tensor } from '../../engine/tensor';
@@ -421,6 +422,7 @@ export async function buildEmulator(
     // compressModel is one synchronous stretch: a cancel that arrived meanwhile is honoured here.
     if (o.signal) await nextMacrotask();
     o.signal?.throwIfAborted();
+    reclaimHostMemory(); // the support pass's and the build's transients, before evaluation's
     o.onProgress?.('evaluate');
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);
@@ -437,6 +439,7 @@ export async function buildEmulator(
     } finally {
       emu.free();
     }
+    reclaimHostMemory();
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
