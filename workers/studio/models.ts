@@ -3,7 +3,7 @@
  * adapters, a dataset (read, validated, previewed).
  */
 import { readDatasetBlob, validateDataset, type Dataset } from '../../src/data';
-import { checkTokenizerVocab, isKnownBuffer, planHFLoad, tokenizerJsonIdCount } from '../../src/model/hf';
+import { checkTokenizerVocab, hfToCanonical, isKnownBuffer, planHFLoad, tokenizerJsonIdCount } from '../../src/model/hf';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import type { ModelSpec } from '../../src/model/spec';
 import { numel } from '../../src/model/weights';
@@ -206,9 +206,14 @@ export async function openAdapters(name: string, input: InputFile[]): Promise<Ad
   if (!model) {
     warnings.push('no model is open: names cannot be checked against it');
   } else if (ours) {
-    // Our adapters use the base model's own tensor names: every one must exist in the open model.
-    const names = new Set(model.summary.tensors.map((t) => t.name));
-    unknownTensors = tensors.map((t) => t.name).filter((n) => !names.has(n));
+    // Our adapters use the base model's own tensor names: every one must exist in the open model. Compared
+    // as canonical names, so a prefix the family allows either way (GPT-2's `transformer.`, which the hub's
+    // own gpt2 files leave out and our export writes) is not a mismatch.
+    const fam = model.summary.family;
+    const key = (n: string): string =>
+      fam === 'gpt2' || fam === 'opt' || fam === 'llama' ? (hfToCanonical(fam, n)?.canonical.join('|') ?? n) : n;
+    const names = new Set(model.summary.tensors.map((t) => key(t.name)));
+    unknownTensors = tensors.map((t) => t.name).filter((n) => !names.has(key(n)));
     if (unknownTensors.length) {
       fail(
         weights.path,
