@@ -60,6 +60,9 @@ export async function evalOn(
   report: (p: Omit<ProgressEvent, 'jobId' | 'elapsedS' | 'etaS'>) => void,
   signal: AbortSignal,
   limit?: number,
+  /** This pass's place in the job (e.g. ZS then FT): the job's fraction covers every pass, so its ETA
+   *  (elapsed × (1 − f) / f, from the job's start) does not restart at the second pass. */
+  pass: { index: number; of: number } = { index: 0, of: 1 },
 ): Promise<EvalMetrics> {
   const textTok = withoutSpecialTokens(tok);
   let task: EncodedTask;
@@ -81,7 +84,11 @@ export async function evalOn(
     {
       signal,
       onProgress: ({ done, total }) =>
-        report({ phase: `evaluating ${label}`, fraction: total ? done / total : null, message: `${done}/${total}` }),
+        report({
+          phase: `evaluating ${label}`,
+          fraction: total ? (pass.index + done / total) / pass.of : null,
+          message: `${done}/${total}`,
+        }),
     },
   );
 }
@@ -104,11 +111,12 @@ export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Pr
       async (be) => {
         const zsDec = decoderFromWeights(be, spec, pkg.weights);
         try {
-          const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit);
+          const passes = run ? 2 : 1;
+          const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit, { index: 0, of: passes });
           let ft: EvalMetrics | null = null;
           if (run) {
             await applyAdapter(zsDec, run.result.adapter);
-            ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit);
+            ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit, { index: 1, of: 2 });
           }
           return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
         } finally {
@@ -147,7 +155,7 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
         const fullDec = decoderFromWeights(be, full.spec, full.weights);
         let zs: EvalMetrics;
         try {
-          zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit);
+          zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit, { index: 0, of: 2 });
         } finally {
           freeQuietly(fullDec);
         }
@@ -155,7 +163,7 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
         const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
         const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
         try {
-          const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit);
+          const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit, { index: 1, of: 2 });
           return {
             file: d.file.path,
             fullZS: toEvalResult(zs),
