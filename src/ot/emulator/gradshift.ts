@@ -103,6 +103,7 @@ export async function backwardByBlocks(dec: Decoder, b: SupportBatch, ignoreInde
       const g = seed!;
       tidy(() => backward(dec.block(i, x, B, T), { release: true, grad: g.storage }));
       g.free();
+      reclaimHostMemory();
       seed = i > 0 ? x.grad! : null;
     }
   } finally {

@@ -358,6 +358,7 @@ async function meanLoss(dec: Decoder, batches: SupportBatch[], onBatch?: (done: 
     const l = tidy(() => noGrad(() => dec.loss(b.ids, b.targets, b.B, b.T)));
     s += (await l.item()) * N;
     l.free();
+    reclaimHostMemory(); // the batch's activations, freed with the scope
     n += N;
   }
   return n === 0 ? NaN : s / n;

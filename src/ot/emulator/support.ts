@@ -24,6 +24,7 @@
  */
 import type { Backend, FloatArray, Storage } from '../../engine/backend';
 import { backward, noGrad, tidy, Tensor } from '../../engine/tensor';
+import { reclaimHostMemory } from '../../engine/reclaim';
 import { countTargets } from '../../engine/ops';
 import type { Decoder } from '../../model/decoder';
 import { linearName } from '../../model/decoder';
@@ -295,6 +296,7 @@ export async function supportPass(
       const grad = observed.length ? await hostCopy(top.grad!) : null;
       top.free();
       used.push({ b, N, bounds, grad });
+      reclaimHostMemory(); // the batch's activations, freed with the scopes
       lossSum += lv * N;
       totalTokens += N;
       nb++;
@@ -389,6 +391,7 @@ export async function supportPass(
         x0.zeroGrad();
         x0.free();
         e.bounds[gi] = new Float32Array(0);
+        reclaimHostMemory();
         tick();
       }
       dec.setTrainable(() => false);
