@@ -2,7 +2,8 @@
 // for bit, W's gradient to rounding; and its own gradients pass finite differences.
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from './cpu/backend';
-import { headBlockRows, headPieceRows, linearCrossEntropyRows } from './head-loss';
+import { headBlockRows, headPieceRows } from './head-blocks';
+import { linearCrossEntropyRows } from './head-loss';
 import * as ops from './ops';
 import { Rng } from './random';
 import { backward, Tensor } from './tensor';

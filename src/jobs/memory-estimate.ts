@@ -20,6 +20,9 @@
  * and opt-125m checkpoints (see the tests); ESTIMATE_MARGIN is the relative error allowed there.
  */
 
+import { headBlockRows, headPieceRows } from '../engine/head-blocks';
+import { HELD_OUT_TAPE_BYTES, tapeFloatsPerToken } from '../model/tape-size';
+
 export type EstimateJob = 'compress' | 'tune';
 
 /** What the estimate needs of a model (ModelSummary has all of it). */
@@ -107,25 +110,15 @@ export function supportBytesPerBlockOf(m: ModelShape): number {
   return n * F32;
 }
 
-/** Floats one token keeps on the tape of one block (norms, q/k/v, scores and probabilities, MLP). */
-function tapeFloatsPerToken(m: ModelShape, seq: number): number {
-  return 10 * m.hiddenSize + (m.gated ? 4 : 3) * m.intermediateSize + 2 * m.numHeads * seq;
-}
-
-/** Rows of the LM head's logits made at once (engine/head-loss.ts: blocks of at most 128 MB of logits). */
-function headRows(m: ModelShape, tokens: number): number {
-  return Math.max(1, Math.min(tokens, Math.floor((128 * 2 ** 20) / (F32 * m.vocabSize))));
-}
-
 /** The largest staged matmul (the LM head: one block of rows, one piece of the vocabulary), which sizes the
  *  kernels' WebAssembly heap. */
 function wasmHeapBytes(m: ModelShape, tokens: number): number {
   const d = m.hiddenSize,
     V = m.vocabSize,
     i = m.intermediateSize;
-  const r = headRows(m, tokens);
+  const r = headBlockRows(tokens, m.vocabSize); // one block of the head's rows (head-loss.ts)
   // A head weight over 256 MB is staged in vocabulary pieces of at most 128 MB (head-loss.ts).
-  const w = V * d * F32 > 2 * 128 * 2 ** 20 ? Math.floor((128 * 2 ** 20) / (F32 * d)) * d : V * d;
+  const w = headPieceRows(V, d) * d;
   return Math.max(r * d + w + r * V, 2 * tokens * i + i * i) * F32;
 }
 
@@ -139,11 +132,11 @@ function svdFactorBytesPerBlock(m: ModelShape): number {
 }
 
 /** The held-out figure's tape: whole-depth, or one block's plus the saved block inputs when the whole one
- *  would pass gradshift.ts's HELD_OUT_TAPE_BYTES (768 MiB; it then runs block by block). */
+ *  would pass HELD_OUT_TAPE_BYTES (gradshift.ts then runs block by block). */
 function heldOutTape(m: ModelShape, tokens: number, seq: number): MemoryPart {
   const perBlock = tokens * tapeFloatsPerToken(m, seq) * F32;
   const whole = m.numLayers * perBlock;
-  if (whole <= 768 * 2 ** 20) return { what: 'tape of every block', bytes: whole };
+  if (whole <= HELD_OUT_TAPE_BYTES) return { what: 'tape of every block', bytes: whole };
   return { what: 'one block’s tape and every block’s saved input', bytes: perBlock + (m.numLayers + 1) * tokens * m.hiddenSize * F32 };
 }
 
@@ -158,7 +151,7 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
   const emuParams = o.emulatorParams ?? Math.round(m.params - middle * (bp.attn + bp.mlp) * (1 - keep));
   const heap = wasmHeapBytes(m, tokens);
   // One block of logits and, in the backward, its recomputation and gradient.
-  const logits = 3 * headRows(m, tokens) * m.vocabSize * F32;
+  const logits = 3 * headBlockRows(tokens, m.vocabSize) * m.vocabSize * F32;
   const phases: { phase: string; parts: MemoryPart[] }[] = [
     {
       phase: 'loading',

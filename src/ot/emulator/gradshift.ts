@@ -12,6 +12,8 @@ import { backward, noGrad, Tensor, tidy } from '../../engine/tensor';
 import { countTargets } from '../../engine/ops';
 import { reclaimHostMemory } from '../../engine/reclaim';
 import type { Decoder } from '../../model/decoder';
+import { HELD_OUT_TAPE_BYTES, tapeFloatsPerToken } from '../../model/tape-size';
+
 import type { Split } from './budget';
 import type { SupportBatch } from './support';
 
@@ -49,14 +51,10 @@ export function adapterParamPairs(full: Decoder, emu: Decoder, split: Split): [s
   return pairs;
 }
 
-/** A whole-depth tape above this many bytes is replaced by block-by-block re-runs (backwardByBlocks). */
-export const HELD_OUT_TAPE_BYTES = 768 * 2 ** 20;
-
-/** Bytes the tape of a whole-model forward keeps for one batch (norms, q/k/v, scores, MLP; f32). */
+/** Bytes the tape of a whole-model forward keeps for one batch (f32). */
 export function wholeTapeBytes(dec: Decoder, B: number, T: number): number {
   const s = dec.spec;
-  const mlp = (s.gatedMlp ? 4 : 3) * s.intermediateSize;
-  return s.layers.length * B * T * (10 * s.hiddenSize + mlp + 2 * s.numHeads * T) * 4;
+  return s.layers.length * B * T * tapeFloatsPerToken({ ...s, gated: s.gatedMlp }, T) * 4;
 }
 
 /**
