@@ -18,6 +18,7 @@ import { gemm, gemmBatch, gemmMany } from './matmul';
 import { activeThreads } from './pool';
 import { elementUnits, rowUnits, runRows } from './rows';
 import { erf } from './special';
+import { poolSettingsFromEnv, StoragePool, type StoragePoolOptions, type StoragePoolStats } from './storage-pool';
 
 export class CpuStorage implements Storage {
   constructor(public data: FloatArray) {}
@@ -26,7 +27,8 @@ export class CpuStorage implements Storage {
   }
 }
 
-/** Synchronous read for CPU-only code (tests, the linalg helpers): the storage's own array, not a copy. */
+/** Synchronous read for CPU-only code (tests, the linalg helpers): the storage's own array, not a copy.
+ *  Valid until the storage is freed: the backend then hands the array to the next op of that size. */
 export function readSync(s: Storage): FloatArray {
   if (!(s instanceof CpuStorage)) throw new Error('readSync: storage does not belong to a CpuBackend');
   return s.data;
@@ -47,21 +49,61 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 export interface CpuBackendOptions {
   dtype?: DType;
+  /** Storage recycling (storage-pool.ts): false turns it off; default on (GRADOT_POOL=0 turns it off),
+   *  in debug mode under Vitest. */
+  pool?: false | StoragePoolOptions;
 }
+
+const EMPTY32 = new Float32Array(0);
+const EMPTY64 = new Float64Array(0);
 
 export class CpuBackend implements Backend {
   readonly name: string;
   readonly dtype: DType;
 
+  /** Freed arrays waiting for the next op of their size (null: recycling off). */
+  private readonly pool: StoragePool | null;
+  /** Arrays this backend allocated: only these may enter the pool (never views, never a model's arrays
+   *  wrapped in a CpuStorage by their owner). */
+  private readonly owned = new WeakSet<FloatArray>();
+  /** Debug mode: fresh arrays from alloc start as NaN, so an op that relies on them being 0 is loud. */
+  private readonly poison: boolean;
+
   constructor(opts: CpuBackendOptions = {}) {
     this.dtype = opts.dtype ?? 'f32';
     this.name = `cpu-${this.dtype}`;
+    const env = poolSettingsFromEnv();
+    this.poison = opts.pool ? (opts.pool.poison ?? env.poison) : env.poison;
+    this.pool =
+      opts.pool === false || (opts.pool === undefined && !env.enabled) ? null : new StoragePool({ poison: this.poison, ...opts.pool });
   }
 
   // ---------------------------------------------------------------- memory
 
+  /**
+   * An array of n elements for an op's output (or scratch) that the op writes in full: a recycled one when
+   * the pool has that size, so its contents are arbitrary (NaN in debug mode). Use zeros() for anything
+   * accumulated into.
+   */
   alloc(n: number): FloatArray {
-    return this.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
+    return this.pool?.take(n) ?? this.fresh(n);
+  }
+
+  private fresh(n: number): FloatArray {
+    const a = this.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
+    if (this.poison) a.fill(Number.NaN);
+    this.owned.add(a);
+    return a;
+  }
+
+  /** Drops every freed array held for reuse (phase ends: what comes next allocates other sizes). */
+  trim(): void {
+    this.pool?.trim();
+  }
+
+  /** The pool's counters and bytes held (null when recycling is off). */
+  poolStats(): (StoragePoolStats & { bytes: number }) | null {
+    return this.pool ? { ...this.pool.stats, bytes: this.pool.bytes } : null;
   }
 
   private wrap(a: FloatArray): CpuStorage {
@@ -73,7 +115,11 @@ export class CpuBackend implements Backend {
   }
 
   zeros(n: number): Storage {
-    return this.wrap(this.alloc(n));
+    const a = this.pool?.take(n);
+    if (a) return this.wrap(a.fill(0));
+    const f = this.fresh(n);
+    if (this.poison) f.fill(0);
+    return this.wrap(f);
   }
 
   fromArray(a: ArrayLike<number>): Storage {
@@ -87,8 +133,12 @@ export class CpuBackend implements Backend {
   }
 
   free(s: Storage): void {
-    // Garbage collection reclaims typed arrays; dropping the reference makes use-after-free loud.
-    if (s instanceof CpuStorage) s.data = this.alloc(0);
+    if (!(s instanceof CpuStorage)) return;
+    const a = s.data;
+    // An emptied storage makes any later use loud (every op checks lengths); a second free is a no-op.
+    s.data = this.dtype === 'f64' ? EMPTY64 : EMPTY32;
+    // Only whole arrays this backend made are recycled: a view's or a model's array stays with its owner.
+    if (this.pool && a.length > 0 && this.owned.has(a)) this.pool.give(a);
   }
 
   copy(src: Storage, srcOff: number, dst: Storage, dstOff: number, n: number): void {
@@ -414,7 +464,7 @@ export class CpuBackend implements Backend {
   scatterAdd(dy: Storage, ids: Int32Array, vocab: number, dim: number): Storage {
     const g = this.d(dy);
     checkLen('scatterAdd dy', g, ids.length * dim);
-    const out = this.alloc(vocab * dim);
+    const out = this.alloc(vocab * dim).fill(0); // accumulated into
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (id < 0 || id >= vocab) throw new Error(`scatterAdd: id ${id} at ${i} outside vocabulary of ${vocab}`);
@@ -816,6 +866,7 @@ export class CpuBackend implements Backend {
       runRows({ op: OP.ceFwd, units, range, args, work: 2 * rows * vocab });
       return this.wrap(out);
     }
+    out.fill(0); // ignored rows are 0 (a recycled array holds anything)
     for (let r = 0; r < rows; r++) {
       const t = targets[r]!;
       if (t === ignoreIndex) continue;
@@ -848,6 +899,7 @@ export class CpuBackend implements Backend {
       runRows({ op: OP.ceBwd, units, range, args, work: 4 * rows * vocab });
       return this.wrap(out);
     }
+    out.fill(0); // ignored rows are 0 (a recycled array holds anything)
     for (let r = 0; r < rows; r++) {
       const t = targets[r]!;
       if (t === ignoreIndex) continue;
