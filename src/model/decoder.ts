@@ -23,7 +23,7 @@ import type { Backend, FloatArray } from '../engine/backend';
 import * as ops from '../engine/ops';
 import { linearCrossEntropyRows } from '../engine/head-loss';
 import type { NamedParam } from '../engine/optim';
-import { Tensor, record } from '../engine/tensor';
+import { isGradEnabled, Tensor, record, tidy } from '../engine/tensor';
 import { canonicalShapes, projsOf } from './hf';
 import { ModelFormatError, ShapeMismatchError } from './errors';
 import type { AttnProj, MlpProj, ModelSpec } from './spec';
@@ -230,7 +230,18 @@ export class Decoder {
   hidden(ids: Int32Array, B: number, T: number, opts: ForwardOptions = {}): Tensor {
     const { spec } = this;
     let x = this.embed(ids, B, T);
-    for (let i = 0; i < spec.layers.length; i++) x = this.block(i, x, B, T, opts.hooks);
+    if (isGradEnabled()) {
+      for (let i = 0; i < spec.layers.length; i++) x = this.block(i, x, B, T, opts.hooks);
+      return this.norm(x, 'norm');
+    }
+    // Without a graph nothing reads a block's activations once its output exists: each block runs in its own
+    // scope and the stream it consumed is freed, so an evaluation holds one block's activations instead of
+    // the whole depth's (on the CPU their arrays go straight to the next block through the storage pool).
+    for (let i = 0; i < spec.layers.length; i++) {
+      const prev = x;
+      x = tidy(() => this.block(i, prev, B, T, opts.hooks));
+      prev.free();
+    }
     return this.norm(x, 'norm');
   }
 

@@ -274,7 +274,10 @@ export async function supportPass(
           const out: Tensor[] = [];
           for (let i = 0; i < hi; i++) {
             if (starts.includes(i)) out.push(x);
-            x = dec.block(i, x, B, T);
+            // One block's activations at a time (freed at once; the CPU backend reuses their arrays).
+            const prev = x;
+            x = tidy(() => dec.block(i, prev, B, T));
+            if (!starts.includes(i)) prev.free();
           }
           out.push(x);
           return out;
