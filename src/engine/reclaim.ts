@@ -14,7 +14,13 @@ export const RECLAIM_GROWTH_BYTES = 512 * 2 ** 20;
 
 let atLastCollection = 0;
 
-export function reclaimHostMemory(): void {
+/**
+ * `pooled`: at a phase end, pass the backend so the freed arrays it holds for reuse (the CPU backend's
+ * storage pool) are dropped first: the next phase allocates other sizes, or none (compression, packaging).
+ */
+export function reclaimHostMemory(pooled?: object): void {
+  const trim = (pooled as { trim?: unknown } | undefined)?.trim;
+  if (typeof trim === 'function') trim.call(pooled);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc || typeof process === 'undefined' || typeof process.memoryUsage !== 'function') return;
   const now = process.memoryUsage().arrayBuffers;

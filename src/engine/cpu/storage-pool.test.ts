@@ -164,7 +164,9 @@ describe('CpuBackend storage recycling', () => {
       return { ids, targets, B, T };
     });
     const build = async (be: CpuBackend) => {
-      const sp = await supportPass(decoderFromWeights(be, spec, weights), support, [2, 3, 4, 5]);
+      // A tiny budget: one block per group, so group inputs and seeds go through the host between groups.
+      const sp = await supportPass(decoderFromWeights(be, spec, weights), support, [2, 3, 4, 5], { memoryBudget: 1 });
+      expect(sp.groups.length).toBe(4);
       const out = await buildEmulator(spec, weights, {
         modelId: 'test/demo',
         backend: be,

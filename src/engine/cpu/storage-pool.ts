@@ -54,6 +54,21 @@ export function poolSettingsFromEnv(): { enabled: boolean; poison: boolean } {
   return { enabled, poison };
 }
 
+/** Counters summed over every pool of the process, printed at exit under GRADOT_MEMTRACE=1. */
+const totals: StoragePoolStats & { peakBytes: number } = { hits: 0, misses: 0, kept: 0, dropped: 0, peakBytes: 0 };
+let traceHooked = false;
+
+function hookTrace(): void {
+  if (traceHooked || typeof process === 'undefined' || !process.env?.GRADOT_MEMTRACE || typeof process.once !== 'function') return;
+  traceHooked = true;
+  process.once('exit', () => {
+    const t = totals;
+    process.stderr.write(
+      `memtrace storage pool: ${t.hits} hits, ${t.misses} misses, ${t.kept} kept, ${t.dropped} dropped, peak held ${Math.round(t.peakBytes / 2 ** 20)} MiB\n`,
+    );
+  });
+}
+
 export class StoragePool {
   readonly maxBytes: number;
   readonly poison: boolean;
@@ -68,6 +83,7 @@ export class StoragePool {
     this.maxBytes = opts.maxBytes ?? DEFAULT_POOL_BYTES;
     this.poison = opts.poison ?? false;
     if (!(this.maxBytes >= 0)) throw new RangeError(`StoragePool: maxBytes must be >= 0 (got ${this.maxBytes})`);
+    hookTrace();
   }
 
   /** Bytes held now. */
@@ -87,12 +103,14 @@ export class StoragePool {
     const a = bucket?.pop();
     if (!a) {
       this.stats.misses++;
+      totals.misses++;
       return null;
     }
     if (bucket!.length === 0) this.buckets.delete(n);
     this.order.delete(a);
     this.held -= a.byteLength;
     this.stats.hits++;
+    totals.hits++;
     return a;
   }
 
@@ -100,6 +118,7 @@ export class StoragePool {
   give(a: FloatArray): boolean {
     if (a.length === 0 || a.byteLength > this.maxBytes) {
       this.stats.dropped++;
+      totals.dropped++;
       return false;
     }
     if (this.poison) a.fill(Number.NaN);
@@ -112,13 +131,16 @@ export class StoragePool {
     this.order.add(a);
     this.held += a.byteLength;
     this.stats.kept++;
+    totals.kept++;
     while (this.held > this.maxBytes) this.evictOldest();
+    if (this.held > totals.peakBytes) totals.peakBytes = this.held;
     return true;
   }
 
   /** Drops every held array (to the garbage collector). */
   trim(): void {
     this.stats.dropped += this.order.size;
+    totals.dropped += this.order.size;
     this.buckets.clear();
     this.order.clear();
     this.held = 0;
@@ -133,5 +155,6 @@ export class StoragePool {
     if (bucket.length === 0) this.buckets.delete(a.length);
     this.held -= a.byteLength;
     this.stats.dropped++;
+    totals.dropped++;
   }
 }

@@ -413,6 +413,7 @@ export async function buildEmulator(
         onProgress: (done, total) => o.onWork?.('support', done, total),
       });
     }
+    reclaimHostMemory(o.backend); // the support pass's pooled arrays: compression allocates none of its sizes
     o.onProgress?.('compress');
     const tc = performance.now();
     o.signal?.throwIfAborted();
@@ -423,7 +424,7 @@ export async function buildEmulator(
     // compressModel is one synchronous stretch: a cancel that arrived meanwhile is honoured here.
     if (o.signal) await nextMacrotask();
     o.signal?.throwIfAborted();
-    reclaimHostMemory(); // the support pass's and the build's transients, before evaluation's
+    reclaimHostMemory(o.backend); // the support pass's and the build's transients, before evaluation's
     o.onProgress?.('evaluate');
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);
@@ -440,7 +441,7 @@ export async function buildEmulator(
     } finally {
       emu.free();
     }
-    reclaimHostMemory();
+    reclaimHostMemory(o.backend);
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
