@@ -75,7 +75,9 @@ export async function backwardByBlocks(dec: Decoder, b: SupportBatch, ignoreInde
       let x = dec.embed(b.ids, B, T);
       for (let i = 0; i < L; i++) {
         xs.push(x);
-        x = dec.block(i, x, B, T);
+        // One block's activations at a time (freed at once; the CPU backend reuses their arrays).
+        const prev = x;
+        x = tidy(() => dec.block(i, prev, B, T));
       }
       xs.push(x);
       return xs;
