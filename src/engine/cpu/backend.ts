@@ -75,7 +75,9 @@ export class CpuBackend implements Backend {
     const env = poolSettingsFromEnv();
     this.poison = opts.pool ? (opts.pool.poison ?? env.poison) : env.poison;
     this.pool =
-      opts.pool === false || (opts.pool === undefined && !env.enabled) ? null : new StoragePool({ poison: this.poison, ...opts.pool });
+      opts.pool === false || (opts.pool === undefined && !env.enabled)
+        ? null
+        : new StoragePool({ poison: this.poison, drainOnMiss: env.drainOnMiss, ...opts.pool });
   }
 
   // ---------------------------------------------------------------- memory

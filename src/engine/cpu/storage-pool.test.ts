@@ -31,24 +31,32 @@ describe('StoragePool', () => {
     for (const a of made) expect(pool.give(a)).toBe(true);
     expect(pool.bytes).toBe(760);
     // 400 more bytes: the oldest arrays go (made[0], made[1], made[2]) until the pool fits.
-    expect(pool.give(new Float32Array(100))).toBe(true);
+    const last = new Float32Array(100);
+    expect(pool.give(last)).toBe(true);
     expect(pool.bytes).toBe(1000);
-    expect(pool.take(10)).toBeNull();
-    expect(pool.take(20)).toBeNull();
     // Only exact sizes match; the newest of a size comes back first.
-    expect(pool.take(49)).toBeNull();
+    expect(pool.take(100)).toBe(last);
     expect(pool.take(50)).toBe(made[3]);
-    const newest = new Float32Array(100);
-    pool.give(newest); // 1200 bytes: made[4] goes
-    expect(pool.bytes).toBe(800);
-    expect(pool.take(100)).toBe(newest);
+    expect(pool.bytes).toBe(400);
     expect(pool.give(new Float32Array(251))).toBe(false); // 1004 bytes > cap
     expect(pool.bytes).toBe(400);
     pool.trim();
     expect(pool.bytes).toBe(0);
     expect(pool.size).toBe(0);
-    expect(pool.take(100)).toBeNull();
     expect(pool.stats.hits).toBe(2);
+  });
+
+  it('lets as many bytes go as a miss allocates fresh, oldest first', () => {
+    const pool = new StoragePool({ maxBytes: 10_000 });
+    const made = [10, 20, 30, 40].map((n) => new Float32Array(n)); // 40, 80, 120, 160 bytes
+    for (const a of made) pool.give(a);
+    expect(pool.take(25)).toBeNull(); // 100 bytes fresh: made[0] and made[1] (120 bytes) go
+    expect(pool.bytes).toBe(280);
+    expect(pool.take(20)).toBeNull(); // 80 bytes fresh: made[2] goes
+    expect(pool.bytes).toBe(160);
+    expect(pool.take(40)).toBe(made[3]);
+    expect(pool.take(1000)).toBeNull(); // nothing left to drop
+    expect(pool.stats).toMatchObject({ hits: 1, misses: 3, kept: 4, dropped: 3 });
   });
 
   it('poisons what it is given with NaN in debug mode', () => {

@@ -9,9 +9,11 @@
  * gpt2-shaped compress). A transformer's steps allocate the same few sizes over and over, so exact sizes
  * are enough: most allocations after the first batch are hits.
  *
- * Bounds: the pool holds at most `maxBytes`; giving back past that drops the oldest arrays (to the garbage
- * collector, where they would all have gone without a pool), and an array bigger than the cap is never
- * kept. `trim()` drops everything (phase ends, where the sizes to come differ from those held).
+ * Bounds, so that the pool never raises the peak: it holds at most `maxBytes`; giving back past that drops
+ * the oldest arrays (to the garbage collector, where they would all have gone without a pool), and an array
+ * bigger than the cap is never kept. A miss (the op allocates fresh) drops as many bytes of the oldest
+ * arrays, so arrays of sizes no longer in use leave as new ones arrive. `trim()` drops everything (phase
+ * ends).
  *
  * Only whole arrays the backend itself allocated may enter (the backend checks; see CpuBackend.free):
  * never views, and never arrays owned by a model or loader.
@@ -28,6 +30,8 @@ export interface StoragePoolOptions {
   maxBytes?: number;
   /** Fill arrays with NaN when given back (debug: makes a use after free loud). */
   poison?: boolean;
+  /** Drop held bytes as misses allocate fresh ones (default true; see take). */
+  drainOnMiss?: boolean;
 }
 
 /** Default cap: a quarter of the default job memory budget (1 GiB). */
@@ -45,13 +49,14 @@ export interface StoragePoolStats {
 }
 
 /** Whether the pool is on and in debug mode, from the environment (GRADOT_POOL=0 turns it off; the debug
- *  mode is GRADOT_POOL_DEBUG=1, and on under Vitest unless GRADOT_POOL_DEBUG=0). */
-export function poolSettingsFromEnv(): { enabled: boolean; poison: boolean } {
+ *  mode is GRADOT_POOL_DEBUG=1, and on under Vitest unless GRADOT_POOL_DEBUG=0; GRADOT_POOL_DRAIN=0 keeps
+ *  held arrays on misses, for measuring). */
+export function poolSettingsFromEnv(): { enabled: boolean; poison: boolean; drainOnMiss: boolean } {
   const env = typeof process !== 'undefined' && process.env ? process.env : {};
   const enabled = env.GRADOT_POOL !== '0';
   const debug = env.GRADOT_POOL_DEBUG;
   const poison = debug === '1' || (debug !== '0' && env.VITEST !== undefined);
-  return { enabled, poison };
+  return { enabled, poison, drainOnMiss: env.GRADOT_POOL_DRAIN !== '0' };
 }
 
 /** Counters summed over every pool of the process, printed at exit under GRADOT_MEMTRACE=1. */
@@ -72,16 +77,20 @@ function hookTrace(): void {
 export class StoragePool {
   readonly maxBytes: number;
   readonly poison: boolean;
+  readonly drainOnMiss: boolean;
   readonly stats: StoragePoolStats = { hits: 0, misses: 0, kept: 0, dropped: 0 };
   /** Element count -> arrays of that length, oldest first. */
   private readonly buckets = new Map<number, FloatArray[]>();
   /** Every held array, oldest first (a Set keeps insertion order): the eviction order. */
   private readonly order = new Set<FloatArray>();
   private held = 0;
+  /** Bytes allocated fresh on misses and not yet matched by dropped arrays (see take). */
+  private debt = 0;
 
   constructor(opts: StoragePoolOptions = {}) {
     this.maxBytes = opts.maxBytes ?? DEFAULT_POOL_BYTES;
     this.poison = opts.poison ?? false;
+    this.drainOnMiss = opts.drainOnMiss ?? true;
     if (!(this.maxBytes >= 0)) throw new RangeError(`StoragePool: maxBytes must be >= 0 (got ${this.maxBytes})`);
     hookTrace();
   }
@@ -104,6 +113,13 @@ export class StoragePool {
     if (!a) {
       this.stats.misses++;
       totals.misses++;
+      // The caller allocates n fresh elements instead: as many bytes of the oldest held arrays go, so when
+      // the sizes in use change the pool drains as fast as new memory is taken. Counted as a debt that
+      // whole arrays pay off, so a small miss never drops a large array at once.
+      if (this.order.size === 0 || !this.drainOnMiss) return null;
+      const first = this.order.values().next().value!;
+      this.debt += n * first.BYTES_PER_ELEMENT;
+      while (this.order.size > 0 && this.order.values().next().value!.byteLength <= this.debt) this.debt -= this.evictOldest();
       return null;
     }
     if (bucket!.length === 0) this.buckets.delete(n);
@@ -139,6 +155,7 @@ export class StoragePool {
 
   /** Drops every held array (to the garbage collector). */
   trim(): void {
+    this.debt = 0;
     this.stats.dropped += this.order.size;
     totals.dropped += this.order.size;
     this.buckets.clear();
@@ -146,7 +163,8 @@ export class StoragePool {
     this.held = 0;
   }
 
-  private evictOldest(): void {
+  /** Drops the oldest held array; returns its bytes. */
+  private evictOldest(): number {
     const a = this.order.values().next().value as FloatArray;
     this.order.delete(a);
     // The oldest array overall is the oldest of its own bucket (both lists are in insertion order).
@@ -156,5 +174,6 @@ export class StoragePool {
     this.held -= a.byteLength;
     this.stats.dropped++;
     totals.dropped++;
+    return a.byteLength;
   }
 }
