@@ -46,17 +46,22 @@ describe('StoragePool', () => {
     expect(pool.stats.hits).toBe(2);
   });
 
-  it('lets as many bytes go as a miss allocates fresh, oldest first', () => {
+  it('lets as many bytes go as misses allocate fresh, oldest first and in whole arrays', () => {
     const pool = new StoragePool({ maxBytes: 10_000 });
     const made = [10, 20, 30, 40].map((n) => new Float32Array(n)); // 40, 80, 120, 160 bytes
     for (const a of made) pool.give(a);
-    expect(pool.take(25)).toBeNull(); // 100 bytes fresh: made[0] and made[1] (120 bytes) go
+    expect(pool.take(25)).toBeNull(); // 100 bytes fresh: made[0] (40) goes; 60 owed, less than made[1]
+    expect(pool.bytes).toBe(360);
+    expect(pool.take(15)).toBeNull(); // 60 more owed: made[1] (80) goes, 40 owed
     expect(pool.bytes).toBe(280);
-    expect(pool.take(20)).toBeNull(); // 80 bytes fresh: made[2] goes
-    expect(pool.bytes).toBe(160);
     expect(pool.take(40)).toBe(made[3]);
-    expect(pool.take(1000)).toBeNull(); // nothing left to drop
+    expect(pool.take(1000)).toBeNull(); // made[2] goes; nothing left
+    expect(pool.bytes).toBe(0);
     expect(pool.stats).toMatchObject({ hits: 1, misses: 3, kept: 4, dropped: 3 });
+    const keeping = new StoragePool({ maxBytes: 10_000, drainOnMiss: false });
+    keeping.give(new Float32Array(10));
+    expect(keeping.take(1000)).toBeNull();
+    expect(keeping.bytes).toBe(40);
   });
 
   it('poisons what it is given with NaN in debug mode', () => {
