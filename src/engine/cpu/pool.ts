@@ -29,7 +29,20 @@ const STOP = 4;
 const KERNEL = 5; // 1: relaxed-SIMD instance, 0: plain SIMD
 const ERROR = 6; // set by a worker whose share threw
 const MODE = 7; // 0: GEMM descriptors, 1: row-kernel descriptors (kernels.ts)
+const WORKER_SPIN = 8; // microseconds an idle worker polls before sleeping (setCpuSpin)
 const READY0 = 16; // READY0 + id: worker id has instantiated the module
+/**
+ * Polling before sleeping (setCpuSpin). A thread asleep in Atomics.wait takes tens to hundreds of
+ * microseconds to wake (a futex wake, slower in a virtual machine), and a dispatch can pay that twice: the
+ * worker's start and the caller's resume. Polling longer hides it when cores are free, but on a shared
+ * machine it backfires: with a load average of 7 on 2 cores, polling for 0.5-2 ms made the 2-thread training
+ * step 2-4x slower than sleeping at once (the pollers lose their scheduling priority to other processes). So
+ * the defaults poll only briefly, and a poll that finds it was not running for PREEMPTED_MS (the core went
+ * to another process) sleeps at once.
+ */
+let workerSpinMs = 0.02;
+let callerSpinMs = 0.02;
+const PREEMPTED_MS = 0.05;
 const MAX_THREADS = 32;
 /** Byte offset of the dispatch's f64 parameter block (row kernels' doubles: eps, scale). */
 const PARAM_BASE = 8 * Math.ceil((4 * (READY0 + MAX_THREADS + 1)) / 8);
@@ -153,7 +166,19 @@ function run(d) {
   Atomics.store(ctrl, ${READY0} + id, 1);
   for (;;) {
     let s = Atomics.load(ctrl, ${SEQ});
-    for (let i = 0; s === seen && i < 4000; i++) s = Atomics.load(ctrl, ${SEQ});
+    if (s === seen) {
+      const t0 = performance.now();
+      const spin = Atomics.load(ctrl, ${WORKER_SPIN}) / 1000;
+      let last = t0;
+      for (let i = 1; s === seen; i++) {
+        s = Atomics.load(ctrl, ${SEQ});
+        if ((i & 63) === 0) {
+          const now = performance.now();
+          if (now - last > ${PREEMPTED_MS} || now - t0 > spin) break;
+          last = now;
+        }
+      }
+    }
     if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
     seen = s;
     if (Atomics.load(ctrl, ${STOP})) return;
@@ -236,6 +261,7 @@ function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
     i32: new Int32Array(memory.buffer),
     f64: new Float64Array(memory.buffer),
   };
+  Atomics.store(r.ctrl, WORKER_SPIN, Math.round(workerSpinMs * 1000));
   return r;
 }
 
@@ -355,6 +381,17 @@ export function setCpuThreads(n: number): void {
   if (!(Number.isInteger(n) && n >= 1)) throw new Error(`threads: expected a positive integer, got ${n}`);
   if (n > max) throw new Error(`threads: ${n} requested but only ${max} started (initCpuThreads({ threads: ${n} }) first)`);
   active = n;
+}
+
+/** How long idle workers and the waiting caller poll before sleeping (milliseconds; see workerSpinMs): 0
+ *  sleeps at once. Benchmarks compare settings in one run; returns the previous ones. */
+export function setCpuSpin(o: { workerMs?: number; callerMs?: number }): { workerMs: number; callerMs: number } {
+  const prev = { workerMs: workerSpinMs, callerMs: callerSpinMs };
+  if (o.workerMs !== undefined) workerSpinMs = Math.max(0, o.workerMs);
+  if (o.callerMs !== undefined) callerSpinMs = Math.max(0, o.callerMs);
+  const r = runtime();
+  if (r) Atomics.store(r.ctrl, WORKER_SPIN, Math.round(workerSpinMs * 1000));
+  return prev;
 }
 
 /** 'auto' = relaxed SIMD where available, else SIMD; 'simd' forces the plain SIMD kernel; 'js' the JS kernel
@@ -499,7 +536,18 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
   if (mainShare) mainShare(0, hi);
   else for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
   let d = Atomics.load(c, DONE);
-  for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
+  if (d < T - 1) {
+    const t0 = performance.now();
+    let last = t0;
+    for (let i = 1; d < T - 1; i++) {
+      d = Atomics.load(c, DONE);
+      if ((i & 63) === 0) {
+        const now = performance.now();
+        if (now - last > PREEMPTED_MS || now - t0 > callerSpinMs) break;
+        last = now;
+      }
+    }
+  }
   while (d < T - 1) {
     Atomics.wait(c, DONE, d, 1000);
     d = Atomics.load(c, DONE);
