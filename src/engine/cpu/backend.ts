@@ -745,16 +745,26 @@ export class CpuBackend implements Backend {
     const L = this.d(lse);
     checkLen('attentionBackward dout', dO, B * T * H * D);
     const dQ = this.alloc(B * T * H * D);
-    // dk/dv collect from every query head of the group: accumulate in doubles.
-    const dK = new Float64Array(B * T * Hkv * D);
-    const dV = new Float64Array(B * T * Hkv * D);
     const f = [dO, Q, K, V, O, L].map(f32Of);
     if (f.every((a) => a)) {
       const [fdO, fQ, fK, fV, fO, fL] = f as Float32Array[];
-      if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, dK, dV, p, [...headGroups(p)], addRows)) {
-        return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
+      const groups = [...headGroups(p)];
+      if (H === Hkv) {
+        // One query head per kv head: dK, dV are single products, written as f32 (attention.ts KvGrads).
+        const kv = { dK: this.alloc(B * T * Hkv * D) as Float32Array, dV: this.alloc(B * T * Hkv * D) as Float32Array };
+        if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, kv, p, groups)) {
+          return { dq: this.wrap(dQ), dk: this.wrap(kv.dK), dv: this.wrap(kv.dV) };
+        }
+      } else {
+        const kv = { dK: new Float64Array(B * T * Hkv * D), dV: new Float64Array(B * T * Hkv * D), addRows };
+        if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, kv, p, groups)) {
+          return { dq: this.wrap(dQ), dk: this.fromArray(kv.dK), dv: this.fromArray(kv.dV) };
+        }
       }
     }
+    // dk/dv collect from every query head of the group: accumulate in doubles.
+    const dK = new Float64Array(B * T * Hkv * D);
+    const dV = new Float64Array(B * T * Hkv * D);
     const qs = H * D;
     const ks = Hkv * D;
     const Di = new Float64Array(T);

@@ -370,12 +370,18 @@ describe('jobs too big to stage', () => {
     const q = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
     const k = f32.fromArray(rand(p.B * p.T * p.Hkv * p.D, rng));
     const dout = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    // One query head per kv head: dK and dV are written as f32 without the doubles' sum (attention.ts).
+    const p1: AttentionParams = { ...p, Hkv: p.H };
+    const k1 = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    const v1 = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
     const all = () => {
       const n = f32.rmsNorm(x, w, rows, dim, 1e-5);
       const nb = f32.rmsNormBackward(x, x, w, n.rstd, rows, dim);
       const a = f32.attention(q, k, k, p);
       const ab = f32.attentionBackward(dout, q, k, k, a.out, a.lse, p);
-      return [n.y, nb.dx, nb.dw, f32.gatedActivation(x, x, 'silu'), a.out, a.lse, ab.dq, ab.dk, ab.dv];
+      const a1 = f32.attention(q, k1, v1, p1);
+      const ab1 = f32.attentionBackward(dout, q, k1, v1, a1.out, a1.lse, p1);
+      return [n.y, nb.dx, nb.dw, f32.gatedActivation(x, x, 'silu'), a.out, a.lse, ab.dq, ab.dk, ab.dv, a1.out, ab1.dq, ab1.dk, ab1.dv];
     };
     setCpuThreads(THREADS);
     const staged = all();
