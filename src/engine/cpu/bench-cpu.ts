@@ -18,7 +18,7 @@
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
 import { benchTorchTrainStep, benchTrainStep, type BenchTrainResult, type TorchBenchOutcome } from '../../model/bench-train';
 import type { TfjsBenchOutcome } from '../../model/bench-tfjs';
-import { cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
+import { cpuSpin, cpuSpinActive, cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
 
 export interface CpuBenchOptions {
   sizes?: number[];
@@ -63,6 +63,9 @@ export interface CpuBenchReport {
     cpuRatio: number | null;
   }[];
   scaling: { what: string; threads: number; speedup: number }[];
+  /** The pool's polling before sleeping (pool.ts setCpuSpin) and whether it ran in the last training step
+   *  at N threads ('auto' polls only while other processes leave the cores idle). */
+  polling: string;
   /** Calling-thread CPU-s/step at 1 thread over that at N threads: the step's scaling on free cores. */
   projectedScaling: { threads: number; speedup: number }[];
   /** The TensorFlow.js wasm peer: same decoder, weights, tokens and steps. `ratios` compare our tokens/s at
@@ -142,6 +145,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     train: [],
     scaling: [],
     projectedScaling: [],
+    polling: '',
     tfjs: null,
   };
   const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
@@ -216,6 +220,8 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
         });
       }
     }
+    const spin = cpuSpin();
+    report.polling = `${spin.mode} (${spin.workerMs} ms; ${cpuSpinActive() ? 'polling' : 'not polling'} in the last step)`;
     for (const t of threadList) {
       const { ours, torch, main, other } = bestTrain.get(t)!;
       const oc = ours.cpuSecondsPerStep;
@@ -306,6 +312,7 @@ export function formatCpuBench(r: CpuBenchReport): string {
     }
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
+  if (r.polling) lines.push(`pool threads poll before sleeping: ${r.polling}`);
   const mains = r.train.filter((t) => t.mainCpuSecondsPerStep !== null);
   if (mains.length) {
     lines.push(

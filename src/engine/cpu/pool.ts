@@ -34,15 +34,23 @@ const READY0 = 16; // READY0 + id: worker id has instantiated the module
 /**
  * Polling before sleeping (setCpuSpin). A thread asleep in Atomics.wait takes tens to hundreds of
  * microseconds to wake (a futex wake, slower in a virtual machine), and a dispatch can pay that twice: the
- * worker's start and the caller's resume. Polling longer hides it when cores are free, but on a shared
- * machine it backfires: with a load average of 7 on 2 cores, polling for 0.5-2 ms made the 2-thread training
- * step 2-4x slower than sleeping at once (the pollers lose their scheduling priority to other processes). So
- * the defaults poll only briefly, and a poll that finds it was not running for PREEMPTED_MS (the core went
- * to another process) sleeps at once.
+ * worker's start and the caller's resume; a training step makes ~300 dispatches. Polling for a while before
+ * sleeping hides that when the cores are free, but on a shared machine it backfires: with a load average of
+ * 7-10 on 2 cores, polling for 0.3-2 ms made the 2-thread training step 1.7-4x slower than sleeping at once
+ * (the pollers lose their scheduling priority to the other processes). So polling is gated: in 'auto' mode
+ * it runs only while other processes leave the cores idle, measured in Node from /proc every SPIN_CHECK_MS
+ * (system-wide busy CPU minus this process's own); elsewhere (a browser) threads sleep at once. A poll that
+ * finds it was not running for PREEMPTED_MS (the core went to another process) sleeps at once too.
  */
-let workerSpinMs = 0.02;
-let callerSpinMs = 0.02;
+let workerSpinMs = 0.5;
+let callerSpinMs = 0.5;
+let spinMode: 'auto' | 'on' | 'off' = 'auto';
+/** Whether polling runs now (mode 'on', or 'auto' with idle cores). */
+let spinning = false;
 const PREEMPTED_MS = 0.05;
+const SPIN_CHECK_MS = 250;
+/** Other processes' CPU (in cores) under which the cores count as idle. */
+const IDLE_BELOW_CORES = 0.25;
 const MAX_THREADS = 32;
 /** Byte offset of the dispatch's f64 parameter block (row kernels' doubles: eps, scale). */
 const PARAM_BASE = 8 * Math.ceil((4 * (READY0 + MAX_THREADS + 1)) / 8);
@@ -261,7 +269,6 @@ function makeRuntime(slots: number, wantShared: boolean): Runtime | null {
     i32: new Int32Array(memory.buffer),
     f64: new Float64Array(memory.buffer),
   };
-  Atomics.store(r.ctrl, WORKER_SPIN, Math.round(workerSpinMs * 1000));
   return r;
 }
 
@@ -315,6 +322,14 @@ export async function initCpuThreads(opts: { threads?: number } = {}): Promise<C
   }
   initialised = true;
   await enableRelaxedSimdInNode();
+  if (isNode() && !spinGate.fs) {
+    try {
+      const name = 'node:fs';
+      spinGate.fs = (await import(/* @vite-ignore */ name)) as typeof import('node:fs');
+    } catch {
+      spinGate.fs = null;
+    }
+  }
   if (rt) stopWorkers(rt);
   requested = want;
   reason = null;
@@ -383,15 +398,74 @@ export function setCpuThreads(n: number): void {
   active = n;
 }
 
-/** How long idle workers and the waiting caller poll before sleeping (milliseconds; see workerSpinMs): 0
- *  sleeps at once. Benchmarks compare settings in one run; returns the previous ones. */
-export function setCpuSpin(o: { workerMs?: number; callerMs?: number }): { workerMs: number; callerMs: number } {
-  const prev = { workerMs: workerSpinMs, callerMs: callerSpinMs };
+export interface CpuSpin {
+  /** 'auto': poll only while other processes leave the cores idle (Node); 'on' / 'off': always / never. */
+  mode: 'auto' | 'on' | 'off';
+  /** How long an idle worker polls for the next job, and the caller for the workers' completion (ms). */
+  workerMs: number;
+  callerMs: number;
+}
+
+/** Sets how the pool's threads poll before sleeping (see workerSpinMs); benchmarks compare settings in one
+ *  run. Returns the previous settings. */
+export function setCpuSpin(o: Partial<CpuSpin>): CpuSpin {
+  const prev = { mode: spinMode, workerMs: workerSpinMs, callerMs: callerSpinMs };
+  if (o.mode !== undefined) spinMode = o.mode;
   if (o.workerMs !== undefined) workerSpinMs = Math.max(0, o.workerMs);
   if (o.callerMs !== undefined) callerSpinMs = Math.max(0, o.callerMs);
-  const r = runtime();
-  if (r) Atomics.store(r.ctrl, WORKER_SPIN, Math.round(workerSpinMs * 1000));
+  spinGate.at = -Infinity; // re-decide at the next dispatch
   return prev;
+}
+
+/** The polling settings. */
+export function cpuSpin(): CpuSpin {
+  return { mode: spinMode, workerMs: workerSpinMs, callerMs: callerSpinMs };
+}
+
+/** Whether the pool's threads poll now (the last decision of 'auto'). */
+export function cpuSpinActive(): boolean {
+  return spinning;
+}
+
+/** The /proc readings of the last decision (Node only: fs is loaded by initCpuThreads). */
+const spinGate: { fs: typeof import('node:fs') | null; at: number; busy: number; own: number } = {
+  fs: null,
+  at: -Infinity,
+  busy: 0,
+  own: 0,
+};
+
+/** CPU ticks: every core's busy time (/proc/stat) and this process's (/proc/self/stat). */
+function procTicks(fs: typeof import('node:fs')): { busy: number; own: number } | null {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'latin1');
+    const f = cpu.slice(0, cpu.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is everything but idle and iowait.
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+    const st = fs.readFileSync('/proc/self/stat', 'latin1');
+    const g = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const own = Number(g[11]) + Number(g[12]);
+    return Number.isFinite(busy) && Number.isFinite(own) ? { busy, own } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Decides whether the threads poll (at most every SPIN_CHECK_MS) and tells the workers. */
+function updateSpin(r: Runtime): void {
+  const now = performance.now();
+  if (now - spinGate.at < SPIN_CHECK_MS) return;
+  let on = spinMode === 'on';
+  if (spinMode === 'auto' && spinGate.fs) {
+    const t = procTicks(spinGate.fs);
+    // Ticks are 1/100 s (USER_HZ); the first reading only sets the baseline.
+    if (t && Number.isFinite(spinGate.at))
+      on = (t.busy - spinGate.busy - (t.own - spinGate.own)) / ((now - spinGate.at) / 10) < IDLE_BELOW_CORES;
+    if (t) Object.assign(spinGate, t);
+  }
+  spinGate.at = now;
+  spinning = on;
+  Atomics.store(r.ctrl, WORKER_SPIN, on ? Math.round(workerSpinMs * 1000) : 0);
 }
 
 /** 'auto' = relaxed SIMD where available, else SIMD; 'simd' forces the plain SIMD kernel; 'js' the JS kernel
@@ -427,10 +501,16 @@ export interface Heap {
 }
 
 /** Runs `fill` to stage operands, then the `units` descriptors it wrote (via writeDesc) on the pool.
- *  Returns false when no wasm runtime exists (the caller runs the JS kernel). */
-export function withHeap(bytesNeeded: number, fill: (h: Heap) => void): boolean {
+ *  Returns false when no wasm runtime exists (the caller runs the JS kernel). With `threads` > 1 (the
+ *  dispatch that follows), sleeping workers are woken first, so that they are polling, not asleep, when the
+ *  job arrives after the staging copies. */
+export function withHeap(bytesNeeded: number, fill: (h: Heap) => void, threads = 1): boolean {
   const r = runtime();
   if (!r) return false;
+  if (threads > 1 && r.workers.length > 0) {
+    updateSpin(r);
+    if (spinning) Atomics.notify(r.ctrl, SEQ);
+  }
   const need = r.heapBase + bytesNeeded + 64 * 16;
   if (need > r.memory.buffer.byteLength) {
     const pages = Math.ceil((need - r.memory.buffer.byteLength) / PAGE);
@@ -524,6 +604,7 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
     return;
   }
   const c = r.ctrl;
+  updateSpin(r);
   Atomics.store(c, NUNITS, units);
   Atomics.store(c, NTHREADS, T);
   Atomics.store(c, KERNEL, useRelaxed ? 1 : 0);
@@ -543,7 +624,7 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
       d = Atomics.load(c, DONE);
       if ((i & 63) === 0) {
         const now = performance.now();
-        if (now - last > PREEMPTED_MS || now - t0 > callerSpinMs) break;
+        if (now - last > PREEMPTED_MS || now - t0 > (spinning ? callerSpinMs : 0)) break;
         last = now;
       }
     }

@@ -8,7 +8,17 @@ import { Rng } from '../random';
 import { compareArrays } from '../testing';
 import { CpuBackend, readSync } from './backend';
 import { gemm, gemmJs, gemmMany } from './matmul';
-import { cpuKernel, cpuThreadsInfo, describeCpuThreads, initCpuThreads, setCpuKernel, setCpuThreads, setMaxStagedBytes } from './pool';
+import {
+  cpuKernel,
+  cpuSpinActive,
+  cpuThreadsInfo,
+  describeCpuThreads,
+  initCpuThreads,
+  setCpuKernel,
+  setCpuSpin,
+  setCpuThreads,
+  setMaxStagedBytes,
+} from './pool';
 
 const THREADS = 3;
 
@@ -174,6 +184,33 @@ describe('results are bitwise identical for every thread count', () => {
     });
     for (let t = 1; t < outs.length; t++) {
       for (let i = 0; i < outs[0]!.length; i++) expect(bits(outs[t]![i]!)).toEqual(bits(outs[0]![i]!));
+    }
+  });
+});
+
+describe('polling before sleeping', () => {
+  it("'on' and 'off' decide at the next dispatch and leave the bits alone", () => {
+    const rng = new Rng(81);
+    const [m, n, k] = [120, 90, 150];
+    const A = rand(m * k, rng);
+    const B = rand(k * n, rng);
+    const run = (t: number) => {
+      setCpuThreads(t);
+      const C = new Float32Array(m * n);
+      gemm(A, 0, k, 1, B, 0, n, 1, C, 0, m, n, k);
+      return bits(C);
+    };
+    const prev = setCpuSpin({ mode: 'off' });
+    try {
+      const one = run(1);
+      expect(run(THREADS)).toEqual(one);
+      expect(cpuSpinActive()).toBe(false);
+      setCpuSpin({ mode: 'on', workerMs: 1, callerMs: 1 });
+      // Several dispatches in a row: the workers are polling, not asleep, when the next one comes.
+      for (let r = 0; r < 5; r++) expect(run(THREADS)).toEqual(one);
+      expect(cpuSpinActive()).toBe(true);
+    } finally {
+      setCpuSpin(prev);
     }
   });
 });
