@@ -436,7 +436,7 @@ const spinGate: { fs: typeof import('node:fs') | null; at: number; busy: number;
 };
 
 /** CPU ticks: every core's busy time (/proc/stat) and this process's (/proc/self/stat). */
-function procTicks(fs: typeof import('node:fs')): { busy: number; own: number } | null {
+export function procTicks(fs: Pick<typeof import('node:fs'), 'readFileSync'>): { busy: number; own: number } | null {
   try {
     const cpu = fs.readFileSync('/proc/stat', 'latin1');
     const f = cpu.slice(0, cpu.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
@@ -451,6 +451,11 @@ function procTicks(fs: typeof import('node:fs')): { busy: number; own: number } 
   }
 }
 
+/** Cores other processes kept busy between two procTicks readings `ms` apart (ticks are 1/100 s). */
+export function otherProcessesCores(a: { busy: number; own: number }, b: { busy: number; own: number }, ms: number): number {
+  return (b.busy - a.busy - (b.own - a.own)) / (ms / 10);
+}
+
 /** Decides whether the threads poll (at most every SPIN_CHECK_MS) and tells the workers. */
 function updateSpin(r: Runtime): void {
   const now = performance.now();
@@ -459,8 +464,7 @@ function updateSpin(r: Runtime): void {
   if (spinMode === 'auto' && spinGate.fs) {
     const t = procTicks(spinGate.fs);
     // Ticks are 1/100 s (USER_HZ); the first reading only sets the baseline.
-    if (t && Number.isFinite(spinGate.at))
-      on = (t.busy - spinGate.busy - (t.own - spinGate.own)) / ((now - spinGate.at) / 10) < IDLE_BELOW_CORES;
+    if (t && Number.isFinite(spinGate.at)) on = otherProcessesCores(spinGate, t, now - spinGate.at) < IDLE_BELOW_CORES;
     if (t) Object.assign(spinGate, t);
   }
   spinGate.at = now;

@@ -14,6 +14,8 @@ import {
   cpuThreadsInfo,
   describeCpuThreads,
   initCpuThreads,
+  otherProcessesCores,
+  procTicks,
   setCpuKernel,
   setCpuSpin,
   setCpuThreads,
@@ -212,6 +214,25 @@ describe('polling before sleeping', () => {
     } finally {
       setCpuSpin(prev);
     }
+  });
+});
+
+describe("'auto' polling: other processes' CPU from /proc", () => {
+  const fake = (stat: string, self: string) => ({
+    readFileSync: ((f: string) => (f === '/proc/stat' ? stat : self)) as never,
+  });
+  // /proc/self/stat: the name may hold spaces and parentheses; utime and stime are fields 14 and 15.
+  const self = (utime: number, stime: number) => `42 (node (x) y) S 1 2 3 4 5 6 7 8 9 10 ${utime} ${stime} 0 0 20 0 9`;
+  it('reads busy ticks (all but idle and iowait) and this process ticks', () => {
+    const t = procTicks(fake('cpu  100 5 20 900 50 3 2 7 0 0\ncpu0 1 2 3\n', self(60, 9)));
+    expect(t).toEqual({ busy: 100 + 5 + 20 + 3 + 2 + 7, own: 69 });
+    expect(procTicks(fake('garbage', 'x'))).toBeNull();
+  });
+  it('counts only what other processes used: this process alone on the cores leaves them idle for it', () => {
+    // 1 s apart: 200 busy ticks (2 cores), 190 of them this process's -> 0.1 core for the others.
+    expect(otherProcessesCores({ busy: 1000, own: 500 }, { busy: 1200, own: 690 }, 1000)).toBeCloseTo(0.1, 9);
+    // Another process keeping a core busy while this one used one: 1 core.
+    expect(otherProcessesCores({ busy: 0, own: 0 }, { busy: 50, own: 25 }, 250)).toBeCloseTo(1, 9);
   });
 });
 
