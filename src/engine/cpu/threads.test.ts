@@ -60,7 +60,7 @@ describe('thread pool', () => {
   });
 });
 
-// Edges of every block: KC=256 (k 257, 300, 520), NC=512 (n 530), MC=64 (m 67, 130), tile rows 4 / columns 8.
+// Edges of every block: KC=256 (k 257, 300, 520), NC=1024 (n 1030), MC=64 (m 67, 130), tile rows 4 / columns 8.
 const shapes: [number, number, number][] = [
   [1, 1, 1],
   [3, 5, 7],
@@ -69,6 +69,7 @@ const shapes: [number, number, number][] = [
   [130, 70, 520],
   [200, 200, 64],
   [21, 530, 40],
+  [13, 1030, 37],
 ];
 
 describe.each([
