@@ -4,7 +4,7 @@
  *   - f32 matmul (512^3, 1024^3): relaxed-SIMD FMA and plain SIMD kernels vs torch on OpenBLAS
  *     (tools/pretrain/with_openblas.sh; torch.set_num_threads(k) for the same k);
  *   - training step of the 6-layer bench model (src/model/bench-train.ts) vs the same in torch on OpenBLAS;
- *   - scaling: k threads over 1 thread, for both;
+ *   - scaling: k threads over 1 thread, for both (the training step also with the pool's polling off);
  *   - the TensorFlow.js wasm peer (same decoder, same steps), when its packages are installed.
  * The machine's load average is printed first: on a shared machine wall-clock ratios move with it, so the
  * CPU-time ratios (process CPU seconds) are printed too. Where the OS reports per-thread CPU time (Linux
@@ -18,7 +18,7 @@
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
 import { benchTorchTrainStep, benchTrainStep, type BenchTrainResult, type TorchBenchOutcome } from '../../model/bench-train';
 import type { TfjsBenchOutcome } from '../../model/bench-tfjs';
-import { cpuSpin, cpuSpinActive, cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
+import { cpuSpin, cpuSpinActive, cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuSpin, setCpuThreads } from './pool';
 
 export interface CpuBenchOptions {
   sizes?: number[];
@@ -66,6 +66,9 @@ export interface CpuBenchReport {
   /** The pool's polling before sleeping (pool.ts setCpuSpin) and whether it ran in the last training step
    *  at N threads ('auto' polls only while other processes leave the cores idle). */
   polling: string;
+  /** The training step at N threads with polling off (threads sleep at once between jobs), best round:
+   *  beside the default, what polling is worth on this machine at this load. */
+  noPolling: { threads: number; tokensPerSecond: number; speedup: number | null }[];
   /** Calling-thread CPU-s/step at 1 thread over that at N threads: the step's scaling on free cores. */
   projectedScaling: { threads: number; speedup: number }[];
   /** The TensorFlow.js wasm peer: same decoder, weights, tokens and steps. `ratios` compare our tokens/s at
@@ -146,6 +149,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     scaling: [],
     projectedScaling: [],
     polling: '',
+    noPolling: [],
     tfjs: null,
   };
   const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
@@ -191,6 +195,7 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
   if (!o.noTrain) {
     const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome; main: number | null; other: number | null }>();
     const steps = o.steps ?? 3;
+    const noPolling = new Map<number, number>();
     for (let round = 0; round < rounds; round++) {
       for (const t of threadList) {
         setCpuThreads(t);
@@ -208,6 +213,12 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
           a !== null && b !== null && c !== null ? Math.max(0, c - b - (b - a)) / steps : null;
         const main = perStep(m0, m1, m2);
         const other = perStep(o0, o1, o2);
+        if (t > 1) {
+          const prevSpin = setCpuSpin({ mode: 'off' });
+          const np = await benchTrainStep({ steps, warmup: 1 });
+          setCpuSpin(prevSpin);
+          noPolling.set(t, Math.max(noPolling.get(t) ?? 0, np.tokensPerSecond));
+        }
         const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
         const prev = bestTrain.get(t);
         const lower = prev?.main == null || (main !== null && main < prev.main);
@@ -220,6 +231,9 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
         });
       }
     }
+    const oneTrain = bestTrain.get(threadList[0]!)?.ours.tokensPerSecond;
+    for (const [t, tps] of noPolling)
+      report.noPolling.push({ threads: t, tokensPerSecond: tps, speedup: oneTrain ? tps / oneTrain : null });
     const spin = cpuSpin();
     report.polling = `${spin.mode} (${spin.workerMs} ms; ${cpuSpinActive() ? 'polling' : 'not polling'} in the last step)`;
     for (const t of threadList) {
@@ -313,6 +327,11 @@ export function formatCpuBench(r: CpuBenchReport): string {
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
   if (r.polling) lines.push(`pool threads poll before sleeping: ${r.polling}`);
+  for (const x of r.noPolling) {
+    lines.push(
+      `train step at ${x.threads} threads with polling off: ${f(x.tokensPerSecond)} tokens/s, ${x.threads} threads / 1 thread = ${f(x.speedup, 2)}x (wall)`,
+    );
+  }
   const mains = r.train.filter((t) => t.mainCpuSecondsPerStep !== null);
   if (mains.length) {
     lines.push(
