@@ -48,6 +48,9 @@ let spinMode: 'auto' | 'on' | 'off' = 'auto';
 /** Whether polling runs now (mode 'on', or 'auto' with idle cores). */
 let spinning = false;
 const PREEMPTED_MS = 0.05;
+/** Polling even when off: ~10 us catches a job dispatched right after the last (consecutive descriptor
+ *  batches) without a sleep, as the earlier fixed 4000 polls did. */
+const MIN_POLL_MS = 0.01;
 const SPIN_CHECK_MS = 250;
 /** Other processes' CPU (in cores) under which the cores count as idle. */
 const IDLE_BELOW_CORES = 0.25;
@@ -176,7 +179,7 @@ function run(d) {
     let s = Atomics.load(ctrl, ${SEQ});
     if (s === seen) {
       const t0 = performance.now();
-      const spin = Atomics.load(ctrl, ${WORKER_SPIN}) / 1000;
+      const spin = Math.max(${MIN_POLL_MS}, Atomics.load(ctrl, ${WORKER_SPIN}) / 1000);
       let last = t0;
       for (let i = 1; s === seen; i++) {
         s = Atomics.load(ctrl, ${SEQ});
@@ -628,7 +631,7 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
       d = Atomics.load(c, DONE);
       if ((i & 63) === 0) {
         const now = performance.now();
-        if (now - last > PREEMPTED_MS || now - t0 > (spinning ? callerSpinMs : 0)) break;
+        if (now - last > PREEMPTED_MS || now - t0 > (spinning ? Math.max(MIN_POLL_MS, callerSpinMs) : MIN_POLL_MS)) break;
         last = now;
       }
     }
