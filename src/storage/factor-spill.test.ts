@@ -104,3 +104,28 @@ describe('FolderFactorSpill', () => {
     });
   }
 });
+
+describe('FolderFactorSpill and signals', () => {
+  it('a process stopped by SIGTERM mid-job removes its folder', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = parent();
+    const script = `
+      import { FolderFactorSpill } from ${JSON.stringify(join(process.cwd(), 'src/storage/factor-spill.ts'))};
+      const s = new FolderFactorSpill(${JSON.stringify(dir)});
+      s.put('a', { rank: 1, US: new Float32Array([1.5]), Vt: new Float32Array([2.5]) });
+      console.log('ready');
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+    expect(readdirSync(dir)).toHaveLength(1);
+    const code = await new Promise<number | null>((resolve) => {
+      child.on('exit', (_c, sig) => resolve(sig === 'SIGTERM' ? 143 : _c));
+      child.kill('SIGTERM');
+    });
+    expect(code).toBe(143);
+    expect(readdirSync(dir)).toHaveLength(0);
+  });
+});

@@ -18,6 +18,8 @@ import type { BuildFactors, FactorSpill } from '../ot/emulator/compress';
 /** Free space left on the folder's disk after a write (other programs need room too). */
 export const SPILL_DISK_RESERVE = 2 * 2 ** 30;
 
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 interface Entry {
   path: string;
   rank: number;
@@ -33,14 +35,20 @@ export class FolderFactorSpill implements FactorSpill {
   written = 0;
   read = 0;
   private readonly onExit = () => this.close();
+  // Ctrl-C or a kill: remove the folder, then let the signal do what it would have done.
+  private readonly onSignal = (sig: NodeJS.Signals) => {
+    this.close();
+    process.kill(process.pid, sig);
+  };
 
   constructor(
     parent = tmpdir(),
     private readonly freeBytes: (dir: string) => number = diskFree,
   ) {
     this.dir = mkdtempSync(join(parent, 'gradot-factors-'));
-    // A job killed by a signal or an error still leaves no folder behind.
+    // A job that fails, or is stopped by SIGINT/SIGTERM/SIGHUP, leaves no folder behind (SIGKILL does).
     process.once('exit', this.onExit);
+    for (const s of STOP_SIGNALS) process.once(s, this.onSignal);
   }
 
   put(key: string, f: BuildFactors): boolean {
@@ -99,6 +107,7 @@ export class FolderFactorSpill implements FactorSpill {
   /** Removes the folder and whatever is still in it. */
   close(): void {
     process.removeListener('exit', this.onExit);
+    for (const s of STOP_SIGNALS) process.removeListener(s, this.onSignal);
     for (const e of this.entries.values()) {
       try {
         unlinkSync(e.path);
