@@ -4,7 +4,8 @@
  */
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
-import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
+import { fromHFTensor, linearDims, loadHFModel, planHFLoad, projsOf } from '../../src/model/hf';
+import type { FloatArray } from '../../src/engine/backend';
 import { linearName } from '../../src/model/decoder';
 import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
 import { loadTokenizer } from '../../src/model/tokenizer';
@@ -19,6 +20,7 @@ import type {
   CompressLayerResult,
   PerMatrixResult,
   DownloadFile,
+  InputFile,
   ProgressFn,
   Spectrum,
 } from '../../src/jobs/studio-api';
@@ -130,23 +132,22 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // A cancel that landed after the last check (the build's final steps run without one) still wins.
     if (abort.signal.aborted) throw new Cancelled();
     const r = built.result;
-    const zip = zipEmulatorPackage(built.files);
+    // Kept for download as a Blob (the browser may hold it outside the page's heap); the emulator's weights,
+    // the package's files and the model's decoded weights are let go when this job returns: a spectrum
+    // re-reads its one source matrix from the model's files.
+    const zipBytes = zipEmulatorPackage(built.files);
+    const packageBytes = zipBytes.byteLength;
+    const zip = new Blob([zipBytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
     const packageId = newId('emu');
-    // Source matrices of the middle blocks, for the spectra (σ of any compressed matrix, on demand).
-    const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
-    const { attn, mlp } = projsOf(spec);
-    for (const i of middle) {
-      for (const p of [...attn, ...mlp]) {
-        const name = `${linearName(i, p)}.weight`;
-        const t = loaded.weights.get(name);
-        if (t) sourceWeights.set(name, { shape: t.shape, data: t.data });
-      }
-    }
+    const { weights: _emulatorWeights, ...record } = r;
     builtPackages.set(packageId, {
       zip,
       name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`,
-      result: r,
-      sourceWeights,
+      result: record,
+      modelFiles: cur.files,
+      modelName: cur.summary.name,
+      middle,
+      projs: [...projsOf(spec).attn, ...projsOf(spec).mlp],
     });
     const support = built.meta.support;
 
@@ -185,7 +186,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
       timings: { ...r.timings, ...(support ? { supportSeconds: built.report.seconds.support ?? 0 } : {}) },
       backend: backendName,
       packageId,
-      packageBytes: zip.byteLength,
+      packageBytes,
     };
   } finally {
     end();
@@ -228,14 +229,28 @@ export function perMatrix(spec: ModelSpec, r: OtCompressResult, middle: number[]
 export async function exportPackage(packageId: string): Promise<DownloadFile> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory (the page was reloaded?): build it again');
-  return { name: p.name, bytes: p.zip.slice(), mime: 'application/zip' };
+  return { name: p.name, bytes: p.zip, mime: 'application/zip' };
+}
+
+/** One canonical tensor of a model, read from its files alone (the others are not decoded). */
+export async function readModelTensor(files: InputFile[], label: string, name: string): Promise<{ shape: number[]; data: FloatArray }> {
+  const plan = await planHFLoad(sourceOf(files, label)).catch((e: unknown) => rethrow(e, label));
+  const m = plan.mappings.find((x) => x.canonical.includes(name));
+  if (!m) fail(label, `no tensor ${name} in this model`);
+  const info = plan.tensors.get(m.hf)!;
+  const t = await plan.readers
+    .get(info.file)!
+    .read(m.hf)
+    .catch((e: unknown) => rethrow(e, info.file));
+  const got = fromHFTensor(plan.spec, m, t).find(([c]) => c === name)![1];
+  return { shape: got.shape, data: got.data };
 }
 
 export async function spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory: build it again');
-  const w = p.sourceWeights.get(`${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
-  if (!w) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
+  if (!p.middle.includes(layer) || ![...p.projs].includes(proj)) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
+  const w = await readModelTensor(p.modelFiles, p.modelName, `${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
   const [o, i] = w.shape as [number, number];
   const f = exactSvd(w.data, o, i);
   const rec = p.result.layers.find((l) => l.source === layer);

@@ -26,7 +26,7 @@ import {
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
 import type { Backend } from '../../src/engine/backend';
-import { fail, sourceOf, rethrow, expandZip } from './files';
+import { fail, sourceOf, rethrow, expandZip, readPackage } from './files';
 import { openPackages, openDatasets, activeRuns, tunedRuns } from './state';
 import { startControlledJob } from './jobs';
 
@@ -202,7 +202,7 @@ export async function runTune(
         // The adapters trained up to the cancel stay usable: evaluate, export and try them like a finished run's.
         const partial = (e as { partial?: OtTuneResult } | null)?.partial;
         if (partial) {
-          tunedRuns.set(runId, { result: partial, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+          tunedRuns.set(runId, { result: partial, meta: pkg.meta, pkgFiles, packageName, datasetName: datasetFile.path });
           return {
             jobId,
             runId,
@@ -247,7 +247,7 @@ export async function runTune(
       }
       rethrow(e, datasetFile.path);
     }
-    tunedRuns.set(runId, { result, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+    tunedRuns.set(runId, { result, meta: pkg.meta, pkgFiles, packageName, datasetName: datasetFile.path });
     return {
       jobId,
       runId,
@@ -296,7 +296,7 @@ export async function startTune(opts: TuneOptions, onProgress: ProgressFn): Prom
     options,
   };
   await writeOpfs(dir, 'run.json', JSON.stringify(rec, null, 1));
-  return runTune(runId, p.files, p.pkg, p.summary.name, d.file, options, onProgress);
+  return runTune(runId, p.files, await readPackage(p.files, p.summary.name), p.summary.name, d.file, options, onProgress);
 }
 
 export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<TuneResult> {
@@ -322,10 +322,11 @@ export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<
 export async function exportAdaptersJob(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]> {
   const run = tunedRuns.get(runId);
   if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it, then export');
-  const m = run.pkg.meta;
+  const m = run.meta;
+  const pkg = await readPackage(run.pkgFiles, run.packageName);
   const files = await exportJob(
     run.result.adapter,
-    { spec: m.spec, weights: run.pkg.weights, meta: m, modelId: m.source.modelId },
+    { spec: m.spec, weights: pkg.weights, meta: m, modelId: m.source.modelId },
     {
       run: runId,
       steps: run.result.steps,
