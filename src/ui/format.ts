@@ -113,3 +113,15 @@ export function explainPackageSize(o: {
       : `, the model file about ${modelBpp.toFixed(1)}.`)
   );
 }
+
+/**
+ * A backend's name (the engine's `Backend.name`: "cpu-f32", "cpu-f64", "webgpu") as the UI words it, the
+ * way the badge does: "CPU", "CPU (f64)", "WebGPU". Other strings (already worded) pass through.
+ */
+export function backendLabel(name: string): string {
+  if (name === 'cpu-f32') return 'CPU';
+  if (name === 'cpu-f64') return 'CPU (f64)';
+  if (name === 'webgpu') return 'WebGPU';
+  if (name === 'cpu (host)') return 'CPU';
+  return name;
+}
