@@ -4,7 +4,7 @@
  */
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
-import { fromHFTensor, linearDims, loadHFModel, planHFLoad, projsOf } from '../../src/model/hf';
+import { fromHFTensor, linearDims, planHFLoad, projsOf } from '../../src/model/hf';
 import type { FloatArray } from '../../src/engine/backend';
 import { linearName } from '../../src/model/decoder';
 import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
@@ -27,7 +27,7 @@ import type {
 import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, newId, builtPackages } from './state';
-import { Cancelled, startControlledJob } from './jobs';
+import { Cancelled, loadModelWeights, startControlledJob } from './jobs';
 
 /**
  * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
@@ -40,7 +40,14 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
   try {
     report({ phase: 'loading weights', fraction: 0.01 });
     const source = sourceOf(cur.files, cur.summary.name);
-    const loaded = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)}`;
+    const loaded = await loadModelWeights(
+      cur.files,
+      cur.summary.name,
+      (done, total, etaS) =>
+        report({ phase: 'loading weights', fraction: 0.01 + 0.02 * (done / total), etaS, message: `${mib(done)} of ${mib(total)} MiB` }),
+      abort.signal,
+    );
     const spec = loaded.spec;
     const split = { bottom: opts.adapters.bottom, top: opts.adapters.top };
     let middle: number[];
@@ -132,6 +139,10 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // A cancel that landed after the last check (the build's final steps run without one) still wins.
     if (abort.signal.aborted) throw new Cancelled();
     const r = built.result;
+    // Nothing below needs a weight: let the model's and the emulator's arrays go before the zip is made (the
+    // zip's allocation is then what prompts the collector to take them, at 2 GB for Qwen2.5-0.5B).
+    loaded.weights.clear();
+    r.weights.clear();
     // Kept for download as a Blob (the browser may hold it outside the page's heap); the emulator's weights,
     // the package's files and the model's decoded weights are let go when this job returns: a spectrum
     // re-reads its one source matrix from the model's files.
@@ -139,7 +150,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     const packageBytes = zipBytes.byteLength;
     const zip = new Blob([zipBytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
     const packageId = newId('emu');
-    const { weights: _emulatorWeights, ...record } = r;
+    const { weights: _cleared, ...record } = r;
     builtPackages.set(packageId, {
       zip,
       name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`,

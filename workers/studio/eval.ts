@@ -144,7 +144,14 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
   const { report, abort, end } = startControlledJob(onProgress);
   try {
     report({ phase: 'loading the full model', fraction: null });
-    const { model: full, tok } = await loadOpenModel(cur);
+    const { model: full, tok } = await loadOpenModel(cur, (done, total, etaS) =>
+      report({
+        phase: 'loading the full model',
+        fraction: null,
+        etaS,
+        message: `${(done / 2 ** 20).toFixed(0)} of ${(total / 2 ** 20).toFixed(0)} MiB`,
+      }),
+    );
     let adapter;
     try {
       const aSource = sourceOf(a.files, a.summary.name);
