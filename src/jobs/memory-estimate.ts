@@ -92,17 +92,17 @@ export const PAGE_RUNTIME_BYTES = 300 * 2 ** 20;
 export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
 
 /**
- * The page against Node, for the same job. In Node the build forces a collection when typed arrays have
- * grown by 512 MiB (reclaimHostMemory); a page cannot, and the worker's collector takes freed activations,
- * file reads and conversions later, so at the peak a share of the job's own bytes is garbage still held.
- * BROWSER_TRANSIENT_SHARE is that share of every term but the runtime, measured by the real-size studio spec
- * (`REAL_SIZE=1 npm run test:real-size`: the page renderer's RSS from /proc, page and workers) against this
- * estimate with PAGE_RUNTIME_BYTES:
+ * The page against Node, for the same job (`browser: true`). In Node the build forces a collection when
+ * typed arrays have grown by 512 MiB (reclaimHostMemory); a page cannot, and the worker's collector takes the
+ * support pass's freed activations and statistics later, so at the peak part of them is still held:
+ * BROWSER_SUPPORT_GARBAGE is that part, as a share of the support pass's working memory (every term but
+ * the model's weights and the runtime). After the build the studio zips the package and keeps the zip as a
+ * Blob for download: two more copies of the package ('offering the download'). Measured with the real-size
+ * studio spec (`REAL_SIZE=1 npm run test:real-size`: the page renderer's RSS from /proc, page and workers)
+ * against this estimate with PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
  *   MEASUREMENTS_PLACEHOLDER
- * After the build the studio also zips the package and keeps the zip as a Blob for download: two more
- * copies of the package while the model's arrays may not be collected yet ('offering the download').
  */
-export const BROWSER_TRANSIENT_SHARE = 0.5;
+export const BROWSER_SUPPORT_GARBAGE = 0.5;
 
 const F32 = 4;
 
@@ -237,17 +237,18 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
     });
   }
   if (o.browser) {
-    if (o.job === 'compress') {
-      const pkg = phases.find((p) => p.phase === 'packaging')!;
-      const bytes = pkg.parts.find((p) => p.what === 'emulator package')!.bytes;
+    const sp = phases.find((p) => p.phase === 'support pass');
+    if (sp) {
+      const working = sp.parts.filter((x) => !x.what.startsWith('model weights')).reduce((a, x) => a + x.bytes, 0);
+      sp.parts.push({ what: 'freed activations the page has not collected yet', bytes: BROWSER_SUPPORT_GARBAGE * working });
+    }
+    const pkg = phases.find((p) => p.phase === 'packaging');
+    const bytes = pkg?.parts.find((x) => x.what === 'emulator package')?.bytes;
+    if (pkg && bytes !== undefined) {
       phases.push({
         phase: 'offering the download',
         parts: [...pkg.parts, { what: 'package zip and the Blob offered for download', bytes: 2 * bytes }],
       });
-    }
-    for (const p of phases) {
-      const own = p.parts.reduce((a, x) => a + x.bytes, 0);
-      p.parts.push({ what: 'garbage not yet collected in the page', bytes: BROWSER_TRANSIENT_SHARE * own });
     }
   }
   const all = phases.map((p) => ({

@@ -2,6 +2,7 @@
  * The Model owner's compression: builds the emulator with the job `gradot compress` runs and shapes the
  * per-block and per-matrix tables and the spectra the view shows.
  */
+import { backendLabel } from '../../src/ui/format';
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
 import { fromHFTensor, linearDims, planHFLoad, projsOf } from '../../src/model/hf';
@@ -112,7 +113,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
                 if (p.phase === 'support') {
                   const done = p.total ? (p.done ?? 0) / p.total : 0;
                   report({
-                    phase: `support pass on ${be.name}`,
+                    phase: `support pass on ${backendLabel(be.name)}`,
                     fraction: 0.05 + 0.75 * done,
                     step: p.done,
                     totalSteps: p.total,

@@ -2,6 +2,7 @@
  * The data owner's tuning runs: a run's package, data and options saved in OPFS next to its checkpoints, so a
  * reload (or a lost GPU device) resumes it; adapter export.
  */
+import { backendLabel } from '../../src/ui/format';
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { withRunLock } from '../../src/faults/web-lock';
 import { loadTokenizer } from '../../src/model/tokenizer';
@@ -164,7 +165,7 @@ export async function runTune(
           (b) => {
             be = b;
             report({
-              phase: `loading emulator on ${b.name}`,
+              phase: `loading emulator on ${backendLabel(b.name)}`,
               fraction: null,
               message: `${train.length} training and ${valid.length} validation examples, context ${C}`,
             });
@@ -180,7 +181,7 @@ export async function runTune(
                   // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
                   if (p.phase !== 'done') lastGradNorm = p.gradNorm;
                   report({
-                    phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
+                    phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${backendLabel(b.name)}`,
                     fraction: p.totalSteps ? p.step / p.totalSteps : null,
                     step: p.step,
                     totalSteps: p.totalSteps,

@@ -478,7 +478,7 @@ function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['
   const limit = tabMemory();
   const split = { bottom: s.bottom, top: s.top };
   const keep = s.method === 'none' ? 1 : s.keep;
-  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES };
+  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES, browser: true };
   const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
   const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
   return {
