@@ -96,8 +96,9 @@ export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
  * typed arrays have grown by 512 MiB (reclaimHostMemory); a page cannot, and the worker's collector takes the
  * support pass's freed activations and statistics later, so at the peak part of them is still held:
  * BROWSER_SUPPORT_GARBAGE is that part, as a share of the support pass's working memory (every term but
- * the model's weights and the runtime). After the build the studio zips the package and keeps the zip as a
- * Blob for download: two more copies of the package ('offering the download'). Measured with the real-size
+ * the model's weights and the runtime). After the build the studio zips the package into a Blob for
+ * download (from the files' own bytes, workers/studio/zip-blob.ts): one more copy of the package while the
+ * model's arrays may not be collected yet ('offering the download'). Measured with the real-size
  * studio spec (`REAL_SIZE=1 npm run test:real-size`: the page renderer's RSS from /proc, page and workers)
  * against this estimate with PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
  *   MEASUREMENTS_PLACEHOLDER
@@ -247,7 +248,7 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
     if (pkg && bytes !== undefined) {
       phases.push({
         phase: 'offering the download',
-        parts: [...pkg.parts, { what: 'package zip and the Blob offered for download', bytes: 2 * bytes }],
+        parts: [...pkg.parts, { what: 'the package zipped into a Blob for download', bytes }],
       });
     }
   }

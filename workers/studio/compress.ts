@@ -11,7 +11,6 @@ import { linearName } from '../../src/model/decoder';
 import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../../src/ot/emulator/budget';
-import { zipEmulatorPackage } from '../../src/ot/emulator/package';
 import type { CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
 import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
 import { TOKENIZER_FILES } from '../../src/jobs/data';
@@ -29,6 +28,7 @@ import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, newId, builtPackages } from './state';
 import { Cancelled, loadModelWeights, startControlledJob } from './jobs';
+import { zipPackageBlob } from './zip-blob';
 
 /**
  * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
@@ -147,9 +147,9 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // Kept for download as a Blob (the browser may hold it outside the page's heap); the emulator's weights,
     // the package's files and the model's decoded weights are let go when this job returns: a spectrum
     // re-reads its one source matrix from the model's files.
-    const zipBytes = zipEmulatorPackage(built.files);
-    const packageBytes = zipBytes.byteLength;
-    const zip = new Blob([zipBytes as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
+    // Made of the files' own bytes and the headers (zip-blob.ts): no contiguous copy of the package.
+    const zip = zipPackageBlob(built.files);
+    const packageBytes = zip.size;
     const packageId = newId('emu');
     const { weights: _cleared, ...record } = r;
     builtPackages.set(packageId, {
