@@ -7,7 +7,6 @@ import { loadTokenizer } from '../../src/model/tokenizer';
 import { PauseController } from '../../src/ot/offsite/tune';
 import { encodeStudioError, type InputFile, type ProgressEvent, type ProgressFn } from '../../src/jobs/studio-api';
 import { sourceOf, rethrow } from './files';
-import { ScratchReadSource } from './scratch-source';
 import { newId, JobControl, jobs, jobControls } from './state';
 
 export class Cancelled extends Error {
@@ -57,13 +56,9 @@ export function startControlledJob(onProgress: ProgressFn) {
   return { ...job, abort, pauser, end };
 }
 
-/** Bytes of decoded weights between two yields to the event loop while a model loads. */
-const LOAD_YIELD_BYTES = 64 * 2 ** 20;
-
 /**
- * Loads a model's weights for a job, with progress (bytes, ETA from the rate so far), each tensor read into
- * one reused buffer (ScratchReadSource), and a yield to the event loop every LOAD_YIELD_BYTES (the
- * collector's tasks run between tasks).
+ * Loads a model's weights for a job, with progress: bytes read and an ETA from the rate so far (a real-size
+ * model takes tens of seconds to read and widen to f32).
  */
 export async function loadModelWeights(
   files: InputFile[],
@@ -72,18 +67,9 @@ export async function loadModelWeights(
   signal?: AbortSignal,
 ) {
   const t0 = performance.now();
-  let done = 0;
-  let lastYield = 0;
-  // Tensors are read into one reused buffer (scratch-source.ts), not a fresh one each.
-  return loadHFModel(new ScratchReadSource(new Map(files.map((f) => [f.path, f.data])), label), {
+  return loadHFModel(sourceOf(files, label), {
     ...(signal ? { signal } : {}),
-    onTensor: async () => {
-      if (done - lastYield < LOAD_YIELD_BYTES) return;
-      lastYield = done;
-      await new Promise((r) => setTimeout(r, 0));
-    },
     onProgress: (d, total) => {
-      done = d;
       const s = (performance.now() - t0) / 1000;
       onLoad?.(d, total, d > 0 && s > 1 ? (s / d) * (total - d) : null);
     },
