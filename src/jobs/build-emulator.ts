@@ -13,7 +13,7 @@ import type { Example } from '../data/batch';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import type { CompressionMethod } from '../ot/emulator/budget';
-import type { CompressResult } from '../ot/emulator/compress';
+import type { CompressResult, FactorSpill } from '../ot/emulator/compress';
 import type { LambdaMode } from '../ot/emulator/gcs';
 import { adapterGradientShift, type GradShiftResult } from '../ot/emulator/gradshift';
 import { buildEmulator, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
@@ -64,6 +64,8 @@ export interface BuildEmulatorOptions {
   memoryBudget?: number;
   /** dtype of emulator.safetensors (default: the model's own). */
   dtype?: WriteDType;
+  /** gradot: where SVD factors over the budget wait for the build (the CLI: a temporary folder); else recomputed. */
+  factorSpill?: FactorSpill;
 }
 
 export type BuildEmulatorPhase = 'support' | 'compress' | 'evaluate' | 'package' | 'heldout';
@@ -196,6 +198,7 @@ export async function buildEmulatorJob(
     ...(ctl.pause ? { pause: ctl.pause } : {}),
     ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
     ...(o.dtype ? { dtype: o.dtype } : {}),
+    ...(o.factorSpill ? { factorSpill: o.factorSpill } : {}),
     // The held-out figure runs before the package is serialized (its bytes would add a copy of the emulator
     // to this phase's peak), on the decoders the build already holds.
     ...(heldout.length > 0
@@ -218,7 +221,7 @@ export async function buildEmulatorJob(
     onWork: (phase, done, total) => {
       if (phase === 'support') supportUnits = { done, total };
       if (phase === 'scoring') scoring = { scored: done, toScore: total };
-      if (phase === 'evaluate') ctl.onProgress?.({ phase, done, total, seconds: at() });
+      if (phase === 'evaluate' || phase === 'compress') ctl.onProgress?.({ phase, done, total, seconds: at() });
       else
         ctl.onProgress?.({
           phase: 'support',

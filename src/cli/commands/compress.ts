@@ -22,6 +22,7 @@ import type { LambdaMode } from '../../ot/emulator/gcs';
 import { zipEmulatorPackage } from '../../ot/emulator/package';
 import { parseAdapters } from '../../ot/emulator/split';
 import { buildEmulatorJob, type BuildEmulatorProgress } from '../../jobs/build-emulator';
+import { FolderFactorSpill } from '../../storage/factor-spill';
 import { TOKENIZER_FILES } from '../../jobs/data';
 import { parseCommandArgs, formatCount, table } from '../args';
 import { UsageError, type Command } from '../command';
@@ -216,6 +217,8 @@ export const command: Command = {
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
     const progress = progressLines(ctx, rss);
     const be = await openCliBackend(o, ctx);
+    // gradot's SVD factors beyond half the memory budget wait on disk instead of being recomputed.
+    const factorSpill = method === 'gradot' ? new FolderFactorSpill() : undefined;
     // On a lost GPU device the job starts again on the CPU backend.
     const built = await be
       .job(async (backend) =>
@@ -248,11 +251,15 @@ export const command: Command = {
             ...(rankAllocation ? { rankAllocation } : {}),
             ...(memoryBudget !== undefined ? { memoryBudget } : {}),
             ...(o.f32 ? { dtype: 'F32' as const } : {}),
+            ...(factorSpill ? { factorSpill } : {}),
           },
           { onProgress: progress },
         ),
       )
-      .finally(() => be.close());
+      .finally(() => {
+        factorSpill?.close();
+        return be.close();
+      });
     for (const w of built.warnings) ctx.err(`compress: ${w}`);
     const report = built.report;
     const heldoutResult = built.heldout;

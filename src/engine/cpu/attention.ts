@@ -133,35 +133,53 @@ export function attentionStaged(
   const bytes = 4 * (2 * Q.length + 2 * K.length + L.length + per * T * T) + 8 * units * T + 16 * 8;
   const threads = threadsFor(2 * T * T * D * per);
   if (bytes > maxStagedBytes()) return false; // the caller's path splits the products instead
-  return withHeap(bytes, (h) => {
-    const hq = stage(h, Q);
-    const hk = stage(h, K);
-    const hv = stage(h, V);
-    const ho = h.alloc(4 * O.length);
-    const hl = h.alloc(4 * L.length);
-    const hs = h.alloc(4 * per * T * T);
-    const he = h.alloc(8 * units * T);
-    writeRowParams([scale]);
-    const c = causal;
-    for (const g of groups) {
-      // S[z][i, j] = q_i · k_j.
-      headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hs, g.so, T, 1));
-      rowsPerHead(OP.attnSoftmax, g, T, threads, (z, unit) => [
-        (hs >> 2) + g.so[z]!,
-        (hl >> 2) + g.lo[z]!,
-        (he >> 3) + unit * T,
-        T,
-        causal ? 1 : 0,
-      ]);
-      // O = P V, written into the head's block of out.
-      headProducts('probsA', g.count, T, D, T, c, threads, op(hs, g.so, T, 1), op(hv, g.ko, ks, 1), op(ho, g.qo, qs, 1));
-    }
-    O.set(h.f32.subarray(ho >> 2, (ho >> 2) + O.length));
-    L.set(h.f32.subarray(hl >> 2, (hl >> 2) + L.length));
-  });
+  return withHeap(
+    bytes,
+    (h) => {
+      const hq = stage(h, Q);
+      const hk = stage(h, K);
+      const hv = stage(h, V);
+      const ho = h.alloc(4 * O.length);
+      const hl = h.alloc(4 * L.length);
+      const hs = h.alloc(4 * per * T * T);
+      const he = h.alloc(8 * units * T);
+      writeRowParams([scale]);
+      const c = causal;
+      for (const g of groups) {
+        // S[z][i, j] = q_i · k_j.
+        headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hs, g.so, T, 1));
+        rowsPerHead(OP.attnSoftmax, g, T, threads, (z, unit) => [
+          (hs >> 2) + g.so[z]!,
+          (hl >> 2) + g.lo[z]!,
+          (he >> 3) + unit * T,
+          T,
+          causal ? 1 : 0,
+        ]);
+        // O = P V, written into the head's block of out.
+        headProducts('probsA', g.count, T, D, T, c, threads, op(hs, g.so, T, 1), op(hv, g.ko, ks, 1), op(ho, g.qo, qs, 1));
+      }
+      O.set(h.f32.subarray(ho >> 2, (ho >> 2) + O.length));
+      L.set(h.f32.subarray(hl >> 2, (hl >> 2) + L.length));
+    },
+    threads,
+  );
 }
 
-/** Backward: dQ (f32) and dK, dV (accumulated in doubles over the query heads sharing a kv head). */
+/**
+ * Where the backward puts dK and dV. With one query head per kv head, each kv head's gradient is a single
+ * product, written straight into f32 arrays (the reference sums it into zeroed doubles and rounds: 0 + x is
+ * x again, and a product here is never −0, so the bits are the same). With grouped-query heads, the query
+ * heads' products are summed per kv head in doubles, in head order, like the reference.
+ */
+export type KvGrads =
+  | { dK: Float32Array; dV: Float32Array }
+  | {
+      dK: Float64Array;
+      dV: Float64Array;
+      addRows: (dst: Float64Array, off: number, stride: number, src: FloatArray, srcOff: number, rows: number, cols: number) => void;
+    };
+
+/** Backward: dQ (f32) and dK, dV (kv). */
 export function attentionBackwardStaged(
   dO: Float32Array,
   Q: Float32Array,
@@ -170,58 +188,72 @@ export function attentionBackwardStaged(
   O: Float32Array,
   L: Float32Array,
   dQ: Float32Array,
-  dK: Float64Array,
-  dV: Float64Array,
+  kv: KvGrads,
   p: AttentionParams,
   groups: HeadGroup[],
-  addRows: (dst: Float64Array, off: number, stride: number, src: FloatArray, srcOff: number, rows: number, cols: number) => void,
 ): boolean {
   const { T, H, Hkv, D, scale, causal } = p;
   const qs = H * D;
   const ks = Hkv * D;
   const per = Math.max(...groups.map((g) => g.count));
-  const bytes = 4 * (4 * Q.length + 2 * K.length + L.length + 2 * per * T * T + 2 * per * T * D) + 16 * 12;
+  const direct = !('addRows' in kv);
+  if (direct && H !== Hkv) throw new Error('attention backward: direct dK/dV needs one query head per kv head');
+  const bytes = 4 * (4 * Q.length + 4 * K.length + L.length + 2 * per * T * T + 2 * per * T * D) + 16 * 14;
   const threads = threadsFor(2 * T * T * D * per);
   if (bytes > maxStagedBytes()) return false;
-  return withHeap(bytes, (h) => {
-    const hdo = stage(h, dO);
-    const hq = stage(h, Q);
-    const hk = stage(h, K);
-    const hv = stage(h, V);
-    const ho = stage(h, O);
-    const hl = stage(h, L);
-    const hdq = h.alloc(4 * dQ.length);
-    const hp = h.alloc(4 * per * T * T);
-    const hds = h.alloc(4 * per * T * T);
-    const htv = h.alloc(4 * per * T * D);
-    const htk = h.alloc(4 * per * T * D);
-    writeRowParams([scale]);
-    const c = causal;
-    for (const g of groups) {
-      const to = Array.from({ length: g.count }, (_, z) => z * T * D);
-      headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hp, g.so, T, 1));
-      rowsPerHead(OP.attnProbs, g, T, threads, (z) => [(hp >> 2) + g.so[z]!, (hl >> 2) + g.lo[z]!, T, causal ? 1 : 0]);
-      // tmpV = Pᵀ dO; dP = dO Vᵀ (into dS).
-      headProducts('probsAT', g.count, T, D, T, c, threads, op(hp, g.so, 1, T), op(hdo, g.qo, qs, 1), op(htv, to, D, 1));
-      headProducts('scores', g.count, T, T, D, c, threads, op(hdo, g.qo, qs, 1), op(hv, g.ko, 1, ks), op(hds, g.so, T, 1));
-      rowsPerHead(OP.attnDs, g, T, threads, (z) => [
-        (hds >> 2) + g.so[z]!,
-        (hp >> 2) + g.so[z]!,
-        (hdo >> 2) + g.qo[z]!,
-        (ho >> 2) + g.qo[z]!,
-        qs,
-        D,
-        T,
-        causal ? 1 : 0,
-      ]);
-      // dQ = dS K into dq's head block; tmpK = dSᵀ Q.
-      headProducts('probsA', g.count, T, D, T, c, threads, op(hds, g.so, T, 1), op(hk, g.ko, ks, 1), op(hdq, g.qo, qs, 1));
-      headProducts('probsAT', g.count, T, D, T, c, threads, op(hds, g.so, 1, T), op(hq, g.qo, qs, 1), op(htk, to, D, 1));
-      for (let z = 0; z < g.count; z++) {
-        addRows(dV, g.ko[z]!, ks, h.f32, (htv >> 2) + to[z]!, T, D);
-        addRows(dK, g.ko[z]!, ks, h.f32, (htk >> 2) + to[z]!, T, D);
+  return withHeap(
+    bytes,
+    (h) => {
+      const hdo = stage(h, dO);
+      const hq = stage(h, Q);
+      const hk = stage(h, K);
+      const hv = stage(h, V);
+      const ho = stage(h, O);
+      const hl = stage(h, L);
+      const hdq = h.alloc(4 * dQ.length);
+      const hp = h.alloc(4 * per * T * T);
+      const hds = h.alloc(4 * per * T * T);
+      // Per-group product buffers (summed into doubles), or dK / dV themselves.
+      const htv = h.alloc(4 * (direct ? K.length : per * T * D));
+      const htk = h.alloc(4 * (direct ? K.length : per * T * D));
+      // Where head z's products go: its block of dK / dV (row stride ks), or its slot of the buffers.
+      const tvo = (g: HeadGroup) => (direct ? op(htv, g.ko, ks, 1) : op(htv, slots(g), D, 1));
+      const tko = (g: HeadGroup) => (direct ? op(htk, g.ko, ks, 1) : op(htk, slots(g), D, 1));
+      const slots = (g: HeadGroup) => Array.from({ length: g.count }, (_, z) => z * T * D);
+      writeRowParams([scale]);
+      const c = causal;
+      for (const g of groups) {
+        headProducts('scores', g.count, T, T, D, c, threads, op(hq, g.qo, qs, 1), op(hk, g.ko, 1, ks), op(hp, g.so, T, 1));
+        rowsPerHead(OP.attnProbs, g, T, threads, (z) => [(hp >> 2) + g.so[z]!, (hl >> 2) + g.lo[z]!, T, causal ? 1 : 0]);
+        // tmpV = Pᵀ dO; dP = dO Vᵀ (into dS).
+        headProducts('probsAT', g.count, T, D, T, c, threads, op(hp, g.so, 1, T), op(hdo, g.qo, qs, 1), tvo(g));
+        headProducts('scores', g.count, T, T, D, c, threads, op(hdo, g.qo, qs, 1), op(hv, g.ko, 1, ks), op(hds, g.so, T, 1));
+        rowsPerHead(OP.attnDs, g, T, threads, (z) => [
+          (hds >> 2) + g.so[z]!,
+          (hp >> 2) + g.so[z]!,
+          (hdo >> 2) + g.qo[z]!,
+          (ho >> 2) + g.qo[z]!,
+          qs,
+          D,
+          T,
+          causal ? 1 : 0,
+        ]);
+        // dQ = dS K into dq's head block; tmpK = dSᵀ Q.
+        headProducts('probsA', g.count, T, D, T, c, threads, op(hds, g.so, T, 1), op(hk, g.ko, ks, 1), op(hdq, g.qo, qs, 1));
+        headProducts('probsAT', g.count, T, D, T, c, threads, op(hds, g.so, 1, T), op(hq, g.qo, qs, 1), tko(g));
+        if (!direct) {
+          for (let z = 0; z < g.count; z++) {
+            kv.addRows(kv.dV, g.ko[z]!, ks, h.f32, (htv >> 2) + z * T * D, T, D);
+            kv.addRows(kv.dK, g.ko[z]!, ks, h.f32, (htk >> 2) + z * T * D, T, D);
+          }
+        }
       }
-    }
-    dQ.set(h.f32.subarray(hdq >> 2, (hdq >> 2) + dQ.length));
-  });
+      dQ.set(h.f32.subarray(hdq >> 2, (hdq >> 2) + dQ.length));
+      if (direct) {
+        kv.dK.set(h.f32.subarray(htk >> 2, (htk >> 2) + K.length));
+        kv.dV.set(h.f32.subarray(htv >> 2, (htv >> 2) + K.length));
+      }
+    },
+    threads,
+  );
 }

@@ -6,9 +6,10 @@
  * differences can check gradients to ~1e-7; `'f32'` is the product path. Arithmetic is always done in JS
  * doubles; only storage rounds to f32.
  *
- * On f32 the heavy ops outside matmul (activations, the fused gated activation, norms, cross-entropy,
- * attention's softmax, AdamW) run the row kernels of kernels.ts, shared out between the pool's threads (rows.ts,
- * attention.ts); the loops written out below stay the f64 oracle, and the kernels are tested against them.
+ * On f32 the ops outside matmul (activations, the fused gated activation, norms, cross-entropy, attention's
+ * softmax, AdamW, RoPE, and the elementwise add/sub/mul/scale/axpy/addBias) run the row kernels of
+ * kernels.ts, shared out between the pool's threads (rows.ts, attention.ts); the loops written out below
+ * stay the f64 oracle, and the kernels are tested against them.
  */
 
 import type { Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage } from '../backend';
@@ -16,6 +17,7 @@ import { attentionBackwardStaged, attentionStaged } from './attention';
 import { ACT_CODE, OP } from './kernels';
 import { gemm, gemmBatch, gemmMany } from './matmul';
 import { activeThreads } from './pool';
+import { ropeTable } from './rope';
 import { elementUnits, rowUnits, runRows } from './rows';
 import { erf } from './special';
 
@@ -132,20 +134,35 @@ export class CpuBackend implements Backend {
     return [x, y, this.alloc(x.length)];
   }
 
+  /** The f32 path of add/sub/mul: the pool's elementwise kernel (kernels.ts kBinary); false on f64. */
+  private binaryRows(x: FloatArray, y: FloatArray, out: FloatArray, kind: number): boolean {
+    const xf = f32Of(x);
+    const yf = f32Of(y);
+    const of = f32Of(out);
+    if (!xf || !yf || !of) return false;
+    const { units, range } = elementUnits(of.length, activeThreads());
+    const args = [{ a: xf, io: 'in' as const, per: 1 }, { a: yf, io: 'in' as const, per: 1 }, { a: of, io: 'out' as const, per: 1 }, kind];
+    runRows({ op: OP.binary, units, range, args, work: of.length });
+    return true;
+  }
+
   add(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('add', a, b);
+    if (this.binaryRows(x, y, out, 0)) return this.wrap(out);
     for (let i = 0; i < out.length; i++) out[i] = x[i]! + y[i]!;
     return this.wrap(out);
   }
 
   sub(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('sub', a, b);
+    if (this.binaryRows(x, y, out, 1)) return this.wrap(out);
     for (let i = 0; i < out.length; i++) out[i] = x[i]! - y[i]!;
     return this.wrap(out);
   }
 
   mul(a: Storage, b: Storage): Storage {
     const [x, y, out] = this.pair('mul', a, b);
+    if (this.binaryRows(x, y, out, 2)) return this.wrap(out);
     for (let i = 0; i < out.length; i++) out[i] = x[i]! * y[i]!;
     return this.wrap(out);
   }
@@ -153,6 +170,13 @@ export class CpuBackend implements Backend {
   scale(a: Storage, s: number): Storage {
     const x = this.d(a);
     const out = this.alloc(x.length);
+    const xf = f32Of(x);
+    if (xf) {
+      const { units, range } = elementUnits(x.length, activeThreads());
+      const args = [{ a: xf, io: 'in' as const, per: 1 }, { a: out as Float32Array, io: 'out' as const, per: 1 }, s];
+      runRows({ op: OP.scale, units, range, args, work: x.length });
+      return this.wrap(out);
+    }
     for (let i = 0; i < x.length; i++) out[i] = x[i]! * s;
     return this.wrap(out);
   }
@@ -161,6 +185,14 @@ export class CpuBackend implements Backend {
     const t = this.d(dst);
     const s = this.d(src);
     if (t.length !== s.length) throw new Error(`axpy: lengths differ (${t.length} vs ${s.length})`);
+    const tf = f32Of(t);
+    const sf = f32Of(s);
+    if (tf && sf) {
+      const { units, range } = elementUnits(t.length, activeThreads());
+      const args = [{ a: tf, io: 'inout' as const, per: 1 }, { a: sf, io: 'in' as const, per: 1 }, alpha];
+      runRows({ op: OP.axpy, units, range, args, work: t.length });
+      return;
+    }
     for (let i = 0; i < t.length; i++) t[i]! += alpha * s[i]!;
   }
 
@@ -170,6 +202,19 @@ export class CpuBackend implements Backend {
     checkLen('addBias x', a, rows * cols);
     checkLen('addBias bias', b, cols);
     const out = this.alloc(rows * cols);
+    const af = f32Of(a);
+    const bf = f32Of(b);
+    if (af && bf) {
+      const { units, range } = rowUnits(rows, Math.max(1, Math.ceil(rows / (4 * activeThreads()))));
+      const args = [
+        { a: af, io: 'in' as const, per: cols },
+        { a: bf, io: 'in' as const },
+        { a: out as Float32Array, io: 'out' as const, per: cols },
+        cols,
+      ];
+      runRows({ op: OP.addBias, units, range, args, work: rows * cols });
+      return this.wrap(out);
+    }
     for (let r = 0; r < rows; r++) {
       const o = r * cols;
       for (let c = 0; c < cols; c++) out[o + c] = a[o + c]! + b[c]!;
@@ -700,16 +745,26 @@ export class CpuBackend implements Backend {
     const L = this.d(lse);
     checkLen('attentionBackward dout', dO, B * T * H * D);
     const dQ = this.alloc(B * T * H * D);
-    // dk/dv collect from every query head of the group: accumulate in doubles.
-    const dK = new Float64Array(B * T * Hkv * D);
-    const dV = new Float64Array(B * T * Hkv * D);
     const f = [dO, Q, K, V, O, L].map(f32Of);
     if (f.every((a) => a)) {
       const [fdO, fQ, fK, fV, fO, fL] = f as Float32Array[];
-      if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, dK, dV, p, [...headGroups(p)], addRows)) {
-        return { dq: this.wrap(dQ), dk: this.fromArray(dK), dv: this.fromArray(dV) };
+      const groups = [...headGroups(p)];
+      if (H === Hkv) {
+        // One query head per kv head: dK, dV are single products, written as f32 (attention.ts KvGrads).
+        const kv = { dK: this.alloc(B * T * Hkv * D) as Float32Array, dV: this.alloc(B * T * Hkv * D) as Float32Array };
+        if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, kv, p, groups)) {
+          return { dq: this.wrap(dQ), dk: this.wrap(kv.dK), dv: this.wrap(kv.dV) };
+        }
+      } else {
+        const kv = { dK: new Float64Array(B * T * Hkv * D), dV: new Float64Array(B * T * Hkv * D), addRows };
+        if (attentionBackwardStaged(fdO!, fQ!, fK!, fV!, fO!, fL!, dQ as Float32Array, kv, p, groups)) {
+          return { dq: this.wrap(dQ), dk: this.fromArray(kv.dK), dv: this.fromArray(kv.dV) };
+        }
       }
     }
+    // dk/dv collect from every query head of the group: accumulate in doubles.
+    const dK = new Float64Array(B * T * Hkv * D);
+    const dV = new Float64Array(B * T * Hkv * D);
     const qs = H * D;
     const ks = Hkv * D;
     const Di = new Float64Array(T);
@@ -768,6 +823,22 @@ export class CpuBackend implements Backend {
     checkLen('rope x', X, B * T * H * D);
     const half = D / 2;
     const out = this.alloc(X.length);
+    const Xf = f32Of(X);
+    if (Xf) {
+      // The pool's rope kernel over rows of D, with the (kept) cos/sin table the loop below computes.
+      const rows = B * T * H;
+      const { units, range } = rowUnits(rows, Math.max(1, Math.ceil(rows / (4 * activeThreads()))));
+      const args = [
+        { a: Xf, io: 'in' as const, per: D },
+        { a: ropeTable(T, D, theta, off, inverse), io: 'in' as const },
+        { a: out as Float32Array, io: 'out' as const, per: D },
+        T,
+        H,
+        half,
+      ];
+      runRows({ op: OP.rope, units, range, args, work: X.length });
+      return this.wrap(out);
+    }
     const invFreq = new Float64Array(half);
     for (let i = 0; i < half; i++) invFreq[i] = Math.pow(theta, (-2 * i) / D);
     const cos = new Float64Array(half);

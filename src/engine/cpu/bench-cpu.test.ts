@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { benchCpu, formatCpuBench, mainThreadCpuSeconds } from './bench-cpu';
+import { CpuBackend } from './backend';
+import { benchCpu, formatCpuBench, mainThreadCpuSeconds, otherThreadsCpuSeconds } from './bench-cpu';
 import { cpuThreadsInfo } from './pool';
 
 describe('bench --only cpu', () => {
@@ -35,7 +36,21 @@ describe('bench --only cpu', () => {
     expect(x).toBeGreaterThan(0);
     expect(b! - a!).toBeGreaterThan(0.02);
   });
+  it.skipIf(!existsSync('/proc/self/task') || cpuThreadsInfo().threads < 2)(
+    "reads the other threads' CPU time, which grows when the pool's workers share a product",
+    () => {
+      const be = new CpuBackend({ dtype: 'f32' });
+      const n = 384;
+      const a = be.fromArray(Float32Array.from({ length: n * n }, (_, i) => Math.sin(i)));
+      const before = otherThreadsCpuSeconds(fs);
+      expect(before).not.toBeNull();
+      // ~4.5 GFLOP shared between the threads: the workers' half is ~0.05-0.1 s of CPU, whatever the load.
+      for (let r = 0; r < 40; r++) be.free(be.matmul(a, a, { batch: 1, m: n, n, k: n }));
+      expect(otherThreadsCpuSeconds(fs)! - before!).toBeGreaterThan(0.02);
+    },
+  );
   it('has none without a file system', () => {
     expect(mainThreadCpuSeconds(undefined)).toBeNull();
+    expect(otherThreadsCpuSeconds(undefined)).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
  *   - f32 matmul (512^3, 1024^3): relaxed-SIMD FMA and plain SIMD kernels vs torch on OpenBLAS
  *     (tools/pretrain/with_openblas.sh; torch.set_num_threads(k) for the same k);
  *   - training step of the 6-layer bench model (src/model/bench-train.ts) vs the same in torch on OpenBLAS;
- *   - scaling: k threads over 1 thread, for both;
+ *   - scaling: k threads over 1 thread, for both (the training step also with the pool's polling off);
  *   - the TensorFlow.js wasm peer (same decoder, same steps), when its packages are installed.
  * The machine's load average is printed first: on a shared machine wall-clock ratios move with it, so the
  * CPU-time ratios (process CPU seconds) are printed too. Where the OS reports per-thread CPU time (Linux
@@ -18,7 +18,7 @@
 import { benchMatmul, benchMatmulTorch, type MatmulBenchResult, type TorchBenchResult } from '../bench';
 import { benchTorchTrainStep, benchTrainStep, type BenchTrainResult, type TorchBenchOutcome } from '../../model/bench-train';
 import type { TfjsBenchOutcome } from '../../model/bench-tfjs';
-import { cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuThreads } from './pool';
+import { cpuSpin, cpuSpinActive, cpuThreadsInfo, describeCpuThreads, setCpuKernel, setCpuSpin, setCpuThreads } from './pool';
 
 export interface CpuBenchOptions {
   sizes?: number[];
@@ -56,11 +56,19 @@ export interface CpuBenchReport {
     ours: BenchTrainResult;
     /** Calling-thread CPU seconds per step (Linux; null elsewhere), best round. */
     mainCpuSecondsPerStep: number | null;
+    /** The other threads' CPU seconds per step (the pool's workers, and V8's own helpers), same round. */
+    otherCpuSecondsPerStep: number | null;
     torch: TorchBenchOutcome;
     ratio: number | null;
     cpuRatio: number | null;
   }[];
   scaling: { what: string; threads: number; speedup: number }[];
+  /** The pool's polling before sleeping (pool.ts setCpuSpin) and whether it ran in the last training step
+   *  at N threads ('auto' polls only while other processes leave the cores idle). */
+  polling: string;
+  /** The training step at N threads with polling off (threads sleep at once between jobs), best round:
+   *  beside the default, what polling is worth on this machine at this load. */
+  noPolling: { threads: number; tokensPerSecond: number; speedup: number | null }[];
   /** Calling-thread CPU-s/step at 1 thread over that at N threads: the step's scaling on free cores. */
   projectedScaling: { threads: number; speedup: number }[];
   /** The TensorFlow.js wasm peer: same decoder, weights, tokens and steps. `ratios` compare our tokens/s at
@@ -77,6 +85,28 @@ export function mainThreadCpuSeconds(fs: typeof import('node:fs') | undefined): 
     const stat = fs.readFileSync(`/proc/self/task/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const ticks = Number(f[11]) + Number(f[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of this process's other threads so far (the pool's workers, V8's helpers; Linux /proc). */
+export function otherThreadsCpuSeconds(fs: typeof import('node:fs') | undefined): number | null {
+  const pid = (globalThis as { process?: { pid?: number } }).process?.pid;
+  if (!fs || pid === undefined) return null;
+  try {
+    let ticks = 0;
+    for (const t of fs.readdirSync('/proc/self/task')) {
+      if (t === String(pid)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
     return Number.isFinite(ticks) ? ticks / 100 : null;
   } catch {
     return null;
@@ -118,6 +148,8 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
     train: [],
     scaling: [],
     projectedScaling: [],
+    polling: '',
+    noPolling: [],
     tfjs: null,
   };
   const rounds = Math.max(1, Math.floor(o.repeat ?? 1));
@@ -161,37 +193,58 @@ export async function benchCpu(o: CpuBenchOptions = {}): Promise<CpuBenchReport>
   }
   setCpuKernel('auto');
   if (!o.noTrain) {
-    const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome; main: number | null }>();
+    const bestTrain = new Map<number, { ours: BenchTrainResult; torch: TorchBenchOutcome; main: number | null; other: number | null }>();
     const steps = o.steps ?? 3;
+    const noPolling = new Map<number, number>();
     for (let round = 0; round < rounds; round++) {
       for (const t of threadList) {
         setCpuThreads(t);
         // The calling thread's CPU over setup + warm-up alone, then over setup + warm-up + the timed steps:
         // the difference is the timed steps'.
         const m0 = mainThreadCpuSeconds(node?.fs);
+        const o0 = otherThreadsCpuSeconds(node?.fs);
         await benchTrainStep({ steps: 0, warmup: 1 });
         const m1 = mainThreadCpuSeconds(node?.fs);
+        const o1 = otherThreadsCpuSeconds(node?.fs);
         const ours = await benchTrainStep({ steps, warmup: 1 });
         const m2 = mainThreadCpuSeconds(node?.fs);
-        const main = m0 !== null && m1 !== null && m2 !== null ? Math.max(0, m2 - m1 - (m1 - m0)) / steps : null;
+        const o2 = otherThreadsCpuSeconds(node?.fs);
+        const perStep = (a: number | null, b: number | null, c: number | null) =>
+          a !== null && b !== null && c !== null ? Math.max(0, c - b - (b - a)) / steps : null;
+        const main = perStep(m0, m1, m2);
+        const other = perStep(o0, o1, o2);
+        if (t > 1) {
+          const prevSpin = setCpuSpin({ mode: 'off' });
+          const np = await benchTrainStep({ steps, warmup: 1 });
+          setCpuSpin(prevSpin);
+          noPolling.set(t, Math.max(noPolling.get(t) ?? 0, np.tokensPerSecond));
+        }
         const torch = await benchTorchTrainStep({ steps: o.steps ?? 3, warmup: 1 }, undefined, undefined, { threads: t, launcher });
         const prev = bestTrain.get(t);
+        const lower = prev?.main == null || (main !== null && main < prev.main);
         bestTrain.set(t, {
-          main: prev?.main == null ? main : main === null ? prev.main : Math.min(prev.main, main),
+          main: lower ? main : prev.main,
+          other: lower ? other : prev.other,
           ours: !prev || ours.tokensPerSecond > prev.ours.tokensPerSecond ? ours : prev.ours,
           torch:
             !prev || !prev.torch.ok || (torch.ok && torch.result.tokensPerSecond > prev.torch.result.tokensPerSecond) ? torch : prev.torch,
         });
       }
     }
+    const oneTrain = bestTrain.get(threadList[0]!)?.ours.tokensPerSecond;
+    for (const [t, tps] of noPolling)
+      report.noPolling.push({ threads: t, tokensPerSecond: tps, speedup: oneTrain ? tps / oneTrain : null });
+    const spin = cpuSpin();
+    report.polling = `${spin.mode} (${spin.workerMs} ms; ${cpuSpinActive() ? 'polling' : 'not polling'} in the last step)`;
     for (const t of threadList) {
-      const { ours, torch, main } = bestTrain.get(t)!;
+      const { ours, torch, main, other } = bestTrain.get(t)!;
       const oc = ours.cpuSecondsPerStep;
       const tc = torch.ok ? torch.result.cpuSecondsPerStep : null;
       report.train.push({
         threads: t,
         ours,
         mainCpuSecondsPerStep: main,
+        otherCpuSecondsPerStep: other,
         torch,
         ratio: torch.ok ? ours.tokensPerSecond / torch.result.tokensPerSecond : null,
         cpuRatio: oc && tc ? tc / oc : null,
@@ -273,10 +326,16 @@ export function formatCpuBench(r: CpuBenchReport): string {
     }
   }
   for (const s of r.scaling) lines.push(`scaling ${s.what}: ${s.threads} threads / 1 thread = ${f(s.speedup, 2)}x (wall)`);
+  if (r.polling) lines.push(`pool threads poll before sleeping: ${r.polling}`);
+  for (const x of r.noPolling) {
+    lines.push(
+      `train step at ${x.threads} threads with polling off: ${f(x.tokensPerSecond)} tokens/s, ${x.threads} threads / 1 thread = ${f(x.speedup, 2)}x (wall)`,
+    );
+  }
   const mains = r.train.filter((t) => t.mainCpuSecondsPerStep !== null);
   if (mains.length) {
     lines.push(
-      `train step, calling-thread CPU-s/step (the critical path on free cores): ${mains.map((t) => `${t.threads} thread(s) ${f(t.mainCpuSecondsPerStep, 3)}`).join(', ')}`,
+      `train step, calling-thread CPU-s/step (the critical path on free cores) [other threads: the pool's workers and V8's helpers]: ${mains.map((t) => `${t.threads} thread(s) ${f(t.mainCpuSecondsPerStep, 3)} [${f(t.otherCpuSecondsPerStep, 3)}]`).join(', ')}`,
     );
   }
   for (const p of r.projectedScaling) {

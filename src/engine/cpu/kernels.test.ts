@@ -1,6 +1,6 @@
 /**
  * The f32 row kernels (kernels.ts) behind the CPU backend's activations, gated activation, norms,
- * cross-entropy and attention: each against the f64 reference loops of the same backend on fresh random
+ * cross-entropy, attention, RoPE and elementwise ops: each against the f64 reference loops of the same backend on fresh random
  * inputs (the f64 backend is itself finite-difference checked by the engine's suites), backward kernels
  * included; bitwise-identical results at 1, 2 and 3 threads (sizes above the threading threshold, so the
  * staged pool path runs, and below it); the fused gated activation bitwise equal to its composition.
@@ -258,6 +258,108 @@ describe('AdamW on f32 (the product path’s torch-form update)', () => {
   });
 });
 
+describe('elementwise ops and RoPE', () => {
+  /** The f32 values the reference loop stores: each element's double result rounded to f32. */
+  const expectValues = (s: Storage, want: (i: number) => number) => {
+    const a = readSync(s);
+    let bad = -1;
+    for (let i = 0; i < a.length && bad < 0; i++) if (!Object.is(a[i], Math.fround(want(i)))) bad = i;
+    expect(bad).toBe(-1);
+  };
+  for (const [rows, cols] of SHAPES) {
+    it(`${rows}x${cols}: add, sub, mul, scale, addBias are the reference's f32 values, at every thread count`, () => {
+      const rng = new Rng(rows * 17 + cols);
+      const n = rows * cols;
+      const x = rand(n, rng, 3);
+      const y = rand(n, rng, 2);
+      const b = rand(cols, rng);
+      const [sum, diff, prod, scaled, biased, twice] = sameAtEveryThreadCount(() => {
+        const xs = f32.fromArray(x);
+        const ys = f32.fromArray(y);
+        return [
+          f32.add(xs, ys),
+          f32.sub(xs, ys),
+          f32.mul(xs, ys),
+          f32.scale(xs, -1.7),
+          f32.addBias(xs, f32.fromArray(b), rows, cols),
+          f32.add(xs, xs),
+        ];
+      });
+      expectValues(sum!, (i) => x[i]! + y[i]!);
+      expectValues(diff!, (i) => x[i]! - y[i]!);
+      expectValues(prod!, (i) => x[i]! * y[i]!);
+      expectValues(scaled!, (i) => x[i]! * -1.7);
+      expectValues(biased!, (i) => x[i]! + b[i % cols]!);
+      expectValues(twice!, (i) => x[i]! + x[i]!);
+      // And the f64 backend's loops.
+      const [x64, y64] = [f64.fromArray(x), f64.fromArray(y)];
+      close(sum!, f64.add(x64, y64), 1e-7);
+      close(diff!, f64.sub(x64, y64), 1e-7);
+      close(prod!, f64.mul(x64, y64), 1e-7);
+      close(scaled!, f64.scale(x64, -1.7), 1e-7);
+      close(biased!, f64.addBias(x64, f64.fromArray(b), rows, cols), 1e-7);
+    });
+
+    it(`${rows}x${cols}: axpy accumulates in place like the reference, at every thread count`, () => {
+      const rng = new Rng(rows * 19 + cols);
+      const n = rows * cols;
+      const t0 = rand(n, rng, 3);
+      const src = rand(n, rng, 2);
+      const [acc, self] = sameAtEveryThreadCount(() => {
+        const t = f32.fromArray(t0);
+        f32.axpy(t, f32.fromArray(src), 0.37);
+        const u = f32.fromArray(t0);
+        f32.axpy(u, u, -2.5); // the same storage as source and target
+        return [t, u];
+      });
+      expectValues(acc!, (i) => t0[i]! + 0.37 * src[i]!);
+      expectValues(self!, (i) => t0[i]! + -2.5 * t0[i]!);
+      const t64 = f64.fromArray(t0);
+      f64.axpy(t64, f64.fromArray(src), 0.37);
+      close(acc!, t64, 1e-7);
+    });
+  }
+
+  for (const p of [
+    { B: 2, T: 45, H: 6, D: 64, theta: 10000 },
+    { B: 1, T: 5, H: 3, D: 6, theta: 500, positionOffset: 7 },
+  ]) {
+    it(`RoPE B=${p.B} T=${p.T} H=${p.H} D=${p.D}: forward and inverse are the reference loop's bits, at every thread count`, () => {
+      const rng = new Rng(p.T * 7 + p.D);
+      const n = p.B * p.T * p.H * p.D;
+      const x = rand(n, rng, 2);
+      const [fwd, inv, back] = sameAtEveryThreadCount(() => {
+        const y = f32.rope(f32.fromArray(x), p, false);
+        return [y, f32.rope(f32.fromArray(x), p, true), f32.rope(y, p, true)];
+      });
+      // The reference loop written out again, on the f32 input, stored to f32.
+      const ref = (inverse: boolean) => {
+        const half = p.D / 2;
+        const out = new Float32Array(n);
+        for (let r = 0; r < p.B * p.T * p.H; r++) {
+          const t = Math.floor(r / p.H) % p.T;
+          const pos = t + (p.positionOffset ?? 0);
+          for (let i = 0; i < half; i++) {
+            const ang = pos * Math.pow(p.theta, (-2 * i) / p.D);
+            const c = Math.cos(ang);
+            const sn = (inverse ? -1 : 1) * Math.sin(ang);
+            const x1 = x[r * p.D + i]!;
+            const x2 = x[r * p.D + i + half]!;
+            out[r * p.D + i] = x1 * c - x2 * sn;
+            out[r * p.D + i + half] = x2 * c + x1 * sn;
+          }
+        }
+        return f32.fromArray(out);
+      };
+      expectSameBits(fwd!, ref(false));
+      expectSameBits(inv!, ref(true));
+      close(fwd!, f64.rope(f64.fromArray(x), p, false), 1e-6);
+      close(inv!, f64.rope(f64.fromArray(x), p, true), 1e-6);
+      close(back!, f64.fromArray(x), 1e-5); // the inverse undoes the rotation
+    });
+  }
+});
+
 describe('jobs too big to stage', () => {
   it('run on the calling thread (row kernels) or product by product (attention), with the same bits', () => {
     const rng = new Rng(505);
@@ -268,12 +370,18 @@ describe('jobs too big to stage', () => {
     const q = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
     const k = f32.fromArray(rand(p.B * p.T * p.Hkv * p.D, rng));
     const dout = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    // One query head per kv head: dK and dV are written as f32 without the doubles' sum (attention.ts).
+    const p1: AttentionParams = { ...p, Hkv: p.H };
+    const k1 = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
+    const v1 = f32.fromArray(rand(p.B * p.T * p.H * p.D, rng));
     const all = () => {
       const n = f32.rmsNorm(x, w, rows, dim, 1e-5);
       const nb = f32.rmsNormBackward(x, x, w, n.rstd, rows, dim);
       const a = f32.attention(q, k, k, p);
       const ab = f32.attentionBackward(dout, q, k, k, a.out, a.lse, p);
-      return [n.y, nb.dx, nb.dw, f32.gatedActivation(x, x, 'silu'), a.out, a.lse, ab.dq, ab.dk, ab.dv];
+      const a1 = f32.attention(q, k1, v1, p1);
+      const ab1 = f32.attentionBackward(dout, q, k1, v1, a1.out, a1.lse, p1);
+      return [n.y, nb.dx, nb.dw, f32.gatedActivation(x, x, 'silu'), a.out, a.lse, ab.dq, ab.dk, ab.dv, a1.out, ab1.dq, ab1.dk, ab1.dv];
     };
     setCpuThreads(THREADS);
     const staged = all();

@@ -466,6 +466,88 @@ export function kAdamW(
 }
 
 /**
+ * Elementwise binary op over [lo, hi): O = X + Y (kind 0), X − Y (1), X · Y (2). The residual adds and the
+ * gradients' sums of the training step.
+ */
+export function kBinary(
+  X: Float32Array,
+  xo: number,
+  Y: Float32Array,
+  yo: number,
+  O: Float32Array,
+  oo: number,
+  kind: number,
+  lo: number,
+  hi: number,
+): void {
+  if (kind === 0) for (let i = lo; i < hi; i++) O[oo + i] = X[xo + i]! + Y[yo + i]!;
+  else if (kind === 1) for (let i = lo; i < hi; i++) O[oo + i] = X[xo + i]! - Y[yo + i]!;
+  else for (let i = lo; i < hi; i++) O[oo + i] = X[xo + i]! * Y[yo + i]!;
+}
+
+/** O = X · s over [lo, hi). */
+export function kScale(X: Float32Array, xo: number, O: Float32Array, oo: number, s: number, lo: number, hi: number): void {
+  for (let i = lo; i < hi; i++) O[oo + i] = X[xo + i]! * s;
+}
+
+/** T += alpha · S over [lo, hi), in place (gradient accumulation). */
+export function kAxpy(T: Float32Array, to: number, S: Float32Array, so: number, alpha: number, lo: number, hi: number): void {
+  for (let i = lo; i < hi; i++) T[to + i]! += alpha * S[so + i]!;
+}
+
+/** O = X + bias over rows [lo, hi) of width cols. */
+export function kAddBias(
+  X: Float32Array,
+  xo: number,
+  B: Float32Array,
+  bo: number,
+  O: Float32Array,
+  oo: number,
+  cols: number,
+  lo: number,
+  hi: number,
+): void {
+  for (let r = lo; r < hi; r++) {
+    const o = r * cols;
+    for (let c = 0; c < cols; c++) O[oo + o + c] = X[xo + o + c]! + B[bo + c]!;
+  }
+}
+
+/**
+ * Rotary embedding over rows [lo, hi) of x [B, T, H, D] (row r = (b·T + t)·H + h): with the table's
+ * CS[t·half + i] = cos and CS[T·half + t·half + i] = ±sin (the sign picks the inverse), the pair (x1, x2) =
+ * (X[i], X[i + half]) becomes (x1·cos − x2·sin, x2·cos + x1·sin), the reference's arithmetic on the same
+ * doubles.
+ */
+export function kRope(
+  X: Float32Array,
+  xo: number,
+  CS: Float64Array,
+  co: number,
+  O: Float32Array,
+  oo: number,
+  T: number,
+  H: number,
+  half: number,
+  lo: number,
+  hi: number,
+): void {
+  const so = co + T * half;
+  for (let r = lo; r < hi; r++) {
+    const t = Math.floor(r / H) % T;
+    const o = r * 2 * half;
+    const c = co + t * half;
+    const s = so + t * half;
+    for (let i = 0; i < half; i++) {
+      const x1 = X[xo + o + i]!;
+      const x2 = X[xo + o + i + half]!;
+      O[oo + o + i] = x1 * CS[c + i]! - x2 * CS[s + i]!;
+      O[oo + o + i + half] = x2 * CS[c + i]! + x1 * CS[s + i]!;
+    }
+  }
+}
+
+/**
  * The kernels the pool's workers run, by index (the `op` word of a job descriptor). `sig` lists the
  * arguments before (lo, hi): 'F' / 'D' / 'I' = the shared memory as f32 / f64 / i32 (its offset is the next
  * 'i'), 'i' = an integer from the descriptor, 'd' = a double from the dispatch's parameter block.
@@ -485,6 +567,11 @@ export const KERNELS = [
   { fn: kAttnProbs, sig: 'FiFiiid' },
   { fn: kAttnDs, sig: 'FiFiFiFiiiiid' },
   { fn: kAdamW, sig: 'FiFiFiFiddddddd' },
+  { fn: kBinary, sig: 'FiFiFii' },
+  { fn: kScale, sig: 'FiFid' },
+  { fn: kAxpy, sig: 'FiFid' },
+  { fn: kAddBias, sig: 'FiFiFii' },
+  { fn: kRope, sig: 'FiDiFiiii' },
 ] as const;
 
 export const OP = {
@@ -502,4 +589,9 @@ export const OP = {
   attnProbs: 11,
   attnDs: 12,
   adamw: 13,
+  binary: 14,
+  scale: 15,
+  axpy: 16,
+  addBias: 17,
+  rope: 18,
 } as const;

@@ -353,17 +353,22 @@ function gemmWasm(
   // Unless the blocks tile C's range exactly, keep the elements between them: stage C too.
   const cDense = cLen === batch * m * n && ldc === n;
   const T = threadsFor(2 * m * n * k * batch);
-  return withHeap(4 * (aLen + bLen + cLen) + 48, (h) => {
-    const ha = h.alloc(4 * aLen);
-    const hb = h.alloc(4 * bLen);
-    const hc = h.alloc(4 * cLen);
-    h.f32.set(A.subarray(aLo, aLo + aLen), ha >> 2);
-    h.f32.set(B.subarray(bLo, bLo + bLen), hb >> 2);
-    if (!cDense) h.f32.set(C.subarray(cLo, cLo + cLen), hc >> 2);
-    const ptrs = (base: number, offs: ArrayLike<number>, lo: number) => Array.from({ length: batch }, (_, b) => base + 4 * (offs[b]! - lo));
-    gemmStaged(ptrs(ha, aOffs, aLo), aRs, aCs, ptrs(hb, bOffs, bLo), bRs, bCs, ptrs(hc, cOffs, cLo), ldc, m, n, k, T);
-    C.set(h.f32.subarray(hc >> 2, (hc >> 2) + cLen), cLo);
-  });
+  return withHeap(
+    4 * (aLen + bLen + cLen) + 48,
+    (h) => {
+      const ha = h.alloc(4 * aLen);
+      const hb = h.alloc(4 * bLen);
+      const hc = h.alloc(4 * cLen);
+      h.f32.set(A.subarray(aLo, aLo + aLen), ha >> 2);
+      h.f32.set(B.subarray(bLo, bLo + bLen), hb >> 2);
+      if (!cDense) h.f32.set(C.subarray(cLo, cLo + cLen), hc >> 2);
+      const ptrs = (base: number, offs: ArrayLike<number>, lo: number) =>
+        Array.from({ length: batch }, (_, b) => base + 4 * (offs[b]! - lo));
+      gemmStaged(ptrs(ha, aOffs, aLo), aRs, aCs, ptrs(hb, bOffs, bLo), bRs, bCs, ptrs(hc, cOffs, cLo), ldc, m, n, k, T);
+      C.set(h.f32.subarray(hc >> 2, (hc >> 2) + cLen), cLo);
+    },
+    T,
+  );
 }
 
 /**

@@ -29,7 +29,31 @@ const STOP = 4;
 const KERNEL = 5; // 1: relaxed-SIMD instance, 0: plain SIMD
 const ERROR = 6; // set by a worker whose share threw
 const MODE = 7; // 0: GEMM descriptors, 1: row-kernel descriptors (kernels.ts)
+const WORKER_SPIN = 8; // microseconds an idle worker polls before sleeping (setCpuSpin)
 const READY0 = 16; // READY0 + id: worker id has instantiated the module
+/**
+ * Polling before sleeping (setCpuSpin). A thread asleep in Atomics.wait takes tens to hundreds of
+ * microseconds to wake (a futex wake, slower in a virtual machine), and a dispatch can pay that twice: the
+ * worker's start and the caller's resume; a training step makes ~300 dispatches. Polling for a while before
+ * sleeping hides that when the cores are free, but on a shared machine it backfires: with a load average of
+ * 7-10 on 2 cores, polling for 0.3-2 ms made the 2-thread training step 1.7-4x slower than sleeping at once
+ * (the pollers lose their scheduling priority to the other processes). So polling is gated: in 'auto' mode
+ * it runs only while other processes leave the cores idle, measured in Node from /proc every SPIN_CHECK_MS
+ * (system-wide busy CPU minus this process's own); elsewhere (a browser) threads sleep at once. A poll that
+ * finds it was not running for PREEMPTED_MS (the core went to another process) sleeps at once too.
+ */
+let workerSpinMs = 0.5;
+let callerSpinMs = 0.5;
+let spinMode: 'auto' | 'on' | 'off' = 'auto';
+/** Whether polling runs now (mode 'on', or 'auto' with idle cores). */
+let spinning = false;
+const PREEMPTED_MS = 0.05;
+/** Polling even when off: ~10 us catches a job dispatched right after the last (consecutive descriptor
+ *  batches) without a sleep, as the earlier fixed 4000 polls did. */
+const MIN_POLL_MS = 0.01;
+const SPIN_CHECK_MS = 250;
+/** Other processes' CPU (in cores) under which the cores count as idle. */
+const IDLE_BELOW_CORES = 0.25;
 const MAX_THREADS = 32;
 /** Byte offset of the dispatch's f64 parameter block (row kernels' doubles: eps, scale). */
 const PARAM_BASE = 8 * Math.ceil((4 * (READY0 + MAX_THREADS + 1)) / 8);
@@ -153,7 +177,19 @@ function run(d) {
   Atomics.store(ctrl, ${READY0} + id, 1);
   for (;;) {
     let s = Atomics.load(ctrl, ${SEQ});
-    for (let i = 0; s === seen && i < 4000; i++) s = Atomics.load(ctrl, ${SEQ});
+    if (s === seen) {
+      const t0 = performance.now();
+      const spin = Math.max(${MIN_POLL_MS}, Atomics.load(ctrl, ${WORKER_SPIN}) / 1000);
+      let last = t0;
+      for (let i = 1; s === seen; i++) {
+        s = Atomics.load(ctrl, ${SEQ});
+        if ((i & 63) === 0) {
+          const now = performance.now();
+          if (now - last > ${PREEMPTED_MS} || now - t0 > spin) break;
+          last = now;
+        }
+      }
+    }
     if (s === seen) { Atomics.wait(ctrl, ${SEQ}, seen); continue; }
     seen = s;
     if (Atomics.load(ctrl, ${STOP})) return;
@@ -289,6 +325,14 @@ export async function initCpuThreads(opts: { threads?: number } = {}): Promise<C
   }
   initialised = true;
   await enableRelaxedSimdInNode();
+  if (isNode() && !spinGate.fs) {
+    try {
+      const name = 'node:fs';
+      spinGate.fs = (await import(/* @vite-ignore */ name)) as typeof import('node:fs');
+    } catch {
+      spinGate.fs = null;
+    }
+  }
   if (rt) stopWorkers(rt);
   requested = want;
   reason = null;
@@ -357,6 +401,80 @@ export function setCpuThreads(n: number): void {
   active = n;
 }
 
+export interface CpuSpin {
+  /** 'auto': poll only while other processes leave the cores idle (Node); 'on' / 'off': always / never. */
+  mode: 'auto' | 'on' | 'off';
+  /** How long an idle worker polls for the next job, and the caller for the workers' completion (ms). */
+  workerMs: number;
+  callerMs: number;
+}
+
+/** Sets how the pool's threads poll before sleeping (see workerSpinMs); benchmarks compare settings in one
+ *  run. Returns the previous settings. */
+export function setCpuSpin(o: Partial<CpuSpin>): CpuSpin {
+  const prev = { mode: spinMode, workerMs: workerSpinMs, callerMs: callerSpinMs };
+  if (o.mode !== undefined) spinMode = o.mode;
+  if (o.workerMs !== undefined) workerSpinMs = Math.max(0, o.workerMs);
+  if (o.callerMs !== undefined) callerSpinMs = Math.max(0, o.callerMs);
+  spinGate.at = -Infinity; // re-decide at the next dispatch
+  return prev;
+}
+
+/** The polling settings. */
+export function cpuSpin(): CpuSpin {
+  return { mode: spinMode, workerMs: workerSpinMs, callerMs: callerSpinMs };
+}
+
+/** Whether the pool's threads poll now (the last decision of 'auto'). */
+export function cpuSpinActive(): boolean {
+  return spinning;
+}
+
+/** The /proc readings of the last decision (Node only: fs is loaded by initCpuThreads). */
+const spinGate: { fs: typeof import('node:fs') | null; at: number; busy: number; own: number } = {
+  fs: null,
+  at: -Infinity,
+  busy: 0,
+  own: 0,
+};
+
+/** CPU ticks: every core's busy time (/proc/stat) and this process's (/proc/self/stat). */
+export function procTicks(fs: Pick<typeof import('node:fs'), 'readFileSync'>): { busy: number; own: number } | null {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'latin1');
+    const f = cpu.slice(0, cpu.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is everything but idle and iowait.
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+    const st = fs.readFileSync('/proc/self/stat', 'latin1');
+    const g = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    const own = Number(g[11]) + Number(g[12]);
+    return Number.isFinite(busy) && Number.isFinite(own) ? { busy, own } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Cores other processes kept busy between two procTicks readings `ms` apart (ticks are 1/100 s). */
+export function otherProcessesCores(a: { busy: number; own: number }, b: { busy: number; own: number }, ms: number): number {
+  return (b.busy - a.busy - (b.own - a.own)) / (ms / 10);
+}
+
+/** Decides whether the threads poll (at most every SPIN_CHECK_MS) and tells the workers. */
+function updateSpin(r: Runtime): void {
+  const now = performance.now();
+  if (now - spinGate.at < SPIN_CHECK_MS) return;
+  let on = spinMode === 'on';
+  if (spinMode === 'auto' && spinGate.fs) {
+    const t = procTicks(spinGate.fs);
+    // Ticks are 1/100 s (USER_HZ); the first reading only sets the baseline.
+    if (t && Number.isFinite(spinGate.at)) on = otherProcessesCores(spinGate, t, now - spinGate.at) < IDLE_BELOW_CORES;
+    if (t) Object.assign(spinGate, t);
+  }
+  spinGate.at = now;
+  spinning = on;
+  Atomics.store(r.ctrl, WORKER_SPIN, on ? Math.round(workerSpinMs * 1000) : 0);
+}
+
 /** 'auto' = relaxed SIMD where available, else SIMD; 'simd' forces the plain SIMD kernel; 'js' the JS kernel
  *  (benchmarks and tests of each version). */
 export function setCpuKernel(k: 'auto' | 'simd' | 'js'): void {
@@ -390,10 +508,17 @@ export interface Heap {
 }
 
 /** Runs `fill` to stage operands, then the `units` descriptors it wrote (via writeDesc) on the pool.
- *  Returns false when no wasm runtime exists (the caller runs the JS kernel). */
-export function withHeap(bytesNeeded: number, fill: (h: Heap) => void): boolean {
+ *  Returns false when no wasm runtime exists (the caller runs the JS kernel). With `threads` > 1 (the
+ *  dispatch that follows) and polling on, sleeping workers are woken first, so that they are polling, not
+ *  asleep, when the job arrives after the staging copies. (Waking them for a short poll with polling off
+ *  too was slower on the loaded machine: 1.51 against 1.07 s per 2-thread step at load 12.) */
+export function withHeap(bytesNeeded: number, fill: (h: Heap) => void, threads = 1): boolean {
   const r = runtime();
   if (!r) return false;
+  if (threads > 1 && r.workers.length > 0) {
+    updateSpin(r);
+    if (spinning) Atomics.notify(r.ctrl, SEQ);
+  }
   const need = r.heapBase + bytesNeeded + 64 * 16;
   if (need > r.memory.buffer.byteLength) {
     const pages = Math.ceil((need - r.memory.buffer.byteLength) / PAGE);
@@ -487,6 +612,7 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
     return;
   }
   const c = r.ctrl;
+  updateSpin(r);
   Atomics.store(c, NUNITS, units);
   Atomics.store(c, NTHREADS, T);
   Atomics.store(c, KERNEL, useRelaxed ? 1 : 0);
@@ -499,7 +625,18 @@ export function dispatch(units: number, threads: number, rows = false, mainShare
   if (mainShare) mainShare(0, hi);
   else for (let u = 0; u < hi; u++) g(DESC_BASE + u * DESC_BYTES, SCRATCH_BASE);
   let d = Atomics.load(c, DONE);
-  for (let i = 0; d < T - 1 && i < 4000; i++) d = Atomics.load(c, DONE);
+  if (d < T - 1) {
+    const t0 = performance.now();
+    let last = t0;
+    for (let i = 1; d < T - 1; i++) {
+      d = Atomics.load(c, DONE);
+      if ((i & 63) === 0) {
+        const now = performance.now();
+        if (now - last > PREEMPTED_MS || now - t0 > (spinning ? Math.max(MIN_POLL_MS, callerSpinMs) : MIN_POLL_MS)) break;
+        last = now;
+      }
+    }
+  }
   while (d < T - 1) {
     Atomics.wait(c, DONE, d, 1000);
     d = Atomics.load(c, DONE);

@@ -115,50 +115,54 @@ function runStaged(job: RowJob, sig: string, T: number): boolean {
   }
   let bytes = 0;
   for (const [a, sp] of spans) bytes += Math.ceil(((sp.hi - sp.lo) * a.BYTES_PER_ELEMENT) / 16) * 16;
-  return withHeap(bytes, (h) => {
-    const viewOf = (a: Arr) => (a instanceof Float32Array ? h.f32 : a instanceof Float64Array ? h.f64 : h.i32);
-    // Element offset of each array in the memory: element e of the array lives at off + e.
-    const off = new Map<Arr, number>();
-    for (const [a, sp] of spans) {
-      const at = h.alloc((sp.hi - sp.lo) * a.BYTES_PER_ELEMENT) / a.BYTES_PER_ELEMENT;
-      off.set(a, at - sp.lo);
-      if (sp.io !== 'out') viewOf(a).set(a.subarray(sp.lo, sp.hi) as never, at);
-    }
-    const ints: number[] = [];
-    const doubles: number[] = [];
-    const patch: [number, number][] = [];
-    let ai = 0;
-    // Walk the signature: arrays give their staged offset to the following 'i'.
-    for (let c = 0; c < sig.length; c++) {
-      const t = sig[c];
-      const x = args[ai++]!;
-      if (t === 'F' || t === 'D' || t === 'I') {
-        if (!isArr(x)) throw new Error(`row kernel ${op}: argument ${ai - 1} should be an array`);
-        if (x.unitStride) patch.push([ints.length, x.unitStride]);
-        ints.push(off.get(x.a)!);
-        c++; // its offset
-      } else if (t === 'i') ints.push(x as number);
-      else doubles.push(x as number);
-    }
-    writeRowParams(doubles);
-    const base = ints.slice();
-    // The caller's own units, on its own arrays (the direct call's arguments).
-    const mainShare = split ? (lo: number, hi: number) => runDirect(fn, args, range, lo, hi) : undefined;
-    for (let u0 = 0; u0 < units; u0 += MAX_UNITS) {
-      const n = Math.min(MAX_UNITS, units - u0);
-      for (let u = 0; u < n; u++) {
-        for (const [i, st] of patch) ints[i] = base[i]! + (u0 + u) * st;
-        const [lo, hi] = range(u0 + u);
-        writeRowDesc(u, op, lo, hi, ints);
+  return withHeap(
+    bytes,
+    (h) => {
+      const viewOf = (a: Arr) => (a instanceof Float32Array ? h.f32 : a instanceof Float64Array ? h.f64 : h.i32);
+      // Element offset of each array in the memory: element e of the array lives at off + e.
+      const off = new Map<Arr, number>();
+      for (const [a, sp] of spans) {
+        const at = h.alloc((sp.hi - sp.lo) * a.BYTES_PER_ELEMENT) / a.BYTES_PER_ELEMENT;
+        off.set(a, at - sp.lo);
+        if (sp.io !== 'out') viewOf(a).set(a.subarray(sp.lo, sp.hi) as never, at);
       }
-      dispatch(n, T, true, mainShare);
-    }
-    for (const [a, sp] of spans) {
-      if (sp.io === 'in') continue;
-      const at = off.get(a)! + sp.lo;
-      a.set(viewOf(a).subarray(at, at + (sp.hi - sp.lo)) as never, sp.lo);
-    }
-  });
+      const ints: number[] = [];
+      const doubles: number[] = [];
+      const patch: [number, number][] = [];
+      let ai = 0;
+      // Walk the signature: arrays give their staged offset to the following 'i'.
+      for (let c = 0; c < sig.length; c++) {
+        const t = sig[c];
+        const x = args[ai++]!;
+        if (t === 'F' || t === 'D' || t === 'I') {
+          if (!isArr(x)) throw new Error(`row kernel ${op}: argument ${ai - 1} should be an array`);
+          if (x.unitStride) patch.push([ints.length, x.unitStride]);
+          ints.push(off.get(x.a)!);
+          c++; // its offset
+        } else if (t === 'i') ints.push(x as number);
+        else doubles.push(x as number);
+      }
+      writeRowParams(doubles);
+      const base = ints.slice();
+      // The caller's own units, on its own arrays (the direct call's arguments).
+      const mainShare = split ? (lo: number, hi: number) => runDirect(fn, args, range, lo, hi) : undefined;
+      for (let u0 = 0; u0 < units; u0 += MAX_UNITS) {
+        const n = Math.min(MAX_UNITS, units - u0);
+        for (let u = 0; u < n; u++) {
+          for (const [i, st] of patch) ints[i] = base[i]! + (u0 + u) * st;
+          const [lo, hi] = range(u0 + u);
+          writeRowDesc(u, op, lo, hi, ints);
+        }
+        dispatch(n, T, true, mainShare);
+      }
+      for (const [a, sp] of spans) {
+        if (sp.io === 'in') continue;
+        const at = off.get(a)! + sp.lo;
+        a.set(viewOf(a).subarray(at, at + (sp.hi - sp.lo)) as never, sp.lo);
+      }
+    },
+    T,
+  );
 }
 
 /** Units of `n` values for elementwise kernels: about four per thread, whole cache lines. */

@@ -27,9 +27,15 @@
 const I32 = 0x7f;
 const V128 = 0x7b;
 
-/** Cache blocking (elements): a KC x NC panel of B and an MC x KC block of A are packed per step. */
+/**
+ * Cache blocking (elements): a KC x NC panel of B (1 MiB at these sizes: it stays in a 2 MiB L2) and an
+ * MC x KC block of A are packed per step. NC = 1024 rather than 512 packs A once instead of twice at
+ * n = 1024: 51.8 against 47.5 GFLOP/s per core (CPU time, median of 9 interleaved rounds on the shared
+ * 2-core EPYC, one thread, 1024^3); the same at 512^3. KC sets the summation order (see above), NC and MC
+ * do not.
+ */
 export const KC = 256;
-export const NC = 512;
+export const NC = 1024;
 /** Micro-tile: MR rows x (4*NV) columns of C held in MR*NV v128 accumulators. */
 export const MR = 4;
 export const NV = 2;

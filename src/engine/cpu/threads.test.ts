@@ -8,7 +8,19 @@ import { Rng } from '../random';
 import { compareArrays } from '../testing';
 import { CpuBackend, readSync } from './backend';
 import { gemm, gemmJs, gemmMany } from './matmul';
-import { cpuKernel, cpuThreadsInfo, describeCpuThreads, initCpuThreads, setCpuKernel, setCpuThreads, setMaxStagedBytes } from './pool';
+import {
+  cpuKernel,
+  cpuSpinActive,
+  cpuThreadsInfo,
+  describeCpuThreads,
+  initCpuThreads,
+  otherProcessesCores,
+  procTicks,
+  setCpuKernel,
+  setCpuSpin,
+  setCpuThreads,
+  setMaxStagedBytes,
+} from './pool';
 
 const THREADS = 3;
 
@@ -48,7 +60,7 @@ describe('thread pool', () => {
   });
 });
 
-// Edges of every block: KC=256 (k 257, 300, 520), NC=512 (n 530), MC=64 (m 67, 130), tile rows 4 / columns 8.
+// Edges of every block: KC=256 (k 257, 300, 520), NC=1024 (n 1030), MC=64 (m 67, 130), tile rows 4 / columns 8.
 const shapes: [number, number, number][] = [
   [1, 1, 1],
   [3, 5, 7],
@@ -57,6 +69,7 @@ const shapes: [number, number, number][] = [
   [130, 70, 520],
   [200, 200, 64],
   [21, 530, 40],
+  [13, 1030, 37],
 ];
 
 describe.each([
@@ -175,6 +188,52 @@ describe('results are bitwise identical for every thread count', () => {
     for (let t = 1; t < outs.length; t++) {
       for (let i = 0; i < outs[0]!.length; i++) expect(bits(outs[t]![i]!)).toEqual(bits(outs[0]![i]!));
     }
+  });
+});
+
+describe('polling before sleeping', () => {
+  it("'on' and 'off' decide at the next dispatch and leave the bits alone", () => {
+    const rng = new Rng(81);
+    const [m, n, k] = [120, 90, 150];
+    const A = rand(m * k, rng);
+    const B = rand(k * n, rng);
+    const run = (t: number) => {
+      setCpuThreads(t);
+      const C = new Float32Array(m * n);
+      gemm(A, 0, k, 1, B, 0, n, 1, C, 0, m, n, k);
+      return bits(C);
+    };
+    const prev = setCpuSpin({ mode: 'off' });
+    try {
+      const one = run(1);
+      expect(run(THREADS)).toEqual(one);
+      expect(cpuSpinActive()).toBe(false);
+      setCpuSpin({ mode: 'on', workerMs: 1, callerMs: 1 });
+      // Several dispatches in a row: the workers are polling, not asleep, when the next one comes.
+      for (let r = 0; r < 5; r++) expect(run(THREADS)).toEqual(one);
+      expect(cpuSpinActive()).toBe(true);
+    } finally {
+      setCpuSpin(prev);
+    }
+  });
+});
+
+describe("'auto' polling: other processes' CPU from /proc", () => {
+  const fake = (stat: string, self: string) => ({
+    readFileSync: ((f: string) => (f === '/proc/stat' ? stat : self)) as never,
+  });
+  // /proc/self/stat: the name may hold spaces and parentheses; utime and stime are fields 14 and 15.
+  const self = (utime: number, stime: number) => `42 (node (x) y) S 1 2 3 4 5 6 7 8 9 10 ${utime} ${stime} 0 0 20 0 9`;
+  it('reads busy ticks (all but idle and iowait) and this process ticks', () => {
+    const t = procTicks(fake('cpu  100 5 20 900 50 3 2 7 0 0\ncpu0 1 2 3\n', self(60, 9)));
+    expect(t).toEqual({ busy: 100 + 5 + 20 + 3 + 2 + 7, own: 69 });
+    expect(procTicks(fake('garbage', 'x'))).toBeNull();
+  });
+  it('counts only what other processes used: this process alone on the cores leaves them idle for it', () => {
+    // 1 s apart: 200 busy ticks (2 cores), 190 of them this process's -> 0.1 core for the others.
+    expect(otherProcessesCores({ busy: 1000, own: 500 }, { busy: 1200, own: 690 }, 1000)).toBeCloseTo(0.1, 9);
+    // Another process keeping a core busy while this one used one: 1 core.
+    expect(otherProcessesCores({ busy: 0, own: 0 }, { busy: 50, own: 25 }, 250)).toBeCloseTo(1, 9);
   });
 });
 

@@ -64,6 +64,8 @@ export interface CompressOptions {
    * Default: GRADOT_DEFAULTS.rankAllocation.
    */
   rankAllocation?: 'uniform' | 'global';
+  /** Called after each factored linear is built (done, total): the build's own progress, for an ETA. */
+  onLinearBuilt?: (done: number, total: number) => void;
 }
 
 /**
@@ -227,6 +229,20 @@ export interface ScoredMatrix {
   rank: number;
   parts: ScoreParts;
   kept?: number[];
+  /** Over the factor budget and handed to the scorer's FactorSpill (taken back by the build). */
+  spilled?: boolean;
+}
+
+/**
+ * Where the scorer puts the factors that do not fit its budget until the build takes them back (the CLI: a
+ * temporary folder, src/storage/factor-spill.ts). Without one, those matrices' SVDs are recomputed: at
+ * TinyLlama size that is most of the SVD time again. Values go in and come out bit for bit.
+ */
+export interface FactorSpill {
+  /** false: not kept (no room, a write error); that matrix is recomputed instead. */
+  put(key: string, f: BuildFactors): boolean;
+  /** The factors put under `key`, once; null if they cannot be read back (then recomputed). */
+  take(key: string): BuildFactors | null;
 }
 
 /**
@@ -267,8 +283,8 @@ function keptFactors(f: BuildFactors, out: number, inn: number, kept: number[]):
  * gradot's scores, computed as support statistics arrive (so the statistics of one group of blocks can be
  * dropped before the next group's exist): SVD + DRD scores of every matrix the plan factors, SCP channel
  * scores of every MLP the plan prunes. SVD factors are kept while they fit `factorBudget` bytes; beyond
- * it only σ and the scores are kept and compressModel recomputes that matrix's SVD (deterministic, so the
- * result is the same). Numerics are exactly compressModel's own.
+ * it they go to the `spill` when there is one, else only σ and the scores are kept and compressModel
+ * recomputes that matrix's SVD (deterministic, so the result is the same). Numerics are exactly compressModel's own.
  */
 export class GradotScorer {
   readonly drd = new Map<string, ScoredMatrix>();
@@ -286,6 +302,7 @@ export class GradotScorer {
     private readonly weights: WeightMap,
     opts: CompressOptions,
     private readonly factorBudget = Infinity,
+    readonly spill?: FactorSpill,
   ) {
     this.layout = compressionLayout(spec, opts);
     if (!this.layout.gradot) return;
@@ -329,7 +346,8 @@ export class GradotScorer {
     const bytes = 4 * (f.U.length + f.Vt.length);
     const keep = this.factorBytes + bytes <= this.factorBudget;
     if (keep) this.factorBytes += bytes;
-    const e: ScoredMatrix = { f: keep ? buildFactors(f) : null, S: f.S, rank: f.rank, parts };
+    const spilled = !keep && this.spill !== undefined && this.spill.put(key, buildFactors(f));
+    const e: ScoredMatrix = { f: keep ? buildFactors(f) : null, S: f.S, rank: f.rank, parts, ...(spilled ? { spilled } : {}) };
     this.drd.set(key, e);
     return e;
   }
@@ -405,8 +423,9 @@ export function compressModel(
   const local = scorer ?? new GradotScorer(spec, weights, opts);
 
   // gradot: SVD + DRD scores per factored matrix, computed once (the global allocation needs them all first).
+  const matrixKey = (src: number, group: 'attn' | 'mlp', proj: AttnProj | MlpProj) => `layers.${src}.${group}.${proj}`;
   const scoreMatrix = (src: number, group: 'attn' | 'mlp', proj: AttnProj | MlpProj): ScoredMatrix => {
-    const key = `layers.${src}.${group}.${proj}`;
+    const key = matrixKey(src, group, proj);
     return local.drd.get(key) ?? local.scoreDrd(key, needStats(stats, key));
   };
   if (gradot && allocation === 'global' && plan.kappa !== 1) {
@@ -455,6 +474,8 @@ export function compressModel(
   const d = spec.hiddenSize;
   const dff = spec.intermediateSize;
 
+  const toBuild = emuLayers.reduce((n, l) => n + Object.keys(l.ranks).length, 0);
+  let built = 0;
   emuLayers.forEach((layer, pos) => {
     // Source index = position in the source model (sources of a dense input are 0..L-1).
     const src = pos < bottom ? pos : pos >= emuLayers.length - top ? L - (emuLayers.length - pos) : plan.keptBlocks[pos - bottom]!;
@@ -483,8 +504,10 @@ export function compressModel(
         const t = performance.now();
         const kept = e.kept ?? selectComponents(e.S, e.parts.score, rank);
         scoreMs += performance.now() - t;
-        if (e.f) {
-          factors = keptFactors(e.f, o!, i!, kept);
+        const back = e.spilled ? (local.spill?.take(matrixKey(src, group, proj)) ?? null) : null;
+        e.spilled = false;
+        if (e.f ?? back) {
+          factors = keptFactors((e.f ?? back)!, o!, i!, kept);
         } else {
           // Dropped under the scorer's factor budget: the same SVD again (deterministic, same factors, and
           // lowRankFactors + one F32 rounding below give the same values as keptFactors).
@@ -507,6 +530,7 @@ export function compressModel(
       }
       out.set(`${dp}${base}.weight_a`, f32([o!, rank], factors.a));
       out.set(`${dp}${base}.weight_b`, f32([rank, i!], factors.b));
+      opts.onLinearBuilt?.(++built, toBuild);
     };
 
     for (const a of attn) {

@@ -33,7 +33,15 @@ import {
 import type { ModelSpec } from '../../model/spec';
 import type { WeightMap } from '../../model/weights';
 import { middleIndices, type CompressionMethod, type Split } from './budget';
-import { compressModel, GradotScorer, sharedWithSource, type CompressOptions, type CompressResult, type LayerRecord } from './compress';
+import {
+  compressModel,
+  GradotScorer,
+  sharedWithSource,
+  type CompressOptions,
+  type CompressResult,
+  type FactorSpill,
+  type LayerRecord,
+} from './compress';
 import type { LambdaMode } from './gcs';
 import { supportPass, type SupportBatch, type SupportPassResult } from './support';
 
@@ -296,9 +304,12 @@ export interface BuildEmulatorOptions extends CompressOptions {
   /**
    * Work done / total within a phase, for progress bars and ETAs: support = batch × block-group units;
    * scoring = matrices (SVD + GCS) and MLPs scored, which runs between the support pass's groups;
+   * compress = factored matrices built;
    * evaluate = support batches.
    */
-  onWork?: (phase: 'support' | 'scoring' | 'evaluate', done: number, total: number) => void;
+  onWork?: (phase: 'support' | 'scoring' | 'compress' | 'evaluate', done: number, total: number) => void;
+  /** gradot: where factors over half the memory budget wait for the build (else they are recomputed). */
+  factorSpill?: FactorSpill;
   /**
    * Bytes gradot may use beyond the model's own weights (default DEFAULT_MEMORY_BUDGET): a quarter bounds
    * one group of support statistics (supportPass memoryBudget), half bounds the SVD factors kept between
@@ -416,7 +427,7 @@ export async function buildEmulator(
   const budget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   try {
     // gradot: statistics are scored group by group as the support pass produces them, then dropped.
-    const scorer = o.method === 'gradot' ? new GradotScorer(spec, weights, o, budget / 2) : undefined;
+    const scorer = o.method === 'gradot' ? new GradotScorer(spec, weights, o, budget / 2, o.factorSpill) : undefined;
     if (scorer) {
       o.onProgress?.('support');
       const needed = scorer.needed;
@@ -441,7 +452,13 @@ export async function buildEmulator(
     o.onProgress?.('compress');
     const tc = performance.now();
     o.signal?.throwIfAborted();
-    const result = compressModel(spec, weights, o, undefined, scorer);
+    const result = compressModel(
+      spec,
+      weights,
+      { ...o, onLinearBuilt: (done, total) => o.onWork?.('compress', done, total) },
+      undefined,
+      scorer,
+    );
     const dtype = o.dtype ?? sourceDtype(weights);
     roundWeightsTo(result.weights, dtype);
     const compressSeconds = (performance.now() - tc) / 1000;
