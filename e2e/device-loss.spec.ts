@@ -89,7 +89,7 @@ test('a lost GPU device mid-tuning: the run resumes on the CPU from its last che
       () => {
         const t = document.querySelector('section[aria-label="Training"] .progress-line')?.textContent ?? '';
         const m = /step (\d+)\/(\d+)/.exec(t);
-        return m !== null && Number(m[1]) >= 3 && Number(m[1]) < Number(m[2]) && t.includes('webgpu');
+        return m !== null && Number(m[1]) >= 3 && Number(m[1]) < Number(m[2]) && t.toLowerCase().includes('webgpu');
       },
       null,
       { timeout: 300_000, polling: 100 },
