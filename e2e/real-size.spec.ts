@@ -42,6 +42,10 @@ interface Sample {
   rendererMax: number;
   /** The largest high-water mark (VmHWM) of a renderer process: its true peak, between samples too. */
   rendererHwm: number;
+  /** The largest renderer's RSS by kind (status RssAnon / RssFile / RssShmem): heap, mapped files, shared memory. */
+  rendererAnon: number;
+  rendererFile: number;
+  rendererShmem: number;
   gpu: number;
   browser: number;
   chromium: number;
@@ -74,13 +78,15 @@ function descendants(root: number): number[] {
   return out;
 }
 
-function classify(pid: number): { kind: Kind; rss: number; hwm: number } | null {
+function classify(pid: number): { kind: Kind; rss: number; hwm: number; anon: number; file: number; shmem: number } | null {
   try {
     // Chromium's child processes rewrite their title: one space-separated string, not NUL-separated args.
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
     const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    const [anon, file, shmem] = [kb('RssAnon'), kb('RssFile'), kb('RssShmem')];
     const exe = cmd[0] ?? '';
     if (/chrom/i.test(exe)) {
       const type = cmd.find((a) => a.startsWith('--type='))?.slice(7);
@@ -93,9 +99,9 @@ function classify(pid: number): { kind: Kind; rss: number; hwm: number } | null 
             : type === 'utility'
               ? 'utility'
               : 'other-chromium';
-      return { kind, rss, hwm };
+      return { kind, rss, hwm, anon, file, shmem };
     }
-    if (/node$/.test(exe)) return { kind: 'node', rss, hwm };
+    if (/node$/.test(exe)) return { kind: 'node', rss, hwm, anon, file, shmem };
     return null;
   } catch {
     return null;
@@ -108,7 +114,19 @@ class MemorySampler {
   private timer: NodeJS.Timeout | null = null;
 
   sample(): Sample {
-    const s: Sample = { t: Date.now(), renderer: 0, rendererMax: 0, rendererHwm: 0, gpu: 0, browser: 0, chromium: 0, node: 0 };
+    const s: Sample = {
+      t: Date.now(),
+      renderer: 0,
+      rendererMax: 0,
+      rendererHwm: 0,
+      rendererAnon: 0,
+      rendererFile: 0,
+      rendererShmem: 0,
+      gpu: 0,
+      browser: 0,
+      chromium: 0,
+      node: 0,
+    };
     for (const pid of descendants(process.pid)) {
       const c = classify(pid);
       if (!c) continue;
@@ -119,6 +137,7 @@ class MemorySampler {
       s.chromium += c.rss;
       if (c.kind === 'renderer') {
         s.renderer += c.rss;
+        if (c.rss > s.rendererMax) Object.assign(s, { rendererAnon: c.anon, rendererFile: c.file, rendererShmem: c.shmem });
         s.rendererMax = Math.max(s.rendererMax, c.rss);
         s.rendererHwm = Math.max(s.rendererHwm, c.hwm);
       } else if (c.kind === 'gpu') s.gpu += c.rss;
@@ -138,8 +157,32 @@ class MemorySampler {
     this.timer = null;
   }
 
+  /** The page renderer's RSS over time (seconds from the first sample, GiB), to place a peak in its phase. */
+  timeline(): number[][] {
+    const t0 = this.samples[0]?.t ?? 0;
+    const g = (b: number) => Math.round((b / GIB) * 100) / 100;
+    return this.samples.map((s) => [
+      Math.round((s.t - t0) / 100) / 10,
+      g(s.rendererMax),
+      g(s.rendererAnon),
+      g(s.rendererFile),
+      g(s.rendererShmem),
+    ]);
+  }
+
   peaks(from = 0, to = Number.POSITIVE_INFINITY): Omit<Sample, 't'> {
-    const p = { renderer: 0, rendererMax: 0, rendererHwm: 0, gpu: 0, browser: 0, chromium: 0, node: 0 };
+    const p = {
+      renderer: 0,
+      rendererMax: 0,
+      rendererHwm: 0,
+      rendererAnon: 0,
+      rendererFile: 0,
+      rendererShmem: 0,
+      gpu: 0,
+      browser: 0,
+      chromium: 0,
+      node: 0,
+    };
     for (const s of this.samples) {
       if (s.t < from || s.t > to) continue;
       for (const k of Object.keys(p) as (keyof typeof p)[]) p[k] = Math.max(p[k], s[k]);
@@ -160,6 +203,8 @@ const load = () =>
 
 interface Phase {
   name: string;
+  /** Start, in seconds from the sampler's first sample (see MemorySampler.timeline). */
+  startS?: number;
   ms: number;
   peakRenderer: number;
   peakRendererProcess: number;
@@ -230,6 +275,7 @@ async function timed<T>(
     const pk = mem.peaks(t0, t1 + 1);
     phases.push({
       name,
+      startS: Math.round((t0 - (mem.samples[0]?.t ?? t0)) / 100) / 10,
       ms: t1 - t0,
       peakRenderer: pk.renderer,
       peakRendererProcess: pk.rendererMax,
@@ -570,6 +616,7 @@ test.describe('real model sizes', () => {
         uptimeStart,
         uptimeEnd: (await run('uptime', [])).out.trim(),
         ...rec,
+        timeline: mem.timeline(),
       });
     }
   });
@@ -694,6 +741,7 @@ test.describe('real model sizes', () => {
         crashed,
         uptimeStart,
         uptimeEnd,
+        timeline: mem.timeline(),
       });
       const pageHwm = Math.max(all.rendererHwm, all.rendererMax);
       if (pageHwm >= 4 * GIB) failures.push(`the page's renderer (page + workers) peaked at ${gb(pageHwm)} over the run (target < 4 GiB)`);

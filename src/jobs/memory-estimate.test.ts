@@ -6,11 +6,13 @@ import { paramCounts } from '../model/params';
 import { blockLinearNames, supportBytesPerBlock } from '../ot/emulator/support';
 import { tinyModel } from '../ot/offsite/test-helpers';
 import {
+  BROWSER_SUPPORT_GARBAGE,
   DEFAULT_TAB_BYTES,
   ESTIMATE_MARGIN,
   estimatePeakMemory,
   fitVerdict,
   modelShapeOf,
+  PAGE_RUNTIME_BYTES,
   supportBytesPerBlockOf,
   tabMemory,
   type ModelShape,
@@ -118,5 +120,38 @@ describe('tab memory and the verdict', () => {
     expect(ok.fits).toBe(true);
     expect(ok.level).toBe('fits');
     expect(ok.message).toContain('1.00 GB');
+  });
+});
+
+describe('the estimate in the studio page (browser: true)', () => {
+  const studio = { keep: 0.5, split: { bottom: 2, top: 2 }, batch: 4, seq: 64, runtimeBytes: PAGE_RUNTIME_BYTES } as const;
+
+  it('is the CLI estimate plus the uncollected support-pass transients and the download Blob', () => {
+    for (const family of ['gpt2', 'qwen2.5-0.5b'] as const) {
+      for (const method of ['drop', 'svd', 'gradot'] as const) {
+        const node = estimatePeakMemory(hubShape(family), { ...studio, job: 'compress', method });
+        const page = estimatePeakMemory(hubShape(family), { ...studio, job: 'compress', method, browser: true });
+        expect(page.bytes, `${family} ${method}`).toBeGreaterThan(node.bytes);
+        const offer = page.phases.find((p) => p.phase === 'offering the download')!;
+        const pkg = page.phases.find((p) => p.phase === 'packaging')!;
+        const pkgBytes = pkg.parts.find((p) => p.what === 'emulator package')!.bytes;
+        expect(offer.bytes - pkg.bytes).toBeCloseTo(pkgBytes, 0);
+        const sp = page.phases.find((p) => p.phase === 'support pass');
+        expect(!!sp, `${family} ${method}`).toBe(method === 'gradot');
+        if (sp) {
+          const nodeSp = node.phases.find((p) => p.phase === 'support pass')!;
+          const working = nodeSp.bytes - PAGE_RUNTIME_BYTES - nodeSp.parts.find((p) => p.what.startsWith('model weights'))!.bytes;
+          expect(sp.bytes - nodeSp.bytes).toBeCloseTo(BROWSER_SUPPORT_GARBAGE * working, 0);
+        }
+      }
+    }
+  });
+
+  it('Qwen2.5-0.5B GradOT at the studio defaults is said not to fit a 4 GiB tab, with the numbers', () => {
+    const e = estimatePeakMemory(hubShape('qwen2.5-0.5b'), { ...studio, job: 'compress', method: 'gradot', browser: true });
+    const v = fitVerdict('Building this emulator', e, { bytes: 4.09 * 2 ** 30, source: 'test' });
+    expect(v.fits).toBe(false);
+    expect(v.message).toMatch(/not fit: estimated peak \d+\.\d\d GB in the (support pass|offering the download)/);
+    expect(v.message).toContain('4.09 GB');
   });
 });

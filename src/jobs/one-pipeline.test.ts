@@ -126,7 +126,7 @@ describe('CLI and studio worker: one pipeline', () => {
         supportBatch: 2,
       };
       const r = await api.compress(opts, () => undefined);
-      const studioZip = (await api.exportPackage(r.packageId)).bytes;
+      const studioZip = new Uint8Array(await new Blob([(await api.exportPackage(r.packageId)).bytes as Blob]).arrayBuffer());
 
       const a = unzipEmulatorPackage(cliZip);
       const b = unzipEmulatorPackage(studioZip);

@@ -8,7 +8,8 @@ import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { weightsSha256 } from '../ot/emulator/package';
 import { loadAdapterFolder, type AdapterMeta } from '../ot/offsite/export';
-import { plugIn } from '../ot/offsite/plugin';
+import { denseAdapterWeights, plugIn } from '../ot/offsite/plugin';
+import type { Decoder } from '../model/decoder';
 import type { TrainedAdapter } from '../ot/offsite/tune';
 
 export interface PlugInJobOutput {
@@ -55,4 +56,29 @@ export async function plugInJob(
   const { meta, adapter, warnings } = await loadAdapterFor(model, source, o);
   const plugged = await plugIn(model, adapter, o.backend);
   return { ...plugged, meta, adapter, warnings };
+}
+
+/**
+ * Plugs an adapter into a live decoder of the full model (the one Full ZS ran on), in place: only the
+ * tensors the adapter changes get storages of their own, so the plug-in model is evaluated without a
+ * second copy of the full model. The decoder then holds exactly the tensors a decoder built from
+ * `plugIn(full, adapter)`'s weights holds. `full` is the host model the decoder was built from (LoRA merges
+ * into its weights). Returns the replaced tensors' names.
+ */
+export async function plugIntoDecoder(
+  dec: Decoder,
+  full: { spec: ModelSpec; weights: WeightMap },
+  adapter: TrainedAdapter,
+): Promise<string[]> {
+  const dense = await denseAdapterWeights(adapter, full.spec, full.weights, dec.backend);
+  for (const [name, t] of dense) {
+    const p = dec.params.get(name);
+    if (!p) throw new Error(`plug-in: the decoder has no ${name}`);
+    if (p.shape.length !== t.shape.length || p.shape.some((n, i) => n !== t.shape[i]))
+      throw new Error(`plug-in: ${name} is [${t.shape.join(', ')}] but the model's is [${p.shape.join(', ')}]`);
+    const s = dec.backend.fromArray(t.data);
+    dec.backend.free(p.storage);
+    p.storage = s;
+  }
+  return [...dense.keys()];
 }

@@ -366,7 +366,8 @@ export interface EvalReport {
 
 export interface DownloadFile {
   name: string;
-  bytes: Uint8Array;
+  /** A Blob for large files the worker keeps (an emulator package): passed on without a copy. */
+  bytes: Uint8Array | Blob;
   mime: string;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, liveTiming, overallProgress } from './format';
+import { backendLabel, compactTick, formatDuration, liveTiming, overallProgress } from './format';
 
 describe('formatDuration', () => {
   it('never prints 60 seconds inside a minute', () => {
@@ -79,5 +79,23 @@ describe('explainPackageSize', () => {
     expect(
       explainPackageSize({ packageBytes: 10e6, paramsAfter: 5e6, modelBytes: 16e6, modelParams: 8e6, modelDtypes: ['F16'] }),
     ).toBeNull();
+  });
+});
+
+describe('compactTick and backendLabel', () => {
+  it('shortens large ticks and leaves small ones as they are', () => {
+    expect(compactTick(15_000_000)).toBe('15M');
+    expect(compactTick(7_500_000)).toBe('7.5M');
+    expect(compactTick(2_500_000_000)).toBe('2.5B');
+    expect(compactTick(25_000)).toBe('25K');
+    expect(compactTick(4000)).toBe('4000');
+    expect(compactTick(0.25)).toBe('0.25');
+    expect(compactTick(0)).toBe('0');
+  });
+  it("words the engine's backend names as the badge does", () => {
+    expect(backendLabel('cpu-f32')).toBe('CPU');
+    expect(backendLabel('cpu-f64')).toBe('CPU (f64)');
+    expect(backendLabel('webgpu')).toBe('WebGPU');
+    expect(backendLabel('CPU (2 threads)')).toBe('CPU (2 threads)');
   });
 });

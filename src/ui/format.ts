@@ -113,3 +113,25 @@ export function explainPackageSize(o: {
       : `, the model file about ${modelBpp.toFixed(1)}.`)
   );
 }
+
+/**
+ * A backend's name (the engine's `Backend.name`: "cpu-f32", "cpu-f64", "webgpu") as the UI words it, the
+ * way the badge does: "CPU", "CPU (f64)", "WebGPU". Other strings (already worded) pass through.
+ */
+export function backendLabel(name: string): string {
+  if (name === 'cpu-f32') return 'CPU';
+  if (name === 'cpu-f64') return 'CPU (f64)';
+  if (name === 'webgpu') return 'WebGPU';
+  if (name === 'cpu (host)') return 'CPU';
+  return name;
+}
+
+/** An axis tick: 15000000 -> "15M", 7500000 -> "7.5M", 2500 -> "2.5K"; under 10 000 as uPlot would print it. */
+export function compactTick(v: number): string {
+  const a = Math.abs(v);
+  const short = (x: number, unit: string) => `${Number.parseFloat(x.toPrecision(3))}${unit}`;
+  if (a >= 1e9) return short(v / 1e9, 'B');
+  if (a >= 1e6) return short(v / 1e6, 'M');
+  if (a >= 1e4) return short(v / 1e3, 'K');
+  return String(Number.parseFloat(v.toPrecision(6)));
+}

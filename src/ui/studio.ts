@@ -103,8 +103,11 @@ export async function fetchFiles(base: string, names: string[], optional: string
   return out;
 }
 
-export function download(name: string, bytes: Uint8Array | string, mime: string): void {
-  const blob = new Blob([typeof bytes === 'string' ? bytes : (bytes as Uint8Array<ArrayBuffer>)], { type: mime });
+export function download(name: string, bytes: Uint8Array | Blob | string, mime: string): void {
+  const blob =
+    bytes instanceof Blob && bytes.type === mime
+      ? bytes
+      : new Blob([typeof bytes === 'string' || bytes instanceof Blob ? bytes : (bytes as Uint8Array<ArrayBuffer>)], { type: mime });
   const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;

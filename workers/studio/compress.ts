@@ -2,14 +2,15 @@
  * The Model owner's compression: builds the emulator with the job `gradot compress` runs and shapes the
  * per-block and per-matrix tables and the spectra the view shows.
  */
+import { backendLabel } from '../../src/ui/format';
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { exactSvd } from '../../src/engine/linalg/svd';
-import { linearDims, loadHFModel, projsOf } from '../../src/model/hf';
+import { fromHFTensor, linearDims, planHFLoad, projsOf } from '../../src/model/hf';
+import type { FloatArray } from '../../src/engine/backend';
 import { linearName } from '../../src/model/decoder';
 import type { AttnProj, MlpProj, ModelSpec } from '../../src/model/spec';
 import { loadTokenizer } from '../../src/model/tokenizer';
 import { blockParamCount, middleIndices } from '../../src/ot/emulator/budget';
-import { zipEmulatorPackage } from '../../src/ot/emulator/package';
 import type { CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
 import { buildEmulatorJob, type BuildEmulatorOutput } from '../../src/jobs/build-emulator';
 import { TOKENIZER_FILES } from '../../src/jobs/data';
@@ -19,13 +20,15 @@ import type {
   CompressLayerResult,
   PerMatrixResult,
   DownloadFile,
+  InputFile,
   ProgressFn,
   Spectrum,
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, newId, builtPackages } from './state';
-import { Cancelled, startControlledJob } from './jobs';
+import { Cancelled, loadModelWeights, startControlledJob } from './jobs';
+import { zipPackageBlob } from './zip-blob';
 
 /**
  * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
@@ -38,7 +41,14 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
   try {
     report({ phase: 'loading weights', fraction: 0.01 });
     const source = sourceOf(cur.files, cur.summary.name);
-    const loaded = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)}`;
+    const loaded = await loadModelWeights(
+      cur.files,
+      cur.summary.name,
+      (done, total, etaS) =>
+        report({ phase: 'loading weights', fraction: 0.01 + 0.02 * (done / total), etaS, message: `${mib(done)} of ${mib(total)} MiB` }),
+      abort.signal,
+    );
     const spec = loaded.spec;
     const split = { bottom: opts.adapters.bottom, top: opts.adapters.top };
     let middle: number[];
@@ -103,7 +113,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
                 if (p.phase === 'support') {
                   const done = p.total ? (p.done ?? 0) / p.total : 0;
                   report({
-                    phase: `support pass on ${be.name}`,
+                    phase: `support pass on ${backendLabel(be.name)}`,
                     fraction: 0.05 + 0.75 * done,
                     step: p.done,
                     totalSteps: p.total,
@@ -130,23 +140,26 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // A cancel that landed after the last check (the build's final steps run without one) still wins.
     if (abort.signal.aborted) throw new Cancelled();
     const r = built.result;
-    const zip = zipEmulatorPackage(built.files);
+    // Nothing below needs a weight: let the model's and the emulator's arrays go before the zip is made (the
+    // zip's allocation is then what prompts the collector to take them, at 2 GB for Qwen2.5-0.5B).
+    loaded.weights.clear();
+    r.weights.clear();
+    // Kept for download as a Blob (the browser may hold it outside the page's heap); the emulator's weights,
+    // the package's files and the model's decoded weights are let go when this job returns: a spectrum
+    // re-reads its one source matrix from the model's files.
+    // Made of the files' own bytes and the headers (zip-blob.ts): no contiguous copy of the package.
+    const zip = zipPackageBlob(built.files);
+    const packageBytes = zip.size;
     const packageId = newId('emu');
-    // Source matrices of the middle blocks, for the spectra (σ of any compressed matrix, on demand).
-    const sourceWeights = new Map<string, { shape: number[]; data: Float32Array }>();
-    const { attn, mlp } = projsOf(spec);
-    for (const i of middle) {
-      for (const p of [...attn, ...mlp]) {
-        const name = `${linearName(i, p)}.weight`;
-        const t = loaded.weights.get(name);
-        if (t) sourceWeights.set(name, { shape: t.shape, data: t.data });
-      }
-    }
+    const { weights: _cleared, ...record } = r;
     builtPackages.set(packageId, {
       zip,
       name: `${cur.summary.name.replace(/[^\w.-]+/g, '_')}-${opts.method}-keep${opts.keep}-emulator.zip`,
-      result: r,
-      sourceWeights,
+      result: record,
+      modelFiles: cur.files,
+      modelName: cur.summary.name,
+      middle,
+      projs: [...projsOf(spec).attn, ...projsOf(spec).mlp],
     });
     const support = built.meta.support;
 
@@ -185,7 +198,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
       timings: { ...r.timings, ...(support ? { supportSeconds: built.report.seconds.support ?? 0 } : {}) },
       backend: backendName,
       packageId,
-      packageBytes: zip.byteLength,
+      packageBytes,
     };
   } finally {
     end();
@@ -228,14 +241,28 @@ export function perMatrix(spec: ModelSpec, r: OtCompressResult, middle: number[]
 export async function exportPackage(packageId: string): Promise<DownloadFile> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory (the page was reloaded?): build it again');
-  return { name: p.name, bytes: p.zip.slice(), mime: 'application/zip' };
+  return { name: p.name, bytes: p.zip, mime: 'application/zip' };
+}
+
+/** One canonical tensor of a model, read from its files alone (the others are not decoded). */
+export async function readModelTensor(files: InputFile[], label: string, name: string): Promise<{ shape: number[]; data: FloatArray }> {
+  const plan = await planHFLoad(sourceOf(files, label)).catch((e: unknown) => rethrow(e, label));
+  const m = plan.mappings.find((x) => x.canonical.includes(name));
+  if (!m) fail(label, `no tensor ${name} in this model`);
+  const info = plan.tensors.get(m.hf)!;
+  const t = await plan.readers
+    .get(info.file)!
+    .read(m.hf)
+    .catch((e: unknown) => rethrow(e, info.file));
+  const got = fromHFTensor(plan.spec, m, t).find(([c]) => c === name)![1];
+  return { shape: got.shape, data: got.data };
 }
 
 export async function spectrum(packageId: string, layer: number, proj: string): Promise<Spectrum> {
   const p = builtPackages.get(packageId);
   if (!p) fail(undefined, 'this emulator is no longer in memory: build it again');
-  const w = p.sourceWeights.get(`${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
-  if (!w) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
+  if (!p.middle.includes(layer) || ![...p.projs].includes(proj)) fail(undefined, `no matrix ${proj} in middle block ${layer}`);
+  const w = await readModelTensor(p.modelFiles, p.modelName, `${linearName(layer, proj as AttnProj | MlpProj)}.weight`);
   const [o, i] = w.shape as [number, number];
   const f = exactSvd(w.data, o, i);
   const rec = p.result.layers.find((l) => l.source === layer);

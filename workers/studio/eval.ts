@@ -3,12 +3,11 @@
  * owner's side) over src/jobs evaluate and plug-in.
  */
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
-import { decoderFromWeights, type Decoder } from '../../src/model/decoder';
+import { type Decoder } from '../../src/model/decoder';
 import { loadTokenizer, type Tokenizer } from '../../src/model/tokenizer';
-import { loadAdapterFor } from '../../src/jobs/plug-in';
+import { loadAdapterFor, plugIntoDecoder } from '../../src/jobs/plug-in';
 import { headline, type EncodedTask, type EvalMetrics } from '../../src/ot/offsite/evaluate';
 import { evaluateJob, prepareEvalTask } from '../../src/jobs/evaluate';
-import { applyAdapter, plugIn } from '../../src/ot/offsite/plugin';
 import type { ModelSpec } from '../../src/model/spec';
 import {
   type PlugInOptions,
@@ -21,7 +20,8 @@ import {
   type ProgressFn,
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
-import { fail, sourceOf, rethrow } from './files';
+import { fail, sourceOf, rethrow, readPackage } from './files';
+import { decoderOverHost } from './host-decoder';
 import { openModels, openPackages, openAdaptersMap, openDatasets, tunedRuns } from './state';
 import { startControlledJob, loadOpenModel } from './jobs';
 
@@ -96,26 +96,30 @@ export async function evalOn(
 export async function evaluateRun(opts: EvalOptions, onProgress: ProgressFn): Promise<EvalReport> {
   const run = opts.runId ? tunedRuns.get(opts.runId) : undefined;
   const opened = opts.packageId ? openPackages.get(opts.packageId) : undefined;
-  const pkg = run?.pkg ?? opened?.pkg;
   const pkgFiles = run?.pkgFiles ?? opened?.files;
-  if (!pkg || !pkgFiles) fail(undefined, 'open an emulator package (or finish a tuning run) first');
+  const pkgName = run?.packageName ?? opened?.summary.name ?? 'package';
+  if (!pkgFiles) fail(undefined, 'open an emulator package (or finish a tuning run) first');
   const d = openDatasets.get(opts.datasetId);
   if (!d) fail(undefined, 'open an evaluation file first');
   const { report, abort, end } = startControlledJob(onProgress);
   try {
+    report({ phase: 'loading the emulator', fraction: null });
+    // Decoded for this job only (the worker keeps the package's files, not its weights).
+    const pkg = await readPackage(pkgFiles, pkgName);
     const tok = await loadTokenizer(sourceOf(pkgFiles, 'package')).catch((e: unknown) => rethrow(e, 'package'));
     const spec = pkg.meta.spec;
     // On a lost GPU device the evaluation starts again on the CPU backend.
     return await onBackend(
       'auto',
       async (be) => {
-        const zsDec = decoderFromWeights(be, spec, pkg.weights);
+        const zsDec = decoderOverHost(be, spec, pkg.weights);
         try {
           const passes = run ? 2 : 1;
           const zs = await evalOn(zsDec, tok, d.file, spec, 'Emulator ZS', report, abort.signal, opts.limit, { index: 0, of: passes });
           let ft: EvalMetrics | null = null;
           if (run) {
-            await applyAdapter(zsDec, run.result.adapter);
+            // In place, as plug-in does (no read-back of the emulator's weights for a LoRA merge).
+            await plugIntoDecoder(zsDec, { spec, weights: pkg.weights }, run.result.adapter);
             ft = await evalOn(zsDec, tok, d.file, spec, 'Emulator FT', report, abort.signal, opts.limit, { index: 1, of: 2 });
           }
           return { file: d.file.path, emulatorZS: toEvalResult(zs), emulatorFT: ft ? toEvalResult(ft) : null, backend: be.name };
@@ -140,7 +144,14 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
   const { report, abort, end } = startControlledJob(onProgress);
   try {
     report({ phase: 'loading the full model', fraction: null });
-    const { model: full, tok } = await loadOpenModel(cur);
+    const { model: full, tok } = await loadOpenModel(cur, (done, total, etaS) =>
+      report({
+        phase: 'loading the full model',
+        fraction: null,
+        etaS,
+        message: `${(done / 2 ** 20).toFixed(0)} of ${(total / 2 ** 20).toFixed(0)} MiB`,
+      }),
+    );
     let adapter;
     try {
       const aSource = sourceOf(a.files, a.summary.name);
@@ -152,27 +163,23 @@ export async function plugInJob(opts: PlugInOptions, onProgress: ProgressFn): Pr
     return await onBackend(
       'auto',
       async (be) => {
-        const fullDec = decoderFromWeights(be, full.spec, full.weights);
-        let zs: EvalMetrics;
+        // One copy of the full model: Full ZS runs on it, then the adapter's tensors replace theirs in place
+        // (the same tensors plugIn would give a second decoder) and Plug-in runs on the same decoder.
+        const dec = decoderOverHost(be, full.spec, full.weights);
         try {
-          zs = await evalOn(fullDec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit, { index: 0, of: 2 });
-        } finally {
-          freeQuietly(fullDec);
-        }
-        report({ phase: 'plugging the adapter in', fraction: null });
-        const plugged = await plugIn({ spec: full.spec, weights: full.weights }, adapter, be);
-        const plugDec = decoderFromWeights(be, plugged.spec, plugged.weights);
-        try {
-          const pl = await evalOn(plugDec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit, { index: 1, of: 2 });
+          const zs = await evalOn(dec, tok, d.file, full.spec, 'Full ZS', report, abort.signal, opts.limit, { index: 0, of: 2 });
+          report({ phase: 'plugging the adapter in', fraction: null });
+          const replaced = await plugIntoDecoder(dec, full, adapter);
+          const pl = await evalOn(dec, tok, d.file, full.spec, 'Plug-in', report, abort.signal, opts.limit, { index: 1, of: 2 });
           return {
             file: d.file.path,
             fullZS: toEvalResult(zs),
             plugIn: toEvalResult(pl),
-            replaced: plugged.replaced.length,
+            replaced: replaced.length,
             backend: be.name,
           };
         } finally {
-          freeQuietly(plugDec);
+          freeQuietly(dec);
         }
       },
       { signal: abort.signal, onFallback: (message) => report({ phase: message, fraction: null, message }) },

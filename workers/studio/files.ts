@@ -6,6 +6,7 @@ import { SafetensorsReader } from '../../src/model/safetensors';
 import { FileListSource } from '../../src/model/source';
 import { numel } from '../../src/model/weights';
 import { unzipBounded } from '../../src/faults/zip';
+import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import { encodeStudioError, type InputFile, type TensorInfo } from '../../src/jobs/studio-api';
 
 export function fail(file: string | undefined, message: string, line?: number): never {
@@ -71,4 +72,26 @@ export async function expandZip(file: InputFile): Promise<InputFile[]> {
     rethrow(e, file.path);
   }
   return entries.filter(([p]) => !p.endsWith('/')).map(([p, b]) => ({ path: p, data: new Blob([b as Uint8Array<ArrayBuffer>]) }));
+}
+
+/**
+ * An emulator package's weights, decoded from its files (a dropped folder or zip, or a run's saved copy):
+ * jobs call this when they start and let go of the result when they end, so an open package costs its
+ * files' Blobs between jobs, not its decoded weights.
+ */
+export async function readPackage(files: InputFile[], label: string): Promise<EmulatorPackage> {
+  const manifestFile = findFile(files, EMULATOR_JSON);
+  if (!manifestFile) {
+    fail(label, `not an emulator package: no ${EMULATOR_JSON} (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
+  }
+  const weightsFile = findFile(files, EMULATOR_WEIGHTS);
+  if (!weightsFile) fail(label, `${EMULATOR_WEIGHTS} is missing next to ${EMULATOR_JSON}`);
+  const map = new Map<string, Uint8Array>();
+  for (const f of [manifestFile, weightsFile]) map.set(baseName(f.path), new Uint8Array(await f.data.arrayBuffer()));
+  try {
+    // src/ot checks format, version, and every tensor against the emulator's spec.
+    return readEmulatorPackage(map);
+  } catch (e) {
+    rethrow(e, label);
+  }
 }

@@ -13,7 +13,7 @@ import type { ModelSpec } from '../../src/model/spec';
 import { type WeightMap } from '../../src/model/weights';
 import { type GenerateOptions, type GenerateResult, type GenerateStage, type InputFile } from '../../src/jobs/studio-api';
 import { probeBackend } from './backend';
-import { fail, sourceOf, rethrow } from './files';
+import { fail, sourceOf, rethrow, readPackage } from './files';
 import { earlyCancels, jobs, openModels, openAdaptersMap, tunedRuns, type JobControl } from './state';
 import { Cancelled } from './jobs';
 
@@ -54,8 +54,9 @@ export async function buildTryExport(target: GenerateOptions['target'], gate: St
   if (target.kind === 'run') {
     const run = tunedRuns.get(target.runId);
     if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it first');
-    const m = run.pkg.meta;
-    const tuned = await plugIn({ spec: m.spec, weights: run.pkg.weights }, run.result.adapter, be);
+    const m = run.meta;
+    const pkg = await readPackage(run.pkgFiles, run.packageName);
+    const tuned = await plugIn({ spec: m.spec, weights: pkg.weights }, run.result.adapter, be);
     spec = m.spec;
     weights = tuned.weights;
     files = run.pkgFiles;

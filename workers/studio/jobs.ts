@@ -56,10 +56,33 @@ export function startControlledJob(onProgress: ProgressFn) {
   return { ...job, abort, pauser, end };
 }
 
+/**
+ * Loads a model's weights for a job, with progress: bytes read and an ETA from the rate so far (a real-size
+ * model takes tens of seconds to read and widen to f32).
+ */
+export async function loadModelWeights(
+  files: InputFile[],
+  label: string,
+  onLoad?: (doneBytes: number, totalBytes: number, etaS: number | null) => void,
+  signal?: AbortSignal,
+) {
+  const t0 = performance.now();
+  return loadHFModel(sourceOf(files, label), {
+    ...(signal ? { signal } : {}),
+    onProgress: (d, total) => {
+      const s = (performance.now() - t0) / 1000;
+      onLoad?.(d, total, d > 0 && s > 1 ? (s / d) * (total - d) : null);
+    },
+  }).catch((e: unknown) => rethrow(e, label));
+}
+
 /** The model open in the Model owner view, loaded with its tokenizer; errors name the model. */
-export async function loadOpenModel(cur: { files: InputFile[]; summary: { name: string } }) {
+export async function loadOpenModel(
+  cur: { files: InputFile[]; summary: { name: string } },
+  onLoad?: (doneBytes: number, totalBytes: number, etaS: number | null) => void,
+) {
   const source = sourceOf(cur.files, cur.summary.name);
-  const model = await loadHFModel(source).catch((e: unknown) => rethrow(e, cur.summary.name));
+  const model = await loadModelWeights(cur.files, cur.summary.name, onLoad);
   const tok = await loadTokenizer(source).catch((e: unknown) => rethrow(e, cur.summary.name));
   return { model, tok };
 }

@@ -4,7 +4,6 @@
  */
 import { readDatasetBlob, validateDataset, type Dataset } from '../../src/data';
 import { checkTokenizerVocab, hfToCanonical, isKnownBuffer, planHFLoad, tokenizerJsonIdCount } from '../../src/model/hf';
-import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
 import type { ModelSpec } from '../../src/model/spec';
 import { numel } from '../../src/model/weights';
 import {
@@ -16,7 +15,18 @@ import {
   type PackageSummary,
   type TensorInfo,
 } from '../../src/jobs/studio-api';
-import { fail, stripCommonFolder, sourceOf, readSafetensorsHeader, rethrow, baseName, findFile, readJson, expandZip } from './files';
+import {
+  fail,
+  stripCommonFolder,
+  sourceOf,
+  readSafetensorsHeader,
+  rethrow,
+  baseName,
+  findFile,
+  readJson,
+  expandZip,
+  readPackage,
+} from './files';
 import { openModels, openPackages, newId, openAdaptersMap, openDatasets } from './state';
 import { dropTryExports } from './generate';
 
@@ -138,21 +148,8 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
   let files = stripCommonFolder(input);
   if (files.length === 1 && files[0]!.path.toLowerCase().endsWith('.zip')) files = await expandZip(files[0]!);
   const label = input.length === 1 ? input[0]!.path : name;
-  const manifestFile = findFile(files, EMULATOR_JSON);
-  if (!manifestFile) {
-    fail(label, `not an emulator package: no ${EMULATOR_JSON} (found ${files.map((f) => f.path).join(', ') || 'nothing'})`);
-  }
-  const weightsFile = findFile(files, EMULATOR_WEIGHTS);
-  if (!weightsFile) fail(label, `${EMULATOR_WEIGHTS} is missing next to ${EMULATOR_JSON}`);
-  const map = new Map<string, Uint8Array>();
-  for (const f of [manifestFile, weightsFile]) map.set(baseName(f.path), new Uint8Array(await f.data.arrayBuffer()));
-  let pkg: EmulatorPackage;
-  try {
-    // src/ot checks format, version, and every tensor against the emulator's spec.
-    pkg = readEmulatorPackage(map);
-  } catch (e) {
-    rethrow(e, label);
-  }
+  // Decoded once to check it; only the files and the manifest are kept.
+  const pkg = await readPackage(files, label);
   const m = pkg.meta;
   const warnings: string[] = [];
   const current = openModels.get('current');
@@ -180,7 +177,7 @@ export async function openPackage(name: string, input: InputFile[]): Promise<Pac
     params: [...pkg.weights.values()].reduce((a, t) => a + t.data.length, 0),
     warnings,
   };
-  openPackages.set(summary.packageId, { summary, files, pkg });
+  openPackages.set(summary.packageId, { summary, files, meta: pkg.meta });
   return summary;
 }
 

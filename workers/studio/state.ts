@@ -1,10 +1,15 @@
 /**
  * What is open in this worker (models, packages, adapters, datasets, built emulators, tuned runs), keyed by
  * the ids the UI holds.
+ *
+ * Between jobs the worker holds no decoded weights: a model is its dropped files (disk-backed Blobs), a
+ * package its files and manifest, a built emulator its zip as a Blob and the compressor's record without
+ * weights. A job decodes what it needs from those files and lets go of it when it ends (at real sizes one
+ * decoded model is a GB or more, and the studio keeps every build and run for the session).
  */
 import { type Dataset } from '../../src/data';
 import { type CompressResult as OtCompressResult } from '../../src/ot/emulator/compress';
-import { type EmulatorPackage } from '../../src/ot/emulator/package';
+import { type EmulatorMeta } from '../../src/ot/emulator/package';
 import { PauseController, type TuneResult as OtTuneResult } from '../../src/ot/offsite/tune';
 import {
   type AdapterSummary,
@@ -16,7 +21,8 @@ import {
 
 export const openModels = new Map<string, { summary: ModelSummary; files: InputFile[] }>();
 
-export const openPackages = new Map<string, { summary: PackageSummary; files: InputFile[]; pkg: EmulatorPackage }>();
+/** An opened package: its files and manifest; the weights are decoded from the files by each job (readPackage). */
+export const openPackages = new Map<string, { summary: PackageSummary; files: InputFile[]; meta: EmulatorMeta }>();
 export let nextId = 1;
 export const newId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${nextId++}`;
 
@@ -35,11 +41,17 @@ export const earlyCancels = new Set<string>();
 export const jobControls = new Map<string, { abort: AbortController; pauser: PauseController }>();
 
 export interface BuiltPackage {
-  zip: Uint8Array;
+  /** The package's zip, as offered for download (a Blob: the browser may keep it outside the page's heap). */
+  zip: Blob;
   name: string;
-  result: OtCompressResult;
-  /** Source weights, kept so spectra can be computed on demand. */
-  sourceWeights: Map<string, { shape: number[]; data: Float32Array }>;
+  /** The compressor's record (ranks, kept components, scores), without the emulator's weights. */
+  result: Omit<OtCompressResult, 'weights'>;
+  /** The source model's files, so a spectrum re-reads its one source matrix on demand. */
+  modelFiles: InputFile[];
+  modelName: string;
+  /** The middle blocks and their matrices (what has a spectrum). */
+  middle: number[];
+  projs: string[];
 }
 export const builtPackages = new Map<string, BuiltPackage>();
 
@@ -47,7 +59,8 @@ export const builtPackages = new Map<string, BuiltPackage>();
 export const activeRuns = new Set<string>();
 export interface TunedRun {
   result: OtTuneResult;
-  pkg: EmulatorPackage;
+  /** The package's manifest; its weights are decoded from pkgFiles on demand (readPackage). */
+  meta: EmulatorMeta;
   pkgFiles: InputFile[];
   packageName: string;
   datasetName: string;

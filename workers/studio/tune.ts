@@ -2,6 +2,7 @@
  * The data owner's tuning runs: a run's package, data and options saved in OPFS next to its checkpoints, so a
  * reload (or a lost GPU device) resumes it; adapter export.
  */
+import { backendLabel } from '../../src/ui/format';
 import { readDatasetBlob, withoutSpecialTokens } from '../../src/data';
 import { withRunLock } from '../../src/faults/web-lock';
 import { loadTokenizer } from '../../src/model/tokenizer';
@@ -26,7 +27,7 @@ import {
 } from '../../src/jobs/studio-api';
 import { onBackend } from './backend';
 import type { Backend } from '../../src/engine/backend';
-import { fail, sourceOf, rethrow, expandZip } from './files';
+import { fail, sourceOf, rethrow, expandZip, readPackage } from './files';
 import { openPackages, openDatasets, activeRuns, tunedRuns } from './state';
 import { startControlledJob } from './jobs';
 
@@ -164,7 +165,7 @@ export async function runTune(
           (b) => {
             be = b;
             report({
-              phase: `loading emulator on ${b.name}`,
+              phase: `loading emulator on ${backendLabel(b.name)}`,
               fraction: null,
               message: `${train.length} training and ${valid.length} validation examples, context ${C}`,
             });
@@ -180,7 +181,7 @@ export async function runTune(
                   // The engine's 'done' event carries gradNorm 0 as a placeholder (no step ran): show the last real one.
                   if (p.phase !== 'done') lastGradNorm = p.gradNorm;
                   report({
-                    phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${b.name}`,
+                    phase: p.phase === 'eval' ? 'validating' : p.phase === 'done' ? 'done' : `training on ${backendLabel(b.name)}`,
                     fraction: p.totalSteps ? p.step / p.totalSteps : null,
                     step: p.step,
                     totalSteps: p.totalSteps,
@@ -202,7 +203,7 @@ export async function runTune(
         // The adapters trained up to the cancel stay usable: evaluate, export and try them like a finished run's.
         const partial = (e as { partial?: OtTuneResult } | null)?.partial;
         if (partial) {
-          tunedRuns.set(runId, { result: partial, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+          tunedRuns.set(runId, { result: partial, meta: pkg.meta, pkgFiles, packageName, datasetName: datasetFile.path });
           return {
             jobId,
             runId,
@@ -247,7 +248,7 @@ export async function runTune(
       }
       rethrow(e, datasetFile.path);
     }
-    tunedRuns.set(runId, { result, pkg, pkgFiles, packageName, datasetName: datasetFile.path });
+    tunedRuns.set(runId, { result, meta: pkg.meta, pkgFiles, packageName, datasetName: datasetFile.path });
     return {
       jobId,
       runId,
@@ -296,7 +297,7 @@ export async function startTune(opts: TuneOptions, onProgress: ProgressFn): Prom
     options,
   };
   await writeOpfs(dir, 'run.json', JSON.stringify(rec, null, 1));
-  return runTune(runId, p.files, p.pkg, p.summary.name, d.file, options, onProgress);
+  return runTune(runId, p.files, await readPackage(p.files, p.summary.name), p.summary.name, d.file, options, onProgress);
 }
 
 export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<TuneResult> {
@@ -322,10 +323,11 @@ export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<
 export async function exportAdaptersJob(runId: string, format: 'safetensors' | 'peft'): Promise<DownloadFile[]> {
   const run = tunedRuns.get(runId);
   if (!run) fail(undefined, 'this run is not in memory (page reloaded?): resume or re-run it, then export');
-  const m = run.pkg.meta;
+  const m = run.meta;
+  const pkg = await readPackage(run.pkgFiles, run.packageName);
   const files = await exportJob(
     run.result.adapter,
-    { spec: m.spec, weights: run.pkg.weights, meta: m, modelId: m.source.modelId },
+    { spec: m.spec, weights: pkg.weights, meta: m, modelId: m.source.modelId },
     {
       run: runId,
       steps: run.result.steps,

@@ -11,6 +11,7 @@ import {
   stableStringify,
   unzipEmulatorPackage,
   weightsSha256,
+  nobleSha256,
   writeEmulatorPackage,
   zipEmulatorPackage,
 } from './package';
@@ -161,5 +162,10 @@ describe('weightsSha256', () => {
       b.toString(16).padStart(2, '0'),
     ).join('');
     expect(await weightsSha256(w)).toBe(ref);
+    // The browser's path (pure-JS SHA-256, streamed the same way) gives the same digest.
+    expect(await weightsSha256(w, nobleSha256())).toBe(ref);
+    // and a change of one weight changes it
+    w.get('layers.0.attn.q.weight')!.data[3]! += 1e-3;
+    expect(await weightsSha256(w, nobleSha256())).not.toBe(ref);
   });
 });

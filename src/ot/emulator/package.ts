@@ -8,6 +8,7 @@
  * Writing is deterministic (sorted JSON keys, safetensors sorted by name), so write(read(write(p))) is
  * byte-identical to write(p).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { zipSync } from 'fflate';
 import { unzipBounded } from '../../faults/zip';
 import { checkSpecBounds } from '../../faults/bounds';
@@ -144,41 +145,65 @@ export function stableStringify(v: unknown, indent = 2): string {
 }
 
 /** SHA-256 (hex) of the weights serialized canonically (F32 safetensors, names sorted, no metadata). */
-export async function weightsSha256(weights: WeightMap): Promise<string> {
-  // In Node, hash the same bytes tensor by tensor: serializing a 0.5 B-parameter model first would hold
-  // another 2 GB just to hash it.
+/** An incremental SHA-256: node:crypto's in Node, @noble/hashes' (pure JS) elsewhere. */
+export interface Sha256Stream {
+  update(b: Uint8Array): unknown;
+  hex(): string;
+}
+
+export async function sha256Stream(): Promise<Sha256Stream> {
   const nodeCrypto = await nodeCryptoModule();
-  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  if (nodeCrypto && little) {
+  if (nodeCrypto) {
     const h = nodeCrypto.createHash('sha256');
-    const list = [...weights].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const header: Record<string, unknown> = {};
-    let offset = 0;
-    for (const [name, t] of list) {
-      const bytes = t.data.length * 4;
-      header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-      offset += bytes;
-    }
-    let json = new TextEncoder().encode(JSON.stringify(header));
-    const pad = (8 - (json.length % 8)) % 8;
-    if (pad) {
-      const padded = new Uint8Array(json.length + pad).fill(0x20);
-      padded.set(json);
-      json = padded;
-    }
-    const len = new Uint8Array(8);
-    new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
-    h.update(len);
-    h.update(json);
-    for (const [, t] of list) {
-      const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-      h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
-    }
-    return h.digest('hex');
+    return { update: (b) => h.update(b), hex: () => h.digest('hex') };
   }
-  const bytes = serializeSafetensors(weights, { dtype: 'F32' });
-  const h = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(h, (b) => b.toString(16).padStart(2, '0')).join('');
+  return nobleSha256();
+}
+
+export function nobleSha256(): Sha256Stream {
+  const h = sha256.create();
+  return {
+    update: (b) => h.update(b),
+    hex: () => Array.from(h.digest(), (x) => x.toString(16).padStart(2, '0')).join(''),
+  };
+}
+
+export async function weightsSha256(weights: WeightMap, hasher?: Sha256Stream): Promise<string> {
+  // The bytes of serializeSafetensors(weights, { dtype: 'F32' }), hashed tensor by tensor: serializing a
+  // 0.5 B-parameter model first would hold another 2 GB just to hash it (and WebCrypto's digest copies its
+  // input: 2 GB more in a browser).
+  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  if (!little) {
+    const bytes = serializeSafetensors(weights, { dtype: 'F32' });
+    const h = hasher ?? (await sha256Stream());
+    h.update(bytes);
+    return h.hex();
+  }
+  const h = hasher ?? (await sha256Stream());
+  const list = [...weights].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of list) {
+    const bytes = t.data.length * 4;
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const pad = (8 - (json.length % 8)) % 8;
+  if (pad) {
+    const padded = new Uint8Array(json.length + pad).fill(0x20);
+    padded.set(json);
+    json = padded;
+  }
+  const len = new Uint8Array(8);
+  new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
+  h.update(len);
+  h.update(json);
+  for (const [, t] of list) {
+    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+    h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
+  }
+  return h.hex();
 }
 
 type NodeCrypto = { createHash(alg: string): { update(b: Uint8Array): unknown; digest(enc: 'hex'): string } };

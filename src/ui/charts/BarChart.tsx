@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
 import uPlot from 'uplot';
 import { AXIS_STYLE, PALETTE, UPlotChart, X_AXIS_STYLE, fromZero } from './UPlotChart';
+import { compactTick } from '../format';
 
 export interface BarChartProps {
   /** Category positions (e.g. layer indices). */
@@ -23,7 +24,8 @@ export function BarChart({ x, bars, overlay, xLabel, yLabel, height = 200, label
       scales: { x: { time: false, range: (_u, min, max) => [min - 0.6, max + 0.6] }, y: { range: fromZero } },
       axes: [
         { ...X_AXIS_STYLE, label: xLabel, incrs: [1, 2, 5, 10, 20, 50] },
-        { ...AXIS_STYLE, label: yLabel, size: 56 },
+        // Large counts as "15M", not "15,000,000": the long form ran into the axis label.
+        { ...AXIS_STYLE, label: yLabel, size: 56, values: (_u, splits) => splits.map(compactTick) },
       ],
       // The bars are labelled on the axes; values under the cursor would only print "--" in a screenshot.
       legend: { live: false },

@@ -1,4 +1,13 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useMemo, useRef } from 'react';
+
+const FONT = '11px system-ui, sans-serif';
+
+/** Widest of `texts` in the heatmap's font (px); a rough per-character width where no canvas exists. */
+function textWidth(texts: string[]): number {
+  const g = typeof document !== 'undefined' ? document.createElement('canvas').getContext('2d') : null;
+  if (g) g.font = FONT;
+  return texts.reduce((w, t) => Math.max(w, g ? g.measureText(t).width : t.length * 6.5), 0);
+}
 
 export interface HeatmapProps {
   rows: string[];
@@ -13,9 +22,12 @@ export interface HeatmapProps {
 /** Small canvas heatmap (layers × projections: kept rank or width fraction). uPlot has no heatmap. */
 export function Heatmap({ rows, cols, values, labels, title }: HeatmapProps) {
   const ref = useRef<HTMLCanvasElement>(null);
-  const cellW = 56;
+  // Cells and the row-label gutter are as wide as their widest text (Qwen2.5-0.5B's "2432/4864" does not fit
+  // the 56 px that suits "39/768").
+  const cellTexts = useMemo(() => [...cols, ...(labels ?? []).flat().filter((t): t is string => !!t), '100%'], [cols, labels]);
+  const cellW = useMemo(() => Math.max(56, Math.ceil(textWidth(cellTexts)) + 10), [cellTexts]);
   const cellH = 18;
-  const left = 56;
+  const left = useMemo(() => Math.max(56, Math.ceil(textWidth(rows)) + 12), [rows]);
   const top = 20;
   const width = left + cols.length * cellW + 4;
   const height = top + rows.length * cellH + 4;
@@ -30,7 +42,7 @@ export function Heatmap({ rows, cols, values, labels, title }: HeatmapProps) {
     if (!g) return;
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, width, height);
-    g.font = '11px system-ui, sans-serif';
+    g.font = FONT;
     g.textBaseline = 'middle';
     g.textAlign = 'center';
     g.fillStyle = '#475569';
@@ -56,7 +68,7 @@ export function Heatmap({ rows, cols, values, labels, title }: HeatmapProps) {
         g.fillText(text, x + cellW / 2, y + cellH / 2 + 0.5);
       }),
     );
-  }, [rows, cols, values, labels, width, height]);
+  }, [rows, cols, values, labels, width, height, cellW, left]);
 
   return <canvas ref={ref} className="heatmap" role="img" aria-label={title} style={{ width, height }} />;
 }

@@ -7,6 +7,7 @@ import { CancelButton, CapButton, Empty, KV, MetricsTable, NumField, Panel, Prog
 import { TryIt } from '../components/TryIt';
 import { FileDrop } from '../components/FileDrop';
 import { download, formatCount, formatDuration, isCancelError, progressProxy, reportError, studio } from '../studio';
+import { backendLabel } from '../format';
 
 /** A job whose state lives in one panel (evaluate, plug-in, generation). */
 export interface LocalJob {
@@ -392,7 +393,7 @@ function LossPanel() {
             ['best valid loss', r.bestValLoss === null ? '—' : `${r.bestValLoss.toFixed(4)} at step ${r.bestStep}`],
             ['weights kept', r.weightsFrom ?? '—'],
             ['trainable parameters', formatCount(r.trainableParams)],
-            ['throughput', `${r.tokensPerSec.toFixed(0)} tokens/s on ${r.backend}, ${r.seconds.toFixed(1)}s`],
+            ['throughput', `${r.tokensPerSec.toFixed(0)} tokens/s on ${backendLabel(r.backend)}, ${r.seconds.toFixed(1)}s`],
           ]}
         />
       ) : null}
@@ -511,7 +512,7 @@ function EvalPanel() {
       {result ? (
         <>
           <div className="meta">
-            {result.file} · on {result.backend}
+            {result.file} · on {backendLabel(result.backend)}
           </div>
           <MetricsTable
             rows={[

@@ -19,7 +19,7 @@ import { FileDrop } from '../components/FileDrop';
 import { TryIt } from '../components/TryIt';
 import { idleLocalJob, reportIssue, type LocalJob } from './DataOwnerView';
 import { BUNDLED_TASKS, fetchBundledFile } from '../bundled';
-import { describeBackend, explainPackageSize } from '../format';
+import { backendLabel, describeBackend, explainPackageSize } from '../format';
 import { download, fetchFiles, formatBytes, formatCount, isCancelError, progressProxy, reportError, reportInfo, studio } from '../studio';
 import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
 import {
@@ -478,7 +478,7 @@ function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['
   const limit = tabMemory();
   const split = { bottom: s.bottom, top: s.top };
   const keep = s.method === 'none' ? 1 : s.keep;
-  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES };
+  const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES, browser: true };
   const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
   const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
   return {
@@ -659,7 +659,7 @@ function Results() {
             [
               'support pass',
               r.support
-                ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${r.backend}`
+                ? `${r.support.tokens} loss tokens of support text, mean loss ${r.support.meanLoss.toFixed(3)}, on ${backendLabel(r.backend)}`
                 : '—',
             ],
             [
@@ -829,7 +829,7 @@ function PlugIn() {
         {result ? (
           <>
             <div className="meta">
-              {result.file} · {result.replaced} tensors replaced · on {result.backend}
+              {result.file} · {result.replaced} tensors replaced · on {backendLabel(result.backend)}
             </div>
             <MetricsTable
               rows={[
