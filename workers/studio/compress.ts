@@ -121,7 +121,14 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
                     ...(done > 0 ? { etaS: (p.seconds / done) * (1 - done) } : {}),
                   });
                 } else if (p.phase === 'compress') {
-                  report({ phase: gradot ? 'SVD + GCS scoring, slicing' : `compressing (${opts.method})`, fraction: gradot ? 0.82 : 0.2 });
+                  // done/total: factored matrices built (the svd baseline's SVDs run here; gradot's ran with scoring).
+                  const done = p.total ? (p.done ?? 0) / p.total : 0;
+                  const [from, span] = gradot ? [0.8, 0.05] : [0.05, 0.75];
+                  report({
+                    phase: gradot ? 'building the factors' : `compressing (${opts.method})`,
+                    fraction: from + span * done,
+                    ...(p.total ? { step: p.done, totalSteps: p.total } : {}),
+                  });
                 } else if (p.phase === 'evaluate') {
                   report({ phase: 'support loss of both models', fraction: 0.9 });
                 } else {

@@ -34,6 +34,53 @@ describe('adapterGradientShift', () => {
     for (const t of full.params.values()) expect(t.requiresGrad).toBe(false);
   });
 
+  for (const dtype of ['f32', 'f64'] as const) {
+    it(`equals 1 - cos of the concatenated adapter gradients, computed separately, per batch (${dtype})`, async () => {
+      const b2 = new CpuBackend({ dtype });
+      const full = decoderFromWeights(b2, spec, weights);
+      const dropped = compressModel(spec, weights, { method: 'drop', keep: 0.34, split: { bottom: 1, top: 1 } });
+      const emu = decoderFromWeights(b2, dropped.spec, dropped.weights);
+      const pairs = adapterParamPairs(full, emu, { bottom: 1, top: 1 });
+      const other = { ids: ids.map((v) => (v * 7 + 3) % spec.vocabSize), targets, B: 2, T: 6 };
+      const grads = async (dec: typeof full, names: string[], bt: typeof batch) => {
+        const set = new Set(names);
+        dec.setTrainable((n) => set.has(n));
+        dec.zeroGrad();
+        tidy(() => backward(dec.loss(bt.ids, bt.targets, bt.B, bt.T)));
+        const out: number[] = [];
+        for (const n of names) out.push(...(await dec.params.get(n)!.grad!.read()));
+        dec.zeroGrad();
+        dec.setTrainable(() => false);
+        return out;
+      };
+      const want: number[] = [];
+      for (const bt of [batch, other]) {
+        const gf = await grads(
+          full,
+          pairs.map((p) => p[0]),
+          bt,
+        );
+        const ge = await grads(
+          emu,
+          pairs.map((p) => p[1]),
+          bt,
+        );
+        let dot = 0,
+          nf = 0,
+          ne = 0;
+        for (let i = 0; i < gf.length; i++) {
+          dot += gf[i]! * ge[i]!;
+          nf += gf[i]! ** 2;
+          ne += ge[i]! ** 2;
+        }
+        want.push(1 - dot / Math.sqrt(nf * ne));
+      }
+      const r = await adapterGradientShift(full, emu, [batch, other], { bottom: 1, top: 1 });
+      expect(r.perBatch).toEqual(want);
+      expect(want[0]).not.toBe(want[1]);
+    });
+  }
+
   for (const fam of ['gpt2', 'llama'] as const) {
     it(`block by block gives the whole-graph loss and gradients bit for bit (${fam})`, async () => {
       const sp = smallSpec(fam, { numLayers: 4, hiddenSize: 16, numHeads: 2 });

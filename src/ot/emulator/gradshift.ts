@@ -9,6 +9,7 @@
  * batches.
  */
 import { backward, noGrad, Tensor, tidy } from '../../engine/tensor';
+import { CpuStorage } from '../../engine/cpu/backend';
 import { countTargets } from '../../engine/ops';
 import { reclaimHostMemory } from '../../engine/reclaim';
 import type { Decoder } from '../../model/decoder';
@@ -114,16 +115,16 @@ export async function backwardByBlocks(dec: Decoder, b: SupportBatch, ignoreInde
 }
 
 /**
- * Loss and the adapters' gradients of one batch: concatenated into `g` (in the backend's own precision, so
- * the copy is exact and half the size of an f64 one on f32), or, with `fold`, handed over tensor by tensor
- * at their offsets in that concatenation and not kept.
+ * Loss and the adapters' gradients of one batch, one array per name. On the CPU backend these are the
+ * gradients' own arrays, taken from the tensors (no copy; valid until `release` frees them): at TinyLlama
+ * size a concatenated copy was another 0.7 GB beside two models' gradients. Other backends read them back. With `fold`, each is handed over at once and not kept.
  */
 async function gradsAndLoss(
   dec: Decoder,
   names: string[],
   b: SupportBatch,
-  fold?: (offset: number, g: ArrayLike<number>) => void,
-): Promise<{ g: Float32Array | Float64Array; loss: number }> {
+  fold?: (index: number, g: ArrayLike<number>) => void,
+): Promise<{ g: ArrayLike<number>[]; loss: number; release: () => void }> {
   const set = new Set(names);
   dec.setTrainable((n) => set.has(n));
   dec.zeroGrad();
@@ -140,19 +141,25 @@ async function gradsAndLoss(
     lv = await loss.item();
     loss.free();
   }
-  let n = 0;
-  for (const name of names) n += dec.params.get(name)!.size;
-  const g = fold ? new Float32Array(0) : dec.backend.dtype === 'f64' ? new Float64Array(n) : new Float32Array(n);
-  let o = 0;
-  for (const name of names) {
-    const t = dec.params.get(name)!;
-    const v = t.grad ? await t.grad.read() : new Float32Array(t.size);
-    if (fold) fold(o, v);
-    else g.set(v, o);
-    o += t.size;
+  const g: ArrayLike<number>[] = [];
+  const taken: Tensor[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const t = dec.params.get(names[i]!)!;
+    const gt = t.grad;
+    let v: ArrayLike<number>;
+    if (!gt) v = new Float32Array(t.size);
+    else if (gt.storage instanceof CpuStorage) {
+      v = gt.storage.data; // the gradient's own array: valid until `release` frees it
+      if (!fold) {
+        t.grad = null;
+        taken.push(gt);
+      }
+    } else v = await gt.read();
+    if (fold) fold(i, v);
+    else g.push(v);
   }
   dec.zeroGrad();
-  return { g, loss: lv };
+  return { g, loss: lv, release: () => taken.forEach((t) => t.free()) };
 }
 
 export async function adapterGradientShift(
@@ -184,24 +191,30 @@ export async function adapterGradientShift(
         b,
       );
       // The emulator's gradients are folded into the sums tensor by tensor (same order, same sums as one
-      // concatenated vector) instead of being copied out: at real sizes each copy is the adapters' size.
+      // concatenated vector) instead of being kept: at real sizes each copy is the adapters' size.
       let dot = 0,
         nf = 0,
         ne = 0;
-      const e = await gradsAndLoss(
-        emu,
-        pairs.map((p) => p[1]),
-        b,
-        (o, ge) => {
-          for (let i = 0; i < ge.length; i++) {
-            const x = f.g[o + i]!,
-              y = ge[i]!;
-            dot += x * y;
-            nf += x ** 2;
-            ne += y ** 2;
-          }
-        },
-      );
+      let e: { loss: number };
+      try {
+        e = await gradsAndLoss(
+          emu,
+          pairs.map((p) => p[1]),
+          b,
+          (k, ge) => {
+            const gf = f.g[k]!;
+            for (let i = 0; i < ge.length; i++) {
+              const x = gf[i]!,
+                y = ge[i]!;
+              dot += x * y;
+              nf += x ** 2;
+              ne += y ** 2;
+            }
+          },
+        );
+      } finally {
+        f.release();
+      }
       perBatch.push(nf === 0 || ne === 0 ? 1 : 1 - dot / Math.sqrt(nf * ne));
       lf += f.loss * N;
       le += e.loss * N;

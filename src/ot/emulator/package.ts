@@ -449,7 +449,7 @@ export async function buildEmulator(
         onProgress: (done, total) => o.onWork?.('support', done, total),
       });
     }
-    reclaimHostMemory(o.backend); // the support pass's pooled arrays: compression allocates none of its sizes
+    reclaimHostMemory(o.backend, { force: true }); // the support pass's pooled arrays: compression allocates none of its sizes
     o.onProgress?.('compress');
     const tc = performance.now();
     o.signal?.throwIfAborted();
@@ -466,7 +466,7 @@ export async function buildEmulator(
     // compressModel is one synchronous stretch: a cancel that arrived meanwhile is honoured here.
     if (o.signal) await nextMacrotask();
     o.signal?.throwIfAborted();
-    reclaimHostMemory(o.backend); // the support pass's and the build's transients, before evaluation's
+    reclaimHostMemory(o.backend, { force: true }); // the support pass's and the build's transients, before evaluation's
     o.onProgress?.('evaluate');
     const te = performance.now();
     const emu = sharedDecoder(o.backend, result.spec, result.weights);
@@ -483,7 +483,7 @@ export async function buildEmulator(
     } finally {
       emu.free();
     }
-    reclaimHostMemory(o.backend);
+    reclaimHostMemory(o.backend, { force: true }); // evaluation's and the held-out figure's, before the package bytes
     o.onProgress?.('package');
     const tp = performance.now();
     const before = paramCounts(spec).total;
