@@ -44,7 +44,9 @@ const READY0 = 16; // READY0 + id: worker id has instantiated the module
  */
 let workerSpinMs = 0.5;
 let callerSpinMs = 0.5;
-let spinMode: 'auto' | 'on' | 'off' = 'auto';
+/** GRADOT_CPU_SPIN=auto|on|off sets the default (Node), for measuring one against another. */
+const envSpin = typeof process !== 'undefined' ? process.env?.GRADOT_CPU_SPIN : undefined;
+let spinMode: 'auto' | 'on' | 'off' = envSpin === 'on' || envSpin === 'off' ? envSpin : 'auto';
 /** Whether polling runs now (mode 'on', or 'auto' with idle cores). */
 let spinning = false;
 const PREEMPTED_MS = 0.05;
