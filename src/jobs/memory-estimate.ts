@@ -216,7 +216,7 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
     const built: MemoryPart[] = [...common, { what: "emulator's compressed middle (f32)", bytes: owned * F32 }];
     phases.push({ phase: 'evaluation', parts: [...built, { what: 'logits and softmax', bytes: (2 / 3) * logits }] });
     if (o.heldout) {
-      // Before packaging: both models' adapter gradients (full's kept as one copy) and a full-depth tape.
+      // Before packaging: both models' adapter gradients (the full model's used in place) and a full-depth tape.
       const adapter = (split.bottom + split.top) * (bp.attn + bp.mlp);
       phases.push({
         phase: 'held-out gradient shift',
@@ -224,7 +224,7 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
           ...built,
           { what: 'logits, softmax and their gradient', bytes: logits },
           heldOutTape(m, tokens, o.seq),
-          { what: 'adapter gradients (full model, copy, emulator)', bytes: 3 * adapter * F32 },
+          { what: 'adapter gradients (full model, emulator)', bytes: 2 * adapter * F32 },
         ],
       });
     }
