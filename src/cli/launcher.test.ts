@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { mallocTuningEnv } from '../../bin/launcher-env.mjs';
+import { mallocTuningEnv } from '../../bin/launcher.mjs';
 
-describe('launcher malloc tuning (bin/launcher-env.mjs)', () => {
+describe('launcher malloc tuning (bin/launcher.mjs)', () => {
   it('sets the mmap threshold, two arenas and huge pages for the re-run', () => {
     expect(mallocTuningEnv({})).toEqual({
       GRADOT_MALLOC_TUNED: '1',
