@@ -8,6 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { PackageWeights } from '../ot/emulator/package';
+import { withFile } from '../faults/fs-errors';
 import { FileSink, safetensorsByteLength, streamSafetensors, writeFileAtomically } from './safetensors-file';
 
 /** A file's bytes, or emulator.safetensors still as tensors (streamed when written). */
@@ -26,10 +27,10 @@ async function writeEntry(sink: FileSink, e: PackageEntry): Promise<void> {
 
 /** Each entry as `dir/NAME` (temporary file, then renamed), in the given order. Returns the names. */
 export async function writePackageFolder(dir: string, entries: [string, PackageEntry][]): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
+  await withFile(dir, 'create the folder', () => mkdir(dir, { recursive: true }));
   for (const [name, e] of entries) {
     const p = join(dir, name);
-    await mkdir(dirname(p), { recursive: true });
+    await withFile(dirname(p), 'create the folder', () => mkdir(dirname(p), { recursive: true }));
     await writeFileAtomically(p, (fh) => writeEntry(new FileSink(fh), e));
   }
   return entries.map(([name]) => name);
@@ -104,7 +105,7 @@ export async function writePackageZip(
   for (const [name, e] of sorted) total += 76 + 2 * enc.encode(name).length + entryByteLength(e);
   // No ZIP64: sizes and offsets are 32-bit fields (fflate would wrap them silently).
   if (total + 22 > 0xffffffff) throw new Error(`zip: ${path} would be ${total + 22} bytes, over the 4 GiB a zip without ZIP64 can hold`);
-  await mkdir(dirname(path), { recursive: true });
+  await withFile(dirname(path), 'create the folder', () => mkdir(dirname(path), { recursive: true }));
   await writeFileAtomically(path, async (fh) => {
     const records: ZipRecord[] = [];
     let pos = 0;

@@ -14,8 +14,9 @@ import { EMULATOR_WEIGHTS, zipEmulatorPackage } from '../../ot/emulator/package'
 import { main } from '../main';
 import { captureIO } from '../test-io';
 
-/** The in-memory package of the last CLI build (the job run again without streamWeights). */
-const inMemory: { files: Map<string, Uint8Array> | null } = { files: null };
+/** The in-memory package of the last CLI build (the job run again without streamWeights); `afterJob` runs
+ *  between the job and the write (to break the output on purpose). */
+const inMemory: { files: Map<string, Uint8Array> | null; afterJob?: (() => Promise<void>) | undefined } = { files: null };
 
 vi.mock('../../jobs/build-emulator', async (importOriginal) => {
   const orig = await importOriginal<typeof BuildEmulatorModule>();
@@ -25,7 +26,9 @@ vi.mock('../../jobs/build-emulator', async (importOriginal) => {
       const [input, o, ctl] = args;
       expect(o.streamWeights).toBe(true);
       inMemory.files = (await orig.buildEmulatorJob(input, { ...o, streamWeights: false }, {})).files;
-      return orig.buildEmulatorJob(input, o, ctl);
+      const built = await orig.buildEmulatorJob(input, o, ctl);
+      await inMemory.afterJob?.();
+      return built;
     },
   };
 });
@@ -120,22 +123,37 @@ describe('gradot compress writes the package streamed, byte-identical to the in-
     }, 120_000);
   }
 
-  it('an output that cannot be written: a named error, exit code not 0, no package file', async () => {
-    await writeFile(join(dir, 'blocker'), 'a file where the zip folder should be');
-    const c = captureIO();
-    const code = await main(
-      ['compress', join(dir, 'qwen'), '--method', 'svd', '--keep', '0.5', '--support', join(dir, 'data', 'support.jsonl')].concat([
-        '--out',
-        join(dir, 'blocker', 'emu.zip'),
-        '--zip',
-        '--seq',
-        '16',
-        '--support-batches',
-        '1',
-      ]),
-      c.io,
-    );
-    expect(code).not.toBe(0);
-    expect(c.err.join('\n')).toMatch(/blocker/);
+  it('an output folder that turns into a file before the write: a named error, no package file, no temporary file', async () => {
+    const out = join(dir, 'vanishing');
+    inMemory.afterJob = async () => {
+      await rm(out, { recursive: true, force: true });
+      await writeFile(out, 'not a folder');
+    };
+    const zipDir = join(dir, 'zip-vanishing');
+    try {
+      const c = captureIO();
+      const args = (o: string, zip: boolean) =>
+        ['compress', join(dir, 'qwen'), '--method', 'svd', '--keep', '0.5', '--support', join(dir, 'data', 'support.jsonl')].concat(
+          ['--out', o, '--adapters', '1:1', '--seq', '16', '--support-batches', '1', '--heldout', 'none'],
+          zip ? ['--zip'] : [],
+        );
+      expect(await main(args(out, false), c.io)).not.toBe(0);
+      expect(c.err.join('\n')).toMatch(
+        /vanishing: cannot create the folder: it already exists|vanishing: cannot create the folder: a part of the path is a file/,
+      );
+      expect(await readFile(out, 'utf8')).toBe('not a folder');
+      // --zip: the folder the zip goes in becomes a file.
+      await mkdir(zipDir);
+      inMemory.afterJob = async () => {
+        await rm(zipDir, { recursive: true, force: true });
+        await writeFile(zipDir, 'not a folder');
+      };
+      const c2 = captureIO();
+      expect(await main(args(join(zipDir, 'emu.zip'), true), c2.io)).not.toBe(0);
+      expect(c2.err.join('\n')).toMatch(/zip-vanishing.*: cannot/);
+      expect((await readdir(dir)).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    } finally {
+      inMemory.afterJob = undefined;
+    }
   }, 60_000);
 });
