@@ -153,7 +153,10 @@ export const HELP: Record<string, CommandHelp> = {
   },
   ot: {
     options: [
-      { flag: '--method M[,M…]', text: 'one or more of gradot, drop, svd, prune, none (compared side by side)' },
+      {
+        flag: '--method M[,M…]',
+        text: 'one or more of gradot, drop, svd, prune, none, gradot-paper (gradot with the paper’s layout: SCP MLP channels, uniform ranks), compared side by side',
+      },
       { flag: '--keep F', text: 'fraction of the middle blocks’ parameters kept, in (0, 1]' },
       { flag: '--task NAME|DIR', text: 'a bundled task under public/data or a folder with train/test(/valid).jsonl' },
       { flag: '--adapters L:R', text: 'bottom:top adapter blocks', default: '2:2' },
