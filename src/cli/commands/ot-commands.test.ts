@@ -9,6 +9,7 @@ import { REPO_ROOT } from './ot-shared';
 import { buildEmulator } from '../../ot/emulator/package';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { captureIO } from '../test-io';
+import { TUNE_DEFAULTS } from '../../jobs/tune-defaults';
 import { MLP_READINGS } from '../../ot/emulator/compress';
 import { GLOBAL_RANK_READING } from '../../ot/emulator/budget';
 
@@ -245,6 +246,8 @@ describe('gradot ot --method gradot-paper', () => {
     expect(r.runs.map((x: { method: string }) => x.method)).toEqual(['gradot', 'gradot-paper']);
     const paper = JSON.parse(await readFile(join(out, 'report-gradot-paper-0.5.json'), 'utf8'));
     expect(paper).toMatchObject({ method: 'gradot', variant: 'gradot-paper' });
+    // No --lr: the full-block default budget, the studio's too (src/jobs/tune-defaults.ts).
+    expect(paper.tuneOptions.lr).toBe(TUNE_DEFAULTS.full.lr);
     const readings = paper.compressRecord.emulator.readings;
     expect(readings.mlp).toBe(MLP_READINGS.scp);
     expect(readings.rankAllocation).toBeUndefined(); // uniform: no global-allocation reading

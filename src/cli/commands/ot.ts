@@ -20,6 +20,7 @@ import { runVerdicts } from '../../ot/offsite/verdicts';
 import { parseAdapters } from '../../ot/emulator/split';
 import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions, type ProtocolJobReport } from '../../jobs/protocol';
 import { parseCommandArgs } from '../args';
+import { TUNE_DEFAULTS } from '../../jobs/tune-defaults';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
@@ -95,7 +96,11 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
-    const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 }, model.spec.family);
+    // The default budget of the adapter kind (src/jobs/tune-defaults.ts), the same as the studio's.
+    const budget = TUNE_DEFAULTS[o.lora !== undefined ? 'lora' : 'full'];
+    const recipe = tuneFromOptions(o, budget, model.spec.family);
+    const limitTrain = o['limit-train'] === undefined ? budget.examples : (o['limit-train'] as number);
+    if (!(Number.isInteger(limitTrain) && limitTrain >= 0)) throw new UsageError('--limit-train expects a number of examples (0 = all)');
     // --seeds repeats every method's tuning with each seed (same data, same emulator), so a table shows how
     // much of a difference is training randomness; the data split keeps the first seed.
     if (o.seeds !== undefined && o.seed !== undefined) throw new UsageError('--seed and --seeds are exclusive');
@@ -128,7 +133,7 @@ export const command: Command = {
         addBos,
         validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05,
         seed: recipe.seed,
-        ...(o['limit-train'] !== undefined ? { limitTrain: o['limit-train'] as number } : {}),
+        ...(limitTrain > 0 ? { limitTrain } : {}),
         ...(o['limit-test'] !== undefined ? { limitTest: o['limit-test'] as number } : {}),
         needSupport: methods.some((m) => m.method === 'gradot'),
         support: o.support ? await readTaskFile(o.support as string, ctx.cwd) : null,
