@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'docs', 'ot-demo', 'grid');
@@ -48,24 +48,24 @@ export function cells(g) {
   return out;
 }
 
-const cellFile = (c, method) => join(OUT, `${c.task}-keep${c.keep}-seed${c.seed}-${method}.json`);
+export const cellFile = (c, method, out = OUT) => join(out, `${c.task}-keep${c.keep}-seed${c.seed}-${method}.json`);
 
-/** Copies the finished reports (and failures) of a cell's work folder into OUT; returns how many. */
-function harvest(c, work) {
+/** Copies the finished reports (and failures) of a cell's work folder into `out`; returns how many. */
+export function harvest(c, work, out = OUT) {
   if (!existsSync(work)) return 0;
   let n = 0;
   for (const f of readdirSync(work)) {
     const m = /^report-(.+)-([\d.]+)\.json$/.exec(f);
-    if (m && Number(m[2]) === c.keep && !existsSync(cellFile(c, m[1]))) {
-      writeFileSync(cellFile(c, m[1]), readFileSync(join(work, f)));
+    if (m && Number(m[2]) === c.keep && !existsSync(cellFile(c, m[1], out))) {
+      writeFileSync(cellFile(c, m[1], out), readFileSync(join(work, f)));
       n++;
     }
   }
   const failed = join(work, 'failed.json');
   if (existsSync(failed))
     for (const f of JSON.parse(readFileSync(failed, 'utf8')))
-      if (!existsSync(cellFile(c, f.method)))
-        writeFileSync(cellFile(c, f.method), `${JSON.stringify({ ...c, method: f.method, failed: f.error }, null, 1)}\n`);
+      if (!existsSync(cellFile(c, f.method, out)))
+        writeFileSync(cellFile(c, f.method, out), `${JSON.stringify({ ...c, method: f.method, failed: f.error }, null, 1)}\n`);
   return n;
 }
 
@@ -184,6 +184,9 @@ function table() {
   }
 }
 
-if (process.argv[2] === 'run') run();
-else if (process.argv[2] === 'table') table();
-else console.error('usage: node tools/ot-grid.mjs run|table [--threads N] [--limit-test N] [--tasks …] [--seeds …] [--keeps …] [--dry]');
+// Only as a script (the test imports the helpers).
+const main = process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;
+if (main && process.argv[2] === 'run') run();
+else if (main && process.argv[2] === 'table') table();
+else if (main)
+  console.error('usage: node tools/ot-grid.mjs run|table [--threads N] [--limit-test N] [--tasks …] [--seeds …] [--keeps …] [--dry]');
