@@ -5,7 +5,8 @@
  * (cell, method) in docs/ot-demo/grid/ (`<task>-keep<K>-seed<S>-<method>.json`: the method's OT report,
  * or `{failed}` for a method that cannot run at that keep, e.g. prune below its floor). Resumable: cells
  * and methods already written are skipped, and the reports a killed run had finished are collected from
- * its work folder on the next start. Cells run most-informative first (the new task and genre-short-mc,
+ * its work folder on the next start. Several grid processes may run side by side: a cell being run by
+ * one (a `<cell>.lock` naming a live process in the work folder) is skipped by the others. Cells run most-informative first (the new task and genre-short-mc,
  * seed 0, keep 0.3 first), so a run cut short by time still answers the main question.
  *
  *   node tools/ot-grid.mjs run [--threads 1] [--limit-test 300] [--tasks a,b] [--seeds 0,1,2] [--keeps 0.3,0.2] [--dry]
@@ -15,7 +16,7 @@
  * adapters 1:1, --full-ft (once per cell), the task's first --limit-test test items.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -49,6 +50,19 @@ export function cells(g) {
 }
 
 export const cellFile = (c, method, out = OUT) => join(out, `${c.task}-keep${c.keep}-seed${c.seed}-${method}.json`);
+
+/** True when `lock` names a live process other than this one. */
+export function lockedByOther(lock) {
+  if (!existsSync(lock)) return false;
+  const pid = Number(readFileSync(lock, 'utf8'));
+  if (!(pid > 0) || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Copies the finished reports (and failures) of a cell's work folder into `out`; returns how many. */
 export function harvest(c, work, out = OUT) {
@@ -87,6 +101,10 @@ function run() {
     if (existsSync(workRoot)) for (const d of readdirSync(workRoot)) if (d.startsWith(`${tag}-`)) harvest(c, join(workRoot, d));
     const todo = g.methods.filter((m) => !existsSync(cellFile(c, m)));
     if (todo.length === 0) continue;
+    // Another grid process is on this cell (several may run side by side): leave it to that one.
+    const lock = join(workRoot, `${tag}.lock`);
+    if (lockedByOther(lock)) continue;
+    writeFileSync(lock, String(process.pid));
     const haveFullFT = g.methods.some((m) => existsSync(cellFile(c, m)) && JSON.parse(readFileSync(cellFile(c, m), 'utf8')).fullFT != null);
     const work = join(workRoot, `${tag}-${Date.now()}`);
     const args = [
@@ -112,9 +130,13 @@ function run() {
       threads,
     ];
     console.error(`[grid] ${new Date().toISOString()} ${tag}: ${todo.join(',')}${haveFullFT ? '' : ' +full-ft'}`);
-    if (process.argv.includes('--dry')) continue;
+    if (process.argv.includes('--dry')) {
+      rmSync(lock, { force: true });
+      continue;
+    }
     const r = spawnSync('node', args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     const n = harvest(c, work);
+    rmSync(lock, { force: true });
     console.error(`[grid] ${new Date().toISOString()} ${tag}: exit ${r.status ?? r.signal}, ${n} report(s) written`);
     if (r.signal) process.exit(1); // killed: stop here, resume later
   }

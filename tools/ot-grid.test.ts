@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ESM script without types
-import { GRID, cells, cellFile, harvest } from './ot-grid.mjs';
+import { GRID, cells, cellFile, harvest, lockedByOther } from './ot-grid.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'ot-grid-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,5 +42,18 @@ describe('tools/ot-grid.mjs', () => {
     expect(JSON.parse(readFileSync(cellFile(c, 'drop', out), 'utf8')).kept).toBe(true);
     expect(JSON.parse(readFileSync(cellFile(c, 'prune', out), 'utf8'))).toMatchObject({ method: 'prune', failed: 'below its floor' });
     expect(harvest(c, work, out)).toBe(0);
+  });
+});
+
+describe('tools/ot-grid.mjs locks', () => {
+  it('a cell locked by a live process is left to it; a stale or own lock is not', () => {
+    const lock = join(dir, 'cell.lock');
+    expect(lockedByOther(lock)).toBe(false);
+    writeFileSync(lock, String(process.ppid)); // the test runner's parent: alive
+    expect(lockedByOther(lock)).toBe(true);
+    writeFileSync(lock, String(process.pid));
+    expect(lockedByOther(lock)).toBe(false);
+    writeFileSync(lock, '2147483646'); // no such process
+    expect(lockedByOther(lock)).toBe(false);
   });
 });
