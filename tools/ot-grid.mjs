@@ -149,21 +149,21 @@ const sd = (xs) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(
 const pct = (x) => (100 * x).toFixed(1);
 const signed = (x) => (x > 0 ? '+' : '') + pct(x);
 
-function claim(r, id) {
-  return (r.claims ?? []).find((c) => c.id === id && c.metric === 'acc');
+function claim(r, id, metric) {
+  return (r.claims ?? []).find((c) => c.id === id && c.metric === metric);
 }
 
 /** One value over seeds: "v ± se: verdict" for one seed, "mean ± sd (yes in k of n)" for several. */
-function cell(rs, id) {
-  const cs = rs.map((r) => claim(r, id)).filter(Boolean);
+function cell(rs, id, metric = 'acc') {
+  const cs = rs.map((r) => claim(r, id, metric)).filter(Boolean);
   if (cs.length === 0) return '—';
   if (cs.length === 1) return `${signed(cs[0].value)} ± ${pct(cs[0].stderr)}: ${cs[0].verdict}`;
   const v = cs.map((c) => c.value);
   return `${signed(mean(v))} ± ${pct(sd(v))} (yes in ${cs.filter((c) => c.verdict === 'yes').length} of ${cs.length})`;
 }
 
-function level(rs, key) {
-  const v = rs.map((r) => r[key]).filter((x) => typeof x === 'number');
+function level(rs, key, norm = false) {
+  const v = rs.map((r) => (norm ? r.details?.[key]?.accNorm : r[key])).filter((x) => typeof x === 'number');
   if (v.length === 0) return '—';
   return v.length === 1 ? pct(v[0]) : `${pct(mean(v))} ± ${pct(sd(v))}`;
 }
@@ -188,20 +188,23 @@ function table() {
       y = order(b);
     return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
   });
+  // acc is the headline; acc_norm beside the zero-shot numbers, where a model that knows a task but prefers
+  // one answer's wording (genre-short-mc) shows what it knows.
   console.log(
-    '| task | keep | method | seeds | Full ZS | Emulator ZS | hides = Full ZS − Emulator ZS | Emulator FT | Plug-in | Plug-in − Full ZS | Δ = Plug-in − Emulator FT | Full FT |',
+    '| task | keep | method | seeds | ratio | Full ZS acc / acc_norm | Emulator ZS acc / acc_norm | hides (acc) | hides (acc_norm) | Emulator FT | Plug-in | Plug-in − Full ZS | Δ = Plug-in − Emulator FT | Full FT |',
   );
-  console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const k of keys) {
     const [task, keep, method] = k.split('|');
     const rs = groups.get(k);
     if (rs[0].failed) {
-      console.log(`| ${task} | ${keep} | ${method} | — | not run: ${rs[0].failed.replace(/\|/g, '/')} |||||||| `);
+      console.log(`| ${task} | ${keep} | ${method} | — | not run: ${rs[0].failed.replace(/\|/g, '/')} ||||||||||`);
       continue;
     }
     const seeds = rs.map((r) => r.tuneOptions?.seed ?? 0).join(',');
+    const ratio = `${mean(rs.map((r) => r.compressionRatio)).toFixed(2)}×`;
     console.log(
-      `| ${task} | ${keep} | ${method} | ${seeds} | ${level(rs, 'fullZS')} | ${level(rs, 'emulatorZS')} | ${cell(rs, 'emulatorHides')} | ${level(rs, 'emulatorFT')} | ${level(rs, 'plugIn')} | ${cell(rs, 'plugInBeatsFullZS')} | ${cell(rs, 'deltaPositive')} | ${level(rs, 'fullFT')} |`,
+      `| ${task} | ${keep} | ${method} | ${seeds} | ${ratio} | ${level(rs, 'fullZS')} / ${level(rs, 'fullZS', true)} | ${level(rs, 'emulatorZS')} / ${level(rs, 'emulatorZS', true)} | ${cell(rs, 'emulatorHides')} | ${cell(rs, 'emulatorHides', 'acc_norm')} | ${level(rs, 'emulatorFT')} | ${level(rs, 'plugIn')} | ${cell(rs, 'plugInBeatsFullZS')} | ${cell(rs, 'deltaPositive')} | ${level(rs, 'fullFT')} |`,
     );
   }
 }
