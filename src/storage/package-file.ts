@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import type { PackageWeights } from '../ot/emulator/package';
 import { withFile } from '../faults/fs-errors';
 import { FileSink, safetensorsByteLength, streamSafetensors, writeFileAtomically } from './safetensors-file';
+import { dosTime, type ZipRecord, zipEnd, zipHeader, zipRecord } from './zip-format';
 
 /** A file's bytes, or emulator.safetensors still as tensors (streamed when written). */
 export type PackageEntry = Uint8Array | PackageWeights;
@@ -36,58 +37,6 @@ export async function writePackageFolder(dir: string, entries: [string, PackageE
   return entries.map(([name]) => name);
 }
 
-/** The zip's MS-DOS date and time, from the local fields of `mtime` as fflate reads them. */
-function dosTime(mtime: Date): number {
-  const y = mtime.getFullYear() - 1980;
-  if (y < 0 || y > 119) throw new Error('zip: the date must be between 1980 and 2099');
-  return (
-    ((y << 25) |
-      ((mtime.getMonth() + 1) << 21) |
-      (mtime.getDate() << 16) |
-      (mtime.getHours() << 11) |
-      (mtime.getMinutes() << 5) |
-      (mtime.getSeconds() >> 1)) >>>
-    0
-  );
-}
-
-interface ZipRecord {
-  name: Uint8Array;
-  utf8: boolean;
-  crc: number;
-  size: number;
-  offset: number;
-}
-
-/** A local (30 bytes + name) or central (46 bytes + name) header of a stored entry, fflate's fields. */
-function zipHeader(r: ZipRecord, dos: number, central: boolean): Uint8Array {
-  const h = new Uint8Array((central ? 46 : 30) + r.name.length);
-  const v = new DataView(h.buffer);
-  let b = 0;
-  v.setUint32(b, central ? 0x02014b50 : 0x04034b50, true);
-  b += 4;
-  if (central) {
-    v.setUint16(b, 20, true); // made by
-    b += 2;
-  }
-  v.setUint16(b, 20, true); // needed to extract
-  v.setUint16(b + 2, r.utf8 ? 0x800 : 0, true);
-  v.setUint16(b + 4, 0, true); // stored
-  v.setUint32(b + 6, dos, true);
-  v.setUint32(b + 10, r.crc, true);
-  v.setUint32(b + 14, r.size, true);
-  v.setUint32(b + 18, r.size, true);
-  v.setUint16(b + 22, r.name.length, true);
-  v.setUint16(b + 24, 0, true); // extra
-  b += 26;
-  if (central) {
-    v.setUint32(b + 10, r.offset, true); // comment length, disk, attributes: 0
-    b += 14;
-  }
-  h.set(r.name, b);
-  return h;
-}
-
 /**
  * One stored .zip at `path` (temporary file, then renamed): entries sorted by name, `mtime` on each, as
  * zipEmulatorPackage. Each local header is written with a zero CRC first and rewritten in place once its
@@ -110,10 +59,8 @@ export async function writePackageZip(
     const records: ZipRecord[] = [];
     let pos = 0;
     for (const [name, e] of sorted) {
-      const fn = enc.encode(name);
-      if (fn.length > 65535) throw new Error(`zip: name too long: ${name}`);
-      const r: ZipRecord = { name: fn, utf8: fn.length !== name.length, crc: 0, size: entryByteLength(e), offset: pos };
-      const headerLength = 30 + fn.length;
+      const r = zipRecord(name, entryByteLength(e), pos);
+      const headerLength = 30 + r.name.length;
       const sink = new FileSink(fh, pos + headerLength, true);
       await writeEntry(sink, e);
       if (sink.position - pos - headerLength !== r.size)
@@ -126,13 +73,6 @@ export async function writePackageZip(
     const cdStart = pos;
     const tail = new FileSink(fh, pos);
     for (const r of records) await tail.write(zipHeader(r, dos, true));
-    const end = new Uint8Array(22);
-    const v = new DataView(end.buffer);
-    v.setUint32(0, 0x06054b50, true);
-    v.setUint16(8, records.length, true);
-    v.setUint16(10, records.length, true);
-    v.setUint32(12, tail.position - cdStart, true);
-    v.setUint32(16, cdStart, true);
-    await tail.write(end);
+    await tail.write(zipEnd(records.length, tail.position - cdStart, cdStart));
   });
 }
