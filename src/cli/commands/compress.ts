@@ -218,7 +218,7 @@ export const command: Command = {
     const lambdaMlp = o['lambda-mlp'] as number | undefined;
     const progress = progressLines(ctx, rss);
     const be = await openCliBackend(o, ctx);
-    // gradot's SVD factors beyond half the memory budget wait on disk instead of being recomputed.
+    // gradot's SVD factors beyond an eighth of the memory budget (package.ts FACTOR_SHARE_WITH_SPILL) wait on disk instead of being recomputed.
     const factorSpill = method === 'gradot' ? new FolderFactorSpill() : undefined;
     // On a lost GPU device the job starts again on the CPU backend.
     const built = await be

@@ -15,7 +15,7 @@
 import type { Activation, AdamWParams, AttentionParams, Backend, DType, FloatArray, MatmulParams, RopeParams, Storage } from '../backend';
 import { attentionBackwardStaged, attentionStaged } from './attention';
 import { ACT_CODE, OP } from './kernels';
-import { gemm, gemmBatch, gemmMany } from './matmul';
+import { gemm, gemmBatch, gemmMany, gramWasm } from './matmul';
 import { activeThreads } from './pool';
 import { ropeTable } from './rope';
 import { elementUnits, rowUnits, runRows } from './rows';
@@ -485,6 +485,7 @@ export class CpuBackend implements Backend {
     const P = dim > 1024 ? 256 : 128;
     if (dim < 2 * P) return this.matmul(x, x, { batch: 1, m: dim, n: dim, k: rows, transA: true });
     const C = this.alloc(dim * dim);
+    if (gramWasm(X, rows, dim, C, P)) return this.wrap(C);
     for (let r0 = 0; r0 < dim; r0 += P) {
       const h = Math.min(P, dim - r0);
       // C[r0 : r0+h, r0 : dim] = X[:, r0 : r0+h]ᵀ · X[:, r0 : dim]

@@ -372,6 +372,70 @@ function gemmWasm(
 }
 
 /**
+ * xᵀx [dim, dim] of row-major x [rows, dim] into C, upper block-triangle only (panels of P rows from the
+ * diagonal), then mirrored. On the WebAssembly runtime x is staged once for every panel and C is filled in
+ * the pool's memory: staged panel by panel (gemmBatch), x was copied twice per panel (each panel's operands
+ * span nearly all of x), 1.1 GB of copies per support step at Qwen2.5-0.5B's widths. Same descriptors,
+ * strides and thread count as the per-panel products, so the same bits. Returns false when the f32
+ * WebAssembly path does not apply (the caller runs the per-panel products).
+ */
+export function gramWasm(X: FloatArray, rows: number, dim: number, C: FloatArray, P: number): boolean {
+  if (!(X instanceof Float32Array && C instanceof Float32Array) || cpuKernel() === 'js') return false;
+  if (rows === 0) {
+    C.fill(0);
+    return true;
+  }
+  const xLen = rows * dim;
+  const cLen = dim * dim;
+  if (4 * (xLen + cLen) + 64 > maxStagedBytes()) return false;
+  // The largest panel's thread count; each panel still gets its own, as in the per-panel products.
+  const T = threadsFor(2 * Math.min(P, dim) * dim * rows);
+  return withHeap(
+    4 * (xLen + cLen) + 48,
+    (h) => {
+      const hx = h.alloc(4 * xLen);
+      const hc = h.alloc(4 * cLen);
+      h.f32.set(X.subarray(0, xLen), hx >> 2);
+      for (let r0 = 0; r0 < dim; r0 += P) {
+        const hh = Math.min(P, dim - r0);
+        const nn = dim - r0;
+        // C[r0 : r0+hh, r0 : dim] = X[:, r0 : r0+hh]ᵀ · X[:, r0 : dim]
+        gemmStaged(
+          [hx + 4 * r0],
+          1,
+          dim,
+          [hx + 4 * r0],
+          dim,
+          1,
+          [hc + 4 * (r0 * dim + r0)],
+          dim,
+          hh,
+          nn,
+          rows,
+          threadsFor(2 * hh * nn * rows),
+        );
+      }
+      const f = h.f32;
+      const c0 = hc >> 2;
+      // Mirror tile by tile (cache-friendly), then one copy out.
+      const B = 64;
+      for (let i0 = 0; i0 < dim; i0 += B) {
+        const i1 = Math.min(dim, i0 + B);
+        for (let j0 = i0; j0 < dim; j0 += B) {
+          const j1 = Math.min(dim, j0 + B);
+          for (let i = i0; i < i1; i++) {
+            const row = c0 + i * dim;
+            for (let j = Math.max(j0, i + 1); j < j1; j++) f[c0 + j * dim + i] = f[row + j]!;
+          }
+        }
+      }
+      C.set(f.subarray(c0, c0 + cLen));
+    },
+    T,
+  );
+}
+
+/**
  * Products on operands already staged in the pool's memory (byte pointers; strides in elements), shared out
  * between `threads` threads: entry b reads A at aPtrs[b], B at bPtrs[b] and overwrites the m x n block at
  * cPtrs[b] (row stride ldc). Entries are split by rows (or columns) at tile multiples when there are fewer

@@ -279,7 +279,7 @@ export function compressModel(
           svdMs += performance.now() - ts;
           factors = lowRankFactors(f, o!, i!, kept);
         }
-        // Each matrix is built once: its factors (up to half the memory budget over all matrices) can go now
+        // Each matrix is built once: its factors (up to their share of the memory budget over all matrices) can go now
         // instead of living through evaluation and packaging.
         e.f = null;
         const parts = e.parts;

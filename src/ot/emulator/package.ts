@@ -305,13 +305,13 @@ export interface BuildEmulatorOptions extends CompressOptions {
    * evaluate = support batches.
    */
   onWork?: (phase: 'support' | 'scoring' | 'compress' | 'evaluate', done: number, total: number) => void;
-  /** gradot: where factors over half the memory budget wait for the build (else they are recomputed). */
+  /** gradot: where factors over their share of the memory budget wait for the build (else they are recomputed). */
   factorSpill?: FactorSpill;
   /**
    * Bytes gradot may use beyond the model's own weights (default DEFAULT_MEMORY_BUDGET): a quarter bounds
    * one group of support statistics (supportPass memoryBudget), half bounds the SVD factors kept between
-   * scoring and building (beyond it they are recomputed). Peak memory then does not grow with the number
-   * of blocks.
+   * scoring and building (beyond it they are recomputed), an eighth (FACTOR_SHARE_WITH_SPILL) when a
+   * `factorSpill` takes the rest. Peak memory then does not grow with the number of blocks.
    */
   memoryBudget?: number;
   /** dtype of emulator.safetensors; default the source model's own (F16/BF16 stay F16/BF16). */
@@ -332,6 +332,16 @@ export interface BuildEmulatorOptions extends CompressOptions {
 
 /** Default working-memory budget of buildEmulator (beyond the model weights). */
 export const DEFAULT_MEMORY_BUDGET = 2 ** 30;
+
+/**
+ * Share of the memory budget for SVD factors kept in memory between scoring and building: half without a
+ * spill (the rest are recomputed at build time, which costs their SVDs again), an eighth with one (the rest
+ * go to disk and come back bit for bit: a sequential write and read instead of an SVD). The factors held in memory pile up
+ * through the support pass and are still there in its last groups, where its peak is: on
+ * Qwen2.5-0.5B (1.4 GB of factors) half the default budget put 512 MiB on that peak, an eighth 128 MiB.
+ */
+export const FACTOR_SHARE = 1 / 2;
+export const FACTOR_SHARE_WITH_SPILL = 1 / 8;
 
 /**
  * A decoder over `weights`: on the f32 CPU backend its parameters share the host arrays instead of copying
@@ -437,7 +447,10 @@ export async function buildEmulator(
   const budget = o.memoryBudget ?? DEFAULT_MEMORY_BUDGET;
   try {
     // gradot: statistics are scored group by group as the support pass produces them, then dropped.
-    const scorer = o.method === 'gradot' ? new GradotScorer(spec, weights, o, budget / 2, o.factorSpill) : undefined;
+    const scorer =
+      o.method === 'gradot'
+        ? new GradotScorer(spec, weights, o, budget * (o.factorSpill ? FACTOR_SHARE_WITH_SPILL : FACTOR_SHARE), o.factorSpill)
+        : undefined;
     if (scorer) {
       o.onProgress?.('support');
       const needed = scorer.needed;
@@ -445,6 +458,8 @@ export async function buildEmulator(
         linears: needed,
         memoryBudget: budget / 4,
         count: o.support.length,
+        // The scorer keeps no statistics past consume() unless it prunes MLP channels (SCP).
+        recycleStats: !scorer.keepsStats,
         ...(o.onSupportBatch ? { onBatch: o.onSupportBatch } : {}),
         between: async () => {
           if (o.pause?.paused) await o.pause.wait();

@@ -174,6 +174,11 @@ export class GradotScorer {
     return this.drdKeys.size + this.scpBlocks.size;
   }
 
+  /** Whether consume() may hold statistics after it returns (SCP waits for an MLP's three linears). */
+  get keepsStats(): boolean {
+    return this.scpBlocks.size > 0;
+  }
+
   /** Linears whose statistics this scorer uses (the support pass can observe only these). */
   get needed(): string[] {
     const { attn, mlp } = projsOf(this.spec);

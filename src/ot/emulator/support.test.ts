@@ -175,6 +175,43 @@ describe('supportPass block groups (memory budget)', () => {
     });
   }
 
+  it('recycleStats: arrays handed back to the pass give the same statistics bit for bit, and are reused', async () => {
+    const be = new CpuBackend({ dtype: 'f32' });
+    // d = dff/2 with a gated MLP: up/gate's G, down's A (dff²) and the attention's A/G (d²) repeat sizes.
+    const spec = smallSpec('qwen2', { numLayers: 5, hiddenSize: 32, numHeads: 4 });
+    const dec = decoderFromWeights(be, spec, randomTestModel(spec, 21));
+    const batches = makeBatches(spec.vocabSize, 9, 3, 2, 8);
+    const middle = [1, 2, 3];
+    const ref = await supportPass(dec, batches, middle, { memoryBudget: Infinity });
+    const copies = new Map<string, Record<string, number[]>>();
+    const seen = new Set<Float64Array>();
+    let reused = 0;
+    const res = await supportPass(dec, batches, middle, {
+      memoryBudget: Infinity,
+      recycleStats: true,
+      onStats: (n, s) => {
+        for (const a of [s.G, s.g, s.gBias]) {
+          if (seen.has(a)) reused++;
+          seen.add(a);
+        }
+        copies.set(n, {
+          A: Array.from(s.A),
+          G: Array.from(s.G),
+          g: Array.from(s.g),
+          gBias: Array.from(s.gBias),
+          meanX: Array.from(s.meanX),
+        });
+      },
+    });
+    expect(res.stats.size).toBe(0);
+    expect(reused).toBeGreaterThan(0);
+    expect([...copies.keys()].sort()).toEqual([...ref.stats.keys()].sort());
+    for (const [n, s] of ref.stats) {
+      const c = copies.get(n)!;
+      for (const k of ['A', 'G', 'g', 'gBias', 'meanX'] as const) expect(c[k]).toEqual(Array.from(s[k]));
+    }
+  });
+
   it('planSupportGroups packs contiguous blocks under the budget, one block at least', () => {
     expect(planSupportGroups([1, 2, 3, 4], () => 10, 25)).toEqual([
       [1, 2],
