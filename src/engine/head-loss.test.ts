@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CpuBackend } from './cpu/backend';
 import { headBlockRows, headPieceRows } from './head-blocks';
-import { linearCrossEntropyRows } from './head-loss';
+import { headGradCounts, linearCrossEntropyRows } from './head-loss';
 import * as ops from './ops';
 import { Rng } from './random';
 import { backward, Tensor } from './tensor';
@@ -85,6 +85,53 @@ describe('linearCrossEntropyRows', () => {
       void be;
     });
   }
+
+  for (const pieces of [false, true]) {
+    it(`x's gradient made in the forward for the expected seed is the backward's own, bit for bit${pieces ? ' (vocabulary pieces)' : ''}; another seed recomputes`, async () => {
+      const rows = 29,
+        d = 12,
+        V = 53;
+      const { be, targets, make } = setup(rows, d, V, pieces ? 17 : 11, false);
+      const N = Array.from(targets).filter((t) => t !== -100).length;
+      const pb = pieces ? 4 * d * 9 : Infinity;
+      const run = async (rowGrad: number | undefined, s: number) => {
+        const { X, W } = make();
+        const per = linearCrossEntropyRows(X, W, targets, -100, 4 * V * 6, pb, rowGrad);
+        const l = ops.scale(ops.sum(per), s);
+        backward(l);
+        return { per: await per.read(), dx: await X.grad!.read() };
+      };
+      const same = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) =>
+        expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+      const ref = await run(undefined, 1 / N);
+      // The mean's seed as the f32 backend rounds it: used.
+      const c0 = { ...headGradCounts };
+      const hit = await run(Math.fround(1 / N), 1 / N);
+      expect(headGradCounts.early).toBe(c0.early + 1);
+      same(hit.per, ref.per);
+      same(hit.dx, ref.dx);
+      // A wrong guess (another scale): recomputed, still the backward's own gradient.
+      const ref2 = await run(undefined, 0.37);
+      const miss = await run(Math.fround(1 / N), 0.37);
+      expect(headGradCounts.recomputed).toBe(c0.recomputed + 1);
+      same(miss.dx, ref2.dx);
+      expect(Buffer.from(miss.dx.buffer).equals(Buffer.from(hit.dx.buffer))).toBe(false);
+      void be;
+    });
+  }
+
+  it("the decoder's expected seed is what a mean's backward hands each row (f32 and f64)", async () => {
+    for (const dtype of ['f32', 'f64'] as const) {
+      const be = new CpuBackend({ dtype });
+      for (const c of [1, 3, 7, 509, 511, 2048, 1e5 + 3]) {
+        const t = new Tensor(be, [5], be.fromArray(Float32Array.from([0.1, 0.2, 0.3, 0.4, 0.5])), true);
+        backward(ops.scale(ops.sum(t), 1 / c));
+        const g = await t.grad!.read();
+        const want = dtype === 'f64' ? 1 / c : Math.fround(1 / c);
+        for (const v of g) expect(Object.is(v, want)).toBe(true);
+      }
+    }
+  });
 
   it('passes finite differences in row blocks and vocabulary pieces (x and W)', () => {
     const be = new CpuBackend({ dtype: 'f64' });

@@ -285,7 +285,12 @@ export class Decoder {
   private meanHeadLoss(normed: Tensor, targets: Int32Array, ignoreIndex: number): Tensor {
     const w = this.spec.tieWordEmbeddings ? this.p('embed.weight') : this.p('lm_head.weight');
     const c = ops.countTargets(targets, ignoreIndex);
-    return ops.scale(ops.sum(linearCrossEntropyRows(normed, w, targets, ignoreIndex)), c > 0 ? 1 / c : 0);
+    const inv = c > 0 ? 1 / c : 0;
+    // The gradient each row will get back from a backward of this mean (scale's 1·inv, as the backend
+    // stores it; sum's backward hands it to every row unchanged): lets the head compute x's gradient in
+    // the forward when it works in row blocks (head-loss.ts checks it before using it).
+    const rowGrad = this.backend.dtype === 'f64' ? inv : Math.fround(inv);
+    return ops.scale(ops.sum(linearCrossEntropyRows(normed, w, targets, ignoreIndex, undefined, undefined, rowGrad)), inv);
   }
 
   /** Parameters in canonical order with AdamW decay flags; `onlyTrainable` keeps those that require grad. */

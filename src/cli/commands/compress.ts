@@ -29,6 +29,7 @@ import { openModel } from '../open';
 import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
 import { bosFromOptions, cliTokenizer, readTaskFile, resolveDataPath } from './ot-shared';
 import { reclaimHostMemory } from '../../engine/reclaim';
+import { headGradCounts } from '../../engine/head-loss';
 import { entryByteLength, writePackageFolder, writePackageZip } from '../../storage/package-file';
 
 /** "2GB", "1.5 GiB", "512MB", "800000000" -> bytes (GB/MB are binary here, like the budgets they set). */
@@ -51,7 +52,7 @@ function notePhase(rss: { phase: string; byPhase: Record<string, number> }, next
     const m = process.memoryUsage();
     const mb = (x: number) => Math.round(x / 2 ** 20);
     process.stderr.write(
-      `memtrace ${rss.phase}->${next}: rss ${mb(m.rss)} heap ${mb(m.heapUsed)} arrayBuffers ${mb(m.arrayBuffers)} external ${mb(m.external)} maxRss ${rss.byPhase[rss.phase]}\n`,
+      `memtrace ${rss.phase}->${next}: rss ${mb(m.rss)} heap ${mb(m.heapUsed)} arrayBuffers ${mb(m.arrayBuffers)} external ${mb(m.external)} maxRss ${rss.byPhase[rss.phase]} head dx early/recomputed ${headGradCounts.early}/${headGradCounts.recomputed}\n`,
     );
   }
   rss.phase = next;
