@@ -70,7 +70,7 @@ export interface SupportPassOptions {
   /**
    * With `onStats`: the callback keeps none of the arrays it is handed once it returns, so the pass may
    * write the next linear's statistics of the same group into them. Fresh host arrays are faulted in page
-   * by page, and a block's statistics in f64 are ~900 MB at Qwen2.5-0.5B's widths, most of them the same
+   * by page, and a block's statistics in f64 are ~720 MB at Qwen2.5-0.5B's widths, most of them the same
    * few sizes (an MLP's G's and the down projection's A are all dff²).
    */
   recycleStats?: boolean;
