@@ -460,6 +460,13 @@ export interface BackwardOptions {
   release?: boolean;
   /** With release: tensors the caller still reads afterwards (e.g. logits). Views protect what they share. */
   keep?: readonly Tensor[];
+  /**
+   * Called for each leaf that requires grad as soon as its `.grad` is final for this backward (the backward
+   * of its last consumer has run), top of the graph first. The callee may read the gradient and take it
+   * (free it and set `.grad = null`), so that a caller who only reduces gradients never holds them all:
+   * the held-out gradient shift folds each adapter tensor's gradient this way.
+   */
+  onLeafGrad?: (leaf: Tensor) => void;
 }
 
 /** Runs reverse-mode differentiation from `loss`, accumulating into `.grad` of leaves that require grad. */
@@ -477,6 +484,27 @@ export function backward(loss: Tensor, opts: BackwardOptions = {}): void {
     const i = scopes.lastIndexOf(frame);
     if (i >= 0) scopes.splice(i, 1);
   }
+}
+
+/**
+ * Leaves that require grad, by the post-order index of their last consumer in the reverse walk (the
+ * smallest index among the nodes that read them): after that node's step their gradient is complete.
+ */
+function lastUses(order: readonly Tensor[]): Map<number, Tensor[]> {
+  const seen = new Set<Tensor>();
+  const at = new Map<number, Tensor[]>();
+  for (let i = 0; i < order.length; i++) {
+    const node = order[i]!.node;
+    if (!node) continue;
+    for (const c of node.inputs) {
+      if (c.node !== null || !c.requiresGrad || seen.has(c)) continue;
+      seen.add(c);
+      const list = at.get(i);
+      if (list) list.push(c);
+      else at.set(i, [c]);
+    }
+  }
+  return at;
 }
 
 function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
@@ -517,6 +545,7 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
   }
 
   const freeAt = opts.release ? releasePlan(loss, order, opts.keep ?? []) : null;
+  const leavesDoneAt = opts.onLeafGrad ? lastUses(order) : null;
 
   const pending = new Map<Tensor, Storage>();
   pending.set(loss, seed);
@@ -547,6 +576,7 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
     // The loss is itself a leaf: its gradient is the seed.
     pending.delete(loss);
     accumulate(loss, seed);
+    opts.onLeafGrad?.(loss);
     return;
   }
   for (let i = order.length - 1; i >= 0; i--) {
@@ -564,6 +594,8 @@ function run(loss: Tensor, be: Backend, opts: BackwardOptions): void {
       const fs = freeAt.get(i);
       if (fs) for (const s of fs) freeStorage(be, s);
     }
+    const done = leavesDoneAt?.get(i);
+    if (done) for (const leaf of done) if (leaf.grad && !leaf.grad.freed) opts.onLeafGrad!(leaf);
   }
   for (const g of pending.values()) freeStorage(be, g);
 

@@ -76,7 +76,10 @@ describe('adapterGradientShift', () => {
         want.push(1 - dot / Math.sqrt(nf * ne));
       }
       const r = await adapterGradientShift(full, emu, [batch, other], { bottom: 1, top: 1 });
-      expect(r.perBatch).toEqual(want);
+      // The emulator's gradients are folded as the backward finishes them (top blocks first), so the sums
+      // run in another order than over the concatenated vector: equal up to double rounding.
+      expect(r.perBatch.length).toBe(want.length);
+      for (let i = 0; i < want.length; i++) expect(Math.abs(r.perBatch[i]! - want[i]!)).toBeLessThan(1e-12 * Math.abs(want[i]!));
       expect(want[0]).not.toBe(want[1]);
     });
   }
