@@ -3,7 +3,8 @@
  * file (and line).
  */
 import { SafetensorsReader } from '../../src/model/safetensors';
-import { FileListSource } from '../../src/model/source';
+import type { FileListSource } from '../../src/model/source';
+import { BlobSource } from './blob-source';
 import { numel } from '../../src/model/weights';
 import { unzipBounded } from '../../src/faults/zip';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
@@ -21,7 +22,7 @@ export function stripCommonFolder(files: InputFile[]): InputFile[] {
 }
 
 export function sourceOf(files: InputFile[], label: string): FileListSource {
-  return new FileListSource(new Map(files.map((f) => [f.path, f.data])), label);
+  return new BlobSource(new Map(files.map((f) => [f.path, f.data])), label);
 }
 
 /** Header-only read through src/model's SafetensorsReader (validates offsets against the file size). */
