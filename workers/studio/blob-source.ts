@@ -36,6 +36,11 @@ export async function readBlobRange(blob: Blob, start: number, end: number, name
   return new Uint8Array(buf);
 }
 
+/** A whole Blob's bytes (a package's weights, a zip), read as readBlobRange reads a range. */
+export function readBlob(blob: Blob, name?: string): Promise<Uint8Array> {
+  return readBlobRange(blob, 0, blob.size, name);
+}
+
 /** FileListSource whose ranged reads (safetensors tensors) go through readBlobRange. */
 export class BlobSource extends FileListSource {
   constructor(
