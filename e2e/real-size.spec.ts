@@ -329,8 +329,19 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; out: st
   });
 }
 
-/** The hub-shaped random checkpoint (made once, then reused). */
+/** Folders given instead of e2e/.models/<kind> (a checkpoint made elsewhere, or a smaller one of the same family). */
+const MODEL_DIRS: Record<string, string | undefined> = {
+  gpt2: process.env.REAL_SIZE_GPT2_DIR,
+  'qwen2.5-0.5b': process.env.REAL_SIZE_QWEN_DIR,
+};
+
+/** The hub-shaped random checkpoint (made once, then reused), or the folder its variable names. */
 async function ensureModel(kind: 'gpt2' | 'qwen2.5-0.5b'): Promise<string> {
+  const given = MODEL_DIRS[kind];
+  if (given) {
+    expect(existsSync(join(given, 'model.safetensors')), `${given}: no model.safetensors`).toBe(true);
+    return given;
+  }
   const dir = join(MODELS, kind);
   if (!existsSync(join(dir, 'model.safetensors'))) {
     mkdirSync(MODELS, { recursive: true });
