@@ -656,7 +656,7 @@ test.describe('real model sizes', () => {
     }
   });
 
-  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({ studio: { page } }) => {
+  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({ studio: { page, guard } }) => {
     test.setTimeout(4 * 3600_000);
     const buildMinutes = Number(process.env.REAL_SIZE_BUILD_MINUTES ?? 180);
     const methods = (process.env.REAL_SIZE_QWEN_METHODS ?? 'drop,prune,svd,gradot').split(',').map((m) => m.trim());
@@ -750,6 +750,8 @@ test.describe('real model sizes', () => {
         `  page renderer peak over the run ${gb(Math.max(all.rendererHwm, all.rendererMax))} (high-water mark; all renderers ${gb(all.renderer)}); GPU process ${gb(all.gpu)}; tab crashed: ${crashed}`,
       );
       console.log(`  load: start "${uptimeStart}", end "${uptimeEnd}"`);
+      // What the page and its workers said went wrong (a job that stalls says nothing in the UI).
+      for (const e of [...guard.pageErrors, ...guard.consoleErrors].slice(0, 10)) console.log(`  page error: ${e.slice(0, 300)}`);
       saveResults('qwen2.5-0.5b', {
         model: 'Qwen2.5-0.5B-shaped random (make-model qwen2.5-0.5b)',
         phases,
