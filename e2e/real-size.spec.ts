@@ -656,7 +656,9 @@ test.describe('real model sizes', () => {
     }
   });
 
-  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({ studio: { page, guard } }) => {
+  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({
+    studio: { page, guard },
+  }) => {
     test.setTimeout(4 * 3600_000);
     const buildMinutes = Number(process.env.REAL_SIZE_BUILD_MINUTES ?? 180);
     const methods = (process.env.REAL_SIZE_QWEN_METHODS ?? 'drop,prune,svd,gradot').split(',').map((m) => m.trim());
