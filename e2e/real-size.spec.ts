@@ -695,6 +695,7 @@ test.describe('real model sizes', () => {
         failures.push(`${method}: build did not finish within ${buildMinutes} min: ${(e as Error).message.slice(0, 200)}`);
         entry.unfinished = `not finished within ${buildMinutes} min (REAL_SIZE_BUILD_MINUTES)`;
         await shot(page, `real-size-qwen-${method}-unfinished`);
+        for (const e of [...guard.pageErrors, ...guard.consoleErrors].slice(0, 10)) console.log(`  page error: ${e.slice(0, 300)}`);
         // Cancel it, so the next method (and the report) still run.
         await settings
           .getByTestId('cancel')
