@@ -3,6 +3,7 @@
  * commands so their code stays about doing the work; a test checks every option a command parses is
  * documented here (and nothing else is).
  */
+import { TUNE_DEFAULTS } from '../jobs/tune-defaults';
 
 export interface OptionHelp {
   /** As typed: "--keep F". */
@@ -39,10 +40,14 @@ const BACKEND: OptionHelp = {
 };
 
 const TUNE: OptionHelp[] = [
-  { flag: '--lr X', text: 'peak learning rate', default: '5e-5 (tune), 1e-4 (ot); LoRA runs usually want ~5e-3' },
-  { flag: '--epochs N', text: 'passes over the training data', default: '1' },
+  {
+    flag: '--lr X',
+    text: 'peak learning rate',
+    default: `${TUNE_DEFAULTS.full.lr} (full adapter blocks), ${TUNE_DEFAULTS.lora.lr} with --lora (chosen on the bundled tasks' validation splits)`,
+  },
+  { flag: '--epochs N', text: 'passes over the training data', default: String(TUNE_DEFAULTS.full.epochs) },
   { flag: '--steps N', text: 'optimizer steps instead of --epochs' },
-  { flag: '--batch B', text: 'sequences per step', default: '8' },
+  { flag: '--batch B', text: 'sequences per step', default: String(TUNE_DEFAULTS.full.batch) },
   { flag: '--accum K', text: 'gradient accumulation steps', default: '1' },
   { flag: '--schedule S', text: 'learning-rate schedule: linear, cosine or constant', default: 'linear' },
   { flag: '--warmup N', text: 'warm-up steps' },
@@ -153,7 +158,10 @@ export const HELP: Record<string, CommandHelp> = {
   },
   ot: {
     options: [
-      { flag: '--method M[,M…]', text: 'one or more of gradot, drop, svd, prune, none (compared side by side)' },
+      {
+        flag: '--method M[,M…]',
+        text: 'one or more of gradot, drop, svd, prune, none, gradot-paper (gradot with the paper’s layout: SCP MLP channels, uniform ranks), compared side by side',
+      },
       { flag: '--keep F', text: 'fraction of the middle blocks’ parameters kept, in (0, 1]' },
       { flag: '--task NAME|DIR', text: 'a bundled task under public/data or a folder with train/test(/valid).jsonl' },
       { flag: '--adapters L:R', text: 'bottom:top adapter blocks', default: '2:2' },
@@ -169,7 +177,11 @@ export const HELP: Record<string, CommandHelp> = {
         text: 'balanced (λ scaled per matrix so λ = 1 weighs both terms equally), or raw (the formula as written; λ ≈ 0 in effect)',
         default: 'balanced',
       },
-      { flag: '--limit-train N', text: 'first N training examples (quick runs)', default: 'all' },
+      {
+        flag: '--limit-train N',
+        text: 'first N training examples; 0 = all',
+        default: `${TUNE_DEFAULTS.full.examples} (the default budget)`,
+      },
       { flag: '--limit-test N', text: 'first N test questions (quick runs)', default: 'all' },
       { flag: '--seeds S1,S2,…', text: 'run each method once per seed (mean ± spread in the report)', default: '--seed' },
       { flag: '--force', text: 'write into an output folder that holds unrelated files (never one that is an input)' },

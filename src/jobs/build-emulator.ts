@@ -16,7 +16,14 @@ import type { CompressionMethod } from '../ot/emulator/budget';
 import type { CompressResult, FactorSpill } from '../ot/emulator/compress';
 import type { LambdaMode } from '../ot/emulator/gcs';
 import { adapterGradientShift, type GradShiftResult } from '../ot/emulator/gradshift';
-import { buildEmulator, type EmulatorMeta, type EmulatorReport } from '../ot/emulator/package';
+import {
+  buildEmulator,
+  EMULATOR_JSON,
+  EMULATOR_WEIGHTS,
+  type EmulatorMeta,
+  type EmulatorReport,
+  type PackageWeights,
+} from '../ot/emulator/package';
 import type { Decoder } from '../model/decoder';
 import type { WriteDType } from '../model/safetensors';
 import type { Split } from '../ot/emulator/split';
@@ -66,6 +73,11 @@ export interface BuildEmulatorOptions {
   dtype?: WriteDType;
   /** gradot: where SVD factors over the budget wait for the build (the CLI: a temporary folder); else recomputed. */
   factorSpill?: FactorSpill;
+  /**
+   * Leave emulator.safetensors as tensors for a writer that streams it (the CLI): `entries` then holds the
+   * emulator's weights in its place and `files` lacks it (package.ts buildEmulator's option of that name).
+   */
+  streamWeights?: boolean;
 }
 
 export type BuildEmulatorPhase = 'support' | 'compress' | 'evaluate' | 'package' | 'heldout';
@@ -124,8 +136,13 @@ export interface BuildEmulatorReport {
 }
 
 export interface BuildEmulatorOutput {
-  /** The package: emulator.json, emulator.safetensors, then the extra files. */
+  /** The package: emulator.json, emulator.safetensors (not with `streamWeights`), then the extra files. */
   files: Map<string, Uint8Array>;
+  /**
+   * The package in writing order, emulator.safetensors as bytes or (with `streamWeights`) as tensors still:
+   * emulator.json, emulator.safetensors, then the extra files.
+   */
+  entries: [string, Uint8Array | PackageWeights][];
   meta: EmulatorMeta;
   report: BuildEmulatorReport;
   /** The compressor's full record (ranks, kept components, scores) and the emulator's weights. */
@@ -199,6 +216,7 @@ export async function buildEmulatorJob(
     ...(o.memoryBudget !== undefined ? { memoryBudget: o.memoryBudget } : {}),
     ...(o.dtype ? { dtype: o.dtype } : {}),
     ...(o.factorSpill ? { factorSpill: o.factorSpill } : {}),
+    ...(o.streamWeights ? { streamWeights: true } : {}),
     // The held-out figure runs before the package is serialized (its bytes would add a copy of the emulator
     // to this phase's peak), on the decoders the build already holds.
     ...(heldout.length > 0
@@ -235,6 +253,8 @@ export async function buildEmulatorJob(
 
   const files = new Map(built.files);
   for (const [k, v] of input.extraFiles ?? []) files.set(k, v);
+  const entries: [string, Uint8Array | PackageWeights][] = [...files];
+  if (built.weights) entries.splice(entries.findIndex(([k]) => k === EMULATOR_JSON) + 1, 0, [EMULATOR_WEIGHTS, built.weights]);
   const r = built.report;
   const p = r.params;
   const report: BuildEmulatorReport = {
@@ -284,5 +304,5 @@ export async function buildEmulatorJob(
     readings: r.readings,
     notes: built.result.plan.notes,
   };
-  return { files, meta: built.meta, report, result: built.result, heldout: held, warnings };
+  return { files, entries, meta: built.meta, report, result: built.result, heldout: held, warnings };
 }

@@ -126,7 +126,7 @@ describe('tab memory and the verdict', () => {
 describe('the estimate in the studio page (browser: true)', () => {
   const studio = { keep: 0.5, split: { bottom: 2, top: 2 }, batch: 4, seq: 64, runtimeBytes: PAGE_RUNTIME_BYTES } as const;
 
-  it('is the CLI estimate plus the uncollected support-pass transients and the download Blob', () => {
+  it('is the CLI estimate plus the uncollected support-pass transients, the package bytes and the download Blob', () => {
     for (const family of ['gpt2', 'qwen2.5-0.5b'] as const) {
       for (const method of ['drop', 'svd', 'gradot'] as const) {
         const node = estimatePeakMemory(hubShape(family), { ...studio, job: 'compress', method });
@@ -136,6 +136,8 @@ describe('the estimate in the studio page (browser: true)', () => {
         const pkg = page.phases.find((p) => p.phase === 'packaging')!;
         const pkgBytes = pkg.parts.find((p) => p.what === 'emulator package')!.bytes;
         expect(offer.bytes - pkg.bytes).toBeCloseTo(pkgBytes, 0);
+        // The CLI streams the package to disk: no phase of its holds the package's bytes.
+        expect(node.phases.some((p) => p.parts.some((x) => x.what === 'emulator package'))).toBe(false);
         const sp = page.phases.find((p) => p.phase === 'support pass');
         expect(!!sp, `${family} ${method}`).toBe(method === 'gradot');
         if (sp) {

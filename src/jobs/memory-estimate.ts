@@ -13,7 +13,7 @@
  *   least one block), the SVD factors kept for scoring (f32, at most half the budget), one group's tape and
  *   the saved residual streams;
  * - the emulator's own tensors (the compressed middle: everything else is shared with the model), and at
- *   packaging the package's bytes;
+ *   packaging, in the page, the package's bytes (the CLI streams them to disk);
  * - tuning: the emulator in f32, gradient and both AdamW moments of the trainable adapters, and the tape of
  *   every block for one batch.
  * Calibrated against peak RSS measured with `/usr/bin/time -v gradot compress` on the hub-shaped gpt2
@@ -233,7 +233,9 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
         ],
       });
     }
-    phases.push({ phase: 'packaging', parts: [...built, { what: 'emulator package', bytes: emuParams * pkgBytes }] });
+    // The studio makes the package's bytes; the CLI streams emulator.safetensors to disk after dropping the
+    // model (src/storage/package-file.ts), so there packaging holds less than the evaluation.
+    if (o.browser) phases.push({ phase: 'packaging', parts: [...built, { what: 'emulator package', bytes: emuParams * pkgBytes }] });
   } else {
     const trainable =
       o.tuneMode === 'lora'

@@ -111,6 +111,11 @@ export interface ProtocolJobOptions {
   lambdaMlp?: number;
   /** How λ is scaled (gcs.ts LambdaMode); the compressor's default when absent. */
   lambdaMode?: LambdaMode;
+  /** gradot's layout (compress.ts CompressOptions); the compressor's defaults when absent. */
+  mlp?: 'scp' | 'drd';
+  rankAllocation?: 'uniform' | 'global';
+  /** The method variant's name (variants.ts), recorded in the report as `variant`. */
+  variant?: string;
   /** The tuning recipe (split, padding, store and controls come from the job). */
   tune: TuneRecipe;
   fullFT?: boolean;
@@ -135,6 +140,8 @@ export async function runProtocolJob(
     ...(o.lambdaAttn !== undefined ? { lambdaAttn: o.lambdaAttn } : {}),
     ...(o.lambdaMlp !== undefined ? { lambdaMlp: o.lambdaMlp } : {}),
     ...(o.lambdaMode ? { lambdaMode: o.lambdaMode } : {}),
+    ...(o.mlp ? { mlp: o.mlp } : {}),
+    ...(o.rankAllocation ? { rankAllocation: o.rankAllocation } : {}),
   });
   const r = await runProtocol(model, {
     method: o.method,
@@ -152,7 +159,7 @@ export async function runProtocolJob(
     ...(ctl.signal ? { signal: ctl.signal } : {}),
     ...(ctl.onProgress ? { onProgress: ctl.onProgress } : {}),
   });
-  return Object.assign(r, { support: data.supportFrom });
+  return Object.assign(r, { support: data.supportFrom }, o.variant ? { variant: o.variant } : {});
 }
 
 /** What a later setting on the same model, task and recipe can reuse from this report. */

@@ -373,10 +373,15 @@ export interface SerializeOptions {
   metadata?: Record<string, string>;
 }
 
-function encode(t: HostTensor, dtype: WriteDType): Uint8Array {
+/**
+ * One tensor's bytes in `dtype` (little-endian). F32 on a little-endian host is a view of the tensor's own
+ * array, not a copy: a streamed writer hands it straight to the file, and `serializeSafetensors` copies it
+ * into its output anyway.
+ */
+export function encodeTensor(t: HostTensor, dtype: WriteDType): Uint8Array {
   const n = t.data.length;
   if (dtype === 'F32') {
-    if (LITTLE_ENDIAN) return new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + 4 * n));
+    if (LITTLE_ENDIAN) return new Uint8Array(t.data.buffer, t.data.byteOffset, 4 * n);
     const out = new Uint8Array(4 * n);
     const dv = new DataView(out.buffer);
     for (let i = 0; i < n; i++) dv.setFloat32(4 * i, t.data[i]!, true);
@@ -399,20 +404,45 @@ function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Serializes tensors (sorted by name) into one safetensors file. */
-export function serializeSafetensors(tensors: WeightMap | Iterable<[string, HostTensor]>, opts: SerializeOptions = {}): Uint8Array {
-  const dtype = opts.dtype ?? 'F32';
+/** What a safetensors header needs of a tensor: its shape and its element count. */
+export interface HeaderTensor {
+  shape: readonly number[];
+  data: { readonly length: number };
+}
+
+export interface SafetensorsLayout<T extends HeaderTensor = HeaderTensor> {
+  /** The file's first bytes: the 8-byte little-endian header length, then the JSON padded with spaces to a
+   *  multiple of 8 (so the data section, and every F32 tensor in it, starts 8-byte aligned). */
+  header: Uint8Array;
+  /** The tensors in data-section order (sorted by name). */
+  entries: [string, T][];
+  /** Size of the whole file: header plus every tensor's bytes in `dtype`. */
+  byteLength: number;
+}
+
+/**
+ * The one place a safetensors header is built (offsets, dtype, shape, sorted `__metadata__`, padding):
+ * serializeSafetensors, the streamed file writer and the streamed weights hash all lay out the same bytes
+ * from it, so a streamed file cannot drift from the in-memory one.
+ */
+export function safetensorsHeader<T extends HeaderTensor>(
+  tensors: Iterable<readonly [string, T]>,
+  dtype: WriteDType = 'F32',
+  metadata?: Record<string, string>,
+): SafetensorsLayout<T> {
   const size = DTYPE_SIZES[dtype]!;
-  const list = [...tensors].sort((a, b) => byName(a[0], b[0]));
+  const list: [string, T][] = [...tensors].map(([name, t]) => [name, t] as [string, T]).sort((a, b) => byName(a[0], b[0]));
   const header: Record<string, unknown> = {};
-  if (opts.metadata && Object.keys(opts.metadata).length > 0) {
+  if (metadata && Object.keys(metadata).length > 0) {
     const meta: Record<string, string> = {};
-    for (const k of Object.keys(opts.metadata).sort(byName)) meta[k] = String(opts.metadata[k]);
+    for (const k of Object.keys(metadata).sort(byName)) meta[k] = String(metadata[k]);
     header.__metadata__ = meta;
   }
   let offset = 0;
   for (const [name, t] of list) {
     if (name === '__metadata__') throw new Error("serializeSafetensors: '__metadata__' is not a valid tensor name");
+    // A name given twice would get one header entry but two data ranges: a corrupt file.
+    if (Object.hasOwn(header, name)) throw new Error(`serializeSafetensors: ${name} is given twice`);
     if (numel(t.shape) !== t.data.length) {
       throw new Error(`serializeSafetensors: ${name} has ${t.data.length} elements but shape [${t.shape.join(', ')}]`);
     }
@@ -420,19 +450,23 @@ export function serializeSafetensors(tensors: WeightMap | Iterable<[string, Host
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const pad = (8 - (json.length % 8)) % 8;
-  if (pad) {
-    const padded = new Uint8Array(json.length + pad).fill(0x20);
-    padded.set(json);
-    json = padded;
-  }
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = json.length + ((8 - (json.length % 8)) % 8);
+  const out = new Uint8Array(8 + padded).fill(0x20, 8 + json.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
   out.set(json, 8);
-  let pos = 8 + json.length;
-  for (const [, t] of list) {
-    const b = encode(t, dtype);
+  return { header: out, entries: list, byteLength: out.length + offset };
+}
+
+/** Serializes tensors (sorted by name) into one safetensors file. */
+export function serializeSafetensors(tensors: WeightMap | Iterable<[string, HostTensor]>, opts: SerializeOptions = {}): Uint8Array {
+  const dtype = opts.dtype ?? 'F32';
+  const layout = safetensorsHeader(tensors, dtype, opts.metadata);
+  const out = new Uint8Array(layout.byteLength);
+  out.set(layout.header);
+  let pos = layout.header.length;
+  for (const [, t] of layout.entries) {
+    const b = encodeTensor(t, dtype);
     out.set(b, pos);
     pos += b.length;
   }

@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../engine/cpu/backend';
 import { decoderFromWeights } from '../model/decoder';
@@ -106,26 +106,59 @@ describe('FolderFactorSpill', () => {
 });
 
 describe('FolderFactorSpill and signals', () => {
-  it('a process stopped by SIGTERM mid-job removes its folder', async () => {
-    const { spawn } = await import('node:child_process');
-    const dir = parent();
-    const script = `
-      import { FolderFactorSpill } from ${JSON.stringify(join(process.cwd(), 'src/storage/factor-spill.ts'))};
-      const s = new FolderFactorSpill(${JSON.stringify(dir)});
+  // The child spills one matrix, then computes on its main thread without returning to the event loop, as
+  // a compress does for minutes: a signal must end it at once, and the launcher must remove the folder.
+  const busyScript = (importPath: string) => `
+      import { FolderFactorSpill } from ${JSON.stringify(importPath)};
+      const s = new FolderFactorSpill();
       s.put('a', { rank: 1, US: new Float32Array([1.5]), Vt: new Float32Array([2.5]) });
       console.log('ready');
-      setInterval(() => {}, 1000);
+      let x = 0;
+      for (;;) x = Math.sin(x + 1);
     `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+
+  it('a process busy on its main thread ends at once on SIGTERM, and the launcher removes its spill folder', async () => {
+    const { runTuned } = await import('../../bin/launcher.mjs');
+    const before = new Set(readdirSync(tmpdir()).filter((n) => n.startsWith('gradot-run-')));
+    const script = busyScript(join(process.cwd(), 'src/storage/factor-spill.ts'));
+    const { child, scratch, done } = runTuned(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      ...process.env,
     });
-    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
-    expect(readdirSync(dir)).toHaveLength(1);
-    const code = await new Promise<number | null>((resolve) => {
-      child.on('exit', (_c, sig) => resolve(sig === 'SIGTERM' ? 143 : _c));
+    expect(before.has(basename(scratch))).toBe(false);
+    // stdio is inherited: poll for the spill folder instead of reading 'ready'.
+    const t0 = Date.now();
+    while (!existsSync(scratch) || readdirSync(scratch).length === 0) {
+      if (Date.now() - t0 > 30_000) throw new Error('the child never created its spill folder');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    try {
+      const spilled = join(scratch, readdirSync(scratch)[0]!);
+      expect(readdirSync(spilled).length).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 300)); // well inside the busy loop
+      const t1 = Date.now();
       child.kill('SIGTERM');
-    });
-    expect(code).toBe(143);
-    expect(readdirSync(dir)).toHaveLength(0);
+      expect(await done).toBe(143);
+      expect(Date.now() - t1).toBeLessThan(5000);
+      expect(existsSync(scratch)).toBe(false);
+    } finally {
+      child.kill('SIGKILL'); // never leave a spinning child behind a failed expectation
+    }
+  });
+
+  it('without the launcher the spill folder goes under the system temporary folder and leaves with a normal exit', async () => {
+    const dir = parent();
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      import { FolderFactorSpill } from ${JSON.stringify(join(process.cwd(), 'src/storage/factor-spill.ts'))};
+      const s = new FolderFactorSpill();
+      s.put('a', { rank: 1, US: new Float32Array([1.5]), Vt: new Float32Array([2.5]) });
+      console.log(s.dir);
+    `;
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir };
+    delete env.GRADOT_SCRATCH_DIR;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().startsWith(join(dir, 'gradot-factors-'))).toBe(true);
+    expect(readdirSync(dir).filter((n) => n.startsWith('gradot-factors-'))).toHaveLength(0); // (tsx keeps a cache there too)
   });
 });

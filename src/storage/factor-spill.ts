@@ -18,7 +18,13 @@ import type { BuildFactors, FactorSpill } from '../ot/emulator/compress';
 /** Free space left on the folder's disk after a write (other programs need room too). */
 export const SPILL_DISK_RESERVE = 2 * 2 ** 30;
 
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/**
+ * Where spill folders go: the launcher's scratch folder (bin/launcher.mjs sets GRADOT_SCRATCH_DIR and
+ * removes it however the job ends, a signal included), else the system's temporary folder.
+ */
+export function spillParent(): string {
+  return process.env.GRADOT_SCRATCH_DIR || tmpdir();
+}
 
 interface Entry {
   path: string;
@@ -35,20 +41,17 @@ export class FolderFactorSpill implements FactorSpill {
   written = 0;
   read = 0;
   private readonly onExit = () => this.close();
-  // Ctrl-C or a kill: remove the folder, then let the signal do what it would have done.
-  private readonly onSignal = (sig: NodeJS.Signals) => {
-    this.close();
-    process.kill(process.pid, sig);
-  };
 
   constructor(
-    parent = tmpdir(),
+    parent = spillParent(),
     private readonly freeBytes: (dir: string) => number = diskFree,
   ) {
     this.dir = mkdtempSync(join(parent, 'gradot-factors-'));
-    // A job that fails, or is stopped by SIGINT/SIGTERM/SIGHUP, leaves no folder behind (SIGKILL does).
+    // A job that ends or fails leaves no folder behind. No signal handlers: a handler only runs when the
+    // event loop turns, which a compress does not do for minutes, so one would defer Ctrl-C and SIGTERM
+    // until the job ends. A signal ends the process at once instead, and the launcher, which owns the
+    // parent folder, removes it (an embedding program that passes its own `parent` cleans up after itself).
     process.once('exit', this.onExit);
-    for (const s of STOP_SIGNALS) process.once(s, this.onSignal);
   }
 
   put(key: string, f: BuildFactors): boolean {
@@ -107,7 +110,6 @@ export class FolderFactorSpill implements FactorSpill {
   /** Removes the folder and whatever is still in it. */
   close(): void {
     process.removeListener('exit', this.onExit);
-    for (const s of STOP_SIGNALS) process.removeListener(s, this.onSignal);
     for (const e of this.entries.values()) {
       try {
         unlinkSync(e.path);

@@ -2,6 +2,7 @@
  * Researcher runs, kept in this browser's IndexedDB (idb-keyval) so they survive reloads; nothing is sent
  * anywhere. Falls back to memory when IndexedDB is unavailable (private windows in some browsers).
  */
+import { TUNE_DEFAULTS } from '../jobs/tune-defaults';
 import { create } from 'zustand';
 import { get as idbGet, set as idbSet } from 'idb-keyval';
 import type { CompressMethod, OTRun } from '../jobs/studio-api';
@@ -59,14 +60,15 @@ export const useRuns = create<RunsState>((set, get) => ({
     lambdas: [1],
     bottom: 2,
     top: 2,
-    lr: 1e-4,
-    epochs: 1,
-    batchSize: 4,
+    // The protocol's default budget (src/jobs/tune-defaults.ts), the same as `gradot ot`'s.
+    lr: TUNE_DEFAULTS.full.lr,
+    epochs: TUNE_DEFAULTS.full.epochs,
+    batchSize: TUNE_DEFAULTS.full.batch,
     seqLen: 128,
     supportExamples: 32,
     fullFT: false,
     seeds: [0],
-    trainLimit: 64,
+    trainLimit: TUNE_DEFAULTS.full.examples,
     testLimit: 100,
   },
   setGrid: (p) => set((s) => ({ grid: { ...s.grid, ...p } })),

@@ -2,6 +2,7 @@
  * UI state only (tabs, form settings, toasts, what the worker told us). Models, datasets and tensors live
  * in the studio worker; here we keep the summaries it returned and ids to refer back to them.
  */
+import { TUNE_DEFAULTS } from '../jobs/tune-defaults';
 import { create } from 'zustand';
 import type {
   BackendInfo,
@@ -72,10 +73,10 @@ export interface JobState {
 
 const idleJob: JobState = { jobId: null, running: false, paused: false, pausing: false, ended: null, progress: null, lossCurve: [] };
 
-/** Default learning rates per adapter kind: LoRA's small low-rank updates want a much larger step than full
- *  adapter blocks (the README's LoRA runs use 5e-3; full blocks 1e-4). Switching the kind swaps the default
- *  unless the user typed their own. */
-export const DEFAULT_LR = { full: 1e-4, lora: 5e-3 } as const;
+/** Default learning rates per adapter kind (src/jobs/tune-defaults.ts, the CLI's too): LoRA's small low-rank
+ *  updates want a much larger step than full adapter blocks. Switching the kind swaps the default unless the
+ *  user typed their own. */
+export const DEFAULT_LR = { full: TUNE_DEFAULTS.full.lr, lora: TUNE_DEFAULTS.lora.lr } as const;
 
 /** Evaluation example limit by default: a sample large enough to compare settings, small enough to finish in
  *  minutes on a CPU; 0 (= all) is one edit away. */
@@ -176,12 +177,12 @@ export const useUi = create<UiState>((set) => ({
   setDataset: (dataset) => set({ dataset }),
   tune: {
     mode: 'full',
-    loraRank: 8,
-    loraAlpha: 16,
+    loraRank: TUNE_DEFAULTS.lora.rank,
+    loraAlpha: 2 * TUNE_DEFAULTS.lora.rank,
     loraTargets: loraDefaultTargets('llama'),
     lr: DEFAULT_LR.full,
-    epochs: 1,
-    batchSize: 4,
+    epochs: TUNE_DEFAULTS.full.epochs,
+    batchSize: TUNE_DEFAULTS.full.batch,
     gradAccum: 1,
     seqLen: 128,
     seed: 0,

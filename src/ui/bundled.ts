@@ -5,7 +5,7 @@
 import type { InputFile } from '../jobs/studio-api';
 import { fetchFiles } from './studio';
 
-export const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc'];
+export const BUNDLED_TASKS = ['genre-short-mc', 'genre-mc', 'imdb-sentiment-mc', 'imdb-sentiment-qa', 'wordnet-def-mc', 'spam-mc'];
 
 export async function fetchBundledTask(name: string): Promise<InputFile[]> {
   // Named under the task's folder, so runs and messages say which task (not just "test.jsonl").

@@ -9,6 +9,9 @@ import { REPO_ROOT } from './ot-shared';
 import { buildEmulator } from '../../ot/emulator/package';
 import { CpuBackend } from '../../engine/cpu/backend';
 import { captureIO } from '../test-io';
+import { TUNE_DEFAULTS } from '../../jobs/tune-defaults';
+import { MLP_READINGS } from '../../ot/emulator/compress';
+import { GLOBAL_RANK_READING } from '../../ot/emulator/budget';
 
 let dir = '';
 let model = '';
@@ -227,6 +230,35 @@ describe('gradot ot --method gradot', () => {
     expect(
       await main(['ot', model, '--method', 'gradot', '--keep', '0.5', '--task', task, '--lambda-mode', 'scaled'], captureIO().io, dir),
     ).not.toBe(0);
+  });
+});
+
+describe('gradot ot --method gradot-paper', () => {
+  it("builds gradot with the paper's layout (SCP MLP channels, uniform ranks) beside plain gradot and names it in the report", async () => {
+    const c = captureIO();
+    const out = join(dir, 'ot-paper');
+    const args = ['ot', model, '--method', 'gradot,gradot-paper', '--keep', '0.5', '--task', task, '--adapters', '1:1'];
+    expect(
+      await main([...args, '--steps', '1', '--batch', '4', '--support-len', '16', '--out', out, '--json'], c.io, dir),
+      c.err.join('\n'),
+    ).toBe(0);
+    const r = JSON.parse(c.out[0]!);
+    expect(r.runs.map((x: { method: string }) => x.method)).toEqual(['gradot', 'gradot-paper']);
+    const paper = JSON.parse(await readFile(join(out, 'report-gradot-paper-0.5.json'), 'utf8'));
+    expect(paper).toMatchObject({ method: 'gradot', variant: 'gradot-paper' });
+    // No --lr: the full-block default budget, the studio's too (src/jobs/tune-defaults.ts).
+    expect(paper.tuneOptions.lr).toBe(TUNE_DEFAULTS.full.lr);
+    const readings = paper.compressRecord.emulator.readings;
+    expect(readings.mlp).toBe(MLP_READINGS.scp);
+    expect(readings.rankAllocation).toBeUndefined(); // uniform: no global-allocation reading
+    const plain = JSON.parse(await readFile(join(out, 'report-gradot-0.5.json'), 'utf8'));
+    expect(plain.variant).toBeUndefined();
+    expect(plain.compressRecord.emulator.readings).toMatchObject({ mlp: MLP_READINGS.drd, rankAllocation: GLOBAL_RANK_READING });
+    // The method list of report.md names the variant.
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/^\| gradot-paper \| 0\.5 \|/m);
+    const bad = captureIO();
+    expect(await main(['ot', model, '--method', 'gradot-pape', '--keep', '0.5', '--task', task], bad.io, dir)).not.toBe(0);
+    expect(bad.err.join('\n')).toMatch(/unknown method 'gradot-pape' \(.*gradot-paper\)/);
   });
 });
 

@@ -13,13 +13,14 @@
  */
 import { REPORT_OUTPUT, checkOutputFolder } from '../../faults/output-folder';
 import { resolve, join } from 'node:path';
-import { COMPRESSION_METHODS, type CompressionMethod } from '../../ot/emulator/budget';
+import { OT_METHOD_NAMES, resolveMethod, type ResolvedMethod } from '../../ot/emulator/variants';
 import type { LambdaMode } from '../../ot/emulator/gcs';
-import { claimsOf, markdownReport, markdownTable } from '../../ot/offsite/report';
+import { claimsOf, markdownReport, markdownTable, methodName } from '../../ot/offsite/report';
 import { runVerdicts } from '../../ot/offsite/verdicts';
 import { parseAdapters } from '../../ot/emulator/split';
 import { prepareProtocolData, reuseFrom, runProtocolJob, type ProtocolJobOptions, type ProtocolJobReport } from '../../jobs/protocol';
 import { parseCommandArgs } from '../args';
+import { TUNE_DEFAULTS } from '../../jobs/tune-defaults';
 import { UsageError, type Command } from '../command';
 import { openModel } from '../open';
 import { BACKEND_OPTIONS, BACKEND_USAGE, openCliBackend } from '../backend';
@@ -43,7 +44,7 @@ export const command: Command = {
   name: 'ot',
   summary: 'the whole offsite-tuning protocol and the five-number report',
   usage:
-    'gradot ot MODEL --method gradot|drop|svd|prune|none[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ' +
+    `gradot ot MODEL --method ${OT_METHOD_NAMES.join('|')}[,…] --keep F --task NAME|DIR [--adapters 2:2] [--full-ft] [--out DIR [--force]] ` +
     '[--support FILE] [--support-examples N] [--support-len T] [--lambda-attn X] [--lambda-mlp Y] [--lambda-mode raw|balanced] [--limit-train N] [--limit-test N] ' +
     TUNE_USAGE +
     ' ' +
@@ -73,10 +74,12 @@ export const command: Command = {
       },
       { min: 1, max: 1 },
     );
-    if (!o.method) throw new UsageError(`--method is required (${COMPRESSION_METHODS.join(', ')})`);
-    const methods = (o.method as string).split(',').map((m) => m.trim()) as CompressionMethod[];
-    for (const m of methods)
-      if (!COMPRESSION_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (${COMPRESSION_METHODS.join(', ')})`);
+    if (!o.method) throw new UsageError(`--method is required (${OT_METHOD_NAMES.join(', ')})`);
+    const methods: ResolvedMethod[] = (o.method as string).split(',').map((name) => {
+      const m = resolveMethod(name.trim());
+      if (!m) throw new UsageError(`unknown method '${name.trim()}' (${OT_METHOD_NAMES.join(', ')})`);
+      return m;
+    });
     const keep = o.keep as number | undefined;
     if (keep === undefined || !(keep > 0 && keep <= 1)) throw new UsageError('--keep F in (0, 1] is required');
     if (!o.task) throw new UsageError('--task NAME|DIR is required');
@@ -93,7 +96,11 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
-    const recipe = tuneFromOptions(o, { lr: 1e-4, epochs: 1, batch: 8 }, model.spec.family);
+    // The default budget of the adapter kind (src/jobs/tune-defaults.ts), the same as the studio's.
+    const budget = TUNE_DEFAULTS[o.lora !== undefined ? 'lora' : 'full'];
+    const recipe = tuneFromOptions(o, budget, model.spec.family);
+    const limitTrain = o['limit-train'] === undefined ? budget.examples : (o['limit-train'] as number);
+    if (!(Number.isInteger(limitTrain) && limitTrain >= 0)) throw new UsageError('--limit-train expects a number of examples (0 = all)');
     // --seeds repeats every method's tuning with each seed (same data, same emulator), so a table shows how
     // much of a difference is training randomness; the data split keeps the first seed.
     if (o.seeds !== undefined && o.seed !== undefined) throw new UsageError('--seed and --seeds are exclusive');
@@ -126,9 +133,9 @@ export const command: Command = {
         addBos,
         validFraction: (o['valid-fraction'] as number | undefined) ?? 0.05,
         seed: recipe.seed,
-        ...(o['limit-train'] !== undefined ? { limitTrain: o['limit-train'] as number } : {}),
+        ...(limitTrain > 0 ? { limitTrain } : {}),
         ...(o['limit-test'] !== undefined ? { limitTest: o['limit-test'] as number } : {}),
-        needSupport: methods.includes('gradot'),
+        needSupport: methods.some((m) => m.method === 'gradot'),
         support: o.support ? await readTaskFile(o.support as string, ctx.cwd) : null,
         ...(o['support-examples'] !== undefined ? { supportExamples: o['support-examples'] as number } : {}),
         ...(o['support-len'] !== undefined ? { supportSeqLen: o['support-len'] as number } : {}),
@@ -146,8 +153,9 @@ export const command: Command = {
     // One method that cannot run (e.g. prune below its floor) must not throw away the others' hours of work:
     // record it, go on, and fail the command at the end with every finished report already on disk.
     const failed: { method: string; seed: number; error: string }[] = [];
-    for (const method of methods)
+    for (const m of methods)
       for (const seed of seeds) {
+        const method = m.name;
         const label = seeds.length > 1 ? `${method} s${seed}` : method;
         let r: ProtocolJobReport;
         try {
@@ -155,7 +163,10 @@ export const command: Command = {
             { spec: model.spec, weights: model.weights, modelId },
             data,
             {
-              method,
+              method: m.method,
+              ...(m.mlp ? { mlp: m.mlp } : {}),
+              ...(m.rankAllocation ? { rankAllocation: m.rankAllocation } : {}),
+              ...(m.name !== m.method ? { variant: m.name } : {}),
               keep,
               split,
               backend: be,
@@ -232,7 +243,7 @@ export const command: Command = {
       );
     }
     const runs = reports.map((r) => ({
-      method: r.method,
+      method: methodName(r),
       keep: r.keep,
       seed: r.tuneOptions.seed,
       metric: r.metric,
@@ -253,7 +264,7 @@ export const command: Command = {
     }));
     if (failed.length > 0) {
       const done = reports.length
-        ? `; finished: ${reports.map((r) => (seeds.length > 1 ? `${r.method} s${r.tuneOptions.seed}` : r.method)).join(', ')}${out ? ` (reports in ${out})` : ''}`
+        ? `; finished: ${reports.map((r) => (seeds.length > 1 ? `${methodName(r)} s${r.tuneOptions.seed}` : methodName(r))).join(', ')}${out ? ` (reports in ${out})` : ''}`
         : '';
       throw new Error(
         `gradot ot: ${failed.length} of ${methods.length * seeds.length} runs failed — ${failed.map((f) => `${f.method}${seeds.length > 1 ? ` (seed ${f.seed})` : ''}: ${f.error}`).join('; ')}${done}`,

@@ -7,6 +7,7 @@
  * Every data problem (empty file, bad JSON line, missing field, non-UTF-8 bytes, an answer longer than the
  * context) is reported with file and line before anything is written.
  */
+import { TUNE_DEFAULTS } from '../../jobs/tune-defaults';
 import { join, resolve } from 'node:path';
 import { nodeCheckpointStore } from '../../storage';
 import { exportJob } from '../../jobs/export';
@@ -72,7 +73,7 @@ export const command: Command = {
     const tok = await cliTokenizer(model, o.tokenizer as string | undefined, ctx.cwd);
     const C = contextLength(model.spec, o.context as number | undefined);
     const addBos = bosFromOptions(o, model.spec, tok);
-    const recipe = tuneFromOptions(o, { lr: 5e-5, epochs: 1, batch: 8 }, model.spec.family);
+    const recipe = tuneFromOptions(o, TUNE_DEFAULTS[o.lora !== undefined ? 'lora' : 'full'], model.spec.family);
     // Data first: a bad file fails here, before any checkpoint or output exists.
     const data = prepareTuneData(
       {

@@ -26,7 +26,9 @@ import {
   f32BitsToBF16,
   f32BitsToHalf,
   halfToFloat,
+  encodeTensor,
   parseSafetensors,
+  safetensorsHeader,
   serializeSafetensors,
   type WriteDType,
 } from '../../model/safetensors';
@@ -172,37 +174,11 @@ export async function weightsSha256(weights: WeightMap, hasher?: Sha256Stream): 
   // The bytes of serializeSafetensors(weights, { dtype: 'F32' }), hashed tensor by tensor: serializing a
   // 0.5 B-parameter model first would hold another 2 GB just to hash it (and WebCrypto's digest copies its
   // input: 2 GB more in a browser).
-  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  if (!little) {
-    const bytes = serializeSafetensors(weights, { dtype: 'F32' });
-    const h = hasher ?? (await sha256Stream());
-    h.update(bytes);
-    return h.hex();
-  }
   const h = hasher ?? (await sha256Stream());
-  const list = [...weights].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, t] of list) {
-    const bytes = t.data.length * 4;
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const pad = (8 - (json.length % 8)) % 8;
-  if (pad) {
-    const padded = new Uint8Array(json.length + pad).fill(0x20);
-    padded.set(json);
-    json = padded;
-  }
-  const len = new Uint8Array(8);
-  new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
-  h.update(len);
-  h.update(json);
-  for (const [, t] of list) {
-    const f = t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-    h.update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
-  }
+  const { header, entries } = safetensorsHeader(weights, 'F32');
+  h.update(header);
+  // encodeTensor's F32 on a little-endian host is a view of the tensor's own array (no copy).
+  for (const [, t] of entries) h.update(encodeTensor(t, 'F32'));
   return h.hex();
 }
 
@@ -244,18 +220,39 @@ export function roundWeightsTo(weights: WeightMap, dtype: WriteDType): void {
   }
 }
 
-/** Writes emulator.json + emulator.safetensors, the weights in `pkg.meta.dtype` (default F32). */
-export function writeEmulatorPackage(pkg: EmulatorPackage): Map<string, Uint8Array> {
+/**
+ * emulator.safetensors before it is bytes: serializeSafetensors(weights, { dtype, metadata }) once written.
+ * A writer that streams it (src/storage/package-file.ts) calls `onWritten` after each tensor, so the caller
+ * can drop the tensor there and then.
+ */
+export interface PackageWeights {
+  kind: 'safetensors';
+  weights: WeightMap;
+  dtype: WriteDType;
+  metadata: Record<string, string>;
+  onWritten?: (name: string) => void;
+}
+
+/** emulator.json's bytes and the weights still as tensors: what writeEmulatorPackage serializes. */
+export function emulatorPackageParts(pkg: EmulatorPackage): { json: Uint8Array; weights: PackageWeights } {
   validateWeights(pkg.meta.spec, pkg.weights, EMULATOR_WEIGHTS);
-  const files = new Map<string, Uint8Array>();
-  files.set(EMULATOR_JSON, new TextEncoder().encode(stableStringify(pkg.meta) + '\n'));
-  files.set(
-    EMULATOR_WEIGHTS,
-    serializeSafetensors(pkg.weights, {
+  return {
+    json: new TextEncoder().encode(stableStringify(pkg.meta) + '\n'),
+    weights: {
+      kind: 'safetensors',
+      weights: pkg.weights,
       dtype: pkg.meta.dtype ?? 'F32',
       metadata: { format: 'pt', gradot: `${EMULATOR_FORMAT}/v${EMULATOR_VERSION}` },
-    }),
-  );
+    },
+  };
+}
+
+/** Writes emulator.json + emulator.safetensors, the weights in `pkg.meta.dtype` (default F32). */
+export function writeEmulatorPackage(pkg: EmulatorPackage): Map<string, Uint8Array> {
+  const { json, weights: w } = emulatorPackageParts(pkg);
+  const files = new Map<string, Uint8Array>();
+  files.set(EMULATOR_JSON, json);
+  files.set(EMULATOR_WEIGHTS, serializeSafetensors(w.weights, { dtype: w.dtype, metadata: w.metadata }));
   return files;
 }
 
@@ -325,6 +322,12 @@ export interface BuildEmulatorOptions extends CompressOptions {
    * exist while a measurement holds activations and gradients.
    */
   beforePackage?: (full: Decoder, emu: Decoder) => Promise<void>;
+  /**
+   * Leave emulator.safetensors as tensors (`weights` in the result, absent from `files`) for a writer that
+   * streams it to disk: at real sizes its bytes are another copy of the emulator while the source model and
+   * the F32 emulator are both still in memory (the CLI; the studio needs the bytes).
+   */
+  streamWeights?: boolean;
 }
 
 /** Default working-memory budget of buildEmulator (beyond the model weights). */
@@ -419,7 +422,14 @@ export async function buildEmulator(
   spec: ModelSpec,
   weights: WeightMap,
   o: BuildEmulatorOptions,
-): Promise<{ files: Map<string, Uint8Array>; meta: EmulatorMeta; report: EmulatorReport; result: CompressResult }> {
+): Promise<{
+  files: Map<string, Uint8Array>;
+  /** With `streamWeights`: emulator.safetensors, still as tensors. */
+  weights?: PackageWeights;
+  meta: EmulatorMeta;
+  report: EmulatorReport;
+  result: CompressResult;
+}> {
   const t0 = performance.now();
   checkFiniteTensors(weights, o.modelId); // NaN weights would give NaN factors, written without a word
   const full = sharedDecoder(o.backend, spec, weights);
@@ -491,7 +501,13 @@ export async function buildEmulator(
       ...emulatorMeta(result, { modelId: o.modelId, sha256: await weightsSha256(weights), params: before }, sp, spec.layers.length),
       dtype,
     };
-    const files = writeEmulatorPackage({ meta, weights: result.weights });
+    let files: Map<string, Uint8Array>;
+    let streamed: PackageWeights | undefined;
+    if (o.streamWeights) {
+      const parts = emulatorPackageParts({ meta, weights: result.weights });
+      files = new Map([[EMULATOR_JSON, parts.json]]);
+      streamed = parts.weights;
+    } else files = writeEmulatorPackage({ meta, weights: result.weights });
     const packageSeconds = (performance.now() - tp) / 1000;
     const report: EmulatorReport = {
       modelId: o.modelId,
@@ -530,7 +546,7 @@ export async function buildEmulator(
       },
       readings: result.readings,
     };
-    return { files, meta, report, result };
+    return { files, ...(streamed ? { weights: streamed } : {}), meta, report, result };
   } finally {
     full.free();
   }

@@ -67,7 +67,14 @@ export type CompressFn = (model: ProtocolModel, req: CompressRequest) => Promise
 /** The emulator builder of src/ot/emulator/package.ts (support pass for gradot, then compression). */
 export function defaultCompress(
   support: SupportBatch[],
-  extra: { lambdaAttn?: number; lambdaMlp?: number; lambdaMode?: LambdaMode } = {},
+  extra: {
+    lambdaAttn?: number;
+    lambdaMlp?: number;
+    lambdaMode?: LambdaMode;
+    /** gradot's layout (variants.ts gradot-paper: scp + uniform); the compressor's defaults when absent. */
+    mlp?: 'scp' | 'drd';
+    rankAllocation?: 'uniform' | 'global';
+  } = {},
 ): CompressFn {
   return async (model, req) => {
     const r = await buildEmulator(model.spec, model.weights, {
@@ -136,6 +143,8 @@ export interface OTReport {
   task: string;
   taskKind: EncodedTask['kind'];
   method: CompressionMethod;
+  /** The named layout of `method` the run was asked for (variants.ts, e.g. 'gradot-paper'); absent = defaults. */
+  variant?: string;
   keep: number;
   split: Split;
   metric: 'acc' | 'loss';

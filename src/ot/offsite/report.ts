@@ -74,7 +74,7 @@ function perplexityLines(reports: readonly OTReport[]): string[] {
     .filter((r) => r.perplexityGap)
     .map(
       (r) =>
-        `| ${r.method} | ${r.keep} | ${r.perplexityGap!.full.toFixed(2)} | ${r.perplexityGap!.emulator.toFixed(2)} | ${(r.perplexityGap!.emulator / r.perplexityGap!.full).toFixed(2)}× |`,
+        `| ${methodName(r)} | ${r.keep} | ${r.perplexityGap!.full.toFixed(2)} | ${r.perplexityGap!.emulator.toFixed(2)} | ${(r.perplexityGap!.emulator / r.perplexityGap!.full).toFixed(2)}× |`,
     );
   return rows.length
     ? [
@@ -120,7 +120,7 @@ export function verdictTable(reports: readonly OTReport[], manySeeds: boolean): 
   ];
   if (manySeeds) {
     const byMethod = new Map<string, OTReport[]>();
-    for (const r of reports) byMethod.set(r.method, [...(byMethod.get(r.method) ?? []), r]);
+    for (const r of reports) byMethod.set(methodName(r), [...(byMethod.get(methodName(r)) ?? []), r]);
     const srows: string[] = [];
     for (const [method, rs] of byMethod)
       for (const { id, label } of CLAIM_ORDER) {
@@ -149,7 +149,9 @@ export function verdictTable(reports: readonly OTReport[], manySeeds: boolean): 
 
 const seedOf = (r: OTReport): number => Number(r.tuneOptions?.seed ?? 0);
 /** A table row's name: the method, plus the seed when the table holds several seeds. */
-const rowLabel = (r: OTReport, manySeeds: boolean): string => (manySeeds ? `${r.method} s${seedOf(r)}` : r.method);
+const rowLabel = (r: OTReport, manySeeds: boolean): string => (manySeeds ? `${methodName(r)} s${seedOf(r)}` : methodName(r));
+/** The name a run was asked for: a method variant (variants.ts, e.g. gradot-paper) or the method. */
+export const methodName = (r: Pick<OTReport, 'method' | 'variant'>): string => r.variant ?? r.method;
 
 function meanSd(xs: readonly number[]): { mean: number; sd: number } {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -163,7 +165,7 @@ function meanSd(xs: readonly number[]): { mean: number; sd: number } {
  */
 export function seedSummary(reports: readonly OTReport[]): string[] {
   const byMethod = new Map<string, OTReport[]>();
-  for (const r of reports) byMethod.set(r.method, [...(byMethod.get(r.method) ?? []), r]);
+  for (const r of reports) byMethod.set(methodName(r), [...(byMethod.get(methodName(r)) ?? []), r]);
   const metric = reports[0]!.metric;
   const cell = (xs: number[], signed = false): string => {
     const { mean, sd } = meanSd(xs);
