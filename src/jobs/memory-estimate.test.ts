@@ -14,6 +14,9 @@ import {
   modelShapeOf,
   PAGE_RUNTIME_BYTES,
   supportBytesPerBlockOf,
+  studioMemoryBudget,
+  DEFAULT_ESTIMATE_BUDGET,
+  MIN_STUDIO_BUDGET,
   tabMemory,
   type ModelShape,
 } from './memory-estimate';
@@ -155,5 +158,22 @@ describe('the estimate in the studio page (browser: true)', () => {
     expect(v.fits).toBe(false);
     expect(v.message).toMatch(/not fit: estimated peak \d+\.\d\d GB in the (support pass|offering the download)/);
     expect(v.message).toContain('4.09 GB');
+  });
+
+  it("the studio lowers gradot's working-memory budget until the support pass fits the tab, and only then", () => {
+    const co = { ...studio, job: 'compress', method: 'gradot', browser: true } as const;
+    const sp = (family: HubFamily, budget: number) =>
+      estimatePeakMemory(hubShape(family), { ...co, memoryBudget: budget }).phases.find((p) => p.phase === 'support pass')!.bytes;
+    const tab = 4 * 2 ** 30;
+    // gpt2 fits at the default: nothing changes (the studio's package stays the CLI's).
+    expect(studioMemoryBudget(hubShape('gpt2'), co, tab)).toBe(DEFAULT_ESTIMATE_BUDGET);
+    const q = studioMemoryBudget(hubShape('qwen2.5-0.5b'), co, tab);
+    expect(sp('qwen2.5-0.5b', DEFAULT_ESTIMATE_BUDGET)).toBeGreaterThan(tab);
+    expect(q).toBeLessThan(DEFAULT_ESTIMATE_BUDGET);
+    expect(sp('qwen2.5-0.5b', q)).toBeLessThanOrEqual(tab);
+    // The largest budget that fits: twice it would not.
+    expect(sp('qwen2.5-0.5b', 2 * q)).toBeGreaterThan(tab);
+    // Never below the floor, even where nothing fits.
+    expect(studioMemoryBudget(hubShape('qwen2.5-0.5b'), co, 2 ** 30)).toBe(MIN_STUDIO_BUDGET);
   });
 });

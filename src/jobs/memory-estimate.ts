@@ -276,6 +276,24 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
   return { bytes: peak.bytes, phase: peak.phase, parts: peak.parts, phases: all };
 }
 
+/** The smallest working-memory budget the studio gives gradot's support pass. */
+export const MIN_STUDIO_BUDGET = 2 ** 28;
+
+/**
+ * gradot's working-memory budget in the studio: DEFAULT_ESTIMATE_BUDGET while the support pass's estimated
+ * peak fits `limitBytes`, else halved (down to MIN_STUDIO_BUDGET) until it does. The budget caps the SVD
+ * factors the scorer keeps for the build (half of it); the studio recomputes the others' SVDs when it builds
+ * (no folder to park them in, as the CLI has): the same emulator, later. Qwen2.5-0.5B's factors are 1.5 GB
+ * in f32, over any of these budgets, so a smaller one is only time.
+ */
+export function studioMemoryBudget(m: ModelShape, o: EstimateOptions, limitBytes: number): number {
+  let budget = DEFAULT_ESTIMATE_BUDGET;
+  const supportPeak = (b: number) =>
+    estimatePeakMemory(m, { ...o, memoryBudget: b }).phases.find((p) => p.phase === 'support pass')?.bytes ?? 0;
+  while (budget > MIN_STUDIO_BUDGET && supportPeak(budget) > limitBytes) budget /= 2;
+  return budget;
+}
+
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 /** The estimate's input from what the studio knows of an open model (its summary). */

@@ -106,6 +106,7 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
               supportExamples: opts.supportExamples,
               batch: Math.max(1, opts.supportBatch),
               backend: be,
+              ...(opts.memoryBudget ? { memoryBudget: opts.memoryBudget } : {}),
               // emulator.safetensors as tensors: made into the zip's Blob slice by slice below, after the
               // model's arrays are let go (its bytes whole were another copy of the emulator at the peak).
               streamWeights: true,
