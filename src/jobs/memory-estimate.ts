@@ -13,7 +13,7 @@
  *   least one block), the SVD factors kept for scoring (f32, at most half the budget), one group's tape and
  *   the saved residual streams;
  * - the emulator's own tensors (the compressed middle: everything else is shared with the model), and at
- *   packaging, in the page, the package's bytes (the CLI streams them to disk);
+ *   packaging, in the page, one slice of the package being converted (the CLI streams it to disk);
  * - tuning: the emulator in f32, gradient and both AdamW moments of the trainable adapters, and the tape of
  *   every block for one batch.
  * Calibrated against peak RSS measured with `/usr/bin/time -v gradot compress` on the hub-shaped gpt2
@@ -117,6 +117,9 @@ export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
  *   alone 3.4 GiB).
  */
 export const BROWSER_SUPPORT_GARBAGE = 0.15;
+
+/** Elements the studio converts per Blob part of emulator.safetensors (workers/studio/zip-blob.ts). */
+export const PACKAGE_SLICE_ELEMENTS = 16 * 2 ** 20;
 
 const F32 = 4;
 
@@ -233,9 +236,22 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
         ],
       });
     }
-    // The studio makes the package's bytes; the CLI streams emulator.safetensors to disk after dropping the
-    // model (src/storage/package-file.ts), so there packaging holds less than the evaluation.
-    if (o.browser) phases.push({ phase: 'packaging', parts: [...built, { what: 'emulator package', bytes: emuParams * pkgBytes }] });
+    // The CLI streams emulator.safetensors to disk after dropping the model (src/storage/package-file.ts), so
+    // there packaging holds less than the evaluation. The studio makes the zip's Blob slice by slice
+    // (workers/studio/zip-blob.ts): the page holds one converted slice and its copy on the way to the Blob,
+    // whose data the browser keeps outside the page; the model's freed arrays may not be collected yet.
+    if (o.browser)
+      phases.push({
+        phase: 'packaging',
+        // An F32 slice is a view of the tensor (no conversion): only the Blob's copy.
+        parts: [
+          ...built,
+          {
+            what: 'package slice being converted (and its Blob copy)',
+            bytes: (pkgBytes < F32 ? 2 : 1) * PACKAGE_SLICE_ELEMENTS * pkgBytes,
+          },
+        ],
+      });
   } else {
     const trainable =
       o.tuneMode === 'lora'
@@ -257,14 +273,6 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
     if (sp) {
       const working = sp.parts.filter((x) => !x.what.startsWith('model weights')).reduce((a, x) => a + x.bytes, 0);
       sp.parts.push({ what: 'freed activations the page has not collected yet', bytes: BROWSER_SUPPORT_GARBAGE * working });
-    }
-    const pkg = phases.find((p) => p.phase === 'packaging');
-    const bytes = pkg?.parts.find((x) => x.what === 'emulator package')?.bytes;
-    if (pkg && bytes !== undefined) {
-      phases.push({
-        phase: 'offering the download',
-        parts: [...pkg.parts, { what: 'the package zipped into a Blob for download', bytes }],
-      });
     }
   }
   const all = phases.map((p) => ({
