@@ -17,6 +17,7 @@ import {
   studioMemoryBudget,
   DEFAULT_ESTIMATE_BUDGET,
   MIN_STUDIO_BUDGET,
+  STUDIO_BUDGET_HEADROOM,
   tabMemory,
   type ModelShape,
 } from './memory-estimate';
@@ -166,19 +167,22 @@ describe('the estimate in the studio page (browser: true)', () => {
     expect(v.message).toContain('3.00 GB');
   });
 
-  it("the studio lowers gradot's working-memory budget until the support pass fits the tab, and only then", () => {
+  it("the studio lowers gradot's working-memory budget until the support pass fits the tab with headroom, and only then", () => {
     const co = { ...studio, job: 'compress', method: 'gradot', browser: true } as const;
     const sp = (family: HubFamily, budget: number) =>
       estimatePeakMemory(hubShape(family), { ...co, memoryBudget: budget }).phases.find((p) => p.phase === 'support pass')!.bytes;
-    const tab = 4 * 2 ** 30;
+    const tab = 4.09 * 2 ** 30; // headless Chromium's jsHeapSizeLimit
+    const target = tab * (1 - STUDIO_BUDGET_HEADROOM);
     // gpt2 fits at the default: nothing changes (the studio's package stays the CLI's).
     expect(studioMemoryBudget(hubShape('gpt2'), co, tab)).toBe(DEFAULT_ESTIMATE_BUDGET);
     const q = studioMemoryBudget(hubShape('qwen2.5-0.5b'), co, tab);
-    expect(sp('qwen2.5-0.5b', DEFAULT_ESTIMATE_BUDGET)).toBeGreaterThan(tab);
+    // Qwen2.5-0.5B: under the limit at the default, but not with the headroom.
+    expect(sp('qwen2.5-0.5b', DEFAULT_ESTIMATE_BUDGET)).toBeLessThan(tab);
+    expect(sp('qwen2.5-0.5b', DEFAULT_ESTIMATE_BUDGET)).toBeGreaterThan(target);
     expect(q).toBeLessThan(DEFAULT_ESTIMATE_BUDGET);
-    expect(sp('qwen2.5-0.5b', q)).toBeLessThanOrEqual(tab);
+    expect(sp('qwen2.5-0.5b', q)).toBeLessThanOrEqual(target);
     // The largest budget that fits: twice it would not.
-    expect(sp('qwen2.5-0.5b', 2 * q)).toBeGreaterThan(tab);
+    expect(sp('qwen2.5-0.5b', 2 * q)).toBeGreaterThan(target);
     // Never below the floor, even where nothing fits.
     expect(studioMemoryBudget(hubShape('qwen2.5-0.5b'), co, 2 ** 30)).toBe(MIN_STUDIO_BUDGET);
   });

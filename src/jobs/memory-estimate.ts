@@ -288,8 +288,15 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
 export const MIN_STUDIO_BUDGET = 2 ** 28;
 
 /**
+ * The share of the tab's limit the studio keeps free when it chooses gradot's budget: the page's freed
+ * arrays come and go in the support pass (Qwen2.5-0.5B-shaped at 1 GiB: the renderer swung between 3.1 and
+ * 4.0 GiB within seconds, against 4.08 GiB estimated), so an estimate just under the limit is not enough.
+ */
+export const STUDIO_BUDGET_HEADROOM = 0.1;
+
+/**
  * gradot's working-memory budget in the studio: DEFAULT_ESTIMATE_BUDGET while the support pass's estimated
- * peak fits `limitBytes`, else halved (down to MIN_STUDIO_BUDGET) until it does. The budget caps the SVD
+ * peak fits `limitBytes` less STUDIO_BUDGET_HEADROOM, else halved (down to MIN_STUDIO_BUDGET) until it does. The budget caps the SVD
  * factors the scorer keeps for the build (half of it); the studio recomputes the others' SVDs when it builds
  * (no folder to park them in, as the CLI has): the same emulator, later. Qwen2.5-0.5B's factors are 1.5 GB
  * in f32, over any of these budgets, so a smaller one is only time.
@@ -298,7 +305,8 @@ export function studioMemoryBudget(m: ModelShape, o: EstimateOptions, limitBytes
   let budget = DEFAULT_ESTIMATE_BUDGET;
   const supportPeak = (b: number) =>
     estimatePeakMemory(m, { ...o, memoryBudget: b }).phases.find((p) => p.phase === 'support pass')?.bytes ?? 0;
-  while (budget > MIN_STUDIO_BUDGET && supportPeak(budget) > limitBytes) budget /= 2;
+  const target = limitBytes * (1 - STUDIO_BUDGET_HEADROOM);
+  while (budget > MIN_STUDIO_BUDGET && supportPeak(budget) > target) budget /= 2;
   return budget;
 }
 
