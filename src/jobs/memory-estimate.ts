@@ -96,25 +96,25 @@ export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
  * typed arrays have grown by 512 MiB (reclaimHostMemory); a page cannot, and the worker's collector takes the
  * support pass's freed activations and statistics later, so at the peak part of them is still held:
  * BROWSER_SUPPORT_GARBAGE is that part, as a share of the support pass's working memory (every term but
- * the model's weights and the runtime). After the build the studio zips the package into a Blob for
- * download (from the files' own bytes, workers/studio/zip-blob.ts): one more copy of the package while the
- * model's arrays may not be collected yet ('offering the download'). Measured with the real-size
- * studio spec (`REAL_SIZE=1 npm run test:real-size`: the page renderer's RSS from /proc, page and workers)
- * against this estimate with PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
+ * the model's weights and the runtime). After the build the studio makes the package's zip Blob slice by
+ * slice (workers/studio/zip-blob.ts): the page holds one converted slice, the browser keeps the Blob's data
+ * outside the page ('packaging'). Measured with the real-size studio spec (`REAL_SIZE=1 npm run
+ * test:real-size`: the page renderer's RSS from /proc, page and workers) against this estimate with
+ * PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
  * - gpt2 (F32, 124 M), GradOT keep 0.5, 8 support batches of 4 x 64 tokens: the support pass peaked at
  *   1.72 GiB against 1.62 estimated here without the page terms, 0.10 GiB over on 0.87 GiB of working
- *   memory (0.11: BROWSER_SUPPORT_GARBAGE rounds it up); the build's peak came at packaging, 2.46 GiB with
- *   the package zipped once more than now (a contiguous zip and its Blob).
- * - Qwen2.5-0.5B (BF16, 494 M), prune keep 0.5, built second in a tab: 4.21 GiB at the end (offering the
- *   download), against 4.22 estimated here; svd, built next: 4.59 GiB in its first seconds, while the
- *   previous build's arrays were not yet collected (not modelled: one build at a time). The first build in a
- *   tab (layer drop) reached 6.0-7.4 GiB while loading: Chromium's `blob.slice().arrayBuffer()` left several
- *   times each tensor's bytes for the worker's collector, which took them late once the live weights were
- *   large. The worker now reads each tensor through the Blob's byte stream into a buffer of its size
- *   (workers/studio/blob-source.ts), and the load holds the weights plus one tensor's bytes, as modelled.
- * - An 8-block Qwen2-shaped checkpoint (255 M, BF16 487 MiB), each kind at keep 0.5 in one tab, with those
- *   reads: drop 2.42 GiB, prune 2.40, svd 2.62 against 2.45 estimated here (before: drop 4.39, its load
- *   alone 3.4 GiB).
+ *   memory (0.11: BROWSER_SUPPORT_GARBAGE rounds it up).
+ * - Qwen2.5-0.5B (BF16, 494 M), keep 0.5, one tab, load 4-13, the package made as a contiguous zip before:
+ *   prune 4.21 GiB, svd 4.59. With the zip Blob made slice by slice: prune (built second) 3.07 GiB, svd
+ *   (third) 3.23, against 3.19 estimated here (evaluation; packaging 3.00); GradOT at the 1 GiB budget went
+ *   to 4.12 GiB in its support pass (estimated 4.08), hence the studio's smaller budget for it
+ *   (studioMemoryBudget). The first build in a tab (layer drop) reached 6.21 GiB while its weights loaded
+ *   (91 s, against 30 s for the later builds' loads, whose RSS rose only by the weights): about 4 GiB the
+ *   worker had freed but not collected, not modelled here. Reading with `blob.slice().arrayBuffer()` it had
+ *   reached 6.0-7.4 GiB.
+ * - An 8-block Qwen2-shaped checkpoint (255 M, BF16 487 MiB), each kind at keep 0.5 in one tab, tensors read
+ *   through a BYOB reader (since replaced: its reads could stall): drop 2.42 GiB, prune 2.40, svd 2.62
+ *   against 2.45 estimated here (with `arrayBuffer()`: drop 4.39).
  */
 export const BROWSER_SUPPORT_GARBAGE = 0.15;
 
