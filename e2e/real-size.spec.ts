@@ -329,8 +329,19 @@ async function run(cmd: string, args: string[]): Promise<{ code: number; out: st
   });
 }
 
-/** The hub-shaped random checkpoint (made once, then reused). */
+/** Folders given instead of e2e/.models/<kind> (a checkpoint made elsewhere, or a smaller one of the same family). */
+const MODEL_DIRS: Record<string, string | undefined> = {
+  gpt2: process.env.REAL_SIZE_GPT2_DIR,
+  'qwen2.5-0.5b': process.env.REAL_SIZE_QWEN_DIR,
+};
+
+/** The hub-shaped random checkpoint (made once, then reused), or the folder its variable names. */
 async function ensureModel(kind: 'gpt2' | 'qwen2.5-0.5b'): Promise<string> {
+  const given = MODEL_DIRS[kind];
+  if (given) {
+    expect(existsSync(join(given, 'model.safetensors')), `${given}: no model.safetensors`).toBe(true);
+    return given;
+  }
   const dir = join(MODELS, kind);
   if (!existsSync(join(dir, 'model.safetensors'))) {
     mkdirSync(MODELS, { recursive: true });
@@ -364,6 +375,45 @@ async function setKeep(page: Page, keep: number): Promise<void> {
   const settings = page.locator('section[aria-label="Emulator settings"]');
   await settings.locator('label.field.slider input[type=range]').fill(String(keep));
   await expect(settings.locator('label.field.slider .mono')).toHaveText(keep.toFixed(2));
+}
+
+const METHOD_LABELS: Record<string, string> = { gradot: 'GradOT', svd: 'SVD', prune: 'Prune', drop: 'Layer drop' };
+
+/**
+ * Picks an emulator kind at `keep` (GradOT: on the bundled genre-short-mc support text) and reads the memory
+ * check the studio shows before anything starts: its level ('fits' | 'tight' | 'over') and its text.
+ */
+async function chooseBuild(page: Page, method: string, keep: number): Promise<{ level: string | null; text: string; build: Locator }> {
+  const settings = page.locator('section[aria-label="Emulator settings"]');
+  await settings.locator('label.chip', { hasText: METHOD_LABELS[method]! }).click();
+  await setKeep(page, keep);
+  if (method === 'gradot') {
+    await page.getByTestId('support-bundled').getByRole('button', { name: 'genre-short-mc' }).click();
+    await settings.getByText(/genre-short-mc\/train\.jsonl: \d+ rows/).waitFor({ timeout: 60_000 });
+  }
+  const fitBox = page.getByTestId('memory-fit');
+  return {
+    level: await fitBox.getAttribute('data-fit'),
+    text: (await fitBox.innerText()).replace(/\s+/g, ' '),
+    build: settings.getByRole('button', { name: /Build emulator/ }),
+  };
+}
+
+/** Clicks Build and waits for the build's results panel, as one timed phase (progress phases recorded). */
+async function runBuild(page: Page, mem: MemorySampler, phases: Phase[], method: string, keep: number, minutes: number, shots: string) {
+  const settings = page.locator('section[aria-label="Emulator settings"]');
+  const results = page.locator(`section[aria-label^="Results · ${method} keep ${keep}"]`);
+  await timed(
+    mem,
+    phases,
+    `studio: compress (${method}, keep ${keep})`,
+    async () => {
+      await settings.getByRole('button', { name: /Build emulator/ }).click();
+      await results.waitFor({ timeout: minutes * 60_000 });
+    },
+    { page, scope: settings, shots },
+  );
+  return results;
 }
 
 async function openModel(page: Page, dir: string): Promise<void> {
@@ -433,24 +483,9 @@ test.describe('real model sizes', () => {
       await timed(mem, phases, 'studio: open model', () => openModel(page, dir));
       const inspect = (await page.locator('section[aria-label^="Inspect · "]').innerText()).replace(/\s+/g, ' ');
       await shot(page, 'real-size-gpt2-opened');
-      const settings = page.locator('section[aria-label="Emulator settings"]');
-      await settings.locator('label.chip', { hasText: 'GradOT' }).click();
-      await setKeep(page, 0.5);
-      await page.getByTestId('support-bundled').getByRole('button', { name: 'genre-short-mc' }).click();
-      await settings.getByText(/genre-short-mc\/train\.jsonl: \d+ rows/).waitFor({ timeout: 60_000 });
-      const fit = (await page.getByTestId('memory-fit').innerText()).replace(/\s+/g, ' ');
+      const fit = (await chooseBuild(page, 'gradot', 0.5)).text;
       console.log(`  memory check before the build: ${fit}`);
-      const results = page.locator('section[aria-label^="Results · gradot"]');
-      await timed(
-        mem,
-        phases,
-        'studio: compress (gradot, keep 0.5)',
-        async () => {
-          await settings.getByRole('button', { name: /Build emulator/ }).click();
-          await results.waitFor({ timeout: 3 * 3600_000 });
-        },
-        { page, scope: settings, shots: 'real-size-gpt2-compress' },
-      );
+      const results = await runBuild(page, mem, phases, 'gradot', 0.5, 180, 'real-size-gpt2-compress');
       const studioCompressMs = phases[phases.length - 1]!.ms;
       const summary = (await page.getByTestId('compress-summary').innerText()).replace(/\s+/g, ' ');
       const resultsText = (await results.innerText()).replace(/\s+/g, ' ');
@@ -621,11 +656,12 @@ test.describe('real model sizes', () => {
     }
   });
 
-  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({ studio: { page } }) => {
+  test('Qwen2.5-0.5B-shaped: every kind of emulator, or a refusal with numbers, without the tab dying', async ({
+    studio: { page, guard },
+  }) => {
     test.setTimeout(4 * 3600_000);
     const buildMinutes = Number(process.env.REAL_SIZE_BUILD_MINUTES ?? 180);
     const methods = (process.env.REAL_SIZE_QWEN_METHODS ?? 'drop,prune,svd,gradot').split(',').map((m) => m.trim());
-    const labels: Record<string, string> = { gradot: 'GradOT', svd: 'SVD', prune: 'Prune', drop: 'Layer drop' };
     const mem = new MemorySampler();
     mem.start();
     let crashed = false;
@@ -633,96 +669,80 @@ test.describe('real model sizes', () => {
     const phases: Phase[] = [];
     const failures: string[] = [];
     const perMethod: Record<string, unknown> = {};
+    /** One kind: refused before starting (with the numbers), skipped, or built and its peak checked. */
+    const qwenBuild = async (method: string): Promise<Record<string, unknown>> => {
+      const { level, text: fitText, build } = await chooseBuild(page, method, 0.5);
+      const entry: Record<string, unknown> = { memoryCheck: { level, text: fitText } };
+      // Whatever the verdict, it gives numbers (an estimated peak in GB) before anything starts.
+      if (!/\d+\.\d\d GB/.test(fitText)) failures.push(`${method}: the memory check gives no numbers ("${fitText}")`);
+      if (level === 'over') {
+        // Refused before starting: Build stays disabled until the user says "start anyway".
+        if (await build.isEnabled()) failures.push(`${method}: estimated not to fit, yet Build is enabled without confirmation`);
+        if (!/will probably not fit/.test(fitText)) failures.push(`${method}: the refusal does not say it will not fit ("${fitText}")`);
+        await shot(page, `real-size-qwen-${method}-refused`);
+        console.log(`  ${method}: refused before starting: ${fitText}`);
+        return { ...entry, ran: false, why: 'refused before starting by the memory check' };
+      }
+      if (!methods.includes(method)) {
+        const why = `not in REAL_SIZE_QWEN_METHODS (${methods.join(',')})`;
+        console.log(`  ${method}: not run (${why}); memory check: ${fitText}`);
+        return { ...entry, ran: false, why };
+      }
+      const settings = page.locator('section[aria-label="Emulator settings"]');
+      try {
+        await runBuild(page, mem, phases, method, 0.5, buildMinutes, `real-size-qwen-${method}`);
+      } catch (e) {
+        failures.push(`${method}: build did not finish within ${buildMinutes} min: ${(e as Error).message.slice(0, 200)}`);
+        entry.unfinished = `not finished within ${buildMinutes} min (REAL_SIZE_BUILD_MINUTES)`;
+        await shot(page, `real-size-qwen-${method}-unfinished`);
+        for (const e of [...guard.pageErrors, ...guard.consoleErrors].slice(0, 10)) console.log(`  page error: ${e.slice(0, 300)}`);
+        // Cancel it, so the next method (and the report) still run.
+        await settings
+          .getByTestId('cancel')
+          .click({ timeout: 10_000 })
+          .catch(() => undefined);
+        await settings
+          .getByTestId('job-status')
+          .filter({ hasText: 'cancelled' })
+          .waitFor({ timeout: 600_000 })
+          .catch(() => undefined);
+      }
+      const ph = phases[phases.length - 1]!;
+      const alive = !crashed && (await page.evaluate(() => 1).catch(() => 0)) === 1;
+      Object.assign(entry, {
+        ran: true,
+        ms: ph.ms,
+        peakPageRenderer: ph.peakRendererProcess,
+        peakAllRenderers: ph.peakRenderer,
+        peakGpu: ph.peakGpu,
+        alive,
+        uiPhases: ph.uiPhases,
+      });
+      if (!alive) {
+        failures.push(`${method}: the tab died`);
+        return entry;
+      }
+      entry.summary = (
+        await page
+          .getByTestId('compress-summary')
+          .innerText()
+          .catch(() => '')
+      ).replace(/\s+/g, ' ');
+      await shot(page, `real-size-qwen-${method}-built`);
+      if (ph.peakRendererProcess >= 4 * GIB)
+        failures.push(`${method}: the page's renderer (page + workers) peaked at ${gb(ph.peakRendererProcess)} (target < 4 GiB)`);
+      return entry;
+    };
     const uptimeStart = (await run('uptime', [])).out.trim();
     try {
       const dir = await ensureModel('qwen2.5-0.5b');
       await timed(mem, phases, 'studio: open model', () => openModel(page, dir));
       await shot(page, 'real-size-qwen-opened');
-      const settings = page.locator('section[aria-label="Emulator settings"]');
       // Cheapest first, so a long build at the end still leaves the others' numbers.
       for (const method of ['drop', 'prune', 'svd', 'gradot']) {
-        const label = labels[method]!;
-        await settings.locator('label.chip', { hasText: label }).click();
-        await setKeep(page, 0.5);
-        if (method === 'gradot') {
-          await page.getByTestId('support-bundled').getByRole('button', { name: 'genre-short-mc' }).click();
-          await settings.getByText(/genre-short-mc\/train\.jsonl: \d+ rows/).waitFor({ timeout: 60_000 });
-        }
-        const fitBox = page.getByTestId('memory-fit');
-        const level = await fitBox.getAttribute('data-fit');
-        const fitText = (await fitBox.innerText()).replace(/\s+/g, ' ');
-        const build = settings.getByRole('button', { name: /Build emulator/ });
-        const entry: Record<string, unknown> = { memoryCheck: { level, text: fitText } };
+        const entry = await qwenBuild(method);
         perMethod[method] = entry;
-        // Whatever the verdict, it gives numbers (an estimated peak in GB) before anything starts.
-        if (!/\d+\.\d\d GB/.test(fitText)) failures.push(`${method}: the memory check gives no numbers ("${fitText}")`);
-        if (level === 'over') {
-          // Refused before starting: Build stays disabled until the user says "start anyway".
-          if (await build.isEnabled()) failures.push(`${method}: estimated not to fit, yet Build is enabled without confirmation`);
-          if (!/will probably not fit/.test(fitText)) failures.push(`${method}: the refusal does not say it will not fit ("${fitText}")`);
-          entry.ran = false;
-          entry.why = 'refused before starting by the memory check';
-          await shot(page, `real-size-qwen-${method}-refused`);
-          console.log(`  ${method}: refused before starting: ${fitText}`);
-          continue;
-        }
-        if (!methods.includes(method)) {
-          entry.ran = false;
-          entry.why = `not in REAL_SIZE_QWEN_METHODS (${methods.join(',')})`;
-          console.log(`  ${method}: not run (${entry.why}); memory check: ${fitText}`);
-          continue;
-        }
-        const results = page.locator(`section[aria-label^="Results · ${method} keep 0.5"]`);
-        try {
-          await timed(
-            mem,
-            phases,
-            `studio: compress (${method}, keep 0.5)`,
-            async () => {
-              await build.click();
-              await results.waitFor({ timeout: buildMinutes * 60_000 });
-            },
-            { page, scope: settings, shots: `real-size-qwen-${method}` },
-          );
-        } catch (e) {
-          failures.push(`${method}: build did not finish within ${buildMinutes} min: ${(e as Error).message.slice(0, 200)}`);
-          entry.unfinished = `not finished within ${buildMinutes} min (REAL_SIZE_BUILD_MINUTES)`;
-          await shot(page, `real-size-qwen-${method}-unfinished`);
-          // Cancel it, so the next method (and the report) still run.
-          await settings
-            .getByTestId('cancel')
-            .click({ timeout: 10_000 })
-            .catch(() => undefined);
-          await settings
-            .getByTestId('job-status')
-            .filter({ hasText: 'cancelled' })
-            .waitFor({ timeout: 600_000 })
-            .catch(() => undefined);
-        }
-        const ph = phases[phases.length - 1]!;
-        const alive = !crashed && (await page.evaluate(() => 1).catch(() => 0)) === 1;
-        Object.assign(entry, {
-          ran: true,
-          ms: ph.ms,
-          peakPageRenderer: ph.peakRendererProcess,
-          peakAllRenderers: ph.peakRenderer,
-          peakGpu: ph.peakGpu,
-          alive,
-          uiPhases: ph.uiPhases,
-        });
-        if (!alive) {
-          failures.push(`${method}: the tab died`);
-          break;
-        }
-        entry.summary = (
-          await page
-            .getByTestId('compress-summary')
-            .innerText()
-            .catch(() => '')
-        ).replace(/\s+/g, ' ');
-        await shot(page, `real-size-qwen-${method}-built`);
-        if (ph.peakRendererProcess >= 4 * GIB)
-          failures.push(`${method}: the page's renderer (page + workers) peaked at ${gb(ph.peakRendererProcess)} (target < 4 GiB)`);
+        if (entry.alive === false) break;
       }
     } finally {
       mem.stop();
@@ -733,6 +753,8 @@ test.describe('real model sizes', () => {
         `  page renderer peak over the run ${gb(Math.max(all.rendererHwm, all.rendererMax))} (high-water mark; all renderers ${gb(all.renderer)}); GPU process ${gb(all.gpu)}; tab crashed: ${crashed}`,
       );
       console.log(`  load: start "${uptimeStart}", end "${uptimeEnd}"`);
+      // What the page and its workers said went wrong (a job that stalls says nothing in the UI).
+      for (const e of [...guard.pageErrors, ...guard.consoleErrors].slice(0, 10)) console.log(`  page error: ${e.slice(0, 300)}`);
       saveResults('qwen2.5-0.5b', {
         model: 'Qwen2.5-0.5B-shaped random (make-model qwen2.5-0.5b)',
         phases,

@@ -13,7 +13,7 @@
  *   least one block), the SVD factors kept for scoring (f32, at most half the budget), one group's tape and
  *   the saved residual streams;
  * - the emulator's own tensors (the compressed middle: everything else is shared with the model), and at
- *   packaging, in the page, the package's bytes (the CLI streams them to disk);
+ *   packaging, in the page, one slice of the package being converted (the CLI streams it to disk);
  * - tuning: the emulator in f32, gradient and both AdamW moments of the trainable adapters, and the tape of
  *   every block for one batch.
  * Calibrated against peak RSS measured with `/usr/bin/time -v gradot compress` on the hub-shaped gpt2
@@ -96,22 +96,30 @@ export const DEFAULT_ESTIMATE_BUDGET = 2 ** 30;
  * typed arrays have grown by 512 MiB (reclaimHostMemory); a page cannot, and the worker's collector takes the
  * support pass's freed activations and statistics later, so at the peak part of them is still held:
  * BROWSER_SUPPORT_GARBAGE is that part, as a share of the support pass's working memory (every term but
- * the model's weights and the runtime). After the build the studio zips the package into a Blob for
- * download (from the files' own bytes, workers/studio/zip-blob.ts): one more copy of the package while the
- * model's arrays may not be collected yet ('offering the download'). Measured with the real-size
- * studio spec (`REAL_SIZE=1 npm run test:real-size`: the page renderer's RSS from /proc, page and workers)
- * against this estimate with PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
+ * the model's weights and the runtime). After the build the studio makes the package's zip Blob slice by
+ * slice (workers/studio/zip-blob.ts): the page holds one converted slice, the browser keeps the Blob's data
+ * outside the page ('packaging'). Measured with the real-size studio spec (`REAL_SIZE=1 npm run
+ * test:real-size`: the page renderer's RSS from /proc, page and workers) against this estimate with
+ * PAGE_RUNTIME_BYTES, on the hub-shaped checkpoints of `gradot make-model`:
  * - gpt2 (F32, 124 M), GradOT keep 0.5, 8 support batches of 4 x 64 tokens: the support pass peaked at
  *   1.72 GiB against 1.62 estimated here without the page terms, 0.10 GiB over on 0.87 GiB of working
- *   memory (0.11: BROWSER_SUPPORT_GARBAGE rounds it up); the build's peak came at packaging, 2.46 GiB with
- *   the package zipped once more than now (a contiguous zip and its Blob).
- * - Qwen2.5-0.5B (BF16, 494 M), prune keep 0.5, built second in a tab: 4.21 GiB at the end (offering the
- *   download), against 4.22 estimated here; svd, built next: 4.59 GiB in its first seconds, while the
- *   previous build's arrays were not yet collected (not modelled: one build at a time). The first build in a
- *   tab (layer drop) reached 7.4 GiB while loading, the file reads' buffers collected only at its end: not
- *   modelled either: reading the tensors into one reused buffer did not change it.
+ *   memory (0.11: BROWSER_SUPPORT_GARBAGE rounds it up).
+ * - Qwen2.5-0.5B (BF16, 494 M), keep 0.5, one tab, load 4-13, the package made as a contiguous zip before:
+ *   prune 4.21 GiB, svd 4.59. With the zip Blob made slice by slice: prune (built second) 3.07 GiB, svd
+ *   (third) 3.23, against 3.19 estimated here (evaluation; packaging 3.00); GradOT at the 1 GiB budget went
+ *   to 4.12 GiB in its support pass (estimated 4.08), hence the studio's smaller budget for it
+ *   (studioMemoryBudget). The first build in a tab (layer drop) reached 6.21 GiB while its weights loaded
+ *   (91 s, against 30 s for the later builds' loads, whose RSS rose only by the weights): about 4 GiB the
+ *   worker had freed but not collected, not modelled here. Reading with `blob.slice().arrayBuffer()` it had
+ *   reached 6.0-7.4 GiB.
+ * - An 8-block Qwen2-shaped checkpoint (255 M, BF16 487 MiB), each kind at keep 0.5 in one tab, tensors read
+ *   through a BYOB reader (since replaced: its reads could stall): drop 2.42 GiB, prune 2.40, svd 2.62
+ *   against 2.45 estimated here (with `arrayBuffer()`: drop 4.39).
  */
 export const BROWSER_SUPPORT_GARBAGE = 0.15;
+
+/** Elements the studio converts per Blob part of emulator.safetensors (workers/studio/zip-blob.ts). */
+export const PACKAGE_SLICE_ELEMENTS = 16 * 2 ** 20;
 
 const F32 = 4;
 
@@ -228,9 +236,22 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
         ],
       });
     }
-    // The studio makes the package's bytes; the CLI streams emulator.safetensors to disk after dropping the
-    // model (src/storage/package-file.ts), so there packaging holds less than the evaluation.
-    if (o.browser) phases.push({ phase: 'packaging', parts: [...built, { what: 'emulator package', bytes: emuParams * pkgBytes }] });
+    // The CLI streams emulator.safetensors to disk after dropping the model (src/storage/package-file.ts), so
+    // there packaging holds less than the evaluation. The studio makes the zip's Blob slice by slice
+    // (workers/studio/zip-blob.ts): the page holds one converted slice and its copy on the way to the Blob,
+    // whose data the browser keeps outside the page; the model's freed arrays may not be collected yet.
+    if (o.browser)
+      phases.push({
+        phase: 'packaging',
+        // An F32 slice is a view of the tensor (no conversion): only the Blob's copy.
+        parts: [
+          ...built,
+          {
+            what: 'package slice being converted (and its Blob copy)',
+            bytes: (pkgBytes < F32 ? 2 : 1) * PACKAGE_SLICE_ELEMENTS * pkgBytes,
+          },
+        ],
+      });
   } else {
     const trainable =
       o.tuneMode === 'lora'
@@ -253,14 +274,6 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
       const working = sp.parts.filter((x) => !x.what.startsWith('model weights')).reduce((a, x) => a + x.bytes, 0);
       sp.parts.push({ what: 'freed activations the page has not collected yet', bytes: BROWSER_SUPPORT_GARBAGE * working });
     }
-    const pkg = phases.find((p) => p.phase === 'packaging');
-    const bytes = pkg?.parts.find((x) => x.what === 'emulator package')?.bytes;
-    if (pkg && bytes !== undefined) {
-      phases.push({
-        phase: 'offering the download',
-        parts: [...pkg.parts, { what: 'the package zipped into a Blob for download', bytes }],
-      });
-    }
   }
   const all = phases.map((p) => ({
     phase: p.phase,
@@ -269,6 +282,32 @@ export function estimatePeakMemory(m: ModelShape, o: EstimateOptions): MemoryEst
   }));
   const peak = all.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   return { bytes: peak.bytes, phase: peak.phase, parts: peak.parts, phases: all };
+}
+
+/** The smallest working-memory budget the studio gives gradot's support pass. */
+export const MIN_STUDIO_BUDGET = 2 ** 28;
+
+/**
+ * The share of the tab's limit the studio keeps free when it chooses gradot's budget: the page's freed
+ * arrays come and go in the support pass (Qwen2.5-0.5B-shaped at 1 GiB: the renderer swung between 3.1 and
+ * 4.0 GiB within seconds, against 4.08 GiB estimated), so an estimate just under the limit is not enough.
+ */
+export const STUDIO_BUDGET_HEADROOM = 0.1;
+
+/**
+ * gradot's working-memory budget in the studio: DEFAULT_ESTIMATE_BUDGET while the support pass's estimated
+ * peak fits `limitBytes` less STUDIO_BUDGET_HEADROOM, else halved (down to MIN_STUDIO_BUDGET) until it does. The budget caps the SVD
+ * factors the scorer keeps for the build (half of it); the studio recomputes the others' SVDs when it builds
+ * (no folder to park them in, as the CLI has): the same emulator, later. Qwen2.5-0.5B's factors are 1.5 GB
+ * in f32, over any of these budgets, so a smaller one is only time.
+ */
+export function studioMemoryBudget(m: ModelShape, o: EstimateOptions, limitBytes: number): number {
+  let budget = DEFAULT_ESTIMATE_BUDGET;
+  const supportPeak = (b: number) =>
+    estimatePeakMemory(m, { ...o, memoryBudget: b }).phases.find((p) => p.phase === 'support pass')?.bytes ?? 0;
+  const target = limitBytes * (1 - STUDIO_BUDGET_HEADROOM);
+  while (budget > MIN_STUDIO_BUDGET && supportPeak(budget) > target) budget /= 2;
+  return budget;
 }
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };

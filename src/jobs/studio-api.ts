@@ -130,6 +130,9 @@ export interface CompressOptions {
   /** 'auto' = the engine's WebGPU backend when the badge shows one, else CPU. */
   backend: 'auto' | 'cpu';
   seed: number;
+  /** gradot's working-memory budget in bytes, as the page chose it from its estimate (memory-estimate.ts
+   *  studioMemoryBudget); default 1 GiB, as the CLI's. */
+  memoryBudget?: number;
 }
 
 export interface ProgressEvent {

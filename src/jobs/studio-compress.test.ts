@@ -3,50 +3,22 @@
  * of every middle block — q, k, v, o, gate, up, down — with kept / full for every method, and spectra for
  * any of them.
  */
-import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../cli/commands/ot-shared';
-import { randomTestModel, smallSpec, writeHFFolder } from '../model/random-model';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../workers/studio';
 import type { CompressMethod, CompressOptions, InputFile } from './studio-api';
+import { studioCompressOptions, studioModelFiles } from './studio-test-helpers';
 
-let dir = '';
 let support: InputFile;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gradot-studio-compress-'));
-  const model = join(dir, 'model');
-  const spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 32 });
-  await writeHFFolder(model, spec, randomTestModel(spec, 5));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(REPO_ROOT, 'public/models/demo', f), join(model, f));
-  const files: InputFile[] = [];
-  for (const f of await readdir(model)) files.push({ path: `model/${f}`, data: new Blob([await readFile(join(model, f))]) });
-  await api.openModel('model', files);
+  await api.openModel('model', (await studioModelFiles('llama', 5, 'model')).files);
   const text = Array.from({ length: 16 }, (_, i) =>
     JSON.stringify({ text: `the ${['red', 'blue', 'green'][i % 3]} house by the river number ${i}.` }),
   ).join('\n');
-  await writeFile(join(dir, 'support.jsonl'), text);
   support = { path: 'support.jsonl', data: new Blob([text]) };
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
-const opts = (method: CompressMethod): CompressOptions => ({
-  method,
-  keep: 0.5,
-  adapters: { bottom: 1, top: 1 },
-  lambdaAttn: 1,
-  lambdaMlp: 1,
-  seed: 0,
-  backend: 'cpu',
-  support: method === 'gradot' ? support : null,
-  supportExamples: 4,
-  supportSeqLen: 16,
-  supportBatch: 2,
-});
+const opts = (method: CompressMethod): CompressOptions => studioCompressOptions(method, support);
 
 describe('studio compression results', () => {
   it('svd and gradot: q k v o gate up down per middle block, the MLP factored (rank below full)', async () => {

@@ -18,9 +18,7 @@ import { REPO_ROOT } from '../cli/commands/ot-shared';
 import { CpuBackend } from '../engine/cpu/backend';
 import { exactSvd } from '../engine/linalg/svd';
 import { decoderFromWeights, type Decoder } from '../model/decoder';
-import { hfConfigFromSpec, loadHFModel, toHFWeights } from '../model/hf';
-import { randomTestModel, smallSpec } from '../model/random-model';
-import { serializeSafetensors } from '../model/safetensors';
+import { loadHFModel } from '../model/hf';
 import { FileListSource } from '../model/source';
 import type { WeightMap } from '../model/weights';
 import { compressModel } from '../ot/emulator/compress';
@@ -29,11 +27,12 @@ import { plugIn } from '../ot/offsite/plugin';
 import { synthExamples, tinyModel } from '../ot/offsite/test-helpers';
 import { tune } from '../ot/offsite/tune';
 import { plugIntoDecoder } from './plug-in';
-import type { CompressOptions, InputFile } from './studio-api';
+import type { InputFile } from './studio-api';
+import { blobOf, studioCompressOptions, studioModelFiles } from './studio-test-helpers';
 
-const blob = (b: Uint8Array | string): Blob => new Blob([typeof b === 'string' ? b : new Uint8Array(b)]);
 const ids = Int32Array.from({ length: 16 }, (_, i) => (i * 5 + 1) % 32);
 const bits = (a: ArrayLike<number>): Buffer => Buffer.from(Float32Array.from(a).buffer);
+const modelFiles = async (family: 'gpt2' | 'llama'): Promise<InputFile[]> => (await studioModelFiles(family, 7)).files;
 
 async function logits(dec: Decoder): Promise<Float32Array> {
   const y = dec.forward(ids, 2, 8);
@@ -42,37 +41,12 @@ async function logits(dec: Decoder): Promise<Float32Array> {
   return out;
 }
 
-async function modelFiles(family: 'gpt2' | 'llama'): Promise<InputFile[]> {
-  const spec = smallSpec(family, { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 32 });
-  const files: InputFile[] = [
-    { path: `${family}/config.json`, data: blob(JSON.stringify(hfConfigFromSpec(spec))) },
-    { path: `${family}/model.safetensors`, data: blob(serializeSafetensors(toHFWeights(spec, randomTestModel(spec, 7)))) },
-  ];
-  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
-    files.push({ path: `${family}/${f}`, data: blob(await readFile(join(REPO_ROOT, 'public/models/demo', f))) });
-  return files;
-}
-
-const opts = (method: CompressOptions['method']): CompressOptions => ({
-  method,
-  keep: 0.5,
-  adapters: { bottom: 1, top: 1 },
-  lambdaAttn: 1,
-  lambdaMlp: 1,
-  seed: 0,
-  backend: 'cpu',
-  support: null,
-  supportExamples: 4,
-  supportSeqLen: 16,
-  supportBatch: 2,
-});
-
 describe('studio: what a finished job keeps', () => {
   for (const family of ['gpt2', 'llama'] as const) {
     it(`${family}: a built emulator keeps a zip and its record; spectra re-read the source matrix (same σ)`, async () => {
       const files = await modelFiles(family);
       await api.openModel(family, files);
-      const r = await api.compress(opts('svd'), () => undefined);
+      const r = await api.compress(studioCompressOptions('svd'), () => undefined);
       const kept = builtPackages.get(r.packageId)!;
       expect(kept.zip).toBeInstanceOf(Blob);
       expect(kept.zip.size).toBe(r.packageBytes);
@@ -104,14 +78,14 @@ describe('studio: what a finished job keeps', () => {
   it('an opened package keeps its files and manifest; evaluation decodes it and gives the same numbers', async () => {
     const files = await modelFiles('llama');
     await api.openModel('llama', files);
-    const r = await api.compress(opts('drop'), () => undefined);
+    const r = await api.compress(studioCompressOptions('drop'), () => undefined);
     const dl = await api.exportPackage(r.packageId);
     const p = await api.openPackage('emu.zip', [{ path: 'emu.zip', data: dl.bytes as Blob }]);
     const entry = openPackages.get(p.packageId)!;
     expect('pkg' in entry).toBe(false);
     expect(entry.meta.method).toBe('drop');
     const test = join(REPO_ROOT, 'public/data/genre-short-mc/test.jsonl');
-    const ds = await api.openDataset({ path: 'test.jsonl', data: blob(await readFile(test)) });
+    const ds = await api.openDataset({ path: 'test.jsonl', data: blobOf(await readFile(test)) });
     const a = await api.evaluate({ packageId: p.packageId, datasetId: ds.datasetId, limit: 4 }, () => undefined);
     const b = await api.evaluate({ packageId: p.packageId, datasetId: ds.datasetId, limit: 4 }, () => undefined);
     expect(a.emulatorZS.n).toBe(4);

@@ -3,38 +3,24 @@
  * behind the grid's estimate, the source spectra of compared runs, the kept components a run's report
  * carries, and "Try it" stopping in its export stage when cancelled there.
  */
-import { copyFile, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../cli/commands/ot-shared';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { CpuBackend } from '../engine/cpu/backend';
 import { linearName } from '../model/decoder';
-import { randomTestModel, smallSpec, writeHFFolder } from '../model/random-model';
 import type { ModelSpec } from '../model/spec';
 import type { WeightMap } from '../model/weights';
 import { buildEmulator, toRanges } from '../ot/emulator/package';
 import { api } from '../../workers/studio';
 import { taskName } from '../../workers/studio/protocol';
-import type { GenerateStage, InputFile } from './studio-api';
+import type { GenerateStage } from './studio-api';
+import { studioModelFiles } from './studio-test-helpers';
 
-let dir = '';
 let spec: ModelSpec;
 let weights: WeightMap;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gradot-studio-research-'));
-  const model = join(dir, 'model');
-  spec = smallSpec('llama', { numLayers: 4, hiddenSize: 16, numHeads: 2, vocabSize: 4096, maxPositions: 32 });
-  weights = randomTestModel(spec, 11);
-  await writeHFFolder(model, spec, weights);
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(REPO_ROOT, 'public/models/demo', f), join(model, f));
-  const files: InputFile[] = [];
-  for (const f of await readdir(model)) files.push({ path: `model/${f}`, data: new Blob([await readFile(join(model, f))]) });
-  await api.openModel('model', files);
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  const m = await studioModelFiles('llama', 11, 'model');
+  ({ spec, weights } = m);
+  await api.openModel('model', m.files);
 });
 
 describe('researcher measurements', () => {

@@ -125,7 +125,9 @@ export interface CheckpointStore extends BlobStore {
 
 let CRC_TABLE: Uint32Array | null = null;
 
-export function crc32(bytes: Uint8Array): number {
+/** CRC-32 (IEEE) of `bytes`; `prev`, the CRC of the bytes before them, continues it over several parts (as
+ *  zlib's crc32(data, value)). */
+export function crc32(bytes: Uint8Array, prev = 0): number {
   if (!CRC_TABLE) {
     CRC_TABLE = new Uint32Array(256);
     for (let n = 0; n < 256; n++) {
@@ -134,7 +136,7 @@ export function crc32(bytes: Uint8Array): number {
       CRC_TABLE[n] = c >>> 0;
     }
   }
-  let c = 0xffffffff;
+  let c = (prev ^ 0xffffffff) >>> 0;
   for (let i = 0; i < bytes.length; i++) c = (CRC_TABLE[(c ^ (bytes[i] as number)) & 0xff] as number) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

@@ -28,7 +28,8 @@ import { onBackend } from './backend';
 import { fail, sourceOf, rethrow } from './files';
 import { openModels, newId, builtPackages } from './state';
 import { Cancelled, loadModelWeights, startControlledJob } from './jobs';
-import { zipPackageBlob } from './zip-blob';
+import { zipEntriesBlob } from './zip-blob';
+import type { PackageWeights } from '../../src/ot/emulator/package';
 
 /**
  * Builds the emulator with src/jobs buildEmulatorJob (the job `gradot compress` runs), keeps the zip for
@@ -105,6 +106,10 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
               supportExamples: opts.supportExamples,
               batch: Math.max(1, opts.supportBatch),
               backend: be,
+              ...(opts.memoryBudget ? { memoryBudget: opts.memoryBudget } : {}),
+              // emulator.safetensors as tensors: made into the zip's Blob slice by slice below, after the
+              // model's arrays are let go (its bytes whole were another copy of the emulator at the peak).
+              streamWeights: true,
             },
             {
               signal: abort.signal,
@@ -147,15 +152,19 @@ export async function compress(opts: CompressOptions, onProgress: ProgressFn): P
     // A cancel that landed after the last check (the build's final steps run without one) still wins.
     if (abort.signal.aborted) throw new Cancelled();
     const r = built.result;
-    // Nothing below needs a weight: let the model's and the emulator's arrays go before the zip is made (the
-    // zip's allocation is then what prompts the collector to take them, at 2 GB for Qwen2.5-0.5B).
+    // Nothing below needs the model's weights: let its arrays go before the package is made (what the emulator
+    // shares with it stays referenced by the emulator).
     loaded.weights.clear();
+    // Kept for download as a Blob (the browser holds Blob data outside the page's heap), made of the files'
+    // own bytes, the headers and emulator.safetensors converted slice by slice (zip-blob.ts): neither the
+    // safetensors bytes whole nor a contiguous zip. Each emulator tensor is let go once its bytes are in;
+    // the package's files and the model's decoded weights go when this job returns: a spectrum re-reads its
+    // one source matrix from the model's files.
+    const entries = built.entries.map(([name, e]): [string, Uint8Array | PackageWeights] =>
+      e instanceof Uint8Array ? [name, e] : [name, { ...e, onWritten: (t: string) => void r.weights.delete(t) }],
+    );
+    const zip = zipEntriesBlob(entries);
     r.weights.clear();
-    // Kept for download as a Blob (the browser may hold it outside the page's heap); the emulator's weights,
-    // the package's files and the model's decoded weights are let go when this job returns: a spectrum
-    // re-reads its one source matrix from the model's files.
-    // Made of the files' own bytes and the headers (zip-blob.ts): no contiguous copy of the package.
-    const zip = zipPackageBlob(built.files);
     const packageBytes = zip.size;
     const packageId = newId('emu');
     const { weights: _cleared, ...record } = r;

@@ -3,7 +3,8 @@
  * file (and line).
  */
 import { SafetensorsReader } from '../../src/model/safetensors';
-import { FileListSource } from '../../src/model/source';
+import type { FileListSource } from '../../src/model/source';
+import { BlobSource, readBlob } from './blob-source';
 import { numel } from '../../src/model/weights';
 import { unzipBounded } from '../../src/faults/zip';
 import { EMULATOR_JSON, EMULATOR_WEIGHTS, readEmulatorPackage, type EmulatorPackage } from '../../src/ot/emulator/package';
@@ -21,7 +22,7 @@ export function stripCommonFolder(files: InputFile[]): InputFile[] {
 }
 
 export function sourceOf(files: InputFile[], label: string): FileListSource {
-  return new FileListSource(new Map(files.map((f) => [f.path, f.data])), label);
+  return new BlobSource(new Map(files.map((f) => [f.path, f.data])), label);
 }
 
 /** Header-only read through src/model's SafetensorsReader (validates offsets against the file size). */
@@ -63,7 +64,7 @@ export async function readJson(file: InputFile): Promise<Record<string, unknown>
 }
 
 export async function expandZip(file: InputFile): Promise<InputFile[]> {
-  const bytes = new Uint8Array(await file.data.arrayBuffer());
+  const bytes = await readBlob(file.data, file.path);
   // Entry count and sizes are checked before inflating: a zip bomb is refused, not expanded.
   let entries: [string, Uint8Array][];
   try {
@@ -87,7 +88,7 @@ export async function readPackage(files: InputFile[], label: string): Promise<Em
   const weightsFile = findFile(files, EMULATOR_WEIGHTS);
   if (!weightsFile) fail(label, `${EMULATOR_WEIGHTS} is missing next to ${EMULATOR_JSON}`);
   const map = new Map<string, Uint8Array>();
-  for (const f of [manifestFile, weightsFile]) map.set(baseName(f.path), new Uint8Array(await f.data.arrayBuffer()));
+  for (const f of [manifestFile, weightsFile]) map.set(baseName(f.path), await readBlob(f.data, f.path));
   try {
     // src/ot checks format, version, and every tensor against the emulator's spec.
     return readEmulatorPackage(map);

@@ -28,6 +28,7 @@ import {
 import { onBackend } from './backend';
 import type { Backend } from '../../src/engine/backend';
 import { fail, sourceOf, rethrow, expandZip, readPackage } from './files';
+import { readBlob } from './blob-source';
 import { openPackages, openDatasets, activeRuns, tunedRuns } from './state';
 import { startControlledJob } from './jobs';
 
@@ -92,7 +93,7 @@ export async function writeOpfs(dir: FileSystemDirectoryHandle, name: string, da
 }
 
 export function toZip(files: InputFile[]): Promise<Blob> {
-  return Promise.all(files.map(async (f) => [f.path, new Uint8Array(await f.data.arrayBuffer())] as const)).then((list) => {
+  return Promise.all(files.map(async (f) => [f.path, await readBlob(f.data, f.path)] as const)).then((list) => {
     const entries: Record<string, Uint8Array> = {};
     for (const [p, b] of list) entries[p] = b;
     return new Blob([zipSync(entries, { level: 0 }) as Uint8Array<ArrayBuffer>], { type: 'application/zip' });
@@ -313,8 +314,7 @@ export async function resumeRun(runId: string, onProgress: ProgressFn): Promise<
   const zip = await (await dir.getFileHandle('package.zip')).getFile();
   const files = await expandZip({ path: 'package.zip', data: zip });
   const map = new Map<string, Uint8Array>();
-  for (const f of files)
-    if (f.path === EMULATOR_JSON || f.path === EMULATOR_WEIGHTS) map.set(f.path, new Uint8Array(await f.data.arrayBuffer()));
+  for (const f of files) if (f.path === EMULATOR_JSON || f.path === EMULATOR_WEIGHTS) map.set(f.path, await readBlob(f.data, f.path));
   const pkg = readEmulatorPackage(map);
   const data = await (await dir.getFileHandle(rec.datasetFile)).getFile();
   return runTune(runId, files, pkg, rec.packageName, { path: rec.datasetName, data }, rec.options, onProgress);

@@ -24,6 +24,8 @@ import { download, fetchFiles, formatBytes, formatCount, isCancelError, progress
 import { DEFAULT_EVAL_LIMIT } from '../../store/ui';
 import {
   estimatePeakMemory,
+  studioMemoryBudget,
+  DEFAULT_ESTIMATE_BUDGET,
   fitVerdict,
   gib,
   modelShapeOf,
@@ -286,6 +288,7 @@ function Settings() {
       supportBatch: s.supportBatch,
       backend: s.backend,
       seed: s.seed,
+      ...(fit?.memoryBudget ? { memoryBudget: fit.memoryBudget } : {}),
     };
     setJob({ running: true, paused: false, progress: null, jobId: null, ended: null });
     let ended: JobEnd = 'failed';
@@ -471,6 +474,8 @@ interface CompressFit {
   compress: FitVerdict;
   /** Tuning the resulting emulator with the data owner's defaults (4 x 128 tokens, full adapter blocks). */
   tune: FitVerdict;
+  /** gradot's working-memory budget chosen to fit the tab (studioMemoryBudget), when below the default. */
+  memoryBudget?: number;
 }
 
 function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['compress']): CompressFit {
@@ -479,11 +484,14 @@ function compressFit(model: ModelSummary, s: ReturnType<typeof useUi.getState>['
   const split = { bottom: s.bottom, top: s.top };
   const keep = s.method === 'none' ? 1 : s.keep;
   const common = { keep, split, runtimeBytes: PAGE_RUNTIME_BYTES, browser: true };
-  const c = estimatePeakMemory(shape, { ...common, job: 'compress', method: s.method, batch: s.supportBatch, seq: s.supportSeqLen });
+  const co = { ...common, job: 'compress' as const, method: s.method, batch: s.supportBatch, seq: s.supportSeqLen };
+  const budget = s.method === 'gradot' ? studioMemoryBudget(shape, co, limit.bytes) : DEFAULT_ESTIMATE_BUDGET;
+  const c = estimatePeakMemory(shape, { ...co, memoryBudget: budget });
   const t = estimatePeakMemory(shape, { ...common, job: 'tune', tuneMode: 'full', batch: 4, seq: Math.min(128, model.maxPositions) });
   return {
     compress: fitVerdict('Building this emulator', c, limit),
     tune: fitVerdict('Tuning its emulator (batch 4 x 128 tokens)', t, limit),
+    ...(budget < DEFAULT_ESTIMATE_BUDGET ? { memoryBudget: budget } : {}),
   };
 }
 
@@ -506,6 +514,13 @@ function MemoryFit({ fit, anyway, setAnyway }: { fit: CompressFit; anyway: boole
           </label>
         </div>
       )}
+      {fit.memoryBudget ? (
+        <div className="muted small" data-testid="memory-budget">
+          the support pass keeps {Math.round(fit.memoryBudget / 2 ** 20)} MiB of working memory instead of{' '}
+          {Math.round(DEFAULT_ESTIMATE_BUDGET / 2 ** 20)} MiB to fit this tab: the build recomputes more of its SVDs (slower, the same
+          emulator)
+        </div>
+      ) : null}
       {!fit.tune.fits ? (
         <div className="alert small" data-testid="memory-fit-tune">
           {fit.tune.message}
